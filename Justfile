@@ -1,0 +1,19 @@
+# chrootforge tasks. `scripts/bootstrap` installs what they need.
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+py := ".venv/bin/python"
+
+# Run the whole test suite (as root it also runs every rootless check as the user `cftest`).
+test *ARGS:
+    {{py}} -m pytest -q {{ARGS}}
+
+# Build the example images and run one.
+demo:
+    {{py}} -m bench.demo
+
+# Benchmarks: ratios against peer tools, run side by side.
+bench:
+    for b in bench/bench_*.py; do {{py}} "$b"; done
+
+lint:
+    .venv/bin/ruff check chrootforge tests bench

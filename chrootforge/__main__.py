@@ -1,0 +1,5 @@
+import sys
+
+from chrootforge.cli import main
+
+sys.exit(main())

@@ -1,0 +1,202 @@
+"""Run chrootforge as root and as an unprivileged user with a subuid range.
+
+When the suite runs as root, it creates the user `cftest` with /etc/subuid and /etc/subgid ranges and
+stages a copy of the code that this user can read (the checkout may sit below a 0700 home). When the
+suite runs unprivileged, the "root" identity is skipped and the "user" identity is the caller.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TEST_USER = "cftest"
+SUBID_START = 300000
+SUBID_COUNT = 65536
+SHARED_TMP = Path(os.environ.get("CHROOTFORGE_TEST_TMP", "/var/tmp/chrootforge-tests"))
+
+
+def _ensure_subid(path: str, user: str) -> None:
+    lines = Path(path).read_text().splitlines() if os.path.exists(path) else []
+    if any(line.split(":")[0] == user for line in lines):
+        return
+    with open(path, "a") as handle:
+        handle.write(f"{user}:{SUBID_START}:{SUBID_COUNT}\n")
+
+
+def ensure_test_user() -> pwd.struct_passwd:
+    try:
+        entry = pwd.getpwnam(TEST_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", TEST_USER], check=True)
+        entry = pwd.getpwnam(TEST_USER)
+    _ensure_subid("/etc/subuid", TEST_USER)
+    _ensure_subid("/etc/subgid", TEST_USER)
+    runtime = Path(f"/run/user/{entry.pw_uid}")
+    runtime.mkdir(parents=True, exist_ok=True)
+    os.chown(runtime, entry.pw_uid, entry.pw_gid)
+    runtime.chmod(0o700)
+    return entry
+
+
+def _copytree(src: Path, dst: Path) -> None:
+    shutil.copytree(src, dst, symlinks=True, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache"))
+
+
+def stage_user_env() -> Path:
+    """A world-readable copy of the code and its dependencies, for the unprivileged test user."""
+    stage = SHARED_TMP / "userenv"
+    tmp = Path(tempfile.mkdtemp(prefix="userenv.", dir=SHARED_TMP))
+    for name in ("chrootforge", "hooks", "examples"):
+        if (REPO / name).exists():
+            _copytree(REPO / name, tmp / "src" / name)
+    _copytree(Path(sysconfig.get_paths()["purelib"]), tmp / "site")
+    if Path(sysconfig.get_paths()["platlib"]) != Path(sysconfig.get_paths()["purelib"]):
+        _copytree(Path(sysconfig.get_paths()["platlib"]), tmp / "site")
+    for pth in (tmp / "site").glob("__editable__*"):
+        pth.unlink()  # editable finders point back into the (maybe unreadable) checkout
+    for root, dirs, files in os.walk(tmp):
+        os.chmod(root, 0o755)
+        for name in files:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o755 if os.access(path, os.X_OK) else 0o644)
+    os.chmod(tmp, 0o755)
+    if stage.exists():
+        shutil.rmtree(stage)
+    os.rename(tmp, stage)
+    return stage
+
+
+@dataclasses.dataclass
+class Identity:
+    """Who runs a command: `root` (real root) or `user` (unprivileged with a subuid range)."""
+
+    name: str
+    uid: int
+    gid: int
+    home: str
+    python: list[str]  # argv prefix that starts Python with chrootforge importable
+    env: dict[str, str]
+
+    @property
+    def is_root(self) -> bool:
+        return self.uid == 0
+
+    def _wrap(self, argv: list[str]) -> list[str]:
+        if self.uid == os.getuid():
+            return argv
+        env = [f"{k}={v}" for k, v in self.env.items()]
+        return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups",
+                "--", "env", "-i", *env, *argv]
+
+    def run(self, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
+        kwargs.setdefault("capture_output", True)
+        kwargs.setdefault("text", True)
+        kwargs.setdefault("timeout", 600)
+        if self.uid == os.getuid():
+            env = dict(os.environ)
+            env.update(self.env)
+            env.update(kwargs.pop("env", {}) or {})
+            kwargs["env"] = env
+            return subprocess.run(argv, **kwargs)
+        extra = kwargs.pop("env", {}) or {}
+        return subprocess.run(self._wrap(["env", *[f"{k}={v}" for k, v in extra.items()], *argv]),
+                              **kwargs)
+
+    def popen(self, argv: list[str], env: dict | None = None, **kwargs) -> subprocess.Popen:
+        if self.uid == os.getuid():
+            full = dict(os.environ)
+            full.update(self.env)
+            full.update(env or {})
+            return subprocess.Popen(argv, env=full, **kwargs)
+        extra = [f"{k}={v}" for k, v in (env or {}).items()]
+        return subprocess.Popen(self._wrap(["env", *extra, *argv]), **kwargs)
+
+    def cf_argv(self, *args: str) -> list[str]:
+        return [*self.python, "-m", "chrootforge", *args]
+
+    def cf(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
+        """Run `chrootforge ARGS...` as this identity."""
+        return self.run(self.cf_argv(*args), **kwargs)
+
+    def mkdtemp(self, prefix: str = "t.") -> Path:
+        """A fresh directory this identity owns, outside root's private pytest tmp."""
+        SHARED_TMP.mkdir(parents=True, exist_ok=True)
+        os.chmod(SHARED_TMP, 0o1777)
+        path = Path(tempfile.mkdtemp(prefix=f"{self.name}.{prefix}", dir=SHARED_TMP))
+        os.chown(path, self.uid, self.gid) if os.getuid() == 0 else None
+        return path
+
+
+_identities: dict[str, Identity] = {}
+
+
+def _base_env(home: str, uid: int) -> dict[str, str]:
+    return {
+        "HOME": home,
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "XDG_RUNTIME_DIR": f"/run/user/{uid}",
+        "XDG_CACHE_HOME": str(SHARED_TMP / f"cache-{uid}"),
+        "LANG": "C.UTF-8",
+        "SOURCE_DATE_EPOCH": os.environ.get("SOURCE_DATE_EPOCH", "1700000000"),
+    }
+
+
+def get_identity(name: str) -> Identity:
+    if name in _identities:
+        return _identities[name]
+    me = pwd.getpwuid(os.getuid())
+    if name == "root":
+        if os.getuid() != 0:
+            pytest.skip("the suite runs unprivileged: the root identity is not available")
+        ident = Identity("root", 0, 0, me.pw_dir, [sys.executable], {})
+    elif os.getuid() == 0:
+        entry = ensure_test_user()
+        base = Path(getattr(sys, "_base_executable", sys.executable)).resolve()
+        probe = subprocess.run(["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}",
+                                "--init-groups", "--", str(base), "-c", "pass"], capture_output=True)
+        if probe.returncode != 0:
+            pytest.skip(f"the test user cannot run {base}; create the venv with /usr/bin/python3")
+        SHARED_TMP.mkdir(parents=True, exist_ok=True)
+        os.chmod(SHARED_TMP, 0o1777)
+        stage = stage_user_env()
+        env = _base_env(entry.pw_dir, entry.pw_uid)
+        env["PYTHONPATH"] = f"{stage / 'src'}:{stage / 'site'}"
+        env["CHROOTFORGE_SRC"] = str(stage / "src")
+        ident = Identity("user", entry.pw_uid, entry.pw_gid, entry.pw_dir, [str(base)], env)
+    else:
+        if not any(line.split(":")[0] in (me.pw_name, str(me.pw_uid))
+                   for line in Path("/etc/subuid").read_text().splitlines()):
+            pytest.skip(f"{me.pw_name} has no /etc/subuid range")
+        ident = Identity("user", me.pw_uid, me.pw_gid, me.pw_dir, [sys.executable],
+                         {"CHROOTFORGE_SRC": str(REPO)})
+    _identities[name] = ident
+    return ident
+
+
+@pytest.fixture(params=["root", "user"])
+def identity(request) -> Identity:
+    """Parametrizes a test over real root and an unprivileged user with a subuid range."""
+    return get_identity(request.param)
+
+
+@pytest.fixture
+def root_identity() -> Identity:
+    return get_identity("root")
+
+
+@pytest.fixture
+def user_identity() -> Identity:
+    return get_identity("user")
