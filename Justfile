@@ -9,7 +9,7 @@ test *ARGS:
 
 # Build the example images and run one.
 demo:
-    {{py}} -m bench.demo
+    {{py}} scripts/demo.py
 
 # Benchmarks: ratios against peer tools, run side by side.
 bench:

@@ -2,4 +2,8 @@
 
 pytest_plugins = [
     "tests.helpers.identity",
+    "tests.helpers.rootfs",
+    "tests.helpers.mirror",
+    "tests.helpers.pipeline",
+    "tests.helpers.world",
 ]

@@ -1,0 +1,33 @@
+"""The sandbox: user/mount/pid/uts/ipc/net namespaces, id maps, the mount plan and PID 1.
+
+Public names are loaded on first use (PEP 562), so that importing chrootforge.sandbox.cli to
+register the commands costs nothing.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "Bind": "config", "OverlayRoot": "config", "SandboxConfig": "config", "Tmpfs": "config",
+    "IdMap": "idmap", "detect_idmap": "idmap",
+    "remove_tree": "mapped", "run_mapped": "mapped",
+    "run_sandboxed": "runner",
+    "MountStep": "mountplan", "plan_mounts": "mountplan",
+}
+
+__all__ = ["Bind", "IdMap", "MountStep", "OverlayRoot", "SandboxConfig", "Tmpfs", "detect_idmap",
+           "plan_mounts", "remove_tree", "run_mapped", "run_sandboxed"]
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'chrootforge.sandbox' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"chrootforge.sandbox.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -1,0 +1,101 @@
+"""Start-up cost of `chrootforge run ROOT -- /bin/true` against its floors, side by side.
+
+Run: .venv/bin/python bench/bench_sandbox.py [--runs N]
+Compares (median wall time of N interleaved runs, same process):
+  python -c pass                  the interpreter's own start (our floor)
+  chrootforge run (net none)      user+mount+pid+uts+ipc+net namespaces, full map, pivot_root
+  chrootforge run --network host  the same without a net namespace
+  bwrap                           Debian's bubblewrap with equivalent namespaces and mounts
+  unshare + chroot                util-linux unshare (single-id map) and chroot, no mounts
+Goal: chrootforge run <= 1.5x python -c pass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_rootfs(base: Path) -> Path:
+    root = base / "rootfs"
+    for d in ("bin", "proc", "dev", "sys", "run", "tmp", "etc", "var/tmp/portage",
+              "var/db/repos/gentoo", "root"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    shutil.copy2("/bin/busybox", root / "bin/busybox")
+    for applet in ("sh", "true"):
+        (root / "bin" / applet).symlink_to("busybox")
+    return root
+
+
+def commands(root: Path, repo: Path) -> dict[str, list[str]]:
+    py = sys.executable
+    cf = [py, "-m", "chrootforge", "run", str(root), "--repo", f"gentoo={repo}",
+          "--portage-tmpfs", "64M"]
+    cmds = {
+        "python -c pass": [py, "-c", "pass"],
+        "chrootforge run": [*cf, "--", "/bin/true"],
+        "chrootforge run --network host": [*cf, "--network", "host", "--", "/bin/true"],
+    }
+    if shutil.which("bwrap"):
+        cmds["bwrap"] = ["bwrap", "--unshare-all", "--unshare-user", "--uid", "0", "--gid", "0",
+                         "--die-with-parent", "--bind", str(root), "/", "--proc", "/proc",
+                         "--dev", "/dev", "--tmpfs", "/run", "--ro-bind", str(repo),
+                         "/var/db/repos/gentoo", "--tmpfs", "/var/tmp/portage", "/bin/true"]
+    sbin = f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin"
+    chroot = shutil.which("chroot", path=sbin)
+    if shutil.which("unshare", path=sbin) and chroot:
+        cmds["unshare + chroot"] = ["unshare", "--user", "--map-root-user", "--mount", "--pid",
+                                    "--fork", "--net", "--uts", "--ipc", chroot, str(root),
+                                    "/bin/true"]
+    return cmds
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30)
+    args = parser.parse_args()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = f"{REPO}:{env.get('PYTHONPATH', '')}".rstrip(":")
+    with tempfile.TemporaryDirectory(prefix="cf-bench.") as tmp:
+        root = make_rootfs(Path(tmp))
+        repo = Path(tmp) / "repo"
+        repo.mkdir()
+        cmds = commands(root, repo)
+        times: dict[str, list[float]] = {name: [] for name in cmds}
+        for name, argv in cmds.items():  # warm-up, and a check that each one works
+            result = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+            if result.returncode != 0:
+                print(f"{name}: failed ({result.returncode}): {result.stderr.strip()}")
+                times.pop(name)
+        for _ in range(args.runs):
+            for name, values in times.items():
+                start = time.perf_counter()
+                subprocess.run(cmds[name], env=env, stdout=subprocess.DEVNULL, check=False)
+                values.append(time.perf_counter() - start)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    floor = medians["python -c pass"]
+    print(f"uid {os.getuid()}, {args.runs} runs each, median wall time")
+    print(f"{'command':34} {'median':>9} {'x python':>9}")
+    for name, value in medians.items():
+        print(f"{name:34} {value * 1000:7.1f}ms {value / floor:8.2f}x")
+    cf = medians.get("chrootforge run")
+    if cf is not None:
+        for peer in ("bwrap", "unshare + chroot"):
+            if peer in medians:
+                print(f"chrootforge run / {peer}: {cf / medians[peer]:.1f}x")
+        verdict = "meets" if cf <= 1.5 * floor else "misses"
+        print(f"goal (<= 1.5x python -c pass): {verdict} ({cf / floor:.2f}x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,352 @@
+"""`chrootforge build`: resolve the image graph, skip what is up to date, build the rest in order.
+
+    build(targets, *, force=False, force_all=False, no_deps=False, layout=None, network=None,
+          single_id=False, stage3=None, plan_only=False) -> BuildReport
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC
+from pathlib import Path
+
+from chrootforge import __version__, log
+from chrootforge.errors import CfError, UsageError
+from chrootforge.gentoo import records as rec
+from chrootforge.gentoo import state as st
+from chrootforge.gentoo.plan import ImagePlan, image_ref, plan_image, render_plan
+from chrootforge.spec.graph import build_order, load_project, parse_targets
+from chrootforge.spec.model import PHASES, SCRATCH, Project
+
+
+@dataclass
+class ImageResult:
+    image: str
+    refs: list[str]
+    status: str                      # "built" | "up-to-date" | "failed" | "skipped"
+    seconds: float = 0.0
+    steps: dict[str, float] = field(default_factory=dict)
+    digest: str = ""
+    size: int = 0
+    layers: int = 0
+    error: str = ""
+
+
+@dataclass
+class BuildReport:
+    namespace: str
+    layout: str
+    images: list[ImageResult] = field(default_factory=list)
+    seconds: float = 0.0
+    ok: bool = True
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def ref_name(ns, image: str, tag: str) -> str:
+    """The org.opencontainers.image.ref.name of an image's tag: the full name, e.g.
+    localhost/chrootforge/hello:latest (one layout holds every image of the namespace)."""
+    return image_ref(ns, image, tag)
+
+
+# -- layout reading (plain OCI layout files) ------------------------------------------------------
+def _index_refs(layout: Path) -> dict[str, str]:
+    try:
+        index = json.loads((layout / "index.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {m.get("annotations", {}).get("org.opencontainers.image.ref.name", ""): m["digest"]
+            for m in index.get("manifests", [])}
+
+
+def _manifest_stats(layout: Path, digest: str) -> tuple[int, int]:
+    try:
+        manifest = json.loads((layout / "blobs" / "sha256" / digest.split(":")[-1]).read_text())
+    except (OSError, ValueError):
+        return 0, 0
+    layers = manifest.get("layers", [])
+    return sum(int(layer.get("size", 0)) for layer in layers), len(layers)
+
+
+# -- cache keys --------------------------------------------------------------------------------
+def image_key(project: Project, name: str, parent_digest: str, inputs) -> str:
+    ns, image = project.namespace, project.images[name]
+    hooks = {f"{h.phase}/{h.name}": st.file_digest(h.path) for h in image.hooks}
+    return st.cache_key({
+        "version": __version__,
+        "namespace": hashlib.sha256(ns.text.encode()).hexdigest(),
+        "spec": hashlib.sha256(image.text.encode()).hexdigest(),
+        "hooks": hooks,
+        "parent": parent_digest,
+        "stage": inputs.stage_id,
+        "tree": inputs.tree_id,
+    })
+
+
+def _source_date_epoch(stage: Path | None) -> int:
+    if os.environ.get("SOURCE_DATE_EPOCH", "").isdigit():
+        return int(os.environ["SOURCE_DATE_EPOCH"])
+    if stage is not None and stage.exists():
+        return int(stage.stat().st_mtime)
+    return 0
+
+
+# -- the build ---------------------------------------------------------------------------------
+def plan(targets: list[str], layout: str | None = None) -> str:
+    """The plan of every image, as text (no stage needed)."""
+    from chrootforge.gentoo.mountview import describe_mounts
+
+    folder, names = parse_targets(targets)
+    project, requested = load_project(folder, names)
+    order = build_order(project.images, requested)
+    layout_path = Path(layout).resolve() if layout else project.namespace.layout
+    out = [f"namespace {project.namespace.name} ({project.namespace.root})", f"layout {layout_path}",
+           "order: " + " -> ".join(order)]
+    for name in order:
+        parent = project.images[name].parent
+        state = st.load_state(layout_path, parent) if parent != SCRATCH else None
+        p = plan_image(project, name, state.packages() if state else None)
+        out.append(render_plan(p, describe_mounts(project.namespace, p)))
+    return "\n".join(out) + "\n"
+
+
+def build(targets: list[str], *, force: bool = False, force_all: bool = False, no_deps: bool = False,
+          layout: str | None = None, network: str | None = None, single_id: bool = False,
+          stage3: str | None = None) -> BuildReport:
+    from chrootforge.gentoo import inputs as inp
+
+    started = time.monotonic()
+    folder, names = parse_targets(targets)
+    project, requested = load_project(folder, names)
+    ns = project.namespace
+    order = build_order(project.images, requested, with_deps=not no_deps)
+    layout_path = Path(layout).resolve() if layout else ns.layout
+    report = BuildReport(ns.name, str(layout_path))
+    stage_override = Path(stage3).resolve() if stage3 else None
+    inputs = inp.identify(ns, stage_override)
+    forced = set(order) if force_all else (set(requested) if force else set())
+    run = _Run(project, layout_path, inputs, stage_override, network or ns.network, single_id)
+    digests: dict[str, str] = {}
+    bdir = st.build_dir(layout_path)
+    try:
+        bdir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"cannot create {bdir}: {err.strerror}", hint="choose a writable --layout") from None
+    from chrootforge.fsutil import file_lock
+
+    # One build per layout at a time: builds share the work dirs and the state files.
+    with file_lock(bdir / ".build.lock"):
+        _build_all(project, order, requested, forced, layout_path, inputs, run, report, digests)
+    report.ok = all(r.status != "failed" for r in report.images)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _build_all(project, order, requested, forced, layout_path, inputs, run, report, digests) -> None:
+    ns = project.namespace
+    failed = False
+    try:
+        for name in order:
+            image = project.images[name]
+            refs = [ref_name(ns, name, t) for t in image.tags]
+            if failed:
+                report.images.append(ImageResult(name, refs, "skipped", error="an earlier image failed"))
+                continue
+            parent_state = None
+            if image.parent != SCRATCH:
+                parent_state = st.load_state(layout_path, image.parent)
+                if parent_state is None or not _refs_present(layout_path, parent_state):
+                    raise UsageError(f"image {name}: its parent '{image.parent}' has not been built",
+                                     hint="build without --no-deps")
+            parent_digest = digests.get(image.parent) or (parent_state.manifest_digest if parent_state else "")
+            key = image_key(project, name, parent_digest, inputs)
+            old = st.load_state(layout_path, name)
+            if name not in forced and old and old.key == key and _refs_present(layout_path, old):
+                size, layers = _manifest_stats(layout_path, old.manifest_digest)
+                digests[name] = old.manifest_digest
+                report.images.append(ImageResult(name, refs, "up-to-date", 0.0, {}, old.manifest_digest,
+                                                 size, layers))
+                log.info(f"{name}: up to date ({old.manifest_digest[:19]})")
+                continue
+            result = run.build_image(name, key, parent_state, refs)
+            report.images.append(result)
+            if result.status == "failed":
+                failed = True
+            else:
+                digests[name] = result.digest
+    finally:
+        run.close()
+
+
+def _refs_present(layout: Path, state: st.ImageState) -> bool:
+    """Are all the state's tags (full ref names) still in the layout, on the recorded manifest?"""
+    refs = _index_refs(layout)
+    return bool(state.tags) and all(refs.get(ref) == state.manifest_digest for ref in state.tags)
+
+
+class _Run:
+    """Lazily prepared shared context (stage verification and extraction only if something builds)."""
+
+    def __init__(self, project, layout, inputs, stage_override, network, single_id):
+        self.project, self.layout, self.inputs = project, layout, inputs
+        self.stage_override, self.network, self.single_id = stage_override, network, single_id
+        self.ctx = None
+        self.stage_record = None
+        self.tree_record = None
+
+    def context(self):
+        if self.ctx is not None:
+            return self.ctx
+        from chrootforge.fsutil import user_cache_dir
+        from chrootforge.gentoo import inputs as inp
+        from chrootforge.gentoo.executor import BuildContext
+        from chrootforge.sandbox import detect_idmap
+        from chrootforge.sources.stage_cache import pristine_root
+
+        ns = self.project.namespace
+        idmap = detect_idmap(single_id=self.single_id)
+        t0 = time.monotonic()
+        self.stage_record = inp.fetch_stage(ns, self.stage_override)
+        pristine = pristine_root(self.stage_record, idmap)
+        tree, self.tree_record = inp.resolve_tree(ns, idmap)
+        log.info(f"stage ready in {time.monotonic() - t0:.2f}s ({self.stage_record.name})")
+        bdir = st.build_dir(self.layout)
+        ns_id = hashlib.sha256(str(ns.root).encode()).hexdigest()[:12]
+        cache = user_cache_dir()
+        binpkgs = cache / "binpkgs" / f"{ns.name}-{ns_id}"
+        distfiles = cache / "distfiles"
+        for d in (binpkgs, distfiles, bdir / "work", bdir / "logs", self.layout):
+            d.mkdir(parents=True, exist_ok=True)
+        if ns.distfiles:
+            _sync_distfiles(ns.distfiles, distfiles)
+        self.ctx = BuildContext(namespace=ns.name, layout=self.layout, workdir=bdir / "work",
+                                logdir=bdir / "logs", pristine=pristine, idmap=idmap, tree=tree,
+                                repos=dict(ns.repos), distfiles=distfiles, binpkgs=binpkgs,
+                                network=self.network, compression=ns.compression, jobs=ns.jobs)
+        return self.ctx
+
+    def build_image(self, name: str, key: str, parent_state, refs: list[str]) -> ImageResult:
+        from chrootforge.gentoo.executor import ImageBuilder
+
+        started = time.monotonic()
+        log.info(f"{name}: building")
+        image = self.project.images[name]
+        try:
+            ctx = self.context()
+            parent_records = parent_state.packages() if parent_state else []
+            p = plan_image(self.project, name, parent_records if image.parent != SCRATCH else None)
+            for why in p.provided.reinstalled:
+                log.info(f"    reinstalling {why}")
+            parent_ref = parent_state.tags[0] if parent_state else None
+            builder = ImageBuilder(ctx, p, parent_ref)
+            commit = self._commit_request(p, refs, key)
+            digest, own = builder.build(commit)
+            cumulative = rec.merge(parent_records, own)
+            self._write_sbom(p, refs, digest, cumulative)
+            size, layers = _manifest_stats(self.layout, digest)
+            seconds = time.monotonic() - started
+            st.save_state(self.layout, st.ImageState(
+                image=name, key=key, manifest_digest=digest, tags=list(refs),
+                records=rec.dump(cumulative), own=[p.cpv for p in own], size=size, layers=layers,
+                seconds=seconds))
+            return ImageResult(name, refs, "built", seconds, dict(builder.timer.steps), digest, size, layers)
+        except CfError as err:
+            log.info(f"{name}: FAILED")
+            return ImageResult(name, refs, "failed", time.monotonic() - started, error=err.render())
+        except OSError as err:  # a host-side file problem: one clear line, not a traceback
+            log.info(f"{name}: FAILED")
+            error = CfError(f"image {name}: {err.strerror or err}: {err.filename or ''}".rstrip(": "))
+            return ImageResult(name, refs, "failed", time.monotonic() - started, error=error.render())
+
+    def _commit_request(self, p: ImagePlan, refs: list[str], key: str) -> dict:
+        ns = self.project.namespace
+        image = self.project.images[p.name]
+        stage_path = self.stage_override or ns.stage3.path
+        epoch = _source_date_epoch(stage_path)
+        from datetime import datetime
+
+        created = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        labels = {
+            "org.opencontainers.image.created": created,
+            "org.opencontainers.image.title": p.name,
+            "org.opencontainers.image.version": image.tags[0],
+            "org.opencontainers.image.ref.name": p.refs[0],
+            "org.chrootforge.version": __version__,
+            "org.chrootforge.namespace": ns.name,
+            "org.chrootforge.build-key": key,
+            "org.chrootforge.tree": self.inputs.tree_id,
+        }
+        if image.description:
+            labels["org.opencontainers.image.description"] = image.description
+        if self.stage_record is not None:
+            labels.update(self.stage_record.labels())
+        if self.tree_record is not None:
+            labels.update(self.tree_record.labels())
+        config = dict(p.config)
+        config["Labels"] = {**labels, **config.get("Labels", {})}
+        history = [{"created": created, "created_by": f"chrootforge build {ns.name}/{p.name}: emerge "
+                    + " ".join(image.packages), "comment": f"chrootforge {__version__}"}]
+        return {"tags": refs, "config": config, "labels": config["Labels"], "history": history,
+                "names": list(p.refs), "epoch": epoch}
+
+    def _write_sbom(self, p: ImagePlan, refs: list[str], digest: str, cumulative) -> None:
+        from chrootforge.gentoo.sbom import MEDIA_TYPE, spdx_document
+
+        ns = self.project.namespace
+        epoch = _source_date_epoch(self.stage_override or ns.stage3.path)
+        doc = spdx_document(p.refs[0], cumulative, created_epoch=epoch, tool_version=__version__,
+                            namespace_uri=f"https://chrootforge.invalid/spdx/{ns.name}/{p.name}/{digest}",
+                            image_digest=digest)
+        data = json.dumps(doc, indent=1, sort_keys=True).encode()
+        sbom_dir = st.build_dir(self.layout) / "sbom"
+        sbom_dir.mkdir(parents=True, exist_ok=True)
+        from chrootforge.fsutil import atomic_write
+
+        atomic_write(sbom_dir / f"{p.name}.spdx.json", data)
+        try:
+            from chrootforge import oci
+        except ImportError:
+            return
+        attach = getattr(oci, "attach_referrer", None)
+        if attach is None:
+            log.warn("the OCI package has no attach_referrer: the SBOM is kept beside the layout only")
+            return
+        attach(self.layout, refs[0], data, MEDIA_TYPE, artifact_type=MEDIA_TYPE)
+
+    def close(self) -> None:
+        pass
+
+
+def _sync_distfiles(src: Path, dest: Path) -> None:
+    """Copy the namespace's distfiles into the (writable, ours) distfiles cache."""
+    import shutil
+
+    if not src.is_dir():
+        raise UsageError(f"distfiles directory {src} does not exist")
+    for entry in src.iterdir():
+        if entry.is_file():
+            target = dest / entry.name
+            if not target.exists() or target.stat().st_size != entry.stat().st_size:
+                tmp = dest / f".{entry.name}.tmp"
+                shutil.copyfile(entry, tmp)
+                os.replace(tmp, target)
+
+
+def summary_table(report: BuildReport) -> str:
+    rows = [("IMAGE", "TAG", "STATUS", "SIZE", "LAYERS", "TIME")]
+    for r in report.images:
+        size = f"{r.size / 1048576:.1f} MiB" if r.size else "-"
+        rows.append((r.image, r.refs[0] if r.refs else "-", r.status, size, str(r.layers or "-"),
+                     f"{r.seconds:.1f}s"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines.append(f"total {report.seconds:.1f}s, layout {report.layout}")
+    return "\n".join(lines)
+
+
+__all__ = ["PHASES", "BuildReport", "ImageResult", "build", "plan", "ref_name", "summary_table"]

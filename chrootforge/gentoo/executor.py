@@ -1,0 +1,210 @@
+"""Build one image: the thin executor of an ImagePlan (sandbox runs, record, strip, commit).
+
+Users and groups: acct-user/acct-group ebuilds (and baselayout) write their entries into
+${ROOT}/etc/passwd and ${ROOT}/etc/group themselves, as Gentoo's current eclasses do; the image root
+is seeded with the parent's tree, so the child appends to the parent's databases. The finish step
+checks that a configured `user` exists there.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from chrootforge import log
+from chrootforge.errors import CfError
+from chrootforge.gentoo import emerge, ocistep, records, s6
+from chrootforge.gentoo.plan import ImagePlan
+from chrootforge.spec.model import PHASES
+
+CF_MOUNT = emerge.CF_MOUNT
+
+
+@dataclass
+class StepTimer:
+    steps: list[tuple[str, float]] = field(default_factory=list)
+
+    def run(self, name: str, func, *args, **kwargs):
+        start = time.monotonic()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            elapsed = time.monotonic() - start
+            self.steps.append((name, elapsed))
+            log.info(f"    {name:<18} {elapsed:6.2f}s")
+
+
+@dataclass
+class BuildContext:
+    """What every image build of one run shares."""
+
+    namespace: str
+    layout: Path
+    workdir: Path                     # <layout>.build/work
+    logdir: Path                      # <layout>.build/logs
+    pristine: Path
+    idmap: object
+    tree: Path
+    repos: dict[str, Path]
+    distfiles: Path
+    binpkgs: Path
+    network: str
+    compression: str
+    jobs: int
+
+
+class ImageBuilder:
+    def __init__(self, ctx: BuildContext, plan: ImagePlan, parent_ref: str | None):
+        self.ctx, self.plan, self.parent_ref = ctx, plan, parent_ref
+        self.work = ctx.workdir / plan.name
+        self.logs = ctx.logdir / plan.name
+        self.rootfs = self.work / "rootfs"
+        self.cf = self.work / "cf"
+        self.builder = None
+        self.timer = StepTimer()
+
+    # -- the whole build ------------------------------------------------------------------------
+    def build(self, commit_request: dict) -> tuple[str, list[records.InstalledPackage]]:
+        """Returns (manifest digest, the records this image's own layer installed)."""
+        from chrootforge.sandbox import remove_tree
+
+        if self.work.exists():
+            remove_tree(self.work, self.ctx.idmap)
+        if self.logs.exists():
+            shutil.rmtree(self.logs)
+        self.logs.mkdir(parents=True)
+        self.work.mkdir(parents=True)
+        try:
+            t = self.timer
+            t.run("prepare", self._prepare)
+            t.run("configure_builder", self._sandbox, "configure_builder", self._configure_script(), {})
+            t.run("configure_rootfs", self._sandbox, "configure_rootfs", self._hooks_script("configure_rootfs"),
+                  emerge.emerge_env())
+            if self.plan.emerge_argv:
+                t.run("emerge", self._emerge)
+            t.run("post_emerge", self._sandbox, "post_emerge", self._post_emerge_script(), emerge.emerge_env())
+            own = t.run("record", records.read_vdb, self.rootfs, self.plan.name)
+            t.run("finish_rootfs", self._sandbox, "finish_rootfs", self._finish_script(), emerge.emerge_env())
+            request = dict(commit_request, op="commit", rootfs=str(self.rootfs), layout=str(self.ctx.layout),
+                           parent=self.parent_ref, compression=self.ctx.compression)
+            reply = t.run("commit", ocistep.run, request, self.ctx.idmap, self.work)
+            return reply["digest"], own
+        finally:
+            try:
+                remove_tree(self.work, self.ctx.idmap)
+            except CfError as err:
+                log.warn(f"could not clean {self.work}: {err}")
+
+    # -- steps ----------------------------------------------------------------------------------
+    def _prepare(self) -> None:
+        from chrootforge.sources.stage_cache import fresh_builder
+
+        self.rootfs.mkdir(mode=0o755)
+        portage_dir = self.cf / "portage"
+        for rel, content in self.plan.portage.files.items():
+            path = portage_dir / "files" / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content)
+        make_conf = self.plan.portage.make_conf_append
+        if getattr(self.ctx.idmap, "single_id", False):
+            # Degraded single-id mode: nobody but root exists, so portage cannot drop to 250.
+            make_conf += ('# single-id mode (announced): no userpriv\n'
+                          'FEATURES="${FEATURES} -userpriv -usersandbox"\n'
+                          'PORTAGE_USERNAME="root"\nPORTAGE_GRPNAME="root"\n')
+        (portage_dir / "make.conf.append").write_text(make_conf)
+        (portage_dir / "package.provided").write_text(self.plan.portage.provided_append)
+        hooks_dir = self.cf / "hooks"
+        hooks_dir.mkdir(parents=True)
+        for phase in PHASES:
+            for i, (name, path) in enumerate(self.plan.hooks[phase]):
+                shutil.copyfile(path, hooks_dir / f"{phase}-{i:02d}-{Path(name).name}")
+        (self.cf / "status").mkdir()
+        os.chmod(self.cf / "status", 0o777)
+        if self.parent_ref:
+            ocistep.run({"op": "unpack", "layout": str(self.ctx.layout), "tag": self.parent_ref,
+                         "dest": str(self.rootfs)}, self.ctx.idmap, self.work)
+        self.builder = fresh_builder(self.ctx.pristine, self.work / "builder", self.ctx.idmap)
+
+    def _hook_lines(self, phase: str) -> list[str]:
+        lines = []
+        for i, (name, _path) in enumerate(self.plan.hooks[phase]):
+            script = f"{CF_MOUNT}/hooks/{phase}-{i:02d}-{Path(name).name}"
+            lines.append(f'echo ">>> hook {phase}: {name}"')
+            lines.append(f"CF_PHASE={phase} sh {shlex.quote(script)} || "
+                         f"{{ rc=$?; echo {shlex.quote(name)} $rc > {CF_MOUNT}/status/failed-hook; exit $rc; }}")
+        return lines
+
+    def _hooks_script(self, phase: str) -> str:
+        return "\n".join(["set -u", *self._hook_lines(phase)]) + "\n"
+
+    def _configure_script(self) -> str:
+        install = self.plan.portage.install_script(f"{CF_MOUNT}/portage")
+        return install + "\n".join(self._hook_lines("configure_builder")) + "\n"
+
+    def _post_emerge_script(self) -> str:
+        text = s6.install_script(list(self.plan.services), emerge.EMERGE_ROOT) if self.plan.services else ""
+        return text + "set -u\n" + "\n".join(self._hook_lines("post_emerge")) + "\n"
+
+    def _finish_script(self) -> str:
+        lines = ["set -u", *self._hook_lines("finish_rootfs"), self.plan.slim.shell(emerge.EMERGE_ROOT)]
+        user = self.plan.config.get("User")
+        if user and not user.split(":")[0].isdigit():
+            name = shlex.quote(user.split(":")[0])
+            lines.append(f"grep -q '^'{name}: {emerge.EMERGE_ROOT}/etc/passwd || "
+                         f"{{ echo \"config user {user} is not in the image's /etc/passwd\" >&2; "
+                         f"echo user-missing > {CF_MOUNT}/status/failed-check; exit 3; }}")
+        return "\n".join(lines) + "\n"
+
+    def _emerge(self) -> None:
+        logfile = self.logs / "emerge.log"
+        code = self._run(list(self.plan.emerge_argv), emerge.emerge_env(), logfile)
+        if code != 0:
+            tail = _tail(logfile, 25)
+            raise CfError(f"image {self.plan.name}: emerge failed (exit status {code}); log: {logfile}\n"
+                          + "".join(f"    | {line}\n" for line in tail).rstrip(),
+                          hint=f"read the full log: {logfile}")
+
+    def _sandbox(self, phase: str, script: str, env: dict) -> None:
+        path = self.cf / f"{phase}.sh"
+        path.write_text(script)
+        logfile = self.logs / f"{phase}.log"
+        code = self._run(["/bin/sh", f"{CF_MOUNT}/{phase}.sh"], env, logfile)
+        if code != 0:
+            failed = self.cf / "status" / "failed-hook"
+            if failed.exists():
+                name, _, status = failed.read_text().strip().rpartition(" ")
+                raise CfError(f"image {self.plan.name}: hook '{name}' ({phase}) failed with exit status "
+                              f"{status}; log: {logfile}", hint=_last(logfile))
+            raise CfError(f"image {self.plan.name}: step {phase} failed (exit status {code}); log: {logfile}",
+                          hint=_last(logfile))
+
+    def _run(self, argv: list[str], env: dict, logfile: Path) -> int:
+        from chrootforge.gentoo.mountview import sandbox_config
+        from chrootforge.sandbox import run_sandboxed
+
+        full_env = {"HOME": "/root", "TERM": "dumb", "LC_ALL": "C.UTF-8",
+                    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                    "CF_IMAGE": self.plan.name, "CF_NAMESPACE": self.ctx.namespace,
+                    "CF_ROOT": emerge.EMERGE_ROOT, **env}
+        config = sandbox_config(root=self.builder, network=self.ctx.network, tree=self.ctx.tree,
+                                repos=self.ctx.repos, rootfs=self.rootfs, cf=self.cf,
+                                distfiles=self.ctx.distfiles, binpkgs=self.ctx.binpkgs, idmap=self.ctx.idmap,
+                                argv=argv, env=full_env, log_file=logfile)
+        return run_sandboxed(config)
+
+
+def _tail(path: Path, n: int) -> list[str]:
+    try:
+        return path.read_text(errors="replace").splitlines(keepends=True)[-n:]
+    except OSError:
+        return []
+
+
+def _last(path: Path) -> str:
+    lines = [line.strip() for line in _tail(path, 5) if line.strip()]
+    return (lines[-1] if lines else "no output") + f" (full log: {path})"
+

@@ -1,0 +1,116 @@
+"""Everything one image build will do, as a value: computed without a stage, shown by --plan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from chrootforge.gentoo import emerge, portage_conf, s6
+from chrootforge.gentoo.imageconfig import oci_config
+from chrootforge.gentoo.provided import ProvidedPlan, child_use_map, plan_provided
+from chrootforge.gentoo.records import InstalledPackage
+from chrootforge.gentoo.slim import SlimPlan, plan_slim
+from chrootforge.spec.graph import ancestors
+from chrootforge.spec.model import PHASES, SCRATCH, Image, Namespace, Project
+
+
+@dataclass(frozen=True)
+class ImagePlan:
+    name: str
+    parent: str | None
+    refs: tuple[str, ...]                       # full names, e.g. localhost/world/hello:latest
+    tags: tuple[str, ...]
+    portage: portage_conf.PortageConfig
+    provided: ProvidedPlan
+    emerge_argv: tuple[str, ...]
+    emerge_env: dict[str, str]
+    hooks: dict[str, tuple[tuple[str, Path], ...]]
+    services: tuple[s6.FileEntry, ...]
+    slim: SlimPlan
+    config: dict
+    notes: tuple[str, ...] = field(default=())
+
+
+def image_ref(ns: Namespace, image: str, tag: str) -> str:
+    return f"{ns.prefix}/{image}:{tag}"
+
+
+def plan_image(project: Project, name: str,
+               parent_records: list[InstalledPackage] | None) -> ImagePlan:
+    """`parent_records`: the parent's cumulative package list (None: parent not built yet)."""
+    ns = project.namespace
+    image = project.images[name]
+    chain = [project.images[a] for a in ancestors(project.images, name)]
+    notes = []
+    if image.parent == SCRATCH:
+        provided = ProvidedPlan((), ())
+    elif parent_records is None:
+        provided = ProvidedPlan((), ())
+        notes.append(f"package.provided comes from the build of '{image.parent}' (not built yet)")
+    else:
+        provided = plan_provided(parent_records, child_use_map(image.package_settings))
+    services = s6.all_services(list(reversed(chain)) + [image])
+    own_entries = s6.service_entries(image.services)
+    has_services = bool(services)
+    if has_services and not _has_s6(image, chain):
+        notes.append("services are declared but no image in the chain lists an s6 package")
+    return ImagePlan(
+        name=name,
+        parent=None if image.parent == SCRATCH else image.parent,
+        refs=tuple(image_ref(ns, name, t) for t in image.tags),
+        tags=image.tags,
+        portage=portage_conf.generate(ns, image, provided),
+        provided=provided,
+        emerge_argv=tuple(emerge.emerge_argv(image.packages, 1)) if image.packages else (),
+        emerge_env=emerge.emerge_env(),
+        hooks={phase: tuple((h.name, h.path) for h in image.hooks_for(phase)) for phase in PHASES},
+        services=tuple(own_entries),
+        slim=plan_slim(image.strip),
+        config=oci_config(image, chain, has_services),
+        notes=tuple(notes),
+    )
+
+
+def _has_s6(image: Image, chain: list[Image]) -> bool:
+    return any("s6" in atom.split("/")[-1] for img in [image, *chain] for atom in img.packages)
+
+
+def render_plan(plan: ImagePlan, mounts: list[str] | None = None) -> str:
+    """A human-readable plan (what `chrootforge build --plan` prints)."""
+    out = [f"== image {plan.name} (parent: {plan.parent or 'scratch'})",
+           "   tags: " + " ".join(plan.refs)]
+    for note in plan.notes:
+        out.append(f"   note: {note}")
+    if mounts:
+        out.append("   sandbox mounts:")
+        out += [f"     {m}" for m in mounts]
+    out.append("   /etc/portage:")
+    for path, content in sorted(plan.portage.files.items()):
+        body = [line for line in content.splitlines() if line and not line.startswith("#")]
+        if body:
+            out.append(f"     {path}:")
+            out += [f"       {line}" for line in body]
+    out.append("     make.conf (appended):")
+    out += [f"       {line}" for line in plan.portage.make_conf_append.splitlines() if line]
+    out.append("     profile/package.provided:")
+    out += [f"       {line}" for line in plan.provided.lines] or ["       (nothing)"]
+    for why in plan.provided.reinstalled:
+        out.append(f"       # reinstalled: {why}")
+    if plan.portage.profile:
+        out.append(f"     make.profile -> {plan.portage.profile}")
+    for phase in PHASES:
+        for hook_name, path in plan.hooks[phase]:
+            out.append(f"   hook {phase}: {hook_name} ({path})")
+    if plan.emerge_argv:
+        env = " ".join(f"{k}={v}" for k, v in plan.emerge_env.items())
+        out.append(f"   emerge: {env} {' '.join(plan.emerge_argv)}")
+    else:
+        out.append("   emerge: (no packages)")
+    for entry in plan.services:
+        if entry.kind == "file":
+            out.append(f"   s6: {entry.path} ({entry.mode:o})")
+        elif entry.kind == "symlink":
+            out.append(f"   s6: {entry.path} -> {entry.content}")
+    out.append("   strip: " + " ".join(plan.slim.remove))
+    out.append(f"   config: {plan.config}")
+    return "\n".join(out)

@@ -1,0 +1,27 @@
+"""Read back the SBOM attached to an image (`chrootforge sbom LAYOUT:TAG`)."""
+
+from __future__ import annotations
+
+import json
+
+from chrootforge.errors import CfError, UsageError
+from chrootforge.gentoo.sbom import MEDIA_TYPE
+
+
+def read_sbom(ref: str) -> str:
+    from chrootforge import oci
+    from chrootforge.oci import layout as lo
+    from chrootforge.oci.referrer import referrers
+    from chrootforge.oci.refs import split_layout_ref
+
+    layout, tag = split_layout_ref(ref)
+    if not tag:
+        raise UsageError(f"{ref}: give LAYOUT:TAG", hint="e.g. out/layout:localhost/ns/hello:latest")
+    found = oci.resolve(layout, tag)
+    path = lo.open_layout(layout)
+    for desc in referrers(lo.read_index(path), found.descriptor["digest"]):
+        if desc.get("artifactType") == MEDIA_TYPE:
+            manifest = lo.read_json_blob(path, desc["digest"])
+            data = lo.blob_path(path, manifest["layers"][0]["digest"]).read_bytes()
+            return json.dumps(json.loads(data), indent=1, sort_keys=True) + "\n"
+    raise CfError(f"{tag}: no SBOM is attached to this image", hint="images built by chrootforge build have one")

@@ -1,0 +1,55 @@
+"""inspect: what a layout holds (tags, layers, sizes, config), as text or JSON."""
+
+from __future__ import annotations
+
+from chrootforge.oci import layout as lo
+from chrootforge.oci import mediatypes as mt
+from chrootforge.oci.referrer import referrers
+from chrootforge.oci.writer import resolve
+
+
+def describe(layout, tag: str | None = None) -> dict:
+    layout = lo.open_layout(layout)
+    index = lo.read_index(layout)
+    tags = sorted(lo.tagged(index)) if tag is None else [tag]
+    images = []
+    for name in tags:
+        found = resolve(layout, name)
+        layers = found.manifest.get("layers", [])
+        images.append({
+            "tag": name,
+            "name": (found.descriptor.get("annotations") or {}).get(mt.CONTAINERD_NAME),
+            "digest": found.descriptor["digest"],
+            "config_digest": found.manifest["config"]["digest"],
+            "size": sum(int(x.get("size", 0)) for x in layers),
+            "layers": [{"digest": x["digest"], "size": x["size"], "mediaType": x["mediaType"],
+                        "diff_id": d} for x, d in zip(layers, found.config["rootfs"]["diff_ids"])],
+            "created": found.config.get("created"),
+            "architecture": found.config.get("architecture"),
+            "os": found.config.get("os"),
+            "config": found.config.get("config", {}),
+            "history": found.config.get("history", []),
+            "referrers": [{"digest": r["digest"], "artifactType": r.get("artifactType")}
+                          for r in referrers(index, found.descriptor["digest"])],
+        })
+    return {"layout": str(layout), "images": images}
+
+
+def render(info: dict) -> str:
+    lines = [f"layout {info['layout']}"]
+    if not info["images"]:
+        lines.append("  (no tags)")
+    for img in info["images"]:
+        lines.append(f"{img['tag']}  ({img['name']})")
+        lines.append(f"  manifest {img['digest']}")
+        lines.append(f"  config   {img['config_digest']}  {img['os']}/{img['architecture']}  "
+                     f"created {img['created']}")
+        lines.append(f"  size     {img['size'] / 1048576:.2f} MiB in {len(img['layers'])} layers")
+        for i, layer in enumerate(img["layers"]):
+            kind = layer["mediaType"].rsplit("+", 1)[-1] if "+" in layer["mediaType"] else "tar"
+            lines.append(f"    {i}: {layer['digest']}  {layer['size'] / 1048576:8.2f} MiB  {kind}")
+        for key, value in img["config"].items():
+            lines.append(f"  {key}: {value}")
+        for ref in img["referrers"]:
+            lines.append(f"  referrer {ref['digest']}  {ref['artifactType']}")
+    return "\n".join(lines)

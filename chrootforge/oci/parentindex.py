@@ -1,0 +1,111 @@
+"""The tree of a parent image, rebuilt by streaming its layers (no sidecar file to go stale).
+
+For each path: its metadata (as tree.Entry without inode), the sha256 of a regular file's content,
+and its hardlink group (the first path of the inode within the layer that wrote it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import tarfile
+from pathlib import Path
+
+from chrootforge.oci import layerread, tree
+
+_KIND = {tarfile.REGTYPE: tree.FILE, tarfile.AREGTYPE: tree.FILE, tarfile.DIRTYPE: tree.DIR,
+         tarfile.SYMTYPE: tree.SYMLINK, tarfile.CHRTYPE: tree.CHAR, tarfile.BLKTYPE: tree.BLOCK,
+         tarfile.FIFOTYPE: tree.FIFO, tarfile.CONTTYPE: tree.FILE}
+
+
+@dataclasses.dataclass
+class Node:
+    entry: tree.Entry
+    content: str | None = None  # sha256 hex of a regular file
+    group: str | None = None  # hardlink group id
+
+
+class ParentTree:
+    def __init__(self):
+        self.nodes: dict[str, Node] = {}
+        self.children: dict[str, set[str]] = {"": set()}
+
+    def _add(self, path: str, node: Node) -> None:
+        self.nodes[path] = node
+        parent, _, name = path.rpartition("/")
+        self.children.setdefault(parent, set()).add(name)
+        if node.entry.kind == tree.DIR:
+            self.children.setdefault(path, set())
+
+    def remove(self, path: str) -> None:
+        if path not in self.nodes:
+            return
+        for name in list(self.children.get(path, ())):
+            self.remove(f"{path}/{name}")
+        self.children.pop(path, None)
+        del self.nodes[path]
+        parent, _, name = path.rpartition("/")
+        self.children.get(parent, set()).discard(name)
+
+    def groups(self) -> dict[str, frozenset[str]]:
+        """group id -> paths, for hardlink groups with 2+ members."""
+        out: dict[str, set[str]] = {}
+        for path, node in self.nodes.items():
+            if node.group:
+                out.setdefault(node.group, set()).add(path)
+        return {g: frozenset(p) for g, p in out.items() if len(p) > 1}
+
+    def apply_layer(self, layout: Path, desc: dict, layer_no: int) -> None:
+        added: set[str] = set()
+        for member, tar in layerread.members(layout, desc):
+            path = layerread.clean_path(member.name)
+            if not path:
+                continue
+            parent, _, name = path.rpartition("/")
+            if name == ".wh..wh..opq":
+                for child in list(self.children.get(parent, ())):
+                    if f"{parent}/{child}".lstrip("/") not in added:
+                        self.remove(f"{parent}/{child}".lstrip("/"))
+                continue
+            if name.startswith(".wh."):
+                target = f"{parent}/{name[4:]}".lstrip("/")
+                if target not in added:
+                    self.remove(target)
+                continue
+            existing = self.nodes.get(path)
+            if existing and (existing.entry.kind != tree.DIR or member.type != tarfile.DIRTYPE):
+                self.remove(path)
+            if member.type == tarfile.LNKTYPE:
+                target = self.nodes.get(layerread.clean_path(member.linkname))
+                if target is None:
+                    continue
+                if target.group is None:
+                    target.group = f"{layer_no}:{layerread.clean_path(member.linkname)}"
+                self._add(path, Node(dataclasses.replace(target.entry, path=path), target.content,
+                                     target.group))
+                added.add(path)
+                continue
+            kind = _KIND.get(member.type)
+            if kind is None:
+                continue
+            entry = tree.Entry(path, kind, member.mode & 0o7777, member.uid, member.gid,
+                               int(member.mtime), member.size if kind == tree.FILE else 0,
+                               member.linkname if kind == tree.SYMLINK else "",
+                               (member.devmajor, member.devminor) if kind in (tree.CHAR, tree.BLOCK)
+                               else (0, 0), layerread.member_xattrs(member))
+            content = None
+            if kind == tree.FILE:
+                sha = hashlib.sha256()
+                handle = tar.extractfile(member)
+                while chunk := handle.read(1 << 20):
+                    sha.update(chunk)
+                content = sha.hexdigest()
+            self._add(path, Node(entry, content))
+            added.add(path)
+
+
+def load(layout: Path, layers: list[dict]) -> ParentTree:
+    result = ParentTree()
+    for number, desc in enumerate(layers):
+        result.apply_layer(layout, desc, number)
+    return result

@@ -1,0 +1,220 @@
+"""commit: a root filesystem -> one new layer + config + manifest, tagged in an OCI layout."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import queue
+import threading
+from pathlib import Path
+
+from chrootforge import log
+from chrootforge.errors import CfError, UsageError
+from chrootforge.oci import imageconfig, refs, tree
+from chrootforge.oci import layout as lo
+from chrootforge.oci import mediatypes as mt
+from chrootforge.oci.compress import compressor
+from chrootforge.oci.tarwrite import write_tar
+from chrootforge.progress import ByteProgress
+
+
+@dataclasses.dataclass(frozen=True)
+class CommitResult:
+    tag: str
+    digest: str  # the manifest's
+    manifest_size: int
+    config_digest: str
+    layer_digest: str
+    layer_size: int  # compressed
+    diff_id: str
+    uncompressed_size: int
+    entries: int  # tar entries in the new layer
+    layers: int  # layers of the image
+
+    def __str__(self) -> str:
+        return self.digest
+
+
+@dataclasses.dataclass(frozen=True)
+class Resolved:
+    tag: str
+    descriptor: dict
+    manifest: dict
+    config: dict
+
+
+def resolve(layout, tag: str) -> Resolved:
+    """The manifest and config of a tag in a layout (CfError if missing)."""
+    layout = lo.open_layout(layout)
+    index = lo.read_index(layout)
+    desc = lo.tagged(index).get(tag)
+    if desc is None:
+        known = ", ".join(sorted(lo.tagged(index))) or "none"
+        raise CfError(f"tag {tag!r} is not in {layout}", hint=f"tags in the layout: {known}")
+    manifest = lo.read_json_blob(layout, desc["digest"])
+    config = lo.read_json_blob(layout, manifest["config"]["digest"])
+    return Resolved(tag, desc, manifest, config)
+
+
+def _hash_file(root: str, rel: str) -> str:
+    sha = hashlib.sha256()
+    fd = os.open(os.path.join(root, rel), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        while data := os.read(fd, 1 << 20):
+            sha.update(data)
+    finally:
+        os.close(fd)
+    return sha.hexdigest()
+
+
+class _Stage:
+    """Runs `consume(chunk)` on a worker thread, so reading the tree overlaps hashing and
+    compressing (all three release the GIL). Errors surface in the producer."""
+
+    _END = object()
+
+    def __init__(self, consume):
+        self.consume = consume
+        self.queue: queue.Queue = queue.Queue(maxsize=8)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="layer-sink", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is self._END:
+                return
+            if self.error is None:
+                try:
+                    self.consume(item)
+                except BaseException as err:  # noqa: BLE001 - re-raised in the producer
+                    self.error = err
+
+    def __call__(self, data) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(data)
+
+    def close(self) -> None:
+        self.queue.put(self._END)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def close_quietly(self) -> None:
+        if self.thread.is_alive():
+            self.error = self.error or RuntimeError("aborted")  # the worker drops the rest
+            self.queue.put(self._END)
+            self.thread.join()
+
+
+def _write_layer(layout: Path, items, root: str, compression: str, quiet: bool, label: str):
+    """Tar + compress + hash in one streaming pass into a blob. Returns (desc, diff_id, raw size, n)."""
+    blob = lo.BlobWriter(layout)
+    raw_sha = hashlib.sha256()
+    raw_size = 0
+    comp = stage = None
+    progress = ByteProgress(label, enabled=False if quiet else None)
+    try:
+        comp = compressor(compression, blob.write)
+
+        def sink(data) -> None:
+            nonlocal raw_size
+            raw_sha.update(data)
+            raw_size += len(data)
+            comp.write(data)
+
+        stage = _Stage(sink)
+        count = write_tar(items, root, stage, progress)
+        stage.close()
+        stage = None
+        comp.close()
+        comp = None
+        digest, size = blob.commit()
+    except BaseException:
+        if stage is not None:
+            stage.close_quietly()
+        if comp is not None:
+            comp.abort()
+        blob.abort()
+        raise
+    finally:
+        progress.close()
+    desc = {"mediaType": mt.LAYER_TYPES[compression], "digest": digest, "size": size}
+    return desc, "sha256:" + raw_sha.hexdigest(), raw_size, count
+
+
+def _index_descriptor(manifest_digest: str, size: int, tag: str) -> dict:
+    return {"mediaType": mt.MANIFEST, "digest": manifest_digest, "size": size,
+            "annotations": {mt.REF_NAME: tag, mt.CONTAINERD_NAME: refs.full_name(tag)}}
+
+
+def set_tag(layout: Path, tag: str, manifest_digest: str, size: int) -> None:
+    """Point `tag` at a manifest: its old descriptor (if any) is replaced, other tags kept."""
+    new = _index_descriptor(manifest_digest, size, tag)
+
+    def change(manifests: list[dict]) -> list[dict]:
+        kept = [m for m in manifests if (m.get("annotations") or {}).get(mt.REF_NAME) != tag]
+        return kept + [new]
+
+    lo.update_index(layout, change)
+
+
+def tag(layout, source: str, new_tag: str) -> None:
+    """Give the image tagged `source` the extra tag `new_tag`."""
+    refs.check_tag(new_tag)
+    found = resolve(layout, source)
+    set_tag(Path(layout), new_tag, found.descriptor["digest"], found.descriptor["size"])
+
+
+def commit(rootfs, layout, tag: str, parent: str | None = None, compression: str = "gzip",
+           config: dict | None = None, labels: dict | None = None, history: list[dict] | None = None,
+           quiet: bool = False) -> CommitResult:
+    """Commit `rootfs` (the FULL tree) as `tag` in `layout`; with `parent` (a tag of the same layout)
+    only the difference becomes the new layer and the parent's layers are shared."""
+    refs.check_tag(tag)
+    if compression not in mt.LAYER_TYPES:
+        raise UsageError(f"unknown compression {compression!r}", hint="use gzip or zstd")
+    runtime_override = imageconfig.normalise(config)
+    for key, value in (labels or {}).items():
+        if not isinstance(value, str):
+            raise UsageError(f"label {key!r} must be a string")
+    epoch = tree.source_date_epoch()
+    root = os.fspath(rootfs)
+    if not os.path.isdir(root):
+        raise UsageError(f"rootfs {root} does not exist or is not a directory")
+    base: Resolved | None = resolve(layout, parent) if parent else None
+    layout = lo.ensure_layout(layout)
+
+    entries = tree.walk(root, epoch)
+    if base is not None:
+        from chrootforge.oci import diff, parentindex
+
+        if not quiet:
+            log.info(f"reading parent {parent} ({len(base.manifest['layers'])} layers)")
+        parent_tree = parentindex.load(layout, base.manifest["layers"])
+        items = diff.plan_child(list(entries), parent_tree, lambda rel: _hash_file(root, rel), epoch)
+    else:
+        items = entries
+    desc, diff_id, raw_size, count = _write_layer(layout, items, root, compression, quiet,
+                                                  f"commit {tag}")
+
+    parent_layers = list(base.manifest["layers"]) if base else []
+    parent_diff_ids = list(base.config["rootfs"]["diff_ids"]) if base else []
+    parent_history = list(base.config.get("history", [])) if base else []
+    runtime = imageconfig.merge(base.config.get("config", {}) if base else {}, runtime_override, labels)
+    cfg = imageconfig.image_config(runtime, parent_diff_ids + [diff_id],
+                                   parent_history + imageconfig.new_history(history, epoch), epoch)
+    cfg_digest, cfg_size = lo.write_blob(layout, lo.canonical_json(cfg))
+    manifest = {"schemaVersion": 2, "mediaType": mt.MANIFEST,
+                "config": {"mediaType": mt.CONFIG, "digest": cfg_digest, "size": cfg_size},
+                "layers": parent_layers + [desc]}
+    man_digest, man_size = lo.write_blob(layout, lo.canonical_json(manifest))
+    set_tag(layout, tag, man_digest, man_size)
+    if not quiet:
+        log.info(f"committed {tag}: {man_digest} (layer {desc['size'] / 1e6:.1f} MB {compression}, "
+                 f"{count} entries)")
+    return CommitResult(tag, man_digest, man_size, cfg_digest, desc["digest"], desc["size"], diff_id,
+                        raw_size, count, len(manifest["layers"]))

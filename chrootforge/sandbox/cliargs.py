@@ -1,0 +1,74 @@
+"""Parse the sandbox command-line values (--bind, --tmpfs, --env, --repo) into config values."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from chrootforge.errors import UsageError
+from chrootforge.sandbox.config import Bind, Tmpfs
+from chrootforge.sandbox.rootpath import check_inside_path
+
+
+def parse_bind(text: str) -> Bind:
+    """SRC:DST[:ro|rw] -> Bind (SRC must exist; DST absolute inside the root, no `..`)."""
+    parts = text.split(":")
+    mode = "rw"
+    if len(parts) == 3 and parts[2] in ("ro", "rw"):
+        mode = parts[2]
+        parts = parts[:2]
+    if len(parts) != 2 or not parts[0] or not parts[1]:
+        raise UsageError(f"malformed --bind {text!r}: expected SRC:DST or SRC:DST:ro")
+    src = Path(parts[0])
+    try:
+        os.stat(src)
+    except FileNotFoundError:
+        raise UsageError(f"--bind {text!r}: source {src} does not exist") from None
+    except OSError as err:
+        raise UsageError(f"--bind {text!r}: cannot access {src}: {err.strerror}") from None
+    dst = check_inside_path(parts[1], f"--bind {text!r}: target")
+    return Bind(src.resolve(), dst, readonly=(mode == "ro"))
+
+
+def parse_tmpfs(text: str) -> Tmpfs:
+    """DST[:SIZE] -> Tmpfs."""
+    dst, _, size = text.partition(":")
+    if not dst or (":" in size) or (_ and not size):
+        raise UsageError(f"malformed --tmpfs {text!r}: expected DST or DST:SIZE (e.g. /tmp:1G)")
+    if size and not (size.rstrip("kKmMgG%").isdigit()):
+        raise UsageError(f"--tmpfs {text!r}: bad size {size!r} (e.g. 512M, 2G, 50%)")
+    return Tmpfs(check_inside_path(dst, f"--tmpfs {text!r}: target"), size or None)
+
+
+def parse_env(items: list[str]) -> dict[str, str]:
+    env = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key or "\0" in item:
+            raise UsageError(f"malformed --env {item!r}: expected NAME=VALUE")
+        env[key] = value
+    return env
+
+
+def parse_repo(text: str) -> tuple[str, Path]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path or "/" in name or name in (".", ".."):
+        raise UsageError(f"malformed --repo {text!r}: expected NAME=PATH (e.g. gentoo=/var/db/repos/gentoo)")
+    if not Path(path).is_dir():
+        raise UsageError(f"--repo {text!r}: {path} is not a directory")
+    return name, Path(path).resolve()
+
+
+def parse_root(text: str) -> Path:
+    path = Path(text)
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        raise UsageError(f"ROOTFS {text} does not exist") from None
+    except OSError as err:
+        raise UsageError(f"ROOTFS {text}: cannot access it: {err.strerror}") from None
+    if not path.exists():
+        raise UsageError(f"ROOTFS {text} does not exist")
+    if not path.is_dir():
+        raise UsageError(f"ROOTFS {text} is not a directory")
+    return path.resolve()

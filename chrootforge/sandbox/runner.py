@@ -1,0 +1,162 @@
+"""run_sandboxed: the full sandbox (user, mount, pid, uts, ipc and net namespaces; pivot_root).
+
+Processes: chrootforge (outside) -> child in the new user namespace, which unshares the other
+namespaces and forks -> PID 1 (init.serve), which applies the mount plan, pivots and forks -> the
+payload. Each link dies with its parent (PR_SET_PDEATHSIG), and when PID 1 exits the kernel kills
+the rest, so killing chrootforge leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+from chrootforge import log
+from chrootforge.errors import CfError
+from chrootforge.sandbox import init, mounter, userns
+from chrootforge.sandbox import syscalls as sc
+from chrootforge.sandbox.config import SandboxConfig
+from chrootforge.sandbox.idmap import detect_idmap
+from chrootforge.sandbox.mountplan import plan_mounts, validate_sources
+
+
+def run_sandboxed(config: SandboxConfig) -> int:
+    if not config.argv:
+        raise CfError("nothing to run in the sandbox (empty command)")
+    validate_sources(config)
+    steps = plan_mounts(config)
+    idmap = config.idmap or detect_idmap(config.single_id)
+    env = config.payload_env()
+    if config.env is None or "TERM" not in config.env:
+        env["TERM"] = os.environ.get("TERM", "dumb")
+    argv = [os.fspath(a) for a in config.argv]
+    use_pty = config.interactive and config.log_file is None and os.isatty(0) and os.isatty(1)
+    if use_pty:
+        from chrootforge.sandbox import ptyrelay  # noqa: F401 - loaded before PID 1 pivots
+    hermetic = config.network == "none"
+    flags = sc.CLONE_NEWNS | sc.CLONE_NEWPID | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC
+    if hermetic:
+        flags |= sc.CLONE_NEWNET
+
+    log_handle = None
+    out_r = out_w = None
+    if config.log_file is not None:
+        log_handle = open(config.log_file, "ab")  # noqa: SIM115 - closed on every path below
+        if config.log_tee:
+            out_r, out_w = os.pipe()
+        else:
+            out_w = os.dup(log_handle.fileno())
+    notice_r, notice_w = os.pipe2(os.O_CLOEXEC)
+
+    def child(err_fd: int) -> None:
+        os.close(notice_r)
+        if out_r is not None:
+            os.close(out_r)
+        try:
+            sc.unshare(flags)
+        except OSError as err:
+            raise CfError(f"cannot create the sandbox's mount/pid/uts/ipc/net namespaces: "
+                          f"{os.strerror(err.errno)}",
+                          hint="a seccomp or LSM policy may allow user namespaces but not these; "
+                               "try --network host, or run the build in the vm/ harness") from None
+        if hermetic:
+            from chrootforge.sandbox.network import bring_up_loopback
+
+            bring_up_loopback()
+        # PID 1 cannot use getppid() to see whether we died before its PR_SET_PDEATHSIG took
+        # effect (its parent is outside its pid namespace): it checks this pipe for EOF instead.
+        life_r, life_w = os.pipe()
+        pid1 = userns.fork_forwarding()
+        if pid1 == 0:
+            os.close(life_w)
+            os._exit(_pid1(config, steps, argv, env, err_fd, out_w, notice_w, life_r, use_pty))
+        os.close(life_r)
+        os.close(notice_w)
+        if out_w is not None:
+            os.close(out_w)
+        os._exit(userns.wait_child(pid1))
+
+    previous = userns.install_forwarding()
+    try:
+        pid, err_fd = userns.fork_into_userns(idmap, child)
+    except BaseException:
+        userns.restore_handlers(previous)
+        for fd in (notice_r, notice_w, out_r, out_w):
+            if fd is not None:
+                os.close(fd)
+        if log_handle:
+            log_handle.close()
+        raise
+    os.close(notice_w)
+    if out_w is not None:
+        os.close(out_w)
+    try:
+        if out_r is not None:
+            _tee(out_r, log_handle)
+        code = userns.wait_child(pid)
+    except BaseException:
+        # We are not dying (PR_SET_PDEATHSIG would handle that) but giving up: take the
+        # sandbox down rather than leave it running unattended.
+        userns.kill_and_reap(pid)
+        raise
+    finally:
+        userns.restore_handlers(previous)
+        if log_handle:
+            log_handle.close()
+    for line in userns.read_reports(notice_r):
+        log.notice(line[1])
+    os.close(notice_r)
+    reports = userns.read_reports(err_fd)
+    os.close(err_fd)
+    userns.raise_reports(reports)
+    return code
+
+
+def _pid1(config, steps, argv, env, err_fd, out_w, notice_w, life_r, use_pty) -> int:
+    """PID 1 before the payload: die with our parent, set up the filesystem, then serve."""
+    try:
+        sc.set_pdeathsig(signal.SIGKILL)
+        os.set_blocking(life_r, False)
+        try:
+            if os.read(life_r, 1) == b"":
+                return userns.SETUP_FAILED  # our parent is already gone
+        except BlockingIOError:
+            pass
+        os.close(life_r)
+        sc.sethostname(config.hostname)
+        notices: list[str] = []
+        mounter.apply_plan(steps, notices)
+        for text in notices:
+            userns.report(notice_w, text, kind="notice")
+        os.close(notice_w)
+    except CfError as err:
+        userns.report(err_fd, str(err), err.hint or "")
+        return userns.SETUP_FAILED
+    except OSError as err:
+        userns.report(err_fd, f"sandbox setup failed: {err}")
+        return userns.SETUP_FAILED
+    if use_pty:
+        from chrootforge.sandbox import ptyrelay  # already loaded by run_sandboxed
+
+        return ptyrelay.serve(argv, env, config.cwd, err_fd)
+    return init.serve(argv, env, config.cwd, err_fd, out_w)
+
+
+def _tee(fd: int, log_handle) -> None:
+    out = sys.stdout.buffer
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except InterruptedError:
+            continue
+        if not chunk:
+            break
+        log_handle.write(chunk)
+        log_handle.flush()
+        try:
+            out.write(chunk)
+            out.flush()
+        except BrokenPipeError:
+            pass
+    os.close(fd)

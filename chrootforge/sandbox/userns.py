@@ -1,0 +1,271 @@
+"""Fork a child into a new user namespace and give it the id map (the protocol both runners share).
+
+The child unshares CLONE_NEWUSER and tells the parent through a pipe; the parent (still outside)
+writes the maps with newuidmap/newgidmap or directly, then lets the child go on. Failures in any
+child are reported back as one line on a close-on-exec error pipe, so the parent can raise a clean
+CfError instead of the child printing a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Callable
+
+from chrootforge.errors import CfError
+from chrootforge.sandbox import syscalls
+from chrootforge.sandbox.idmap import IdMap, helper_path
+
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+SETUP_FAILED = 125  # exit status of a child whose setup failed (the error pipe says why)
+
+
+def report(err_fd: int, message: str, hint: str = "", kind: str = "error") -> None:
+    """From a child: send one error to the parent (best effort)."""
+    try:
+        os.write(err_fd, f"{kind}\x1f{message}\x1f{hint}\x1e".encode(errors="replace"))
+    except OSError:
+        pass
+
+
+def read_reports(err_fd: int) -> list[tuple[str, str, str]]:
+    os.set_blocking(err_fd, False)
+    data = b""
+    while True:
+        try:
+            chunk = os.read(err_fd, 65536)
+        except BlockingIOError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    out = []
+    for record in data.decode(errors="replace").split("\x1e"):
+        if record:
+            kind, message, hint = (record.split("\x1f") + ["", ""])[:3]
+            out.append((kind, message, hint))
+    return out
+
+
+def close_inherited_fds(keep: int) -> None:
+    """Close every fd above stderr but `keep` (the close-on-exec error pipe), so no host file or
+    directory handed down to chrootforge leaks into the payload."""
+    os.closerange(3, keep)
+    os.closerange(keep + 1, 1 << 20)
+
+
+def terminal_sent_it() -> bool:
+    """True when we share the terminal's foreground process group: the terminal then delivered
+    SIGINT/SIGQUIT to the payload itself, and forwarding would deliver it twice."""
+    for fd in (0, 1, 2):
+        try:
+            if os.isatty(fd) and os.tcgetpgrp(fd) == os.getpgrp():
+                return True
+        except OSError:
+            continue
+    return False
+
+
+# Signal forwarding. Every process of the chain (chrootforge, the namespace child, PID 1) installs
+# the handler *before* it forks the next link, so no signal can hit a default handler in between;
+# a signal that arrives before the next link's pid is known is kept and delivered by set_target().
+_target: int | None = None
+_pending: list[int] = []
+
+
+def _forward(signum, _frame) -> None:
+    if signum in (signal.SIGINT, signal.SIGQUIT) and terminal_sent_it():
+        return
+    if _target is None:
+        _pending.append(signum)
+        return
+    try:
+        os.kill(_target, signum)
+    except ProcessLookupError:
+        pass
+
+
+def install_forwarding(signals=FORWARDED) -> dict:
+    """Forward `signals` to the set_target() pid from now on; returns the previous handlers."""
+    clear_target()
+    return {sig: signal.signal(sig, _forward) for sig in signals}
+
+
+def set_target(pid: int) -> None:
+    """The process to forward to; delivers what arrived before it existed."""
+    global _target
+    _target = pid
+    pending, _pending[:] = list(_pending), []
+    for signum in pending:
+        _forward(signum, None)
+
+
+def clear_target() -> None:
+    """In a freshly forked child: forget the parent's target and its pending signals."""
+    global _target
+    _target = None
+    _pending.clear()
+
+
+def fork_forwarding(child_default: bool = False) -> int:
+    """fork() for the next link of the chain: from its first instant the parent forwards to the
+    child, and the child forwards nowhere yet (child_default: its handlers are back to SIG_DFL,
+    for a payload about to exec). The signals are blocked across the fork, so one arriving
+    meanwhile is neither lost nor delivered twice."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
+    pid = os.fork()
+    if pid == 0:
+        clear_target()
+        if child_default:
+            for sig in FORWARDED:
+                signal.signal(sig, signal.SIG_DFL)
+    else:
+        set_target(pid)
+    signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    return pid
+
+
+def restore_handlers(previous: dict) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
+def status_code(status: int) -> int:
+    """A wait status as a shell would report it: exit code, or 128+signal."""
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def wait_child(pid: int) -> int:
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            return status_code(status)
+        except ChildProcessError:
+            return SETUP_FAILED
+
+
+def _spawn_helper(tool: str, pid: int, args: list[str]) -> None:
+    path = helper_path(tool)
+    if path is None:
+        raise CfError(f"{tool} not found", hint="apt-get install uidmap")
+    child = os.posix_spawn(path, [tool, str(pid), *args], os.environ)
+    _, status = os.waitpid(child, 0)
+    if status != 0:
+        raise CfError(f"{tool} {pid} {' '.join(args)} failed (see its message above)",
+                      hint="check that /etc/subuid and /etc/subgid give you this range and that "
+                           f"{tool} is setuid root (dpkg-reconfigure uidmap / apt-get install "
+                           "--reinstall uidmap)")
+
+
+def write_maps(pid: int, idmap: IdMap) -> None:
+    """From the parent: install `idmap` on the user namespace of `pid`."""
+    if idmap.use_helpers:
+        _spawn_helper("newuidmap", pid, idmap.helper_args("uid"))
+        _spawn_helper("newgidmap", pid, idmap.helper_args("gid"))
+        return
+    try:
+        if os.getuid() != 0:
+            with open(f"/proc/{pid}/setgroups", "w") as handle:
+                handle.write("deny")
+        with open(f"/proc/{pid}/uid_map", "w") as handle:
+            handle.write(idmap.uid_lines())
+        with open(f"/proc/{pid}/gid_map", "w") as handle:
+            handle.write(idmap.gid_lines())
+    except OSError as err:
+        raise CfError(f"cannot write the id map of process {pid}: {err.strerror}",
+                      hint="the map must only name your own uid/gid (or run as root)") from None
+
+
+def fork_into_userns(idmap: IdMap, child_main: Callable[[int], None]) -> tuple[int, int]:
+    """Fork a child in a new, mapped user namespace that runs child_main(err_fd).
+
+    Returns (pid, err_read_fd). child_main must not return normally (it execs or _exits); any
+    exception it raises is reported on the error pipe.
+    """
+    parent = os.getpid()
+    ready_r, ready_w = os.pipe()
+    go_r, go_w = os.pipe()
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = fork_forwarding()
+    if pid == 0:  # child
+        code = SETUP_FAILED
+        try:
+            os.close(ready_r)
+            os.close(go_w)
+            os.close(err_r)
+            syscalls.set_pdeathsig(signal.SIGKILL)
+            if os.getppid() != parent:
+                os._exit(SETUP_FAILED)
+            try:
+                syscalls.unshare(syscalls.CLONE_NEWUSER)
+            except OSError as err:
+                report(err_w, str(err.errno), kind="userns")
+                os._exit(SETUP_FAILED)
+            os.write(ready_w, b"1")
+            os.close(ready_w)
+            if os.read(go_r, 1) != b"1":
+                os._exit(SETUP_FAILED)
+            os.close(go_r)
+            if idmap.use_helpers:
+                try:
+                    os.setgroups([])  # drop supplementary groups that show as nogroup inside
+                except OSError:
+                    pass
+            child_main(err_w)
+        except CfError as err:
+            report(err_w, str(err), err.hint or "")
+        except SystemExit as err:
+            code = err.code if isinstance(err.code, int) else SETUP_FAILED
+        except BaseException as err:  # noqa: BLE001 - a child must never print a traceback
+            report(err_w, f"{type(err).__name__}: {err}")
+        finally:
+            os._exit(code)
+    os.close(ready_w)
+    os.close(go_r)
+    os.close(err_w)
+    try:
+        ok = os.read(ready_r, 1) == b"1"
+        os.close(ready_r)
+        if ok:
+            write_maps(pid, idmap)
+            os.write(go_w, b"1")
+    except BaseException:
+        kill_and_reap(pid)
+        os.close(go_w)
+        os.close(err_r)
+        raise
+    os.close(go_w)
+    if not ok:
+        wait_child(pid)
+        reports = read_reports(err_r)
+        os.close(err_r)
+        raise_reports(reports)
+        raise CfError("the namespace child exited before it was ready")
+    return pid, err_r
+
+
+def kill_and_reap(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
+def raise_reports(reports: list[tuple[str, str, str]]) -> None:
+    """Raise the first setup error; print payload exec failures (their exit status stands)."""
+    for kind, message, hint in reports:
+        if kind == "exec":
+            print(CfError(message, hint=hint or None).render(), file=sys.stderr, flush=True)
+    for kind, message, hint in reports:
+        if kind == "userns":
+            from chrootforge.sandbox.blocked import userns_blocked_error
+
+            raise userns_blocked_error(int(message))
+        if kind == "error":
+            raise CfError(message, hint=hint or None)

@@ -1,0 +1,255 @@
+"""Safe, fast extraction of a (compressed) tarball into a directory that does not exist yet.
+
+Pipeline: a multi-threaded decompressor subprocess -> TarStreamChecker (every header is checked
+before its bytes move on) -> GNU `tar -x` into a temp dir beside `dest`, renamed onto `dest` only on
+success. Any refusal kills tar and removes the temp dir, so nothing is ever half-extracted.
+
+Owners depend on the uid mapping: `extract()` runs this module's entry point under the build's
+mapping (`python -m chrootforge.sources.extract TARBALL DEST`), so files land with the owners that
+builds will see, and the temp dir can be removed by the same mapped root.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from chrootforge import errors, log
+from chrootforge.errors import CfError, VerificationError
+from chrootforge.sources import compression
+from chrootforge.sources.tarcheck import TarStreamChecker, UnsafeArchive
+
+_CHUNK = 1 << 20
+_SPLICE_MIN = 256 << 10  # big members' data moves pipe-to-pipe in the kernel (no copies through us)
+_F_SETPIPE_SZ = 1031
+
+# xattrs: what stages carry (file capabilities, user.* such as user.pax.flags), never overlayfs'
+# control attributes (user.overlay.* steers a userxattr overlay built on this tree), trusted.* or SELinux
+TAR_ARGS = ["-x", "-p", "--numeric-owner", "--xattrs", "--xattrs-include=user.*",
+            "--xattrs-include=security.capability", "--xattrs-exclude=user.overlay.*",
+            "--warning=no-unknown-keyword", "-f", "-"]
+
+
+def tar_argv(dest: Path) -> list[str]:
+    # (namespace) root keeps the archive's owners; a plain user (extract_here on a read-only tree
+    # such as a portage snapshot) gets its own: chown would fail there
+    owner = "--same-owner" if os.geteuid() == 0 else "--no-same-owner"
+    return ["tar", *TAR_ARGS, owner, "-C", str(dest)]
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtractResult:
+    dest: Path
+    members: int
+    skipped_dev: int
+
+
+def _grow_pipe(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, _F_SETPIPE_SZ, 1 << 20)
+
+
+def _write_all(fd: int, data) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _writev_all(fd: int, chunks: list) -> None:
+    """Gather-write the forwarded pieces of one read without joining them (no extra copy)."""
+    while chunks:
+        batch = chunks[:1024]  # IOV_MAX
+        written = os.writev(fd, batch)
+        total = sum(len(c) for c in batch)
+        if written == total:
+            chunks = chunks[1024:]
+            continue
+        rest = []
+        for chunk in batch:  # a partial write: drop what went out, keep the rest in order
+            if written >= len(chunk):
+                written -= len(chunk)
+                continue
+            rest.append(memoryview(chunk)[written:])
+            written = 0
+        chunks = rest + chunks[1024:]
+
+
+def _stream(tarball: Path, tmp: Path, skip_dev: bool) -> TarStreamChecker:
+    kind = compression.sniff(tarball)
+    decomp_argv = compression.decompressor(kind)
+    checker = TarStreamChecker(skip_top="dev" if skip_dev else None)
+    with contextlib.ExitStack() as stack:
+        err_tar = stack.enter_context(tempfile.TemporaryFile())
+        err_dec = stack.enter_context(tempfile.TemporaryFile())
+        tar = subprocess.Popen(tar_argv(tmp), stdin=subprocess.PIPE,
+                               stdout=subprocess.DEVNULL, stderr=err_tar)
+        procs = [tar]
+        stack.callback(_close_quietly, tar.stdin)
+        _grow_pipe(tar.stdin.fileno())
+        decomp = None
+        if decomp_argv:
+            decomp = subprocess.Popen([*decomp_argv, str(tarball)], stdout=subprocess.PIPE, stderr=err_dec,
+                                      stdin=subprocess.DEVNULL)
+            procs.append(decomp)
+            stack.callback(decomp.stdout.close)
+            _grow_pipe(decomp.stdout.fileno())
+            in_fd = decomp.stdout.fileno()
+        else:
+            in_fd = stack.enter_context(open(tarball, "rb", buffering=0)).fileno()
+
+        @stack.callback  # registered last, so it runs first: kill before tar could see an EOF
+        def _reap() -> None:  # on any failure: no process outlives us
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+
+        out_fd = tar.stdin.fileno()
+        try:
+            while data := os.read(in_fd, _CHUNK):
+                chunks = checker.feed(data)
+                if chunks:
+                    _writev_all(out_fd, chunks)
+                left, forward = checker.pending_data()
+                if forward and left >= _SPLICE_MIN:
+                    checker.consumed_data(_splice(in_fd, out_fd, left))
+            if decomp is not None and decomp.wait() != 0:
+                err_dec.seek(0)
+                detail = err_dec.read().decode(errors="replace").strip().splitlines()
+                raise VerificationError(f"{tarball}: corrupt or truncated {kind} stream"
+                                        + (f" ({detail[-1]})" if detail else ""),
+                                        hint="the file is damaged; fetch it again")
+            _writev_all(out_fd, checker.finish())
+        except BrokenPipeError:
+            pass  # tar stopped early: its exit status and message explain why
+        _close_quietly(tar.stdin)
+        if tar.wait() != 0:
+            err_tar.seek(0)
+            lines = err_tar.read().decode(errors="replace").strip().splitlines()
+            raise CfError(f"tar failed extracting {tarball}: {'; '.join(lines[-3:]) or tar.returncode}",
+                          hint="see tar's message; the partial extraction was removed")
+        return checker
+
+
+def _splice(in_fd: int, out_fd: int, count: int) -> int:
+    """Move up to `count` bytes in the kernel; returns how many moved (fewer only at end of input)."""
+    moved = 0
+    while moved < count:
+        try:
+            n = os.splice(in_fd, out_fd, count - moved)
+        except OSError as err:
+            if err.errno in (errno.EINVAL, errno.ENOSYS) and moved == 0:
+                return 0  # not spliceable here: the read loop carries the data instead
+            raise
+        if n == 0:
+            break
+        moved += n
+    return moved
+
+
+def _close_quietly(stream) -> None:
+    with contextlib.suppress(BrokenPipeError, OSError):
+        stream.close()
+
+
+def extract_here(tarball: str | os.PathLike, dest: str | os.PathLike, skip_dev: bool = True) -> ExtractResult:
+    """Extract with the current credentials (the caller is already under the right mapping)."""
+    tarball, dest = Path(tarball).resolve(), Path(dest).absolute()
+    if dest.exists() or dest.is_symlink():
+        raise errors.UsageError(f"{dest} already exists", hint="extract into a new directory")
+    if not dest.parent.is_dir():
+        raise errors.UsageError(f"{dest.parent} is not a directory")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.extract-", dir=dest.parent))
+    try:
+        tmp.chmod(0o755)
+        checker = _stream(tarball, tmp, skip_dev)
+        os.rename(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return ExtractResult(dest, checker.stats.members, checker.stats.skipped_dev)
+
+
+def _pythonpath_env() -> dict:
+    env = dict(os.environ)
+    pkg_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def extract(tarball, dest: str | os.PathLike, idmap=None, *, skip_dev: bool = True) -> ExtractResult:
+    """Extract `tarball` (a path or a FetchedFile) into the new directory `dest` under `idmap`.
+
+    Real root with idmap=None extracts directly; otherwise the work runs in a user namespace with
+    the mapping (chrootforge.sandbox.run_mapped), so owners 0..65535 are preserved as the builds
+    will see them. Raises UnsafeArchive/VerificationError naming the offending member.
+    """
+    from chrootforge.sources.mapping import needs_namespace, run_under_mapping
+
+    tarball = Path(getattr(tarball, "path", tarball)).resolve()
+    dest = Path(dest).absolute()
+    if not tarball.is_file():
+        raise errors.UsageError(f"{tarball} is not a file")
+    if not needs_namespace(idmap):
+        result = extract_here(tarball, dest, skip_dev)
+    else:
+        with tempfile.TemporaryDirectory(prefix="cf-extract-") as scratch:
+            report = Path(scratch) / "result.json"
+            argv = [sys.executable, "-m", "chrootforge.sources.extract", "--report", str(report),
+                    *([] if skip_dev else ["--keep-dev"]), str(tarball), str(dest)]
+            code = run_under_mapping(argv, idmap, env=_pythonpath_env())
+            result = _read_report(report, code, tarball)
+    if result.skipped_dev:
+        log.notice(f"skipped {result.skipped_dev} entries under /dev (the sandbox provides /dev)")
+    return result
+
+
+def _read_report(report: Path, code: int, tarball: Path) -> ExtractResult:
+    try:
+        data = json.loads(report.read_text())
+    except (OSError, ValueError):
+        raise CfError(f"extracting {tarball} failed (exit status {code}) without a report") from None
+    if not data.get("ok"):
+        cls = {"UnsafeArchive": VerificationError, "VerificationError": VerificationError,
+               "UsageError": errors.UsageError}.get(data.get("kind"), CfError)
+        raise cls(data["message"], hint=data.get("hint"))
+    return ExtractResult(Path(data["dest"]), data["members"], data["skipped_dev"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m chrootforge.sources.extract")
+    parser.add_argument("--report", help="write a JSON result here (for the caller outside the namespace)")
+    parser.add_argument("--keep-dev", action="store_true")
+    parser.add_argument("tarball")
+    parser.add_argument("dest")
+    args = parser.parse_args(argv)
+    try:
+        result = extract_here(args.tarball, args.dest, skip_dev=not args.keep_dev)
+        payload = {"ok": True, "dest": str(result.dest), "members": result.members,
+                   "skipped_dev": result.skipped_dev}
+        code = 0
+    except CfError as err:
+        kind = "UnsafeArchive" if isinstance(err, UnsafeArchive) else type(err).__name__
+        payload = {"ok": False, "kind": kind, "message": str(err), "hint": err.hint}
+        code = err.exit_code
+        if not args.report:
+            print(err.render(), file=sys.stderr)
+    if args.report:
+        Path(args.report).write_text(json.dumps(payload))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

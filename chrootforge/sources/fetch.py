@@ -1,0 +1,292 @@
+"""Fetch a stage3 or a portage snapshot: discover, download, verify, then cache. The public API.
+
+    fetch_stage3(arch="amd64", variant="openrc", mirrors=None, date=None, keyrings=(),
+                 cache_dir=None, insecure=False, offline=False) -> FetchedFile
+    fetch_snapshot(date=None, mirrors=None, keyrings=(), cache_dir=None, insecure=False,
+                   offline=False) -> FetchedFile
+    use_local_stage(path, keyrings=(), insecure=False, cache_dir=None) -> FetchedFile
+    use_local_snapshot(path, keyrings=(), insecure=False, cache_dir=None) -> FetchedFile
+
+Order of trust: the signature is checked on our own copy (in the cache's scratch dir), then the
+digests, and only then is the file renamed into the cache. A verification failure is fatal at once
+(no fallback to the next mirror: tampering is a signal, not an outage); a missing file or a failing
+server moves on to the next mirror.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from pathlib import Path
+from urllib.parse import unquote
+
+from chrootforge import log
+from chrootforge.errors import CfError, UsageError, VerificationError
+from chrootforge.sources import digests, download, layout
+from chrootforge.sources.cache import SourceCache
+from chrootforge.sources.fetched import FetchedFile
+from chrootforge.sources.mirrors import resolve_mirrors
+from chrootforge.sources.verify import GENTOO_RELENG, GENTOO_SNAPSHOT, Verifier, unsigned_text_of_clearsigned
+
+
+def _warn_insecure(what: str) -> None:
+    log.warn(f"--insecure-skip-verify: the {what} is NOT verified; anyone on the path could have "
+             f"replaced it. The result is marked insecure and builds label the image so.")
+
+
+@contextlib.contextmanager
+def _verifier(pinned: str, keyrings, insecure: bool):
+    if insecure:
+        yield None
+        return
+    with Verifier((pinned,), keyrings) as verifier:
+        yield verifier
+
+
+# -- stage3 --------------------------------------------------------------------------------------
+def fetch_stage3(arch: str = "amd64", variant: str = "openrc", mirrors=None, date: str | None = None,
+                 keyrings=(), cache_dir=None, insecure: bool = False, offline: bool = False) -> FetchedFile:
+    cache = SourceCache(cache_dir)
+    base = layout.stage_name(arch, variant)
+    if date:
+        ref = layout.dated_stage(arch, variant, date)
+        hit = cache.lookup(ref.cache_key)
+        if hit and not insecure:
+            log.info(f"{ref.filename}: cached ({hit.path})")
+            return hit
+    elif offline:
+        hit = _newest_named(cache, arch, base)
+        if hit:
+            log.info(f"offline: newest cached {base} is {hit.name}")
+            return hit
+    if offline:
+        raise CfError(f"--offline: no cached {base}" + (f" for {date}" if date else ""),
+                      hint="fetch it once while online, or use --stage3 PATH")
+    if insecure:
+        _warn_insecure("stage3")
+    mirror_list = resolve_mirrors(mirrors)
+    failures: list[str] = []
+    with _verifier(GENTOO_RELENG, keyrings, insecure) as verifier:
+        for mirror in mirror_list:
+            try:
+                ref = layout.dated_stage(arch, variant, date) if date else _discover(mirror, arch, variant,
+                                                                                    verifier)
+                hit = cache.lookup(ref.cache_key)
+                if hit and not insecure:
+                    log.info(f"{ref.filename}: cached ({hit.path})")
+                    return hit
+                return _download_stage(cache, mirror, ref, verifier)
+            except (download.NotFound, download.Unavailable) as err:
+                log.info(f"mirror {mirror}: {err}")
+                failures.append(str(err))
+    what = f"{base}" + (f" {date}" if date else " (latest)")
+    raise CfError(f"could not fetch {what} from any mirror: " + "; ".join(failures),
+                  hint="check --arch/--variant/--date and the mirrors (--mirror or GENTOO_MIRRORS)")
+
+
+def _newest_named(cache: SourceCache, arch: str, base: str) -> FetchedFile | None:
+    best = None
+    for path in (cache.root / "names").glob("*.json") if (cache.root / "names").is_dir() else ():
+        key = unquote(path.name[:-5])
+        if key.startswith(f"stage3/{arch}/") and key.rsplit("/", 1)[-1].startswith(f"{base}-"):
+            hit = cache.lookup(key)
+            if hit and (best is None or key > best[0]):
+                best = (key, hit)
+    return best[1] if best else None
+
+
+def _discover(mirror: str, arch: str, variant: str, verifier: Verifier | None) -> layout.StageRef:
+    url = layout.join(mirror, layout.latest_relpath(arch, variant))
+    raw = download.get_small(url)
+    if verifier is None:
+        text = unsigned_text_of_clearsigned(raw)
+    else:
+        text, _ = verifier.verify_clearsigned(raw, f"latest file {url}")
+    ref = layout.parse_latest(text, arch, variant)
+    log.info(f"latest {layout.stage_name(arch, variant)}: {ref.stamp} ({ref.filename})")
+    return ref
+
+
+def _download_stage(cache: SourceCache, mirror: str, ref: layout.StageRef,
+                    verifier: Verifier | None) -> FetchedFile:
+    url = layout.join(mirror, ref.relpath)
+    partial = cache.partial_path(url)
+    with cache.download_lock(partial), cache.scratch() as scratch:
+        hit = None if verifier is None else cache.lookup(ref.cache_key)
+        if hit:  # another process fetched it while we waited for the lock
+            return hit
+        asc = scratch / f"{ref.filename}.asc"
+        dig = scratch / f"{ref.filename}.DIGESTS"
+        download.get_file(url, partial, label=ref.filename, expected_size=ref.size)
+        local = scratch / ref.filename
+        shutil.move(partial, local)  # from here on the file is ours: verify this very copy
+        try:
+            asc.write_bytes(_get_optional(url + ".asc", verifier is None))
+            dig.write_bytes(_get_optional(url + ".DIGESTS", verifier is None))
+        except download.NotFound:
+            raise VerificationError(f"{ref.filename}: the mirror has no .asc or .DIGESTS beside it",
+                                    hint="no signature, no trust; try another mirror") from None
+        record = _verify_stage_files(local, asc, dig, verifier, url)
+        return cache.store(local, record, key=ref.cache_key, extras={".asc": asc, ".DIGESTS": dig})
+
+
+def _get_optional(url: str, insecure: bool) -> bytes:
+    try:
+        return download.get_small(url)
+    except download.NotFound:
+        if insecure:
+            return b""
+        raise
+
+
+def _verify_stage_files(local: Path, asc: Path, dig: Path, verifier: Verifier | None,
+                        source: str) -> FetchedFile:
+    from chrootforge.sources import compression
+
+    compression.sniff(local)  # an HTML error page or an empty file: say so plainly
+    fpr = None
+    if verifier is not None:
+        fpr = verifier.verify_detached(local, asc, local.name)
+    sha512, blake2b = digests.hash_file(local)
+    text = dig.read_text(errors="replace") if dig.is_file() else ""
+    if verifier is not None or text.strip():
+        digests.check_digests(digests.parse_digests(text, local.name), sha512, blake2b, local.name)
+    return FetchedFile(local, sha512, blake2b, fpr, source, "stage3", verifier is None)
+
+
+def _local_key(kind: str, src: Path) -> str:
+    """A cache name for a local file *and its signature files* as they are now.
+
+    ctime cannot be set by users and changes with any write, rename or chmod, so an unchanged
+    (dev, inode, size, ctime) of the file and of what sits beside it means the verified copy stands.
+    """
+    import hashlib
+
+    parts = []
+    for path in (src, *(Path(f"{src}{suffix}") for suffix in (".asc", ".DIGESTS", ".gpgsig"))):
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            parts.append(f"{path.name}:-")
+            continue
+        parts.append(f"{path.name}:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_ctime_ns}")
+    digest = hashlib.sha256(f"{src.absolute()}|{'|'.join(parts)}".encode()).hexdigest()[:32]
+    return f"local/{kind}/{digest}"
+
+
+def use_local_stage(path, keyrings=(), insecure: bool = False, cache_dir=None) -> FetchedFile:
+    """An air-gapped stage: PATH with PATH.asc and PATH.DIGESTS beside it. Same checks, no network."""
+    src = Path(path)
+    if not src.is_file():
+        raise UsageError(f"--stage3 {src}: no such file")
+    if insecure:
+        _warn_insecure("stage3")
+    cache = SourceCache(cache_dir)
+    memo_key = _local_key("stage3", src)
+    hit = None if insecure else cache.lookup(memo_key)
+    if hit:
+        log.info(f"{src.name}: unchanged since it was verified ({hit.path})")
+        return hit
+    with _verifier(GENTOO_RELENG, keyrings, insecure) as verifier, cache.scratch() as scratch:
+        local = scratch / src.name
+        shutil.copyfile(src, local)  # verify our own copy: the original may change under us
+        asc, dig = scratch / f"{src.name}.asc", scratch / f"{src.name}.DIGESTS"
+        for beside, copy in ((Path(f"{src}.asc"), asc), (Path(f"{src}.DIGESTS"), dig)):
+            if beside.is_file():
+                shutil.copyfile(beside, copy)
+            elif not insecure:
+                raise VerificationError(f"{beside} is missing",
+                                        hint="keep the .asc and .DIGESTS files beside the stage tarball")
+        record = _verify_stage_files(local, asc, dig, verifier, src.absolute().as_uri())
+        return cache.store(local, record, key=memo_key,
+                           extras={s: p for s, p in ((".asc", asc), (".DIGESTS", dig)) if p.is_file()})
+
+
+# -- snapshots -----------------------------------------------------------------------------------
+def fetch_snapshot(date: str | None = None, mirrors=None, keyrings=(), cache_dir=None,
+                   insecure: bool = False, offline: bool = False) -> FetchedFile:
+    cache = SourceCache(cache_dir)
+    filename = layout.snapshot_filename(date)
+    key = f"snapshot/{filename}"
+    if date and not insecure:
+        hit = cache.lookup(key)
+        if hit:
+            log.info(f"{filename}: cached ({hit.path})")
+            return hit
+    if offline:
+        hit = cache.lookup(key) or cache.newest("snapshot/gentoo-2")
+        if hit:
+            return hit
+        raise CfError(f"--offline: no cached {filename}", hint="fetch it once while online, or --snapshot PATH")
+    if insecure:
+        _warn_insecure("portage snapshot")
+    failures: list[str] = []
+    with _verifier(GENTOO_SNAPSHOT, keyrings, insecure) as verifier:
+        for mirror in resolve_mirrors(mirrors):
+            url = layout.join(mirror, f"snapshots/{filename}")
+            try:
+                # `latest` is recorded too (overwritten by each fetch): --offline falls back to it
+                return _download_snapshot(cache, url, filename, key, verifier, latest=not date)
+            except (download.NotFound, download.Unavailable) as err:
+                log.info(f"mirror {mirror}: {err}")
+                failures.append(str(err))
+    raise CfError(f"could not fetch {filename} from any mirror: " + "; ".join(failures),
+                  hint="check --date and the mirrors (--mirror or GENTOO_MIRRORS)")
+
+
+def _download_snapshot(cache: SourceCache, url: str, filename: str, key: str,
+                       verifier: Verifier | None, *, latest: bool) -> FetchedFile:
+    with cache.scratch() as scratch:
+        sig = scratch / f"{filename}.gpgsig"
+        try:
+            sig.write_bytes(_get_optional(url + ".gpgsig", verifier is None))
+        except download.NotFound:
+            raise VerificationError(f"{filename}: the mirror has no .gpgsig beside it",
+                                    hint="no signature, no trust; try another mirror") from None
+        if verifier is not None and latest:
+            hit = cache.find_by_signature(filename, sig.read_bytes(), ".gpgsig")
+            if hit:
+                log.info(f"{filename}: unchanged since the last fetch (same signature), cached")
+                return hit
+        partial = cache.partial_path(url)
+        with cache.download_lock(partial):
+            download.get_file(url, partial, label=filename)
+            local = scratch / filename
+            shutil.move(partial, local)
+        record = _verify_snapshot_files(local, sig, verifier, url)
+        return cache.store(local, record, key=key, extras={".gpgsig": sig})
+
+
+def _verify_snapshot_files(local: Path, sig: Path, verifier: Verifier | None, source: str) -> FetchedFile:
+    from chrootforge.sources import compression
+
+    compression.sniff(local)
+    fpr = verifier.verify_detached(local, sig, local.name) if verifier is not None else None
+    sha512, blake2b = digests.hash_file(local)
+    return FetchedFile(local, sha512, blake2b, fpr, source, "snapshot", verifier is None)
+
+
+def use_local_snapshot(path, keyrings=(), insecure: bool = False, cache_dir=None) -> FetchedFile:
+    """An air-gapped snapshot: PATH with PATH.gpgsig (or PATH.asc) beside it."""
+    src = Path(path)
+    if not src.is_file():
+        raise UsageError(f"--snapshot {src}: no such file")
+    if insecure:
+        _warn_insecure("portage snapshot")
+    cache = SourceCache(cache_dir)
+    memo_key = _local_key("snapshot", src)
+    hit = None if insecure else cache.lookup(memo_key)
+    if hit:
+        log.info(f"{src.name}: unchanged since it was verified ({hit.path})")
+        return hit
+    with _verifier(GENTOO_SNAPSHOT, keyrings, insecure) as verifier, cache.scratch() as scratch:
+        local = scratch / src.name
+        shutil.copyfile(src, local)
+        sig = scratch / f"{src.name}.gpgsig"
+        beside = next((p for p in (Path(f"{src}.gpgsig"), Path(f"{src}.asc")) if p.is_file()), None)
+        if beside is not None:
+            shutil.copyfile(beside, sig)
+        elif not insecure:
+            raise VerificationError(f"{src}.gpgsig is missing", hint="keep the signature beside the snapshot")
+        record = _verify_snapshot_files(local, sig, verifier, src.absolute().as_uri())
+        return cache.store(local, record, key=memo_key, extras={".gpgsig": sig} if sig.is_file() else None)

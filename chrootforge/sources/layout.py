@@ -1,0 +1,93 @@
+"""Where things live on a Gentoo mirror, and the latest-stage3 file format. Pure functions.
+
+See docs/sources.md for the sources of each convention.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from chrootforge.errors import UsageError, VerificationError
+
+DEFAULT_MIRROR = "https://distfiles.gentoo.org"
+# releases/<dir-arch>/ holds stages whose file names use a more specific "micro" arch
+MICROARCH = {"x86": "i686", "arm": "armv7a_hardfp", "riscv": "rv64_lp64d"}
+# the first word of a variant without a micro-arch (e.g. openrc, musl-hardened, nomultilib-systemd)
+VARIANT_WORDS = {"openrc", "systemd", "musl", "hardened", "nomultilib", "llvm", "desktop", "x32",
+                 "mergedusr", "splitusr", "selinux", "minimal", "glibc"}
+_STAMP = re.compile(r"^\d{8}T\d{6}Z$")
+_NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
+_DATA = re.compile(r"^(\d{8}T\d{6}Z)/(stage3-[A-Za-z0-9_.+-]+\.tar\.(?:xz|bz2|zst|gz))\s+(\d+)\s*$")
+_SNAPDATE = re.compile(r"^(\d{8}|latest)$")
+_LATEST_HINT = "the mirror's latest-stage3 file is not in the expected format; try another mirror or --date"
+
+
+@dataclasses.dataclass(frozen=True)
+class StageRef:
+    arch: str
+    stamp: str
+    filename: str
+    size: int | None = None
+
+    @property
+    def relpath(self) -> str:
+        return f"releases/{self.arch}/autobuilds/{self.stamp}/{self.filename}"
+
+    @property
+    def cache_key(self) -> str:
+        return f"stage3/{self.arch}/{self.stamp}/{self.filename}"
+
+
+def stage_name(arch: str, variant: str) -> str:
+    """'amd64','openrc' -> 'stage3-amd64-openrc' (x86 -> i686, arm -> armv7a_hardfp, ...)."""
+    for value, what in ((arch, "arch"), (variant, "variant")):
+        if not _NAME.match(value or ""):
+            raise UsageError(f"bad {what} {value!r}")
+    if variant.split("-", 1)[0] not in VARIANT_WORDS:
+        return f"stage3-{variant}"  # the variant already names its micro-arch (armv6j_hardfp-openrc)
+    return f"stage3-{MICROARCH.get(arch, arch)}-{variant}"
+
+
+def latest_relpath(arch: str, variant: str) -> str:
+    return f"releases/{arch}/autobuilds/latest-{stage_name(arch, variant)}.txt"
+
+
+def dated_stage(arch: str, variant: str, stamp: str) -> StageRef:
+    if not _STAMP.match(stamp):
+        raise UsageError(f"bad --date {stamp!r}", hint="stage3 dates look like 20240101T170000Z")
+    return StageRef(arch, stamp, f"{stage_name(arch, variant)}-{stamp}.tar.xz")
+
+
+def parse_latest(text: str, arch: str, variant: str) -> StageRef:
+    """The verified body of latest-stage3-*.txt: '#' comments, then '<stamp>/<file> <size>'."""
+    expected = stage_name(arch, variant)
+    refs = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = _DATA.match(line)
+        if not match:
+            raise VerificationError(f"unexpected line in the latest-stage3 file: {line[:80]!r}",
+                                        hint=_LATEST_HINT)
+        stamp, filename, size = match.groups()
+        if not filename.startswith(f"{expected}-{stamp}."):
+            raise VerificationError(f"the latest file names {filename}, not a {expected} stage",
+                                        hint=_LATEST_HINT)
+        refs.append(StageRef(arch, stamp, filename, int(size)))
+    if len(refs) != 1:
+        raise VerificationError(f"the latest-stage3 file has {len(refs)} data lines, expected 1",
+                                hint=_LATEST_HINT)
+    return refs[0]
+
+
+def snapshot_filename(date: str | None) -> str:
+    value = date or "latest"
+    if not _SNAPDATE.match(value):
+        raise UsageError(f"bad snapshot date {value!r}", hint="use YYYYMMDD or 'latest'")
+    return f"gentoo-{value}.tar.xz"
+
+
+def join(mirror: str, relpath: str) -> str:
+    return mirror.rstrip("/") + "/" + relpath

@@ -1,0 +1,27 @@
+# Copyright 2026 chrootforge authors
+# Distributed under the terms of the MIT license
+
+EAPI=8
+
+inherit cf-account
+
+DESCRIPTION="The skeleton of an image root: root and nobody accounts, /tmp, /root"
+HOMEPAGE="https://example.invalid/chrootforge"
+S="${WORKDIR}"
+
+LICENSE="MIT"
+SLOT="0"
+KEYWORDS="amd64"
+
+src_install() {
+	keepdir /root /tmp /home /etc
+	fperms 0700 /root
+	fperms 1777 /tmp
+}
+
+pkg_preinst() {
+	cf-account_add group root "root:x:0:"
+	cf-account_add group nogroup "nogroup:x:65534:"
+	cf-account_add passwd root "root:x:0:0:root:/root:/bin/sh"
+	cf-account_add passwd nobody "nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin"
+}

@@ -1,0 +1,30 @@
+# Copyright 2026 chrootforge authors
+# Distributed under the terms of the MIT license
+
+EAPI=8
+
+# Installed into the build system itself, it would replace the system's own files.
+CF_DEB_ROOT_ONLY=1
+
+inherit cf-deb
+
+DEB_PV="2.36-9+deb12u14"
+DESCRIPTION="The GNU C library runtime (loader and shared libraries), from Debian's libc6"
+HOMEPAGE="https://www.gnu.org/software/libc/"
+SRC_URI="https://deb.debian.org/debian/pool/main/g/glibc/libc6_${DEB_PV}_amd64.deb"
+
+LICENSE="LGPL-2.1+ GPL-2"
+SLOT="0"
+KEYWORDS="amd64"
+
+src_install() {
+	# The loader, the shared libraries and the NSS modules; not gconv, locales or tools.
+	cf-deb_install lib/x86_64-linux-gnu lib64 etc/ld.so.conf.d
+	insinto /etc
+	newins - nsswitch.conf <<-EOF
+		passwd: files
+		group: files
+		shadow: files
+		hosts: files dns
+	EOF
+}

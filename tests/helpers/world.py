@@ -1,0 +1,144 @@
+"""Session fixtures for the test world: the signed synthetic stage3, the distfiles and the ebuild repo.
+
+- `world_cache` (session): the cache dir: $CHROOTFORGE_WORLD_CACHE, else
+  /var/tmp/chrootforge-tests/world (world-<uid> when not run as root). The stage is built there
+  once per machine (keyed by its inputs); later sessions reuse it.
+- `world_stage` (session): a `tests.world.stage.WorldStage` with `.tarball`, `.digests`, `.signature`,
+  `.keyring` (the test release public key for `--keyring`) and `.fingerprint`. World-readable, so
+  the unprivileged test user can read it too.
+- `world_distfiles` (session): the cached distfiles dir (checked against the repo's Manifests).
+  Treat it as read-only: bind a copy (`copy_distfiles`) where portage may write.
+- `world_repo` (session): a world-readable copy of examples/repo made for this session.
+- `world_builder` (session): `world_builder(identity)` extracts the stage once per identity under
+  that identity's id mapping (the way builds see it) and returns the root's path; removed at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.identity import SHARED_TMP, Identity
+from tests.world.cache import EXAMPLES
+
+
+def world_cache_dir() -> Path:
+    explicit = os.environ.get("CHROOTFORGE_WORLD_CACHE")
+    if explicit:
+        return Path(explicit)
+    return SHARED_TMP / ("world" if os.getuid() == 0 else f"world-{os.getuid()}")
+
+
+def _shared_dir(prefix: str) -> Path:
+    SHARED_TMP.mkdir(parents=True, exist_ok=True)
+    if SHARED_TMP.stat().st_uid == os.getuid():
+        os.chmod(SHARED_TMP, 0o1777)
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=SHARED_TMP))
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture(scope="session")
+def world_cache() -> Path:
+    path = world_cache_dir()
+    path.mkdir(parents=True, exist_ok=True)
+    if path.stat().st_uid == os.getuid():
+        path.chmod(0o755)  # the unprivileged test user reads the stage from here
+    return path
+
+
+@pytest.fixture(scope="session")
+def world_stage(world_cache):
+    from tests.world.stage import StageError, ensure_stage
+
+    try:
+        return ensure_stage(world_cache, quiet=False)
+    except StageError as err:
+        pytest.fail(f"cannot build the synthetic stage: {err}")
+
+
+@pytest.fixture(scope="session")
+def world_distfiles(world_cache) -> Path:
+    from tests.world.distfiles import DistfilesError, ensure_distfiles
+
+    try:
+        return ensure_distfiles(world_cache, quiet=False)
+    except DistfilesError as err:
+        pytest.fail(str(err))
+
+
+@pytest.fixture(scope="session")
+def world_repo() -> Path:
+    base = _shared_dir("world-repo.")
+    repo = base / "repo"
+    shutil.copytree(EXAMPLES / "repo", repo, symlinks=True)
+    for root, dirs, files in os.walk(base):
+        os.chmod(root, 0o755)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o644)
+    yield repo
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def copy_distfiles(distfiles: Path, identity: Identity) -> Path:
+    """A private, writable copy of the distfiles owned by `identity` (portage may chmod/lock there)."""
+    dest = identity.mkdtemp("distfiles.")
+    dest.chmod(0o755)  # unpack runs as portage (250), which must reach the files
+    for path in distfiles.iterdir():
+        if path.is_file() and not path.name.startswith("."):
+            shutil.copy(path, dest / path.name)
+    if os.getuid() == 0:
+        for path in [dest, *dest.iterdir()]:
+            os.chown(path, identity.uid, identity.gid)
+    return dest
+
+
+def python_snippet(identity: Identity, code: str) -> list[str]:
+    return [*identity.python, "-c", code]
+
+
+def remove_as(identity: Identity, path: Path) -> None:
+    """Remove a tree that may hold sub-id owned files, under the identity's own mapping."""
+    if not path.exists():
+        return
+    if identity.is_root:
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    identity.run(python_snippet(identity, f"from chrootforge.sandbox import remove_tree; "
+                                          f"remove_tree({str(path)!r})"))
+
+
+class WorldBuilder:
+    """Extracted builder roots, one per identity, made the way a build makes them."""
+
+    def __init__(self, stage):
+        self.stage = stage
+        self.roots: dict[str, tuple[Identity, Path]] = {}
+
+    def __call__(self, identity: Identity) -> Path:
+        if identity.name not in self.roots:
+            base = identity.mkdtemp("builder.")
+            root = base / "root"
+            proc = identity.run(python_snippet(
+                identity, "from chrootforge.sources.extract import extract; "
+                          f"extract({str(self.stage.tarball)!r}, {str(root)!r})"))
+            if proc.returncode != 0:
+                pytest.fail(f"extracting the stage as {identity.name} failed:\n{proc.stderr}")
+            self.roots[identity.name] = (identity, base)
+        return self.roots[identity.name][1] / "root"
+
+    def cleanup(self) -> None:
+        for identity, base in self.roots.values():
+            remove_as(identity, base)
+            shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def world_builder(world_stage):
+    builder = WorldBuilder(world_stage)
+    yield builder
+    builder.cleanup()

@@ -1,0 +1,338 @@
+"""End to end, as root and as the unprivileged user: build the example hierarchy once per identity
+(module-scoped) and check the images with the real consumers (podman/runc, umoci, chrootforge verify).
+
+The namespace is examples/world copied into a temp dir with one extra image, `hellostatic` (hello with
+USE=static on top of `hello`, whose parent built it without): it proves that package.provided respects
+USE. Everything else hangs on that one build, plus a no-op rebuild and a leaf rebuild.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import itertools
+import json
+import os
+import shutil
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.identity import get_identity
+from tests.helpers.pipeline import Podman
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+IMAGES = ["busybox", "glibc", "s6", "hello", "hellostatic"]
+PREFIX = "localhost/chrootforge"  # examples/world: [output] prefix
+
+
+@dataclass
+class Built:
+    identity: object
+    tmp: Path
+    ns: Path
+    layout: Path
+    env: dict
+    report: dict
+    podman: Podman
+
+    def cf(self, *args, **kwargs):
+        kwargs.setdefault("timeout", 900)
+        return self.identity.cf(*args, env=self.env, **kwargs)
+
+    def index(self) -> dict[str, str]:
+        index = json.loads((self.layout / "index.json").read_text())
+        return {m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
+                for m in index["manifests"] if "org.opencontainers.image.ref.name" in m.get("annotations", {})}
+
+    def blob(self, digest: str) -> bytes:
+        return (self.layout / "blobs" / "sha256" / digest.split(":")[1]).read_bytes()
+
+    def manifest(self, image: str) -> dict:
+        return json.loads(self.blob(self.index()[f"{PREFIX}/{image}:latest"]))
+
+    def config(self, image: str) -> dict:
+        return json.loads(self.blob(self.manifest(image)["config"]["digest"]))
+
+    def top_layer_names(self, image: str) -> set[str]:
+        data = self.blob(self.manifest(image)["layers"][-1]["digest"])
+        with tarfile.open(fileobj=io.BytesIO(gzip.decompress(data))) as tar:
+            return {m.name.lstrip("./").rstrip("/") for m in tar.getmembers()}
+
+    def all_names(self, image: str) -> set[str]:
+        names = set()
+        for layer in self.manifest(image)["layers"]:
+            with tarfile.open(fileobj=io.BytesIO(gzip.decompress(self.blob(layer["digest"])))) as tar:
+                names |= {m.name.lstrip("./").rstrip("/") for m in tar.getmembers()}
+        return names
+
+    def result(self, image: str) -> dict:
+        return next(r for r in self.report["images"] if r["image"] == image)
+
+
+def make_namespace(dest: Path, repo: Path) -> Path:
+    """examples/world with the tree at `repo` (a session copy of examples/repo), plus hellostatic."""
+    ns = dest / "world"
+    shutil.copytree(REPO / "examples" / "world", ns)
+    text = (ns / "chrootforge.toml").read_text().replace('path = "../repo"', f'path = "{repo}"')
+    (ns / "chrootforge.toml").write_text(text)
+    (ns / "hellostatic").mkdir()
+    (ns / "hellostatic" / "image.toml").write_text(
+        'parent = "hello"\npackages = ["app-misc/hello"]\n\n[package."app-misc/hello"]\nuse = ["static"]\n'
+        '\n[config]\ncmd = ["hello"]\n')
+    return ns
+
+
+def _build(identity, ns: Path, layout: Path, env: dict, *extra: str):
+    proc = identity.cf("build", "--json", "--layout", str(layout), *extra, str(ns), env=env, timeout=1200)
+    return proc
+
+
+@pytest.fixture(scope="module", params=["root", "user"])
+def built(request, world_inputs, world_repo) -> Built:
+    identity = get_identity(request.param)
+    tmp = identity.mkdtemp("pipeline.")
+    ns = make_namespace(tmp, world_repo)
+    if not identity.is_root and os.getuid() == 0:
+        for path in [ns, *ns.rglob("*")]:
+            os.chown(path, identity.uid, identity.gid)
+    env = {**world_inputs.env(), "XDG_CACHE_HOME": str(tmp / "cache"), "SOURCE_DATE_EPOCH": "1700000000"}
+    layout = tmp / "layout"
+    proc = _build(identity, ns, layout, env)
+    assert proc.returncode == 0, f"build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    podman = Podman(identity, tmp / "podman")
+    b = Built(identity, tmp, ns, layout, env, json.loads(proc.stdout), podman)
+    for image in IMAGES:
+        image_id = podman("pull", "-q", f"oci:{layout}:{PREFIX}/{image}:latest").stdout.strip().splitlines()[-1]
+        podman("tag", image_id, f"localhost/test/{image}:latest")
+    yield b
+    podman.cleanup()
+    remove_as(identity, tmp)
+
+
+def remove_as(identity, path: Path) -> None:
+    """Delete a tree whose files belong to the identity's sub-ids (only its mapped namespace can)."""
+    identity.run([*identity.python, "-c", ("import sys; from chrootforge.sandbox import remove_tree; "
+                  "remove_tree(sys.argv[1])"), str(path)], timeout=300)
+
+
+# -- the build itself ----------------------------------------------------------------------------
+def test_every_image_built(built):
+    assert [r["image"] for r in built.report["images"]] == IMAGES
+    assert all(r["status"] == "built" for r in built.report["images"])
+    for r in built.report["images"]:
+        assert r["layers"] == IMAGES.index(r["image"]) + 1
+        assert {"emerge", "commit"} <= set(r["steps"])
+
+
+def test_child_reuses_parent_layers(built):
+    chain = [built.manifest(i)["layers"] for i in IMAGES]
+    for parent, child in itertools.pairwise(chain):
+        assert child[: len(parent)] == parent
+        assert len(child) == len(parent) + 1
+
+
+def test_consumers_validate_layout(built):
+    proc = built.cf("verify", str(built.layout))
+    assert proc.returncode == 0, proc.stderr
+    for image in ("busybox", "hello"):
+        dest = built.tmp / f"umoci-{image}"
+        argv = ["umoci", "unpack", *([] if built.identity.is_root else ["--rootless"]),
+                "--image", f"{built.layout}:{PREFIX}/{image}:latest", str(dest)]
+        proc = built.identity.run(argv)
+        assert proc.returncode == 0, proc.stderr
+        assert (dest / "rootfs" / "bin" / "busybox").exists()
+
+
+def test_slim_root(built):
+    names = built.all_names("hello")
+    for gone in ("usr/share/doc", "usr/share/man", "var/db/pkg", "etc/portage", "var/lib/portage",
+                 "var/cache/edb", "usr/include"):
+        assert not any(n == gone or n.startswith(gone + "/") for n in names), gone
+    assert "usr/bin/hello" in names and "bin/busybox" in names
+
+
+def test_package_provided_no_double_install(built):
+    """Each child layer holds only its own packages: busybox and s6 are not installed again."""
+    glibc_layer, s6_layer, hello_layer = (built.top_layer_names(i) for i in ("glibc", "s6", "hello"))
+    assert "bin/busybox" not in glibc_layer | s6_layer | hello_layer
+    assert not any("s6-svscan" in n for n in hello_layer)
+    assert any(n.endswith("bin/s6-svscan") for n in s6_layer)
+    assert not any(n.endswith("libc.so.6") for n in s6_layer | hello_layer)
+    assert "usr/bin/hello" in hello_layer
+
+
+def test_different_use_reinstalls(built):
+    layer = built.top_layer_names("hellostatic")
+    assert "usr/bin/hello" in layer  # hello's dynamic build did not count as provided
+    out = built.podman("run", "--rm", *built.podman.run_args(), "localhost/test/hellostatic:latest").stdout
+    assert "build=static" in out
+
+
+def test_users_reach_the_image(built):
+    proc = built.podman("run", "--rm", *built.podman.run_args(), "localhost/test/hello:latest",
+                        "cat", "/etc/passwd", "/etc/group")
+    assert "hello:x:701:" in proc.stdout and "root:x:0:0:" in proc.stdout
+
+
+def test_config_and_labels(built):
+    cfg = built.config("hello")
+    assert cfg["config"]["Cmd"] == ["s6-svscan", "-t0", "/service"]
+    assert "GREETING_SOURCE=chrootforge" in cfg["config"]["Env"]
+    labels = cfg["config"]["Labels"]
+    assert labels["org.opencontainers.image.title"] == "hello"
+    assert labels["org.opencontainers.image.created"] == "2023-11-14T22:13:20Z"
+    assert labels["org.chrootforge.stage3.insecure-skip-verify"] == "false"
+    assert labels["org.chrootforge.tree"].startswith("sha256:")
+    assert labels["org.opencontainers.image.url"] == "https://example.invalid/chrootforge"
+
+
+def test_sbom_lists_every_package(built):
+    state = json.loads((built.layout.parent / "layout.build/state/hello.json").read_text())
+    expected = {(r["category"] + "/" + r["name"], r["version"]) for r in state["records"]}
+    assert {"app-misc/hello", "sys-apps/busybox-bin", "sys-apps/s6-bin", "sys-libs/glibc-bin"} <= \
+        {cp for cp, _ in expected}
+    doc = json.loads((built.layout.parent / "layout.build/sbom/hello.spdx.json").read_text())
+    listed = {(p["name"], p["versionInfo"]) for p in doc["packages"] if p["SPDXID"] != "SPDXRef-Image"}
+    assert listed == expected
+    assert doc["spdxVersion"] == "SPDX-2.3"
+    # The same document is attached to the image in the layout (an OCI referrer), readable back.
+    proc = built.cf("sbom", f"{built.layout}:{PREFIX}/hello:latest")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == doc
+    hello_digest = built.index()[f"{PREFIX}/hello:latest"]
+    assert doc["packages"][0]["checksums"][0]["checksumValue"] == hello_digest.split(":")[1]
+
+
+# -- running the images ----------------------------------------------------------------------------
+def test_hello_prints(built):
+    proc = built.podman("run", "--rm", *built.podman.run_args(), "localhost/test/hello:latest", "hello")
+    assert "Hello from chrootforge! build=dynamic" in proc.stdout
+
+
+def test_busybox_and_glibc_run(built):
+    proc = built.podman("run", "--rm", *built.podman.run_args(), "localhost/test/busybox:latest",
+                        "sh", "-c", "echo ok-$((6*7))")
+    assert proc.stdout.strip() == "ok-42"
+    proc = built.podman("run", "--rm", *built.podman.run_args(), "localhost/test/glibc:latest",
+                        "sh", "-c", "ls /lib/x86_64-linux-gnu/libc.so.6 /usr/lib/x86_64-linux-gnu/libc.so.6 "
+                        "2>/dev/null | head -1")
+    assert "libc.so.6" in proc.stdout
+
+
+def test_s6_supervises_and_stops_promptly(built):
+    name = f"s6test-{built.identity.name}"
+    built.podman("run", "-d", "--name", name, *built.podman.run_args(), "localhost/test/hello:latest")
+    try:
+        deadline = time.monotonic() + 20
+        logs = ""
+        while time.monotonic() < deadline:
+            logs = built.podman("logs", name, check=False).stdout
+            if "Hello from chrootforge!" in logs and "heartbeat" in logs:
+                break
+            time.sleep(0.3)
+        assert "heartbeat" in logs and "Hello from chrootforge! build=dynamic uid=701" in logs, logs
+        comm = built.podman("exec", name, "cat", "/proc/1/comm").stdout.strip()
+        assert comm == "s6-svscan"
+        started = time.monotonic()
+        built.podman("stop", "-t", "10", name)
+        assert time.monotonic() - started <= 2.0
+    finally:
+        built.podman("rm", "-f", "-t", "0", name, check=False)
+
+
+def test_reproducible_from_clean_caches(built):
+    """A second build of the hierarchy, from clean caches into a new layout, gives the same digests.
+    (Once, for the unprivileged identity: it costs a full cold build.)"""
+    if built.identity.is_root:
+        pytest.skip("checked once, for the rootless identity")
+    tmp2 = built.identity.mkdtemp("repro.")
+    env = dict(built.env, XDG_CACHE_HOME=str(tmp2 / "cache"))
+    layout2 = tmp2 / "layout"
+    first = {r["image"]: r["digest"] for r in built.report["images"]}
+    try:
+        proc = _build(built.identity, built.ns, layout2, env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        report = json.loads(proc.stdout)
+        assert all(r["status"] == "built" for r in report["images"])
+        assert {r["image"]: r["digest"] for r in report["images"]} == first
+    finally:
+        remove_as(built.identity, tmp2)
+
+
+# -- incremental builds (these change the layout: keep them last in the module) ------------------
+def test_zz_noop_rebuild(built):
+    proc = _build(built.identity, built.ns, built.layout, built.env)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert [r["status"] for r in report["images"]] == ["up-to-date"] * len(IMAGES)
+
+
+def test_zz_touch_leaf_rebuilds_only_it_with_binpkgs(built):
+    spec = built.ns / "hello" / "image.toml"
+    spec.write_text(spec.read_text() + "\n# touched\n")
+    before = built.index()
+    proc = _build(built.identity, built.ns, built.layout, built.env)
+    assert proc.returncode == 0, proc.stderr
+    status = {r["image"]: r["status"] for r in json.loads(proc.stdout)["images"]}
+    assert status == {"busybox": "up-to-date", "glibc": "up-to-date", "s6": "up-to-date",
+                      "hello": "built", "hellostatic": "built"}
+    after = built.index()
+    assert after[f"{PREFIX}/s6:latest"] == before[f"{PREFIX}/s6:latest"]
+    log = (built.layout.parent / "layout.build/logs/hello/emerge.log").read_text()
+    assert ">>> Emerging binary" in log and ">>> Compiling source" not in log
+
+
+def test_zz_failures_leave_tags_intact(built):
+    """Bad input: each a clear error, non-zero exit, and the layout's tags unchanged."""
+    before = (built.layout / "index.json").read_bytes()
+    bad = built.tmp / "bad"
+    shutil.copytree(built.ns, bad, dirs_exist_ok=False)
+    if not built.identity.is_root and os.getuid() == 0:
+        for path in [bad, *bad.rglob("*")]:
+            os.chown(path, built.identity.uid, built.identity.gid)
+    def image(name, text):
+        (bad / name).mkdir(exist_ok=True)
+        (bad / name / "image.toml").write_text(text)
+        if not built.identity.is_root:
+            for p in (bad, bad / name, bad / name / "image.toml"):
+                os.chown(p, built.identity.uid, built.identity.gid)
+
+    def run(name):
+        return built.cf("build", "--layout", str(built.layout), str(bad / name))
+
+    image("unknown", 'parent = "scratch"\npackages = ["app-misc/nope"]\n')
+    proc = run("unknown")
+    assert proc.returncode == 1 and "emerge failed" in proc.stderr and "emerge.log" in proc.stderr
+    image("failing", 'parent = "scratch"\npackages = ["app-misc/hello"]\n'
+                     '[package."app-misc/hello"]\nenv = { CFLAGS = "-fno-such-flag-at-all" }\n')
+    proc = run("failing")
+    assert proc.returncode == 1 and "logs/failing/emerge.log" in proc.stderr, proc.stderr
+    image("hookfail", 'parent = "scratch"\n[hooks]\nconfigure_rootfs = ["boom.sh"]\n')
+    (bad / "hookfail" / "boom.sh").write_text("echo about to fail\nexit 7\n")
+    proc = run("hookfail")
+    assert proc.returncode == 1 and "hook 'boom.sh' (configure_rootfs) failed with exit status 7" in proc.stderr
+    image("syntax", 'parent = "scratch"\npackages = [\n')
+    proc = run("syntax")
+    assert proc.returncode == 2 and f"{bad / 'syntax' / 'image.toml'}:3" in proc.stderr
+    image("unknownkey", 'parent = "scratch"\npackage = ["x/y"]\n')
+    proc = run("unknownkey")
+    assert proc.returncode == 2 and "unknownkey/image.toml:2" in proc.stderr
+    image("cyc1", 'parent = "cyc2"\n')
+    image("cyc2", 'parent = "cyc1"\n')
+    proc = run("cyc1")
+    assert proc.returncode == 2 and "parent cycle: cyc1 -> cyc2 -> cyc1" in proc.stderr
+    image("orphan", 'parent = "nothere"\n')
+    proc = run("orphan")
+    assert proc.returncode == 2 and "parent image 'nothere' does not exist" in proc.stderr
+    env = dict(built.env, CHROOTFORGE_WORLD_STAGE=str(built.tmp / "missing-stage.tar.zst"))
+    proc = built.identity.cf("build", "--layout", str(built.layout), str(bad / "busybox"), "--force",
+                             env=env, timeout=300)
+    assert proc.returncode == 2 and "missing-stage.tar.zst does not exist" in proc.stderr
+    assert (built.layout / "index.json").read_bytes() == before
+    assert "Traceback" not in proc.stderr
+

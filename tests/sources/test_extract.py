@@ -1,0 +1,214 @@
+"""Real extraction, as root and as the unprivileged user under the sandbox's uid mapping."""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+
+import pytest
+
+from chrootforge.errors import VerificationError
+from chrootforge.sources.extract import extract
+from tests.helpers.mirror import make_tar, member, stage_members, world_dir
+
+# Runs as the identity: extract, then list the tree from inside the same mapping (ls -lnR and a
+# JSON of stat + xattrs), the way a build would see it.
+DRIVER = textwrap.dedent("""
+    import json, os, sys
+    from chrootforge.sources.extract import extract
+    from chrootforge.sources.mapping import run_under_mapping
+    tarball, dest, out = sys.argv[1:4]
+    result = extract(tarball, dest)
+    code = run_under_mapping([sys.executable, sys.argv[4], dest, out])
+    print(json.dumps({"members": result.members, "skipped_dev": result.skipped_dev, "code": code}))
+""")
+INSPECT = textwrap.dedent("""
+    import json, os, subprocess, sys
+    root, out = sys.argv[1:3]
+    tree = {}
+    for dirpath, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            xattrs = {}
+            if not os.path.islink(path):
+                for key in os.listxattr(path, follow_symlinks=False):
+                    xattrs[key] = os.getxattr(path, key, follow_symlinks=False).hex()
+            tree[os.path.relpath(path, root)] = {
+                "uid": st.st_uid, "gid": st.st_gid, "mode": st.st_mode, "ino": st.st_ino,
+                "nlink": st.st_nlink, "xattrs": xattrs,
+                "link": os.readlink(path) if os.path.islink(path) else None}
+    ls = subprocess.run(["ls", "-lnR", root], capture_output=True, text=True).stdout
+    with open(out, "w") as handle:
+        json.dump({"tree": tree, "ls": ls, "uid_map": open("/proc/self/uid_map").read()}, handle)
+""")
+
+
+@pytest.fixture(scope="module")
+def scripts():
+    folder = world_dir("extract-scripts.")
+    (folder / "driver.py").write_text(DRIVER)
+    (folder / "tree_inspect.py").write_text(INSPECT)
+    for path in folder.iterdir():
+        path.chmod(0o644)
+    return folder
+
+
+def test_owners_modes_xattrs_links_survive(identity, scripts):
+    work = identity.mkdtemp("extract.")
+    tarball = work / "stage.tar.xz"
+    tarball.write_bytes(make_tar(stage_members(), "xz"))
+    os.chown(tarball, identity.uid, identity.gid) if os.getuid() == 0 else None
+    out = work / "inspect.json"
+    done = identity.run([*identity.python, str(scripts / "driver.py"), str(tarball), str(work / "root"),
+                         str(out), str(scripts / "tree_inspect.py")])
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["code"] == 0 and summary["skipped_dev"] == 2
+    assert "skipped 2 entries under /dev" in done.stderr
+    seen = json.loads(out.read_text())
+    tree, ls = seen["tree"], seen["ls"]
+    if identity.name == "user":  # really inside a mapped namespace
+        assert seen["uid_map"].split()[:3] == ["0", str(identity.uid), "1"]
+    assert tree["etc/passwd"]["uid"] == 0
+    assert (tree["var/cache/distfiles"]["uid"], tree["var/cache/distfiles"]["gid"]) == (250, 250)
+    assert tree["var/cache/distfiles"]["mode"] & 0o7777 == 0o2775
+    assert (tree["home/user/notes"]["uid"], tree["home/user/notes"]["gid"]) == (1000, 1000)
+    assert tree["usr/bin/su"]["mode"] & 0o7777 == 0o4755
+    assert tree["usr/bin/newgrp"]["ino"] == tree["usr/bin/su"]["ino"] and tree["usr/bin/su"]["nlink"] == 2
+    assert tree["bin"]["link"] == "usr/bin" and tree["etc/localtime"]["link"] == "/usr/share/zoneinfo/UTC"
+    assert bytes.fromhex(tree["usr/bin/ping"]["xattrs"]["user.test"]) == b"hello"
+    cap = bytes.fromhex(tree["usr/bin/ping"]["xattrs"]["security.capability"])
+    assert int.from_bytes(cap[4:8], "little") & (1 << 13)  # cap_net_raw kept
+    assert os.path.exists(work / "root/dev") and not any(k.startswith("dev/") for k in tree)
+    assert "var/run" in tree  # the fifo
+    # the same facts as `ls -ln` prints them inside the namespace
+    assert any(line.startswith("-rwsr-xr-x 2 0 0 ") and line.endswith(" su") for line in ls.splitlines())
+    assert any(" 250 250 " in line and line.endswith(" distfiles") for line in ls.splitlines())
+    assert any(" 1000 1000 " in line and line.endswith(" notes") for line in ls.splitlines())
+    if identity.name == "user":  # from the host, the owners are shifted into the subuid range
+        assert os.lstat(work / "root/var/cache/distfiles").st_uid not in (0, 250, identity.uid)
+        # subuid-owned files can only be deleted from inside the mapping
+        gone = identity.run([*identity.python, "-c",
+                             f"from chrootforge.sandbox import remove_tree; remove_tree({str(work / 'root')!r})"])
+        assert gone.returncode == 0, gone.stderr
+        assert not (work / "root").exists()
+
+
+@pytest.mark.parametrize("compression", ["xz", "zst", "gz", "bz2", ""])
+def test_every_compression(tmp_path, compression):
+    tarball = tmp_path / f"t.tar.{compression or 'plain'}"
+    tarball.write_bytes(make_tar([member("./a", "dir"), member("./a/f", data=b"data" * 1000)], compression))
+    result = extract(tarball, tmp_path / "out")
+    assert (tmp_path / "out/a/f").read_bytes() == b"data" * 1000 and result.members == 2
+
+
+def leftovers(parent, name):
+    return [p.name for p in parent.iterdir() if p.name == name or p.name.startswith(f".{name}.extract-")]
+
+
+HOSTILE = {
+    "dotdot": ([member("./ok", data=b"1"), member("../x", data=b"x")], "../x"),
+    "absolute": ([member("./ok", data=b"1"), member("/etc/x", data=b"x")], "/etc/x"),
+    "symlink-then-write": ([member("./l", "symlink", link="/tmp"), member("./l/pwned", data=b"x")], "./l/pwned"),
+    "hardlink-outside": ([member("./h", "hardlink", link="/etc/passwd")], "./h"),
+    "device-outside-dev": ([member("./sda", "block")], "./sda"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_archives_leave_nothing(tmp_path, case):
+    members, offender = HOSTILE[case]
+    tarball = tmp_path / "evil.tar.xz"
+    tarball.write_bytes(make_tar(members))
+    with pytest.raises(VerificationError) as caught:
+        extract(tarball, tmp_path / "out")
+    assert repr(offender) in str(caught.value)  # names the offending member
+    assert leftovers(tmp_path, "out") == []
+    assert not os.path.exists("/tmp/pwned")
+
+
+def test_hostile_archive_as_user_leaves_nothing(user_identity):
+    work = user_identity.mkdtemp("evil.")
+    tarball = work / "evil.tar.xz"
+    tarball.write_bytes(make_tar([member("./a", "dir", uid=250, gid=250), member("./a/f", data=b"x", uid=250),
+                                  member("./l", "symlink", link="/tmp"), member("./l/pwned", data=b"x")]))
+    tarball.chmod(0o644)
+    done = user_identity.run([*user_identity.python, "-m", "chrootforge.sources.extract", str(tarball),
+                              str(work / "out")])
+    assert done.returncode == 1 and "./l/pwned" in done.stderr and "Traceback" not in done.stderr
+    code = f"from chrootforge.sources.extract import extract; extract({str(tarball)!r}, {str(work / 'out')!r})"
+    done = user_identity.run([*user_identity.python, "-c", code])
+    assert done.returncode != 0 and "writes through symlink" in done.stderr
+    assert leftovers(work, "out") == []
+
+
+def test_truncated_and_corrupt_tarballs(tmp_path):
+    good = make_tar([member(f"./f{i}", data=os.urandom(3000)) for i in range(30)])
+    (tmp_path / "trunc.tar.xz").write_bytes(good[: len(good) // 2])
+    with pytest.raises(VerificationError, match="corrupt or truncated xz"):
+        extract(tmp_path / "trunc.tar.xz", tmp_path / "out")
+    plain = make_tar([member(f"./f{i}", data=b"x" * 3000) for i in range(5)], "")
+    (tmp_path / "trunc.tar").write_bytes(plain[:4096])
+    with pytest.raises(VerificationError, match="truncated tar"):
+        extract(tmp_path / "trunc.tar", tmp_path / "out")
+    (tmp_path / "page.tar.xz").write_bytes(b"<!DOCTYPE html><html><body>404</body></html>")
+    with pytest.raises(VerificationError, match="HTML page"):
+        extract(tmp_path / "page.tar.xz", tmp_path / "out")
+    (tmp_path / "empty.tar.xz").write_bytes(b"")
+    with pytest.raises(VerificationError, match="empty"):
+        extract(tmp_path / "empty.tar.xz", tmp_path / "out")
+    (tmp_path / "zip.tar.xz").write_bytes(b"PK\x03\x04" + b"\0" * 600)
+    with pytest.raises(VerificationError, match="not a tar archive"):
+        extract(tmp_path / "zip.tar.xz", tmp_path / "out")
+    assert leftovers(tmp_path, "out") == []
+
+
+def test_existing_destination_is_refused(tmp_path):
+    tarball = tmp_path / "t.tar.xz"
+    tarball.write_bytes(make_tar([member("./f", data=b"x")]))
+    (tmp_path / "out").mkdir()
+    from chrootforge.errors import UsageError
+    with pytest.raises(UsageError, match="already exists"):
+        extract(tarball, tmp_path / "out")
+
+
+def test_overlay_control_xattrs_are_not_extracted(tmp_path):
+    tarball = tmp_path / "x.tar.xz"
+    tarball.write_bytes(make_tar([member("./f", data=b"x", xattrs={"user.overlay.opaque": b"y",
+                                                                    "user.keep": b"1"})]))
+    extract(tarball, tmp_path / "out")
+    names = os.listxattr(tmp_path / "out/f")
+    assert "user.keep" in names and "user.overlay.opaque" not in names
+
+
+@pytest.mark.parametrize("compression", ["zst", ""])
+def test_big_members_stay_in_sync(tmp_path, compression):
+    """Large data regions bypass the validator (spliced); the headers after them are still checked."""
+    big = os.urandom(3 << 20)
+    good = [member("./big", data=big), member("./small", data=b"s"), member("./big2", data=big[::-1])]
+    tarball = tmp_path / "good.tar"
+    tarball.write_bytes(make_tar(good, compression))
+    extract(tarball, tmp_path / "out")
+    assert (tmp_path / "out/big").read_bytes() == big and (tmp_path / "out/big2").read_bytes() == big[::-1]
+    assert (tmp_path / "out/small").read_bytes() == b"s"
+    evil = tmp_path / "evil.tar"
+    evil.write_bytes(make_tar([*good, member("./l", "symlink", link="/tmp"), member("./l/pwned", data=b"x")],
+                              compression))
+    with pytest.raises(VerificationError, match="'./l/pwned'"):
+        extract(evil, tmp_path / "out2")
+    assert leftovers(tmp_path, "out2") == []
+
+
+def test_plain_user_extract_here_takes_ownership(user_identity):
+    """Without a mapping (e.g. a read-only portage snapshot), a user's extraction owns every file."""
+    work = user_identity.mkdtemp("plain.")
+    tarball = work / "t.tar.xz"
+    tarball.write_bytes(make_tar(stage_members()))
+    tarball.chmod(0o644)
+    code = f"from chrootforge.sources.extract import extract_here; extract_here({str(tarball)!r}, {str(work / 'o')!r})"
+    done = user_identity.run([*user_identity.python, "-c", code])
+    assert done.returncode == 0, done.stderr
+    assert os.lstat(work / "o/var/cache/distfiles").st_uid == user_identity.uid
+    assert (work / "o/etc/passwd").read_bytes().startswith(b"root:")

@@ -1,0 +1,117 @@
+"""The test ebuild repository: pkgcheck-clean, and its Manifests match the distfiles."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.world import distfiles as df
+from tests.world.cache import EXAMPLES
+
+REPO = EXAMPLES / "repo"
+
+
+def pkgcheck(repo: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tests.world.pkgcheck_scan", "--exit=error,warning,style,info",
+                           *extra, str(repo)], check=False, capture_output=True, text=True, timeout=600,
+                          cwd=EXAMPLES.parent)
+
+
+def scan_copy(tmp_path: Path) -> Path:
+    """pkgcore writes a metadata/md5-cache into a writable repo: scan a copy, not the checkout."""
+    repo = tmp_path / "repo"
+    shutil.copytree(REPO, repo, ignore=shutil.ignore_patterns("md5-cache"))
+    return repo
+
+
+def test_pkgcheck_scan_is_clean(tmp_path):
+    result = pkgcheck(scan_copy(tmp_path))
+    assert result.returncode == 0 and result.stdout.strip() == "", result.stdout + result.stderr
+
+
+def test_pkgcheck_catches_a_broken_ebuild(tmp_path):
+    """The scan above can fail: the same repo with a damaged ebuild is reported."""
+    repo = scan_copy(tmp_path)
+    ebuild = next((repo / "app-misc/hello").glob("*.ebuild"))
+    ebuild.write_text(ebuild.read_text().replace('KEYWORDS="amd64"', 'KEYWORDS="amd64 nosucharch"'))
+    result = pkgcheck(repo)
+    assert result.returncode != 0
+    assert "UnknownKeywords" in result.stdout, result.stdout + result.stderr
+
+
+def test_profile_and_layout():
+    assert (REPO / "profiles/repo_name").read_text().strip() == "cfworld"
+    layout = (REPO / "metadata/layout.conf").read_text()
+    assert re.search(r"^masters =\s*$", layout, re.MULTILINE)
+    assert "thin-manifests = true" in layout and "manifest-hashes = BLAKE2B SHA512" in layout
+    defaults = (REPO / "profiles/default/linux/amd64/make.defaults").read_text()
+    for var in ("ARCH", "ACCEPT_KEYWORDS", "CHOST", "CFLAGS", "USE_EXPAND", "USE_EXPAND_IMPLICIT",
+                "USE_EXPAND_VALUES_ARCH", "USE_EXPAND_VALUES_ELIBC", "USE_EXPAND_VALUES_KERNEL",
+                "ELIBC", "KERNEL", "ACCEPT_LICENSE"):
+        assert re.search(rf"^{var}=", defaults, re.MULTILINE), var
+    assert (REPO / "profiles/default/linux/amd64/packages").read_text().strip() == ""
+    desc = (REPO / "profiles/profiles.desc").read_text().split()
+    assert desc == ["amd64", "default/linux/amd64", "stable"]
+
+
+def test_every_ebuild_is_eapi8_and_every_distfile_has_a_manifest_line():
+    entries = df.manifest_entries(REPO)
+    for ebuild in REPO.glob("*/*/*.ebuild"):
+        assert re.search(r"^EAPI=8$", ebuild.read_text(), re.MULTILINE), ebuild
+    for pkg in {e.parent for e in REPO.glob("*/*/*.ebuild")}:
+        if "SRC_URI" in "".join(e.read_text() for e in pkg.glob("*.ebuild")):
+            assert df.distfiles_of(pkg, set(entries)), f"{pkg.name}: its distfiles have no DIST line"
+
+
+def test_manifests_match_the_fetched_distfiles(world_distfiles):
+    # ensure_distfiles already checked this; check again independently of it, and that every
+    # DIST line of the repo has its file.
+    entries = df.manifest_entries(REPO)
+    present = {p.name for p in world_distfiles.iterdir() if not p.name.startswith(".")}
+    assert present == set(entries)
+    for name, (_manifest, line) in entries.items():
+        size, b2, sha = df.file_hashes(world_distfiles / name)
+        assert line == f"DIST {name} {size} BLAKE2B {b2} SHA512 {sha}"
+
+
+def test_a_changed_source_no_longer_matches(world_distfiles, tmp_path):
+    """The Manifest check can fail: a modified hello source tarball is refused."""
+    dist = tmp_path / "dist"
+    shutil.copytree(world_distfiles, dist)
+    src = tmp_path / "hello-1.0"
+    shutil.copytree(EXAMPLES / "src/hello-1.0", src)
+    (src / "hello.c").write_text((src / "hello.c").read_text() + "/* changed */\n")
+    df.write_source_tarball(src, dist / "hello-1.0.tar")
+    with pytest.raises(df.DistfilesError, match="hello-1.0.tar: differs"):
+        df.check_against_manifests(dist)
+
+
+def test_source_tarball_is_reproducible(tmp_path):
+    src = tmp_path / "hello-1.0"
+    shutil.copytree(EXAMPLES / "src/hello-1.0", src)
+    df.write_source_tarball(src, tmp_path / "a.tar")
+    os.utime(src / "hello.c", (1, 1))  # other mtimes must not change the bytes
+    df.write_source_tarball(src, tmp_path / "b.tar")
+    assert (tmp_path / "a.tar").read_bytes() == (tmp_path / "b.tar").read_bytes()
+    entries = df.manifest_entries(EXAMPLES / "repo")
+    assert entries["hello-1.0.tar"][1] == df.dist_line(tmp_path / "a.tar").replace("a.tar", "hello-1.0.tar")
+
+
+def test_pins_come_from_the_ebuilds():
+    debs = {d.package: d for d in df.pinned_debs(REPO)}
+    assert set(debs) >= {"busybox-static", "s6", "libs6-2.11", "execline", "libexecline2.9",
+                         "libskarnet2.13", "libc6"}
+    for deb in debs.values():
+        assert deb.filename == f"{deb.package}_{deb.version}_amd64.deb"
+        assert ":" not in deb.version
+
+
+def test_apt_version_mismatch_is_a_clear_error():
+    with pytest.raises(df.DistfilesError, match=r"apt offers s6 .* but the repo pins 0\.0-0"):
+        df._epoch_version("s6", "0.0-0")
