@@ -22,8 +22,28 @@ COMMAND_MODULES = (
     "chrootforge.oci.cli",
 )
 
+# Which module registers which command. When argv names a known command, only its module is
+# imported: `chrootforge run` then starts without loading the others (tests check this table).
+COMMAND_OWNERS = {
+    "build": "chrootforge.buildcli", "sbom": "chrootforge.buildcli",
+    "fetch": "chrootforge.sources.cli",
+    "run": "chrootforge.sandbox.cli", "shell": "chrootforge.sandbox.cli",
+    "commit": "chrootforge.oci.cli", "verify": "chrootforge.oci.cli",
+    "inspect": "chrootforge.oci.cli", "export": "chrootforge.oci.cli", "load": "chrootforge.oci.cli",
+}
 
-def build_parser() -> argparse.ArgumentParser:
+
+def _first_positional(argv: list[str]) -> str | None:
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg
+        if arg == "--":
+            return None
+    return None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The full parser, or only the named command's when argv names a known one."""
     parser = argparse.ArgumentParser(
         prog="chrootforge",
         description="Build slim Gentoo-based OCI images with no daemon and no root.",
@@ -32,17 +52,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in COMMAND_MODULES:
+    owner = COMMAND_OWNERS.get(_first_positional(argv or []) or "")
+    for name in (owner,) if owner else COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.quiet:
-        log.set_quiet(True)
+    argv = sys.argv[1:] if argv is None else argv
     try:
+        args = build_parser(argv).parse_args(argv)
+        if args.quiet:
+            log.set_quiet(True)
         result = args.func(args)
     except CfError as err:
         print(err.render(), file=sys.stderr)

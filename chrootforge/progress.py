@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Self
 
 from chrootforge import log
 
@@ -48,7 +49,7 @@ class ByteProgress:
             self._draw(time.monotonic(), end="\n")
             self.enabled = False
 
-    def __enter__(self) -> "ByteProgress":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

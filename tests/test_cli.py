@@ -3,7 +3,8 @@ import sys
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "chrootforge", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "chrootforge", *args], check=False,
+                          capture_output=True, text=True)
 
 
 def test_help_lists_commands():
@@ -22,3 +23,30 @@ def test_identity_runs_python(identity):
     out = identity.run([*identity.python, "-c", "import os, chrootforge; print(os.getuid())"])
     assert out.returncode == 0, out.stderr
     assert int(out.stdout) == identity.uid
+
+
+def test_command_owner_table_matches_registrations():
+    """COMMAND_OWNERS must name exactly the module that registers each command."""
+    import argparse
+    import importlib
+
+    from chrootforge import cli
+
+    seen = {}
+    for name in cli.COMMAND_MODULES:
+        sub = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(name).register(sub)
+        seen.update({command: name for command in sub.choices})
+    assert seen == cli.COMMAND_OWNERS
+
+
+def test_run_imports_nothing_heavy():
+    probe = ("import sys\n"
+             "from chrootforge import cli\n"
+             "cli.build_parser(['run', '/nonexistent', '--', 'true'])\n"
+             "heavy = [m for m in ('requests', 'gnupg', 'zstandard', 'pyroute2', 'chrootforge.oci.cli',"
+             " 'chrootforge.buildcli', 'chrootforge.sources.cli') if m in sys.modules]\n"
+             "print(heavy)\n")
+    out = subprocess.run([sys.executable, "-c", probe], check=False, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

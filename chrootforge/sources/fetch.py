@@ -174,18 +174,27 @@ def _local_key(kind: str, src: Path) -> str:
     return f"local/{kind}/{digest}"
 
 
-def use_local_stage(path, keyrings=(), insecure: bool = False, cache_dir=None) -> FetchedFile:
-    """An air-gapped stage: PATH with PATH.asc and PATH.DIGESTS beside it. Same checks, no network."""
+def _local_start(path, kind: str, what: str, insecure: bool, cache_dir):
+    """Common start of the air-gapped paths: check the file, and reuse an earlier verification of it
+    when the file is unchanged (same inode, size and ctime)."""
     src = Path(path)
     if not src.is_file():
-        raise UsageError(f"--stage3 {src}: no such file")
+        flag = "--stage3" if kind == "stage3" else "--snapshot"
+        raise UsageError(f"{flag} {src}: no such file")
     if insecure:
-        _warn_insecure("stage3")
+        _warn_insecure(what)
     cache = SourceCache(cache_dir)
-    memo_key = _local_key("stage3", src)
+    memo_key = _local_key(kind, src)
     hit = None if insecure else cache.lookup(memo_key)
     if hit:
         log.info(f"{src.name}: unchanged since it was verified ({hit.path})")
+    return src, cache, memo_key, hit
+
+
+def use_local_stage(path, keyrings=(), insecure: bool = False, cache_dir=None) -> FetchedFile:
+    """An air-gapped stage: PATH with PATH.asc and PATH.DIGESTS beside it. Same checks, no network."""
+    src, cache, memo_key, hit = _local_start(path, "stage3", "stage3", insecure, cache_dir)
+    if hit:
         return hit
     with _verifier(GENTOO_RELENG, keyrings, insecure) as verifier, cache.scratch() as scratch:
         local = scratch / src.name
@@ -268,16 +277,8 @@ def _verify_snapshot_files(local: Path, sig: Path, verifier: Verifier | None, so
 
 def use_local_snapshot(path, keyrings=(), insecure: bool = False, cache_dir=None) -> FetchedFile:
     """An air-gapped snapshot: PATH with PATH.gpgsig (or PATH.asc) beside it."""
-    src = Path(path)
-    if not src.is_file():
-        raise UsageError(f"--snapshot {src}: no such file")
-    if insecure:
-        _warn_insecure("portage snapshot")
-    cache = SourceCache(cache_dir)
-    memo_key = _local_key("snapshot", src)
-    hit = None if insecure else cache.lookup(memo_key)
+    src, cache, memo_key, hit = _local_start(path, "snapshot", "portage snapshot", insecure, cache_dir)
     if hit:
-        log.info(f"{src.name}: unchanged since it was verified ({hit.path})")
         return hit
     with _verifier(GENTOO_SNAPSHOT, keyrings, insecure) as verifier, cache.scratch() as scratch:
         local = scratch / src.name

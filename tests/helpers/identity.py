@@ -7,9 +7,11 @@ suite runs unprivileged, the "root" identity is skipped and the "user" identity 
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import os
 import pwd
+import secrets
 import shutil
 import subprocess
 import sys
@@ -27,11 +29,19 @@ SHARED_TMP = Path(os.environ.get("CHROOTFORGE_TEST_TMP", "/var/tmp/chrootforge-t
 
 
 def _ensure_subid(path: str, user: str) -> None:
-    lines = Path(path).read_text().splitlines() if os.path.exists(path) else []
-    if any(line.split(":")[0] == user for line in lines):
+    """Give `user` a range unless it already has one (any start will do; the tests read the map)."""
+    text = Path(path).read_text() if os.path.exists(path) else ""
+    if any(line.split(":")[0] == user for line in text.splitlines()):
         return
+    sep = "" if not text or text.endswith("\n") else "\n"  # some files lack the final newline
     with open(path, "a") as handle:
-        handle.write(f"{user}:{SUBID_START}:{SUBID_COUNT}\n")
+        handle.write(f"{sep}{user}:{SUBID_START}:{SUBID_COUNT}\n")
+
+
+def _ensure_shared_tmp() -> None:
+    SHARED_TMP.mkdir(parents=True, exist_ok=True)
+    if SHARED_TMP.stat().st_uid == os.getuid():  # only its owner may (and needs to) open it up
+        os.chmod(SHARED_TMP, 0o1777)
 
 
 def ensure_test_user() -> pwd.struct_passwd:
@@ -54,10 +64,21 @@ def _copytree(src: Path, dst: Path) -> None:
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache"))
 
 
+def shared_dir(prefix: str) -> Path:
+    """A fresh world-readable directory under SHARED_TMP (where the test user can reach it)."""
+    _ensure_shared_tmp()
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=SHARED_TMP))
+    path.chmod(0o755)
+    return path
+
+
 def stage_user_env() -> Path:
-    """A world-readable copy of the code and its dependencies, for the unprivileged test user."""
-    stage = SHARED_TMP / "userenv"
+    """A world-readable copy of the code and its dependencies, for the unprivileged test user.
+
+    Each session gets its own copy (removed at exit), so concurrent sessions never race on it.
+    """
     tmp = Path(tempfile.mkdtemp(prefix="userenv.", dir=SHARED_TMP))
+    atexit.register(shutil.rmtree, tmp, True)
     for name in ("chrootforge", "hooks", "examples"):
         if (REPO / name).exists():
             _copytree(REPO / name, tmp / "src" / name)
@@ -73,10 +94,7 @@ def stage_user_env() -> Path:
             if not os.path.islink(path):
                 os.chmod(path, 0o755 if os.access(path, os.X_OK) else 0o644)
     os.chmod(tmp, 0o755)
-    if stage.exists():
-        shutil.rmtree(stage)
-    os.rename(tmp, stage)
-    return stage
+    return tmp
 
 
 @dataclasses.dataclass
@@ -110,10 +128,10 @@ class Identity:
             env.update(self.env)
             env.update(kwargs.pop("env", {}) or {})
             kwargs["env"] = env
-            return subprocess.run(argv, **kwargs)
+            return subprocess.run(argv, check=False, **kwargs)
         extra = kwargs.pop("env", {}) or {}
         return subprocess.run(self._wrap(["env", *[f"{k}={v}" for k, v in extra.items()], *argv]),
-                              **kwargs)
+                              check=False, **kwargs)
 
     def popen(self, argv: list[str], env: dict | None = None, **kwargs) -> subprocess.Popen:
         if self.uid == os.getuid():
@@ -133,9 +151,16 @@ class Identity:
 
     def mkdtemp(self, prefix: str = "t.") -> Path:
         """A fresh directory this identity owns, outside root's private pytest tmp."""
-        SHARED_TMP.mkdir(parents=True, exist_ok=True)
-        os.chmod(SHARED_TMP, 0o1777)
-        path = Path(tempfile.mkdtemp(prefix=f"{self.name}.{prefix}", dir=SHARED_TMP))
+        _ensure_shared_tmp()
+        # Hex names only: podman derives image names from oci: paths, and tempfile's `_` can make
+        # them invalid references (`x._y`).
+        while True:
+            path = SHARED_TMP / f"{self.name}.{prefix}{secrets.token_hex(4)}"
+            try:
+                path.mkdir(mode=0o700)
+                break
+            except FileExistsError:
+                continue
         os.chown(path, self.uid, self.gid) if os.getuid() == 0 else None
         return path
 
@@ -166,11 +191,11 @@ def get_identity(name: str) -> Identity:
         entry = ensure_test_user()
         base = Path(getattr(sys, "_base_executable", sys.executable)).resolve()
         probe = subprocess.run(["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}",
-                                "--init-groups", "--", str(base), "-c", "pass"], capture_output=True)
+                                "--init-groups", "--", str(base), "-c", "pass"],
+                               check=False, capture_output=True)
         if probe.returncode != 0:
             pytest.skip(f"the test user cannot run {base}; create the venv with /usr/bin/python3")
-        SHARED_TMP.mkdir(parents=True, exist_ok=True)
-        os.chmod(SHARED_TMP, 0o1777)
+        _ensure_shared_tmp()
         stage = stage_user_env()
         env = _base_env(entry.pw_dir, entry.pw_uid)
         env["PYTHONPATH"] = f"{stage / 'src'}:{stage / 'site'}"

@@ -17,19 +17,17 @@ import dataclasses
 import hashlib
 import http.server
 import io
-import os
 import re
 import shutil
 import socket
 import struct
 import tarfile
-import tempfile
 import threading
 from pathlib import Path
 
 import pytest
 
-from tests.helpers.identity import SHARED_TMP
+from tests.helpers.identity import shared_dir
 
 ARCH, VARIANT = "amd64", "openrc"
 STAMP = "20240101T170000Z"
@@ -78,12 +76,7 @@ class Keys:
         return sig.data
 
 
-def world_dir(prefix: str) -> Path:
-    SHARED_TMP.mkdir(parents=True, exist_ok=True)
-    os.chmod(SHARED_TMP, 0o1777)
-    path = Path(tempfile.mkdtemp(prefix=prefix, dir=SHARED_TMP))
-    path.chmod(0o755)
-    return path
+world_dir = shared_dir  # a world-readable directory the test user can reach
 
 
 @pytest.fixture(scope="session")

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
 
-from tests.helpers.identity import SHARED_TMP, Identity
+from tests.helpers.identity import SHARED_TMP, Identity, shared_dir
+from tests.helpers.rootfs import remove_as
 from tests.world.cache import EXAMPLES
 
 
@@ -31,15 +31,6 @@ def world_cache_dir() -> Path:
     if explicit:
         return Path(explicit)
     return SHARED_TMP / ("world" if os.getuid() == 0 else f"world-{os.getuid()}")
-
-
-def _shared_dir(prefix: str) -> Path:
-    SHARED_TMP.mkdir(parents=True, exist_ok=True)
-    if SHARED_TMP.stat().st_uid == os.getuid():
-        os.chmod(SHARED_TMP, 0o1777)
-    path = Path(tempfile.mkdtemp(prefix=prefix, dir=SHARED_TMP))
-    path.chmod(0o755)
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -73,7 +64,7 @@ def world_distfiles(world_cache) -> Path:
 
 @pytest.fixture(scope="session")
 def world_repo() -> Path:
-    base = _shared_dir("world-repo.")
+    base = shared_dir("world-repo.")
     repo = base / "repo"
     shutil.copytree(EXAMPLES / "repo", repo, symlinks=True)
     for root, dirs, files in os.walk(base):
@@ -99,17 +90,6 @@ def copy_distfiles(distfiles: Path, identity: Identity) -> Path:
 
 def python_snippet(identity: Identity, code: str) -> list[str]:
     return [*identity.python, "-c", code]
-
-
-def remove_as(identity: Identity, path: Path) -> None:
-    """Remove a tree that may hold sub-id owned files, under the identity's own mapping."""
-    if not path.exists():
-        return
-    if identity.is_root:
-        shutil.rmtree(path, ignore_errors=True)
-        return
-    identity.run(python_snippet(identity, f"from chrootforge.sandbox import remove_tree; "
-                                          f"remove_tree({str(path)!r})"))
 
 
 class WorldBuilder:

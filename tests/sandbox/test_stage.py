@@ -1,18 +1,17 @@
 """The sandbox on the synthetic Gentoo stage: real `emerge --info` and a real emerge, rootless too.
 
-Needs the world stage tarball in $CHROOTFORGE_WORLD_STAGE (built by `python -m tests.world.stage`)
-and, for the emerge, its distfiles in $CHROOTFORGE_WORLD_DISTFILES; skipped otherwise.
+The stage, distfiles and repo come from the world fixtures (built once per machine and cached).
 """
 
 from __future__ import annotations
 
-import os
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from tests.helpers.rootfs import remove_as
+from tests.helpers.world import copy_distfiles
 
 pytestmark = pytest.mark.slow
 
@@ -33,46 +32,15 @@ _OVERLAY_RUN = textwrap.dedent('''
 ''')
 
 
-def _world_stage() -> Path:
-    stage = os.environ.get("CHROOTFORGE_WORLD_STAGE")
-    if not stage or not Path(stage).is_file():
-        pytest.skip("set CHROOTFORGE_WORLD_STAGE to the synthetic stage tarball "
-                    "(python -m tests.world.stage --cache-dir DIR)")
-    return Path(stage)
-
-
-@pytest.fixture(scope="module")
-def _stages():
-    built: dict[str, tuple] = {}
-    yield built
-    for identity, base in built.values():
-        remove_as(identity, base)
-
-
 @pytest.fixture
-def extracted_stage(identity, _stages):
-    """The world stage extracted under the identity's mapping (run_mapped + tar), once per module;
-    tests must not write into it (use an OverlayRoot)."""
-    tarball = _world_stage()
-    if identity.name not in _stages:
-        base = identity.mkdtemp("stage.")
-        os.chmod(base, 0o755)
-        _stages[identity.name] = (identity, base)
-        script = ("import sys; from chrootforge.sandbox import run_mapped\n"
-                  "import os; os.mkdir(sys.argv[2])\n"
-                  "sys.exit(run_mapped(['tar', '--zstd', '-xpf', sys.argv[1], '--numeric-owner',"
-                  " '--exclude=./dev/*', '-C', sys.argv[2]]))\n")
-        result = identity.run([*identity.python, "-c", script, str(tarball), str(base / "root")])
-        assert result.returncode == 0, result.stderr
-    return _stages[identity.name][1] / "root"
+def extracted_stage(identity, world_builder):
+    """The world stage extracted once per identity under its mapping; tests must not write into it
+    (use an OverlayRoot)."""
+    return world_builder(identity)
 
 
-def _repo_for(identity) -> Path:
-    return Path(identity.env.get("CHROOTFORGE_SRC", REPO)) / "examples" / "repo"
-
-
-def test_emerge_info_in_the_sandbox(identity, extracted_stage):
-    repo = _repo_for(identity)
+def test_emerge_info_in_the_sandbox(identity, extracted_stage, world_repo):
+    repo = world_repo
     result = identity.cf("run", str(extracted_stage), "--repo", f"gentoo={repo}",
                          "--portage-tmpfs", "1G", "--", "emerge", "--info")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
@@ -85,16 +53,14 @@ def test_emerge_info_in_the_sandbox(identity, extracted_stage):
     assert owners.stdout.split() == ["250:250", "250"]
 
 
-def test_real_emerge_on_an_overlay_root(identity, extracted_stage):
-    distfiles = os.environ.get("CHROOTFORGE_WORLD_DISTFILES")
-    if not distfiles or not Path(distfiles).is_dir():
-        pytest.skip("set CHROOTFORGE_WORLD_DISTFILES to the world distfiles directory")
+def test_real_emerge_on_an_overlay_root(identity, extracted_stage, world_repo, world_distfiles):
+    distfiles = copy_distfiles(world_distfiles, identity)
     work = identity.mkdtemp("emerge.")
     try:
         payload = ("emerge --oneshot --quiet-build=y app-misc/hello && hello && "
                    "stat -c '%u:%g' /var/db/pkg/app-misc/hello-1.0")
         result = identity.run([*identity.python, "-c", _OVERLAY_RUN, str(work),
-                               str(extracted_stage), str(_repo_for(identity)), distfiles, payload])
+                               str(extracted_stage), str(world_repo), str(distfiles), payload])
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         assert "Hello from chrootforge!" in result.stdout
         assert (work / "upper/usr/bin/hello").is_file()
@@ -102,3 +68,4 @@ def test_real_emerge_on_an_overlay_root(identity, extracted_stage):
         assert ">>> Completed" in (work / "emerge.log").read_text()
     finally:
         remove_as(identity, work)
+        remove_as(identity, distfiles)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.world import copy_distfiles, remove_as
+from tests.helpers.rootfs import remove_as
+from tests.helpers.world import copy_distfiles
 
 # Every ebuild phase appends "<phase> <category/pf> uid=N gid=N" here: userpriv drops compile to 250.
 PHASE_IDS_BASHRC = r"""
