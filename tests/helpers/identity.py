@@ -123,15 +123,16 @@ class Identity:
         kwargs.setdefault("capture_output", True)
         kwargs.setdefault("text", True)
         kwargs.setdefault("timeout", 600)
+        kwargs.setdefault("check", False)
         if self.uid == os.getuid():
             env = dict(os.environ)
             env.update(self.env)
             env.update(kwargs.pop("env", {}) or {})
             kwargs["env"] = env
-            return subprocess.run(argv, check=False, **kwargs)
+            return subprocess.run(argv, **kwargs)  # noqa: PLW1510 - check is in kwargs
         extra = kwargs.pop("env", {}) or {}
-        return subprocess.run(self._wrap(["env", *[f"{k}={v}" for k, v in extra.items()], *argv]),
-                              check=False, **kwargs)
+        wrapped = self._wrap(["env", *[f"{k}={v}" for k, v in extra.items()], *argv])
+        return subprocess.run(wrapped, **kwargs)  # noqa: PLW1510 - check is in kwargs
 
     def popen(self, argv: list[str], env: dict | None = None, **kwargs) -> subprocess.Popen:
         if self.uid == os.getuid():
