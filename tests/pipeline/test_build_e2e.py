@@ -14,6 +14,8 @@ import itertools
 import json
 import os
 import shutil
+import signal
+import subprocess
 import tarfile
 import time
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ import pytest
 
 from tests.helpers.identity import get_identity
 from tests.helpers.pipeline import Podman
+from tests.helpers.rootfs import remove_as
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -112,12 +115,6 @@ def built(request, world_inputs, world_repo) -> Built:
     yield b
     podman.cleanup()
     remove_as(identity, tmp)
-
-
-def remove_as(identity, path: Path) -> None:
-    """Delete a tree whose files belong to the identity's sub-ids (only its mapped namespace can)."""
-    identity.run([*identity.python, "-c", ("import sys; from chrootforge.sandbox import remove_tree; "
-                  "remove_tree(sys.argv[1])"), str(path)], timeout=300)
 
 
 # -- the build itself ----------------------------------------------------------------------------
@@ -336,3 +333,79 @@ def test_zz_failures_leave_tags_intact(built):
     assert (built.layout / "index.json").read_bytes() == before
     assert "Traceback" not in proc.stderr
 
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_zz_killed_build_leaves_nothing(built):
+    """SIGKILL of chrootforge in the middle of a build: no process and no mount survive, the layout's
+    tags are intact, and the next build cleans up after it."""
+    ns = built.tmp / "killns"
+    shutil.copytree(built.ns, ns)
+    (ns / "sleeper").mkdir()
+    (ns / "sleeper" / "image.toml").write_text('parent = "busybox"\n[hooks]\nconfigure_rootfs = ["nap.sh"]\n')
+    (ns / "sleeper" / "nap.sh").write_text("echo napping\nexec sleep 600\n")
+    if not built.identity.is_root and os.getuid() == 0:
+        for path in [ns, *ns.rglob("*")]:
+            os.chown(path, built.identity.uid, built.identity.gid)
+    before_index = (built.layout / "index.json").read_bytes()
+    before_mounts = Path("/proc/self/mountinfo").read_text()
+    proc = built.identity.popen(built.identity.cf_argv("build", "--layout", str(built.layout),
+                                                       str(ns / "sleeper")),
+                                env=built.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seen: set[int] = set()
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline:
+            seen |= _descendants(proc.pid)
+            if any(Path(f"/proc/{pid}/comm").exists() and Path(f"/proc/{pid}/comm").read_text().strip() == "sleep"
+                   for pid in seen if _alive(pid)):
+                break
+            assert proc.poll() is None, "the build ended before its hook started"
+            time.sleep(0.2)
+        else:
+            pytest.fail("the sleeper hook never started")
+        seen |= _descendants(proc.pid)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_alive(pid) for pid in seen):
+            time.sleep(0.1)
+        assert not [pid for pid in seen if _alive(pid)], "processes outlived the killed build"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert Path("/proc/self/mountinfo").read_text() == before_mounts
+    assert (built.layout / "index.json").read_bytes() == before_index
+    assert built.cf("verify", str(built.layout)).returncode == 0
+    # the next build of the namespace takes the lock and works; the sleeper's stale work dir goes
+    work = built.layout.parent / "layout.build" / "work" / "sleeper"
+    assert work.exists()  # SIGKILL cannot clean up; the next build of the image does
+    (ns / "sleeper" / "nap.sh").write_text("echo short nap\n")
+    again = built.cf("build", "--layout", str(built.layout), str(ns / "sleeper"))
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert not work.exists()
