@@ -1,5 +1,3 @@
-import sys
+from chrootforge.cli import entry
 
-from chrootforge.cli import main
-
-sys.exit(main())
+entry()

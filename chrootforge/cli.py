@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from chrootforge import __version__, log
@@ -76,5 +77,21 @@ def main(argv: list[str] | None = None) -> int:
     return int(result or 0)
 
 
+def entry() -> None:
+    """The console script and `python -m chrootforge`."""
+    argv = sys.argv[1:]
+    code = main(argv)
+    if _first_positional(argv) in ("run", "shell"):
+        # The sandbox has exited and nothing is left to do: skip the interpreter's teardown, which
+        # costs a fair share of a short run. Nothing on this path registers atexit work.
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

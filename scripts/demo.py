@@ -71,7 +71,8 @@ def run(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
 def main() -> int:
     started = time.monotonic()
     WORK.mkdir(parents=True, exist_ok=True)
-    os.chmod(WORK, 0o1777)
+    if WORK.stat().st_uid == os.getuid():  # shared by root and the build user, like /tmp
+        os.chmod(WORK, 0o1777)
     entry = build_user()
     who = entry.pw_name if entry else pwd.getpwuid(os.getuid()).pw_name
     rootless = entry is not None or os.getuid() != 0
