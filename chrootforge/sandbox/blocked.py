@@ -7,7 +7,8 @@ import os
 
 from chrootforge.errors import CfError
 
-VM_HINT = "or run the build in the QEMU harness under vm/"
+# (vm/ will hold a QEMU harness for such hosts; until it exists, point at any VM.)
+VM_HINT = "or run the build inside a virtual machine whose kernel allows user namespaces"
 
 
 def _sysctl(path: str) -> str | None:

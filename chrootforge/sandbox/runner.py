@@ -59,7 +59,7 @@ def run_sandboxed(config: SandboxConfig) -> int:
             raise CfError(f"cannot create the sandbox's mount/pid/uts/ipc/net namespaces: "
                           f"{os.strerror(err.errno)}",
                           hint="a seccomp or LSM policy may allow user namespaces but not these; "
-                               "try --network host, or run the build in the vm/ harness") from None
+                               "try --network host, or run the build inside a virtual machine") from None
         if hermetic:
             from chrootforge.sandbox.network import bring_up_loopback
 
