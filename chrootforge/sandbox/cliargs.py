@@ -10,6 +10,16 @@ from chrootforge.sandbox.config import Bind, Tmpfs
 from chrootforge.sandbox.rootpath import check_inside_path
 
 
+def _must_exist(path: Path, what: str) -> None:
+    """A usage error naming `what` when path is missing or cannot be reached."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        raise UsageError(f"{what} does not exist") from None
+    except OSError as err:
+        raise UsageError(f"{what}: cannot access it: {err.strerror}") from None
+
+
 def parse_bind(text: str) -> Bind:
     """SRC:DST[:ro|rw] -> Bind (SRC must exist; DST absolute inside the root, no `..`)."""
     parts = text.split(":")
@@ -20,12 +30,7 @@ def parse_bind(text: str) -> Bind:
     if len(parts) != 2 or not parts[0] or not parts[1]:
         raise UsageError(f"malformed --bind {text!r}: expected SRC:DST or SRC:DST:ro")
     src = Path(parts[0])
-    try:
-        os.stat(src)
-    except FileNotFoundError:
-        raise UsageError(f"--bind {text!r}: source {src} does not exist") from None
-    except OSError as err:
-        raise UsageError(f"--bind {text!r}: cannot access {src}: {err.strerror}") from None
+    _must_exist(src, f"--bind {text!r}: source {src}")
     dst = check_inside_path(parts[1], f"--bind {text!r}: target")
     return Bind(src.resolve(), dst, readonly=(mode == "ro"))
 
@@ -61,14 +66,7 @@ def parse_repo(text: str) -> tuple[str, Path]:
 
 def parse_root(text: str) -> Path:
     path = Path(text)
-    try:
-        os.stat(path)
-    except FileNotFoundError:
-        raise UsageError(f"ROOTFS {text} does not exist") from None
-    except OSError as err:
-        raise UsageError(f"ROOTFS {text}: cannot access it: {err.strerror}") from None
-    if not path.exists():
-        raise UsageError(f"ROOTFS {text} does not exist")
+    _must_exist(path, f"ROOTFS {text}")
     if not path.is_dir():
         raise UsageError(f"ROOTFS {text} is not a directory")
     return path.resolve()
