@@ -18,14 +18,8 @@ from pathlib import Path
 from chrootforge.errors import CfError
 
 
-def _pythonpath() -> str:
-    here = str(Path(__file__).resolve().parents[2])
-    extra = os.environ.get("PYTHONPATH", "")
-    return here + (os.pathsep + extra if extra else "")
-
-
 def run(request: dict, idmap, workdir: Path) -> dict:
-    from chrootforge.sandbox import run_mapped
+    from chrootforge.sandbox import run_module_mapped
 
     workdir.mkdir(parents=True, exist_ok=True)
     fd, req_path = tempfile.mkstemp(prefix="ocistep.", suffix=".json", dir=workdir)
@@ -33,9 +27,8 @@ def run(request: dict, idmap, workdir: Path) -> dict:
     request = dict(request, reply=str(reply))
     with os.fdopen(fd, "w") as handle:
         json.dump(request, handle)
-    env = dict(os.environ, PYTHONPATH=_pythonpath())
     try:
-        code = run_mapped([sys.executable, "-m", "chrootforge.gentoo.ocistep", req_path], idmap=idmap, env=env)
+        code = run_module_mapped("chrootforge.gentoo.ocistep", [req_path], idmap)
         data = json.loads(reply.read_text()) if reply.exists() else {}
     finally:
         for p in (Path(req_path), reply):

@@ -11,13 +11,15 @@ import importlib
 _EXPORTS = {
     "Bind": "config", "OverlayRoot": "config", "SandboxConfig": "config", "Tmpfs": "config",
     "IdMap": "idmap", "detect_idmap": "idmap",
-    "remove_tree": "mapped", "run_mapped": "mapped",
+    "remove_tree": "mapped", "run_mapped": "mapped", "run_module_mapped": "mapped",
+    "overlay_supported": "overlay",
     "run_sandboxed": "runner",
     "MountStep": "mountplan", "plan_mounts": "mountplan",
 }
 
 __all__ = ["Bind", "IdMap", "MountStep", "OverlayRoot", "SandboxConfig", "Tmpfs", "detect_idmap",
-           "plan_mounts", "remove_tree", "run_mapped", "run_sandboxed"]
+           "overlay_supported", "plan_mounts", "remove_tree", "run_mapped", "run_module_mapped",
+           "run_sandboxed"]
 
 
 def __getattr__(name: str):

@@ -6,6 +6,7 @@ Used to extract stages, write layers from trees owned by sub-ids, and delete suc
 from __future__ import annotations
 
 import os
+import sys
 
 from chrootforge.errors import CfError
 from chrootforge.sandbox import syscalls, userns
@@ -64,3 +65,14 @@ def remove_tree(path, idmap: IdMap | None = None) -> None:
     code = run_mapped(["rm", "-rf", "--one-file-system", "--", path], idmap=idmap)
     if code != 0 or os.path.lexists(path):
         raise CfError(f"could not remove {path} (rm exited {code})")
+
+
+def run_module_mapped(module: str, args: list, idmap: IdMap | None = None) -> int:
+    """`python -m MODULE ARGS...` via run_mapped, with this chrootforge importable in the child
+    (whatever the caller's sys.path trick was: a checkout, a venv, a test's staged copy)."""
+    from pathlib import Path
+
+    env = dict(os.environ)
+    here = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return run_mapped([sys.executable, "-m", module, *map(os.fspath, args)], idmap=idmap, env=env)

@@ -180,13 +180,6 @@ def extract_here(tarball: str | os.PathLike, dest: str | os.PathLike, skip_dev: 
     return ExtractResult(dest, checker.stats.members, checker.stats.skipped_dev)
 
 
-def _pythonpath_env() -> dict:
-    env = dict(os.environ)
-    pkg_root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return env
-
-
 def extract(tarball, dest: str | os.PathLike, idmap=None, *, skip_dev: bool = True) -> ExtractResult:
     """Extract `tarball` (a path or a FetchedFile) into the new directory `dest` under `idmap`.
 
@@ -194,7 +187,7 @@ def extract(tarball, dest: str | os.PathLike, idmap=None, *, skip_dev: bool = Tr
     the mapping (chrootforge.sandbox.run_mapped), so owners 0..65535 are preserved as the builds
     will see them. Raises UnsafeArchive/VerificationError naming the offending member.
     """
-    from chrootforge.sources.mapping import needs_namespace, run_under_mapping
+    from chrootforge.sources.mapping import needs_namespace
 
     tarball = Path(getattr(tarball, "path", tarball)).resolve()
     dest = Path(dest).absolute()
@@ -205,9 +198,10 @@ def extract(tarball, dest: str | os.PathLike, idmap=None, *, skip_dev: bool = Tr
     else:
         with tempfile.TemporaryDirectory(prefix="cf-extract-") as scratch:
             report = Path(scratch) / "result.json"
-            argv = [sys.executable, "-m", "chrootforge.sources.extract", "--report", str(report),
-                    *([] if skip_dev else ["--keep-dev"]), str(tarball), str(dest)]
-            code = run_under_mapping(argv, idmap, env=_pythonpath_env())
+            from chrootforge.sandbox import run_module_mapped
+
+            args = ["--report", report, *([] if skip_dev else ["--keep-dev"]), tarball, dest]
+            code = run_module_mapped("chrootforge.sources.extract", args, idmap)
             result = _read_report(report, code, tarball)
     if result.skipped_dev:
         log.notice(f"skipped {result.skipped_dev} entries under /dev (the sandbox provides /dev)")

@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 from chrootforge import log
 from chrootforge.errors import CfError
 from chrootforge.fsutil import atomic_write, file_lock, user_cache_dir
 from chrootforge.sources.mapping import idmap_key, remove_under_mapping, run_under_mapping
-
-_overlay_ok: dict[int, bool] = {}
 
 
 def default_root() -> Path:
@@ -74,39 +71,12 @@ def pristine_root(tarball, idmap=None, cache_dir=None) -> Path:
     return dest
 
 
-def overlay_supported(workdir: Path, idmap=None) -> bool:
-    """Can a user namespace mount overlayfs (userxattr) with upper/work on workdir's filesystem?"""
-    dev = workdir.stat().st_dev
-    if dev not in _overlay_ok:
-        probe = (
-            "import os,sys,tempfile\n"
-            "from chrootforge.sandbox import syscalls as s\n"
-            "from chrootforge.sandbox.mountplan import OVERLAY_OPTIONS\n"
-            "d=tempfile.mkdtemp(prefix='.ovl-probe-',dir=sys.argv[1])\n"
-            "[os.mkdir(os.path.join(d,n)) for n in ('l','u','w','m')]\n"
-            "o=f'lowerdir={d}/l,upperdir={d}/u,workdir={d}/w,'+OVERLAY_OPTIONS\n"
-            "try:\n s.mount('overlay',d+'/m','overlay',0,o); s.umount2(d+'/m',2); ok=0\n"
-            "except OSError: ok=1\n"
-            "import shutil; shutil.rmtree(d,ignore_errors=True); sys.exit(ok)\n"
-        )
-        env = dict(os.environ)
-        env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2]) + os.pathsep + env.get("PYTHONPATH", "")
-        from chrootforge.sandbox import run_mapped
-
-        try:
-            code = run_mapped([sys.executable, "-c", probe, str(workdir)], idmap=idmap, env=env)
-        except CfError:
-            code = 1
-        _overlay_ok[dev] = code == 0
-    return _overlay_ok[dev]
-
-
 def fresh_builder(pristine: Path, workdir: Path, idmap=None, *, allow_overlay: bool = True):
     """A writable root for one build, without touching `pristine`.
 
     workdir must be empty or missing; it holds the overlay's upper/ and work/ (or a copy in root/).
     """
-    from chrootforge.sandbox import OverlayRoot
+    from chrootforge.sandbox import OverlayRoot, overlay_supported
 
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)

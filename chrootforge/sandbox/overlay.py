@@ -1,0 +1,57 @@
+"""Can a user namespace mount overlayfs (userxattr) with its upper/work dirs on a given filesystem?
+
+    overlay_supported(workdir, idmap=None) -> bool
+
+The answer depends on the kernel and on workdir's filesystem, so it is probed once per device and
+remembered for the process: a tiny overlay is mounted and unmounted inside a mapped user namespace
+(`python -m chrootforge.sandbox.overlay DIR` under run_mapped).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from chrootforge.errors import CfError
+
+_known: dict[int, bool] = {}
+
+
+def overlay_supported(workdir: Path, idmap=None) -> bool:
+    dev = Path(workdir).stat().st_dev
+    if dev not in _known:
+        from chrootforge.sandbox.mapped import run_module_mapped
+
+        try:
+            code = run_module_mapped("chrootforge.sandbox.overlay", [workdir], idmap)
+        except CfError:
+            code = 1
+        _known[dev] = code == 0
+    return _known[dev]
+
+
+def _probe(workdir: str) -> int:
+    """In the namespace: 0 when a userxattr overlay mounts on workdir's filesystem."""
+    from chrootforge.sandbox import syscalls
+    from chrootforge.sandbox.mountplan import OVERLAY_OPTIONS
+
+    base = tempfile.mkdtemp(prefix=".ovl-probe-", dir=workdir)
+    try:
+        for name in ("lower", "upper", "work", "mnt"):
+            os.mkdir(os.path.join(base, name))
+        options = f"lowerdir={base}/lower,upperdir={base}/upper,workdir={base}/work,{OVERLAY_OPTIONS}"
+        try:
+            syscalls.mount("overlay", f"{base}/mnt", "overlay", 0, options)
+        except OSError:
+            return 1
+        syscalls.umount2(f"{base}/mnt", syscalls.MNT_DETACH)
+        return 0
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(_probe(sys.argv[1]))
