@@ -44,7 +44,7 @@ def write_archive(layout, tag: str, fmt: str, out) -> None:
     layout = Path(layout)
     layers = found.manifest["layers"]
     if fmt == "docker-archive" and any(x["mediaType"] == mt.LAYER_ZSTD for x in layers):
-        raise CfError(f"{tag} has zstd layers, which docker load (Docker 20.10) cannot read",
+        raise CfError(f"{found.tag} has zstd layers, which docker load (Docker 20.10) cannot read",
                       hint="commit the image with --compression gzip, or export it as oci-archive")
     blobs = [found.descriptor["digest"], found.manifest["config"]["digest"]]
     blobs += [x["digest"] for x in layers if x["digest"] not in blobs]
@@ -53,7 +53,7 @@ def write_archive(layout, tag: str, fmt: str, out) -> None:
     if fmt == "docker-archive":
         small["manifest.json"] = json.dumps([{
             "Config": "blobs/sha256/" + found.manifest["config"]["digest"].split(":")[1],
-            "RepoTags": [refs.docker_tag(tag)],
+            "RepoTags": [refs.docker_tag(found.tag)],
             "Layers": ["blobs/sha256/" + x["digest"].split(":")[1] for x in layers],
         }]).encode()
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:

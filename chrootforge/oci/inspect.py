@@ -17,7 +17,7 @@ def describe(layout, tag: str | None = None) -> dict:
         found = resolve(layout, name)
         layers = found.manifest.get("layers", [])
         images.append({
-            "tag": name,
+            "tag": found.tag,
             "name": (found.descriptor.get("annotations") or {}).get(mt.CONTAINERD_NAME),
             "digest": found.descriptor["digest"],
             "config_digest": found.manifest["config"]["digest"],

@@ -53,6 +53,24 @@ def docker_tag(tag: str) -> str:
     return f"{name}:{version or 'latest'}"
 
 
+def match_tag(wanted: str, tags) -> str | None:
+    """The stored tag that `wanted` names: itself, or else the only tag whose repository is NAME or
+    ends with /NAME and whose version matches (`latest` by default). So `hello` finds
+    `localhost/chrootforge/hello:latest`. None when nothing matches; UsageError when several do."""
+    tags = list(tags)
+    if wanted in tags:
+        return wanted
+    name, version = split_tag(wanted)
+    version = version or "latest"
+    found = sorted(t for t in tags
+                   if (split_tag(t)[1] or "latest") == version
+                   and (split_tag(t)[0] == name or split_tag(t)[0].endswith("/" + name)))
+    if len(found) > 1:
+        raise UsageError(f"tag {wanted!r} is ambiguous: it matches {', '.join(found)}",
+                         hint="give the full tag")
+    return found[0] if found else None
+
+
 def split_layout_ref(text: str) -> tuple[str, str | None]:
     """'LAYOUT:TAG' -> (LAYOUT, TAG); a path with no ':' -> (path, None). Splits at the first ':'
     after the last '/' of the layout part so that tags like 'a:1' survive."""

@@ -45,16 +45,19 @@ class Resolved:
 
 
 def resolve(layout, tag: str) -> Resolved:
-    """The manifest and config of a tag in a layout (CfError if missing)."""
+    """The manifest and config of a tag in a layout (CfError if missing). A short name works when it
+    names one tag only (refs.match_tag); Resolved.tag is the stored tag."""
     layout = lo.open_layout(layout)
     index = lo.read_index(layout)
-    desc = lo.tagged(index).get(tag)
-    if desc is None:
-        known = ", ".join(sorted(lo.tagged(index))) or "none"
+    tagged = lo.tagged(index)
+    match = refs.match_tag(tag, tagged)
+    if match is None:
+        known = ", ".join(sorted(tagged)) or "none"
         raise CfError(f"tag {tag!r} is not in {layout}", hint=f"tags in the layout: {known}")
+    desc = tagged[match]
     manifest = lo.read_json_blob(layout, desc["digest"])
     config = lo.read_json_blob(layout, manifest["config"]["digest"])
-    return Resolved(tag, desc, manifest, config)
+    return Resolved(match, desc, manifest, config)
 
 
 def _hash_file(root: str, rel: str) -> str:

@@ -258,6 +258,22 @@ def good_layout(tmp_path):
     return tmp_path / "L"
 
 
+def test_short_tag_names_resolve_in_the_cli(good_layout):
+    from chrootforge.oci.writer import tag as add_tag
+
+    add_tag(good_layout, "img:1", "localhost/ns/web:latest")
+    add_tag(good_layout, "img:1", "localhost/other/web:latest")
+    out = cf("inspect", f"{good_layout}:img:1", "--json")
+    assert out.returncode == 0 and json.loads(out.stdout)["images"][0]["tag"] == "img:1"
+    out = cf("inspect", f"{good_layout}:ns/web", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["images"][0]["tag"] == "localhost/ns/web:latest"
+    out = cf("inspect", f"{good_layout}:web")
+    assert out.returncode == 2 and "ambiguous" in out.stderr and "localhost/other/web:latest" in out.stderr
+    out = cf("inspect", f"{good_layout}:nope")
+    assert out.returncode == 1 and "tags in the layout" in out.stderr
+
+
 def test_verify_ok_then_corrupted_blob(good_layout):
     assert cf("verify", str(good_layout)).returncode == 0
     layer = _layer_path(good_layout, "img:1")

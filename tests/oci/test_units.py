@@ -168,3 +168,17 @@ def test_plan_writes_whole_hardlink_group_when_one_member_changes():
     parent = _parent([_e("x"), _e("y"), _e("z")], groups={"x": "g", "y": "g"})
     assert _plan(child, parent) == []
     assert _plan(child, parent, {"y": "new"}) == [("x", tree.FILE), ("y", tree.FILE)]
+
+
+def test_short_names_match_one_stored_tag():
+    tags = ["localhost/chrootforge/hello:latest", "localhost/chrootforge/hello:1.0",
+            "localhost/chrootforge/s6:latest", "other/s6:latest", "plain"]
+    assert refs.match_tag("localhost/chrootforge/hello:1.0", tags) == "localhost/chrootforge/hello:1.0"
+    assert refs.match_tag("hello", tags) == "localhost/chrootforge/hello:latest"
+    assert refs.match_tag("hello:1.0", tags) == "localhost/chrootforge/hello:1.0"
+    assert refs.match_tag("chrootforge/hello", tags) == "localhost/chrootforge/hello:latest"
+    assert refs.match_tag("plain:latest", tags) == "plain"
+    assert refs.match_tag("ello", tags) is None  # whole path components only
+    assert refs.match_tag("hello:2.0", tags) is None
+    with pytest.raises(UsageError, match="ambiguous"):
+        refs.match_tag("s6", tags)
