@@ -9,8 +9,9 @@
 - `world_distfiles` (session): the cached distfiles dir (checked against the repo's Manifests).
   Treat it as read-only: bind a copy (`copy_distfiles`) where portage may write.
 - `world_repo` (session): a world-readable copy of examples/repo made for this session.
-- `world_builder` (session): `world_builder(identity)` extracts the stage once per identity under
-  that identity's id mapping (the way builds see it) and returns the root's path; removed at the end.
+- `world_builder` (session): `world_builder(identity, purpose="pristine")` extracts the stage once per
+  identity and purpose under that identity's id mapping (the way builds see it) and returns the
+  root's path; removed at the end. The pristine one must not be written to.
 """
 
 from __future__ import annotations
@@ -93,23 +94,28 @@ def python_snippet(identity: Identity, code: str) -> list[str]:
 
 
 class WorldBuilder:
-    """Extracted builder roots, one per identity, made the way a build makes them."""
+    """Extracted builder roots, made the way a build makes them: one per identity and purpose.
+
+    The default purpose's root must stay pristine (tests lay an OverlayRoot on it). Tests that write
+    into the root itself ask for their own purpose, so no test depends on another's leftovers.
+    """
 
     def __init__(self, stage):
         self.stage = stage
-        self.roots: dict[str, tuple[Identity, Path]] = {}
+        self.roots: dict[tuple[str, str], tuple[Identity, Path]] = {}
 
-    def __call__(self, identity: Identity) -> Path:
-        if identity.name not in self.roots:
-            base = identity.mkdtemp("builder.")
+    def __call__(self, identity: Identity, purpose: str = "pristine") -> Path:
+        key = (identity.name, purpose)
+        if key not in self.roots:
+            base = identity.mkdtemp(f"builder-{purpose}.")
             root = base / "root"
             proc = identity.run(python_snippet(
                 identity, "from chrootforge.sources.extract import extract; "
                           f"extract({str(self.stage.tarball)!r}, {str(root)!r})"))
             if proc.returncode != 0:
                 pytest.fail(f"extracting the stage as {identity.name} failed:\n{proc.stderr}")
-            self.roots[identity.name] = (identity, base)
-        return self.roots[identity.name][1] / "root"
+            self.roots[key] = (identity, base)
+        return self.roots[key][1] / "root"
 
     def cleanup(self) -> None:
         for identity, base in self.roots.values():

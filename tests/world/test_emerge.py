@@ -1,6 +1,6 @@
 """The real proof: the real portage runs `emerge` in chrootforge's real sandbox, as root and rootless.
 
-Per identity, the stage is extracted once under that identity's id mapping (`world_builder`), then:
+Per identity, the stage is extracted once for these tests under its id mapping (`world_builder`), then:
 `emerge --info`; `emerge app-misc/hello` built from C with userpriv (src_compile as uid 250), in both
 USE=static variants; `ROOT=/emerge-root emerge --buildpkg sys-apps/s6-bin sys-apps/busybox-bin` into
 an empty root whose programs then run, and `emerge -K` reusing the binpkgs into another root.
@@ -58,7 +58,7 @@ def scratch(identity):
 
 @pytest.fixture
 def world(identity, world_builder, world_repo, world_distfiles):
-    root = world_builder(identity)
+    root = world_builder(identity, "emerge")  # these tests emerge into the root itself
     dist = copy_distfiles(world_distfiles, identity)
     yield identity, root, world_repo, dist
     remove_as(identity, dist)
