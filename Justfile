@@ -16,4 +16,4 @@ bench:
     for b in bench/bench_*.py; do {{py}} "$b"; done
 
 lint:
-    .venv/bin/ruff check chrootforge tests bench
+    .venv/bin/ruff check chrootforge tests bench scripts
