@@ -76,12 +76,9 @@ class Keys:
         return sig.data
 
 
-world_dir = shared_dir  # a world-readable directory the test user can reach
-
-
 @pytest.fixture(scope="session")
 def gpg_keys() -> Keys:
-    root = world_dir("gpgkeys.")
+    root = shared_dir("gpgkeys.")
     keys = Keys(root)
     yield keys
     # signing started a gpg-agent for this GNUPGHOME: stop it before removing the home
@@ -331,7 +328,7 @@ class MirrorServer:
 
 @pytest.fixture
 def mirror_tree(gpg_keys) -> MirrorTree:
-    root = world_dir("mirror.")
+    root = shared_dir("mirror.")
     yield MirrorTree(root, gpg_keys)
     shutil.rmtree(root, ignore_errors=True)
 
@@ -346,7 +343,7 @@ def mirror_server(mirror_tree) -> MirrorServer:
 @pytest.fixture
 def second_mirror(gpg_keys):
     """Another tree + server, for fallback tests: (MirrorTree, MirrorServer)."""
-    root = world_dir("mirror2.")
+    root = shared_dir("mirror2.")
     tree = MirrorTree(root, gpg_keys)
     server = MirrorServer(root)
     yield tree, server

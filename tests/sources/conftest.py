@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from tests.helpers.mirror import make_tar, stage_members, world_dir
+from tests.helpers.identity import shared_dir
+from tests.helpers.mirror import make_tar, stage_members
 
 
 @pytest.fixture(autouse=True)
@@ -23,7 +24,7 @@ def stage_tarball() -> bytes:
 
 @pytest.fixture
 def cache_dir():
-    path = world_dir("srccache.")
+    path = shared_dir("srccache.")
     yield path
     import shutil
     shutil.rmtree(path, ignore_errors=True)

@@ -10,7 +10,8 @@ import pytest
 
 from chrootforge.errors import VerificationError
 from chrootforge.sources.extract import extract
-from tests.helpers.mirror import make_tar, member, stage_members, world_dir
+from tests.helpers.identity import shared_dir
+from tests.helpers.mirror import make_tar, member, stage_members
 
 # Runs as the identity: extract, then list the tree from inside the same mapping (ls -lnR and a
 # JSON of stat + xattrs), the way a build would see it.
@@ -47,7 +48,7 @@ INSPECT = textwrap.dedent("""
 
 @pytest.fixture(scope="module")
 def scripts():
-    folder = world_dir("extract-scripts.")
+    folder = shared_dir("extract-scripts.")
     (folder / "driver.py").write_text(DRIVER)
     (folder / "tree_inspect.py").write_text(INSPECT)
     for path in folder.iterdir():

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.mirror import make_tar, member, world_dir
+from tests.helpers.identity import shared_dir
+from tests.helpers.mirror import make_tar, member
 
 
 def busybox_stage() -> bytes:
@@ -48,7 +49,7 @@ SCRIPT = textwrap.dedent("""
 
 @pytest.fixture(scope="module")
 def stage_file():
-    folder = world_dir("bbstage.")
+    folder = shared_dir("bbstage.")
     path = folder / "busybox-stage.tar.zst"
     path.write_bytes(busybox_stage())
     path.chmod(0o644)
