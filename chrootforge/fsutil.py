@@ -51,6 +51,13 @@ def file_lock(path: str | os.PathLike, shared: bool = False) -> Iterator[None]:
 
 
 def user_cache_dir() -> Path:
-    """$XDG_CACHE_HOME/chrootforge, or ~/.cache/chrootforge."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "chrootforge"
+    """$XDG_CACHE_HOME/chrootforge, else ~/.cache/chrootforge; for root /var/cache/chrootforge.
+
+    Root's sandbox runs as an unprivileged range (sandbox/idmap.py) that must reach the extracted
+    stages and build roots in the cache, and root's home is usually mode 0700."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    if base:
+        return Path(base) / "chrootforge"
+    if os.getuid() == 0:
+        return Path("/var/cache/chrootforge")
+    return Path(os.path.expanduser("~")) / ".cache" / "chrootforge"

@@ -11,14 +11,14 @@ import importlib
 _EXPORTS = {
     "Bind": "config", "OverlayRoot": "config", "SandboxConfig": "config", "Tmpfs": "config",
     "IdMap": "idmap", "detect_idmap": "idmap",
-    "remove_tree": "mapped", "run_mapped": "mapped", "run_module_mapped": "mapped",
+    "call_mapped": "mapped", "check_reachable": "mapped", "owned_dir": "mapped", "remove_tree": "mapped", "run_mapped": "mapped",
     "overlay_supported": "overlay",
     "run_sandboxed": "runner",
     "MountStep": "mountplan", "plan_mounts": "mountplan",
 }
 
-__all__ = ["Bind", "IdMap", "MountStep", "OverlayRoot", "SandboxConfig", "Tmpfs", "detect_idmap",
-           "overlay_supported", "plan_mounts", "remove_tree", "run_mapped", "run_module_mapped",
+__all__ = ["Bind", "IdMap", "MountStep", "OverlayRoot", "SandboxConfig", "Tmpfs", "call_mapped",
+           "check_reachable", "detect_idmap", "overlay_supported", "owned_dir", "plan_mounts", "remove_tree", "run_mapped",
            "run_sandboxed"]
 
 

@@ -132,14 +132,13 @@ def _run(args) -> int:
 def _shell(args) -> int:
     import os
 
-    from chrootforge.sandbox.rootpath import resolve_in_root
+    from chrootforge.rootpath import executable_in_root
     from chrootforge.sandbox.runner import run_sandboxed
 
     _split(args, "shell", with_cmd=False)
     config = _config(args, ["/bin/sh", "-l"], interactive=True)
     for shell in ("/bin/bash", "/bin/sh"):
-        inside = resolve_in_root(os.fspath(config.root), shell)
-        if os.access(os.path.join(os.fspath(config.root), inside.lstrip("/")), os.X_OK):
+        if executable_in_root(os.fspath(config.root), shell):
             config.argv = [shell, "-l"]
             break
     home = "/root" if args.cwd is None else args.cwd

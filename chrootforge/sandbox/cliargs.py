@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 from chrootforge.errors import UsageError
+from chrootforge.rootpath import check_inside_path
 from chrootforge.sandbox.config import Bind, Tmpfs
-from chrootforge.sandbox.rootpath import check_inside_path
 
 
 def _must_exist(path: Path, what: str) -> None:

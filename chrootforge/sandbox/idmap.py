@@ -1,9 +1,17 @@
 """The uid/gid mapping of chrootforge's user namespaces.
 
 Unprivileged: 0 -> the caller, 1..65535 -> the caller's /etc/subuid and /etc/subgid range, written by
-the setuid helpers newuidmap/newgidmap. Real root: the identity map 0..65535 -> 0..65535, so a stage
-extracted by root keeps owners 0/250 as the host sees them and host-root-owned caches stay writable
-inside. `single_id=True` is the announced degraded mode: 0 -> the caller only (no other owners).
+the setuid helpers newuidmap/newgidmap.
+
+Real root is never mapped to itself: id 0 inside would be host uid 0, and host-wide files such as
+/proc/sys/kernel/core_pattern check the caller's host uid. Root gets an unprivileged range instead:
+root's own /etc/subuid and /etc/subgid entry when it has one, else DEFAULT_ROOT_RANGE. So, as root,
+everything the namespace writes (extracted stages, build roots, binary packages) is owned on the host
+by that range (image id N is host id start+N), and root prepares the directories the namespace writes
+into by giving them to the range's first id (see owned.py).
+
+`single_id=True` is the announced degraded mode: only id 0 exists inside (the caller, or for root the
+first id of its range).
 """
 
 from __future__ import annotations
@@ -16,6 +24,9 @@ from chrootforge import log
 from chrootforge.errors import UsageError
 
 FULL_RANGE = 65536  # ids 0..65535 inside, what a Gentoo stage needs (portage is 250)
+# Root's range when /etc/subuid has no entry for root: right after systemd's range for containers
+# (524288..1879048191, systemd's UIDS-GIDS.md) and below 2^31, where no login user lives.
+DEFAULT_ROOT_RANGE = (1879048192, FULL_RANGE)
 
 Extent = tuple[int, int, int]  # (inside, outside, count), the /proc/PID/uid_map line format
 
@@ -44,10 +55,43 @@ class IdMap:
     def size(self) -> int:
         return sum(count for _, _, count in self.uid_map)
 
+    @property
+    def host_uid(self) -> int:
+        """The host uid of id 0 inside (who owns what the namespace's root creates)."""
+        return _outside(self.uid_map, 0)
 
-def identity_map() -> IdMap:
-    ext = ((0, 0, FULL_RANGE),)
-    return IdMap(ext, ext)
+    @property
+    def host_gid(self) -> int:
+        return _outside(self.gid_map, 0)
+
+    def to_host(self, uid: int, gid: int) -> tuple[int, int] | None:
+        """Host ids of the inside ids (uid, gid); None when the map does not cover them."""
+        host = _outside(self.uid_map, uid), _outside(self.gid_map, gid)
+        return None if -1 in host else host
+
+    def to_inside(self, uid: int, gid: int) -> tuple[int, int] | None:
+        """Inside ids of host ids; None when the map does not cover them."""
+        inside = _inside(self.uid_map, uid), _inside(self.gid_map, gid)
+        return None if -1 in inside else inside
+
+
+def _outside(extents: tuple[Extent, ...], inside: int) -> int:
+    for first, outside, count in extents:
+        if first <= inside < first + count:
+            return outside + inside - first
+    return -1
+
+
+def _inside(extents: tuple[Extent, ...], outside: int) -> int:
+    for first, start, count in extents:
+        if start <= outside < start + count:
+            return first + outside - start
+    return -1
+
+
+def range_map(uid_start: int, gid_start: int, count: int = FULL_RANGE) -> IdMap:
+    """0..count-1 -> a host range (real root's map; written directly, no helpers)."""
+    return IdMap(((0, uid_start, count),), ((0, gid_start, count),))
 
 
 def single_map(uid: int, gid: int) -> IdMap:
@@ -102,20 +146,14 @@ def detect_idmap(single_id: bool = False, *, subuid_path: str = "/etc/subuid",
     fix. single_id=True asks for the degraded single-id map (announced with a notice).
     """
     uid, gid = os.getuid(), os.getgid()
-    if single_id:
-        log.notice("single-id mode: only id 0 exists inside the namespace; files keep no other "
-                   "owners (portage runs with PORTAGE_USERNAME=root, FEATURES=-userpriv)")
-        return single_map(uid, gid)
+    if uid == 0 and single_id:
+        _announce_single_id()
+        return single_map(*_root_single_ids(subuid_path, subgid_path))
     if uid == 0:
-        mapped = _mapped_from_zero("/proc/self/uid_map"), _mapped_from_zero("/proc/self/gid_map")
-        if min(mapped) >= FULL_RANGE:
-            return identity_map()
-        # id 0 of a nested user namespace (unshare -r, a rootless container) with a small map
-        raise UsageError(
-            f"running as id 0 of a user namespace that maps only {min(mapped)} ids from 0 "
-            f"(need {FULL_RANGE})",
-            hint="run chrootforge outside that namespace, map 65536 ids into it, or pass "
-                 "--single-id for a degraded single-id map")
+        return root_map(subuid_path, subgid_path)
+    if single_id:
+        _announce_single_id()
+        return single_map(uid, gid)
     try:
         user = pwd.getpwuid(uid).pw_name
     except KeyError:
@@ -143,16 +181,77 @@ def detect_idmap(single_id: bool = False, *, subuid_path: str = "/etc/subuid",
     return full_map(uid, gid, subuid, subgid)
 
 
-def _mapped_from_zero(path: str) -> int:
-    """How many consecutive ids from 0 the current user namespace maps (4294967295 on the host)."""
-    extents = sorted(tuple(int(n) for n in line.split()) for line in _read(path).splitlines()
-                     if line.strip())
-    upto = 0
-    for inside, _outside, count in extents:
-        if inside > upto:
-            break
-        upto = max(upto, inside + count)
-    return upto
+def _announce_single_id() -> None:
+    log.notice("single-id mode: only id 0 exists inside the namespace; files keep no other "
+               "owners (portage runs with PORTAGE_USERNAME=root, FEATURES=-userpriv)")
+
+
+def root_map(subuid_path: str = "/etc/subuid", subgid_path: str = "/etc/subgid") -> IdMap:
+    """Id 0's map: an unprivileged range, never the caller's own id 0 when that could be host root.
+
+    On the host, or in a user namespace whose id 0 is its parent's id 0: root's sub-id ranges, else
+    DEFAULT_ROOT_RANGE. In a user namespace whose id 0 is an unprivileged id of its parent (a rootless
+    container), that id 0 is no longer host root, so its own ids 0..65535 are used as they are."""
+    own = [_ns_extents("/proc/self/uid_map"), _ns_extents("/proc/self/gid_map")]
+    if _unprivileged_zero(own):
+        if all(_covers(ext, 0) for ext in own):
+            return range_map(0, 0)
+        raise UsageError(
+            f"running as id 0 of a user namespace that maps fewer than {FULL_RANGE} ids from 0",
+            hint="map 65536 ids into that namespace, or pass --single-id for a degraded single-id map")
+    starts = _root_range_starts(subuid_path, subgid_path)
+    for ext, start, path in zip(own, starts, (subuid_path, subgid_path), strict=True):
+        if ext and not _covers(ext, start):
+            raise UsageError(
+                f"running as id 0 of a user namespace that does not map {start}..{start + FULL_RANGE - 1}, "
+                "the range chrootforge gives root",
+                hint=f"give root a range in {path} that this namespace maps, or pass --single-id")
+    return range_map(starts[0], starts[1])
+
+
+def _unprivileged_zero(own) -> bool:
+    """Are we id 0 of a user namespace whose id 0 is an unprivileged id of its parent?"""
+    return all(ext and not _is_parent_root(ext) for ext in own)
+
+
+def _root_single_ids(subuid_path: str, subgid_path: str) -> tuple[int, int]:
+    """The one id root's --single-id map gives id 0: never the caller's own id 0 when that may be
+    host root."""
+    own = [_ns_extents("/proc/self/uid_map"), _ns_extents("/proc/self/gid_map")]
+    if _unprivileged_zero(own):
+        return 0, 0
+    uid, gid = _root_range_starts(subuid_path, subgid_path)
+    return uid, gid
+
+
+def _root_range_starts(subuid_path: str, subgid_path: str) -> list[int]:
+    starts = []
+    for path in (subuid_path, subgid_path):
+        found = parse_subid(_read(path), "root", 0)
+        if found is not None and found[1] < FULL_RANGE:
+            raise UsageError(f"root's range in {path} has {found[1]} ids; chrootforge needs {FULL_RANGE}",
+                             hint=f"give root {FULL_RANGE} ids there, or remove the entry to use "
+                                  f"{DEFAULT_ROOT_RANGE[0]}:{FULL_RANGE}")
+        if found is not None and found[0] == 0:
+            raise UsageError(f"root's range in {path} starts at 0: that would map host root",
+                             hint="give root a range of unprivileged ids")
+        starts.append(found[0] if found else DEFAULT_ROOT_RANGE[0])
+    return starts
+
+
+def _ns_extents(path: str) -> list[tuple[int, int, int]] | None:
+    """This process's user namespace map; None for the initial namespace (it maps everything)."""
+    extents = [tuple(int(n) for n in line.split()) for line in _read(path).splitlines() if line.strip()]
+    return None if extents in ([], [(0, 0, 4294967295)]) else extents  # type: ignore[return-value]
+
+
+def _is_parent_root(extents) -> bool:
+    """Is our id 0 the parent namespace's id 0 (possibly host root)?"""
+    return any(first == 0 and outside == 0 for first, outside, _count in extents)
+
+
+def _covers(extents, start: int) -> bool:
+    return any(first <= start and start + FULL_RANGE <= first + count for first, _o, count in extents)
 
 
 def _helper(tool: str) -> str | None:

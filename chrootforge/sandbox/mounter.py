@@ -1,14 +1,21 @@
-"""Apply a mount plan (runs as PID 1 of the sandbox, inside its user and mount namespaces)."""
+"""Apply a mount plan (runs as PID 1 of the sandbox, inside its user and mount namespaces).
+
+Every path inside the new root goes through chrootforge.rootpath (resolved in the root, created
+through directory fds, mounted onto an fd of exactly the resolved object): no symlink in the rootfs
+can point a mount, a created directory or a copied file at the host. What the plan had to create in
+the rootfs is recorded so the sandbox can take it away again when it ends (runner.py).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 
 from chrootforge.errors import CfError
+from chrootforge.rootpath import Created, RootDir
 from chrootforge.sandbox import syscalls as sc
 from chrootforge.sandbox.mountplan import MountStep
-from chrootforge.sandbox.rootpath import ensure_target
 
 NET_COPIES = "/run/.chrootforge-net"
 
@@ -24,16 +31,23 @@ def locked_flags(path: str) -> int:
     return sum(ms for st, ms in _KEEP_FLAGS if f_flag & st)
 
 
-def apply_plan(steps: list[MountStep], notices: list[str]) -> None:
-    """Apply `steps`; fallbacks taken are appended to `notices` for the parent to print."""
-    root = None
-    for step in steps:
-        try:
-            root = _apply(step, root, notices)
-        except OSError as err:
-            where = step.target or step.host or "/"
-            raise CfError(f"sandbox setup failed at {step.op} {where}: {err.strerror}",
-                          hint=_hint(step, err)) from None
+def apply_plan(steps: list[MountStep], notices: list[str], created: list[Created]) -> None:
+    """Apply `steps`; fallbacks taken are appended to `notices` for the parent to print, and what
+    had to be created inside the root to `created`."""
+    mounter = _Mounter(notices)
+    try:
+        for number, step in enumerate(steps):
+            try:
+                mounter.apply(step)
+            except OSError as err:
+                where = step.target or step.host or "/"
+                raise CfError(f"sandbox setup failed at {step.op} {where}: {err.strerror}",
+                              hint=_hint(step, err)) from None
+            finally:
+                created += [dataclasses.replace(c, step=number) for c in mounter.created]
+                mounter.created = []
+    finally:
+        mounter.close()
 
 
 def _hint(step: MountStep, err: OSError) -> str | None:
@@ -45,49 +59,102 @@ def _hint(step: MountStep, err: OSError) -> str | None:
     return None
 
 
-def _host(root: str, step: MountStep) -> str:
-    return ensure_target(root, step.target, step.create or "dir")
+class _Mounter:
+    def __init__(self, notices: list[str]):
+        self.notices = notices
+        self.created: list[Created] = []  # by the current step
+        self.root: RootDir | None = None
 
+    def close(self) -> None:
+        if self.root is not None:
+            self.root.close()
 
-def _apply(step: MountStep, root: str | None, notices: list[str]) -> str | None:
-    op = step.op
-    if op == "private":
-        sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
-    elif op == "root":
-        sc.mount(step.source, step.host, step.fstype, step.flags, step.data)
-        return step.host
-    elif op == "mount":
-        target = _host(root, step)
+    def target(self, step: MountStep, kind: str | None = None):
+        return self.root.target(step.target, kind or step.create or "dir", self.created)
+
+    def apply(self, step: MountStep) -> None:
+        op = step.op
+        if op == "private":
+            sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+        elif op == "root":
+            sc.mount(step.source, step.host, step.fstype, step.flags, step.data)
+            self.root = RootDir(step.host)  # an fd of the new root's top, not of what it covers
+        elif op == "mount":
+            self._fresh_mount(step)
+        elif op == "bind":
+            with self.target(step) as target:
+                sc.mount(step.source, target, None, step.flags)
+        elif op == "remount_ro":
+            with self.target(step) as target:  # resolved again: now the bind's own root
+                readonly_tree(target)
+        elif op == "symlink":
+            with self.root.locate(step.target, follow=True, make_parents=True, created=self.created,
+                                  what="symlink") as loc:
+                try:
+                    os.unlink(loc.name, dir_fd=loc.dirfd)
+                except FileNotFoundError:
+                    pass
+                os.symlink(step.source, loc.name, dir_fd=loc.dirfd)
+        elif op == "copy_file":
+            self._copy_bind(step)
+        elif op == "pivot":
+            os.chdir(self.root.root)
+            self.close()
+            sc.pivot_root(".", ".")  # the old root ends up stacked on "/", detach it
+            sc.umount2(".", sc.MNT_DETACH)
+            os.chdir("/")
+        else:
+            raise CfError(f"unknown mount step {op!r}")
+
+    def _fresh_mount(self, step: MountStep) -> None:
+        with self.target(step) as target:
+            try:
+                sc.mount(step.source, target, step.fstype, step.flags, step.data)
+                return
+            except OSError as err:
+                if step.fallback is None or err.errno not in (errno.EPERM, errno.EACCES):
+                    raise
+                sc.mount(step.fallback, target, None, sc.MS_BIND | sc.MS_REC)
+                self.notices.append(f"a fresh {step.fstype} was refused on {step.target} "
+                                    f"({err.strerror}); bound the host's {step.fallback} instead")
+        if step.flags & sc.MS_RDONLY:
+            with self.target(step) as target:
+                readonly_tree(target)  # the submounts came along: all read-only
+
+    def _copy_bind(self, step: MountStep) -> None:
         try:
-            sc.mount(step.source, target, step.fstype, step.flags, step.data)
+            with open(step.source, "rb") as handle:
+                content = handle.read()
+        except FileNotFoundError:
+            return  # nothing to copy (a host without /etc/hosts, say)
+        # The copy lives on the sandbox's own /run tmpfs (mounted by an earlier step).
+        copy = f"{NET_COPIES}/{os.path.basename(step.target)}"
+        with self.root.locate(copy, follow=True, make_parents=True, what="copy") as loc:
+            fd = os.open(loc.name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o644, dir_fd=loc.dirfd)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(content)
+            os.chmod(loc.name, 0o644, dir_fd=loc.dirfd)
+        with self.root.target(copy, "file") as source, self.target(step, "file") as target:
+            sc.mount(source, target, None, sc.MS_BIND)
+
+
+def readonly_tree(target: str) -> None:
+    """Make a bind and every mount below it read-only (one mount_setattr call on Linux >= 5.12;
+    otherwise a remount per mount point). The sandbox then locks the flags (runner.py)."""
+    fd = os.open(target, os.O_PATH | os.O_CLOEXEC)
+    try:
+        try:
+            sc.mount_setattr_rdonly(fd)
+            return
         except OSError as err:
-            if step.fallback is None or err.errno not in (errno.EPERM, errno.EACCES):
+            if err.errno not in (errno.ENOSYS, errno.EINVAL, errno.EPERM):
                 raise
-            sc.mount(step.fallback, target, None, sc.MS_BIND | sc.MS_REC)
-            if step.flags & sc.MS_RDONLY:
-                for point in _mounts_under(target):  # the submounts came along: all read-only
-                    _remount_ro(point)
-            notices.append(f"a fresh {step.fstype} was refused on {step.target} "
-                           f"({err.strerror}); bound the host's {step.fallback} instead")
-    elif op == "bind":
-        sc.mount(step.source, _host(root, step), None, step.flags)
-    elif op == "remount_ro":
-        _remount_ro(_host(root, step))
-    elif op == "symlink":
-        path = os.path.join(root, step.target.lstrip("/"))
-        if os.path.lexists(path):
-            os.unlink(path)
-        os.symlink(step.source, path)
-    elif op == "copy_file":
-        _copy_bind(root, step)
-    elif op == "pivot":
-        os.chdir(root)
-        sc.pivot_root(".", ".")  # the old root ends up stacked on "/", detach it
-        sc.umount2(".", sc.MNT_DETACH)
-        os.chdir("/")
-    else:
-        raise CfError(f"unknown mount step {op!r}")
-    return root
+        where = os.readlink(f"/proc/self/fd/{fd}")
+    finally:
+        os.close(fd)
+    for point in _mounts_under(where):
+        _remount_ro(point)
 
 
 def _remount_ro(target: str) -> None:
@@ -103,18 +170,3 @@ def _mounts_under(target: str) -> list[str]:
             if point == target or point.startswith(target.rstrip("/") + "/"):
                 points.append(point)
     return points
-
-
-def _copy_bind(root: str, step: MountStep) -> None:
-    try:
-        with open(step.source, "rb") as handle:
-            content = handle.read()
-    except FileNotFoundError:
-        return  # nothing to copy (a host without /etc/hosts, say)
-    store = os.path.join(root, NET_COPIES.lstrip("/"))
-    os.makedirs(store, mode=0o755, exist_ok=True)
-    copy = os.path.join(store, os.path.basename(step.target))
-    with open(copy, "wb") as handle:
-        handle.write(content)
-    os.chmod(copy, 0o644)
-    sc.mount(copy, _host(root, step), None, sc.MS_BIND)

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chrootforge.errors import UsageError
+from chrootforge.rootpath import check_inside_path
 from chrootforge.sandbox import syscalls as sc
 from chrootforge.sandbox.config import Bind, OverlayRoot, SandboxConfig, Tmpfs
-from chrootforge.sandbox.rootpath import check_inside_path
 
 DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
 DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
@@ -144,8 +144,9 @@ def expected_mountpoints(steps: list[MountStep]) -> list[str]:
     return [step.target for step in steps if step.is_mount]
 
 
-def validate_sources(config: SandboxConfig) -> None:
-    """Fail early (UsageError) on a missing root or bind source, before any namespace exists."""
+def validate_sources(config: SandboxConfig, idmap=None) -> None:
+    """Fail early (UsageError) on a missing root or bind source, or (with `idmap`) one that the
+    namespace's root could not reach, before any namespace exists."""
     root = config.root
     dirs = list(root.lower) + [root.upper, root.work] if isinstance(root, OverlayRoot) else [root]
     for path in dirs:
@@ -159,6 +160,12 @@ def validate_sources(config: SandboxConfig) -> None:
     for what, path in sources:
         if path is not None and not os.path.exists(path):
             raise UsageError(f"{what} {path} does not exist")
+    if idmap is not None:
+        from chrootforge.sandbox.mapped import check_reachable
+
+        for what, path in [("root", p) for p in dirs] + sources:
+            if path is not None:
+                check_reachable(path, idmap, what)
 
 
 __all__ = ["Bind", "MountStep", "Tmpfs", "expected_mountpoints", "plan_mounts", "root_mountpoint",

@@ -4,14 +4,13 @@
 
 The answer depends on the kernel and on workdir's filesystem, so it is probed once per device and
 remembered for the process: a tiny overlay is mounted and unmounted inside a mapped user namespace
-(`python -m chrootforge.sandbox.overlay DIR` under run_mapped).
+(sandbox.call_mapped).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -21,20 +20,20 @@ _known: dict[int, bool] = {}
 
 
 def overlay_supported(workdir: Path, idmap=None) -> bool:
+    """`workdir` must be writable by the namespace's root (sandbox.owned_dir)."""
     dev = Path(workdir).stat().st_dev
     if dev not in _known:
-        from chrootforge.sandbox.mapped import run_module_mapped
+        from chrootforge.sandbox.mapped import call_mapped
 
         try:
-            code = run_module_mapped("chrootforge.sandbox.overlay", [workdir], idmap)
-        except CfError:
-            code = 1
-        _known[dev] = code == 0
+            _known[dev] = call_mapped(_probe, os.fspath(workdir), idmap=idmap)
+        except (CfError, OSError):
+            _known[dev] = False
     return _known[dev]
 
 
-def _probe(workdir: str) -> int:
-    """In the namespace: 0 when a userxattr overlay mounts on workdir's filesystem."""
+def _probe(workdir: str) -> bool:
+    """In the namespace: does a userxattr overlay mount on workdir's filesystem?"""
     from chrootforge.sandbox import syscalls
     from chrootforge.sandbox.mountplan import OVERLAY_OPTIONS
 
@@ -46,12 +45,8 @@ def _probe(workdir: str) -> int:
         try:
             syscalls.mount("overlay", f"{base}/mnt", "overlay", 0, options)
         except OSError:
-            return 1
+            return False
         syscalls.umount2(f"{base}/mnt", syscalls.MNT_DETACH)
-        return 0
+        return True
     finally:
         shutil.rmtree(base, ignore_errors=True)
-
-
-if __name__ == "__main__":
-    sys.exit(_probe(sys.argv[1]))

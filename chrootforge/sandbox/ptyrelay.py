@@ -37,14 +37,16 @@ def serve(argv: list[str], env: dict[str, str], cwd: str, err_fd: int) -> int:
     """As PID 1: the payload on a new pty, relayed to our stdin/stdout; its status."""
     master, slave = os.openpty()
     _copy_winsize(0, master)
-    payload = userns.fork_forwarding(child_default=True)
-    if payload == 0:
+
+    def start() -> None:
         os.close(master)
         os.setsid()
         fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
         for fd in (0, 1, 2):
             os.dup2(slave, fd)
         init.run_payload(argv, env, cwd, err_fd, None)
+
+    payload = init.spawn_locked(err_fd, start)
     os.close(slave)
     os.close(err_fd)
     saved = termios.tcgetattr(0)

@@ -12,13 +12,13 @@ import os
 import signal
 import sys
 
-from chrootforge import log
+from chrootforge import log, rootpath
 from chrootforge.errors import CfError
 from chrootforge.sandbox import init, mounter, userns
 from chrootforge.sandbox import syscalls as sc
 from chrootforge.sandbox.config import SandboxConfig
 from chrootforge.sandbox.idmap import detect_idmap
-from chrootforge.sandbox.mountplan import plan_mounts, validate_sources
+from chrootforge.sandbox.mountplan import plan_mounts, root_mountpoint, validate_sources
 
 
 def run_sandboxed(config: SandboxConfig) -> int:
@@ -27,6 +27,7 @@ def run_sandboxed(config: SandboxConfig) -> int:
     validate_sources(config)
     steps = plan_mounts(config)
     idmap = config.idmap or detect_idmap(config.single_id)
+    validate_sources(config, idmap)
     env = config.payload_env()
     if config.env is None or "TERM" not in config.env:
         env["TERM"] = os.environ.get("TERM", "dumb")
@@ -67,15 +68,22 @@ def run_sandboxed(config: SandboxConfig) -> int:
         # PID 1 cannot use getppid() to see whether we died before its PR_SET_PDEATHSIG took
         # effect (its parent is outside its pid namespace): it checks this pipe for EOF instead.
         life_r, life_w = os.pipe()
+        made_r, made_w = os.pipe()
+        host_root = os.stat("/")
         pid1 = userns.fork_forwarding()
         if pid1 == 0:
             os.close(life_w)
-            os._exit(_pid1(config, steps, argv, env, err_fd, out_w, notice_w, life_r, use_pty))
+            os.close(made_r)
+            os._exit(_pid1(config, steps, argv, env, err_fd, out_w, notice_w, life_r, made_w, use_pty))
         os.close(life_r)
+        os.close(made_w)
         os.close(notice_w)
         if out_w is not None:
             os.close(out_w)
-        os._exit(userns.wait_child(pid1))
+        made = _read_all(made_r)  # PID 1 closes its end once the mounts are set up
+        code = userns.wait_child(pid1)
+        _leave_rootfs_as_found(steps, rootpath.decode_created(made), config, host_root)
+        os._exit(code)
 
     previous = userns.install_forwarding()
     try:
@@ -113,7 +121,40 @@ def run_sandboxed(config: SandboxConfig) -> int:
     return code
 
 
-def _pid1(config, steps, argv, env, err_fd, out_w, notice_w, life_r, use_pty) -> int:
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks)
+
+
+def _leave_rootfs_as_found(steps, created, config, host_root) -> None:
+    """In the namespace child, after PID 1 has exited: it shares PID 1's mount namespace, and so
+    its root is the sandbox's root since pivot_root (or, when the setup failed before the pivot, it
+    enters that root itself). Step by step in reverse, unmount what the step mounted and take away
+    what it had to create (rootpath.undo_created), so `run` leaves ROOTFS, and the sources of binds,
+    as it found them. Nothing runs in the sandbox any more (the pid namespace died with PID 1)."""
+    if not created:
+        return
+    try:
+        if os.path.samestat(os.stat("/"), host_root):
+            os.chroot(root_mountpoint(config.root))
+            os.chdir("/")
+        with rootpath.RootDir("/") as rd:
+            for number in range(len(steps) - 1, 0, -1):
+                step = steps[number]
+                if step.is_mount and step.op != "root":
+                    try:
+                        sc.umount2(step.target, sc.MNT_DETACH)
+                    except OSError:
+                        pass
+                rootpath.undo_created(rd, [c for c in created if c.step == number])
+    except OSError:
+        pass
+
+
+def _pid1(config, steps, argv, env, err_fd, out_w, notice_w, life_r, made_w, use_pty) -> int:
     """PID 1 before the payload: die with our parent, set up the filesystem, then serve."""
     try:
         sc.set_pdeathsig(signal.SIGKILL)
@@ -126,10 +167,18 @@ def _pid1(config, steps, argv, env, err_fd, out_w, notice_w, life_r, use_pty) ->
         os.close(life_r)
         sc.sethostname(config.hostname)
         notices: list[str] = []
-        mounter.apply_plan(steps, notices)
+        created: list = []
+        try:
+            mounter.apply_plan(steps, notices, created)
+        finally:
+            userns.write_all(made_w, rootpath.encode_created(created))
+            os.close(made_w)
         for text in notices:
             userns.report(notice_w, text, kind="notice")
         os.close(notice_w)
+        # PID 1 keeps the unlocked mount namespace and the capabilities over it: the payload runs
+        # as the same uid, so it must not be able to ptrace PID 1 (or open its /proc files).
+        sc.set_dumpable(False)
     except CfError as err:
         userns.report(err_fd, str(err), err.hint or "")
         return userns.SETUP_FAILED

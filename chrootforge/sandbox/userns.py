@@ -21,6 +21,12 @@ FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 SETUP_FAILED = 125  # exit status of a child whose setup failed (the error pipe says why)
 
 
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def report(err_fd: int, message: str, hint: str = "", kind: str = "error") -> None:
     """From a child: send one error to the parent (best effort)."""
     try:
@@ -211,11 +217,12 @@ def fork_into_userns(idmap: IdMap, child_main: Callable[[int], None]) -> tuple[i
             if os.read(go_r, 1) != b"1":
                 os._exit(SETUP_FAILED)
             os.close(go_r)
-            if idmap.use_helpers:
-                try:
-                    os.setgroups([])  # drop supplementary groups that show as nogroup inside
-                except OSError:
-                    pass
+            become_namespace_root()
+            # Changing credentials clears PR_SET_PDEATHSIG (prctl(2)): set it again, and make
+            # sure the parent did not die in between.
+            syscalls.set_pdeathsig(signal.SIGKILL)
+            if os.getppid() != parent:
+                os._exit(SETUP_FAILED)
             child_main(err_w)
         except CfError as err:
             report(err_w, str(err), err.hint or "")
@@ -247,6 +254,20 @@ def fork_into_userns(idmap: IdMap, child_main: Callable[[int], None]) -> tuple[i
         raise_reports(reports)
         raise CfError("the namespace child exited before it was ready")
     return pid, err_r
+
+
+def become_namespace_root() -> None:
+    """Take the namespace's id 0 as real, effective and saved ids, and no supplementary groups.
+
+    After unshare the process still holds the ids it had outside. For real root those are host
+    uid/gid 0, which the map does not cover (idmap.py): file access and host-wide /proc/sys checks
+    would still see host root, and root's supplementary groups would still open group-root files."""
+    try:
+        os.setgroups([])
+    except OSError:
+        pass  # single-id rootless: setgroups is denied, and the caller's groups are its own anyway
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
 
 
 def kill_and_reap(pid: int) -> None:

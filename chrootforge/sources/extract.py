@@ -4,9 +4,9 @@ Pipeline: a multi-threaded decompressor subprocess -> TarStreamChecker (every he
 before its bytes move on) -> GNU `tar -x` into a temp dir beside `dest`, renamed onto `dest` only on
 success. Any refusal kills tar and removes the temp dir, so nothing is ever half-extracted.
 
-Owners depend on the uid mapping: `extract()` runs this module's entry point under the build's
-mapping (`python -m chrootforge.sources.extract TARBALL DEST`), so files land with the owners that
-builds will see, and the temp dir can be removed by the same mapped root.
+Owners depend on the uid mapping: `extract()` runs `extract_here()` under the build's mapping
+(chrootforge.sandbox.call_mapped), so files land with the owners that builds will see, and the
+temp dir can be removed by the same mapped root.
 """
 
 from __future__ import annotations
@@ -15,18 +15,16 @@ import contextlib
 import dataclasses
 import errno
 import fcntl
-import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 from chrootforge import errors, log
 from chrootforge.errors import CfError, VerificationError
 from chrootforge.sources import compression
-from chrootforge.sources.tarcheck import TarStreamChecker, UnsafeArchive
+from chrootforge.sources.tarcheck import TarStreamChecker
 
 _CHUNK = 1 << 20
 _SPLICE_MIN = 256 << 10  # big members' data moves pipe-to-pipe in the kernel (no copies through us)
@@ -183,67 +181,32 @@ def extract_here(tarball: str | os.PathLike, dest: str | os.PathLike, skip_dev: 
 def extract(tarball, dest: str | os.PathLike, idmap=None, *, skip_dev: bool = True) -> ExtractResult:
     """Extract `tarball` (a path or a FetchedFile) into the new directory `dest` under `idmap`.
 
-    Real root with idmap=None extracts directly; otherwise the work runs in a user namespace with
-    the mapping (chrootforge.sandbox.run_mapped), so owners 0..65535 are preserved as the builds
-    will see them. Raises UnsafeArchive/VerificationError naming the offending member.
+    The work runs as id 0 of a user namespace with the mapping (chrootforge.sandbox.call_mapped),
+    so owners 0..65535 land as the builds will see them. It extracts into a private directory
+    beside `dest` that the namespace's root owns, and `dest` appears only once everything is in.
+    Raises UnsafeArchive/VerificationError naming the offending member.
     """
-    from chrootforge.sources.mapping import needs_namespace
+    from chrootforge.sandbox import call_mapped, check_reachable, owned_dir, remove_tree
+    from chrootforge.sandbox.idmap import detect_idmap
 
     tarball = Path(getattr(tarball, "path", tarball)).resolve()
     dest = Path(dest).absolute()
     if not tarball.is_file():
         raise errors.UsageError(f"{tarball} is not a file")
-    if not needs_namespace(idmap):
-        result = extract_here(tarball, dest, skip_dev)
-    else:
-        with tempfile.TemporaryDirectory(prefix="cf-extract-") as scratch:
-            report = Path(scratch) / "result.json"
-            from chrootforge.sandbox import run_module_mapped
-
-            args = ["--report", report, *([] if skip_dev else ["--keep-dev"]), tarball, dest]
-            code = run_module_mapped("chrootforge.sources.extract", args, idmap)
-            result = _read_report(report, code, tarball)
+    if dest.exists() or dest.is_symlink():
+        raise errors.UsageError(f"{dest} already exists", hint="extract into a new directory")
+    if not dest.parent.is_dir():
+        raise errors.UsageError(f"{dest.parent} is not a directory")
+    idmap = idmap or detect_idmap()
+    check_reachable(tarball, idmap, "stage tarball")
+    check_reachable(dest.parent, idmap, "extraction directory")
+    private = Path(tempfile.mkdtemp(prefix=f".{dest.name}.extract-", dir=dest.parent))
+    try:
+        owned_dir(private, idmap)
+        result = call_mapped(extract_here, tarball, private / "tree", skip_dev, idmap=idmap)
+        os.rename(private / "tree", dest)
+    finally:
+        remove_tree(private, idmap)
     if result.skipped_dev:
         log.notice(f"skipped {result.skipped_dev} entries under /dev (the sandbox provides /dev)")
-    return result
-
-
-def _read_report(report: Path, code: int, tarball: Path) -> ExtractResult:
-    try:
-        data = json.loads(report.read_text())
-    except (OSError, ValueError):
-        raise CfError(f"extracting {tarball} failed (exit status {code}) without a report") from None
-    if not data.get("ok"):
-        cls = {"UnsafeArchive": VerificationError, "VerificationError": VerificationError,
-               "UsageError": errors.UsageError}.get(data.get("kind"), CfError)
-        raise cls(data["message"], hint=data.get("hint"))
-    return ExtractResult(Path(data["dest"]), data["members"], data["skipped_dev"])
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m chrootforge.sources.extract")
-    parser.add_argument("--report", help="write a JSON result here (for the caller outside the namespace)")
-    parser.add_argument("--keep-dev", action="store_true")
-    parser.add_argument("tarball")
-    parser.add_argument("dest")
-    args = parser.parse_args(argv)
-    try:
-        result = extract_here(args.tarball, args.dest, skip_dev=not args.keep_dev)
-        payload = {"ok": True, "dest": str(result.dest), "members": result.members,
-                   "skipped_dev": result.skipped_dev}
-        code = 0
-    except CfError as err:
-        kind = "UnsafeArchive" if isinstance(err, UnsafeArchive) else type(err).__name__
-        payload = {"ok": False, "kind": kind, "message": str(err), "hint": err.hint}
-        code = err.exit_code
-        if not args.report:
-            print(err.render(), file=sys.stderr)
-    if args.report:
-        Path(args.report).write_text(json.dumps(payload))
-    return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return dataclasses.replace(result, dest=dest)

@@ -1,38 +1,25 @@
-"""Run extraction under the build's uid/gid mapping, so files get the owners builds will see.
+"""Run commands under the build's uid/gid mapping, so files get the owners builds will see.
 
-The sandbox owns user namespaces (chrootforge.sandbox.run_mapped / detect_idmap). Real root with no
-explicit idmap extracts directly: that is the same as the identity map the sandbox gives root.
+The sandbox owns user namespaces (chrootforge.sandbox: run_mapped, remove_tree, detect_idmap);
+these are the sources package's thin entry points to them, with the default map resolved once.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
-import subprocess
-
-
-def needs_namespace(idmap) -> bool:
-    return idmap is not None or os.getuid() != 0
 
 
 def run_under_mapping(argv: list[str], idmap=None, env: dict | None = None) -> int:
-    if not needs_namespace(idmap):
-        return subprocess.call(argv, env=env)
     from chrootforge.sandbox import run_mapped
 
-    return run_mapped(argv, idmap=idmap, env=env)
+    return run_mapped(argv, idmap=resolved_idmap(idmap), env=env)
 
 
 def remove_under_mapping(path, idmap=None) -> None:
-    if not os.path.lexists(path):
-        return
-    if not needs_namespace(idmap):
-        subprocess.run(["rm", "-rf", "--one-file-system", "--", os.fspath(path)], check=False)
-        return
     from chrootforge.sandbox import remove_tree
 
-    remove_tree(path, idmap)
+    remove_tree(path, resolved_idmap(idmap))
 
 
 def resolved_idmap(idmap):

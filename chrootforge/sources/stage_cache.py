@@ -76,14 +76,16 @@ def fresh_builder(pristine: Path, workdir: Path, idmap=None, *, allow_overlay: b
 
     workdir must be empty or missing; it holds the overlay's upper/ and work/ (or a copy in root/).
     """
-    from chrootforge.sandbox import OverlayRoot, overlay_supported
+    from chrootforge.sandbox import OverlayRoot, overlay_supported, owned_dir
+    from chrootforge.sources.mapping import resolved_idmap
 
+    idmap = resolved_idmap(idmap)
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    owned_dir(workdir, idmap)  # the namespace's root writes upper/ and work/ (or the copy)
     if allow_overlay and overlay_supported(workdir, idmap):
         upper, work = workdir / "upper", workdir / "work"
-        upper.mkdir()
-        work.mkdir()
+        owned_dir(upper, idmap)
+        owned_dir(work, idmap)
         return OverlayRoot(lower=[Path(pristine)], upper=upper, work=work)
     log.notice("overlayfs is unavailable here: copying the pristine stage (reflink where possible)")
     copy = workdir / "root"

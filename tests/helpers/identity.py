@@ -163,6 +163,8 @@ class Identity:
             except FileExistsError:
                 continue
         os.chown(path, self.uid, self.gid) if os.getuid() == 0 else None
+        if self.is_root:
+            path.chmod(0o711)  # root's sandbox runs as an unprivileged range that must pass through
         return path
 
 

@@ -1,8 +1,8 @@
 """A small busybox rootfs for a given identity (Debian's busybox-static plus assorted owners).
 
-Built as the identity itself; the owners 250:250 and 1000:1000 are set with
-chrootforge.sandbox.run_mapped, so for the unprivileged user they land in its subuid range exactly as
-an extracted stage would. Fixtures: `busybox_rootfs` (shared per identity and session: do not write
+Built as the identity itself, then owned as the namespace sees it: the tree by its root, the owners
+250:250 and 1000:1000 by those ids, so they land in the identity's range (the subuid range through
+chrootforge.sandbox.run_mapped, or root's unprivileged range) exactly as an extracted stage would. Fixtures: `busybox_rootfs` (shared per identity and session: do not write
 into it) and `fresh_busybox_rootfs` (a private one per test). Plain helper: make_busybox_rootfs().
 """
 
@@ -69,6 +69,19 @@ _BUILD = textwrap.dedent('''
             path.write_text(content)
         os.chmod(path, mode)
         chowns += [f"{uid}:{gid}", str(path)]
+    if os.getuid() == 0:
+        # Real root's namespace is an unprivileged range: give the tree to it directly (host root
+        # may; the namespace may not chown files of ids it does not map), as extraction would.
+        from chrootforge.sandbox import detect_idmap
+
+        idmap = detect_idmap()
+        for dirpath, dirnames, filenames in os.walk(root):
+            for name in [".", *dirnames, *filenames]:
+                os.lchown(os.path.join(dirpath, name), *idmap.to_host(0, 0))
+        for i in range(0, len(chowns), 2):
+            uid, gid = map(int, chowns[i].split(":"))
+            os.lchown(chowns[i + 1], *idmap.to_host(uid, gid))
+        sys.exit(0)
     script = "; ".join(f"chown {chowns[i]} '{chowns[i + 1]}'" for i in range(0, len(chowns), 2))
     sys.exit(run_mapped(["/bin/sh", "-c", "set -e; " + script]))
 ''')

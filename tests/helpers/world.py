@@ -84,8 +84,13 @@ def copy_distfiles(distfiles: Path, identity: Identity) -> Path:
         if path.is_file() and not path.name.startswith("."):
             shutil.copy(path, dest / path.name)
     if os.getuid() == 0:
+        owner = (identity.uid, identity.gid)
+        if identity.is_root:  # the sandbox's root, which writes here, is root's unprivileged range
+            from chrootforge.sandbox import detect_idmap
+
+            owner = detect_idmap().to_host(0, 0)
         for path in [dest, *dest.iterdir()]:
-            os.chown(path, identity.uid, identity.gid)
+            os.chown(path, *owner)
     return dest
 
 

@@ -97,6 +97,7 @@ def _user_pythonpath() -> str:
 
 
 def test_unreadable_rootfs_is_a_clean_error(scratch, user_identity, root_identity):
-    private = scratch(root_identity, "private.")  # 0700, owned by root
+    private = scratch(root_identity, "private.")
+    private.chmod(0o700)
     result = user_identity.cf("run", str(private / "rootfs"), "--", "/bin/true")
     _clean(result, 2, "cannot access")

@@ -32,9 +32,12 @@ def test_run_mapped_owners_cwd_env_status(scratch, identity):
         assert lines[:3] == ["0", str(base), "marked"]
         assert lines[-2:] == ["code", "5"]
         st = os.stat(base / "d/f")
-        if identity.is_root:
-            assert (st.st_uid, st.st_gid) == (250, 250)
-            assert os.stat(base).st_uid == 1000
+        if identity.is_root:  # root's namespace is an unprivileged range: id N is host start+N
+            from chrootforge.sandbox import detect_idmap
+
+            start = detect_idmap().host_uid
+            assert start != 0 and (st.st_uid, st.st_gid) == (start + 250, start + 250)
+            assert os.stat(base).st_uid == start + 1000
         else:
             start = next(int(line.split(":")[1]) for line in
                          Path("/etc/subuid").read_text().splitlines() if line.startswith("cftest:"))

@@ -13,7 +13,7 @@ from chrootforge.sandbox import blocked, cliargs, idmap
 from chrootforge.sandbox import syscalls as sc
 from chrootforge.sandbox.config import Bind, OverlayRoot, SandboxConfig, Tmpfs
 from chrootforge.sandbox.mountplan import expected_mountpoints, plan_mounts, validate_sources
-from chrootforge.sandbox.rootpath import check_inside_path, ensure_target, resolve_in_root
+from chrootforge.rootpath import PathRefused, RootDir, check_inside_path, executable_in_root
 
 
 def _cfg(**kw) -> SandboxConfig:
@@ -152,24 +152,72 @@ def test_validate_sources(tmp_path):
         validate_sources(_cfg(root=tmp_path, repos={"gentoo": tmp_path / "missing"}))
 
 
-def test_resolve_in_root_keeps_symlinks_inside(tmp_path):
+def test_mount_targets_resolve_inside_the_root(tmp_path):
     root = tmp_path / "root"
     (root / "usr/bin").mkdir(parents=True)
+    (root / "etc").mkdir()
+    (root / "usr/bin/sh").write_text("")
+    (root / "usr/bin/sh").chmod(0o755)
     (root / "bin").symlink_to("usr/bin")
     (root / "abs").symlink_to("/etc")  # absolute: must mean root/etc, not the host's
     (root / "up").symlink_to("../../../../..")
     (root / "loop").symlink_to("loop")
-    assert resolve_in_root(str(root), "/bin/sh") == "/usr/bin/sh"
-    assert resolve_in_root(str(root), "/abs/passwd") == "/etc/passwd"
-    assert resolve_in_root(str(root), "/up/etc/shadow") == "/etc/shadow"
-    assert resolve_in_root(str(root), "/missing/a/b") == "/missing/a/b"
-    with pytest.raises(CfError):
-        resolve_in_root(str(root), "/loop/x")
-    host = ensure_target(str(root), "/abs/newdir/file", "file")
-    assert host == str(root / "etc/newdir/file") and os.path.isfile(host)
-    assert not Path("/etc/newdir").exists()
-    host = ensure_target(str(root), "/up/var/db/repos/gentoo", "dir")
-    assert host == str(root / "var/db/repos/gentoo") and os.path.isdir(host)
+    (root / "last").symlink_to("/etc/last-target")  # a final symlink is followed, inside
+    assert executable_in_root(str(root), "/bin/sh")
+    assert not executable_in_root(str(root), "/abs/passwd")
+    created = []
+    with RootDir(root) as rd:
+        with rd.target("/abs/newdir/file", "file", created) as path:
+            assert os.readlink(path) == str(root / "etc/newdir/file") and os.path.isfile(path)
+        assert not Path("/etc/newdir").exists()
+        with rd.target("/up/var/db/repos/gentoo", "dir", created) as path:
+            assert os.readlink(path) == str(root / "var/db/repos/gentoo") and os.path.isdir(path)
+        with rd.target("/last", "dir", created) as path:
+            assert os.readlink(path) == str(root / "etc/last-target")
+        with pytest.raises(PathRefused, match="too many levels"):
+            with rd.target("/loop/x", "dir", created):
+                pass
+    made = {c.inside for c in created}
+    assert {"/etc/newdir", "/etc/newdir/file", "/var", "/var/db/repos/gentoo", "/etc/last-target"} <= made
+
+
+def test_created_targets_are_undone_with_their_parents_times(tmp_path):
+    from chrootforge.rootpath import decode_created, encode_created, undo_created
+
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    os.utime(root / "etc", ns=(1_000_000_000, 2_000_000_000))
+    os.utime(root, ns=(3_000_000_000, 4_000_000_000))
+    created = []
+    with RootDir(root) as rd:
+        with rd.target("/etc/a/b", "dir", created):
+            pass
+        with rd.target("/run", "dir", created):
+            pass
+        (root / "etc/a/b/keep").write_text("payload data")  # not ours to remove
+        created = decode_created(encode_created(created))  # what crosses the pipe
+        undo_created(rd, created)
+    assert not (root / "run").exists()
+    assert (root / "etc/a/b/keep").exists()
+    (root / "etc/a/b/keep").unlink()
+    with RootDir(root) as rd:
+        undo_created(rd, created)
+    assert os.listdir(root / "etc") == []
+    assert os.stat(root / "etc").st_mtime_ns == 2_000_000_000
+    assert os.stat(root).st_mtime_ns == 4_000_000_000
+
+
+def test_layer_names_and_in_memory_parents():
+    from chrootforge.rootpath import entry_parts, parent_policy_problem
+
+    assert entry_parts("./a//b/") == ["a", "b"]
+    for bad in ("/etc/passwd", "a/../../x", ".."):
+        with pytest.raises(PathRefused):
+            entry_parts(bad)
+    kinds = {"a": "symlink", "f": "file", "d": "dir"}
+    assert parent_policy_problem(["a", "x"], kinds.get) == "it goes through the symlink a"
+    assert "not a directory" in parent_policy_problem(["f", "x"], kinds.get)
+    assert parent_policy_problem(["d", "x", "y"], kinds.get) is None
 
 
 def test_check_inside_path():
@@ -214,10 +262,13 @@ def test_subid_parsing_and_maps():
     assert full.use_helpers and not full.single_id and full.size == 65536
     small = idmap.full_map(1000, 1000, (300000, 10), (300000, 10))
     assert small.uid_map[1] == (1, 300000, 10)
-    ident = idmap.identity_map()
-    assert ident.uid_lines() == "0 0 65536\n" and not ident.use_helpers
     single = idmap.single_map(1000, 1001)
     assert single.single_id and single.gid_lines() == "0 1001 1\n"
+    assert full.host_uid == 1000 and full.to_host(250, 250) == (300249, 400249)
+    assert full.to_inside(300249, 400249) == (250, 250) and full.to_inside(5, 5) is None
+    ranged = idmap.range_map(500000, 600000)
+    assert ranged.uid_lines() == "0 500000 65536\n" and not ranged.use_helpers
+    assert ranged.host_uid == 500000 and ranged.to_host(65536, 0) is None
 
 
 def test_free_range_suggestion():
@@ -227,9 +278,32 @@ def test_free_range_suggestion():
     assert start >= 365536 and start % 65536 == 0
 
 
+def test_real_root_gets_an_unprivileged_range(tmp_path):
+    """Root is never mapped to itself: its /etc/subuid entry, else the documented default."""
+    subuid, subgid = tmp_path / "subuid", tmp_path / "subgid"
+    subuid.write_text("cftest:100000:65536\n")
+    subgid.write_text("")
+    default = idmap.root_map(str(subuid), str(subgid))
+    assert default.uid_map == ((0, idmap.DEFAULT_ROOT_RANGE[0], 65536),)
+    assert default.host_uid != 0 and default.to_inside(0, 0) is None
+    subuid.write_text("root:2000000:65536\n")
+    subgid.write_text("0:3000000:70000\n")
+    own = idmap.root_map(str(subuid), str(subgid))
+    assert own.uid_map == ((0, 2000000, 65536),) and own.gid_map == ((0, 3000000, 65536),)
+    subuid.write_text("root:0:65536\n")
+    with pytest.raises(UsageError, match="host root"):
+        idmap.root_map(str(subuid), str(subgid))
+    subuid.write_text("root:2000000:1000\n")
+    with pytest.raises(UsageError, match="1000 ids"):
+        idmap.root_map(str(subuid), str(subgid))
+
+
 @pytest.mark.skipif(os.getuid() != 0, reason="checks the real-root choice")
-def test_root_maps_identity_range():
-    assert idmap.detect_idmap() == idmap.identity_map()
+def test_root_never_maps_host_root():
+    chosen = idmap.detect_idmap()
+    assert chosen.to_inside(0, 0) is None and chosen.host_uid != 0 and chosen.size == 65536
+    single = idmap.detect_idmap(single_id=True)
+    assert single.host_uid == chosen.host_uid and single.to_inside(0, 0) is None
 
 
 def test_blocked_diagnosis_names_the_remedy():

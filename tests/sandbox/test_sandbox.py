@@ -26,7 +26,10 @@ def sh(identity, rootfs, script: str, *options: str, **kwargs):
 def _host_ids(identity) -> tuple[int, int]:
     """(host uid of id 0, host uid of id 1) for the identity's mapping."""
     if identity.is_root:
-        return 0, 1
+        from chrootforge.sandbox.idmap import detect_idmap
+
+        host0 = detect_idmap().host_uid
+        return host0, host0 + 1
     for line in Path("/etc/subuid").read_text().splitlines():
         name, start, _count = line.split(":")
         if name == "cftest":
@@ -35,9 +38,13 @@ def _host_ids(identity) -> tuple[int, int]:
 
 
 def test_identity_pid1_and_full_map(identity, busybox_rootfs):
+    out = identity.mkdtemp("ids.")
+    out.chmod(0o777)
     result = sh(identity, busybox_rootfs,
                 "id -u; id -g; echo $PPID; tr '\\0' ' ' </proc/1/cmdline; echo; cat /proc/self/uid_map;"
-                " echo --; cat /proc/self/gid_map")
+                " echo --; cat /proc/self/gid_map; touch /out/by-root; chown 250:250 /out/by-root;"
+                " touch /out/by-zero",
+                "--bind", f"{out}:/out")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "0" and lines[1] == "0"
@@ -45,14 +52,16 @@ def test_identity_pid1_and_full_map(identity, busybox_rootfs):
     assert "python" in lines[3] and "chrootforge" in lines[3]
     cut = lines.index("--")
     for block in (lines[4:cut], lines[cut + 1:]):
+        # the payload's own namespace (the one that locks the mounts) maps ids 0..65535 1:1 onto
+        # the sandbox's
         extents = [tuple(int(n) for n in line.split()) for line in block]
-        assert sum(count for _, _, count in extents) == 65536  # ids 0..65535 all mapped
-        assert extents[0][0] == 0
+        assert all(inside == outside for inside, outside, _ in extents)
+        assert sum(count for _, _, count in extents) == 65536 and extents[0][0] == 0
     host0, host1 = _host_ids(identity)
-    uid_extents = [tuple(int(n) for n in line.split()) for line in lines[4:cut]]
-    assert uid_extents[0][1] == host0
-    if not identity.is_root:
-        assert uid_extents[1] == (1, host1, 65535)
+    st = os.stat(out / "by-zero")
+    assert (st.st_uid, st.st_gid) == (host0, identity.gid if not identity.is_root else host0)
+    st = os.stat(out / "by-root")
+    assert (st.st_uid, st.st_gid) == (host1 + 249, host1 + 249)  # id 250 -> the range
 
 
 def test_owners_are_kept(identity, busybox_rootfs):
@@ -304,7 +313,8 @@ def test_overlay_root_writes_land_in_upper(scratch, identity, busybox_rootfs):
     script = (
         "import sys; from pathlib import Path\n"
         "from chrootforge.sandbox import OverlayRoot, SandboxConfig, run_sandboxed\n"
-        "base = Path(sys.argv[1]); (base / 'upper').mkdir(); (base / 'work').mkdir()\n"
+        "from chrootforge.sandbox import owned_dir\n"
+        "base = Path(sys.argv[1]); owned_dir(base / 'upper'); owned_dir(base / 'work')\n"
         "root = OverlayRoot([Path(sys.argv[2])], base / 'upper', base / 'work')\n"
         "sys.exit(run_sandboxed(SandboxConfig(root=root, argv=['/bin/sh', '-c', sys.argv[3]],"
         " repos={'ovltest': Path(sys.argv[4])}, portage_tmpfs_size='16M')))\n")
@@ -330,9 +340,9 @@ def test_overlay_root_writes_land_in_upper(scratch, identity, busybox_rootfs):
         assert not (busybox_rootfs / "created").exists()
         assert (busybox_rootfs / "owned/root-file").read_text() == "root\n"
         assert sorted(p.name for p in (busybox_rootfs / "owned").iterdir()) == before
-        # the bind target was created in the upper layer, not the lower one
-        assert (upper / "var/db/repos/ovltest").is_dir()
+        # the bind target was created in the upper layer, not the lower one, and taken away again
         assert not (busybox_rootfs / "var/db/repos/ovltest").exists()
+        assert not (upper / "var/db/repos/ovltest").exists()
     finally:
         remove_as(identity, base)
 

@@ -20,10 +20,10 @@ REPO = Path(__file__).resolve().parents[2]
 _OVERLAY_RUN = textwrap.dedent('''
     import sys
     from pathlib import Path
-    from chrootforge.sandbox import OverlayRoot, SandboxConfig, run_sandboxed
+    from chrootforge.sandbox import OverlayRoot, SandboxConfig, owned_dir, run_sandboxed
     work, lower, repo, distfiles = (Path(a) for a in sys.argv[1:5])
-    (work / "upper").mkdir()
-    (work / "work").mkdir()
+    owned_dir(work / "upper")
+    owned_dir(work / "work")
     config = SandboxConfig(root=OverlayRoot([lower], work / "upper", work / "work"),
                            argv=["/bin/sh", "-c", sys.argv[5]], repos={"gentoo": repo},
                            portage_tmpfs_size="1G", distfiles=distfiles,
