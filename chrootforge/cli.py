@@ -29,7 +29,7 @@ COMMAND_OWNERS = {
     "build": "chrootforge.buildcli", "sbom": "chrootforge.buildcli",
     "fetch": "chrootforge.sources.cli",
     "run": "chrootforge.sandbox.cli", "shell": "chrootforge.sandbox.cli",
-    "commit": "chrootforge.oci.cli", "verify": "chrootforge.oci.cli",
+    "commit": "chrootforge.oci.cli", "verify": "chrootforge.oci.cli", "gc": "chrootforge.oci.cli",
     "inspect": "chrootforge.oci.cli", "export": "chrootforge.oci.cli", "load": "chrootforge.oci.cli",
 }
 
@@ -51,6 +51,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"chrootforge {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    parser.add_argument("--debug", action="store_true",
+                        help="print the traceback of an error (also CHROOTFORGE_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     owner = COMMAND_OWNERS.get(_first_positional(argv or []) or "")
@@ -61,12 +63,15 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv[: argv.index("--")] if "--" in argv else "--debug" in argv
+    debug = debug or bool(os.environ.get("CHROOTFORGE_DEBUG"))
     try:
         args = build_parser(argv).parse_args(argv)
         if args.quiet:
             log.set_quiet(True)
         result = args.func(args)
     except CfError as err:
+        _traceback(debug)
         print(err.render(), file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
@@ -74,7 +79,24 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 1
+    except OSError as err:  # ENOSPC, EIO, EACCES on a file we were not expecting trouble with
+        _traceback(debug)
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"chrootforge: error: {where}{err.strerror or err}", file=sys.stderr)
+        return 1
+    except Exception as err:  # noqa: BLE001 - the last line of defence: never a bare traceback
+        _traceback(debug)
+        print(f"chrootforge: internal error: {type(err).__name__}: {err}"
+              + ("" if debug else " (run with --debug for the traceback)"), file=sys.stderr)
+        return 1
     return int(result or 0)
+
+
+def _traceback(debug: bool) -> None:
+    if debug:
+        import traceback
+
+        traceback.print_exc()
 
 
 def entry() -> None:

@@ -11,6 +11,7 @@ from chrootforge.gentoo.sbom import MEDIA_TYPE
 def read_sbom(ref: str) -> str:
     from chrootforge import oci
     from chrootforge.oci import layout as lo
+    from chrootforge.oci import shapes
     from chrootforge.oci.referrer import referrers
     from chrootforge.oci.refs import split_layout_ref
 
@@ -21,7 +22,14 @@ def read_sbom(ref: str) -> str:
     path = lo.open_layout(layout)
     for desc in referrers(lo.read_index(path), found.descriptor["digest"]):
         if desc.get("artifactType") == MEDIA_TYPE:
-            manifest = lo.read_json_blob(path, desc["digest"])
-            data = lo.blob_path(path, manifest["layers"][0]["digest"]).read_bytes()
-            return json.dumps(json.loads(data), indent=1, sort_keys=True) + "\n"
+            manifest = shapes.manifest(lo.read_json_blob(path, desc["digest"], desc["size"], "SBOM manifest"),
+                                       f"SBOM manifest {desc['digest']} in {path}")
+            if not manifest["layers"]:
+                raise CfError(f"SBOM manifest {desc['digest']} in {path} has no layer")
+            layer = manifest["layers"][0]
+            data = lo.read_blob(path, layer["digest"], layer["size"], "SBOM")
+            try:
+                return json.dumps(json.loads(data), indent=1, sort_keys=True) + "\n"
+            except ValueError as err:
+                raise CfError(f"SBOM {layer['digest']} in {path} is not valid JSON: {err}") from None
     raise CfError(f"{tag}: no SBOM is attached to this image", hint="images built by chrootforge build have one")

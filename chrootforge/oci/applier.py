@@ -1,149 +1,182 @@
 """unpack: apply an image's layers onto a directory (whiteouts, owners, modes, xattrs, hardlinks).
 
-Runs as real root or as root of a user namespace (the owners it sets are the image's ids). Device
-nodes cannot be created inside a user namespace: they are skipped with one notice. Paths are
-resolved without following symlinks in the tree being built, so no layer can write outside `dest`.
+Every path operation goes through chrootforge.rootpath's resolver with `follow=False`: entries,
+whiteouts, opaque markers and hardlink targets are reached through directory fds opened with
+O_NOFOLLOW, and an entry below a symlink (or a non-directory) is refused, naming the layer and the
+entry. So no layer, however hostile, can read or write outside `dest`. Absolute names and `..` are
+refused too. Device nodes are never created (a layer from elsewhere could carry a disk's node):
+they are skipped with one notice. Every blob is checked against its digest while it is read.
+
+Runs as id 0 of the build's user namespace (owners are the image's ids), or as real root with
+`host_ids` mapping the image's ids to the host range the sandbox uses (sandbox/idmap.py).
 """
 
 from __future__ import annotations
 
-import errno
+import contextlib
 import os
 import shutil
 import stat
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 from chrootforge import log
 from chrootforge.errors import CfError
 from chrootforge.oci import layerread
 from chrootforge.oci.writer import resolve
+from chrootforge.rootpath import PathRefused, RootDir, entry_parts
+
+HostIds = Callable[[int, int], tuple[int, int] | None]
 
 
-def _remove(path: str) -> None:
+def _remove(dirfd: int, name: str) -> None:
     try:
-        st = os.lstat(path)
+        st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
     except FileNotFoundError:
         return
     if stat.S_ISDIR(st.st_mode):
-        shutil.rmtree(path)
+        shutil.rmtree(name, dir_fd=dirfd)  # fd-based: never follows a symlink inside
     else:
-        os.unlink(path)
+        os.unlink(name, dir_fd=dirfd)
 
 
 class _Applier:
-    def __init__(self, dest: str):
-        self.dest = dest
+    def __init__(self, root: RootDir, host_ids: HostIds | None):
+        self.root = root
+        self.host_ids = host_ids
         self.dir_times: dict[str, int] = {}
         self.skipped_devices = 0
-
-    def full(self, rel: str) -> str:
-        """dest/rel, after checking no existing parent component is a symlink or non-directory."""
-        parts = rel.split("/")
-        cur = self.dest
-        for part in parts[:-1]:
-            cur = os.path.join(cur, part)
-            try:
-                st = os.lstat(cur)
-            except FileNotFoundError:
-                os.mkdir(cur, 0o755)
-                continue
-            if not stat.S_ISDIR(st.st_mode):
-                raise CfError(f"layer entry {rel!r} goes through {cur}, which is not a directory")
-        return os.path.join(cur, parts[-1])
 
     def apply(self, layout: Path, desc: dict) -> None:
         added: set[str] = set()
         for member, tar in layerread.members(layout, desc):
-            rel = layerread.clean_path(member.name)
-            if not rel:
+            parts = layerread.entry_parts(member)
+            if not parts:
                 continue
-            parent, _, name = rel.rpartition("/")
-            if name == ".wh..wh..opq":
-                target = os.path.join(self.dest, parent) if parent else self.dest
-                if os.path.isdir(target) and not os.path.islink(target):
-                    for child in os.listdir(target):
-                        if (f"{parent}/{child}" if parent else child) not in added:
-                            _remove(os.path.join(target, child))
-                continue
-            if name.startswith(".wh."):
-                target_rel = f"{parent}/{name[4:]}" if parent else name[4:]
-                if target_rel not in added:
-                    _remove(self.full(target_rel))
-                continue
-            self.entry(member, tar, rel)
-            added.add(rel)
+            rel = "/".join(parts)
+            where = f"layer {desc['digest'][:19]}"
+            try:
+                if parts[-1] == ".wh..wh..opq":
+                    self._opaque(parts[:-1], added)
+                elif parts[-1].startswith(".wh."):
+                    target = "/".join([*parts[:-1], parts[-1][4:]])
+                    if target not in added:
+                        self._whiteout(target)
+                else:
+                    self._entry(member, tar, rel)
+                    added.add(rel)
+            except PathRefused as err:
+                raise CfError(f"{where}: {err}", hint="the layer is hostile or damaged; it was not applied "
+                                                      "any further") from None
 
-    def entry(self, member: tarfile.TarInfo, tar: tarfile.TarFile, rel: str) -> None:
-        path = self.full(rel)
+    def _whiteout(self, target: str) -> None:
         try:
-            existing = os.lstat(path)
+            with self.root.locate(target, follow=False, what="whiteout") as loc:
+                _remove(loc.dirfd, loc.name)
         except FileNotFoundError:
-            existing = None
-        if existing is not None and not (member.isdir() and stat.S_ISDIR(existing.st_mode)):
-            _remove(path)
-        if member.isdir():
-            if existing is None or not stat.S_ISDIR(existing.st_mode):
-                os.mkdir(path, 0o700)
-        elif member.isreg():
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-            with os.fdopen(fd, "wb") as out:
-                shutil.copyfileobj(tar.extractfile(member), out, 1 << 20)
-        elif member.issym():
-            os.symlink(member.linkname, path)
-        elif member.islnk():
-            os.link(self.full(layerread.clean_path(member.linkname)), path, follow_symlinks=False)
-            return  # a hardlink shares the target's inode and metadata
-        elif member.isfifo():
-            os.mkfifo(path, 0o600)
-        elif member.ischr() or member.isblk():
-            kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK
-            try:
-                os.mknod(path, kind | 0o600, os.makedev(member.devmajor, member.devminor))
-            except PermissionError:
-                if not self.skipped_devices:
-                    log.notice(f"cannot create device node /{rel} here (user namespace?): "
-                               "device nodes are skipped")
-                self.skipped_devices += 1
-                return
-        else:
-            log.notice(f"skipping /{rel}: unsupported tar entry type {member.type!r}")
-            return
-        self.metadata(member, path)
+            pass  # below a directory that does not exist: nothing to delete
 
-    def metadata(self, member: tarfile.TarInfo, path: str) -> None:
+    def _opaque(self, parent: list[str], added: set[str]) -> None:
+        prefix = "/".join(parent)
         try:
-            os.lchown(path, member.uid, member.gid)
-        except OSError as err:
-            if err.errno not in (errno.EPERM, errno.EINVAL):
-                raise
-            raise CfError(f"cannot give {path} owner {member.uid}:{member.gid}: {err.strerror}",
-                          hint="unpack as root or inside the user namespace that maps the image's ids")
-        for name, value in layerread.member_xattrs(member):
+            with self.root.open_dir(prefix, what="opaque marker") as fd:
+                for child in os.listdir(fd) if fd is not None else ():
+                    if (f"{prefix}/{child}" if prefix else child) not in added:
+                        _remove(fd, child)
+        except FileNotFoundError:
+            pass
+
+    def _entry(self, member: tarfile.TarInfo, tar: tarfile.TarFile, rel: str) -> None:
+        if member.ischr() or member.isblk():
+            if not self.skipped_devices:
+                log.notice(f"not creating device node /{rel} (layers may not make device nodes): "
+                           "device nodes are skipped")
+            self.skipped_devices += 1
+            return
+        with self.root.locate(rel, follow=False, make_parents=True, what="layer entry") as loc:
+            fd, name = loc.dirfd, loc.name
             try:
-                os.setxattr(path, name, value, follow_symlinks=False)
+                existing = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                existing = None
+            if existing is not None and not (member.isdir() and stat.S_ISDIR(existing.st_mode)):
+                _remove(fd, name)
+                existing = None
+            if member.isdir():
+                if existing is None:
+                    os.mkdir(name, 0o700, dir_fd=fd)
+            elif member.isreg():
+                out_fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                 0o600, dir_fd=fd)
+                with os.fdopen(out_fd, "wb") as out:
+                    shutil.copyfileobj(tar.extractfile(member), out, 1 << 20)
+            elif member.issym():
+                os.symlink(member.linkname, name, dir_fd=fd)
+            elif member.islnk():
+                self._hardlink(member, fd, name)
+                return  # a hardlink shares the target's inode and metadata
+            elif member.isfifo():
+                os.mkfifo(name, 0o600, dir_fd=fd)
+            else:
+                log.notice(f"skipping /{rel}: unsupported tar entry type {member.type!r}")
+                return
+            self._metadata(member, fd, name, rel)
+
+    def _hardlink(self, member: tarfile.TarInfo, fd: int, name: str) -> None:
+        target = "/".join(entry_parts(member.linkname, "hardlink target"))
+        with self.root.locate(target, follow=False, what="hardlink target") as loc:
+            if loc.name is None:
+                raise PathRefused(f"refusing hardlink {member.name!r} to the root itself")
+            try:
+                st = os.stat(loc.name, dir_fd=loc.dirfd, follow_symlinks=False)
+            except FileNotFoundError:
+                raise PathRefused(f"refusing hardlink {member.name!r}: its target {target!r} is not in "
+                                  "the image") from None
+            if stat.S_ISDIR(st.st_mode):
+                raise PathRefused(f"refusing hardlink {member.name!r} to the directory {target!r}")
+            os.link(loc.name, name, src_dir_fd=loc.dirfd, dst_dir_fd=fd, follow_symlinks=False)
+
+    def _metadata(self, member: tarfile.TarInfo, fd: int, name: str, rel: str) -> None:
+        uid, gid = member.uid, member.gid
+        if self.host_ids is not None:
+            mapped = self.host_ids(uid, gid)
+            if mapped is None:
+                raise CfError(f"layer entry /{rel} has owner {uid}:{gid}, outside the id range",
+                              hint="images may use the ids 0..65535")
+            uid, gid = mapped
+        try:
+            os.chown(name, uid, gid, dir_fd=fd, follow_symlinks=False)
+        except OSError as err:
+            raise CfError(f"cannot give /{rel} owner {member.uid}:{member.gid}: {err.strerror}",
+                          hint="unpack as root or inside the user namespace that maps the image's ids") from None
+        for key, value in layerread.member_xattrs(member):
+            try:  # through our fd of the directory: the last component is not followed
+                os.setxattr(f"/proc/self/fd/{fd}/{name}", key, value, follow_symlinks=False)
             except OSError as err:
-                log.notice(f"cannot set xattr {name} on {path}: {err.strerror}")
+                log.notice(f"cannot set xattr {key} on /{rel}: {err.strerror}")
         if not member.issym():
-            os.chmod(path, member.mode & 0o7777)  # after chown, which clears setuid
+            os.chmod(name, member.mode & 0o7777, dir_fd=fd)  # after chown, which clears setuid
         if member.isdir():
-            self.dir_times[path] = int(member.mtime)
+            self.dir_times[rel] = int(member.mtime)
         else:
-            os.utime(path, (int(member.mtime), int(member.mtime)), follow_symlinks=False)
+            os.utime(name, (int(member.mtime), int(member.mtime)), dir_fd=fd, follow_symlinks=False)
 
     def finish(self) -> None:
         # Directory mtimes last (deepest first): writing into a directory changes its mtime.
-        for path in sorted(self.dir_times, key=len, reverse=True):
-            if os.path.isdir(path):
-                os.utime(path, (self.dir_times[path], self.dir_times[path]), follow_symlinks=False)
+        for rel in sorted(self.dir_times, key=len, reverse=True):
+            with contextlib.suppress(OSError, PathRefused), self.root.open_dir(rel) as fd:
+                if fd is not None:
+                    os.utime(fd, (self.dir_times[rel], self.dir_times[rel]))
 
 
-def unpack(layout, tag: str, dest) -> None:
+def unpack(layout, tag: str, dest, host_ids: HostIds | None = None) -> None:
     """Write the full tree of `tag` into `dest` (created if missing; should be empty)."""
     found = resolve(layout, tag)
     dest = os.fspath(dest)
     os.makedirs(dest, exist_ok=True)
-    applier = _Applier(dest)
-    for desc in found.manifest["layers"]:
-        applier.apply(Path(layout), desc)
-    applier.finish()
+    with RootDir(dest) as root:
+        applier = _Applier(root, host_ids)
+        for desc in found.manifest["layers"]:
+            applier.apply(Path(layout), desc)
+        applier.finish()

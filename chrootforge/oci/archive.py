@@ -1,7 +1,8 @@
 """export (oci-archive, docker-archive) and load (through the podman or docker CLI).
 
-Both archives hold only the exported tag: oci-layout, an index.json with its one descriptor, and
-the blobs it references. docker-archive is the Docker >= 25 hybrid: the same plus `manifest.json`
+Both archives hold only the exported tag: oci-layout, an index.json with its descriptor, and the
+blobs it references; an oci-archive also carries the image's referrers (its SBOM), so that
+`skopeo copy` and registries receive them. Every blob is checked against its digest as it is copied. docker-archive is the Docker >= 25 hybrid: the same plus `manifest.json`
 (Config/Layers pointing into blobs/sha256), which Docker 20.10's classic store loads. Docker 20.10
 cannot read zstd layers, so a zstd image is refused for docker-archive (commit it with gzip).
 """
@@ -21,7 +22,8 @@ from chrootforge.errors import CfError, UsageError
 from chrootforge.fsutil import atomic_writer
 from chrootforge.oci import layout as lo
 from chrootforge.oci import mediatypes as mt
-from chrootforge.oci import refs
+from chrootforge.oci import refs, shapes
+from chrootforge.oci.referrer import referrers
 from chrootforge.oci.writer import resolve
 
 FORMATS = ("oci-archive", "docker-archive")
@@ -37,7 +39,14 @@ def _info(name: str, size: int, kind=tarfile.REGTYPE) -> tarfile.TarInfo:
     return info
 
 
-def write_archive(layout, tag: str, fmt: str, out) -> None:
+def _blobs_of(layout: Path, manifest: dict, manifest_desc: dict) -> list[tuple[str, int]]:
+    """(digest, size) of a manifest and every blob it references."""
+    return [(manifest_desc["digest"], manifest_desc["size"]),
+            (manifest["config"]["digest"], manifest["config"]["size"]),
+            *((x["digest"], x["size"]) for x in manifest["layers"])]
+
+
+def write_archive(layout, tag: str, fmt: str, out, with_referrers: bool = True) -> None:
     if fmt not in FORMATS:
         raise UsageError(f"unknown export format {fmt!r}", hint="use oci-archive or docker-archive")
     found = resolve(layout, tag)
@@ -46,9 +55,15 @@ def write_archive(layout, tag: str, fmt: str, out) -> None:
     if fmt == "docker-archive" and any(x["mediaType"] == mt.LAYER_ZSTD for x in layers):
         raise CfError(f"{found.tag} has zstd layers, which docker load (Docker 20.10) cannot read",
                       hint="commit the image with --compression gzip, or export it as oci-archive")
-    blobs = [found.descriptor["digest"], found.manifest["config"]["digest"]]
-    blobs += [x["digest"] for x in layers if x["digest"] not in blobs]
-    index = {"schemaVersion": 2, "mediaType": mt.INDEX, "manifests": [found.descriptor]}
+    blobs = _blobs_of(layout, found.manifest, found.descriptor)
+    descriptors = [found.descriptor]
+    if fmt == "oci-archive" and with_referrers:  # the image's referrers (its SBOM) travel with it
+        for ref in referrers(lo.read_index(layout), found.descriptor["digest"]):
+            doc = shapes.manifest(lo.read_json_blob(layout, ref["digest"], ref["size"], "referrer"),
+                                  f"referrer {ref['digest']} in {layout}")
+            blobs += _blobs_of(layout, doc, ref)
+            descriptors.append(ref)
+    index = {"schemaVersion": 2, "mediaType": mt.INDEX, "manifests": descriptors}
     small = {"oci-layout": lo.canonical_json(lo.LAYOUT_VERSION), "index.json": lo.canonical_json(index)}
     if fmt == "docker-archive":
         small["manifest.json"] = json.dumps([{
@@ -59,27 +74,31 @@ def write_archive(layout, tag: str, fmt: str, out) -> None:
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         tar.addfile(_info("blobs", 0, tarfile.DIRTYPE))
         tar.addfile(_info("blobs/sha256", 0, tarfile.DIRTYPE))
-        for digest in sorted(set(blobs)):
-            path = lo.blob_path(layout, digest)
-            try:
-                with open(path, "rb") as handle:
-                    tar.addfile(_info(f"blobs/sha256/{digest.split(':')[1]}", os.fstat(handle.fileno()).st_size),
-                                handle)
-            except FileNotFoundError:
-                raise CfError(f"blob {digest} of {tag} is missing", hint="run chrootforge verify") from None
+        for digest, size in sorted(set(blobs)):
+            # Checked while copied: a corrupt or truncated blob aborts the export (the caller's
+            # atomic writer then leaves no archive behind).
+            with lo.VerifyingReader(layout, digest, size) as reader:
+                tar.addfile(_info(f"blobs/sha256/{digest.split(':')[1]}", size), reader)
+                reader.drain()
         for name in sorted(small):
             tar.addfile(_info(name, len(small[name])), io.BytesIO(small[name]))
 
 
-def export(layout, tag: str, fmt: str, output) -> None:
-    """Write `tag` of `layout` as an archive at `output` (atomically)."""
+def export(layout, tag: str, fmt: str, output, with_referrers: bool = True) -> None:
+    """Write `tag` of `layout` as an archive at `output` (atomically). podman load (4.3) refuses an
+    oci-archive whose index lists more than the image, so `load` leaves the referrers out."""
     output = Path(output)
+    if output.is_dir():
+        raise UsageError(f"cannot write {output}: it is a directory", hint="give a file name, e.g. image.tar")
     if not output.parent.is_dir():
         raise UsageError(f"cannot write {output}: {output.parent} is not a directory")
     if not os.access(output.parent, os.W_OK):
         raise CfError(f"cannot write {output}: {output.parent} is not writable")
-    with atomic_writer(output) as handle:
-        write_archive(layout, tag, fmt, handle)
+    try:
+        with atomic_writer(output) as handle:
+            write_archive(layout, tag, fmt, handle, with_referrers)
+    except OSError as err:
+        raise CfError(f"cannot write {output}: {err.strerror or err}") from None
 
 
 def load(layout, tag: str, into: str = "podman", extra_args: list[str] | None = None) -> str:
@@ -90,7 +109,7 @@ def load(layout, tag: str, into: str = "podman", extra_args: list[str] | None = 
     resolve(layout, tag)  # fail early, before making a temp file
     with tempfile.TemporaryDirectory(prefix="chrootforge-load.") as tmp:
         archive = Path(tmp) / "image.tar"
-        export(layout, tag, fmt, archive)
+        export(layout, tag, fmt, archive, with_referrers=False)
         argv = [into, *(extra_args or []), "load", "-i", str(archive)]
         try:
             proc = subprocess.run(argv, check=False, capture_output=True, text=True)

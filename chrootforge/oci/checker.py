@@ -1,4 +1,9 @@
-"""verify: every reference resolves, every blob matches its digest and size, every diff_id matches."""
+"""verify: every reference resolves, every document has the right shape, every blob matches its
+digest and size, every diff_id matches, and every layer's entries would unpack inside the root.
+
+Problems come back as lines naming the tag, the document and the field; a notice (unreferenced
+blobs, which `chrootforge gc` removes) does not make a layout invalid.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import zlib
 from pathlib import Path
 
 from chrootforge.errors import CfError
-from chrootforge.oci import layerread
+from chrootforge.oci import layerread, parentindex, shapes
 from chrootforge.oci import layout as lo
 from chrootforge.oci import mediatypes as mt
 
@@ -17,17 +22,16 @@ class _Checker:
     def __init__(self, layout: Path):
         self.layout = layout
         self.problems: list[str] = []
-        self.checked: dict[str, bool] = {}  # digest -> blob ok
+        self.checked: dict[str, bool] = {}  # digest/size -> blob ok
         self.diff_ids: dict[str, str | None] = {}
+        self.linted: dict[tuple[str, ...], bool] = {}  # layer chains whose entries were checked
 
     def blob(self, where: str, desc: dict) -> bool:
         digest, size = desc.get("digest", ""), desc.get("size")
         key = f"{digest}/{size}"
-        if key in self.checked:
-            return self.checked[key]
-        ok = self._blob(where, digest, size)
-        self.checked[key] = ok
-        return ok
+        if key not in self.checked:
+            self.checked[key] = self._blob(where, digest, size)
+        return self.checked[key]
 
     def _blob(self, where: str, digest: str, size) -> bool:
         try:
@@ -45,6 +49,9 @@ class _Checker:
         except FileNotFoundError:
             self.problems.append(f"{where}: blob {digest} is missing (dangling reference)")
             return False
+        except OSError as err:
+            self.problems.append(f"{where}: blob {digest} cannot be read: {err.strerror}")
+            return False
         ok = True
         if got_size != size:
             self.problems.append(f"{where}: blob {digest} size: expected {size}, got {got_size}")
@@ -59,15 +66,28 @@ class _Checker:
         if not self.blob(where, desc):
             return None
         try:
-            return json.loads(lo.blob_path(self.layout, desc["digest"]).read_bytes())
+            doc = json.loads(lo.blob_path(self.layout, desc["digest"]).read_bytes())
         except ValueError as err:
             self.problems.append(f"{where}: blob {desc['digest']} is not valid JSON: {err}")
             return None
+        if not isinstance(doc, dict):
+            self.problems.append(f"{where}: blob {desc['digest']} is a JSON {type(doc).__name__}, "
+                                 "not an object")
+            return None
+        return doc
 
     def manifest(self, where: str, desc: dict, all_digests: set[str]) -> None:
         media = desc.get("mediaType")
         doc = self.json_blob(where, desc)
         if doc is None:
+            return
+        try:
+            if media == mt.INDEX:
+                shapes.index(doc, where)
+            elif media == mt.MANIFEST:
+                shapes.manifest(doc, where)
+        except shapes.ShapeError as err:
+            self.problems.append(str(err))
             return
         if media == mt.INDEX:
             for i, sub in enumerate(doc.get("manifests", [])):
@@ -77,32 +97,38 @@ class _Checker:
             self.problems.append(f"{where}: unsupported descriptor media type {media!r}")
             return
         subject = doc.get("subject")
-        if subject and subject.get("digest") not in all_digests and not \
-                lo.blob_path(self.layout, subject.get("digest", "sha256:" + "0" * 64)).exists():
-            self.problems.append(f"{where}: subject {subject.get('digest')} does not resolve")
-        config_desc = doc.get("config") or {}
-        config = self.json_blob(f"{where} config", config_desc)
-        layers = doc.get("layers") or []
-        if config_desc.get("mediaType") != mt.CONFIG:
-            for i, layer in enumerate(layers):  # an artifact: blobs only
+        if subject and subject["digest"] not in all_digests and \
+                not lo.blob_path(self.layout, subject["digest"]).exists():
+            self.problems.append(f"{where}: subject {subject['digest']} does not resolve")
+        config_desc = doc["config"]
+        layers = doc["layers"]
+        if config_desc.get("mediaType") != mt.CONFIG:  # an artifact: its blobs only
+            self.blob(f"{where} config", config_desc)
+            for i, layer in enumerate(layers):
                 self.blob(f"{where} blob {i}", layer)
             return
+        config = self.json_blob(f"{where} config", config_desc)
         if config is None:
             return
-        diff_ids = (config.get("rootfs") or {}).get("diff_ids")
-        if not isinstance(diff_ids, list) or len(diff_ids) != len(layers):
-            self.problems.append(f"{where}: config has {len(diff_ids or [])} diff_ids for "
-                                 f"{len(layers)} layers")
-            diff_ids = None
+        try:
+            shapes.image_config(config, f"{where} config", len(layers))
+        except shapes.ShapeError as err:
+            self.problems.append(str(err))
+            return
+        diff_ids = config["rootfs"]["diff_ids"]
+        intact = True
         for i, layer in enumerate(layers):
             lwhere = f"{where} layer {i}"
             if not self.blob(lwhere, layer):
+                intact = False
                 continue
-            expected = diff_ids[i] if diff_ids else None
             got = self._diff_id(lwhere, layer)
-            if got is not None and expected is not None and got != expected:
-                self.problems.append(f"{lwhere}: layer {layer['digest']} diff_id: expected {expected}, "
+            intact = intact and got is not None
+            if got is not None and got != diff_ids[i]:
+                self.problems.append(f"{lwhere}: layer {layer['digest']} diff_id: expected {diff_ids[i]}, "
                                      f"got {got}")
+        if intact:
+            self._lint(where, layers)
 
     def _diff_id(self, where: str, layer: dict) -> str | None:
         digest = layer["digest"]
@@ -114,23 +140,47 @@ class _Checker:
                 self.diff_ids[digest] = None
         return self.diff_ids[digest]
 
+    def _lint(self, where: str, layers: list[dict]) -> None:
+        """Replay the layers the way unpack and commit --parent read them (no entry through a
+        symlink, no absolute or `..` name, hardlinks to files of the image)."""
+        key = tuple(layer["digest"] for layer in layers)
+        if key in self.linted:
+            return
+        try:
+            parentindex.load(self.layout, layers, hash_content=False)
+            self.linted[key] = True
+        except CfError as err:
+            self.linted[key] = False
+            self.problems.append(f"{where}: {err}")
+
 
 def verify(layout) -> list[str]:
     """Problems found in `layout` (empty when it is valid). UsageError if it is not a layout."""
+    return check(layout)[0]
+
+
+def check(layout) -> tuple[list[str], list[str]]:
+    """(problems, notices) of a layout."""
     layout = lo.open_layout(layout)
     try:
         index = lo.read_index(layout)
     except CfError as err:
-        return [str(err)]
+        return [str(err)], []
     checker = _Checker(layout)
     if index.get("schemaVersion") != 2:
         checker.problems.append(f"index.json: schemaVersion is {index.get('schemaVersion')!r}, not 2")
-    digests = {d.get("digest") for d in index["manifests"]}
+    digests = {d["digest"] for d in index["manifests"]}
     for i, desc in enumerate(index["manifests"]):
         name = (desc.get("annotations") or {}).get(mt.REF_NAME)
         where = f"tag {name}" if name else f"index.json manifest {i} ({desc.get('artifactType') or 'untagged'})"
         checker.manifest(where, desc, digests)
-    return checker.problems
+    notices = []
+    garbage = lo.unreferenced_blobs(layout)
+    if garbage:
+        notices.append(f"{len(garbage)} blobs ({sum(s for _, s in garbage) / 1e6:.1f} MB) are not referenced "
+                       f"by any tag or referrer (left by interrupted commits); `chrootforge gc {layout}` "
+                       "removes them")
+    return checker.problems, notices
 
 
 def verify_or_raise(layout) -> None:
@@ -145,4 +195,4 @@ def raise_problems(layout, problems: list[str]):
     raise VerificationError(f"{layout} is invalid ({len(problems)} problems):\n  " + "\n  ".join(problems))
 
 
-__all__ = ["verify", "verify_or_raise"]
+__all__ = ["check", "verify", "verify_or_raise"]

@@ -1,4 +1,4 @@
-"""The OCI commands: commit, verify, inspect, export, load. Implementations import lazily."""
+"""The OCI commands: commit, verify, gc, inspect, export, load. Implementations import lazily."""
 
 from __future__ import annotations
 
@@ -28,6 +28,11 @@ def register(sub) -> None:
     p.add_argument("layout")
     p.set_defaults(func=_verify)
 
+    p = sub.add_parser("gc", help="remove the blobs of a layout that no tag or referrer reaches")
+    p.add_argument("layout")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_gc)
+
     p = sub.add_parser("inspect", help="show the tags, layers, sizes and config of a layout")
     p.add_argument("target", metavar="LAYOUT[:TAG]")
     p.add_argument("--json", action="store_true")
@@ -37,6 +42,8 @@ def register(sub) -> None:
     p.add_argument("target", metavar="LAYOUT:TAG")
     p.add_argument("--format", choices=("oci-archive", "docker-archive"), default="oci-archive")
     p.add_argument("-o", "--output", required=True)
+    p.add_argument("--no-referrers", action="store_true",
+                   help="oci-archive: leave out the image's referrers (its SBOM); podman load needs this")
     p.set_defaults(func=_export)
 
     p = sub.add_parser("load", help="load a tag into podman or docker through their CLI")
@@ -86,12 +93,28 @@ def _commit(args) -> int:
 
 
 def _verify(args) -> int:
-    from chrootforge.oci.checker import raise_problems, verify
+    from chrootforge import log
+    from chrootforge.oci.checker import check, raise_problems
 
-    problems = verify(args.layout)
+    problems, notices = check(args.layout)
+    for notice in notices:
+        log.notice(notice)
     if problems:
         raise_problems(args.layout, problems)
     print(f"{args.layout}: ok")
+    return 0
+
+
+def _gc(args) -> int:
+    import json
+
+    from chrootforge.oci.layout import gc
+
+    files, freed = gc(args.layout)
+    if args.json:
+        print(json.dumps({"layout": args.layout, "removed": files, "bytes_freed": freed}))
+    else:
+        print(f"{args.layout}: removed {files} unreferenced files, {freed / 1e6:.1f} MB freed")
     return 0
 
 
@@ -110,7 +133,7 @@ def _export(args) -> int:
     from chrootforge.oci.archive import export
 
     layout, tag = _target(args.target, need_tag=True)
-    export(layout, tag, args.format, args.output)
+    export(layout, tag, args.format, args.output, with_referrers=not args.no_referrers)
     return 0
 
 

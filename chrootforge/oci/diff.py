@@ -4,7 +4,8 @@ Pure: the child entries, the parent tree and a content hasher go in; the ordered
 out. Rules:
 - new or changed paths are written (a file is changed when its metadata or content hash differ; a
   directory when its metadata differ);
-- a deleted path becomes `.wh.<name>` (only the topmost deleted path, not its contents);
+- a deleted path becomes `.wh.<name>` (only the topmost deleted path, not its contents); a parent's
+  device node missing from the child is not a deletion (unpack never creates device nodes);
 - a path whose kind changed (dir <-> non-dir, file <-> symlink...) gets a whiteout AND its new
   entry, so no applier merges the old directory into the new one;
 - a surviving directory that lost *all* of its parent's children gets `.wh..wh..opq` instead of
@@ -74,9 +75,12 @@ def plan_child(entries: Sequence[tree.Entry], parent: ParentTree, content_of: Ca
             continue  # the parent had no directory here: nothing below to delete
         old = parent.children.get(d, set())
         new = child_kids.get(d, set())
-        gone = old - new
         prefix = f"{d}/" if d else ""
-        if d and old and not (old & new):
+        # A parent's device node cannot be unpacked (applier.py), so its absence from the child's
+        # tree is not a deletion: it stays inherited.
+        gone = {n for n in old - new
+                if parent.nodes[prefix + n].entry.kind not in (tree.CHAR, tree.BLOCK)}
+        if d and old and not (old & new) and gone == old:
             markers[d] = [whiteout(prefix + OPAQUE, epoch)]
             continue
         names = gone | {n for n in old & new if prefix + n in kind_changed}

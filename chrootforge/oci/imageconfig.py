@@ -48,6 +48,10 @@ def normalise(config: dict | None) -> dict:
             if isinstance(value, dict):
                 value = [f"{k}={v}" for k, v in value.items()]
             out[key] = _str_list(key, value)
+            for entry in out[key]:
+                name, sep, _ = entry.partition("=")
+                if not sep or not name:
+                    raise UsageError(f"config Env entry {entry!r} is not NAME=VALUE")
         elif key in ("Entrypoint", "Cmd"):
             out[key] = _str_list(key, value)
         elif key in ("WorkingDir", "User", "StopSignal"):

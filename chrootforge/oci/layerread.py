@@ -5,13 +5,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import tarfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from chrootforge import rootpath
 from chrootforge.errors import CfError
 from chrootforge.oci import mediatypes as mt
 from chrootforge.oci.compress import Decompressor
-from chrootforge.oci.layout import blob_path
+from chrootforge.oci.layout import VerifyingReader
 
 
 def compression_of(desc: dict) -> str | None:
@@ -23,14 +25,21 @@ def compression_of(desc: dict) -> str | None:
 
 @contextlib.contextmanager
 def open_layer(layout: Path, desc: dict):
-    """Yield a read(n) object over the uncompressed bytes of the layer described by `desc`."""
-    path = blob_path(layout, desc["digest"])
-    try:
-        raw = open(path, "rb")  # noqa: SIM115 - closed by the with below
-    except FileNotFoundError:
-        raise CfError(f"layer blob {desc['digest']} is missing from {layout}") from None
-    with raw:
-        yield Decompressor(raw, compression_of(desc))
+    """Yield a read(n) object over the uncompressed bytes of the layer described by `desc`. The
+    compressed blob is checked against the descriptor's digest and size as it is read, and in
+    full when the block ends normally, so a corrupt layer is refused, naming it."""
+    kind = compression_of(desc)
+    with VerifyingReader(layout, desc["digest"], desc.get("size"), "layer") as raw:
+        stream = Decompressor(raw, kind)
+        try:
+            yield stream
+        except (zlib.error, EOFError) as err:
+            raise CfError(f"layer {desc['digest']} in {layout} does not decompress: {err}") from None
+        except Exception as err:
+            if type(err).__module__.startswith("zstandard"):
+                raise CfError(f"layer {desc['digest']} in {layout} does not decompress: {err}") from None
+            raise
+        raw.drain()
 
 
 def diff_id(layout: Path, desc: dict) -> tuple[str, int]:
@@ -55,7 +64,7 @@ def members(layout: Path, desc: dict) -> Iterator[tuple[tarfile.TarInfo, tarfile
                 for member in tar:
                     yield member, tar
         except tarfile.TarError as err:
-            raise CfError(f"layer {desc['digest']} is not a valid tar: {err}") from None
+            raise CfError(f"layer {desc['digest']} in {layout} is not a valid tar: {err}") from None
 
 
 def member_xattrs(member: tarfile.TarInfo) -> tuple[tuple[str, bytes], ...]:
@@ -64,9 +73,11 @@ def member_xattrs(member: tarfile.TarInfo) -> tuple[tuple[str, bytes], ...]:
                         for k, v in member.pax_headers.items() if k.startswith(prefix)))
 
 
+def entry_parts(member: tarfile.TarInfo) -> list[str]:
+    """A member's path components; absolute names and `..` are refused (rootpath.entry_parts)."""
+    return rootpath.entry_parts(member.name, "layer entry")
+
+
 def clean_path(name: str) -> str:
     """A member name as a relative path; refuse escapes."""
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if any(p == ".." for p in parts):
-        raise CfError(f"refusing layer entry {name!r}: it escapes the root")
-    return "/".join(parts)
+    return "/".join(rootpath.entry_parts(name, "layer entry"))

@@ -14,8 +14,9 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Self
 
-from chrootforge.errors import CfError, UsageError
+from chrootforge.errors import CfError, UsageError, VerificationError
 from chrootforge.fsutil import atomic_write, file_lock
 from chrootforge.oci import mediatypes as mt
 
@@ -96,27 +97,26 @@ def open_layout(layout: str | os.PathLike) -> Path:
 
 
 def read_index(layout: Path) -> dict:
+    """index.json, with every entry checked to be a well-formed descriptor (shapes.index)."""
+    from chrootforge.oci import shapes
+
+    path = Path(layout) / "index.json"
     try:
-        index = json.loads((Path(layout) / "index.json").read_text())
+        index = json.loads(path.read_text())
     except FileNotFoundError:
         raise UsageError(f"{layout} has no index.json") from None
-    except (OSError, ValueError) as err:
-        raise CfError(f"{layout}/index.json is unreadable: {err}") from None
-    if not isinstance(index, dict) or not isinstance(index.get("manifests", []), list):
-        raise CfError(f"{layout}/index.json is not an image index")
+    except OSError as err:
+        raise CfError(f"{path} is unreadable: {err.strerror}") from None
+    except ValueError as err:
+        raise CfError(f"{path} is not valid JSON: {err}") from None
+    shapes.index(index, str(path))
     index.setdefault("manifests", [])
     return index
 
 
 def update_index(layout: Path, change: Callable[[list[dict]], list[dict]]) -> None:
     """Apply `change` to the index's manifests under the layout lock; replace index.json atomically."""
-    layout = Path(layout)
-    with file_lock(layout / ".index.lock"):
-        index = read_index(layout)
-        index["manifests"] = change(list(index["manifests"]))
-        index.setdefault("schemaVersion", 2)
-        index.setdefault("mediaType", mt.INDEX)
-        atomic_write(layout / "index.json", json.dumps(index, indent=2, sort_keys=True) + "\n")
+    Staging(Path(layout)).publish(change)
 
 
 def tagged(index: dict) -> dict[str, dict]:
@@ -130,7 +130,8 @@ def tagged(index: dict) -> dict[str, dict]:
 
 
 class BlobWriter:
-    """A temp file in <layout>/.tmp that becomes blobs/sha256/<digest> on commit()."""
+    """A temp file in <layout>/.tmp that becomes blobs/sha256/<digest>: either at once (commit()),
+    or together with an index change through a Staging (finish() then Staging.publish())."""
 
     def __init__(self, layout: Path):
         self.layout = Path(layout)
@@ -138,29 +139,42 @@ class BlobWriter:
         self.size = 0
         name = f"blob.{os.getpid()}.{os.urandom(6).hex()}.tmp"
         self.tmp = self.layout / ".tmp" / name
-        self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        try:
+            self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        except OSError as err:
+            raise _write_error(self.layout, err) from None
 
     def write(self, data) -> None:
         self.sha.update(data)
         self.size += len(data)
         view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view):]
+        try:
+            while view:
+                view = view[os.write(self.fd, view):]
+        except OSError as err:
+            raise _write_error(self.layout, err) from None
 
     @property
     def digest(self) -> str:
         return "sha256:" + self.sha.hexdigest()
 
+    def finish(self) -> tuple[str, int]:
+        """Flush the temp file to disk; it stays in .tmp until published."""
+        if self.fd >= 0:
+            try:
+                os.fsync(self.fd)
+            except OSError as err:
+                raise _write_error(self.layout, err) from None
+            os.close(self.fd)
+            self.fd = -1
+            os.chmod(self.tmp, 0o644)
+        return self.digest, self.size
+
     def commit(self) -> tuple[str, int]:
-        os.fsync(self.fd)
-        os.close(self.fd)
-        self.fd = -1
-        os.chmod(self.tmp, 0o644)
-        dest = blob_path(self.layout, self.digest)
-        if dest.exists():
-            self.tmp.unlink()
-        else:
-            os.replace(self.tmp, dest)
+        """finish() and publish right away (under the layout lock)."""
+        self.finish()
+        with file_lock(self.layout / ".index.lock"):
+            _publish(self.layout, self.tmp, self.digest)
         return self.digest, self.size
 
     def abort(self) -> None:
@@ -171,7 +185,85 @@ class BlobWriter:
             self.tmp.unlink()
 
 
+def _write_error(layout: Path, err: OSError) -> CfError:
+    """ENOSPC, EIO, EACCES... while writing into a layout: one line naming it."""
+    return CfError(f"cannot write into the layout {layout}: {err.strerror or err}",
+                   hint="free space or fix permissions there; the layout's earlier tags are intact")
+
+
+def _publish(layout: Path, tmp: Path, digest: str) -> bool:
+    """Rename a finished temp blob into place; True when it was not there before."""
+    dest = blob_path(layout, digest)
+    if dest.exists():
+        tmp.unlink()
+        return False
+    os.replace(tmp, dest)
+    return True
+
+
+class Staging:
+    """The blobs of one change to a layout: written to .tmp, published only together with the
+    index change that references them, under the layout lock. Whatever fails (ENOSPC, EIO, a
+    kill) leaves no new blob that nothing references: the temp files are removed, and blobs this
+    change renamed into place are removed again before the lock is released (no other writer can
+    have referenced them meanwhile, because every publication holds the lock)."""
+
+    def __init__(self, layout: Path):
+        self.layout = Path(layout)
+        self.writers: list[BlobWriter] = []
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.abort()
+
+    def writer(self) -> BlobWriter:
+        writer = BlobWriter(self.layout)
+        self.writers.append(writer)
+        return writer
+
+    def add_bytes(self, data: bytes) -> tuple[str, int]:
+        writer = self.writer()
+        writer.write(data)
+        return writer.finish()
+
+    def publish(self, change: Callable[[list[dict]], list[dict]] | None = None) -> None:
+        new: list[Path] = []
+        with file_lock(self.layout / ".index.lock"):
+            try:
+                for writer in self.writers:
+                    digest, _ = writer.finish()
+                    if _publish(self.layout, writer.tmp, digest):
+                        new.append(blob_path(self.layout, digest))
+                if change is not None:
+                    _write_index(self.layout, change)
+            except BaseException as err:
+                for path in new:
+                    with contextlib.suppress(OSError):
+                        path.unlink()
+                if isinstance(err, OSError):
+                    raise _write_error(self.layout, err) from None
+                raise
+        self.writers = []
+
+    def abort(self) -> None:
+        for writer in self.writers:
+            writer.abort()
+        self.writers = []
+
+
+def _write_index(layout: Path, change: Callable[[list[dict]], list[dict]]) -> None:
+    """(Under the lock) apply `change` to the index's manifests; replace index.json atomically."""
+    index = read_index(layout)
+    index["manifests"] = change(list(index["manifests"]))
+    index.setdefault("schemaVersion", 2)
+    index.setdefault("mediaType", mt.INDEX)
+    atomic_write(layout / "index.json", json.dumps(index, indent=2, sort_keys=True) + "\n")
+
+
 def write_blob(layout: Path, data: bytes) -> tuple[str, int]:
+    """Store `data` as a blob now (prefer a Staging, which publishes with the index change)."""
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     dest = blob_path(layout, digest)
     if not dest.exists():
@@ -185,11 +277,151 @@ def write_blob(layout: Path, data: bytes) -> tuple[str, int]:
     return digest, len(data)
 
 
-def read_json_blob(layout: Path, digest: str) -> dict:
-    path = blob_path(layout, digest)
+# -- reading blobs: every read is checked against the descriptor's digest and size --------------
+class VerifyingReader:
+    """read(n) over a blob file that raises VerificationError, naming the blob, as soon as it
+    reads more than `size` bytes, or at the end when the size or the sha256 differ."""
+
+    def __init__(self, layout: Path, digest: str, size: int | None, what: str = "blob"):
+        self.layout, self.digest, self.size, self.what = Path(layout), digest, size, what
+        path = blob_path(layout, digest)
+        try:
+            self.handle = open(path, "rb")  # noqa: SIM115 - closed by close()/the context manager
+        except FileNotFoundError:
+            raise VerificationError(f"{what} {digest} is missing from {layout}",
+                                    hint="run chrootforge verify") from None
+        except OSError as err:
+            raise CfError(f"cannot read {what} {digest} in {layout}: {err.strerror}") from None
+        self.sha = hashlib.sha256()
+        self.seen = 0
+        self.checked = False
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            data = self.handle.read(n)
+        except OSError as err:
+            raise CfError(f"cannot read {self.what} {self.digest} in {self.layout}: {err.strerror}") from None
+        self.sha.update(data)
+        self.seen += len(data)
+        if self.size is not None and self.seen > self.size:
+            self._bad(f"it is longer than the {self.size} bytes its descriptor says")
+        if n is None or n < 0 or len(data) < n:  # a regular file reads short only at its end
+            self._check()
+        return data
+
+    def drain(self) -> None:
+        """Read to the end (a consumer may stop early, as a tar reader does) and check."""
+        while self.read(1 << 20):
+            pass
+
+    def _check(self) -> None:
+        if self.checked:
+            return
+        self.checked = True
+        if self.size is not None and self.seen != self.size:
+            self._bad(f"it has {self.seen} bytes, its descriptor says {self.size} (truncated?)")
+        got = "sha256:" + self.sha.hexdigest()
+        if got != self.digest:
+            self._bad(f"its content hashes to {got}")
+
+    def _bad(self, why: str):
+        raise VerificationError(f"{self.what} {self.digest} in {self.layout} is corrupt: {why}",
+                                hint="the layout is damaged; run chrootforge verify, and rebuild or "
+                                     "pull the image again")
+
+    def close(self) -> None:
+        self.handle.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+MAX_JSON_BLOB = 4 << 20  # manifests and configs (registries refuse manifests above 4 MiB)
+
+
+def read_blob(layout: Path, digest: str, size: int | None = None, what: str = "blob") -> bytes:
+    if size is not None and size > MAX_JSON_BLOB:
+        raise VerificationError(f"{what} {digest} in {layout} claims {size} bytes, more than the "
+                                f"{MAX_JSON_BLOB} a manifest or config may have")
+    with VerifyingReader(layout, digest, size, what) as reader:
+        data = reader.read(MAX_JSON_BLOB + 1)
+        if len(data) > MAX_JSON_BLOB:
+            raise VerificationError(f"{what} {digest} in {layout} is larger than {MAX_JSON_BLOB} bytes")
+        reader.drain()
+    return data
+
+
+def read_json_blob(layout: Path, digest: str, size: int | None = None, what: str = "blob") -> dict:
+    """A verified JSON object blob (a manifest, config or index)."""
+    data = read_blob(layout, digest, size, what)
     try:
-        return json.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise CfError(f"blob {digest} is missing from {layout}") from None
+        doc = json.loads(data)
     except ValueError as err:
-        raise CfError(f"blob {digest} is not valid JSON: {err}") from None
+        raise CfError(f"{what} {digest} in {layout} is not valid JSON: {err}") from None
+    if not isinstance(doc, dict):
+        raise CfError(f"{what} {digest} in {layout} is a JSON {type(doc).__name__}, not an object")
+    return doc
+
+
+# -- garbage -----------------------------------------------------------------------------------
+def reachable_blobs(layout: Path, index: dict) -> set[str]:
+    """Every blob digest that a descriptor of the index reaches (manifests, nested indexes,
+    configs, layers, referrers). Unreadable or malformed documents reach only themselves."""
+    seen: set[str] = set()
+    todo = [d for d in index.get("manifests", []) if isinstance(d, dict)]
+    while todo:
+        desc = todo.pop()
+        digest = desc.get("digest")
+        if not isinstance(digest, str) or digest in seen:
+            continue
+        seen.add(digest)
+        if desc.get("mediaType") not in (mt.MANIFEST, mt.INDEX):
+            continue
+        try:
+            doc = read_json_blob(layout, digest, desc.get("size") if isinstance(desc.get("size"), int) else None)
+        except CfError:
+            continue
+        if desc.get("mediaType") == mt.INDEX:
+            children = _list(doc.get("manifests"))
+        else:
+            children = [doc.get("config"), *_list(doc.get("layers"))]
+        todo += [c for c in children if isinstance(c, dict)]
+    return seen
+
+
+def _list(value) -> list:
+    return value if isinstance(value, list) else []
+
+
+def unreferenced_blobs(layout: Path) -> list[tuple[Path, int]]:
+    """(path, size) of blobs that nothing in index.json reaches."""
+    live = {d.split(":", 1)[-1] for d in reachable_blobs(layout, read_index(layout))}
+    out = []
+    for path in sorted((Path(layout) / "blobs" / "sha256").iterdir()):
+        if path.name not in live:
+            with contextlib.suppress(OSError):
+                out.append((path, path.lstat().st_size))
+    return out
+
+
+def gc(layout) -> tuple[int, int]:
+    """Remove blobs no tag or referrer reaches, and temp files of dead commits, under the layout
+    lock (so never a blob a concurrent commit is publishing). Returns (files, bytes) freed."""
+    layout = open_layout(layout)
+    files = freed = 0
+    with file_lock(layout / ".index.lock"):
+        for path, size in unreferenced_blobs(layout):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                files += 1
+                freed += size
+        before = {p: p.stat().st_size for p in (layout / ".tmp").glob("blob.*.tmp") if p.is_file()}
+        _clean_stale_temps(layout / ".tmp")
+        for path, size in before.items():
+            if not path.exists():
+                files += 1
+                freed += size
+    return files, freed

@@ -11,7 +11,9 @@ import hashlib
 import tarfile
 from pathlib import Path
 
+from chrootforge.errors import CfError
 from chrootforge.oci import layerread, tree
+from chrootforge.rootpath import entry_parts, parent_policy_problem
 
 _KIND = {tarfile.REGTYPE: tree.FILE, tarfile.AREGTYPE: tree.FILE, tarfile.DIRTYPE: tree.DIR,
          tarfile.SYMTYPE: tree.SYMLINK, tarfile.CHRTYPE: tree.CHAR, tarfile.BLKTYPE: tree.BLOCK,
@@ -55,32 +57,54 @@ class ParentTree:
                 out.setdefault(node.group, set()).add(path)
         return {g: frozenset(p) for g, p in out.items() if len(p) > 1}
 
-    def apply_layer(self, layout: Path, desc: dict, layer_no: int) -> None:
+    def kind_of(self, path: str) -> str | None:
+        """The resolver's view of a path: "dir", "symlink", another kind, or None (absent)."""
+        node = self.nodes.get(path)
+        if node is None:
+            return None
+        return {tree.DIR: "dir", tree.SYMLINK: "symlink"}.get(node.entry.kind, node.entry.kind)
+
+    def _check(self, parts: list[str], what: str, name: str, desc: dict) -> None:
+        """The unpacker's rule (rootpath): nothing is reached through a symlink or a non-dir."""
+        problem = parent_policy_problem(parts, self.kind_of)
+        if problem:
+            raise CfError(f"layer {desc['digest'][:19]}: refusing {what} {name!r}: {problem}",
+                          hint="the layer is hostile or damaged")
+
+    def apply_layer(self, layout: Path, desc: dict, layer_no: int, hash_content: bool = True) -> None:
         added: set[str] = set()
         for member, tar in layerread.members(layout, desc):
-            path = layerread.clean_path(member.name)
-            if not path:
+            parts = layerread.entry_parts(member)
+            if not parts:
                 continue
+            path = "/".join(parts)
             parent, _, name = path.rpartition("/")
             if name == ".wh..wh..opq":
+                self._check(parts, "opaque marker", member.name, desc)  # the directory included
                 for child in list(self.children.get(parent, ())):
                     if f"{parent}/{child}".lstrip("/") not in added:
                         self.remove(f"{parent}/{child}".lstrip("/"))
                 continue
             if name.startswith(".wh."):
+                self._check(parts, "whiteout", member.name, desc)
                 target = f"{parent}/{name[4:]}".lstrip("/")
                 if target not in added:
                     self.remove(target)
                 continue
+            self._check(parts, "layer entry", member.name, desc)
             existing = self.nodes.get(path)
             if existing and (existing.entry.kind != tree.DIR or member.type != tarfile.DIRTYPE):
                 self.remove(path)
             if member.type == tarfile.LNKTYPE:
-                target = self.nodes.get(layerread.clean_path(member.linkname))
-                if target is None:
-                    continue
+                link_parts = entry_parts(member.linkname, "hardlink target")
+                self._check(link_parts, "hardlink target", member.linkname, desc)
+                target = self.nodes.get("/".join(link_parts))
+                if target is None or target.entry.kind == tree.DIR:
+                    raise CfError(f"layer {desc['digest'][:19]}: refusing hardlink {member.name!r}: its "
+                                  f"target {member.linkname!r} is not a file of the image",
+                                  hint="the layer is hostile or damaged")
                 if target.group is None:
-                    target.group = f"{layer_no}:{layerread.clean_path(member.linkname)}"
+                    target.group = f"{layer_no}:{'/'.join(link_parts)}"
                 self._add(path, Node(dataclasses.replace(target.entry, path=path), target.content,
                                      target.group))
                 added.add(path)
@@ -94,7 +118,7 @@ class ParentTree:
                                (member.devmajor, member.devminor) if kind in (tree.CHAR, tree.BLOCK)
                                else (0, 0), layerread.member_xattrs(member))
             content = None
-            if kind == tree.FILE:
+            if kind == tree.FILE and hash_content:
                 sha = hashlib.sha256()
                 handle = tar.extractfile(member)
                 while chunk := handle.read(1 << 20):
@@ -104,8 +128,10 @@ class ParentTree:
             added.add(path)
 
 
-def load(layout: Path, layers: list[dict]) -> ParentTree:
+def load(layout: Path, layers: list[dict], hash_content: bool = True) -> ParentTree:
+    """The tree the layers build. hash_content=False skips hashing file contents (verify only
+    needs the paths and kinds)."""
     result = ParentTree()
     for number, desc in enumerate(layers):
-        result.apply_layer(layout, desc, number)
+        result.apply_layer(layout, desc, number, hash_content)
     return result

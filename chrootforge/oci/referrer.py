@@ -22,33 +22,38 @@ def attach_referrer(layout, tag: str, data: bytes, media_type: str, artifact_typ
     found = resolve(layout, tag)
     layout = lo.open_layout(layout)
     artifact_type = artifact_type or media_type
-    empty_digest, empty_size = lo.write_blob(layout, EMPTY_JSON)
-    data_digest, data_size = lo.write_blob(layout, bytes(data))
-    subject = {"mediaType": found.descriptor.get("mediaType", mt.MANIFEST),
-               "digest": found.descriptor["digest"], "size": found.descriptor["size"]}
-    manifest = {"schemaVersion": 2, "mediaType": mt.MANIFEST, "artifactType": artifact_type,
-                "config": {"mediaType": mt.EMPTY, "digest": empty_digest, "size": empty_size},
-                "layers": [{"mediaType": media_type, "digest": data_digest, "size": data_size}],
-                "subject": subject}
-    if annotations:
-        manifest["annotations"] = {str(k): str(v) for k, v in annotations.items()}
-    digest, size = lo.write_blob(layout, lo.canonical_json(manifest))
+    staging = lo.Staging(layout)
+    with staging:
+        empty_digest, empty_size = staging.add_bytes(EMPTY_JSON)
+        data_digest, data_size = staging.add_bytes(bytes(data))
+        subject = {"mediaType": found.descriptor.get("mediaType", mt.MANIFEST),
+                   "digest": found.descriptor["digest"], "size": found.descriptor["size"]}
+        manifest = {"schemaVersion": 2, "mediaType": mt.MANIFEST, "artifactType": artifact_type,
+                    "config": {"mediaType": mt.EMPTY, "digest": empty_digest, "size": empty_size},
+                    "layers": [{"mediaType": media_type, "digest": data_digest, "size": data_size}],
+                    "subject": subject}
+        if annotations:
+            manifest["annotations"] = {str(k): str(v) for k, v in annotations.items()}
+        digest, size = staging.add_bytes(lo.canonical_json(manifest))
+        staging.publish(_attach_change(digest, size, artifact_type, subject["digest"]))
+    return digest
+
+
+def _attach_change(digest: str, size: int, artifact_type: str, subject: str):
     desc = {"mediaType": mt.MANIFEST, "digest": digest, "size": size, "artifactType": artifact_type,
-            "annotations": {SUBJECT_KEY: subject["digest"]}}
+            "annotations": {SUBJECT_KEY: subject}}
 
     def change(manifests: list[dict]) -> list[dict]:
         live = {m["digest"] for m in manifests if (m.get("annotations") or {}).get(mt.REF_NAME)}
         kept = []
         for m in manifests:
             subj = (m.get("annotations") or {}).get(SUBJECT_KEY)
-            if subj and (subj not in live or (subj == subject["digest"]
-                                              and m.get("artifactType") == artifact_type)):
+            if subj and (subj not in live or (subj == subject and m.get("artifactType") == artifact_type)):
                 continue
             kept.append(m)
         return kept + [desc]
 
-    lo.update_index(layout, change)
-    return digest
+    return change
 
 
 def referrers(index: dict, manifest_digest: str) -> list[dict]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import stat
+from collections.abc import Callable
 
 from chrootforge import log
 from chrootforge.errors import UsageError
@@ -18,6 +19,10 @@ from chrootforge.errors import UsageError
 FILE, DIR, SYMLINK, CHAR, BLOCK, FIFO = "f", "d", "l", "c", "b", "p"
 _KIND_OF = {stat.S_IFREG: FILE, stat.S_IFDIR: DIR, stat.S_IFLNK: SYMLINK, stat.S_IFCHR: CHAR,
             stat.S_IFBLK: BLOCK, stat.S_IFIFO: FIFO}
+
+# Host ids -> image ids, None when not covered (an IdMap's to_inside): real root commits trees that
+# its sandbox wrote as an unprivileged range (sandbox/idmap.py).
+Owners = Callable[[int, int], tuple[int, int] | None]
 
 # Host-specific labels that must not leak into an image.
 _DROPPED_XATTRS = {"security.selinux"}
@@ -88,7 +93,8 @@ def read_xattrs(path: str) -> tuple[tuple[str, bytes], ...]:
     return tuple(sorted(out))
 
 
-def entry_from_stat(rel: str, full: str, st: os.stat_result, epoch: int) -> Entry | None:
+def entry_from_stat(rel: str, full: str, st: os.stat_result, epoch: int,
+                    owners: Owners | None = None) -> Entry | None:
     kind = _KIND_OF.get(stat.S_IFMT(st.st_mode))
     if kind is None:
         log.notice(f"skipping {rel}: sockets (and other special files) cannot go in a layer")
@@ -96,7 +102,14 @@ def entry_from_stat(rel: str, full: str, st: os.stat_result, epoch: int) -> Entr
     link = os.readlink(full) if kind == SYMLINK else ""
     rdev = (os.major(st.st_rdev), os.minor(st.st_rdev)) if kind in (CHAR, BLOCK) else (0, 0)
     inode = (st.st_dev, st.st_ino) if kind == FILE and st.st_nlink > 1 else None
-    return Entry(rel, kind, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
+    uid, gid = st.st_uid, st.st_gid
+    if owners is not None:
+        mapped = owners(uid, gid)
+        if mapped is None:
+            raise UsageError(f"{full} belongs to host ids {uid}:{gid}, outside the id range the image "
+                             "was built with", hint="only the build's sandbox should write into its root")
+        uid, gid = mapped
+    return Entry(rel, kind, stat.S_IMODE(st.st_mode), uid, gid,
                  min(int(st.st_mtime), epoch), st.st_size if kind == FILE else 0, link, rdev,
                  read_xattrs(full), inode)
 
@@ -105,7 +118,7 @@ def sort_key(name: str) -> bytes:
     return os.fsencode(name)
 
 
-def walk(root: str | os.PathLike, epoch: int):
+def walk(root: str | os.PathLike, epoch: int, owners: Owners | None = None):
     """Yield the Entries under `root` in layer order (depth first, siblings by bytes)."""
     root = os.fspath(root)
     try:
@@ -114,10 +127,10 @@ def walk(root: str | os.PathLike, epoch: int):
         raise UsageError(f"rootfs {root} does not exist") from None
     if not stat.S_ISDIR(st.st_mode):
         raise UsageError(f"rootfs {root} is not a directory")
-    yield from _walk_dir(root, "", st.st_dev, epoch)
+    yield from _walk_dir(root, "", st.st_dev, epoch, owners)
 
 
-def _walk_dir(full_dir: str, rel_dir: str, root_dev: int, epoch: int):
+def _walk_dir(full_dir: str, rel_dir: str, root_dev: int, epoch: int, owners: Owners | None):
     try:
         with os.scandir(full_dir) as it:
             names = sorted((e.name for e in it), key=sort_key)
@@ -131,7 +144,7 @@ def _walk_dir(full_dir: str, rel_dir: str, root_dev: int, epoch: int):
             continue
         full = os.path.join(full_dir, name)
         est = os.lstat(full)
-        entry = entry_from_stat(rel, full, est, epoch)
+        entry = entry_from_stat(rel, full, est, epoch, owners)
         if entry is None:
             continue
         yield entry
@@ -139,4 +152,4 @@ def _walk_dir(full_dir: str, rel_dir: str, root_dev: int, epoch: int):
             if est.st_dev != root_dev:
                 log.notice(f"{rel} is a mount point of another file system: committed empty")
                 continue
-            yield from _walk_dir(full, rel, root_dev, epoch)
+            yield from _walk_dir(full, rel, root_dev, epoch, owners)

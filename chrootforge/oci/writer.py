@@ -11,11 +11,12 @@ from pathlib import Path
 
 from chrootforge import log
 from chrootforge.errors import CfError, UsageError
-from chrootforge.oci import imageconfig, refs, tree
+from chrootforge.oci import imageconfig, refs, shapes, tree
 from chrootforge.oci import layout as lo
 from chrootforge.oci import mediatypes as mt
 from chrootforge.oci.compress import compressor
 from chrootforge.oci.tarwrite import write_tar
+from chrootforge.oci.tree import Owners
 from chrootforge.progress import ByteProgress
 
 
@@ -55,8 +56,14 @@ def resolve(layout, tag: str) -> Resolved:
         known = ", ".join(sorted(tagged)) or "none"
         raise CfError(f"tag {tag!r} is not in {layout}", hint=f"tags in the layout: {known}")
     desc = tagged[match]
-    manifest = lo.read_json_blob(layout, desc["digest"])
-    config = lo.read_json_blob(layout, manifest["config"]["digest"])
+    if desc["mediaType"] != mt.MANIFEST:
+        raise CfError(f"tag {match} in {layout} points at a {desc['mediaType']}, not an image manifest")
+    manifest = shapes.manifest(lo.read_json_blob(layout, desc["digest"], desc["size"], "manifest"),
+                               f"manifest {desc['digest']} of {match} in {layout}")
+    cdesc = manifest["config"]
+    config = shapes.image_config(lo.read_json_blob(layout, cdesc["digest"], cdesc["size"], "config"),
+                                 f"config {cdesc['digest']} of {match} in {layout}",
+                                 len(manifest["layers"]))
     return Resolved(match, desc, manifest, config)
 
 
@@ -113,9 +120,10 @@ class _Stage:
             self.thread.join()
 
 
-def _write_layer(layout: Path, items, root: str, compression: str, quiet: bool, label: str):
-    """Tar + compress + hash in one streaming pass into a blob. Returns (desc, diff_id, raw size, n)."""
-    blob = lo.BlobWriter(layout)
+def _write_layer(staging: lo.Staging, items, root: str, compression: str, quiet: bool, label: str):
+    """Tar + compress + hash in one streaming pass into a staged blob.
+    Returns (desc, diff_id, raw size, n)."""
+    blob = staging.writer()
     raw_sha = hashlib.sha256()
     raw_size = 0
     comp = stage = None
@@ -135,13 +143,12 @@ def _write_layer(layout: Path, items, root: str, compression: str, quiet: bool, 
         stage = None
         comp.close()
         comp = None
-        digest, size = blob.commit()
+        digest, size = blob.finish()
     except BaseException:
         if stage is not None:
             stage.close_quietly()
         if comp is not None:
             comp.abort()
-        blob.abort()
         raise
     finally:
         progress.close()
@@ -154,15 +161,20 @@ def _index_descriptor(manifest_digest: str, size: int, tag: str) -> dict:
             "annotations": {mt.REF_NAME: tag, mt.CONTAINERD_NAME: refs.full_name(tag)}}
 
 
-def set_tag(layout: Path, tag: str, manifest_digest: str, size: int) -> None:
-    """Point `tag` at a manifest: its old descriptor (if any) is replaced, other tags kept."""
+def retag(tag: str, manifest_digest: str, size: int):
+    """The index change pointing `tag` at a manifest: its old descriptor (if any) is replaced,
+    other tags kept."""
     new = _index_descriptor(manifest_digest, size, tag)
 
     def change(manifests: list[dict]) -> list[dict]:
         kept = [m for m in manifests if (m.get("annotations") or {}).get(mt.REF_NAME) != tag]
         return kept + [new]
 
-    lo.update_index(layout, change)
+    return change
+
+
+def set_tag(layout: Path, tag: str, manifest_digest: str, size: int) -> None:
+    lo.update_index(layout, retag(tag, manifest_digest, size))
 
 
 def tag(layout, source: str, new_tag: str) -> None:
@@ -174,9 +186,14 @@ def tag(layout, source: str, new_tag: str) -> None:
 
 def commit(rootfs, layout, tag: str, parent: str | None = None, compression: str = "gzip",
            config: dict | None = None, labels: dict | None = None, history: list[dict] | None = None,
-           quiet: bool = False) -> CommitResult:
+           quiet: bool = False, epoch: int | None = None, owners: Owners | None = None) -> CommitResult:
     """Commit `rootfs` (the FULL tree) as `tag` in `layout`; with `parent` (a tag of the same layout)
-    only the difference becomes the new layer and the parent's layers are shared."""
+    only the difference becomes the new layer and the parent's layers are shared.
+
+    epoch: the build's one timestamp (config `created`, history, every mtime's clamp); None takes
+    SOURCE_DATE_EPOCH, else 0. owners: how host ids map to the image's ids (an IdMap's
+    to_inside), when real root commits a tree its sandbox wrote with an unprivileged range.
+    Nothing of a failed commit stays in the layout (lo.Staging)."""
     refs.check_tag(tag)
     if compression not in mt.LAYER_TYPES:
         raise UsageError(f"unknown compression {compression!r}", hint="use gzip or zstd")
@@ -184,14 +201,14 @@ def commit(rootfs, layout, tag: str, parent: str | None = None, compression: str
     for key, value in (labels or {}).items():
         if not isinstance(value, str):
             raise UsageError(f"label {key!r} must be a string")
-    epoch = tree.source_date_epoch()
+    epoch = tree.source_date_epoch() if epoch is None else epoch
     root = os.fspath(rootfs)
     if not os.path.isdir(root):
         raise UsageError(f"rootfs {root} does not exist or is not a directory")
     base: Resolved | None = resolve(layout, parent) if parent else None
     layout = lo.ensure_layout(layout)
 
-    entries = tree.walk(root, epoch)
+    entries = tree.walk(root, epoch, owners)
     if base is not None:
         from chrootforge.oci import diff, parentindex
 
@@ -201,21 +218,22 @@ def commit(rootfs, layout, tag: str, parent: str | None = None, compression: str
         items = diff.plan_child(list(entries), parent_tree, lambda rel: _hash_file(root, rel), epoch)
     else:
         items = entries
-    desc, diff_id, raw_size, count = _write_layer(layout, items, root, compression, quiet,
-                                                  f"commit {tag}")
-
-    parent_layers = list(base.manifest["layers"]) if base else []
-    parent_diff_ids = list(base.config["rootfs"]["diff_ids"]) if base else []
-    parent_history = list(base.config.get("history", [])) if base else []
-    runtime = imageconfig.merge(base.config.get("config", {}) if base else {}, runtime_override, labels)
-    cfg = imageconfig.image_config(runtime, parent_diff_ids + [diff_id],
-                                   parent_history + imageconfig.new_history(history, epoch), epoch)
-    cfg_digest, cfg_size = lo.write_blob(layout, lo.canonical_json(cfg))
-    manifest = {"schemaVersion": 2, "mediaType": mt.MANIFEST,
-                "config": {"mediaType": mt.CONFIG, "digest": cfg_digest, "size": cfg_size},
-                "layers": parent_layers + [desc]}
-    man_digest, man_size = lo.write_blob(layout, lo.canonical_json(manifest))
-    set_tag(layout, tag, man_digest, man_size)
+    with lo.Staging(layout) as staging:
+        desc, diff_id, raw_size, count = _write_layer(staging, items, root, compression, quiet,
+                                                      f"commit {tag}")
+        parent_layers = list(base.manifest["layers"]) if base else []
+        parent_diff_ids = list(base.config["rootfs"]["diff_ids"]) if base else []
+        parent_history = list(base.config.get("history", [])) if base else []
+        runtime = imageconfig.merge((base.config.get("config") or {}) if base else {}, runtime_override,
+                                    labels)
+        cfg = imageconfig.image_config(runtime, parent_diff_ids + [diff_id],
+                                       parent_history + imageconfig.new_history(history, epoch), epoch)
+        cfg_digest, cfg_size = staging.add_bytes(lo.canonical_json(cfg))
+        manifest = {"schemaVersion": 2, "mediaType": mt.MANIFEST,
+                    "config": {"mediaType": mt.CONFIG, "digest": cfg_digest, "size": cfg_size},
+                    "layers": parent_layers + [desc]}
+        man_digest, man_size = staging.add_bytes(lo.canonical_json(manifest))
+        staging.publish(retag(tag, man_digest, man_size))
     if not quiet:
         log.info(f"committed {tag}: {man_digest} (layer {desc['size'] / 1e6:.1f} MB {compression}, "
                  f"{count} entries)")

@@ -16,6 +16,7 @@ server moves on to the next mirror.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shutil
 from pathlib import Path
 from urllib.parse import unquote
@@ -26,7 +27,13 @@ from chrootforge.sources import digests, download, layout
 from chrootforge.sources.cache import SourceCache
 from chrootforge.sources.fetched import FetchedFile
 from chrootforge.sources.mirrors import resolve_mirrors
-from chrootforge.sources.verify import GENTOO_RELENG, GENTOO_SNAPSHOT, Verifier, unsigned_text_of_clearsigned
+from chrootforge.sources.verify import (
+    GENTOO_RELENG,
+    GENTOO_SNAPSHOT,
+    Verifier,
+    keyring_fingerprints,
+    unsigned_text_of_clearsigned,
+)
 
 
 def _warn_insecure(what: str) -> None:
@@ -43,6 +50,37 @@ def _verifier(pinned: str, keyrings, insecure: bool):
         yield verifier
 
 
+# -- the cache remembers whom it trusted ----------------------------------------------------------
+def _trusted(hit: FetchedFile | None, pinned: str, keyrings) -> FetchedFile | None:
+    """A cache hit counts as verified only if its recorded signer is one this run trusts: the pinned
+    fingerprint or a key of this run's --keyring. Otherwise it is verified again from the signature
+    kept beside it, with this run's keys; if that fails, it is refused (VerificationError)."""
+    if hit is None or hit.insecure:
+        return hit
+    signer = (hit.verified_by or "").upper()
+    if signer == pinned.upper():
+        return hit
+    if keyrings and signer in keyring_fingerprints(keyrings):
+        return hit
+    log.info(f"{hit.name}: cached as verified by {signer or 'nobody'}, which this run does not trust "
+             "by itself: checking its kept signature with this run's keys")
+    try:
+        with Verifier((pinned,), keyrings) as verifier:
+            if hit.kind == "snapshot":
+                fpr = verifier.verify_detached(hit.path, _kept(hit, ".gpgsig"), hit.name)
+            else:
+                fpr = verifier.verify_detached(hit.path, _kept(hit, ".asc"), hit.name)
+    except VerificationError as err:
+        raise VerificationError(f"{hit.name} in the source cache was verified by {signer or 'nobody'}, "
+                                f"and this run does not trust that key: {err}",
+                                hint="pass the signer's key with --keyring, or fetch the file again") from None
+    return dataclasses.replace(hit, verified_by=fpr)
+
+
+def _kept(hit: FetchedFile, suffix: str) -> Path:
+    return hit.path.with_name(hit.path.name + suffix)
+
+
 # -- stage3 --------------------------------------------------------------------------------------
 def fetch_stage3(arch: str = "amd64", variant: str = "openrc", mirrors=None, date: str | None = None,
                  keyrings=(), cache_dir=None, insecure: bool = False, offline: bool = False) -> FetchedFile:
@@ -50,12 +88,12 @@ def fetch_stage3(arch: str = "amd64", variant: str = "openrc", mirrors=None, dat
     base = layout.stage_name(arch, variant)
     if date:
         ref = layout.dated_stage(arch, variant, date)
-        hit = cache.lookup(ref.cache_key)
-        if hit and not insecure:
+        hit = None if insecure else _trusted(cache.lookup(ref.cache_key), GENTOO_RELENG, keyrings)
+        if hit:
             log.info(f"{ref.filename}: cached ({hit.path})")
             return hit
     elif offline:
-        hit = _newest_named(cache, arch, base)
+        hit = _trusted(_newest_named(cache, arch, base), GENTOO_RELENG, keyrings)
         if hit:
             log.info(f"offline: newest cached {base} is {hit.name}")
             return hit
@@ -71,8 +109,8 @@ def fetch_stage3(arch: str = "amd64", variant: str = "openrc", mirrors=None, dat
             try:
                 ref = layout.dated_stage(arch, variant, date) if date else _discover(mirror, arch, variant,
                                                                                     verifier)
-                hit = cache.lookup(ref.cache_key)
-                if hit and not insecure:
+                hit = None if insecure else _trusted(cache.lookup(ref.cache_key), GENTOO_RELENG, keyrings)
+                if hit:
                     log.info(f"{ref.filename}: cached ({hit.path})")
                     return hit
                 return _download_stage(cache, mirror, ref, verifier)
@@ -112,7 +150,8 @@ def _download_stage(cache: SourceCache, mirror: str, ref: layout.StageRef,
     url = layout.join(mirror, ref.relpath)
     partial = cache.partial_path(url)
     with cache.download_lock(partial), cache.scratch() as scratch:
-        hit = None if verifier is None else cache.lookup(ref.cache_key)
+        hit = None if verifier is None else _trusted(cache.lookup(ref.cache_key), GENTOO_RELENG,
+                                                     verifier.keyrings)
         if hit:  # another process fetched it while we waited for the lock
             return hit
         asc = scratch / f"{ref.filename}.asc"
@@ -174,9 +213,9 @@ def _local_key(kind: str, src: Path) -> str:
     return f"local/{kind}/{digest}"
 
 
-def _local_start(path, kind: str, what: str, insecure: bool, cache_dir):
+def _local_start(path, kind: str, what: str, insecure: bool, cache_dir, keyrings):
     """Common start of the air-gapped paths: check the file, and reuse an earlier verification of it
-    when the file is unchanged (same inode, size and ctime)."""
+    when the file is unchanged (same inode, size and ctime) and its signer is trusted by this run."""
     src = Path(path)
     if not src.is_file():
         flag = "--stage3" if kind == "stage3" else "--snapshot"
@@ -185,15 +224,16 @@ def _local_start(path, kind: str, what: str, insecure: bool, cache_dir):
         _warn_insecure(what)
     cache = SourceCache(cache_dir)
     memo_key = _local_key(kind, src)
-    hit = None if insecure else cache.lookup(memo_key)
+    pinned = GENTOO_RELENG if kind == "stage3" else GENTOO_SNAPSHOT
+    hit = None if insecure else _trusted(cache.lookup(memo_key), pinned, keyrings)
     if hit:
-        log.info(f"{src.name}: unchanged since it was verified ({hit.path})")
+        log.info(f"{src.name}: unchanged since it was verified by {hit.verified_by} ({hit.path})")
     return src, cache, memo_key, hit
 
 
 def use_local_stage(path, keyrings=(), insecure: bool = False, cache_dir=None) -> FetchedFile:
     """An air-gapped stage: PATH with PATH.asc and PATH.DIGESTS beside it. Same checks, no network."""
-    src, cache, memo_key, hit = _local_start(path, "stage3", "stage3", insecure, cache_dir)
+    src, cache, memo_key, hit = _local_start(path, "stage3", "stage3", insecure, cache_dir, keyrings)
     if hit:
         return hit
     with _verifier(GENTOO_RELENG, keyrings, insecure) as verifier, cache.scratch() as scratch:
@@ -218,12 +258,12 @@ def fetch_snapshot(date: str | None = None, mirrors=None, keyrings=(), cache_dir
     filename = layout.snapshot_filename(date)
     key = f"snapshot/{filename}"
     if date and not insecure:
-        hit = cache.lookup(key)
+        hit = _trusted(cache.lookup(key), GENTOO_SNAPSHOT, keyrings)
         if hit:
             log.info(f"{filename}: cached ({hit.path})")
             return hit
     if offline:
-        hit = cache.lookup(key) or cache.newest("snapshot/gentoo-2")
+        hit = _trusted(cache.lookup(key) or cache.newest("snapshot/gentoo-2"), GENTOO_SNAPSHOT, keyrings)
         if hit:
             return hit
         raise CfError(f"--offline: no cached {filename}", hint="fetch it once while online, or --snapshot PATH")
@@ -253,7 +293,8 @@ def _download_snapshot(cache: SourceCache, url: str, filename: str, key: str,
             raise VerificationError(f"{filename}: the mirror has no .gpgsig beside it",
                                     hint="no signature, no trust; try another mirror") from None
         if verifier is not None and latest:
-            hit = cache.find_by_signature(filename, sig.read_bytes(), ".gpgsig")
+            hit = _trusted(cache.find_by_signature(filename, sig.read_bytes(), ".gpgsig"), GENTOO_SNAPSHOT,
+                           verifier.keyrings)
             if hit:
                 log.info(f"{filename}: unchanged since the last fetch (same signature), cached")
                 return hit
@@ -277,7 +318,8 @@ def _verify_snapshot_files(local: Path, sig: Path, verifier: Verifier | None, so
 
 def use_local_snapshot(path, keyrings=(), insecure: bool = False, cache_dir=None) -> FetchedFile:
     """An air-gapped snapshot: PATH with PATH.gpgsig (or PATH.asc) beside it."""
-    src, cache, memo_key, hit = _local_start(path, "snapshot", "portage snapshot", insecure, cache_dir)
+    src, cache, memo_key, hit = _local_start(path, "snapshot", "portage snapshot", insecure, cache_dir,
+                                             keyrings)
     if hit:
         return hit
     with _verifier(GENTOO_SNAPSHOT, keyrings, insecure) as verifier, cache.scratch() as scratch:

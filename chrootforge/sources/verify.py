@@ -39,13 +39,21 @@ def missing_key_hint(fingerprint: str) -> str:
             f"--keyring gentoo-release.asc")
 
 
+def keyring_fingerprints(keyrings) -> set[str]:
+    """The primary fingerprints of the keys in these files (read in a throw-away GnuPG home)."""
+    with Verifier((), keyrings, use_well_known=False, require_key=False) as verifier:
+        return set(verifier.accepted)
+
+
 class Verifier:
     """Use as a context manager: imports keys into a temp GnuPG home and removes it at exit."""
 
-    def __init__(self, pinned: tuple[str, ...], keyrings=(), *, use_well_known: bool = True):
+    def __init__(self, pinned: tuple[str, ...], keyrings=(), *, use_well_known: bool = True,
+                 require_key: bool = True):
         self.pinned = {fp.upper() for fp in pinned}
         self.keyrings = [Path(k) for k in keyrings]
         self.use_well_known = use_well_known
+        self.require_key = require_key
         self.accepted: set[str] = set()
         self._home: str | None = None
         self._gpg = None
@@ -70,7 +78,7 @@ class Verifier:
                 present.update(self._import(path))
             present |= self.accepted
             self.accepted |= self.pinned & present
-            if not self.accepted:
+            if not self.accepted and self.require_key:
                 fpr = min(self.pinned) if self.pinned else "?"
                 raise VerificationError(f"no OpenPGP key to verify the signature (need key {fpr})",
                                         hint=missing_key_hint(fpr))

@@ -43,6 +43,12 @@ def chown_tree(root: Path, uid: int, gid: int) -> None:
             os.lchown(os.path.join(dirpath, name), uid, gid)
 
 
+def without_devices(snap: dict) -> dict:
+    """A snapshot as unpack reproduces it: unpack never creates device nodes."""
+    return {path: d for path, d in snap.items()
+            if not (stat.S_ISCHR(d["kind"]) or stat.S_ISBLK(d["kind"]))}
+
+
 def snapshot(root: Path, epoch: int = EPOCH, owners: bool = True) -> dict:
     """path -> comparable description (kind, mode, owner, clamped mtime, content, link, xattrs,
     hardlink group). The root itself is left out."""

@@ -479,3 +479,40 @@ def test_sigterm_during_setup_leaves_nothing(identity, busybox_rootfs, delay):
     assert "Traceback" not in err
     assert _wait_gone(f"^/bin/sleep {marker}$") == []
     assert _mount_lines_mentioning(busybox_rootfs) == []
+
+
+def _tree_state(root: Path) -> dict:
+    """Every path with its type, mode, owner, size, content hash and mtime (to the nanosecond)."""
+    import hashlib
+
+    out = {}
+    for dirpath, dirs, files in os.walk(root):
+        for name in [".", *dirs, *files]:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            content = None
+            if stat.S_ISREG(st.st_mode):
+                content = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+            out[os.path.relpath(path, root)] = (st.st_mode, st.st_uid, st.st_gid, st.st_size,
+                                                st.st_mtime_ns, content)
+    return out
+
+
+def test_run_leaves_rootfs_as_it_found_it(identity, scratch, fresh_busybox_rootfs):
+    """Binds to new paths, --tmpfs, --network host (resolv.conf/hosts) and a missing /run: what
+    the sandbox had to create in ROOTFS is gone again afterwards, parents' mtimes included."""
+    rootfs = fresh_busybox_rootfs
+    for name in ("run", "etc/hosts", "etc/resolv.conf"):
+        path = rootfs / name
+        if path.is_dir():
+            path.rmdir()
+        elif path.exists():
+            path.unlink()
+    src = scratch(identity, "src.")
+    (src / "f").write_text("bound\n")
+    before = _tree_state(rootfs)
+    result = identity.cf("run", str(rootfs), "--bind", f"{src}:/srv/deep/data", "--bind",
+                         f"{src}:/ro-data:ro", "--tmpfs", "/scratch/t", "--network", "host", "--",
+                         "/bin/sh", "-c", "cat /srv/deep/data/f /etc/resolv.conf >/dev/null; ls /run")
+    assert result.returncode == 0, result.stderr
+    assert _tree_state(rootfs) == before

@@ -17,6 +17,17 @@ def _fast_retries(monkeypatch):
     monkeypatch.delenv("CHROOTFORGE_GENTOO_KEYRING", raising=False)
 
 
+@pytest.fixture
+def tmp_path():
+    """Like pytest's, but where root's sandbox range can reach it: pytest's own lives under a 0700
+    /tmp/pytest-of-root, and extraction runs as root's unprivileged range (sandbox/idmap.py)."""
+    import shutil
+
+    path = shared_dir("srctmp.")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def stage_tarball() -> bytes:
     return make_tar(stage_members(), "xz")

@@ -58,6 +58,10 @@ def scripts():
 
 def test_owners_modes_xattrs_links_survive(identity, scripts):
     work = identity.mkdtemp("extract.")
+    if identity.is_root:  # the namespace's root (root's unprivileged range) writes the report here
+        from chrootforge.sandbox import owned_dir
+
+        owned_dir(work)
     tarball = work / "stage.tar.xz"
     tarball.write_bytes(make_tar(stage_members(), "xz"))
     os.chown(tarball, identity.uid, identity.gid) if os.getuid() == 0 else None
@@ -88,6 +92,12 @@ def test_owners_modes_xattrs_links_survive(identity, scripts):
     assert any(line.startswith("-rwsr-xr-x 2 0 0 ") and line.endswith(" su") for line in ls.splitlines())
     assert any(" 250 250 " in line and line.endswith(" distfiles") for line in ls.splitlines())
     assert any(" 1000 1000 " in line and line.endswith(" notes") for line in ls.splitlines())
+    if identity.is_root:  # from the host: root's unprivileged range, never host ids 0 or 250
+        from chrootforge.sandbox import detect_idmap
+
+        base = detect_idmap().host_uid
+        assert base != 0 and os.lstat(work / "root/var/cache/distfiles").st_uid == base + 250
+        assert os.lstat(work / "root/etc/passwd").st_uid == base
     if identity.name == "user":  # from the host, the owners are shifted into the subuid range
         assert os.lstat(work / "root/var/cache/distfiles").st_uid not in (0, 250, identity.uid)
         # subuid-owned files can only be deleted from inside the mapping
@@ -136,12 +146,12 @@ def test_hostile_archive_as_user_leaves_nothing(user_identity):
     tarball.write_bytes(make_tar([member("./a", "dir", uid=250, gid=250), member("./a/f", data=b"x", uid=250),
                                   member("./l", "symlink", link="/tmp"), member("./l/pwned", data=b"x")]))
     tarball.chmod(0o644)
-    done = user_identity.run([*user_identity.python, "-m", "chrootforge.sources.extract", str(tarball),
-                              str(work / "out")])
-    assert done.returncode == 1 and "./l/pwned" in done.stderr and "Traceback" not in done.stderr
-    code = f"from chrootforge.sources.extract import extract; extract({str(tarball)!r}, {str(work / 'out')!r})"
+    code = ("import sys; from chrootforge.errors import CfError; from chrootforge.sources.extract import extract\n"
+            f"try: extract({str(tarball)!r}, {str(work / 'out')!r})\n"
+            "except CfError as err: print(err.render(), file=sys.stderr); sys.exit(1)\n")
     done = user_identity.run([*user_identity.python, "-c", code])
-    assert done.returncode != 0 and "writes through symlink" in done.stderr
+    assert done.returncode == 1 and "./l/pwned" in done.stderr and "Traceback" not in done.stderr
+    assert "writes through symlink" in done.stderr
     assert leftovers(work, "out") == []
 
 
