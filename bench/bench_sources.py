@@ -125,9 +125,10 @@ def compare(label: str, tarball: Path, runs: int, dest_root: Path) -> None:
 
 def warm_start(tarball: Path, runs: int) -> None:
     from chrootforge.sandbox import SandboxConfig, run_sandboxed
-    from chrootforge.sources.stage_cache import fresh_builder, pristine_root, remove_builder
+    from chrootforge.sources.stage_cache import fresh_builder, pristine_root, remove_builder, unverified_stage
 
     cache = WORK / "stage-cache"
+    tarball = unverified_stage(tarball)
     cold = timed(lambda: pristine_root(tarball, cache_dir=cache))
     times = []
     for i in range(runs + 2):
@@ -140,7 +141,7 @@ def warm_start(tarball: Path, runs: int) -> None:
 
         times.append(timed(start))
         remove_builder(work)
-    print(f"{'warm start, root':<38} stage {tarball.name}: first extraction {cold:.2f}s, "
+    print(f"{'warm start, root':<38} stage {tarball.path.name}: first extraction {cold:.2f}s, "
           f"warm start best {min(times):.3f}s, median {sorted(times)[len(times) // 2]:.3f}s (goal <= 0.5s)")
 
 
@@ -149,9 +150,9 @@ import json, os, sys, time
 from pathlib import Path
 from chrootforge import log
 from chrootforge.sandbox import SandboxConfig, run_sandboxed
-from chrootforge.sources.stage_cache import fresh_builder, pristine_root, remove_builder
+from chrootforge.sources.stage_cache import fresh_builder, pristine_root, remove_builder, unverified_stage
 log.set_quiet(True)
-tarball, cache, runs = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+tarball, cache, runs = unverified_stage(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 t = time.perf_counter(); pristine_root(tarball, cache_dir=cache); cold = time.perf_counter() - t
 times = []
 for i in range(runs):

@@ -11,7 +11,6 @@ import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import UTC
 from pathlib import Path
 
 from chrootforge import __version__, log
@@ -88,14 +87,6 @@ def image_key(project: Project, name: str, parent_digest: str, inputs) -> str:
     })
 
 
-def _source_date_epoch(stage: Path | None) -> int:
-    if os.environ.get("SOURCE_DATE_EPOCH", "").isdigit():
-        return int(os.environ["SOURCE_DATE_EPOCH"])
-    if stage is not None and stage.exists():
-        return int(stage.stat().st_mtime)
-    return 0
-
-
 # -- the build ---------------------------------------------------------------------------------
 def plan(targets: list[str], layout: str | None = None) -> str:
     """The plan of every image, as text (no stage needed)."""
@@ -129,6 +120,8 @@ def build(targets: list[str], *, force: bool = False, force_all: bool = False, n
     report = BuildReport(ns.name, str(layout_path))
     stage_override = Path(stage3).resolve() if stage3 else None
     inputs = inp.identify(ns, stage_override)
+    if inputs.lock is not None:
+        log.info(f"inputs pinned by {ns.root / 'chrootforge.lock'}")
     forced = set(order) if force_all else (set(requested) if force else set())
     run = _Run(project, layout_path, inputs, stage_override, network or ns.network, single_id)
     digests: dict[str, str] = {}
@@ -189,6 +182,14 @@ def _refs_present(layout: Path, state: st.ImageState) -> bool:
     return bool(state.tags) and all(refs.get(ref) == state.manifest_digest for ref in state.tags)
 
 
+def work_root(layout: Path) -> Path:
+    """Where a layout's builds keep their roots while they run: in the cache, which the sandbox's
+    root can always reach (as real root, an unprivileged range that a 0700 home would stop)."""
+    from chrootforge.fsutil import user_cache_dir
+
+    return user_cache_dir() / "work" / hashlib.sha256(str(Path(layout).resolve()).encode()).hexdigest()[:16]
+
+
 class _Run:
     """Lazily prepared shared context (stage verification and extraction only if something builds)."""
 
@@ -198,6 +199,7 @@ class _Run:
         self.ctx = None
         self.stage_record = None
         self.tree_record = None
+        self.epoch = 0
 
     def context(self):
         if self.ctx is not None:
@@ -205,30 +207,55 @@ class _Run:
         from chrootforge.fsutil import user_cache_dir
         from chrootforge.gentoo import inputs as inp
         from chrootforge.gentoo.executor import BuildContext
-        from chrootforge.sandbox import detect_idmap
-        from chrootforge.sources.stage_cache import pristine_root
+        from chrootforge.sandbox import detect_idmap, owned_dir
+        from chrootforge.sources.stage_cache import newest_mtime, pristine_root
 
         ns = self.project.namespace
         idmap = detect_idmap(single_id=self.single_id)
         t0 = time.monotonic()
-        self.stage_record = inp.fetch_stage(ns, self.stage_override)
+        self.stage_record = inp.fetch_stage(ns, self.inputs, self.stage_override)
         pristine = pristine_root(self.stage_record, idmap)
-        tree, self.tree_record = inp.resolve_tree(ns, idmap)
-        log.info(f"stage ready in {time.monotonic() - t0:.2f}s ({self.stage_record.name})")
+        tree, self.tree_record = inp.resolve_tree(ns, self.inputs, idmap)
+        self.epoch = build_epoch(self.stage_record, newest_mtime(pristine), tree, self.tree_record)
+        log.info(f"stage ready in {time.monotonic() - t0:.2f}s ({self.stage_record.name} from "
+                 f"{self.stage_record.source_url}); epoch {self.epoch}")
         bdir = st.build_dir(self.layout)
-        ns_id = hashlib.sha256(str(ns.root).encode()).hexdigest()[:12]
         cache = user_cache_dir()
-        binpkgs = cache / "binpkgs" / f"{ns.name}-{ns_id}"
+        binpkgs = cache / "binpkgs" / inp.binpkg_key(ns, self.inputs)
         distfiles = cache / "distfiles"
-        for d in (binpkgs, distfiles, bdir / "work", bdir / "logs", self.layout):
+        for d in (bdir / "logs", self.layout):
             d.mkdir(parents=True, exist_ok=True)
+        for d in (binpkgs, distfiles, work_root(self.layout)):  # the sandbox's root writes there
+            owned_dir(d, idmap)
+        self.binpkgs_root = cache / "binpkgs"
         if ns.distfiles:
             _sync_distfiles(ns.distfiles, distfiles)
-        self.ctx = BuildContext(namespace=ns.name, layout=self.layout, workdir=bdir / "work",
+        self.ctx = BuildContext(namespace=ns.name, layout=self.layout, workdir=work_root(self.layout),
                                 logdir=bdir / "logs", pristine=pristine, idmap=idmap, tree=tree,
                                 repos=dict(ns.repos), distfiles=distfiles, binpkgs=binpkgs,
                                 network=self.network, compression=ns.compression, jobs=ns.jobs)
         return self.ctx
+
+    def _binpkgs_for(self, image) -> Path:
+        """The namespace's binpkgs directory, or an image's own when it compiles packages with
+        its own environment (those binaries must not be shared)."""
+        from chrootforge.gentoo import inputs as inp
+        from chrootforge.sandbox import owned_dir
+
+        env = inp.package_env_of(image)
+        if not env:
+            return self.ctx.binpkgs
+        path = self.binpkgs_root / inp.binpkg_key(self.project.namespace, self.inputs, env)
+        owned_dir(path, self.ctx.idmap)
+        return path
+
+    def provenance(self) -> dict[str, str]:
+        """Where the inputs came from: for the build's log and state, never for a digest."""
+        out = {}
+        for what, record in (("stage3", self.stage_record), ("tree", self.tree_record)):
+            if record is not None:
+                out[what] = record.source_url
+        return out
 
     def build_image(self, name: str, key: str, parent_state, refs: list[str]) -> ImageResult:
         from chrootforge.gentoo.executor import ImageBuilder
@@ -243,7 +270,7 @@ class _Run:
             for why in p.provided.reinstalled:
                 log.info(f"    reinstalling {why}")
             parent_ref = parent_state.tags[0] if parent_state else None
-            builder = ImageBuilder(ctx, p, parent_ref)
+            builder = ImageBuilder(ctx, p, parent_ref, self._binpkgs_for(image))
             commit = self._commit_request(p, refs, key)
             digest, own = builder.build(commit)
             cumulative = rec.merge(parent_records, own)
@@ -253,7 +280,7 @@ class _Run:
             st.save_state(self.layout, st.ImageState(
                 image=name, key=key, manifest_digest=digest, tags=list(refs),
                 records=rec.dump(cumulative), own=[p.cpv for p in own], size=size, layers=layers,
-                seconds=seconds))
+                seconds=seconds, sources=self.provenance()))
             return ImageResult(name, refs, "built", seconds, dict(builder.timer.steps), digest, size, layers)
         except CfError as err:
             log.info(f"{name}: FAILED")
@@ -263,14 +290,15 @@ class _Run:
             error = CfError(f"image {name}: {err.strerror or err}: {err.filename or ''}".rstrip(": "))
             return ImageResult(name, refs, "failed", time.monotonic() - started, error=error.render())
 
-    def _commit_request(self, p: ImagePlan, refs: list[str], key: str) -> dict:
+    def _commit_request(self, p: ImagePlan, refs: list[str], key: str):
+        """Config, labels and history: nothing location-specific (no path, URL or user), and the
+        build's one epoch everywhere (config created, history, labels, every mtime's clamp)."""
+        from chrootforge.gentoo.image_io import CommitRequest
+        from chrootforge.oci.imageconfig import timestamp
+
         ns = self.project.namespace
         image = self.project.images[p.name]
-        stage_path = self.stage_override or ns.stage3.path
-        epoch = _source_date_epoch(stage_path)
-        from datetime import datetime
-
-        created = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        created = timestamp(self.epoch)
         labels = {
             "org.opencontainers.image.created": created,
             "org.opencontainers.image.title": p.name,
@@ -289,17 +317,17 @@ class _Run:
             labels.update(self.tree_record.labels())
         config = dict(p.config)
         config["Labels"] = {**labels, **config.get("Labels", {})}
-        history = [{"created": created, "created_by": f"chrootforge build {ns.name}/{p.name}: emerge "
-                    + " ".join(image.packages), "comment": f"chrootforge {__version__}"}]
-        return {"tags": refs, "config": config, "labels": config["Labels"], "history": history,
-                "names": list(p.refs), "epoch": epoch}
+        history = ({"created": created, "created_by": f"chrootforge build {ns.name}/{p.name}: emerge "
+                    + " ".join(image.packages), "comment": f"chrootforge {__version__}"},)
+        return CommitRequest(tags=tuple(refs), config=config, labels=config["Labels"], history=history,
+                             epoch=self.epoch)
 
     def _write_sbom(self, p: ImagePlan, refs: list[str], digest: str, cumulative) -> None:
         from chrootforge.gentoo.sbom import MEDIA_TYPE, spdx_document
+        from chrootforge.oci.referrer import attach_referrer
 
         ns = self.project.namespace
-        epoch = _source_date_epoch(self.stage_override or ns.stage3.path)
-        doc = spdx_document(p.refs[0], cumulative, created_epoch=epoch, tool_version=__version__,
+        doc = spdx_document(p.refs[0], cumulative, created_epoch=self.epoch, tool_version=__version__,
                             namespace_uri=f"https://chrootforge.invalid/spdx/{ns.name}/{p.name}/{digest}",
                             image_digest=digest)
         data = json.dumps(doc, indent=1, sort_keys=True).encode()
@@ -308,18 +336,21 @@ class _Run:
         from chrootforge.fsutil import atomic_write
 
         atomic_write(sbom_dir / f"{p.name}.spdx.json", data)
-        try:
-            from chrootforge import oci
-        except ImportError:
-            return
-        attach = getattr(oci, "attach_referrer", None)
-        if attach is None:
-            log.warn("the OCI package has no attach_referrer: the SBOM is kept beside the layout only")
-            return
-        attach(self.layout, refs[0], data, MEDIA_TYPE, artifact_type=MEDIA_TYPE)
+        attach_referrer(self.layout, refs[0], data, MEDIA_TYPE, artifact_type=MEDIA_TYPE)
 
     def close(self) -> None:
         pass
+
+
+def build_epoch(stage_record, stage_newest_mtime, tree: Path | None, tree_record) -> int:
+    """The build's one timestamp: SOURCE_DATE_EPOCH when set, else derived from the inputs'
+    content (gentoo.inputs.derived_epoch)."""
+    from chrootforge.gentoo.inputs import derived_epoch
+    from chrootforge.oci.tree import source_date_epoch
+
+    if os.environ.get("SOURCE_DATE_EPOCH", "").strip():
+        return source_date_epoch()
+    return derived_epoch(stage_record, stage_newest_mtime, tree, tree_record)
 
 
 def _sync_distfiles(src: Path, dest: Path) -> None:

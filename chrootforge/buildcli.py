@@ -22,9 +22,37 @@ def register(sub) -> None:
                    help="print what would be done (graph, /etc/portage, mounts, emerge) and exit")
     p.add_argument("--json", action="store_true", help="print the build report as JSON on stdout")
     p.set_defaults(func=_build)
+    lk = sub.add_parser("lock", help="resolve, fetch and verify a namespace's inputs; pin them in NS/chrootforge.lock",
+                        description="Resolve every input of the namespace (\"latest\" included), fetch and "
+                                    "verify it into the source cache, and write NS/chrootforge.lock. Builds "
+                                    "then use exactly those inputs, offline when they are cached.")
+    lk.add_argument("namespace", metavar="NS")
+    lk.add_argument("--update", action="store_true", help="re-resolve \"latest\" and rewrite an existing lock")
+    lk.set_defaults(func=_lock)
     sb = sub.add_parser("sbom", help="print the SPDX SBOM attached to an image of a layout")
     sb.add_argument("ref", metavar="LAYOUT:TAG")
     sb.set_defaults(func=_sbom)
+
+
+def _lock(args) -> int:
+    from pathlib import Path
+
+    from chrootforge import lockfile, log
+    from chrootforge.errors import UsageError
+    from chrootforge.gentoo.inputs import resolve_lock
+    from chrootforge.spec.namespace import load_namespace
+
+    ns = load_namespace(Path(args.namespace))
+    old = lockfile.load(ns.root)
+    if old is not None and not args.update:
+        raise UsageError(f"{ns.root / lockfile.FILENAME} already exists",
+                         hint=f"`chrootforge lock {args.namespace} --update` resolves \"latest\" again")
+    new = resolve_lock(ns)
+    path = lockfile.write(ns.root, new, ns.name)
+    if old == new:
+        log.info(f"{path}: unchanged")
+    print(path)
+    return 0
 
 
 def _sbom(args) -> int:

@@ -26,7 +26,7 @@ COMMAND_MODULES = (
 # Which module registers which command. When argv names a known command, only its module is
 # imported: `chrootforge run` then starts without loading the others (tests check this table).
 COMMAND_OWNERS = {
-    "build": "chrootforge.buildcli", "sbom": "chrootforge.buildcli",
+    "build": "chrootforge.buildcli", "sbom": "chrootforge.buildcli", "lock": "chrootforge.buildcli",
     "fetch": "chrootforge.sources.cli",
     "run": "chrootforge.sandbox.cli", "shell": "chrootforge.sandbox.cli",
     "commit": "chrootforge.oci.cli", "verify": "chrootforge.oci.cli", "gc": "chrootforge.oci.cli",

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from chrootforge import log
 from chrootforge.errors import CfError
-from chrootforge.gentoo import emerge, ocistep, records, s6
+from chrootforge.gentoo import emerge, image_io, records, s6
 from chrootforge.gentoo.plan import ImagePlan
+from chrootforge.sandbox import owned_dir
 from chrootforge.spec.model import PHASES
 
 CF_MOUNT = emerge.CF_MOUNT
@@ -58,8 +59,9 @@ class BuildContext:
 
 
 class ImageBuilder:
-    def __init__(self, ctx: BuildContext, plan: ImagePlan, parent_ref: str | None):
+    def __init__(self, ctx: BuildContext, plan: ImagePlan, parent_ref: str | None, binpkgs: Path | None = None):
         self.ctx, self.plan, self.parent_ref = ctx, plan, parent_ref
+        self.binpkgs = binpkgs or ctx.binpkgs
         self.work = ctx.workdir / plan.name
         self.logs = ctx.logdir / plan.name
         self.rootfs = self.work / "rootfs"
@@ -68,7 +70,7 @@ class ImageBuilder:
         self.timer = StepTimer()
 
     # -- the whole build ------------------------------------------------------------------------
-    def build(self, commit_request: dict) -> tuple[str, list[records.InstalledPackage]]:
+    def build(self, commit_request: image_io.CommitRequest) -> tuple[str, list[records.InstalledPackage]]:
         """Returns (manifest digest, the records this image's own layer installed)."""
         from chrootforge.sandbox import remove_tree
 
@@ -89,10 +91,8 @@ class ImageBuilder:
             t.run("post_emerge", self._sandbox, "post_emerge", self._post_emerge_script(), emerge.emerge_env())
             own = t.run("record", records.read_vdb, self.rootfs, self.plan.name)
             t.run("finish_rootfs", self._sandbox, "finish_rootfs", self._finish_script(), emerge.emerge_env())
-            request = dict(commit_request, op="commit", rootfs=str(self.rootfs), layout=str(self.ctx.layout),
-                           parent=self.parent_ref, compression=self.ctx.compression)
-            reply = t.run("commit", ocistep.run, request, self.ctx.idmap, self.work)
-            return reply["digest"], own
+            digest = t.run("commit", self._commit, commit_request)
+            return digest, own
         finally:
             try:
                 remove_tree(self.work, self.ctx.idmap)
@@ -103,7 +103,7 @@ class ImageBuilder:
     def _prepare(self) -> None:
         from chrootforge.sources.stage_cache import fresh_builder
 
-        self.rootfs.mkdir(mode=0o755)
+        owned_dir(self.rootfs, self.ctx.idmap)
         portage_dir = self.cf / "portage"
         for rel, content in self.plan.portage.files.items():
             path = portage_dir / "files" / rel
@@ -125,9 +125,12 @@ class ImageBuilder:
         (self.cf / "status").mkdir()
         os.chmod(self.cf / "status", 0o777)
         if self.parent_ref:
-            ocistep.run({"op": "unpack", "layout": str(self.ctx.layout), "tag": self.parent_ref,
-                         "dest": str(self.rootfs)}, self.ctx.idmap, self.work)
+            image_io.unpack(self.ctx.idmap, self.ctx.layout, self.parent_ref, self.rootfs)
         self.builder = fresh_builder(self.ctx.pristine, self.work / "builder", self.ctx.idmap)
+
+    def _commit(self, request: image_io.CommitRequest) -> str:
+        return image_io.commit(self.ctx.idmap, self.rootfs, self.ctx.layout, request,
+                               parent=self.parent_ref, compression=self.ctx.compression)
 
     def _hook_lines(self, phase: str) -> list[str]:
         lines = []
@@ -192,7 +195,7 @@ class ImageBuilder:
                     "CF_ROOT": emerge.EMERGE_ROOT, **env}
         config = sandbox_config(root=self.builder, network=self.ctx.network, tree=self.ctx.tree,
                                 repos=self.ctx.repos, rootfs=self.rootfs, cf=self.cf,
-                                distfiles=self.ctx.distfiles, binpkgs=self.ctx.binpkgs, idmap=self.ctx.idmap,
+                                distfiles=self.ctx.distfiles, binpkgs=self.binpkgs, idmap=self.ctx.idmap,
                                 argv=argv, env=full_env, log_file=logfile)
         return run_sandboxed(config)
 

@@ -1,28 +1,45 @@
-"""The build inputs of a namespace: the stage3 and the portage tree, identified cheaply, fetched lazily.
+"""The build inputs of a namespace: the stage3 and the portage tree, identified by content.
 
-Identification (for cache keys) must be fast on a no-op build: a local stage is identified by its
-sha512, memoized by (path, size, mtime, inode); a tree directory by a content hash memoized the same
-way. Verification (signature and digests) happens only when something is actually built.
+Identification (for cache keys) must say what the bytes are, never where they live:
+- a stage is its file name and sha512: of a local file (the sha512 memoized by path, size, mtime and
+  inode, so a no-op build does not hash), of the release that "latest" names right now (resolved on
+  every run from the small signed latest file, then fetched or found in the source cache), or as
+  the lock file pins it;
+- a tree is the content hash of its directory (plus each extra repository's), or a snapshot's name
+  and sha512, or what "latest" names right now, or what the lock pins.
+Where a file came from goes to the log and the image's build state, never into a digest.
+
+Verification (signature and digests) happens only when something is actually built; with a lock,
+what is fetched must equal what the lock says, or the build stops.
 """
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from chrootforge.errors import CfError, UsageError
+from chrootforge import lockfile
+from chrootforge.errors import CfError, UsageError, VerificationError
 from chrootforge.fsutil import atomic_write, file_lock, user_cache_dir
 from chrootforge.gentoo.state import tree_id
 from chrootforge.spec.model import Namespace
 
+_STAMP_RE = re.compile(r"(\d{8})T(\d{6})Z")
+_SNAPSHOT_DATE_RE = re.compile(r"gentoo-(\d{8})\.")
 
-@dataclass
+
+@dataclass(frozen=True)
 class Inputs:
-    stage_id: str                 # sha512 of the stage tarball (or "mirror:<arch>-<variant>[@date]")
+    stage_id: str                        # "<file name>:<sha512>"
     tree_id: str
-    tree_path: Path | None        # the directory bound as the main tree (None until resolved)
+    tree_path: Path | None               # the directory bound as the main tree (None: a snapshot)
+    stage_release: object | None = None  # sources.layout.StageRef of a mirror stage
+    lock: lockfile.Lock | None = None
+    stage_record: object | None = None   # the FetchedFile of a mirror stage (fetched to know it)
 
 
 def _memo_sha512(path: Path) -> str:
@@ -54,66 +71,241 @@ def stage_path(ns: Namespace, override: Path | None = None) -> Path | None:
     return override or ns.stage3.path
 
 
+def _mismatch(what: str, got: str, locked: str, ns: Namespace) -> VerificationError:
+    return VerificationError(f"{what} is {got[:24]}..., but {ns.root / lockfile.FILENAME} pins {locked[:24]}...",
+                             hint=f"the input changed since it was locked: restore it, or run "
+                                  f"`chrootforge lock {ns.root} --update` to take the new one")
+
+
 def identify(ns: Namespace, stage_override: Path | None = None) -> Inputs:
+    lock = lockfile.load(ns.root)
+    release = None
     path = stage_path(ns, stage_override)
     if path is not None:
         if not path.is_file():
             raise UsageError(f"stage3 {path} does not exist",
                              hint=f"fix [stage3] path in {ns.spec_path} or run `chrootforge fetch stage3`")
-        stage_id = _memo_sha512(path)
+        sha512 = _memo_sha512(path)
+        if lock is not None and sha512 != lock.stage3.sha512:
+            raise _mismatch(f"stage3 {path.name}: its sha512", sha512, lock.stage3.sha512, ns)
+        stage_id = f"{path.name}:{sha512}"
+    elif lock is not None:
+        release = _locked_release(ns, lock)
+        stage_id = f"{lock.stage3.name}:{lock.stage3.sha512}"
     else:
+        # "latest" is resolved on every run (the small signed latest file); the release it names is
+        # fetched (from the source cache when it is there) so that its sha512 is known: the same
+        # key then as with a lock pinning it.
+        from chrootforge.sources import fetch
+        from chrootforge.sources.layout import dated_stage
+
         s = ns.stage3
-        stage_id = f"mirror:{s.arch}-{s.variant}@{s.date or 'latest'}"
+        release = dated_stage(s.arch, s.variant, s.date) if s.date else \
+            fetch.resolve_stage3(s.arch, s.variant, list(s.mirrors) or None, s.keyrings, s.insecure)
+        record = fetch.fetch_stage3(arch=s.arch, variant=s.variant, mirrors=list(s.mirrors) or None,
+                                    keyrings=s.keyrings, insecure=s.insecure, release=release)
+        return Inputs(f"{record.name}:{record.sha512}", _tree_id(ns, lock), ns.tree.path, release, lock,
+                      record)
+    return Inputs(stage_id, _tree_id(ns, lock), ns.tree.path, release, lock)
+
+
+def _locked_release(ns: Namespace, lock: lockfile.Lock):
+    from chrootforge.sources.layout import StageRef
+
+    if not lock.stage3.release:
+        raise UsageError(f"{ns.root / lockfile.FILENAME} pins a local stage3, but {ns.spec_path} names none",
+                         hint=f"run `chrootforge lock {ns.root} --update`")
+    return StageRef(ns.stage3.arch, lock.stage3.release, lock.stage3.name)
+
+
+def _tree_id(ns: Namespace, lock: lockfile.Lock | None) -> str:
     if ns.tree.path is not None:
         if not ns.tree.path.is_dir():
             raise UsageError(f"portage tree {ns.tree.path} is not a directory",
                              hint=f"fix [tree] path in {ns.spec_path}")
-        tid = tree_id(ns.tree.path)
+        main = tree_id(ns.tree.path)
+        if lock is not None and lock.tree.id and main != lock.tree.id:
+            raise _mismatch(f"the tree {ns.tree.path}", main, lock.tree.id, ns)
+        parts = [main]
         for name, repo in sorted(ns.repos.items()):
             if not repo.is_dir():
                 raise UsageError(f"repository {name}: {repo} is not a directory")
-            tid += f"+{name}:{tree_id(repo)}"
-        return Inputs(stage_id, tid, ns.tree.path)
+            rid = tree_id(repo)
+            if lock is not None and name in lock.repos and rid != lock.repos[name]:
+                raise _mismatch(f"repository {name}", rid, lock.repos[name], ns)
+            parts.append(f"{name}:{rid}")
+        return "+".join(parts)
+    if lock is not None and lock.tree.sha512:
+        return f"snapshot:{lock.tree.name}:{lock.tree.sha512}"
     snap = ns.tree.snapshot_path
-    tid = f"snapshot:{_memo_sha512(snap)}" if snap else f"snapshot:{ns.tree.snapshot}"
-    return Inputs(stage_id, tid, None)
+    if snap:
+        return f"snapshot:{snap.name}:{_memo_sha512(snap)}"
+    if ns.tree.snapshot and ns.tree.snapshot != "latest":
+        return f"snapshot:gentoo-{ns.tree.snapshot}.tar.xz"
+    from chrootforge.sources import fetch
+
+    return "snapshot:latest:" + fetch.resolve_snapshot(None)
 
 
-def fetch_stage(ns: Namespace, stage_override: Path | None = None):
-    """Verify (and fetch) the stage3 -> FetchedFile."""
+def fetch_stage(ns: Namespace, inputs: Inputs, stage_override: Path | None = None):
+    """Verify (and fetch) the stage3 -> FetchedFile; with a lock, it must be the locked one."""
     from chrootforge.sources import fetch
 
     s = ns.stage3
     path = stage_path(ns, stage_override)
     if path is not None:
-        return fetch.use_local_stage(path, keyrings=s.keyrings, insecure=s.insecure)
-    return fetch.fetch_stage3(arch=s.arch, variant=s.variant, mirrors=list(s.mirrors) or None, date=s.date,
-                              keyrings=s.keyrings, insecure=s.insecure)
+        record = fetch.use_local_stage(path, keyrings=s.keyrings, insecure=s.insecure)
+    elif inputs.stage_record is not None:
+        record = inputs.stage_record
+    else:
+        # a dated release is served from the source cache when it is there: no network needed
+        record = fetch.fetch_stage3(arch=s.arch, variant=s.variant, mirrors=list(s.mirrors) or None,
+                                    keyrings=s.keyrings, insecure=s.insecure, release=inputs.stage_release)
+    if inputs.lock is not None and record.sha512 != inputs.lock.stage3.sha512:
+        raise _mismatch(f"stage3 {record.name}: its sha512", record.sha512, inputs.lock.stage3.sha512, ns)
+    return record
 
 
-def resolve_tree(ns: Namespace, idmap) -> tuple[Path, object | None]:
+def resolve_tree(ns: Namespace, inputs: Inputs, idmap) -> tuple[Path, object | None]:
     """The main tree directory: the configured one, or a verified snapshot extracted once."""
     if ns.tree.path is not None:
         return ns.tree.path, None
     from chrootforge.sources import fetch
 
     t = ns.tree
+    locked = inputs.lock.tree if inputs.lock is not None else None
     if t.snapshot_path:
         record = fetch.use_local_snapshot(t.snapshot_path, keyrings=t.keyrings, insecure=t.insecure)
     else:
-        date = None if t.snapshot == "latest" else t.snapshot
+        date = _SNAPSHOT_DATE_RE.match(locked.name).group(1) if locked and _SNAPSHOT_DATE_RE.match(locked.name) \
+            else (None if t.snapshot == "latest" else t.snapshot)
         record = fetch.fetch_snapshot(date=date, keyrings=t.keyrings, insecure=t.insecure)
-    dest = user_cache_dir() / "trees" / record.sha512[:32]
-    if not dest.is_dir():
-        from chrootforge.sources.extract import extract_here
+    if locked is not None and locked.sha512 and record.sha512 != locked.sha512:
+        raise _mismatch(f"snapshot {record.name}: its sha512", record.sha512, locked.sha512, ns)
+    return extracted_tree(record), record
 
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        with file_lock(dest.parent / f".{dest.name}.lock"):
-            if not dest.is_dir():
-                tmp = dest.parent / f".{dest.name}.tmp"
-                extract_here(record.path, tmp)
-                tops = [p for p in tmp.iterdir() if p.is_dir()]
-                if len(tops) != 1:
-                    raise CfError(f"snapshot {record.name}: expected one top directory")
-                tops[0].rename(dest)
-    return dest, record
+
+def extracted_tree(record) -> Path:
+    """A verified snapshot, extracted once into the tree cache (atomically, under a lock)."""
+    import shutil
+
+    dest = user_cache_dir() / "trees" / record.sha512[:32]
+    if dest.is_dir():
+        return dest
+    from chrootforge.sources.extract import extract_here
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(dest.parent / f".{dest.name}.lock"):
+        if dest.is_dir():
+            return dest
+        tmp = dest.parent / f".{dest.name}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)  # left by a killed or failed earlier attempt
+        try:
+            extract_here(record.path, tmp)
+            tops = [p for p in tmp.iterdir() if p.is_dir()]
+            if len(tops) != 1:
+                raise CfError(f"snapshot {record.name}: expected one top directory, found "
+                              f"{', '.join(sorted(p.name for p in tops)) or 'none'}",
+                              hint="is this a Gentoo portage snapshot?")
+            tops[0].rename(dest)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def resolve_lock(ns: Namespace) -> lockfile.Lock:
+    """Resolve every input of `ns` now ("latest" included), fetch and verify it, and pin it."""
+    from chrootforge.sources import fetch
+
+    s = ns.stage3
+    if s.path is not None:
+        stage = fetch.use_local_stage(s.path, keyrings=s.keyrings, insecure=s.insecure)
+        release = ""
+    else:
+        ref = fetch.resolve_stage3(s.arch, s.variant, list(s.mirrors) or None, s.keyrings, s.insecure) \
+            if not s.date else None
+        stage = fetch.fetch_stage3(arch=s.arch, variant=s.variant, mirrors=list(s.mirrors) or None, date=s.date,
+                                   keyrings=s.keyrings, insecure=s.insecure, release=ref)
+        release = ref.stamp if ref else s.date
+    locked_stage = lockfile.LockedStage(stage.name, stage.sha512, stage.verified_by or "UNVERIFIED", release)
+    if ns.tree.path is not None:
+        repos = {name: tree_id(path) for name, path in sorted(ns.repos.items())}
+        return lockfile.Lock(locked_stage, lockfile.LockedTree(id=tree_id(ns.tree.path)), repos)
+    t = ns.tree
+    if t.snapshot_path:
+        record = fetch.use_local_snapshot(t.snapshot_path, keyrings=t.keyrings, insecure=t.insecure)
+    else:
+        record = fetch.fetch_snapshot(date=None if t.snapshot == "latest" else t.snapshot, keyrings=t.keyrings,
+                                      insecure=t.insecure)
+    name, date = record.name, ""
+    match = _SNAPSHOT_DATE_RE.match(name)
+    if match:
+        date = match.group(1)
+    else:  # "latest": pin the dated snapshot it is, by the date inside it
+        stamp = _snapshot_timestamp(extracted_tree(record))
+        if stamp is not None:
+            import time
+
+            date = time.strftime("%Y%m%d", time.gmtime(stamp))
+            name = f"gentoo-{date}.tar.xz"
+    tree = lockfile.LockedTree(name=name, date=date, sha512=record.sha512, signer=record.verified_by or "UNVERIFIED")
+    return lockfile.Lock(locked_stage, tree, {})
+
+
+# -- the build's one timestamp ------------------------------------------------------------------
+def derived_epoch(stage_record, stage_newest_mtime: int | None, tree_dir: Path | None, tree_record) -> int:
+    """SOURCE_DATE_EPOCH's stand-in, from content only: the stage3's release stamp (else the newest
+    mtime inside the stage), and the snapshot's date; the later of the two. Never a file's mtime
+    on this machine, never the clock."""
+    import calendar
+
+    times = []
+    match = _STAMP_RE.search(stage_record.name) if stage_record is not None else None
+    if match:
+        times.append(calendar.timegm(_parse_stamp(match)))
+    elif stage_newest_mtime is not None:
+        times.append(stage_newest_mtime)
+    if tree_record is not None:
+        date = _SNAPSHOT_DATE_RE.match(tree_record.name)
+        if date:
+            times.append(calendar.timegm(_parse_day(date.group(1))))
+        elif tree_dir is not None:
+            stamp = _snapshot_timestamp(tree_dir)
+            if stamp is not None:
+                times.append(stamp)
+    return max(times) if times else 0
+
+
+def _parse_stamp(match):
+    import time
+
+    return time.strptime(match.group(1) + match.group(2), "%Y%m%d%H%M%S")
+
+
+def _parse_day(day: str):
+    import time
+
+    return time.strptime(day, "%Y%m%d")
+
+
+def _snapshot_timestamp(tree_dir: Path) -> int | None:
+    """metadata/timestamp.chk of a snapshot ("Sat, 30 Nov 2024 00:45:01 +0000")."""
+    try:
+        text = (tree_dir / "metadata" / "timestamp.chk").read_text().strip()
+        return int(email.utils.parsedate_to_datetime(text).timestamp())
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def binpkg_key(ns: Namespace, inputs: Inputs, package_env: tuple = ()) -> str:
+    """What makes binary packages interchangeable: the stage, the tree, the profile, make.conf and
+    an image's per-package environment (CFLAGS in package.env: portage tells USE variants apart,
+    --binpkg-respect-use, but never checks the flags a package was compiled with)."""
+    parts = {"stage": inputs.stage_id, "tree": inputs.tree_id, "profile": ns.tree.profile or "",
+             "make_conf": dict(sorted(ns.make_conf.items())), "package_env": [list(e) for e in package_env]}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def package_env_of(image) -> tuple:
+    """An image's per-package environment, as binpkg_key takes it."""
+    return tuple(sorted((s.atom, *(f"{k}={v}" for k, v in s.env)) for s in image.package_settings if s.env))

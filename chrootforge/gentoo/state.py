@@ -2,7 +2,7 @@
 
     <layout>.build/state/<image>.json   written atomically after a successful commit
     <layout>.build/logs/<image>/        emerge and hook logs of the last build
-    <layout>.build/work/                builders (removed after each build)
+    <cache>/work/<layout hash>/         builders (removed after each build; build.work_root)
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ class ImageState:
     size: int = 0
     layers: int = 0
     seconds: float = 0.0
+    sources: dict[str, str] = field(default_factory=dict)  # where the inputs came from (log only)
 
     def packages(self) -> list[rec.InstalledPackage]:
         return rec.load(self.records)

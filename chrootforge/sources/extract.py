@@ -49,6 +49,7 @@ class ExtractResult:
     dest: Path
     members: int
     skipped_dev: int
+    newest_mtime: int | None = None
 
 
 def _grow_pipe(fd: int) -> None:
@@ -175,7 +176,7 @@ def extract_here(tarball: str | os.PathLike, dest: str | os.PathLike, skip_dev: 
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return ExtractResult(dest, checker.stats.members, checker.stats.skipped_dev)
+    return ExtractResult(dest, checker.stats.members, checker.stats.skipped_dev, checker.stats.newest_mtime)
 
 
 def extract(tarball, dest: str | os.PathLike, idmap=None, *, skip_dev: bool = True) -> ExtractResult:

@@ -82,12 +82,35 @@ def _kept(hit: FetchedFile, suffix: str) -> Path:
 
 
 # -- stage3 --------------------------------------------------------------------------------------
+def resolve_stage3(arch: str = "amd64", variant: str = "openrc", mirrors=None, keyrings=(),
+                   insecure: bool = False) -> layout.StageRef:
+    """The release that "latest" names right now: the small clearsigned latest file, verified."""
+    if insecure:
+        _warn_insecure("latest-stage3 file")
+    failures: list[str] = []
+    with _verifier(GENTOO_RELENG, keyrings, insecure) as verifier:
+        for mirror in resolve_mirrors(mirrors):
+            try:
+                return _discover(mirror, arch, variant, verifier)
+            except (download.NotFound, download.Unavailable) as err:
+                log.info(f"mirror {mirror}: {err}")
+                failures.append(str(err))
+    raise CfError(f"cannot resolve the latest {layout.stage_name(arch, variant)} from any mirror: "
+                  + "; ".join(failures),
+                  hint="check the mirrors (--mirror or GENTOO_MIRRORS); with no network, build from a lock "
+                       "file (chrootforge lock) and a warm cache")
+
+
 def fetch_stage3(arch: str = "amd64", variant: str = "openrc", mirrors=None, date: str | None = None,
-                 keyrings=(), cache_dir=None, insecure: bool = False, offline: bool = False) -> FetchedFile:
+                 keyrings=(), cache_dir=None, insecure: bool = False, offline: bool = False,
+                 release: layout.StageRef | None = None) -> FetchedFile:
+    """release: an exact release (from resolve_stage3 or a lock file); it wins over `date`."""
     cache = SourceCache(cache_dir)
     base = layout.stage_name(arch, variant)
+    if release is not None:
+        date = release.stamp
     if date:
-        ref = layout.dated_stage(arch, variant, date)
+        ref = release or layout.dated_stage(arch, variant, date)
         hit = None if insecure else _trusted(cache.lookup(ref.cache_key), GENTOO_RELENG, keyrings)
         if hit:
             log.info(f"{ref.filename}: cached ({hit.path})")
@@ -107,8 +130,8 @@ def fetch_stage3(arch: str = "amd64", variant: str = "openrc", mirrors=None, dat
     with _verifier(GENTOO_RELENG, keyrings, insecure) as verifier:
         for mirror in mirror_list:
             try:
-                ref = layout.dated_stage(arch, variant, date) if date else _discover(mirror, arch, variant,
-                                                                                    verifier)
+                ref = (release or layout.dated_stage(arch, variant, date)) if date else \
+                    _discover(mirror, arch, variant, verifier)
                 hit = None if insecure else _trusted(cache.lookup(ref.cache_key), GENTOO_RELENG, keyrings)
                 if hit:
                     log.info(f"{ref.filename}: cached ({hit.path})")
@@ -252,6 +275,22 @@ def use_local_stage(path, keyrings=(), insecure: bool = False, cache_dir=None) -
 
 
 # -- snapshots -----------------------------------------------------------------------------------
+def resolve_snapshot(mirrors=None) -> str:
+    """What "latest" names right now, as content: the sha256 of gentoo-latest's detached signature
+    (small; a new publication carries a new signature). Used as the tree's identity in cache keys."""
+    import hashlib
+
+    failures: list[str] = []
+    for mirror in resolve_mirrors(mirrors):
+        url = layout.join(mirror, f"snapshots/{layout.snapshot_filename(None)}.gpgsig")
+        try:
+            return "sig-sha256:" + hashlib.sha256(download.get_small(url)).hexdigest()
+        except (download.NotFound, download.Unavailable) as err:
+            failures.append(str(err))
+    raise CfError("cannot resolve the latest portage snapshot from any mirror: " + "; ".join(failures),
+                  hint="check the mirrors, or build from a lock file (chrootforge lock) and a warm cache")
+
+
 def fetch_snapshot(date: str | None = None, mirrors=None, keyrings=(), cache_dir=None,
                    insecure: bool = False, offline: bool = False) -> FetchedFile:
     cache = SourceCache(cache_dir)

@@ -21,12 +21,12 @@ class FetchedFile:
         return self.path.name
 
     def labels(self, prefix: str = "org.chrootforge") -> dict[str, str]:
-        """Image labels recording the provenance (the pipeline adds them to the config)."""
+        """Image labels naming the input by content: file name, sha512 and signer. Where it came
+        from (source_url) stays out: a digest must not change with the mirror or the path."""
         base = f"{prefix}.{self.kind}"
         return {
             f"{base}.name": self.name,
             f"{base}.sha512": self.sha512,
-            f"{base}.source": self.source_url,
             f"{base}.verified-by": self.verified_by or "UNVERIFIED",
             f"{base}.insecure-skip-verify": "true" if self.insecure else "false",
         }

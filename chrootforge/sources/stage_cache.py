@@ -18,6 +18,7 @@ from pathlib import Path
 from chrootforge import log
 from chrootforge.errors import CfError
 from chrootforge.fsutil import atomic_write, file_lock, user_cache_dir
+from chrootforge.sources.fetched import FetchedFile
 from chrootforge.sources.mapping import idmap_key, remove_under_mapping, run_under_mapping
 
 
@@ -25,37 +26,15 @@ def default_root() -> Path:
     return user_cache_dir() / "stages"
 
 
-def _tarball_digest(path: Path, root: Path) -> str:
-    """sha512 of a tarball path, memoized by (path, size, mtime, inode) so a warm start does not hash."""
-    from chrootforge.sources.digests import hash_file
-
-    st = path.stat()
-    memo = root / "digests.json"
-    stamp = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
-    try:
-        known = json.loads(memo.read_text())
-    except (OSError, ValueError):
-        known = {}
-    if stamp in known:
-        return known[stamp]
-    digest = hash_file(path)[0]
-    with file_lock(root / ".digests.lock"):
-        try:
-            known = json.loads(memo.read_text())
-        except (OSError, ValueError):
-            known = {}
-        known[stamp] = digest
-        atomic_write(memo, json.dumps(known, indent=1))
-    return digest
-
-
 def pristine_root(tarball, idmap=None, cache_dir=None) -> Path:
-    """`tarball` is a path or a FetchedFile (whose sha512 saves hashing)."""
+    """`tarball` is the FetchedFile of a stage this run verified (or accepted as insecure): the
+    cache is addressed by its content, so an entry is as trusted as this run's verification."""
+    if not hasattr(tarball, "sha512") or not hasattr(tarball, "verified_by"):
+        raise TypeError("pristine_root needs the FetchedFile of a verified stage, not a bare path")
     root = Path(cache_dir) if cache_dir else default_root()
     root.mkdir(parents=True, exist_ok=True)
-    path = Path(getattr(tarball, "path", tarball))
-    digest = getattr(tarball, "sha512", None) or _tarball_digest(path, root)
-    key = f"{digest[:32]}-{idmap_key(idmap)}"
+    path = Path(tarball.path)
+    key = f"{tarball.sha512[:32]}-{idmap_key(idmap)}"
     dest = root / key
     if dest.is_dir():
         return dest
@@ -67,8 +46,30 @@ def pristine_root(tarball, idmap=None, cache_dir=None) -> Path:
         from chrootforge.sources.extract import extract
 
         log.info(f"extracting {path.name} into the stage cache")
-        extract(path, dest, idmap)
+        result = extract(path, dest, idmap)
+        atomic_write(_facts(dest), json.dumps({"newest_mtime": result.newest_mtime}))
     return dest
+
+
+def unverified_stage(path) -> FetchedFile:
+    """A local stage taken as it is, marked insecure (what --insecure-skip-verify gives): for
+    benchmarks and tests that build their own stages."""
+    from chrootforge.sources.digests import hash_file
+
+    path = Path(path)
+    return FetchedFile(path, *hash_file(path), None, path.absolute().as_uri(), "stage3", insecure=True)
+
+
+def _facts(pristine: Path) -> Path:
+    return pristine.with_name(f"{pristine.name}.facts.json")
+
+
+def newest_mtime(pristine: Path) -> int | None:
+    """The newest mtime among the stage's members, as its tar headers said (read at extraction)."""
+    try:
+        return json.loads(_facts(Path(pristine)).read_text()).get("newest_mtime")
+    except (OSError, ValueError):
+        return None
 
 
 def fresh_builder(pristine: Path, workdir: Path, idmap=None, *, allow_overlay: bool = True):

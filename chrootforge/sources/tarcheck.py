@@ -40,6 +40,7 @@ class CheckStats:
     members: int = 0
     skipped_dev: int = 0
     bytes_in: int = 0
+    newest_mtime: int | None = None  # of the members extracted (a stand-in for SOURCE_DATE_EPOCH)
 
 
 def _num(field: bytes, what: str) -> int:
@@ -253,8 +254,10 @@ class TarStreamChecker:
             if prefix:
                 name_b = prefix + b"/" + name_b
         link_b = _cstr(header[157:257])
+        pax_mtime = None
         if self._ext:
             pax: dict[str, bytes] = self._ext.get("pax", {})  # type: ignore[assignment]
+            pax_mtime = pax.get("mtime")
             name_b = self._ext.get("longname", name_b)  # type: ignore[assignment]
             name_b = pax.get("path", name_b)
             name_b = pax.get("GNU.sparse.name", name_b)
@@ -280,6 +283,8 @@ class TarStreamChecker:
             raise UnsafeArchive(f"{_TYPE_NAMES[typeflag]} with a data size of {size}", name)
         forward = self._judge(name, typeflag, link)
         self.stats.members += 1
+        if forward:
+            self._note_mtime(header, pax_mtime)
         self._forward = forward
         self._data_left = -(-size // BLOCK) * BLOCK
         out = [*held, header] if forward else []
@@ -291,6 +296,14 @@ class TarStreamChecker:
         else:
             self._mode, self._need = "header", BLOCK
         return out
+
+    def _note_mtime(self, header: bytes, pax_mtime: bytes | None) -> None:
+        try:
+            mtime = int(float(pax_mtime)) if pax_mtime else _num(header[136:148], "mtime")
+        except ValueError:
+            return
+        if self.stats.newest_mtime is None or mtime > self.stats.newest_mtime:
+            self.stats.newest_mtime = mtime
 
     def _on_sparse_ext(self, block: bytes) -> list:
         if not block[504]:

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chrootforge import cli, oci
+from chrootforge import cli, log, oci
 from chrootforge.oci import layout as lo
 
 JSON_JUNK = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=8),
@@ -91,7 +91,10 @@ def _mutate_doc(doc, data):
 
 
 def _run(args: list[str], capsys) -> tuple[int, str]:
-    code = cli.main(args)
+    try:
+        code = cli.main(args)
+    finally:
+        log.set_quiet(False)  # `--quiet` is process-wide state: leave none behind for other tests
     out = capsys.readouterr()
     return code, out.out + out.err
 

@@ -8,7 +8,9 @@ USE. Everything else hangs on that one build, plus a no-op rebuild and a leaf re
 
 from __future__ import annotations
 
+import calendar
 import gzip
+import hashlib
 import io
 import itertools
 import json
@@ -95,6 +97,19 @@ def _build(identity, ns: Path, layout: Path, env: dict, *extra: str):
     return proc
 
 
+# Manifest digests of each identity's build (the two builds differ in user, stage path, cache and
+# layout path; SOURCE_DATE_EPOCH is unset in both): they must be equal (issue 10).
+DIGESTS: dict[str, dict[str, str]] = {}
+
+
+def _stage_elsewhere(stage: Path, dest: Path) -> Path:
+    """The same stage3 bytes (with its .asc and .DIGESTS) at another path."""
+    dest.mkdir(parents=True)
+    for suffix in ("", ".asc", ".DIGESTS"):
+        shutil.copy(f"{stage}{suffix}", dest / f"{stage.name}{suffix}")
+    return dest / stage.name
+
+
 @pytest.fixture(scope="module", params=["root", "user"])
 def built(request, world_inputs, world_repo) -> Built:
     identity = get_identity(request.param)
@@ -103,12 +118,15 @@ def built(request, world_inputs, world_repo) -> Built:
     if not identity.is_root and os.getuid() == 0:
         for path in [ns, *ns.rglob("*")]:
             os.chown(path, identity.uid, identity.gid)
-    env = {**world_inputs.env(), "XDG_CACHE_HOME": str(tmp / "cache"), "SOURCE_DATE_EPOCH": "1700000000"}
+    env = {**world_inputs.env(), "XDG_CACHE_HOME": str(tmp / "cache"), "SOURCE_DATE_EPOCH": ""}
+    if identity.is_root:
+        env["CHROOTFORGE_WORLD_STAGE"] = str(_stage_elsewhere(world_inputs.stage, tmp / "stage-copy"))
     layout = tmp / "layout"
     proc = _build(identity, ns, layout, env)
     assert proc.returncode == 0, f"build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     podman = Podman(identity, tmp / "podman")
     b = Built(identity, tmp, ns, layout, env, json.loads(proc.stdout), podman)
+    DIGESTS[identity.name] = {image: b.index()[f"{PREFIX}/{image}:latest"] for image in IMAGES}
     for image in IMAGES:
         image_id = podman("pull", "-q", f"oci:{layout}:{PREFIX}/{image}:latest").stdout.strip().splitlines()[-1]
         podman("tag", image_id, f"localhost/test/{image}:latest")
@@ -403,9 +421,37 @@ def test_zz_killed_build_leaves_nothing(built):
     assert (built.layout / "index.json").read_bytes() == before_index
     assert built.cf("verify", str(built.layout)).returncode == 0
     # the next build of the namespace takes the lock and works; the sleeper's stale work dir goes
-    work = built.layout.parent / "layout.build" / "work" / "sleeper"
+    digest = hashlib.sha256(str(built.layout.resolve()).encode()).hexdigest()[:16]  # build.work_root
+    work = Path(built.env["XDG_CACHE_HOME"]) / "chrootforge" / "work" / digest / "sleeper"
     assert work.exists()  # SIGKILL cannot clean up; the next build of the image does
     (ns / "sleeper" / "nap.sh").write_text("echo short nap\n")
     again = built.cf("build", "--layout", str(built.layout), str(ns / "sleeper"))
     assert again.returncode == 0, again.stderr[-3000:]
     assert not work.exists()
+
+
+def test_zz_same_digests_anywhere(built):
+    """Two cold builds, by root and by the test user, from two stage paths into two caches and two
+    layouts, with SOURCE_DATE_EPOCH unset: every manifest digest is the same."""
+    if set(DIGESTS) != {"root", "user"}:
+        pytest.skip("needs both identities' builds (run the whole module)")
+    assert DIGESTS["root"] == DIGESTS["user"]
+
+
+def test_one_epoch_everywhere(built):
+    """Config `created`, the created label, history, every layer mtime and the SBOM agree."""
+    for image in ("busybox", "hello"):
+        cfg = built.config(image)
+        created = cfg["created"]
+        assert cfg["config"]["Labels"]["org.opencontainers.image.created"] == created
+        assert all(h["created"] == created for h in cfg["history"])
+        doc = json.loads((built.layout.parent / f"layout.build/sbom/{image}.spdx.json").read_text())
+        assert doc["creationInfo"]["created"] == created
+        epoch = calendar.timegm(time.strptime(created, "%Y-%m-%dT%H:%M:%SZ"))
+        assert epoch > 0  # derived from the stage, never 1970
+        data = built.blob(built.manifest(image)["layers"][-1]["digest"])
+        with tarfile.open(fileobj=io.BytesIO(gzip.decompress(data))) as tar:
+            assert max(m.mtime for m in tar.getmembers()) <= epoch
+    ours = {k: v for k, v in built.config("hello")["config"]["Labels"].items() if k.startswith("org.chrootforge")}
+    assert ours and not any(v.startswith(("/", "file:", "http")) or str(built.tmp) in v for v in ours.values())
+    assert not any(k.endswith(".source") for k in ours)

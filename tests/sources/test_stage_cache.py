@@ -25,9 +25,11 @@ def busybox_stage() -> bytes:
 SCRIPT = textwrap.dedent("""
     import json, os, sys, time
     from pathlib import Path
-    from chrootforge.sources.stage_cache import pristine_root, fresh_builder, remove_builder
+    from chrootforge.sources.stage_cache import (pristine_root, fresh_builder, remove_builder, newest_mtime,
+                                                 unverified_stage)
     from chrootforge.sandbox import SandboxConfig, run_sandboxed
-    tarball, cache, work, overlay = sys.argv[1], sys.argv[2], Path(sys.argv[3]), sys.argv[4] == "1"
+    path, cache, work, overlay = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), sys.argv[4] == "1"
+    tarball = unverified_stage(path)  # a test stage, explicitly unverified
     first = pristine_root(tarball, cache_dir=cache)
     ino = os.stat(first / "bin/busybox").st_ino
     start = time.monotonic()
@@ -39,7 +41,7 @@ SCRIPT = textwrap.dedent("""
     code2 = run_sandboxed(SandboxConfig(root=second, argv=["/bin/sh", "-c", "test ! -e /etc/new"]))
     out = {"same": first == again, "ino_same": ino == os.stat(again / "bin/busybox").st_ino,
            "code": code, "code2": code2, "warm": warm, "kind": type(builder).__name__,
-           "pristine_clean": not (again / "etc/new").exists()}
+           "pristine_clean": not (again / "etc/new").exists(), "newest_mtime": newest_mtime(again)}
     remove_builder(work / "b1")
     remove_builder(work / "b2")
     out["removed"] = not (work / "b1").exists() and not (work / "b2").exists()
@@ -69,6 +71,7 @@ def test_warm_start_from_the_stage_cache(identity, stage_file, overlay):
     assert result["code"] == 0 and result["code2"] == 0, done.stderr
     assert result["pristine_clean"] and result["removed"]
     assert result["kind"] == ("OverlayRoot" if overlay else "PosixPath")
+    assert result["newest_mtime"] == 1700000000  # the members' mtime (tests/helpers/mirror.member)
     print(f"warm start ({identity.name}, {result['kind']}): {result['warm']:.3f}s")
     # the extraction log line appears once: the second pristine_root did not extract
     assert done.stderr.count("into the stage cache") == 1
@@ -79,13 +82,11 @@ def test_warm_start_from_the_stage_cache(identity, stage_file, overlay):
 def test_cache_key_depends_on_content_and_mapping(tmp_path):
     from chrootforge.sandbox.idmap import full_map
     from chrootforge.sources.mapping import idmap_key
-    from chrootforge.sources.stage_cache import _tarball_digest
+    from chrootforge.sources.stage_cache import pristine_root
 
-    a, b = tmp_path / "a.tar", tmp_path / "b.tar"
-    a.write_bytes(make_tar([member("./x", data=b"1")], ""))
-    b.write_bytes(make_tar([member("./x", data=b"2")], ""))
-    assert _tarball_digest(a, tmp_path) != _tarball_digest(b, tmp_path)
-    assert json.loads((tmp_path / "digests.json").read_text())  # memoized by path+stat
     m1 = full_map(1000, 1000, (100000, 65536), (100000, 65536))
     m2 = full_map(1000, 1000, (200000, 65536), (200000, 65536))
     assert idmap_key(m1) != idmap_key(m2) and idmap_key(m1) == idmap_key(m1)
+    (tmp_path / "a.tar").write_bytes(make_tar([member("./x", data=b"1")], ""))
+    with pytest.raises(TypeError, match="verified stage"):  # a bare path was never verified
+        pristine_root(tmp_path / "a.tar", cache_dir=tmp_path / "cache")

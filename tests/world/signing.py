@@ -1,8 +1,10 @@
 """The test release key, and a stage3's .DIGESTS and detached .asc made with it.
 
-The key is made once per cache dir in a private GNUPGHOME (`<cache>/gnupg`), shaped like Gentoo's
-release-engineering key (a certify-only ed25519 primary with a signing subkey). Its public half is
-exported to `<cache>/world-test-key.asc`, which is what a test passes as `--keyring`.
+The key is committed (test-release-key.secret.asc, TEST ONLY, shaped like Gentoo's
+release-engineering key: a certify-only ed25519 primary with a signing subkey), so that the
+synthetic stage's signer, and so every image label naming it, is the same on every machine. It is
+imported into a private GNUPGHOME (`<cache>/gnupg`); its public half is exported to
+`<cache>/world-test-key.asc`, which is what a test passes as `--keyring`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from pathlib import Path
 
 from chrootforge.fsutil import atomic_write, file_lock
 
-KEY_UID = ("chrootforge test world release key", "world-releng@chrootforge.invalid")
+HERE = Path(__file__).resolve().parent
+SECRET_KEY = HERE / "test-release-key.secret.asc"
+FINGERPRINT = "A183D90A80C213D70ADB71F1D73D21D992B7E62B"
 PUBLIC_KEY_NAME = "world-test-key.asc"
 
 
@@ -24,7 +28,7 @@ class SigningError(RuntimeError):
 
 @contextlib.contextmanager
 def _gpg(home: Path):
-    """A GPG for `home`; making and using a secret key needs an agent, stopped again on exit."""
+    """A GPG for `home`; using a secret key needs an agent, stopped again on exit."""
     import gnupg
 
     try:
@@ -35,35 +39,23 @@ def _gpg(home: Path):
 
 
 def ensure_key(cache_dir: Path) -> tuple[str, Path]:
-    """(fingerprint, public key file), generating the key the first time."""
+    """(fingerprint, public key file), importing the committed key the first time."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     home = cache_dir / "gnupg"
     public = cache_dir / PUBLIC_KEY_NAME
     with file_lock(cache_dir / ".key.lock"):
         home.mkdir(mode=0o700, exist_ok=True)
         with _gpg(home) as gpg:
-            fingerprint, exported = _make_or_export(gpg)
+            if FINGERPRINT not in {k["fingerprint"] for k in gpg.list_keys(secret=True)}:
+                result = gpg.import_keys(SECRET_KEY.read_text())
+                if FINGERPRINT not in (result.fingerprints or []):
+                    raise SigningError(f"gpg could not import the test key: {result.stderr}")
+            exported = gpg.export_keys(FINGERPRINT)
+        if "BEGIN PGP PUBLIC KEY BLOCK" not in exported:
+            raise SigningError("gpg could not export the test key")
         if not public.exists() or public.read_text() != exported:
             atomic_write(public, exported)
-    return fingerprint, public
-
-
-def _make_or_export(gpg) -> tuple[str, str]:
-    keys = gpg.list_keys(secret=True)
-    if not keys:
-        params = gpg.gen_key_input(
-            name_real=KEY_UID[0], name_email=KEY_UID[1], key_type="EDDSA", key_curve="ed25519",
-            key_usage="cert", subkey_type="EDDSA", subkey_curve="ed25519", subkey_usage="sign",
-            expire_date=0, no_protection=True)
-        made = gpg.gen_key(params)
-        if not made.fingerprint:
-            raise SigningError(f"gpg could not make the test key: {made.stderr}")
-        keys = gpg.list_keys(secret=True)
-    fingerprint = keys[0]["fingerprint"]
-    exported = gpg.export_keys(fingerprint)
-    if "BEGIN PGP PUBLIC KEY BLOCK" not in exported:
-        raise SigningError("gpg could not export the test key")
-    return fingerprint, exported
+    return FINGERPRINT, public
 
 
 def digests_text(tarball: Path) -> str:

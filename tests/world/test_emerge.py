@@ -49,6 +49,10 @@ def scratch(identity):
 
     def make(prefix: str) -> Path:
         made.append(identity.mkdtemp(prefix))
+        if identity.is_root:  # written by the sandbox's root: root's unprivileged range
+            from chrootforge.sandbox import owned_dir
+
+            owned_dir(made[-1])
         return made[-1]
 
     yield make
