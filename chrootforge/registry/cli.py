@@ -1,0 +1,57 @@
+"""The registry commands: push and pull. Implementations (and requests) import lazily."""
+
+from __future__ import annotations
+
+from chrootforge.registry.options import add_registry_options
+
+
+def register(sub) -> None:
+    p = sub.add_parser("push", help="push an image of a layout (and its SBOM) to a registry")
+    p.add_argument("source", metavar="LAYOUT:TAG")
+    p.add_argument("dest", metavar="docker://HOST[:PORT]/REPO[:TAG]")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_registry_options(p)
+    p.set_defaults(func=_push)
+
+    p = sub.add_parser("pull", help="pull an image (and its SBOM) from a registry into a layout")
+    p.add_argument("source", metavar="docker://HOST[:PORT]/REPO(:TAG|@sha256:HEX)")
+    p.add_argument("dest", metavar="LAYOUT[:TAG]")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_registry_options(p)
+    p.set_defaults(func=_pull)
+
+
+def _push(args) -> int:
+    import dataclasses
+    import json
+
+    from chrootforge.errors import UsageError
+    from chrootforge.oci.refs import split_layout_ref
+    from chrootforge.registry.options import options_from_args
+    from chrootforge.registry.image_push import push
+
+    layout, tag = split_layout_ref(args.source)
+    if not tag:
+        raise UsageError(f"{args.source!r} names no tag", hint="write LAYOUT:TAG")
+    result = push(layout, tag, args.dest, options_from_args(args))
+    print(json.dumps(dataclasses.asdict(result), indent=2) if args.json else result.digest)
+    return 0
+
+
+def _pull(args) -> int:
+    import json
+
+    from chrootforge.oci.refs import split_layout_ref
+    from chrootforge.registry.options import options_from_args
+    from chrootforge.registry.image_pull import layout_tag, pull
+    from chrootforge.registry.reference import parse_ref
+
+    layout, tag = split_layout_ref(args.dest)
+    ref = parse_ref(args.source)
+    tag = layout_tag(ref, tag)
+    digest = pull(ref, layout, tag, options_from_args(args))
+    if args.json:
+        print(json.dumps({"reference": str(ref), "digest": digest, "layout": layout, "tag": tag}, indent=2))
+    else:
+        print(digest)
+    return 0

@@ -1,0 +1,69 @@
+"""Every layout write of a pull, in one place.
+
+Downloads go to temp files in `<layout>/.tmp` (oci.layout.BlobWriter) and stay invisible until
+publish(): only then are the verified blobs renamed into blobs/sha256/, and index.json is replaced
+last, atomically, under the layout lock. abort() (any failure, Ctrl-C) removes the temp files, so
+the layout keeps its earlier tags byte for byte.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from chrootforge.oci import layout as lo
+from chrootforge.oci import mediatypes as mt
+from chrootforge.oci import refs
+from chrootforge.oci.referrer import SUBJECT_KEY
+
+
+class Staging:
+    def __init__(self, layout):
+        self.layout = lo.ensure_layout(layout)
+        self.writers: list[lo.BlobWriter] = []
+        self.lock = threading.Lock()  # downloads run in threads
+
+    def has(self, digest: str) -> bool:
+        return lo.blob_path(self.layout, digest).exists()
+
+    def new_blob(self) -> lo.BlobWriter:
+        writer = lo.BlobWriter(self.layout)
+        with self.lock:
+            self.writers.append(writer)
+        return writer
+
+    def discard(self, writer: lo.BlobWriter) -> None:
+        writer.abort()
+        with self.lock:
+            self.writers.remove(writer)
+
+    def abort(self) -> None:
+        with self.lock:
+            writers, self.writers = self.writers, []
+        for writer in writers:
+            writer.abort()
+
+    def publish(self, tag: str, image: dict, referrers: list[dict]) -> None:
+        """Store the verified blobs, then point `tag` at `image` and add the referrer descriptors
+        (the layout's convention: no ref.name, annotated with their subject)."""
+        for writer in self.writers:
+            writer.commit()
+        self.writers = []
+        tagged = {"mediaType": image["mediaType"], "digest": image["digest"], "size": image["size"],
+                  "annotations": {mt.REF_NAME: tag, mt.CONTAINERD_NAME: refs.full_name(tag)}}
+        attached = []
+        for desc in referrers:
+            entry = {"mediaType": desc["mediaType"], "digest": desc["digest"], "size": desc["size"],
+                     "annotations": {SUBJECT_KEY: image["digest"]}}
+            if desc.get("artifactType"):
+                entry["artifactType"] = desc["artifactType"]
+            attached.append(entry)
+
+        def change(manifests: list[dict]) -> list[dict]:
+            new = {d["digest"] for d in attached}
+            kept = [m for m in manifests
+                    if (m.get("annotations") or {}).get(mt.REF_NAME) != tag
+                    and not ((m.get("annotations") or {}).get(SUBJECT_KEY) and m.get("digest") in new)]
+            return kept + [tagged] + attached
+
+        lo.update_index(Path(self.layout), change)
