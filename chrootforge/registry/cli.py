@@ -27,8 +27,8 @@ def _push(args) -> int:
 
     from chrootforge.errors import UsageError
     from chrootforge.oci.refs import split_layout_ref
-    from chrootforge.registry.options import options_from_args
     from chrootforge.registry.image_push import push
+    from chrootforge.registry.options import options_from_args
 
     layout, tag = split_layout_ref(args.source)
     if not tag:
@@ -42,8 +42,8 @@ def _pull(args) -> int:
     import json
 
     from chrootforge.oci.refs import split_layout_ref
-    from chrootforge.registry.options import options_from_args
     from chrootforge.registry.image_pull import layout_tag, pull
+    from chrootforge.registry.options import options_from_args
     from chrootforge.registry.reference import parse_ref
 
     layout, tag = split_layout_ref(args.dest)

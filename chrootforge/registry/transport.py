@@ -16,6 +16,7 @@ import base64
 import json
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -66,7 +67,7 @@ def read_limited(resp, limit: int, what: str) -> bytes:
     length = resp.headers.get("Content-Length", "")
     if length.isdigit() and int(length) > limit:
         resp.close()
-        raise RegistryError(f"{what} is {int(length)} bytes, more than the {limit} allowed; refusing it")
+        raise RegistryError(f"{what} is {int(length)} bytes, more than the {limit} bytes allowed; refusing it")
     body = bytearray()
     for chunk in resp.iter_content(65536):
         body += chunk
@@ -417,12 +418,15 @@ class Client:
 
     def _tls_error(self, err: Exception, host: str | None = None) -> RegistryError:
         host = host or self.registry
-        reason = _printable(_root_cause(err))
+        reason = re.sub(r"\s*\(_ssl\.c:\d+\)", "", _printable(_root_cause(err)))
         where = f"--cert-dir {self.tls.cert_dir}" if self.options.cert_dir else (
             f"{self.tls.cert_dir}" if self.tls.cert_dir else f"certs.d/{self.registry}/")
-        return RegistryError(f"TLS with {host} failed: {reason}",
-                             hint=f"put the registry's CA as ca.crt (and a client NAME.cert/NAME.key if it "
-                                  f"asks for one) in {where}; --tls-verify=false skips verification")
+        if re.search(r"alert (bad certificate|certificate required|handshake failure)", reason, re.IGNORECASE):
+            hint = f"the registry wants a client certificate: put NAME.cert and NAME.key in {where}"
+        else:
+            hint = (f"put the registry's CA as ca.crt in {where} (and a client NAME.cert/NAME.key if it "
+                    f"asks for one); --tls-verify=false skips verification")
+        return RegistryError(f"TLS with {host} failed: {reason}", hint=hint)
 
 
 class _TryPlainHttp(Exception):

@@ -185,6 +185,12 @@ class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     fake: FakeRegistry
 
+    def handle_error(self, request, client_address) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # clients that hang up are expected
+            super().handle_error(request, client_address)
+
 
 class FakeRegistry:
     def __init__(self, referrers_api: bool = False):

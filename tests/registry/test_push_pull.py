@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,28 +19,12 @@ from chrootforge.registry import RegistryOptions, pull, push, remote_digest
 from tests.helpers.identity import SHARED_TMP
 from tests.helpers.oci import Podman
 from tests.helpers.registry import PASSWORD, USER, TcpProxy
-
-SECRETS = (PASSWORD, base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode())
+from tests.registry.checks import SECRETS, cli, no_secrets, one_error_line
 
 
 def need(tool: str) -> None:
     if not shutil.which(tool):
         pytest.skip(f"{tool} is not installed")
-
-
-def no_secrets(*outputs: str) -> None:
-    for text in outputs:
-        for secret in SECRETS:
-            assert secret not in text
-
-
-def one_error_line(stderr: str, fragment: str) -> None:
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("chrootforge: error: ")]
-    assert len(errors) == 1, stderr
-    assert fragment in errors[0], stderr
-    assert "Traceback" not in stderr
-    assert all(line.startswith(("chrootforge: error: ", "  hint: ")) for line in lines), stderr
 
 
 def skopeo(*args: str, cert_dir: Path) -> subprocess.CompletedProcess:
@@ -244,8 +227,7 @@ def test_tls_trust_comes_from_cert_dir_certs_d_or_is_switched_off(htpasswd_regis
            "XDG_CACHE_HOME": str(tmp_path / "cache")}
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "chrootforge", *args], capture_output=True, text=True,
-                              env={**os.environ, **env}, check=False)
+        return cli(*args, env=env)
 
     out = run(*base)
     assert out.returncode == 1

@@ -1,0 +1,34 @@
+"""Assertions shared by the registry tests: one clear error line, no secret in any output."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+
+from tests.helpers.registry import PASSWORD, USER
+
+SECRETS = (PASSWORD, base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode())
+
+
+def no_secrets(*outputs: str) -> None:
+    for text in outputs:
+        for secret in SECRETS:
+            assert secret not in text
+
+
+def one_error_line(stderr: str, fragment: str) -> None:
+    """Exactly one `chrootforge: error:` line containing `fragment`, at most a hint besides."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("chrootforge: error: ")]
+    assert len(errors) == 1, stderr
+    assert fragment in errors[0], stderr
+    assert "Traceback" not in stderr
+    assert all(line.startswith(("chrootforge: error: ", "  hint: ")) for line in lines), stderr
+
+
+def cli(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`chrootforge ARGS` as the current user (the environment plus `env`)."""
+    return subprocess.run([sys.executable, "-m", "chrootforge", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, check=False, timeout=timeout)
