@@ -21,6 +21,16 @@ def register(sub) -> None:
     p.set_defaults(func=_pull)
 
 
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C, so temp files are removed on the way out (exit 130)."""
+    import signal
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def _push(args) -> int:
     import dataclasses
     import json
@@ -30,6 +40,7 @@ def _push(args) -> int:
     from chrootforge.registry.image_push import push
     from chrootforge.registry.options import options_from_args
 
+    _interrupt_on_sigterm()
     layout, tag = split_layout_ref(args.source)
     if not tag:
         raise UsageError(f"{args.source!r} names no tag", hint="write LAYOUT:TAG")
@@ -46,6 +57,7 @@ def _pull(args) -> int:
     from chrootforge.registry.options import options_from_args
     from chrootforge.registry.reference import parse_ref
 
+    _interrupt_on_sigterm()
     layout, tag = split_layout_ref(args.dest)
     ref = parse_ref(args.source)
     tag = layout_tag(ref, tag)

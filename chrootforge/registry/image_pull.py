@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import re
 import threading
@@ -33,10 +32,18 @@ from chrootforge.registry.manifests import (
 )
 from chrootforge.registry.meter import Meter
 from chrootforge.registry.options import RegistryOptions
+from chrootforge.registry.parallel import run_all
 from chrootforge.registry.reference import RemoteRef, is_digest, parse_ref
 from chrootforge.registry.referrers import list_referrers
 from chrootforge.registry.store import Staging
-from chrootforge.registry.transport import ACCEPT_MANIFESTS, Client, RegistryError, backoff, read_limited
+from chrootforge.registry.transport import (
+    ACCEPT_MANIFESTS,
+    Client,
+    RegistryError,
+    backoff,
+    describe_network_error,
+    read_limited,
+)
 
 
 def fetch_manifest(client: Client, reference: str) -> tuple[bytes, str, str]:
@@ -78,6 +85,7 @@ def remote_digest(ref: str | RemoteRef, options: RegistryOptions | None = None) 
         client.close()
 
 
+_CHUNK = 256 << 10  # urllib3 returns a read only when it is full: small enough to keep progress on a cut
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-\d+/(?:\d+|\*)$")
 
 
@@ -92,32 +100,41 @@ class _Downloader:
         self.abort = threading.Event()
 
     def fetch(self, desc: dict) -> None:
+        """Download one blob into a temp file, verified, and hand it to the staging area."""
+        writer = self.staging.new_blob()
+        try:
+            writer = self._download(desc, writer)
+        except BaseException:
+            self.staging.drop(writer)
+            raise
+        if writer is not None:
+            self.staging.ready(writer)
+
+    def _download(self, desc: dict, writer):
+        """The verified writer, or None when the pull is being aborted."""
         digest, size = desc["digest"], desc["size"]
         short = digest[7:19]
-        writer = self.staging.new_blob()
+        where = f"{self.client.registry}/{self.client.repository}: blob {short}"
         failures = 0
         while True:
-            if self.abort.is_set():
-                return
             headers = {"Range": f"bytes={writer.size}-"} if writer.size else {}
             try:
                 resp = self.client.request("GET", f"blobs/{digest}", what=f"reading blob {short}",
                                            headers=headers, expect=(200, 206))
                 if writer.size and not (resp.status_code == 206 and _range_start(resp) == writer.size):
-                    self.staging.discard(writer)  # the range was ignored or is another one: start over
+                    self.staging.drop(writer)  # the range was ignored or is another one: start over
                     writer = self.staging.new_blob()
                     if resp.status_code == 206:
                         resp.close()
                         continue
-                for chunk in resp.iter_content(1 << 20):
+                for chunk in resp.iter_content(_CHUNK):
                     if self.abort.is_set():
                         resp.close()
-                        return
+                        self.staging.drop(writer)
+                        return None
                     if writer.size + len(chunk) > size:
                         resp.close()
-                        raise VerificationError(
-                            f"{self.client.registry}/{self.client.repository}: blob {short} is longer "
-                            f"than the {size} bytes its descriptor says")
+                        raise VerificationError(f"{where} is longer than the {size} bytes its descriptor says")
                     writer.write(chunk)
                     self.meter.network(len(chunk))
                 if writer.size < size:
@@ -125,32 +142,17 @@ class _Downloader:
                 break
             except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as err:
                 failures += 1
-                if failures > self.client.options.retries:
-                    raise RegistryError(f"{self.client.registry}/{self.client.repository}: reading blob "
-                                        f"{short}: {err}", retryable=True) from None
-                log.info(f"blob {short}: {err}; resuming at byte {writer.size}")
+                reason = describe_network_error(err, self.client.options.timeout)
+                if failures > self.client.options.retries or self.abort.is_set():
+                    raise RegistryError(f"{where}: {reason}", retryable=True,
+                                        hint="is the registry up and reachable? --timeout and --retry-times "
+                                             "tune the limits") from None
+                log.info(f"blob {short}: {reason}; resuming at byte {writer.size}")
                 time.sleep(backoff(failures - 1))
         if writer.digest != digest:
-            raise VerificationError(f"{self.client.registry}/{self.client.repository}: blob {short} does "
-                                    f"not match its digest (got {writer.digest[:19]})",
+            raise VerificationError(f"{where} does not match its digest (got {writer.digest[:19]})",
                                     hint="the registry served corrupt or tampered data; nothing was stored")
-
-
-def _parallel(downloader: _Downloader, descs: list[dict], jobs: int) -> None:
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="pull")
-    futures = [pool.submit(downloader.fetch, d) for d in sorted(descs, key=lambda d: -d["size"])]
-    try:
-        concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
-        for future in futures:
-            if future.done() and not future.cancelled() and future.exception():
-                raise future.exception()
-        for future in futures:
-            future.result()
-    except BaseException:
-        downloader.abort.set()
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        return writer
 
 
 def _image(client: Client, ref: RemoteRef) -> tuple[bytes, str, str, dict]:
@@ -207,13 +209,17 @@ def pull(src: str | RemoteRef, layout, tag: str | None = None, options: Registry
             if not staging.has(desc["digest"]):
                 wanted.setdefault(desc["digest"], desc)
         meter = Meter(f"pull {ref.name}", sum(d["size"] for d in wanted.values()), options.quiet)
+        downloader = _Downloader(client, staging, meter)
         try:
-            _parallel(_Downloader(client, staging, meter), list(wanted.values()), options.jobs)
+            run_all(downloader.fetch, sorted(wanted.values(), key=lambda d: -d["size"]), options.jobs,
+                    downloader.abort, "pull")
         finally:
             meter.close()
         for body in [raw] + [art_raw for _, art_raw, _ in found]:
             if not staging.has(sha256_digest(body)):
-                staging.new_blob().write(body)
+                writer = staging.new_blob()
+                writer.write(body)
+                staging.ready(writer)
         staging.publish(tag, {"mediaType": media_type, "digest": digest, "size": len(raw)},
                         [desc for desc, _, _ in found])
     except BaseException:

@@ -7,7 +7,6 @@ missing; a failure part-way leaves at most unreferenced blobs, which the next pu
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import json
 from pathlib import Path
@@ -22,6 +21,7 @@ from chrootforge.registry.blobcache import BlobLocations
 from chrootforge.registry.manifests import sha256_digest
 from chrootforge.registry.meter import Meter
 from chrootforge.registry.options import RegistryOptions
+from chrootforge.registry.parallel import run_all
 from chrootforge.registry.reference import RemoteRef, parse_ref
 from chrootforge.registry.referrers import push_referrers
 from chrootforge.registry.transport import Client, RegistryError
@@ -94,21 +94,9 @@ def _collect(layout, tag: str) -> _Local:
 
 
 def _push_blobs(pusher: BlobPusher, blobs: dict, jobs: int) -> list[BlobOutcome]:
-    """All blobs, `jobs` at a time; the first failure stops the others."""
+    """All blobs, largest first, `jobs` at a time; the first failure stops the others."""
     order = sorted(blobs.items(), key=lambda item: -item[1][0])
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="push")
-    futures = [pool.submit(pusher.push, digest, size, path) for digest, (size, path) in order]
-    try:
-        concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
-        failed = [f for f in futures if f.done() and not f.cancelled() and f.exception()]
-        if failed:
-            raise failed[0].exception()
-        return [f.result() for f in futures]
-    except BaseException:
-        pusher.abort.set()
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    return run_all(lambda item: pusher.push(item[0], *item[1]), order, jobs, pusher.abort, "push")
 
 
 def _report(outcome: BlobOutcome) -> None:

@@ -8,6 +8,8 @@ the layout keeps its earlier tags byte for byte.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 from pathlib import Path
 
@@ -18,10 +20,15 @@ from chrootforge.oci.referrer import SUBJECT_KEY
 
 
 class Staging:
+    """Temp blobs of one pull. A download thread owns its BlobWriter until it hands it over as
+    verified (ready) or drops it; abort() may run while a stuck thread still holds one, so for
+    those it only unlinks the temp file (closing an fd another thread writes to is not safe)."""
+
     def __init__(self, layout):
         self.layout = lo.ensure_layout(layout)
-        self.writers: list[lo.BlobWriter] = []
-        self.lock = threading.Lock()  # downloads run in threads
+        self.verified: list[lo.BlobWriter] = []
+        self.temps: set[Path] = set()
+        self.lock = threading.Lock()
 
     def has(self, digest: str) -> bool:
         return lo.blob_path(self.layout, digest).exists()
@@ -29,26 +36,35 @@ class Staging:
     def new_blob(self) -> lo.BlobWriter:
         writer = lo.BlobWriter(self.layout)
         with self.lock:
-            self.writers.append(writer)
+            self.temps.add(writer.tmp)
         return writer
 
-    def discard(self, writer: lo.BlobWriter) -> None:
+    def ready(self, writer: lo.BlobWriter) -> None:
+        with self.lock:
+            self.verified.append(writer)
+
+    def drop(self, writer: lo.BlobWriter) -> None:
         writer.abort()
         with self.lock:
-            self.writers.remove(writer)
+            self.temps.discard(writer.tmp)
 
     def abort(self) -> None:
         with self.lock:
-            writers, self.writers = self.writers, []
-        for writer in writers:
+            verified, temps = self.verified, self.temps
+            self.verified, self.temps = [], set()
+        for writer in verified:
             writer.abort()
+        for path in temps:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
     def publish(self, tag: str, image: dict, referrers: list[dict]) -> None:
         """Store the verified blobs, then point `tag` at `image` and add the referrer descriptors
         (the layout's convention: no ref.name, annotated with their subject)."""
-        for writer in self.writers:
+        with self.lock:
+            verified, self.verified, self.temps = self.verified, [], set()
+        for writer in verified:
             writer.commit()
-        self.writers = []
         tagged = {"mediaType": image["mediaType"], "digest": image["digest"], "size": image["size"],
                   "annotations": {mt.REF_NAME: tag, mt.CONTAINERD_NAME: refs.full_name(tag)}}
         attached = []

@@ -153,7 +153,6 @@ class Client:
         self._lock = threading.Lock()
         self._challenge: Challenge | None = None
         self._tokens: dict[tuple[str, ...], tuple[str, float]] = {}
-        self.tokens_fetched = 0
 
     # -- public -------------------------------------------------------------------------------
     def url(self, path: str) -> str:
@@ -169,33 +168,37 @@ class Client:
         if not url.startswith(("http://", "https://")):
             url = self.url(url)
         scopes = scopes or self.pull_scope()
-        tries = (self.options.retries if retry else 0) + 1
+        resp = self._retrying(lambda: self._authenticated(method, url, what, scopes, headers or {}, body),
+                              f"{self._where()}: {what}", self.options.retries if retry else 0)
+        if resp.status_code in expect:
+            return resp
+        detail, code = error_detail(resp)
+        raise self._status_error(what, resp.status_code, detail, code)
+
+    def _retrying(self, send: Callable[[], requests.Response], where: str, retries: int,
+                  tls_host: str | None = None) -> requests.Response:
+        """send() until it answers with a status worth keeping: network errors and 408/429/5xx are
+        retried; the last such answer is returned, or RegistryError when none came."""
         last = ""
-        for attempt in range(tries):
+        for attempt in range(retries + 1):
             if attempt:
                 time.sleep(backoff(attempt - 1))
             try:
-                resp = self._authenticated(method, url, what, scopes, headers or {}, body)
+                resp = send()
             except requests.exceptions.SSLError as err:
-                raise self._tls_error(err) from None
-            except requests.exceptions.Timeout:
-                last = f"no answer within {self.options.timeout:g}s"
+                raise self._tls_error(err, tls_host) from None
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as err:
+                last = describe_network_error(err, self.options.timeout)
                 continue
-            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as err:
-                last = _printable(_root_cause(err))
-                continue
-            if resp.status_code in RETRY_STATUS and attempt + 1 < tries:
+            if resp.status_code in RETRY_STATUS and attempt < retries:
                 last = error_detail(resp)[0]
                 _sleep_retry_after(resp)
                 continue
-            if resp.status_code in expect:
-                return resp
-            detail, code = error_detail(resp)
-            raise self._status_error(what, resp.status_code, detail, code)
-        raise RegistryError(
-            f"{self._where()}: {what}: {last} (after {tries} attempt{'s' if tries > 1 else ''})",
-            hint=f"is the registry up and reachable? --timeout/${ENV_TIMEOUT} and "
-                 f"--retry-times/${ENV_RETRIES} tune the limits", retryable=True)
+            return resp
+        tries = retries + 1
+        raise RegistryError(f"{where}: {last} (after {tries} attempt{'s' if tries > 1 else ''})",
+                            hint=f"is it up and reachable? --timeout/${ENV_TIMEOUT} and "
+                                 f"--retry-times/${ENV_RETRIES} tune the limits", retryable=True)
 
     def pull_scope(self) -> tuple[str, ...]:
         return (f"repository:{self.repository}:pull",)
@@ -208,56 +211,30 @@ class Client:
 
     # -- ping and auth ------------------------------------------------------------------------
     def ping(self) -> None:
+        """Find the scheme and the authentication the registry wants (GET /v2/), once."""
         with self._lock:
             if self.base is not None:
                 return
-            schemes = ["https"] if self.tls.verify else ["https", "http"]
-            for scheme in schemes:
-                base = f"{scheme}://{self.registry}"
+            resp = None
+            if not self.tls.verify:  # an insecure registry may speak plain HTTP: try https once
                 try:
-                    resp = self._ping_once(base, last=scheme == schemes[-1])
-                except _TryPlainHttp:
-                    continue
-                self.base = base
-                if resp.status_code == 401:
-                    self._challenge = select_challenge(resp.headers.get("WWW-Authenticate"),
-                                                       self.registry)
-                resp.close()
-                return
-
-    def _ping_once(self, base: str, last: bool):
-        tries = self.options.retries + 1
-        detail = ""
-        for attempt in range(tries):
-            if attempt:
-                time.sleep(backoff(attempt - 1))
-            try:
-                resp = self._send("GET", f"{base}/v2/", {}, None, auth_origin=None)
-            except requests.exceptions.SSLError as err:
-                if not last:
-                    raise _TryPlainHttp() from None
-                raise self._tls_error(err) from None
-            except requests.exceptions.Timeout:
-                detail = f"no answer within {self.options.timeout:g}s"
-                continue
-            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as err:
-                if not last:
-                    raise _TryPlainHttp() from None
-                detail = _printable(_root_cause(err))
-                continue
-            if resp.status_code in (200, 401):
-                return resp
-            if resp.status_code in RETRY_STATUS:
-                detail = error_detail(resp)[0]
-                _sleep_retry_after(resp)
-                continue
-            detail = error_detail(resp)[0]
-            raise RegistryError(f"{self.registry} is not a container registry ({base}/v2/ answered "
-                                f"{detail})", hint="check the host and port of the reference")
-        raise RegistryError(f"{self.registry}: cannot reach the registry: {detail} "
-                            f"(after {tries} attempt{'s' if tries > 1 else ''})",
-                            hint=f"is the registry up and reachable? --timeout/${ENV_TIMEOUT} and "
-                                 f"--retry-times/${ENV_RETRIES} tune the limits", retryable=True)
+                    resp = self._send("GET", f"https://{self.registry}/v2/", {}, None, auth_origin=None)
+                    base = f"https://{self.registry}"
+                except (requests.ConnectionError, requests.Timeout):
+                    resp = None
+            if resp is None:
+                base = f"{'https' if self.tls.verify else 'http'}://{self.registry}"
+                resp = self._retrying(lambda: self._send("GET", f"{base}/v2/", {}, None, auth_origin=None),
+                                      f"{self.registry}: cannot reach the registry", self.options.retries)
+            if resp.status_code not in (200, 401):
+                raise RegistryError(f"{self.registry} is not a container registry ({base}/v2/ answered "
+                                    f"{error_detail(resp)[0]})", hint="check the host and port of the reference")
+            if resp.status_code == 401:
+                self._challenge = select_challenge(resp.headers.get("WWW-Authenticate"), self.registry)
+            resp.close()
+            self.base = base
+            if base.startswith("http://") and self.credentials:
+                log.warn(f"sending credentials for {self.registry} over plain HTTP")
 
     def _authenticated(self, method, url, what, scopes, headers, body):
         self.ping()
@@ -285,10 +262,7 @@ class Client:
         if challenge is None:
             return None
         if challenge.scheme == "basic":
-            if self.credentials is None:
-                return None
-            raw = f"{self.credentials.username}:{self.credentials.password}".encode()
-            return "Basic " + base64.b64encode(raw).decode()
+            return self._basic()
         key = _scope_key(scopes)
         with self._lock:
             cached = self._tokens.get(key)
@@ -298,6 +272,12 @@ class Client:
             # refresh a little before the registry would refuse it
             self._tokens[key] = (token, started + lifetime - min(10.0, lifetime / 5))
             return "Bearer " + token
+
+    def _basic(self) -> str | None:
+        if self.credentials is None:
+            return None
+        raw = f"{self.credentials.username}:{self.credentials.password}".encode()
+        return "Basic " + base64.b64encode(raw).decode()
 
     def _fetch_token(self, challenge: Challenge, scopes: tuple[str, ...]) -> tuple[str, float, float]:
         realm = challenge.params["realm"]
@@ -309,55 +289,30 @@ class Client:
         params += [("scope", s) for s in scopes]
         if self.credentials:
             params.append(("account", self.credentials.username))
-        headers = {}
-        if self.credentials:
-            raw = f"{self.credentials.username}:{self.credentials.password}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()
+        basic = self._basic()
         prepared = requests.Request("GET", realm, params=params).prepare()
         realm_host = urlparse(realm).netloc
         started = time.monotonic()
-        last = ""
-        for attempt in range(self.options.retries + 1):
-            if attempt:
-                time.sleep(backoff(attempt - 1))
-            try:
-                resp = self._send("GET", prepared.url, {}, None, auth_origin=realm,
-                                  authz=headers.get("Authorization"))
-            except requests.exceptions.SSLError as err:
-                raise self._tls_error(err, realm_host) from None
-            except requests.exceptions.Timeout:
-                last = f"no answer within {self.options.timeout:g}s"
-                continue
-            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as err:
-                last = _printable(_root_cause(err))
-                continue
-            if resp.status_code in RETRY_STATUS:
-                last = error_detail(resp)[0]
-                continue
-            if resp.status_code in (401, 403):
-                resp.close()
-                raise RegistryError(
-                    f"{self.registry}: the token server {realm_host} refused "
-                    + (f"the credentials from {self.credentials.source}" if self.credentials
-                       else "anonymous access"),
-                    hint="check the user name and password" if self.credentials
-                    else "give --creds USER:PASS or log in with podman login / docker login",
-                    status=resp.status_code)
-            if resp.status_code != 200:
-                raise RegistryError(f"{self.registry}: the token server {realm_host} answered "
-                                    f"{error_detail(resp)[0]}", status=resp.status_code)
-            try:
-                data = json.loads(read_limited(resp, SMALL_BODY, "the token response"))
-                token = data.get("token") or data.get("access_token")
-                lifetime = float(data.get("expires_in") or 60)
-            except (ValueError, AttributeError, TypeError):
-                token, lifetime = None, 0
-            if not isinstance(token, str) or not token or any(c in token for c in "\r\n "):
-                raise RegistryError(f"{self.registry}: the token server {realm_host} sent no usable token")
-            self.tokens_fetched += 1
-            return token, max(lifetime, 1.0), started
-        raise RegistryError(f"{self.registry}: the token server {realm_host} failed: {last}",
-                            hint="is the token service up?", retryable=True)
+        where = f"{self.registry}: the token server {realm_host}"
+        resp = self._retrying(lambda: self._send("GET", prepared.url, {}, None, auth_origin=realm,
+                                                 authz=basic), where, self.options.retries, realm_host)
+        if resp.status_code in (401, 403):
+            resp.close()
+            refused = f"the credentials from {self.credentials.source}" if self.credentials else "anonymous access"
+            raise RegistryError(f"{where} refused {refused}", status=resp.status_code,
+                                hint="check the user name and password" if self.credentials
+                                else "give --creds USER:PASS or log in with podman login / docker login")
+        if resp.status_code != 200:
+            raise RegistryError(f"{where} answered {error_detail(resp)[0]}", status=resp.status_code)
+        try:
+            data = json.loads(read_limited(resp, SMALL_BODY, "the token response"))
+            token = data.get("token") or data.get("access_token")
+            lifetime = float(data.get("expires_in") or 60)
+        except (ValueError, AttributeError, TypeError, RegistryError):
+            token, lifetime = None, 0
+        if not isinstance(token, str) or not token or any(c in token for c in "\r\n "):
+            raise RegistryError(f"{where} sent no usable token")
+        return token, max(lifetime, 1.0), started
 
     # -- the wire -----------------------------------------------------------------------------
     def _send(self, method: str, url: str, headers: dict, body, *, auth_origin: str | None,
@@ -429,12 +384,14 @@ class Client:
         return RegistryError(f"TLS with {host} failed: {reason}", hint=hint)
 
 
-class _TryPlainHttp(Exception):
-    pass
-
-
 def _scope_key(scopes: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(set(scopes)))
+
+
+def describe_network_error(err: BaseException, timeout: float) -> str:
+    """One short phrase for a connection error, a timeout included."""
+    reason = _printable(_root_cause(err))
+    return f"no answer within {timeout:g}s" if reason == "timed out" else reason
 
 
 def _root_cause(err: BaseException) -> str:
@@ -461,8 +418,3 @@ def _sleep_retry_after(resp) -> None:
     resp.close()
     if value.isdigit():
         time.sleep(min(int(value), 10))
-
-
-def warn_plain_http(client: Client) -> None:
-    if client.base and client.base.startswith("http://") and client.credentials:
-        log.warn(f"sending credentials for {client.registry} over plain HTTP")

@@ -319,3 +319,23 @@ def cut_patch(after: int, times: int = 1):
         return True
 
     return fault
+
+
+def stall_blob(after: int):
+    """Serve the first `after` bytes of every blob, then go silent (until the server stops)."""
+    def fault(h: Handler) -> bool:
+        match = re.match(r"^/v2/(.+)/blobs/(sha256:[0-9a-f]{64})$", h.path)
+        if h.command != "GET" or not match:
+            return False
+        fake: FakeRegistry = h.server.fake
+        data = fake.repo(match.group(1))["blobs"][match.group(2)]
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data[:after])
+        h.wfile.flush()
+        fake.release.wait()
+        h.close_connection = True
+        return True
+
+    return fault

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -118,6 +122,27 @@ def test_referrer_whose_subject_is_another_image(fake, earlier, registry_images)
              "manifests": [{"mediaType": mt.MANIFEST, "digest": fr.digest_of(raw), "size": len(raw)}]}
     fake.put_manifest("img/bb", f"sha256-{subject[7:]}", json.dumps(index).encode(), mt.INDEX)
     pull_fails(fake, earlier, "but its subject differs")
+
+
+def test_sigterm_mid_download_leaves_no_temp_file(fake, earlier):
+    fake.faults.append(fr.stall_blob(after=300_000))
+    before = snapshot(earlier)
+    proc = subprocess.Popen([sys.executable, "-m", "chrootforge", "pull", f"docker://{fake.host}/img/bb:1",
+                             f"{earlier}:got:1", "--tls-verify=false"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **FAST,
+                                                                     "CHROOTFORGE_REGISTRY_TIMEOUT": "60"})
+    try:
+        deadline = time.monotonic() + 30
+        while not any(p.stat().st_size > 0 for p in (earlier / ".tmp").glob("blob.*")):
+            assert time.monotonic() < deadline and proc.poll() is None, "no partial download appeared"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "chrootforge: interrupted" in stderr
+    assert snapshot(earlier) == before
 
 
 def test_500_then_success(fake, earlier, registry_images):
