@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import ssl
 from pathlib import Path
 
@@ -86,9 +87,34 @@ def tls_config(registry: str, tls_verify: bool = True, cert_dir: str | None = No
     return plan_from_files(tls_verify, found, names)
 
 
+_HASHED = re.compile(r"^[0-9a-f]{8}\.[0-9]+$")
+
+
+def _same_file(a: str | None, b: str | None) -> bool:
+    return bool(a and b) and os.path.realpath(a) == os.path.realpath(b)
+
+
+def _load_system_cas(context: ssl.SSLContext) -> None:
+    """The system trust store. A hashed CA directory (c_rehash, as Debian's /etc/ssl/certs) is read
+    lazily, one issuer at a time: parsing the whole bundle costs more than a small push's network
+    work. Without one, or when $SSL_CERT_FILE names a bundle of its own, that bundle is loaded."""
+    paths = ssl.get_default_verify_paths()
+    hashed = False
+    if paths.capath and os.path.isdir(paths.capath):
+        with os.scandir(paths.capath) as entries:
+            hashed = any(_HASHED.match(e.name) for e in entries)
+    if not hashed:
+        context.load_default_certs()
+        return
+    context.load_verify_locations(capath=paths.capath)
+    if paths.cafile and not _same_file(paths.cafile, paths.openssl_cafile):
+        context.load_verify_locations(cafile=paths.cafile)
+
+
 def ssl_context(config: TLSConfig) -> ssl.SSLContext:
     """The system CAs plus the directory's; the client certificate if any."""
-    context = ssl.create_default_context()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies the chain and the host name
+    _load_system_cas(context)
     if not config.verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE

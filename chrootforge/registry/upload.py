@@ -73,7 +73,7 @@ def _with_digest(location: str, digest: str) -> str:
     return f"{location}{'&' if '?' in location else '?'}digest={quote(digest, safe='')}"
 
 
-def _next_location(client: Client, resp, current: str) -> str:
+def _next_location(resp, current: str) -> str:
     location = resp.headers.get("Location")
     resp.close()
     return urljoin(current, location) if location else current
@@ -99,22 +99,33 @@ class BlobPusher:
             self.meter.skipped(size)
             self.locations.record(client.registry, digest, client.repository)
             return BlobOutcome(digest, size, "skipped", 0)
-        location = None
-        for source in self.locations.sources(client.registry, digest, client.repository)[:2]:
-            resp = client.request(
-                "POST", f"blobs/uploads/?mount={quote(digest, safe='')}&from={quote(source, safe='/')}",
-                what=f"mounting blob {short} from {source}",
-                scopes=client.push_scope() + (f"repository:{source}:pull",), expect=(201, 202))
-            if resp.status_code == 201:
-                resp.close()
-                self.meter.skipped(size)
-                self.locations.record(client.registry, digest, client.repository)
-                return BlobOutcome(digest, size, "mounted", 0, source)
-            location = _next_location(client, resp, client.url("blobs/uploads/"))
-            break
-        sent = self._upload(digest, size, path, location)
+        source = next(iter(self.locations.sources(client.registry, digest, client.repository)), None)
+        mounted = self._mount(digest, size, source) if source else None
+        if isinstance(mounted, BlobOutcome):
+            return mounted
+        sent = self._upload(digest, size, path, mounted)  # into the upload a failed mount opened, if any
         self.locations.record(client.registry, digest, client.repository)
         return BlobOutcome(digest, size, "uploaded", sent)
+
+    def _mount(self, digest: str, size: int, source: str) -> BlobOutcome | str | None:
+        """Mounted (an outcome), or the upload URL the registry opened instead, or None when the
+        registry refused the attempt (e.g. no pull right on `source`): then a plain upload follows."""
+        client = self.client
+        try:
+            resp = client.request(
+                "POST", f"blobs/uploads/?mount={quote(digest, safe='')}&from={quote(source, safe='/')}",
+                what=f"mounting blob {digest[7:19]} from {source}",
+                scopes=client.push_scope() + (f"repository:{source}:pull",), expect=(201, 202))
+        except RegistryError as err:
+            if err.retryable:
+                raise
+            return None
+        if resp.status_code == 202:
+            return _next_location(resp, client.url("blobs/uploads/"))
+        resp.close()
+        self.meter.skipped(size)
+        self.locations.record(client.registry, digest, client.repository)
+        return BlobOutcome(digest, size, "mounted", 0, source)
 
     def _start(self, short: str) -> str:
         resp = self.client.request("POST", "blobs/uploads/", what=f"starting the upload of blob {short}",
@@ -122,7 +133,7 @@ class BlobPusher:
         if not resp.headers.get("Location"):
             resp.close()
             raise RegistryError(f"{self.client.registry}: the registry opened an upload without a Location")
-        return _next_location(self.client, resp, self.client.url("blobs/uploads/"))
+        return _next_location(resp, self.client.url("blobs/uploads/"))
 
     def _upload(self, digest: str, size: int, path: Path, location: str | None) -> int:
         short = digest[7:19]
@@ -168,7 +179,7 @@ class BlobPusher:
                                    scopes=self.client.push_scope(), headers=headers, body=lambda: body,
                                    expect=(202,), retry=False)
         match = _RANGE_RE.match(resp.headers.get("Range", ""))
-        location = _next_location(self.client, resp, location)
+        location = _next_location(resp, location)
         # the registry's own count is the truth; without one, trust that the chunk landed
         return location, int(match.group(1)) + 1 if match else offset + n
 
@@ -180,7 +191,7 @@ class BlobPusher:
         except RegistryError:
             return None
         match = _RANGE_RE.match(resp.headers.get("Range", ""))
-        new_location = _next_location(self.client, resp, location)
+        new_location = _next_location(resp, location)
         if not match or match.group(1) == "0":
             return None  # "0-0" cannot tell nothing from one byte: start over
         return new_location, int(match.group(1)) + 1

@@ -200,6 +200,22 @@ def test_push_retries_after_500(registry_images, tmp_path, monkeypatch):
         server.stop()
 
 
+def test_refused_mount_falls_back_to_an_upload(registry_images, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    images = registry_images
+    server = fr.FakeRegistry()
+    try:
+        options = RegistryOptions(tls_verify=False, quiet=True)
+        push(images.layout, images.child, f"docker://{server.host}/a/bb:2", options)
+        server.faults.append(fr.status_first(99, 403, r"mount=", method="POST"))
+        result = push(images.layout, images.child, f"docker://{server.host}/b/bb:2", options)
+        assert (result.blobs_uploaded, result.blobs_mounted) == (3, 0)
+        assert len(server.requests("POST", r"^/v2/b/bb/blobs/uploads/\?mount=.+&from=a/bb$")) == 3
+        assert result.digest == images.digest(images.child)
+    finally:
+        server.stop()
+
+
 def test_referrers_api_when_the_registry_has_it(registry_images, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     images = registry_images

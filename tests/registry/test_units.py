@@ -282,3 +282,27 @@ def test_referrers_fallback_merge_keeps_others():
     merged = referrers.merge_index({"manifests": [foreign, dict(desc, size=1)]}, [desc])
     assert merged["manifests"] == [foreign, desc] and merged["mediaType"] == mt.INDEX
     assert referrers.fallback_tag(D2) == "sha256-" + "b" * 64
+
+
+def test_system_trust_is_read_lazily_from_a_hashed_directory(tmp_path, monkeypatch, pki):
+    import ssl
+
+    hashed = tmp_path / "hashed"
+    hashed.mkdir()
+    (hashed / "0123abcd.0").write_text(pki.ca_crt.read_text())
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    default = tmp_path / "default.pem"
+    default.write_text(pki.ca_crt.read_text())
+
+    def paths(cafile, capath):
+        return ssl.DefaultVerifyPaths(cafile, capath, "SSL_CERT_FILE", str(default), "SSL_CERT_DIR", capath)
+
+    monkeypatch.setattr(tls.ssl, "get_default_verify_paths", lambda: paths(str(default), str(hashed)))
+    assert tls.ssl_context(tls.TLSConfig(True, None)).get_ca_certs() == []  # nothing parsed up front
+    custom = tmp_path / "custom.pem"
+    custom.write_text(pki.token_crt.read_text())
+    monkeypatch.setattr(tls.ssl, "get_default_verify_paths", lambda: paths(str(custom), str(hashed)))
+    subjects = [dict(x[0] for x in c["subject"])["commonName"]
+                for c in tls.ssl_context(tls.TLSConfig(True, None)).get_ca_certs()]
+    assert subjects == ["cf test token signer"]  # an explicit $SSL_CERT_FILE bundle is honoured
