@@ -21,6 +21,7 @@ import requests
 from chrootforge import log
 from chrootforge.errors import UsageError, VerificationError
 from chrootforge.oci import refs
+from chrootforge.registry.blobcache import BlobLocations
 from chrootforge.registry.manifests import (
     INDEX_TYPES,
     MANIFEST_TYPES,
@@ -182,6 +183,14 @@ def _referrers(client: Client, subject: str) -> list[tuple[dict, bytes, dict]]:
     return out
 
 
+def _remember(ref: RemoteRef, blobs: list[dict]) -> None:
+    """A later push to another repository of this registry may mount these blobs."""
+    locations = BlobLocations()
+    for desc in blobs:
+        locations.record(ref.registry, desc["digest"], ref.repository)
+    locations.save()
+
+
 def layout_tag(ref: RemoteRef, tag: str | None) -> str:
     """The tag a pull stores under: the given one, else HOST/REPO:TAG (checked)."""
     if tag is None:
@@ -204,8 +213,9 @@ def pull(src: str | RemoteRef, layout, tag: str | None = None, options: Registry
         blobs = image_blobs(manifest, ref.name)
         found = _referrers(client, digest)
         staging = Staging(layout)
+        everything = blobs + [b for _, _, art in found for b in image_blobs(art, ref.name, artifact=True)]
         wanted: dict[str, dict] = {}
-        for desc in blobs + [b for _, _, art in found for b in image_blobs(art, ref.name, artifact=True)]:
+        for desc in everything:
             if not staging.has(desc["digest"]):
                 wanted.setdefault(desc["digest"], desc)
         meter = Meter(f"pull {ref.name}", sum(d["size"] for d in wanted.values()), options.quiet)
@@ -222,6 +232,7 @@ def pull(src: str | RemoteRef, layout, tag: str | None = None, options: Registry
                 staging.ready(writer)
         staging.publish(tag, {"mediaType": media_type, "digest": digest, "size": len(raw)},
                         [desc for desc, _, _ in found])
+        _remember(ref, everything)
     except BaseException:
         if staging is not None:
             staging.abort()

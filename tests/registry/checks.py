@@ -32,3 +32,31 @@ def cli(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess
     """`chrootforge ARGS` as the current user (the environment plus `env`)."""
     return subprocess.run([sys.executable, "-m", "chrootforge", *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, check=False, timeout=timeout)
+
+
+def cli_on_tty(*args: str, env: dict | None = None) -> tuple[int, str]:
+    """`chrootforge ARGS` with stderr on a pseudo-terminal: (exit code, what the terminal showed)."""
+    import pty
+    import select
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "chrootforge", *args], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=follower, env={**os.environ, **(env or {})})
+    os.close(follower)
+    shown = bytearray()
+    try:
+        while True:
+            ready, _, _ = select.select([leader], [], [], 60)
+            if not ready:
+                break
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # EIO: the process is gone and the terminal drained
+                break
+            if not data:
+                break
+            shown += data
+    finally:
+        os.close(leader)
+        code = proc.wait(timeout=60)
+    return code, shown.decode(errors="replace")

@@ -20,7 +20,7 @@ from chrootforge import oci
 from chrootforge.oci import mediatypes as mt
 from chrootforge.registry import RegistryOptions, pull, push
 from tests.helpers import fakeregistry as fr
-from tests.registry.checks import cli, one_error_line
+from tests.registry.checks import cli, cli_on_tty, one_error_line
 
 FAST = {"CHROOTFORGE_REGISTRY_TIMEOUT": "1", "CHROOTFORGE_REGISTRY_RETRIES": "1",
         "CHROOTFORGE_RETRY_BACKOFF": "0.01"}
@@ -212,6 +212,24 @@ def test_refused_mount_falls_back_to_an_upload(registry_images, tmp_path, monkey
         assert (result.blobs_uploaded, result.blobs_mounted) == (3, 0)
         assert len(server.requests("POST", r"^/v2/b/bb/blobs/uploads/\?mount=.+&from=a/bb$")) == 3
         assert result.digest == images.digest(images.child)
+    finally:
+        server.stop()
+
+
+def test_progress_on_a_terminal_only(registry_images, tmp_path):
+    images = registry_images
+    server = fr.FakeRegistry()
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    try:
+        dest = f"docker://{server.host}/p/bb:2"
+        code, shown = cli_on_tty("push", f"{images.layout}:{images.child}", dest, "--tls-verify=false", env=env)
+        assert code == 0 and f"push {server.host}/p/bb:2:" in shown and "MB/s" in shown
+        code, shown = cli_on_tty("pull", dest, f"{tmp_path / 'got'}:bb:2", "--tls-verify=false", env=env)
+        assert code == 0 and f"pull {server.host}/p/bb:2:" in shown and "MB/s" in shown
+        code, shown = cli_on_tty("-q", "push", f"{images.layout}:{images.child}", dest, "--tls-verify=false", env=env)
+        assert code == 0 and shown == ""
+        out = cli("pull", dest, f"{tmp_path / 'got2'}:bb:2", "--tls-verify=false", env=env)
+        assert out.returncode == 0 and "MB/s" not in out.stderr
     finally:
         server.stop()
 

@@ -193,6 +193,9 @@ def test_remote_digest_and_pull_by_digest(htpasswd_registry, registry_images, ap
             and "org.opencontainers.image.ref.name" in d["annotations"]}
     assert tags == {"keep:1", "by-digest:1"}
     assert json.loads(before)["manifests"][0] in json.loads((layout / "index.json").read_text())["manifests"]
+    # the pull taught the blob location cache: pushing to another repository mounts every blob
+    again = push(layout, "by-digest:1", f"docker://{host}/lookup/copy:1", api_options)
+    assert (again.blobs_mounted, again.blobs_uploaded, again.uploaded_bytes) == (4, 0, 0)
 
 
 def test_authfile_lookup_and_rejected_credentials(identity, htpasswd_registry, registry_images, cert_dirs):
