@@ -83,9 +83,10 @@ def entry() -> None:
     """The console script and `python -m chrootforge`."""
     argv = sys.argv[1:]
     code = main(argv)
-    if _first_positional(argv) in ("run", "shell"):
-        # The sandbox has exited and nothing is left to do: skip the interpreter's teardown, which
-        # costs a fair share of a short run. Nothing on this path registers atexit work.
+    if _first_positional(argv) in ("run", "shell", "push", "pull"):
+        # The sandbox has exited (or the transfer is done, its files closed and renamed) and nothing
+        # is left to do: skip the interpreter's teardown, which costs a fair share of a short run.
+        # Nothing on these paths registers atexit work.
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()

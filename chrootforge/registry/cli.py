@@ -6,19 +6,17 @@ from chrootforge.registry.options import add_registry_options
 
 
 def register(sub) -> None:
-    p = sub.add_parser("push", help="push an image of a layout (and its SBOM) to a registry")
-    p.add_argument("source", metavar="LAYOUT:TAG")
-    p.add_argument("dest", metavar="docker://HOST[:PORT]/REPO[:TAG]")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    add_registry_options(p)
-    p.set_defaults(func=_push)
-
-    p = sub.add_parser("pull", help="pull an image (and its SBOM) from a registry into a layout")
-    p.add_argument("source", metavar="docker://HOST[:PORT]/REPO(:TAG|@sha256:HEX)")
-    p.add_argument("dest", metavar="LAYOUT[:TAG]")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    add_registry_options(p)
-    p.set_defaults(func=_pull)
+    for name, summary, source, dest, func in (
+            ("push", "push an image of a layout (and its SBOM) to a registry",
+             "LAYOUT:TAG", "docker://HOST[:PORT]/REPO[:TAG]", _push),
+            ("pull", "pull an image (and its SBOM) from a registry into a layout",
+             "docker://HOST[:PORT]/REPO(:TAG|@sha256:HEX)", "LAYOUT[:TAG]", _pull)):
+        p = sub.add_parser(name, help=summary)
+        p.add_argument("source", metavar=source)
+        p.add_argument("dest", metavar=dest)
+        p.add_argument("--json", action="store_true", help="print the result as JSON")
+        add_registry_options(p)
+        p.set_defaults(func=func)
 
 
 def _interrupt_on_sigterm() -> None:

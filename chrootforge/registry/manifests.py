@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
+import os
 import re
 
 from chrootforge.errors import VerificationError
@@ -88,7 +88,7 @@ def image_blobs(manifest: dict, where: str, artifact: bool = False) -> list[dict
 
 
 def host_platform() -> tuple[str, str]:
-    machine = platform.machine().lower()
+    machine = os.uname().machine.lower()
     return "linux", {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(machine, machine)
 
 

@@ -62,9 +62,11 @@ class Staging:
         """Store the verified blobs, then point `tag` at `image` and add the referrer descriptors
         (the layout's convention: no ref.name, annotated with their subject)."""
         with self.lock:
-            verified, self.verified, self.temps = self.verified, [], set()
-        for writer in verified:
-            writer.commit()
+            verified = self.verified
+        while verified:
+            verified[0].commit()  # on a failure, abort() still holds the rest
+            with self.lock:
+                self.temps.discard(verified.pop(0).tmp)
         tagged = {"mediaType": image["mediaType"], "digest": image["digest"], "size": image["size"],
                   "annotations": {mt.REF_NAME: tag, mt.CONTAINERD_NAME: refs.full_name(tag)}}
         attached = []
@@ -76,10 +78,12 @@ class Staging:
             attached.append(entry)
 
         def change(manifests: list[dict]) -> list[dict]:
+            out = [m for m in manifests if (m.get("annotations") or {}).get(mt.REF_NAME) != tag] + [tagged]
+            live = {m["digest"] for m in out if (m.get("annotations") or {}).get(mt.REF_NAME)}
             new = {d["digest"] for d in attached}
-            kept = [m for m in manifests
-                    if (m.get("annotations") or {}).get(mt.REF_NAME) != tag
-                    and not ((m.get("annotations") or {}).get(SUBJECT_KEY) and m.get("digest") in new)]
-            return kept + [tagged] + attached
+            # as oci.referrer does: referrers of images no longer tagged go, ours replace equal ones
+            out = [m for m in out if not (subject := (m.get("annotations") or {}).get(SUBJECT_KEY))
+                   or (subject in live and m.get("digest") not in new)]
+            return out + attached
 
         lo.update_index(Path(self.layout), change)

@@ -249,5 +249,11 @@ def test_referrers_api_when_the_registry_has_it(registry_images, tmp_path, monke
         assert [d["digest"] for d in index["manifests"] if "dev.chrootforge.subject" in d["annotations"]] == \
             [images.sbom_digest()]
         assert oci.verify(tmp_path / "got") == []
+        # the tag moves to an image without referrers: the old image's SBOM leaves the index
+        push(images.layout, images.child, f"docker://{server.host}/api/bb:2", options)
+        pull(f"docker://{server.host}/api/bb:2", tmp_path / "got", "bb:1", options)
+        index = json.loads((tmp_path / "got" / "index.json").read_text())
+        assert [d["digest"] for d in index["manifests"]] == [images.digest(images.child)]
+        assert oci.verify(tmp_path / "got") == []
     finally:
         server.stop()
