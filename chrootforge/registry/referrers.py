@@ -22,6 +22,8 @@ from chrootforge.registry.manifests import (
 )
 from chrootforge.registry.transport import ACCEPT_MANIFESTS, Client, read_limited
 
+MAX_REFERRERS = 64
+
 
 def fallback_tag(digest: str) -> str:
     return digest.replace(":", "-")
@@ -108,6 +110,9 @@ def list_referrers(client: Client, subject: str) -> list[dict]:
     entries = doc.get("manifests")
     if not isinstance(entries, list):
         raise VerificationError(f"{where}: the index has no manifests list")
+    if len(entries) > MAX_REFERRERS:
+        raise VerificationError(f"{where}: {len(entries)} referrers, more than the {MAX_REFERRERS} a pull takes",
+                                hint="an image has a handful of referrers (SBOM, signatures); this one is suspect")
     out = []
     for desc in entries:
         if isinstance(desc, dict) and desc.get("mediaType") in INDEX_TYPES:

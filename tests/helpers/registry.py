@@ -146,7 +146,10 @@ class Registry:
             self.config["http"]["addr"] = self.host
             (self.root / "config.yml").write_text(json.dumps(self.config))  # JSON is YAML
             with open(self.log, "ab") as log:
-                self.proc = subprocess.Popen([REGISTRY_BIN, "serve", str(self.root / "config.yml")],
+                # its own session (a Ctrl-C reaches pytest, whose teardown stops it), and it dies
+                # with the test process even when that is killed
+                self.proc = subprocess.Popen(["setpriv", "--pdeathsig", "TERM", REGISTRY_BIN, "serve",
+                                              str(self.root / "config.yml")],
                                              stdout=log, stderr=log, start_new_session=True)
             if self._wait_ready():
                 return self
@@ -421,3 +424,17 @@ def cert_dirs(pki) -> dict[str, Path]:
     root = shared_dir("certdirs.")
     yield {"ca": pki.cert_dir(root / "ca"), "client": pki.cert_dir(root / "client", client=True)}
     shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def identity_dir(identity):
+    """identity.mkdtemp(prefix), removed after the test."""
+    made: list[Path] = []
+
+    def make(prefix: str) -> Path:
+        made.append(identity.mkdtemp(prefix))
+        return made[-1]
+
+    yield make
+    for path in made:
+        shutil.rmtree(path, ignore_errors=True)

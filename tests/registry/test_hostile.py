@@ -145,6 +145,15 @@ def test_sigterm_mid_download_leaves_no_temp_file(fake, earlier):
     assert snapshot(earlier) == before
 
 
+def test_flood_of_referrers(fake, earlier, registry_images):
+    subject = registry_images.digest(registry_images.base)
+    entry = {"mediaType": mt.MANIFEST, "digest": registry_images.sbom_digest(), "size": 10}
+    index = {"schemaVersion": 2, "mediaType": mt.INDEX, "manifests": [entry] * 10_000}
+    fake.put_manifest("img/bb", f"sha256-{subject[7:]}", json.dumps(index).encode(), mt.INDEX)
+    pull_fails(fake, earlier, "10000 referrers, more than the 64 a pull takes")
+    assert not fake.requests("GET", rf"/manifests/{registry_images.sbom_digest()}$")
+
+
 def test_500_then_success(fake, earlier, registry_images):
     fake.faults.append(fr.status_first(2, 500, r"/manifests/1$"))
     fake.faults.append(fr.status_first(1, 503, r"/blobs/sha256:"))
