@@ -5,8 +5,9 @@
 A small hierarchy of 4 images sharing layers (busybox -> + shared libraries -> + part of the Python
 stdlib -> + one config file) is committed once. Each round starts a fresh docker-registry (TLS +
 htpasswd, new storage, new port, so no tool finds anything from an earlier round) and fresh blob
-caches, then pushes the 4 images one command at a time with each tool, in alternating order, to
-repositories of their own. Medians are reported; goal (issue 11): chrootforge / skopeo <= 1.0x.
+caches (skopeo's is keyed by registry host:port, so the new port makes it cold), then pushes the 4
+images one command at a time with each tool, in alternating order, to repositories of their own;
+shared layers are mounted across repositories by both tools. Medians are reported; goal (issue 11): chrootforge / skopeo <= 1.0x.
 Also shown: the same 4 pushes through the Python API in one process (what `build --push` pays), and
 the blob bytes a re-push uploads (goal 0).
 """
@@ -14,6 +15,7 @@ the blob bytes a re-push uploads (goal 0).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -115,7 +117,7 @@ def main() -> int:
         subprocess.run(["htpasswd", "-B", "-b", "-c", str(work / "htpasswd"), USER, PASSWORD], check=True,
                        capture_output=True)
         times: dict[str, list[float]] = {}
-        last = None
+        repushed = None
         for r in range(args.rounds):
             (work / f"r{r}").mkdir()
             registry = Registry(work / f"r{r}", pki, {"htpasswd": {"realm": "bench",
@@ -124,16 +126,15 @@ def main() -> int:
             os.environ["XDG_CACHE_HOME"] = env["XDG_CACHE_HOME"] + "-api"
             try:
                 contenders = {
-                    "chrootforge push": lambda: ours_cli(layout, registry.host, f"cf{r}", certs, env),
-                    "skopeo copy": lambda: skopeo(layout, registry.host, f"sk{r}", certs, env),
-                    "push API": lambda: ours_api(layout, registry.host, f"api{r}", certs),
+                    "chrootforge push": functools.partial(ours_cli, layout, registry.host, f"cf{r}", certs, env),
+                    "skopeo copy": functools.partial(skopeo, layout, registry.host, f"sk{r}", certs, env),
+                    "push API": functools.partial(ours_api, layout, registry.host, f"api{r}", certs),
                 }
                 order = list(contenders) if r % 2 == 0 else list(reversed(contenders))
                 for name in order:
                     times.setdefault(name, []).append(timed(contenders[name]))
-                last = registry if r == args.rounds - 1 else None
                 print(f"round {r + 1}: " + ", ".join(f"{n} {t[-1]:.2f}s" for n, t in times.items()), flush=True)
-                if last is not None:
+                if r == args.rounds - 1:
                     again = ours_cli(layout, registry.host, f"cf{r}", certs, env)
                     repushed = sum(res["uploaded_bytes"] for res in again)
             finally:
