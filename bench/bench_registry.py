@@ -18,6 +18,7 @@ import argparse
 import functools
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -88,10 +89,16 @@ def ours_api(layout: Path, host: str, prefix: str, certs: Path) -> None:
         push(layout, img, f"docker://{host}/{prefix}/{img.split('/')[1]}", options)
 
 
-def timed(fn) -> float:
-    start = time.monotonic()
+def timed(fn) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process and the commands it ran): CPU time is what a
+    loaded machine cannot blur."""
+    def cpu() -> float:
+        return sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+                   for f in ("ru_utime", "ru_stime"))
+
+    start, start_cpu = time.monotonic(), cpu()
     fn()
-    return time.monotonic() - start
+    return time.monotonic() - start, cpu() - start_cpu
 
 
 def main() -> int:
@@ -117,6 +124,7 @@ def main() -> int:
         subprocess.run(["htpasswd", "-B", "-b", "-c", str(work / "htpasswd"), USER, PASSWORD], check=True,
                        capture_output=True)
         times: dict[str, list[float]] = {}
+        cpus: dict[str, list[float]] = {}
         repushed = None
         for r in range(args.rounds):
             (work / f"r{r}").mkdir()
@@ -132,7 +140,9 @@ def main() -> int:
                 }
                 order = list(contenders) if r % 2 == 0 else list(reversed(contenders))
                 for name in order:
-                    times.setdefault(name, []).append(timed(contenders[name]))
+                    wall, used = timed(contenders[name])
+                    times.setdefault(name, []).append(wall)
+                    cpus.setdefault(name, []).append(used)
                 print(f"round {r + 1}: " + ", ".join(f"{n} {t[-1]:.2f}s" for n, t in times.items()), flush=True)
                 if r == args.rounds - 1:
                     again = ours_cli(layout, registry.host, f"cf{r}", certs, env)
@@ -140,7 +150,9 @@ def main() -> int:
             finally:
                 registry.stop()
         med = {n: statistics.median(t) for n, t in times.items()}
+        cpu = {n: statistics.median(t) for n, t in cpus.items()}
         print("\nmedian seconds: " + ", ".join(f"{n} {t:.2f}" for n, t in med.items()))
+        print("median CPU seconds (client side): " + ", ".join(f"{n} {t:.2f}" for n, t in cpu.items()))
         print(f"  chrootforge push / skopeo copy (4 commands each; goal <= 1.0): "
               f"{med['chrootforge push'] / med['skopeo copy']:.2f}x")
         print(f"  push API in one process / skopeo copy: {med['push API'] / med['skopeo copy']:.2f}x")
