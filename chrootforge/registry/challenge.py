@@ -40,7 +40,7 @@ class _Parser:
         return self.text[self.pos] if self.pos < len(self.text) else ""
 
     def spaces(self) -> None:
-        while self.peek() in (" ", "\t") and self.peek():
+        while self.peek() in (" ", "\t"):
             self.pos += 1
 
     def token(self) -> str:
@@ -85,9 +85,7 @@ def parse_challenges(header: str) -> list[Challenge]:
     p = _Parser(header)
     out: list[Challenge] = []
     while True:
-        while p.peek() in (" ", "\t", ","):
-            if not p.peek():
-                break
+        while p.peek() in (" ", "\t", ","):  # peek() is "" at the end, in no tuple
             p.pos += 1
         if not p.peek():
             break

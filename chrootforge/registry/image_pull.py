@@ -65,7 +65,8 @@ def fetch_manifest(client: Client, reference: str) -> tuple[bytes, str, str]:
 
 
 def remote_digest(ref: str | RemoteRef, options: RegistryOptions | None = None) -> str | None:
-    """The digest a tag points at (HEAD), or None when the repository has no such tag."""
+    """The digest a tag points at (HEAD), or None when the tag or the repository does not exist
+    (both are a 404: MANIFEST_UNKNOWN, NAME_UNKNOWN)."""
     ref = parse_ref(ref) if isinstance(ref, str) else ref
     client = Client(ref.registry, ref.repository, options)
     try:
@@ -78,10 +79,6 @@ def remote_digest(ref: str | RemoteRef, options: RegistryOptions | None = None) 
         if is_digest(claimed):
             return claimed
         return fetch_manifest(client, ref.reference)[2]  # a registry that does not say: hash it
-    except RegistryError as err:
-        if err.status == 404:  # NAME_UNKNOWN: the repository does not exist yet
-            return None
-        raise
     finally:
         client.close()
 
