@@ -427,14 +427,8 @@ def cert_dirs(pki) -> dict[str, Path]:
 
 
 @pytest.fixture
-def identity_dir(identity):
-    """identity.mkdtemp(prefix), removed after the test."""
-    made: list[Path] = []
-
-    def make(prefix: str) -> Path:
-        made.append(identity.mkdtemp(prefix))
-        return made[-1]
-
-    yield make
-    for path in made:
-        shutil.rmtree(path, ignore_errors=True)
+def identity_tmp(identity) -> Path:
+    """A directory the identity owns (its layouts and auth files go there), removed afterwards."""
+    path = identity.mkdtemp("reg.")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

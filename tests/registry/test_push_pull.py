@@ -40,7 +40,7 @@ def api_options(cert_dirs, tmp_path, monkeypatch) -> RegistryOptions:
     return RegistryOptions(cert_dir=str(cert_dirs["ca"]), creds=f"{USER}:{PASSWORD}", quiet=True)
 
 
-def test_push_then_pull_round_trip(identity, identity_dir, htpasswd_registry, registry_images, cert_dirs):
+def test_push_then_pull_round_trip(identity, identity_tmp, htpasswd_registry, registry_images, cert_dirs):
     need("skopeo")
     host, images = htpasswd_registry.host, registry_images
     dest = f"docker://{host}/{identity.name}/bb:1"
@@ -57,7 +57,7 @@ def test_push_then_pull_round_trip(identity, identity_dir, htpasswd_registry, re
     inspected = json.loads(skopeo("inspect", f"docker://{host}/{identity.name}/bb:1", cert_dir=cert_dirs["ca"]).stdout)
     assert inspected["Digest"] == images.digest(images.base)
 
-    target = identity_dir("pulled.") / "layout"
+    target = identity_tmp / "layout"
     out = identity.cf("pull", dest, f"{target}:mine:1", "--json", *auth)
     assert out.returncode == 0, out.stderr
     no_secrets(out.stdout, out.stderr)
@@ -198,11 +198,11 @@ def test_remote_digest_and_pull_by_digest(htpasswd_registry, registry_images, ap
     assert (again.blobs_mounted, again.blobs_uploaded, again.uploaded_bytes) == (4, 0, 0)
 
 
-def test_authfile_lookup_and_rejected_credentials(identity, identity_dir, htpasswd_registry, registry_images,
+def test_authfile_lookup_and_rejected_credentials(identity, identity_tmp, htpasswd_registry, registry_images,
                                                   cert_dirs):
     images = registry_images
     dest = f"docker://{htpasswd_registry.host}/{identity.name}/auth:1"
-    home = identity_dir("auth.")
+    home = identity_tmp
     good = home / "good.json"
     good.write_text(json.dumps({"auths": {htpasswd_registry.host: {"auth": SECRETS[1]}}}))
     bad = home / "bad.json"

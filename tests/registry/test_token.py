@@ -20,7 +20,7 @@ def _no_tokens(server: TokenServer, *outputs: str) -> None:
             assert issued["token"] not in text
 
 
-def test_token_auth_push_pull_with_client_certificate(identity, identity_dir, token_registry, token_server,
+def test_token_auth_push_pull_with_client_certificate(identity, identity_tmp, token_registry, token_server,
                                                      registry_images, cert_dirs):
     images = registry_images
     dest = f"docker://{token_registry.host}/{identity.name}/tok:1"
@@ -38,7 +38,7 @@ def test_token_auth_push_pull_with_client_certificate(identity, identity_dir, to
     assert json.loads(out.stdout)["digest"] == images.digest(images.base)
     assert len(token_server.issued) > before
     assert all(i["user"] == USER for i in token_server.issued[before:])
-    target = identity_dir("tokpull.") / "layout"
+    target = identity_tmp / "layout"
     pulled = identity.cf("pull", dest, str(target), "--cert-dir", str(cert_dirs["client"]), *creds)
     assert pulled.returncode == 0, pulled.stderr
     assert pulled.stdout.strip() == images.digest(images.base)
