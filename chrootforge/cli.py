@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "chrootforge.sources.cli",
     "chrootforge.sandbox.cli",
     "chrootforge.oci.cli",
+    "chrootforge.registry.cli",
 )
 
 # Which module registers which command. When argv names a known command, only its module is
@@ -31,6 +32,7 @@ COMMAND_OWNERS = {
     "run": "chrootforge.sandbox.cli", "shell": "chrootforge.sandbox.cli",
     "commit": "chrootforge.oci.cli", "verify": "chrootforge.oci.cli", "gc": "chrootforge.oci.cli",
     "inspect": "chrootforge.oci.cli", "export": "chrootforge.oci.cli", "load": "chrootforge.oci.cli",
+    "push": "chrootforge.registry.cli", "pull": "chrootforge.registry.cli",
 }
 
 
@@ -103,9 +105,10 @@ def entry() -> None:
     """The console script and `python -m chrootforge`."""
     argv = sys.argv[1:]
     code = main(argv)
-    if _first_positional(argv) in ("run", "shell"):
-        # The sandbox has exited and nothing is left to do: skip the interpreter's teardown, which
-        # costs a fair share of a short run. Nothing on this path registers atexit work.
+    if _first_positional(argv) in ("run", "shell", "push", "pull"):
+        # The sandbox has exited (or the transfer is done, its files closed and renamed) and nothing
+        # is left to do: skip the interpreter's teardown, which costs a fair share of a short run.
+        # Nothing on these paths registers atexit work.
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
