@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chrootforge.gentoo.atoms import atom_cp
+from chrootforge.atoms import atom_cp
 from chrootforge.gentoo.records import InstalledPackage
 
 

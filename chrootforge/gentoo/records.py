@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from chrootforge.gentoo.atoms import split_cpv
+from chrootforge.atoms import split_cpv
 
 
 @dataclass(frozen=True)
