@@ -11,6 +11,7 @@ _USE_RE = re.compile(r"^-?[A-Za-z0-9][A-Za-z0-9+_@-]*$")
 _PORT_RE = re.compile(r"^\d{1,5}(/(tcp|udp|sctp))?$")
 _TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 _MAKE_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_KEEP_RE = re.compile(r"^[A-Za-z0-9/._+@%,:=*?\[\]!-]+$")
 _SONAME_RE = re.compile(r"^[A-Za-z0-9_+.-]+\.so(\.[0-9]+)*$")
 _PREFIX_RE = re.compile(r"^(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*"
                         r"(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*$")
@@ -72,11 +73,14 @@ def absolute(value: str) -> str | None:
 
 
 def keep_pattern(value: str) -> str | None:
-    """An absolute path or shell glob inside the image, without .. components."""
+    """An absolute path or shell glob inside the image, without .. components (and without the
+    characters a shell would treat specially besides the glob ones: the strip script globs it)."""
     if not value.startswith("/"):
         return f"keep pattern '{value}' must be an absolute path (a glob is allowed)"
-    if ".." in value.split("/") or "\n" in value:
-        return f"keep pattern '{value}' must not contain '..' or a newline"
+    if ".." in value.split("/"):
+        return f"keep pattern '{value}' must not contain '..'"
+    if not _KEEP_RE.match(value):
+        return f"keep pattern '{value}' may hold letters, digits, / . _ - + @ % , : = and the globs * ? [ ] !"
     if value.rstrip("/") == "":
         return "keep pattern '/' would keep everything; name the paths to keep"
     return None
