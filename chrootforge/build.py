@@ -16,6 +16,7 @@ from pathlib import Path
 from chrootforge import __version__, log
 from chrootforge.errors import CfError, UsageError
 from chrootforge.gentoo import records as rec
+from chrootforge.gentoo import runtimelibs
 from chrootforge.gentoo import state as st
 from chrootforge.gentoo.plan import ImagePlan, image_ref, plan_image, render_plan
 from chrootforge.spec.graph import build_order, load_project, parse_targets
@@ -101,7 +102,7 @@ def plan(targets: list[str], layout: str | None = None) -> str:
     for name in order:
         parent = project.images[name].parent
         state = st.load_state(layout_path, parent) if parent != SCRATCH else None
-        p = plan_image(project, name, state.packages() if state else None)
+        p = plan_image(project, name, state.packages() if state else None, tuple(state.provided) if state else ())
         out.append(render_plan(p, describe_mounts(project.namespace, p)))
     return "\n".join(out) + "\n"
 
@@ -266,7 +267,8 @@ class _Run:
         try:
             ctx = self.context()
             parent_records = parent_state.packages() if parent_state else []
-            p = plan_image(self.project, name, parent_records if image.parent != SCRATCH else None)
+            p = plan_image(self.project, name, parent_records if image.parent != SCRATCH else None,
+                           tuple(parent_state.provided) if parent_state else ())
             for why in p.provided.reinstalled:
                 log.info(f"    reinstalling {why}")
             parent_ref = parent_state.tags[0] if parent_state else None
@@ -274,13 +276,17 @@ class _Run:
             commit = self._commit_request(p, refs, key)
             digest, own = builder.build(commit)
             cumulative = rec.merge(parent_records, own)
-            self._write_sbom(p, refs, digest, cumulative)
+            builder_files = runtimelibs.merge(runtimelibs.load(parent_state.builder_files) if parent_state else [],
+                                              builder.builder_files)
+            self._write_sbom(p, refs, digest, cumulative, builder_files)
             size, layers = _manifest_stats(self.layout, digest)
             seconds = time.monotonic() - started
             st.save_state(self.layout, st.ImageState(
                 image=name, key=key, manifest_digest=digest, tags=list(refs),
                 records=rec.dump(cumulative), own=[p.cpv for p in own], size=size, layers=layers,
-                seconds=seconds, sources=self.provenance()))
+                seconds=seconds, sources=self.provenance(),
+                provided=list(p.provided.passed_down(builder.resolved_provided)),
+                builder_files=runtimelibs.dump(builder_files)))
             return ImageResult(name, refs, "built", seconds, dict(builder.timer.steps), digest, size, layers)
         except CfError as err:
             log.info(f"{name}: FAILED")
@@ -322,14 +328,14 @@ class _Run:
         return CommitRequest(tags=tuple(refs), config=config, labels=config["Labels"], history=history,
                              epoch=self.epoch)
 
-    def _write_sbom(self, p: ImagePlan, refs: list[str], digest: str, cumulative) -> None:
+    def _write_sbom(self, p: ImagePlan, refs: list[str], digest: str, cumulative, builder_files) -> None:
         from chrootforge.gentoo.sbom import MEDIA_TYPE, spdx_document
         from chrootforge.oci.referrer import attach_referrer
 
         ns = self.project.namespace
         doc = spdx_document(p.refs[0], cumulative, created_epoch=self.epoch, tool_version=__version__,
                             namespace_uri=f"https://chrootforge.invalid/spdx/{ns.name}/{p.name}/{digest}",
-                            image_digest=digest)
+                            image_digest=digest, builder_files=builder_files)
         data = json.dumps(doc, indent=1, sort_keys=True).encode()
         sbom_dir = st.build_dir(self.layout) / "sbom"
         sbom_dir.mkdir(parents=True, exist_ok=True)

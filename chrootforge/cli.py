@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "chrootforge.sandbox.cli",
     "chrootforge.oci.cli",
     "chrootforge.registry.cli",
+    "chrootforge.spec.cli",
 )
 
 # Which module registers which command. When argv names a known command, only its module is
@@ -33,6 +34,7 @@ COMMAND_OWNERS = {
     "commit": "chrootforge.oci.cli", "verify": "chrootforge.oci.cli", "gc": "chrootforge.oci.cli",
     "inspect": "chrootforge.oci.cli", "export": "chrootforge.oci.cli", "load": "chrootforge.oci.cli",
     "push": "chrootforge.registry.cli", "pull": "chrootforge.registry.cli",
+    "new": "chrootforge.spec.cli",
 }
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from chrootforge import log
 from chrootforge.errors import CfError
-from chrootforge.gentoo import emerge, image_io, records, s6
+from chrootforge.gentoo import emerge, image_io, provided, records, runtimelibs, s6, slim, uninstall
 from chrootforge.gentoo.plan import ImagePlan
 from chrootforge.sandbox import owned_dir
 from chrootforge.spec.model import PHASES
@@ -68,6 +68,8 @@ class ImageBuilder:
         self.cf = self.work / "cf"
         self.builder = None
         self.timer = StepTimer()
+        self.resolved_provided: tuple[str, ...] = ()            # `provided` entries versioned in the builder
+        self.builder_files: list[runtimelibs.BuilderFile] = []  # what runtime_libs copied
 
     # -- the whole build ------------------------------------------------------------------------
     def build(self, commit_request: image_io.CommitRequest) -> tuple[str, list[records.InstalledPackage]]:
@@ -84,13 +86,16 @@ class ImageBuilder:
             t = self.timer
             t.run("prepare", self._prepare)
             t.run("configure_builder", self._sandbox, "configure_builder", self._configure_script(), {})
+            self.resolved_provided = provided.read_resolved(self.cf / "status")
             t.run("configure_rootfs", self._sandbox, "configure_rootfs", self._hooks_script("configure_rootfs"),
                   emerge.emerge_env())
             if self.plan.emerge_argv:
                 t.run("emerge", self._emerge)
             t.run("post_emerge", self._sandbox, "post_emerge", self._post_emerge_script(), emerge.emerge_env())
+            self._authors_steps(t)
             own = t.run("record", records.read_vdb, self.rootfs, self.plan.name)
             t.run("finish_rootfs", self._sandbox, "finish_rootfs", self._finish_script(), emerge.emerge_env())
+            slim.warn_unmatched(self.cf / "status", self.plan.name)
             digest = t.run("commit", self._commit, commit_request)
             return digest, own
         finally:
@@ -146,7 +151,18 @@ class ImageBuilder:
 
     def _configure_script(self) -> str:
         install = self.plan.portage.install_script(f"{CF_MOUNT}/portage")
+        install += self.plan.provided.resolve_script(f"{CF_MOUNT}/status")
         return install + "\n".join(self._hook_lines("configure_builder")) + "\n"
+
+    def _authors_steps(self, t: StepTimer) -> None:
+        """uninstall, then runtime_libs (gentoo/uninstall.py, gentoo/runtimelibs.py): after post_emerge,
+        before the records are read and finish_rootfs (check-binaries sees the copied libraries)."""
+        if self.plan.uninstall.packages:
+            t.run("uninstall", uninstall.run, self.plan.uninstall, self.rootfs,
+                  self.plan.provided.lines + self.resolved_provided, self._sandbox, self.plan.name)
+        if self.plan.runtime_libs.names:
+            self.builder_files = t.run("runtime_libs", runtimelibs.run, self.plan.runtime_libs, self.rootfs,
+                                       self.cf, CF_MOUNT, self._sandbox, self.plan.name)
 
     def _post_emerge_script(self) -> str:
         text = s6.install_script(list(self.plan.services), emerge.EMERGE_ROOT) if self.plan.services else ""

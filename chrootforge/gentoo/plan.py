@@ -6,10 +6,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chrootforge.gentoo import emerge, portage_conf, s6
+from chrootforge.gentoo.emerge import EMERGE_ROOT
 from chrootforge.gentoo.imageconfig import oci_config
 from chrootforge.gentoo.provided import ProvidedPlan, child_use_map, plan_provided
 from chrootforge.gentoo.records import InstalledPackage
+from chrootforge.gentoo.runtimelibs import RuntimeLibsPlan
 from chrootforge.gentoo.slim import SlimPlan, plan_slim
+from chrootforge.gentoo.uninstall import UninstallPlan, plan_uninstall
+from chrootforge.spec import source
 from chrootforge.spec.graph import ancestors
 from chrootforge.spec.model import PHASES, SCRATCH, Image, Namespace, Project
 
@@ -28,6 +32,8 @@ class ImagePlan:
     services: tuple[s6.FileEntry, ...]
     slim: SlimPlan
     config: dict
+    uninstall: UninstallPlan
+    runtime_libs: RuntimeLibsPlan
     notes: tuple[str, ...] = field(default=())
 
 
@@ -35,20 +41,23 @@ def image_ref(ns: Namespace, image: str, tag: str) -> str:
     return f"{ns.prefix}/{image}:{tag}"
 
 
-def plan_image(project: Project, name: str,
-               parent_records: list[InstalledPackage] | None) -> ImagePlan:
-    """`parent_records`: the parent's cumulative package list (None: parent not built yet)."""
+def plan_image(project: Project, name: str, parent_records: list[InstalledPackage] | None,
+               parent_provided: tuple[str, ...] = ()) -> ImagePlan:
+    """`parent_records`: the parent's cumulative package list (None: parent not built yet);
+    `parent_provided`: the explicit package.provided entries it passes down (from its state)."""
     ns = project.namespace
     image = project.images[name]
     chain = [project.images[a] for a in ancestors(project.images, name)]
     notes = []
-    if image.parent == SCRATCH:
-        provided = ProvidedPlan((), ())
-    elif parent_records is None:
-        provided = ProvidedPlan((), ())
+    if image.parent != SCRATCH and parent_records is None:
         notes.append(f"package.provided comes from the build of '{image.parent}' (not built yet)")
-    else:
-        provided = plan_provided(parent_records, child_use_map(image.package_settings))
+    provided = plan_provided(parent_records or [], child_use_map(image.package_settings),
+                             parent_provided=parent_provided, provided=image.provided,
+                             unprovided=image.unprovided)
+    uninstall, problems = plan_uninstall(image.uninstall, image.force_uninstall, parent_records)
+    if problems:
+        raise source.load(image.spec_path).error(("uninstall",), problems[0],
+                                                 hint="uninstall removes what this image's emerge installed")
     services = s6.all_services(list(reversed(chain)) + [image])
     own_entries = s6.service_entries(image.services)
     has_services = bool(services)
@@ -67,6 +76,8 @@ def plan_image(project: Project, name: str,
         services=tuple(own_entries),
         slim=plan_slim(image.strip),
         config=oci_config(image, chain, has_services),
+        uninstall=uninstall,
+        runtime_libs=RuntimeLibsPlan(image.runtime_libs),
         notes=tuple(notes),
     )
 
@@ -93,9 +104,14 @@ def render_plan(plan: ImagePlan, mounts: list[str] | None = None) -> str:
     out.append("     make.conf (appended):")
     out += [f"       {line}" for line in plan.portage.make_conf_append.splitlines() if line]
     out.append("     profile/package.provided:")
-    out += [f"       {line}" for line in plan.provided.lines] or ["       (nothing)"]
+    out += [f"       {line}" for line in plan.provided.lines]
+    out += [f"       {cp}-<best visible version, resolved in the builder>" for cp in plan.provided.resolve]
+    if not plan.provided.lines and not plan.provided.resolve:
+        out.append("       (nothing)")
     for why in plan.provided.reinstalled:
         out.append(f"       # reinstalled: {why}")
+    for why in plan.provided.dropped:
+        out.append(f"       # unprovided: {why}")
     if plan.portage.profile:
         out.append(f"     make.profile -> {plan.portage.profile}")
     for phase in PHASES:
@@ -106,11 +122,19 @@ def render_plan(plan: ImagePlan, mounts: list[str] | None = None) -> str:
         out.append(f"   emerge: {env} {' '.join(plan.emerge_argv)}")
     else:
         out.append("   emerge: (no packages)")
+    if plan.uninstall.packages:
+        force = " (force_uninstall: even what installed packages still need)" if plan.uninstall.force else ""
+        out.append(f"   uninstall: ROOT={EMERGE_ROOT} {' '.join(plan.uninstall.argv())}{force}")
+    if plan.runtime_libs.names:
+        out.append(f"   runtime_libs: {' '.join(plan.runtime_libs.names)} (from the builder's packages, into "
+                   "the directory of the image's libc.so.6)")
     for entry in plan.services:
         if entry.kind == "file":
             out.append(f"   s6: {entry.path} ({entry.mode:o})")
         elif entry.kind == "symlink":
             out.append(f"   s6: {entry.path} -> {entry.content}")
     out.append("   strip: " + " ".join(plan.slim.remove))
+    if plan.slim.keep:
+        out.append("   strip keep: " + " ".join(plan.slim.keep))
     out.append(f"   config: {plan.config}")
     return "\n".join(out)

@@ -13,6 +13,7 @@ import shlex
 from dataclasses import dataclass
 
 from chrootforge.gentoo.provided import ProvidedPlan
+from chrootforge.gentoo.slim import install_features
 from chrootforge.spec.model import Image, Namespace
 
 PACKAGE_KINDS = ("package.use", "package.accept_keywords", "package.mask", "package.unmask", "package.env")
@@ -60,8 +61,7 @@ def make_conf_block(ns: Namespace, image: Image) -> str:
     # -merge-sync: fsync after each merge is pointless in a throwaway builder whose result is
     # committed as a whole (it halves the merge time of small packages).
     features = ["-merge-sync", "-news", ns.make_conf.get("FEATURES", "")]
-    strip = image.strip
-    features += [f for f, on in (("nodoc", strip.docs), ("noman", strip.man), ("noinfo", strip.info)) if on]
+    features += install_features(image.strip)
     # buildpkg: every package built for an image lands in the namespace's binpkg cache.
     features += ["buildpkg", "binpkg-multi-instance"]
     lines.append('FEATURES="${FEATURES} ' + " ".join(f for f in features if f) + '"')

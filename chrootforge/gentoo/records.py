@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from chrootforge.gentoo.atoms import split_cpv
+from chrootforge.atoms import split_cpv
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,8 @@ class InstalledPackage:
         return cls(**data)
 
 
-def _read(path: Path) -> str:
+def read_field(path: Path) -> str:
+    """A /var/db/pkg field file, stripped (empty when missing)."""
     try:
         return path.read_text(errors="replace").strip()
     except OSError:
@@ -60,7 +61,7 @@ def _read(path: Path) -> str:
 
 def _contents(path: Path) -> tuple[str, ...]:
     files = []
-    for line in _read(path).splitlines():
+    for line in read_field(path).splitlines():
         kind, _, rest = line.partition(" ")
         if kind == "obj":
             files.append(rest.rsplit(" ", 2)[0])
@@ -78,17 +79,17 @@ def read_vdb(root: str | Path, image: str = "") -> list[InstalledPackage]:
     for entry in sorted(vdb.glob("*/*")):
         if not entry.is_dir() or entry.name.startswith("-MERGING-"):
             continue
-        pf = _read(entry / "PF") or entry.name
-        category = _read(entry / "CATEGORY") or entry.parent.name
+        pf = read_field(entry / "PF") or entry.name
+        category = read_field(entry / "CATEGORY") or entry.parent.name
         cp, version = split_cpv(f"{category}/{pf}")
-        iuse = tuple(sorted({flag.lstrip("+-") for flag in _read(entry / "IUSE").split()}))
-        enabled = set(_read(entry / "USE").split())
+        iuse = tuple(sorted({flag.lstrip("+-") for flag in read_field(entry / "IUSE").split()}))
+        enabled = set(read_field(entry / "USE").split())
         use = tuple(sorted(enabled & set(iuse)))
         found.append(InstalledPackage(
             category=category, name=cp.split("/", 1)[1], version=version, use=use, iuse=iuse,
-            slot=(_read(entry / "SLOT") or "0").split("/")[0], repository=_read(entry / "repository"),
-            license=_read(entry / "LICENSE"), homepage=_read(entry / "HOMEPAGE"),
-            description=_read(entry / "DESCRIPTION"), image=image, files=_contents(entry / "CONTENTS"),
+            slot=(read_field(entry / "SLOT") or "0").split("/")[0], repository=read_field(entry / "repository"),
+            license=read_field(entry / "LICENSE"), homepage=read_field(entry / "HOMEPAGE"),
+            description=read_field(entry / "DESCRIPTION"), image=image, files=_contents(entry / "CONTENTS"),
         ))
     return sorted(found, key=lambda p: (p.cp, p.slot))
 

@@ -30,6 +30,8 @@ class ImageState:
     tags: list[str]                                     # full ref names in the layout
     records: list[dict] = field(default_factory=list)   # cumulative InstalledPackage records
     own: list[str] = field(default_factory=list)        # cpvs this image's layer installed
+    provided: list[str] = field(default_factory=list)   # explicit package.provided entries passed down
+    builder_files: list[dict] = field(default_factory=list)  # cumulative runtime_libs copies (BuilderFile)
     size: int = 0
     layers: int = 0
     seconds: float = 0.0

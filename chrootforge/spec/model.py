@@ -1,71 +1,176 @@
-"""The spec as plain values: a namespace (chrootforge.toml) and its images (image.toml)."""
+"""The spec as plain values: a namespace (chrootforge.toml) and its images (image.toml).
+
+These dataclasses are also the spec's schema: each field declared with `key(...)` is a key of the
+file, with its type, default, validation and help text (see spec/schema.py). Loading
+(spec/namespace.py, spec/image.py), the key reference in docs/pipeline.md and `chrootforge new` all
+come from these declarations.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import ClassVar
+
+from chrootforge.spec import checks
+from chrootforge.spec.schema import (
+    Bool,
+    Choice,
+    Int,
+    Kind,
+    Locales,
+    PathKind,
+    PathList,
+    Str,
+    StrList,
+    StrMap,
+    key,
+    section,
+    table_map,
+    tables,
+)
 
 SCRATCH = "scratch"
-PHASES = ("configure_builder", "configure_rootfs", "post_emerge", "finish_rootfs")
+
+STR, BOOL, PATH = Str(), Bool(), PathKind()
+STRS = StrList()
+STRS_OR_STR = StrList(single=True)
+WORDS = StrList(words=True)
 
 
-@dataclass(frozen=True)
+class MakeValue(Kind):
+    toml = "string or list of strings"
+
+    def convert(self, at, value):
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return " ".join(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        if not isinstance(value, str):
+            raise at.error(f"{'.'.join(at.path)} must be a string or a list of strings")
+        return value
+
+
+# -- chrootforge.toml ------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
 class Stage3Source:
-    path: Path | None = None            # a local tarball (PATH.asc and PATH.DIGESTS beside it)
-    mirrors: tuple[str, ...] = ()       # else: download from these (default: $GENTOO_MIRRORS / official)
-    arch: str = "amd64"
-    variant: str = "openrc"
-    date: str | None = None
-    keyrings: tuple[Path, ...] = ()
-    insecure: bool = False
+    """The stage3 the builders start from: a local tarball, or a verified download."""
+
+    path: Path | None = key(PATH, "a local stage3 tarball (PATH.asc and PATH.DIGESTS beside it)", None,
+                            example="stage3-amd64-openrc.tar.xz")
+    mirrors: tuple[str, ...] = key(STRS_OR_STR, "else: download from these mirrors", (), toml_name="mirror",
+                                   default_doc="$GENTOO_MIRRORS, else the official mirror",
+                                   example=["https://distfiles.gentoo.org"])
+    arch: str = key(STR, "the stage's architecture", "amd64")
+    variant: str = key(STR, "the stage's variant (e.g. openrc, systemd, musl)", "openrc")
+    date: str | None = key(STR, "a release stamp (YYYYMMDDTHHMMSSZ) instead of the latest", None,
+                           example="20240101T170309Z")
+    keyrings: tuple[Path, ...] = key(PathList(), "OpenPGP keys trusted for this stage, besides the pinned "
+                                     "Gentoo keys", (), toml_name="keyring", example=["keys/release.asc"])
+    insecure: bool = key(BOOL, "skip the signature check (loud, and recorded in the image labels)", False,
+                         toml_name="insecure_skip_verify")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TreeSource:
-    path: Path | None = None            # a directory (bound read-only)
-    snapshot: str | None = None         # "latest", a date YYYYMMDD, or a local snapshot file
-    snapshot_path: Path | None = None
-    name: str = "gentoo"                # bound at /var/db/repos/<name>
-    profile: str | None = None          # make.profile, relative to the tree's profiles/
-    keyrings: tuple[Path, ...] = ()
-    insecure: bool = False
+    """The main ebuild repository, bound read-only at /var/db/repos/gentoo."""
+
+    path: Path | None = key(PATH, "a repository directory", None, example="../repo")
+    snapshot: str | None = key(STR, 'or a verified snapshot: "latest", a date YYYYMMDD or a local file',
+                               None, example="latest")
+    snapshot_path: Path | None = None   # a local snapshot file (from `snapshot`)
+    name: str = key(STR, "the repository's name", "gentoo",
+                    default_doc="profiles/repo_name of path, else gentoo")
+    profile: str | None = key(STR, "the make.profile, relative to the tree's profiles/", None,
+                              example="default/linux/amd64/23.0")
+    keyrings: tuple[Path, ...] = key(PathList(), "OpenPGP keys trusted for the snapshot", (),
+                                     toml_name="keyring")
+    insecure: bool = key(BOOL, "skip the snapshot's signature check (loud)", False,
+                         toml_name="insecure_skip_verify")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Namespace:
-    name: str
+    """A namespace folder: chrootforge.toml, and a folder per image."""
+
+    TABLES: ClassVar[dict[str, str]] = {
+        "output": "Where the images go and how they are named.",
+        "build": "How builds run.",
+    }
+
+    name: str = key(STR, "the namespace's name", "", each=checks.name("namespace"),
+                    default_doc="the folder's name")
+    stage3: Stage3Source = section(Stage3Source, "The stage3 the builders start from: `path`, or a "
+                                   "download from `mirror` verified against the pinned Gentoo keys.")
+    tree: TreeSource = section(TreeSource, "The main ebuild repository: `path` or `snapshot` (one of them "
+                               "is required), bound read-only at /var/db/repos/gentoo.")
+    repos: dict[str, Path] = table_map(PATH, "Extra repositories, bound read-only at /var/db/repos/NAME.",
+                                       "NAME", example={"overlay": "../overlay"})
+    make_conf: dict[str, str] = table_map(
+        MakeValue(), "make.conf variables (FEATURES and USE stay incremental). Defaults: "
+        'CFLAGS="-O2 -pipe", CXXFLAGS="${CFLAGS}", MAKEOPTS="-j2".', "VAR", name_check=checks.make_var,
+        example={"CFLAGS": "-O2 -pipe", "USE": "-* ipv6 ssl"})
+    layout: Path = key(PATH, "the OCI layout written (--layout overrides)", "out/layout", section="output")
+    tags: tuple[str, ...] = key(STRS, "the tags of every image (an image.toml may set its own)", ("latest",),
+                                section="output", each=checks.tag, check=checks.not_empty("tags"),
+                                hint="letters, digits, . _ - (max 128)")
+    prefix: str = key(STR, "the images' names: PREFIX/IMAGE:TAG (SBOM, labels, podman)", "",
+                      section="output", each=checks.prefix, default_doc='"localhost/" + the namespace name',
+                      hint="lowercase path components, optionally after a registry host, "
+                           "e.g. localhost/myproject or registry.example.com:5000/team")
+    compression: str = key(Choice("gzip", "zstd"), "layer compression", "gzip", section="output")
+    network: str = key(Choice("none", "host"), "network in the build sandbox (host copies resolv.conf in, "
+                       "for fetching distfiles)", "none", section="build")
+    distfiles: Path | None = key(PATH, "a folder of distfiles seeding the per-user distfiles cache", None,
+                                 section="build", example="distfiles")
+    jobs: int = key(Int(), "emerge --jobs", 2, section="build", check=checks.at_least(1))
     root: Path                          # the namespace folder
     spec_path: Path
-    stage3: Stage3Source
-    tree: TreeSource
-    repos: dict[str, Path]
-    make_conf: dict[str, str]
-    layout: Path
-    tags: tuple[str, ...]
-    prefix: str                         # image name prefix, e.g. localhost/world
-    compression: str
-    network: str
-    distfiles: Path | None
-    jobs: int
     text: str = ""                      # raw file text (part of the cache key)
 
 
-@dataclass(frozen=True)
+# -- image.toml --------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
 class PackageSettings:
+    """Per-package settings: package.use, package.accept_keywords and package.env."""
+
     atom: str
-    use: tuple[str, ...] = ()
-    keywords: tuple[str, ...] = ()
-    env: tuple[tuple[str, str], ...] = ()
+    use: tuple[str, ...] = key(WORDS, "USE flags (package.use)", (), each=checks.use_flag, example=["static"])
+    keywords: tuple[str, ...] = key(WORDS, "accepted keywords (package.accept_keywords)", (),
+                                    example=["~amd64"])
+    env: tuple[tuple[str, str], ...] = key(StrMap(), "build environment (package.env)", (),
+                                           example={"CFLAGS": "-O3"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Strip:
-    docs: bool = True
-    man: bool = True
-    info: bool = True
-    locales: tuple[str, ...] | None = ()  # locales to keep; None keeps all
-    headers: bool = True
-    static_libs: bool = True
+    """What is removed from the image root before the commit (portage's own state always goes)."""
+
+    docs: bool = key(BOOL, "remove /usr/share/doc and gtk-doc (and install none: FEATURES=nodoc)", True)
+    man: bool = key(BOOL, "remove /usr/share/man (FEATURES=noman)", True)
+    info: bool = key(BOOL, "remove /usr/share/info (FEATURES=noinfo)", True)
+    headers: bool = key(BOOL, "remove /usr/include, pkgconfig and aclocal files", True)
+    static_libs: bool = key(BOOL, "remove *.a and *.la under /lib*, /usr/lib*", True)
+    locales: tuple[str, ...] | None = key(Locales(), 'locales kept ("all" keeps every one; C always stays)',
+                                          (), example=["en_US"])
+    keep: tuple[str, ...] = key(STRS, "paths kept although a rule above removes them: absolute paths or "
+                                "shell globs; a pattern matching nothing is a warning", (),
+                                each=checks.keep_pattern, example=["/usr/share/doc/*/LICENSE*"])
+
+
+@dataclass(frozen=True, kw_only=True)
+class HookNames:
+    """Scripts run inside the builder, from the image folder or the stock ones in hooks/ (by name)."""
+
+    configure_builder: tuple[str, ...] = key(STRS_OR_STR, "the builder only (nothing of it lands in the "
+                                             "image), after /etc/portage is set up", ())
+    configure_rootfs: tuple[str, ...] = key(STRS_OR_STR, "before emerge, with ROOT=/emerge-root", ())
+    post_emerge: tuple[str, ...] = key(STRS_OR_STR, "after emerge and the s6 service dirs", ())
+    finish_rootfs: tuple[str, ...] = key(STRS_OR_STR, "before stripping and the commit", (),
+                                         example=["check-binaries"])
+
+
+PHASES = tuple(f.name for f in fields(HookNames))
 
 
 @dataclass(frozen=True)
@@ -75,42 +180,85 @@ class Hook:
     path: Path                          # the script on the host
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Service:
+    """An s6 service: /etc/service/NAME/{run,finish}, linked into the scan dir /service."""
+
     name: str
-    run: str
-    finish: str | None = None
+    run: str = key(STR, "the command s6 supervises (exec'd by /bin/sh, stderr joined to stdout)",
+                   check=checks.not_empty("run"), example="mydaemon --foreground")
+    finish: str | None = key(STR, "run when the service stops", None, example="echo stopped")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ImageConfig:
-    entrypoint: tuple[str, ...] | None = None
-    cmd: tuple[str, ...] | None = None
-    env: tuple[tuple[str, str], ...] = ()
-    user: str | None = None
-    workdir: str | None = None
-    ports: tuple[str, ...] = ()
-    volumes: tuple[str, ...] = ()
-    labels: tuple[tuple[str, str], ...] = ()
-    stop_signal: str | None = None
+    """The OCI image config; unset fields are inherited from the parent."""
+
+    entrypoint: tuple[str, ...] | None = key(STRS_OR_STR, "Entrypoint", None, example=["/usr/bin/app"])
+    cmd: tuple[str, ...] | None = key(STRS_OR_STR, "Cmd (an image with services and no cmd gets "
+                                      "s6-svscan -t0 /service)", None, example=["/bin/sh"])
+    env: tuple[tuple[str, str], ...] = key(StrMap(sort=False), "Env, added to the parent's", (),
+                                           example={"LANG": "C.UTF-8"})
+    user: str | None = key(STR, "User (a name must be in the image's /etc/passwd)", None, example="nobody")
+    workdir: str | None = key(STR, "WorkingDir", None, check=checks.absolute, example="/")
+    ports: tuple[str, ...] = key(STRS, "ExposedPorts", (), each=checks.port, example=["8080/tcp"])
+    volumes: tuple[str, ...] = key(STRS, "Volumes", (), example=["/var/lib/app"])
+    labels: tuple[tuple[str, str], ...] = key(StrMap(), "Labels", (),
+                                              example={"org.opencontainers.image.url": "https://example.org"})
+    stop_signal: str | None = key(STR, "StopSignal", None, check=checks.signal, example="SIGTERM",
+                                  hint=f"one of {', '.join(checks.SIGNALS)}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Image:
+    """An image folder's image.toml."""
+
+    description: str = key(STR, "what the image is (org.opencontainers.image.description)", "")
+    parent: str = key(STR, 'the image this one is built on: another image of the namespace, or "scratch"',
+                      hint='set parent = "scratch" or the name of another image')
+    packages: tuple[str, ...] = key(STRS, "packages emerged into the image root", (), each=checks.atom,
+                                    hint="write e.g. sys-apps/busybox or >=sys-apps/s6-2.11",
+                                    example=["app-misc/hello"])
+    tags: tuple[str, ...] = key(STRS, "the image's tags", (), each=checks.tag, check=checks.not_empty("tags"),
+                                default_doc="the namespace's [output] tags")
+    mask: tuple[str, ...] = key(STRS, "package.mask entries", (), each=checks.atom,
+                                example=[">=app-misc/hello-2"])
+    unmask: tuple[str, ...] = key(STRS, "package.unmask entries", (), each=checks.atom)
+    provided: tuple[str, ...] = key(
+        STRS, "package.provided entries: emerge takes them as installed though the image lacks them. "
+        "category/name (the tree's best visible version, resolved in the builder) or "
+        "category/name-VERSION. Children inherit them", (), each=checks.provided_entry,
+        example=["dev-lang/perl"])
+    unprovided: tuple[str, ...] = key(
+        STRS, "category/name: drop what the parents would put in package.provided (their packages and "
+        "their `provided`), so that emerge installs it again, in this image", (), each=checks.cp,
+        example=["sys-apps/busybox"])
+    uninstall: tuple[str, ...] = key(
+        STRS, "category/name: unmerged from the image root after emerge and post_emerge (files and "
+        "/var/db/pkg entry), with portage's own unmerge; only packages this image's emerge installed",
+        (), each=checks.cp, example=["dev-build/make"])
+    force_uninstall: bool = key(BOOL, "uninstall even what an installed package still needs (else that is "
+                                "an error naming the package)", False)
+    runtime_libs: tuple[str, ...] = key(
+        STRS, "shared libraries copied from the builder's installed packages into the directory of the "
+        "image's libc.so.6 (e.g. gcc's, which glibc loads for pthread_cancel); the SBOM lists them as "
+        "files of the builder's package, with its version", (), each=checks.soname,
+        example=["libgcc_s.so.1", "libstdc++.so.6"])
+    package_settings: tuple[PackageSettings, ...] = tables(
+        PackageSettings, "Settings of one package (an atom), e.g. [package.\"app-misc/hello\"].", '"ATOM"',
+        toml_name="package", name_check=checks.atom,
+        example={"app-misc/hello": {"use": ["static"]}})
+    strip: Strip = section(Strip, Strip.__doc__)
+    hooks: tuple[Hook, ...] = section(HookNames, HookNames.__doc__ + " They run as root with "
+                                      "ROOT=/emerge-root (except configure_builder), CF_PHASE, CF_IMAGE and "
+                                      "CF_NAMESPACE set; a non-zero exit fails the build.")
+    services: tuple[Service, ...] = tables(Service, Service.__doc__, "NAME",
+                                           name_check=checks.name("service"),
+                                           example={"web": {"run": "httpd -f -p 8080"}})
+    config: ImageConfig = section(ImageConfig, ImageConfig.__doc__)
     name: str
     folder: Path
     spec_path: Path
-    parent: str                         # another image of the namespace, or SCRATCH
-    packages: tuple[str, ...]
-    package_settings: tuple[PackageSettings, ...]
-    mask: tuple[str, ...]
-    unmask: tuple[str, ...]
-    strip: Strip
-    hooks: tuple[Hook, ...]
-    services: tuple[Service, ...]
-    config: ImageConfig
-    tags: tuple[str, ...]
-    description: str = ""
     text: str = ""
 
     def hooks_for(self, phase: str) -> list[Hook]:

@@ -7,8 +7,8 @@ import os
 import stat
 import subprocess
 
+from chrootforge.atoms import atom_cp, check_atom, split_cpv
 from chrootforge.gentoo import records, s6
-from chrootforge.gentoo.atoms import atom_cp, check_atom, split_cpv
 from chrootforge.gentoo.portage_conf import generate
 from chrootforge.gentoo.provided import plan_provided
 from chrootforge.gentoo.records import InstalledPackage
@@ -156,7 +156,7 @@ def test_portage_install_script_runs(tmp_path, ns):
 
 
 def test_s6_service_tree_runs(tmp_path):
-    entries = s6.service_entries([Service("web", "httpd -f", "echo bye"), Service("a", "sleep 1")])
+    entries = s6.service_entries([Service(name="web", run="httpd -f", finish="echo bye"), Service(name="a", run="sleep 1")])
     script = s6.install_script(entries, str(tmp_path))
     subprocess.run(["sh", "-c", script], check=True)
     run = tmp_path / "etc/service/web/run"

@@ -6,6 +6,7 @@ import pytest
 
 from chrootforge.errors import UsageError
 from chrootforge.spec.graph import build_order, load_project, parse_targets
+from chrootforge.spec.image import load_image
 from chrootforge.spec.namespace import load_namespace
 from chrootforge.spec.source import load
 
@@ -190,3 +191,38 @@ def test_prefix_must_be_an_image_name(ns):
     ns.write("chrootforge.toml", '[stage3]\npath = "s"\n[tree]\npath = "repo"\n[output]\n'
              'prefix = "registry.example.com:5000/team/x"\n')
     assert load_namespace(ns.root).prefix == "registry.example.com:5000/team/x"
+
+
+def test_suggestions_for_new_keys(ns):
+    ns.image("a", 'parent = "scratch"\n[strip]\nkep = ["/x"]\n')
+    text = _err(load_image, load_namespace(ns.root), "a")
+    assert "image.toml:3: unknown key 'kep' in [strip]" in text and "did you mean 'keep'?" in text
+    ns.image("b", 'parent = "scratch"\nuninstal = ["a/b"]\n')
+    assert "did you mean 'uninstall'?" in _err(load_image, load_namespace(ns.root), "b")
+    ns.image("c", 'parent = "scratch"\nruntime_lib = ["libgcc_s.so.1"]\n')
+    assert "did you mean 'runtime_libs'?" in _err(load_image, load_namespace(ns.root), "c")
+
+
+@pytest.mark.parametrize("body,line,message", [
+    ('provided = [">=dev-lang/perl-5"]', 2, "without an operator"),
+    ('provided = ["perl"]', 2, "not a package atom"),
+    ('unprovided = ["=dev-lang/perl-5"]', 2, "without version or operator"),
+    ('provided = ["a/b"]\nunprovided = ["a/b"]', 3, "'a/b' is both provided and unprovided"),
+    ('packages = ["a/b"]\nprovided = ["a/b-1.0"]', 3, "'a/b' is both in packages and provided"),
+    ('uninstall = "a/b"', 2, "'uninstall' must be a list of strings, not str"),
+    ('force_uninstall = "yes"', 2, "'force_uninstall' must be true or false"),
+    ('runtime_libs = ["libgcc_s"]', 2, "not a shared library file name"),
+    ('runtime_libs = ["../libc.so.6"]', 2, "not a shared library file name"),
+    ('[strip]\nkeep = ["usr/share/zoneinfo"]', 3, "must be an absolute path"),
+    ('[strip]\nkeep = ["/usr/../etc"]', 3, "must not contain '..'"),
+    ('[strip]\nkeep = "/usr/share"', 3, "'keep' must be a list of strings"),
+    ('[strip]\nlocales = [1]', 3, "not a list with int"),
+    ('[config]\nworkdir = "rel"', 3, "'rel' must be an absolute path"),
+    ('[services.web]\nfinish = "x"', 2, "missing key 'run' in [services.web]"),
+    ('[services.web]\nrun = ""', 3, "run must not be empty"),
+    ('tags = []', 2, "tags must not be empty"),
+])
+def test_bad_values_point_at_their_line(ns, body, line, message):
+    path = ns.image("a", f'parent = "scratch"\n{body}\n')
+    text = _err(load_image, load_namespace(ns.root), "a")
+    assert f"{path}:{line}:" in text and message in text, text

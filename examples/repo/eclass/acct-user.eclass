@@ -55,11 +55,15 @@ S="${WORKDIR}"
 
 # @FUNCTION: acct-user_add_deps
 # @DESCRIPTION:
-# Depend on the acct-group package of every group in ACCT_USER_GROUPS.
+# Depend on the acct-group package of every group in ACCT_USER_GROUPS, and
+# on sys-apps/baselayout for the default shell, /sbin/nologin.
 # Call it in the ebuild after setting ACCT_USER_GROUPS.
 acct-user_add_deps() {
 	[[ ${#ACCT_USER_GROUPS[@]} -gt 0 ]] || die "${ECLASS}: set ACCT_USER_GROUPS first"
 	RDEPEND+=" ${ACCT_USER_GROUPS[*]/#/acct-group/}"
+	if [[ ${ACCT_USER_SHELL} == /sbin/nologin ]]; then
+		RDEPEND+=" sys-apps/baselayout"
+	fi
 }
 
 # @FUNCTION: acct-user_pkg_preinst

@@ -5,7 +5,7 @@ EAPI=8
 
 inherit cf-account
 
-DESCRIPTION="The skeleton of an image root: root and nobody accounts, /tmp, /root"
+DESCRIPTION="An image root's skeleton: root and nobody, /tmp, /root, /sbin/nologin"
 HOMEPAGE="https://example.invalid/chrootforge"
 S="${WORKDIR}"
 
@@ -17,6 +17,13 @@ src_install() {
 	keepdir /root /tmp /home /etc
 	fperms 0700 /root
 	fperms 1777 /tmp
+	# The login shell of every system account (nobody, acct-user/*): refuses, as util-linux's does.
+	exeinto /sbin
+	newexe - nologin <<-EOF
+		#!/bin/sh
+		echo "This account is currently not available." >&2
+		exit 1
+	EOF
 }
 
 pkg_preinst() {

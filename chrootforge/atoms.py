@@ -1,4 +1,5 @@
-"""Just enough Gentoo atom syntax: the category/name of an atom, and splitting a CPV."""
+"""Just enough Gentoo atom syntax: the category/name of an atom, and splitting a CPV (used by the spec
+and by the Gentoo steps)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,14 @@ def atom_cp(atom: str) -> str:
         except ValueError:
             pass
     return rest
+
+
+def provided_cp(entry: str) -> str:
+    """The category/name of a package.provided entry, versioned ('cat/pkg-1.0') or not ('cat/pkg')."""
+    try:
+        return split_cpv(entry)[0]
+    except ValueError:
+        return entry
 
 
 def check_atom(atom: str) -> str | None:

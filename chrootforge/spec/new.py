@@ -1,0 +1,115 @@
+"""`chrootforge new`: scaffold a namespace (chrootforge.toml) or an image (image.toml) from the schema.
+
+The files are written atomically, never over an existing one, and loaded back before the command
+reports success, so what it writes always loads (and builds as it is: a namespace downloads Gentoo's
+latest stage3 and snapshot, an image builds its packages on its parent).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from chrootforge.errors import UsageError
+from chrootforge.spec import checks, scaffold, source
+from chrootforge.spec.image import FILENAME as IMAGE_FILE
+from chrootforge.spec.image import image_names, load_image
+from chrootforge.spec.model import SCRATCH, Image, Namespace
+from chrootforge.spec.namespace import FILENAME as NS_FILE
+from chrootforge.spec.namespace import load_namespace
+
+
+def is_image_target(target: Path) -> bool:
+    """NS/IMAGE when the folder's parent is a namespace; else a namespace folder."""
+    return (target.resolve().parent / NS_FILE).is_file()
+
+
+def new_namespace(folder: Path) -> Path:
+    folder = folder.resolve()
+    problem = checks.name("namespace")(folder.name)
+    if problem:
+        raise UsageError(f"{folder}: {problem}", hint="the folder's name is the namespace's name")
+    path = folder / NS_FILE
+    _refuse_existing(path)
+    # As examples/gentoo: emerge downloads distfiles (network host), and portage's own namespace
+    # sandboxes are off (the build already runs in namespaces).
+    values = {("tree", "snapshot"): "latest", ("build", "network"): "host",
+              ("make_conf", "FEATURES"): "-ipc-sandbox -network-sandbox -pid-sandbox"}
+    text = scaffold.render(Namespace, values,
+                           f"chrootforge.toml of the namespace {folder.name}, written by `chrootforge new`. "
+                           "As it is, it builds from Gentoo's latest amd64 openrc stage3 and tree "
+                           "snapshot, downloaded and verified against the pinned release keys.",
+                           shown={("name",): folder.name, ("output", "prefix"): f"localhost/{folder.name}"})
+    folder.mkdir(parents=True, exist_ok=True)
+    _write(path, text)
+    try:
+        load_namespace(folder)
+    except UsageError:
+        path.unlink()
+        raise
+    return path
+
+
+def new_image(target: Path, parent: str | None, packages: list[str]) -> Path:
+    target = target.resolve()
+    ns = load_namespace(target.parent)
+    name = target.name
+    problem = checks.name("image")(name)
+    if problem:
+        raise UsageError(f"{target}: {problem}")
+    parent = parent or SCRATCH
+    available = image_names(ns)
+    if parent != SCRATCH and parent not in available:
+        close = source.suggest(parent, available + [SCRATCH])
+        raise UsageError(f"--parent {parent}: no such image in {ns.root}",
+                         hint=f"did you mean '{close}'?" if close else f"images: {', '.join(available) or 'none'}")
+    if parent == name:
+        raise UsageError(f"image '{name}' cannot be its own parent")
+    for atom in packages:
+        problem = checks.atom(atom)
+        if problem:
+            raise UsageError(f"--package: {problem}", hint="write e.g. app-misc/hello or >=sys-apps/s6-2.11")
+    path = target / IMAGE_FILE
+    _refuse_existing(path)
+    values: dict[tuple[str, ...], object] = {("parent",): parent}
+    if packages:
+        values[("packages",)] = packages
+    text = scaffold.render(Image, values, f"image.toml of {ns.name}/{name}, written by `chrootforge new`. "
+                           f"Build it with: chrootforge build {ns.root.name}/{name}",
+                           shown={("tags",): list(ns.tags)}, example_names={"package": packages[0]} if packages else None)
+    created = not target.exists()
+    target.mkdir(exist_ok=True)
+    _write(path, text)
+    try:
+        load_image(ns, name)
+    except UsageError:
+        path.unlink()
+        if created:
+            target.rmdir()
+        raise
+    return path
+
+
+def _refuse_existing(path: Path) -> None:
+    if path.exists() or path.is_symlink():
+        raise UsageError(f"{path} exists: chrootforge new does not overwrite it",
+                         hint="edit it, or remove it first")
+
+
+def _write(path: Path, text: str) -> None:
+    """Write a new file atomically; never replace one (link(2) fails when `path` exists)."""
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise UsageError(f"{path} appeared meanwhile: chrootforge new does not overwrite it") from None
+    finally:
+        os.unlink(tmp)
