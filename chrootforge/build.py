@@ -27,7 +27,7 @@ from chrootforge.spec.model import PHASES, SCRATCH, Project
 class ImageResult:
     image: str
     refs: list[str]
-    status: str                      # "built" | "up-to-date" | "failed" | "skipped"
+    status: str                      # "built" | "up-to-date" | "failed" | "skipped" | "shell"
     seconds: float = 0.0
     steps: dict[str, float] = field(default_factory=dict)
     digest: str = ""
@@ -109,13 +109,20 @@ def plan(targets: list[str], layout: str | None = None) -> str:
 
 def build(targets: list[str], *, force: bool = False, force_all: bool = False, no_deps: bool = False,
           layout: str | None = None, network: str | None = None, single_id: bool = False,
-          stage3: str | None = None) -> BuildReport:
+          stage3: str | None = None, jobs: int = 1, shell=None) -> BuildReport:
+    """jobs: how many independent images build at the same time. shell: an executor.ShellRequest
+    (`--shell` opens it for the one named image instead of building it, once its parents are
+    ready; `--shell-on-failure` for any image whose emerge or hook fails)."""
     from chrootforge.gentoo import inputs as inp
 
     started = time.monotonic()
     folder, names = parse_targets(targets)
     project, requested = load_project(folder, names)
     ns = project.namespace
+    if shell is not None and shell.now and len(requested) != 1:
+        raise UsageError("--shell opens the build sandbox of one image", hint="name one NS/IMAGE folder")
+    if jobs < 1:
+        raise UsageError(f"--jobs {jobs}: must be at least 1")
     order = build_order(project.images, requested, with_deps=not no_deps)
     layout_path = Path(layout).resolve() if layout else ns.layout
     report = BuildReport(ns.name, str(layout_path))
@@ -125,7 +132,6 @@ def build(targets: list[str], *, force: bool = False, force_all: bool = False, n
         log.info(f"inputs pinned by {ns.root / 'chrootforge.lock'}")
     forced = set(order) if force_all else (set(requested) if force else set())
     run = _Run(project, layout_path, inputs, stage_override, network or ns.network, single_id)
-    digests: dict[str, str] = {}
     bdir = st.build_dir(layout_path)
     try:
         bdir.mkdir(parents=True, exist_ok=True)
@@ -135,46 +141,139 @@ def build(targets: list[str], *, force: bool = False, force_all: bool = False, n
 
     # One build per layout at a time: builds share the work dirs and the state files.
     with file_lock(bdir / ".build.lock"):
-        _build_all(project, order, requested, forced, layout_path, inputs, run, report, digests)
+        _Scheduler(project, order, forced, layout_path, inputs, run, report, jobs, shell).run()
     report.ok = all(r.status != "failed" for r in report.images)
     report.seconds = time.monotonic() - started
     return report
 
 
-def _build_all(project, order, requested, forced, layout_path, inputs, run, report, digests) -> None:
-    ns = project.namespace
-    failed = False
-    try:
-        for name in order:
-            image = project.images[name]
-            refs = [ref_name(ns, name, t) for t in image.tags]
-            if failed:
-                report.images.append(ImageResult(name, refs, "skipped", error="an earlier image failed"))
-                continue
-            parent_state = None
-            if image.parent != SCRATCH:
-                parent_state = st.load_state(layout_path, image.parent)
-                if parent_state is None or not _refs_present(layout_path, parent_state):
-                    raise UsageError(f"image {name}: its parent '{image.parent}' has not been built",
-                                     hint="build without --no-deps")
-            parent_digest = digests.get(image.parent) or (parent_state.manifest_digest if parent_state else "")
-            key = image_key(project, name, parent_digest, inputs)
-            old = st.load_state(layout_path, name)
-            if name not in forced and old and old.key == key and _refs_present(layout_path, old):
-                size, layers = _manifest_stats(layout_path, old.manifest_digest)
-                digests[name] = old.manifest_digest
-                report.images.append(ImageResult(name, refs, "up-to-date", 0.0, {}, old.manifest_digest,
-                                                 size, layers))
-                log.info(f"{name}: up to date ({old.manifest_digest[:19]})")
-                continue
-            result = run.build_image(name, key, parent_state, refs)
-            report.images.append(result)
-            if result.status == "failed":
-                failed = True
+class _Scheduler:
+    """Builds the images in dependency order, up to `jobs` at the same time.
+
+    An image is ready once its parent is built or up to date (the key hashes the parent's digest);
+    a failure skips the images below it, not its siblings. With jobs > 1 each image builds in a
+    worker process of its own (spawned, so no fork of a threaded process; it dies with us), sharing
+    the run's prepared context: the verified, extracted stage and the tree.
+    """
+
+    def __init__(self, project, order, forced, layout, inputs, run, report, jobs, shell):
+        self.project, self.order, self.forced, self.layout = project, order, forced, layout
+        self.inputs, self.run_ctx, self.report, self.shell = inputs, run, report, shell
+        # an interactive shell needs the terminal, which only this process holds
+        self.jobs = 1 if shell is not None else jobs
+        self.results: dict[str, ImageResult] = {}
+        self.digests: dict[str, str] = {}
+
+    def _shell_for(self, name: str):
+        """--shell opens the requested image's sandbox (the last of the order: its parents come
+        first); --shell-on-failure applies to every image that builds."""
+        if self.shell is None or (self.shell.now and name != self.order[-1]):
+            return None
+        return self.shell
+
+    def run(self) -> None:
+        try:
+            if self.jobs == 1:
+                for name in self.order:
+                    self._finish(name, self._start(name, None))
             else:
-                digests[name] = result.digest
-    finally:
-        run.close()
+                self._parallel()
+        finally:
+            self.run_ctx.close()
+        self.report.images.extend(self.results[name] for name in self.order)
+
+    def _blocked(self, name: str) -> ImageResult | None:
+        image = self.project.images[name]
+        parent = self.results.get(image.parent)
+        if parent is not None and parent.status in ("failed", "skipped"):
+            return ImageResult(name, self._refs(name), "skipped", error=f"its parent {image.parent} failed")
+        return None
+
+    def _refs(self, name: str) -> list[str]:
+        return [ref_name(self.project.namespace, name, t) for t in self.project.images[name].tags]
+
+    def _start(self, name: str, pool):
+        """An ImageResult when nothing needs building; otherwise the build (run now, or a
+        future of the pool)."""
+        blocked = self._blocked(name)
+        if blocked is not None:
+            return blocked
+        image = self.project.images[name]
+        refs = self._refs(name)
+        parent_state = None
+        if image.parent != SCRATCH:
+            parent_state = st.load_state(self.layout, image.parent)
+            if parent_state is None or not _refs_present(self.layout, parent_state):
+                raise UsageError(f"image {name}: its parent '{image.parent}' has not been built",
+                                 hint="build without --no-deps")
+        parent_digest = self.digests.get(image.parent) or (parent_state.manifest_digest if parent_state else "")
+        key = image_key(self.project, name, parent_digest, self.inputs)
+        old = st.load_state(self.layout, name)
+        shell = self._shell_for(name)
+        up_to_date = name not in self.forced and old and old.key == key and _refs_present(self.layout, old)
+        if up_to_date and not (shell is not None and shell.now):
+            size, layers = _manifest_stats(self.layout, old.manifest_digest)
+            log.info(f"{name}: up to date ({old.manifest_digest[:19]})")
+            return ImageResult(name, refs, "up-to-date", 0.0, {}, old.manifest_digest, size, layers)
+        if pool is None:
+            return self.run_ctx.build_image(name, key, parent_state, refs, shell)
+        self.run_ctx.context()  # prepared once, here, before the workers take a copy
+        return pool.submit(_build_in_worker, self.run_ctx, name, key, parent_state, refs, shell)
+
+    def _finish(self, name: str, result: ImageResult) -> None:
+        self.results[name] = result
+        if result.digest and result.status in ("built", "up-to-date"):
+            self.digests[name] = result.digest
+
+    def _parallel(self) -> None:
+        import concurrent.futures as cf
+        import multiprocessing
+
+        pending = list(self.order)
+        running: dict = {}
+        with cf.ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("spawn"),
+                                    initializer=_worker_init, initargs=(os.getpid(), log.is_quiet())) as pool:
+            try:
+                while pending or running:
+                    for name in list(pending):
+                        if len(running) >= self.jobs:
+                            break
+                        parent = self.project.images[name].parent
+                        if parent in pending or parent in running.values():
+                            continue  # its parent is not done yet
+                        pending.remove(name)
+                        started = self._start(name, pool)
+                        if isinstance(started, ImageResult):
+                            self._finish(name, started)
+                        else:
+                            running[started] = name
+                    if running:
+                        done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+                        for future in done:
+                            self._finish(running.pop(future), future.result())
+            except BaseException:
+                for future in running:
+                    future.cancel()
+                for process in list(getattr(pool, "_processes", {}).values()):
+                    process.kill()  # their sandboxes follow them (PR_SET_PDEATHSIG)
+                raise
+
+
+def _worker_init(parent: int, quiet: bool) -> None:
+    """In a build worker: die with the build (and so take its sandboxes along), speak as it does."""
+    import signal
+
+    from chrootforge.sandbox.syscalls import set_pdeathsig
+
+    set_pdeathsig(signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
+    log.set_quiet(quiet)
+
+
+def _build_in_worker(run, name, key, parent_state, refs, shell):
+    log.set_prefix(f"[{name}] ")
+    return run.build_image(name, key, parent_state, refs, shell)
 
 
 def _refs_present(layout: Path, state: st.ImageState) -> bool:
@@ -258,11 +357,11 @@ class _Run:
                 out[what] = record.source_url
         return out
 
-    def build_image(self, name: str, key: str, parent_state, refs: list[str]) -> ImageResult:
+    def build_image(self, name: str, key: str, parent_state, refs: list[str], shell=None) -> ImageResult:
         from chrootforge.gentoo.executor import ImageBuilder
 
         started = time.monotonic()
-        log.info(f"{name}: building")
+        log.info(f"{name}: building" if shell is None or not shell.now else f"{name}: opening its build shell")
         image = self.project.images[name]
         try:
             ctx = self.context()
@@ -274,7 +373,10 @@ class _Run:
             parent_ref = parent_state.tags[0] if parent_state else None
             builder = ImageBuilder(ctx, p, parent_ref, self._binpkgs_for(image))
             commit = self._commit_request(p, refs, key)
-            digest, own = builder.build(commit)
+            built = builder.build(commit, shell)
+            if built is None:  # --shell: nothing was committed
+                return ImageResult(name, refs, "shell", time.monotonic() - started, dict(builder.timer.steps))
+            digest, own = built
             cumulative = rec.merge(parent_records, own)
             builder_files = runtimelibs.merge(runtimelibs.load(parent_state.builder_files) if parent_state else [],
                                               builder.builder_files)

@@ -21,6 +21,16 @@ def register(sub) -> None:
     p.add_argument("--plan", "--dry-run", dest="plan", action="store_true",
                    help="print what would be done (graph, /etc/portage, mounts, emerge) and exit")
     p.add_argument("--json", action="store_true", help="print the build report as JSON on stdout")
+    p.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
+                   help="build up to N independent images at the same time (default 1)")
+    shell = p.add_mutually_exclusive_group()
+    shell.add_argument("--shell", action="store_true",
+                       help="ready the parents, then open a login shell in the image's build sandbox "
+                            "instead of building it")
+    shell.add_argument("--shell-on-failure", action="store_true",
+                       help="open that shell when emerge or a hook fails")
+    p.add_argument("--keep", action="store_true",
+                   help="with --shell/--shell-on-failure: keep the work dir after leaving the shell")
     p.set_defaults(func=_build)
     lk = sub.add_parser("lock", help="resolve, fetch and verify a namespace's inputs; pin them in NS/chrootforge.lock",
                         description="Resolve every input of the namespace (\"latest\" included), fetch and "
@@ -73,9 +83,18 @@ def _build(args) -> int:
     if args.plan:
         sys.stdout.write(build.plan(args.targets, args.layout))
         return 0
+    shell = None
+    if args.shell or args.shell_on_failure:
+        from chrootforge.gentoo.executor import ShellRequest
+
+        shell = ShellRequest(now=args.shell, on_failure=args.shell_on_failure, keep=args.keep)
+    elif args.keep:
+        from chrootforge.errors import UsageError
+
+        raise UsageError("--keep goes with --shell or --shell-on-failure")
     report = build.build(args.targets, force=args.force, force_all=args.force_all, no_deps=args.no_deps,
                          layout=args.layout, network=args.network, single_id=args.single_id,
-                         stage3=args.stage3)
+                         stage3=args.stage3, jobs=args.jobs, shell=shell)
     if args.json:
         print(json.dumps(report.to_json(), indent=1))
     else:

@@ -4,6 +4,7 @@ import os
 import sys
 
 _quiet = bool(os.environ.get("CHROOTFORGE_QUIET"))
+_prefix = ""  # e.g. "[hello] " in a parallel build's worker
 
 
 def set_quiet(value: bool) -> None:
@@ -15,9 +16,14 @@ def is_quiet() -> bool:
     return _quiet
 
 
+def set_prefix(value: str) -> None:
+    global _prefix
+    _prefix = value
+
+
 def info(message: str) -> None:
     if not _quiet:
-        print(message, file=sys.stderr, flush=True)
+        print(_prefix + message, file=sys.stderr, flush=True)
 
 
 def notice(message: str) -> None:

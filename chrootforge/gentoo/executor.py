@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,15 @@ from chrootforge.sandbox import owned_dir
 from chrootforge.spec.model import PHASES
 
 CF_MOUNT = emerge.CF_MOUNT
+
+
+@dataclass(frozen=True)
+class ShellRequest:
+    """`build --shell` (now) / `--shell-on-failure` (on_failure), and `--keep`."""
+
+    now: bool = False
+    on_failure: bool = False
+    keep: bool = False
 
 
 @dataclass
@@ -72,8 +82,52 @@ class ImageBuilder:
         self.builder_files: list[runtimelibs.BuilderFile] = []  # what runtime_libs copied
 
     # -- the whole build ------------------------------------------------------------------------
-    def build(self, commit_request: image_io.CommitRequest) -> tuple[str, list[records.InstalledPackage]]:
-        """Returns (manifest digest, the records this image's own layer installed)."""
+    def build(self, commit_request: image_io.CommitRequest,
+              shell: ShellRequest | None = None) -> tuple[str, list[records.InstalledPackage]] | None:
+        """Returns (manifest digest, the records this image's own layer installed).
+
+        shell: open an interactive shell in the image's build sandbox, instead of building
+        (shell.now; returns None) or when emerge or a hook fails (shell.on_failure; the failure
+        stands). Leaving the shell discards the work dir, unless shell.keep.
+        """
+        self._fresh_work()
+        keep = False
+        try:
+            t = self.timer
+            t.run("prepare", self._prepare)
+            t.run("configure_builder", self._sandbox, "configure_builder", self._configure_script(), {})
+            self.resolved_provided = provided.read_resolved(self.cf / "status")
+            if shell is not None and shell.now:
+                keep = shell.keep
+                self.interactive_shell(shell, "")
+                return None
+            try:
+                t.run("configure_rootfs", self._sandbox, "configure_rootfs",
+                      self._hooks_script("configure_rootfs"), emerge.emerge_env())
+                if self.plan.emerge_argv:
+                    t.run("emerge", self._emerge)
+                t.run("post_emerge", self._sandbox, "post_emerge", self._post_emerge_script(),
+                      emerge.emerge_env())
+                self._authors_steps(t)
+                own = t.run("record", records.read_vdb, self.rootfs, self.plan.name)
+                t.run("finish_rootfs", self._sandbox, "finish_rootfs", self._finish_script(),
+                      emerge.emerge_env())
+            except CfError as err:
+                if shell is not None and shell.on_failure:
+                    keep = shell.keep
+                    self.interactive_shell(shell, str(err).splitlines()[0])
+                raise
+            slim.warn_unmatched(self.cf / "status", self.plan.name)
+            digest = t.run("commit", self._commit, commit_request)
+            return digest, own
+        finally:
+            if keep:
+                log.notice(f"kept the work dir of {self.plan.name}: {self.work} (remove it with "
+                           f"`chrootforge cache prune` or the next build of the image)")
+            else:
+                self._discard_work()
+
+    def _fresh_work(self) -> None:
         from chrootforge.sandbox import remove_tree
 
         if self.work.exists():
@@ -82,27 +136,41 @@ class ImageBuilder:
             shutil.rmtree(self.logs)
         self.logs.mkdir(parents=True)
         self.work.mkdir(parents=True)
+
+    def _discard_work(self) -> None:
+        from chrootforge.sandbox import remove_tree
+
         try:
-            t = self.timer
-            t.run("prepare", self._prepare)
-            t.run("configure_builder", self._sandbox, "configure_builder", self._configure_script(), {})
-            self.resolved_provided = provided.read_resolved(self.cf / "status")
-            t.run("configure_rootfs", self._sandbox, "configure_rootfs", self._hooks_script("configure_rootfs"),
-                  emerge.emerge_env())
-            if self.plan.emerge_argv:
-                t.run("emerge", self._emerge)
-            t.run("post_emerge", self._sandbox, "post_emerge", self._post_emerge_script(), emerge.emerge_env())
-            self._authors_steps(t)
-            own = t.run("record", records.read_vdb, self.rootfs, self.plan.name)
-            t.run("finish_rootfs", self._sandbox, "finish_rootfs", self._finish_script(), emerge.emerge_env())
-            slim.warn_unmatched(self.cf / "status", self.plan.name)
-            digest = t.run("commit", self._commit, commit_request)
-            return digest, own
-        finally:
-            try:
-                remove_tree(self.work, self.ctx.idmap)
-            except CfError as err:
-                log.warn(f"could not clean {self.work}: {err}")
+            remove_tree(self.work, self.ctx.idmap)
+        except CfError as err:
+            log.warn(f"could not clean {self.work}: {err}")
+
+    def interactive_shell(self, shell: ShellRequest, failure: str) -> int:
+        """A login shell in the build sandbox as the steps see it: the generated /etc/portage, the
+        read-only tree, distfiles and binpkgs, /var/tmp/portage on tmpfs, /emerge-root with the
+        parent's tree (its packages provided)."""
+        from chrootforge.gentoo.mountview import sandbox_config
+        from chrootforge.sandbox import run_sandboxed
+
+        emerge_line = " ".join(f"{k}={v}" for k, v in emerge.emerge_env().items()) + " " + \
+            " ".join(self.plan.emerge_argv or ("emerge", "(no packages)"))
+        where = f"image {self.ctx.namespace}/{self.plan.name} (parent: {self.plan.parent or 'scratch'})"
+        banner = [f"chrootforge build shell: {where}"]
+        if failure:
+            banner.append(f"the build failed: {failure}")
+        banner += [f"emerge line: {emerge_line}", f"logs: {self.logs}", "leave with `exit`"]
+        sys.stderr.write("".join(f"chrootforge: {line}\n" for line in banner))
+        sys.stderr.flush()
+        env = {**self._env(emerge.emerge_env()), "PS1": f"(cf {self.plan.name}) \\w \\$ ",
+               "debian_chroot": f"cf {self.plan.name}", "TERM": os.environ.get("TERM", "dumb")}
+        shell_path = "/bin/bash" if (self.ctx.pristine / "bin" / "bash").exists() else "/bin/sh"
+        config = sandbox_config(root=self.builder, network=self.ctx.network, tree=self.ctx.tree,
+                                repos=self.ctx.repos, rootfs=self.rootfs, cf=self.cf,
+                                distfiles=self.ctx.distfiles, binpkgs=self.binpkgs, idmap=self.ctx.idmap,
+                                argv=[shell_path, "-l"], env=env)
+        config.interactive = True
+        config.cwd = "/root"
+        return run_sandboxed(config)
 
     # -- steps ----------------------------------------------------------------------------------
     def _prepare(self) -> None:
@@ -201,14 +269,17 @@ class ImageBuilder:
             raise CfError(f"image {self.plan.name}: step {phase} failed (exit status {code}); log: {logfile}",
                           hint=_last(logfile))
 
+    def _env(self, env: dict) -> dict:
+        return {"HOME": "/root", "TERM": "dumb", "LC_ALL": "C.UTF-8",
+                "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "CF_IMAGE": self.plan.name, "CF_NAMESPACE": self.ctx.namespace,
+                "CF_ROOT": emerge.EMERGE_ROOT, **env}
+
     def _run(self, argv: list[str], env: dict, logfile: Path) -> int:
         from chrootforge.gentoo.mountview import sandbox_config
         from chrootforge.sandbox import run_sandboxed
 
-        full_env = {"HOME": "/root", "TERM": "dumb", "LC_ALL": "C.UTF-8",
-                    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                    "CF_IMAGE": self.plan.name, "CF_NAMESPACE": self.ctx.namespace,
-                    "CF_ROOT": emerge.EMERGE_ROOT, **env}
+        full_env = self._env(env)
         config = sandbox_config(root=self.builder, network=self.ctx.network, tree=self.ctx.tree,
                                 repos=self.ctx.repos, rootfs=self.rootfs, cf=self.cf,
                                 distfiles=self.ctx.distfiles, binpkgs=self.binpkgs, idmap=self.ctx.idmap,

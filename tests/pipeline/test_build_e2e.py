@@ -31,7 +31,10 @@ from tests.helpers.rootfs import remove_as
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
-IMAGES = ["busybox", "glibc", "s6", "hello", "hellostatic"]
+IMAGES = ["busybox", "glibc", "s6", "greeter", "hello", "hellostatic"]  # the build's order
+DEPTH = {"busybox": 1, "glibc": 2, "s6": 3, "greeter": 4, "hello": 4, "hellostatic": 5}
+# Built with --jobs 2 by the user (greeter and hello are siblings), serially by root.
+JOBS = {"root": "1", "user": "2"}
 PREFIX = "localhost/chrootforge"  # examples/world: [output] prefix
 
 
@@ -122,8 +125,10 @@ def built(request, world_inputs, world_repo) -> Built:
     if identity.is_root:
         env["CHROOTFORGE_WORLD_STAGE"] = str(_stage_elsewhere(world_inputs.stage, tmp / "stage-copy"))
     layout = tmp / "layout"
-    proc = _build(identity, ns, layout, env)
+    proc = _build(identity, ns, layout, env, "--jobs", JOBS[identity.name])
     assert proc.returncode == 0, f"build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    print(f"\n[world timing] {identity.name}: cold build of {len(IMAGES)} images with --jobs "
+          f"{JOBS[identity.name]}: {json.loads(proc.stdout)['seconds']:.1f}s")
     podman = Podman(identity, tmp / "podman")
     b = Built(identity, tmp, ns, layout, env, json.loads(proc.stdout), podman)
     DIGESTS[identity.name] = {image: b.index()[f"{PREFIX}/{image}:latest"] for image in IMAGES}
@@ -140,15 +145,16 @@ def test_every_image_built(built):
     assert [r["image"] for r in built.report["images"]] == IMAGES
     assert all(r["status"] == "built" for r in built.report["images"])
     for r in built.report["images"]:
-        assert r["layers"] == IMAGES.index(r["image"]) + 1
+        assert r["layers"] == DEPTH[r["image"]]
         assert {"emerge", "commit"} <= set(r["steps"])
 
 
 def test_child_reuses_parent_layers(built):
-    chain = [built.manifest(i)["layers"] for i in IMAGES]
-    for parent, child in itertools.pairwise(chain):
-        assert child[: len(parent)] == parent
-        assert len(child) == len(parent) + 1
+    for chain in (["busybox", "glibc", "s6", "hello", "hellostatic"], ["s6", "greeter"]):
+        layers = [built.manifest(i)["layers"] for i in chain]
+        for parent, child in itertools.pairwise(layers):
+            assert child[: len(parent)] == parent
+            assert len(child) == len(parent) + 1
 
 
 def test_consumers_validate_layout(built):
@@ -295,7 +301,7 @@ def test_zz_touch_leaf_rebuilds_only_it_with_binpkgs(built):
     assert proc.returncode == 0, proc.stderr
     status = {r["image"]: r["status"] for r in json.loads(proc.stdout)["images"]}
     assert status == {"busybox": "up-to-date", "glibc": "up-to-date", "s6": "up-to-date",
-                      "hello": "built", "hellostatic": "built"}
+                      "greeter": "up-to-date", "hello": "built", "hellostatic": "built"}
     after = built.index()
     assert after[f"{PREFIX}/s6:latest"] == before[f"{PREFIX}/s6:latest"]
     log = (built.layout.parent / "layout.build/logs/hello/emerge.log").read_text()
@@ -455,3 +461,85 @@ def test_one_epoch_everywhere(built):
     ours = {k: v for k, v in built.config("hello")["config"]["Labels"].items() if k.startswith("org.chrootforge")}
     assert ours and not any(v.startswith(("/", "file:", "http")) or str(built.tmp) in v for v in ours.values())
     assert not any(k.endswith(".source") for k in ours)
+
+
+def _pty_session(identity, argv: list[str], env: dict, send: bytes, until: bytes, timeout: float = 300):
+    """Run `argv` as `identity` on a fresh pseudo-terminal; type `send` once `until` shows up;
+    return (exit status, everything the terminal showed)."""
+    import pty
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: become the identity and run on this terminal
+        full = identity._wrap(["env", *[f"{k}={v}" for k, v in env.items()], *argv])
+        merged = {**os.environ, **identity.env, **env}
+        try:
+            os.execvpe(full[0], full, merged)
+        finally:
+            os._exit(127)
+    out, sent = bytearray(), False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            out.extend(data)
+        if not sent and until in out:
+            os.write(fd, send)
+            sent = True
+    else:
+        os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+
+
+def test_zz_build_shell_through_a_terminal(built):
+    """`build NS/IMAGE --shell`: the parents are ready, and a login shell opens in the image's build
+    sandbox (its /etc/portage, the read-only tree, /emerge-root with the parent's files); nothing is
+    committed, and leaving it leaves nothing behind."""
+    before = (built.layout / "index.json").read_bytes()
+    commands = (b"emerge --info >/dev/null && echo INFO-OK; touch /var/db/repos/gentoo/x; echo RO-RC=$?; "
+                b"test -x /emerge-root/bin/busybox && echo PARENT-OK; grep -c zz-chrootforge "
+                b"/etc/portage/repos.conf/zz-chrootforge.conf && echo PORTAGE-OK; exit 3\n")
+    argv = built.identity.cf_argv("build", "--layout", str(built.layout), str(built.ns / "hello"), "--shell")
+    code, screen = _pty_session(built.identity, argv, built.env, commands, b"leave with `exit`")
+    assert "chrootforge build shell: image world/hello (parent: s6)" in screen, screen[-3000:]
+    assert "emerge line: ROOT=/emerge-root" in screen
+    assert "INFO-OK" in screen and "PARENT-OK" in screen and "PORTAGE-OK" in screen, screen[-3000:]
+    assert "Read-only file system" in screen and "RO-RC=1" in screen
+    assert code == 0, screen[-3000:]  # the build command itself succeeded: it opened the shell
+    assert (built.layout / "index.json").read_bytes() == before
+    digest = hashlib.sha256(str(built.layout.resolve()).encode()).hexdigest()[:16]
+    work = Path(built.env["XDG_CACHE_HOME"]) / "chrootforge" / "work" / digest / "hello"
+    assert not work.exists()
+
+
+def test_zz_shell_on_failure_and_keep(built):
+    """--shell-on-failure opens the shell where the hook failed; the build still fails, and --keep
+    keeps the work dir for a look afterwards."""
+    name = "shellfail"
+    (built.ns / name).mkdir(exist_ok=True)
+    (built.ns / name / "image.toml").write_text('parent = "busybox"\n[hooks]\nconfigure_rootfs = ["boom.sh"]\n')
+    (built.ns / name / "boom.sh").write_text("echo boom > /emerge-root/boom-was-here\nexit 7\n")
+    if not built.identity.is_root:
+        for path in (built.ns / name, *(built.ns / name).iterdir()):
+            os.chown(path, built.identity.uid, built.identity.gid)
+    digest = hashlib.sha256(str(built.layout.resolve()).encode()).hexdigest()[:16]
+    work = Path(built.env["XDG_CACHE_HOME"]) / "chrootforge" / "work" / digest / name
+    for keep in ([], ["--keep"]):
+        argv = built.identity.cf_argv("build", "--layout", str(built.layout), str(built.ns / name),
+                                      "--shell-on-failure", *keep)
+        code, screen = _pty_session(built.identity, argv, built.env,
+                                    b"cat /emerge-root/boom-was-here; exit\n", b"leave with `exit`")
+        assert "the build failed: image shellfail: hook 'boom.sh' (configure_rootfs)" in screen, screen[-3000:]
+        assert "boom" in screen.split("leave with `exit`", 1)[1]
+        assert code == 1
+        assert work.exists() == bool(keep)
+    remove_as(built.identity, work)
+    shutil.rmtree(built.ns / name)
