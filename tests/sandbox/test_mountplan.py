@@ -234,6 +234,6 @@ def test_root_maps_identity_range():
 
 def test_blocked_diagnosis_names_the_remedy():
     cause, remedy = blocked.diagnose(errno.ENOSPC)
-    assert "max_user_namespaces" in cause and "sysctl" in remedy and "virtual machine" in remedy
+    assert "max_user_namespaces" in cause and "sysctl" in remedy and "--vm on" in remedy
     err = blocked.userns_blocked_error(errno.EPERM)
     assert "user namespace" in str(err) and err.hint
