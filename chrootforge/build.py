@@ -88,6 +88,11 @@ def image_key(project: Project, name: str, parent_digest: str, inputs) -> str:
     })
 
 
+def binpkgs_name(ns) -> str:
+    """The namespace's folder under the binpkgs cache (one per namespace folder)."""
+    return f"{ns.name}-{hashlib.sha256(str(ns.root).encode()).hexdigest()[:12]}"
+
+
 def _source_date_epoch(stage: Path | None) -> int:
     if os.environ.get("SOURCE_DATE_EPOCH", "").isdigit():
         return int(os.environ["SOURCE_DATE_EPOCH"])
@@ -216,9 +221,8 @@ class _Run:
         tree, self.tree_record = inp.resolve_tree(ns, idmap)
         log.info(f"stage ready in {time.monotonic() - t0:.2f}s ({self.stage_record.name})")
         bdir = st.build_dir(self.layout)
-        ns_id = hashlib.sha256(str(ns.root).encode()).hexdigest()[:12]
         cache = user_cache_dir()
-        binpkgs = cache / "binpkgs" / f"{ns.name}-{ns_id}"
+        binpkgs = cache / "binpkgs" / binpkgs_name(ns)
         distfiles = cache / "distfiles"
         for d in (binpkgs, distfiles, bdir / "work", bdir / "logs", self.layout):
             d.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,9 @@ def register(sub) -> None:
     p.add_argument("--plan", "--dry-run", dest="plan", action="store_true",
                    help="print what would be done (graph, /etc/portage, mounts, emerge) and exit")
     p.add_argument("--json", action="store_true", help="print the build report as JSON on stdout")
+    p.add_argument("--vm", choices=("on", "off", "auto"), default="auto",
+                   help="build in a QEMU guest with no network: on, off, or auto (default: only when "
+                        "this host blocks user namespaces); see vm/README.md")
     p.set_defaults(func=_build)
     sb = sub.add_parser("sbom", help="print the SPDX SBOM attached to an image of a layout")
     sb.add_argument("ref", metavar="LAYOUT:TAG")
@@ -45,9 +48,16 @@ def _build(args) -> int:
     if args.plan:
         sys.stdout.write(build.plan(args.targets, args.layout))
         return 0
-    report = build.build(args.targets, force=args.force, force_all=args.force_all, no_deps=args.no_deps,
-                         layout=args.layout, network=args.network, single_id=args.single_id,
-                         stage3=args.stage3)
+    from chrootforge.vm import vmbuild
+
+    if vmbuild.want_vm(args.vm):
+        report = vmbuild.build_in_vm(args.targets, vmbuild.VmBuildOptions(
+            force=args.force, force_all=args.force_all, no_deps=args.no_deps, layout=args.layout,
+            network=args.network, single_id=args.single_id, stage3=args.stage3))
+    else:
+        report = build.build(args.targets, force=args.force, force_all=args.force_all, no_deps=args.no_deps,
+                             layout=args.layout, network=args.network, single_id=args.single_id,
+                             stage3=args.stage3)
     if args.json:
         print(json.dumps(report.to_json(), indent=1))
     else:

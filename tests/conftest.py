@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.helpers.mirror",
     "tests.helpers.pipeline",
     "tests.helpers.world",
+    "tests.helpers.vm",
 ]

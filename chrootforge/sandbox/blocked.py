@@ -65,14 +65,14 @@ def probe_userns() -> int | None:
 
     pid = os.fork()
     if pid == 0:
+        code = 255
         try:
             unshare(CLONE_NEWUSER)
             code = 0
         except OSError as err:
             code = err.errno or 255
-        except BaseException:
-            code = 255
-        os._exit(min(code, 255))
+        finally:
+            os._exit(min(code, 255))
     _, status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)
     return None if code == 0 else code

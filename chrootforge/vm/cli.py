@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-_SIZE = re.compile(r"^(\d+)([KMGT]?)(i?B)?$", re.I)
+_SIZE = re.compile(r"^(\d+)([KMGT]?)(i?B)?$", re.IGNORECASE)
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
@@ -59,7 +59,7 @@ def _run(args) -> int:
 
     from chrootforge.errors import UsageError
     from chrootforge.vm import runner
-    from chrootforge.vm.job import Job, guest_ids
+    from chrootforge.vm.job import Job, guest_ids, pycache_env
     from chrootforge.vm.recipe import SOURCE_ROOT
     from chrootforge.vm.rootfs import SOURCE_MOUNT
     from chrootforge.vm.shares import Share, parse_share
@@ -89,7 +89,8 @@ def _run(args) -> int:
     scratch = parse_size(args.scratch, "--scratch", "G") if args.scratch else None
     uid, gid = guest_ids(os.getuid(), os.getgid())
     source = Share(SOURCE_ROOT, SOURCE_MOUNT, True)
-    job = Job(argv=tuple(command), uid=uid, gid=gid, as_root=args.root, cwd=args.cwd, env=tuple(env),
+    job = Job(argv=tuple(command), uid=uid, gid=gid, as_root=args.root, cwd=args.cwd,
+              env=(*pycache_env(SOURCE_ROOT), *env),
               shares=(source, *shares))
     result = runner.run_job(job, runner.Resources(timeout=args.timeout, memory_mb=memory, scratch_bytes=scratch))
     return result.status

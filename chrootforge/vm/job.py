@@ -9,11 +9,12 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
+from pathlib import Path
 
 from chrootforge.vm.shares import Share
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_STATUS = re.compile(r"^chrootforge-vm: status (\d+)\s*$", re.M)
+_STATUS = re.compile(r"^chrootforge-vm: status (\d+)\s*$", re.MULTILINE)
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 GUEST_USER_UID = 1000  # the guest user's uid when the host caller is root
 
@@ -32,6 +33,14 @@ class Job:
 def guest_ids(uid: int, gid: int) -> tuple[int, int]:
     """The guest user's ids: the host caller's (so shared files keep their permissions), 1000 for root."""
     return (uid, gid) if uid != 0 else (GUEST_USER_UID, GUEST_USER_UID)
+
+
+def pycache_env(source_root: Path) -> tuple[tuple[str, str], ...]:
+    """The guest reads the source from a read-only share: where it holds no compiled modules, let
+    the guest's Pythons share one cache for the boot instead of each compiling everything anew."""
+    if (source_root / "chrootforge" / "__pycache__").is_dir():
+        return ()
+    return (("PYTHONPYCACHEPREFIX", "/tmp/cf-pycache"),)
 
 
 def share_tag(index: int) -> str:

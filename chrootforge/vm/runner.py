@@ -1,7 +1,7 @@
 """Boot a guest for one job and return its exit status; leave no QEMU behind on any exit path.
 
-- QEMU runs in its own session (a Ctrl-C reaches only us) with PR_SET_PDEATHSIG=SIGKILL, so a
-  SIGKILL of chrootforge takes it down too; timeout, Ctrl-C, SIGTERM and errors kill and reap it.
+- QEMU runs in its own session (a Ctrl-C reaches only us) with PR_SET_PDEATHSIG=SIGKILL (set by
+  setpriv, which then execs it), so a SIGKILL of chrootforge takes it down too; timeout, Ctrl-C, SIGTERM and errors kill and reap it.
 - The job's stdout/stderr (ttyS1/ttyS2, files in the run dir) are streamed to ours while it runs.
 - The status comes from isa-debug-exit and must match the "status N" line of the guest's init;
   without one (a panic, a hang past the timeout, a failed init) it is an error showing the console.
@@ -120,12 +120,6 @@ class _Streamer(threading.Thread):
             self.pump()
 
 
-def _pdeathsig() -> None:
-    from chrootforge.sandbox.syscalls import set_pdeathsig
-
-    set_pdeathsig(signal.SIGKILL)
-
-
 def boot(machine: qemu.Machine, timeout: float | None, stdout=None, stderr=None) -> BootResult:
     """Run QEMU for `machine` until it exits or `timeout` passes; always reaps it."""
     stdout = stdout if stdout is not None else sys.stdout.buffer
@@ -135,8 +129,10 @@ def boot(machine: qemu.Machine, timeout: float | None, stdout=None, stderr=None)
     qemu_err = machine.console_log.parent / "qemu.stderr"
     started = time.monotonic()
     with open(qemu_err, "wb") as err_handle:
-        proc = subprocess.Popen(qemu.argv(machine), stdin=subprocess.DEVNULL, stdout=err_handle,
-                                stderr=err_handle, start_new_session=True, preexec_fn=_pdeathsig)
+        # setpriv sets PR_SET_PDEATHSIG, then execs QEMU: a SIGKILL of us takes QEMU down too.
+        proc = subprocess.Popen(["setpriv", "--pdeathsig", "KILL", "--", *qemu.argv(machine)],
+                                stdin=subprocess.DEVNULL, stdout=err_handle, stderr=err_handle,
+                                start_new_session=True)
     streamer = _Streamer([(machine.stdout_log, stdout), (machine.stderr_log, stderr)], started)
     streamer.start()
     timed_out = False
@@ -205,14 +201,13 @@ class Resources:
 def run_job(job: Job, resources: Resources = Resources(), artifacts=None, stdout=None, stderr=None,
             accel: str | None = None) -> BootResult:
     """Boot a fresh guest for `job`; a result without a status raises a CfError."""
-    from chrootforge.vm import accel as accel_mod
     from chrootforge.vm.artifacts import ensure
 
     qemu_path = qemu.find_qemu()
     bios = qemu.find_bios()
     artifacts = artifacts or ensure()
     if accel is None:
-        accel, why = accel_mod.choose(artifacts.key, lambda t: _probe(artifacts, qemu_path, bios, t))
+        accel, why = choose_accel(artifacts)
         log.info(f"vm: {accel.upper()} ({why})")
     cpus = (os.cpu_count() or 1) if accel == "kvm" else 1
     with run_dir() as rd:
@@ -233,6 +228,14 @@ def run_job(job: Job, resources: Resources = Resources(), artifacts=None, stdout
     return result
 
 
+def choose_accel(artifacts) -> tuple[str, str]:
+    """(accel, why): KVM if a probe boot of these artifacts under KVM works here (cached), else TCG."""
+    from chrootforge.vm import accel as accel_mod
+
+    qemu_path, bios = qemu.find_qemu(), qemu.find_bios()
+    return accel_mod.choose(artifacts.key, lambda t: _probe(artifacts, qemu_path, bios, t))
+
+
 def _probe(artifacts, qemu_path: str, bios: Path, timeout: float) -> bool:
     with run_dir() as rd:
         job_file = rd / "job.sh"
@@ -241,7 +244,6 @@ def _probe(artifacts, qemu_path: str, bios: Path, timeout: float) -> bool:
             kernel=artifacts.kernel, initramfs=artifacts.initramfs, rootfs=artifacts.rootfs, job_file=job_file,
             console_log=rd / "console.log", stdout_log=rd / "stdout.log", stderr_log=rd / "stderr.log",
             bios=bios, accel="kvm", cpus=1, memory_mb=512, qemu=qemu_path)
-        sink = open(os.devnull, "wb")
-        with sink:
+        with open(os.devnull, "wb") as sink:
             result = boot(machine, timeout, sink, sink)
     return result.status == 0
