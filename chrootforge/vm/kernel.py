@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import lzma
 import os
+import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -20,16 +21,18 @@ XZ_MAGIC = b"\xfd7zXZ\x00"
 
 
 def run_logged(argv: list[str], log: Path, cwd: Path | None = None, what: str = "") -> None:
-    """Run a build step with its output appended to `log`; a failure names the log's tail."""
+    """Run a build step with its output appended to `log`; a failure names the log's tail.
+
+    The step gets SIGTERM if chrootforge dies (mmdebstrap then cleans up after itself)."""
+    if shutil.which(argv[0]) is None:
+        raise CfError(f"{argv[0]} is not installed ({what or 'building the VM guest'})",
+                      hint="scripts/bootstrap installs what the guest build needs (mmdebstrap, "
+                           "squashfs-tools-ng, kmod, e2fsprogs, qemu-system-x86)")
     with open(log, "ab") as handle:
         handle.write(f"$ {' '.join(argv)}\n".encode())
         handle.flush()
-        try:
-            proc = subprocess.run(argv, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT, check=False)
-        except FileNotFoundError:
-            raise CfError(f"{argv[0]} is not installed ({what or 'building the VM guest'})",
-                          hint="scripts/bootstrap installs what the guest build needs (mmdebstrap, "
-                               "squashfs-tools-ng, kmod, e2fsprogs, qemu-system-x86)") from None
+        proc = subprocess.run(["setpriv", "--pdeathsig", "TERM", "--", *argv], cwd=cwd, stdout=handle,
+                              stderr=subprocess.STDOUT, check=False)
     if proc.returncode != 0:
         tail = log.read_text(errors="replace").splitlines()[-15:]
         raise CfError(f"{what or argv[0]} failed (exit {proc.returncode}); log {log}:\n    "

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -53,12 +52,17 @@ def vm_artifacts() -> dict:
 
 
 def qemu_processes(marker: str) -> list[int]:
-    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True, check=True).stdout
+    """From the process table (/proc/*/cmdline, whole command lines: ps would cut them)."""
     pids = []
-    for line in out.splitlines():
-        pid, _, args = line.strip().partition(" ")
-        if "qemu-system" in args and marker in args:
-            pids.append(int(pid))
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue  # gone meanwhile
+        if argv and b"qemu-system" in argv[0] and any(marker.encode() in arg for arg in argv):
+            pids.append(int(entry.name))
     return pids
 
 
