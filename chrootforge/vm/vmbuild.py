@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,8 +50,6 @@ def want_vm(mode: str) -> bool:
     if err is None:
         return False
     cause, _remedy = diagnose(err)
-    import shutil
-
     from chrootforge.vm.qemu import INSTALL_HINT, QEMU
 
     if shutil.which(QEMU) is None:
@@ -163,13 +162,17 @@ def build_in_vm(targets: list[str], options: VmBuildOptions):
 
 
 def _report(text: str, status: int, layout: Path):
+    """The guest's build report, its layout path replaced by the host's. Exit 0 or 1 come with a
+    report (1: an image failed); any other status means the build or the copy-out broke off."""
     from chrootforge.build import BuildReport, ImageResult
 
-    try:
-        data = json.loads(text)
-        images = [ImageResult(**image) for image in data.pop("images")]
-        data["layout"] = str(layout)
-        return BuildReport(images=images, **data)
-    except (ValueError, TypeError, KeyError):
-        error = UsageError if status == 2 else CfError
-        raise error(f"the build in the guest stopped before it reported (exit {status}); its error is above") from None
+    if status in (0, 1):
+        try:
+            data = json.loads(text)
+            images = [ImageResult(**image) for image in data.pop("images")]
+            data["layout"] = str(layout)
+            return BuildReport(images=images, **data)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            pass
+    error = UsageError if status == 2 else CfError
+    raise error(f"the build in the guest failed (exit {status}) before it could report; its error is above")

@@ -342,3 +342,26 @@ def test_want_vm(monkeypatch):
 
     monkeypatch.setattr(blocked, "probe_userns", lambda: None)
     assert not vmbuild.want_vm("auto")
+
+
+def test_want_vm_auto_when_blocked(monkeypatch):
+    from chrootforge.sandbox import blocked
+
+    monkeypatch.setattr(blocked, "probe_userns", lambda: errno.EPERM)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(CfError, match="QEMU for the VM fallback is missing") as info:
+        vmbuild.want_vm("auto")
+    assert "apt-get install qemu-system-x86" in info.value.hint
+
+
+def test_guest_report_statuses(tmp_path):
+    text = json.dumps({"namespace": "w", "layout": "/scratch/layout", "seconds": 1.0, "ok": False,
+                       "images": [{"image": "a", "refs": ["x"], "status": "failed", "error": "e"}]})
+    report = vmbuild._report(text, 1, tmp_path)
+    assert report.layout == str(tmp_path) and report.images[0].status == "failed" and not report.ok
+    with pytest.raises(UsageError, match="exit 2"):
+        vmbuild._report("", 2, tmp_path)
+    with pytest.raises(CfError, match="exit 125"):
+        vmbuild._report(text, 125, tmp_path)  # a report, but the copy-out broke off
+    with pytest.raises(CfError, match="exit 0"):
+        vmbuild._report("{truncated", 0, tmp_path)
