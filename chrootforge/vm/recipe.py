@@ -101,15 +101,51 @@ def parse_version(text: str) -> str:
     raise CfError("apt-cache show printed no Version", hint="sudo apt-get update")
 
 
+APT_LISTS = Path("/var/lib/apt/lists")
+
+
+def apt_stamp() -> str:
+    """Changes whenever `apt-get update` changes what apt-cache would answer."""
+    try:
+        entries = [entry.stat() for entry in APT_LISTS.iterdir() if entry.is_file()]
+    except OSError:
+        return ""
+    return f"{len(entries)}:{max((e.st_mtime_ns for e in entries), default=0)}:{sum(e.st_size for e in entries)}"
+
+
+def _apt_packages() -> dict[str, str]:
+    kernel = parse_depends(_apt_cache("depends", KERNEL_META), "linux-image-")
+    return {"kernel_package": kernel,
+            "kernel_version": parse_version(_apt_cache("show", "--no-all-versions", kernel)),
+            "busybox_version": parse_version(_apt_cache("show", "--no-all-versions", BUSYBOX))}
+
+
+def apt_packages() -> dict[str, str]:
+    """The kernel and busybox package versions apt would download, memoized per state of the apt
+    lists: apt-cache takes seconds on a loaded host, and every `vm run` needs the answer."""
+    from chrootforge.fsutil import atomic_write, user_cache_dir
+
+    stamp = apt_stamp()
+    memo = user_cache_dir() / "vm-apt.json"
+    try:
+        known = json.loads(memo.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if stamp and known.get("stamp") == stamp:
+        return known["packages"]
+    packages = _apt_packages()
+    if stamp:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(memo, json.dumps({"stamp": stamp, "packages": packages}, sort_keys=True))
+    return packages
+
+
 def resolve() -> Recipe:
     """The recipe for this host: the newest kernel of the generic flavour apt knows about."""
     folder = guest_dir()
-    kernel = parse_depends(_apt_cache("depends", KERNEL_META), "linux-image-")
     files = tuple((name, hashlib.sha256((folder / name).read_bytes()).hexdigest()) for name in GUEST_FILES)
     return Recipe(
-        kernel_package=kernel,
-        kernel_version=parse_version(_apt_cache("show", "--no-all-versions", kernel)),
-        busybox_version=parse_version(_apt_cache("show", "--no-all-versions", BUSYBOX)),
+        **apt_packages(),
         packages=read_list((folder / "packages.txt").read_text()),
         modules=read_list((folder / "modules.txt").read_text()),
         requirements=runtime_requirements(),

@@ -33,6 +33,15 @@ def check_dest(dest: str, what: str) -> str:
     return norm
 
 
+def check_input_dir(path: Path) -> Path:
+    """A host input the build shares at its own path: it may not cover the guest's own mounts."""
+    norm = str(path)
+    if norm == "/" or any(norm == r or norm.startswith(r + "/") for r in RESERVED_TREES):
+        raise UsageError(f"--vm: the input {norm} cannot be shared at its own path in the guest",
+                         hint=f"move it out of {', '.join(RESERVED_TREES)}")
+    return path
+
+
 def parse_share(text: str) -> Share:
     """`SRC:DST[:ro]` (read-write unless :ro) -> Share; the source must be a directory."""
     parts = text.split(":")

@@ -116,7 +116,7 @@ def build_in_vm(targets: list[str], options: VmBuildOptions):
     from chrootforge.vm.job import Job, guest_ids, pycache_env
     from chrootforge.vm.recipe import SOURCE_ROOT, guest_dir
     from chrootforge.vm.rootfs import SOURCE_MOUNT
-    from chrootforge.vm.shares import Share, minimal_dirs
+    from chrootforge.vm.shares import Share, check_input_dir, minimal_dirs
 
     folder, names = parse_targets(targets)
     project, _requested = load_project(folder, names)
@@ -125,6 +125,7 @@ def build_in_vm(targets: list[str], options: VmBuildOptions):
         raise UsageError("--vm: the guest has no network device, so --network host cannot work there",
                          hint="build on the host for that, or provide the distfiles ([build] distfiles)")
     stage3 = Path(options.stage3).resolve() if options.stage3 else None
+    inputs = [check_input_dir(d) for d in minimal_dirs(input_dirs(project, stage3))]
     guest_dir()
     layout = Path(options.layout).resolve() if options.layout else ns.layout
     bdir = st.build_dir(layout)
@@ -136,7 +137,7 @@ def build_in_vm(targets: list[str], options: VmBuildOptions):
         raise UsageError(f"cannot create {bdir}: {err.strerror}", hint="choose a writable --layout") from None
     resolved = [Path(t).resolve() for t in targets]
     shares = [Share(SOURCE_ROOT, SOURCE_MOUNT, True)]
-    shares += [Share(d, str(d), True) for d in minimal_dirs(input_dirs(project, stage3))]
+    shares += [Share(d, str(d), True) for d in inputs]
     with file_lock(bdir / ".build.lock"), runner.run_dir() as rd:
         out = rd / "out"
         out.mkdir()

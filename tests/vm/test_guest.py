@@ -19,13 +19,22 @@ BOOT_TIMEOUT = 300
 
 
 def test_air_gap_ids_and_status(identity, vm_artifacts):
-    """Only `lo` exists in the guest; the job runs as the unprivileged user; its status comes back."""
-    proc = identity.cf("vm", "run", "--", "sh", "-c", "ls /sys/class/net; id -u; id -g; echo oops >&2; exit 3",
-                       env=vm_env(), timeout=BOOT_TIMEOUT)
+    """Only `lo` exists in the guest; the job runs as the unprivileged user, with the environment and
+    working directory asked for; a read-write share reaches the host; the status comes back."""
+    out = identity.mkdtemp("vmout.")
+    out.chmod(0o777)  # the guest user of root is uid 1000; 9p keeps the host's permissions
+    script = ('ls /sys/class/net; id -u; id -g; pwd; echo "$GREETING" > /mnt/out/file; test -t 1 || echo no-tty; '
+              'echo oops >&2; exit 3')
+    proc = identity.cf("vm", "run", "--share", f"{out}:/mnt/out", "--env", "GREETING=hello there", "--cwd", "/tmp",
+                       "--", "sh", "-c", script, env=vm_env(), timeout=BOOT_TIMEOUT)
     assert proc.returncode == 3, proc.stderr
     uid, gid = (1000, 1000) if identity.is_root else (identity.uid, identity.gid)
-    assert proc.stdout.splitlines() == ["lo", str(uid), str(gid)]
+    assert proc.stdout.splitlines() == ["lo", str(uid), str(gid), "/tmp", "no-tty"]
     assert "oops" in proc.stderr
+    written = out / "file"
+    assert written.read_text() == "hello there\n"
+    # QEMU writes as the caller; as root, it also gives new files the guest user's ids
+    assert (written.stat().st_uid, written.stat().st_gid) == (uid, gid)
 
 
 MATRIX = r'''

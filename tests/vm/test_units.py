@@ -137,10 +137,26 @@ def test_guest_file_change_changes_the_key(tmp_path, monkeypatch):
     for name in recipe.GUEST_FILES:
         (folder / name).write_text(f"{name}\n")
     monkeypatch.setattr(recipe, "GUEST_DIR", folder)
-    monkeypatch.setattr(recipe, "_apt_cache", lambda *a: "Depends: linux-image-9-amd64\nVersion: 1\n")
+    monkeypatch.setattr(recipe, "apt_packages", lambda: {"kernel_package": "linux-image-9-amd64",
+                                                         "kernel_version": "1", "busybox_version": "2"})
     first = recipe.resolve().key()
     (folder / "guest-init").write_text("changed\n")
     assert recipe.resolve().key() != first
+
+
+def test_apt_answers_are_memoized_per_state_of_the_lists(tmp_path, monkeypatch):
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "a_Packages").write_text("one")
+    monkeypatch.setattr(recipe, "APT_LISTS", lists)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    answers = iter([{"kernel_package": "k1", "kernel_version": "1", "busybox_version": "b"},
+                    {"kernel_package": "k2", "kernel_version": "2", "busybox_version": "b"}])
+    monkeypatch.setattr(recipe, "_apt_packages", lambda: next(answers))
+    assert recipe.apt_packages()["kernel_package"] == "k1"
+    assert recipe.apt_packages()["kernel_package"] == "k1"  # not asked again
+    (lists / "a_Packages").write_text("three")  # apt-get update
+    assert recipe.apt_packages()["kernel_package"] == "k2"
 
 
 # -- kernel and initramfs --------------------------------------------------------------------------
@@ -187,6 +203,15 @@ def test_share_specs(tmp_path):
     (tmp_path / "f").write_text("")
     with pytest.raises(UsageError, match="directory"):
         parse_share(f"{tmp_path / 'f'}:/mnt/f")
+
+
+def test_build_inputs_cannot_cover_the_guests_mounts():
+    from chrootforge.vm.shares import check_input_dir
+
+    assert check_input_dir(Path("/var/db/repos/gentoo")) == Path("/var/db/repos/gentoo")
+    for bad in ("/", "/proc/1", "/scratch", "/cf/out", "/opt/chrootforge/src/x", "/dev"):
+        with pytest.raises(UsageError, match="cannot be shared"):
+            check_input_dir(Path(bad))
 
 
 def test_minimal_dirs(tmp_path):
