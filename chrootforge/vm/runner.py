@@ -185,6 +185,9 @@ def describe_failure(result: BootResult, what: str, timeout: float | None) -> Cf
                    "(--timeout); QEMU was stopped")
     elif "chrootforge-vm: job started" not in result.console and result.qemu_stderr.strip():
         message = f"QEMU failed: {result.qemu_stderr.strip().splitlines()[-1]}"
+    elif panic := [line for line in result.console.splitlines() if "Kernel panic" in line]:
+        reason = panic[0].split("Kernel panic", 1)[1].lstrip(" -")
+        message = f"the guest reported no status: its kernel panicked ({reason}) while running {what}"
     else:
         message = f"the guest reported no status (a panic or a failed init) while running {what}"
     return CfError(f"{message}\n  console (last lines; all in {saved}):\n{tail}",

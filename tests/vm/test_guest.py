@@ -99,6 +99,16 @@ def test_timeout_is_a_clear_error_and_leaves_no_qemu(identity, vm_artifacts):
     assert qemu_processes(str(marker)) == []
 
 
+def test_guest_panic_is_a_clear_error(vm_artifacts):
+    user = get_identity("user")
+    proc = user.cf("vm", "run", "--root", "--", "sh", "-c", "echo c > /proc/sysrq-trigger; sleep 60",
+                   env=vm_env(), timeout=BOOT_TIMEOUT)
+    assert proc.returncode == 1, proc.stderr
+    assert ("chrootforge: error: the guest reported no status: its kernel panicked (not syncing: sysrq "
+            "triggered crash) while running sh -c") in proc.stderr
+    assert "Kernel Offset" in proc.stderr and "Traceback" not in proc.stderr  # the console's tail is shown
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
 def test_killed_chrootforge_leaves_no_qemu(sig, vm_artifacts):
     user = get_identity("user")
