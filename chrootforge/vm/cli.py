@@ -86,6 +86,8 @@ def _run(args) -> int:
     if args.timeout <= 0:
         raise UsageError("--timeout must be more than 0 seconds")
     memory = parse_size(args.memory, "--memory", "M") >> 20
+    if memory < 256:
+        raise UsageError(f"--memory {args.memory}: the guest needs at least 256M")
     scratch = parse_size(args.scratch, "--scratch", "G") if args.scratch else None
     uid, gid = guest_ids(os.getuid(), os.getgid())
     source = Share(SOURCE_ROOT, SOURCE_MOUNT, True)
