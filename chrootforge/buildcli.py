@@ -21,6 +21,9 @@ def register(sub) -> None:
     p.add_argument("--plan", "--dry-run", dest="plan", action="store_true",
                    help="print what would be done (graph, /etc/portage, mounts, emerge) and exit")
     p.add_argument("--json", action="store_true", help="print the build report as JSON on stdout")
+    p.add_argument("--vm", choices=("on", "off", "auto"), default="auto",
+                   help="build in a QEMU guest with no network: on, off, or auto (default: only when "
+                        "this host blocks user namespaces); see vm/README.md")
     p.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
                    help="build up to N independent images at the same time (default 1)")
     shell = p.add_mutually_exclusive_group()
@@ -83,18 +86,28 @@ def _build(args) -> int:
     if args.plan:
         sys.stdout.write(build.plan(args.targets, args.layout))
         return 0
+    from chrootforge.errors import UsageError
+
     shell = None
     if args.shell or args.shell_on_failure:
         from chrootforge.gentoo.executor import ShellRequest
 
         shell = ShellRequest(now=args.shell, on_failure=args.shell_on_failure, keep=args.keep)
     elif args.keep:
-        from chrootforge.errors import UsageError
-
         raise UsageError("--keep goes with --shell or --shell-on-failure")
-    report = build.build(args.targets, force=args.force, force_all=args.force_all, no_deps=args.no_deps,
-                         layout=args.layout, network=args.network, single_id=args.single_id,
-                         stage3=args.stage3, jobs=args.jobs, shell=shell)
+    from chrootforge.vm import vmbuild
+
+    if vmbuild.want_vm(args.vm):
+        if shell is not None:
+            raise UsageError("--shell and --shell-on-failure need the host's terminal: not with --vm",
+                             hint="use --vm off")
+        report = vmbuild.build_in_vm(args.targets, vmbuild.VmBuildOptions(
+            force=args.force, force_all=args.force_all, no_deps=args.no_deps, layout=args.layout,
+            network=args.network, single_id=args.single_id, stage3=args.stage3, jobs=args.jobs))
+    else:
+        report = build.build(args.targets, force=args.force, force_all=args.force_all, no_deps=args.no_deps,
+                             layout=args.layout, network=args.network, single_id=args.single_id,
+                             stage3=args.stage3, jobs=args.jobs, shell=shell)
     if args.json:
         print(json.dumps(report.to_json(), indent=1))
     else:

@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "chrootforge.oci.cli",
     "chrootforge.registry.cli",
     "chrootforge.spec.cli",
+    "chrootforge.vm.cli",
 )
 
 # Which module registers which command. When argv names a known command, only its module is
@@ -35,6 +36,7 @@ COMMAND_OWNERS = {
     "inspect": "chrootforge.oci.cli", "export": "chrootforge.oci.cli", "load": "chrootforge.oci.cli",
     "push": "chrootforge.registry.cli", "pull": "chrootforge.registry.cli",
     "new": "chrootforge.spec.cli",
+    "vm": "chrootforge.vm.cli",
 }
 
 

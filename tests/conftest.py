@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.helpers.pipeline",
     "tests.helpers.world",
     "tests.helpers.registry",
+    "tests.helpers.vm",
 ]

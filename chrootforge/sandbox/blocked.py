@@ -7,8 +7,7 @@ import os
 
 from chrootforge.errors import CfError
 
-# (vm/ will hold a QEMU harness for such hosts; until it exists, point at any VM.)
-VM_HINT = "or run the build inside a virtual machine whose kernel allows user namespaces"
+VM_HINT = "or build in chrootforge's QEMU guest: `chrootforge build --vm on` (see vm/README.md)"
 
 
 def _sysctl(path: str) -> str | None:
@@ -54,6 +53,29 @@ def diagnose(err: int, uid: int | None = None) -> tuple[str, str]:
         return cause, remedy + VM_HINT
     return (f"the kernel refused a new user namespace: {os.strerror(err)}",
             "check user.max_user_namespaces, AppArmor/SELinux policy and seccomp, " + VM_HINT)
+
+
+def probe_userns() -> int | None:
+    """None if this process may create a user namespace, else the errno the kernel gave.
+
+    A forked child tries unshare(CLONE_NEWUSER) and exits with the errno, so this process's own
+    namespaces stay as they are. Costs about a millisecond.
+    """
+    from chrootforge.sandbox.syscalls import CLONE_NEWUSER, unshare
+
+    pid = os.fork()
+    if pid == 0:
+        code = 255
+        try:
+            unshare(CLONE_NEWUSER)
+            code = 0
+        except OSError as err:
+            code = err.errno or 255
+        finally:
+            os._exit(min(code, 255))
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    return None if code == 0 else code
 
 
 def userns_blocked_error(err: int) -> CfError:

@@ -79,9 +79,10 @@ def stage_user_env() -> Path:
     """
     tmp = Path(tempfile.mkdtemp(prefix="userenv.", dir=SHARED_TMP))
     atexit.register(shutil.rmtree, tmp, True)
-    for name in ("chrootforge", "hooks", "examples"):
+    for name in ("chrootforge", "hooks", "examples", "vm"):
         if (REPO / name).exists():
             _copytree(REPO / name, tmp / "src" / name)
+    shutil.copy(REPO / "pyproject.toml", tmp / "src" / "pyproject.toml")  # the vm guest's requirements
     _copytree(Path(sysconfig.get_paths()["purelib"]), tmp / "site")
     if Path(sysconfig.get_paths()["platlib"]) != Path(sysconfig.get_paths()["purelib"]):
         _copytree(Path(sysconfig.get_paths()["platlib"]), tmp / "site")

@@ -307,6 +307,6 @@ def test_root_never_maps_host_root():
 
 def test_blocked_diagnosis_names_the_remedy():
     cause, remedy = blocked.diagnose(errno.ENOSPC)
-    assert "max_user_namespaces" in cause and "sysctl" in remedy and "virtual machine" in remedy
+    assert "max_user_namespaces" in cause and "sysctl" in remedy and "--vm on" in remedy
     err = blocked.userns_blocked_error(errno.EPERM)
     assert "user namespace" in str(err) and err.hint

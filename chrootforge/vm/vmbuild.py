@@ -1,0 +1,183 @@
+"""`chrootforge build --vm`: the whole build inside a fresh guest, the results merged into the host.
+
+The guest has no network device, so the build is offline by construction: every input is shared
+read-only over 9p at the same path it has on the host (the namespace folder, the stage3 and its
+signature files, keyrings, the tree and repos, distfiles, hooks), so the specs resolve unchanged.
+The host's layout, image state and binpkgs are shared read-only too and copied onto the guest's ext4
+scratch disk, where the build runs (9p cannot hold owners, xattrs or a build's I/O). vm/build-job
+copies back what is new; merge.py checks it and merges it into the host layout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from chrootforge import log
+from chrootforge.errors import CfError, UsageError
+
+SCRATCH_BYTES = 64 << 30          # sparse: only what the build writes takes space
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+PATH_VARS = ("CHROOTFORGE_GENTOO_KEYRING", "CHROOTFORGE_HOOKS")  # read by chrootforge, naming host paths
+PLAIN_VARS = ("SOURCE_DATE_EPOCH",)
+GUEST_LAYOUT = "/scratch/layout"
+
+
+@dataclass(frozen=True)
+class VmBuildOptions:
+    force: bool = False
+    force_all: bool = False
+    no_deps: bool = False
+    layout: str | None = None
+    network: str | None = None
+    single_id: bool = False
+    stage3: str | None = None
+    jobs: int = 1
+    memory_mb: int = 4096
+    timeout: float | None = None
+
+
+def want_vm(mode: str) -> bool:
+    """--vm on|off|auto: auto builds in the guest only when this host refuses user namespaces."""
+    if mode != "auto":
+        return mode == "on"
+    from chrootforge.sandbox.blocked import diagnose, probe_userns
+
+    err = probe_userns()
+    if err is None:
+        return False
+    cause, _remedy = diagnose(err)
+    from chrootforge.vm.qemu import INSTALL_HINT, QEMU
+
+    if shutil.which(QEMU) is None:
+        raise CfError(f"cannot create a user namespace ({cause}), and QEMU for the VM fallback is missing",
+                      hint=INSTALL_HINT)
+    log.notice(f"user namespaces are blocked here ({cause}): building in a QEMU guest (--vm auto)")
+    return True
+
+
+def input_dirs(project, stage3: Path | None) -> list[Path]:
+    """Host directories the build reads: shared read-only at the same guest paths."""
+    ns = project.namespace
+    files = [*ns.stage3.keyrings, *ns.tree.keyrings]
+    dirs = [ns.root, *ns.repos.values()]
+    stage = stage3 or ns.stage3.path
+    if stage is None:
+        raise UsageError("--vm builds offline (the guest has no network), but [stage3] downloads from a mirror",
+                         hint="fetch it first (chrootforge fetch stage3) and give it as [stage3] path or --stage3")
+    files.append(stage)
+    if ns.tree.path is not None:
+        dirs.append(ns.tree.path)
+    elif ns.tree.snapshot_path is not None:
+        files.append(ns.tree.snapshot_path)
+    else:
+        raise UsageError("--vm builds offline (the guest has no network), but [tree] downloads a snapshot",
+                         hint="fetch it first (chrootforge fetch snapshot) and give it as [tree] snapshot = PATH")
+    if ns.distfiles is not None:
+        dirs.append(ns.distfiles)
+    for image in project.images.values():
+        files += [hook.path for hook in image.hooks]
+    for name in PATH_VARS:
+        if os.environ.get(name):
+            files.append(Path(os.environ[name]))
+    dirs += [f.parent for f in files]
+    return [d for d in dirs if d.exists()]
+
+
+def passed_env(project) -> list[tuple[str, str]]:
+    """The variables the specs name as ${VAR}, and the few chrootforge itself reads."""
+    texts = [project.namespace.text, *(image.text for image in project.images.values())]
+    names = {name for text in texts for name in _VAR.findall(text)} | set(PATH_VARS) | set(PLAIN_VARS)
+    return sorted((name, os.environ[name]) for name in names if name in os.environ)
+
+
+def guest_args(targets: list[Path], options: VmBuildOptions, quiet: bool) -> list[str]:
+    """The `chrootforge build` options for the guest (after --json --layout, which build-job adds)."""
+    args = ["-q"] if quiet else []
+    args += ["--force"] if options.force else []
+    args += ["--force-all"] if options.force_all else []
+    args += ["--no-deps"] if options.no_deps else []
+    args += ["--single-id"] if options.single_id else []
+    args += ["--jobs", str(options.jobs)] if options.jobs != 1 else []
+    if options.stage3:
+        args += ["--stage3", str(Path(options.stage3).resolve())]
+    return [*args, *(str(t) for t in targets)]
+
+
+def build_in_vm(targets: list[str], options: VmBuildOptions):
+    """Build `targets` in a guest; merge the results into the host layout -> the BuildReport."""
+    from chrootforge.fsutil import file_lock, user_cache_dir
+    from chrootforge.gentoo import state as st
+    from chrootforge.gentoo.inputs import binpkg_key, identify
+    from chrootforge.spec.graph import load_project, parse_targets
+    from chrootforge.vm import merge, runner
+    from chrootforge.vm.job import Job, guest_ids, pycache_env
+    from chrootforge.vm.recipe import SOURCE_ROOT, guest_dir
+    from chrootforge.vm.rootfs import SOURCE_MOUNT
+    from chrootforge.vm.shares import Share, check_input_dir, minimal_dirs
+
+    folder, names = parse_targets(targets)
+    project, _requested = load_project(folder, names)
+    ns = project.namespace
+    if (options.network or ns.network) == "host":
+        raise UsageError("--vm: the guest has no network device, so --network host cannot work there",
+                         hint="build on the host for that, or provide the distfiles ([build] distfiles)")
+    stage3 = Path(options.stage3).resolve() if options.stage3 else None
+    inputs = [check_input_dir(d) for d in minimal_dirs(input_dirs(project, stage3))]
+    guest_dir()
+    layout = Path(options.layout).resolve() if options.layout else ns.layout
+    bdir = st.build_dir(layout)
+    # the binpkgs the guest reuses and adds to: the host's, keyed by content as a host build keys
+    # them (gentoo.inputs.binpkg_key); images with their own package.env start empty in the guest
+    binpkgs_name = binpkg_key(ns, identify(ns, stage3))
+    binpkgs = user_cache_dir() / "binpkgs" / binpkgs_name
+    try:
+        bdir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"cannot create {bdir}: {err.strerror}", hint="choose a writable --layout") from None
+    resolved = [Path(t).resolve() for t in targets]
+    shares = [Share(SOURCE_ROOT, SOURCE_MOUNT, True)]
+    shares += [Share(d, str(d), True) for d in inputs]
+    with file_lock(bdir / ".build.lock"), runner.run_dir() as rd:
+        out = rd / "out"
+        out.mkdir()
+        host_parts = {"layout": layout if (layout / "oci-layout").is_file() else None,
+                      "state": bdir / "state", "sbom": bdir / "sbom", "binpkgs": binpkgs}
+        shares += [Share(path, f"/cf/in/{name}", True) for name, path in host_parts.items()
+                   if path is not None and path.is_dir()]
+        shares.append(Share(out, "/cf/out", False))
+        uid, gid = guest_ids(os.getuid(), os.getgid())
+        env = [*pycache_env(SOURCE_ROOT), *passed_env(project), ("XDG_CACHE_HOME", "/scratch/cache")]
+        argv = ("sh", f"{SOURCE_MOUNT}/vm/build-job", binpkgs_name,
+                *guest_args(resolved, options, log.is_quiet()))
+        job = Job(argv=argv, uid=uid, gid=gid, as_root=os.getuid() == 0, cwd="/", env=tuple(env),
+                  shares=tuple(shares))
+        log.info(f"vm: building {' '.join(t.name for t in resolved)} in a QEMU guest (no network)")
+        result = runner.run_job(job, runner.Resources(timeout=options.timeout, memory_mb=options.memory_mb,
+                                                      scratch_bytes=SCRATCH_BYTES))
+        merged = merge.merge_results(out, layout, bdir, binpkgs)
+        if merged:
+            log.info(f"vm: merged {len(merged)} tag(s) into {layout}")
+        report_text = (out / "report.json").read_text() if (out / "report.json").is_file() else ""
+    return _report(report_text, result.status, layout)
+
+
+def _report(text: str, status: int, layout: Path):
+    """The guest's build report, its layout path replaced by the host's. Exit 0 or 1 come with a
+    report (1: an image failed); any other status means the build or the copy-out broke off."""
+    from chrootforge.build import BuildReport, ImageResult
+
+    if status in (0, 1):
+        try:
+            data = json.loads(text)
+            images = [ImageResult(**image) for image in data.pop("images")]
+            data["layout"] = str(layout)
+            return BuildReport(images=images, **data)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            pass
+    error = UsageError if status == 2 else CfError
+    raise error(f"the build in the guest failed (exit {status}) before it could report; its error is above")
