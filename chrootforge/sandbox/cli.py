@@ -59,8 +59,10 @@ def _split(args, command: str, with_cmd: bool) -> list[str]:
     if "--" in rest:
         cut = rest.index("--")
         head, cmd = rest[:cut], rest[cut + 1:]
-    else:
+    elif with_cmd:
         head, cmd = rest[:1], rest[1:]
+    else:  # shell takes no command: its options may follow ROOTFS too
+        head, cmd = rest, []
     parser = argparse.ArgumentParser(prog=f"chrootforge {command}")
     _options(parser)
     if with_cmd:

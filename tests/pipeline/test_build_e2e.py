@@ -543,3 +543,26 @@ def test_zz_shell_on_failure_and_keep(built):
         assert work.exists() == bool(keep)
     remove_as(built.identity, work)
     shutil.rmtree(built.ns / name)
+
+
+def test_zz_build_hooks_cannot_unlock_the_tree(built, world_repo):
+    """A hook of a real build tries to make the read-only tree writable: every attempt fails, the
+    build goes on, and the repository on the host is unchanged."""
+    name = "escaper"
+    (built.ns / name).mkdir(exist_ok=True)
+    (built.ns / name / "image.toml").write_text('parent = "busybox"\n[hooks]\nconfigure_rootfs = ["try.sh"]\n')
+    (built.ns / name / "try.sh").write_text(
+        "set +e\nok=0\n"
+        "mount -o remount,bind,rw /var/db/repos/gentoo && ok=1\n"
+        "umount -l /var/db/repos/gentoo && ok=1\n"
+        "touch /var/db/repos/gentoo/pwned && ok=1\n"
+        "v=$(cat /proc/sys/kernel/core_pattern); printf '%s\\n' \"$v\" > /proc/sys/kernel/core_pattern && ok=1\n"
+        "echo escaped=$ok\nexit $ok\n")
+    if not built.identity.is_root:
+        for path in (built.ns / name, *(built.ns / name).iterdir()):
+            os.chown(path, built.identity.uid, built.identity.gid)
+    before = sorted(p.name for p in world_repo.iterdir())
+    proc = built.cf("build", "--layout", str(built.layout), str(built.ns / name))
+    log = (built.layout.parent / "layout.build" / "logs" / name / "configure_rootfs.log").read_text()
+    assert proc.returncode == 0 and "escaped=0" in log, proc.stderr[-2000:] + log
+    assert sorted(p.name for p in world_repo.iterdir()) == before and not (world_repo / "pwned").exists()

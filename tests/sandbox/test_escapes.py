@@ -198,3 +198,15 @@ def test_symlinked_mount_targets_stay_inside_the_root(identity, scratch, fresh_b
     assert list(outside.iterdir()) == []  # nothing was created through the links on the host
     inside = rootfs / str(outside).lstrip("/")
     assert not inside.exists() and (rootfs / "var/tmp").is_dir()  # what it made inside is gone
+
+
+def test_shell_keeps_readonly_binds_locked(identity, scratch, busybox_rootfs):
+    """`chrootforge shell` (its payload is a login shell) gets the same locked mounts."""
+    src = _ro_source(identity, scratch)
+    script = ("mount -o remount,bind,rw /ro; echo remount=$?; umount /ro; echo umount=$?; "
+              "echo pwned > /ro/file; echo write=$?; exit\n")
+    result = identity.cf("shell", str(busybox_rootfs), "--bind", f"{src}:/ro:ro", input=script)
+    assert result.returncode == 0, result.stderr
+    for attempt in ("remount", "umount", "write"):
+        assert f"{attempt}=0" not in result.stdout and f"{attempt}=" in result.stdout, result.stdout
+    assert (src / "file").read_text() == ORIGINAL
