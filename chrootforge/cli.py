@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "chrootforge.sources.cli",
     "chrootforge.sandbox.cli",
     "chrootforge.oci.cli",
+    "chrootforge.cache.cli",
 )
 
 # Which module registers which command. When argv names a known command, only its module is
@@ -31,6 +32,7 @@ COMMAND_OWNERS = {
     "run": "chrootforge.sandbox.cli", "shell": "chrootforge.sandbox.cli",
     "commit": "chrootforge.oci.cli", "verify": "chrootforge.oci.cli",
     "inspect": "chrootforge.oci.cli", "export": "chrootforge.oci.cli", "load": "chrootforge.oci.cli",
+    "cache": "chrootforge.cache.cli",
 }
 
 
