@@ -5,7 +5,7 @@ previous block's last 32 KiB as dictionary (like pigz) and ended with a sync flu
 concatenate into ONE raw deflate stream inside ONE gzip member (header mtime 0, no name, OS 255).
 The output depends only on the input, the level and the zlib-ng version, never on the number of
 threads nor on the CPU: zlib-ng >= 2.2 hashes the same way everywhere (its SSE4.2/ACLE hashes were
-removed) and its CPU-specific match finders compute the same matches (docs/oci.md has the evidence).
+removed) and its CPU-specific match finders compute the same matches (docs/compression.md).
 The zlib-ng wheel bundles the library, so pinning the package pins the bytes; a runtime version
 other than the pinned one is announced, since other machines would then write other digests.
 
