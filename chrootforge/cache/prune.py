@@ -150,9 +150,18 @@ def _remove(entry: Entry, cache_root: Path | None) -> None:
 
 def _remove_plain(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
+        shutil.rmtree(path, onerror=_writable_and_retry)
     else:
         path.unlink()
+
+
+def _writable_and_retry(func, name, exc_info) -> None:
+    """A read-only directory (an extracted snapshot may have some) cannot lose entries: open it up."""
+    if not issubclass(exc_info[0], PermissionError):
+        raise exc_info[1]
+    parent = os.path.dirname(name)
+    os.chmod(parent, os.stat(parent).st_mode | 0o700)
+    func(name)
 
 
 def _remove_maybe_mapped(path: Path) -> None:

@@ -24,6 +24,7 @@ FILL = textwrap.dedent("""
                       ("distfiles/hello-1.0.tar.gz", 5000), ("binpkgs/ns-1/app/hello-1.gpkg.tar", 7000)):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_bytes(b"x" * size)
+    (root / "trees/t1/metadata").chmod(0o555)  # snapshots may hold read-only directories
     print(stage)
 """)
 
