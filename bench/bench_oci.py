@@ -113,7 +113,8 @@ def main() -> int:
         for r in range(args.rounds):
             for name, run in contenders.items():
                 times.setdefault(name, []).append(run())
-            print(f"round {r + 1}: " + ", ".join(f"{n} {t[-1][0]:.1f}s" for n, t in times.items()), flush=True)
+            print(f"round {r + 1}: " + ", ".join(f"{n} {t[-1][0]:.1f}s" for n, t in times.items()),
+                  flush=True)
         med = {n: statistics.median(w for w, _ in t) for n, t in times.items()}
         cpu = {n: statistics.median(c for _, c in t) for n, t in times.items()}
         print("\nmedian wall seconds: " + ", ".join(f"{n} {t:.2f}" for n, t in med.items()))

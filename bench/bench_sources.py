@@ -224,7 +224,8 @@ def main() -> int:
     try:
         with open("/proc/loadavg") as handle:
             load = handle.read().split()[0]
-        print(f"extracting into {dest_root}; load average {load} (other work on the machine skews wall times)")
+        print(f"extracting into {dest_root}; load average {load} "
+              "(other work on the machine skews wall times)")
         for kind, path in big.items():
             compare(f"generated tree ({args.size_mb} MB), {kind}", path, args.runs, dest_root)
         stage = synthetic_stage()

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 def register(sub) -> None:
     cache = sub.add_parser("cache", help="show or prune the user cache (stages, trees, downloads, ...)",
-                           description="The user cache is $XDG_CACHE_HOME/chrootforge (~/.cache/chrootforge).")
+                           description="The user cache is $XDG_CACHE_HOME/chrootforge "
+                                       "(~/.cache/chrootforge).")
     verbs = cache.add_subparsers(dest="verb", metavar="VERB")
     verbs.required = True
     ls = verbs.add_parser("ls", help="the size of each kind of cache entry")
@@ -18,7 +19,8 @@ def register(sub) -> None:
                     "Entries a running build holds are skipped.")
     prune.add_argument("--older-than", metavar="AGE",
                        help="last used longer ago than AGE: 45s, 90m, 12h, 30d, 2w (default 30d; 0: any age)")
-    prune.add_argument("--keep", type=int, metavar="N", help="keep the N most recently used entries of each kind")
+    prune.add_argument("--keep", type=int, metavar="N",
+                       help="keep the N most recently used entries of each kind")
     prune.add_argument("--kind", action="append", metavar="KIND",
                        help="only this kind (repeatable): sources, stages, trees, distfiles, binpkgs, vm")
     prune.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
@@ -50,7 +52,8 @@ def _ls(args) -> int:
         return 0
     table = [("KIND", "ENTRIES", "SIZE", "PATH")]
     table += [(r.kind, str(r.entries), human(r.size), str(r.path)) for r in rows]
-    table += [("other", "", human(other), "(digest memos, locks)"), ("total", "", human(total), str(user_cache_dir()))]
+    table += [("other", "", human(other), "(digest memos, locks)"),
+              ("total", "", human(total), str(user_cache_dir()))]
     widths = [max(len(row[i]) for row in table) for i in range(4)]
     for row in table:
         print(f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}  {row[3]}".rstrip())
@@ -77,7 +80,8 @@ def _prune(args) -> int:
     else:
         verb = "would remove" if args.dry_run else "removed"
         for entry in result.removed:
-            log.info(f"{verb} {entry.name} ({human(entry.size)}{', left by an interrupted run' if entry.stale else ''})")
+            why = ", left by an interrupted run" if entry.stale else ""
+            log.info(f"{verb} {entry.name} ({human(entry.size)}{why})")
         for entry in result.held:
             log.info(f"kept {entry.name}: in use by a running build")
         for entry, why in result.failed:

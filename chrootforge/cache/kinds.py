@@ -107,7 +107,7 @@ def _children(folder: Path) -> list[Path]:
 
 def _stale_temps(folder: Path, marker: str) -> list[tuple[Path, Path]]:
     """(temp dir, its creation lock) for `.<key><marker>*` leftovers of killed runs."""
-    out = []
+    out: list[tuple[Path, Path]] = []
     try:
         names = sorted(p.name for p in folder.iterdir())
     except OSError:
@@ -132,7 +132,8 @@ def scan(kind: Kind, cache_root: Path | None = None) -> list[Entry]:
     entries = [_entry(kind, root, p) for p in _children(root) if p.is_dir()]
     marker = {"stages": ".extract-", "trees": ".tmp"}.get(kind.name)
     if marker:
-        entries += [_entry(kind, root, temp, busy_lock=lock, stale=True) for temp, lock in _stale_temps(root, marker)]
+        entries += [_entry(kind, root, temp, busy_lock=lock, stale=True)
+                    for temp, lock in _stale_temps(root, marker)]
     return entries
 
 

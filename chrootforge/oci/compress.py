@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import os
 import struct
+import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -170,7 +171,7 @@ class Decompressor:
             self.reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True,
                                                                       closefd=False)
         elif kind == "gzip":
-            self.zobj = zlib_ng.decompressobj(31)
+            self.zobj = zlib.decompressobj(31)
         elif kind is not None:
             raise ValueError(f"unknown compression {kind!r}")
 
@@ -186,9 +187,9 @@ class Decompressor:
                 if self.zobj.eof:  # next gzip member
                     if not comp:
                         break
-                    self.zobj = zlib_ng.decompressobj(31)
+                    self.zobj = zlib.decompressobj(31)
                 elif not comp:
-                    raise zlib_ng.error("truncated gzip stream")
+                    raise zlib.error("truncated gzip stream")
                 data = self.zobj.decompress(comp)
         if not data:
             self.eof = True

@@ -56,7 +56,8 @@ def env(identity):
     """A private cache for the identity, removed afterwards (under its mapping: sub-id files too)."""
     folder = identity.mkdtemp("xdg.")
     yield {"XDG_CACHE_HOME": str(folder)}
-    identity.run([*identity.python, "-c", f"from chrootforge.sandbox import remove_tree; remove_tree({str(folder)!r})"])
+    identity.run([*identity.python, "-c",
+                  f"from chrootforge.sandbox import remove_tree; remove_tree({str(folder)!r})"])
 
 
 def _json(done: subprocess.CompletedProcess) -> dict:
@@ -75,7 +76,8 @@ def test_prune_skips_what_a_running_build_holds_and_removes_the_rest(identity, s
 
     listing = _json(identity.cf("cache", "ls", "--json", env=env))
     kinds = {k["kind"]: k for k in listing["kinds"]}
-    assert [k["kind"] for k in listing["kinds"]] == ["sources", "stages", "trees", "distfiles", "binpkgs", "vm"]
+    assert [k["kind"] for k in listing["kinds"]] == \
+        ["sources", "stages", "trees", "distfiles", "binpkgs", "vm"]
     assert kinds["stages"]["entries"] == 1 and kinds["stages"]["bytes"] > 1000
     assert kinds["distfiles"]["bytes"] == 5000 and kinds["binpkgs"]["entries"] == 1
     assert listing["total_bytes"] >= sum(k["bytes"] for k in listing["kinds"])

@@ -54,7 +54,8 @@ def test_keep_and_age_together_must_both_agree():
 
 def test_leftovers_of_interrupted_runs_go_whatever_their_age():
     entries = [_e("stages", ".k.extract-1", 0, stale=True), _e("stages", "k", 0)]
-    assert [e.name for e in plan(entries, Policy(older_than=30 * DAY, keep=5), NOW)] == ["stages/.k.extract-1"]
+    doomed = plan(entries, Policy(older_than=30 * DAY, keep=5), NOW)
+    assert [e.name for e in doomed] == ["stages/.k.extract-1"]
 
 
 def test_negative_keep_is_a_usage_error():

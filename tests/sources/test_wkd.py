@@ -119,7 +119,8 @@ def test_a_key_bundle_is_cut_down_to_the_pinned_key(wkd_server, gpg_keys, tmp_pa
     assert [k["fingerprint"] for k in listed] == [gpg_keys.good.fingerprint]
 
 
-def test_keyring_still_wins_over_wkd(wkd_server, mirror_tree, mirror_server, gpg_keys, stage_tarball, cache_dir):
+def test_keyring_still_wins_over_wkd(wkd_server, mirror_tree, mirror_server, gpg_keys, stage_tarball,
+                                     cache_dir):
     tree, server = wkd_server
     _publish(tree, gpg_keys.rogue.public_file)  # a hostile directory that must not even be asked
     mirror_tree.publish_stage(stage_tarball)
@@ -129,7 +130,8 @@ def test_keyring_still_wins_over_wkd(wkd_server, mirror_tree, mirror_server, gpg
     assert server.requests == []
 
 
-def test_unreachable_directory_is_one_clear_error(wkd_server, mirror_tree, mirror_server, stage_tarball, cache_dir):
+def test_unreachable_directory_is_one_clear_error(wkd_server, mirror_tree, mirror_server, stage_tarball,
+                                                  cache_dir):
     _tree, server = wkd_server
     server.stop()
     mirror_tree.publish_stage(stage_tarball)
@@ -157,7 +159,8 @@ def test_an_expired_cached_key_is_fetched_again(wkd_server, monkeypatch, tmp_pat
                    capture_output=True)
     renewed = tmp_path / "renewed.asc"
     renewed.write_text(gnupg.GPG(gnupghome=str(home)).export_keys(fpr))
-    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False, capture_output=True)
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False,
+                   capture_output=True)
     monkeypatch.setitem(wkd.ADDRESSES, fpr, ADDRESS)
     cached = wkd.key_file(fpr)
     cached.parent.mkdir(parents=True)
