@@ -113,10 +113,15 @@ def _stale_temps(folder: Path, marker: str) -> list[tuple[Path, Path]]:
     except OSError:
         return out
     for name in names:
-        if name.startswith(".") and marker in name:
-            key = name[1:name.index(marker)]
+        if name.startswith(".") and marker in name and not name.endswith(".hold") and (folder / name).is_dir():
+            key = stale_key(name, marker)  # also `..<id>.tmp.extract-*`: extract_here's own temp dir
             out.append((folder / name, folder / f".{key}.lock"))
     return out
+
+
+def stale_key(name: str, marker: str) -> str:
+    """The cache key a leftover temp dir belongs to (keys are hex: no dots)."""
+    return name.lstrip(".").split(marker, 1)[0]
 
 
 def scan(kind: Kind, cache_root: Path | None = None) -> list[Entry]:

@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from chrootforge.cache.kinds import BY_NAME, KINDS, Entry, kind_root, scan
+from chrootforge.cache.kinds import BY_NAME, KINDS, Entry, kind_root, scan, stale_key
 from chrootforge.errors import CfError, UsageError
 from chrootforge.holds import claim
 
@@ -138,7 +138,7 @@ def _remove(entry: Entry, cache_root: Path | None) -> None:
     if entry.kind == "stages":
         from chrootforge.sources.mapping import remove_under_mapping
 
-        key = entry.path.name.lstrip(".").split(".extract-")[0]
+        key = stale_key(entry.path.name, ".extract-")
         remove_under_mapping(entry.path, _stage_idmap(key, entry.name))
     elif kind.mapped:
         _remove_maybe_mapped(entry.path)

@@ -27,8 +27,8 @@ from zlib_ng import zlib_ng
 from chrootforge import log
 
 GZIP_BLOCK = 1 << 20
-# zlib-ng level 5: smaller than Go's default gzip (umoci, docker) and than zlib -6 minus 2.5%,
-# at about 3x zlib -6's speed; see bench/bench_oci.py
+# zlib-ng level 5: layers ~3% smaller than Go's default gzip (what umoci writes) and ~2.5% bigger
+# than zlib -6's, at about 3x zlib -6's speed (docs/compression.md, bench/bench_oci.py)
 GZIP_LEVEL = 5
 ZLIBNG_PINNED = "2.3.3"  # the library inside the pinned zlib-ng wheel (pyproject.toml)
 ZSTD_LEVEL = 3
@@ -38,12 +38,9 @@ GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 
 
 def _deflate_block(block: bytes, zdict: bytes, level: int, last: bool) -> bytes:
-    z = zlib_ng
-    if zdict:
-        comp = z.compressobj(level, z.DEFLATED, -15, 8, z.Z_DEFAULT_STRATEGY, zdict)
-    else:
-        comp = z.compressobj(level, z.DEFLATED, -15, 8, z.Z_DEFAULT_STRATEGY)
-    return comp.compress(block) + comp.flush(z.Z_FINISH if last else z.Z_SYNC_FLUSH)
+    args = (level, zlib_ng.DEFLATED, -15, 8, zlib_ng.Z_DEFAULT_STRATEGY) + ((zdict,) if zdict else ())
+    comp = zlib_ng.compressobj(*args)
+    return comp.compress(block) + comp.flush(zlib_ng.Z_FINISH if last else zlib_ng.Z_SYNC_FLUSH)
 
 
 _version_checked = False

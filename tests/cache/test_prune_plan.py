@@ -76,6 +76,9 @@ def test_scan_finds_each_kind_and_skips_locks(tmp_path):
     os.link(root / "stages/k1-map/etc/a", root / "stages/k1-map/etc/b")  # counted once
     (root / "stages/.k1-map.lock").write_bytes(b"")
     (root / "stages/.k2-map.extract-xyz").mkdir()
+    (root / "trees").mkdir()
+    (root / "trees/.t9.tmp").mkdir()
+    (root / "trees/..t9.tmp.extract-abc").mkdir()
     (root / "distfiles").mkdir()
     (root / "distfiles/pkg.tar.gz").write_bytes(b"d" * 30)
     (root / "binpkgs/ns-1").mkdir(parents=True)
@@ -92,7 +95,9 @@ def test_scan_finds_each_kind_and_skips_locks(tmp_path):
     distfile = found["distfiles"][0]
     assert distfile.hold == root / "distfiles", "a build holds the distfiles directory as a whole"
     assert [e.name for e in found["binpkgs"]] == ["binpkgs/ns-1"]
-    assert found["trees"] == [] and found["vm"] == []
+    assert {e.name: e.busy_lock for e in found["trees"]} == {
+        "trees/.t9.tmp": root / "trees/.t9.lock", "trees/..t9.tmp.extract-abc": root / "trees/.t9.lock"}
+    assert all(e.stale for e in found["trees"]) and found["vm"] == []
     rows, other = usage(root)
     by = {r.kind: r for r in rows}
     assert by["sources"].entries == 2 and by["sources"].size >= 107
@@ -106,3 +111,18 @@ def test_kind_table_agrees_with_the_modules_that_fill_the_cache(monkeypatch, tmp
 
     assert kind_root("sources") == cache.default_root()
     assert kind_root("stages") == stage_cache.default_root()
+
+
+def test_a_leftover_is_kept_while_its_creation_lock_is_held(tmp_path):
+    """A half-extracted stage is only a leftover once nobody extracts it any more."""
+    from chrootforge.cache.prune import prune
+    from chrootforge.fsutil import file_lock
+
+    stages = tmp_path / "stages"
+    (stages / ".k1-m.extract-a").mkdir(parents=True)
+    with file_lock(stages / ".k1-m.lock"):  # an extraction in progress
+        busy = prune(Policy(older_than=30 * DAY), ["stages"], cache_root=tmp_path)
+    assert [e.name for e in busy.held] == ["stages/.k1-m.extract-a"] and busy.removed == []
+    done = prune(Policy(older_than=30 * DAY), ["stages"], cache_root=tmp_path)
+    assert [e.name for e in done.removed] == ["stages/.k1-m.extract-a"]
+    assert not (stages / ".k1-m.extract-a").exists()
