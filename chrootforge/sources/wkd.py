@@ -100,15 +100,26 @@ def import_pinned(gpg, pinned) -> set[str]:
         if address is None:
             continue
         cached = key_file(fingerprint)
-        if cached.is_file() and fingerprint in _import(gpg, cached.read_bytes()) \
-                and not _expired(gpg, fingerprint):
+        have = cached.is_file() and fingerprint in _import(gpg, cached.read_bytes())
+        if have and not _expired(gpg, fingerprint):
             found.add(fingerprint)
             continue
         if base == "off":
+            found.update([fingerprint] if have else [])  # gpg then says the key has expired
             continue
-        _fetch(gpg, fingerprint, address, base, cached)
+        try:
+            _fetch(gpg, fingerprint, address, base, cached)
+        except _Unreachable:
+            if not have:
+                raise
+            log.warn(f"the cached Gentoo key {fingerprint} has expired and Gentoo's key directory could not "
+                     "be reached to refresh it: using the expired copy")
         found.add(fingerprint)
     return found
+
+
+class _Unreachable(VerificationError):
+    """No URL of the key directory answered with a key."""
 
 
 def _import(gpg, data: bytes) -> set[str]:
@@ -144,6 +155,6 @@ def _fetch(gpg, fingerprint: str, address: str, base: str | None, cached: Path) 
         atomic_write(cached, exported)
         log.notice(f"fetched Gentoo's OpenPGP key {fingerprint} ({address}) from {url}; cached in {cached}")
         return
-    raise VerificationError(f"no OpenPGP key to verify the signature (need key {fingerprint}), and Gentoo's "
+    raise _Unreachable(f"no OpenPGP key to verify the signature (need key {fingerprint}), and Gentoo's "
                             f"key directory could not be reached: {'; '.join(failures)}",
                             hint=f"check the network, or pass the key with --keyring FILE ({_MANUAL})")

@@ -174,3 +174,8 @@ def test_an_expired_cached_key_is_fetched_again(wkd_server, monkeypatch, tmp_pat
     with verify.Verifier((fpr,)):  # the renewed copy is reused
         pass
     assert len(server.requests) == 1
+    cached.write_bytes(expired.read_bytes())
+    server.stop()  # expired, and no way to refresh it: the old copy is used (gpg judges it), said once
+    with verify.Verifier((fpr,)) as verifier:
+        assert verifier.accepted == {fpr}
+    assert capfd.readouterr().err.count("has expired and Gentoo's key directory could not be reached") == 1
