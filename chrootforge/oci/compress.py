@@ -27,9 +27,9 @@ from zlib_ng import zlib_ng
 from chrootforge import log
 
 GZIP_BLOCK = 1 << 20
-# zlib-ng level 5: layers ~3% smaller than Go's default gzip (what umoci writes) and ~2.5% bigger
-# than zlib -6's, at about 3x zlib -6's speed (docs/compression.md, bench/bench_oci.py)
-GZIP_LEVEL = 5
+# zlib-ng level 4: layers ~2% smaller than Go's default gzip (what umoci writes) and ~4% bigger than
+# zlib -6's, at about 3x zlib -6's speed: 0.8x umoci's CPU time (docs/compression.md, bench/bench_oci.py)
+GZIP_LEVEL = 4
 ZLIBNG_PINNED = "2.3.3"  # the library inside the pinned zlib-ng wheel (pyproject.toml)
 ZSTD_LEVEL = 3
 _WINDOW = 32768
