@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import pwd
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -53,17 +52,26 @@ def main() -> int:
     parser.add_argument("--rootless", action="store_true", help="build as the test user cftest")
     parser.add_argument("--cold-stage", action="store_true", help="also rebuild the synthetic stage")
     args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="bench-build.", dir="/var/tmp"))
+    os.chmod(base, 0o755)
+    user = pwd.getpwnam("cftest") if args.rootless else None
+    try:
+        return _measure(args, base, user)
+    finally:  # layouts, caches, extracted stages: sub-id owned files too (root, or under the mapping)
+        from chrootforge.sources.mapping import remove_under_mapping
+
+        remove_under_mapping(base)
+
+
+def _measure(args, base: Path, user) -> int:
     from tests.world.distfiles import ensure_distfiles
     from tests.world.stage import ensure_stage
 
-    base = Path(tempfile.mkdtemp(prefix="bench-build.", dir="/var/tmp"))
-    os.chmod(base, 0o755)
     world_cache = base / "world" if args.cold_stage else Path("/var/tmp/chrootforge-tests/world")
     t0 = time.monotonic()
     stage = ensure_stage(world_cache, quiet=True)
     distfiles = ensure_distfiles(world_cache, quiet=True)
     stage_s = time.monotonic() - t0
-    user = pwd.getpwnam("cftest") if args.rootless else None
     work = base / "out"
     work.mkdir()
     if user:
@@ -107,10 +115,6 @@ def main() -> int:
     for r in report["images"]:
         print(f"      {r['image']:<8} {r['size'] / 1048576:6.2f} MiB in {r['layers']} layer(s)")
     print(f"      (the builder stage tarball: {stage_tar / 1048576:.0f} MiB)")
-    if user:
-        subprocess.run(["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--init-groups", "--",
-                        "podman", "unshare", "rm", "-rf", str(work)], check=False, capture_output=True)
-    shutil.rmtree(base, ignore_errors=True)
     return 0
 
 

@@ -3,7 +3,9 @@
     .venv/bin/python bench/bench_sources.py [--size-mb 350] [--runs 2]
 
 1. A large generated tree (~350 MB, ~30k files, text-like so it compresses about 3x), packed with
-   `tar` and compressed with `xz -T0` and `zstd -T0` (cached under /var/tmp/chrootforge-bench).
+   `tar` and compressed with `xz -T0` and `zstd -T0`. Generating them takes minutes, so these two
+   tarballs are kept in /var/tmp/chrootforge-bench ($CHROOTFORGE_BENCH_DIR) for the next run, and the
+   script says so; everything else it makes (extractions, stage caches) is removed before it exits.
    For each: best-of-N wall time of `tar -xpf T -C d` vs chrootforge's extract(T, d), side by side.
 2. The synthetic stage tarball (tests/world), when one is found; otherwise a note.
 3. Warm start: from "the stage is in the stage cache" to "the sandbox ran /bin/true in a fresh
@@ -28,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from chrootforge import log
 from chrootforge.sources.extract import extract
+from chrootforge.sources.mapping import remove_under_mapping
 
 WORK = Path(os.environ.get("CHROOTFORGE_BENCH_DIR", "/var/tmp/chrootforge-bench"))
 VERSION = "v1"
@@ -60,18 +63,19 @@ def generated_tarballs(size_mb: int) -> dict[str, Path]:
         return out
     WORK.mkdir(parents=True, exist_ok=True)
     tree = Path(tempfile.mkdtemp(prefix="tree.", dir=WORK))
+    plain = tree.with_suffix(".tar")
     try:
         print(f"generating a {size_mb} MB tree (once; cached in {WORK}) ...", flush=True)
         make_tree(tree, size_mb)
-        plain = WORK / "big.tar"
         subprocess.run(["tar", "-C", str(tree), "--numeric-owner", "-cf", str(plain), "."], check=True)
         subprocess.run(["xz", "-T0", "-6", "-kf", str(plain)], check=True)
         subprocess.run(["zstd", "-T0", "-q", "-3", "-f", str(plain), "-o", str(plain) + ".zst"], check=True)
         os.replace(str(plain) + ".xz", out["xz"])
         os.replace(str(plain) + ".zst", out["zst"])
-        plain.unlink()
     finally:
         shutil.rmtree(tree, ignore_errors=True)
+        for leftover in (plain, Path(f"{plain}.xz"), Path(f"{plain}.zst")):
+            leftover.unlink(missing_ok=True)
     return out
 
 
@@ -115,7 +119,7 @@ def compare(label: str, tarball: Path, runs: int, dest_root: Path) -> None:
                 dest.rmdir()
                 wall = timed(lambda d=dest: extract(tarball, d))
             results[which].append((wall, cpu_now() - cpu0))
-            shutil.rmtree(dest)
+            remove_under_mapping(dest)
     (tw, tc), (cw, cc) = min(results["tar"]), min(results["cf"])
     tc, cc = min(c for _, c in results["tar"]), min(c for _, c in results["cf"])
     mb = tarball.stat().st_size / 1e6
@@ -123,16 +127,16 @@ def compare(label: str, tarball: Path, runs: int, dest_root: Path) -> None:
           f" | cpu: {tc:6.2f}s vs {cc:6.2f}s  ratio {cc / tc:4.2f}x", flush=True)
 
 
-def warm_start(tarball: Path, runs: int) -> None:
+def warm_start(tarball: Path, runs: int, scratch: Path) -> None:
     from chrootforge.sandbox import SandboxConfig, run_sandboxed
     from chrootforge.sources.stage_cache import fresh_builder, pristine_root, remove_builder, unverified_stage
 
-    cache = WORK / "stage-cache"
+    cache = scratch / "stage-cache"
     tarball = unverified_stage(tarball)
     cold = timed(lambda: pristine_root(tarball, cache_dir=cache))
     times = []
     for i in range(runs + 2):
-        work = WORK / f"builder-{os.getpid()}-{i}"
+        work = scratch / f"builder-{i}"
 
         def start(work=work):
             root = fresh_builder(pristine_root(tarball, cache_dir=cache), work)
@@ -167,7 +171,7 @@ print(json.dumps({"cold": cold, "times": times}))
 """
 
 
-def warm_start_rootless(tarball: Path, runs: int, user: str = "cftest") -> None:
+def warm_start_rootless(tarball: Path, runs: int, scratch: Path, user: str = "cftest") -> None:
     """The same measurement as an unprivileged user with a subuid range (when run as root)."""
     import json
     import pwd
@@ -177,8 +181,8 @@ def warm_start_rootless(tarball: Path, runs: int, user: str = "cftest") -> None:
     except KeyError:
         print(f"warm start (rootless): no user {user}; skipped")
         return
-    home = Path(f"/var/tmp/chrootforge-bench-{user}")
-    home.mkdir(exist_ok=True)
+    home = scratch / f"rootless-{user}"  # root removes it with the rest, sub-id owned files too
+    home.mkdir()
     os.chown(home, entry.pw_uid, entry.pw_gid)
     repo = Path(__file__).resolve().parents[1]
     site = next(repo.glob(".venv/lib/python3*/site-packages"), None)
@@ -199,13 +203,9 @@ def warm_start_rootless(tarball: Path, runs: int, user: str = "cftest") -> None:
 def default_dest(size_mb: int) -> Path:
     shm = Path("/dev/shm")
     if shm.is_dir() and shutil.disk_usage(shm).free > 4 * (size_mb << 20):
-        path = Path(tempfile.mkdtemp(prefix="cf-bench.", dir=shm))
-    else:
-        WORK.mkdir(parents=True, exist_ok=True)
-        path = Path(tempfile.mkdtemp(prefix="dest.", dir=WORK))
-    import atexit
-    atexit.register(shutil.rmtree, path, True)
-    return path
+        return Path(tempfile.mkdtemp(prefix="cf-bench.", dir=shm))
+    WORK.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="dest.", dir=WORK))
 
 
 def main() -> int:
@@ -218,21 +218,32 @@ def main() -> int:
     log.set_quiet(True)
     print(f"bench_sources: uid {os.getuid()}, {os.cpu_count()} cpus")
     big = generated_tarballs(args.size_mb)
-    dest_root = Path(args.dest) if args.dest else default_dest(args.size_mb)
-    with open("/proc/loadavg") as handle:
-        load = handle.read().split()[0]
-    print(f"extracting into {dest_root}; load average {load} (other work on the machine skews wall times)")
-    for kind, path in big.items():
-        compare(f"generated tree ({args.size_mb} MB), {kind}", path, args.runs, dest_root)
-    stage = synthetic_stage()
-    if stage:
-        compare(f"synthetic stage {stage.name}", stage, args.runs, dest_root)
-    else:
-        print("synthetic stage: not found (build it with the tests/world suite, or set "
-              "CHROOTFORGE_SYNTHETIC_STAGE=PATH); skipped")
-    warm_start(stage or big["zst"], args.runs)
-    if os.getuid() == 0:
-        warm_start_rootless(stage or big["zst"], args.runs)
+    dest_root = Path(tempfile.mkdtemp(prefix="cf-bench.", dir=args.dest)) if args.dest else \
+        default_dest(args.size_mb)
+    scratch = Path(tempfile.mkdtemp(prefix="scratch.", dir=WORK))
+    scratch.chmod(0o755)
+    try:
+        with open("/proc/loadavg") as handle:
+            load = handle.read().split()[0]
+        print(f"extracting into {dest_root}; load average {load} "
+              "(other work on the machine skews wall times)")
+        for kind, path in big.items():
+            compare(f"generated tree ({args.size_mb} MB), {kind}", path, args.runs, dest_root)
+        stage = synthetic_stage()
+        if stage:
+            compare(f"synthetic stage {stage.name}", stage, args.runs, dest_root)
+        else:
+            print("synthetic stage: not found (build it with the tests/world suite, or set "
+                  "CHROOTFORGE_SYNTHETIC_STAGE=PATH); skipped")
+        warm_start(stage or big["zst"], args.runs, scratch)
+        if os.getuid() == 0:
+            warm_start_rootless(stage or big["zst"], args.runs, scratch)
+    finally:
+        for path in (dest_root, scratch):
+            remove_under_mapping(path)
+    kept = sum(p.stat().st_size for p in big.values())
+    print(f"kept {WORK} ({kept / 1e6:.0f} MB): the generated tarballs, reused by the next run "
+          f"(delete it to regenerate them)")
     return 0
 
 

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "chrootforge.registry.cli",
     "chrootforge.spec.cli",
     "chrootforge.vm.cli",
+    "chrootforge.cache.cli",
 )
 
 # Which module registers which command. When argv names a known command, only its module is
@@ -37,6 +38,7 @@ COMMAND_OWNERS = {
     "push": "chrootforge.registry.cli", "pull": "chrootforge.registry.cli",
     "new": "chrootforge.spec.cli",
     "vm": "chrootforge.vm.cli",
+    "cache": "chrootforge.cache.cli",
 }
 
 

@@ -1,8 +1,11 @@
 """Safe, fast extraction of a (compressed) tarball into a directory that does not exist yet.
 
-Pipeline: a multi-threaded decompressor subprocess -> TarStreamChecker (every header is checked
-before its bytes move on) -> GNU `tar -x` into a temp dir beside `dest`, renamed onto `dest` only on
-success. Any refusal kills tar and removes the temp dir, so nothing is ever half-extracted.
+Pipeline: a decompressor -> TarStreamChecker (every header is checked before its bytes move on) ->
+GNU `tar -x` into a temp dir beside `dest`, renamed onto `dest` only on success. Any refusal kills tar
+and removes the temp dir, so nothing is ever half-extracted. xz, gzip and bzip2 are decompressed by a
+(multi-threaded) subprocess, whose big members move on to tar by splice; zstd, which decompresses
+faster than tar writes files, is decompressed here, straight into a reused buffer: one process and
+two copies of every byte fewer than a zstd subprocess (bench/bench_sources.py).
 
 Owners depend on the uid mapping: `extract()` runs `extract_here()` under the build's mapping
 (chrootforge.sandbox.call_mapped), so files land with the owners that builds will see, and the
@@ -27,6 +30,7 @@ from chrootforge.sources import compression
 from chrootforge.sources.tarcheck import TarStreamChecker
 
 _CHUNK = 1 << 20
+_ZSTD_CHUNK = 256 << 10  # decompressed bytes per piece: small enough to stay in cache until written
 _SPLICE_MIN = 256 << 10  # big members' data moves pipe-to-pipe in the kernel (no copies through us)
 _F_SETPIPE_SZ = 1031
 
@@ -83,9 +87,65 @@ def _writev_all(fd: int, chunks: list) -> None:
         chunks = rest + chunks[1024:]
 
 
+def _fd_chunks(fd: int):
+    while data := os.read(fd, _CHUNK):
+        yield data
+
+
+class _ZstdPieces:
+    """A zstd file decompressed by a thread into a ring of reused buffers; iterate for the pieces.
+
+    Each piece is a view that stays valid until the next one is asked for. zstandard releases the
+    GIL while it decompresses, so decompression runs beside the header checks and the writes to tar.
+    """
+
+    def __init__(self, tarball: Path, buffers: int = 4) -> None:
+        import queue
+        import threading
+
+        self.tarball = tarball
+        self._free: queue.SimpleQueue = queue.SimpleQueue()
+        self._full: queue.SimpleQueue = queue.SimpleQueue()
+        for _ in range(buffers):
+            self._free.put(bytearray(_ZSTD_CHUNK))
+        self._thread = threading.Thread(target=self._run, name="zstd", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import zstandard
+
+        try:
+            with open(self.tarball, "rb") as source:
+                reader = zstandard.ZstdDecompressor().stream_reader(source, read_size=_CHUNK,
+                                                                    read_across_frames=True)
+                while (buf := self._free.get()) is not None:
+                    n = reader.readinto(buf)
+                    if not n:
+                        break  # a stream cut short ends early: the checker finds the archive truncated
+                    self._full.put((buf, n))
+            self._full.put(None)
+        except zstandard.ZstdError as err:
+            self._full.put(VerificationError(f"{self.tarball}: corrupt zstd stream ({err})",
+                                             hint="the file is damaged; fetch it again"))
+        except BaseException as err:  # noqa: BLE001 - handed to the consuming thread, raised there
+            self._full.put(err)
+
+    def __iter__(self):
+        while (item := self._full.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            buf, n = item
+            yield memoryview(buf)[:n]
+            self._free.put(buf)
+
+    def close(self) -> None:
+        self._free.put(None)  # wakes a thread waiting for a buffer: it stops
+        self._thread.join()
+
+
 def _stream(tarball: Path, tmp: Path, skip_dev: bool) -> TarStreamChecker:
     kind = compression.sniff(tarball)
-    decomp_argv = compression.decompressor(kind)
+    decomp_argv = compression.decompressor(kind) if kind != "zstd" else None
     checker = TarStreamChecker(skip_top="dev" if skip_dev else None)
     with contextlib.ExitStack() as stack:
         err_tar = stack.enter_context(tempfile.TemporaryFile())
@@ -95,8 +155,10 @@ def _stream(tarball: Path, tmp: Path, skip_dev: bool) -> TarStreamChecker:
         procs = [tar]
         stack.callback(_close_quietly, tar.stdin)
         _grow_pipe(tar.stdin.fileno())
-        decomp = None
-        if decomp_argv:
+        decomp, in_fd = None, None
+        if kind == "zstd":
+            pieces = stack.enter_context(contextlib.closing(_ZstdPieces(tarball)))
+        elif decomp_argv:
             decomp = subprocess.Popen([*decomp_argv, str(tarball)], stdout=subprocess.PIPE, stderr=err_dec,
                                       stdin=subprocess.DEVNULL)
             procs.append(decomp)
@@ -105,6 +167,8 @@ def _stream(tarball: Path, tmp: Path, skip_dev: bool) -> TarStreamChecker:
             in_fd = decomp.stdout.fileno()
         else:
             in_fd = stack.enter_context(open(tarball, "rb", buffering=0)).fileno()
+        if in_fd is not None:
+            pieces = _fd_chunks(in_fd)
 
         @stack.callback  # registered last, so it runs first: kill before tar could see an EOF
         def _reap() -> None:  # on any failure: no process outlives us
@@ -115,12 +179,12 @@ def _stream(tarball: Path, tmp: Path, skip_dev: bool) -> TarStreamChecker:
 
         out_fd = tar.stdin.fileno()
         try:
-            while data := os.read(in_fd, _CHUNK):
+            for data in pieces:
                 chunks = checker.feed(data)
                 if chunks:
-                    _writev_all(out_fd, chunks)
+                    _writev_all(out_fd, chunks)  # before the next piece: zstd pieces share a buffer
                 left, forward = checker.pending_data()
-                if forward and left >= _SPLICE_MIN:
+                if in_fd is not None and forward and left >= _SPLICE_MIN:
                     checker.consumed_data(_splice(in_fd, out_fd, left))
             if decomp is not None and decomp.wait() != 0:
                 err_dec.seek(0)

@@ -1,9 +1,10 @@
 """The extracted-stage cache: extract a stage once, start every build from it without re-extracting.
 
-    pristine_root(tarball, idmap=None, cache_dir=None) -> Path
+    pristine_root(tarball, idmap=None, cache_dir=None, holds=None) -> Path
         <cache>/<sha512[:32]>-<idmap key>/ : the stage extracted under `idmap`, made once under a
         lock, atomically (extract() renames a finished temp dir into place). Owners on disk depend
-        on the mapping, hence the idmap in the key. Never modify it.
+        on the mapping, hence the idmap in the key. Never modify it. The entry is held
+        (chrootforge.holds) in `holds`, or until this process exits: `cache prune` leaves it alone.
     fresh_builder(pristine, workdir, idmap=None) -> OverlayRoot | Path
         A writable root for one build: an overlay (pristine as lower, upper/work in workdir) when
         overlayfs works in a user namespace on workdir's filesystem; else a reflink/plain copy.
@@ -18,6 +19,7 @@ from pathlib import Path
 from chrootforge import log
 from chrootforge.errors import CfError
 from chrootforge.fsutil import atomic_write, file_lock, user_cache_dir
+from chrootforge.holds import process_holds
 from chrootforge.sources.fetched import FetchedFile
 from chrootforge.sources.mapping import idmap_key, remove_under_mapping, run_under_mapping
 
@@ -26,16 +28,17 @@ def default_root() -> Path:
     return user_cache_dir() / "stages"
 
 
-def pristine_root(tarball, idmap=None, cache_dir=None) -> Path:
+def pristine_root(tarball, idmap=None, cache_dir=None, holds=None) -> Path:
     """`tarball` is the FetchedFile of a stage this run verified (or accepted as insecure): the
-    cache is addressed by its content, so an entry is as trusted as this run's verification."""
+    cache is addressed by its content, so an entry is as trusted as this run's verification.
+    `holds` a holds.Holds (the entry is held until it is released, so prune leaves it alone)."""
     if not hasattr(tarball, "sha512") or not hasattr(tarball, "verified_by"):
         raise TypeError("pristine_root needs the FetchedFile of a verified stage, not a bare path")
     root = Path(cache_dir) if cache_dir else default_root()
     root.mkdir(parents=True, exist_ok=True)
     path = Path(tarball.path)
     key = f"{tarball.sha512[:32]}-{idmap_key(idmap)}"
-    dest = root / key
+    dest = (holds or process_holds()).hold(root / key)  # before looking: prune may not take it now
     if dest.is_dir():
         return dest
     with file_lock(root / f".{key}.lock"):

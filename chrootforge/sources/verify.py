@@ -4,7 +4,8 @@ Policy: a signature counts only if gpg reports exactly one good (GOODSIG) and va
 signature, with no BADSIG/ERRSIG/expired/revoked status, made by a key whose primary fingerprint
 (or signing-subkey fingerprint) is accepted. Accepted = the pinned Gentoo fingerprint for this kind
 of file, plus every key the user passed with --keyring (an explicit --keyring is trusted for the run).
-Keys found at well-known paths are imported but only their pinned fingerprints count.
+Keys found at well-known paths are imported but only their pinned fingerprints count. With neither,
+the pinned keys come from Gentoo's Web Key Directory (sources/wkd.py), cached after the first time.
 """
 
 from __future__ import annotations
@@ -77,6 +78,10 @@ class Verifier:
             for path in well_known_keyrings() if self.use_well_known else []:
                 present.update(self._import(path))
             present |= self.accepted
+            if self.use_well_known and not self.accepted and not self.pinned & present:
+                from chrootforge.sources.wkd import import_pinned  # Gentoo's key directory, cached
+
+                present |= import_pinned(self._gpg, self.pinned)
             self.accepted |= self.pinned & present
             if not self.accepted and self.require_key:
                 fpr = min(self.pinned) if self.pinned else "?"

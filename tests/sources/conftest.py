@@ -15,6 +15,7 @@ def _fast_retries(monkeypatch):
     monkeypatch.setenv("CHROOTFORGE_RETRY_BACKOFF", "0.05")
     monkeypatch.delenv("GENTOO_MIRRORS", raising=False)
     monkeypatch.delenv("CHROOTFORGE_GENTOO_KEYRING", raising=False)
+    monkeypatch.setenv("CHROOTFORGE_WKD_URL", "off")  # never Gentoo's real key directory (test_wkd serves one)
 
 
 @pytest.fixture

@@ -223,3 +223,20 @@ def test_plain_user_extract_here_takes_ownership(user_identity):
     assert done.returncode == 0, done.stderr
     assert os.lstat(work / "o/var/cache/distfiles").st_uid == user_identity.uid
     assert (work / "o/etc/passwd").read_bytes().startswith(b"root:")
+
+
+def test_truncated_and_corrupt_zstd(tmp_path):
+    """zstd is decompressed in-process: a cut or damaged stream still stops with nothing extracted."""
+    good = make_tar([member(f"./f{i}", data=os.urandom(3000)) for i in range(300)], "zst")
+    (tmp_path / "cut.tar.zst").write_bytes(good[: len(good) // 2])
+    with pytest.raises(VerificationError, match="truncated tar archive"):
+        extract(tmp_path / "cut.tar.zst", tmp_path / "out")
+    import zstandard
+
+    framed = zstandard.ZstdCompressor(write_checksum=True).compress(zstandard.decompress(good))
+    bad = bytearray(framed)
+    bad[-6] ^= 0xFF  # the content checksum no longer matches
+    (tmp_path / "bad.tar.zst").write_bytes(bytes(bad))
+    with pytest.raises(VerificationError, match="corrupt zstd stream"):
+        extract(tmp_path / "bad.tar.zst", tmp_path / "out")
+    assert leftovers(tmp_path, "out") == []

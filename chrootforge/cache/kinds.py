@@ -1,0 +1,183 @@
+"""The kinds of things in the user cache (`chrootforge.fsutil.user_cache_dir()`), in one table.
+
+    kind       where                         an entry is                     made by
+    sources    sources/blobs|unverified/<h>  a verified download + sigs      sources.cache.SourceCache
+               sources/partial/<file>        a resumable download            sources.download
+    stages     stages/<sha512>-<idmap>       a stage3 extracted under a map  sources.stage_cache
+    trees      trees/<sha512>                an extracted portage snapshot   gentoo.inputs.resolve_tree
+    distfiles  distfiles/<file>              a source archive for emerge     build (shared by all builds)
+    binpkgs    binpkgs/<ns>-<id>             one namespace's binary packages build
+    vm         vm/<hash>                     a VM guest's kernel/initrd/root vm/
+Anything else under the cache root (digest memos, lock files) is "other": counted, never pruned.
+
+`scan(root)` lists the entries as values (path, size, last use, which hold protects them); the
+prune plan and `cache ls` work on those values only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from chrootforge.holds import last_used
+
+
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    name: str
+    subdir: str
+    what: str
+    held_whole: bool = False  # builds hold the kind's directory as a whole (it is bound whole)
+    mapped: bool = False      # entries may hold files owned by sub-ids: removed under the id mapping
+
+
+KINDS = (
+    Kind("sources", "sources", "verified downloads (stage3 tarballs, snapshots) with their signatures"),
+    Kind("stages", "stages", "extracted stage3 trees, one per tarball and id mapping", mapped=True),
+    Kind("trees", "trees", "extracted portage tree snapshots"),
+    Kind("distfiles", "distfiles", "source archives for emerge, shared by every build", held_whole=True,
+         mapped=True),
+    Kind("binpkgs", "binpkgs", "binary packages, one directory per namespace", mapped=True),
+    Kind("vm", "vm", "VM guest artifacts (kernel, initramfs, root image)"),
+)
+BY_NAME = {kind.name: kind for kind in KINDS}
+
+
+def kind_root(name: str, cache_root: Path | None = None) -> Path:
+    from chrootforge.fsutil import user_cache_dir
+
+    return (cache_root or user_cache_dir()) / BY_NAME[name].subdir
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    kind: str
+    name: str                  # the path relative to the cache root, for messages
+    path: Path
+    size: int
+    last_used: float           # the newest of the entry's mtime and its hold's stamp
+    hold: Path                 # the path whose hold protects this entry (itself, or its kind's dir)
+    busy_lock: Path | None = None  # a creation/download lock that must be free to remove it
+    stale: bool = False        # leftovers of an interrupted run: nothing can use them
+
+
+def tree_size(path: Path) -> int:
+    """Apparent bytes under `path`, hard links once; unreadable parts (sub-id owned, 0700) are skipped."""
+    try:
+        st = path.lstat()
+    except OSError:
+        return 0
+    if not os.path.isdir(path) or os.path.islink(path):
+        return st.st_size
+    total, seen = 0, set()
+    for dirpath, dirs, files in os.walk(path, onerror=lambda err: None):
+        for name in dirs + files:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            if st.st_nlink > 1 and not os.path.isdir(os.path.join(dirpath, name)):
+                if (st.st_dev, st.st_ino) in seen:
+                    continue
+                seen.add((st.st_dev, st.st_ino))
+            total += st.st_size
+    return total
+
+
+def _entry(kind: Kind, root: Path, path: Path, *, hold: Path | None = None, busy_lock: Path | None = None,
+           stale: bool = False) -> Entry:
+    try:
+        mtime = path.lstat().st_mtime
+    except OSError:
+        mtime = 0.0
+    protector = hold or path
+    used = max(mtime, last_used(protector) or 0.0)
+    name = f"{kind.name}/{path.relative_to(root).as_posix()}"
+    return Entry(kind.name, name, path, tree_size(path), used, protector, busy_lock, stale)
+
+
+def _children(folder: Path) -> list[Path]:
+    """Visible entries of a folder: dot-files are locks, holds and temp files of their owners."""
+    try:
+        return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    except OSError:
+        return []
+
+
+def _stale_temps(folder: Path, marker: str) -> list[tuple[Path, Path]]:
+    """(temp dir, its creation lock) for `.<key><marker>*` leftovers of killed runs."""
+    out: list[tuple[Path, Path]] = []
+    try:
+        names = sorted(p.name for p in folder.iterdir())
+    except OSError:
+        return out
+    for name in names:
+        if name.startswith(".") and marker in name and not name.endswith(".hold") and (folder / name).is_dir():
+            key = stale_key(name, marker)  # also `..<id>.tmp.extract-*`: extract_here's own temp dir
+            out.append((folder / name, folder / f".{key}.lock"))
+    return out
+
+
+def stale_key(name: str, marker: str) -> str:
+    """The cache key a leftover temp dir belongs to (keys are hex: no dots)."""
+    return name.lstrip(".").split(marker, 1)[0]
+
+
+def scan(kind: Kind, cache_root: Path | None = None) -> list[Entry]:
+    """The entries of one kind, as values."""
+    root = kind_root(kind.name, cache_root)
+    if kind.name == "sources":
+        entries = [_entry(kind, root, p) for area in ("blobs", "unverified") for p in _children(root / area)]
+        entries += [_entry(kind, root, p, busy_lock=p.with_name(p.name + ".lock"))
+                    for p in _children(root / "partial") if not p.name.endswith(".lock")]
+        return entries
+    if kind.held_whole:
+        return [_entry(kind, root, p, hold=root) for p in _children(root)]
+    entries = [_entry(kind, root, p) for p in _children(root) if p.is_dir()]
+    marker = {"stages": ".extract-", "trees": ".tmp"}.get(kind.name)
+    if marker:
+        entries += [_entry(kind, root, temp, busy_lock=lock, stale=True)
+                    for temp, lock in _stale_temps(root, marker)]
+    return entries
+
+
+@dataclasses.dataclass(frozen=True)
+class KindUsage:
+    kind: str
+    path: Path
+    entries: int
+    size: int        # everything under the kind's directory
+
+
+def usage(cache_root: Path | None = None) -> tuple[list[KindUsage], int]:
+    """Per-kind sizes, and the bytes of everything else under the cache root ("other")."""
+    from chrootforge.fsutil import user_cache_dir
+
+    root = cache_root or user_cache_dir()
+    rows = []
+    for kind in KINDS:
+        entries = scan(kind, root)
+        folder = kind_root(kind.name, root)
+        # the entries plus what lies beside them (locks, memos, name records)
+        rest = tree_size(folder) if not entries else _size_besides(folder, {e.path for e in entries})
+        rows.append(KindUsage(kind.name, folder, len(entries), sum(e.size for e in entries) + rest))
+    known = {kind.subdir for kind in KINDS}
+    other = sum(tree_size(p) for p in (root.iterdir() if root.is_dir() else []) if p.name not in known)
+    return rows, other
+
+
+def _size_besides(folder: Path, entries: set[Path]) -> int:
+    """Bytes under `folder` outside the given entry paths (walked once more, entries pruned)."""
+    total = 0
+    for dirpath, dirs, files in os.walk(folder, onerror=lambda err: None):
+        here = Path(dirpath)
+        dirs[:] = [d for d in dirs if here / d not in entries]
+        for name in files:
+            if here / name in entries:
+                continue
+            try:
+                total += os.lstat(here / name).st_size
+            except OSError:
+                continue
+    return total
