@@ -224,8 +224,8 @@ def test_concurrent_commits_all_land(tmp_path):
 def test_sigkill_at_random_points_leaves_earlier_tags_valid(tmp_path):
     tree = tmp_path / "rootfs"
     tree.mkdir()
-    for i in range(12):  # 48 MiB: long enough (even with zlib-ng) for most kills to land mid-commit
-        (tree / f"f{i}").write_bytes(os.urandom(4 << 20))
+    for i in range(12):  # 12 MiB: the kill points below follow how long a commit takes here
+        (tree / f"f{i}").write_bytes(os.urandom(1 << 20))
     layout = tmp_path / "L"
     good = oci.commit(tree, layout, "good", quiet=True)
     # Kill points are spread over how long a whole commit takes on this machine right now (a
