@@ -85,6 +85,7 @@ def spawn_locked(err_fd: int, start: Callable[[], None]) -> int:
     os.close(ready_w)
     os.close(go_r)
     go = b"0"
+    proc_pid = ""
     try:
         ready = os.read(ready_r, 64)
         proc_pid = ready[1:].strip().decode()
@@ -95,12 +96,22 @@ def spawn_locked(err_fd: int, start: Callable[[], None]) -> int:
                 handle.write(gid_map)
             go = b"1"
     except OSError as err:
-        userns.report(err_fd, f"cannot map the payload's nested user namespace: {err.strerror}")
+        if _alive(proc_pid):  # (a payload killed meanwhile, by a signal to the sandbox, is no error)
+            userns.report(err_fd, f"cannot map the payload's nested user namespace: {err.strerror}")
     finally:
         os.write(go_w, go)
         os.close(go_w)
         os.close(ready_r)
     return payload
+
+
+def _alive(pid: str) -> bool:
+    """Is `pid` (our child, as the mounted /proc names it) still running, not gone or a zombie?"""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
 
 
 def serve(argv: list[str], env: dict[str, str], cwd: str, err_fd: int,

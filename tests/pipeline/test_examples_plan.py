@@ -76,7 +76,7 @@ def test_world_example_plans(monkeypatch):
     for var in ("CHROOTFORGE_WORLD_STAGE", "CHROOTFORGE_WORLD_KEYRING", "CHROOTFORGE_WORLD_DISTFILES"):
         monkeypatch.setenv(var, "/nonexistent")
     project, requested = load_project(WORLD)
-    assert build_order(project.images, requested) == ["busybox", "glibc", "s6", "hello"]
+    assert build_order(project.images, requested) == ["busybox", "glibc", "s6", "greeter", "hello"]
     hello = plan_image(project, "hello", [])
     assert hello.config["Cmd"] == ["s6-svscan", "-t0", "/service"]
     assert "GREETING_SOURCE=chrootforge" in hello.config["Env"]
