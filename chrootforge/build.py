@@ -1,7 +1,10 @@
 """`chrootforge build`: resolve the image graph, skip what is up to date, build the rest in order.
 
     build(targets, *, force=False, force_all=False, no_deps=False, layout=None, network=None,
-          single_id=False, stage3=None, plan_only=False) -> BuildReport
+          single_id=False, stage3=None, dist=None) -> BuildReport
+
+`dist` (builddist.DistOptions): --push, --remote-cache and --binhost; builddist.py says where
+they hook in.
 """
 
 from __future__ import annotations
@@ -27,13 +30,15 @@ from chrootforge.spec.model import PHASES, SCRATCH, Project
 class ImageResult:
     image: str
     refs: list[str]
-    status: str                      # "built" | "up-to-date" | "failed" | "skipped"
+    status: str                      # "built" | "up-to-date" | "pulled" | "failed" | "skipped"
     seconds: float = 0.0
     steps: dict[str, float] = field(default_factory=dict)
     digest: str = ""
     size: int = 0
     layers: int = 0
     error: str = ""
+    cache: str = ""                  # --remote-cache: where it was pulled from, or how storing went
+    pushed: list[dict] = field(default_factory=list)  # --push: reference, digest, uploaded_bytes
 
 
 @dataclass
@@ -77,7 +82,7 @@ def _manifest_stats(layout: Path, digest: str) -> tuple[int, int]:
 def image_key(project: Project, name: str, parent_digest: str, inputs) -> str:
     ns, image = project.namespace, project.images[name]
     hooks = {f"{h.phase}/{h.name}": st.file_digest(h.path) for h in image.hooks}
-    return st.cache_key({
+    parts = {
         "version": __version__,
         "namespace": hashlib.sha256(ns.text.encode()).hexdigest(),
         "spec": hashlib.sha256(image.text.encode()).hexdigest(),
@@ -85,16 +90,21 @@ def image_key(project: Project, name: str, parent_digest: str, inputs) -> str:
         "parent": parent_digest,
         "stage": inputs.stage_id,
         "tree": inputs.tree_id,
-    })
+    }
+    if inputs.native is not None:  # the spec says -march=native: what it means on this CPU
+        parts["native"] = inputs.native.fingerprint()
+    return st.cache_key(parts)
 
 
 # -- the build ---------------------------------------------------------------------------------
-def plan(targets: list[str], layout: str | None = None) -> str:
+def plan(targets: list[str], layout: str | None = None, binhost: str | None = None) -> str:
     """The plan of every image, as text (no stage needed)."""
+    from chrootforge.builddist import DistOptions, Distribution
     from chrootforge.gentoo.mountview import describe_mounts
 
     folder, names = parse_targets(targets)
     project, requested = load_project(folder, names)
+    Distribution.prepare(DistOptions(binhost=binhost), project, None)
     order = build_order(project.images, requested)
     layout_path = Path(layout).resolve() if layout else project.namespace.layout
     out = [f"namespace {project.namespace.name} ({project.namespace.root})", f"layout {layout_path}",
@@ -109,18 +119,21 @@ def plan(targets: list[str], layout: str | None = None) -> str:
 
 def build(targets: list[str], *, force: bool = False, force_all: bool = False, no_deps: bool = False,
           layout: str | None = None, network: str | None = None, single_id: bool = False,
-          stage3: str | None = None) -> BuildReport:
+          stage3: str | None = None, dist=None) -> BuildReport:
+    from chrootforge.builddist import Distribution
     from chrootforge.gentoo import inputs as inp
+    from chrootforge.gentoo.native_cpu import resolve_for
 
     started = time.monotonic()
     folder, names = parse_targets(targets)
     project, requested = load_project(folder, names)
+    layout_path = Path(layout).resolve() if layout else project.namespace.layout
+    distribution = Distribution.prepare(dist, project, layout_path)
     ns = project.namespace
     order = build_order(project.images, requested, with_deps=not no_deps)
-    layout_path = Path(layout).resolve() if layout else ns.layout
     report = BuildReport(ns.name, str(layout_path))
     stage_override = Path(stage3).resolve() if stage3 else None
-    inputs = inp.identify(ns, stage_override)
+    inputs = resolve_for(project, inp.identify(ns, stage_override), stage_override, single_id)
     if inputs.lock is not None:
         log.info(f"inputs pinned by {ns.root / 'chrootforge.lock'}")
     forced = set(order) if force_all else (set(requested) if force else set())
@@ -135,13 +148,15 @@ def build(targets: list[str], *, force: bool = False, force_all: bool = False, n
 
     # One build per layout at a time: builds share the work dirs and the state files.
     with file_lock(bdir / ".build.lock"):
-        _build_all(project, order, requested, forced, layout_path, inputs, run, report, digests)
-    report.ok = all(r.status != "failed" for r in report.images)
+        _build_all(project, order, requested, forced, layout_path, inputs, run, report, digests, distribution)
+        report.ok = all(r.status != "failed" for r in report.images)
+        if distribution is not None:
+            distribution.publish(report)
     report.seconds = time.monotonic() - started
     return report
 
 
-def _build_all(project, order, requested, forced, layout_path, inputs, run, report, digests) -> None:
+def _build_all(project, order, requested, forced, layout_path, inputs, run, report, digests, dist=None) -> None:
     ns = project.namespace
     failed = False
     try:
@@ -166,8 +181,18 @@ def _build_all(project, order, requested, forced, layout_path, inputs, run, repo
                 report.images.append(ImageResult(name, refs, "up-to-date", 0.0, {}, old.manifest_digest,
                                                  size, layers))
                 log.info(f"{name}: up to date ({old.manifest_digest[:19]})")
+                if dist is not None:
+                    report.images[-1].cache = dist.after(name, key, refs, "up-to-date")
+                continue
+            cached = dist.fetch(name, key, refs) if dist is not None and name not in forced else None
+            if cached is not None:
+                digests[name] = cached.digest
+                report.images.append(ImageResult(name, refs, "pulled", cached.seconds, {"pull": cached.seconds},
+                                                 cached.digest, cached.size, cached.layers, cache=cached.source))
                 continue
             result = run.build_image(name, key, parent_state, refs)
+            if dist is not None and result.status == "built":
+                result.cache = dist.after(name, key, refs, "built")
             report.images.append(result)
             if result.status == "failed":
                 failed = True
