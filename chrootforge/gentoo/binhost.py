@@ -82,7 +82,7 @@ def wanted_paths(output: str) -> list[str]:
 
 def safe_path(path: str) -> bool:
     """A relative path of plain components (no '..', no absolute path, no odd characters)."""
-    return bool(_PATH_RE.match(path)) and ".." not in path.split("/") and len(path) <= 1024
+    return bool(_PATH_RE.fullmatch(path)) and ".." not in path.split("/") and len(path) <= 1024
 
 
 @dataclass(frozen=True)
@@ -134,6 +134,6 @@ def check_entry(entry: Entry) -> str | None:
     if not entry.digests:
         return f"{entry.path}: the index lists no digest for it"
     for name, value in entry.digests.items():
-        if not re.fullmatch(r"[0-9a-f]{16,128}", value):
+        if not re.fullmatch(r"[0-9a-f]{16,128}", value):  # (fullmatch: no trailing newline either)
             return f"{entry.path}: its {name} in the index is malformed"
     return None

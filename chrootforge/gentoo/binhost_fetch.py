@@ -163,21 +163,18 @@ class Mirror:
                 raise BinhostError(f"{url}: {describe_network_error(err, options.timeout)}") from None
 
     def _read_file(self, path: str, limit: int, missing_ok: bool):
+        if missing_ok and not os.path.lexists(path):
+            raise _Missing
+        got = 0
         try:
-            handle = open(path, "rb")
-        except FileNotFoundError:
-            if missing_ok:
-                raise _Missing from None
-            raise BinhostError(f"{path} does not exist") from None
+            with open(path, "rb") as handle:
+                while block := handle.read(_BLOCK):
+                    got += len(block)
+                    if got > limit:
+                        raise BinhostError(f"{path} is larger than {limit} bytes")
+                    yield block
         except OSError as err:
             raise BinhostError(f"cannot read {path}: {err.strerror}") from None
-        with handle:
-            got = 0
-            while block := handle.read(_BLOCK):
-                got += len(block)
-                if got > limit:
-                    raise BinhostError(f"{path} is larger than {limit} bytes")
-                yield block
 
     def _registry_options(self):
         from chrootforge.registry import RegistryOptions

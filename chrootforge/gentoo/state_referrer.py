@@ -98,7 +98,7 @@ def _text(value, what: str) -> str:
 
 
 def _match(value, pattern: re.Pattern, what: str) -> str:
-    if not isinstance(value, str) or len(value) > 256 or not pattern.match(value):
+    if not isinstance(value, str) or len(value) > 256 or not pattern.fullmatch(value):
         raise BadState(f"the build state's {what} {_short(value)} is malformed")
     return value
 
@@ -139,9 +139,10 @@ def _record(value) -> dict:
     for field in ("license", "homepage", "description", "image"):
         _text(value.get(field, ""), f"record {field}")
     try:
-        return rec.InstalledPackage.from_json(value).to_json()
+        record = rec.InstalledPackage.from_json(value)
     except (TypeError, ValueError):
         raise BadState("a package record of the build state is malformed") from None
+    return rec.dump([record])[0] | {"use": list(record.use), "iuse": list(record.iuse)}
 
 
 def _builder_file(value) -> dict:
