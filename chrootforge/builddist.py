@@ -12,8 +12,10 @@ namespace setting (`[build] binhost`, overridden by --binhost) read by gentoo/bi
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 
+from chrootforge import log
 from chrootforge.errors import UsageError
 
 
@@ -48,8 +50,10 @@ class Distribution:
             return None
         from chrootforge.registry import RegistryOptions
 
-        # one line per image from build itself, instead of one per blob from push and pull
-        registry_options = dataclasses.replace(options.registry or RegistryOptions(), quiet=True)
+        # in a CI log, one line per image (from build) instead of one per blob (from push and
+        # pull); on a terminal, their progress too
+        quiet = log.is_quiet() or not sys.stderr.isatty()
+        registry_options = dataclasses.replace(options.registry or RegistryOptions(), quiet=quiet)
         cache = registry = None
         if options.remote_cache:
             from chrootforge.buildcache import RemoteCache, parse_cache_ref

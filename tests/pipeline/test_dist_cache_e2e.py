@@ -158,3 +158,46 @@ def test_march_native_is_the_builders_cpu_in_the_key(tiny):
         assert other["one"]["digest"] != images["one"]["digest"]  # the build key is in the image's labels
     finally:
         toml.write_text(saved)
+
+
+def test_push_publishes_only_a_successful_build_and_a_failed_push_is_one_error(tiny, htpasswd_registry):
+    import os
+
+    ns = tiny.tmp / "tinypush"
+    shutil.copytree(tiny.ns, ns)
+    repo = f"push{secrets.token_hex(4)}"
+    toml = ns / "chrootforge.toml"
+    toml.write_text(toml.read_text().replace("[output]\n", f'[output]\nregistry = "docker://{htpasswd_registry.host}/{repo}"\n'))
+    (ns / "bad").mkdir()
+    (ns / "bad" / "boom.sh").write_text("echo boom; exit 3\n")
+    (ns / "bad" / "image.toml").write_text('parent = "one"\n[hooks]\nconfigure_rootfs = ["boom.sh"]\n')
+    if os.getuid() == 0:
+        for path in [ns, *ns.rglob("*")]:
+            os.chown(path, tiny.identity.uid, tiny.identity.gid)
+
+    def build(*flags):
+        proc = tiny.identity.cf("build", "--json", "--layout", str(tiny.tmp / "pushed"), *flags, str(ns),
+                                env=tiny.env, timeout=600)
+        no_secrets(proc.stdout, proc.stderr)
+        assert "Traceback" not in proc.stderr
+        return proc, json.loads(proc.stdout)
+
+    before = len(htpasswd_registry.access_log("PUT", "/manifests/"))
+    proc, report = build("--push", *tiny.auth)
+    assert proc.returncode == 1 and not report["ok"]
+    assert {r["image"]: r["status"] for r in report["images"]}["bad"] == "failed"
+    assert "nothing pushed: the build failed" in proc.stderr
+    assert all(r["pushed"] == [] for r in report["images"])
+    assert len(htpasswd_registry.access_log("PUT", "/manifests/")) == before   # not one manifest
+    shutil.rmtree(ns / "bad")
+    proc, report = build("--push", "--cert-dir", tiny.auth[1], "--creds", f"{USER}:wrong-password")
+    assert proc.returncode == 1 and not report["ok"]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("chrootforge: error: ")]
+    assert len(errors) == 1 and "one" not in errors[0].split("error:")[0], proc.stderr
+    # (two was skipped after bad failed; it is built now, and the push of one fails first)
+    assert {r["image"]: r["status"] for r in report["images"]} == {"one": "up-to-date", "two": "built"}
+    assert all(r["pushed"] == [] for r in report["images"])
+    proc, report = build("--push", *tiny.auth)
+    assert proc.returncode == 0, proc.stderr
+    assert [p["reference"] for r in report["images"] for p in r["pushed"]] == \
+        [f"docker://{htpasswd_registry.host}/{repo}/{image}:latest" for image in ("one", "two")]
