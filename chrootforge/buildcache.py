@@ -77,9 +77,12 @@ class _Check:
     def __init__(self, image: str, key: str):
         self.image, self.key = image, key
         self.state: dict | None = None
+        self.size = self.layers = 0
 
     def __call__(self, pulled) -> None:
         config_desc = pulled.manifest["config"]
+        layers = pulled.manifest["layers"]  # (checked by pull) size and count as a build reports them
+        self.size, self.layers = sum(int(d["size"]) for d in layers), len(layers)
         try:
             config = json.loads(pulled.read_blob(config_desc["digest"], _MAX_CONFIG))
             labels = (config.get("config") or {}).get("Labels") or {}
@@ -140,10 +143,10 @@ class RemoteCache:
         st.save_state(layout, st.ImageState(
             image=image, key=key, manifest_digest=digest, tags=list(refs), records=state["records"],
             own=state["own"], provided=state["provided"], builder_files=state["builder_files"],
-            size=state["size"], layers=state["layers"], seconds=seconds, sources={"remote-cache": str(where)}))
+            size=check.size, layers=check.layers, seconds=seconds, sources={"remote-cache": str(where)}))
         _save_sbom(layout, image, refs[0])
         log.info(f"{image}: pulled from the remote cache ({digest[:19]}) in {seconds:.2f}s")
-        return CachedImage(digest, state["size"], state["layers"], seconds, str(where))
+        return CachedImage(digest, check.size, check.layers, seconds, str(where))
 
     def store(self, layout: Path, image: str, key: str, refs: list[str], state: st.ImageState,
               up_to_date: bool) -> str:

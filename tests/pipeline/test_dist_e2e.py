@@ -200,27 +200,45 @@ def binhost_server(runner_a):
     proc.wait(10)
 
 
-def test_binhost_leaf_takes_only_binary_packages(runner_a, runner_b, binhost_server):
-    url, _ = binhost_server
-    assert not list(runner_b.cache.glob("binpkgs/*/*/*/*.gpkg.tar"))  # B compiled nothing, has none
-    proc, report = runner_b.build("--force", "--binhost", url, target=str(runner_b.ns / "hello"))
+def _binhost_leaf(runner: Runner, runner_a: Runner, url: str) -> None:
+    """`build --force NS/hello --binhost URL` with an empty binpkgs cache: only binary merges."""
+    assert not list(runner.cache.glob("binpkgs/*/*/*/*.gpkg.tar"))  # it compiled nothing, has none
+    proc, report = runner.build("--force", "--binhost", url, target=str(runner.ns / "hello"))
     assert proc.returncode == 0, proc.stderr[-5000:]
     status = {r["image"]: r["status"] for r in report["images"]}
     assert status == {"busybox": "up-to-date", "glibc": "up-to-date", "s6": "up-to-date", "hello": "built"}
     hello = next(r for r in report["images"] if r["image"] == "hello")
     assert "binhost" in hello["steps"] and "emerge" in hello["steps"]
-    log = (runner_b.layout.parent / "layout.build" / "logs" / "hello" / "emerge.log").read_text()
+    log = (runner.layout.parent / "layout.build" / "logs" / "hello" / "emerge.log").read_text()
     assert log.count(">>> Emerging binary") >= 1 and "app-misc/hello-1.0" in log
     assert ">>> Emerging (" not in log and ">>> Compiling source" not in log
     assert "binary package(s) from http://127.0.0.1" in proc.stderr
     # the same image as A's: its package.provided came from the pulled parents' build state
     assert hello["digest"] == runner_a.digests()["hello"]
     # what came from the binhost stays in the mirror; the runner's own PKGDIR holds what it compiled
-    assert list(runner_b.cache.glob("binhost/*/*/app-misc/hello/*.gpkg.tar"))
-    assert not list(runner_b.cache.glob("binpkgs/*/*/*/*.gpkg.tar"))
-    # the stage's own binrepos (none here) and Gentoo's binhost never mixed in: one binrepo only
-    assert "chrootforge-binhost" in (runner_b.layout.parent / "layout.build" / "logs" / "hello" /
-                                     "binhost.log").read_text()
+    assert list(runner.cache.glob("binhost/*/*/app-misc/hello/*.gpkg.tar"))
+    assert not list(runner.cache.glob("binpkgs/*/*/*/*.gpkg.tar"))
+    pretend = (runner.layout.parent / "layout.build" / "logs" / "hello" / "binhost.log").read_text()
+    assert "file:///var/cache/chrootforge-binhost/app-misc/hello/" in pretend
+
+
+def test_binhost_leaf_takes_only_binary_packages(runner_a, runner_b, binhost_server):
+    _binhost_leaf(runner_b, runner_a, binhost_server[0])
+
+
+def test_binhost_leaf_rootless(runner_a, runner_b, world, world_inputs, htpasswd_registry, cert_dirs,
+                               binhost_server):
+    """The same for the unprivileged user (when B was root): parents from the cache, leaf from the binhost."""
+    if not runner_b.identity.is_root:
+        pytest.skip("runner B already was the unprivileged user")
+    ns, repo = world
+    c = _runner(get_identity("user"), ns, htpasswd_registry, cert_dirs["ca"], repo, world_inputs.env())
+    try:
+        proc, report = c.build(target=str(ns / "s6"))
+        assert proc.returncode == 0 and [r["status"] for r in report["images"]] == ["pulled"] * 3, proc.stderr
+        _binhost_leaf(c, runner_a, binhost_server[0])
+    finally:
+        remove_as(c.identity, c.tmp)
 
 
 # -- re-push ------------------------------------------------------------------------------------------

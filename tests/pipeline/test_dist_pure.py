@@ -350,3 +350,58 @@ def test_push_destinations(ns, tmp_path):
     assert str(destination("docker://registry.example.com:5000/team/", "a", "1.0")) == \
         "docker://registry.example.com:5000/team/a:1.0"
     assert str(destination("docker://registry.example.com", "a", "latest")) == "docker://registry.example.com/a:latest"
+
+
+# -- what a remote cache entry must be before it reaches the layout -----------------------------------
+def _pulled(labels: dict | None = None, states: list[bytes] = (), state_size: int | None = None,
+            config: bytes | None = None):
+    from chrootforge.registry import Pulled
+
+    blobs = {}
+
+    def put(data: bytes) -> dict:
+        import hashlib
+
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        blobs[digest] = data
+        return {"digest": digest, "size": len(data)}
+
+    cfg = config if config is not None else json.dumps(
+        {"config": {"Labels": {"org.chrootforge.build-key": KEY} if labels is None else labels}}).encode()
+    manifest = {"config": {"mediaType": "application/vnd.oci.image.config.v1+json", **put(cfg)},
+                "layers": [{"digest": "sha256:" + "1" * 64, "size": 100}, {"digest": "sha256:" + "2" * 64, "size": 23}]}
+    referrers = [({"artifactType": "application/spdx+json"}, {"layers": [put(b"{}")]})]
+    for data in states:
+        layer = put(data)
+        if state_size is not None:
+            layer["size"] = state_size
+        referrers.append(({"artifactType": state_referrer.ARTIFACT_TYPE}, {"layers": [layer]}))
+
+    def read_blob(digest: str, limit: int) -> bytes:
+        if len(blobs[digest]) > limit:
+            raise ValueError("too large")
+        return blobs[digest]
+
+    return Pulled("sha256:" + "cd" * 32, manifest, referrers, read_blob)
+
+
+def test_a_cache_entry_is_checked_before_publication():
+    from chrootforge.buildcache import Refused, _Check
+
+    good = state_referrer.encode(_state())
+    check = _Check("hello", KEY)
+    check(_pulled(states=[good]))
+    assert check.state["own"] == ["app-misc/hello-1.0-r1"] and (check.size, check.layers) == (123, 2)
+    for pulled, why in (
+            (_pulled(states=[]), "carries no build state"),
+            (_pulled(states=[good, good]), "2 build states"),
+            (_pulled(labels={}, states=[good]), "its config says build key None"),
+            (_pulled(labels={"org.chrootforge.build-key": "sha256:" + "00" * 32}, states=[good]),
+             "its config says build key sha256:0000"),
+            (_pulled(config=b"[1, 2]", states=[good]), "not an image config"),
+            (_pulled(config=b"\xff", states=[good]), "not an image config"),
+            (_pulled(states=[good], state_size=state_referrer.MAX_SIZE + 1), "one small JSON layer"),
+            (_pulled(states=[_doc(key="sha256:" + "00" * 32)]), "not hello with"),
+            (_pulled(states=[_doc(provided=["x\ny"])]), "provided entry")):
+        with pytest.raises(Refused, match=why):
+            _Check("hello", KEY)(pulled)
