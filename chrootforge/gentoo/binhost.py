@@ -10,13 +10,13 @@ only, so builds that differ in any of that never exchange a package: portage its
 
 How emerge reaches it while the build sandbox has no network (the default, and kept): portage's
 own binhost protocol over a file:// binrepo that chrootforge fills from the host side.
-  1. host: GET URL/KEY/Packages into the binhost mirror `<cache>/binhost/<url id>/KEY/`, bound
-     read-only at MOUNT;
+  1. host: GET URL/KEY/Packages into this build's binrepo directory, bound read-only at MOUNT;
   2. sandbox: binrepos.conf names file://MOUNT; `emerge --fetchonly --pretend --getbinpkg ...`
      with the image's own arguments prints the binary packages portage would take from it: its
      own resolution (USE, slots, package.provided, multi-instance), no network needed;
-  3. host: downloads exactly those files into the mirror, each checked against the index (size
-     and every digest it lists; paths must stay inside the directory);
+  3. host: downloads exactly those files into the mirror `<cache>/binhost/<url id>/KEY/` (kept
+     for the next builds), each checked against the index (size and every digest it lists; paths
+     must stay inside the directory), and links them into the binrepo directory;
   4. sandbox: `emerge --getbinpkg ...` copies them from the binrepo, checks them again, merges.
 Why not `network = "host"` and an http binrepo: the whole build (hooks, ebuild phases where
 portage's network-sandbox is off) would reach the network, the stage's FETCHCOMMAND (wget, or

@@ -1,6 +1,9 @@
 """The host side of the binhost (gentoo/binhost.py explains the design): the index, then exactly
 the binary packages portage asked for, into the mirror `<cache>/binhost/<url id>/<binpkgs key>/`
-that the build sandbox sees read-only as a file:// binrepo.
+(kept for the runner's next builds). Each image build gets its own view, a directory holding the
+index it fetched and hard links to the packages it wanted, which the build sandbox sees read-only
+as a file:// binrepo: a concurrent build that refreshes the index cannot change what this one's
+emerge reads between its pretend run and its real one.
 
 Every download is checked against the index before it is renamed into place: at most SIZE bytes,
 then SIZE and every digest the index lists (SHA1, MD5, ...); a path must stay inside the
@@ -49,9 +52,9 @@ class Mirror:
         return self.dir
 
     # -- the index ----------------------------------------------------------------------------
-    def refresh_index(self) -> dict[str, bh.Entry] | None:
-        """Fetch and parse URL/Packages into the mirror; None when the binhost has no directory
-        for this key (nothing was built with this configuration yet)."""
+    def refresh_index(self, view: Path) -> dict[str, bh.Entry] | None:
+        """Fetch and parse URL/Packages into the build's view; None when the binhost has no
+        directory for this key (nothing was built with this configuration yet)."""
         self.ensure_dir()
         data = self._get(self.url + "Packages", MAX_INDEX, missing_ok=True)
         if data is None:
@@ -60,14 +63,13 @@ class Mirror:
             entries = bh.parse_index(data.decode("utf-8", errors="replace"))
         except bh.BadIndex as err:
             raise BinhostError(f"{self.url}Packages: {err}") from None
-        with file_lock(self.dir.parent / f".{self.dir.name}.lock"):
-            atomic_write(self.dir / "Packages", data)
-            (self.dir / "Packages.gz").unlink(missing_ok=True)  # portage would read it first
+        atomic_write(view / "Packages", data)  # (no Packages.gz there, which portage would read first)
         return entries
 
     # -- the packages -------------------------------------------------------------------------
-    def fetch(self, paths: list[str], index: dict[str, bh.Entry]) -> int:
-        """Download the packages at `paths` (index PATHs) that the mirror lacks; bytes downloaded."""
+    def fetch(self, paths: list[str], index: dict[str, bh.Entry], view: Path) -> int:
+        """Download the packages at `paths` (index PATHs) that the mirror lacks, and link them into
+        the build's view; bytes downloaded."""
         entries = []
         for path in paths:
             entry = index.get(path)
@@ -81,9 +83,9 @@ class Mirror:
         with file_lock(self.dir.parent / f".{self.dir.name}.lock"):
             for entry in entries:
                 dest = self.dir / entry.path
-                if dest.is_file() and _matches(dest, entry):
-                    continue
-                moved += self._download(entry, dest)
+                if not (dest.is_file() and _matches(dest, entry)):
+                    moved += self._download(entry, dest)
+                _link(dest, view / entry.path)
         return moved
 
     def _download(self, entry: bh.Entry, dest: Path) -> int:
@@ -193,6 +195,19 @@ class _Missing(Exception):
     pass
 
 
+def _link(src: Path, dest: Path) -> None:
+    """`src` at `dest` (a hard link; a copy across file systems); parents readable by anyone."""
+    import shutil
+
+    dest.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+    dest.unlink(missing_ok=True)
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copyfile(src, dest)
+        dest.chmod(0o644)
+
+
 def _matches(path: Path, entry: bh.Entry) -> bool:
     if path.stat().st_size != entry.size:
         return False
@@ -204,11 +219,12 @@ def _matches(path: Path, entry: bh.Entry) -> bool:
     return all(h.hexdigest() == entry.digests[name] for name, h in hashes.items())
 
 
-def prepare(mirror: Mirror, argv: list[str], run_pretend, image: str) -> list[str]:
-    """The image's emerge argv, with --getbinpkg when the binhost can serve it. `run_pretend(argv)
-    -> (exit status, output)` runs emerge in the sandbox."""
+def prepare(mirror: Mirror, view: Path, argv: list[str], run_pretend, image: str) -> list[str]:
+    """The image's emerge argv, with --getbinpkg when the binhost can serve it. `view` is the
+    build's binrepo directory (empty; bound at binhost.MOUNT); `run_pretend(argv) -> (exit status,
+    output)` runs emerge in the sandbox."""
     try:
-        index = mirror.refresh_index()
+        index = mirror.refresh_index(view)
         if index is None:
             log.info(f"    binhost: {mirror.url} has no packages for this configuration yet")
             return argv
@@ -218,7 +234,7 @@ def prepare(mirror: Mirror, argv: list[str], run_pretend, image: str) -> list[st
                        "building without it")
             return argv
         paths = bh.wanted_paths(output)
-        moved = mirror.fetch(paths, index)
+        moved = mirror.fetch(paths, index, view)
     except BinhostError as err:
         log.notice(f"{image}: binhost {mirror.url}: {err}; building without it")
         return argv

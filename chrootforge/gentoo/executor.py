@@ -71,6 +71,7 @@ class ImageBuilder:
         self.resolved_provided: tuple[str, ...] = ()            # `provided` entries versioned in the builder
         self.builder_files: list[runtimelibs.BuilderFile] = []  # what runtime_libs copied
         self.binhost = None                                     # its mirror, when the plan has a binhost
+        self.binhost_view = self.work / "binhost"               # this build's binrepo (gentoo/binhost.py)
 
     # -- the whole build ------------------------------------------------------------------------
     def build(self, commit_request: image_io.CommitRequest) -> tuple[str, list[records.InstalledPackage]]:
@@ -137,7 +138,7 @@ class ImageBuilder:
             from chrootforge.gentoo.binhost_fetch import Mirror
 
             self.binhost = Mirror(self.plan.binhost, self.binpkgs.name)
-            self.binhost.ensure_dir()
+            self.binhost_view.mkdir(mode=0o755)
         if self.parent_ref:
             image_io.unpack(self.ctx.idmap, self.ctx.layout, self.parent_ref, self.rootfs)
         self.builder = fresh_builder(self.ctx.pristine, self.work / "builder", self.ctx.idmap)
@@ -197,7 +198,7 @@ class ImageBuilder:
             code = self._run(pretend_argv, emerge.emerge_env(), logfile)
             return code, logfile.read_text(errors="replace") if logfile.exists() else ""
 
-        return prepare(self.binhost, argv, pretend, self.plan.name)
+        return prepare(self.binhost, self.binhost_view, argv, pretend, self.plan.name)
 
     def _emerge(self, argv: list[str]) -> None:
         logfile = self.logs / "emerge.log"
@@ -234,7 +235,7 @@ class ImageBuilder:
                                 repos=self.ctx.repos, rootfs=self.rootfs, cf=self.cf,
                                 distfiles=self.ctx.distfiles, binpkgs=self.binpkgs, idmap=self.ctx.idmap,
                                 argv=argv, env=full_env, log_file=logfile,
-                                binhost=self.binhost.dir if self.binhost is not None else None)
+                                binhost=self.binhost_view if self.binhost is not None else None)
         return run_sandboxed(config)
 
 

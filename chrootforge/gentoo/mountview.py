@@ -17,7 +17,7 @@ def sandbox_config(*, root, network: str, tree: Path, repos: dict, rootfs: Path,
     from chrootforge.sandbox import Bind, SandboxConfig
 
     binds = [Bind(rootfs, EMERGE_ROOT), Bind(cf, CF_MOUNT)]
-    if binhost is not None:  # the binhost mirror (gentoo/binhost.py), a file:// binrepo
+    if binhost is not None:  # the build's binrepo directory (gentoo/binhost.py), file://
         binds.append(Bind(binhost, MOUNT, readonly=True))
     return SandboxConfig(root=root, argv=argv or ["/bin/sh"], env=env, network=network,
                          binds=binds,
@@ -34,7 +34,7 @@ def describe_mounts(ns: Namespace, plan: ImagePlan) -> list[str]:
     config = sandbox_config(root=OverlayRoot([Path("<stage cache>")], work / "upper", work / "work"),
                             network=ns.network, tree=tree, repos=ns.repos, rootfs=work / "rootfs", cf=work / "cf",
                             distfiles=Path("<cache>/distfiles"), binpkgs=Path("<cache>/binpkgs/<binpkgs key>"),
-                            binhost=Path("<cache>/binhost/<binhost>/<binpkgs key>") if ns.binhost else None)
+                            binhost=work / "binhost" if ns.binhost else None)
     out = []
     for step in plan_mounts(config):
         if step.op in ("private", "pivot", "symlink", "remount_ro"):

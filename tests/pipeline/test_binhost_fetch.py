@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import os
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -89,6 +91,13 @@ def _mirror(server, tmp_path) -> Mirror:
     return Mirror(server.url, KEY, OPTIONS, cache=tmp_path / "binhost")
 
 
+def _view(tmp_path, name: str = "view") -> Path:
+    """A build's binrepo directory (empty, as the executor makes it)."""
+    path = tmp_path / "work" / name
+    path.mkdir(parents=True)
+    return path
+
+
 def _pretend(paths):
     output = "".join(f"\nfile://{bh.MOUNT}/{p}\n" for p in paths)
     calls = []
@@ -104,23 +113,29 @@ def test_fetches_what_portage_asks_for_verified_once(server, tmp_path):
     server.put("Packages", index((path, HELLO), ("app-misc/other/other-1-1.gpkg.tar", b"other")))
     server.put(path, HELLO)
     mirror = _mirror(server, tmp_path)
+    view = _view(tmp_path)
     run, calls = _pretend([path])
-    assert prepare(mirror, ARGV, run, "hello") == bh.with_getbinpkg(ARGV)
+    assert prepare(mirror, view, ARGV, run, "hello") == bh.with_getbinpkg(ARGV)
     assert calls == [bh.pretend_argv(ARGV)]
-    assert (mirror.dir / path).read_bytes() == HELLO
-    assert (mirror.dir / "Packages").read_bytes() == server.files[f"/bin/{KEY}/Packages"]
+    assert (mirror.dir / path).read_bytes() == HELLO == (view / path).read_bytes()
+    assert os.path.samefile(mirror.dir / path, view / path)      # linked, not copied
+    assert (view / "Packages").read_bytes() == server.files[f"/bin/{KEY}/Packages"]
     assert not (mirror.dir / "app-misc/other").exists()          # only what portage wanted
+    assert sorted(p.name for p in view.rglob("*") if p.is_file()) == ["Packages", "hello-1.0-1.gpkg.tar"]
     assert oct((mirror.dir / path).stat().st_mode & 0o777) == "0o644"
-    assert oct(mirror.dir.stat().st_mode & 0o777) == "0o755"     # root's sandbox range reads it
+    for d in (mirror.dir, (view / path).parent):
+        assert oct(d.stat().st_mode & 0o777) == "0o755"         # root's sandbox range reads it
     server.log.clear()
-    assert prepare(mirror, ARGV, run, "hello") == bh.with_getbinpkg(ARGV)
+    again = _view(tmp_path, "view2")
+    assert prepare(mirror, again, ARGV, run, "hello") == bh.with_getbinpkg(ARGV)
     assert server.log == [f"/bin/{KEY}/Packages"]                 # a verified copy is not fetched again
+    assert (again / path).read_bytes() == HELLO
 
 
 def test_no_directory_for_this_key_builds_without(server, tmp_path, capfd):
     mirror = _mirror(server, tmp_path)
     run, calls = _pretend([])
-    assert prepare(mirror, ARGV, run, "hello") == ARGV and calls == []
+    assert prepare(mirror, _view(tmp_path), ARGV, run, "hello") == ARGV and calls == []
     assert "no packages for this configuration" in capfd.readouterr().err
 
 
@@ -160,14 +175,15 @@ def test_a_bad_binhost_is_refused_and_the_build_goes_on(server, tmp_path, capfd,
                     cache=tmp_path / "binhost")
     run, _ = _pretend([wanted])
     started = time.monotonic()
-    assert prepare(mirror, ARGV, run, "hello") == ARGV  # no --getbinpkg
+    view = _view(tmp_path)
+    assert prepare(mirror, view, ARGV, run, "hello") == ARGV  # no --getbinpkg
     assert time.monotonic() - started < 20
     err = capfd.readouterr().err
     assert "chrootforge: notice: hello: binhost" in err and "building without it" in err
     assert "Traceback" not in err
     assert err.count("\n") == 1, err                     # one line
-    leftovers = [p for p in (tmp_path / "binhost").rglob("*") if p.is_file() and p.name not in ("Packages",)
-                 and not p.name.endswith(".lock")]
+    leftovers = [p for p in [*(tmp_path / "binhost").rglob("*"), *view.rglob("*")]
+                 if p.is_file() and p.name != "Packages" and not p.name.endswith(".lock")]
     assert leftovers == []                               # nothing partial, nothing unverified
     if case == "traversal":
         assert all("passwd" not in line for line in server.log)  # refused before any request
@@ -176,7 +192,8 @@ def test_a_bad_binhost_is_refused_and_the_build_goes_on(server, tmp_path, capfd,
 def test_pretend_failure_builds_without(server, tmp_path, capfd):
     server.put("Packages", index(("a/b/b-1-1.gpkg.tar", b"x")))
     mirror = _mirror(server, tmp_path)
-    assert prepare(mirror, ARGV, lambda argv: (1, "emerge: there are no ebuilds to satisfy"), "hello") == ARGV
+    assert prepare(mirror, _view(tmp_path), ARGV, lambda argv: (1, "emerge: there are no ebuilds to satisfy"),
+                   "hello") == ARGV
     assert "could not say what to take from the binhost (exit status 1)" in capfd.readouterr().err
 
 
@@ -187,11 +204,12 @@ def test_file_binhost_and_size_limits(tmp_path):
     (root / KEY / path).write_bytes(HELLO)
     (root / KEY / "Packages").write_bytes(index((path, HELLO)))
     mirror = Mirror(f"file://{root}", KEY, cache=tmp_path / "binhost")
-    entries = mirror.refresh_index()
-    assert mirror.fetch([path], entries) == len(HELLO)
+    view = _view(tmp_path)
+    entries = mirror.refresh_index(view)
+    assert mirror.fetch([path], entries, view) == len(HELLO)
     assert (mirror.dir / path).read_bytes() == HELLO
-    assert Mirror(f"file://{tmp_path}/none", KEY, cache=tmp_path / "b2").refresh_index() is None
+    assert Mirror(f"file://{tmp_path}/none", KEY, cache=tmp_path / "b2").refresh_index(view) is None
     big = dict(entries)
     big[path] = bh.Entry(path, bh.MAX_PACKAGE + 1, entries[path].digests)
     with pytest.raises(BinhostError, match="more than a binary package may have"):
-        mirror.fetch([path], big)
+        mirror.fetch([path], big, view)
