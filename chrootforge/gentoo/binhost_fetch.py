@@ -24,6 +24,7 @@ from chrootforge import log
 from chrootforge.errors import CfError
 from chrootforge.fsutil import atomic_write, file_lock, user_cache_dir
 from chrootforge.gentoo import binhost as bh
+from chrootforge.progress import ByteProgress
 
 MAX_INDEX = 256 << 20
 _BLOCK = 1 << 20
@@ -92,7 +93,10 @@ class Mirror:
         dest.parent.mkdir(parents=True, exist_ok=True)
         for parent in dest.relative_to(self.dir).parents:
             (self.dir / parent).chmod(0o755)
+        for stale in dest.parent.glob(f".{dest.name}.*.tmp"):  # a killed download's (we hold the lock)
+            stale.unlink(missing_ok=True)
         tmp = dest.parent / f".{dest.name}.{os.getpid()}.tmp"
+        progress = ByteProgress(f"binhost {entry.path.rsplit('/', 1)[-1]}", entry.size)  # (a terminal only)
         try:
             hashes = {name: hashlib.new(name) for name in entry.digests}
             size = 0
@@ -102,6 +106,7 @@ class Mirror:
                     for h in hashes.values():
                         h.update(block)
                     out.write(block)
+                    progress.update(len(block))
                 out.flush()
                 os.fsync(out.fileno())
             if size != entry.size:
@@ -113,6 +118,7 @@ class Mirror:
             os.chmod(tmp, 0o644)
             os.replace(tmp, dest)
         finally:
+            progress.close()
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
         return size

@@ -206,8 +206,12 @@ def test_file_binhost_and_size_limits(tmp_path):
     mirror = Mirror(f"file://{root}", KEY, cache=tmp_path / "binhost")
     view = _view(tmp_path)
     entries = mirror.refresh_index(view)
+    stale = mirror.dir / "app-misc/hello/.hello-1.0-1.gpkg.tar.99999.tmp"  # left by a killed download
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"partial")
     assert mirror.fetch([path], entries, view) == len(HELLO)
     assert (mirror.dir / path).read_bytes() == HELLO
+    assert not stale.exists()
     assert Mirror(f"file://{tmp_path}/none", KEY, cache=tmp_path / "b2").refresh_index(view) is None
     big = dict(entries)
     big[path] = bh.Entry(path, bh.MAX_PACKAGE + 1, entries[path].digests)
