@@ -1,7 +1,10 @@
 """`chrootforge build`: resolve the image graph, skip what is up to date, build the rest in order.
 
     build(targets, *, force=False, force_all=False, no_deps=False, layout=None, network=None,
-          single_id=False, stage3=None, plan_only=False) -> BuildReport
+          single_id=False, stage3=None, dist=None) -> BuildReport
+
+`dist` (builddist.DistOptions): --push, --remote-cache and --binhost; builddist.py says where
+they hook in.
 """
 
 from __future__ import annotations
@@ -27,13 +30,15 @@ from chrootforge.spec.model import PHASES, SCRATCH, Project
 class ImageResult:
     image: str
     refs: list[str]
-    status: str                      # "built" | "up-to-date" | "failed" | "skipped" | "shell"
+    status: str                      # "built" | "up-to-date" | "pulled" | "failed" | "skipped" | "shell"
     seconds: float = 0.0
     steps: dict[str, float] = field(default_factory=dict)
     digest: str = ""
     size: int = 0
     layers: int = 0
     error: str = ""
+    cache: str = ""                  # --remote-cache: where it was pulled from, or how storing went
+    pushed: list[dict] = field(default_factory=list)  # --push: reference, digest, uploaded_bytes
 
 
 @dataclass
@@ -77,7 +82,7 @@ def _manifest_stats(layout: Path, digest: str) -> tuple[int, int]:
 def image_key(project: Project, name: str, parent_digest: str, inputs) -> str:
     ns, image = project.namespace, project.images[name]
     hooks = {f"{h.phase}/{h.name}": st.file_digest(h.path) for h in image.hooks}
-    return st.cache_key({
+    parts = {
         "version": __version__,
         "namespace": hashlib.sha256(ns.text.encode()).hexdigest(),
         "spec": hashlib.sha256(image.text.encode()).hexdigest(),
@@ -85,16 +90,21 @@ def image_key(project: Project, name: str, parent_digest: str, inputs) -> str:
         "parent": parent_digest,
         "stage": inputs.stage_id,
         "tree": inputs.tree_id,
-    })
+    }
+    if inputs.native is not None:  # the spec says -march=native: what it means on this CPU
+        parts["native"] = inputs.native.fingerprint()
+    return st.cache_key(parts)
 
 
 # -- the build ---------------------------------------------------------------------------------
-def plan(targets: list[str], layout: str | None = None) -> str:
+def plan(targets: list[str], layout: str | None = None, binhost: str | None = None) -> str:
     """The plan of every image, as text (no stage needed)."""
+    from chrootforge.builddist import DistOptions, Distribution
     from chrootforge.gentoo.mountview import describe_mounts
 
     folder, names = parse_targets(targets)
     project, requested = load_project(folder, names)
+    Distribution.prepare(DistOptions(binhost=binhost), project, None)
     order = build_order(project.images, requested)
     layout_path = Path(layout).resolve() if layout else project.namespace.layout
     out = [f"namespace {project.namespace.name} ({project.namespace.root})", f"layout {layout_path}",
@@ -109,25 +119,29 @@ def plan(targets: list[str], layout: str | None = None) -> str:
 
 def build(targets: list[str], *, force: bool = False, force_all: bool = False, no_deps: bool = False,
           layout: str | None = None, network: str | None = None, single_id: bool = False,
-          stage3: str | None = None, jobs: int = 1, shell=None) -> BuildReport:
+          stage3: str | None = None, jobs: int = 1, shell=None, dist=None) -> BuildReport:
     """jobs: how many independent images build at the same time. shell: an executor.ShellRequest
     (`--shell` opens it for the one named image instead of building it, once its parents are
-    ready; `--shell-on-failure` for any image whose emerge or hook fails)."""
+    ready; `--shell-on-failure` for any image whose emerge or hook fails). dist: the
+    builddist options (--push, --remote-cache, --binhost)."""
+    from chrootforge.builddist import Distribution
     from chrootforge.gentoo import inputs as inp
+    from chrootforge.gentoo.native_cpu import resolve_for
 
     started = time.monotonic()
     folder, names = parse_targets(targets)
     project, requested = load_project(folder, names)
+    layout_path = Path(layout).resolve() if layout else project.namespace.layout
+    distribution = Distribution.prepare(dist, project, layout_path)
     ns = project.namespace
     if shell is not None and shell.now and len(requested) != 1:
         raise UsageError("--shell opens the build sandbox of one image", hint="name one NS/IMAGE folder")
     if jobs < 1:
         raise UsageError(f"--jobs {jobs}: must be at least 1")
     order = build_order(project.images, requested, with_deps=not no_deps)
-    layout_path = Path(layout).resolve() if layout else ns.layout
     report = BuildReport(ns.name, str(layout_path))
     stage_override = Path(stage3).resolve() if stage3 else None
-    inputs = inp.identify(ns, stage_override)
+    inputs = resolve_for(project, inp.identify(ns, stage_override), stage_override, single_id)
     if inputs.lock is not None:
         log.info(f"inputs pinned by {ns.root / 'chrootforge.lock'}")
     forced = set(order) if force_all else (set(requested) if force else set())
@@ -141,8 +155,10 @@ def build(targets: list[str], *, force: bool = False, force_all: bool = False, n
 
     # One build per layout at a time: builds share the work dirs and the state files.
     with file_lock(bdir / ".build.lock"):
-        _Scheduler(project, order, forced, layout_path, inputs, run, report, jobs, shell).run()
-    report.ok = all(r.status != "failed" for r in report.images)
+        _Scheduler(project, order, forced, layout_path, inputs, run, report, jobs, shell, distribution).run()
+        report.ok = all(r.status != "failed" for r in report.images)
+        if distribution is not None:
+            distribution.publish(report)
     report.seconds = time.monotonic() - started
     return report
 
@@ -153,12 +169,16 @@ class _Scheduler:
     An image is ready once its parent is built or up to date (the key hashes the parent's digest);
     a failure skips the images below it, not its siblings. With jobs > 1 each image builds in a
     worker process of its own (spawned, so no fork of a threaded process; it dies with us), sharing
-    the run's prepared context: the verified, extracted stage and the tree.
+    the run's prepared context: the verified, extracted stage and the tree. With a distribution
+    (builddist), an image found in the remote cache by its key is pulled instead of built, and what
+    is built or up to date is stored there, both from this process.
     """
 
-    def __init__(self, project, order, forced, layout, inputs, run, report, jobs, shell):
+    def __init__(self, project, order, forced, layout, inputs, run, report, jobs, shell, dist=None):
         self.project, self.order, self.forced, self.layout = project, order, forced, layout
         self.inputs, self.run_ctx, self.report, self.shell = inputs, run, report, shell
+        self.dist = dist
+        self.keys: dict[str, str] = {}
         # an interactive shell needs the terminal, which only this process holds
         self.jobs = 1 if shell is not None else jobs
         self.results: dict[str, ImageResult] = {}
@@ -211,18 +231,26 @@ class _Scheduler:
         old = st.load_state(self.layout, name)
         shell = self._shell_for(name)
         up_to_date = name not in self.forced and old and old.key == key and _refs_present(self.layout, old)
+        self.keys[name] = key
         if up_to_date and not (shell is not None and shell.now):
             size, layers = _manifest_stats(self.layout, old.manifest_digest)
             log.info(f"{name}: up to date ({old.manifest_digest[:19]})")
             return ImageResult(name, refs, "up-to-date", 0.0, {}, old.manifest_digest, size, layers)
+        cached = self.dist.fetch(name, key, refs) if self.dist is not None and name not in self.forced \
+            and shell is None else None
+        if cached is not None:
+            return ImageResult(name, refs, "pulled", cached.seconds, {"pull": cached.seconds}, cached.digest,
+                               cached.size, cached.layers, cache=cached.source)
         if pool is None:
             return self.run_ctx.build_image(name, key, parent_state, refs, shell)
         self.run_ctx.context()  # prepared once, here, before the workers take a copy
         return pool.submit(_build_in_worker, self.run_ctx, name, key, parent_state, refs, shell)
 
     def _finish(self, name: str, result: ImageResult) -> None:
+        if self.dist is not None and result.status in ("built", "up-to-date"):
+            result.cache = self.dist.after(name, self.keys[name], result.refs, result.status)
         self.results[name] = result
-        if result.digest and result.status in ("built", "up-to-date"):
+        if result.digest and result.status in ("built", "up-to-date", "pulled"):
             self.digests[name] = result.digest
 
     def _parallel(self) -> None:

@@ -34,6 +34,16 @@ def register(sub) -> None:
                        help="open that shell when emerge or a hook fails")
     p.add_argument("--keep", action="store_true",
                    help="with --shell/--shell-on-failure: keep the work dir after leaving the shell")
+    dist = p.add_argument_group("sharing between machines (README: CI runners)")
+    dist.add_argument("--push", action="store_true",
+                      help="after a successful build, push every image to [output] registry (REGISTRY/IMAGE:TAG)")
+    dist.add_argument("--remote-cache", metavar="docker://HOST/REPO",
+                      help="pull images found there by build key instead of building them; store what is built")
+    dist.add_argument("--binhost", metavar="URL",
+                      help="take binary packages from this binhost (overrides [build] binhost)")
+    from chrootforge.registry.options import add_registry_options
+
+    add_registry_options(p)
     p.set_defaults(func=_build)
     lk = sub.add_parser("lock", help="resolve, fetch and verify a namespace's inputs; pin them in NS/chrootforge.lock",
                         description="Resolve every input of the namespace (\"latest\" included), fetch and "
@@ -84,7 +94,7 @@ def _build(args) -> int:
     from chrootforge import build
 
     if args.plan:
-        sys.stdout.write(build.plan(args.targets, args.layout))
+        sys.stdout.write(build.plan(args.targets, args.layout, args.binhost))
         return 0
     from chrootforge.errors import UsageError
 
@@ -97,9 +107,13 @@ def _build(args) -> int:
         raise UsageError("--keep goes with --shell or --shell-on-failure")
     from chrootforge.vm import vmbuild
 
+    dist = _dist_options(args)
     if vmbuild.want_vm(args.vm):
         if shell is not None:
             raise UsageError("--shell and --shell-on-failure need the host's terminal: not with --vm",
+                             hint="use --vm off")
+        if args.push or args.remote_cache or args.binhost:
+            raise UsageError("--push, --remote-cache and --binhost need the network: the --vm guest has none",
                              hint="use --vm off")
         report = vmbuild.build_in_vm(args.targets, vmbuild.VmBuildOptions(
             force=args.force, force_all=args.force_all, no_deps=args.no_deps, layout=args.layout,
@@ -107,12 +121,22 @@ def _build(args) -> int:
     else:
         report = build.build(args.targets, force=args.force, force_all=args.force_all, no_deps=args.no_deps,
                              layout=args.layout, network=args.network, single_id=args.single_id,
-                             stage3=args.stage3, jobs=args.jobs, shell=shell)
+                             stage3=args.stage3, jobs=args.jobs, shell=shell, dist=dist)
     if args.json:
         print(json.dumps(report.to_json(), indent=1))
     else:
         print(build.summary_table(report))
     for result in report.images:
-        if result.status == "failed":
+        if result.error and result.status != "skipped":  # a failed build, or a failed push
             print(result.error, file=sys.stderr)
     return 0 if report.ok else 1
+
+
+def _dist_options(args):
+    if not (args.push or args.remote_cache or args.binhost):
+        return None
+    from chrootforge.builddist import DistOptions
+    from chrootforge.registry.options import options_from_args
+
+    return DistOptions(push=args.push, remote_cache=args.remote_cache, binhost=args.binhost,
+                       registry=options_from_args(args))

@@ -80,6 +80,8 @@ class ImageBuilder:
         self.timer = StepTimer()
         self.resolved_provided: tuple[str, ...] = ()            # `provided` entries versioned in the builder
         self.builder_files: list[runtimelibs.BuilderFile] = []  # what runtime_libs copied
+        self.binhost = None                                     # its mirror, when the plan has a binhost
+        self.binhost_view = self.work / "binhost"               # this build's binrepo (gentoo/binhost.py)
 
     # -- the whole build ------------------------------------------------------------------------
     def build(self, commit_request: image_io.CommitRequest,
@@ -105,7 +107,10 @@ class ImageBuilder:
                 t.run("configure_rootfs", self._sandbox, "configure_rootfs",
                       self._hooks_script("configure_rootfs"), emerge.emerge_env())
                 if self.plan.emerge_argv:
-                    t.run("emerge", self._emerge)
+                    argv = list(self.plan.emerge_argv)
+                    if self.binhost is not None:
+                        argv = t.run("binhost", self._binhost, argv)
+                    t.run("emerge", self._emerge, argv)
                 t.run("post_emerge", self._sandbox, "post_emerge", self._post_emerge_script(),
                       emerge.emerge_env())
                 self._authors_steps(t)
@@ -197,6 +202,11 @@ class ImageBuilder:
                 shutil.copyfile(path, hooks_dir / f"{phase}-{i:02d}-{Path(name).name}")
         (self.cf / "status").mkdir()
         os.chmod(self.cf / "status", 0o777)
+        if self.plan.binhost and self.plan.emerge_argv:
+            from chrootforge.gentoo.binhost_fetch import Mirror
+
+            self.binhost = Mirror(self.plan.binhost, self.binpkgs.name)
+            self.binhost_view.mkdir(mode=0o755)
         if self.parent_ref:
             image_io.unpack(self.ctx.idmap, self.ctx.layout, self.parent_ref, self.rootfs)
         self.builder = fresh_builder(self.ctx.pristine, self.work / "builder", self.ctx.idmap)
@@ -246,9 +256,21 @@ class ImageBuilder:
                          f"echo user-missing > {CF_MOUNT}/status/failed-check; exit 3; }}")
         return "\n".join(lines) + "\n"
 
-    def _emerge(self) -> None:
+    def _binhost(self, argv: list[str]) -> list[str]:
+        """Fetch what emerge will take from the binhost (gentoo/binhost.py); the emerge argv."""
+        from chrootforge.gentoo.binhost_fetch import prepare
+
+        logfile = self.logs / "binhost.log"
+
+        def pretend(pretend_argv):
+            code = self._run(pretend_argv, emerge.emerge_env(), logfile)
+            return code, logfile.read_text(errors="replace") if logfile.exists() else ""
+
+        return prepare(self.binhost, self.binhost_view, argv, pretend, self.plan.name)
+
+    def _emerge(self, argv: list[str]) -> None:
         logfile = self.logs / "emerge.log"
-        code = self._run(list(self.plan.emerge_argv), emerge.emerge_env(), logfile)
+        code = self._run(argv, emerge.emerge_env(), logfile)
         if code != 0:
             tail = _tail(logfile, 25)
             raise CfError(f"image {self.plan.name}: emerge failed (exit status {code}); log: {logfile}\n"
@@ -283,7 +305,8 @@ class ImageBuilder:
         config = sandbox_config(root=self.builder, network=self.ctx.network, tree=self.ctx.tree,
                                 repos=self.ctx.repos, rootfs=self.rootfs, cf=self.cf,
                                 distfiles=self.ctx.distfiles, binpkgs=self.binpkgs, idmap=self.ctx.idmap,
-                                argv=argv, env=full_env, log_file=logfile)
+                                argv=argv, env=full_env, log_file=logfile,
+                                binhost=self.binhost_view if self.binhost is not None else None)
         return run_sandboxed(config)
 
 

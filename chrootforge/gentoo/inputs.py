@@ -25,6 +25,7 @@ from pathlib import Path
 from chrootforge import lockfile
 from chrootforge.errors import CfError, UsageError, VerificationError
 from chrootforge.fsutil import atomic_write, file_lock, user_cache_dir
+from chrootforge.gentoo.native_cpu import NativeCpu
 from chrootforge.gentoo.state import tree_id
 from chrootforge.spec.model import Namespace
 
@@ -40,6 +41,7 @@ class Inputs:
     stage_release: object | None = None  # sources.layout.StageRef of a mirror stage
     lock: lockfile.Lock | None = None
     stage_record: object | None = None   # the FetchedFile of a mirror stage (fetched to know it)
+    native: NativeCpu | None = None      # what -march=native means here, when the project uses it
 
 
 def _memo_sha512(path: Path) -> str:
@@ -300,9 +302,15 @@ def _snapshot_timestamp(tree_dir: Path) -> int | None:
 def binpkg_key(ns: Namespace, inputs: Inputs, package_env: tuple = ()) -> str:
     """What makes binary packages interchangeable: the stage, the tree, the profile, make.conf and
     an image's per-package environment (CFLAGS in package.env: portage tells USE variants apart,
-    --binpkg-respect-use, but never checks the flags a package was compiled with)."""
+    --binpkg-respect-use, but never checks the flags a package was compiled with), with
+    -march=native resolved to this machine's CPU (gentoo/native_cpu.py). It names the binpkgs
+    directory, and so the binhost directory a build reads (gentoo/binhost.py)."""
+    flags = inputs.native.resolve if inputs.native else str
     parts = {"stage": inputs.stage_id, "tree": inputs.tree_id, "profile": ns.tree.profile or "",
-             "make_conf": dict(sorted(ns.make_conf.items())), "package_env": [list(e) for e in package_env]}
+             "make_conf": {k: flags(v) for k, v in sorted(ns.make_conf.items())},
+             "package_env": [[flags(x) for x in e] for e in package_env]}
+    if inputs.native:  # the CPU "native" is here: its name and every target option gcc enabled
+        parts["native"] = inputs.native.fingerprint()
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
 

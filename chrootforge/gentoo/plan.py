@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chrootforge.gentoo import emerge, portage_conf, s6
+from chrootforge.gentoo import binhost, emerge, portage_conf, s6
 from chrootforge.gentoo.emerge import EMERGE_ROOT
 from chrootforge.gentoo.imageconfig import oci_config
 from chrootforge.gentoo.provided import ProvidedPlan, child_use_map, plan_provided
@@ -35,6 +35,7 @@ class ImagePlan:
     uninstall: UninstallPlan
     runtime_libs: RuntimeLibsPlan
     notes: tuple[str, ...] = field(default=())
+    binhost: str | None = None                  # [build] binhost: read at <binhost>/<binpkgs key>/
 
 
 def image_ref(ns: Namespace, image: str, tag: str) -> str:
@@ -79,6 +80,7 @@ def plan_image(project: Project, name: str, parent_records: list[InstalledPackag
         uninstall=uninstall,
         runtime_libs=RuntimeLibsPlan(image.runtime_libs),
         notes=tuple(notes),
+        binhost=ns.binhost,
     )
 
 
@@ -119,7 +121,12 @@ def render_plan(plan: ImagePlan, mounts: list[str] | None = None) -> str:
             out.append(f"   hook {phase}: {hook_name} ({path})")
     if plan.emerge_argv:
         env = " ".join(f"{k}={v}" for k, v in plan.emerge_env.items())
-        out.append(f"   emerge: {env} {' '.join(plan.emerge_argv)}")
+        if plan.binhost:
+            out.append(f"   binhost: {plan.binhost.rstrip('/')}/<binpkgs key>/ -> {binhost.MOUNT} (fetched on the "
+                       f"host: {' '.join(binhost.pretend_argv(plan.emerge_argv)[:4])} ... says what)")
+            out.append(f"   emerge: {env} {' '.join(binhost.with_getbinpkg(plan.emerge_argv))}")
+        else:
+            out.append(f"   emerge: {env} {' '.join(plan.emerge_argv)}")
     else:
         out.append("   emerge: (no packages)")
     if plan.uninstall.packages:

@@ -12,6 +12,7 @@ import re
 import shlex
 from dataclasses import dataclass
 
+from chrootforge.gentoo import binhost
 from chrootforge.gentoo.provided import ProvidedPlan
 from chrootforge.gentoo.slim import install_features
 from chrootforge.spec.model import Image, Namespace
@@ -35,6 +36,11 @@ class PortageConfig:
             lines.append(f'if [ -f {kind} ] || [ -L {kind} ]; then mv {kind} {kind}.cf-stage && '
                          f'mkdir {kind} && mv {kind}.cf-stage {kind}/00-stage; fi')
             lines.append(f"mkdir -p {kind}")
+        if "binrepos.conf" in self.files:
+            # the binhost is the only binrepo: a stage's own (Gentoo's official one in a real
+            # stage3) was built with other flags, and the sandbox has no network for it anyway
+            lines.append("if [ -e binrepos.conf ] || [ -L binrepos.conf ]; then rm -rf binrepos.conf.cf-stage; "
+                         "mv binrepos.conf binrepos.conf.cf-stage; fi")
         lines += ["mkdir -p env profile repos.conf",
                   f"cp -R {src}/files/. /etc/portage/",
                   f"cat {src}/make.conf.append >> /etc/portage/make.conf",
@@ -95,6 +101,8 @@ def generate(ns: Namespace, image: Image, provided: ProvidedPlan) -> PortageConf
                           ("package.env", env_lines)):
         files[f"{kind}/{OURS}"] = header + "".join(f"{e}\n" for e in entries)
     files[f"repos.conf/{OURS}.conf"] = header + repos_conf(ns)
+    if ns.binhost:
+        files["binrepos.conf"] = header + binhost.binrepos_conf()
     provided_text = "".join(f"{line}\n" for line in provided.lines)
     profile = None
     if ns.tree.profile:

@@ -12,9 +12,11 @@ The Python API, stable for `build` (--push, --remote-cache) to reuse; it imports
         dest: "docker://HOST[:PORT]/REPO[:TAG|@sha256:HEX]" or a RemoteRef. PushResult has
         .digest (the manifest's), .uploaded_bytes, .blobs_uploaded/.blobs_skipped/.blobs_mounted,
         .referrers (artifact digests) and .referrers_via ("api", "tag" or None).
-    pull(src, layout, tag=None, options=None) -> str
+    pull(src, layout, tag=None, options=None, accept=None) -> str
         The manifest digest. `tag` defaults to HOST[:PORT]/REPO:TAG. The image's referrers (its
-        SBOM) come along. Nothing unverified ever lands in the layout.
+        SBOM) come along. Nothing unverified ever lands in the layout. `accept(Pulled)` may check
+        the downloaded content (manifest, referrers, any blob) before publication; what it raises
+        aborts the pull with the layout untouched.
     remote_digest(ref, options=None) -> str | None
         The digest a tag points at, None when the tag (or the repository) does not exist.
     parse_ref(text) -> RemoteRef(registry, repository, tag, digest)
@@ -29,6 +31,7 @@ _API = {
     "options_from_args": "chrootforge.registry.options",
     "push": "chrootforge.registry.image_push", "PushResult": "chrootforge.registry.image_push",
     "pull": "chrootforge.registry.image_pull", "remote_digest": "chrootforge.registry.image_pull",
+    "Pulled": "chrootforge.registry.image_pull",
     "parse_ref": "chrootforge.registry.reference", "RemoteRef": "chrootforge.registry.reference",
 }
 

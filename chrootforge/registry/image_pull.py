@@ -11,10 +11,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import threading
 import time
+from collections.abc import Callable
 
 import requests
 
@@ -197,9 +199,22 @@ def layout_tag(ref: RemoteRef, tag: str | None) -> str:
     return refs.check_tag(tag)
 
 
-def pull(src: str | RemoteRef, layout, tag: str | None = None, options: RegistryOptions | None = None) -> str:
+@dataclasses.dataclass(frozen=True)
+class Pulled:
+    """What `accept` sees of a pull, downloaded and verified but not yet in the layout."""
+
+    digest: str
+    manifest: dict
+    referrers: list  # [(descriptor, artifact manifest)]
+    read_blob: Callable[[str, int], bytes]  # (digest, max bytes) -> bytes (ValueError if larger)
+
+
+def pull(src: str | RemoteRef, layout, tag: str | None = None, options: RegistryOptions | None = None,
+         accept: Callable[[Pulled], None] | None = None) -> str:
     """Pull docker://HOST/REPO(:TAG|@DIGEST) into LAYOUT as TAG (default HOST/REPO:TAG); returns the
-    manifest digest. See the module docstring for what is checked."""
+    manifest digest. See the module docstring for what is checked. `accept` (build's remote
+    cache) checks the image's content before it is published: an exception it raises leaves the
+    layout untouched, as any other failed pull does."""
     options = options or RegistryOptions()
     ref = parse_ref(src) if isinstance(src, str) else src
     tag = layout_tag(ref, tag)
@@ -227,6 +242,8 @@ def pull(src: str | RemoteRef, layout, tag: str | None = None, options: Registry
                 writer = staging.new_blob()
                 writer.write(body)
                 staging.ready(writer)
+        if accept is not None:
+            accept(Pulled(digest, manifest, [(desc, art) for desc, _, art in found], staging.read))
         staging.publish(tag, {"mediaType": media_type, "digest": digest, "size": len(raw)},
                         [desc for desc, _, _ in found])
         _remember(ref, everything)

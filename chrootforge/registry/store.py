@@ -43,6 +43,17 @@ class Staging:
         with self.lock:
             self.verified.append(writer)
 
+    def read(self, digest: str, limit: int) -> bytes:
+        """A verified blob's bytes, staged or already in the layout (at most `limit` bytes)."""
+        with self.lock:
+            staged = [w for w in self.verified if w.digest == digest]
+        path = staged[0].tmp if staged else lo.blob_path(self.layout, digest)
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+        if len(data) > limit:
+            raise ValueError(f"blob {digest[:19]} is larger than {limit} bytes")
+        return data
+
     def drop(self, writer: lo.BlobWriter) -> None:
         writer.abort()
         with self.lock:

@@ -125,6 +125,19 @@ class _TLSAdapter(requests.adapters.HTTPAdapter):
         conn.cert_reqs = "CERT_REQUIRED" if verify else "CERT_NONE"
 
 
+def tls_session(host: str, options: RegistryOptions | None = None) -> requests.Session:
+    """A session trusting for HOST[:PORT] what the registry client would (system CAs, certs.d or
+    --cert-dir, --tls-verify=false), for other servers of a build (the binhost). It reads
+    ~/.netrc, as requests does: that is where such a server's credentials go."""
+    options = options or RegistryOptions()
+    session = requests.Session()
+    session.headers.update({"User-Agent": f"chrootforge/{__version__}"})
+    session.verify = options.tls_verify
+    session.mount("https://", _TLSAdapter(ssl_context(tls_config(host, options.tls_verify, options.cert_dir)),
+                                          max_retries=0))
+    return session
+
+
 def _origin(url: str) -> tuple[str, str, int | None]:
     parsed = urlparse(url)
     return parsed.scheme, (parsed.hostname or "").lower(), parsed.port

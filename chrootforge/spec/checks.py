@@ -68,6 +68,46 @@ def prefix(value: str) -> str | None:
     return None if _PREFIX_RE.match(value) else f"'{value}' is not an image name prefix"
 
 
+def registry_base(value: str) -> str | None:
+    """docker://HOST[:PORT][/NAMESPACE]: what `build --push` puts IMAGE:TAG under."""
+    from chrootforge.errors import UsageError
+    from chrootforge.registry.reference import parse_ref
+
+    if not value.startswith("docker://"):
+        return f"registry '{value}' must start with docker://"
+    try:
+        parse_ref(f"{value.rstrip('/')}/image:tag")
+    except UsageError:
+        return f"'{value}' is not docker://HOST[:PORT]/NAMESPACE (without a tag)"
+    return None
+
+
+def binhost(value: str) -> str | None:
+    """An http(s):// or file:// URL: the directory holding binpkgs caches (gentoo/binhost.py)."""
+    from urllib.parse import urlsplit
+
+    try:
+        url = urlsplit(value)
+        url.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        return f"binhost '{value}' is not a URL"
+    if url.scheme not in ("http", "https", "file"):
+        return f"binhost '{value}' must be an http://, https:// or file:// URL"
+    if url.scheme != "file" and not url.hostname:
+        return f"binhost '{value}' names no host"
+    if url.scheme == "file" and (url.netloc or not url.path.startswith("/")):
+        return f"binhost '{value}' must be file:///ABSOLUTE/PATH"
+    if url.username or url.password:
+        return f"binhost '{_hide_password(value)}' holds credentials; put them in ~/.netrc"
+    if url.query or url.fragment or any(ord(c) <= 32 or c in "\"'" for c in value):
+        return f"binhost '{value}' must be a plain URL (no query, fragment, spaces or quotes)"
+    return None
+
+
+def _hide_password(value: str) -> str:
+    return re.sub(r"//[^/@]*@", "//***@", value)
+
+
 def absolute(value: str) -> str | None:
     return None if value.startswith("/") else f"'{value}' must be an absolute path"
 

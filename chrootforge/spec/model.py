@@ -119,11 +119,20 @@ class Namespace:
                       hint="lowercase path components, optionally after a registry host, "
                            "e.g. localhost/myproject or registry.example.com:5000/team")
     compression: str = key(Choice("gzip", "zstd"), "layer compression", "gzip", section="output")
+    registry: str | None = key(STR, "where `build --push` publishes: IMAGE:TAG goes to REGISTRY/IMAGE:TAG "
+                               "(docker://HOST[:PORT][/NAMESPACE], no tag)", None, section="output",
+                               check=checks.registry_base, example="docker://registry.example.com/team",
+                               hint="write docker://HOST[:PORT]/NAMESPACE, e.g. docker://registry.example.com/team")
     network: str = key(Choice("none", "host"), "network in the build sandbox (host copies resolv.conf in, "
                        "for fetching distfiles)", "none", section="build")
     distfiles: Path | None = key(PATH, "a folder of distfiles seeding the per-user distfiles cache", None,
                                  section="build", example="distfiles")
     jobs: int = key(Int(), "emerge --jobs", 2, section="build", check=checks.at_least(1))
+    binhost: str | None = key(STR, "a binhost serving chrootforge binpkgs caches (http, https or file URL of "
+                              "the directory that holds them; a build reads URL/<binpkgs key>/); "
+                              "--binhost overrides it", None, section="build", check=checks.binhost,
+                              example="https://binhost.example.com/chrootforge",
+                              hint="an http://, https:// or file:// URL without query or credentials")
     root: Path                          # the namespace folder
     spec_path: Path
     text: str = ""                      # raw file text (part of the cache key)

@@ -1,0 +1,254 @@
+"""What CI users do (issue 11), with real builds, a real registry (docker-registry over TLS with
+htpasswd), real skopeo and a real binhost (`python3 -m http.server` over a runner's binpkgs cache):
+
+- two runners, one registry: runner A (the unprivileged user; its own HOME, XDG cache and layout)
+  builds examples/world with --remote-cache and --push; runner B (root when the suite runs as root,
+  else the user again, with a fresh HOME, cache and layout) builds the same: every image is pulled,
+  no emerge runs (no stage is even extracted), and the manifest digests, states and SBOMs equal A's;
+- binhost: B rebuilds the leaf with --force, an empty binpkgs cache and A's binpkgs as the binhost:
+  only binary merges, and the image equals A's (its package.provided came from pulled parents);
+- re-push: A's second `build --push` uploads no blob bytes.
+The full world (busybox, glibc, s6, hello) is built once, by A.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.identity import get_identity, shared_dir
+from tests.helpers.registry import PASSWORD, USER, free_port
+from tests.helpers.rootfs import remove_as
+from tests.registry.checks import no_secrets
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+IMAGES = ["busybox", "glibc", "s6", "hello"]
+PREFIX = "localhost/chrootforge"
+
+
+@dataclass
+class Runner:
+    """One CI runner: an identity with its own HOME, XDG cache and layout."""
+
+    identity: object
+    tmp: Path
+    ns: Path
+    env: dict
+    flags: list[str]
+    reports: list[dict] = field(default_factory=list)
+
+    @property
+    def layout(self) -> Path:
+        return self.tmp / "layout"
+
+    @property
+    def cache(self) -> Path:
+        return self.tmp / "cache" / "chrootforge"
+
+    def build(self, *extra: str, target: str | None = None) -> tuple[subprocess.CompletedProcess, dict | None]:
+        proc = self.identity.cf("build", "--json", "--layout", str(self.layout), *self.flags, *extra,
+                                target or str(self.ns), env=self.env, timeout=1200)
+        no_secrets(proc.stdout, proc.stderr)
+        report = json.loads(proc.stdout) if proc.stdout.strip().startswith("{") else None
+        self.reports.append(report)
+        return proc, report
+
+    def digests(self) -> dict[str, str]:
+        index = json.loads((self.layout / "index.json").read_text())
+        names = {m["annotations"].get("org.opencontainers.image.ref.name"): m["digest"] for m in index["manifests"]}
+        return {image: names[f"{PREFIX}/{image}:latest"] for image in IMAGES}
+
+    def state(self, image: str) -> dict:
+        return json.loads((self.layout.parent / "layout.build" / "state" / f"{image}.json").read_text())
+
+
+def _runner(identity, ns: Path, registry, cert_dir: Path, repo: str, env: dict) -> Runner:
+    tmp = identity.mkdtemp("dist.")
+    for sub in ("home", "runtime"):
+        (tmp / sub).mkdir(mode=0o700)
+        if os.getuid() == 0:
+            os.chown(tmp / sub, identity.uid, identity.gid)
+    env = {**env, "HOME": str(tmp / "home"), "XDG_CACHE_HOME": str(tmp / "cache"),
+           "XDG_RUNTIME_DIR": str(tmp / "runtime"), "SOURCE_DATE_EPOCH": ""}
+    flags = ["--remote-cache", f"docker://{registry.host}/{repo}-cache", "--cert-dir", str(cert_dir),
+             "--creds", f"{USER}:{PASSWORD}"]
+    return Runner(identity, tmp, ns, env, flags)
+
+
+@pytest.fixture(scope="module")
+def world(world_inputs, world_repo, htpasswd_registry):
+    """examples/world in a world-readable folder, pushing to a repository of its own."""
+    repo = f"dist{secrets.token_hex(4)}"
+    base = shared_dir("dist-ns.")
+    ns = base / "world"
+    shutil.copytree(REPO / "examples" / "world", ns)
+    text = (ns / "chrootforge.toml").read_text().replace('path = "../repo"', f'path = "{world_repo}"')
+    text = text.replace("[output]\n", f'[output]\nregistry = "docker://{htpasswd_registry.host}/{repo}"\n')
+    (ns / "chrootforge.toml").write_text(text)
+    for dirpath, _dirs, files in os.walk(base):
+        os.chmod(dirpath, 0o755)
+        for name in files:
+            os.chmod(os.path.join(dirpath, name), 0o644)
+    yield ns, repo
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def runner_a(world, world_inputs, htpasswd_registry, cert_dirs):
+    ns, repo = world
+    a = _runner(get_identity("user"), ns, htpasswd_registry, cert_dirs["ca"], repo, world_inputs.env())
+    proc, _ = a.build("--push")
+    assert proc.returncode == 0, f"{proc.stdout[-2000:]}\n{proc.stderr[-5000:]}"
+    yield a
+    remove_as(a.identity, a.tmp)
+
+
+@pytest.fixture(scope="module")
+def runner_b(runner_a, world, world_inputs, htpasswd_registry, cert_dirs):
+    ns, repo = world
+    identity = get_identity("root") if os.getuid() == 0 else get_identity("user")
+    b = _runner(identity, ns, htpasswd_registry, cert_dirs["ca"], repo, world_inputs.env())
+    proc, _ = b.build("--push")
+    assert proc.returncode == 0, f"{proc.stdout[-2000:]}\n{proc.stderr[-5000:]}"
+    yield b
+    remove_as(b.identity, b.tmp)
+
+
+def _skopeo(*args: str, cert_dir: Path) -> dict:
+    proc = subprocess.run(["skopeo", "inspect", "--cert-dir", str(cert_dir), "--creds", f"{USER}:{PASSWORD}",
+                           *args], capture_output=True, text=True, check=False, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+# -- runner A: built, stored in the cache, pushed --------------------------------------------------
+def test_a_builds_stores_and_pushes(runner_a, world, htpasswd_registry, cert_dirs):
+    report = runner_a.reports[0]
+    _, repo = world
+    assert [(r["image"], r["status"], r["cache"]) for r in report["images"]] == \
+        [(image, "built", "stored") for image in IMAGES]
+    host = htpasswd_registry.host
+    for r in report["images"]:
+        assert [p["reference"] for p in r["pushed"]] == [f"docker://{host}/{repo}/{r['image']}:latest"]
+        assert r["pushed"][0]["digest"] == r["digest"] and r["pushed"][0]["referrers"] == 2
+        # real clients see what was pushed: the image under its name, and the cache entry by key
+        pushed = _skopeo(f"docker://{host}/{repo}/{r['image']}:latest", cert_dir=cert_dirs["ca"])
+        assert pushed["Digest"] == r["digest"]
+        key = runner_a.state(r["image"])["key"]
+        cached = _skopeo(f"docker://{host}/{repo}-cache:cf-{key.split(':')[1]}", cert_dir=cert_dirs["ca"])
+        assert cached["Digest"] == r["digest"] and cached["Labels"]["org.chrootforge.build-key"] == key
+    # the referrers (fallback tag, distribution 2.8): the SBOM and the build state
+    hello = report["images"][-1]["digest"]
+    index = _skopeo("--raw", f"docker://{host}/{repo}/hello:{hello.replace(':', '-')}", cert_dir=cert_dirs["ca"])
+    assert sorted(m["artifactType"] for m in index["manifests"]) == \
+        ["application/spdx+json", "application/vnd.chrootforge.build-state.v1+json"]
+
+
+# -- runner B: everything pulled, nothing built ---------------------------------------------------
+def test_b_pulls_every_image_and_builds_nothing(runner_a, runner_b):
+    report = runner_b.reports[0]
+    assert [r["status"] for r in report["images"]] == ["pulled"] * len(IMAGES), report
+    assert all(r["cache"].startswith("docker://") and ":cf-" in r["cache"] for r in report["images"])
+    assert runner_b.digests() == runner_a.digests()
+    assert not (runner_b.layout.parent / "layout.build" / "logs").exists()   # no step ran
+    assert not (runner_b.cache / "stages").exists()                           # no stage was even extracted
+    assert not (runner_b.cache / "binpkgs").exists()
+    for image in IMAGES:
+        a, b = runner_a.state(image), runner_b.state(image)
+        assert {k: v for k, v in b.items() if k not in ("seconds", "sources")} == \
+            {k: v for k, v in a.items() if k not in ("seconds", "sources")}
+        assert b["sources"] == {"remote-cache": next(r["cache"] for r in report["images"] if r["image"] == image)}
+        sbom = runner_b.layout.parent / "layout.build" / "sbom" / f"{image}.spdx.json"
+        assert sbom.read_bytes() == (runner_a.layout.parent / "layout.build" / "sbom" / f"{image}.spdx.json").read_bytes()
+    proc = runner_b.identity.cf("verify", str(runner_b.layout), env=runner_b.env)
+    assert proc.returncode == 0, proc.stderr
+    proc = runner_b.identity.cf("sbom", f"{runner_b.layout}:{PREFIX}/hello:latest", env=runner_b.env)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["packages"]
+    # B pushed what it pulled: nothing to upload
+    assert all(p["uploaded_bytes"] == 0 for r in report["images"] for p in r["pushed"])
+
+
+# -- the binhost -------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def binhost_server(runner_a):
+    """`python3 -m http.server` over runner A's binpkgs cache (every binpkgs key a directory)."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port),
+                             "--directory", str(runner_a.cache / "binpkgs")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 10
+    import socket
+
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}/", proc
+    proc.terminate()
+    proc.wait(10)
+
+
+def _binhost_leaf(runner: Runner, runner_a: Runner, url: str) -> None:
+    """`build --force NS/hello --binhost URL` with an empty binpkgs cache: only binary merges."""
+    assert not list(runner.cache.glob("binpkgs/*/*/*/*.gpkg.tar"))  # it compiled nothing, has none
+    proc, report = runner.build("--force", "--binhost", url, target=str(runner.ns / "hello"))
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    status = {r["image"]: r["status"] for r in report["images"]}
+    assert status == {"busybox": "up-to-date", "glibc": "up-to-date", "s6": "up-to-date", "hello": "built"}
+    hello = next(r for r in report["images"] if r["image"] == "hello")
+    assert "binhost" in hello["steps"] and "emerge" in hello["steps"]
+    log = (runner.layout.parent / "layout.build" / "logs" / "hello" / "emerge.log").read_text()
+    assert log.count(">>> Emerging binary") >= 1 and "app-misc/hello-1.0" in log
+    assert ">>> Emerging (" not in log and ">>> Compiling source" not in log
+    assert "binary package(s) from http://127.0.0.1" in proc.stderr
+    # the same image as A's: its package.provided came from the pulled parents' build state
+    assert hello["digest"] == runner_a.digests()["hello"]
+    # what came from the binhost stays in the mirror; the runner's own PKGDIR holds what it compiled
+    assert list(runner.cache.glob("binhost/*/*/app-misc/hello/*.gpkg.tar"))
+    assert not list(runner.cache.glob("binpkgs/*/*/*/*.gpkg.tar"))
+    pretend = (runner.layout.parent / "layout.build" / "logs" / "hello" / "binhost.log").read_text()
+    assert "file:///var/cache/chrootforge-binhost/app-misc/hello/" in pretend
+
+
+def test_binhost_leaf_takes_only_binary_packages(runner_a, runner_b, binhost_server):
+    _binhost_leaf(runner_b, runner_a, binhost_server[0])
+
+
+def test_binhost_leaf_rootless(runner_a, runner_b, world, world_inputs, htpasswd_registry, cert_dirs,
+                               binhost_server):
+    """The same for the unprivileged user (when B was root): parents from the cache, leaf from the binhost."""
+    if not runner_b.identity.is_root:
+        pytest.skip("runner B already was the unprivileged user")
+    ns, repo = world
+    c = _runner(get_identity("user"), ns, htpasswd_registry, cert_dirs["ca"], repo, world_inputs.env())
+    try:
+        proc, report = c.build(target=str(ns / "s6"))
+        assert proc.returncode == 0 and [r["status"] for r in report["images"]] == ["pulled"] * 3, proc.stderr
+        _binhost_leaf(c, runner_a, binhost_server[0])
+    finally:
+        remove_as(c.identity, c.tmp)
+
+
+# -- re-push ------------------------------------------------------------------------------------------
+def test_a_repush_uploads_no_blob_bytes(runner_a, htpasswd_registry):
+    before = len(htpasswd_registry.access_log())
+    proc, report = runner_a.build("--push")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [(r["status"], r["cache"]) for r in report["images"]] == [("up-to-date", "in the remote cache")] * 4
+    assert all(p["uploaded_bytes"] == 0 for r in report["images"] for p in r["pushed"])
+    assert len([p for r in report["images"] for p in r["pushed"]]) == len(IMAGES)
+    uploads = [entry for entry in htpasswd_registry.access_log()[before:]
+               if "/blobs/uploads" in entry[1] and entry[0] in ("POST", "PATCH", "PUT")]
+    assert uploads == []
