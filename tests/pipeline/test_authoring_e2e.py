@@ -137,7 +137,7 @@ def world(request, world_inputs, world_repo) -> World:
     identity = get_identity(request.param)
     tmp = identity.mkdtemp("authoring.")
     ns = tmp / "world"
-    shutil.copytree(REPO / "examples" / "world", ns, ignore=shutil.ignore_patterns("s6", "hello"))
+    shutil.copytree(REPO / "examples" / "world", ns, ignore=shutil.ignore_patterns("s6", "hello", "greeter"))
     text = (ns / "chrootforge.toml").read_text().replace('path = "../repo"', f'path = "{world_repo}"')
     (ns / "chrootforge.toml").write_text(text)
     for name, spec in SPECS.items():
