@@ -82,7 +82,7 @@ def main() -> int:
         registry.start()
         certs = pki.cert_dir(work / "certs")
         ns = work / "world"
-        shutil.copytree(REPO / "examples" / "world", ns)
+        shutil.copytree(REPO / "examples" / "world", ns, ignore=shutil.ignore_patterns("greeter"))
         text = (ns / "chrootforge.toml").read_text().replace('path = "../repo"', f'path = "{REPO / "examples/repo"}"')
         (ns / "chrootforge.toml").write_text(text.replace("[output]\n", f'[output]\nregistry = '
                                                                         f'"docker://{registry.host}/bench"\n'))

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 PY = REPO / ".venv" / "bin" / "python"
 WORK = Path(os.environ.get("CHROOTFORGE_DEMO_DIR", "/var/tmp/chrootforge-demo"))
 NS = REPO / "examples" / "world"
-IMAGES = ("busybox", "glibc", "s6", "hello")
+IMAGES = ("busybox", "glibc", "s6", "greeter", "hello")
 PODMAN_RUN = ["--runtime", "runc", "--cgroup-manager", "cgroupfs", "--events-backend", "none"]
 
 
@@ -106,15 +106,17 @@ def main() -> int:
     }
     cf = [str(PY), "-m", "chrootforge"]
     subprocess.run(as_user(entry, ["env", "-i", *[f"{k}={v}" for k, v in build_env.items()],
-                                   *cf, "build", "--layout", str(layout), str(NS)]), check=True, cwd="/")
+                                   *cf, "build", "--jobs", "2", "--layout", str(layout), str(NS)]),
+                   check=True, cwd="/")
 
     say("3. export the images and load them into podman")
     archives = WORK / "archives"
     archives.mkdir(exist_ok=True)
     for image in IMAGES:
         archive = archives / f"{image}.tar"
-        run([*cf, "export", f"{layout}:localhost/chrootforge/{image}:latest", "--format", "oci-archive", "-o", str(archive)],
-            cwd="/")
+        # podman load takes an archive of one image only: the SBOM referrer stays in the layout
+        run([*cf, "export", f"{layout}:localhost/chrootforge/{image}:latest", "--format", "oci-archive",
+             "--no-referrers", "-o", str(archive)], cwd="/")
         run(["podman", *PODMAN_RUN, "load", "-i", str(archive)], stdout=subprocess.DEVNULL)
 
     say("4. run hello")

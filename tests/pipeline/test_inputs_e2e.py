@@ -24,7 +24,7 @@ def _namespace(dest: Path, repo: Path, mirror_url: str, keyring: Path) -> Path:
     """examples/world's busybox and glibc, with the stage3 from the mirror (the latest openrc)."""
     ns = dest / "world"
     shutil.copytree(REPO / "examples" / "world", ns)
-    for extra in ("s6", "hello"):
+    for extra in ("s6", "hello", "greeter"):
         shutil.rmtree(ns / extra)
     text = (ns / "chrootforge.toml").read_text()
     text = re.sub(r'path = "\$\{CHROOTFORGE_WORLD_STAGE\}".*\n', f'mirror = "{mirror_url}"\n', text)
