@@ -53,7 +53,7 @@ def serve(argv: list[str], env: dict[str, str], cwd: str, err_fd: int) -> int:
     signal.signal(signal.SIGWINCH, lambda *_: _copy_winsize(0, master))
     status = None
     try:
-        tty.setraw(0)
+        tty.setraw(0, termios.TCSANOW)  # not TCSAFLUSH: keep what was typed ahead
         status = _relay(master, payload)
     finally:
         termios.tcsetattr(0, termios.TCSAFLUSH, saved)

@@ -508,7 +508,7 @@ def test_zz_build_shell_through_a_terminal(built):
                 b"test -x /emerge-root/bin/busybox && echo PARENT-OK; grep -c zz-chrootforge "
                 b"/etc/portage/repos.conf/zz-chrootforge.conf && echo PORTAGE-OK; exit 3\n")
     argv = built.identity.cf_argv("build", "--layout", str(built.layout), str(built.ns / "hello"), "--shell")
-    code, screen = _pty_session(built.identity, argv, built.env, commands, b"leave with `exit`")
+    code, screen = _pty_session(built.identity, argv, built.env, commands, b"(cf hello)")
     assert "chrootforge build shell: image world/hello (parent: s6)" in screen, screen[-3000:]
     assert "emerge line: ROOT=/emerge-root" in screen
     assert "INFO-OK" in screen and "PARENT-OK" in screen and "PORTAGE-OK" in screen, screen[-3000:]
@@ -536,7 +536,7 @@ def test_zz_shell_on_failure_and_keep(built):
         argv = built.identity.cf_argv("build", "--layout", str(built.layout), str(built.ns / name),
                                       "--shell-on-failure", *keep)
         code, screen = _pty_session(built.identity, argv, built.env,
-                                    b"cat /emerge-root/boom-was-here; exit\n", b"leave with `exit`")
+                                    b"cat /emerge-root/boom-was-here; exit\n", b"(cf shellfail)")
         assert "the build failed: image shellfail: hook 'boom.sh' (configure_rootfs)" in screen, screen[-3000:]
         assert "boom" in screen.split("leave with `exit`", 1)[1]
         assert code == 1
