@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable
 
 from chrootforge.sandbox import syscalls, userns
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 PAYLOAD_EXEC_FAILED = 127
 
@@ -44,8 +47,9 @@ def _identity_of_our_map(path: str) -> str:
     return "".join(f"{first} {first} {count}\n" for first, _outside, count in lines)
 
 
-def spawn_locked(err_fd: int, start: Callable[[], None]) -> int:
-    """Fork the payload into a nested user + mount namespace mapped 1:1 onto ours; its pid.
+def spawn_locked(err_fd: int, start: Callable[[], None]) -> tuple[int, str | None]:
+    """Fork the payload into a nested user + mount namespace mapped 1:1 onto ours: its pid, and
+    why it could not be mapped (it then exits SETUP_FAILED without running `start`) or None.
 
     A mount namespace copied into a less privileged user namespace gets the flags of every mount
     it copied (read-only, nosuid, nodev, noexec, atime) locked, and those mounts locked together
@@ -84,7 +88,7 @@ def spawn_locked(err_fd: int, start: Callable[[], None]) -> int:
         os._exit(userns.SETUP_FAILED)
     os.close(ready_w)
     os.close(go_r)
-    go = b"0"
+    go, problem = b"0", None
     try:
         ready = os.read(ready_r, 64)
         proc_pid = ready[1:].strip().decode()
@@ -95,26 +99,31 @@ def spawn_locked(err_fd: int, start: Callable[[], None]) -> int:
                 handle.write(gid_map)
             go = b"1"
     except OSError as err:
-        userns.report(err_fd, f"cannot map the payload's nested user namespace: {err.strerror}")
+        problem = f"cannot map the payload's nested user namespace: {err.strerror}"
     finally:
-        os.write(go_w, go)
+        try:
+            os.write(go_w, go)
+        except BrokenPipeError:
+            pass  # a forwarded signal killed the payload already: its status tells
         os.close(go_w)
         os.close(ready_r)
-    return payload
+    return payload, problem
 
 
 def serve(argv: list[str], env: dict[str, str], cwd: str, err_fd: int,
           out_fd: int | None) -> int:
     """As PID 1: fork the payload, reap everything, return the payload's status."""
-    payload = spawn_locked(err_fd, lambda: run_payload(argv, env, cwd, err_fd, out_fd))
+    payload, problem = spawn_locked(err_fd, lambda: run_payload(argv, env, cwd, err_fd, out_fd))
     if out_fd is not None:
         os.close(out_fd)
-    os.close(err_fd)
     while True:
         try:
             pid, status = os.wait()
         except ChildProcessError:
             return userns.SETUP_FAILED
         if pid == payload:
+            code = userns.status_code(status)
+            if problem and code == userns.SETUP_FAILED:  # not when a signal killed it meanwhile
+                userns.report(err_fd, problem)
             # Exiting as PID 1 makes the kernel kill whatever the payload left running.
-            return userns.status_code(status)
+            return code

@@ -8,7 +8,6 @@ the rootfs is recorded so the sandbox can take it away again when it ends (runne
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import os
 
@@ -44,7 +43,7 @@ def apply_plan(steps: list[MountStep], notices: list[str], created: list[Created
                 raise CfError(f"sandbox setup failed at {step.op} {where}: {err.strerror}",
                               hint=_hint(step, err)) from None
             finally:
-                created += [dataclasses.replace(c, step=number) for c in mounter.created]
+                created += [c.replace(step=number) for c in mounter.created]
                 mounter.created = []
     finally:
         mounter.close()

@@ -46,9 +46,8 @@ def serve(argv: list[str], env: dict[str, str], cwd: str, err_fd: int) -> int:
             os.dup2(slave, fd)
         init.run_payload(argv, env, cwd, err_fd, None)
 
-    payload = init.spawn_locked(err_fd, start)
+    payload, problem = init.spawn_locked(err_fd, start)
     os.close(slave)
-    os.close(err_fd)
     saved = termios.tcgetattr(0)
     signal.signal(signal.SIGWINCH, lambda *_: _copy_winsize(0, master))
     status = None
@@ -57,6 +56,8 @@ def serve(argv: list[str], env: dict[str, str], cwd: str, err_fd: int) -> int:
         status = _relay(master, payload)
     finally:
         termios.tcsetattr(0, termios.TCSAFLUSH, saved)
+    if problem and status == userns.SETUP_FAILED:
+        userns.report(err_fd, problem)
     return status
 
 

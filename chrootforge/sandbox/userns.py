@@ -11,11 +11,14 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Callable
 
 from chrootforge.errors import CfError
 from chrootforge.sandbox import syscalls
 from chrootforge.sandbox.idmap import IdMap, helper_path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 SETUP_FAILED = 125  # exit status of a child whose setup failed (the error pipe says why)

@@ -228,7 +228,7 @@ def test_check_inside_path():
 
 def test_cli_values(tmp_path):
     bind = cliargs.parse_bind(f"{tmp_path}:/mnt:ro")
-    assert bind == Bind(tmp_path.resolve(), "/mnt", True)
+    assert bind == Bind(str(tmp_path.resolve()), "/mnt", True)
     assert not cliargs.parse_bind(f"{tmp_path}:/mnt").readonly
     assert not cliargs.parse_bind(f"{tmp_path}:/mnt:rw").readonly
     for bad in (str(tmp_path), f"{tmp_path}:", ":/x", f"{tmp_path}:/x:rx", f"{tmp_path}:../x",
@@ -243,7 +243,7 @@ def test_cli_values(tmp_path):
     assert cliargs.parse_env(["A=1", "B=x=y", "C="]) == {"A": "1", "B": "x=y", "C": ""}
     with pytest.raises(UsageError):
         cliargs.parse_env(["NOEQUALS"])
-    assert cliargs.parse_repo(f"gentoo={tmp_path}") == ("gentoo", tmp_path.resolve())
+    assert cliargs.parse_repo(f"gentoo={tmp_path}") == ("gentoo", str(tmp_path.resolve()))
     for bad in (f"={tmp_path}", "gentoo=", f"a/b={tmp_path}", f"x={tmp_path}/missing"):
         with pytest.raises(UsageError):
             cliargs.parse_repo(bad)
