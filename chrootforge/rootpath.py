@@ -105,6 +105,9 @@ class RootDir:
     def __init__(self, root: str | os.PathLike):
         self.root = os.fspath(root)
         self.fd = os.open(self.root, _DIR_FLAGS)
+        # Devices of filesystems that go away with their user (a sandbox's own tmpfs): what is
+        # created on them is not recorded, as there will be nothing to undo.
+        self.ephemeral_devs: set[int] = set()
 
     def __enter__(self) -> Self:
         return self
@@ -206,14 +209,15 @@ class RootDir:
             if fd is not None:
                 os.close(fd)
 
-    @staticmethod
-    def _record(created: list[Created] | None, dirfd: int, parent: str, name: str) -> None:
+    def _record(self, created: list[Created] | None, dirfd: int, parent: str, name: str) -> None:
         """Note that `name` is about to be made in the directory `parent` (fd `dirfd`)."""
         if created is None:
             return
+        st = os.fstat(dirfd)
+        if st.st_dev in self.ephemeral_devs:
+            return
         times = None  # recorded once per directory: the list is per plan step (see undo_created)
         if not any(c.parent == parent or c.inside == parent for c in created):
-            st = os.fstat(dirfd)
             times = (st.st_atime_ns, st.st_mtime_ns)
         created.append(Created(_join(parent, name), parent, times))
 

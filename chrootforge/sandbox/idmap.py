@@ -50,6 +50,12 @@ class IdMap(Value):
     def gid_lines(self) -> str:
         return "".join(f"{a} {b} {c}\n" for a, b, c in self.gid_map)
 
+    def nested_lines(self, which: str) -> str:
+        """The "uid" or "gid" map of a user namespace nested in this one that maps its ids 1:1 onto
+        this one's (`0 0 65536`, or `0 0 1` single-id)."""
+        extents = self.uid_map if which == "uid" else self.gid_map
+        return "".join(f"{first} {first} {count}\n" for first, _outside, count in extents)
+
     def helper_args(self, which: str) -> list[str]:
         """Arguments after the PID for newuidmap ("uid") or newgidmap ("gid")."""
         extents = self.uid_map if which == "uid" else self.gid_map

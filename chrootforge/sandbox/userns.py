@@ -117,18 +117,14 @@ def clear_target() -> None:
     _pending.clear()
 
 
-def fork_forwarding(child_default: bool = False) -> int:
+def fork_forwarding() -> int:
     """fork() for the next link of the chain: from its first instant the parent forwards to the
-    child, and the child forwards nowhere yet (child_default: its handlers are back to SIG_DFL,
-    for a payload about to exec). The signals are blocked across the fork, so one arriving
-    meanwhile is neither lost nor delivered twice."""
+    child, and the child forwards nowhere yet. The signals are blocked across the fork, so one
+    arriving meanwhile is neither lost nor delivered twice."""
     old = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
     pid = os.fork()
     if pid == 0:
         clear_target()
-        if child_default:
-            for sig in FORWARDED:
-                signal.signal(sig, signal.SIG_DFL)
     else:
         set_target(pid)
     signal.pthread_sigmask(signal.SIG_SETMASK, old)
@@ -186,6 +182,18 @@ def write_maps(pid: int, idmap: IdMap) -> None:
     except OSError as err:
         raise CfError(f"cannot write the id map of process {pid}: {err.strerror}",
                       hint="the map must only name your own uid/gid (or run as root)") from None
+
+
+def write_nested_maps(proc: int, pid: int, idmap: IdMap) -> None:
+    """From a process of the namespace `idmap` maps: map the user namespace of process `pid` (as
+    the procfs open as `proc` numbers it), nested in ours, 1:1 onto ours (so files keep their
+    owners). OSError if refused."""
+    for which in ("uid", "gid"):
+        fd = os.open(f"{pid}/{which}_map", os.O_WRONLY | os.O_CLOEXEC, dir_fd=proc)
+        try:
+            write_all(fd, idmap.nested_lines(which).encode())
+        finally:
+            os.close(fd)
 
 
 def fork_into_userns(idmap: IdMap, child_main: Callable[[int], None]) -> tuple[int, int]:
