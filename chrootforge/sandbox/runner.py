@@ -52,10 +52,7 @@ def run_sandboxed(config: SandboxConfig) -> int:
             out_w = os.dup(log_handle.fileno())
     notice_r, notice_w = os.pipe2(os.O_CLOEXEC)
 
-    def child(err_fd: int) -> None:
-        os.close(notice_r)
-        if out_r is not None:
-            os.close(out_r)
+    def namespaces() -> None:  # in the child, while we write its id map
         try:
             sc.unshare(flags)
         except OSError as err:
@@ -65,6 +62,11 @@ def run_sandboxed(config: SandboxConfig) -> int:
                                "try --network host, or run the build inside a virtual machine") from None
         if hermetic:
             network.bring_up_loopback()
+
+    def child(err_fd: int) -> None:
+        os.close(notice_r)
+        if out_r is not None:
+            os.close(out_r)
         # PID 1 cannot use getppid() to see whether we died before its PR_SET_PDEATHSIG took
         # effect (its parent is outside its pid namespace): it checks this pipe for EOF instead.
         life_r, life_w = os.pipe()
@@ -93,7 +95,7 @@ def run_sandboxed(config: SandboxConfig) -> int:
 
     previous = userns.install_forwarding()
     try:
-        pid, err_fd = userns.fork_into_userns(idmap, child)
+        pid, err_fd = userns.fork_into_userns(idmap, child, meanwhile=namespaces)
     except BaseException:
         userns.restore_handlers(previous)
         for fd in (notice_r, notice_w, out_r, out_w):
