@@ -33,6 +33,15 @@ def make_rootfs(base: Path) -> Path:
     shutil.copy2("/bin/busybox", root / "bin/busybox")
     for applet in ("sh", "true"):
         (root / "bin" / applet).symlink_to("busybox")
+    if os.getuid() == 0:
+        # Root's sandbox is an unprivileged range: give it the tree, as extracting a stage does.
+        sys.path.insert(0, str(REPO))
+        from chrootforge.sandbox.idmap import detect_idmap
+
+        owner = detect_idmap().to_host(0, 0)
+        for dirpath, dirnames, filenames in os.walk(root):
+            for name in [".", *dirnames, *filenames]:
+                os.lchown(os.path.join(dirpath, name), *owner)
     return root
 
 
@@ -69,6 +78,7 @@ def main() -> int:
     env = dict(os.environ)
     env["PYTHONPATH"] = f"{REPO}:{env.get('PYTHONPATH', '')}".rstrip(":")
     with tempfile.TemporaryDirectory(prefix="cf-bench.") as tmp:
+        os.chmod(tmp, 0o755)  # as root, the sandbox is an unprivileged range that must reach it
         root = make_rootfs(Path(tmp))
         repo = Path(tmp) / "repo"
         repo.mkdir()

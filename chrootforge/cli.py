@@ -2,12 +2,13 @@
 
 Each package owns a small `cli` module whose `register(subparsers)` adds its commands. Those modules
 import nothing heavy at module level, so `chrootforge run` starts fast: the handlers import what they
-need when they run. Exit codes: 0 ok, 1 build or verification failure, 2 usage or spec error.
+need when they run. A module may also parse the words of some commands itself (it names them in
+OWN_WORDS and provides handle_words(command, words)): `run` and `shell` do, so that they never import
+argparse. Exit codes: 0 ok, 1 build or verification failure, 2 usage or spec error.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import sys
@@ -51,8 +52,14 @@ def _first_positional(argv: list[str]) -> str | None:
     return None
 
 
-def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+# What may precede a command that parses its own words without argparse having to look at them.
+PLAIN_GLOBALS = ("-q", "--quiet", "--debug")
+
+
+def build_parser(argv: list[str] | None = None):
     """The full parser, or only the named command's when argv names a known one."""
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="chrootforge",
         description="Build slim Gentoo-based OCI images with no daemon and no root.",
@@ -74,10 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv[: argv.index("--")] if "--" in argv else "--debug" in argv
     debug = debug or bool(os.environ.get("CHROOTFORGE_DEBUG"))
     try:
-        args = build_parser(argv).parse_args(argv)
-        if args.quiet:
-            log.set_quiet(True)
-        result = args.func(args)
+        result = _dispatch(argv)
     except CfError as err:
         _traceback(debug)
         print(err.render(), file=sys.stderr)
@@ -98,6 +102,26 @@ def main(argv: list[str] | None = None) -> int:
               + ("" if debug else " (run with --debug for the traceback)"), file=sys.stderr)
         return 1
     return int(result or 0)
+
+
+def _dispatch(argv: list[str]) -> int:
+    command = _first_positional(argv)
+    owner = COMMAND_OWNERS.get(command or "")
+    module = importlib.import_module(owner) if owner else None
+    if module is not None and command in getattr(module, "OWN_WORDS", ()):
+        at = argv.index(command)
+        globals_ = argv[:at]
+        if all(arg in PLAIN_GLOBALS for arg in globals_):
+            quiet = "-q" in globals_ or "--quiet" in globals_
+        else:  # --version, -h, -qq, abbreviations, mistakes: argparse's, up to the command name
+            quiet = build_parser(argv[:at + 1]).parse_args(argv[:at + 1]).quiet
+        if quiet:
+            log.set_quiet(True)
+        return module.handle_words(command, argv[at + 1:])
+    args = build_parser(argv).parse_args(argv)
+    if args.quiet:
+        log.set_quiet(True)
+    return args.func(args)
 
 
 def _traceback(debug: bool) -> None:

@@ -20,11 +20,14 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Self
 
 from chrootforge.errors import CfError, UsageError
+from chrootforge.values import Value
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import Self
 
 MAX_LINKS = 40
 _DIR_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -69,24 +72,31 @@ def parent_policy_problem(parts: list[str], kind_of: Callable[[str], str | None]
     return None
 
 
-@dataclass
-class Located:
+class Located(Value):
     """Where a path ended up: an fd of its parent directory and its last component (None when the
     path is the root itself), plus the symlink-free inside path."""
 
+    __slots__ = ("dirfd", "name", "inside")  # noqa: RUF023 - the fields' order
     dirfd: int
     name: str | None
     inside: str
 
+    def __init__(self, dirfd: int, name: str | None, inside: str) -> None:
+        self._init(dirfd, name, inside)
 
-@dataclass(frozen=True)
-class Created:
+
+class Created(Value):
     """Something a resolution created (for undoing it later), and the times its parent had."""
 
+    __slots__ = ("inside", "parent", "parent_times", "step")
     inside: str
     parent: str
     parent_times: tuple[int, int] | None  # (atime_ns, mtime_ns) before the first creation in it
-    step: int = 0  # which step of a plan made it (undo goes step by step, in reverse)
+    step: int  # which step of a plan made it (undo goes step by step, in reverse)
+
+    def __init__(self, inside: str, parent: str, parent_times: tuple[int, int] | None,
+                 step: int = 0) -> None:
+        self._init(inside, parent, parent_times, step)
 
 
 class RootDir:
@@ -95,6 +105,9 @@ class RootDir:
     def __init__(self, root: str | os.PathLike):
         self.root = os.fspath(root)
         self.fd = os.open(self.root, _DIR_FLAGS)
+        # Devices of filesystems that go away with their user (a sandbox's own tmpfs): what is
+        # created on them is not recorded, as there will be nothing to undo.
+        self.ephemeral_devs: set[int] = set()
 
     def __enter__(self) -> Self:
         return self
@@ -196,14 +209,15 @@ class RootDir:
             if fd is not None:
                 os.close(fd)
 
-    @staticmethod
-    def _record(created: list[Created] | None, dirfd: int, parent: str, name: str) -> None:
+    def _record(self, created: list[Created] | None, dirfd: int, parent: str, name: str) -> None:
         """Note that `name` is about to be made in the directory `parent` (fd `dirfd`)."""
         if created is None:
             return
+        st = os.fstat(dirfd)
+        if st.st_dev in self.ephemeral_devs:
+            return
         times = None  # recorded once per directory: the list is per plan step (see undo_created)
         if not any(c.parent == parent or c.inside == parent for c in created):
-            st = os.fstat(dirfd)
             times = (st.st_atime_ns, st.st_mtime_ns)
         created.append(Created(_join(parent, name), parent, times))
 

@@ -1,16 +1,18 @@
-"""Parse the sandbox command-line values (--bind, --tmpfs, --env, --repo) into config values."""
+"""Parse the sandbox command-line values (--bind, --tmpfs, --env, --repo) into config values.
+
+Host paths come back as absolute, symlink-free strings (os.path.realpath: pathlib costs an import).
+"""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from chrootforge.errors import UsageError
 from chrootforge.rootpath import check_inside_path
 from chrootforge.sandbox.config import Bind, Tmpfs
 
 
-def _must_exist(path: Path, what: str) -> None:
+def _must_exist(path: str, what: str) -> None:
     """A usage error naming `what` when path is missing or cannot be reached."""
     try:
         os.stat(path)
@@ -29,10 +31,10 @@ def parse_bind(text: str) -> Bind:
         parts = parts[:2]
     if len(parts) != 2 or not parts[0] or not parts[1]:
         raise UsageError(f"malformed --bind {text!r}: expected SRC:DST or SRC:DST:ro")
-    src = Path(parts[0])
+    src = parts[0]
     _must_exist(src, f"--bind {text!r}: source {src}")
     dst = check_inside_path(parts[1], f"--bind {text!r}: target")
-    return Bind(src.resolve(), dst, readonly=(mode == "ro"))
+    return Bind(os.path.realpath(src), dst, readonly=(mode == "ro"))
 
 
 def parse_tmpfs(text: str) -> Tmpfs:
@@ -55,18 +57,17 @@ def parse_env(items: list[str]) -> dict[str, str]:
     return env
 
 
-def parse_repo(text: str) -> tuple[str, Path]:
+def parse_repo(text: str) -> tuple[str, str]:
     name, sep, path = text.partition("=")
     if not sep or not name or not path or "/" in name or name in (".", ".."):
         raise UsageError(f"malformed --repo {text!r}: expected NAME=PATH (e.g. gentoo=/var/db/repos/gentoo)")
-    if not Path(path).is_dir():
+    if not os.path.isdir(path):
         raise UsageError(f"--repo {text!r}: {path} is not a directory")
-    return name, Path(path).resolve()
+    return name, os.path.realpath(path)
 
 
-def parse_root(text: str) -> Path:
-    path = Path(text)
-    _must_exist(path, f"ROOTFS {text}")
-    if not path.is_dir():
+def parse_root(text: str) -> str:
+    _must_exist(text, f"ROOTFS {text}")
+    if not os.path.isdir(text):
         raise UsageError(f"ROOTFS {text} is not a directory")
-    return path.resolve()
+    return os.path.realpath(text)

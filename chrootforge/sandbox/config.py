@@ -1,58 +1,105 @@
-"""What a sandbox run looks like, as plain values (validated by the mount plan)."""
+"""What a sandbox run looks like, as plain values (validated by the mount plan).
+
+Paths may be str or os.PathLike: the sandbox only hands them to os functions.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
+from chrootforge.values import Value
 
-from chrootforge.sandbox.idmap import IdMap
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from os import PathLike
+
+    from chrootforge.sandbox.idmap import IdMap
+
+    HostPath = str | PathLike[str]
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-@dataclass(frozen=True)
-class Bind:
-    src: Path
+class Bind(Value):
+    __slots__ = ("src", "dst", "readonly")  # noqa: RUF023 - the fields' order
+    src: HostPath
     dst: str  # absolute path inside the sandbox
-    readonly: bool = False
+    readonly: bool
+
+    def __init__(self, src: HostPath, dst: str, readonly: bool = False) -> None:
+        self._init(src, dst, readonly)
 
 
-@dataclass(frozen=True)
-class Tmpfs:
+class Tmpfs(Value):
+    __slots__ = ("dst", "size", "mode")  # noqa: RUF023 - the fields' order
     dst: str
-    size: str | None = None  # tmpfs size= option, e.g. "2G" or "50%"
-    mode: int = 0o755
+    size: str | None  # tmpfs size= option, e.g. "2G" or "50%"
+    mode: int
+
+    def __init__(self, dst: str, size: str | None = None, mode: int = 0o755) -> None:
+        self._init(dst, size, mode)
 
 
-@dataclass(frozen=True)
-class OverlayRoot:
+class OverlayRoot(Value):
     """An overlayfs root: read-only lower dirs (first is topmost), the caller's upper and work."""
 
-    lower: list[Path]
-    upper: Path
-    work: Path
+    __slots__ = ("lower", "upper", "work")
+    lower: list[HostPath]
+    upper: HostPath
+    work: HostPath
+
+    def __init__(self, lower: list[HostPath], upper: HostPath, work: HostPath) -> None:
+        self._init(lower, upper, work)
 
 
-@dataclass
 class SandboxConfig:
-    root: Path | OverlayRoot
-    argv: list[str]
-    env: dict[str, str] | None = None  # None: a clean env with PATH/HOME/TERM defaults
-    cwd: str = "/"
-    hostname: str = "chrootforge"
-    network: str = "none"  # "none": own netns with only lo up; "host": the host's
-    binds: list[Bind] = field(default_factory=list)
-    tmpfs: list[Tmpfs] = field(default_factory=list)
-    repos: dict[str, Path] = field(default_factory=dict)  # bound read-only at /var/db/repos/NAME
-    portage_tmpfs_size: str | None = None  # tmpfs at /var/tmp/portage when set ("" = default size)
-    distfiles: Path | None = None  # bound rw at /var/cache/distfiles
-    binpkgs: Path | None = None  # bound rw at /var/cache/binpkgs
-    sys: str = "none"  # "none" or "ro"
-    interactive: bool = False  # a terminal session (shell): no signal forwarding of INT/QUIT
-    log_file: Path | None = None  # stdout+stderr of the payload go to this file (appended)
-    log_tee: bool = False  # with log_file: also copy the output to our stdout
-    idmap: IdMap | None = None  # None: detect_idmap()
-    single_id: bool = False  # with idmap=None: the degraded single-id map
+    """One run's settings; callers adjust fields (argv, env, cwd) before run_sandboxed()."""
+
+    __slots__ = ("argv", "binds", "binpkgs", "cwd", "distfiles", "env", "hostname", "idmap",
+                 "interactive", "log_file", "log_tee", "network", "portage_tmpfs_size", "repos", "root",
+                 "single_id", "sys", "tmpfs")
+
+    def __init__(
+        self,
+        root: HostPath | OverlayRoot,
+        argv: list[str],
+        env: dict[str, str] | None = None,  # None: a clean env with PATH/HOME/TERM defaults
+        cwd: str = "/",
+        hostname: str = "chrootforge",
+        network: str = "none",  # "none": own netns with only lo up; "host": the host's
+        binds: list[Bind] | None = None,
+        tmpfs: list[Tmpfs] | None = None,
+        repos: dict[str, HostPath] | None = None,  # bound read-only at /var/db/repos/NAME
+        portage_tmpfs_size: str | None = None,  # tmpfs at /var/tmp/portage when set ("" = default)
+        distfiles: HostPath | None = None,  # bound rw at /var/cache/distfiles
+        binpkgs: HostPath | None = None,  # bound rw at /var/cache/binpkgs
+        sys: str = "none",  # "none" or "ro"
+        interactive: bool = False,  # a terminal session (shell): no forwarding of INT/QUIT
+        log_file: HostPath | None = None,  # the payload's stdout+stderr go to this file (appended)
+        log_tee: bool = False,  # with log_file: also copy the output to our stdout
+        idmap: IdMap | None = None,  # None: detect_idmap()
+        single_id: bool = False,  # with idmap=None: the degraded single-id map
+    ) -> None:
+        self.root = root
+        self.argv = argv
+        self.env = env
+        self.cwd = cwd
+        self.hostname = hostname
+        self.network = network
+        self.binds = [] if binds is None else binds
+        self.tmpfs = [] if tmpfs is None else tmpfs
+        self.repos = {} if repos is None else repos
+        self.portage_tmpfs_size = portage_tmpfs_size
+        self.distfiles = distfiles
+        self.binpkgs = binpkgs
+        self.sys = sys
+        self.interactive = interactive
+        self.log_file = log_file
+        self.log_tee = log_tee
+        self.idmap = idmap
+        self.single_id = single_id
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"SandboxConfig({fields})"
 
     def payload_env(self) -> dict[str, str]:
         env = {"PATH": DEFAULT_PATH, "HOME": "/root", "TERM": "dumb"}

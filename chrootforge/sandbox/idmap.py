@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import os
 import pwd
-from dataclasses import dataclass
 
 from chrootforge import log
 from chrootforge.errors import UsageError
+from chrootforge.values import Value
 
 FULL_RANGE = 65536  # ids 0..65535 inside, what a Gentoo stage needs (portage is 250)
 # Root's range when /etc/subuid has no entry for root: right after systemd's range for containers
@@ -31,20 +31,30 @@ DEFAULT_ROOT_RANGE = (1879048192, FULL_RANGE)
 Extent = tuple[int, int, int]  # (inside, outside, count), the /proc/PID/uid_map line format
 
 
-@dataclass(frozen=True)
-class IdMap:
+class IdMap(Value):
+    __slots__ = ("uid_map", "gid_map", "single_id", "use_helpers")  # noqa: RUF023 - the fields' order
     uid_map: tuple[Extent, ...]
     gid_map: tuple[Extent, ...]
-    single_id: bool = False
+    single_id: bool
     # True: newuidmap/newgidmap write the maps (unprivileged); False: written directly (real root
     # or a single-id map of the caller itself).
-    use_helpers: bool = False
+    use_helpers: bool
+
+    def __init__(self, uid_map: tuple[Extent, ...], gid_map: tuple[Extent, ...],
+                 single_id: bool = False, use_helpers: bool = False) -> None:
+        self._init(uid_map, gid_map, single_id, use_helpers)
 
     def uid_lines(self) -> str:
         return "".join(f"{a} {b} {c}\n" for a, b, c in self.uid_map)
 
     def gid_lines(self) -> str:
         return "".join(f"{a} {b} {c}\n" for a, b, c in self.gid_map)
+
+    def nested_lines(self, which: str) -> str:
+        """The "uid" or "gid" map of a user namespace nested in this one that maps its ids 1:1 onto
+        this one's (`0 0 65536`, or `0 0 1` single-id)."""
+        extents = self.uid_map if which == "uid" else self.gid_map
+        return "".join(f"{first} {first} {count}\n" for first, _outside, count in extents)
 
     def helper_args(self, which: str) -> list[str]:
         """Arguments after the PID for newuidmap ("uid") or newgidmap ("gid")."""

@@ -1,126 +1,116 @@
-"""PID 1 of the sandbox: start the payload, reap zombies, forward signals, pass the status on.
+"""PID 1 of the sandbox: lock the mounts, start the payload, reap zombies, forward signals.
 
 Everything here runs after pivot_root, when the host filesystem (and the venv) are gone: this module
 and everything it uses must already be imported.
+
+Locking: once the mount plan is applied, PID 1 moves into a nested user + mount namespace mapped 1:1
+onto the sandbox's (its parent, still in the sandbox's own user namespace, writes the maps). A mount
+namespace copied into a less privileged user namespace gets the flags of every mount it copied
+(read-only, nosuid, nodev, noexec, atime) locked, and those mounts locked together
+(mount_namespaces(7)): the payload, although root with every capability of that namespace, can
+neither remount a read-only bind writable (mount(2) remount, mount_setattr) nor unmount, move or
+detach a mount to reveal or replace what is below. It may still create namespaces of its own, which
+portage's ipc-, network- and pid-sandbox FEATURES do. The unlocked namespace stays with PID 1's
+parent, outside the sandbox's pid namespace, where it undoes what the plan created (runner.py).
+
+The payload is started with posix_spawn (vfork + exec: no copy of this interpreter) and inherits the
+locked namespaces, PID 1's credentials and nothing else: signal handlers and Python's ignored
+signals are reset, no descriptor but stdin, stdout and stderr reaches it. One difference from fork
+and exec: glibc's posix_spawn leaves its own two internal signals (GLIBC_INTERNAL) ignored in the
+new program. No program can use them as signals of its own, and glibc installs its handlers for them
+when a program starts its first thread.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
-from collections.abc import Callable
 
+from chrootforge.errors import CfError
 from chrootforge.sandbox import syscalls, userns
 
 PAYLOAD_EXEC_FAILED = 127
+# Python ignores these; the payload gets the defaults (as subprocess gives its children).
+RESET_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
+GLIBC_INTERNAL = (32, 33)  # SIGCANCEL and SIGSETXID, below SIGRTMIN: see the module docstring
 
 
-def run_payload(argv: list[str], env: dict[str, str], cwd: str, err_fd: int,
-                out_fd: int | None) -> None:
-    """In the forked payload process: set up stdio and exec (never returns)."""
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # Python ignores it; commands expect the default
+def enter_locked(ask_fd: int, answer_fd: int) -> None:
+    """In PID 1, after the mounts: enter the nested user + mount namespace (CfError if refused).
+
+    Writes b"1" on ask_fd once unshared, and waits for the parent's answer on answer_fd: b"1" when
+    it has written the maps, else b"0" and why. Then takes id 0 of the new namespace. The caller
+    makes itself non-dumpable afterwards: until then our parent must be able to open our /proc
+    files (a uid change made us non-dumpable, when real root's namespace child took id 0)."""
+    syscalls.set_dumpable(True)
+    try:
+        syscalls.unshare(syscalls.CLONE_NEWUSER | syscalls.CLONE_NEWNS)
+    except OSError as err:
+        raise CfError(f"cannot lock the sandbox's mounts (a nested user namespace was refused: "
+                      f"{err.strerror})",
+                      hint="raise user.max_user_namespaces; the payload never runs with unlocked mounts"
+                      ) from None
+    os.write(ask_fd, b"1")
+    os.close(ask_fd)
+    answer = os.read(answer_fd, 512)
+    os.close(answer_fd)
+    if answer != b"1":
+        raise CfError("cannot map the sandbox's nested user namespace: "
+                      + (answer[1:].decode(errors="replace") or "its parent is gone"))
+    userns.become_namespace_root()
+
+
+def spawn(argv: list[str], env: dict[str, str], file_actions=(), setsid: bool = False) -> int:
+    """Start the payload (PID 1's cwd is its working directory); its pid. OSError when it cannot be
+    executed. The forwarded signals are blocked across it, so one that arrives meanwhile goes to
+    the payload once its pid is known (userns.set_target) instead of being lost."""
+    syscalls.cloexec_from(3)  # whatever chrootforge's caller handed down stays out of the payload
+    # posix_spawnp searches the PATH of our own environment, execvp-style: make it the payload's.
+    if "PATH" in env:
+        os.environ["PATH"] = env["PATH"]
+    else:
+        os.environ.pop("PATH", None)
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, userns.FORWARDED)
+    try:
+        pid = os.posix_spawnp(argv[0], argv, env, file_actions=list(file_actions), setsid=setsid,
+                              setsigdef=RESET_SIGNALS, setsigmask=old)
+        userns.set_target(pid)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    return pid
+
+
+def exec_failed(argv0: str, err: OSError, err_fd: int) -> int:
+    """Report a payload that could not be executed; the exit status a shell would give."""
+    userns.report(err_fd, f"cannot run {argv0} in the sandbox: {err.strerror}",
+                  "check the command exists in the root (and PATH inside it)", kind="exec")
+    return PAYLOAD_EXEC_FAILED if err.errno == errno.ENOENT else 126
+
+
+def enter_cwd(cwd: str, err_fd: int) -> bool:
     try:
         os.chdir(cwd)
+        return True
     except OSError as err:
-        userns.report(err_fd, f"cannot enter working directory {cwd} in the sandbox: "
-                              f"{err.strerror}")
-        os._exit(userns.SETUP_FAILED)
-    if out_fd is not None:
-        os.dup2(out_fd, 1)
-        os.dup2(out_fd, 2)
-    userns.close_inherited_fds(err_fd)
-    try:
-        os.execvpe(argv[0], argv, env)
-    except OSError as err:
-        userns.report(err_fd, f"cannot run {argv[0]} in the sandbox: {err.strerror}",
-                      "check the command exists in the root (and PATH inside it)", kind="exec")
-        os._exit(PAYLOAD_EXEC_FAILED if err.errno == 2 else 126)
-
-
-def _identity_of_our_map(path: str) -> str:
-    """Our own map's inside ranges, each mapped onto itself (`0 0 65536`, or `0 0 1` single-id)."""
-    with open(path) as handle:
-        lines = [line.split() for line in handle if line.strip()]
-    return "".join(f"{first} {first} {count}\n" for first, _outside, count in lines)
-
-
-def spawn_locked(err_fd: int, start: Callable[[], None]) -> int:
-    """Fork the payload into a nested user + mount namespace mapped 1:1 onto ours; its pid.
-
-    A mount namespace copied into a less privileged user namespace gets the flags of every mount
-    it copied (read-only, nosuid, nodev, noexec, atime) locked, and those mounts locked together
-    (mount_namespaces(7)): the payload, although root with every capability of its own namespace,
-    can neither remount a read-only bind writable (mount(2) remount, mount_setattr) nor unmount,
-    move or detach a mount to reveal or replace what is below. It may still create namespaces of
-    its own, which portage's ipc-, network- and pid-sandbox FEATURES do. `start` runs in the child
-    once it is mapped, and must exec or exit.
-    """
-    uid_map = _identity_of_our_map("/proc/self/uid_map")
-    gid_map = _identity_of_our_map("/proc/self/gid_map")
-    ready_r, ready_w = os.pipe()
-    go_r, go_w = os.pipe()
-    payload = userns.fork_forwarding(child_default=True)
-    if payload == 0:
-        os.close(ready_r)
-        os.close(go_w)
-        # PID 1 is not dumpable (runner.py); the payload may be, so that PID 1 can write its maps.
-        syscalls.set_dumpable(True)
-        try:
-            syscalls.unshare(syscalls.CLONE_NEWUSER | syscalls.CLONE_NEWNS)
-        except OSError as err:
-            userns.report(err_fd, f"cannot lock the sandbox's mounts (a nested user namespace was "
-                                  f"refused: {err.strerror})",
-                          "raise user.max_user_namespaces; the payload never runs with unlocked mounts")
-            os._exit(userns.SETUP_FAILED)
-        # Our pid as the mounted /proc sees it: the sandbox's own procfs, or (masked /proc) the
-        # host's, bound in, where PID 1's fork() return value would name another process.
-        os.write(ready_w, b"1" + os.readlink("/proc/self").encode() + b"\n")
-        os.close(ready_w)
-        if os.read(go_r, 1) != b"1":
-            os._exit(userns.SETUP_FAILED)
-        os.close(go_r)
-        userns.become_namespace_root()
-        start()
-        os._exit(userns.SETUP_FAILED)
-    os.close(ready_w)
-    os.close(go_r)
-    go = b"0"
-    proc_pid = ""
-    try:
-        ready = os.read(ready_r, 64)
-        proc_pid = ready[1:].strip().decode()
-        if ready[:1] == b"1" and proc_pid.isdigit():
-            with open(f"/proc/{proc_pid}/uid_map", "w") as handle:
-                handle.write(uid_map)
-            with open(f"/proc/{proc_pid}/gid_map", "w") as handle:
-                handle.write(gid_map)
-            go = b"1"
-    except OSError as err:
-        if _alive(proc_pid):  # (a payload killed meanwhile, by a signal to the sandbox, is no error)
-            userns.report(err_fd, f"cannot map the payload's nested user namespace: {err.strerror}")
-    finally:
-        os.write(go_w, go)
-        os.close(go_w)
-        os.close(ready_r)
-    return payload
-
-
-def _alive(pid: str) -> bool:
-    """Is `pid` (our child, as the mounted /proc names it) still running, not gone or a zombie?"""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            return handle.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
+        userns.report(err_fd, f"cannot enter working directory {cwd} in the sandbox: {err.strerror}")
         return False
 
 
 def serve(argv: list[str], env: dict[str, str], cwd: str, err_fd: int,
           out_fd: int | None) -> int:
-    """As PID 1: fork the payload, reap everything, return the payload's status."""
-    payload = spawn_locked(err_fd, lambda: run_payload(argv, env, cwd, err_fd, out_fd))
-    if out_fd is not None:
-        os.close(out_fd)
-    os.close(err_fd)
+    """As PID 1: start the payload, reap everything, return the payload's status."""
+    if not enter_cwd(cwd, err_fd):
+        return userns.SETUP_FAILED
+    actions = [] if out_fd is None else [(os.POSIX_SPAWN_DUP2, out_fd, 1),
+                                         (os.POSIX_SPAWN_DUP2, out_fd, 2)]
+    try:
+        payload = spawn(argv, env, actions)
+    except OSError as err:
+        return exec_failed(argv[0], err, err_fd)
+    finally:
+        if out_fd is not None:
+            os.close(out_fd)
     while True:
         try:
             pid, status = os.wait()

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import os
-import pickle
 import signal
 import sys
 
@@ -82,6 +81,8 @@ def run_mapped(argv: list[str], idmap: IdMap | None = None, cwd=None,
 
 def call_mapped(func, *args, idmap: IdMap | None = None, **kwargs):
     """func(*args, **kwargs) as id 0 of a mapped user namespace; its result, or its exception."""
+    import pickle  # not at module level: `run` imports this module for check_reachable
+
     idmap = idmap or detect_idmap()
     result_r, result_w = os.pipe2(os.O_CLOEXEC)
     chunks: list[bytes] = []

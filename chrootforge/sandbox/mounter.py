@@ -8,7 +8,6 @@ the rootfs is recorded so the sandbox can take it away again when it ends (runne
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import os
 
@@ -44,7 +43,7 @@ def apply_plan(steps: list[MountStep], notices: list[str], created: list[Created
                 raise CfError(f"sandbox setup failed at {step.op} {where}: {err.strerror}",
                               hint=_hint(step, err)) from None
             finally:
-                created += [dataclasses.replace(c, step=number) for c in mounter.created]
+                created += [c.replace(step=number) for c in mounter.created]
                 mounter.created = []
     finally:
         mounter.close()
@@ -107,18 +106,21 @@ class _Mounter:
             raise CfError(f"unknown mount step {op!r}")
 
     def _fresh_mount(self, step: MountStep) -> None:
+        fresh = True
         with self.target(step) as target:
             try:
                 sc.mount(step.source, target, step.fstype, step.flags, step.data)
-                return
             except OSError as err:
                 if step.fallback is None or err.errno not in (errno.EPERM, errno.EACCES):
                     raise
                 sc.mount(step.fallback, target, None, sc.MS_BIND | sc.MS_REC)
+                fresh = False
                 self.notices.append(f"a fresh {step.fstype} was refused on {step.target} "
                                     f"({err.strerror}); bound the host's {step.fallback} instead")
-        if step.flags & sc.MS_RDONLY:
-            with self.target(step) as target:
+        with self.target(step) as target:  # resolved again: now the new filesystem's root
+            if fresh:  # nothing made in it outlives the sandbox: no need to record it for undoing
+                self.root.ephemeral_devs.add(os.stat(target).st_dev)
+            if step.flags & sc.MS_RDONLY:
                 readonly_tree(target)  # the submounts came along: all read-only
 
     def _copy_bind(self, step: MountStep) -> None:

@@ -7,13 +7,16 @@ Targets are paths inside the new root; `create` says what to create there when m
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from pathlib import Path
 
 from chrootforge.errors import UsageError
 from chrootforge.rootpath import check_inside_path
 from chrootforge.sandbox import syscalls as sc
 from chrootforge.sandbox.config import Bind, OverlayRoot, SandboxConfig, Tmpfs
+from chrootforge.values import Value
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from chrootforge.sandbox.config import HostPath
 
 DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
 DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
@@ -23,8 +26,7 @@ NET_FILES = ("/etc/resolv.conf", "/etc/hosts")
 OVERLAY_OPTIONS = "userxattr,index=off,metacopy=off"
 
 
-@dataclass(frozen=True)
-class MountStep:
+class MountStep(Value):
     """One operation of the plan.
 
     op: "private" (propagation of / private, recursively), "root" (bind or overlay-mount the new
@@ -34,15 +36,23 @@ class MountStep:
     the new root and detach the old one).
     """
 
+    __slots__ = (  # noqa: RUF023 - the fields' order
+        "op", "target", "source", "fstype", "flags", "data", "create", "host", "fallback")
     op: str
-    target: str = ""
-    source: str | None = None
-    fstype: str | None = None
-    flags: int = 0
-    data: str | None = None
-    create: str | None = None  # "dir" | "file": created inside the root when missing
-    host: str | None = None  # "root": where the new root is mounted on the host side
-    fallback: str | None = None  # "mount": host path to rbind when a fresh mount is refused
+    target: str
+    source: str | None
+    fstype: str | None
+    flags: int
+    data: str | None
+    create: str | None  # "dir" | "file": created inside the root when missing
+    host: str | None  # "root": where the new root is mounted on the host side
+    fallback: str | None  # "mount": host path to rbind when a fresh mount is refused
+
+    def __init__(self, op: str, target: str = "", source: str | None = None,
+                 fstype: str | None = None, flags: int = 0, data: str | None = None,
+                 create: str | None = None, host: str | None = None,
+                 fallback: str | None = None) -> None:
+        self._init(op, target, source, fstype, flags, data, create, host, fallback)
 
     @property
     def is_mount(self) -> bool:
@@ -50,14 +60,14 @@ class MountStep:
         return self.op in ("root", "mount", "bind", "copy_file")
 
 
-def root_mountpoint(root: Path | OverlayRoot) -> str:
+def root_mountpoint(root: HostPath | OverlayRoot) -> str:
     """Host path where the new root is assembled (an overlay is mounted over its top lower dir)."""
     if isinstance(root, OverlayRoot):
         return os.fspath(root.lower[0])
     return os.fspath(root)
 
 
-def _root_step(root: Path | OverlayRoot) -> MountStep:
+def _root_step(root: HostPath | OverlayRoot) -> MountStep:
     if isinstance(root, OverlayRoot):
         if not root.lower:
             raise UsageError("an overlay root needs at least one lower directory")

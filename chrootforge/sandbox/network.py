@@ -3,8 +3,9 @@
 pyroute2 (the design's netlink library) costs ~110 ms to import here, five times the interpreter's
 own start, and even the socket module costs ~4 ms; so the common path is the single SIOCSIFFLAGS
 ioctl that `ip link set lo up` boils down to, made through the libc handle syscalls.py already
-holds. pyroute2 is the fallback when that ioctl is refused. Nothing here is imported on the
---network host path.
+holds. pyroute2 is the fallback when that ioctl is refused (and imported only then). The runner
+imports this module before it forks: an import in a freshly forked child costs several times more,
+as every page the import machinery touches is copied.
 """
 
 from __future__ import annotations

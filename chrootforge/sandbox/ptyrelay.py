@@ -35,20 +35,19 @@ def _write_all(fd: int, data: bytes) -> None:
 
 def serve(argv: list[str], env: dict[str, str], cwd: str, err_fd: int) -> int:
     """As PID 1: the payload on a new pty, relayed to our stdin/stdout; its status."""
+    if not init.enter_cwd(cwd, err_fd):
+        return userns.SETUP_FAILED
     master, slave = os.openpty()
     _copy_winsize(0, master)
-
-    def start() -> None:
-        os.close(master)
-        os.setsid()
-        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
-        for fd in (0, 1, 2):
-            os.dup2(slave, fd)
-        init.run_payload(argv, env, cwd, err_fd, None)
-
-    payload = init.spawn_locked(err_fd, start)
-    os.close(slave)
-    os.close(err_fd)
+    # A session leader that opens a terminal without O_NOCTTY gets it as its controlling tty.
+    actions = [(os.POSIX_SPAWN_OPEN, 0, os.ttyname(slave), os.O_RDWR, 0),
+               (os.POSIX_SPAWN_DUP2, 0, 1), (os.POSIX_SPAWN_DUP2, 0, 2)]
+    try:
+        payload = init.spawn(argv, env, actions, setsid=True)
+    except OSError as err:
+        return init.exec_failed(argv[0], err, err_fd)
+    finally:
+        os.close(slave)
     saved = termios.tcgetattr(0)
     signal.signal(signal.SIGWINCH, lambda *_: _copy_winsize(0, master))
     status = None

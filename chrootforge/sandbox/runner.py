@@ -1,9 +1,11 @@
 """run_sandboxed: the full sandbox (user, mount, pid, uts, ipc and net namespaces; pivot_root).
 
 Processes: chrootforge (outside) -> child in the new user namespace, which unshares the other
-namespaces and forks -> PID 1 (init.serve), which applies the mount plan, pivots and forks -> the
-payload. Each link dies with its parent (PR_SET_PDEATHSIG), and when PID 1 exits the kernel kills
-the rest, so killing chrootforge leaves nothing behind.
+namespaces and forks -> PID 1, which applies the mount plan, pivots, enters a nested user + mount
+namespace that locks the mounts (the child writes its maps) and spawns -> the payload (init.py).
+Each link dies with its parent (PR_SET_PDEATHSIG), and when PID 1 exits the kernel kills the rest,
+so killing chrootforge leaves nothing behind. The child keeps the unlocked mount namespace, and
+undoes in it what the plan created once PID 1 is gone.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import sys
 
 from chrootforge import log, rootpath
 from chrootforge.errors import CfError
-from chrootforge.sandbox import init, mounter, userns
+from chrootforge.sandbox import init, mounter, network, userns
 from chrootforge.sandbox import syscalls as sc
 from chrootforge.sandbox.config import SandboxConfig
 from chrootforge.sandbox.idmap import detect_idmap
@@ -50,10 +52,7 @@ def run_sandboxed(config: SandboxConfig) -> int:
             out_w = os.dup(log_handle.fileno())
     notice_r, notice_w = os.pipe2(os.O_CLOEXEC)
 
-    def child(err_fd: int) -> None:
-        os.close(notice_r)
-        if out_r is not None:
-            os.close(out_r)
+    def namespaces() -> None:  # in the child, while we write its id map
         try:
             sc.unshare(flags)
         except OSError as err:
@@ -62,32 +61,41 @@ def run_sandboxed(config: SandboxConfig) -> int:
                           hint="a seccomp or LSM policy may allow user namespaces but not these; "
                                "try --network host, or run the build inside a virtual machine") from None
         if hermetic:
-            from chrootforge.sandbox.network import bring_up_loopback
+            network.bring_up_loopback()
 
-            bring_up_loopback()
+    def child(err_fd: int) -> None:
+        os.close(notice_r)
+        if out_r is not None:
+            os.close(out_r)
         # PID 1 cannot use getppid() to see whether we died before its PR_SET_PDEATHSIG took
         # effect (its parent is outside its pid namespace): it checks this pipe for EOF instead.
         life_r, life_w = os.pipe()
         made_r, made_w = os.pipe()
+        ask_r, ask_w = os.pipe()
+        answer_r, answer_w = os.pipe()
         host_root = os.stat("/")
+        # Our /proc, while it is still the host's: PID 1's pivot_root moves our root too, and the
+        # sandbox's /proc names PID 1 by another number.
+        host_proc = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         pid1 = userns.fork_forwarding()
         if pid1 == 0:
-            os.close(life_w)
-            os.close(made_r)
-            os._exit(_pid1(config, steps, argv, env, err_fd, out_w, notice_w, life_r, made_w, use_pty))
-        os.close(life_r)
-        os.close(made_w)
-        os.close(notice_w)
+            for fd in (life_w, made_r, ask_r, answer_w):
+                os.close(fd)
+            os._exit(_pid1(config, steps, argv, env, err_fd, out_w, notice_w, life_r, made_w,
+                           (ask_w, answer_r), use_pty))
+        for fd in (life_r, made_w, ask_w, answer_r, notice_w):
+            os.close(fd)
         if out_w is not None:
             os.close(out_w)
         made = _read_all(made_r)  # PID 1 closes its end once the mounts are set up
+        _map_nested(host_proc, pid1, idmap, ask_r, answer_w)
         code = userns.wait_child(pid1)
         _leave_rootfs_as_found(steps, rootpath.decode_created(made), config, host_root)
         os._exit(code)
 
     previous = userns.install_forwarding()
     try:
-        pid, err_fd = userns.fork_into_userns(idmap, child)
+        pid, err_fd = userns.fork_into_userns(idmap, child, meanwhile=namespaces)
     except BaseException:
         userns.restore_handlers(previous)
         for fd in (notice_r, notice_w, out_r, out_w):
@@ -119,6 +127,23 @@ def run_sandboxed(config: SandboxConfig) -> int:
     os.close(err_fd)
     userns.raise_reports(reports)
     return code
+
+
+def _map_nested(host_proc: int, pid1: int, idmap, ask_r: int, answer_w: int) -> None:
+    """In the namespace child: when PID 1 asks (it has entered its nested user namespace), map
+    that namespace 1:1 onto ours, and answer b"1", or b"0" and why not."""
+    if os.read(ask_r, 1) == b"1":
+        try:
+            userns.write_nested_maps(host_proc, pid1, idmap)
+            answer = b"1"
+        except OSError as err:
+            answer = b"0" + (err.strerror or str(err)).encode()
+        try:
+            os.write(answer_w, answer)
+        except BrokenPipeError:
+            pass  # PID 1 is gone already: its status tells why
+    for fd in (ask_r, answer_w, host_proc):
+        os.close(fd)
 
 
 def _read_all(fd: int) -> bytes:
@@ -154,8 +179,8 @@ def _leave_rootfs_as_found(steps, created, config, host_root) -> None:
         pass
 
 
-def _pid1(config, steps, argv, env, err_fd, out_w, notice_w, life_r, made_w, use_pty) -> int:
-    """PID 1 before the payload: die with our parent, set up the filesystem, then serve."""
+def _pid1(config, steps, argv, env, err_fd, out_w, notice_w, life_r, made_w, nest, use_pty) -> int:
+    """PID 1 before the payload: die with our parent, set up the filesystem, lock it, then serve."""
     try:
         sc.set_pdeathsig(signal.SIGKILL)
         os.set_blocking(life_r, False)
@@ -176,8 +201,9 @@ def _pid1(config, steps, argv, env, err_fd, out_w, notice_w, life_r, made_w, use
         for text in notices:
             userns.report(notice_w, text, kind="notice")
         os.close(notice_w)
-        # PID 1 keeps the unlocked mount namespace and the capabilities over it: the payload runs
-        # as the same uid, so it must not be able to ptrace PID 1 (or open its /proc files).
+        init.enter_locked(*nest)
+        # The payload runs as the same uid: it must not be able to ptrace PID 1 or open its /proc
+        # files (mm, environ, fds, root). Not earlier: our parent had to write our maps.
         sc.set_dumpable(False)
     except CfError as err:
         userns.report(err_fd, str(err), err.hint or "")

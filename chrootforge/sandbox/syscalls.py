@@ -33,6 +33,8 @@ SYS_PIVOT_ROOT = 155  # x86_64
 _PIVOT_ROOT_NR = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
 # mount_setattr(2) (Linux 5.12) has the same number on every architecture (the new syscall table).
 SYS_MOUNT_SETATTR = 442
+SYS_CLOSE_RANGE = 436  # Linux 5.9, also the same everywhere
+CLOSE_RANGE_CLOEXEC = 0x4  # Linux 5.11
 AT_RECURSIVE = 0x8000
 AT_EMPTY_PATH = 0x1000
 MOUNT_ATTR_RDONLY = 0x1
@@ -93,6 +95,19 @@ def mount_setattr_rdonly(fd: int) -> None:
     _check(_libc.syscall(SYS_MOUNT_SETATTR, fd, b"", AT_EMPTY_PATH | AT_RECURSIVE,
                          ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr))),
            "mount_setattr")
+
+
+def cloexec_from(first: int) -> None:
+    """Mark every descriptor from `first` on close-on-exec (close_range(2), else one by one)."""
+    if _libc.syscall(SYS_CLOSE_RANGE, ctypes.c_uint(first), ctypes.c_uint(0xFFFFFFFF),
+                     ctypes.c_uint(CLOSE_RANGE_CLOEXEC)) == 0:
+        return
+    for name in os.listdir("/proc/self/fd"):
+        if int(name) >= first:
+            try:
+                os.set_inheritable(int(name), False)
+            except OSError:
+                pass  # the directory listing's own descriptor, closed meanwhile
 
 
 def set_dumpable(on: bool) -> None:

@@ -11,11 +11,14 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Callable
 
 from chrootforge.errors import CfError
 from chrootforge.sandbox import syscalls
 from chrootforge.sandbox.idmap import IdMap, helper_path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 SETUP_FAILED = 125  # exit status of a child whose setup failed (the error pipe says why)
@@ -114,18 +117,14 @@ def clear_target() -> None:
     _pending.clear()
 
 
-def fork_forwarding(child_default: bool = False) -> int:
+def fork_forwarding() -> int:
     """fork() for the next link of the chain: from its first instant the parent forwards to the
-    child, and the child forwards nowhere yet (child_default: its handlers are back to SIG_DFL,
-    for a payload about to exec). The signals are blocked across the fork, so one arriving
-    meanwhile is neither lost nor delivered twice."""
+    child, and the child forwards nowhere yet. The signals are blocked across the fork, so one
+    arriving meanwhile is neither lost nor delivered twice."""
     old = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
     pid = os.fork()
     if pid == 0:
         clear_target()
-        if child_default:
-            for sig in FORWARDED:
-                signal.signal(sig, signal.SIG_DFL)
     else:
         set_target(pid)
     signal.pthread_sigmask(signal.SIG_SETMASK, old)
@@ -153,24 +152,32 @@ def wait_child(pid: int) -> int:
             return SETUP_FAILED
 
 
-def _spawn_helper(tool: str, pid: int, args: list[str]) -> None:
-    path = helper_path(tool)
-    if path is None:
-        raise CfError(f"{tool} not found", hint="apt-get install uidmap")
-    child = os.posix_spawn(path, [tool, str(pid), *args], os.environ)
-    _, status = os.waitpid(child, 0)
-    if status != 0:
-        raise CfError(f"{tool} {pid} {' '.join(args)} failed (see its message above)",
-                      hint="check that /etc/subuid and /etc/subgid give you this range and that "
-                           f"{tool} is setuid root (dpkg-reconfigure uidmap / apt-get install "
-                           "--reinstall uidmap)")
+def _run_helpers(pid: int, idmap: IdMap) -> None:
+    """newuidmap and newgidmap for `pid`, side by side (each is a setuid program that takes a
+    couple of milliseconds to start); a CfError names the first one that failed."""
+    calls = [(tool, helper_path(tool), idmap.helper_args(which))
+             for tool, which in (("newuidmap", "uid"), ("newgidmap", "gid"))]
+    for tool, path, _args in calls:
+        if path is None:
+            raise CfError(f"{tool} not found", hint="apt-get install uidmap")
+    children: list[int] = []
+    try:
+        for tool, path, args in calls:
+            children.append(os.posix_spawn(path, [tool, str(pid), *args], os.environ))
+    finally:
+        statuses = [os.waitpid(child, 0)[1] for child in children]
+    for (tool, _path, args), status in zip(calls, statuses, strict=True):
+        if status != 0:
+            raise CfError(f"{tool} {pid} {' '.join(args)} failed (see its message above)",
+                          hint="check that /etc/subuid and /etc/subgid give you this range and that "
+                               f"{tool} is setuid root (dpkg-reconfigure uidmap / apt-get install "
+                               "--reinstall uidmap)")
 
 
 def write_maps(pid: int, idmap: IdMap) -> None:
     """From the parent: install `idmap` on the user namespace of `pid`."""
     if idmap.use_helpers:
-        _spawn_helper("newuidmap", pid, idmap.helper_args("uid"))
-        _spawn_helper("newgidmap", pid, idmap.helper_args("gid"))
+        _run_helpers(pid, idmap)
         return
     try:
         if os.getuid() != 0:
@@ -185,11 +192,26 @@ def write_maps(pid: int, idmap: IdMap) -> None:
                       hint="the map must only name your own uid/gid (or run as root)") from None
 
 
-def fork_into_userns(idmap: IdMap, child_main: Callable[[int], None]) -> tuple[int, int]:
+def write_nested_maps(proc: int, pid: int, idmap: IdMap) -> None:
+    """From a process of the namespace `idmap` maps: map the user namespace of process `pid` (as
+    the procfs open as `proc` numbers it), nested in ours, 1:1 onto ours (so files keep their
+    owners). OSError if refused."""
+    for which in ("uid", "gid"):
+        fd = os.open(f"{pid}/{which}_map", os.O_WRONLY | os.O_CLOEXEC, dir_fd=proc)
+        try:
+            write_all(fd, idmap.nested_lines(which).encode())
+        finally:
+            os.close(fd)
+
+
+def fork_into_userns(idmap: IdMap, child_main: Callable[[int], None],
+                     meanwhile: Callable[[], None] | None = None) -> tuple[int, int]:
     """Fork a child in a new, mapped user namespace that runs child_main(err_fd).
 
     Returns (pid, err_read_fd). child_main must not return normally (it execs or _exits); any
-    exception it raises is reported on the error pipe.
+    exception it raises is reported on the error pipe. `meanwhile` runs in the child while we
+    write its maps (the setuid helpers take a few milliseconds): it holds every capability of
+    its namespace already, but no id of it yet.
     """
     parent = os.getpid()
     ready_r, ready_w = os.pipe()
@@ -214,6 +236,8 @@ def fork_into_userns(idmap: IdMap, child_main: Callable[[int], None]) -> tuple[i
                 os._exit(SETUP_FAILED)
             os.write(ready_w, b"1")
             os.close(ready_w)
+            if meanwhile is not None:
+                meanwhile()
             if os.read(go_r, 1) != b"1":
                 os._exit(SETUP_FAILED)
             os.close(go_r)
@@ -235,23 +259,29 @@ def fork_into_userns(idmap: IdMap, child_main: Callable[[int], None]) -> tuple[i
     os.close(ready_w)
     os.close(go_r)
     os.close(err_w)
+    failure: Exception | None = None
     try:
         ok = os.read(ready_r, 1) == b"1"
         os.close(ready_r)
         if ok:
-            write_maps(pid, idmap)
-            os.write(go_w, b"1")
+            try:
+                write_maps(pid, idmap)
+                os.write(go_w, b"1")
+            except (CfError, OSError) as err:  # the child's own report may say why, see below
+                ok, failure = False, err
     except BaseException:
         kill_and_reap(pid)
         os.close(go_w)
         os.close(err_r)
         raise
-    os.close(go_w)
+    os.close(go_w)  # without b"1" first, the child gives up
     if not ok:
         wait_child(pid)
         reports = read_reports(err_r)
         os.close(err_r)
-        raise_reports(reports)
+        raise_reports(reports)  # what failed in the child (meanwhile) explains ours
+        if failure is not None:
+            raise failure
         raise CfError("the namespace child exited before it was ready")
     return pid, err_r
 

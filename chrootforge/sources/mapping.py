@@ -6,7 +6,6 @@ these are the sources package's thin entry points to them, with the default map 
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 
 
@@ -33,5 +32,5 @@ def resolved_idmap(idmap):
 def idmap_key(idmap) -> str:
     """A short stable name for a mapping: owners on disk depend on it, so caches key on it."""
     idmap = resolved_idmap(idmap)
-    text = repr(dataclasses.asdict(idmap)) if dataclasses.is_dataclass(idmap) else repr(idmap)
+    text = repr(idmap.as_dict())
     return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -180,6 +180,24 @@ def test_mount_targets_resolve_inside_the_root(tmp_path):
     assert {"/etc/newdir", "/etc/newdir/file", "/var", "/var/db/repos/gentoo", "/etc/last-target"} <= made
 
 
+def test_creations_on_ephemeral_filesystems_are_not_recorded(tmp_path):
+    """What the plan creates on its own tmpfs (/dev/null on the sandbox's /dev, say) ends with the
+    sandbox: the mounter names those filesystems, and nothing there is recorded for undoing."""
+    root = tmp_path / "root"
+    (root / "dev").mkdir(parents=True)
+    created = []
+    with RootDir(root) as rd:
+        rd.ephemeral_devs.add(os.stat(root / "dev").st_dev + 1)  # another filesystem
+        with rd.target("/dev/null", "file", created):
+            pass
+        assert [c.inside for c in created] == ["/dev/null"]
+        rd.ephemeral_devs.add(os.stat(root / "dev").st_dev)
+        with rd.target("/dev/zero", "file", created), rd.target("/dev/pts", "dir", created):
+            pass
+    assert [c.inside for c in created] == ["/dev/null"]
+    assert (root / "dev/zero").is_file() and (root / "dev/pts").is_dir()
+
+
 def test_created_targets_are_undone_with_their_parents_times(tmp_path):
     from chrootforge.rootpath import decode_created, encode_created, undo_created
 
@@ -228,7 +246,7 @@ def test_check_inside_path():
 
 def test_cli_values(tmp_path):
     bind = cliargs.parse_bind(f"{tmp_path}:/mnt:ro")
-    assert bind == Bind(tmp_path.resolve(), "/mnt", True)
+    assert bind == Bind(str(tmp_path.resolve()), "/mnt", True)
     assert not cliargs.parse_bind(f"{tmp_path}:/mnt").readonly
     assert not cliargs.parse_bind(f"{tmp_path}:/mnt:rw").readonly
     for bad in (str(tmp_path), f"{tmp_path}:", ":/x", f"{tmp_path}:/x:rx", f"{tmp_path}:../x",
@@ -243,7 +261,7 @@ def test_cli_values(tmp_path):
     assert cliargs.parse_env(["A=1", "B=x=y", "C="]) == {"A": "1", "B": "x=y", "C": ""}
     with pytest.raises(UsageError):
         cliargs.parse_env(["NOEQUALS"])
-    assert cliargs.parse_repo(f"gentoo={tmp_path}") == ("gentoo", tmp_path.resolve())
+    assert cliargs.parse_repo(f"gentoo={tmp_path}") == ("gentoo", str(tmp_path.resolve()))
     for bad in (f"={tmp_path}", "gentoo=", f"a/b={tmp_path}", f"x={tmp_path}/missing"):
         with pytest.raises(UsageError):
             cliargs.parse_repo(bad)
@@ -265,9 +283,12 @@ def test_subid_parsing_and_maps():
     assert single.single_id and single.gid_lines() == "0 1001 1\n"
     assert full.host_uid == 1000 and full.to_host(250, 250) == (300249, 400249)
     assert full.to_inside(300249, 400249) == (250, 250) and full.to_inside(5, 5) is None
+    assert full.nested_lines("uid") == "0 0 1\n1 1 65535\n"  # the payload's namespace, 1:1
+    assert single.nested_lines("gid") == "0 0 1\n"
     ranged = idmap.range_map(500000, 600000)
     assert ranged.uid_lines() == "0 500000 65536\n" and not ranged.use_helpers
     assert ranged.host_uid == 500000 and ranged.to_host(65536, 0) is None
+    assert ranged.nested_lines("uid") == "0 0 65536\n"
 
 
 def test_free_range_suggestion():

@@ -516,3 +516,22 @@ def test_run_leaves_rootfs_as_it_found_it(identity, scratch, fresh_busybox_rootf
                          "/bin/sh", "-c", "cat /srv/deep/data/f /etc/resolv.conf >/dev/null; ls /run")
     assert result.returncode == 0, result.stderr
     assert _tree_state(rootfs) == before
+
+
+def test_payload_starts_with_default_signals_and_its_cwd(identity, busybox_rootfs):
+    """The payload is spawned by PID 1 (an interpreter that ignores SIGPIPE and SIGXFSZ, catches
+    the forwarded signals and blocks them while it spawns): it must start with nothing blocked or
+    caught, and nothing ignored but glibc's two internal signals (init.py: GLIBC_INTERNAL)."""
+    from chrootforge.sandbox.init import GLIBC_INTERNAL
+
+    result = identity.cf("run", str(busybox_rootfs), "--cwd", "/tmp", "--", "/bin/cat",
+                         "/proc/self/status")
+    assert result.returncode == 0, result.stderr
+    status = dict(line.split(":\t", 1) for line in result.stdout.splitlines() if ":\t" in line)
+    assert int(status["SigBlk"], 16) == 0 and int(status["SigCgt"], 16) == 0, status
+    ignored = {n + 1 for n in range(64) if int(status["SigIgn"], 16) >> n & 1}
+    assert ignored <= set(GLIBC_INTERNAL), ignored
+    assert sh(identity, busybox_rootfs, "pwd", "--cwd", "/tmp").stdout == "/tmp\n"
+    missing = identity.cf("run", str(busybox_rootfs), "--cwd", "/no/such/dir", "--", "/bin/true")
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert "cannot enter working directory /no/such/dir" in missing.stderr
