@@ -15,5 +15,8 @@ demo:
 bench:
     for b in bench/bench_*.py; do {{py}} "$b"; done
 
+# Lint as CI does: ruff's rules, ruff's formatting, and mypy (0 errors).
 lint:
     .venv/bin/ruff check chrootforge tests bench scripts
+    .venv/bin/ruff format --check chrootforge tests bench scripts
+    .venv/bin/mypy

@@ -36,8 +36,17 @@ NS = REPO / "examples" / "world"
 
 def timed(argv, env, user=None) -> tuple[float, subprocess.CompletedProcess]:
     if user is not None:
-        argv = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--init-groups", "--",
-                "env", "-i", *[f"{k}={v}" for k, v in env.items()], *argv]
+        argv = [
+            "setpriv",
+            f"--reuid={user.pw_uid}",
+            f"--regid={user.pw_gid}",
+            "--init-groups",
+            "--",
+            "env",
+            "-i",
+            *[f"{k}={v}" for k, v in env.items()],
+            *argv,
+        ]
         env = None
     start = time.monotonic()
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, cwd="/", check=False)
@@ -76,10 +85,17 @@ def _measure(args, base: Path, user) -> int:
     work.mkdir()
     if user:
         os.chown(work, user.pw_uid, user.pw_gid)
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": user.pw_dir if user else "/root", "LANG": "C.UTF-8",
-           "PYTHONPATH": str(REPO), "XDG_CACHE_HOME": str(work / "cache"), "SOURCE_DATE_EPOCH": "1700000000",
-           "CHROOTFORGE_WORLD_STAGE": str(stage.tarball), "CHROOTFORGE_WORLD_KEYRING": str(stage.keyring),
-           "CHROOTFORGE_WORLD_DISTFILES": str(distfiles)}
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": user.pw_dir if user else "/root",
+        "LANG": "C.UTF-8",
+        "PYTHONPATH": str(REPO),
+        "XDG_CACHE_HOME": str(work / "cache"),
+        "SOURCE_DATE_EPOCH": "1700000000",
+        "CHROOTFORGE_WORLD_STAGE": str(stage.tarball),
+        "CHROOTFORGE_WORLD_KEYRING": str(stage.keyring),
+        "CHROOTFORGE_WORLD_DISTFILES": str(distfiles),
+    }
     if not user:
         env = {**os.environ, **env}
     layout = work / "layout"
@@ -94,8 +110,11 @@ def _measure(args, base: Path, user) -> int:
 
     # The peer: package hello's full root by hand (unpacked with umoci, then tar | gzip).
     bundle = base / "bundle"
-    subprocess.run(["umoci", "unpack", "--image", f"{layout}:localhost/chrootforge/hello:latest", str(bundle)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["umoci", "unpack", "--image", f"{layout}:localhost/chrootforge/hello:latest", str(bundle)],
+        check=True,
+        capture_output=True,
+    )
     start = time.monotonic()
     subprocess.run(f"tar -C {bundle}/rootfs -c . | gzip > {base}/peer.tar.gz", shell=True, check=True)
     peer_s = time.monotonic() - start
@@ -108,9 +127,13 @@ def _measure(args, base: Path, user) -> int:
         steps = " ".join(f"{k}={v:.1f}" for k, v in r["steps"].items())
         print(f"      {r['image']:<8} {r['seconds']:6.2f} s  [{steps}]")
     print(f"  warm no-op rebuild:                  {min(noop):7.3f} s   (best of 3; goal 1 s)")
-    print(f"  leaf rebuild (hello, binpkgs):       {leaf_s:7.2f} s   binary merges: "
-          f"{log.count('>>> Emerging binary')}, compiles: {log.count('>>> Compiling source')}")
-    print(f"  peer: tar | gzip of hello's root:    {peer_s:7.2f} s   ratio leaf/peer = {leaf_s / peer_s:.1f}x")
+    print(
+        f"  leaf rebuild (hello, binpkgs):       {leaf_s:7.2f} s   binary merges: "
+        f"{log.count('>>> Emerging binary')}, compiles: {log.count('>>> Compiling source')}"
+    )
+    print(
+        f"  peer: tar | gzip of hello's root:    {peer_s:7.2f} s   ratio leaf/peer = {leaf_s / peer_s:.1f}x"
+    )
     print("  image sizes (compressed layers):")
     for r in report["images"]:
         print(f"      {r['image']:<8} {r['size'] / 1048576:6.2f} MiB in {r['layers']} layer(s)")

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 PY = sys.executable
 
-from tests.helpers.registry import PASSWORD, USER, Pki, Registry, free_port
+from tests.helpers.registry import PASSWORD, USER, Pki, Registry, free_port  # noqa: E402 - after the sys.path line above
 
 
 def timed(argv, env) -> tuple[float, dict]:
@@ -48,8 +48,11 @@ def statuses(report: dict) -> list[str]:
 
 def serve(directory: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    proc = subprocess.Popen([PY, "-m", "http.server", "--bind", "127.0.0.1", str(port), "--directory",
-                             str(directory)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [PY, "-m", "http.server", "--bind", "127.0.0.1", str(port), "--directory", str(directory)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     for _ in range(200):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
@@ -76,19 +79,34 @@ def main() -> int:
     try:
         (work / "pki").mkdir()
         pki = Pki(work / "pki")
-        subprocess.run(["htpasswd", "-B", "-b", "-c", str(work / "htpasswd"), USER, PASSWORD], check=True,
-                       capture_output=True)
-        registry = Registry(work / "registry", pki, {"htpasswd": {"realm": "bench", "path": str(work / "htpasswd")}})
+        subprocess.run(
+            ["htpasswd", "-B", "-b", "-c", str(work / "htpasswd"), USER, PASSWORD],
+            check=True,
+            capture_output=True,
+        )
+        registry = Registry(
+            work / "registry", pki, {"htpasswd": {"realm": "bench", "path": str(work / "htpasswd")}}
+        )
         registry.start()
         certs = pki.cert_dir(work / "certs")
         ns = work / "world"
         shutil.copytree(REPO / "examples" / "world", ns, ignore=shutil.ignore_patterns("greeter"))
-        text = (ns / "chrootforge.toml").read_text().replace('path = "../repo"', f'path = "{REPO / "examples/repo"}"')
-        (ns / "chrootforge.toml").write_text(text.replace("[output]\n", f'[output]\nregistry = '
-                                                                        f'"docker://{registry.host}/bench"\n'))
-        base_env = {**os.environ, "PYTHONPATH": str(REPO), "SOURCE_DATE_EPOCH": "",
-                    "CHROOTFORGE_WORLD_STAGE": str(stage.tarball), "CHROOTFORGE_WORLD_KEYRING": str(stage.keyring),
-                    "CHROOTFORGE_WORLD_DISTFILES": str(distfiles)}
+        text = (
+            (ns / "chrootforge.toml")
+            .read_text()
+            .replace('path = "../repo"', f'path = "{REPO / "examples/repo"}"')
+        )
+        (ns / "chrootforge.toml").write_text(
+            text.replace("[output]\n", f'[output]\nregistry = "docker://{registry.host}/bench"\n')
+        )
+        base_env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "SOURCE_DATE_EPOCH": "",
+            "CHROOTFORGE_WORLD_STAGE": str(stage.tarball),
+            "CHROOTFORGE_WORLD_KEYRING": str(stage.keyring),
+            "CHROOTFORGE_WORLD_DISTFILES": str(distfiles),
+        }
         auth = ["--cert-dir", str(certs), "--creds", f"{USER}:{PASSWORD}"]
         cold, warm, leaf_src, leaf_bin = [], [], [], []
         for rnd in range(args.rounds):
@@ -97,7 +115,10 @@ def main() -> int:
                 home = work / f"r{rnd}{runner}"
                 home.mkdir()
                 env = {**base_env, "HOME": str(home), "XDG_CACHE_HOME": str(home / "cache")}
-                runs[runner] = (env, [PY, "-m", "chrootforge", "build", "--json", "--layout", str(home / "layout")])
+                runs[runner] = (
+                    env,
+                    [PY, "-m", "chrootforge", "build", "--json", "--layout", str(home / "layout")],
+                )
             flags = ["--push", "--remote-cache", f"docker://{registry.host}/bench-cache{rnd}", *auth]
             env, cf = runs["a"]
             took, report = timed([*cf, *flags, str(ns)], env)
@@ -120,10 +141,15 @@ def main() -> int:
             http.wait()
             http = None
         a, b = statistics.median(cold), statistics.median(warm)
-        print(f"bench_dist (as {'root' if os.getuid() == 0 else 'uid ' + str(os.getuid())}, {os.cpu_count()} cores, "
-              f"{args.rounds} round(s), medians)")
+        print(
+            f"bench_dist (as {'root' if os.getuid() == 0 else 'uid ' + str(os.getuid())}, "
+            f"{os.cpu_count()} cores, {args.rounds} round(s), medians)"
+        )
         print(f"  runner A: cold build + cache + push of 4 images   {a:7.2f} s")
-        print(f"  runner B: the same, every image pulled           {b:7.2f} s   ratio B/A {100 * b / a:5.1f}%  (goal <= 10%)")
+        print(
+            f"  runner B: the same, every image pulled           {b:7.2f} s   "
+            f"ratio B/A {100 * b / a:5.1f}%  (goal <= 10%)"
+        )
         ls, lb = statistics.median(leaf_src), statistics.median(leaf_bin)
         print(f"  leaf rebuild (hello --force), from source        {ls:7.2f} s")
         print(f"  leaf rebuild (hello --force), from the binhost   {lb:7.2f} s   ratio {lb / ls:5.2f}x")

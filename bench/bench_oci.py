@@ -73,10 +73,12 @@ def buildah_commit(tree: Path, work: Path) -> tuple[float, float]:
     store = work / "buildah"
     shutil.rmtree(store, ignore_errors=True)
     g = f"--root {store}/root --runroot {store}/run --storage-driver vfs"
-    ctr = subprocess.run(f"buildah {g} from scratch", shell=True, check=True, capture_output=True,
-                         text=True).stdout.strip()
-    mnt = subprocess.run(f"buildah {g} mount {ctr}", shell=True, check=True, capture_output=True,
-                         text=True).stdout.strip()
+    ctr = subprocess.run(
+        f"buildah {g} from scratch", shell=True, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    mnt = subprocess.run(
+        f"buildah {g} mount {ctr}", shell=True, check=True, capture_output=True, text=True
+    ).stdout.strip()
     sh(f"cp -a {tree}/. {mnt}/")
     start, cpu = time.monotonic(), cpu_now()
     sh(f"buildah {g} commit --quiet {ctr} oci:{store}/out:b")
@@ -92,7 +94,9 @@ def main() -> int:
     args = ap.parse_args()
     tree = Path(args.tree).resolve()
     os.environ.setdefault("SOURCE_DATE_EPOCH", "1700000000")
-    size = int(subprocess.run(["du", "-sb", str(tree)], capture_output=True, text=True, check=True).stdout.split()[0])
+    size = int(
+        subprocess.run(["du", "-sb", str(tree)], capture_output=True, text=True, check=True).stdout.split()[0]
+    )
     print(f"tree {tree}: {size / 1e6:.0f} MB, {os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}")
     sh(f"tar -C {tree.parent} -cf - {tree.name} > /dev/null")  # warm the page cache
     work = Path(tempfile.mkdtemp(prefix="cf-bench-oci.", dir="/var/tmp"))
@@ -113,8 +117,9 @@ def main() -> int:
         for r in range(args.rounds):
             for name, run in contenders.items():
                 times.setdefault(name, []).append(run())
-            print(f"round {r + 1}: " + ", ".join(f"{n} {t[-1][0]:.1f}s" for n, t in times.items()),
-                  flush=True)
+            print(
+                f"round {r + 1}: " + ", ".join(f"{n} {t[-1][0]:.1f}s" for n, t in times.items()), flush=True
+            )
         med = {n: statistics.median(w for w, _ in t) for n, t in times.items()}
         cpu = {n: statistics.median(c for _, c in t) for n, t in times.items()}
         print("\nmedian wall seconds: " + ", ".join(f"{n} {t:.2f}" for n, t in med.items()))
@@ -135,8 +140,10 @@ def main() -> int:
         ratio("buildah commit", "ours gzip", "speed-up of gzip commit over buildah commit (no compression)")
         if "umoci insert" in med:
             ours_gz, umoci_gz = layer_size(work / "ours-gzip"), layer_size(work / "umoci")
-            print(f"  gzip layer size: ours {ours_gz / 1e6:.1f} MB, umoci (Go gzip) {umoci_gz / 1e6:.1f} MB: "
-                  f"{ours_gz / umoci_gz:.3f}x (goal <= 1)")
+            print(
+                f"  gzip layer size: ours {ours_gz / 1e6:.1f} MB, umoci (Go gzip) {umoci_gz / 1e6:.1f} MB: "
+                f"{ours_gz / umoci_gz:.3f}x (goal <= 1)"
+            )
         # reproducibility: the same tree twice, in two layouts, gives one manifest digest
         a = oci.commit(tree, work / "r1", "x", compression="zstd", quiet=True).digest
         b = oci.commit(tree, work / "r2", "x", compression="zstd", quiet=True).digest

@@ -7,7 +7,8 @@ stdlib -> + one config file) is committed once. Each round starts a fresh docker
 htpasswd, new storage, new port, so no tool finds anything from an earlier round) and fresh blob
 caches (skopeo's is keyed by registry host:port, so the new port makes it cold), then pushes the 4
 images one command at a time with each tool, in alternating order, to repositories of their own;
-shared layers are mounted across repositories by both tools. Medians are reported; goal (issue 11): chrootforge / skopeo <= 1.0x.
+shared layers are mounted across repositories by both tools. Medians are reported; goal (issue 11):
+chrootforge / skopeo <= 1.0x.
 Also shown: the same 4 pushes through the Python API in one process (what `build --push` pays), and
 the blob bytes a re-push uploads (goal 0).
 """
@@ -30,9 +31,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from chrootforge import oci
-from tests.helpers.oci import make_busybox_rootfs
-from tests.helpers.registry import PASSWORD, USER, Pki, Registry
+from chrootforge import oci  # noqa: E402
+from tests.helpers.oci import make_busybox_rootfs  # noqa: E402
+from tests.helpers.registry import PASSWORD, USER, Pki, Registry  # noqa: E402
 
 IMAGES = ("bench/base:1", "bench/libs:1", "bench/py:1", "bench/app:1")
 LIBS = Path("/usr/lib/x86_64-linux-gnu")
@@ -54,8 +55,9 @@ def build_hierarchy(work: Path) -> Path:
     oci.commit(root, layout, IMAGES[1], parent=IMAGES[0], quiet=True)
     for sub in ("email", "json", "http", "urllib", "xml", "asyncio", "importlib", "concurrent", "logging"):
         if (PYLIB / sub).is_dir():
-            shutil.copytree(PYLIB / sub, root / "usr/lib/python3" / sub,
-                            ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(
+                PYLIB / sub, root / "usr/lib/python3" / sub, ignore=shutil.ignore_patterns("__pycache__")
+            )
     oci.commit(root, layout, IMAGES[2], parent=IMAGES[1], quiet=True)
     (root / "etc/app.conf").write_text("listen = 8080\n")
     oci.commit(root, layout, IMAGES[3], parent=IMAGES[2], quiet=True)
@@ -70,15 +72,45 @@ def run(argv: list[str], env: dict) -> subprocess.CompletedProcess:
 
 
 def ours_cli(layout: Path, host: str, prefix: str, certs: Path, env: dict) -> list[dict]:
-    return [json.loads(run([sys.executable, "-m", "chrootforge", "push", f"{layout}:{img}",
-                            f"docker://{host}/{prefix}/{img.split('/')[1]}", "--cert-dir", str(certs),
-                            "--creds", f"{USER}:{PASSWORD}", "--json"], env).stdout) for img in IMAGES]
+    return [
+        json.loads(
+            run(
+                [
+                    sys.executable,
+                    "-m",
+                    "chrootforge",
+                    "push",
+                    f"{layout}:{img}",
+                    f"docker://{host}/{prefix}/{img.split('/')[1]}",
+                    "--cert-dir",
+                    str(certs),
+                    "--creds",
+                    f"{USER}:{PASSWORD}",
+                    "--json",
+                ],
+                env,
+            ).stdout
+        )
+        for img in IMAGES
+    ]
 
 
 def skopeo(layout: Path, host: str, prefix: str, certs: Path, env: dict) -> None:
     for img in IMAGES:
-        run(["skopeo", "copy", "-q", "--dest-cert-dir", str(certs), "--dest-creds", f"{USER}:{PASSWORD}",
-             f"oci:{layout}:{img}", f"docker://{host}/{prefix}/{img.split('/')[1]}"], env)
+        run(
+            [
+                "skopeo",
+                "copy",
+                "-q",
+                "--dest-cert-dir",
+                str(certs),
+                "--dest-creds",
+                f"{USER}:{PASSWORD}",
+                f"oci:{layout}:{img}",
+                f"docker://{host}/{prefix}/{img.split('/')[1]}",
+            ],
+            env,
+        )
 
 
 def ours_api(layout: Path, host: str, prefix: str, certs: Path) -> None:
@@ -92,9 +124,13 @@ def ours_api(layout: Path, host: str, prefix: str, certs: Path) -> None:
 def timed(fn) -> tuple[float, float]:
     """(wall seconds, CPU seconds of this process and the commands it ran): CPU time is what a
     loaded machine cannot blur."""
+
     def cpu() -> float:
-        return sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
-                   for f in ("ru_utime", "ru_stime"))
+        return sum(
+            getattr(resource.getrusage(who), f)
+            for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+            for f in ("ru_utime", "ru_stime")
+        )
 
     start, start_cpu = time.monotonic(), cpu()
     fn()
@@ -116,25 +152,33 @@ def main() -> int:
     try:
         layout = build_hierarchy(work)
         sizes = [sum(d["size"] for d in oci.resolve(layout, img).manifest["layers"]) for img in IMAGES]
-        print(f"hierarchy: {len(IMAGES)} images, layers {sizes[-1] / 1e6:.1f} MB in all (shared), "
-              f"{os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}")
+        print(
+            f"hierarchy: {len(IMAGES)} images, layers {sizes[-1] / 1e6:.1f} MB in all (shared), "
+            f"{os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}"
+        )
         (work / "pki").mkdir()
         pki = Pki(work / "pki")
         certs = pki.cert_dir(work / "certs")
-        subprocess.run(["htpasswd", "-B", "-b", "-c", str(work / "htpasswd"), USER, PASSWORD], check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["htpasswd", "-B", "-b", "-c", str(work / "htpasswd"), USER, PASSWORD],
+            check=True,
+            capture_output=True,
+        )
         times: dict[str, list[float]] = {}
         cpus: dict[str, list[float]] = {}
         repushed = None
         for r in range(args.rounds):
             (work / f"r{r}").mkdir()
-            registry = Registry(work / f"r{r}", pki, {"htpasswd": {"realm": "bench",
-                                                                   "path": str(work / "htpasswd")}}).start()
+            registry = Registry(
+                work / f"r{r}", pki, {"htpasswd": {"realm": "bench", "path": str(work / "htpasswd")}}
+            ).start()
             env = {**os.environ, "XDG_CACHE_HOME": str(work / f"r{r}" / "cache")}
             os.environ["XDG_CACHE_HOME"] = env["XDG_CACHE_HOME"] + "-api"
             try:
                 contenders = {
-                    "chrootforge push": functools.partial(ours_cli, layout, registry.host, f"cf{r}", certs, env),
+                    "chrootforge push": functools.partial(
+                        ours_cli, layout, registry.host, f"cf{r}", certs, env
+                    ),
                     "skopeo copy": functools.partial(skopeo, layout, registry.host, f"sk{r}", certs, env),
                     "push API": functools.partial(ours_api, layout, registry.host, f"api{r}", certs),
                 }
@@ -143,7 +187,9 @@ def main() -> int:
                     wall, used = timed(contenders[name])
                     times.setdefault(name, []).append(wall)
                     cpus.setdefault(name, []).append(used)
-                print(f"round {r + 1}: " + ", ".join(f"{n} {t[-1]:.2f}s" for n, t in times.items()), flush=True)
+                print(
+                    f"round {r + 1}: " + ", ".join(f"{n} {t[-1]:.2f}s" for n, t in times.items()), flush=True
+                )
                 if r == args.rounds - 1:
                     again = ours_cli(layout, registry.host, f"cf{r}", certs, env)
                     repushed = sum(res["uploaded_bytes"] for res in again)
@@ -153,8 +199,10 @@ def main() -> int:
         cpu = {n: statistics.median(t) for n, t in cpus.items()}
         print("\nmedian seconds: " + ", ".join(f"{n} {t:.2f}" for n, t in med.items()))
         print("median CPU seconds (client side): " + ", ".join(f"{n} {t:.2f}" for n, t in cpu.items()))
-        print(f"  chrootforge push / skopeo copy (4 commands each; goal <= 1.0): "
-              f"{med['chrootforge push'] / med['skopeo copy']:.2f}x")
+        print(
+            f"  chrootforge push / skopeo copy (4 commands each; goal <= 1.0): "
+            f"{med['chrootforge push'] / med['skopeo copy']:.2f}x"
+        )
         print(f"  push API in one process / skopeo copy: {med['push API'] / med['skopeo copy']:.2f}x")
         print(f"  bytes uploaded by a re-push of all {len(IMAGES)} images (goal 0): {repushed}")
     finally:

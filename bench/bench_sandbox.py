@@ -27,8 +27,18 @@ REPO = Path(__file__).resolve().parents[1]
 
 def make_rootfs(base: Path) -> Path:
     root = base / "rootfs"
-    for d in ("bin", "proc", "dev", "sys", "run", "tmp", "etc", "var/tmp/portage",
-              "var/db/repos/gentoo", "root"):
+    for d in (
+        "bin",
+        "proc",
+        "dev",
+        "sys",
+        "run",
+        "tmp",
+        "etc",
+        "var/tmp/portage",
+        "var/db/repos/gentoo",
+        "root",
+    ):
         (root / d).mkdir(parents=True, exist_ok=True)
     shutil.copy2("/bin/busybox", root / "bin/busybox")
     for applet in ("sh", "true"):
@@ -47,24 +57,55 @@ def make_rootfs(base: Path) -> Path:
 
 def commands(root: Path, repo: Path) -> dict[str, list[str]]:
     py = sys.executable
-    cf = [py, "-m", "chrootforge", "run", str(root), "--repo", f"gentoo={repo}",
-          "--portage-tmpfs", "64M"]
+    cf = [py, "-m", "chrootforge", "run", str(root), "--repo", f"gentoo={repo}", "--portage-tmpfs", "64M"]
     cmds = {
         "python -c pass": [py, "-c", "pass"],
         "chrootforge run": [*cf, "--", "/bin/true"],
         "chrootforge run --network host": [*cf, "--network", "host", "--", "/bin/true"],
     }
     if shutil.which("bwrap"):
-        cmds["bwrap"] = ["bwrap", "--unshare-all", "--unshare-user", "--uid", "0", "--gid", "0",
-                         "--die-with-parent", "--bind", str(root), "/", "--proc", "/proc",
-                         "--dev", "/dev", "--tmpfs", "/run", "--ro-bind", str(repo),
-                         "/var/db/repos/gentoo", "--tmpfs", "/var/tmp/portage", "/bin/true"]
+        cmds["bwrap"] = [
+            "bwrap",
+            "--unshare-all",
+            "--unshare-user",
+            "--uid",
+            "0",
+            "--gid",
+            "0",
+            "--die-with-parent",
+            "--bind",
+            str(root),
+            "/",
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--tmpfs",
+            "/run",
+            "--ro-bind",
+            str(repo),
+            "/var/db/repos/gentoo",
+            "--tmpfs",
+            "/var/tmp/portage",
+            "/bin/true",
+        ]
     sbin = f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin"
     chroot = shutil.which("chroot", path=sbin)
     if shutil.which("unshare", path=sbin) and chroot:
-        cmds["unshare + chroot"] = ["unshare", "--user", "--map-root-user", "--mount", "--pid",
-                                    "--fork", "--net", "--uts", "--ipc", chroot, str(root),
-                                    "/bin/true"]
+        cmds["unshare + chroot"] = [
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "--mount",
+            "--pid",
+            "--fork",
+            "--net",
+            "--uts",
+            "--ipc",
+            chroot,
+            str(root),
+            "/bin/true",
+        ]
     return cmds
 
 

@@ -46,7 +46,7 @@ def make_tree(root: Path, size_mb: int) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         size = min(int(rng.lognormvariate(8.6, 1.3)), 4 << 20)
         start = rng.randrange(0, len(base) - size)
-        (folder / f"f{n:06d}").write_bytes(base[start:start + size])
+        (folder / f"f{n:06d}").write_bytes(base[start : start + size])
         total += size
         n += 1
     (root / "bin").mkdir(exist_ok=True)
@@ -81,14 +81,22 @@ def generated_tarballs(size_mb: int) -> dict[str, Path]:
 
 def synthetic_stage() -> Path | None:
     candidates = [os.environ.get("CHROOTFORGE_SYNTHETIC_STAGE", "")]
-    for pattern in ("/var/tmp/chrootforge-tests/world/stage-*/stage3-*.tar.*",  # tests/helpers/world.py
-                    f"/var/tmp/chrootforge-tests/world-{os.getuid()}/stage-*/stage3-*.tar.*","/var/tmp/chrootforge-tests/**/*stage*.tar.zst", "/var/tmp/chrootforge-tests/**/*stage*.tar.xz",
-                    os.path.expanduser("~/.cache/chrootforge/**/*synthetic*stage*.tar*"),
-                    "/var/tmp/**/synthetic-stage*.tar*"):
+    for pattern in (
+        "/var/tmp/chrootforge-tests/world/stage-*/stage3-*.tar.*",  # tests/helpers/world.py
+        f"/var/tmp/chrootforge-tests/world-{os.getuid()}/stage-*/stage3-*.tar.*",
+        "/var/tmp/chrootforge-tests/**/*stage*.tar.zst",
+        "/var/tmp/chrootforge-tests/**/*stage*.tar.xz",
+        os.path.expanduser("~/.cache/chrootforge/**/*synthetic*stage*.tar*"),
+        "/var/tmp/**/synthetic-stage*.tar*",
+    ):
         candidates += sorted(glob.glob(pattern, recursive=True))
     for item in candidates:
-        if item and os.path.isfile(item) and os.path.getsize(item) > 10 << 20 and \
-                not item.endswith((".asc", ".DIGESTS")):
+        if (
+            item
+            and os.path.isfile(item)
+            and os.path.getsize(item) > 10 << 20
+            and not item.endswith((".asc", ".DIGESTS"))
+        ):
             return Path(item)
     return None
 
@@ -114,7 +122,9 @@ def compare(label: str, tarball: Path, runs: int, dest_root: Path) -> None:
             dest = Path(tempfile.mkdtemp(prefix="x.", dir=dest_root))
             cpu0 = cpu_now()
             if which == "tar":
-                wall = timed(lambda d=dest: subprocess.run(["tar", "-xpf", str(tarball), "-C", str(d)], check=True))
+                wall = timed(
+                    lambda d=dest: subprocess.run(["tar", "-xpf", str(tarball), "-C", str(d)], check=True)
+                )
             else:
                 dest.rmdir()
                 wall = timed(lambda d=dest: extract(tarball, d))
@@ -123,8 +133,11 @@ def compare(label: str, tarball: Path, runs: int, dest_root: Path) -> None:
     (tw, tc), (cw, cc) = min(results["tar"]), min(results["cf"])
     tc, cc = min(c for _, c in results["tar"]), min(c for _, c in results["cf"])
     mb = tarball.stat().st_size / 1e6
-    print(f"{label:<36} {mb:7.1f} MB | wall: tar -xpf {tw:6.2f}s  chrootforge {cw:6.2f}s  ratio {cw / tw:4.2f}x"
-          f" | cpu: {tc:6.2f}s vs {cc:6.2f}s  ratio {cc / tc:4.2f}x", flush=True)
+    print(
+        f"{label:<36} {mb:7.1f} MB | wall: tar -xpf {tw:6.2f}s  chrootforge {cw:6.2f}s  ratio {cw / tw:4.2f}x"
+        f" | cpu: {tc:6.2f}s vs {cc:6.2f}s  ratio {cc / tc:4.2f}x",
+        flush=True,
+    )
 
 
 def warm_start(tarball: Path, runs: int, scratch: Path) -> None:
@@ -145,8 +158,10 @@ def warm_start(tarball: Path, runs: int, scratch: Path) -> None:
 
         times.append(timed(start))
         remove_builder(work)
-    print(f"{'warm start, root':<38} stage {tarball.path.name}: first extraction {cold:.2f}s, "
-          f"warm start best {min(times):.3f}s, median {sorted(times)[len(times) // 2]:.3f}s (goal <= 0.5s)")
+    print(
+        f"{'warm start, root':<38} stage {tarball.path.name}: first extraction {cold:.2f}s, "
+        f"warm start best {min(times):.3f}s, median {sorted(times)[len(times) // 2]:.3f}s (goal <= 0.5s)"
+    )
 
 
 ROOTLESS_SNIPPET = """
@@ -186,18 +201,37 @@ def warm_start_rootless(tarball: Path, runs: int, scratch: Path, user: str = "cf
     os.chown(home, entry.pw_uid, entry.pw_gid)
     repo = Path(__file__).resolve().parents[1]
     site = next(repo.glob(".venv/lib/python3*/site-packages"), None)
-    env = ["env", "-i", f"HOME={entry.pw_dir}", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
-           f"PYTHONPATH={repo}" + (f":{site}" if site else "")]
-    argv = ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--init-groups", "--", *env,
-            "/usr/bin/python3", "-c", ROOTLESS_SNIPPET, str(tarball), str(home / "stages"), str(runs + 2)]
+    env = [
+        "env",
+        "-i",
+        f"HOME={entry.pw_dir}",
+        "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+        f"PYTHONPATH={repo}" + (f":{site}" if site else ""),
+    ]
+    argv = [
+        "setpriv",
+        f"--reuid={entry.pw_uid}",
+        f"--regid={entry.pw_gid}",
+        "--init-groups",
+        "--",
+        *env,
+        "/usr/bin/python3",
+        "-c",
+        ROOTLESS_SNIPPET,
+        str(tarball),
+        str(home / "stages"),
+        str(runs + 2),
+    ]
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         print(f"warm start (rootless): failed: {done.stderr.strip().splitlines()[-1:]}")
         return
     data = json.loads(done.stdout.strip().splitlines()[-1])
     times = sorted(data["times"])
-    print(f"{'warm start, rootless (' + user + ')':<38} first extraction {data['cold']:.2f}s, "
-          f"warm start best {times[0]:.3f}s, median {times[len(times) // 2]:.3f}s (goal <= 0.5s)")
+    print(
+        f"{'warm start, rootless (' + user + ')':<38} first extraction {data['cold']:.2f}s, "
+        f"warm start best {times[0]:.3f}s, median {times[len(times) // 2]:.3f}s (goal <= 0.5s)"
+    )
 
 
 def default_dest(size_mb: int) -> Path:
@@ -212,29 +246,36 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size-mb", type=int, default=350)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--dest", default=None,
-                        help="where to extract (default /dev/shm when it has room: disk writeback is noise)")
+    parser.add_argument(
+        "--dest",
+        default=None,
+        help="where to extract (default /dev/shm when it has room: disk writeback is noise)",
+    )
     args = parser.parse_args()
     log.set_quiet(True)
     print(f"bench_sources: uid {os.getuid()}, {os.cpu_count()} cpus")
     big = generated_tarballs(args.size_mb)
-    dest_root = Path(tempfile.mkdtemp(prefix="cf-bench.", dir=args.dest)) if args.dest else \
-        default_dest(args.size_mb)
+    dest_root = (
+        Path(tempfile.mkdtemp(prefix="cf-bench.", dir=args.dest)) if args.dest else default_dest(args.size_mb)
+    )
     scratch = Path(tempfile.mkdtemp(prefix="scratch.", dir=WORK))
     scratch.chmod(0o755)
     try:
         with open("/proc/loadavg") as handle:
             load = handle.read().split()[0]
-        print(f"extracting into {dest_root}; load average {load} "
-              "(other work on the machine skews wall times)")
+        print(
+            f"extracting into {dest_root}; load average {load} (other work on the machine skews wall times)"
+        )
         for kind, path in big.items():
             compare(f"generated tree ({args.size_mb} MB), {kind}", path, args.runs, dest_root)
         stage = synthetic_stage()
         if stage:
             compare(f"synthetic stage {stage.name}", stage, args.runs, dest_root)
         else:
-            print("synthetic stage: not found (build it with the tests/world suite, or set "
-                  "CHROOTFORGE_SYNTHETIC_STAGE=PATH); skipped")
+            print(
+                "synthetic stage: not found (build it with the tests/world suite, or set "
+                "CHROOTFORGE_SYNTHETIC_STAGE=PATH); skipped"
+            )
         warm_start(stage or big["zst"], args.runs, scratch)
         if os.getuid() == 0:
             warm_start_rootless(stage or big["zst"], args.runs, scratch)
@@ -242,8 +283,10 @@ def main() -> int:
         for path in (dest_root, scratch):
             remove_under_mapping(path)
     kept = sum(p.stat().st_size for p in big.values())
-    print(f"kept {WORK} ({kept / 1e6:.0f} MB): the generated tarballs, reused by the next run "
-          f"(delete it to regenerate them)")
+    print(
+        f"kept {WORK} ({kept / 1e6:.0f} MB): the generated tarballs, reused by the next run "
+        f"(delete it to regenerate them)"
+    )
     return 0
 
 

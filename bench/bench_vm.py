@@ -35,8 +35,14 @@ def boot_to_job(accel: str, artifacts) -> float:
     from chrootforge.vm.job import Job
 
     with open(os.devnull, "wb") as sink:
-        result = runner.run_job(Job(argv=("echo", "running"), uid=1000, gid=1000), runner.Resources(timeout=120),
-                                artifacts=artifacts, stdout=sink, stderr=sink, accel=accel)
+        result = runner.run_job(
+            Job(argv=("echo", "running"), uid=1000, gid=1000),
+            runner.Resources(timeout=120),
+            artifacts=artifacts,
+            stdout=sink,
+            stderr=sink,
+            accel=accel,
+        )
     return result.first_output
 
 
@@ -70,9 +76,11 @@ def main() -> int:
     manifest = artifacts.manifest
     print(f"bench_vm ({os.cpu_count()} cores)")
     built = manifest["seconds"]
-    print(f"  guest artifacts: built in {sum(built.values()):.1f} s (kernel+initramfs {built['kernel']:.1f} s, "
-          f"root image {built['rootfs']:.1f} s, mmdebstrap --mode={manifest['mode']})"
-          f"{'' if args.cold else f'; found in cache in {ensure_s:.2f} s'}")
+    print(
+        f"  guest artifacts: built in {sum(built.values()):.1f} s (kernel+initramfs {built['kernel']:.1f} s, "
+        f"root image {built['rootfs']:.1f} s, mmdebstrap --mode={manifest['mode']})"
+        f"{'' if args.cold else f'; found in cache in {ensure_s:.2f} s'}"
+    )
     for name, size in sorted(manifest["sizes"].items()):
         print(f"      {name:15} {size / 1048576:7.1f} MiB")
 
@@ -91,21 +99,30 @@ def main() -> int:
 
         world = Path("/var/tmp/chrootforge-tests/world")
         stage, distfiles = ensure_stage(world, quiet=True), ensure_distfiles(world, quiet=True)
-        env = {**os.environ, "PYTHONPATH": str(REPO), "SOURCE_DATE_EPOCH": "1700000000",
-               "CHROOTFORGE_WORLD_STAGE": str(stage.tarball), "CHROOTFORGE_WORLD_KEYRING": str(stage.keyring),
-               "CHROOTFORGE_WORLD_DISTFILES": str(distfiles)}
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "SOURCE_DATE_EPOCH": "1700000000",
+            "CHROOTFORGE_WORLD_STAGE": str(stage.tarball),
+            "CHROOTFORGE_WORLD_KEYRING": str(stage.keyring),
+            "CHROOTFORGE_WORLD_DISTFILES": str(distfiles),
+        }
         target = str(REPO / "examples" / "world" / "busybox")
         results = {}
         for mode in ("off", "on"):
             run_env = {**env, "XDG_CACHE_HOME": str(base / f"cache-{mode}")}
             layout = base / f"layout-{mode}"
-            results[mode] = timed_build([PY, "-m", "chrootforge", "build", "--json", "--vm", mode, "--layout",
-                                         str(layout), target], run_env)
+            results[mode] = timed_build(
+                [PY, "-m", "chrootforge", "build", "--json", "--vm", mode, "--layout", str(layout), target],
+                run_env,
+            )
         host_s, vm_s = results["off"][0], results["on"][0]
         same = results["off"][1]["images"][0]["digest"] == results["on"][1]["images"][0]["digest"]
         print(f"  busybox build, host:                 {host_s:6.1f} s")
-        print(f"  busybox build, --vm on (TCG):        {vm_s:6.1f} s   ratio vm/host = {vm_s / host_s:.1f}x; "
-              f"same manifest digest: {'yes' if same else 'NO'}")
+        print(
+            f"  busybox build, --vm on (TCG):        {vm_s:6.1f} s   ratio vm/host = {vm_s / host_s:.1f}x; "
+            f"same manifest digest: {'yes' if same else 'NO'}"
+        )
     shutil.rmtree(base, ignore_errors=True)
     return 0
 

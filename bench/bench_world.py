@@ -34,8 +34,10 @@ def run(argv, **kw) -> float:
     proc = subprocess.run(argv, capture_output=True, text=True, check=False, **kw)
     took = time.monotonic() - start
     if proc.returncode != 0:
-        sys.exit(f"bench: {' '.join(map(str, argv))[:200]} failed ({proc.returncode}):\n"
-                 f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+        sys.exit(
+            f"bench: {' '.join(map(str, argv))[:200]} failed ({proc.returncode}):\n"
+            f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+        )
     return took
 
 
@@ -44,8 +46,19 @@ def line(label: str, ours: float, peer: float, peer_name: str) -> None:
 
 
 def cf_run(root: Path, repo: Path, dist: Path, script: str, binpkgs: Path | None = None) -> list[str]:
-    argv = [PY, "-m", "chrootforge", "run", str(root), "--repo", f"gentoo={repo}",
-            "--portage-tmpfs", "2G", "--distfiles", str(dist)]
+    argv = [
+        PY,
+        "-m",
+        "chrootforge",
+        "run",
+        str(root),
+        "--repo",
+        f"gentoo={repo}",
+        "--portage-tmpfs",
+        "2G",
+        "--distfiles",
+        str(dist),
+    ]
     if binpkgs:
         argv += ["--binpkgs", str(binpkgs)]
     return [*argv, "--", "bash", "-euc", script]
@@ -53,12 +66,41 @@ def cf_run(root: Path, repo: Path, dist: Path, script: str, binpkgs: Path | None
 
 def bwrap_run(root: Path, repo: Path, dist: Path, script: str) -> list[str]:
     # No user namespace: bwrap maps a single id, and portage must chown to 250 (real root only).
-    return ["bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--bind", str(root), "/",
-            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/run",
-            "--ro-bind", str(repo), "/var/db/repos/gentoo", "--tmpfs", "/var/tmp/portage",
-            "--bind", str(dist), "/var/cache/distfiles", "--clearenv",
-            "--setenv", "PATH", "/usr/sbin:/usr/bin:/sbin:/bin", "--setenv", "HOME", "/root",
-            "bash", "-euc", script]
+    return [
+        "bwrap",
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--die-with-parent",
+        "--bind",
+        str(root),
+        "/",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--tmpfs",
+        "/run",
+        "--ro-bind",
+        str(repo),
+        "/var/db/repos/gentoo",
+        "--tmpfs",
+        "/var/tmp/portage",
+        "--bind",
+        str(dist),
+        "/var/cache/distfiles",
+        "--clearenv",
+        "--setenv",
+        "PATH",
+        "/usr/sbin:/usr/bin:/sbin:/bin",
+        "--setenv",
+        "HOME",
+        "/root",
+        "bash",
+        "-euc",
+        script,
+    ]
 
 
 def main() -> int:
@@ -77,12 +119,24 @@ def main() -> int:
             start = time.monotonic()
             stage = ensure_stage(base / "cache", quiet=True)
             ours = time.monotonic() - start
-            peer = run(["mmdebstrap", "--mode=unshare", "--variant=minbase", "--quiet", "bookworm",
-                        str(base / "bare.tar.zst")])
+            peer = run(
+                [
+                    "mmdebstrap",
+                    "--mode=unshare",
+                    "--variant=minbase",
+                    "--quiet",
+                    "bookworm",
+                    str(base / "bare.tar.zst"),
+                ]
+            )
             line("stage build (cold)", ours, peer, "bare mmdebstrap minbase")
         else:
-            stage = ensure_stage(Path("/var/tmp/chrootforge-tests/world") if os.getuid() == 0
-                                 else Path(f"/var/tmp/chrootforge-tests/world-{os.getuid()}"), quiet=True)
+            stage = ensure_stage(
+                Path("/var/tmp/chrootforge-tests/world")
+                if os.getuid() == 0
+                else Path(f"/var/tmp/chrootforge-tests/world-{os.getuid()}"),
+                quiet=True,
+            )
         distfiles = ensure_distfiles(stage.tarball.parents[1], quiet=True)
         repo = REPO / "examples" / "repo"
 
@@ -92,8 +146,9 @@ def main() -> int:
         peer_root = base / "tar-root"
         peer_root.mkdir()
         unshare = [] if os.getuid() == 0 else ["unshare", "--map-auto", "--map-root-user"]
-        peer = run([*unshare, "tar", "--zstd", "-xpf", str(stage.tarball), "-C", str(peer_root),
-                    "--exclude=./dev/*"])
+        peer = run(
+            [*unshare, "tar", "--zstd", "-xpf", str(stage.tarball), "-C", str(peer_root), "--exclude=./dev/*"]
+        )
         line("extract the stage", ours, peer, "tar --zstd -xpf")
 
         dist = base / "distfiles"
@@ -114,18 +169,25 @@ def main() -> int:
 
         binpkgs = base / "binpkgs"
         binpkgs.mkdir()
-        ours = run(cf_run(root, repo, dist, "ROOT=/emerge-root emerge -q --buildpkg sys-apps/s6-bin",
-                          binpkgs), env=env)
-        debs = [p for p in dist.glob("*.deb") if p.name.split("_")[0] in
-                ("s6", "libs6-2.11", "execline", "libexecline2.9", "libskarnet2.13", "libc6")]
+        ours = run(
+            cf_run(root, repo, dist, "ROOT=/emerge-root emerge -q --buildpkg sys-apps/s6-bin", binpkgs),
+            env=env,
+        )
+        debs = [
+            p
+            for p in dist.glob("*.deb")
+            if p.name.split("_")[0]
+            in ("s6", "libs6-2.11", "execline", "libexecline2.9", "libskarnet2.13", "libc6")
+        ]
         start = time.monotonic()
         for deb in debs:
             run(["dpkg-deb", "-x", str(deb), str(base / "dpkg-root")])
         peer = time.monotonic() - start
         line("ROOT= emerge --buildpkg s6-bin", ours, peer, f"dpkg-deb -x of {len(debs)} .debs")
 
-        ours = run(cf_run(root, repo, dist, "ROOT=/other-root emerge -q -K sys-apps/s6-bin", binpkgs),
-                   env=env)
+        ours = run(
+            cf_run(root, repo, dist, "ROOT=/other-root emerge -q -K sys-apps/s6-bin", binpkgs), env=env
+        )
         line("ROOT= emerge -K s6-bin (binpkgs)", ours, peer, f"dpkg-deb -x of {len(debs)} .debs")
         size = stage.tarball.stat().st_size / 1048576
         print(f"  stage tarball: {size:.0f} MiB (zstd)")

@@ -26,7 +26,7 @@ def atom_cp(atom: str) -> str:
     rest = atom
     for op in _OPS:
         if rest.startswith(op):
-            rest = rest[len(op):]
+            rest = rest[len(op) :]
             break
     rest = rest.split("::", 1)[0].split("[", 1)[0].split(":", 1)[0].rstrip("*")
     if atom != rest and atom[0] in "<>=~":

@@ -30,14 +30,14 @@ from chrootforge.spec.model import PHASES, SCRATCH, Project
 class ImageResult:
     image: str
     refs: list[str]
-    status: str                      # "built" | "up-to-date" | "pulled" | "failed" | "skipped" | "shell"
+    status: str  # "built" | "up-to-date" | "pulled" | "failed" | "skipped" | "shell"
     seconds: float = 0.0
     steps: dict[str, float] = field(default_factory=dict)
     digest: str = ""
     size: int = 0
     layers: int = 0
     error: str = ""
-    cache: str = ""                  # --remote-cache: where it was pulled from, or how storing went
+    cache: str = ""  # --remote-cache: where it was pulled from, or how storing went
     pushed: list[dict] = field(default_factory=list)  # --push: reference, digest, uploaded_bytes
 
 
@@ -65,8 +65,10 @@ def _index_refs(layout: Path) -> dict[str, str]:
         index = json.loads((layout / "index.json").read_text())
     except (OSError, ValueError):
         return {}
-    return {m.get("annotations", {}).get("org.opencontainers.image.ref.name", ""): m["digest"]
-            for m in index.get("manifests", [])}
+    return {
+        m.get("annotations", {}).get("org.opencontainers.image.ref.name", ""): m["digest"]
+        for m in index.get("manifests", [])
+    }
 
 
 def _manifest_stats(layout: Path, digest: str) -> tuple[int, int]:
@@ -104,22 +106,38 @@ def plan(targets: list[str], layout: str | None = None, binhost: str | None = No
 
     folder, names = parse_targets(targets)
     project, requested = load_project(folder, names)
-    Distribution.prepare(DistOptions(binhost=binhost), project, None)
-    order = build_order(project.images, requested)
     layout_path = Path(layout).resolve() if layout else project.namespace.layout
-    out = [f"namespace {project.namespace.name} ({project.namespace.root})", f"layout {layout_path}",
-           "order: " + " -> ".join(order)]
+    Distribution.prepare(DistOptions(binhost=binhost), project, layout_path)
+    order = build_order(project.images, requested)
+    out = [
+        f"namespace {project.namespace.name} ({project.namespace.root})",
+        f"layout {layout_path}",
+        "order: " + " -> ".join(order),
+    ]
     for name in order:
         parent = project.images[name].parent
         state = st.load_state(layout_path, parent) if parent != SCRATCH else None
-        p = plan_image(project, name, state.packages() if state else None, tuple(state.provided) if state else ())
+        p = plan_image(
+            project, name, state.packages() if state else None, tuple(state.provided) if state else ()
+        )
         out.append(render_plan(p, describe_mounts(project.namespace, p)))
     return "\n".join(out) + "\n"
 
 
-def build(targets: list[str], *, force: bool = False, force_all: bool = False, no_deps: bool = False,
-          layout: str | None = None, network: str | None = None, single_id: bool = False,
-          stage3: str | None = None, jobs: int = 1, shell=None, dist=None) -> BuildReport:
+def build(
+    targets: list[str],
+    *,
+    force: bool = False,
+    force_all: bool = False,
+    no_deps: bool = False,
+    layout: str | None = None,
+    network: str | None = None,
+    single_id: bool = False,
+    stage3: str | None = None,
+    jobs: int = 1,
+    shell=None,
+    dist=None,
+) -> BuildReport:
     """jobs: how many independent images build at the same time. shell: an executor.ShellRequest
     (`--shell` opens it for the one named image instead of building it, once its parents are
     ready; `--shell-on-failure` for any image whose emerge or hook fails). dist: the
@@ -224,23 +242,39 @@ class _Scheduler:
         if image.parent != SCRATCH:
             parent_state = st.load_state(self.layout, image.parent)
             if parent_state is None or not _refs_present(self.layout, parent_state):
-                raise UsageError(f"image {name}: its parent '{image.parent}' has not been built",
-                                 hint="build without --no-deps")
-        parent_digest = self.digests.get(image.parent) or (parent_state.manifest_digest if parent_state else "")
+                raise UsageError(
+                    f"image {name}: its parent '{image.parent}' has not been built",
+                    hint="build without --no-deps",
+                )
+        parent_digest = self.digests.get(image.parent) or (
+            parent_state.manifest_digest if parent_state else ""
+        )
         key = image_key(self.project, name, parent_digest, self.inputs)
         old = st.load_state(self.layout, name)
         shell = self._shell_for(name)
         up_to_date = name not in self.forced and old and old.key == key and _refs_present(self.layout, old)
         self.keys[name] = key
-        if up_to_date and not (shell is not None and shell.now):
+        if up_to_date and old is not None and not (shell is not None and shell.now):
             size, layers = _manifest_stats(self.layout, old.manifest_digest)
             log.info(f"{name}: up to date ({old.manifest_digest[:19]})")
             return ImageResult(name, refs, "up-to-date", 0.0, {}, old.manifest_digest, size, layers)
-        cached = self.dist.fetch(name, key, refs) if self.dist is not None and name not in self.forced \
-            and shell is None else None
+        cached = (
+            self.dist.fetch(name, key, refs)
+            if self.dist is not None and name not in self.forced and shell is None
+            else None
+        )
         if cached is not None:
-            return ImageResult(name, refs, "pulled", cached.seconds, {"pull": cached.seconds}, cached.digest,
-                               cached.size, cached.layers, cache=cached.source)
+            return ImageResult(
+                name,
+                refs,
+                "pulled",
+                cached.seconds,
+                {"pull": cached.seconds},
+                cached.digest,
+                cached.size,
+                cached.layers,
+                cache=cached.source,
+            )
         if pool is None:
             return self.run_ctx.build_image(name, key, parent_state, refs, shell)
         self.run_ctx.context()  # prepared once, here, before the workers take a copy
@@ -259,8 +293,12 @@ class _Scheduler:
 
         pending = list(self.order)
         running: dict = {}
-        with cf.ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("spawn"),
-                                    initializer=_worker_init, initargs=(os.getpid(), log.is_quiet())) as pool:
+        with cf.ProcessPoolExecutor(
+            self.jobs,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_init,
+            initargs=(os.getpid(), log.is_quiet()),
+        ) as pool:
             try:
                 while pending or running:
                     for name in list(pending):
@@ -345,8 +383,10 @@ class _Run:
         pristine = pristine_root(self.stage_record, idmap)
         tree, self.tree_record = inp.resolve_tree(ns, self.inputs, idmap)
         self.epoch = build_epoch(self.stage_record, newest_mtime(pristine), tree, self.tree_record)
-        log.info(f"stage ready in {time.monotonic() - t0:.2f}s ({self.stage_record.name} from "
-                 f"{self.stage_record.source_url}); epoch {self.epoch}")
+        log.info(
+            f"stage ready in {time.monotonic() - t0:.2f}s ({self.stage_record.name} from "
+            f"{self.stage_record.source_url}); epoch {self.epoch}"
+        )
         bdir = st.build_dir(self.layout)
         cache = user_cache_dir()
         binpkgs = cache / "binpkgs" / inp.binpkg_key(ns, self.inputs)
@@ -358,10 +398,21 @@ class _Run:
         self.binpkgs_root = cache / "binpkgs"
         if ns.distfiles:
             _sync_distfiles(ns.distfiles, distfiles)
-        self.ctx = BuildContext(namespace=ns.name, layout=self.layout, workdir=work_root(self.layout),
-                                logdir=bdir / "logs", pristine=pristine, idmap=idmap, tree=tree,
-                                repos=dict(ns.repos), distfiles=distfiles, binpkgs=binpkgs,
-                                network=self.network, compression=ns.compression, jobs=ns.jobs)
+        self.ctx = BuildContext(
+            namespace=ns.name,
+            layout=self.layout,
+            workdir=work_root(self.layout),
+            logdir=bdir / "logs",
+            pristine=pristine,
+            idmap=idmap,
+            tree=tree,
+            repos=dict(ns.repos),
+            distfiles=distfiles,
+            binpkgs=binpkgs,
+            network=self.network,
+            compression=ns.compression,
+            jobs=ns.jobs,
+        )
         return self.ctx
 
     def _binpkgs_for(self, image) -> Path:
@@ -389,13 +440,19 @@ class _Run:
         from chrootforge.gentoo.executor import ImageBuilder
 
         started = time.monotonic()
-        log.info(f"{name}: building" if shell is None or not shell.now else f"{name}: opening its build shell")
+        log.info(
+            f"{name}: building" if shell is None or not shell.now else f"{name}: opening its build shell"
+        )
         image = self.project.images[name]
         try:
             ctx = self.context()
             parent_records = parent_state.packages() if parent_state else []
-            p = plan_image(self.project, name, parent_records if image.parent != SCRATCH else None,
-                           tuple(parent_state.provided) if parent_state else ())
+            p = plan_image(
+                self.project,
+                name,
+                parent_records if image.parent != SCRATCH else None,
+                tuple(parent_state.provided) if parent_state else (),
+            )
             for why in p.provided.reinstalled:
                 log.info(f"    reinstalling {why}")
             parent_ref = parent_state.tags[0] if parent_state else None
@@ -406,17 +463,29 @@ class _Run:
                 return ImageResult(name, refs, "shell", time.monotonic() - started, dict(builder.timer.steps))
             digest, own = built
             cumulative = rec.merge(parent_records, own)
-            builder_files = runtimelibs.merge(runtimelibs.load(parent_state.builder_files) if parent_state else [],
-                                              builder.builder_files)
+            builder_files = runtimelibs.merge(
+                runtimelibs.load(parent_state.builder_files) if parent_state else [], builder.builder_files
+            )
             self._write_sbom(p, refs, digest, cumulative, builder_files)
             size, layers = _manifest_stats(self.layout, digest)
             seconds = time.monotonic() - started
-            st.save_state(self.layout, st.ImageState(
-                image=name, key=key, manifest_digest=digest, tags=list(refs),
-                records=rec.dump(cumulative), own=[p.cpv for p in own], size=size, layers=layers,
-                seconds=seconds, sources=self.provenance(),
-                provided=list(p.provided.passed_down(builder.resolved_provided)),
-                builder_files=runtimelibs.dump(builder_files)))
+            st.save_state(
+                self.layout,
+                st.ImageState(
+                    image=name,
+                    key=key,
+                    manifest_digest=digest,
+                    tags=list(refs),
+                    records=rec.dump(cumulative),
+                    own=[p.cpv for p in own],
+                    size=size,
+                    layers=layers,
+                    seconds=seconds,
+                    sources=self.provenance(),
+                    provided=list(p.provided.passed_down(builder.resolved_provided)),
+                    builder_files=runtimelibs.dump(builder_files),
+                ),
+            )
             return ImageResult(name, refs, "built", seconds, dict(builder.timer.steps), digest, size, layers)
         except CfError as err:
             log.info(f"{name}: FAILED")
@@ -453,19 +522,31 @@ class _Run:
             labels.update(self.tree_record.labels())
         config = dict(p.config)
         config["Labels"] = {**labels, **config.get("Labels", {})}
-        history = ({"created": created, "created_by": f"chrootforge build {ns.name}/{p.name}: emerge "
-                    + " ".join(image.packages), "comment": f"chrootforge {__version__}"},)
-        return CommitRequest(tags=tuple(refs), config=config, labels=config["Labels"], history=history,
-                             epoch=self.epoch)
+        history = (
+            {
+                "created": created,
+                "created_by": f"chrootforge build {ns.name}/{p.name}: emerge " + " ".join(image.packages),
+                "comment": f"chrootforge {__version__}",
+            },
+        )
+        return CommitRequest(
+            tags=tuple(refs), config=config, labels=config["Labels"], history=history, epoch=self.epoch
+        )
 
     def _write_sbom(self, p: ImagePlan, refs: list[str], digest: str, cumulative, builder_files) -> None:
         from chrootforge.gentoo.sbom import MEDIA_TYPE, spdx_document
         from chrootforge.oci.referrer import attach_referrer
 
         ns = self.project.namespace
-        doc = spdx_document(p.refs[0], cumulative, created_epoch=self.epoch, tool_version=__version__,
-                            namespace_uri=f"https://chrootforge.invalid/spdx/{ns.name}/{p.name}/{digest}",
-                            image_digest=digest, builder_files=builder_files)
+        doc = spdx_document(
+            p.refs[0],
+            cumulative,
+            created_epoch=self.epoch,
+            tool_version=__version__,
+            namespace_uri=f"https://chrootforge.invalid/spdx/{ns.name}/{p.name}/{digest}",
+            image_digest=digest,
+            builder_files=builder_files,
+        )
         data = json.dumps(doc, indent=1, sort_keys=True).encode()
         sbom_dir = st.build_dir(self.layout) / "sbom"
         sbom_dir.mkdir(parents=True, exist_ok=True)
@@ -508,10 +589,11 @@ def summary_table(report: BuildReport) -> str:
     rows = [("IMAGE", "TAG", "STATUS", "SIZE", "LAYERS", "TIME")]
     for r in report.images:
         size = f"{r.size / 1048576:.1f} MiB" if r.size else "-"
-        rows.append((r.image, r.refs[0] if r.refs else "-", r.status, size, str(r.layers or "-"),
-                     f"{r.seconds:.1f}s"))
+        rows.append(
+            (r.image, r.refs[0] if r.refs else "-", r.status, size, str(r.layers or "-"), f"{r.seconds:.1f}s")
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.append(f"total {report.seconds:.1f}s, layout {report.layout}")
     return "\n".join(lines)
 

@@ -52,9 +52,11 @@ def parse_cache_ref(text: str):
 
     ref = parse_ref(text, default_tag=None)
     if ref.tag or ref.digest:
-        raise UsageError(f"--remote-cache {text!r} names a tag or digest",
-                         hint="give the repository only, e.g. docker://registry.example.com/ci/cache; "
-                              "entries are tagged cf-<build key>")
+        raise UsageError(
+            f"--remote-cache {text!r} names a tag or digest",
+            hint="give the repository only, e.g. docker://registry.example.com/ci/cache; "
+            "entries are tagged cf-<build key>",
+        )
     return ref
 
 
@@ -68,7 +70,7 @@ class CachedImage:
     size: int
     layers: int
     seconds: float
-    source: str          # docker://HOST/REPO:cf-...
+    source: str  # docker://HOST/REPO:cf-...
 
 
 class _Check:
@@ -90,11 +92,17 @@ class _Check:
             raise Refused("its config is not an image config") from None
         if labels.get(KEY_LABEL) != self.key:
             raise Refused(f"its config says build key {str(labels.get(KEY_LABEL))[:19]}, not {self.key[:19]}")
-        states = [(desc, art) for desc, art in pulled.referrers
-                  if (desc.get("artifactType") or art.get("artifactType")) == state_referrer.ARTIFACT_TYPE]
+        states = [
+            (desc, art)
+            for desc, art in pulled.referrers
+            if (desc.get("artifactType") or art.get("artifactType")) == state_referrer.ARTIFACT_TYPE
+        ]
         if len(states) != 1:
-            raise Refused("it carries no build state (the package records its children need)" if not states
-                          else f"it carries {len(states)} build states")
+            raise Refused(
+                "it carries no build state (the package records its children need)"
+                if not states
+                else f"it carries {len(states)} build states"
+            )
         layers = states[0][1].get("layers") or []
         if len(layers) != 1 or layers[0].get("size", 0) > state_referrer.MAX_SIZE:
             raise Refused("its build state artifact is not one small JSON layer")
@@ -139,17 +147,32 @@ class RemoteCache:
             log.notice(f"{image}: pulling {where} failed ({_line(err)}); building it")
             return None
         state = check.state
+        assert state is not None  # pull() ran the check, which keeps the state it accepted
         seconds = time.monotonic() - started
-        st.save_state(layout, st.ImageState(
-            image=image, key=key, manifest_digest=digest, tags=list(refs), records=state["records"],
-            own=state["own"], provided=state["provided"], builder_files=state["builder_files"],
-            size=check.size, layers=check.layers, seconds=seconds, sources={"remote-cache": str(where)}))
+        st.save_state(
+            layout,
+            st.ImageState(
+                image=image,
+                key=key,
+                manifest_digest=digest,
+                tags=list(refs),
+                records=state["records"],
+                own=state["own"],
+                provided=state["provided"],
+                builder_files=state["builder_files"],
+                size=check.size,
+                layers=check.layers,
+                seconds=seconds,
+                sources={"remote-cache": str(where)},
+            ),
+        )
         _save_sbom(layout, image, refs[0])
         log.info(f"{image}: pulled from the remote cache ({digest[:19]}) in {seconds:.2f}s")
         return CachedImage(digest, check.size, check.layers, seconds, str(where))
 
-    def store(self, layout: Path, image: str, key: str, refs: list[str], state: st.ImageState,
-              up_to_date: bool) -> str:
+    def store(
+        self, layout: Path, image: str, key: str, refs: list[str], state: st.ImageState, up_to_date: bool
+    ) -> str:
         """Push the image (its build state attached) to the entry of `key`; what happened, in a
         few words."""
         from chrootforge.registry import push, remote_digest
@@ -162,8 +185,10 @@ class RemoteCache:
         except CfError as err:
             log.warn(f"{image}: could not store it in the remote cache {where}: {_line(err)}")
             return f"not stored: {_line(err)}"
-        log.info(f"{image}: stored in the remote cache as {where.tag[:19]}... "
-                 f"({result.uploaded_bytes / 1e6:.1f} MB uploaded)")
+        log.info(
+            f"{image}: stored in the remote cache as {where.tag[:19]}... "
+            f"({result.uploaded_bytes / 1e6:.1f} MB uploaded)"
+        )
         return "stored"
 
 

@@ -18,13 +18,17 @@ from pathlib import Path
 from chrootforge import log
 from chrootforge.errors import UsageError
 
+TYPE_CHECKING = False  # the registry modules load only when a build uses a registry
+if TYPE_CHECKING:
+    from chrootforge.registry import RegistryOptions
+
 
 @dataclasses.dataclass(frozen=True)
 class DistOptions:
     push: bool = False
-    remote_cache: str | None = None       # docker://HOST/REPO
-    binhost: str | None = None            # overrides [build] binhost
-    registry: object | None = None        # registry.RegistryOptions (auth, TLS) for both
+    remote_cache: str | None = None  # docker://HOST/REPO
+    binhost: str | None = None  # overrides [build] binhost
+    registry: RegistryOptions | None = None  # auth and TLS, for both
 
 
 class Distribution:
@@ -44,7 +48,9 @@ class Distribution:
 
             problem = binhost(options.binhost)
             if problem:
-                raise UsageError(f"--binhost: {problem}", hint="e.g. --binhost https://binhost.example.com/chrootforge")
+                raise UsageError(
+                    f"--binhost: {problem}", hint="e.g. --binhost https://binhost.example.com/chrootforge"
+                )
             project.namespace = dataclasses.replace(ns, binhost=options.binhost)
         if not options.push and not options.remote_cache:
             return None

@@ -24,8 +24,10 @@ def destination(registry: str, image: str, tag: str):
 def check_registry(registry: str | None, where: str) -> str:
     """The `[output] registry` value, or a usage error saying how to set it."""
     if not registry:
-        raise UsageError("--push needs a registry to push to",
-                         hint=f'set [output] registry = "docker://HOST[:PORT]/NAMESPACE" in {where}')
+        raise UsageError(
+            "--push needs a registry to push to",
+            hint=f'set [output] registry = "docker://HOST[:PORT]/NAMESPACE" in {where}',
+        )
     return registry
 
 
@@ -50,6 +52,12 @@ def push_all(report, project, registry: str, options) -> None:
                 report.ok = False
                 log.notice("the remaining images were not pushed")
                 return
-            result.pushed.append({"reference": str(dest), "digest": pushed.digest,
-                                  "uploaded_bytes": pushed.uploaded_bytes, "referrers": len(pushed.referrers)})
+            result.pushed.append(
+                {
+                    "reference": str(dest),
+                    "digest": pushed.digest,
+                    "uploaded_bytes": pushed.uploaded_bytes,
+                    "referrers": len(pushed.referrers),
+                }
+            )
             log.info(f"{result.image}: pushed {dest} ({pushed.uploaded_bytes / 1e6:.1f} MB uploaded)")

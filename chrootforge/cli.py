@@ -31,12 +31,20 @@ COMMAND_MODULES = (
 # Which module registers which command. When argv names a known command, only its module is
 # imported: `chrootforge run` then starts without loading the others (tests check this table).
 COMMAND_OWNERS = {
-    "build": "chrootforge.buildcli", "sbom": "chrootforge.buildcli", "lock": "chrootforge.buildcli",
+    "build": "chrootforge.buildcli",
+    "sbom": "chrootforge.buildcli",
+    "lock": "chrootforge.buildcli",
     "fetch": "chrootforge.sources.cli",
-    "run": "chrootforge.sandbox.cli", "shell": "chrootforge.sandbox.cli",
-    "commit": "chrootforge.oci.cli", "verify": "chrootforge.oci.cli", "gc": "chrootforge.oci.cli",
-    "inspect": "chrootforge.oci.cli", "export": "chrootforge.oci.cli", "load": "chrootforge.oci.cli",
-    "push": "chrootforge.registry.cli", "pull": "chrootforge.registry.cli",
+    "run": "chrootforge.sandbox.cli",
+    "shell": "chrootforge.sandbox.cli",
+    "commit": "chrootforge.oci.cli",
+    "verify": "chrootforge.oci.cli",
+    "gc": "chrootforge.oci.cli",
+    "inspect": "chrootforge.oci.cli",
+    "export": "chrootforge.oci.cli",
+    "load": "chrootforge.oci.cli",
+    "push": "chrootforge.registry.cli",
+    "pull": "chrootforge.registry.cli",
     "new": "chrootforge.spec.cli",
     "vm": "chrootforge.vm.cli",
     "cache": "chrootforge.cache.cli",
@@ -66,8 +74,9 @@ def build_parser(argv: list[str] | None = None):
     )
     parser.add_argument("--version", action="version", version=f"chrootforge {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-    parser.add_argument("--debug", action="store_true",
-                        help="print the traceback of an error (also CHROOTFORGE_DEBUG=1)")
+    parser.add_argument(
+        "--debug", action="store_true", help="print the traceback of an error (also CHROOTFORGE_DEBUG=1)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     owner = COMMAND_OWNERS.get(_first_positional(argv or []) or "")
@@ -98,8 +107,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except Exception as err:  # noqa: BLE001 - the last line of defence: never a bare traceback
         _traceback(debug)
-        print(f"chrootforge: internal error: {type(err).__name__}: {err}"
-              + ("" if debug else " (run with --debug for the traceback)"), file=sys.stderr)
+        print(
+            f"chrootforge: internal error: {type(err).__name__}: {err}"
+            + ("" if debug else " (run with --debug for the traceback)"),
+            file=sys.stderr,
+        )
         return 1
     return int(result or 0)
 
@@ -108,16 +120,16 @@ def _dispatch(argv: list[str]) -> int:
     command = _first_positional(argv)
     owner = COMMAND_OWNERS.get(command or "")
     module = importlib.import_module(owner) if owner else None
-    if module is not None and command in getattr(module, "OWN_WORDS", ()):
+    if module is not None and command is not None and command in getattr(module, "OWN_WORDS", ()):
         at = argv.index(command)
         globals_ = argv[:at]
         if all(arg in PLAIN_GLOBALS for arg in globals_):
             quiet = "-q" in globals_ or "--quiet" in globals_
         else:  # --version, -h, -qq, abbreviations, mistakes: argparse's, up to the command name
-            quiet = build_parser(argv[:at + 1]).parse_args(argv[:at + 1]).quiet
+            quiet = build_parser(argv[: at + 1]).parse_args(argv[: at + 1]).quiet
         if quiet:
             log.set_quiet(True)
-        return module.handle_words(command, argv[at + 1:])
+        return module.handle_words(command, argv[at + 1 :])
     args = build_parser(argv).parse_args(argv)
     if args.quiet:
         log.set_quiet(True)

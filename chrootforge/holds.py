@@ -78,7 +78,7 @@ class Holds:
         return entry
 
     def held(self) -> list[Path]:
-        return [key.with_name(key.name[1:-len(".hold")]) for key in self._fds]
+        return [key.with_name(key.name[1 : -len(".hold")]) for key in self._fds]
 
     def close(self) -> None:
         fds, self._fds = self._fds, {}

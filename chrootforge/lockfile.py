@@ -30,8 +30,8 @@ class LockedStage:
 
 @dataclass(frozen=True)
 class LockedTree:
-    id: str = ""        # a repository directory: its content id
-    name: str = ""      # a snapshot: file name, date, sha512 and signer
+    id: str = ""  # a repository directory: its content id
+    name: str = ""  # a snapshot: file name, date, sha512 and signer
     date: str = ""
     sha512: str = ""
     signer: str = ""
@@ -49,9 +49,12 @@ def _quote(value: str) -> str:
 
 
 def render(lock: Lock, namespace: str) -> str:
-    lines = [f"# The exact inputs of namespace {namespace!r}, written by `chrootforge lock`.",
-             "# `chrootforge lock --update` resolves \"latest\" again. Builds use these, or refuse.",
-             f"version = {VERSION}", ""]
+    lines = [
+        f"# The exact inputs of namespace {namespace!r}, written by `chrootforge lock`.",
+        '# `chrootforge lock --update` resolves "latest" again. Builds use these, or refuse.',
+        f"version = {VERSION}",
+        "",
+    ]
     for section, value in (("stage3", lock.stage3), ("tree", lock.tree)):
         lines.append(f"[{section}]")
         for key, item in sorted(vars(value).items()):
@@ -69,10 +72,14 @@ def parse(text: str, path: Path) -> Lock:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise UsageError(f"{path}: not a valid lock file: {err}", hint="run chrootforge lock NS --update") from None
+        raise UsageError(
+            f"{path}: not a valid lock file: {err}", hint="run chrootforge lock NS --update"
+        ) from None
     if data.get("version") != VERSION:
-        raise UsageError(f"{path}: lock file version {data.get('version')!r}, this chrootforge reads {VERSION}",
-                         hint="run chrootforge lock NS --update")
+        raise UsageError(
+            f"{path}: lock file version {data.get('version')!r}, this chrootforge reads {VERSION}",
+            hint="run chrootforge lock NS --update",
+        )
 
     def table(name: str, cls, required: tuple[str, ...]):
         values = data.get(name)

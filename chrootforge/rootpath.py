@@ -84,6 +84,13 @@ class Located(Value):
     def __init__(self, dirfd: int, name: str | None, inside: str) -> None:
         self._init(dirfd, name, inside)
 
+    @property
+    def entry(self) -> str:
+        """The last component, for operations that need one: a path naming the root itself is refused."""
+        if self.name is None:
+            raise PathRefused(f"refusing {self.inside!r}: it names the root itself")
+        return self.name
+
 
 class Created(Value):
     """Something a resolution created (for undoing it later), and the times its parent had."""
@@ -94,8 +101,7 @@ class Created(Value):
     parent_times: tuple[int, int] | None  # (atime_ns, mtime_ns) before the first creation in it
     step: int  # which step of a plan made it (undo goes step by step, in reverse)
 
-    def __init__(self, inside: str, parent: str, parent_times: tuple[int, int] | None,
-                 step: int = 0) -> None:
+    def __init__(self, inside: str, parent: str, parent_times: tuple[int, int] | None, step: int = 0) -> None:
         self._init(inside, parent, parent_times, step)
 
 
@@ -121,8 +127,15 @@ class RootDir:
             self.fd = -1
 
     @contextlib.contextmanager
-    def locate(self, path: str, *, follow: bool, make_parents: bool = False,
-               created: list[Created] | None = None, what: str = "path") -> Iterator[Located]:
+    def locate(
+        self,
+        path: str,
+        *,
+        follow: bool,
+        make_parents: bool = False,
+        created: list[Created] | None = None,
+        what: str = "path",
+    ) -> Iterator[Located]:
         """Resolve `path`'s parents inside the root; yield its parent fd and last component.
 
         make_parents: missing parent directories are created (0755), and recorded in `created`.
@@ -164,7 +177,9 @@ class RootDir:
                         raise PathRefused(f"refusing {what} {path!r}: it goes through the symlink {where}")
                     links += 1
                     if links > MAX_LINKS:
-                        raise PathRefused(f"too many levels of symbolic links resolving {path!r} in {self.root}")
+                        raise PathRefused(
+                            f"too many levels of symbolic links resolving {path!r} in {self.root}"
+                        )
                     target = os.readlink(part, dir_fd=stack[-1])
                     if target.startswith("/"):
                         while len(stack) > 1:
@@ -174,8 +189,9 @@ class RootDir:
                     continue
                 if not stat.S_ISDIR(st.st_mode):
                     where = "/".join([*names, part])
-                    raise PathRefused(f"refusing {what} {path!r}: it goes through {where}, which is not a "
-                                      "directory")
+                    raise PathRefused(
+                        f"refusing {what} {path!r}: it goes through {where}, which is not a directory"
+                    )
                 stack.append(os.open(part, _DIR_FLAGS, dir_fd=stack[-1]))
                 names.append(part)
         finally:
@@ -194,14 +210,18 @@ class RootDir:
                     with contextlib.suppress(FileExistsError):
                         os.mkdir(loc.name, 0o755, dir_fd=loc.dirfd)
                 try:
-                    fd = os.open(loc.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                                 dir_fd=loc.dirfd)
+                    fd = os.open(
+                        loc.name,
+                        os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                        dir_fd=loc.dirfd,
+                    )
                 except FileNotFoundError:
                     fd = None
                 except (NotADirectoryError, OSError) as err:
                     if isinstance(err, NotADirectoryError) or err.errno == 40:  # ELOOP: a symlink
-                        raise PathRefused(f"refusing {what} {path!r}: {loc.inside} is not a directory "
-                                          "(or is a symlink)") from None
+                        raise PathRefused(
+                            f"refusing {what} {path!r}: {loc.inside} is not a directory (or is a symlink)"
+                        ) from None
                     raise
         try:
             yield fd
@@ -228,8 +248,9 @@ class RootDir:
         link to an O_PATH fd, so mount(2) cannot be raced onto something else)."""
         path = inside
         for _ in range(MAX_LINKS):
-            with self.locate(path, follow=True, make_parents=True, created=created,
-                             what="mount target") as loc:
+            with self.locate(
+                path, follow=True, make_parents=True, created=created, what="mount target"
+            ) as loc:
                 if loc.name is None:
                     raise PathRefused(f"mount target {inside} resolves to the root itself")
                 try:
@@ -237,8 +258,14 @@ class RootDir:
                 except FileNotFoundError:
                     self._record(created, loc.dirfd, _dirname(loc.inside), loc.name)
                     if kind == "file":
-                        os.close(os.open(loc.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-                                         | os.O_CLOEXEC, 0o644, dir_fd=loc.dirfd))
+                        os.close(
+                            os.open(
+                                loc.name,
+                                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                0o644,
+                                dir_fd=loc.dirfd,
+                            )
+                        )
                     else:
                         os.mkdir(loc.name, 0o755, dir_fd=loc.dirfd)
                     st = None
@@ -290,11 +317,11 @@ def undo_created(rd: RootDir, created: list[Created]) -> None:
     for item in reversed(created):
         try:
             with rd.locate(item.inside, follow=False, what="created path") as loc:
-                st = os.stat(loc.name, dir_fd=loc.dirfd, follow_symlinks=False)
+                st = os.stat(loc.entry, dir_fd=loc.dirfd, follow_symlinks=False)
                 if stat.S_ISDIR(st.st_mode):
-                    os.rmdir(loc.name, dir_fd=loc.dirfd)
+                    os.rmdir(loc.entry, dir_fd=loc.dirfd)
                 elif stat.S_ISREG(st.st_mode) and st.st_size == 0:
-                    os.unlink(loc.name, dir_fd=loc.dirfd)
+                    os.unlink(loc.entry, dir_fd=loc.dirfd)
                 else:
                     continue
                 gone.add(item.inside)
@@ -305,10 +332,15 @@ def undo_created(rd: RootDir, created: list[Created]) -> None:
             continue
         try:
             with rd.locate(item.parent, follow=False, what="created path") as loc:
-                fd = (os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=loc.dirfd)
-                      if loc.name is None else
-                      os.open(loc.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                              dir_fd=loc.dirfd))
+                fd = (
+                    os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=loc.dirfd)
+                    if loc.name is None
+                    else os.open(
+                        loc.name,
+                        os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                        dir_fd=loc.dirfd,
+                    )
+                )
                 try:
                     os.utime(fd, ns=item.parent_times)
                 finally:
@@ -328,7 +360,12 @@ def encode_created(created: list[Created]) -> bytes:
 
 def decode_created(data: bytes) -> list[Created]:
     fields = [os.fsdecode(f) for f in data.split(b"\0")[:-1]]
-    return [Created(fields[i], fields[i + 1],
-                    (int(fields[i + 2]), int(fields[i + 3])) if fields[i + 2] else None,
-                    int(fields[i + 4]))
-            for i in range(0, len(fields) - len(fields) % 5, 5)]
+    return [
+        Created(
+            fields[i],
+            fields[i + 1],
+            (int(fields[i + 2]), int(fields[i + 3])) if fields[i + 2] else None,
+            int(fields[i + 4]),
+        )
+        for i in range(0, len(fields) - len(fields) % 5, 5)
+    ]

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 class Value:
     """Equality, hash, repr and replace() from __slots__; attributes cannot be set after _init()."""
 
-    __slots__ = ()
+    __slots__: tuple[str, ...] = ()
 
     def _init(self, *values: Any) -> None:
         for name, value in zip(self.__slots__, values, strict=True):

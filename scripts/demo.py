@@ -48,9 +48,21 @@ def build_user() -> pwd.struct_passwd | None:
             entry = pwd.getpwnam(name)
         except KeyError:
             continue
-        probe = subprocess.run(["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}",
-                                "--init-groups", "--", str(PY), "-c", "import chrootforge"],
-                               cwd="/", capture_output=True, check=False)
+        probe = subprocess.run(
+            [
+                "setpriv",
+                f"--reuid={entry.pw_uid}",
+                f"--regid={entry.pw_gid}",
+                "--init-groups",
+                "--",
+                str(PY),
+                "-c",
+                "import chrootforge",
+            ],
+            cwd="/",
+            capture_output=True,
+            check=False,
+        )
         if probe.returncode == 0:
             return entry
         print(f"demo: {name} has a subuid range but cannot run {PY}; building as root", file=sys.stderr)
@@ -80,10 +92,20 @@ def main() -> int:
     say("1. the synthetic Gentoo-like stage3 and the test distfiles (built once, then cached)")
     world = WORK / "world"
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    stage = subprocess.run([str(PY), "-m", "tests.world.stage", "--cache-dir", str(world)], env=env,
-                           check=True, stdout=subprocess.PIPE, text=True).stdout.strip()
-    distfiles = subprocess.run([str(PY), "-m", "tests.world.distfiles", "--cache-dir", str(world)], env=env,
-                               check=True, stdout=subprocess.PIPE, text=True).stdout.strip()
+    stage = subprocess.run(
+        [str(PY), "-m", "tests.world.stage", "--cache-dir", str(world)],
+        env=env,
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    ).stdout.strip()
+    distfiles = subprocess.run(
+        [str(PY), "-m", "tests.world.distfiles", "--cache-dir", str(world)],
+        env=env,
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    ).stdout.strip()
     for path in (world, *world.iterdir()):
         if path.is_dir():
             os.chmod(path, os.stat(path).st_mode | 0o755)
@@ -99,15 +121,33 @@ def main() -> int:
     build_env = {
         "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
         "HOME": entry.pw_dir if entry else os.environ.get("HOME", "/root"),
-        "XDG_CACHE_HOME": str(out / "cache"), "LANG": "C.UTF-8",
-        "CHROOTFORGE_WORLD_STAGE": stage, "CHROOTFORGE_WORLD_KEYRING": str(keyring),
+        "XDG_CACHE_HOME": str(out / "cache"),
+        "LANG": "C.UTF-8",
+        "CHROOTFORGE_WORLD_STAGE": stage,
+        "CHROOTFORGE_WORLD_KEYRING": str(keyring),
         "CHROOTFORGE_WORLD_DISTFILES": distfiles,
         "SOURCE_DATE_EPOCH": os.environ.get("SOURCE_DATE_EPOCH", "1700000000"),
     }
     cf = [str(PY), "-m", "chrootforge"]
-    subprocess.run(as_user(entry, ["env", "-i", *[f"{k}={v}" for k, v in build_env.items()],
-                                   *cf, "build", "--jobs", "2", "--layout", str(layout), str(NS)]),
-                   check=True, cwd="/")
+    subprocess.run(
+        as_user(
+            entry,
+            [
+                "env",
+                "-i",
+                *[f"{k}={v}" for k, v in build_env.items()],
+                *cf,
+                "build",
+                "--jobs",
+                "2",
+                "--layout",
+                str(layout),
+                str(NS),
+            ],
+        ),
+        check=True,
+        cwd="/",
+    )
 
     say("3. export the images and load them into podman")
     archives = WORK / "archives"
@@ -115,13 +155,38 @@ def main() -> int:
     for image in IMAGES:
         archive = archives / f"{image}.tar"
         # podman load takes an archive of one image only: the SBOM referrer stays in the layout
-        run([*cf, "export", f"{layout}:localhost/chrootforge/{image}:latest", "--format", "oci-archive",
-             "--no-referrers", "-o", str(archive)], cwd="/")
+        run(
+            [
+                *cf,
+                "export",
+                f"{layout}:localhost/chrootforge/{image}:latest",
+                "--format",
+                "oci-archive",
+                "--no-referrers",
+                "-o",
+                str(archive),
+            ],
+            cwd="/",
+        )
         run(["podman", *PODMAN_RUN, "load", "-i", str(archive)], stdout=subprocess.DEVNULL)
 
     say("4. run hello")
-    run(["podman", *PODMAN_RUN, "run", "--rm", "--network", "none", "--ulimit", "nofile=1024:1024",
-         "--ulimit", "nproc=1024:1024", "localhost/chrootforge/hello:latest", "hello"])
+    run(
+        [
+            "podman",
+            *PODMAN_RUN,
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+            "localhost/chrootforge/hello:latest",
+            "hello",
+        ]
+    )
 
     say("5. image sizes")
     run(["podman", *PODMAN_RUN, "images", "--filter", "reference=localhost/chrootforge/*"])

@@ -3,8 +3,9 @@ import sys
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "chrootforge", *args], check=False,
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "chrootforge", *args], check=False, capture_output=True, text=True
+    )
 
 
 def test_help_lists_commands():
@@ -41,12 +42,14 @@ def test_command_owner_table_matches_registrations():
 
 
 def test_run_imports_nothing_heavy():
-    probe = ("import sys\n"
-             "from chrootforge import cli\n"
-             "cli.build_parser(['run', '/nonexistent', '--', 'true'])\n"
-             "heavy = [m for m in ('requests', 'gnupg', 'zstandard', 'pyroute2', 'chrootforge.oci.cli',"
-             " 'chrootforge.buildcli', 'chrootforge.sources.cli') if m in sys.modules]\n"
-             "print(heavy)\n")
+    probe = (
+        "import sys\n"
+        "from chrootforge import cli\n"
+        "cli.build_parser(['run', '/nonexistent', '--', 'true'])\n"
+        "heavy = [m for m in ('requests', 'gnupg', 'zstandard', 'pyroute2', 'chrootforge.oci.cli',"
+        " 'chrootforge.buildcli', 'chrootforge.sources.cli') if m in sys.modules]\n"
+        "print(heavy)\n"
+    )
     out = subprocess.run([sys.executable, "-c", probe], check=False, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

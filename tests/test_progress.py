@@ -30,14 +30,25 @@ def _commit(tmp_path: Path, name: str, *extra: str, tty: bool) -> str:
     root = tmp_path / f"root-{name}"
     (root / "data").mkdir(parents=True)
     (root / "data" / "blob").write_bytes(os.urandom(3 << 20))
-    argv = [sys.executable, "-m", "chrootforge", "commit", str(root), "--layout", str(tmp_path / "layout"),
-            "--tag", name, *extra]
+    argv = [
+        sys.executable,
+        "-m",
+        "chrootforge",
+        "commit",
+        str(root),
+        "--layout",
+        str(tmp_path / "layout"),
+        "--tag",
+        name,
+        *extra,
+    ]
     if not tty:
         return subprocess.run(argv, capture_output=True, text=True, check=True).stderr
     leader, follower = os.openpty()
     try:
-        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=follower,
-                              check=True)
+        proc = subprocess.run(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=follower, check=True
+        )
         assert proc.returncode == 0
         os.close(follower)
         chunks = []

@@ -4,25 +4,37 @@ from __future__ import annotations
 
 
 def register(sub) -> None:
-    cache = sub.add_parser("cache", help="show or prune the user cache (stages, trees, downloads, ...)",
-                           description="The user cache is $XDG_CACHE_HOME/chrootforge "
-                                       "(~/.cache/chrootforge).")
+    cache = sub.add_parser(
+        "cache",
+        help="show or prune the user cache (stages, trees, downloads, ...)",
+        description="The user cache is $XDG_CACHE_HOME/chrootforge (~/.cache/chrootforge).",
+    )
     verbs = cache.add_subparsers(dest="verb", metavar="VERB")
     verbs.required = True
     ls = verbs.add_parser("ls", help="the size of each kind of cache entry")
     ls.add_argument("--json", action="store_true", help="print the sizes as JSON")
     ls.set_defaults(func=_ls)
     prune = verbs.add_parser(
-        "prune", help="remove entries not used recently (never one a running build holds)",
+        "prune",
+        help="remove entries not used recently (never one a running build holds)",
         description="Remove cache entries whose last use is older than --older-than (default 30d) "
-                    "and, with --keep N, that are not among the N most recently used of their kind. "
-                    "Entries a running build holds are skipped.")
-    prune.add_argument("--older-than", metavar="AGE",
-                       help="last used longer ago than AGE: 45s, 90m, 12h, 30d, 2w (default 30d; 0: any age)")
-    prune.add_argument("--keep", type=int, metavar="N",
-                       help="keep the N most recently used entries of each kind")
-    prune.add_argument("--kind", action="append", metavar="KIND",
-                       help="only this kind (repeatable): sources, stages, trees, distfiles, binpkgs, vm")
+        "and, with --keep N, that are not among the N most recently used of their kind. "
+        "Entries a running build holds are skipped.",
+    )
+    prune.add_argument(
+        "--older-than",
+        metavar="AGE",
+        help="last used longer ago than AGE: 45s, 90m, 12h, 30d, 2w (default 30d; 0: any age)",
+    )
+    prune.add_argument(
+        "--keep", type=int, metavar="N", help="keep the N most recently used entries of each kind"
+    )
+    prune.add_argument(
+        "--kind",
+        action="append",
+        metavar="KIND",
+        help="only this kind (repeatable): sources, stages, trees, distfiles, binpkgs, vm",
+    )
     prune.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
     prune.add_argument("--json", action="store_true", help="print the result as JSON")
     prune.set_defaults(func=_prune)
@@ -46,14 +58,27 @@ def _ls(args) -> int:
     rows, other = usage()
     total = sum(r.size for r in rows) + other
     if args.json:
-        print(json.dumps({"root": str(user_cache_dir()), "total_bytes": total, "other_bytes": other,
-                          "kinds": [{"kind": r.kind, "path": str(r.path), "entries": r.entries,
-                                     "bytes": r.size} for r in rows]}, indent=1))
+        print(
+            json.dumps(
+                {
+                    "root": str(user_cache_dir()),
+                    "total_bytes": total,
+                    "other_bytes": other,
+                    "kinds": [
+                        {"kind": r.kind, "path": str(r.path), "entries": r.entries, "bytes": r.size}
+                        for r in rows
+                    ],
+                },
+                indent=1,
+            )
+        )
         return 0
     table = [("KIND", "ENTRIES", "SIZE", "PATH")]
     table += [(r.kind, str(r.entries), human(r.size), str(r.path)) for r in rows]
-    table += [("other", "", human(other), "(digest memos, locks)"),
-              ("total", "", human(total), str(user_cache_dir()))]
+    table += [
+        ("other", "", human(other), "(digest memos, locks)"),
+        ("total", "", human(total), str(user_cache_dir())),
+    ]
     widths = [max(len(row[i]) for row in table) for i in range(4)]
     for row in table:
         print(f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}  {row[3]}".rstrip())
@@ -87,6 +112,8 @@ def _prune(args) -> int:
         for entry, why in result.failed:
             log.warn(f"could not remove {entry.name}: {why}")
         freed = "would free" if args.dry_run else "freed"
-        print(f"{freed} {human(result.freed)} in {len(result.removed)} entries"
-              + (f"; {len(result.held)} in use kept" if result.held else ""))
+        print(
+            f"{freed} {human(result.freed)} in {len(result.removed)} entries"
+            + (f"; {len(result.held)} in use kept" if result.held else "")
+        )
     return 1 if result.failed else 0

@@ -29,15 +29,20 @@ class Kind:
     subdir: str
     what: str
     held_whole: bool = False  # builds hold the kind's directory as a whole (it is bound whole)
-    mapped: bool = False      # entries may hold files owned by sub-ids: removed under the id mapping
+    mapped: bool = False  # entries may hold files owned by sub-ids: removed under the id mapping
 
 
 KINDS = (
     Kind("sources", "sources", "verified downloads (stage3 tarballs, snapshots) with their signatures"),
     Kind("stages", "stages", "extracted stage3 trees, one per tarball and id mapping", mapped=True),
     Kind("trees", "trees", "extracted portage tree snapshots"),
-    Kind("distfiles", "distfiles", "source archives for emerge, shared by every build", held_whole=True,
-         mapped=True),
+    Kind(
+        "distfiles",
+        "distfiles",
+        "source archives for emerge, shared by every build",
+        held_whole=True,
+        mapped=True,
+    ),
     Kind("binpkgs", "binpkgs", "binary packages, one directory per namespace", mapped=True),
     Kind("vm", "vm", "VM guest artifacts (kernel, initramfs, root image)"),
 )
@@ -53,13 +58,13 @@ def kind_root(name: str, cache_root: Path | None = None) -> Path:
 @dataclasses.dataclass(frozen=True)
 class Entry:
     kind: str
-    name: str                  # the path relative to the cache root, for messages
+    name: str  # the path relative to the cache root, for messages
     path: Path
     size: int
-    last_used: float           # the newest of the entry's mtime and its hold's stamp
-    hold: Path                 # the path whose hold protects this entry (itself, or its kind's dir)
+    last_used: float  # the newest of the entry's mtime and its hold's stamp
+    hold: Path  # the path whose hold protects this entry (itself, or its kind's dir)
     busy_lock: Path | None = None  # a creation/download lock that must be free to remove it
-    stale: bool = False        # leftovers of an interrupted run: nothing can use them
+    stale: bool = False  # leftovers of an interrupted run: nothing can use them
 
 
 def tree_size(path: Path) -> int:
@@ -85,8 +90,15 @@ def tree_size(path: Path) -> int:
     return total
 
 
-def _entry(kind: Kind, root: Path, path: Path, *, hold: Path | None = None, busy_lock: Path | None = None,
-           stale: bool = False) -> Entry:
+def _entry(
+    kind: Kind,
+    root: Path,
+    path: Path,
+    *,
+    hold: Path | None = None,
+    busy_lock: Path | None = None,
+    stale: bool = False,
+) -> Entry:
     try:
         mtime = path.lstat().st_mtime
     except OSError:
@@ -113,7 +125,12 @@ def _stale_temps(folder: Path, marker: str) -> list[tuple[Path, Path]]:
     except OSError:
         return out
     for name in names:
-        if name.startswith(".") and marker in name and not name.endswith(".hold") and (folder / name).is_dir():
+        if (
+            name.startswith(".")
+            and marker in name
+            and not name.endswith(".hold")
+            and (folder / name).is_dir()
+        ):
             key = stale_key(name, marker)  # also `..<id>.tmp.extract-*`: extract_here's own temp dir
             out.append((folder / name, folder / f".{key}.lock"))
     return out
@@ -129,16 +146,20 @@ def scan(kind: Kind, cache_root: Path | None = None) -> list[Entry]:
     root = kind_root(kind.name, cache_root)
     if kind.name == "sources":
         entries = [_entry(kind, root, p) for area in ("blobs", "unverified") for p in _children(root / area)]
-        entries += [_entry(kind, root, p, busy_lock=p.with_name(p.name + ".lock"))
-                    for p in _children(root / "partial") if not p.name.endswith(".lock")]
+        entries += [
+            _entry(kind, root, p, busy_lock=p.with_name(p.name + ".lock"))
+            for p in _children(root / "partial")
+            if not p.name.endswith(".lock")
+        ]
         return entries
     if kind.held_whole:
         return [_entry(kind, root, p, hold=root) for p in _children(root)]
     entries = [_entry(kind, root, p) for p in _children(root) if p.is_dir()]
     marker = {"stages": ".extract-", "trees": ".tmp"}.get(kind.name)
     if marker:
-        entries += [_entry(kind, root, temp, busy_lock=lock, stale=True)
-                    for temp, lock in _stale_temps(root, marker)]
+        entries += [
+            _entry(kind, root, temp, busy_lock=lock, stale=True) for temp, lock in _stale_temps(root, marker)
+        ]
     return entries
 
 
@@ -147,7 +168,7 @@ class KindUsage:
     kind: str
     path: Path
     entries: int
-    size: int        # everything under the kind's directory
+    size: int  # everything under the kind's directory
 
 
 def usage(cache_root: Path | None = None) -> tuple[list[KindUsage], int]:

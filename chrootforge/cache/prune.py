@@ -40,7 +40,7 @@ def parse_age(text: str) -> float:
 @dataclasses.dataclass(frozen=True)
 class Policy:
     older_than: float | None = None  # seconds since last use
-    keep: int | None = None          # the most recently used entries kept per kind
+    keep: int | None = None  # the most recently used entries kept per kind
 
     def __post_init__(self) -> None:
         if self.keep is not None and self.keep < 0:
@@ -75,16 +75,32 @@ class PruneResult:
 
     def to_json(self) -> dict:
         def row(e: Entry) -> dict:
-            return {"kind": e.kind, "name": e.name, "path": str(e.path), "bytes": e.size,
-                    "last_used": int(e.last_used), "stale": e.stale}
+            return {
+                "kind": e.kind,
+                "name": e.name,
+                "path": str(e.path),
+                "bytes": e.size,
+                "last_used": int(e.last_used),
+                "stale": e.stale,
+            }
 
-        return {"dry_run": self.dry_run, "freed_bytes": self.freed, "removed": [row(e) for e in self.removed],
-                "held": [row(e) for e in self.held],
-                "failed": [{**row(e), "error": why} for e, why in self.failed]}
+        return {
+            "dry_run": self.dry_run,
+            "freed_bytes": self.freed,
+            "removed": [row(e) for e in self.removed],
+            "held": [row(e) for e in self.held],
+            "failed": [{**row(e), "error": why} for e, why in self.failed],
+        }
 
 
-def prune(policy: Policy, kinds: Iterable[str] | None = None, *, cache_root: Path | None = None,
-          dry_run: bool = False, now: float | None = None) -> PruneResult:
+def prune(
+    policy: Policy,
+    kinds: Iterable[str] | None = None,
+    *,
+    cache_root: Path | None = None,
+    dry_run: bool = False,
+    now: float | None = None,
+) -> PruneResult:
     chosen = [BY_NAME[name] for name in kinds] if kinds else list(KINDS)
     entries = [e for kind in chosen for e in scan(kind, cache_root)]
     doomed = plan(entries, policy, time.time() if now is None else now)
@@ -196,8 +212,10 @@ def _stage_idmap(key: str, name: str):
             return idmap
     if os.getuid() == 0:
         return None  # real root removes files of any owner directly
-    raise CfError(f"{name} was extracted under an id mapping this user does not have any more",
-                  hint="remove it as root, or restore the user's /etc/subuid and /etc/subgid ranges")
+    raise CfError(
+        f"{name} was extracted under an id mapping this user does not have any more",
+        hint="remove it as root, or restore the user's /etc/subuid and /etc/subgid ranges",
+    )
 
 
 def _drop_names(root: Path, blob_dir: Path) -> None:

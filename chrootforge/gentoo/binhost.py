@@ -54,8 +54,10 @@ def binrepos_conf() -> str:
     official binhost, is moved aside: its packages were built with other flags). Packages that
     builds make are not OpenPGP-signed, so the signature check portage's defaults ask of a
     binrepo is off; FEATURES=binpkg-request-signature in make_conf still forces it."""
-    return (f"[{REPO}]\nsync-uri = file://{MOUNT}\nlocation = {DOWNLOADS}\npriority = 10\n"
-            "verify-signature = false\n")
+    return (
+        f"[{REPO}]\nsync-uri = file://{MOUNT}\nlocation = {DOWNLOADS}\npriority = 10\n"
+        "verify-signature = false\n"
+    )
 
 
 def with_getbinpkg(emerge_argv) -> list[str]:
@@ -75,8 +77,8 @@ def wanted_paths(output: str) -> list[str]:
     out = []
     for line in output.splitlines():
         line = line.strip()
-        if line.startswith(prefix) and line[len(prefix):] not in out:
-            out.append(line[len(prefix):])
+        if line.startswith(prefix) and line[len(prefix) :] not in out:
+            out.append(line[len(prefix) :])
     return out
 
 
@@ -89,7 +91,7 @@ def safe_path(path: str) -> bool:
 class Entry:
     path: str
     size: int
-    digests: dict[str, str]   # hashlib name -> lower-case hex
+    digests: dict[str, str]  # hashlib name -> lower-case hex
 
 
 class BadIndex(ValueError):

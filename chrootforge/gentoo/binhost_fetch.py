@@ -113,8 +113,10 @@ class Mirror:
                 raise BinhostError(f"{entry.path}: got {size} bytes, the index says {entry.size}")
             for name, h in hashes.items():
                 if h.hexdigest() != entry.digests[name]:
-                    raise BinhostError(f"{entry.path} does not match its {name.upper()} in the index",
-                                       hint="the binhost served corrupt or tampered data; nothing was kept")
+                    raise BinhostError(
+                        f"{entry.path} does not match its {name.upper()} in the index",
+                        hint="the binhost served corrupt or tampered data; nothing was kept",
+                    )
             os.chmod(tmp, 0o644)
             os.replace(tmp, dest)
         finally:
@@ -152,8 +154,10 @@ class Mirror:
             except requests.RequestException as err:
                 failures += 1
                 if failures > options.retries:
-                    raise BinhostError(f"{url}: {describe_network_error(err, options.timeout)}",
-                                       hint="is the binhost up and reachable from this machine?") from None
+                    raise BinhostError(
+                        f"{url}: {describe_network_error(err, options.timeout)}",
+                        hint="is the binhost up and reachable from this machine?",
+                    ) from None
                 time.sleep(backoff(failures - 1))
         with contextlib.closing(resp):
             if resp.status_code == 404 and missing_ok:
@@ -236,13 +240,17 @@ def prepare(mirror: Mirror, view: Path, argv: list[str], run_pretend, image: str
             return argv
         code, output = run_pretend(bh.pretend_argv(argv))
         if code != 0:
-            log.notice(f"{image}: emerge could not say what to take from the binhost (exit status {code}); "
-                       "building without it")
+            log.notice(
+                f"{image}: emerge could not say what to take from the binhost (exit status {code}); "
+                "building without it"
+            )
             return argv
         paths = bh.wanted_paths(output)
         moved = mirror.fetch(paths, index, view)
     except BinhostError as err:
         log.notice(f"{image}: binhost {mirror.url}: {err}; building without it")
         return argv
-    log.info(f"    binhost: {len(paths)} binary package(s) from {mirror.url} ({moved / 1e6:.1f} MB downloaded)")
+    log.info(
+        f"    binhost: {len(paths)} binary package(s) from {mirror.url} ({moved / 1e6:.1f} MB downloaded)"
+    )
     return bh.with_getbinpkg(argv) if paths else argv

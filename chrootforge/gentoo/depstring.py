@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Group:
-    kind: str                           # "all" | "any" | "use"
+    kind: str  # "all" | "any" | "use"
     items: tuple[Node, ...]
-    flag: str = ""                      # kind "use": the flag, and whether it is `!flag?`
+    flag: str = ""  # kind "use": the flag, and whether it is `!flag?`
     negated: bool = False
 
     def applies(self, use) -> bool:

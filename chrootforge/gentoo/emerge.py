@@ -9,11 +9,27 @@ CF_MOUNT = "/cf"  # the build's scripts, hooks and generated /etc/portage files,
 def emerge_argv(packages, jobs: int = 1) -> list[str]:
     """Install `packages` into the image root: binpkgs reused when their USE matches, else built
     (and packaged for the next time)."""
-    return ["emerge", "--buildpkg", "--usepkg", "--binpkg-respect-use=y", "--verbose", "--color=n",
-            "--nospinner", "--quiet-build=n", "--oneshot", f"--jobs={jobs}", *packages]
+    return [
+        "emerge",
+        "--buildpkg",
+        "--usepkg",
+        "--binpkg-respect-use=y",
+        "--verbose",
+        "--color=n",
+        "--nospinner",
+        "--quiet-build=n",
+        "--oneshot",
+        f"--jobs={jobs}",
+        *packages,
+    ]
 
 
 def emerge_env(root: str = EMERGE_ROOT) -> dict[str, str]:
     # SYSROOT stays "/": build-time deps (DEPEND) go to the throwaway builder, not the image.
-    return {"ROOT": root, "PORTAGE_CONFIGROOT": "/", "CLEAN_DELAY": "0", "LC_ALL": "C.UTF-8",
-            "NOCOLOR": "true"}
+    return {
+        "ROOT": root,
+        "PORTAGE_CONFIGROOT": "/",
+        "CLEAN_DELAY": "0",
+        "LC_ALL": "C.UTF-8",
+        "NOCOLOR": "true",
+    }

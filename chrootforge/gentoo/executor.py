@@ -23,6 +23,10 @@ from chrootforge.gentoo.plan import ImagePlan
 from chrootforge.sandbox import owned_dir
 from chrootforge.spec.model import PHASES
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from chrootforge.gentoo.binhost_fetch import Mirror
+
 CF_MOUNT = emerge.CF_MOUNT
 
 
@@ -55,8 +59,8 @@ class BuildContext:
 
     namespace: str
     layout: Path
-    workdir: Path                     # <layout>.build/work
-    logdir: Path                      # <layout>.build/logs
+    workdir: Path  # <layout>.build/work
+    logdir: Path  # <layout>.build/logs
     pristine: Path
     idmap: object
     tree: Path
@@ -69,7 +73,9 @@ class BuildContext:
 
 
 class ImageBuilder:
-    def __init__(self, ctx: BuildContext, plan: ImagePlan, parent_ref: str | None, binpkgs: Path | None = None):
+    def __init__(
+        self, ctx: BuildContext, plan: ImagePlan, parent_ref: str | None, binpkgs: Path | None = None
+    ):
         self.ctx, self.plan, self.parent_ref = ctx, plan, parent_ref
         self.binpkgs = binpkgs or ctx.binpkgs
         self.work = ctx.workdir / plan.name
@@ -78,14 +84,15 @@ class ImageBuilder:
         self.cf = self.work / "cf"
         self.builder = None
         self.timer = StepTimer()
-        self.resolved_provided: tuple[str, ...] = ()            # `provided` entries versioned in the builder
+        self.resolved_provided: tuple[str, ...] = ()  # `provided` entries versioned in the builder
         self.builder_files: list[runtimelibs.BuilderFile] = []  # what runtime_libs copied
-        self.binhost = None                                     # its mirror, when the plan has a binhost
-        self.binhost_view = self.work / "binhost"               # this build's binrepo (gentoo/binhost.py)
+        self.binhost: Mirror | None = None  # its mirror, when the plan has a binhost
+        self.binhost_view = self.work / "binhost"  # this build's binrepo (gentoo/binhost.py)
 
     # -- the whole build ------------------------------------------------------------------------
-    def build(self, commit_request: image_io.CommitRequest,
-              shell: ShellRequest | None = None) -> tuple[str, list[records.InstalledPackage]] | None:
+    def build(
+        self, commit_request: image_io.CommitRequest, shell: ShellRequest | None = None
+    ) -> tuple[str, list[records.InstalledPackage]] | None:
         """Returns (manifest digest, the records this image's own layer installed).
 
         shell: open an interactive shell in the image's build sandbox, instead of building
@@ -104,19 +111,34 @@ class ImageBuilder:
                 self.interactive_shell(shell, "")
                 return None
             try:
-                t.run("configure_rootfs", self._sandbox, "configure_rootfs",
-                      self._hooks_script("configure_rootfs"), emerge.emerge_env())
+                t.run(
+                    "configure_rootfs",
+                    self._sandbox,
+                    "configure_rootfs",
+                    self._hooks_script("configure_rootfs"),
+                    emerge.emerge_env(),
+                )
                 if self.plan.emerge_argv:
                     argv = list(self.plan.emerge_argv)
                     if self.binhost is not None:
-                        argv = t.run("binhost", self._binhost, argv)
+                        argv = t.run("binhost", self._binhost, self.binhost, argv)
                     t.run("emerge", self._emerge, argv)
-                t.run("post_emerge", self._sandbox, "post_emerge", self._post_emerge_script(),
-                      emerge.emerge_env())
+                t.run(
+                    "post_emerge",
+                    self._sandbox,
+                    "post_emerge",
+                    self._post_emerge_script(),
+                    emerge.emerge_env(),
+                )
                 self._authors_steps(t)
                 own = t.run("record", records.read_vdb, self.rootfs, self.plan.name)
-                t.run("finish_rootfs", self._sandbox, "finish_rootfs", self._finish_script(),
-                      emerge.emerge_env())
+                t.run(
+                    "finish_rootfs",
+                    self._sandbox,
+                    "finish_rootfs",
+                    self._finish_script(),
+                    emerge.emerge_env(),
+                )
             except CfError as err:
                 if shell is not None and shell.on_failure:
                     keep = shell.keep
@@ -127,8 +149,10 @@ class ImageBuilder:
             return digest, own
         finally:
             if keep:
-                log.notice(f"kept the work dir of {self.plan.name}: {self.work} (remove it with "
-                           f"`chrootforge cache prune` or the next build of the image)")
+                log.notice(
+                    f"kept the work dir of {self.plan.name}: {self.work} (remove it with "
+                    f"`chrootforge cache prune` or the next build of the image)"
+                )
             else:
                 self._discard_work()
 
@@ -157,8 +181,11 @@ class ImageBuilder:
         from chrootforge.gentoo.mountview import sandbox_config
         from chrootforge.sandbox import run_sandboxed
 
-        emerge_line = " ".join(f"{k}={v}" for k, v in emerge.emerge_env().items()) + " " + \
-            " ".join(self.plan.emerge_argv or ("emerge", "(no packages)"))
+        emerge_line = (
+            " ".join(f"{k}={v}" for k, v in emerge.emerge_env().items())
+            + " "
+            + " ".join(self.plan.emerge_argv or ("emerge", "(no packages)"))
+        )
         where = f"image {self.ctx.namespace}/{self.plan.name} (parent: {self.plan.parent or 'scratch'})"
         banner = [f"chrootforge build shell: {where}"]
         if failure:
@@ -166,13 +193,26 @@ class ImageBuilder:
         banner += [f"emerge line: {emerge_line}", f"logs: {self.logs}", "leave with `exit`"]
         sys.stderr.write("".join(f"chrootforge: {line}\n" for line in banner))
         sys.stderr.flush()
-        env = {**self._env(emerge.emerge_env()), "PS1": f"(cf {self.plan.name}) \\w \\$ ",
-               "debian_chroot": f"cf {self.plan.name}", "TERM": os.environ.get("TERM", "dumb")}
+        env = {
+            **self._env(emerge.emerge_env()),
+            "PS1": f"(cf {self.plan.name}) \\w \\$ ",
+            "debian_chroot": f"cf {self.plan.name}",
+            "TERM": os.environ.get("TERM", "dumb"),
+        }
         shell_path = "/bin/bash" if (self.ctx.pristine / "bin" / "bash").exists() else "/bin/sh"
-        config = sandbox_config(root=self.builder, network=self.ctx.network, tree=self.ctx.tree,
-                                repos=self.ctx.repos, rootfs=self.rootfs, cf=self.cf,
-                                distfiles=self.ctx.distfiles, binpkgs=self.binpkgs, idmap=self.ctx.idmap,
-                                argv=[shell_path, "-l"], env=env)
+        config = sandbox_config(
+            root=self.builder,
+            network=self.ctx.network,
+            tree=self.ctx.tree,
+            repos=self.ctx.repos,
+            rootfs=self.rootfs,
+            cf=self.cf,
+            distfiles=self.ctx.distfiles,
+            binpkgs=self.binpkgs,
+            idmap=self.ctx.idmap,
+            argv=[shell_path, "-l"],
+            env=env,
+        )
         config.interactive = True
         config.cwd = "/root"
         return run_sandboxed(config)
@@ -190,9 +230,11 @@ class ImageBuilder:
         make_conf = self.plan.portage.make_conf_append
         if getattr(self.ctx.idmap, "single_id", False):
             # Degraded single-id mode: nobody but root exists, so portage cannot drop to 250.
-            make_conf += ('# single-id mode (announced): no userpriv\n'
-                          'FEATURES="${FEATURES} -userpriv -usersandbox"\n'
-                          'PORTAGE_USERNAME="root"\nPORTAGE_GRPNAME="root"\n')
+            make_conf += (
+                "# single-id mode (announced): no userpriv\n"
+                'FEATURES="${FEATURES} -userpriv -usersandbox"\n'
+                'PORTAGE_USERNAME="root"\nPORTAGE_GRPNAME="root"\n'
+            )
         (portage_dir / "make.conf.append").write_text(make_conf)
         (portage_dir / "package.provided").write_text(self.plan.portage.provided_append)
         hooks_dir = self.cf / "hooks"
@@ -212,16 +254,24 @@ class ImageBuilder:
         self.builder = fresh_builder(self.ctx.pristine, self.work / "builder", self.ctx.idmap)
 
     def _commit(self, request: image_io.CommitRequest) -> str:
-        return image_io.commit(self.ctx.idmap, self.rootfs, self.ctx.layout, request,
-                               parent=self.parent_ref, compression=self.ctx.compression)
+        return image_io.commit(
+            self.ctx.idmap,
+            self.rootfs,
+            self.ctx.layout,
+            request,
+            parent=self.parent_ref,
+            compression=self.ctx.compression,
+        )
 
     def _hook_lines(self, phase: str) -> list[str]:
         lines = []
         for i, (name, _path) in enumerate(self.plan.hooks[phase]):
             script = f"{CF_MOUNT}/hooks/{phase}-{i:02d}-{Path(name).name}"
             lines.append(f'echo ">>> hook {phase}: {name}"')
-            lines.append(f"CF_PHASE={phase} sh {shlex.quote(script)} || "
-                         f"{{ rc=$?; echo {shlex.quote(name)} $rc > {CF_MOUNT}/status/failed-hook; exit $rc; }}")
+            lines.append(
+                f"CF_PHASE={phase} sh {shlex.quote(script)} || "
+                f"{{ rc=$?; echo {shlex.quote(name)} $rc > {CF_MOUNT}/status/failed-hook; exit $rc; }}"
+            )
         return lines
 
     def _hooks_script(self, phase: str) -> str:
@@ -236,11 +286,26 @@ class ImageBuilder:
         """uninstall, then runtime_libs (gentoo/uninstall.py, gentoo/runtimelibs.py): after post_emerge,
         before the records are read and finish_rootfs (check-binaries sees the copied libraries)."""
         if self.plan.uninstall.packages:
-            t.run("uninstall", uninstall.run, self.plan.uninstall, self.rootfs,
-                  self.plan.provided.lines + self.resolved_provided, self._sandbox, self.plan.name)
+            t.run(
+                "uninstall",
+                uninstall.run,
+                self.plan.uninstall,
+                self.rootfs,
+                self.plan.provided.lines + self.resolved_provided,
+                self._sandbox,
+                self.plan.name,
+            )
         if self.plan.runtime_libs.names:
-            self.builder_files = t.run("runtime_libs", runtimelibs.run, self.plan.runtime_libs, self.rootfs,
-                                       self.cf, CF_MOUNT, self._sandbox, self.plan.name)
+            self.builder_files = t.run(
+                "runtime_libs",
+                runtimelibs.run,
+                self.plan.runtime_libs,
+                self.rootfs,
+                self.cf,
+                CF_MOUNT,
+                self._sandbox,
+                self.plan.name,
+            )
 
     def _post_emerge_script(self) -> str:
         text = s6.install_script(list(self.plan.services), emerge.EMERGE_ROOT) if self.plan.services else ""
@@ -251,12 +316,14 @@ class ImageBuilder:
         user = self.plan.config.get("User")
         if user and not user.split(":")[0].isdigit():
             name = shlex.quote(user.split(":")[0])
-            lines.append(f"grep -q '^'{name}: {emerge.EMERGE_ROOT}/etc/passwd || "
-                         f"{{ echo \"config user {user} is not in the image's /etc/passwd\" >&2; "
-                         f"echo user-missing > {CF_MOUNT}/status/failed-check; exit 3; }}")
+            lines.append(
+                f"grep -q '^'{name}: {emerge.EMERGE_ROOT}/etc/passwd || "
+                f'{{ echo "config user {user} is not in the image\'s /etc/passwd" >&2; '
+                f"echo user-missing > {CF_MOUNT}/status/failed-check; exit 3; }}"
+            )
         return "\n".join(lines) + "\n"
 
-    def _binhost(self, argv: list[str]) -> list[str]:
+    def _binhost(self, mirror: Mirror, argv: list[str]) -> list[str]:
         """Fetch what emerge will take from the binhost (gentoo/binhost.py); the emerge argv."""
         from chrootforge.gentoo.binhost_fetch import prepare
 
@@ -266,16 +333,18 @@ class ImageBuilder:
             code = self._run(pretend_argv, emerge.emerge_env(), logfile)
             return code, logfile.read_text(errors="replace") if logfile.exists() else ""
 
-        return prepare(self.binhost, self.binhost_view, argv, pretend, self.plan.name)
+        return prepare(mirror, self.binhost_view, argv, pretend, self.plan.name)
 
     def _emerge(self, argv: list[str]) -> None:
         logfile = self.logs / "emerge.log"
         code = self._run(argv, emerge.emerge_env(), logfile)
         if code != 0:
             tail = _tail(logfile, 25)
-            raise CfError(f"image {self.plan.name}: emerge failed (exit status {code}); log: {logfile}\n"
-                          + "".join(f"    | {line}\n" for line in tail).rstrip(),
-                          hint=f"read the full log: {logfile}")
+            raise CfError(
+                f"image {self.plan.name}: emerge failed (exit status {code}); log: {logfile}\n"
+                + "".join(f"    | {line}\n" for line in tail).rstrip(),
+                hint=f"read the full log: {logfile}",
+            )
 
     def _sandbox(self, phase: str, script: str, env: dict) -> None:
         path = self.cf / f"{phase}.sh"
@@ -286,27 +355,48 @@ class ImageBuilder:
             failed = self.cf / "status" / "failed-hook"
             if failed.exists():
                 name, _, status = failed.read_text().strip().rpartition(" ")
-                raise CfError(f"image {self.plan.name}: hook '{name}' ({phase}) failed with exit status "
-                              f"{status}; log: {logfile}", hint=_last(logfile))
-            raise CfError(f"image {self.plan.name}: step {phase} failed (exit status {code}); log: {logfile}",
-                          hint=_last(logfile))
+                raise CfError(
+                    f"image {self.plan.name}: hook '{name}' ({phase}) failed with exit status "
+                    f"{status}; log: {logfile}",
+                    hint=_last(logfile),
+                )
+            raise CfError(
+                f"image {self.plan.name}: step {phase} failed (exit status {code}); log: {logfile}",
+                hint=_last(logfile),
+            )
 
     def _env(self, env: dict) -> dict:
-        return {"HOME": "/root", "TERM": "dumb", "LC_ALL": "C.UTF-8",
-                "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                "CF_IMAGE": self.plan.name, "CF_NAMESPACE": self.ctx.namespace,
-                "CF_ROOT": emerge.EMERGE_ROOT, **env}
+        return {
+            "HOME": "/root",
+            "TERM": "dumb",
+            "LC_ALL": "C.UTF-8",
+            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "CF_IMAGE": self.plan.name,
+            "CF_NAMESPACE": self.ctx.namespace,
+            "CF_ROOT": emerge.EMERGE_ROOT,
+            **env,
+        }
 
     def _run(self, argv: list[str], env: dict, logfile: Path) -> int:
         from chrootforge.gentoo.mountview import sandbox_config
         from chrootforge.sandbox import run_sandboxed
 
         full_env = self._env(env)
-        config = sandbox_config(root=self.builder, network=self.ctx.network, tree=self.ctx.tree,
-                                repos=self.ctx.repos, rootfs=self.rootfs, cf=self.cf,
-                                distfiles=self.ctx.distfiles, binpkgs=self.binpkgs, idmap=self.ctx.idmap,
-                                argv=argv, env=full_env, log_file=logfile,
-                                binhost=self.binhost_view if self.binhost is not None else None)
+        config = sandbox_config(
+            root=self.builder,
+            network=self.ctx.network,
+            tree=self.ctx.tree,
+            repos=self.ctx.repos,
+            rootfs=self.rootfs,
+            cf=self.cf,
+            distfiles=self.ctx.distfiles,
+            binpkgs=self.binpkgs,
+            idmap=self.ctx.idmap,
+            argv=argv,
+            env=full_env,
+            log_file=logfile,
+            binhost=self.binhost_view if self.binhost is not None else None,
+        )
         return run_sandboxed(config)
 
 
@@ -320,4 +410,3 @@ def _tail(path: Path, n: int) -> list[str]:
 def _last(path: Path) -> str:
     lines = [line.strip() for line in _tail(path, 5) if line.strip()]
     return (lines[-1] if lines else "no output") + f" (full log: {path})"
-

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from chrootforge.sandbox import call_mapped
 from chrootforge.sandbox.mapped import runs_as_us
@@ -20,11 +21,11 @@ from chrootforge.sandbox.mapped import runs_as_us
 class CommitRequest:
     """What a build commits for one image, besides the tree itself."""
 
-    tags: tuple[str, ...]              # full ref names; the first is committed, the rest tagged
+    tags: tuple[str, ...]  # full ref names; the first is committed, the rest tagged
     config: dict
     labels: dict[str, str]
     history: tuple[dict, ...]
-    epoch: int                         # the build's one timestamp (build.py)
+    epoch: int  # the build's one timestamp (build.py)
 
 
 def unpack(idmap, layout: Path, tag: str, dest: Path) -> None:
@@ -36,15 +37,22 @@ def unpack(idmap, layout: Path, tag: str, dest: Path) -> None:
         oci_unpack(layout, tag, dest, host_ids=idmap.to_host)
 
 
-def commit(idmap, rootfs: Path, layout: Path, request: CommitRequest, *, parent: str | None,
-           compression: str) -> str:
+def commit(
+    idmap, rootfs: Path, layout: Path, request: CommitRequest, *, parent: str | None, compression: str
+) -> str:
     """Commit `rootfs` as request.tags; returns the manifest digest."""
     from chrootforge.oci.writer import commit as oci_commit
     from chrootforge.oci.writer import tag
 
-    kwargs = {"parent": parent, "compression": compression, "config": request.config,
-              "labels": request.labels, "history": list(request.history), "quiet": True,
-              "epoch": request.epoch}
+    kwargs: dict[str, Any] = {
+        "parent": parent,
+        "compression": compression,
+        "config": request.config,
+        "labels": request.labels,
+        "history": list(request.history),
+        "quiet": True,
+        "epoch": request.epoch,
+    }
     if runs_as_us(idmap):
         result = call_mapped(oci_commit, rootfs, layout, request.tags[0], idmap=idmap, **kwargs)
     else:

@@ -10,6 +10,7 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 def oci_config(image: Image, chain: list[Image], has_services: bool) -> dict:
     """`chain` is the image's ancestors, nearest first: unset fields inherit from them."""
+
     def inherited(attr):
         for img in [image, *chain]:
             value = getattr(img.config, attr)

@@ -27,6 +27,8 @@ from chrootforge.errors import CfError, UsageError, VerificationError
 from chrootforge.fsutil import atomic_write, file_lock, user_cache_dir
 from chrootforge.gentoo.native_cpu import NativeCpu
 from chrootforge.gentoo.state import tree_id
+from chrootforge.sources.fetched import FetchedFile
+from chrootforge.sources.layout import StageRef
 from chrootforge.spec.model import Namespace
 
 _STAMP_RE = re.compile(r"(\d{8})T(\d{6})Z")
@@ -35,13 +37,13 @@ _SNAPSHOT_DATE_RE = re.compile(r"gentoo-(\d{8})\.")
 
 @dataclass(frozen=True)
 class Inputs:
-    stage_id: str                        # "<file name>:<sha512>"
+    stage_id: str  # "<file name>:<sha512>"
     tree_id: str
-    tree_path: Path | None               # the directory bound as the main tree (None: a snapshot)
-    stage_release: object | None = None  # sources.layout.StageRef of a mirror stage
+    tree_path: Path | None  # the directory bound as the main tree (None: a snapshot)
+    stage_release: StageRef | None = None  # the release of a mirror stage
     lock: lockfile.Lock | None = None
-    stage_record: object | None = None   # the FetchedFile of a mirror stage (fetched to know it)
-    native: NativeCpu | None = None      # what -march=native means here, when the project uses it
+    stage_record: FetchedFile | None = None  # a mirror stage (fetched to know it)
+    native: NativeCpu | None = None  # what -march=native means here, when the project uses it
 
 
 def _memo_sha512(path: Path) -> str:
@@ -74,9 +76,11 @@ def stage_path(ns: Namespace, override: Path | None = None) -> Path | None:
 
 
 def _mismatch(what: str, got: str, locked: str, ns: Namespace) -> VerificationError:
-    return VerificationError(f"{what} is {got[:24]}..., but {ns.root / lockfile.FILENAME} pins {locked[:24]}...",
-                             hint=f"the input changed since it was locked: restore it, or run "
-                                  f"`chrootforge lock {ns.root} --update` to take the new one")
+    return VerificationError(
+        f"{what} is {got[:24]}..., but {ns.root / lockfile.FILENAME} pins {locked[:24]}...",
+        hint=f"the input changed since it was locked: restore it, or run "
+        f"`chrootforge lock {ns.root} --update` to take the new one",
+    )
 
 
 def identify(ns: Namespace, stage_override: Path | None = None) -> Inputs:
@@ -85,8 +89,10 @@ def identify(ns: Namespace, stage_override: Path | None = None) -> Inputs:
     path = stage_path(ns, stage_override)
     if path is not None:
         if not path.is_file():
-            raise UsageError(f"stage3 {path} does not exist",
-                             hint=f"fix [stage3] path in {ns.spec_path} or run `chrootforge fetch stage3`")
+            raise UsageError(
+                f"stage3 {path} does not exist",
+                hint=f"fix [stage3] path in {ns.spec_path} or run `chrootforge fetch stage3`",
+            )
         sha512 = _memo_sha512(path)
         if lock is not None and sha512 != lock.stage3.sha512:
             raise _mismatch(f"stage3 {path.name}: its sha512", sha512, lock.stage3.sha512, ns)
@@ -102,12 +108,22 @@ def identify(ns: Namespace, stage_override: Path | None = None) -> Inputs:
         from chrootforge.sources.layout import dated_stage
 
         s = ns.stage3
-        release = dated_stage(s.arch, s.variant, s.date) if s.date else \
-            fetch.resolve_stage3(s.arch, s.variant, list(s.mirrors) or None, s.keyrings, s.insecure)
-        record = fetch.fetch_stage3(arch=s.arch, variant=s.variant, mirrors=list(s.mirrors) or None,
-                                    keyrings=s.keyrings, insecure=s.insecure, release=release)
-        return Inputs(f"{record.name}:{record.sha512}", _tree_id(ns, lock), ns.tree.path, release, lock,
-                      record)
+        release = (
+            dated_stage(s.arch, s.variant, s.date)
+            if s.date
+            else fetch.resolve_stage3(s.arch, s.variant, list(s.mirrors) or None, s.keyrings, s.insecure)
+        )
+        record = fetch.fetch_stage3(
+            arch=s.arch,
+            variant=s.variant,
+            mirrors=list(s.mirrors) or None,
+            keyrings=s.keyrings,
+            insecure=s.insecure,
+            release=release,
+        )
+        return Inputs(
+            f"{record.name}:{record.sha512}", _tree_id(ns, lock), ns.tree.path, release, lock, record
+        )
     return Inputs(stage_id, _tree_id(ns, lock), ns.tree.path, release, lock)
 
 
@@ -115,16 +131,19 @@ def _locked_release(ns: Namespace, lock: lockfile.Lock):
     from chrootforge.sources.layout import StageRef
 
     if not lock.stage3.release:
-        raise UsageError(f"{ns.root / lockfile.FILENAME} pins a local stage3, but {ns.spec_path} names none",
-                         hint=f"run `chrootforge lock {ns.root} --update`")
+        raise UsageError(
+            f"{ns.root / lockfile.FILENAME} pins a local stage3, but {ns.spec_path} names none",
+            hint=f"run `chrootforge lock {ns.root} --update`",
+        )
     return StageRef(ns.stage3.arch, lock.stage3.release, lock.stage3.name)
 
 
 def _tree_id(ns: Namespace, lock: lockfile.Lock | None) -> str:
     if ns.tree.path is not None:
         if not ns.tree.path.is_dir():
-            raise UsageError(f"portage tree {ns.tree.path} is not a directory",
-                             hint=f"fix [tree] path in {ns.spec_path}")
+            raise UsageError(
+                f"portage tree {ns.tree.path} is not a directory", hint=f"fix [tree] path in {ns.spec_path}"
+            )
         main = tree_id(ns.tree.path)
         if lock is not None and lock.tree.id and main != lock.tree.id:
             raise _mismatch(f"the tree {ns.tree.path}", main, lock.tree.id, ns)
@@ -161,8 +180,14 @@ def fetch_stage(ns: Namespace, inputs: Inputs, stage_override: Path | None = Non
         record = inputs.stage_record
     else:
         # a dated release is served from the source cache when it is there: no network needed
-        record = fetch.fetch_stage3(arch=s.arch, variant=s.variant, mirrors=list(s.mirrors) or None,
-                                    keyrings=s.keyrings, insecure=s.insecure, release=inputs.stage_release)
+        record = fetch.fetch_stage3(
+            arch=s.arch,
+            variant=s.variant,
+            mirrors=list(s.mirrors) or None,
+            keyrings=s.keyrings,
+            insecure=s.insecure,
+            release=inputs.stage_release,
+        )
     if inputs.lock is not None and record.sha512 != inputs.lock.stage3.sha512:
         raise _mismatch(f"stage3 {record.name}: its sha512", record.sha512, inputs.lock.stage3.sha512, ns)
     return record
@@ -179,8 +204,8 @@ def resolve_tree(ns: Namespace, inputs: Inputs, idmap) -> tuple[Path, object | N
     if t.snapshot_path:
         record = fetch.use_local_snapshot(t.snapshot_path, keyrings=t.keyrings, insecure=t.insecure)
     else:
-        date = _SNAPSHOT_DATE_RE.match(locked.name).group(1) if locked and _SNAPSHOT_DATE_RE.match(locked.name) \
-            else (None if t.snapshot == "latest" else t.snapshot)
+        dated = _SNAPSHOT_DATE_RE.match(locked.name) if locked else None
+        date = dated.group(1) if dated else (None if t.snapshot == "latest" else t.snapshot)
         record = fetch.fetch_snapshot(date=date, keyrings=t.keyrings, insecure=t.insecure)
     if locked is not None and locked.sha512 and record.sha512 != locked.sha512:
         raise _mismatch(f"snapshot {record.name}: its sha512", record.sha512, locked.sha512, ns)
@@ -206,9 +231,11 @@ def extracted_tree(record) -> Path:
             extract_here(record.path, tmp)
             tops = [p for p in tmp.iterdir() if p.is_dir()]
             if len(tops) != 1:
-                raise CfError(f"snapshot {record.name}: expected one top directory, found "
-                              f"{', '.join(sorted(p.name for p in tops)) or 'none'}",
-                              hint="is this a Gentoo portage snapshot?")
+                raise CfError(
+                    f"snapshot {record.name}: expected one top directory, found "
+                    f"{', '.join(sorted(p.name for p in tops)) or 'none'}",
+                    hint="is this a Gentoo portage snapshot?",
+                )
             tops[0].rename(dest)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -224,11 +251,21 @@ def resolve_lock(ns: Namespace) -> lockfile.Lock:
         stage = fetch.use_local_stage(s.path, keyrings=s.keyrings, insecure=s.insecure)
         release = ""
     else:
-        ref = fetch.resolve_stage3(s.arch, s.variant, list(s.mirrors) or None, s.keyrings, s.insecure) \
-            if not s.date else None
-        stage = fetch.fetch_stage3(arch=s.arch, variant=s.variant, mirrors=list(s.mirrors) or None, date=s.date,
-                                   keyrings=s.keyrings, insecure=s.insecure, release=ref)
-        release = ref.stamp if ref else s.date
+        ref = (
+            fetch.resolve_stage3(s.arch, s.variant, list(s.mirrors) or None, s.keyrings, s.insecure)
+            if not s.date
+            else None
+        )
+        stage = fetch.fetch_stage3(
+            arch=s.arch,
+            variant=s.variant,
+            mirrors=list(s.mirrors) or None,
+            date=s.date,
+            keyrings=s.keyrings,
+            insecure=s.insecure,
+            release=ref,
+        )
+        release = ref.stamp if ref else (s.date or "")
     locked_stage = lockfile.LockedStage(stage.name, stage.sha512, stage.verified_by or "UNVERIFIED", release)
     if ns.tree.path is not None:
         repos = {name: tree_id(path) for name, path in sorted(ns.repos.items())}
@@ -237,8 +274,9 @@ def resolve_lock(ns: Namespace) -> lockfile.Lock:
     if t.snapshot_path:
         record = fetch.use_local_snapshot(t.snapshot_path, keyrings=t.keyrings, insecure=t.insecure)
     else:
-        record = fetch.fetch_snapshot(date=None if t.snapshot == "latest" else t.snapshot, keyrings=t.keyrings,
-                                      insecure=t.insecure)
+        record = fetch.fetch_snapshot(
+            date=None if t.snapshot == "latest" else t.snapshot, keyrings=t.keyrings, insecure=t.insecure
+        )
     name, date = record.name, ""
     match = _SNAPSHOT_DATE_RE.match(name)
     if match:
@@ -250,7 +288,9 @@ def resolve_lock(ns: Namespace) -> lockfile.Lock:
 
             date = time.strftime("%Y%m%d", time.gmtime(stamp))
             name = f"gentoo-{date}.tar.xz"
-    tree = lockfile.LockedTree(name=name, date=date, sha512=record.sha512, signer=record.verified_by or "UNVERIFIED")
+    tree = lockfile.LockedTree(
+        name=name, date=date, sha512=record.sha512, signer=record.verified_by or "UNVERIFIED"
+    )
     return lockfile.Lock(locked_stage, tree, {})
 
 
@@ -306,9 +346,13 @@ def binpkg_key(ns: Namespace, inputs: Inputs, package_env: tuple = ()) -> str:
     -march=native resolved to this machine's CPU (gentoo/native_cpu.py). It names the binpkgs
     directory, and so the binhost directory a build reads (gentoo/binhost.py)."""
     flags = inputs.native.resolve if inputs.native else str
-    parts = {"stage": inputs.stage_id, "tree": inputs.tree_id, "profile": ns.tree.profile or "",
-             "make_conf": {k: flags(v) for k, v in sorted(ns.make_conf.items())},
-             "package_env": [[flags(x) for x in e] for e in package_env]}
+    parts = {
+        "stage": inputs.stage_id,
+        "tree": inputs.tree_id,
+        "profile": ns.tree.profile or "",
+        "make_conf": {k: flags(v) for k, v in sorted(ns.make_conf.items())},
+        "package_env": [[flags(x) for x in e] for e in package_env],
+    }
     if inputs.native:  # the CPU "native" is here: its name and every target option gcc enabled
         parts["native"] = inputs.native.fingerprint()
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]

@@ -26,8 +26,22 @@ from dataclasses import dataclass
 NATIVE_RE = re.compile(r"(-m(?:arch|tune|cpu)=)native(?![\w.+-])")
 _OPTION_RE = re.compile(r"^\s+(-m[A-Za-z0-9_.+-]+=?)\s+(\S.*)?$")
 # /proc/cpuinfo fields that say which CPU this is (x86 and arm); clock speeds and ids are left out
-_CPU_FIELDS = ("vendor_id", "cpu family", "model", "model name", "stepping", "flags", "CPU implementer",
-               "CPU architecture", "CPU variant", "CPU part", "Features", "isa", "uarch", "cpu")
+_CPU_FIELDS = (
+    "vendor_id",
+    "cpu family",
+    "model",
+    "model name",
+    "stepping",
+    "flags",
+    "CPU implementer",
+    "CPU architecture",
+    "CPU variant",
+    "CPU part",
+    "Features",
+    "isa",
+    "uarch",
+    "cpu",
+)
 GCC_ARGV = ("gcc", "-march=native", "-Q", "--help=target")
 
 
@@ -55,8 +69,12 @@ class NativeCpu:
 
     @classmethod
     def from_json(cls, data: dict) -> NativeCpu:
-        return cls(str(data["arch"]), str(data.get("tune", "")), str(data.get("cpu", "")),
-                   tuple(str(x) for x in data.get("enabled", ())))
+        return cls(
+            str(data["arch"]),
+            str(data.get("tune", "")),
+            str(data.get("cpu", "")),
+            tuple(str(x) for x in data.get("enabled", ())),
+        )
 
 
 def uses_native(value: str) -> bool:
@@ -89,8 +107,12 @@ def parse_target_help(text: str) -> NativeCpu:
     if arch in ("", "native") and cpu in ("", "native"):
         raise ValueError("gcc reported no concrete -march or -mcpu for native")
     tune = values.get("-mtune=", "")
-    return NativeCpu(arch if arch != "native" else "", tune if tune != "native" else "",
-                     cpu if cpu != "native" else "", tuple(sorted(set(enabled))))
+    return NativeCpu(
+        arch if arch != "native" else "",
+        tune if tune != "native" else "",
+        cpu if cpu != "native" else "",
+        tuple(sorted(set(enabled))),
+    )
 
 
 def host_cpu_id(cpuinfo: str) -> str:
@@ -172,12 +194,16 @@ def _run_gcc(ns, inputs, stage_override, single_id: bool) -> NativeCpu:
         code = run_sandboxed(SandboxConfig(root=root, argv=list(GCC_ARGV), idmap=idmap, log_file=output))
         text = output.read_text(errors="replace") if output.exists() else ""
         if code != 0:
-            raise CfError(f"-march=native: `{' '.join(GCC_ARGV)}` failed in the builder (exit status {code})",
-                          hint=(text.strip().splitlines() or ["no output"])[-1])
+            raise CfError(
+                f"-march=native: `{' '.join(GCC_ARGV)}` failed in the builder (exit status {code})",
+                hint=(text.strip().splitlines() or ["no output"])[-1],
+            )
         try:
             cpu = parse_target_help(text)
         except ValueError as err:
-            raise CfError(f"-march=native: {err}", hint="give the CPU by name, e.g. -march=x86-64-v3") from None
+            raise CfError(
+                f"-march=native: {err}", hint="give the CPU by name, e.g. -march=x86-64-v3"
+            ) from None
     finally:
         remove_builder(work, idmap)
         output.unlink(missing_ok=True)

@@ -22,7 +22,7 @@ from chrootforge.spec.model import PHASES, SCRATCH, Image, Namespace, Project
 class ImagePlan:
     name: str
     parent: str | None
-    refs: tuple[str, ...]                       # full names, e.g. localhost/world/hello:latest
+    refs: tuple[str, ...]  # full names, e.g. localhost/world/hello:latest
     tags: tuple[str, ...]
     portage: portage_conf.PortageConfig
     provided: ProvidedPlan
@@ -35,15 +35,19 @@ class ImagePlan:
     uninstall: UninstallPlan
     runtime_libs: RuntimeLibsPlan
     notes: tuple[str, ...] = field(default=())
-    binhost: str | None = None                  # [build] binhost: read at <binhost>/<binpkgs key>/
+    binhost: str | None = None  # [build] binhost: read at <binhost>/<binpkgs key>/
 
 
 def image_ref(ns: Namespace, image: str, tag: str) -> str:
     return f"{ns.prefix}/{image}:{tag}"
 
 
-def plan_image(project: Project, name: str, parent_records: list[InstalledPackage] | None,
-               parent_provided: tuple[str, ...] = ()) -> ImagePlan:
+def plan_image(
+    project: Project,
+    name: str,
+    parent_records: list[InstalledPackage] | None,
+    parent_provided: tuple[str, ...] = (),
+) -> ImagePlan:
     """`parent_records`: the parent's cumulative package list (None: parent not built yet);
     `parent_provided`: the explicit package.provided entries it passes down (from its state)."""
     ns = project.namespace
@@ -52,13 +56,18 @@ def plan_image(project: Project, name: str, parent_records: list[InstalledPackag
     notes = []
     if image.parent != SCRATCH and parent_records is None:
         notes.append(f"package.provided comes from the build of '{image.parent}' (not built yet)")
-    provided = plan_provided(parent_records or [], child_use_map(image.package_settings),
-                             parent_provided=parent_provided, provided=image.provided,
-                             unprovided=image.unprovided)
+    provided = plan_provided(
+        parent_records or [],
+        child_use_map(image.package_settings),
+        parent_provided=parent_provided,
+        provided=image.provided,
+        unprovided=image.unprovided,
+    )
     uninstall, problems = plan_uninstall(image.uninstall, image.force_uninstall, parent_records)
     if problems:
-        raise source.load(image.spec_path).error(("uninstall",), problems[0],
-                                                 hint="uninstall removes what this image's emerge installed")
+        raise source.load(image.spec_path).error(
+            ("uninstall",), problems[0], hint="uninstall removes what this image's emerge installed"
+        )
     services = s6.all_services(list(reversed(chain)) + [image])
     own_entries = s6.service_entries(image.services)
     has_services = bool(services)
@@ -90,8 +99,7 @@ def _has_s6(image: Image, chain: list[Image]) -> bool:
 
 def render_plan(plan: ImagePlan, mounts: list[str] | None = None) -> str:
     """A human-readable plan (what `chrootforge build --plan` prints)."""
-    out = [f"== image {plan.name} (parent: {plan.parent or 'scratch'})",
-           "   tags: " + " ".join(plan.refs)]
+    out = [f"== image {plan.name} (parent: {plan.parent or 'scratch'})", "   tags: " + " ".join(plan.refs)]
     for note in plan.notes:
         out.append(f"   note: {note}")
     if mounts:
@@ -117,13 +125,15 @@ def render_plan(plan: ImagePlan, mounts: list[str] | None = None) -> str:
     if plan.portage.profile:
         out.append(f"     make.profile -> {plan.portage.profile}")
     for phase in PHASES:
-        for hook_name, path in plan.hooks[phase]:
-            out.append(f"   hook {phase}: {hook_name} ({path})")
+        for hook_name, hook_path in plan.hooks[phase]:
+            out.append(f"   hook {phase}: {hook_name} ({hook_path})")
     if plan.emerge_argv:
         env = " ".join(f"{k}={v}" for k, v in plan.emerge_env.items())
         if plan.binhost:
-            out.append(f"   binhost: {plan.binhost.rstrip('/')}/<binpkgs key>/ -> {binhost.MOUNT} (fetched on the "
-                       f"host: {' '.join(binhost.pretend_argv(plan.emerge_argv)[:4])} ... says what)")
+            out.append(
+                f"   binhost: {plan.binhost.rstrip('/')}/<binpkgs key>/ -> {binhost.MOUNT} (fetched on the "
+                f"host: {' '.join(binhost.pretend_argv(plan.emerge_argv)[:4])} ... says what)"
+            )
             out.append(f"   emerge: {env} {' '.join(binhost.with_getbinpkg(plan.emerge_argv))}")
         else:
             out.append(f"   emerge: {env} {' '.join(plan.emerge_argv)}")
@@ -133,8 +143,10 @@ def render_plan(plan: ImagePlan, mounts: list[str] | None = None) -> str:
         force = " (force_uninstall: even what installed packages still need)" if plan.uninstall.force else ""
         out.append(f"   uninstall: ROOT={EMERGE_ROOT} {' '.join(plan.uninstall.argv())}{force}")
     if plan.runtime_libs.names:
-        out.append(f"   runtime_libs: {' '.join(plan.runtime_libs.names)} (from the builder's packages, into "
-                   "the directory of the image's libc.so.6)")
+        out.append(
+            f"   runtime_libs: {' '.join(plan.runtime_libs.names)} (from the builder's packages, into "
+            "the directory of the image's libc.so.6)"
+        )
     for entry in plan.services:
         if entry.kind == "file":
             out.append(f"   s6: {entry.path} ({entry.mode:o})")

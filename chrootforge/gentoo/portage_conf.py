@@ -24,27 +24,33 @@ TREE_MOUNT = "/var/db/repos/gentoo"  # where the main tree is bound (what stages
 
 @dataclass(frozen=True)
 class PortageConfig:
-    files: dict[str, str]          # path relative to /etc/portage -> content (installed as is)
-    make_conf_append: str          # appended to /etc/portage/make.conf
-    provided_append: str           # appended to /etc/portage/profile/package.provided
-    profile: str | None            # make.profile target (inside), or None to keep the stage's
+    files: dict[str, str]  # path relative to /etc/portage -> content (installed as is)
+    make_conf_append: str  # appended to /etc/portage/make.conf
+    provided_append: str  # appended to /etc/portage/profile/package.provided
+    profile: str | None  # make.profile target (inside), or None to keep the stage's
 
     def install_script(self, src: str = "/cf/portage") -> str:
         """Shell (run inside the builder) installing this config from `src` (the files bound in)."""
         lines = ["set -eu", "cd /etc/portage"]
         for kind in PACKAGE_KINDS:
-            lines.append(f'if [ -f {kind} ] || [ -L {kind} ]; then mv {kind} {kind}.cf-stage && '
-                         f'mkdir {kind} && mv {kind}.cf-stage {kind}/00-stage; fi')
+            lines.append(
+                f"if [ -f {kind} ] || [ -L {kind} ]; then mv {kind} {kind}.cf-stage && "
+                f"mkdir {kind} && mv {kind}.cf-stage {kind}/00-stage; fi"
+            )
             lines.append(f"mkdir -p {kind}")
         if "binrepos.conf" in self.files:
             # the binhost is the only binrepo: a stage's own (Gentoo's official one in a real
             # stage3) was built with other flags, and the sandbox has no network for it anyway
-            lines.append("if [ -e binrepos.conf ] || [ -L binrepos.conf ]; then rm -rf binrepos.conf.cf-stage; "
-                         "mv binrepos.conf binrepos.conf.cf-stage; fi")
-        lines += ["mkdir -p env profile repos.conf",
-                  f"cp -R {src}/files/. /etc/portage/",
-                  f"cat {src}/make.conf.append >> /etc/portage/make.conf",
-                  f"cat {src}/package.provided >> /etc/portage/profile/package.provided"]
+            lines.append(
+                "if [ -e binrepos.conf ] || [ -L binrepos.conf ]; then rm -rf binrepos.conf.cf-stage; "
+                "mv binrepos.conf binrepos.conf.cf-stage; fi"
+            )
+        lines += [
+            "mkdir -p env profile repos.conf",
+            f"cp -R {src}/files/. /etc/portage/",
+            f"cat {src}/make.conf.append >> /etc/portage/make.conf",
+            f"cat {src}/package.provided >> /etc/portage/profile/package.provided",
+        ]
         if self.profile:
             lines.append(f"ln -sfn {shlex.quote(self.profile)} /etc/portage/make.profile")
         return "\n".join(lines) + "\n"
@@ -71,15 +77,23 @@ def make_conf_block(ns: Namespace, image: Image) -> str:
     # buildpkg: every package built for an image lands in the namespace's binpkg cache.
     features += ["buildpkg", "binpkg-multi-instance"]
     lines.append('FEATURES="${FEATURES} ' + " ".join(f for f in features if f) + '"')
-    lines += ['PKGDIR="/var/cache/binpkgs"', 'DISTDIR="/var/cache/distfiles"',
-              'PORTAGE_TMPDIR="/var/tmp"', 'PORTAGE_LOGDIR=""', 'EMERGE_LOG_DIR="/var/log"',
-              'CLEAN_DELAY="0"', 'EMERGE_WARNING_DELAY="0"']
+    lines += [
+        'PKGDIR="/var/cache/binpkgs"',
+        'DISTDIR="/var/cache/distfiles"',
+        'PORTAGE_TMPDIR="/var/tmp"',
+        'PORTAGE_LOGDIR=""',
+        'EMERGE_LOG_DIR="/var/log"',
+        'CLEAN_DELAY="0"',
+        'EMERGE_WARNING_DELAY="0"',
+    ]
     return "\n".join(lines) + "\n"
 
 
 def repos_conf(ns: Namespace) -> str:
-    out = [f"[DEFAULT]\nmain-repo = {ns.tree.name}\n",
-           f"[{ns.tree.name}]\nlocation = {TREE_MOUNT}\nauto-sync = no\n"]
+    out = [
+        f"[DEFAULT]\nmain-repo = {ns.tree.name}\n",
+        f"[{ns.tree.name}]\nlocation = {TREE_MOUNT}\nauto-sync = no\n",
+    ]
     for name in sorted(ns.repos):
         out.append(f"[{name}]\nlocation = /var/db/repos/{name}\nauto-sync = no\n")
     return "\n".join(out)
@@ -96,9 +110,13 @@ def generate(ns: Namespace, image: Image, provided: ProvidedPlan) -> PortageConf
             name = _env_file_name(s.atom)
             files[f"env/{name}"] = header + "".join(f"{k}={_quote_make(v)}\n" for k, v in s.env)
             env_lines.append(f"{s.atom} {name}")
-    for kind, entries in (("package.use", use), ("package.accept_keywords", keywords),
-                          ("package.mask", list(image.mask)), ("package.unmask", list(image.unmask)),
-                          ("package.env", env_lines)):
+    for kind, entries in (
+        ("package.use", use),
+        ("package.accept_keywords", keywords),
+        ("package.mask", list(image.mask)),
+        ("package.unmask", list(image.unmask)),
+        ("package.env", env_lines),
+    ):
         files[f"{kind}/{OURS}"] = header + "".join(f"{e}\n" for e in entries)
     files[f"repos.conf/{OURS}.conf"] = header + repos_conf(ns)
     if ns.binhost:
@@ -107,5 +125,9 @@ def generate(ns: Namespace, image: Image, provided: ProvidedPlan) -> PortageConf
     profile = None
     if ns.tree.profile:
         profile = f"{TREE_MOUNT}/profiles/{ns.tree.profile.strip('/')}"
-    return PortageConfig(files=files, make_conf_append=make_conf_block(ns, image),
-                         provided_append=provided_text, profile=profile)
+    return PortageConfig(
+        files=files,
+        make_conf_append=make_conf_block(ns, image),
+        provided_append=provided_text,
+        profile=profile,
+    )

@@ -22,17 +22,17 @@ from pathlib import Path
 from chrootforge.atoms import atom_cp, provided_cp, split_cpv
 from chrootforge.gentoo.records import InstalledPackage
 
-RESOLVED_FILE = "provided"      # in the build's status dir: the versions resolved in the builder
+RESOLVED_FILE = "provided"  # in the build's status dir: the versions resolved in the builder
 PROVIDED_FILE = "/etc/portage/profile/package.provided"
 
 
 @dataclass(frozen=True)
 class ProvidedPlan:
-    lines: tuple[str, ...]               # package.provided entries known before the build (cpvs)
-    reinstalled: tuple[str, ...] = ()    # parent packages left out because of USE, with why
-    explicit: tuple[str, ...] = ()       # explicit entries known now: inherited and own versioned ones
-    resolve: tuple[str, ...] = ()        # own category/name entries, versioned in the builder
-    dropped: tuple[str, ...] = ()        # entries `unprovided` removed, with where they came from
+    lines: tuple[str, ...]  # package.provided entries known before the build (cpvs)
+    reinstalled: tuple[str, ...] = ()  # parent packages left out because of USE, with why
+    explicit: tuple[str, ...] = ()  # explicit entries known now: inherited and own versioned ones
+    resolve: tuple[str, ...] = ()  # own category/name entries, versioned in the builder
+    dropped: tuple[str, ...] = ()  # entries `unprovided` removed, with where they came from
 
     def resolve_script(self, status_dir: str, provided_file: str = PROVIDED_FILE) -> str:
         """Shell (run in the builder once /etc/portage is set up) adding the best visible version of
@@ -40,16 +40,18 @@ class ProvidedPlan:
         if not self.resolve:
             return ""
         out = shlex.quote(f"{status_dir}/{RESOLVED_FILE}")
-        return (f"for cp in {' '.join(shlex.quote(cp) for cp in self.resolve)}; do\n"
-                '  cpv=$(portageq best_visible / "$cp") || cpv=""\n'
-                '  if [ -z "$cpv" ]; then\n'
-                '    echo "chrootforge: provided: no version of $cp is visible in the tree '
-                '(missing, masked or not keyworded)" >&2\n'
-                "    exit 3\n"
-                "  fi\n"
-                f'  echo "$cpv" >> {shlex.quote(provided_file)}\n'
-                f'  echo "$cpv" >> {out}\n'
-                "done\n")
+        return (
+            f"for cp in {' '.join(shlex.quote(cp) for cp in self.resolve)}; do\n"
+            '  cpv=$(portageq best_visible / "$cp") || cpv=""\n'
+            '  if [ -z "$cpv" ]; then\n'
+            '    echo "chrootforge: provided: no version of $cp is visible in the tree '
+            '(missing, masked or not keyworded)" >&2\n'
+            "    exit 3\n"
+            "  fi\n"
+            f'  echo "$cpv" >> {shlex.quote(provided_file)}\n'
+            f'  echo "$cpv" >> {out}\n'
+            "done\n"
+        )
 
     def passed_down(self, resolved: tuple[str, ...]) -> tuple[str, ...]:
         """The explicit entries the image's children inherit, once `resolve` is resolved."""
@@ -79,9 +81,14 @@ def use_conflicts(pkg: InstalledPackage, wanted: tuple[str, ...]) -> list[str]:
     return bad
 
 
-def plan_provided(parent_records: list[InstalledPackage], child_use: dict[str, tuple[str, ...]], *,
-                  parent_provided: tuple[str, ...] = (), provided: tuple[str, ...] = (),
-                  unprovided: tuple[str, ...] = ()) -> ProvidedPlan:
+def plan_provided(
+    parent_records: list[InstalledPackage],
+    child_use: dict[str, tuple[str, ...]],
+    *,
+    parent_provided: tuple[str, ...] = (),
+    provided: tuple[str, ...] = (),
+    unprovided: tuple[str, ...] = (),
+) -> ProvidedPlan:
     """`child_use` maps cat/pkg -> the child's package.use flags for it; `parent_provided` are the
     explicit entries the parent passed down; `provided`/`unprovided` are the image's own keys."""
     drop = set(unprovided)
@@ -92,8 +99,10 @@ def plan_provided(parent_records: list[InstalledPackage], child_use: dict[str, t
             continue
         bad = use_conflicts(pkg, child_use.get(pkg.cp, ()))
         if bad:
-            reinstalled.append(f"{pkg.cpv} (parent built it with USE=\"{' '.join(pkg.use)}\", "
-                               f"this image wants {' '.join(bad)})")
+            reinstalled.append(
+                f'{pkg.cpv} (parent built it with USE="{" ".join(pkg.use)}", '
+                f"this image wants {' '.join(bad)})"
+            )
             continue
         lines.add(pkg.cpv)
     explicit = set()
@@ -109,8 +118,13 @@ def plan_provided(parent_records: list[InstalledPackage], child_use: dict[str, t
             explicit.add(entry)
         except ValueError:
             resolve.append(entry)
-    return ProvidedPlan(tuple(sorted(lines | explicit)), tuple(reinstalled), tuple(sorted(explicit)),
-                        tuple(resolve), tuple(dropped))
+    return ProvidedPlan(
+        tuple(sorted(lines | explicit)),
+        tuple(reinstalled),
+        tuple(sorted(explicit)),
+        tuple(resolve),
+        tuple(dropped),
+    )
 
 
 def child_use_map(settings) -> dict[str, tuple[str, ...]]:

@@ -19,14 +19,14 @@ class InstalledPackage:
     category: str
     name: str
     version: str
-    use: tuple[str, ...] = ()        # enabled flags (USE ∩ IUSE)
-    iuse: tuple[str, ...] = ()       # flags the package knows (without +/- defaults)
+    use: tuple[str, ...] = ()  # enabled flags (USE ∩ IUSE)
+    iuse: tuple[str, ...] = ()  # flags the package knows (without +/- defaults)
     slot: str = "0"
     repository: str = ""
     license: str = ""
     homepage: str = ""
     description: str = ""
-    image: str = ""                  # the image whose layer installed it
+    image: str = ""  # the image whose layer installed it
     files: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -73,7 +73,7 @@ def _contents(path: Path) -> tuple[str, ...]:
 def read_vdb(root: str | Path, image: str = "") -> list[InstalledPackage]:
     """Every package in ROOT/var/db/pkg, sorted by category/name."""
     vdb = Path(root) / "var/db/pkg"
-    found = []
+    found: list[InstalledPackage] = []
     if not vdb.is_dir():
         return found
     for entry in sorted(vdb.glob("*/*")):
@@ -85,12 +85,22 @@ def read_vdb(root: str | Path, image: str = "") -> list[InstalledPackage]:
         iuse = tuple(sorted({flag.lstrip("+-") for flag in read_field(entry / "IUSE").split()}))
         enabled = set(read_field(entry / "USE").split())
         use = tuple(sorted(enabled & set(iuse)))
-        found.append(InstalledPackage(
-            category=category, name=cp.split("/", 1)[1], version=version, use=use, iuse=iuse,
-            slot=(read_field(entry / "SLOT") or "0").split("/")[0], repository=read_field(entry / "repository"),
-            license=read_field(entry / "LICENSE"), homepage=read_field(entry / "HOMEPAGE"),
-            description=read_field(entry / "DESCRIPTION"), image=image, files=_contents(entry / "CONTENTS"),
-        ))
+        found.append(
+            InstalledPackage(
+                category=category,
+                name=cp.split("/", 1)[1],
+                version=version,
+                use=use,
+                iuse=iuse,
+                slot=(read_field(entry / "SLOT") or "0").split("/")[0],
+                repository=read_field(entry / "repository"),
+                license=read_field(entry / "LICENSE"),
+                homepage=read_field(entry / "HOMEPAGE"),
+                description=read_field(entry / "DESCRIPTION"),
+                image=image,
+                files=_contents(entry / "CONTENTS"),
+            )
+        )
     return sorted(found, key=lambda p: (p.cp, p.slot))
 
 

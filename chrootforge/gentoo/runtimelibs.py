@@ -29,13 +29,13 @@ STATUS_FILE = "runtime-libs"
 
 @dataclass(frozen=True)
 class BuilderFile:
-    path: str           # in the image
-    source: str         # in the builder
-    package: str        # the builder package (cpv) whose CONTENTS list it
-    license: str        # that package's LICENSE
+    path: str  # in the image
+    source: str  # in the builder
+    package: str  # the builder package (cpv) whose CONTENTS list it
+    license: str  # that package's LICENSE
     sha1: str
     sha256: str
-    image: str          # the image that copied it
+    image: str  # the image that copied it
 
     @property
     def cp(self) -> str:
@@ -52,8 +52,12 @@ class RuntimeLibsPlan:
 
     def script(self, status_dir: str, root: str = "/emerge-root", vdb: str = "/var/db/pkg") -> str:
         q = shlex.quote
-        return _SCRIPT.format(root=q(root), vdb=q(vdb), status=q(f"{status_dir}/{STATUS_FILE}"),
-                              names=" ".join(q(n) for n in self.names))
+        return _SCRIPT.format(
+            root=q(root),
+            vdb=q(vdb),
+            status=q(f"{status_dir}/{STATUS_FILE}"),
+            names=" ".join(q(n) for n in self.names),
+        )
 
 
 # POSIX sh with awk, od, cut, cmp, readlink -f, dirname: all in a stage3 (and in the synthetic one).
@@ -72,13 +76,16 @@ dest=""
 for f in $(find "$root"/lib* "$root"/usr/lib* -maxdepth 2 -name libc.so.6 -type f 2>/dev/null | sort); do
 	if [ "$(abi "$f")" = "$native" ]; then dest=$(dirname "${{f#"$root"}}"); break; fi
 done
-[ -n "$dest" ] || fail "the image has no libc.so.6 for this architecture under /lib* or /usr/lib*, so there is no library directory to copy into"
+[ -n "$dest" ] || fail "the image has no libc.so.6 for this architecture under /lib* or /usr/lib*, \
+so there is no library directory to copy into"
 for name in {names}; do
 	found=""
 	for contents in "$vdb"/*/*/CONTENTS; do
 		[ -f "$contents" ] || continue
 		cpv=${{contents%/CONTENTS}}; cpv=${{cpv#"$vdb"/}}
-		for path in $(awk -v n="$name" '($1 == "obj" || $1 == "sym") {{ p = $2; sub(/.*\//, "", p); if (p == n) print $2 }}' "$contents"); do
+		for path in $(awk -v n="$name" \
+				'($1 == "obj" || $1 == "sym") {{ p = $2; sub(/.*\//, "", p); if (p == n) print $2 }}' \
+				"$contents"); do
 			[ -e "$path" ] && [ "$(abi "$(readlink -f "$path")")" = "$native" ] || continue
 			found="$found$cpv $path
 "
@@ -112,13 +119,28 @@ def read_copied(status_dir: Path, rootfs: Path, image: str) -> list[BuilderFile]
     for line in lines:
         path, source, package, license_ = line.split("\t")
         data = (Path(rootfs) / path.lstrip("/")).read_bytes()
-        out.append(BuilderFile(path, source, package, license_.strip(), hashlib.sha1(data).hexdigest(),
-                               hashlib.sha256(data).hexdigest(), image))
+        out.append(
+            BuilderFile(
+                path,
+                source,
+                package,
+                license_.strip(),
+                hashlib.sha1(data).hexdigest(),
+                hashlib.sha256(data).hexdigest(),
+                image,
+            )
+        )
     return out
 
 
-def run(plan: RuntimeLibsPlan, rootfs: Path, cf: Path, cf_mount: str,
-        sandbox: Callable[[str, str, dict], None], image: str) -> list[BuilderFile]:
+def run(
+    plan: RuntimeLibsPlan,
+    rootfs: Path,
+    cf: Path,
+    cf_mount: str,
+    sandbox: Callable[[str, str, dict], None],
+    image: str,
+) -> list[BuilderFile]:
     """Copy in the builder (`sandbox(phase, script, env)` runs a script there), then hash the copies.
     A name already in the image with the same bytes (from a parent) is not copied nor recorded again."""
     sandbox("runtime_libs", plan.script(f"{cf_mount}/status"), {})

@@ -20,9 +20,9 @@ SVSCAN_CMD = ("s6-svscan", "-t0", SCAN_DIR)
 
 @dataclass(frozen=True)
 class FileEntry:
-    path: str            # absolute path inside the image
-    kind: str            # "file" | "dir" | "symlink"
-    content: str = ""    # file content, or the symlink target
+    path: str  # absolute path inside the image
+    kind: str  # "file" | "dir" | "symlink"
+    content: str = ""  # file content, or the symlink target
     mode: int = 0o644
 
 

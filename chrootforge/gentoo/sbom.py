@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from urllib.parse import quote
 
@@ -57,56 +58,102 @@ def _builder_packages(files: list[BuilderFile], refs: set[str]) -> tuple[list[di
         for f in sorted(group, key=lambda f: f.path):
             file_id = f"SPDXRef-File-{_spdx_id(f.path.lstrip('/'))}"
             file_ids.append(file_id)
-            entries.append({"SPDXID": file_id, "fileName": "." + f.path,
-                            "checksums": [{"algorithm": "SHA1", "checksumValue": f.sha1},
-                                          {"algorithm": "SHA256", "checksumValue": f.sha256}],
-                            "licenseConcluded": "NOASSERTION", "copyrightText": "NOASSERTION",
-                            "comment": f"copied from the builder's {f.source} (runtime_libs of image {f.image})"})
-            relationships.append({"spdxElementId": ident, "relationshipType": "CONTAINS",
-                                  "relatedSpdxElement": file_id})
-        packages.append({
-            "SPDXID": ident, "name": group[0].cp, "versionInfo": group[0].version, "supplier": "NOASSERTION",
-            "downloadLocation": "NOASSERTION", "filesAnalyzed": True, "hasFiles": file_ids,
-            "packageVerificationCode": {"packageVerificationCodeValue":
-                                        hashlib.sha1("".join(sha1s).encode()).hexdigest()},
-            "licenseConcluded": "NOASSERTION", "licenseDeclared": lic.expression,
-            "licenseInfoFromFiles": ["NOASSERTION"], "copyrightText": "NOASSERTION",
-            "primaryPackagePurpose": "LIBRARY",
-            "externalRefs": [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl",
-                              "referenceLocator": purl_of(group[0].cp, group[0].version)}],
-            "comment": "only the files listed are in the image: copied from the builder, where this package is "
-                       "installed (runtime_libs); Gentoo LICENSE: " + (group[0].license or "unknown"),
-        })
+            entries.append(
+                {
+                    "SPDXID": file_id,
+                    "fileName": "." + f.path,
+                    "checksums": [
+                        {"algorithm": "SHA1", "checksumValue": f.sha1},
+                        {"algorithm": "SHA256", "checksumValue": f.sha256},
+                    ],
+                    "licenseConcluded": "NOASSERTION",
+                    "copyrightText": "NOASSERTION",
+                    "comment": f"copied from the builder's {f.source} (runtime_libs of image {f.image})",
+                }
+            )
+            relationships.append(
+                {"spdxElementId": ident, "relationshipType": "CONTAINS", "relatedSpdxElement": file_id}
+            )
+        packages.append(
+            {
+                "SPDXID": ident,
+                "name": group[0].cp,
+                "versionInfo": group[0].version,
+                "supplier": "NOASSERTION",
+                "downloadLocation": "NOASSERTION",
+                "filesAnalyzed": True,
+                "hasFiles": file_ids,
+                "packageVerificationCode": {
+                    "packageVerificationCodeValue": hashlib.sha1("".join(sha1s).encode()).hexdigest()
+                },
+                "licenseConcluded": "NOASSERTION",
+                "licenseDeclared": lic.expression,
+                "licenseInfoFromFiles": ["NOASSERTION"],
+                "copyrightText": "NOASSERTION",
+                "primaryPackagePurpose": "LIBRARY",
+                "externalRefs": [
+                    {
+                        "referenceCategory": "PACKAGE-MANAGER",
+                        "referenceType": "purl",
+                        "referenceLocator": purl_of(group[0].cp, group[0].version),
+                    }
+                ],
+                "comment": "only the files listed are in the image: copied from the builder, where this "
+                "package is installed (runtime_libs); Gentoo LICENSE: " + (group[0].license or "unknown"),
+            }
+        )
     return packages, entries, relationships
 
 
-def spdx_document(image_ref: str, records: list[InstalledPackage], *, created_epoch: int,
-                  namespace_uri: str, tool_version: str, image_digest: str | None = None,
-                  builder_files: list[BuilderFile] = ()) -> dict:
+def spdx_document(
+    image_ref: str,
+    records: list[InstalledPackage],
+    *,
+    created_epoch: int,
+    namespace_uri: str,
+    tool_version: str,
+    image_digest: str | None = None,
+    builder_files: Sequence[BuilderFile] = (),
+) -> dict:
     created = datetime.fromtimestamp(created_epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     image_id = "SPDXRef-Image"
     image_pkg = {
-        "SPDXID": image_id, "name": image_ref, "downloadLocation": "NOASSERTION",
-        "filesAnalyzed": False, "licenseConcluded": "NOASSERTION", "licenseDeclared": "NOASSERTION",
+        "SPDXID": image_id,
+        "name": image_ref,
+        "downloadLocation": "NOASSERTION",
+        "filesAnalyzed": False,
+        "licenseConcluded": "NOASSERTION",
+        "licenseDeclared": "NOASSERTION",
         "primaryPackagePurpose": "CONTAINER",
     }
     if image_digest:
         image_pkg["checksums"] = [{"algorithm": "SHA256", "checksumValue": image_digest.split(":")[-1]}]
     packages = [image_pkg]
-    relationships = [{"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES",
-                      "relatedSpdxElement": image_id}]
+    relationships: list[dict] = [
+        {"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES", "relatedSpdxElement": image_id}
+    ]
     refs: set[str] = set()
     for pkg in sorted(records, key=lambda p: (p.cp, p.version)):
         ident = f"SPDXRef-Package-{_spdx_id(pkg.cpv)}"
         lic = spdx_license(pkg.license, pkg.use)
         refs.update(lic.refs)
         entry = {
-            "SPDXID": ident, "name": pkg.cp, "versionInfo": pkg.version,
-            "supplier": "NOASSERTION", "downloadLocation": "NOASSERTION", "filesAnalyzed": False,
-            "licenseConcluded": "NOASSERTION", "licenseDeclared": lic.expression,
+            "SPDXID": ident,
+            "name": pkg.cp,
+            "versionInfo": pkg.version,
+            "supplier": "NOASSERTION",
+            "downloadLocation": "NOASSERTION",
+            "filesAnalyzed": False,
+            "licenseConcluded": "NOASSERTION",
+            "licenseDeclared": lic.expression,
             "primaryPackagePurpose": "LIBRARY" if "lib" in pkg.name else "APPLICATION",
-            "externalRefs": [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl",
-                              "referenceLocator": purl(pkg)}],
+            "externalRefs": [
+                {
+                    "referenceCategory": "PACKAGE-MANAGER",
+                    "referenceType": "purl",
+                    "referenceLocator": purl(pkg),
+                }
+            ],
         }
         if pkg.homepage:
             entry["homepage"] = pkg.homepage.split()[0]
@@ -122,13 +169,15 @@ def spdx_document(image_ref: str, records: list[InstalledPackage], *, created_ep
         if notes:
             entry["comment"] = "; ".join(notes)
         packages.append(entry)
-        relationships.append({"spdxElementId": image_id, "relationshipType": "CONTAINS",
-                              "relatedSpdxElement": ident})
+        relationships.append(
+            {"spdxElementId": image_id, "relationshipType": "CONTAINS", "relatedSpdxElement": ident}
+        )
     extra_packages, files, file_relationships = _builder_packages(list(builder_files), refs)
     packages += extra_packages
     for entry in extra_packages:
-        relationships.append({"spdxElementId": image_id, "relationshipType": "CONTAINS",
-                              "relatedSpdxElement": entry["SPDXID"]})
+        relationships.append(
+            {"spdxElementId": image_id, "relationshipType": "CONTAINS", "relatedSpdxElement": entry["SPDXID"]}
+        )
     relationships += file_relationships
     doc = {
         "spdxVersion": "SPDX-2.3",
@@ -144,7 +193,12 @@ def spdx_document(image_ref: str, records: list[InstalledPackage], *, created_ep
         doc["files"] = files
     if refs:
         doc["hasExtractedLicensingInfos"] = [
-            {"licenseId": ref_id(name), "name": name,
-             "extractedText": f"The license named {name} in the Gentoo repository (its licenses/{name} file); "
-                              "it has no SPDX license list id."} for name in sorted(refs)]
+            {
+                "licenseId": ref_id(name),
+                "name": name,
+                "extractedText": f"The license named {name} in the Gentoo repository (its licenses/{name} "
+                "file); it has no SPDX license list id.",
+            }
+            for name in sorted(refs)
+        ]
     return doc

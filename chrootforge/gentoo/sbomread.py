@@ -22,8 +22,10 @@ def read_sbom(ref: str) -> str:
     path = lo.open_layout(layout)
     for desc in referrers(lo.read_index(path), found.descriptor["digest"]):
         if desc.get("artifactType") == MEDIA_TYPE:
-            manifest = shapes.manifest(lo.read_json_blob(path, desc["digest"], desc["size"], "SBOM manifest"),
-                                       f"SBOM manifest {desc['digest']} in {path}")
+            manifest = shapes.manifest(
+                lo.read_json_blob(path, desc["digest"], desc["size"], "SBOM manifest"),
+                f"SBOM manifest {desc['digest']} in {path}",
+            )
             if not manifest["layers"]:
                 raise CfError(f"SBOM manifest {desc['digest']} in {path} has no layer")
             layer = manifest["layers"][0]
@@ -32,4 +34,6 @@ def read_sbom(ref: str) -> str:
                 return json.dumps(json.loads(data), indent=1, sort_keys=True) + "\n"
             except ValueError as err:
                 raise CfError(f"SBOM {layer['digest']} in {path} is not valid JSON: {err}") from None
-    raise CfError(f"{tag}: no SBOM is attached to this image", hint="images built by chrootforge build have one")
+    raise CfError(
+        f"{tag}: no SBOM is attached to this image", hint="images built by chrootforge build have one"
+    )

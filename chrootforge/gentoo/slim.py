@@ -17,40 +17,53 @@ from chrootforge.gentoo.emerge import CF_MOUNT
 from chrootforge.spec.model import Strip
 
 # Portage's own state never belongs in an image.
-PORTAGE_STATE = ("var/db/pkg", "var/cache/edb", "etc/portage", "var/lib/portage", "var/cache/binpkgs",
-                 "var/cache/distfiles", "var/tmp/portage", "var/log/portage", "var/log/emerge.log",
-                 "var/log/emerge-fetch.log")
-UNMATCHED_FILE = "keep-unmatched"   # in the build's status dir
+PORTAGE_STATE = (
+    "var/db/pkg",
+    "var/cache/edb",
+    "etc/portage",
+    "var/lib/portage",
+    "var/cache/binpkgs",
+    "var/cache/distfiles",
+    "var/tmp/portage",
+    "var/log/portage",
+    "var/log/emerge.log",
+    "var/log/emerge-fetch.log",
+)
+UNMATCHED_FILE = "keep-unmatched"  # in the build's status dir
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
 
 @dataclass(frozen=True)
 class SlimPlan:
-    remove: tuple[str, ...]                 # paths relative to the root (removed recursively)
+    remove: tuple[str, ...]  # paths relative to the root (removed recursively)
     remove_names: tuple[tuple[str, str], ...]  # (dir, glob): files under dir matching glob
-    locale_dirs: tuple[str, ...]            # dirs whose entries not in keep_locales are removed
-    keep_locales: tuple[str, ...] | None    # None: keep all
-    keep: tuple[str, ...] = ()              # [strip] keep patterns (absolute, globs allowed)
+    locale_dirs: tuple[str, ...]  # dirs whose entries not in keep_locales are removed
+    keep_locales: tuple[str, ...] | None  # None: keep all
+    keep: tuple[str, ...] = ()  # [strip] keep patterns (absolute, globs allowed)
 
     def shell(self, root: str = "/emerge-root", status_dir: str = f"{CF_MOUNT}/status") -> str:
         q = shlex.quote
         lines = ["set -eu", f"cd {q(root)}"]
         if self.keep:
             # Patterns are checked by the spec (no blanks, quotes or $): unquoted, the shell globs them.
-            lines += [f"cf_keep=$(mktemp -d /tmp/cf-keep.XXXXXX); : > {q(status_dir + '/' + UNMATCHED_FILE)}",
-                      f"for pattern in {' '.join(q(p) for p in self.keep)}; do",
-                      "  found=no",
-                      '  for path in .$pattern; do',
-                      '    [ -e "$path" ] || [ -L "$path" ] || continue',
-                      '    found=yes; cp -a --parents "$path" "$cf_keep/"',
-                      "  done",
-                      f'  [ $found = yes ] || echo "$pattern" >> {q(status_dir + "/" + UNMATCHED_FILE)}',
-                      "done"]
+            lines += [
+                f"cf_keep=$(mktemp -d /tmp/cf-keep.XXXXXX); : > {q(status_dir + '/' + UNMATCHED_FILE)}",
+                f"for pattern in {' '.join(q(p) for p in self.keep)}; do",
+                "  found=no",
+                "  for path in .$pattern; do",
+                '    [ -e "$path" ] || [ -L "$path" ] || continue',
+                '    found=yes; cp -a --parents "$path" "$cf_keep/"',
+                "  done",
+                f'  [ $found = yes ] || echo "$pattern" >> {q(status_dir + "/" + UNMATCHED_FILE)}',
+                "done",
+            ]
         if self.remove:
             lines.append("rm -rf -- " + " ".join(q(p) for p in self.remove))
         for directory, pattern in self.remove_names:
-            lines.append(f"[ ! -d {q(directory)} ] || find {q(directory)} \\( -type f -o -type l \\) "
-                         f"-name {q(pattern)} -delete")
+            lines.append(
+                f"[ ! -d {q(directory)} ] || find {q(directory)} \\( -type f -o -type l \\) "
+                f"-name {q(pattern)} -delete"
+            )
         if self.keep_locales is not None:
             keep = " ".join(q(k) for k in self.keep_locales)
             for directory in self.locale_dirs:
@@ -58,14 +71,17 @@ class SlimPlan:
                     f"if [ -d {q(directory)} ]; then for d in {q(directory)}/*; do "
                     f'[ -e "$d" ] || continue; n=${{d##*/}}; k=no; for w in {keep} ""; do '
                     f'[ -n "$w" ] || continue; case "$n" in "$w"|"$w".*|"$w"_*|"$w"@*) k=yes;; esac; done; '
-                    f'[ $k = yes ] || rm -rf -- "$d"; done; fi')
+                    f'[ $k = yes ] || rm -rf -- "$d"; done; fi'
+                )
         if self.keep:
             # Back in place; --skip-old-files leaves alone what still exists (files no rule removed, and
             # existing directories: their metadata too).
             lines.append('(cd "$cf_keep" && tar -cf - .) | tar -xpf - --skip-old-files; rm -rf "$cf_keep"')
         # Empty directories left behind by the removals (but never the root's top-level ones).
-        lines.append("for d in var/log var/cache var/lib var/tmp usr/share; do "
-                     "[ ! -d \"$d\" ] || find \"$d\" -mindepth 1 -depth -type d -empty -delete; done")
+        lines.append(
+            "for d in var/log var/cache var/lib var/tmp usr/share; do "
+            '[ ! -d "$d" ] || find "$d" -mindepth 1 -depth -type d -empty -delete; done'
+        )
         return "\n".join(lines) + "\n"
 
 
@@ -79,13 +95,22 @@ def plan_slim(strip: Strip) -> SlimPlan:
         remove += ["usr/share/info"]
     names = []
     if strip.headers:
-        remove += ["usr/include", "usr/lib/pkgconfig", "usr/lib64/pkgconfig", "usr/share/pkgconfig",
-                   "usr/share/aclocal"]
+        remove += [
+            "usr/include",
+            "usr/lib/pkgconfig",
+            "usr/lib64/pkgconfig",
+            "usr/share/pkgconfig",
+            "usr/share/aclocal",
+        ]
     if strip.static_libs:
         names += [(d, pat) for d in ("lib", "lib64", "usr/lib", "usr/lib64") for pat in ("*.a", "*.la")]
-    return SlimPlan(remove=tuple(remove), remove_names=tuple(names),
-                    locale_dirs=("usr/share/locale", "usr/lib/locale"),
-                    keep_locales=None if strip.locales is None else ("C", *strip.locales), keep=strip.keep)
+    return SlimPlan(
+        remove=tuple(remove),
+        remove_names=tuple(names),
+        locale_dirs=("usr/share/locale", "usr/lib/locale"),
+        keep_locales=None if strip.locales is None else ("C", *strip.locales),
+        keep=strip.keep,
+    )
 
 
 def _may_match_under(pattern: str, directory: str) -> bool:
@@ -98,8 +123,11 @@ def install_features(strip: Strip) -> list[str]:
     """FEATURES that spare installing what the strip rules remove anyway (nodoc, noman, noinfo),
     except where a keep pattern wants something."""
     out = []
-    for feature, on, directory in (("nodoc", strip.docs, "/usr/share/doc"), ("noman", strip.man, "/usr/share/man"),
-                                   ("noinfo", strip.info, "/usr/share/info")):
+    for feature, on, directory in (
+        ("nodoc", strip.docs, "/usr/share/doc"),
+        ("noman", strip.man, "/usr/share/man"),
+        ("noinfo", strip.info, "/usr/share/info"),
+    ):
         if on and not any(_may_match_under(p, directory) for p in strip.keep):
             out.append(feature)
     return out

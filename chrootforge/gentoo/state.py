@@ -1,8 +1,8 @@
 """Per-image build state beside the layout: the cache key, the manifest digest and the package records.
 
-    <layout>.build/state/<image>.json   written atomically after a successful commit
-    <layout>.build/logs/<image>/        emerge and hook logs of the last build
-    <cache>/work/<layout hash>/         builders (removed after each build; build.work_root)
+<layout>.build/state/<image>.json   written atomically after a successful commit
+<layout>.build/logs/<image>/        emerge and hook logs of the last build
+<cache>/work/<layout hash>/         builders (removed after each build; build.work_root)
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ class ImageState:
     image: str
     key: str
     manifest_digest: str
-    tags: list[str]                                     # full ref names in the layout
-    records: list[dict] = field(default_factory=list)   # cumulative InstalledPackage records
-    own: list[str] = field(default_factory=list)        # cpvs this image's layer installed
-    provided: list[str] = field(default_factory=list)   # explicit package.provided entries passed down
+    tags: list[str]  # full ref names in the layout
+    records: list[dict] = field(default_factory=list)  # cumulative InstalledPackage records
+    own: list[str] = field(default_factory=list)  # cpvs this image's layer installed
+    provided: list[str] = field(default_factory=list)  # explicit package.provided entries passed down
     builder_files: list[dict] = field(default_factory=list)  # cumulative runtime_libs copies (BuilderFile)
     size: int = 0
     layers: int = 0
@@ -101,7 +101,9 @@ def tree_id(path: Path) -> str:
                 else:
                     digest = file_digest(Path(full))
                 fresh[rel] = [*stamp, digest]
-            outer.update(f"{rel}\0{st.st_mode & 0o7777 if not os.path.islink(full) else 0}\0{digest}\n".encode())
+            outer.update(
+                f"{rel}\0{st.st_mode & 0o7777 if not os.path.islink(full) else 0}\0{digest}\n".encode()
+            )
     if fresh != memo:
         with file_lock(memo_dir / ".lock"):
             atomic_write(memo_file, json.dumps(fresh))

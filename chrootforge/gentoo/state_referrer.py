@@ -24,15 +24,26 @@ from chrootforge.spec import checks
 
 ARTIFACT_TYPE = "application/vnd.chrootforge.build-state.v1+json"
 FORMAT = 1
-MAX_SIZE = 16 << 20          # a state far larger than any real one is refused before it is read
+MAX_SIZE = 16 << 20  # a state far larger than any real one is refused before it is read
 _MAX_ITEMS = 100_000
 _MAX_TEXT = 8192
 
 _CATEGORY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9+_.-]*$")
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9+_.@/-]*$")  # slot, repository, USE flag
 _HEX = {"sha1": re.compile(r"^[0-9a-f]{40}$"), "sha256": re.compile(r"^[0-9a-f]{64}$")}
-_RECORD_FIELDS = {"category", "name", "version", "use", "iuse", "slot", "repository", "license", "homepage",
-                  "description", "image"}
+_RECORD_FIELDS = {
+    "category",
+    "name",
+    "version",
+    "use",
+    "iuse",
+    "slot",
+    "repository",
+    "license",
+    "homepage",
+    "description",
+    "image",
+}
 _FILE_FIELDS = {"path", "source", "package", "license", "sha1", "sha256", "image"}
 
 
@@ -41,9 +52,17 @@ class BadState(ValueError):
 
 
 def encode(state: ImageState) -> bytes:
-    doc = {"format": FORMAT, "image": state.image, "key": state.key, "records": state.records,
-           "own": state.own, "provided": state.provided, "builder_files": state.builder_files,
-           "size": state.size, "layers": state.layers}
+    doc = {
+        "format": FORMAT,
+        "image": state.image,
+        "key": state.key,
+        "records": state.records,
+        "own": state.own,
+        "provided": state.provided,
+        "builder_files": state.builder_files,
+        "size": state.size,
+        "layers": state.layers,
+    }
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -66,12 +85,16 @@ def decode(data: bytes, image: str, key: str) -> dict:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise BadState(f"the build state is not format {FORMAT}")
     if doc.get("image") != image or doc.get("key") != key:
-        raise BadState(f"the build state is for {_short(doc.get('image'))} with key {_short(doc.get('key'))}, "
-                       f"not {image} with {key[:19]}")
-    out = {"records": [_record(r) for r in _items(doc, "records")],
-           "own": [_cpv(c, "own") for c in _items(doc, "own")],
-           "provided": [_provided(p) for p in _items(doc, "provided")],
-           "builder_files": [_builder_file(f) for f in _items(doc, "builder_files")]}
+        raise BadState(
+            f"the build state is for {_short(doc.get('image'))} with key {_short(doc.get('key'))}, "
+            f"not {image} with {key[:19]}"
+        )
+    out = {
+        "records": [_record(r) for r in _items(doc, "records")],
+        "own": [_cpv(c, "own") for c in _items(doc, "own")],
+        "provided": [_provided(p) for p in _items(doc, "provided")],
+        "builder_files": [_builder_file(f) for f in _items(doc, "builder_files")],
+    }
     for field in ("size", "layers"):
         value = doc.get(field)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -92,7 +115,11 @@ def _items(doc: dict, field: str) -> list:
 
 
 def _text(value, what: str) -> str:
-    if not isinstance(value, str) or len(value) > _MAX_TEXT or any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if (
+        not isinstance(value, str)
+        or len(value) > _MAX_TEXT
+        or any(ord(c) < 32 or ord(c) == 127 for c in value)
+    ):
         raise BadState(f"the build state's {what} is not a line of text")
     return value
 
@@ -122,8 +149,11 @@ def _provided(value) -> str:
 
 
 def _record(value) -> dict:
-    if not isinstance(value, dict) or not set(value) <= _RECORD_FIELDS or \
-            not {"category", "name", "version"} <= set(value):
+    if (
+        not isinstance(value, dict)
+        or not set(value) <= _RECORD_FIELDS
+        or not {"category", "name", "version"} <= set(value)
+    ):
         raise BadState("a package record of the build state has other fields than a record's")
     _match(value["category"], _CATEGORY_RE, "record category")
     _cpv(f"{value['category']}/{value['name']}-{_text(value['version'], 'record version')}", "record")
@@ -151,7 +181,9 @@ def _builder_file(value) -> dict:
     for field in ("path", "source"):
         path = _text(value[field], f"runtime_libs {field}")
         if not path.startswith("/") or ".." in path.split("/"):
-            raise BadState(f"the build state's runtime_libs {field} {_short(path)} is not a plain absolute path")
+            raise BadState(
+                f"the build state's runtime_libs {field} {_short(path)} is not a plain absolute path"
+            )
     _cpv(value["package"], "runtime_libs package")
     for field, pattern in _HEX.items():
         _match(value[field], pattern, f"runtime_libs {field}")

@@ -28,7 +28,7 @@ DEP_FILES = ("RDEPEND", "PDEPEND", "IDEPEND")
 
 @dataclass(frozen=True)
 class UninstallPlan:
-    packages: tuple[str, ...] = ()       # category/name
+    packages: tuple[str, ...] = ()  # category/name
     force: bool = False
 
     def argv(self) -> list[str]:
@@ -38,15 +38,18 @@ class UninstallPlan:
         return "set -eu\n" + " ".join(shlex.quote(a) for a in self.argv()) + "\n"
 
 
-def plan_uninstall(packages: tuple[str, ...], force: bool,
-                   parent_records: list[InstalledPackage] | None) -> tuple[UninstallPlan, list[str]]:
+def plan_uninstall(
+    packages: tuple[str, ...], force: bool, parent_records: list[InstalledPackage] | None
+) -> tuple[UninstallPlan, list[str]]:
     """The plan, and what is wrong with it (packages that come from the parents)."""
     problems = []
     by_cp = {p.cp: p for p in parent_records or ()}
     for cp in packages:
         if cp in by_cp:
-            problems.append(f"uninstall: {cp} is in the parent image '{by_cp[cp].image}', not installed by "
-                            "this image's emerge")
+            problems.append(
+                f"uninstall: {cp} is in the parent image '{by_cp[cp].image}', not installed by "
+                "this image's emerge"
+            )
     return UninstallPlan(tuple(packages), force), problems
 
 
@@ -55,7 +58,7 @@ def plan_uninstall(packages: tuple[str, ...], force: bool,
 class Installed:
     cpv: str
     cp: str
-    deps: str                          # the runtime dependencies, as /var/db/pkg stores them
+    deps: str  # the runtime dependencies, as /var/db/pkg stores them
 
 
 def _satisfied(node: depstring.Node, present: set[str]) -> bool:
@@ -112,24 +115,33 @@ def read_installed(root: Path) -> list[Installed]:
 
 
 # -- the step ----------------------------------------------------------------------------------------
-def run(plan: UninstallPlan, rootfs: Path, provided_lines: tuple[str, ...],
-        sandbox: Callable[[str, str, dict], None], image: str) -> None:
+def run(
+    plan: UninstallPlan,
+    rootfs: Path,
+    provided_lines: tuple[str, ...],
+    sandbox: Callable[[str, str, dict], None],
+    image: str,
+) -> None:
     """Check, then unmerge in the builder (`sandbox(phase, script, env)` runs a script there)."""
     installed = read_installed(rootfs)
     have = {p.cp for p in installed}
     missing = [cp for cp in plan.packages if cp not in have]
     if missing:
-        raise CfError(f"image {image}: uninstall: {', '.join(missing)} not installed by this image's emerge",
-                      hint="uninstall removes packages the image's own emerge installed: "
-                           + (", ".join(sorted(have)) or "none"))
+        raise CfError(
+            f"image {image}: uninstall: {', '.join(missing)} not installed by this image's emerge",
+            hint="uninstall removes packages the image's own emerge installed: "
+            + (", ".join(sorted(have)) or "none"),
+        )
     provided = {provided_cp(line) for line in provided_lines}
     try:
         needed = needed_by(installed, set(plan.packages), provided)
     except ValueError as err:
         raise CfError(f"image {image}: uninstall: cannot read the installed dependencies: {err}") from None
     if needed and not plan.force:
-        raise CfError(f"image {image}: uninstall: " + "; ".join(needed),
-                      hint="set force_uninstall = true to remove it anyway, or uninstall what needs it too")
+        raise CfError(
+            f"image {image}: uninstall: " + "; ".join(needed),
+            hint="set force_uninstall = true to remove it anyway, or uninstall what needs it too",
+        )
     for line in needed:
         log.warn(f"image {image}: uninstall (force_uninstall): {line}")
     sandbox("uninstall", plan.script(), emerge.emerge_env())

@@ -26,11 +26,16 @@ Decisions:
 """
 
 _API = {
-    "commit": "chrootforge.oci.writer", "CommitResult": "chrootforge.oci.writer",
-    "tag": "chrootforge.oci.writer", "resolve": "chrootforge.oci.writer",
-    "Resolved": "chrootforge.oci.writer", "unpack": "chrootforge.oci.applier",
-    "verify": "chrootforge.oci.checker", "describe": "chrootforge.oci.inspect",
-    "export": "chrootforge.oci.archive", "load": "chrootforge.oci.archive",
+    "commit": "chrootforge.oci.writer",
+    "CommitResult": "chrootforge.oci.writer",
+    "tag": "chrootforge.oci.writer",
+    "resolve": "chrootforge.oci.writer",
+    "Resolved": "chrootforge.oci.writer",
+    "unpack": "chrootforge.oci.applier",
+    "verify": "chrootforge.oci.checker",
+    "describe": "chrootforge.oci.inspect",
+    "export": "chrootforge.oci.archive",
+    "load": "chrootforge.oci.archive",
     "attach_referrer": "chrootforge.oci.referrer",
 }
 

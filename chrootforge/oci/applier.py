@@ -67,13 +67,14 @@ class _Applier:
                     self._entry(member, tar, rel)
                     added.add(rel)
             except PathRefused as err:
-                raise CfError(f"{where}: {err}", hint="the layer is hostile or damaged; it was not applied "
-                                                      "any further") from None
+                raise CfError(
+                    f"{where}: {err}", hint="the layer is hostile or damaged; it was not applied any further"
+                ) from None
 
     def _whiteout(self, target: str) -> None:
         try:
             with self.root.locate(target, follow=False, what="whiteout") as loc:
-                _remove(loc.dirfd, loc.name)
+                _remove(loc.dirfd, loc.entry)
         except FileNotFoundError:
             pass  # below a directory that does not exist: nothing to delete
 
@@ -81,7 +82,9 @@ class _Applier:
         prefix = "/".join(parent)
         try:
             with self.root.open_dir(prefix, what="opaque marker") as fd:
-                for child in os.listdir(fd) if fd is not None else ():
+                if fd is None:
+                    return  # the directory does not exist: nothing to hide
+                for child in os.listdir(fd):
                     if (f"{prefix}/{child}" if prefix else child) not in added:
                         _remove(fd, child)
         except FileNotFoundError:
@@ -90,12 +93,14 @@ class _Applier:
     def _entry(self, member: tarfile.TarInfo, tar: tarfile.TarFile, rel: str) -> None:
         if member.ischr() or member.isblk():
             if not self.skipped_devices:
-                log.notice(f"not creating device node /{rel} (layers may not make device nodes): "
-                           "device nodes are skipped")
+                log.notice(
+                    f"not creating device node /{rel} (layers may not make device nodes): "
+                    "device nodes are skipped"
+                )
             self.skipped_devices += 1
             return
         with self.root.locate(rel, follow=False, make_parents=True, what="layer entry") as loc:
-            fd, name = loc.dirfd, loc.name
+            fd, name = loc.dirfd, loc.entry
             try:
                 existing = os.stat(name, dir_fd=fd, follow_symlinks=False)
             except FileNotFoundError:
@@ -107,10 +112,16 @@ class _Applier:
                 if existing is None:
                     os.mkdir(name, 0o700, dir_fd=fd)
             elif member.isreg():
-                out_fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                                 0o600, dir_fd=fd)
+                out_fd = os.open(
+                    name,
+                    os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                    0o600,
+                    dir_fd=fd,
+                )
+                content = tar.extractfile(member)
+                assert content is not None  # a regular member always has a body
                 with os.fdopen(out_fd, "wb") as out:
-                    shutil.copyfileobj(tar.extractfile(member), out, 1 << 20)
+                    shutil.copyfileobj(content, out, 1 << 20)
             elif member.issym():
                 os.symlink(member.linkname, name, dir_fd=fd)
             elif member.islnk():
@@ -131,8 +142,9 @@ class _Applier:
             try:
                 st = os.stat(loc.name, dir_fd=loc.dirfd, follow_symlinks=False)
             except FileNotFoundError:
-                raise PathRefused(f"refusing hardlink {member.name!r}: its target {target!r} is not in "
-                                  "the image") from None
+                raise PathRefused(
+                    f"refusing hardlink {member.name!r}: its target {target!r} is not in the image"
+                ) from None
             if stat.S_ISDIR(st.st_mode):
                 raise PathRefused(f"refusing hardlink {member.name!r} to the directory {target!r}")
             os.link(loc.name, name, src_dir_fd=loc.dirfd, dst_dir_fd=fd, follow_symlinks=False)
@@ -142,14 +154,18 @@ class _Applier:
         if self.host_ids is not None:
             mapped = self.host_ids(uid, gid)
             if mapped is None:
-                raise CfError(f"layer entry /{rel} has owner {uid}:{gid}, outside the id range",
-                              hint="images may use the ids 0..65535")
+                raise CfError(
+                    f"layer entry /{rel} has owner {uid}:{gid}, outside the id range",
+                    hint="images may use the ids 0..65535",
+                )
             uid, gid = mapped
         try:
             os.chown(name, uid, gid, dir_fd=fd, follow_symlinks=False)
         except OSError as err:
-            raise CfError(f"cannot give /{rel} owner {member.uid}:{member.gid}: {err.strerror}",
-                          hint="unpack as root or inside the user namespace that maps the image's ids") from None
+            raise CfError(
+                f"cannot give /{rel} owner {member.uid}:{member.gid}: {err.strerror}",
+                hint="unpack as root or inside the user namespace that maps the image's ids",
+            ) from None
         for key, value in layerread.member_xattrs(member):
             try:  # through our fd of the directory: the last component is not followed
                 os.setxattr(f"/proc/self/fd/{fd}/{name}", key, value, follow_symlinks=False)

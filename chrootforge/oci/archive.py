@@ -2,7 +2,8 @@
 
 Both archives hold only the exported tag: oci-layout, an index.json with its descriptor, and the
 blobs it references; an oci-archive also carries the image's referrers (its SBOM), so that
-`skopeo copy` and registries receive them. Every blob is checked against its digest as it is copied. docker-archive is the Docker >= 25 hybrid: the same plus `manifest.json`
+`skopeo copy` and registries receive them. Every blob is checked against its digest as it is copied.
+docker-archive is the Docker >= 25 hybrid: the same plus `manifest.json`
 (Config/Layers pointing into blobs/sha256), which Docker 20.10's classic store loads. Docker 20.10
 cannot read zstd layers, so a zstd image is refused for docker-archive (commit it with gzip).
 """
@@ -41,9 +42,11 @@ def _info(name: str, size: int, kind=tarfile.REGTYPE) -> tarfile.TarInfo:
 
 def _blobs_of(layout: Path, manifest: dict, manifest_desc: dict) -> list[tuple[str, int]]:
     """(digest, size) of a manifest and every blob it references."""
-    return [(manifest_desc["digest"], manifest_desc["size"]),
-            (manifest["config"]["digest"], manifest["config"]["size"]),
-            *((x["digest"], x["size"]) for x in manifest["layers"])]
+    return [
+        (manifest_desc["digest"], manifest_desc["size"]),
+        (manifest["config"]["digest"], manifest["config"]["size"]),
+        *((x["digest"], x["size"]) for x in manifest["layers"]),
+    ]
 
 
 def write_archive(layout, tag: str, fmt: str, out, with_referrers: bool = True) -> None:
@@ -53,24 +56,32 @@ def write_archive(layout, tag: str, fmt: str, out, with_referrers: bool = True) 
     layout = Path(layout)
     layers = found.manifest["layers"]
     if fmt == "docker-archive" and any(x["mediaType"] == mt.LAYER_ZSTD for x in layers):
-        raise CfError(f"{found.tag} has zstd layers, which docker load (Docker 20.10) cannot read",
-                      hint="commit the image with --compression gzip, or export it as oci-archive")
+        raise CfError(
+            f"{found.tag} has zstd layers, which docker load (Docker 20.10) cannot read",
+            hint="commit the image with --compression gzip, or export it as oci-archive",
+        )
     blobs = _blobs_of(layout, found.manifest, found.descriptor)
     descriptors = [found.descriptor]
     if fmt == "oci-archive" and with_referrers:  # the image's referrers (its SBOM) travel with it
         for ref in referrers(lo.read_index(layout), found.descriptor["digest"]):
-            doc = shapes.manifest(lo.read_json_blob(layout, ref["digest"], ref["size"], "referrer"),
-                                  f"referrer {ref['digest']} in {layout}")
+            doc = shapes.manifest(
+                lo.read_json_blob(layout, ref["digest"], ref["size"], "referrer"),
+                f"referrer {ref['digest']} in {layout}",
+            )
             blobs += _blobs_of(layout, doc, ref)
             descriptors.append(ref)
     index = {"schemaVersion": 2, "mediaType": mt.INDEX, "manifests": descriptors}
     small = {"oci-layout": lo.canonical_json(lo.LAYOUT_VERSION), "index.json": lo.canonical_json(index)}
     if fmt == "docker-archive":
-        small["manifest.json"] = json.dumps([{
-            "Config": "blobs/sha256/" + found.manifest["config"]["digest"].split(":")[1],
-            "RepoTags": [refs.docker_tag(found.tag)],
-            "Layers": ["blobs/sha256/" + x["digest"].split(":")[1] for x in layers],
-        }]).encode()
+        small["manifest.json"] = json.dumps(
+            [
+                {
+                    "Config": "blobs/sha256/" + found.manifest["config"]["digest"].split(":")[1],
+                    "RepoTags": [refs.docker_tag(found.tag)],
+                    "Layers": ["blobs/sha256/" + x["digest"].split(":")[1] for x in layers],
+                }
+            ]
+        ).encode()
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         tar.addfile(_info("blobs", 0, tarfile.DIRTYPE))
         tar.addfile(_info("blobs/sha256", 0, tarfile.DIRTYPE))
@@ -114,7 +125,9 @@ def load(layout, tag: str, into: str = "podman", extra_args: list[str] | None = 
         try:
             proc = subprocess.run(argv, check=False, capture_output=True, text=True)
         except FileNotFoundError:
-            raise CfError(f"{into} is not installed", hint=f"install {into} or use chrootforge export") from None
+            raise CfError(
+                f"{into} is not installed", hint=f"install {into} or use chrootforge export"
+            ) from None
     if proc.returncode != 0:
         raise CfError(f"{' '.join(argv[:-2])} failed: {proc.stderr.strip() or proc.stdout.strip()}")
     log.info(proc.stdout.strip())

@@ -71,8 +71,9 @@ class _Checker:
             self.problems.append(f"{where}: blob {desc['digest']} is not valid JSON: {err}")
             return None
         if not isinstance(doc, dict):
-            self.problems.append(f"{where}: blob {desc['digest']} is a JSON {type(doc).__name__}, "
-                                 "not an object")
+            self.problems.append(
+                f"{where}: blob {desc['digest']} is a JSON {type(doc).__name__}, not an object"
+            )
             return None
         return doc
 
@@ -97,8 +98,11 @@ class _Checker:
             self.problems.append(f"{where}: unsupported descriptor media type {media!r}")
             return
         subject = doc.get("subject")
-        if subject and subject["digest"] not in all_digests and \
-                not lo.blob_path(self.layout, subject["digest"]).exists():
+        if (
+            subject
+            and subject["digest"] not in all_digests
+            and not lo.blob_path(self.layout, subject["digest"]).exists()
+        ):
             self.problems.append(f"{where}: subject {subject['digest']} does not resolve")
         config_desc = doc["config"]
         layers = doc["layers"]
@@ -125,8 +129,9 @@ class _Checker:
             got = self._diff_id(lwhere, layer)
             intact = intact and got is not None
             if got is not None and got != diff_ids[i]:
-                self.problems.append(f"{lwhere}: layer {layer['digest']} diff_id: expected {diff_ids[i]}, "
-                                     f"got {got}")
+                self.problems.append(
+                    f"{lwhere}: layer {layer['digest']} diff_id: expected {diff_ids[i]}, got {got}"
+                )
         if intact:
             self._lint(where, layers)
 
@@ -172,14 +177,18 @@ def check(layout) -> tuple[list[str], list[str]]:
     digests = {d["digest"] for d in index["manifests"]}
     for i, desc in enumerate(index["manifests"]):
         name = (desc.get("annotations") or {}).get(mt.REF_NAME)
-        where = f"tag {name}" if name else f"index.json manifest {i} ({desc.get('artifactType') or 'untagged'})"
+        where = (
+            f"tag {name}" if name else f"index.json manifest {i} ({desc.get('artifactType') or 'untagged'})"
+        )
         checker.manifest(where, desc, digests)
     notices = []
     garbage = lo.unreferenced_blobs(layout)
     if garbage:
-        notices.append(f"{len(garbage)} blobs ({sum(s for _, s in garbage) / 1e6:.1f} MB) are not referenced "
-                       f"by any tag or referrer (left by interrupted commits); `chrootforge gc {layout}` "
-                       "removes them")
+        notices.append(
+            f"{len(garbage)} blobs ({sum(s for _, s in garbage) / 1e6:.1f} MB) are not referenced "
+            f"by any tag or referrer (left by interrupted commits); `chrootforge gc {layout}` "
+            "removes them"
+        )
     return checker.problems, notices
 
 

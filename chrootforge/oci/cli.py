@@ -42,17 +42,30 @@ def register(sub) -> None:
     p.add_argument("target", metavar="LAYOUT:TAG")
     p.add_argument("--format", choices=("oci-archive", "docker-archive"), default="oci-archive")
     p.add_argument("-o", "--output", required=True)
-    p.add_argument("--no-referrers", action="store_true",
-                   help="oci-archive: leave out the image's referrers (its SBOM); podman load needs this")
+    p.add_argument(
+        "--no-referrers",
+        action="store_true",
+        help="oci-archive: leave out the image's referrers (its SBOM); podman load needs this",
+    )
     p.set_defaults(func=_export)
 
     p = sub.add_parser("load", help="load a tag into podman or docker through their CLI")
     p.add_argument("target", metavar="LAYOUT:TAG")
     p.add_argument("--into", choices=("podman", "docker"), default="podman")
-    p.add_argument("--podman-arg", action="append", default=[], metavar="ARG",
-                   help="extra global podman argument (repeatable), e.g. --podman-arg=--root=/x")
-    p.add_argument("--docker-arg", action="append", default=[], metavar="ARG",
-                   help="extra global docker argument (repeatable), e.g. --docker-arg=-H=unix:///s")
+    p.add_argument(
+        "--podman-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra global podman argument (repeatable), e.g. --podman-arg=--root=/x",
+    )
+    p.add_argument(
+        "--docker-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra global docker argument (repeatable), e.g. --docker-arg=-H=unix:///s",
+    )
     p.set_defaults(func=_load)
 
 
@@ -86,8 +99,16 @@ def _commit(args) -> int:
             raise UsageError(f"--config {args.config} must hold a JSON object")
     if args.quiet:
         log.set_quiet(True)
-    result = commit(args.rootfs, args.layout, args.tag, parent=args.parent, compression=args.compression,
-                    config=config, labels=dict(args.label) or None, quiet=args.quiet or log.is_quiet())
+    result = commit(
+        args.rootfs,
+        args.layout,
+        args.tag,
+        parent=args.parent,
+        compression=args.compression,
+        config=config,
+        labels=dict(args.label) or None,
+        quiet=args.quiet or log.is_quiet(),
+    )
     print(result.digest)
     return 0
 

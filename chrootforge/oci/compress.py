@@ -21,6 +21,7 @@ import struct
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import IO, cast
 
 from zlib_ng import zlib_ng
 
@@ -38,8 +39,8 @@ GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 
 
 def _deflate_block(block: bytes, zdict: bytes, level: int, last: bool) -> bytes:
-    args = (level, zlib_ng.DEFLATED, -15, 8, zlib_ng.Z_DEFAULT_STRATEGY) + ((zdict,) if zdict else ())
-    comp = zlib_ng.compressobj(*args)
+    raw = (level, zlib_ng.DEFLATED, -15, 8, zlib_ng.Z_DEFAULT_STRATEGY)  # -15: no zlib header
+    comp = zlib_ng.compressobj(*raw, zdict) if zdict else zlib_ng.compressobj(*raw)
     return comp.compress(block) + comp.flush(zlib_ng.Z_FINISH if last else zlib_ng.Z_SYNC_FLUSH)
 
 
@@ -51,8 +52,10 @@ def _check_zlibng_version() -> None:
     if not _version_checked:
         _version_checked = True
         if zlib_ng.ZLIBNG_RUNTIME_VERSION != ZLIBNG_PINNED:
-            log.warn(f"zlib-ng {zlib_ng.ZLIBNG_RUNTIME_VERSION} is not the pinned {ZLIBNG_PINNED}: gzip "
-                     "layers written here may get other digests than on other machines")
+            log.warn(
+                f"zlib-ng {zlib_ng.ZLIBNG_RUNTIME_VERSION} is not the pinned {ZLIBNG_PINNED}: gzip "
+                "layers written here may get other digests than on other machines"
+            )
 
 
 def workers() -> int:
@@ -83,7 +86,7 @@ class ParallelGzip:
             view = memoryview(self.buf)
             start = 0
             while len(self.buf) - start >= GZIP_BLOCK:
-                self._submit(bytes(view[start:start + GZIP_BLOCK]), last=False)
+                self._submit(bytes(view[start : start + GZIP_BLOCK]), last=False)
                 start += GZIP_BLOCK
             view.release()
             del self.buf[:start]
@@ -130,7 +133,8 @@ class Zstd:
         import zstandard
 
         cctx = zstandard.ZstdCompressor(level=level, threads=max(1, threads or workers()))
-        self.writer = cctx.stream_writer(_Forward(out), closefd=False, write_return_read=True)
+        sink = cast("IO[bytes]", _Forward(out))  # stream_writer only calls write() and flush()
+        self.writer = cctx.stream_writer(sink, closefd=False, write_return_read=True)
 
     def write(self, data) -> None:
         self.writer.write(data)
@@ -165,8 +169,9 @@ class Decompressor:
         if kind == "zstd":
             import zstandard
 
-            self.reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True,
-                                                                      closefd=False)
+            self.reader = zstandard.ZstdDecompressor().stream_reader(
+                raw, read_across_frames=True, closefd=False
+            )
         elif kind == "gzip":
             self.zobj = zlib.decompressobj(31)
         elif kind is not None:

@@ -40,8 +40,9 @@ def _child_groups(entries: Sequence[tree.Entry]) -> dict[str, frozenset[str]]:
     return out
 
 
-def plan_child(entries: Sequence[tree.Entry], parent: ParentTree, content_of: Callable[[str], str],
-               epoch: int) -> list[tree.Entry]:
+def plan_child(
+    entries: Sequence[tree.Entry], parent: ParentTree, content_of: Callable[[str], str], epoch: int
+) -> list[tree.Entry]:
     changed: set[str] = set()
     kind_changed: set[str] = set()
     for e in entries:
@@ -78,8 +79,7 @@ def plan_child(entries: Sequence[tree.Entry], parent: ParentTree, content_of: Ca
         prefix = f"{d}/" if d else ""
         # A parent's device node cannot be unpacked (applier.py), so its absence from the child's
         # tree is not a deletion: it stays inherited.
-        gone = {n for n in old - new
-                if parent.nodes[prefix + n].entry.kind not in (tree.CHAR, tree.BLOCK)}
+        gone = {n for n in old - new if parent.nodes[prefix + n].entry.kind not in (tree.CHAR, tree.BLOCK)}
         if d and old and not (old & new) and gone == old:
             markers[d] = [whiteout(prefix + OPAQUE, epoch)]
             continue

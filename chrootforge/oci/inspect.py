@@ -16,22 +16,28 @@ def describe(layout, tag: str | None = None) -> dict:
     for name in tags:
         found = resolve(layout, name)
         layers = found.manifest.get("layers", [])
-        images.append({
-            "tag": found.tag,
-            "name": (found.descriptor.get("annotations") or {}).get(mt.CONTAINERD_NAME),
-            "digest": found.descriptor["digest"],
-            "config_digest": found.manifest["config"]["digest"],
-            "size": sum(int(x.get("size", 0)) for x in layers),
-            "layers": [{"digest": x["digest"], "size": x["size"], "mediaType": x["mediaType"],
-                        "diff_id": d} for x, d in zip(layers, found.config["rootfs"]["diff_ids"])],
-            "created": found.config.get("created"),
-            "architecture": found.config.get("architecture"),
-            "os": found.config.get("os"),
-            "config": found.config.get("config", {}),
-            "history": found.config.get("history", []),
-            "referrers": [{"digest": r["digest"], "artifactType": r.get("artifactType")}
-                          for r in referrers(index, found.descriptor["digest"])],
-        })
+        images.append(
+            {
+                "tag": found.tag,
+                "name": (found.descriptor.get("annotations") or {}).get(mt.CONTAINERD_NAME),
+                "digest": found.descriptor["digest"],
+                "config_digest": found.manifest["config"]["digest"],
+                "size": sum(int(x.get("size", 0)) for x in layers),
+                "layers": [
+                    {"digest": x["digest"], "size": x["size"], "mediaType": x["mediaType"], "diff_id": d}
+                    for x, d in zip(layers, found.config["rootfs"]["diff_ids"], strict=True)
+                ],
+                "created": found.config.get("created"),
+                "architecture": found.config.get("architecture"),
+                "os": found.config.get("os"),
+                "config": found.config.get("config", {}),
+                "history": found.config.get("history", []),
+                "referrers": [
+                    {"digest": r["digest"], "artifactType": r.get("artifactType")}
+                    for r in referrers(index, found.descriptor["digest"])
+                ],
+            }
+        )
     return {"layout": str(layout), "images": images}
 
 
@@ -42,8 +48,9 @@ def render(info: dict) -> str:
     for img in info["images"]:
         lines.append(f"{img['tag']}  ({img['name']})")
         lines.append(f"  manifest {img['digest']}")
-        lines.append(f"  config   {img['config_digest']}  {img['os']}/{img['architecture']}  "
-                     f"created {img['created']}")
+        lines.append(
+            f"  config   {img['config_digest']}  {img['os']}/{img['architecture']}  created {img['created']}"
+        )
         lines.append(f"  size     {img['size'] / 1048576:.2f} MiB in {len(img['layers'])} layers")
         for i, layer in enumerate(img["layers"]):
             kind = layer["mediaType"].rsplit("+", 1)[-1] if "+" in layer["mediaType"] else "tar"

@@ -69,8 +69,13 @@ def members(layout: Path, desc: dict) -> Iterator[tuple[tarfile.TarInfo, tarfile
 
 def member_xattrs(member: tarfile.TarInfo) -> tuple[tuple[str, bytes], ...]:
     prefix = "SCHILY.xattr."
-    return tuple(sorted((k[len(prefix):], v.encode("utf-8", "surrogateescape"))
-                        for k, v in member.pax_headers.items() if k.startswith(prefix)))
+    return tuple(
+        sorted(
+            (k[len(prefix) :], v.encode("utf-8", "surrogateescape"))
+            for k, v in member.pax_headers.items()
+            if k.startswith(prefix)
+        )
+    )
 
 
 def entry_parts(member: tarfile.TarInfo) -> list[str]:

@@ -38,8 +38,9 @@ def _writable(path: Path) -> None:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise CfError(f"cannot create {path}: {err.strerror}",
-                      hint="choose a --layout directory you can write to") from None
+        raise CfError(
+            f"cannot create {path}: {err.strerror}", hint="choose a --layout directory you can write to"
+        ) from None
     if not os.access(path, os.W_OK | os.X_OK):
         raise CfError(f"{path} is not writable", hint="choose a --layout directory you can write to")
 
@@ -51,19 +52,28 @@ def ensure_layout(layout: str | os.PathLike) -> Path:
         raise UsageError(f"{layout} exists and is not a directory")
     # Only the names a concurrent commit may be creating right now are tolerated.
     skeleton = {".tmp", ".index.lock", "blobs", "index.json", "oci-layout"}
-    if layout.is_dir() and not (layout / "oci-layout").exists() and any(
+    if (
+        layout.is_dir()
+        and not (layout / "oci-layout").exists()
+        and any(
             p.name not in skeleton and not p.name.startswith((".oci-layout.", ".index.json."))
-            for p in layout.iterdir()):
-        raise UsageError(f"{layout} is not an OCI layout and not empty",
-                         hint="give an empty or new directory, or an existing OCI layout")
+            for p in layout.iterdir()
+        )
+    ):
+        raise UsageError(
+            f"{layout} is not an OCI layout and not empty",
+            hint="give an empty or new directory, or an existing OCI layout",
+        )
     _writable(layout / "blobs" / "sha256")
     _writable(layout / ".tmp")
     with file_lock(layout / ".index.lock"):
         if not (layout / "oci-layout").exists():
             atomic_write(layout / "oci-layout", canonical_json(LAYOUT_VERSION))
         if not (layout / "index.json").exists():
-            atomic_write(layout / "index.json", canonical_json(
-                {"schemaVersion": 2, "mediaType": mt.INDEX, "manifests": []}))
+            atomic_write(
+                layout / "index.json",
+                canonical_json({"schemaVersion": 2, "mediaType": mt.INDEX, "manifests": []}),
+            )
     _clean_stale_temps(layout / ".tmp")
     return layout
 
@@ -150,7 +160,7 @@ class BlobWriter:
         view = memoryview(data)
         try:
             while view:
-                view = view[os.write(self.fd, view):]
+                view = view[os.write(self.fd, view) :]
         except OSError as err:
             raise _write_error(self.layout, err) from None
 
@@ -187,8 +197,10 @@ class BlobWriter:
 
 def _write_error(layout: Path, err: OSError) -> CfError:
     """ENOSPC, EIO, EACCES... while writing into a layout: one line naming it."""
-    return CfError(f"cannot write into the layout {layout}: {err.strerror or err}",
-                   hint="free space or fix permissions there; the layout's earlier tags are intact")
+    return CfError(
+        f"cannot write into the layout {layout}: {err.strerror or err}",
+        hint="free space or fix permissions there; the layout's earlier tags are intact",
+    )
 
 
 def _publish(layout: Path, tmp: Path, digest: str) -> bool:
@@ -288,8 +300,9 @@ class VerifyingReader:
         try:
             self.handle = open(path, "rb")  # noqa: SIM115 - closed by close()/the context manager
         except FileNotFoundError:
-            raise VerificationError(f"{what} {digest} is missing from {layout}",
-                                    hint="run chrootforge verify") from None
+            raise VerificationError(
+                f"{what} {digest} is missing from {layout}", hint="run chrootforge verify"
+            ) from None
         except OSError as err:
             raise CfError(f"cannot read {what} {digest} in {layout}: {err.strerror}") from None
         self.sha = hashlib.sha256()
@@ -325,9 +338,10 @@ class VerifyingReader:
             self._bad(f"its content hashes to {got}")
 
     def _bad(self, why: str):
-        raise VerificationError(f"{self.what} {self.digest} in {self.layout} is corrupt: {why}",
-                                hint="the layout is damaged; run chrootforge verify, and rebuild or "
-                                     "pull the image again")
+        raise VerificationError(
+            f"{self.what} {self.digest} in {self.layout} is corrupt: {why}",
+            hint="the layout is damaged; run chrootforge verify, and rebuild or pull the image again",
+        )
 
     def close(self) -> None:
         self.handle.close()
@@ -344,8 +358,10 @@ MAX_JSON_BLOB = 4 << 20  # manifests and configs (registries refuse manifests ab
 
 def read_blob(layout: Path, digest: str, size: int | None = None, what: str = "blob") -> bytes:
     if size is not None and size > MAX_JSON_BLOB:
-        raise VerificationError(f"{what} {digest} in {layout} claims {size} bytes, more than the "
-                                f"{MAX_JSON_BLOB} a manifest or config may have")
+        raise VerificationError(
+            f"{what} {digest} in {layout} claims {size} bytes, more than the "
+            f"{MAX_JSON_BLOB} a manifest or config may have"
+        )
     with VerifyingReader(layout, digest, size, what) as reader:
         data = reader.read(MAX_JSON_BLOB + 1)
         if len(data) > MAX_JSON_BLOB:
@@ -381,7 +397,9 @@ def reachable_blobs(layout: Path, index: dict) -> set[str]:
         if desc.get("mediaType") not in (mt.MANIFEST, mt.INDEX):
             continue
         try:
-            doc = read_json_blob(layout, digest, desc.get("size") if isinstance(desc.get("size"), int) else None)
+            doc = read_json_blob(
+                layout, digest, desc.get("size") if isinstance(desc.get("size"), int) else None
+            )
         except CfError:
             continue
         if desc.get("mediaType") == mt.INDEX:

@@ -15,9 +15,16 @@ from chrootforge.errors import CfError
 from chrootforge.oci import layerread, tree
 from chrootforge.rootpath import entry_parts, parent_policy_problem
 
-_KIND = {tarfile.REGTYPE: tree.FILE, tarfile.AREGTYPE: tree.FILE, tarfile.DIRTYPE: tree.DIR,
-         tarfile.SYMTYPE: tree.SYMLINK, tarfile.CHRTYPE: tree.CHAR, tarfile.BLKTYPE: tree.BLOCK,
-         tarfile.FIFOTYPE: tree.FIFO, tarfile.CONTTYPE: tree.FILE}
+_KIND = {
+    tarfile.REGTYPE: tree.FILE,
+    tarfile.AREGTYPE: tree.FILE,
+    tarfile.DIRTYPE: tree.DIR,
+    tarfile.SYMTYPE: tree.SYMLINK,
+    tarfile.CHRTYPE: tree.CHAR,
+    tarfile.BLKTYPE: tree.BLOCK,
+    tarfile.FIFOTYPE: tree.FIFO,
+    tarfile.CONTTYPE: tree.FILE,
+}
 
 
 @dataclasses.dataclass
@@ -68,8 +75,10 @@ class ParentTree:
         """The unpacker's rule (rootpath): nothing is reached through a symlink or a non-dir."""
         problem = parent_policy_problem(parts, self.kind_of)
         if problem:
-            raise CfError(f"layer {desc['digest'][:19]}: refusing {what} {name!r}: {problem}",
-                          hint="the layer is hostile or damaged")
+            raise CfError(
+                f"layer {desc['digest'][:19]}: refusing {what} {name!r}: {problem}",
+                hint="the layer is hostile or damaged",
+            )
 
     def apply_layer(self, layout: Path, desc: dict, layer_no: int, hash_content: bool = True) -> None:
         added: set[str] = set()
@@ -98,29 +107,40 @@ class ParentTree:
             if member.type == tarfile.LNKTYPE:
                 link_parts = entry_parts(member.linkname, "hardlink target")
                 self._check(link_parts, "hardlink target", member.linkname, desc)
-                target = self.nodes.get("/".join(link_parts))
-                if target is None or target.entry.kind == tree.DIR:
-                    raise CfError(f"layer {desc['digest'][:19]}: refusing hardlink {member.name!r}: its "
-                                  f"target {member.linkname!r} is not a file of the image",
-                                  hint="the layer is hostile or damaged")
-                if target.group is None:
-                    target.group = f"{layer_no}:{'/'.join(link_parts)}"
-                self._add(path, Node(dataclasses.replace(target.entry, path=path), target.content,
-                                     target.group))
+                linked = self.nodes.get("/".join(link_parts))
+                if linked is None or linked.entry.kind == tree.DIR:
+                    raise CfError(
+                        f"layer {desc['digest'][:19]}: refusing hardlink {member.name!r}: its "
+                        f"target {member.linkname!r} is not a file of the image",
+                        hint="the layer is hostile or damaged",
+                    )
+                if linked.group is None:
+                    linked.group = f"{layer_no}:{'/'.join(link_parts)}"
+                self._add(
+                    path, Node(dataclasses.replace(linked.entry, path=path), linked.content, linked.group)
+                )
                 added.add(path)
                 continue
             kind = _KIND.get(member.type)
             if kind is None:
                 continue
-            entry = tree.Entry(path, kind, member.mode & 0o7777, member.uid, member.gid,
-                               int(member.mtime), member.size if kind == tree.FILE else 0,
-                               member.linkname if kind == tree.SYMLINK else "",
-                               (member.devmajor, member.devminor) if kind in (tree.CHAR, tree.BLOCK)
-                               else (0, 0), layerread.member_xattrs(member))
+            entry = tree.Entry(
+                path,
+                kind,
+                member.mode & 0o7777,
+                member.uid,
+                member.gid,
+                int(member.mtime),
+                member.size if kind == tree.FILE else 0,
+                member.linkname if kind == tree.SYMLINK else "",
+                (member.devmajor, member.devminor) if kind in (tree.CHAR, tree.BLOCK) else (0, 0),
+                layerread.member_xattrs(member),
+            )
             content = None
             if kind == tree.FILE and hash_content:
                 sha = hashlib.sha256()
                 handle = tar.extractfile(member)
+                assert handle is not None  # a regular member always has a body
                 while chunk := handle.read(1 << 20):
                     sha.update(chunk)
                 content = sha.hexdigest()

@@ -16,8 +16,14 @@ SUBJECT_KEY = "dev.chrootforge.subject"
 EMPTY_JSON = b"{}"
 
 
-def attach_referrer(layout, tag: str, data: bytes, media_type: str, artifact_type: str | None = None,
-                    annotations: dict | None = None) -> str:
+def attach_referrer(
+    layout,
+    tag: str,
+    data: bytes,
+    media_type: str,
+    artifact_type: str | None = None,
+    annotations: dict | None = None,
+) -> str:
     """Store `data` as a referrer of the image tagged `tag`; returns the artifact manifest digest."""
     found = resolve(layout, tag)
     layout = lo.open_layout(layout)
@@ -26,12 +32,19 @@ def attach_referrer(layout, tag: str, data: bytes, media_type: str, artifact_typ
     with staging:
         empty_digest, empty_size = staging.add_bytes(EMPTY_JSON)
         data_digest, data_size = staging.add_bytes(bytes(data))
-        subject = {"mediaType": found.descriptor.get("mediaType", mt.MANIFEST),
-                   "digest": found.descriptor["digest"], "size": found.descriptor["size"]}
-        manifest = {"schemaVersion": 2, "mediaType": mt.MANIFEST, "artifactType": artifact_type,
-                    "config": {"mediaType": mt.EMPTY, "digest": empty_digest, "size": empty_size},
-                    "layers": [{"mediaType": media_type, "digest": data_digest, "size": data_size}],
-                    "subject": subject}
+        subject = {
+            "mediaType": found.descriptor.get("mediaType", mt.MANIFEST),
+            "digest": found.descriptor["digest"],
+            "size": found.descriptor["size"],
+        }
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": mt.MANIFEST,
+            "artifactType": artifact_type,
+            "config": {"mediaType": mt.EMPTY, "digest": empty_digest, "size": empty_size},
+            "layers": [{"mediaType": media_type, "digest": data_digest, "size": data_size}],
+            "subject": subject,
+        }
         if annotations:
             manifest["annotations"] = {str(k): str(v) for k, v in annotations.items()}
         digest, size = staging.add_bytes(lo.canonical_json(manifest))
@@ -40,8 +53,13 @@ def attach_referrer(layout, tag: str, data: bytes, media_type: str, artifact_typ
 
 
 def _attach_change(digest: str, size: int, artifact_type: str, subject: str):
-    desc = {"mediaType": mt.MANIFEST, "digest": digest, "size": size, "artifactType": artifact_type,
-            "annotations": {SUBJECT_KEY: subject}}
+    desc = {
+        "mediaType": mt.MANIFEST,
+        "digest": digest,
+        "size": size,
+        "artifactType": artifact_type,
+        "annotations": {SUBJECT_KEY: subject},
+    }
 
     def change(manifests: list[dict]) -> list[dict]:
         live = {m["digest"] for m in manifests if (m.get("annotations") or {}).get(mt.REF_NAME)}
@@ -58,5 +76,8 @@ def _attach_change(digest: str, size: int, artifact_type: str, subject: str):
 
 def referrers(index: dict, manifest_digest: str) -> list[dict]:
     """Index descriptors of artifacts attached to `manifest_digest`."""
-    return [m for m in index.get("manifests", [])
-            if (m.get("annotations") or {}).get(SUBJECT_KEY) == manifest_digest]
+    return [
+        m
+        for m in index.get("manifests", [])
+        if (m.get("annotations") or {}).get(SUBJECT_KEY) == manifest_digest
+    ]

@@ -24,7 +24,7 @@ def split_tag(tag: str) -> tuple[str, str | None]:
     slash = tag.rfind("/")
     colon = tag.rfind(":")
     if colon > slash:
-        return tag[:colon], tag[colon + 1:]
+        return tag[:colon], tag[colon + 1 :]
     return tag, None
 
 
@@ -35,7 +35,8 @@ def check_tag(tag: str) -> str:
         raise UsageError(
             f"invalid tag {tag!r}",
             hint="use NAME or NAME:TAG, NAME lowercase [a-z0-9._-] components separated by '/', "
-                 "TAG up to 128 of [A-Za-z0-9_.-]")
+            "TAG up to 128 of [A-Za-z0-9_.-]",
+        )
     return tag
 
 
@@ -62,12 +63,16 @@ def match_tag(wanted: str, tags) -> str | None:
         return wanted
     name, version = split_tag(wanted)
     version = version or "latest"
-    found = sorted(t for t in tags
-                   if (split_tag(t)[1] or "latest") == version
-                   and (split_tag(t)[0] == name or split_tag(t)[0].endswith("/" + name)))
+    found = sorted(
+        t
+        for t in tags
+        if (split_tag(t)[1] or "latest") == version
+        and (split_tag(t)[0] == name or split_tag(t)[0].endswith("/" + name))
+    )
     if len(found) > 1:
-        raise UsageError(f"tag {wanted!r} is ambiguous: it matches {', '.join(found)}",
-                         hint="give the full tag")
+        raise UsageError(
+            f"tag {wanted!r} is ambiguous: it matches {', '.join(found)}", hint="give the full tag"
+        )
     return found[0] if found else None
 
 

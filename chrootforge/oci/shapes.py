@@ -20,8 +20,10 @@ class ShapeError(CfError):
 
 def _fail(where: str, field: str, want: str, value) -> ShapeError:
     got = "missing" if value is _MISSING else f"a {type(value).__name__}"
-    return ShapeError(f"{where}: field '{field}' must be {want}, not {got}",
-                      hint="the layout is damaged or was not written by an OCI tool")
+    return ShapeError(
+        f"{where}: field '{field}' must be {want}, not {got}",
+        hint="the layout is damaged or was not written by an OCI tool",
+    )
 
 
 _MISSING = object()
@@ -52,7 +54,8 @@ def descriptor(value, where: str) -> dict:
         raise _fail(where, "size", "a non-negative integer", size)
     annotations = desc.get("annotations", {})
     if not isinstance(annotations, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()):
+        isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()
+    ):
         raise ShapeError(f"{where}: field 'annotations' must map strings to strings")
     return desc
 
@@ -70,8 +73,10 @@ def index(doc, where: str) -> dict:
 def manifest(doc, where: str) -> dict:
     doc = obj(doc, where, "manifest")
     if "config" not in doc:
-        raise ShapeError(f"{where}: field 'config' is missing",
-                         hint="the layout is damaged or was not written by an OCI tool")
+        raise ShapeError(
+            f"{where}: field 'config' is missing",
+            hint="the layout is damaged or was not written by an OCI tool",
+        )
     descriptor(doc["config"], f"{where} config")
     layers = _get(doc, "layers")
     if not isinstance(layers, list):

@@ -14,8 +14,14 @@ from chrootforge import log
 from chrootforge.oci import tree
 
 WHITEOUT = "w"
-_TYPES = {tree.FILE: tarfile.REGTYPE, tree.DIR: tarfile.DIRTYPE, tree.SYMLINK: tarfile.SYMTYPE,
-          tree.CHAR: tarfile.CHRTYPE, tree.BLOCK: tarfile.BLKTYPE, tree.FIFO: tarfile.FIFOTYPE}
+_TYPES = {
+    tree.FILE: tarfile.REGTYPE,
+    tree.DIR: tarfile.DIRTYPE,
+    tree.SYMLINK: tarfile.SYMTYPE,
+    tree.CHAR: tarfile.CHRTYPE,
+    tree.BLOCK: tarfile.BLKTYPE,
+    tree.FIFO: tarfile.FIFOTYPE,
+}
 CHUNK = 1 << 20
 _ZEROS = bytes(512)
 
@@ -40,8 +46,11 @@ def header(entry: tree.Entry, hardlink_to: str | None = None) -> bytes:
         info.size = entry.size
         info.linkname = entry.link
         info.devmajor, info.devminor = entry.rdev
-    for name, value in entry.xattrs:
-        info.pax_headers["SCHILY.xattr." + name] = value.decode("utf-8", "surrogateescape")
+    if entry.xattrs:
+        info.pax_headers = {
+            **info.pax_headers,
+            **{"SCHILY.xattr." + n: v.decode("utf-8", "surrogateescape") for n, v in entry.xattrs},
+        }
     return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
 

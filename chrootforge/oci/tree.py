@@ -17,8 +17,14 @@ from chrootforge.errors import UsageError
 
 # Kinds, as in tar: regular file, directory, symlink, char/block device, fifo.
 FILE, DIR, SYMLINK, CHAR, BLOCK, FIFO = "f", "d", "l", "c", "b", "p"
-_KIND_OF = {stat.S_IFREG: FILE, stat.S_IFDIR: DIR, stat.S_IFLNK: SYMLINK, stat.S_IFCHR: CHAR,
-            stat.S_IFBLK: BLOCK, stat.S_IFIFO: FIFO}
+_KIND_OF = {
+    stat.S_IFREG: FILE,
+    stat.S_IFDIR: DIR,
+    stat.S_IFLNK: SYMLINK,
+    stat.S_IFCHR: CHAR,
+    stat.S_IFBLK: BLOCK,
+    stat.S_IFIFO: FIFO,
+}
 
 # Host ids -> image ids, None when not covered (an IdMap's to_inside): real root commits trees that
 # its sandbox wrote as an unprivileged range (sandbox/idmap.py).
@@ -46,8 +52,17 @@ class Entry:
 
     def meta(self) -> tuple:
         """Everything but content and inode identity: what a diff compares first."""
-        return (self.kind, self.mode, self.uid, self.gid, self.mtime, self.size, self.link,
-                self.rdev, self.xattrs)
+        return (
+            self.kind,
+            self.mode,
+            self.uid,
+            self.gid,
+            self.mtime,
+            self.size,
+            self.link,
+            self.rdev,
+            self.xattrs,
+        )
 
 
 def source_date_epoch() -> int:
@@ -93,8 +108,9 @@ def read_xattrs(path: str) -> tuple[tuple[str, bytes], ...]:
     return tuple(sorted(out))
 
 
-def entry_from_stat(rel: str, full: str, st: os.stat_result, epoch: int,
-                    owners: Owners | None = None) -> Entry | None:
+def entry_from_stat(
+    rel: str, full: str, st: os.stat_result, epoch: int, owners: Owners | None = None
+) -> Entry | None:
     kind = _KIND_OF.get(stat.S_IFMT(st.st_mode))
     if kind is None:
         log.notice(f"skipping {rel}: sockets (and other special files) cannot go in a layer")
@@ -106,12 +122,24 @@ def entry_from_stat(rel: str, full: str, st: os.stat_result, epoch: int,
     if owners is not None:
         mapped = owners(uid, gid)
         if mapped is None:
-            raise UsageError(f"{full} belongs to host ids {uid}:{gid}, outside the id range the image "
-                             "was built with", hint="only the build's sandbox should write into its root")
+            raise UsageError(
+                f"{full} belongs to host ids {uid}:{gid}, outside the id range the image was built with",
+                hint="only the build's sandbox should write into its root",
+            )
         uid, gid = mapped
-    return Entry(rel, kind, stat.S_IMODE(st.st_mode), uid, gid,
-                 min(int(st.st_mtime), epoch), st.st_size if kind == FILE else 0, link, rdev,
-                 read_xattrs(full), inode)
+    return Entry(
+        rel,
+        kind,
+        stat.S_IMODE(st.st_mode),
+        uid,
+        gid,
+        min(int(st.st_mtime), epoch),
+        st.st_size if kind == FILE else 0,
+        link,
+        rdev,
+        read_xattrs(full),
+        inode,
+    )
 
 
 def sort_key(name: str) -> bytes:
@@ -135,8 +163,10 @@ def _walk_dir(full_dir: str, rel_dir: str, root_dev: int, epoch: int, owners: Ow
         with os.scandir(full_dir) as it:
             names = sorted((e.name for e in it), key=sort_key)
     except PermissionError as err:
-        raise UsageError(f"cannot read {full_dir}: {err.strerror}",
-                         hint="commit as the owner of the tree (or inside its user namespace)") from None
+        raise UsageError(
+            f"cannot read {full_dir}: {err.strerror}",
+            hint="commit as the owner of the tree (or inside its user namespace)",
+        ) from None
     for name in names:
         rel = f"{rel_dir}/{name}" if rel_dir else name
         if name.startswith(".wh."):

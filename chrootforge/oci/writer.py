@@ -58,12 +58,16 @@ def resolve(layout, tag: str) -> Resolved:
     desc = tagged[match]
     if desc["mediaType"] != mt.MANIFEST:
         raise CfError(f"tag {match} in {layout} points at a {desc['mediaType']}, not an image manifest")
-    manifest = shapes.manifest(lo.read_json_blob(layout, desc["digest"], desc["size"], "manifest"),
-                               f"manifest {desc['digest']} of {match} in {layout}")
+    manifest = shapes.manifest(
+        lo.read_json_blob(layout, desc["digest"], desc["size"], "manifest"),
+        f"manifest {desc['digest']} of {match} in {layout}",
+    )
     cdesc = manifest["config"]
-    config = shapes.image_config(lo.read_json_blob(layout, cdesc["digest"], cdesc["size"], "config"),
-                                 f"config {cdesc['digest']} of {match} in {layout}",
-                                 len(manifest["layers"]))
+    config = shapes.image_config(
+        lo.read_json_blob(layout, cdesc["digest"], cdesc["size"], "config"),
+        f"config {cdesc['digest']} of {match} in {layout}",
+        len(manifest["layers"]),
+    )
     return Resolved(match, desc, manifest, config)
 
 
@@ -129,13 +133,13 @@ def _write_layer(staging: lo.Staging, items, root: str, compression: str, quiet:
     comp = stage = None
     progress = ByteProgress(label, enabled=False if quiet else None)
     try:
-        comp = compressor(compression, blob.write)
+        comp = active = compressor(compression, blob.write)
 
         def sink(data) -> None:
             nonlocal raw_size
             raw_sha.update(data)
             raw_size += len(data)
-            comp.write(data)
+            active.write(data)
 
         stage = _Stage(sink)
         count = write_tar(items, root, stage, progress)
@@ -157,8 +161,12 @@ def _write_layer(staging: lo.Staging, items, root: str, compression: str, quiet:
 
 
 def _index_descriptor(manifest_digest: str, size: int, tag: str) -> dict:
-    return {"mediaType": mt.MANIFEST, "digest": manifest_digest, "size": size,
-            "annotations": {mt.REF_NAME: tag, mt.CONTAINERD_NAME: refs.full_name(tag)}}
+    return {
+        "mediaType": mt.MANIFEST,
+        "digest": manifest_digest,
+        "size": size,
+        "annotations": {mt.REF_NAME: tag, mt.CONTAINERD_NAME: refs.full_name(tag)},
+    }
 
 
 def retag(tag: str, manifest_digest: str, size: int):
@@ -184,9 +192,19 @@ def tag(layout, source: str, new_tag: str) -> None:
     set_tag(Path(layout), new_tag, found.descriptor["digest"], found.descriptor["size"])
 
 
-def commit(rootfs, layout, tag: str, parent: str | None = None, compression: str = "gzip",
-           config: dict | None = None, labels: dict | None = None, history: list[dict] | None = None,
-           quiet: bool = False, epoch: int | None = None, owners: Owners | None = None) -> CommitResult:
+def commit(
+    rootfs,
+    layout,
+    tag: str,
+    parent: str | None = None,
+    compression: str = "gzip",
+    config: dict | None = None,
+    labels: dict | None = None,
+    history: list[dict] | None = None,
+    quiet: bool = False,
+    epoch: int | None = None,
+    owners: Owners | None = None,
+) -> CommitResult:
     """Commit `rootfs` (the FULL tree) as `tag` in `layout`; with `parent` (a tag of the same layout)
     only the difference becomes the new layer and the parent's layers are shared.
 
@@ -219,23 +237,44 @@ def commit(rootfs, layout, tag: str, parent: str | None = None, compression: str
     else:
         items = entries
     with lo.Staging(layout) as staging:
-        desc, diff_id, raw_size, count = _write_layer(staging, items, root, compression, quiet,
-                                                      f"commit {tag}")
+        desc, diff_id, raw_size, count = _write_layer(
+            staging, items, root, compression, quiet, f"commit {tag}"
+        )
         parent_layers = list(base.manifest["layers"]) if base else []
         parent_diff_ids = list(base.config["rootfs"]["diff_ids"]) if base else []
         parent_history = list(base.config.get("history", [])) if base else []
-        runtime = imageconfig.merge((base.config.get("config") or {}) if base else {}, runtime_override,
-                                    labels)
-        cfg = imageconfig.image_config(runtime, parent_diff_ids + [diff_id],
-                                       parent_history + imageconfig.new_history(history, epoch), epoch)
+        runtime = imageconfig.merge(
+            (base.config.get("config") or {}) if base else {}, runtime_override, labels
+        )
+        cfg = imageconfig.image_config(
+            runtime,
+            parent_diff_ids + [diff_id],
+            parent_history + imageconfig.new_history(history, epoch),
+            epoch,
+        )
         cfg_digest, cfg_size = staging.add_bytes(lo.canonical_json(cfg))
-        manifest = {"schemaVersion": 2, "mediaType": mt.MANIFEST,
-                    "config": {"mediaType": mt.CONFIG, "digest": cfg_digest, "size": cfg_size},
-                    "layers": parent_layers + [desc]}
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": mt.MANIFEST,
+            "config": {"mediaType": mt.CONFIG, "digest": cfg_digest, "size": cfg_size},
+            "layers": parent_layers + [desc],
+        }
         man_digest, man_size = staging.add_bytes(lo.canonical_json(manifest))
         staging.publish(retag(tag, man_digest, man_size))
     if not quiet:
-        log.info(f"committed {tag}: {man_digest} (layer {desc['size'] / 1e6:.1f} MB {compression}, "
-                 f"{count} entries)")
-    return CommitResult(tag, man_digest, man_size, cfg_digest, desc["digest"], desc["size"], diff_id,
-                        raw_size, count, len(manifest["layers"]))
+        log.info(
+            f"committed {tag}: {man_digest} (layer {desc['size'] / 1e6:.1f} MB {compression}, "
+            f"{count} entries)"
+        )
+    return CommitResult(
+        tag,
+        man_digest,
+        man_size,
+        cfg_digest,
+        desc["digest"],
+        desc["size"],
+        diff_id,
+        raw_size,
+        count,
+        len(parent_layers) + 1,
+    )

@@ -29,10 +29,13 @@ _API = {
     "RegistryOptions": "chrootforge.registry.options",
     "add_registry_options": "chrootforge.registry.options",
     "options_from_args": "chrootforge.registry.options",
-    "push": "chrootforge.registry.image_push", "PushResult": "chrootforge.registry.image_push",
-    "pull": "chrootforge.registry.image_pull", "remote_digest": "chrootforge.registry.image_pull",
+    "push": "chrootforge.registry.image_push",
+    "PushResult": "chrootforge.registry.image_push",
+    "pull": "chrootforge.registry.image_pull",
+    "remote_digest": "chrootforge.registry.image_pull",
     "Pulled": "chrootforge.registry.image_pull",
-    "parse_ref": "chrootforge.registry.reference", "RemoteRef": "chrootforge.registry.reference",
+    "parse_ref": "chrootforge.registry.reference",
+    "RemoteRef": "chrootforge.registry.reference",
 }
 
 __all__ = list(_API)

@@ -14,6 +14,7 @@ import binascii
 import dataclasses
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from chrootforge import log
@@ -27,7 +28,7 @@ class Credentials:
     source: str  # "--creds" or the auth file's path: safe to show
 
 
-def candidate_files(authfile: str | None, env: dict | None = None) -> list[Path]:
+def candidate_files(authfile: str | None, env: Mapping[str, str] | None = None) -> list[Path]:
     """The auth files to consult, in order (an explicit --authfile is the only one)."""
     if authfile:
         return [Path(authfile)]
@@ -46,7 +47,7 @@ def _normalise_key(key: str) -> str:
     """Legacy docker keys are URLs (`https://host/v1/`): only their host counts."""
     for scheme in ("https://", "http://"):
         if key.startswith(scheme):
-            return key[len(scheme):].split("/", 1)[0]
+            return key[len(scheme) :].split("/", 1)[0]
     return key.rstrip("/")
 
 
@@ -57,8 +58,9 @@ def _lookup_keys(registry: str, repository: str) -> list[str]:
 
 
 def _decode_entry(entry, path: Path, key: str) -> tuple[str, str] | None:
-    bad = CfError(f"{path}: the entry for {key!r} is malformed",
-                  hint='an entry is {"auth": base64("USER:PASS")}')
+    bad = CfError(
+        f"{path}: the entry for {key!r} is malformed", hint='an entry is {"auth": base64("USER:PASS")}'
+    )
     if not isinstance(entry, dict):
         raise bad
     if entry.get("auth"):
@@ -88,10 +90,12 @@ def _read(path: Path, explicit: bool) -> dict | None:
         raise CfError(f"cannot read the auth file {path}: {err.strerror}") from None
     except (ValueError, UnicodeDecodeError) as err:
         # json's message gives a position only, never the content
-        raise CfError(f"the auth file {path} is not valid JSON: {getattr(err, 'msg', 'undecodable')}",
-                      hint="fix or remove it; podman login and docker login write this format") from None
+        raise CfError(
+            f"the auth file {path} is not valid JSON: {getattr(err, 'msg', 'undecodable')}",
+            hint="fix or remove it; podman login and docker login write this format",
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get("auths", {}), dict):
-        raise CfError(f"the auth file {path} has no valid \"auths\" object")
+        raise CfError(f'the auth file {path} has no valid "auths" object')
     return data
 
 
@@ -107,13 +111,20 @@ def from_file(path: Path, registry: str, repository: str, explicit: bool = False
                 return Credentials(found[0], found[1], str(path))
     helpers = data.get("credHelpers") or {}
     if registry in helpers or data.get("credsStore"):
-        log.notice(f"{path} names a credential helper for {registry}; chrootforge does not run "
-                   f"credential helpers (use --creds or an auths entry)")
+        log.notice(
+            f"{path} names a credential helper for {registry}; chrootforge does not run "
+            f"credential helpers (use --creds or an auths entry)"
+        )
     return None
 
 
-def find_credentials(registry: str, repository: str, creds: str | None = None,
-                     authfile: str | None = None, env: dict | None = None) -> Credentials | None:
+def find_credentials(
+    registry: str,
+    repository: str,
+    creds: str | None = None,
+    authfile: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Credentials | None:
     """The credentials for registry/repository, or None (anonymous)."""
     if creds is not None:
         user, sep, password = creds.partition(":")

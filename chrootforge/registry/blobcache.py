@@ -24,8 +24,9 @@ def cache_file() -> Path:
     return user_cache_dir() / "registry" / "blob-locations.json"
 
 
-def merge(data: dict, seen: list[tuple[str, str, str]], max_repos: int = MAX_REPOS,
-          max_digests: int = MAX_DIGESTS) -> dict:
+def merge(
+    data: dict, seen: list[tuple[str, str, str]], max_repos: int = MAX_REPOS, max_digests: int = MAX_DIGESTS
+) -> dict:
     """`data` updated with (registry, digest, repository) sightings, newest first, bounded."""
     registries = {k: dict(v) for k, v in (data.get("registries") or {}).items() if isinstance(v, dict)}
     for registry, digest, repo in seen:

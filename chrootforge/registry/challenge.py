@@ -47,11 +47,11 @@ class _Parser:
         start = self.pos
         while self.peek() and self.peek() in _TOKEN_CHARS:
             self.pos += 1
-        return self.text[start:self.pos]
+        return self.text[start : self.pos]
 
     def quoted(self) -> str:
         self.pos += 1  # the opening quote
-        out = []
+        out: list[str] = []
         while True:
             ch = self.peek()
             if not ch:
@@ -126,8 +126,10 @@ def select_challenge(header: str | None, registry: str) -> Challenge:
     """The challenge chrootforge answers (Bearer before Basic), checked; ChallengeError otherwise."""
     what = f"{registry} sent a malformed WWW-Authenticate header"
     if not header:
-        raise ChallengeError(f"{registry} answered 401 without a WWW-Authenticate header",
-                             hint="the registry (or a proxy in front of it) is misconfigured")
+        raise ChallengeError(
+            f"{registry} answered 401 without a WWW-Authenticate header",
+            hint="the registry (or a proxy in front of it) is misconfigured",
+        )
     try:
         challenges = parse_challenges(header)
     except ValueError as err:
@@ -143,5 +145,7 @@ def select_challenge(header: str | None, registry: str) -> Challenge:
     if "basic" in by_scheme:
         return by_scheme["basic"]
     schemes = ", ".join(sorted(by_scheme))
-    raise ChallengeError(f"{registry} asks for unsupported authentication ({schemes})",
-                         hint="chrootforge speaks Basic and Bearer (token) authentication")
+    raise ChallengeError(
+        f"{registry} asks for unsupported authentication ({schemes})",
+        hint="chrootforge speaks Basic and Bearer (token) authentication",
+    )

@@ -7,10 +7,21 @@ from chrootforge.registry.options import add_registry_options
 
 def register(sub) -> None:
     for name, summary, source, dest, func in (
-            ("push", "push an image of a layout (and its SBOM) to a registry",
-             "LAYOUT:TAG", "docker://HOST[:PORT]/REPO[:TAG]", _push),
-            ("pull", "pull an image (and its SBOM) from a registry into a layout",
-             "docker://HOST[:PORT]/REPO(:TAG|@sha256:HEX)", "LAYOUT[:TAG]", _pull)):
+        (
+            "push",
+            "push an image of a layout (and its SBOM) to a registry",
+            "LAYOUT:TAG",
+            "docker://HOST[:PORT]/REPO[:TAG]",
+            _push,
+        ),
+        (
+            "pull",
+            "pull an image (and its SBOM) from a registry into a layout",
+            "docker://HOST[:PORT]/REPO(:TAG|@sha256:HEX)",
+            "LAYOUT[:TAG]",
+            _pull,
+        ),
+    ):
         p = sub.add_parser(name, help=summary)
         p.add_argument("source", metavar=source)
         p.add_argument("dest", metavar=dest)

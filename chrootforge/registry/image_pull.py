@@ -52,16 +52,21 @@ from chrootforge.registry.transport import (
 def fetch_manifest(client: Client, reference: str) -> tuple[bytes, str, str]:
     """(raw bytes, media type, digest) of a manifest, its digest checked."""
     where = f"{client.registry}/{client.repository}{'@' if is_digest(reference) else ':'}{reference}"
-    resp = client.request("GET", f"manifests/{reference}", what=f"reading the manifest {reference}",
-                          headers={"Accept": ACCEPT_MANIFESTS})
+    resp = client.request(
+        "GET",
+        f"manifests/{reference}",
+        what=f"reading the manifest {reference}",
+        headers={"Accept": ACCEPT_MANIFESTS},
+    )
     raw = read_limited(resp, MAX_MANIFEST, f"the manifest {where}")
     digest = sha256_digest(raw)
     if is_digest(reference) and digest != reference:
         raise VerificationError(f"{where}: the registry sent a manifest whose digest is {digest}")
     claimed = resp.headers.get("Docker-Content-Digest", "")
     if claimed.startswith("sha256:") and claimed != digest:
-        raise VerificationError(f"{where}: the manifest's digest is {digest[:19]}, the registry says "
-                                f"{claimed[:19]}")
+        raise VerificationError(
+            f"{where}: the manifest's digest is {digest[:19]}, the registry says {claimed[:19]}"
+        )
     media_type, _ = parse_manifest(raw, resp.headers.get("Content-Type"), where)
     return raw, media_type, digest
 
@@ -72,8 +77,13 @@ def remote_digest(ref: str | RemoteRef, options: RegistryOptions | None = None) 
     ref = parse_ref(ref) if isinstance(ref, str) else ref
     client = Client(ref.registry, ref.repository, options)
     try:
-        resp = client.request("HEAD", f"manifests/{ref.reference}", what=f"looking up {ref.reference}",
-                              headers={"Accept": ACCEPT_MANIFESTS}, expect=(200, 404))
+        resp = client.request(
+            "HEAD",
+            f"manifests/{ref.reference}",
+            what=f"looking up {ref.reference}",
+            headers={"Accept": ACCEPT_MANIFESTS},
+            expect=(200, 404),
+        )
         resp.close()
         if resp.status_code == 404:
             return None
@@ -119,8 +129,9 @@ class _Downloader:
         while True:
             headers = {"Range": f"bytes={writer.size}-"} if writer.size else {}
             try:
-                resp = self.client.request("GET", f"blobs/{digest}", what=f"reading blob {short}",
-                                           headers=headers, expect=(200, 206))
+                resp = self.client.request(
+                    "GET", f"blobs/{digest}", what=f"reading blob {short}", headers=headers, expect=(200, 206)
+                )
                 if writer.size and not (resp.status_code == 206 and _range_start(resp) == writer.size):
                     self.staging.drop(writer)  # the range was ignored or is another one: start over
                     writer = self.staging.new_blob()
@@ -134,7 +145,9 @@ class _Downloader:
                         return None
                     if writer.size + len(chunk) > size:
                         resp.close()
-                        raise VerificationError(f"{where} is longer than the {size} bytes its descriptor says")
+                        raise VerificationError(
+                            f"{where} is longer than the {size} bytes its descriptor says"
+                        )
                     writer.write(chunk)
                     self.meter.network(len(chunk))
                 if writer.size < size:
@@ -144,14 +157,18 @@ class _Downloader:
                 failures += 1
                 reason = describe_network_error(err, self.client.options.timeout)
                 if failures > self.client.options.retries or self.abort.is_set():
-                    raise RegistryError(f"{where}: {reason}", retryable=True,
-                                        hint="is the registry up and reachable? --timeout and --retry-times "
-                                             "tune the limits") from None
+                    raise RegistryError(
+                        f"{where}: {reason}",
+                        retryable=True,
+                        hint="is the registry up and reachable? --timeout and --retry-times tune the limits",
+                    ) from None
                 log.info(f"blob {short}: {reason}; resuming at byte {writer.size}")
                 time.sleep(backoff(failures - 1))
         if writer.digest != digest:
-            raise VerificationError(f"{where} does not match its digest (got {writer.digest[:19]})",
-                                    hint="the registry served corrupt or tampered data; nothing was stored")
+            raise VerificationError(
+                f"{where} does not match its digest (got {writer.digest[:19]})",
+                hint="the registry served corrupt or tampered data; nothing was stored",
+            )
         return writer
 
 
@@ -162,7 +179,9 @@ def _image(client: Client, ref: RemoteRef) -> tuple[bytes, str, str, dict]:
         entry = choose_platform(json.loads(raw), ref.name)
         raw, media_type, digest = fetch_manifest(client, entry["digest"])
         if len(raw) != entry["size"] or media_type not in MANIFEST_TYPES:
-            raise VerificationError(f"{ref.name}: the index entry for this platform does not match its manifest")
+            raise VerificationError(
+                f"{ref.name}: the index entry for this platform does not match its manifest"
+            )
     return raw, media_type, digest, json.loads(raw)
 
 
@@ -176,7 +195,9 @@ def _referrers(client: Client, subject: str) -> list[tuple[dict, bytes, dict]]:
         if len(raw) != desc["size"] or media_type not in MANIFEST_TYPES:
             raise VerificationError(f"{where}: the referrer does not match its descriptor")
         if (manifest.get("subject") or {}).get("digest") != subject:
-            raise VerificationError(f"{where}: listed as a referrer of {subject[:19]} but its subject differs")
+            raise VerificationError(
+                f"{where}: listed as a referrer of {subject[:19]} but its subject differs"
+            )
         image_blobs(manifest, where, artifact=True)
         out.append((dict(desc, mediaType=media_type), raw, manifest))
     return out
@@ -209,8 +230,13 @@ class Pulled:
     read_blob: Callable[[str, int], bytes]  # (digest, max bytes) -> bytes (ValueError if larger)
 
 
-def pull(src: str | RemoteRef, layout, tag: str | None = None, options: RegistryOptions | None = None,
-         accept: Callable[[Pulled], None] | None = None) -> str:
+def pull(
+    src: str | RemoteRef,
+    layout,
+    tag: str | None = None,
+    options: RegistryOptions | None = None,
+    accept: Callable[[Pulled], None] | None = None,
+) -> str:
     """Pull docker://HOST/REPO(:TAG|@DIGEST) into LAYOUT as TAG (default HOST/REPO:TAG); returns the
     manifest digest. See the module docstring for what is checked. `accept` (build's remote
     cache) checks the image's content before it is published: an exception it raises leaves the
@@ -233,8 +259,13 @@ def pull(src: str | RemoteRef, layout, tag: str | None = None, options: Registry
         meter = Meter(f"pull {ref.name}", sum(d["size"] for d in wanted.values()), options.quiet)
         downloader = _Downloader(client, staging, meter)
         try:
-            run_all(downloader.fetch, sorted(wanted.values(), key=lambda d: -d["size"]), options.jobs,
-                    downloader.abort, "pull")
+            run_all(
+                downloader.fetch,
+                sorted(wanted.values(), key=lambda d: -d["size"]),
+                options.jobs,
+                downloader.abort,
+                "pull",
+            )
         finally:
             meter.close()
         for body in [raw] + [art_raw for _, art_raw, _ in found]:
@@ -244,8 +275,9 @@ def pull(src: str | RemoteRef, layout, tag: str | None = None, options: Registry
                 staging.ready(writer)
         if accept is not None:
             accept(Pulled(digest, manifest, [(desc, art) for desc, _, art in found], staging.read))
-        staging.publish(tag, {"mediaType": media_type, "digest": digest, "size": len(raw)},
-                        [desc for desc, _, _ in found])
+        staging.publish(
+            tag, {"mediaType": media_type, "digest": digest, "size": len(raw)}, [desc for desc, _, _ in found]
+        )
         _remember(ref, everything)
     except BaseException:
         if staging is not None:
@@ -254,6 +286,8 @@ def pull(src: str | RemoteRef, layout, tag: str | None = None, options: Registry
     finally:
         client.close()
     if not options.quiet:
-        log.info(f"pulled {ref.name} into {layout} as {tag}: {digest} ({len(wanted)} blob(s) downloaded, "
-                 f"{meter.moved / 1e6:.1f} MB" + (f"; {len(found)} referrer(s)" if found else "") + ")")
+        log.info(
+            f"pulled {ref.name} into {layout} as {tag}: {digest} ({len(wanted)} blob(s) downloaded, "
+            f"{meter.moved / 1e6:.1f} MB" + (f"; {len(found)} referrer(s)" if found else "") + ")"
+        )
     return digest

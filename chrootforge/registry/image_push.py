@@ -56,11 +56,14 @@ def _read_manifest(layout: Path, desc: dict) -> tuple[bytes, dict]:
     try:
         raw = path.read_bytes()
     except OSError:
-        raise VerificationError(f"{layout}: manifest {desc['digest'][:19]} is missing",
-                                hint=f"chrootforge verify {layout}") from None
+        raise VerificationError(
+            f"{layout}: manifest {desc['digest'][:19]} is missing", hint=f"chrootforge verify {layout}"
+        ) from None
     if sha256_digest(raw) != desc["digest"]:
-        raise VerificationError(f"{layout}: manifest {desc['digest'][:19]} does not match its digest",
-                                hint=f"chrootforge verify {layout}")
+        raise VerificationError(
+            f"{layout}: manifest {desc['digest'][:19]} does not match its digest",
+            hint=f"chrootforge verify {layout}",
+        )
     return raw, json.loads(raw)
 
 
@@ -70,11 +73,14 @@ def _add_blobs(layout: Path, manifest: dict, blobs: dict) -> None:
         try:
             size = path.stat().st_size
         except OSError:
-            raise VerificationError(f"{layout}: blob {desc['digest'][:19]} is missing",
-                                    hint=f"chrootforge verify {layout}") from None
+            raise VerificationError(
+                f"{layout}: blob {desc['digest'][:19]} is missing", hint=f"chrootforge verify {layout}"
+            ) from None
         if size != desc["size"]:
-            raise VerificationError(f"{layout}: blob {desc['digest'][:19]} has {size} bytes, its "
-                                    f"descriptor says {desc['size']}", hint=f"chrootforge verify {layout}")
+            raise VerificationError(
+                f"{layout}: blob {desc['digest'][:19]} has {size} bytes, its descriptor says {desc['size']}",
+                hint=f"chrootforge verify {layout}",
+            )
         blobs[desc["digest"]] = (size, path)
 
 
@@ -111,8 +117,10 @@ def push(layout, tag: str, dest: str | RemoteRef, options: RegistryOptions | Non
     ref = parse_ref(dest) if isinstance(dest, str) else dest
     local = _collect(layout, tag)
     if ref.digest and ref.digest != local.digest:
-        raise UsageError(f"{ref} names digest {ref.digest[:19]}, but {tag} is {local.digest[:19]}",
-                         hint="push by tag, or give the image's own digest")
+        raise UsageError(
+            f"{ref} names digest {ref.digest[:19]}, but {tag} is {local.digest[:19]}",
+            hint="push by tag, or give the image's own digest",
+        )
     client = Client(ref.registry, ref.repository, options)
     locations = BlobLocations()
     total = sum(size for size, _ in local.blobs.values())
@@ -124,26 +132,44 @@ def push(layout, tag: str, dest: str | RemoteRef, options: RegistryOptions | Non
         if not options.quiet:
             for outcome in outcomes:
                 _report(outcome)
-        resp = client.request("PUT", f"manifests/{ref.reference}", what=f"putting the manifest {ref.reference}",
-                              scopes=client.push_scope(), headers={"Content-Type": local.media_type},
-                              body=lambda: local.manifest, expect=(201,))
+        resp = client.request(
+            "PUT",
+            f"manifests/{ref.reference}",
+            what=f"putting the manifest {ref.reference}",
+            scopes=client.push_scope(),
+            headers={"Content-Type": local.media_type},
+            body=lambda: local.manifest,
+            expect=(201,),
+        )
         got = resp.headers.get("Docker-Content-Digest")
         resp.close()
         if got and got != local.digest:
-            raise RegistryError(f"{ref.registry} stored the manifest as {got}, not {local.digest}",
-                                hint="the registry rewrote the manifest; its digest would not match the layout's")
+            raise RegistryError(
+                f"{ref.registry} stored the manifest as {got}, not {local.digest}",
+                hint="the registry rewrote the manifest; its digest would not match the layout's",
+            )
         via = push_referrers(client, local.digest, local.referrers)
     finally:
         meter.close()
         locations.save()
         client.close()
     count = {a: sum(1 for o in outcomes if o.action == a) for a in ("uploaded", "skipped", "mounted")}
-    result = PushResult(str(ref), local.digest, sum(o.sent for o in outcomes), count["uploaded"],
-                        count["skipped"], count["mounted"],
-                        tuple(sha256_digest(raw) for raw, _ in local.referrers), via)
+    result = PushResult(
+        str(ref),
+        local.digest,
+        sum(o.sent for o in outcomes),
+        count["uploaded"],
+        count["skipped"],
+        count["mounted"],
+        tuple(sha256_digest(raw) for raw, _ in local.referrers),
+        via,
+    )
     if not options.quiet:
-        log.info(f"pushed {ref.name}: {local.digest} ({result.blobs_uploaded} uploaded, "
-                 f"{result.uploaded_bytes / 1e6:.1f} MB; {result.blobs_skipped} already there; "
-                 f"{result.blobs_mounted} mounted" + (f"; {len(result.referrers)} referrer(s) via {via}"
-                                                      if via else "") + ")")
+        log.info(
+            f"pushed {ref.name}: {local.digest} ({result.blobs_uploaded} uploaded, "
+            f"{result.uploaded_bytes / 1e6:.1f} MB; {result.blobs_skipped} already there; "
+            f"{result.blobs_mounted} mounted"
+            + (f"; {len(result.referrers)} referrer(s) via {via}" if via else "")
+            + ")"
+        )
     return result

@@ -45,7 +45,8 @@ class RegistryOptions:
     timeout: float = dataclasses.field(default_factory=lambda: _env_number(ENV_TIMEOUT, 60.0, float, 0.1))
     retries: int = dataclasses.field(default_factory=lambda: int(_env_number(ENV_RETRIES, 3, int, 0)))
     chunk_size: int = dataclasses.field(
-        default_factory=lambda: int(_env_number(ENV_CHUNK, 16 << 20, int, 64 << 10)))
+        default_factory=lambda: int(_env_number(ENV_CHUNK, 16 << 20, int, 64 << 10))
+    )
     jobs: int = 4
     quiet: bool = False
 
@@ -62,18 +63,39 @@ def _bool(text: str) -> bool:
 def add_registry_options(parser: argparse.ArgumentParser) -> None:
     """The auth/TLS/network flags, as skopeo spells them (shared by push, pull and build)."""
     g = parser.add_argument_group("registry access")
-    g.add_argument("--authfile", metavar="FILE",
-                   help="auth file (default: $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, "
-                        "~/.docker/config.json)")
+    g.add_argument(
+        "--authfile",
+        metavar="FILE",
+        help="auth file (default: $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, "
+        "~/.docker/config.json)",
+    )
     g.add_argument("--creds", metavar="USER:PASS", help="credentials for the registry")
-    g.add_argument("--cert-dir", metavar="DIR",
-                   help="ca.crt and client *.cert/*.key (default: certs.d/HOST:PORT)")
-    g.add_argument("--tls-verify", type=_bool, nargs="?", const=True, default=True, metavar="BOOL",
-                   help="verify the registry's certificate (false also allows plain HTTP)")
-    g.add_argument("--retry-times", type=int, default=None, metavar="N",
-                   help=f"retries of a failed request (default 3, or ${ENV_RETRIES})")
-    g.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                   help=f"network timeout per operation (default 60, or ${ENV_TIMEOUT})")
+    g.add_argument(
+        "--cert-dir", metavar="DIR", help="ca.crt and client *.cert/*.key (default: certs.d/HOST:PORT)"
+    )
+    g.add_argument(
+        "--tls-verify",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=True,
+        metavar="BOOL",
+        help="verify the registry's certificate (false also allows plain HTTP)",
+    )
+    g.add_argument(
+        "--retry-times",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"retries of a failed request (default 3, or ${ENV_RETRIES})",
+    )
+    g.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help=f"network timeout per operation (default 60, or ${ENV_TIMEOUT})",
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> RegistryOptions:
@@ -89,6 +111,11 @@ def options_from_args(args: argparse.Namespace) -> RegistryOptions:
         extra["timeout"] = args.timeout
     if args.creds is not None and ":" not in args.creds:
         raise UsageError("--creds must be USER:PASS")
-    return RegistryOptions(authfile=args.authfile, creds=args.creds, cert_dir=args.cert_dir,
-                           tls_verify=args.tls_verify, quiet=bool(getattr(args, "quiet", False)),
-                           **extra)
+    return RegistryOptions(
+        authfile=args.authfile,
+        creds=args.creds,
+        cert_dir=args.cert_dir,
+        tls_verify=args.tls_verify,
+        quiet=bool(getattr(args, "quiet", False)),
+        **extra,
+    )

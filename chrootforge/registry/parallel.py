@@ -34,8 +34,10 @@ def run_all(fn: Callable, items: Iterable, jobs: int, abort: threading.Event, na
                 done.put((index, None, err))
                 return
 
-    threads = [threading.Thread(target=worker, name=f"{name}-{i}", daemon=True)
-               for i in range(max(1, min(jobs, len(items))))]
+    threads = [
+        threading.Thread(target=worker, name=f"{name}-{i}", daemon=True)
+        for i in range(max(1, min(jobs, len(items))))
+    ]
     for thread in threads:
         thread.start()
     results: list = [None] * len(items)

@@ -53,16 +53,20 @@ def parse_ref(text: str, default_tag: str | None = "latest") -> RemoteRef:
         return text
     if not text.startswith("docker://"):
         raise UsageError(f"{text!r} is not a registry reference", hint=f"write {_FORM}")
-    rest = text[len("docker://"):]
+    rest = text[len("docker://") :]
     host, sep, path = rest.partition("/")
     if not sep or not path:
         raise UsageError(f"{text!r} names no repository", hint=f"write {_FORM}")
     if "@" in host or not _HOST_RE.match(host):
-        raise UsageError(f"{text!r}: {host!r} is not a registry HOST[:PORT]",
-                         hint="credentials go in --creds or an auth file, never in the reference")
+        raise UsageError(
+            f"{text!r}: {host!r} is not a registry HOST[:PORT]",
+            hint="credentials go in --creds or an auth file, never in the reference",
+        )
     if not ("." in host or ":" in host or host == "localhost"):
-        raise UsageError(f"{text!r} does not start with a registry host",
-                         hint=f"write {_FORM}, e.g. docker://registry.example.com/{rest}")
+        raise UsageError(
+            f"{text!r} does not start with a registry host",
+            hint=f"write {_FORM}, e.g. docker://registry.example.com/{rest}",
+        )
     digest = tag = None
     if "@" in path:
         path, _, digest = path.partition("@")
@@ -70,14 +74,15 @@ def parse_ref(text: str, default_tag: str | None = "latest") -> RemoteRef:
             raise UsageError(f"{text!r}: {digest!r} is not a sha256 digest", hint="write @sha256:<64 hex>")
     slash, colon = path.rfind("/"), path.rfind(":")
     if colon > slash:
-        path, tag = path[:colon], path[colon + 1:]
+        path, tag = path[:colon], path[colon + 1 :]
         if digest:
             raise UsageError(f"{text!r} has both a tag and a digest", hint="give one of them")
         if not _TAG_RE.match(tag):
             raise UsageError(f"{text!r}: invalid tag {tag!r}", hint="a tag is up to 128 of [A-Za-z0-9_.-]")
     if not _REPO_RE.match(path) or len(path) > 255:
-        raise UsageError(f"{text!r}: invalid repository {path!r}",
-                         hint="lowercase [a-z0-9._-] components separated by '/'")
+        raise UsageError(
+            f"{text!r}: invalid repository {path!r}", hint="lowercase [a-z0-9._-] components separated by '/'"
+        )
     if digest is None and tag is None:
         tag = default_tag
     return RemoteRef(host, path, tag, digest)

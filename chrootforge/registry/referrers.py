@@ -9,6 +9,8 @@ Listing: GET /v2/<repo>/referrers/<digest>; a 4xx there means no API, so the fal
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from chrootforge import log
 from chrootforge.errors import VerificationError
 from chrootforge.oci import mediatypes as mt
@@ -31,8 +33,11 @@ def fallback_tag(digest: str) -> str:
 
 def descriptor_of(raw: bytes, manifest: dict) -> dict:
     """The index descriptor of an artifact manifest, as the referrers API lists it."""
-    desc = {"mediaType": manifest.get("mediaType", mt.MANIFEST), "digest": sha256_digest(raw),
-            "size": len(raw)}
+    desc = {
+        "mediaType": manifest.get("mediaType", mt.MANIFEST),
+        "digest": sha256_digest(raw),
+        "size": len(raw),
+    }
     artifact_type = manifest.get("artifactType") or (manifest.get("config") or {}).get("mediaType")
     if artifact_type:
         desc["artifactType"] = artifact_type
@@ -43,15 +48,24 @@ def descriptor_of(raw: bytes, manifest: dict) -> dict:
 
 def merge_index(existing: dict | None, new: list[dict]) -> dict:
     digests = {d["digest"] for d in new}
-    kept = [d for d in (existing or {}).get("manifests", [])
-            if isinstance(d, dict) and d.get("digest") not in digests]
+    kept = [
+        d
+        for d in (existing or {}).get("manifests", [])
+        if isinstance(d, dict) and d.get("digest") not in digests
+    ]
     return {"schemaVersion": 2, "mediaType": mt.INDEX, "manifests": kept + new}
 
 
 def _get_fallback(client: Client, subject: str, scopes: tuple[str, ...]) -> dict | None:
     tag = fallback_tag(subject)
-    resp = client.request("GET", f"manifests/{tag}", what=f"reading the referrers tag {tag}", scopes=scopes,
-                          headers={"Accept": ACCEPT_MANIFESTS}, expect=(200, 404))
+    resp = client.request(
+        "GET",
+        f"manifests/{tag}",
+        what=f"reading the referrers tag {tag}",
+        scopes=scopes,
+        headers={"Accept": ACCEPT_MANIFESTS},
+        expect=(200, 404),
+    )
     if resp.status_code == 404:
         resp.close()
         return None
@@ -59,8 +73,10 @@ def _get_fallback(client: Client, subject: str, scopes: tuple[str, ...]) -> dict
     raw = read_limited(resp, MAX_MANIFEST, f"the manifest {where}")
     media_type, doc = parse_manifest(raw, resp.headers.get("Content-Type"), where)
     if media_type not in INDEX_TYPES:
-        raise VerificationError(f"{where} holds an image, not a referrers index",
-                                hint=f"the tag {tag} is reserved for the referrers of {subject[:19]}")
+        raise VerificationError(
+            f"{where} holds an image, not a referrers index",
+            hint=f"the tag {tag} is reserved for the referrers of {subject[:19]}",
+        )
     return doc
 
 
@@ -72,10 +88,15 @@ def push_referrers(client: Client, subject: str, artifacts: list[tuple[bytes, di
     api = True
     for raw, manifest in artifacts:
         desc = descriptor_of(raw, manifest)
-        resp = client.request("PUT", f"manifests/{desc['digest']}",
-                              what=f"pushing referrer {desc['digest'][7:19]}", scopes=client.push_scope(),
-                              headers={"Content-Type": desc["mediaType"]}, body=lambda raw=raw: raw,
-                              expect=(201,))
+        resp = client.request(
+            "PUT",
+            f"manifests/{desc['digest']}",
+            what=f"pushing referrer {desc['digest'][7:19]}",
+            scopes=client.push_scope(),
+            headers={"Content-Type": desc["mediaType"]},
+            body=_constant(raw),
+            expect=(201,),
+        )
         api = api and resp.headers.get("OCI-Subject") == subject
         resp.close()
         new.append(desc)
@@ -85,9 +106,15 @@ def push_referrers(client: Client, subject: str, artifacts: list[tuple[bytes, di
     merged = merge_index(existing, new)
     if existing is None or merged["manifests"] != existing.get("manifests"):
         tag = fallback_tag(subject)
-        resp = client.request("PUT", f"manifests/{tag}", what=f"updating the referrers tag {tag}",
-                              scopes=client.push_scope(), headers={"Content-Type": mt.INDEX},
-                              body=lambda: canonical_json(merged), expect=(201,))
+        resp = client.request(
+            "PUT",
+            f"manifests/{tag}",
+            what=f"updating the referrers tag {tag}",
+            scopes=client.push_scope(),
+            headers={"Content-Type": mt.INDEX},
+            body=lambda: canonical_json(merged),
+            expect=(201,),
+        )
         resp.close()
     return "tag"
 
@@ -95,8 +122,13 @@ def push_referrers(client: Client, subject: str, artifacts: list[tuple[bytes, di
 def list_referrers(client: Client, subject: str) -> list[dict]:
     """Descriptors of the artifacts that refer to `subject` (checked, not yet fetched)."""
     where = f"{client.registry}/{client.repository} referrers of {subject[:19]}"
-    resp = client.request("GET", f"referrers/{subject}", what="listing referrers",
-                          headers={"Accept": mt.INDEX}, expect=tuple(range(200, 500)))
+    resp = client.request(
+        "GET",
+        f"referrers/{subject}",
+        what="listing referrers",
+        headers={"Accept": mt.INDEX},
+        expect=tuple(range(200, 500)),
+    )
     if resp.status_code == 200:
         raw = read_limited(resp, MAX_MANIFEST, where)
         media_type, doc = parse_manifest(raw, resp.headers.get("Content-Type"), where)
@@ -104,15 +136,18 @@ def list_referrers(client: Client, subject: str) -> list[dict]:
             raise VerificationError(f"{where}: the referrers API answered with {media_type}, not an index")
     else:
         resp.close()
-        doc = _get_fallback(client, subject, client.pull_scope())
-        if doc is None:
+        fallback = _get_fallback(client, subject, client.pull_scope())
+        if fallback is None:
             return []
+        doc = fallback
     entries = doc.get("manifests")
     if not isinstance(entries, list):
         raise VerificationError(f"{where}: the index has no manifests list")
     if len(entries) > MAX_REFERRERS:
-        raise VerificationError(f"{where}: {len(entries)} referrers, more than the {MAX_REFERRERS} a pull takes",
-                                hint="an image has a handful of referrers (SBOM, signatures); this one is suspect")
+        raise VerificationError(
+            f"{where}: {len(entries)} referrers, more than the {MAX_REFERRERS} a pull takes",
+            hint="an image has a handful of referrers (SBOM, signatures); this one is suspect",
+        )
     out = []
     for desc in entries:
         if isinstance(desc, dict) and desc.get("mediaType") in INDEX_TYPES:
@@ -120,3 +155,8 @@ def list_referrers(client: Client, subject: str) -> list[dict]:
             continue
         out.append(check_descriptor(desc, where, frozenset((mt.MANIFEST,))))
     return out
+
+
+def _constant(data: bytes) -> Callable[[], bytes]:
+    """A request body that can be sent again (on a retry): always the same bytes."""
+    return lambda: data

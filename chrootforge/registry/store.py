@@ -2,7 +2,8 @@
 
 Downloads go to temp files in `<layout>/.tmp` (oci.layout.BlobWriter) and stay invisible until
 publish(): only then are the verified blobs renamed into blobs/sha256/ and index.json replaced,
-together, atomically, under the layout lock (oci.layout.Staging). abort() (any failure, Ctrl-C) removes the temp files, so
+together, atomically, under the layout lock (oci.layout.Staging). abort() (any failure, Ctrl-C)
+removes the temp files, so
 the layout keeps its earlier tags byte for byte.
 """
 
@@ -77,12 +78,20 @@ class Staging:
             verified, self.verified = self.verified, []
         staging = lo.Staging(Path(self.layout))
         staging.writers = verified
-        tagged = {"mediaType": image["mediaType"], "digest": image["digest"], "size": image["size"],
-                  "annotations": {mt.REF_NAME: tag, mt.CONTAINERD_NAME: refs.full_name(tag)}}
+        tagged = {
+            "mediaType": image["mediaType"],
+            "digest": image["digest"],
+            "size": image["size"],
+            "annotations": {mt.REF_NAME: tag, mt.CONTAINERD_NAME: refs.full_name(tag)},
+        }
         attached = []
         for desc in referrers:
-            entry = {"mediaType": desc["mediaType"], "digest": desc["digest"], "size": desc["size"],
-                     "annotations": {SUBJECT_KEY: image["digest"]}}
+            entry = {
+                "mediaType": desc["mediaType"],
+                "digest": desc["digest"],
+                "size": desc["size"],
+                "annotations": {SUBJECT_KEY: image["digest"]},
+            }
             if desc.get("artifactType"):
                 entry["artifactType"] = desc["artifactType"]
             attached.append(entry)
@@ -92,8 +101,12 @@ class Staging:
             live = {m["digest"] for m in out if (m.get("annotations") or {}).get(mt.REF_NAME)}
             new = {d["digest"] for d in attached}
             # as oci.referrer does: referrers of images no longer tagged go, ours replace equal ones
-            out = [m for m in out if not (subject := (m.get("annotations") or {}).get(SUBJECT_KEY))
-                   or (subject in live and m.get("digest") not in new)]
+            out = [
+                m
+                for m in out
+                if not (subject := (m.get("annotations") or {}).get(SUBJECT_KEY))
+                or (subject in live and m.get("digest") not in new)
+            ]
             return out + attached
 
         try:

@@ -14,6 +14,7 @@ import dataclasses
 import os
 import re
 import ssl
+from collections.abc import Mapping
 from pathlib import Path
 
 from chrootforge import log
@@ -29,15 +30,16 @@ class TLSConfig:
     client_cert: tuple[Path, Path] | None = None
 
 
-def certs_d_bases(env: dict | None = None, uid: int | None = None) -> list[Path]:
+def certs_d_bases(env: Mapping[str, str] | None = None, uid: int | None = None) -> list[Path]:
     env = os.environ if env is None else env
     if env.get(ENV_CERTS_D):
         return [Path(p) for p in env[ENV_CERTS_D].split(os.pathsep) if p]
     uid = os.getuid() if uid is None else uid
     out = []
     if uid != 0:
-        config = env.get("XDG_CONFIG_HOME") or os.path.join(env.get("HOME") or os.path.expanduser("~"),
-                                                            ".config")
+        config = env.get("XDG_CONFIG_HOME") or os.path.join(
+            env.get("HOME") or os.path.expanduser("~"), ".config"
+        )
         out.append(Path(config) / "containers" / "certs.d")
     return out + [Path("/etc/containers/certs.d"), Path("/etc/docker/certs.d")]
 
@@ -64,12 +66,16 @@ def plan_from_files(verify: bool, cert_dir: Path | None, names: list[str]) -> TL
     keys = [n for n in names if n.endswith(".key")]
     for key in keys:
         if key[:-4] + ".cert" not in certs:
-            raise CfError(f"{cert_dir / key} has no matching {key[:-4]}.cert",
-                          hint="a client key NAME.key needs its certificate NAME.cert beside it")
+            raise CfError(
+                f"{cert_dir / key} has no matching {key[:-4]}.cert",
+                hint="a client key NAME.key needs its certificate NAME.cert beside it",
+            )
     for cert in certs:
         if cert[:-5] + ".key" not in keys:
-            raise CfError(f"{cert_dir / cert} has no matching {cert[:-5]}.key",
-                          hint="a client certificate NAME.cert needs its key NAME.key beside it")
+            raise CfError(
+                f"{cert_dir / cert} has no matching {cert[:-5]}.key",
+                hint="a client certificate NAME.cert needs its key NAME.key beside it",
+            )
     pairs = [(cert_dir / c, cert_dir / (c[:-5] + ".key")) for c in certs]
     if len(pairs) > 1:
         log.notice(f"{cert_dir} holds {len(pairs)} client certificates; using {pairs[0][0].name}")
@@ -91,7 +97,7 @@ _HASHED = re.compile(r"^[0-9a-f]{8}\.[0-9]+$")
 
 
 def _same_file(a: str | None, b: str | None) -> bool:
-    return bool(a and b) and os.path.realpath(a) == os.path.realpath(b)
+    return a is not None and b is not None and os.path.realpath(a) == os.path.realpath(b)
 
 
 def _load_system_cas(context: ssl.SSLContext) -> None:
@@ -122,14 +128,18 @@ def ssl_context(config: TLSConfig) -> ssl.SSLContext:
         try:
             context.load_verify_locations(cafile=str(ca))
         except (OSError, ssl.SSLError) as err:
-            raise CfError(f"cannot load the CA certificate {ca}: {getattr(err, 'strerror', None) or err}",
-                          hint="it must be a PEM certificate") from None
+            raise CfError(
+                f"cannot load the CA certificate {ca}: {getattr(err, 'strerror', None) or err}",
+                hint="it must be a PEM certificate",
+            ) from None
     if config.client_cert:
         cert, key = config.client_cert
         try:
             context.load_cert_chain(str(cert), str(key))
         except (OSError, ssl.SSLError) as err:
-            raise CfError(f"cannot load the client certificate {cert} with {key.name}: "
-                          f"{getattr(err, 'strerror', None) or err}",
-                          hint="both must be PEM, and the key must belong to the certificate") from None
+            raise CfError(
+                f"cannot load the client certificate {cert} with {key.name}: "
+                f"{getattr(err, 'strerror', None) or err}",
+                hint="both must be PEM, and the key must belong to the certificate",
+            ) from None
     return context

@@ -43,8 +43,14 @@ SMALL_BODY = 1 << 20  # token and error bodies
 class RegistryError(CfError):
     """A registry request failed; `status`/`code` tell callers what the registry said."""
 
-    def __init__(self, message: str, hint: str | None = None, status: int | None = None,
-                 code: str | None = None, retryable: bool = False):
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        status: int | None = None,
+        code: str | None = None,
+        retryable: bool = False,
+    ):
         super().__init__(message, hint)
         self.status = status
         self.code = code
@@ -54,7 +60,7 @@ class RegistryError(CfError):
 def backoff(attempt: int) -> float:
     """Exponential with jitter (parallel uploads must not retry in lockstep)."""
     base = float(os.environ.get("CHROOTFORGE_RETRY_BACKOFF", "0.5"))
-    return min(base * (2 ** attempt), 8.0) * random.uniform(0.5, 1.0)
+    return min(base * (2**attempt), 8.0) * random.uniform(0.5, 1.0)
 
 
 def _printable(text: str, limit: int = 200) -> str:
@@ -67,7 +73,9 @@ def read_limited(resp, limit: int, what: str) -> bytes:
     length = resp.headers.get("Content-Length", "")
     if length.isdigit() and int(length) > limit:
         resp.close()
-        raise RegistryError(f"{what} is {int(length)} bytes, more than the {limit} bytes allowed; refusing it")
+        raise RegistryError(
+            f"{what} is {int(length)} bytes, more than the {limit} bytes allowed; refusing it"
+        )
     body = bytearray()
     for chunk in resp.iter_content(65536):
         body += chunk
@@ -86,8 +94,11 @@ def error_detail(resp) -> tuple[str, str | None]:
         errors = json.loads(body).get("errors")
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):
             code = str(errors[0].get("code", "")) or None
-            parts = [f"{e.get('code', '')}: {e.get('message', '')}".strip(": ")
-                     for e in errors[:2] if isinstance(e, dict)]
+            parts = [
+                f"{e.get('code', '')}: {e.get('message', '')}".strip(": ")
+                for e in errors[:2]
+                if isinstance(e, dict)
+            ]
             detail += " " + _printable("; ".join(parts))
     except (RegistryError, ValueError, AttributeError, requests.RequestException):
         pass
@@ -133,8 +144,10 @@ def tls_session(host: str, options: RegistryOptions | None = None) -> requests.S
     session = requests.Session()
     session.headers.update({"User-Agent": f"chrootforge/{__version__}"})
     session.verify = options.tls_verify
-    session.mount("https://", _TLSAdapter(ssl_context(tls_config(host, options.tls_verify, options.cert_dir)),
-                                          max_retries=0))
+    session.mount(
+        "https://",
+        _TLSAdapter(ssl_context(tls_config(host, options.tls_verify, options.cert_dir)), max_retries=0),
+    )
     return session
 
 
@@ -152,16 +165,24 @@ class Client:
         self.options = options or RegistryOptions()
         self.tls = tls_config(registry, self.options.tls_verify, self.options.cert_dir)
         self.credentials: Credentials | None = find_credentials(
-            registry, repository, self.options.creds, self.options.authfile)
+            registry, repository, self.options.creds, self.options.authfile
+        )
         self.session = requests.Session()
         self.session.auth = _NoNetrc()
-        self.session.headers.update({"User-Agent": f"chrootforge/{__version__}",
-                                     "Accept-Encoding": "identity"})
-        adapter = _TLSAdapter(ssl_context(self.tls), pool_connections=4,
-                              pool_maxsize=max(4, self.options.jobs + 2), max_retries=0)
+        self.session.headers.update(
+            {"User-Agent": f"chrootforge/{__version__}", "Accept-Encoding": "identity"}
+        )
+        adapter = _TLSAdapter(
+            ssl_context(self.tls),
+            pool_connections=4,
+            pool_maxsize=max(4, self.options.jobs + 2),
+            max_retries=0,
+        )
         self.session.mount("https://", adapter)
-        self.session.mount("http://", requests.adapters.HTTPAdapter(
-            pool_maxsize=max(4, self.options.jobs + 2), max_retries=0))
+        self.session.mount(
+            "http://",
+            requests.adapters.HTTPAdapter(pool_maxsize=max(4, self.options.jobs + 2), max_retries=0),
+        )
         self.base: str | None = None
         self._lock = threading.Lock()
         self._challenge: Challenge | None = None
@@ -173,23 +194,36 @@ class Client:
         self.ping()
         return f"{self.base}/v2/{self.repository}/{path}"
 
-    def request(self, method: str, url: str, *, what: str, scopes: tuple[str, ...] = (),
-                headers: dict | None = None, body: Callable[[], Iterable[bytes] | bytes] | None = None,
-                expect: tuple[int, ...] = (200,), retry: bool = True) -> requests.Response:
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        scopes: tuple[str, ...] = (),
+        headers: dict | None = None,
+        body: Callable[[], Iterable[bytes] | bytes] | None = None,
+        expect: tuple[int, ...] = (200,),
+        retry: bool = True,
+    ) -> requests.Response:
         """One API call with auth, retries and redirects; a response whose status is in `expect`
         (streamed: read or close it), else RegistryError. `body` builds a fresh body per try."""
         if not url.startswith(("http://", "https://")):
             url = self.url(url)
         scopes = scopes or self.pull_scope()
-        resp = self._retrying(lambda: self._authenticated(method, url, what, scopes, headers or {}, body),
-                              f"{self._where()}: {what}", self.options.retries if retry else 0)
+        resp = self._retrying(
+            lambda: self._authenticated(method, url, what, scopes, headers or {}, body),
+            f"{self._where()}: {what}",
+            self.options.retries if retry else 0,
+        )
         if resp.status_code in expect:
             return resp
         detail, code = error_detail(resp)
         raise self._status_error(what, resp.status_code, detail, code)
 
-    def _retrying(self, send: Callable[[], requests.Response], where: str, retries: int,
-                  tls_host: str | None = None) -> requests.Response:
+    def _retrying(
+        self, send: Callable[[], requests.Response], where: str, retries: int, tls_host: str | None = None
+    ) -> requests.Response:
         """send() until it answers with a status worth keeping: network errors and 408/429/5xx are
         retried; the last such answer is returned, or RegistryError when none came."""
         last = ""
@@ -200,7 +234,11 @@ class Client:
                 resp = send()
             except requests.exceptions.SSLError as err:
                 raise self._tls_error(err, tls_host) from None
-            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as err:
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+            ) as err:
                 last = describe_network_error(err, self.options.timeout)
                 continue
             if resp.status_code in RETRY_STATUS and attempt < retries:
@@ -209,9 +247,12 @@ class Client:
                 continue
             return resp
         tries = retries + 1
-        raise RegistryError(f"{where}: {last} (after {tries} attempt{'s' if tries > 1 else ''})",
-                            hint=f"is it up and reachable? --timeout/${ENV_TIMEOUT} and "
-                                 f"--retry-times/${ENV_RETRIES} tune the limits", retryable=True)
+        raise RegistryError(
+            f"{where}: {last} (after {tries} attempt{'s' if tries > 1 else ''})",
+            hint=f"is it up and reachable? --timeout/${ENV_TIMEOUT} and "
+            f"--retry-times/${ENV_RETRIES} tune the limits",
+            retryable=True,
+        )
 
     def pull_scope(self) -> tuple[str, ...]:
         return (f"repository:{self.repository}:pull",)
@@ -237,11 +278,17 @@ class Client:
                     resp = None
             if resp is None:
                 base = f"{'https' if self.tls.verify else 'http'}://{self.registry}"
-                resp = self._retrying(lambda: self._send("GET", f"{base}/v2/", {}, None, auth_origin=None),
-                                      f"{self.registry}: cannot reach the registry", self.options.retries)
+                resp = self._retrying(
+                    lambda: self._send("GET", f"{base}/v2/", {}, None, auth_origin=None),
+                    f"{self.registry}: cannot reach the registry",
+                    self.options.retries,
+                )
             if resp.status_code not in (200, 401):
-                raise RegistryError(f"{self.registry} is not a container registry ({base}/v2/ answered "
-                                    f"{error_detail(resp)[0]})", hint="check the host and port of the reference")
+                raise RegistryError(
+                    f"{self.registry} is not a container registry ({base}/v2/ answered "
+                    f"{error_detail(resp)[0]})",
+                    hint="check the host and port of the reference",
+                )
             if resp.status_code == 401:
                 self._challenge = select_challenge(resp.headers.get("WWW-Authenticate"), self.registry)
             resp.close()
@@ -295,9 +342,11 @@ class Client:
     def _fetch_token(self, challenge: Challenge, scopes: tuple[str, ...]) -> tuple[str, float, float]:
         realm = challenge.params["realm"]
         if urlparse(realm).scheme != "https" and self.tls.verify:
-            raise RegistryError(f"{self.registry}: the token realm {_printable(realm)} is not HTTPS; "
-                                f"refusing to send credentials there",
-                                hint="--tls-verify=false allows it (only on a trusted network)")
+            raise RegistryError(
+                f"{self.registry}: the token realm {_printable(realm)} is not HTTPS; "
+                f"refusing to send credentials there",
+                hint="--tls-verify=false allows it (only on a trusted network)",
+            )
         params = [("service", challenge.params["service"])] if "service" in challenge.params else []
         params += [("scope", s) for s in scopes]
         if self.credentials:
@@ -307,14 +356,24 @@ class Client:
         realm_host = urlparse(realm).netloc
         started = time.monotonic()
         where = f"{self.registry}: the token server {realm_host}"
-        resp = self._retrying(lambda: self._send("GET", prepared.url, {}, None, auth_origin=realm,
-                                                 authz=basic), where, self.options.retries, realm_host)
+        resp = self._retrying(
+            lambda: self._send("GET", prepared.url or realm, {}, None, auth_origin=realm, authz=basic),
+            where,
+            self.options.retries,
+            realm_host,
+        )
         if resp.status_code in (401, 403):
             resp.close()
-            refused = f"the credentials from {self.credentials.source}" if self.credentials else "anonymous access"
-            raise RegistryError(f"{where} refused {refused}", status=resp.status_code,
-                                hint="check the user name and password" if self.credentials
-                                else "give --creds USER:PASS or log in with podman login / docker login")
+            refused = (
+                f"the credentials from {self.credentials.source}" if self.credentials else "anonymous access"
+            )
+            raise RegistryError(
+                f"{where} refused {refused}",
+                status=resp.status_code,
+                hint="check the user name and password"
+                if self.credentials
+                else "give --creds USER:PASS or log in with podman login / docker login",
+            )
         if resp.status_code != 200:
             raise RegistryError(f"{where} answered {error_detail(resp)[0]}", status=resp.status_code)
         try:
@@ -328,8 +387,9 @@ class Client:
         return token, max(lifetime, 1.0), started
 
     # -- the wire -----------------------------------------------------------------------------
-    def _send(self, method: str, url: str, headers: dict, body, *, auth_origin: str | None,
-              authz: str | None = None) -> requests.Response:
+    def _send(
+        self, method: str, url: str, headers: dict, body, *, auth_origin: str | None, authz: str | None = None
+    ) -> requests.Response:
         """One request, following redirects by hand."""
         seen: set[str] = set()
         timeout = (self.options.timeout, self.options.timeout)
@@ -339,8 +399,16 @@ class Client:
                 sent["Authorization"] = authz
             data = body() if body is not None else None
             # verify= on each call: requests lets $REQUESTS_CA_BUNDLE override a session's False
-            resp = self.session.request(method, url, headers=sent, data=data, stream=True, timeout=timeout,
-                                        allow_redirects=False, verify=self.tls.verify)
+            resp = self.session.request(
+                method,
+                url,
+                headers=sent,
+                data=data,
+                stream=True,
+                timeout=timeout,
+                allow_redirects=False,
+                verify=self.tls.verify,
+            )
             location = resp.headers.get("Location")
             if resp.status_code not in (301, 302, 303, 307, 308) or not location:
                 return resp
@@ -351,14 +419,18 @@ class Client:
             if urlparse(url).scheme == "https" and urlparse(target).scheme == "http" and self.tls.verify:
                 raise RegistryError(f"{self.registry} redirected from HTTPS to plain HTTP; refusing it")
             if target in seen or target == url:
-                raise RegistryError(f"{self.registry}: redirect loop at {_printable(urlparse(target).path)}",
-                                    hint="the registry (or a proxy in front of it) is misconfigured")
+                raise RegistryError(
+                    f"{self.registry}: redirect loop at {_printable(urlparse(target).path)}",
+                    hint="the registry (or a proxy in front of it) is misconfigured",
+                )
             seen.add(url)
             if resp.status_code in (301, 302, 303) and method not in ("GET", "HEAD"):
                 method, body = "GET", None
             url = target
-        raise RegistryError(f"{self.registry}: more than {MAX_REDIRECTS} redirects; refusing to follow",
-                            hint="the registry (or a proxy in front of it) is misconfigured")
+        raise RegistryError(
+            f"{self.registry}: more than {MAX_REDIRECTS} redirects; refusing to follow",
+            hint="the registry (or a proxy in front of it) is misconfigured",
+        )
 
     # -- errors -------------------------------------------------------------------------------
     def _where(self) -> str:
@@ -370,30 +442,46 @@ class Client:
             hint = "the registry denies this; check the user's permissions on the repository"
         elif status == 404 and code in ("NAME_UNKNOWN", "MANIFEST_UNKNOWN", "BLOB_UNKNOWN"):
             hint = "check the repository, tag or digest"
-        return RegistryError(f"{self._where()}: {what}: {detail}", hint=hint, status=status, code=code,
-                             retryable=status in RETRY_STATUS)
+        return RegistryError(
+            f"{self._where()}: {what}: {detail}",
+            hint=hint,
+            status=status,
+            code=code,
+            retryable=status in RETRY_STATUS,
+        )
 
     def _denied(self, what: str, resp, sent_auth: bool) -> RegistryError:
         detail = error_detail(resp)[0] if resp is not None else "HTTP 401"
         if self.credentials and sent_auth:
-            return RegistryError(f"{self._where()}: {what}: access denied with the credentials from "
-                                 f"{self.credentials.source} ({detail})",
-                                 hint="check the user name, the password and the user's rights",
-                                 status=401)
-        return RegistryError(f"{self._where()}: {what}: the registry requires authentication ({detail})",
-                             hint="give --creds USER:PASS, --authfile, or log in with podman login",
-                             status=401)
+            return RegistryError(
+                f"{self._where()}: {what}: access denied with the credentials from "
+                f"{self.credentials.source} ({detail})",
+                hint="check the user name, the password and the user's rights",
+                status=401,
+            )
+        return RegistryError(
+            f"{self._where()}: {what}: the registry requires authentication ({detail})",
+            hint="give --creds USER:PASS, --authfile, or log in with podman login",
+            status=401,
+        )
 
     def _tls_error(self, err: Exception, host: str | None = None) -> RegistryError:
         host = host or self.registry
         reason = re.sub(r"\s*\(_ssl\.c:\d+\)", "", _printable(_root_cause(err)))
-        where = f"--cert-dir {self.tls.cert_dir}" if self.options.cert_dir else (
-            f"{self.tls.cert_dir}" if self.tls.cert_dir else f"certs.d/{self.registry}/")
-        if re.search(r"alert (bad certificate|certificate required|handshake failure)", reason, re.IGNORECASE):
+        where = (
+            f"--cert-dir {self.tls.cert_dir}"
+            if self.options.cert_dir
+            else (f"{self.tls.cert_dir}" if self.tls.cert_dir else f"certs.d/{self.registry}/")
+        )
+        if re.search(
+            r"alert (bad certificate|certificate required|handshake failure)", reason, re.IGNORECASE
+        ):
             hint = f"the registry wants a client certificate: put NAME.cert and NAME.key in {where}"
         else:
-            hint = (f"put the registry's CA as ca.crt in {where} (and a client NAME.cert/NAME.key if it "
-                    f"asks for one); --tls-verify=false skips verification")
+            hint = (
+                f"put the registry's CA as ca.crt in {where} (and a client NAME.cert/NAME.key if it "
+                f"asks for one); --tls-verify=false skips verification"
+            )
         return RegistryError(f"TLS with {host} failed: {reason}", hint=hint)
 
 

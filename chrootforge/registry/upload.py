@@ -62,8 +62,10 @@ class FileBody:
                     raise Aborted()
                 data = handle.read(min(_READ, left))
                 if not data:
-                    raise CfError(f"{self.path} is shorter than its descriptor says",
-                                  hint="the layout is damaged: chrootforge verify LAYOUT")
+                    raise CfError(
+                        f"{self.path} is shorter than its descriptor says",
+                        hint="the layout is damaged: chrootforge verify LAYOUT",
+                    )
                 left -= len(data)
                 self.meter.network(len(data))
                 yield data
@@ -92,8 +94,13 @@ class BlobPusher:
     def push(self, digest: str, size: int, path: Path) -> BlobOutcome:
         client = self.client
         short = digest[7:19]
-        resp = client.request("HEAD", f"blobs/{digest}", what=f"checking blob {short}",
-                              scopes=client.push_scope(), expect=(200, 404))
+        resp = client.request(
+            "HEAD",
+            f"blobs/{digest}",
+            what=f"checking blob {short}",
+            scopes=client.push_scope(),
+            expect=(200, 404),
+        )
         resp.close()
         if resp.status_code == 200:
             self.meter.skipped(size)
@@ -113,9 +120,12 @@ class BlobPusher:
         client = self.client
         try:
             resp = client.request(
-                "POST", f"blobs/uploads/?mount={quote(digest, safe='')}&from={quote(source, safe='/')}",
+                "POST",
+                f"blobs/uploads/?mount={quote(digest, safe='')}&from={quote(source, safe='/')}",
                 what=f"mounting blob {digest[7:19]} from {source}",
-                scopes=client.push_scope() + (f"repository:{source}:pull",), expect=(201, 202))
+                scopes=client.push_scope() + (f"repository:{source}:pull",),
+                expect=(201, 202),
+            )
         except RegistryError as err:
             if err.retryable:
                 raise
@@ -128,8 +138,13 @@ class BlobPusher:
         return BlobOutcome(digest, size, "mounted", 0, source)
 
     def _start(self, short: str) -> str:
-        resp = self.client.request("POST", "blobs/uploads/", what=f"starting the upload of blob {short}",
-                                   scopes=self.client.push_scope(), expect=(202,))
+        resp = self.client.request(
+            "POST",
+            "blobs/uploads/",
+            what=f"starting the upload of blob {short}",
+            scopes=self.client.push_scope(),
+            expect=(202,),
+        )
         if not resp.headers.get("Location"):
             resp.close()
             raise RegistryError(f"{self.client.registry}: the registry opened an upload without a Location")
@@ -160,12 +175,20 @@ class BlobPusher:
                 location, offset = resumed if resumed else (self._start(short), 0)
 
     def _put(self, location: str, digest: str, body: FileBody | None, short: str) -> None:
-        headers = {"Content-Type": "application/octet-stream",
-                   "Content-Length": str(len(body) if body else 0)}
-        resp = self.client.request("PUT", _with_digest(location, digest), what=f"uploading blob {short}",
-                                   scopes=self.client.push_scope(), headers=headers,
-                                   body=(lambda: body) if body and len(body) else (lambda: b""),
-                                   expect=(201,), retry=False)
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "Content-Length": str(len(body) if body else 0),
+        }
+        resp = self.client.request(
+            "PUT",
+            _with_digest(location, digest),
+            what=f"uploading blob {short}",
+            scopes=self.client.push_scope(),
+            headers=headers,
+            body=(lambda: body) if body and len(body) else (lambda: b""),
+            expect=(201,),
+            retry=False,
+        )
         got = resp.headers.get("Docker-Content-Digest")
         resp.close()
         if got and got != digest:
@@ -173,11 +196,21 @@ class BlobPusher:
 
     def _patch(self, location: str, offset: int, n: int, path: Path, short: str) -> tuple[str, int]:
         body = FileBody(path, offset, n, self.meter, self.abort)
-        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(n),
-                   "Content-Range": f"{offset}-{offset + n - 1}"}
-        resp = self.client.request("PATCH", location, what=f"uploading blob {short} (bytes {offset}+{n})",
-                                   scopes=self.client.push_scope(), headers=headers, body=lambda: body,
-                                   expect=(202,), retry=False)
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "Content-Length": str(n),
+            "Content-Range": f"{offset}-{offset + n - 1}",
+        }
+        resp = self.client.request(
+            "PATCH",
+            location,
+            what=f"uploading blob {short} (bytes {offset}+{n})",
+            scopes=self.client.push_scope(),
+            headers=headers,
+            body=lambda: body,
+            expect=(202,),
+            retry=False,
+        )
         match = _RANGE_RE.match(resp.headers.get("Range", ""))
         location = _next_location(resp, location)
         # the registry's own count is the truth; without one, trust that the chunk landed
@@ -186,8 +219,13 @@ class BlobPusher:
     def _resume_point(self, location: str, short: str) -> tuple[str, int] | None:
         """Where the registry stands in this upload, or None when it must start again."""
         try:
-            resp = self.client.request("GET", location, what=f"asking where the upload of blob {short} stands",
-                                       scopes=self.client.push_scope(), expect=(204,))
+            resp = self.client.request(
+                "GET",
+                location,
+                what=f"asking where the upload of blob {short} stands",
+                scopes=self.client.push_scope(),
+                expect=(204,),
+            )
         except RegistryError:
             return None
         match = _RANGE_RE.match(resp.headers.get("Range", ""))

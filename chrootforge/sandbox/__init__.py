@@ -9,17 +9,40 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "Bind": "config", "OverlayRoot": "config", "SandboxConfig": "config", "Tmpfs": "config",
-    "IdMap": "idmap", "detect_idmap": "idmap",
-    "call_mapped": "mapped", "check_reachable": "mapped", "owned_dir": "mapped", "remove_tree": "mapped", "run_mapped": "mapped",
+    "Bind": "config",
+    "OverlayRoot": "config",
+    "SandboxConfig": "config",
+    "Tmpfs": "config",
+    "IdMap": "idmap",
+    "detect_idmap": "idmap",
+    "call_mapped": "mapped",
+    "check_reachable": "mapped",
+    "owned_dir": "mapped",
+    "remove_tree": "mapped",
+    "run_mapped": "mapped",
     "overlay_supported": "overlay",
     "run_sandboxed": "runner",
-    "MountStep": "mountplan", "plan_mounts": "mountplan",
+    "MountStep": "mountplan",
+    "plan_mounts": "mountplan",
 }
 
-__all__ = ["Bind", "IdMap", "MountStep", "OverlayRoot", "SandboxConfig", "Tmpfs", "call_mapped",
-           "check_reachable", "detect_idmap", "overlay_supported", "owned_dir", "plan_mounts", "remove_tree", "run_mapped",
-           "run_sandboxed"]
+__all__ = [
+    "Bind",
+    "IdMap",
+    "MountStep",
+    "OverlayRoot",
+    "SandboxConfig",
+    "Tmpfs",
+    "call_mapped",
+    "check_reachable",
+    "detect_idmap",
+    "overlay_supported",
+    "owned_dir",
+    "plan_mounts",
+    "remove_tree",
+    "run_mapped",
+    "run_sandboxed",
+]
 
 
 def __getattr__(name: str):

@@ -34,25 +34,38 @@ def diagnose(err: int, uid: int | None = None) -> tuple[str, str]:
     uid = os.getuid() if uid is None else uid
     max_ns = _sysctl("/proc/sys/user/max_user_namespaces")
     if err == errno.ENOSPC or max_ns == "0":
-        return (f"user namespaces are disabled or exhausted (user.max_user_namespaces={max_ns})",
-                "sudo sysctl -w user.max_user_namespaces=15000, " + VM_HINT)
+        return (
+            f"user namespaces are disabled or exhausted (user.max_user_namespaces={max_ns})",
+            "sudo sysctl -w user.max_user_namespaces=15000, " + VM_HINT,
+        )
     if uid != 0 and _sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == "1":
-        cause = ("AppArmor restricts unprivileged user namespaces "
-                 "(kernel.apparmor_restrict_unprivileged_userns=1)")
-        remedy = ("sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0, or add an AppArmor "
-                  "profile with `userns,` for the python interpreter running chrootforge, ")
+        cause = (
+            "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns=1)"
+        )
+        remedy = (
+            "sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0, or add an AppArmor "
+            "profile with `userns,` for the python interpreter running chrootforge, "
+        )
         return cause, remedy + VM_HINT
     if uid != 0 and _sysctl("/proc/sys/kernel/unprivileged_userns_clone") == "0":
-        return ("unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=0)",
-                "sudo sysctl -w kernel.unprivileged_userns_clone=1, " + VM_HINT)
+        return (
+            "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=0)",
+            "sudo sysctl -w kernel.unprivileged_userns_clone=1, " + VM_HINT,
+        )
     if _seccomp_mode() == "2":
-        cause = ("a seccomp filter refuses unshare (this looks like a container that blocks "
-                 f"user namespaces: {os.strerror(err)})")
-        remedy = ("run the container with a seccomp profile allowing unshare/clone with "
-                  "CLONE_NEWUSER (e.g. --security-opt seccomp=unconfined), ")
+        cause = (
+            "a seccomp filter refuses unshare (this looks like a container that blocks "
+            f"user namespaces: {os.strerror(err)})"
+        )
+        remedy = (
+            "run the container with a seccomp profile allowing unshare/clone with "
+            "CLONE_NEWUSER (e.g. --security-opt seccomp=unconfined), "
+        )
         return cause, remedy + VM_HINT
-    return (f"the kernel refused a new user namespace: {os.strerror(err)}",
-            "check user.max_user_namespaces, AppArmor/SELinux policy and seccomp, " + VM_HINT)
+    return (
+        f"the kernel refused a new user namespace: {os.strerror(err)}",
+        "check user.max_user_namespaces, AppArmor/SELinux policy and seccomp, " + VM_HINT,
+    )
 
 
 def probe_userns() -> int | None:

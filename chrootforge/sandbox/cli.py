@@ -7,6 +7,10 @@ the handlers import the sandbox only when they run.
 
 from __future__ import annotations
 
+TYPE_CHECKING = False  # typing costs milliseconds to import; `run` avoids it (values.py)
+if TYPE_CHECKING:
+    from chrootforge.sandbox.config import HostPath
+
 OWN_WORDS = ("run", "shell")  # commands whose words chrootforge.cli passes on unparsed
 
 
@@ -46,7 +50,7 @@ def _config(parsed, argv: list[str], interactive: bool):
 
     values = parsed.values
     root = cliargs.parse_root(parsed.rootfs)
-    repos = dict(cliargs.parse_repo(text) for text in values["repo"])
+    repos: dict[str, HostPath] = dict(cliargs.parse_repo(text) for text in values["repo"])
     dirs = {}
     for name in ("distfiles", "binpkgs"):
         value = values[name]
@@ -56,12 +60,23 @@ def _config(parsed, argv: list[str], interactive: bool):
             dirs[name] = os.path.realpath(value)
     log_file = values.get("log")
     return SandboxConfig(
-        root=root, argv=argv, env=cliargs.parse_env(values["env"]),
-        cwd=values["cwd"] or ("/root" if interactive else "/"), hostname=values["hostname"],
-        network=values["network"], binds=[cliargs.parse_bind(text) for text in values["bind"]],
-        tmpfs=[cliargs.parse_tmpfs(text) for text in values["tmpfs"]], repos=repos,
-        portage_tmpfs_size=values["portage_tmpfs"], sys=values["sys"], interactive=interactive,
-        single_id=values["single_id"], log_file=log_file, log_tee=values.get("tee", False), **dirs)
+        root=root,
+        argv=argv,
+        env=cliargs.parse_env(values["env"]),
+        cwd=values["cwd"] or ("/root" if interactive else "/"),
+        hostname=values["hostname"],
+        network=values["network"],
+        binds=[cliargs.parse_bind(text) for text in values["bind"]],
+        tmpfs=[cliargs.parse_tmpfs(text) for text in values["tmpfs"]],
+        repos=repos,
+        portage_tmpfs_size=values["portage_tmpfs"],
+        sys=values["sys"],
+        interactive=interactive,
+        single_id=values["single_id"],
+        log_file=log_file,
+        log_tee=values.get("tee", False),
+        **dirs,
+    )
 
 
 def _run(parsed) -> int:
@@ -89,7 +104,6 @@ def _shell(parsed) -> int:
             config.argv = [shell, "-l"]
             break
     home = "/root" if parsed.values["cwd"] is None else parsed.values["cwd"]
-    config.env = {"HOME": "/root", "SHELL": config.argv[0], "PS1": r"(chrootforge) \w \$ ",
-                  **config.env}
+    config.env = {"HOME": "/root", "SHELL": config.argv[0], "PS1": r"(chrootforge) \w \$ ", **config.env}
     config.cwd = home
     return run_sandboxed(config)

@@ -53,9 +53,26 @@ class OverlayRoot(Value):
 class SandboxConfig:
     """One run's settings; callers adjust fields (argv, env, cwd) before run_sandboxed()."""
 
-    __slots__ = ("argv", "binds", "binpkgs", "cwd", "distfiles", "env", "hostname", "idmap",
-                 "interactive", "log_file", "log_tee", "network", "portage_tmpfs_size", "repos", "root",
-                 "single_id", "sys", "tmpfs")
+    __slots__ = (
+        "argv",
+        "binds",
+        "binpkgs",
+        "cwd",
+        "distfiles",
+        "env",
+        "hostname",
+        "idmap",
+        "interactive",
+        "log_file",
+        "log_tee",
+        "network",
+        "portage_tmpfs_size",
+        "repos",
+        "root",
+        "single_id",
+        "sys",
+        "tmpfs",
+    )
 
     def __init__(
         self,

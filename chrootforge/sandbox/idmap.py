@@ -40,8 +40,13 @@ class IdMap(Value):
     # or a single-id map of the caller itself).
     use_helpers: bool
 
-    def __init__(self, uid_map: tuple[Extent, ...], gid_map: tuple[Extent, ...],
-                 single_id: bool = False, use_helpers: bool = False) -> None:
+    def __init__(
+        self,
+        uid_map: tuple[Extent, ...],
+        gid_map: tuple[Extent, ...],
+        single_id: bool = False,
+        use_helpers: bool = False,
+    ) -> None:
         self._init(uid_map, gid_map, single_id, use_helpers)
 
     def uid_lines(self) -> str:
@@ -136,8 +141,9 @@ def full_map(uid: int, gid: int, subuid: tuple[int, int], subgid: tuple[int, int
     """0 -> caller, 1..N -> the sub-id range (N = min(count, 65535))."""
     ucount = min(subuid[1], FULL_RANGE - 1)
     gcount = min(subgid[1], FULL_RANGE - 1)
-    return IdMap(((0, uid, 1), (1, subuid[0], ucount)), ((0, gid, 1), (1, subgid[0], gcount)),
-                 use_helpers=True)
+    return IdMap(
+        ((0, uid, 1), (1, subuid[0], ucount)), ((0, gid, 1), (1, subgid[0], gcount)), use_helpers=True
+    )
 
 
 def _read(path: str) -> str:
@@ -148,8 +154,9 @@ def _read(path: str) -> str:
         return ""
 
 
-def detect_idmap(single_id: bool = False, *, subuid_path: str = "/etc/subuid",
-                 subgid_path: str = "/etc/subgid") -> IdMap:
+def detect_idmap(
+    single_id: bool = False, *, subuid_path: str = "/etc/subuid", subgid_path: str = "/etc/subgid"
+) -> IdMap:
     """The mapping to use for this caller; see the module docstring.
 
     Unprivileged with single_id=False: a missing sub-id range or helper is a CfError naming the
@@ -186,14 +193,19 @@ def detect_idmap(single_id: bool = False, *, subuid_path: str = "/etc/subuid",
     if problems:
         raise UsageError(
             "cannot map the full id range: " + "; ".join(problems),
-            hint="as root: " + " && ".join(fixes)
-            + " (pick a range no other user has), or pass --single-id for a degraded single-id map")
+            hint="as root: "
+            + " && ".join(fixes)
+            + " (pick a range no other user has), or pass --single-id for a degraded single-id map",
+        )
+    assert subuid is not None and subgid is not None  # else `problems` raised above
     return full_map(uid, gid, subuid, subgid)
 
 
 def _announce_single_id() -> None:
-    log.notice("single-id mode: only id 0 exists inside the namespace; files keep no other "
-               "owners (portage runs with PORTAGE_USERNAME=root, FEATURES=-userpriv)")
+    log.notice(
+        "single-id mode: only id 0 exists inside the namespace; files keep no other "
+        "owners (portage runs with PORTAGE_USERNAME=root, FEATURES=-userpriv)"
+    )
 
 
 def root_map(subuid_path: str = "/etc/subuid", subgid_path: str = "/etc/subgid") -> IdMap:
@@ -208,14 +220,16 @@ def root_map(subuid_path: str = "/etc/subuid", subgid_path: str = "/etc/subgid")
             return range_map(0, 0)
         raise UsageError(
             f"running as id 0 of a user namespace that maps fewer than {FULL_RANGE} ids from 0",
-            hint="map 65536 ids into that namespace, or pass --single-id for a degraded single-id map")
+            hint="map 65536 ids into that namespace, or pass --single-id for a degraded single-id map",
+        )
     starts = _root_range_starts(subuid_path, subgid_path)
     for ext, start, path in zip(own, starts, (subuid_path, subgid_path), strict=True):
         if ext and not _covers(ext, start):
             raise UsageError(
                 f"running as id 0 of a user namespace that does not map {start}..{start + FULL_RANGE - 1}, "
                 "the range chrootforge gives root",
-                hint=f"give root a range in {path} that this namespace maps, or pass --single-id")
+                hint=f"give root a range in {path} that this namespace maps, or pass --single-id",
+            )
     return range_map(starts[0], starts[1])
 
 
@@ -239,12 +253,16 @@ def _root_range_starts(subuid_path: str, subgid_path: str) -> list[int]:
     for path in (subuid_path, subgid_path):
         found = parse_subid(_read(path), "root", 0)
         if found is not None and found[1] < FULL_RANGE:
-            raise UsageError(f"root's range in {path} has {found[1]} ids; chrootforge needs {FULL_RANGE}",
-                             hint=f"give root {FULL_RANGE} ids there, or remove the entry to use "
-                                  f"{DEFAULT_ROOT_RANGE[0]}:{FULL_RANGE}")
+            raise UsageError(
+                f"root's range in {path} has {found[1]} ids; chrootforge needs {FULL_RANGE}",
+                hint=f"give root {FULL_RANGE} ids there, or remove the entry to use "
+                f"{DEFAULT_ROOT_RANGE[0]}:{FULL_RANGE}",
+            )
         if found is not None and found[0] == 0:
-            raise UsageError(f"root's range in {path} starts at 0: that would map host root",
-                             hint="give root a range of unprivileged ids")
+            raise UsageError(
+                f"root's range in {path} starts at 0: that would map host root",
+                hint="give root a range of unprivileged ids",
+            )
         starts.append(found[0] if found else DEFAULT_ROOT_RANGE[0])
     return starts
 

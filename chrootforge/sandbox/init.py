@@ -47,17 +47,19 @@ def enter_locked(ask_fd: int, answer_fd: int) -> None:
     try:
         syscalls.unshare(syscalls.CLONE_NEWUSER | syscalls.CLONE_NEWNS)
     except OSError as err:
-        raise CfError(f"cannot lock the sandbox's mounts (a nested user namespace was refused: "
-                      f"{err.strerror})",
-                      hint="raise user.max_user_namespaces; the payload never runs with unlocked mounts"
-                      ) from None
+        raise CfError(
+            f"cannot lock the sandbox's mounts (a nested user namespace was refused: {err.strerror})",
+            hint="raise user.max_user_namespaces; the payload never runs with unlocked mounts",
+        ) from None
     os.write(ask_fd, b"1")
     os.close(ask_fd)
     answer = os.read(answer_fd, 512)
     os.close(answer_fd)
     if answer != b"1":
-        raise CfError("cannot map the sandbox's nested user namespace: "
-                      + (answer[1:].decode(errors="replace") or "its parent is gone"))
+        raise CfError(
+            "cannot map the sandbox's nested user namespace: "
+            + (answer[1:].decode(errors="replace") or "its parent is gone")
+        )
     userns.become_namespace_root()
 
 
@@ -73,8 +75,15 @@ def spawn(argv: list[str], env: dict[str, str], file_actions=(), setsid: bool = 
         os.environ.pop("PATH", None)
     old = signal.pthread_sigmask(signal.SIG_BLOCK, userns.FORWARDED)
     try:
-        pid = os.posix_spawnp(argv[0], argv, env, file_actions=list(file_actions), setsid=setsid,
-                              setsigdef=RESET_SIGNALS, setsigmask=old)
+        pid = os.posix_spawnp(
+            argv[0],
+            argv,
+            env,
+            file_actions=list(file_actions),
+            setsid=setsid,
+            setsigdef=RESET_SIGNALS,
+            setsigmask=old,
+        )
         userns.set_target(pid)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
@@ -83,8 +92,12 @@ def spawn(argv: list[str], env: dict[str, str], file_actions=(), setsid: bool = 
 
 def exec_failed(argv0: str, err: OSError, err_fd: int) -> int:
     """Report a payload that could not be executed; the exit status a shell would give."""
-    userns.report(err_fd, f"cannot run {argv0} in the sandbox: {err.strerror}",
-                  "check the command exists in the root (and PATH inside it)", kind="exec")
+    userns.report(
+        err_fd,
+        f"cannot run {argv0} in the sandbox: {err.strerror}",
+        "check the command exists in the root (and PATH inside it)",
+        kind="exec",
+    )
     return PAYLOAD_EXEC_FAILED if err.errno == errno.ENOENT else 126
 
 
@@ -97,13 +110,11 @@ def enter_cwd(cwd: str, err_fd: int) -> bool:
         return False
 
 
-def serve(argv: list[str], env: dict[str, str], cwd: str, err_fd: int,
-          out_fd: int | None) -> int:
+def serve(argv: list[str], env: dict[str, str], cwd: str, err_fd: int, out_fd: int | None) -> int:
     """As PID 1: start the payload, reap everything, return the payload's status."""
     if not enter_cwd(cwd, err_fd):
         return userns.SETUP_FAILED
-    actions = [] if out_fd is None else [(os.POSIX_SPAWN_DUP2, out_fd, 1),
-                                         (os.POSIX_SPAWN_DUP2, out_fd, 2)]
+    actions = [] if out_fd is None else [(os.POSIX_SPAWN_DUP2, out_fd, 1), (os.POSIX_SPAWN_DUP2, out_fd, 2)]
     try:
         payload = spawn(argv, env, actions)
     except OSError as err:

@@ -1,15 +1,15 @@
 """Work under the sandbox's id map on the host filesystem (a user + mount namespace, no pivot).
 
-    run_mapped(argv, idmap=None, cwd=None, env=None) -> exit status
-        a host command as id 0 of the mapped namespace (extraction helpers, rm of sub-id trees).
-    call_mapped(func, *args, idmap=None, **kwargs) -> func's return value
-        the one typed way to run Python work under the map (extract a stage, unpack a layer, probe
-        overlayfs): a forked child enters the namespace, runs func and sends back its result or its
-        exception (pickled), which call_mapped returns or raises. A dropped or mistyped argument is
-        a TypeError in the caller's traceback, not a silent default in a JSON request.
-    owned_dir(path, idmap) / remove_tree(path, idmap)
-        directories the namespace writes into, and removal of trees it made (see idmap.py for who
-        owns what when real root runs chrootforge).
+run_mapped(argv, idmap=None, cwd=None, env=None) -> exit status
+    a host command as id 0 of the mapped namespace (extraction helpers, rm of sub-id trees).
+call_mapped(func, *args, idmap=None, **kwargs) -> func's return value
+    the one typed way to run Python work under the map (extract a stage, unpack a layer, probe
+    overlayfs): a forked child enters the namespace, runs func and sends back its result or its
+    exception (pickled), which call_mapped returns or raises. A dropped or mistyped argument is
+    a TypeError in the caller's traceback, not a silent default in a JSON request.
+owned_dir(path, idmap) / remove_tree(path, idmap)
+    directories the namespace writes into, and removal of trees it made (see idmap.py for who
+    owns what when real root runs chrootforge).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def _enter_mount_ns() -> None:
     try:
         syscalls.unshare(syscalls.CLONE_NEWNS)
     except OSError as err:
-        raise CfError(f"cannot create a mount namespace: {os.strerror(err.errno)}") from None
+        raise CfError(f"cannot create a mount namespace: {err.strerror or err}") from None
     # Nothing mounted in here may propagate back to the host.
     syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_PRIVATE)
 
@@ -56,8 +56,7 @@ def _supervise(idmap: IdMap, child, on_started=None) -> int:
     return code
 
 
-def run_mapped(argv: list[str], idmap: IdMap | None = None, cwd=None,
-               env: dict | None = None) -> int:
+def run_mapped(argv: list[str], idmap: IdMap | None = None, cwd=None, env: dict | None = None) -> int:
     """Run argv as id 0 of a mapped user namespace; returns its exit status (or 128+signal)."""
     if not argv:
         raise CfError("run_mapped: empty command")
@@ -176,7 +175,8 @@ def check_reachable(path, idmap: IdMap, what: str) -> None:
                 f"{what} {path}: the sandbox's root (host uid {uid}) cannot reach it: "
                 f"{directory} is not searchable by that uid",
                 hint=f"chmod o+x {directory}, or keep it elsewhere (as root, chrootforge runs the sandbox "
-                     "as an unprivileged id range, never as host root; see README, Running as root)")
+                "as an unprivileged id range, never as host root; see README, Running as root)",
+            )
 
 
 def remove_tree(path, idmap: IdMap | None = None) -> None:

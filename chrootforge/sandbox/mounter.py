@@ -20,9 +20,14 @@ NET_COPIES = "/run/.chrootforge-net"
 
 # statvfs f_flag bits -> the mount flags a read-only remount must repeat (the kernel refuses to
 # drop flags it locked on mounts inherited from a more privileged namespace).
-_KEEP_FLAGS = ((os.ST_NOSUID, sc.MS_NOSUID), (os.ST_NODEV, sc.MS_NODEV),
-               (os.ST_NOEXEC, sc.MS_NOEXEC), (os.ST_NOATIME, sc.MS_NOATIME),
-               (os.ST_NODIRATIME, sc.MS_NODIRATIME), (os.ST_RELATIME, sc.MS_RELATIME))
+_KEEP_FLAGS = (
+    (os.ST_NOSUID, sc.MS_NOSUID),
+    (os.ST_NODEV, sc.MS_NODEV),
+    (os.ST_NOEXEC, sc.MS_NOEXEC),
+    (os.ST_NOATIME, sc.MS_NOATIME),
+    (os.ST_NODIRATIME, sc.MS_NODIRATIME),
+    (os.ST_RELATIME, sc.MS_RELATIME),
+)
 
 
 def locked_flags(path: str) -> int:
@@ -40,8 +45,9 @@ def apply_plan(steps: list[MountStep], notices: list[str], created: list[Created
                 mounter.apply(step)
             except OSError as err:
                 where = step.target or step.host or "/"
-                raise CfError(f"sandbox setup failed at {step.op} {where}: {err.strerror}",
-                              hint=_hint(step, err)) from None
+                raise CfError(
+                    f"sandbox setup failed at {step.op} {where}: {err.strerror}", hint=_hint(step, err)
+                ) from None
             finally:
                 created += [c.replace(step=number) for c in mounter.created]
                 mounter.created = []
@@ -51,8 +57,10 @@ def apply_plan(steps: list[MountStep], notices: list[str], created: list[Created
 
 def _hint(step: MountStep, err: OSError) -> str | None:
     if step.op == "root" and step.fstype == "overlay":
-        return ("overlayfs in a user namespace needs Linux >= 5.11 and upper/work dirs on the same "
-                "filesystem, not on overlayfs or NFS")
+        return (
+            "overlayfs in a user namespace needs Linux >= 5.11 and upper/work dirs on the same "
+            "filesystem, not on overlayfs or NFS"
+        )
     if err.errno in (errno.EACCES, errno.EROFS) and step.create:
         return "the mount target is missing and the root is not writable here: create it first"
     return None
@@ -68,16 +76,23 @@ class _Mounter:
         if self.root is not None:
             self.root.close()
 
+    @property
+    def rootdir(self) -> RootDir:
+        if self.root is None:  # a plan always starts with its "root" step (mountplan.py)
+            raise CfError("the mount plan uses the new root before mounting it")
+        return self.root
+
     def target(self, step: MountStep, kind: str | None = None):
-        return self.root.target(step.target, kind or step.create or "dir", self.created)
+        return self.rootdir.target(step.target, kind or step.create or "dir", self.created)
 
     def apply(self, step: MountStep) -> None:
         op = step.op
         if op == "private":
             sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
         elif op == "root":
-            sc.mount(step.source, step.host, step.fstype, step.flags, step.data)
-            self.root = RootDir(step.host)  # an fd of the new root's top, not of what it covers
+            host = _field(step, step.host, "host")
+            sc.mount(step.source, host, step.fstype, step.flags, step.data)
+            self.root = RootDir(host)  # an fd of the new root's top, not of what it covers
         elif op == "mount":
             self._fresh_mount(step)
         elif op == "bind":
@@ -87,17 +102,18 @@ class _Mounter:
             with self.target(step) as target:  # resolved again: now the bind's own root
                 readonly_tree(target)
         elif op == "symlink":
-            with self.root.locate(step.target, follow=True, make_parents=True, created=self.created,
-                                  what="symlink") as loc:
+            with self.rootdir.locate(
+                step.target, follow=True, make_parents=True, created=self.created, what="symlink"
+            ) as loc:
                 try:
-                    os.unlink(loc.name, dir_fd=loc.dirfd)
+                    os.unlink(loc.entry, dir_fd=loc.dirfd)
                 except FileNotFoundError:
                     pass
-                os.symlink(step.source, loc.name, dir_fd=loc.dirfd)
+                os.symlink(_field(step, step.source, "source"), loc.entry, dir_fd=loc.dirfd)
         elif op == "copy_file":
             self._copy_bind(step)
         elif op == "pivot":
-            os.chdir(self.root.root)
+            os.chdir(self.rootdir.root)
             self.close()
             sc.pivot_root(".", ".")  # the old root ends up stacked on "/", detach it
             sc.umount2(".", sc.MNT_DETACH)
@@ -115,30 +131,42 @@ class _Mounter:
                     raise
                 sc.mount(step.fallback, target, None, sc.MS_BIND | sc.MS_REC)
                 fresh = False
-                self.notices.append(f"a fresh {step.fstype} was refused on {step.target} "
-                                    f"({err.strerror}); bound the host's {step.fallback} instead")
+                self.notices.append(
+                    f"a fresh {step.fstype} was refused on {step.target} "
+                    f"({err.strerror}); bound the host's {step.fallback} instead"
+                )
         with self.target(step) as target:  # resolved again: now the new filesystem's root
             if fresh:  # nothing made in it outlives the sandbox: no need to record it for undoing
-                self.root.ephemeral_devs.add(os.stat(target).st_dev)
+                self.rootdir.ephemeral_devs.add(os.stat(target).st_dev)
             if step.flags & sc.MS_RDONLY:
                 readonly_tree(target)  # the submounts came along: all read-only
 
     def _copy_bind(self, step: MountStep) -> None:
         try:
-            with open(step.source, "rb") as handle:
+            with open(_field(step, step.source, "source"), "rb") as handle:
                 content = handle.read()
         except FileNotFoundError:
             return  # nothing to copy (a host without /etc/hosts, say)
         # The copy lives on the sandbox's own /run tmpfs (mounted by an earlier step).
         copy = f"{NET_COPIES}/{os.path.basename(step.target)}"
-        with self.root.locate(copy, follow=True, make_parents=True, what="copy") as loc:
-            fd = os.open(loc.name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
-                         0o644, dir_fd=loc.dirfd)
+        with self.rootdir.locate(copy, follow=True, make_parents=True, what="copy") as loc:
+            fd = os.open(
+                loc.entry,
+                os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o644,
+                dir_fd=loc.dirfd,
+            )
             with os.fdopen(fd, "wb") as handle:
                 handle.write(content)
-            os.chmod(loc.name, 0o644, dir_fd=loc.dirfd)
-        with self.root.target(copy, "file") as source, self.target(step, "file") as target:
+            os.chmod(loc.entry, 0o644, dir_fd=loc.dirfd)
+        with self.rootdir.target(copy, "file") as source, self.target(step, "file") as target:
             sc.mount(source, target, None, sc.MS_BIND)
+
+
+def _field(step: MountStep, value: str | None, name: str) -> str:
+    if value is None:  # mountplan.py always fills it for this op
+        raise CfError(f"mount step {step.op} {step.target}: no {name}")
+    return value
 
 
 def readonly_tree(target: str) -> None:

@@ -19,9 +19,13 @@ if TYPE_CHECKING:
     from chrootforge.sandbox.config import HostPath
 
 DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
-DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
-             ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"),
-             ("ptmx", "pts/ptmx"))
+DEV_LINKS = (
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+    ("ptmx", "pts/ptmx"),
+)
 NET_FILES = ("/etc/resolv.conf", "/etc/hosts")
 OVERLAY_OPTIONS = "userxattr,index=off,metacopy=off"
 
@@ -37,7 +41,16 @@ class MountStep(Value):
     """
 
     __slots__ = (  # noqa: RUF023 - the fields' order
-        "op", "target", "source", "fstype", "flags", "data", "create", "host", "fallback")
+        "op",
+        "target",
+        "source",
+        "fstype",
+        "flags",
+        "data",
+        "create",
+        "host",
+        "fallback",
+    )
     op: str
     target: str
     source: str | None
@@ -48,10 +61,18 @@ class MountStep(Value):
     host: str | None  # "root": where the new root is mounted on the host side
     fallback: str | None  # "mount": host path to rbind when a fresh mount is refused
 
-    def __init__(self, op: str, target: str = "", source: str | None = None,
-                 fstype: str | None = None, flags: int = 0, data: str | None = None,
-                 create: str | None = None, host: str | None = None,
-                 fallback: str | None = None) -> None:
+    def __init__(
+        self,
+        op: str,
+        target: str = "",
+        source: str | None = None,
+        fstype: str | None = None,
+        flags: int = 0,
+        data: str | None = None,
+        create: str | None = None,
+        host: str | None = None,
+        fallback: str | None = None,
+    ) -> None:
         self._init(op, target, source, fstype, flags, data, create, host, fallback)
 
     @property
@@ -77,19 +98,22 @@ def _root_step(root: HostPath | OverlayRoot) -> MountStep:
         lower = ":".join(os.fspath(p) for p in root.lower)
         data = f"lowerdir={lower},upperdir={root.upper},workdir={root.work},{OVERLAY_OPTIONS}"
         return MountStep("root", "/", "overlay", "overlay", 0, data, host=root_mountpoint(root))
-    return MountStep("root", "/", os.fspath(root), None, sc.MS_BIND | sc.MS_REC,
-                     host=root_mountpoint(root))
+    return MountStep("root", "/", os.fspath(root), None, sc.MS_BIND | sc.MS_REC, host=root_mountpoint(root))
 
 
-def _tmpfs(dst: str, mode: int, size: str | None = None, flags: int = sc.MS_NOSUID | sc.MS_NODEV,
-           extra: str = "") -> MountStep:
+def _tmpfs(
+    dst: str, mode: int, size: str | None = None, flags: int = sc.MS_NOSUID | sc.MS_NODEV, extra: str = ""
+) -> MountStep:
     data = f"mode={mode:o}" + (f",size={size}" if size else "") + extra
     return MountStep("mount", dst, "tmpfs", "tmpfs", flags, data, create="dir")
 
 
 def _bind(src, dst: str, readonly: bool, is_dir: bool) -> list[MountStep]:
-    steps = [MountStep("bind", dst, os.fspath(src), None, sc.MS_BIND | sc.MS_REC,
-                       create="dir" if is_dir else "file")]
+    steps = [
+        MountStep(
+            "bind", dst, os.fspath(src), None, sc.MS_BIND | sc.MS_REC, create="dir" if is_dir else "file"
+        )
+    ]
     if readonly:
         steps.append(MountStep("remount_ro", dst))
     return steps
@@ -106,21 +130,45 @@ def plan_mounts(config: SandboxConfig) -> list[MountStep]:
     single = config.idmap.single_id if config.idmap is not None else config.single_id
     steps = [MountStep("private"), _root_step(config.root)]
     # /proc fresh in the new pid namespace; masked /proc (some containers) refuses: rbind the host's.
-    steps.append(MountStep("mount", "/proc", "proc", "proc",
-                           sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, create="dir",
-                           fallback="/proc"))
+    steps.append(
+        MountStep(
+            "mount",
+            "/proc",
+            "proc",
+            "proc",
+            sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC,
+            create="dir",
+            fallback="/proc",
+        )
+    )
     # /dev: device nodes cannot be created in a user namespace, so bind the host's harmless ones.
     steps.append(_tmpfs("/dev", 0o755, "64k", sc.MS_NOSUID | sc.MS_NOEXEC))
-    steps += [MountStep("bind", f"/dev/{n}", f"/dev/{n}", None, sc.MS_BIND, create="file")
-              for n in DEV_NODES]
-    steps.append(MountStep("mount", "/dev/pts", "devpts", "devpts", sc.MS_NOSUID | sc.MS_NOEXEC,
-                           "newinstance,ptmxmode=0666,mode=0620", create="dir"))
+    steps += [MountStep("bind", f"/dev/{n}", f"/dev/{n}", None, sc.MS_BIND, create="file") for n in DEV_NODES]
+    steps.append(
+        MountStep(
+            "mount",
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            sc.MS_NOSUID | sc.MS_NOEXEC,
+            "newinstance,ptmxmode=0666,mode=0620",
+            create="dir",
+        )
+    )
     steps.append(_tmpfs("/dev/shm", 0o1777, None, sc.MS_NOSUID | sc.MS_NODEV))
     steps += [MountStep("symlink", f"/dev/{name}", target) for name, target in DEV_LINKS]
     if config.sys == "ro":
-        steps.append(MountStep("mount", "/sys", "sysfs", "sysfs",
-                               sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC,
-                               create="dir", fallback="/sys"))
+        steps.append(
+            MountStep(
+                "mount",
+                "/sys",
+                "sysfs",
+                "sysfs",
+                sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC,
+                create="dir",
+                fallback="/sys",
+            )
+        )
     elif config.sys != "none":
         raise UsageError(f"sys must be 'none' or 'ro', not {config.sys!r}")
     steps.append(_tmpfs("/run", 0o755))
@@ -134,10 +182,8 @@ def plan_mounts(config: SandboxConfig) -> list[MountStep]:
         steps += _bind(config.repos[name], f"/var/db/repos/{name}", True, True)
     if config.portage_tmpfs_size is not None:
         owner = "" if single else ",uid=250,gid=250"  # portage:portage, like a real Gentoo
-        steps.append(_tmpfs("/var/tmp/portage", 0o775, config.portage_tmpfs_size or None,
-                            extra=owner))
-    for path, dst in ((config.distfiles, "/var/cache/distfiles"),
-                      (config.binpkgs, "/var/cache/binpkgs")):
+        steps.append(_tmpfs("/var/tmp/portage", 0o775, config.portage_tmpfs_size or None, extra=owner))
+    for path, dst in ((config.distfiles, "/var/cache/distfiles"), (config.binpkgs, "/var/cache/binpkgs")):
         if path is not None:
             steps += _bind(path, dst, False, True)
     for bind in config.binds:
@@ -164,19 +210,27 @@ def validate_sources(config: SandboxConfig, idmap=None) -> None:
             raise UsageError(f"root {path} does not exist")
         if not os.path.isdir(path):
             raise UsageError(f"root {path} is not a directory")
+    sources: list[tuple[str, str | os.PathLike[str] | None]]
     sources = [(f"repository {n}", p) for n, p in config.repos.items()]
     sources += [("distfiles cache", config.distfiles), ("binpkgs cache", config.binpkgs)]
     sources += [(f"bind source for {b.dst}", b.src) for b in config.binds]
-    for what, path in sources:
-        if path is not None and not os.path.exists(path):
-            raise UsageError(f"{what} {path} does not exist")
+    for what, source in sources:
+        if source is not None and not os.path.exists(source):
+            raise UsageError(f"{what} {source} does not exist")
     if idmap is not None:
         from chrootforge.sandbox.mapped import check_reachable
 
-        for what, path in [("root", p) for p in dirs] + sources:
-            if path is not None:
-                check_reachable(path, idmap, what)
+        for what, source in [("root", p) for p in dirs] + sources:
+            if source is not None:
+                check_reachable(source, idmap, what)
 
 
-__all__ = ["Bind", "MountStep", "Tmpfs", "expected_mountpoints", "plan_mounts", "root_mountpoint",
-           "validate_sources"]
+__all__ = [
+    "Bind",
+    "MountStep",
+    "Tmpfs",
+    "expected_mountpoints",
+    "plan_mounts",
+    "root_mountpoint",
+    "validate_sources",
+]

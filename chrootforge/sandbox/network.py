@@ -23,8 +23,7 @@ IFF_UP = 0x1
 
 
 class _IfReq(ctypes.Structure):
-    _fields_ = [("name", ctypes.c_char * 16), ("flags", ctypes.c_short),
-                ("pad", ctypes.c_char * 22)]
+    _fields_ = [("name", ctypes.c_char * 16), ("flags", ctypes.c_short), ("pad", ctypes.c_char * 22)]
 
 
 def _lo_up_ioctl() -> None:

@@ -10,15 +10,26 @@ from __future__ import annotations
 
 from chrootforge.errors import UsageError
 
+TYPE_CHECKING = False  # typing costs milliseconds to import; `run` avoids it (values.py)
+if TYPE_CHECKING:
+    from typing import Any
+
 HELP = ("-h", "--help")
 
 
 class Option:
     __slots__ = ("choices", "commands", "default", "help", "kind", "metavar", "name")
 
-    def __init__(self, name: str, kind: str, metavar: str = "", help: str = "",
-                 choices: tuple[str, ...] = (), default: object = None,
-                 commands: tuple[str, ...] = ("run", "shell")) -> None:
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        metavar: str = "",
+        help: str = "",
+        choices: tuple[str, ...] = (),
+        default: object = None,
+        commands: tuple[str, ...] = ("run", "shell"),
+    ) -> None:
         self.name = name
         self.kind = kind  # "append" (repeatable, a list), "value" (the last one wins), "flag"
         self.metavar = metavar or "{" + ",".join(choices) + "}"
@@ -35,27 +46,39 @@ class Option:
 OPTIONS = (
     Option("--bind", "append", "SRC:DST[:ro]", "bind a host path into the sandbox (repeatable)"),
     Option("--tmpfs", "append", "DST[:SIZE]", "mount a tmpfs (repeatable)"),
-    Option("--network", "value", help="none (default): own network namespace with only lo; host: "
-           "share it", choices=("none", "host"), default="none"),
+    Option(
+        "--network",
+        "value",
+        help="none (default): own network namespace with only lo; host: share it",
+        choices=("none", "host"),
+        default="none",
+    ),
     Option("--env", "append", "K=V", "set an environment variable (the environment starts clean)"),
     Option("--repo", "append", "NAME=PATH", "bind an ebuild repository read-only at /var/db/repos/NAME"),
     Option("--portage-tmpfs", "value", "SIZE", "mount a tmpfs of SIZE (e.g. 4G, 50%) at /var/tmp/portage"),
     Option("--distfiles", "value", "DIR", "bind DIR at /var/cache/distfiles"),
     Option("--binpkgs", "value", "DIR", "bind DIR at /var/cache/binpkgs"),
-    Option("--sys", "value", help="mount /sys read-only (default: no /sys)", choices=("none", "ro"),
-           default="none"),
+    Option(
+        "--sys",
+        "value",
+        help="mount /sys read-only (default: no /sys)",
+        choices=("none", "ro"),
+        default="none",
+    ),
     Option("--cwd", "value", "DIR", "working directory inside"),
-    Option("--hostname", "value", "NAME", "the sandbox's host name (default: chrootforge)",
-           default="chrootforge"),
+    Option(
+        "--hostname", "value", "NAME", "the sandbox's host name (default: chrootforge)", default="chrootforge"
+    ),
     Option("--single-id", "flag", help="degraded mode without /etc/subuid: only id 0 exists inside"),
     Option("--log", "value", "FILE", "append the command's output to FILE", commands=("run",)),
     Option("--tee", "flag", help="with --log: also show the output", commands=("run",)),
 )
 
-SUMMARY = {"run": "run a command in a rootless sandbox on ROOTFS",
-           "shell": "an interactive login shell in the sandbox on ROOTFS"}
-USAGE = {"run": "chrootforge run ROOTFS [options] -- CMD...",
-         "shell": "chrootforge shell ROOTFS [options]"}
+SUMMARY = {
+    "run": "run a command in a rootless sandbox on ROOTFS",
+    "shell": "an interactive login shell in the sandbox on ROOTFS",
+}
+USAGE = {"run": "chrootforge run ROOTFS [options] -- CMD...", "shell": "chrootforge shell ROOTFS [options]"}
 
 
 class Parsed:
@@ -75,10 +98,10 @@ def parse(command: str, words: list[str]) -> Parsed:
     after it; without `--`, everything after ROOTFS is the command (`run` only). UsageError on bad
     words; Parsed.help when -h/--help asked for the help instead."""
     options = {o.name: o for o in OPTIONS if command in o.commands}
-    values = {o.dest: (list(o.default) if o.kind == "append" else o.default) for o in options.values()}
+    values: dict[str, Any] = {o.dest: ([] if o.kind == "append" else o.default) for o in options.values()}
     cut = words.index("--") if "--" in words else None
     head = words if cut is None else words[:cut]
-    argv = [] if cut is None else words[cut + 1:]
+    argv = [] if cut is None else words[cut + 1 :]
     positionals: list[str] = []
     at = 0
     while at < len(head):
@@ -106,8 +129,12 @@ def parse(command: str, words: list[str]) -> Parsed:
             value = head[at]
             at += 1
         if option.choices and value not in option.choices:
-            raise _error(command, f"argument {name}: invalid choice: {value!r} (choose from "
-                                  + ", ".join(repr(c) for c in option.choices) + ")")
+            raise _error(
+                command,
+                f"argument {name}: invalid choice: {value!r} (choose from "
+                + ", ".join(repr(c) for c in option.choices)
+                + ")",
+            )
         if option.kind == "append":
             values[option.dest].append(value)
         else:
@@ -139,8 +166,11 @@ def _error(command: str, message: str) -> UsageError:
 def help_text(command: str) -> str:
     lines = [f"usage: {USAGE[command]}", "", SUMMARY[command], "", "options:"]
     rows = [("-h, --help", "show this help message and exit")]
-    rows += [(o.name if o.kind == "flag" else f"{o.name} {o.metavar}", o.help)
-             for o in OPTIONS if command in o.commands]
+    rows += [
+        (o.name if o.kind == "flag" else f"{o.name} {o.metavar}", o.help)
+        for o in OPTIONS
+        if command in o.commands
+    ]
     for invocation, text in rows:
         if len(invocation) <= 20:
             lines.append(f"  {invocation:<22}{text}")

@@ -30,7 +30,7 @@ def _copy_winsize(src: int, dst: int) -> None:
 
 def _write_all(fd: int, data: bytes) -> None:
     while data:
-        data = data[os.write(fd, data):]
+        data = data[os.write(fd, data) :]
 
 
 def serve(argv: list[str], env: dict[str, str], cwd: str, err_fd: int) -> int:
@@ -40,8 +40,11 @@ def serve(argv: list[str], env: dict[str, str], cwd: str, err_fd: int) -> int:
     master, slave = os.openpty()
     _copy_winsize(0, master)
     # A session leader that opens a terminal without O_NOCTTY gets it as its controlling tty.
-    actions = [(os.POSIX_SPAWN_OPEN, 0, os.ttyname(slave), os.O_RDWR, 0),
-               (os.POSIX_SPAWN_DUP2, 0, 1), (os.POSIX_SPAWN_DUP2, 0, 2)]
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, os.ttyname(slave), os.O_RDWR, 0),
+        (os.POSIX_SPAWN_DUP2, 0, 1),
+        (os.POSIX_SPAWN_DUP2, 0, 2),
+    ]
     try:
         payload = init.spawn(argv, env, actions, setsid=True)
     except OSError as err:

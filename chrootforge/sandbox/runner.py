@@ -56,10 +56,11 @@ def run_sandboxed(config: SandboxConfig) -> int:
         try:
             sc.unshare(flags)
         except OSError as err:
-            raise CfError(f"cannot create the sandbox's mount/pid/uts/ipc/net namespaces: "
-                          f"{os.strerror(err.errno)}",
-                          hint="a seccomp or LSM policy may allow user namespaces but not these; "
-                               "try --network host, or run the build inside a virtual machine") from None
+            raise CfError(
+                f"cannot create the sandbox's mount/pid/uts/ipc/net namespaces: {err.strerror or err}",
+                hint="a seccomp or LSM policy may allow user namespaces but not these; "
+                "try --network host, or run the build inside a virtual machine",
+            ) from None
         if hermetic:
             network.bring_up_loopback()
 
@@ -81,8 +82,21 @@ def run_sandboxed(config: SandboxConfig) -> int:
         if pid1 == 0:
             for fd in (life_w, made_r, ask_r, answer_w):
                 os.close(fd)
-            os._exit(_pid1(config, steps, argv, env, err_fd, out_w, notice_w, life_r, made_w,
-                           (ask_w, answer_r), use_pty))
+            os._exit(
+                _pid1(
+                    config,
+                    steps,
+                    argv,
+                    env,
+                    err_fd,
+                    out_w,
+                    notice_w,
+                    life_r,
+                    made_w,
+                    (ask_w, answer_r),
+                    use_pty,
+                )
+            )
         for fd in (life_r, made_w, ask_w, answer_r, notice_w):
             os.close(fd)
         if out_w is not None:

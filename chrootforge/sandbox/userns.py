@@ -27,7 +27,7 @@ SETUP_FAILED = 125  # exit status of a child whose setup failed (the error pipe 
 def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def report(err_fd: int, message: str, hint: str = "", kind: str = "error") -> None:
@@ -155,11 +155,12 @@ def wait_child(pid: int) -> int:
 def _run_helpers(pid: int, idmap: IdMap) -> None:
     """newuidmap and newgidmap for `pid`, side by side (each is a setuid program that takes a
     couple of milliseconds to start); a CfError names the first one that failed."""
-    calls = [(tool, helper_path(tool), idmap.helper_args(which))
-             for tool, which in (("newuidmap", "uid"), ("newgidmap", "gid"))]
-    for tool, path, _args in calls:
+    calls = []
+    for tool, which in (("newuidmap", "uid"), ("newgidmap", "gid")):
+        path = helper_path(tool)
         if path is None:
             raise CfError(f"{tool} not found", hint="apt-get install uidmap")
+        calls.append((tool, path, idmap.helper_args(which)))
     children: list[int] = []
     try:
         for tool, path, args in calls:
@@ -168,10 +169,12 @@ def _run_helpers(pid: int, idmap: IdMap) -> None:
         statuses = [os.waitpid(child, 0)[1] for child in children]
     for (tool, _path, args), status in zip(calls, statuses, strict=True):
         if status != 0:
-            raise CfError(f"{tool} {pid} {' '.join(args)} failed (see its message above)",
-                          hint="check that /etc/subuid and /etc/subgid give you this range and that "
-                               f"{tool} is setuid root (dpkg-reconfigure uidmap / apt-get install "
-                               "--reinstall uidmap)")
+            raise CfError(
+                f"{tool} {pid} {' '.join(args)} failed (see its message above)",
+                hint="check that /etc/subuid and /etc/subgid give you this range and that "
+                f"{tool} is setuid root (dpkg-reconfigure uidmap / apt-get install "
+                "--reinstall uidmap)",
+            )
 
 
 def write_maps(pid: int, idmap: IdMap) -> None:
@@ -188,8 +191,10 @@ def write_maps(pid: int, idmap: IdMap) -> None:
         with open(f"/proc/{pid}/gid_map", "w") as handle:
             handle.write(idmap.gid_lines())
     except OSError as err:
-        raise CfError(f"cannot write the id map of process {pid}: {err.strerror}",
-                      hint="the map must only name your own uid/gid (or run as root)") from None
+        raise CfError(
+            f"cannot write the id map of process {pid}: {err.strerror}",
+            hint="the map must only name your own uid/gid (or run as root)",
+        ) from None
 
 
 def write_nested_maps(proc: int, pid: int, idmap: IdMap) -> None:
@@ -204,8 +209,9 @@ def write_nested_maps(proc: int, pid: int, idmap: IdMap) -> None:
             os.close(fd)
 
 
-def fork_into_userns(idmap: IdMap, child_main: Callable[[int], None],
-                     meanwhile: Callable[[], None] | None = None) -> tuple[int, int]:
+def fork_into_userns(
+    idmap: IdMap, child_main: Callable[[int], None], meanwhile: Callable[[], None] | None = None
+) -> tuple[int, int]:
     """Fork a child in a new, mapped user namespace that runs child_main(err_fd).
 
     Returns (pid, err_read_fd). child_main must not return normally (it execs or _exits); any

@@ -88,8 +88,9 @@ class SourceCache:
                         return record
         return None
 
-    def store(self, src: Path, record: FetchedFile, *, key: str | None,
-              extras: dict[str, Path] | None = None) -> FetchedFile:
+    def store(
+        self, src: Path, record: FetchedFile, *, key: str | None, extras: dict[str, Path] | None = None
+    ) -> FetchedFile:
         """Move the verified `src` into the cache; return the record pointing at the cached copy."""
         area = "unverified" if record.insecure else "blobs"
         final = self._dir(area) / record.sha512

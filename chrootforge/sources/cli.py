@@ -4,16 +4,32 @@ from __future__ import annotations
 
 
 def _common(parser) -> None:
-    parser.add_argument("--mirror", action="append", default=[], metavar="URL",
-                        help="a mirror (https://, file:// or a local directory); repeatable, tried in "
-                             "order; default $GENTOO_MIRRORS, then https://distfiles.gentoo.org")
-    parser.add_argument("--keyring", action="append", default=[], metavar="FILE",
-                        help="an OpenPGP public key file; its keys are trusted for this run (repeatable)")
-    parser.add_argument("--cache-dir", metavar="DIR", help="source cache (default ~/.cache/chrootforge/sources)")
-    parser.add_argument("--offline", action="store_true",
-                        help="no network: use the newest cached file (or the cached --date)")
-    parser.add_argument("--insecure-skip-verify", action="store_true",
-                        help="DANGEROUS: do not check signatures (the result is marked insecure)")
+    parser.add_argument(
+        "--mirror",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a mirror (https://, file:// or a local directory); repeatable, tried in "
+        "order; default $GENTOO_MIRRORS, then https://distfiles.gentoo.org",
+    )
+    parser.add_argument(
+        "--keyring",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="an OpenPGP public key file; its keys are trusted for this run (repeatable)",
+    )
+    parser.add_argument(
+        "--cache-dir", metavar="DIR", help="source cache (default ~/.cache/chrootforge/sources)"
+    )
+    parser.add_argument(
+        "--offline", action="store_true", help="no network: use the newest cached file (or the cached --date)"
+    )
+    parser.add_argument(
+        "--insecure-skip-verify",
+        action="store_true",
+        help="DANGEROUS: do not check signatures (the result is marked insecure)",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
@@ -24,8 +40,12 @@ def register(sub) -> None:
     stage = kinds.add_parser("stage3", help="a Gentoo stage3 tarball (signature + DIGESTS verified)")
     stage.add_argument("--arch", default="amd64", help="release arch directory (default amd64)")
     stage.add_argument("--variant", default="openrc", help="e.g. openrc, systemd, musl (default openrc)")
-    stage.add_argument("--date", metavar="STAMP", help="a dated release, e.g. 20240101T170000Z (default: latest)")
-    stage.add_argument("--stage3", metavar="PATH", help="air-gapped: a local tarball with PATH.asc and PATH.DIGESTS")
+    stage.add_argument(
+        "--date", metavar="STAMP", help="a dated release, e.g. 20240101T170000Z (default: latest)"
+    )
+    stage.add_argument(
+        "--stage3", metavar="PATH", help="air-gapped: a local tarball with PATH.asc and PATH.DIGESTS"
+    )
     _common(stage)
     stage.set_defaults(func=_fetch_stage3)
     snap = kinds.add_parser("snapshot", help="a portage tree snapshot (signature verified)")
@@ -51,8 +71,16 @@ def _fetch_stage3(args) -> int:
     if args.stage3:
         result = fetch.use_local_stage(args.stage3, args.keyring, args.insecure_skip_verify, args.cache_dir)
     else:
-        result = fetch.fetch_stage3(args.arch, args.variant, args.mirror or None, args.date, args.keyring,
-                                    args.cache_dir, args.insecure_skip_verify, args.offline)
+        result = fetch.fetch_stage3(
+            args.arch,
+            args.variant,
+            args.mirror or None,
+            args.date,
+            args.keyring,
+            args.cache_dir,
+            args.insecure_skip_verify,
+            args.offline,
+        )
     return _report(result, args.json)
 
 
@@ -60,8 +88,16 @@ def _fetch_snapshot(args) -> int:
     from chrootforge.sources import fetch
 
     if args.snapshot:
-        result = fetch.use_local_snapshot(args.snapshot, args.keyring, args.insecure_skip_verify, args.cache_dir)
+        result = fetch.use_local_snapshot(
+            args.snapshot, args.keyring, args.insecure_skip_verify, args.cache_dir
+        )
     else:
-        result = fetch.fetch_snapshot(args.date, args.mirror or None, args.keyring, args.cache_dir,
-                                      args.insecure_skip_verify, args.offline)
+        result = fetch.fetch_snapshot(
+            args.date,
+            args.mirror or None,
+            args.keyring,
+            args.cache_dir,
+            args.insecure_skip_verify,
+            args.offline,
+        )
     return _report(result, args.json)

@@ -15,7 +15,7 @@ _MAGIC = (
 )
 
 # Multi-threaded tools first; each candidate is (binary, args...).
-_DECOMPRESSORS = {
+_DECOMPRESSORS: dict[str, list[tuple[str, ...]]] = {
     "xz": [("xz", "-T0", "-dc"), ("xz", "-dc")],
     "zstd": [("zstd", "-T0", "-dcq"), ("zstd", "-dcq")],
     "gzip": [("pigz", "-dc"), ("gzip", "-dc")],
@@ -36,10 +36,14 @@ def sniff(path: str | os.PathLike) -> str:
         raise VerificationError(f"{path} is empty", hint="the download was cut or the file is a stub")
     lowered = head.lstrip().lower()
     if lowered.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head")):
-        raise VerificationError(f"{path} is an HTML page, not a tarball",
-                                hint="the mirror served an error page; try another mirror")
-    raise VerificationError(f"{path} is not a tar archive compressed with xz, zstd, gzip or bzip2",
-                            hint="check the file; only .tar, .tar.xz, .tar.zst, .tar.gz, .tar.bz2 are known")
+        raise VerificationError(
+            f"{path} is an HTML page, not a tarball",
+            hint="the mirror served an error page; try another mirror",
+        )
+    raise VerificationError(
+        f"{path} is not a tar archive compressed with xz, zstd, gzip or bzip2",
+        hint="check the file; only .tar, .tar.xz, .tar.zst, .tar.gz, .tar.bz2 are known",
+    )
 
 
 def decompressor(kind: str) -> list[str] | None:
@@ -50,5 +54,4 @@ def decompressor(kind: str) -> list[str] | None:
         path = shutil.which(candidate[0])
         if path:
             return [path, *candidate[1:]]
-    raise VerificationError(f"no {kind} decompressor found",
-                            hint=f"install {_DECOMPRESSORS[kind][-1][0]}")
+    raise VerificationError(f"no {kind} decompressor found", hint=f"install {_DECOMPRESSORS[kind][-1][0]}")

@@ -33,8 +33,10 @@ def parse_digests(text: str, filename: str) -> dict[str, str]:
             continue
         value = match.group(1).lower()
         if found.get(algo, value) != value:
-            raise VerificationError(f"DIGESTS has two different {algo} lines for {filename}",
-                                    hint="the DIGESTS file was altered; fetch it again or try another mirror")
+            raise VerificationError(
+                f"DIGESTS has two different {algo} lines for {filename}",
+                hint="the DIGESTS file was altered; fetch it again or try another mirror",
+            )
         found[algo] = value
     return found
 
@@ -57,11 +59,14 @@ def hash_file(path: str | os.PathLike, progress=None) -> tuple[str, str]:
 def check_digests(expected: dict[str, str], sha512: str, blake2b: str, filename: str) -> None:
     missing = [a for a in REQUIRED if a not in expected]
     if missing:
-        raise VerificationError(f"DIGESTS has no {' or '.join(missing)} line for {filename}",
-                                hint="the DIGESTS file does not belong to this tarball")
+        raise VerificationError(
+            f"DIGESTS has no {' or '.join(missing)} line for {filename}",
+            hint="the DIGESTS file does not belong to this tarball",
+        )
     actual = {"SHA512": sha512, "BLAKE2B": blake2b}
     for algo in REQUIRED:
         if expected[algo] != actual[algo]:
-            raise VerificationError(f"{filename}: {algo} mismatch (expected {expected[algo][:16]}…, "
-                                    f"got {actual[algo][:16]}…)",
-                                    hint="the download is damaged or was tampered with; fetch it again")
+            raise VerificationError(
+                f"{filename}: {algo} mismatch (expected {expected[algo][:16]}…, got {actual[algo][:16]}…)",
+                hint="the download is damaged or was tampered with; fetch it again",
+            )

@@ -37,7 +37,7 @@ class _Retry(Exception):
 
 def _backoff(attempt: int) -> float:
     base = float(os.environ.get("CHROOTFORGE_RETRY_BACKOFF", "0.5"))
-    return min(base * (2 ** attempt), 8.0)
+    return min(base * (2**attempt), 8.0)
 
 
 def _local_path(url: str) -> Path:
@@ -80,15 +80,21 @@ def get_small(url: str, *, retries: int = RETRIES) -> bytes:
                         if len(body) > _SMALL_MAX:
                             raise CfError(f"{url}: larger than {_SMALL_MAX} bytes, refusing")
                     return bytes(body)
-            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError, _Retry) as err:
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+                _Retry,
+            ) as err:
                 last = err
                 if attempt + 1 < retries:
                     time.sleep(_backoff(attempt))
     raise Unavailable(f"{url}: {_describe(last)}")
 
 
-def get_file(url: str, partial: Path, *, label: str, expected_size: int | None = None,
-             retries: int = RETRIES) -> None:
+def get_file(
+    url: str, partial: Path, *, label: str, expected_size: int | None = None, retries: int = RETRIES
+) -> None:
     """Download `url` into `partial`, resuming what is already there."""
     if url.startswith("file://"):
         src = _local_path(url)
@@ -105,7 +111,12 @@ def get_file(url: str, partial: Path, *, label: str, expected_size: int | None =
                 if _download_once(session, url, partial, label, expected_size):
                     return
                 last = _Retry("restarting from the beginning")
-            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError, _Retry) as err:
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+                _Retry,
+            ) as err:
                 last = err
                 log.info(f"{label}: {_describe(err)}; retrying ({attempt + 1}/{retries})")
             if attempt + 1 < retries:

@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import IO
 
 from chrootforge import errors, log
 from chrootforge.errors import CfError, VerificationError
@@ -36,9 +37,18 @@ _F_SETPIPE_SZ = 1031
 
 # xattrs: what stages carry (file capabilities, user.* such as user.pax.flags), never overlayfs'
 # control attributes (user.overlay.* steers a userxattr overlay built on this tree), trusted.* or SELinux
-TAR_ARGS = ["-x", "-p", "--numeric-owner", "--xattrs", "--xattrs-include=user.*",
-            "--xattrs-include=security.capability", "--xattrs-exclude=user.overlay.*",
-            "--warning=no-unknown-keyword", "-f", "-"]
+TAR_ARGS = [
+    "-x",
+    "-p",
+    "--numeric-owner",
+    "--xattrs",
+    "--xattrs-include=user.*",
+    "--xattrs-include=security.capability",
+    "--xattrs-exclude=user.overlay.*",
+    "--warning=no-unknown-keyword",
+    "-f",
+    "-",
+]
 
 
 def tar_argv(dest: Path) -> list[str]:
@@ -116,8 +126,9 @@ class _ZstdPieces:
 
         try:
             with open(self.tarball, "rb") as source:
-                reader = zstandard.ZstdDecompressor().stream_reader(source, read_size=_CHUNK,
-                                                                    read_across_frames=True)
+                reader = zstandard.ZstdDecompressor().stream_reader(
+                    source, read_size=_CHUNK, read_across_frames=True
+                )
                 while (buf := self._free.get()) is not None:
                     n = reader.readinto(buf)
                     if not n:
@@ -125,8 +136,11 @@ class _ZstdPieces:
                     self._full.put((buf, n))
             self._full.put(None)
         except zstandard.ZstdError as err:
-            self._full.put(VerificationError(f"{self.tarball}: corrupt zstd stream ({err})",
-                                             hint="the file is damaged; fetch it again"))
+            self._full.put(
+                VerificationError(
+                    f"{self.tarball}: corrupt zstd stream ({err})", hint="the file is damaged; fetch it again"
+                )
+            )
         except BaseException as err:  # noqa: BLE001 - handed to the consuming thread, raised there
             self._full.put(err)
 
@@ -150,21 +164,25 @@ def _stream(tarball: Path, tmp: Path, skip_dev: bool) -> TarStreamChecker:
     with contextlib.ExitStack() as stack:
         err_tar = stack.enter_context(tempfile.TemporaryFile())
         err_dec = stack.enter_context(tempfile.TemporaryFile())
-        tar = subprocess.Popen(tar_argv(tmp), stdin=subprocess.PIPE,
-                               stdout=subprocess.DEVNULL, stderr=err_tar)
+        tar = subprocess.Popen(
+            tar_argv(tmp), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err_tar
+        )
         procs = [tar]
-        stack.callback(_close_quietly, tar.stdin)
-        _grow_pipe(tar.stdin.fileno())
+        tar_in = _piped(tar.stdin)
+        stack.callback(_close_quietly, tar_in)
+        _grow_pipe(tar_in.fileno())
         decomp, in_fd = None, None
         if kind == "zstd":
             pieces = stack.enter_context(contextlib.closing(_ZstdPieces(tarball)))
         elif decomp_argv:
-            decomp = subprocess.Popen([*decomp_argv, str(tarball)], stdout=subprocess.PIPE, stderr=err_dec,
-                                      stdin=subprocess.DEVNULL)
+            decomp = subprocess.Popen(
+                [*decomp_argv, str(tarball)], stdout=subprocess.PIPE, stderr=err_dec, stdin=subprocess.DEVNULL
+            )
             procs.append(decomp)
-            stack.callback(decomp.stdout.close)
-            _grow_pipe(decomp.stdout.fileno())
-            in_fd = decomp.stdout.fileno()
+            decomp_out = _piped(decomp.stdout)
+            stack.callback(decomp_out.close)
+            _grow_pipe(decomp_out.fileno())
+            in_fd = decomp_out.fileno()
         else:
             in_fd = stack.enter_context(open(tarball, "rb", buffering=0)).fileno()
         if in_fd is not None:
@@ -177,7 +195,7 @@ def _stream(tarball: Path, tmp: Path, skip_dev: bool) -> TarStreamChecker:
                     proc.kill()
                     proc.wait()
 
-        out_fd = tar.stdin.fileno()
+        out_fd = tar_in.fileno()
         try:
             for data in pieces:
                 chunks = checker.feed(data)
@@ -189,18 +207,21 @@ def _stream(tarball: Path, tmp: Path, skip_dev: bool) -> TarStreamChecker:
             if decomp is not None and decomp.wait() != 0:
                 err_dec.seek(0)
                 detail = err_dec.read().decode(errors="replace").strip().splitlines()
-                raise VerificationError(f"{tarball}: corrupt or truncated {kind} stream"
-                                        + (f" ({detail[-1]})" if detail else ""),
-                                        hint="the file is damaged; fetch it again")
+                raise VerificationError(
+                    f"{tarball}: corrupt or truncated {kind} stream" + (f" ({detail[-1]})" if detail else ""),
+                    hint="the file is damaged; fetch it again",
+                )
             _writev_all(out_fd, checker.finish())
         except BrokenPipeError:
             pass  # tar stopped early: its exit status and message explain why
-        _close_quietly(tar.stdin)
+        _close_quietly(tar_in)
         if tar.wait() != 0:
             err_tar.seek(0)
             lines = err_tar.read().decode(errors="replace").strip().splitlines()
-            raise CfError(f"tar failed extracting {tarball}: {'; '.join(lines[-3:]) or tar.returncode}",
-                          hint="see tar's message; the partial extraction was removed")
+            raise CfError(
+                f"tar failed extracting {tarball}: {'; '.join(lines[-3:]) or tar.returncode}",
+                hint="see tar's message; the partial extraction was removed",
+            )
         return checker
 
 
@@ -218,6 +239,13 @@ def _splice(in_fd: int, out_fd: int, count: int) -> int:
             break
         moved += n
     return moved
+
+
+def _piped(stream: IO[bytes] | None) -> IO[bytes]:
+    """A Popen pipe end asked for with subprocess.PIPE (always there; typed Optional)."""
+    if stream is None:
+        raise CfError("internal error: a subprocess pipe is missing")
+    return stream
 
 
 def _close_quietly(stream) -> None:

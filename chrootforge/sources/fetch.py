@@ -37,8 +37,10 @@ from chrootforge.sources.verify import (
 
 
 def _warn_insecure(what: str) -> None:
-    log.warn(f"--insecure-skip-verify: the {what} is NOT verified; anyone on the path could have "
-             f"replaced it. The result is marked insecure and builds label the image so.")
+    log.warn(
+        f"--insecure-skip-verify: the {what} is NOT verified; anyone on the path could have "
+        f"replaced it. The result is marked insecure and builds label the image so."
+    )
 
 
 @contextlib.contextmanager
@@ -62,8 +64,10 @@ def _trusted(hit: FetchedFile | None, pinned: str, keyrings) -> FetchedFile | No
         return hit
     if keyrings and signer in keyring_fingerprints(keyrings):
         return hit
-    log.info(f"{hit.name}: cached as verified by {signer or 'nobody'}, which this run does not trust "
-             "by itself: checking its kept signature with this run's keys")
+    log.info(
+        f"{hit.name}: cached as verified by {signer or 'nobody'}, which this run does not trust "
+        "by itself: checking its kept signature with this run's keys"
+    )
     try:
         with Verifier((pinned,), keyrings) as verifier:
             if hit.kind == "snapshot":
@@ -71,9 +75,11 @@ def _trusted(hit: FetchedFile | None, pinned: str, keyrings) -> FetchedFile | No
             else:
                 fpr = verifier.verify_detached(hit.path, _kept(hit, ".asc"), hit.name)
     except VerificationError as err:
-        raise VerificationError(f"{hit.name} in the source cache was verified by {signer or 'nobody'}, "
-                                f"and this run does not trust that key: {err}",
-                                hint="pass the signer's key with --keyring, or fetch the file again") from None
+        raise VerificationError(
+            f"{hit.name} in the source cache was verified by {signer or 'nobody'}, "
+            f"and this run does not trust that key: {err}",
+            hint="pass the signer's key with --keyring, or fetch the file again",
+        ) from None
     return dataclasses.replace(hit, verified_by=fpr)
 
 
@@ -82,8 +88,9 @@ def _kept(hit: FetchedFile, suffix: str) -> Path:
 
 
 # -- stage3 --------------------------------------------------------------------------------------
-def resolve_stage3(arch: str = "amd64", variant: str = "openrc", mirrors=None, keyrings=(),
-                   insecure: bool = False) -> layout.StageRef:
+def resolve_stage3(
+    arch: str = "amd64", variant: str = "openrc", mirrors=None, keyrings=(), insecure: bool = False
+) -> layout.StageRef:
     """The release that "latest" names right now: the small clearsigned latest file, verified."""
     if insecure:
         _warn_insecure("latest-stage3 file")
@@ -95,15 +102,25 @@ def resolve_stage3(arch: str = "amd64", variant: str = "openrc", mirrors=None, k
             except (download.NotFound, download.Unavailable) as err:
                 log.info(f"mirror {mirror}: {err}")
                 failures.append(str(err))
-    raise CfError(f"cannot resolve the latest {layout.stage_name(arch, variant)} from any mirror: "
-                  + "; ".join(failures),
-                  hint="check the mirrors (--mirror or GENTOO_MIRRORS); with no network, build from a lock "
-                       "file (chrootforge lock) and a warm cache")
+    raise CfError(
+        f"cannot resolve the latest {layout.stage_name(arch, variant)} from any mirror: "
+        + "; ".join(failures),
+        hint="check the mirrors (--mirror or GENTOO_MIRRORS); with no network, build from a lock "
+        "file (chrootforge lock) and a warm cache",
+    )
 
 
-def fetch_stage3(arch: str = "amd64", variant: str = "openrc", mirrors=None, date: str | None = None,
-                 keyrings=(), cache_dir=None, insecure: bool = False, offline: bool = False,
-                 release: layout.StageRef | None = None) -> FetchedFile:
+def fetch_stage3(
+    arch: str = "amd64",
+    variant: str = "openrc",
+    mirrors=None,
+    date: str | None = None,
+    keyrings=(),
+    cache_dir=None,
+    insecure: bool = False,
+    offline: bool = False,
+    release: layout.StageRef | None = None,
+) -> FetchedFile:
     """release: an exact release (from resolve_stage3 or a lock file); it wins over `date`."""
     cache = SourceCache(cache_dir)
     base = layout.stage_name(arch, variant)
@@ -121,8 +138,10 @@ def fetch_stage3(arch: str = "amd64", variant: str = "openrc", mirrors=None, dat
             log.info(f"offline: newest cached {base} is {hit.name}")
             return hit
     if offline:
-        raise CfError(f"--offline: no cached {base}" + (f" for {date}" if date else ""),
-                      hint="fetch it once while online, or use --stage3 PATH")
+        raise CfError(
+            f"--offline: no cached {base}" + (f" for {date}" if date else ""),
+            hint="fetch it once while online, or use --stage3 PATH",
+        )
     if insecure:
         _warn_insecure("stage3")
     mirror_list = resolve_mirrors(mirrors)
@@ -130,8 +149,11 @@ def fetch_stage3(arch: str = "amd64", variant: str = "openrc", mirrors=None, dat
     with _verifier(GENTOO_RELENG, keyrings, insecure) as verifier:
         for mirror in mirror_list:
             try:
-                ref = (release or layout.dated_stage(arch, variant, date)) if date else \
-                    _discover(mirror, arch, variant, verifier)
+                ref = (
+                    (release or layout.dated_stage(arch, variant, date))
+                    if date
+                    else _discover(mirror, arch, variant, verifier)
+                )
                 hit = None if insecure else _trusted(cache.lookup(ref.cache_key), GENTOO_RELENG, keyrings)
                 if hit:
                     log.info(f"{ref.filename}: cached ({hit.path})")
@@ -141,8 +163,10 @@ def fetch_stage3(arch: str = "amd64", variant: str = "openrc", mirrors=None, dat
                 log.info(f"mirror {mirror}: {err}")
                 failures.append(str(err))
     what = f"{base}" + (f" {date}" if date else " (latest)")
-    raise CfError(f"could not fetch {what} from any mirror: " + "; ".join(failures),
-                  hint="check --arch/--variant/--date and the mirrors (--mirror or GENTOO_MIRRORS)")
+    raise CfError(
+        f"could not fetch {what} from any mirror: " + "; ".join(failures),
+        hint="check --arch/--variant/--date and the mirrors (--mirror or GENTOO_MIRRORS)",
+    )
 
 
 def _newest_named(cache: SourceCache, arch: str, base: str) -> FetchedFile | None:
@@ -168,13 +192,17 @@ def _discover(mirror: str, arch: str, variant: str, verifier: Verifier | None) -
     return ref
 
 
-def _download_stage(cache: SourceCache, mirror: str, ref: layout.StageRef,
-                    verifier: Verifier | None) -> FetchedFile:
+def _download_stage(
+    cache: SourceCache, mirror: str, ref: layout.StageRef, verifier: Verifier | None
+) -> FetchedFile:
     url = layout.join(mirror, ref.relpath)
     partial = cache.partial_path(url)
     with cache.download_lock(partial), cache.scratch() as scratch:
-        hit = None if verifier is None else _trusted(cache.lookup(ref.cache_key), GENTOO_RELENG,
-                                                     verifier.keyrings)
+        hit = (
+            None
+            if verifier is None
+            else _trusted(cache.lookup(ref.cache_key), GENTOO_RELENG, verifier.keyrings)
+        )
         if hit:  # another process fetched it while we waited for the lock
             return hit
         asc = scratch / f"{ref.filename}.asc"
@@ -186,8 +214,10 @@ def _download_stage(cache: SourceCache, mirror: str, ref: layout.StageRef,
             asc.write_bytes(_get_optional(url + ".asc", verifier is None))
             dig.write_bytes(_get_optional(url + ".DIGESTS", verifier is None))
         except download.NotFound:
-            raise VerificationError(f"{ref.filename}: the mirror has no .asc or .DIGESTS beside it",
-                                    hint="no signature, no trust; try another mirror") from None
+            raise VerificationError(
+                f"{ref.filename}: the mirror has no .asc or .DIGESTS beside it",
+                hint="no signature, no trust; try another mirror",
+            ) from None
         record = _verify_stage_files(local, asc, dig, verifier, url)
         return cache.store(local, record, key=ref.cache_key, extras={".asc": asc, ".DIGESTS": dig})
 
@@ -201,8 +231,9 @@ def _get_optional(url: str, insecure: bool) -> bytes:
         raise
 
 
-def _verify_stage_files(local: Path, asc: Path, dig: Path, verifier: Verifier | None,
-                        source: str) -> FetchedFile:
+def _verify_stage_files(
+    local: Path, asc: Path, dig: Path, verifier: Verifier | None, source: str
+) -> FetchedFile:
     from chrootforge.sources import compression
 
     compression.sniff(local)  # an HTML error page or an empty file: say so plainly
@@ -267,11 +298,16 @@ def use_local_stage(path, keyrings=(), insecure: bool = False, cache_dir=None) -
             if beside.is_file():
                 shutil.copyfile(beside, copy)
             elif not insecure:
-                raise VerificationError(f"{beside} is missing",
-                                        hint="keep the .asc and .DIGESTS files beside the stage tarball")
+                raise VerificationError(
+                    f"{beside} is missing", hint="keep the .asc and .DIGESTS files beside the stage tarball"
+                )
         record = _verify_stage_files(local, asc, dig, verifier, src.absolute().as_uri())
-        return cache.store(local, record, key=memo_key,
-                           extras={s: p for s, p in ((".asc", asc), (".DIGESTS", dig)) if p.is_file()})
+        return cache.store(
+            local,
+            record,
+            key=memo_key,
+            extras={s: p for s, p in ((".asc", asc), (".DIGESTS", dig)) if p.is_file()},
+        )
 
 
 # -- snapshots -----------------------------------------------------------------------------------
@@ -287,12 +323,20 @@ def resolve_snapshot(mirrors=None) -> str:
             return "sig-sha256:" + hashlib.sha256(download.get_small(url)).hexdigest()
         except (download.NotFound, download.Unavailable) as err:
             failures.append(str(err))
-    raise CfError("cannot resolve the latest portage snapshot from any mirror: " + "; ".join(failures),
-                  hint="check the mirrors, or build from a lock file (chrootforge lock) and a warm cache")
+    raise CfError(
+        "cannot resolve the latest portage snapshot from any mirror: " + "; ".join(failures),
+        hint="check the mirrors, or build from a lock file (chrootforge lock) and a warm cache",
+    )
 
 
-def fetch_snapshot(date: str | None = None, mirrors=None, keyrings=(), cache_dir=None,
-                   insecure: bool = False, offline: bool = False) -> FetchedFile:
+def fetch_snapshot(
+    date: str | None = None,
+    mirrors=None,
+    keyrings=(),
+    cache_dir=None,
+    insecure: bool = False,
+    offline: bool = False,
+) -> FetchedFile:
     cache = SourceCache(cache_dir)
     filename = layout.snapshot_filename(date)
     key = f"snapshot/{filename}"
@@ -305,7 +349,9 @@ def fetch_snapshot(date: str | None = None, mirrors=None, keyrings=(), cache_dir
         hit = _trusted(cache.lookup(key) or cache.newest("snapshot/gentoo-2"), GENTOO_SNAPSHOT, keyrings)
         if hit:
             return hit
-        raise CfError(f"--offline: no cached {filename}", hint="fetch it once while online, or --snapshot PATH")
+        raise CfError(
+            f"--offline: no cached {filename}", hint="fetch it once while online, or --snapshot PATH"
+        )
     if insecure:
         _warn_insecure("portage snapshot")
     failures: list[str] = []
@@ -318,22 +364,30 @@ def fetch_snapshot(date: str | None = None, mirrors=None, keyrings=(), cache_dir
             except (download.NotFound, download.Unavailable) as err:
                 log.info(f"mirror {mirror}: {err}")
                 failures.append(str(err))
-    raise CfError(f"could not fetch {filename} from any mirror: " + "; ".join(failures),
-                  hint="check --date and the mirrors (--mirror or GENTOO_MIRRORS)")
+    raise CfError(
+        f"could not fetch {filename} from any mirror: " + "; ".join(failures),
+        hint="check --date and the mirrors (--mirror or GENTOO_MIRRORS)",
+    )
 
 
-def _download_snapshot(cache: SourceCache, url: str, filename: str, key: str,
-                       verifier: Verifier | None, *, latest: bool) -> FetchedFile:
+def _download_snapshot(
+    cache: SourceCache, url: str, filename: str, key: str, verifier: Verifier | None, *, latest: bool
+) -> FetchedFile:
     with cache.scratch() as scratch:
         sig = scratch / f"{filename}.gpgsig"
         try:
             sig.write_bytes(_get_optional(url + ".gpgsig", verifier is None))
         except download.NotFound:
-            raise VerificationError(f"{filename}: the mirror has no .gpgsig beside it",
-                                    hint="no signature, no trust; try another mirror") from None
+            raise VerificationError(
+                f"{filename}: the mirror has no .gpgsig beside it",
+                hint="no signature, no trust; try another mirror",
+            ) from None
         if verifier is not None and latest:
-            hit = _trusted(cache.find_by_signature(filename, sig.read_bytes(), ".gpgsig"), GENTOO_SNAPSHOT,
-                           verifier.keyrings)
+            hit = _trusted(
+                cache.find_by_signature(filename, sig.read_bytes(), ".gpgsig"),
+                GENTOO_SNAPSHOT,
+                verifier.keyrings,
+            )
             if hit:
                 log.info(f"{filename}: unchanged since the last fetch (same signature), cached")
                 return hit
@@ -357,8 +411,9 @@ def _verify_snapshot_files(local: Path, sig: Path, verifier: Verifier | None, so
 
 def use_local_snapshot(path, keyrings=(), insecure: bool = False, cache_dir=None) -> FetchedFile:
     """An air-gapped snapshot: PATH with PATH.gpgsig (or PATH.asc) beside it."""
-    src, cache, memo_key, hit = _local_start(path, "snapshot", "portage snapshot", insecure, cache_dir,
-                                             keyrings)
+    src, cache, memo_key, hit = _local_start(
+        path, "snapshot", "portage snapshot", insecure, cache_dir, keyrings
+    )
     if hit:
         return hit
     with _verifier(GENTOO_SNAPSHOT, keyrings, insecure) as verifier, cache.scratch() as scratch:

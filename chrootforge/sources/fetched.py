@@ -8,13 +8,13 @@ from pathlib import Path
 
 @dataclasses.dataclass(frozen=True)
 class FetchedFile:
-    path: Path                # the file inside the cache (never modify it)
+    path: Path  # the file inside the cache (never modify it)
     sha512: str
     blake2b: str
-    verified_by: str | None   # primary fingerprint of the signer; None only when insecure
-    source_url: str           # where it came from (https://, file://)
-    kind: str = "stage3"      # "stage3" | "snapshot"
-    insecure: bool = False    # True: --insecure-skip-verify was used; builds must label the image
+    verified_by: str | None  # primary fingerprint of the signer; None only when insecure
+    source_url: str  # where it came from (https://, file://)
+    kind: str = "stage3"  # "stage3" | "snapshot"
+    insecure: bool = False  # True: --insecure-skip-verify was used; builds must label the image
 
     @property
     def name(self) -> str:

@@ -14,8 +14,21 @@ DEFAULT_MIRROR = "https://distfiles.gentoo.org"
 # releases/<dir-arch>/ holds stages whose file names use a more specific "micro" arch
 MICROARCH = {"x86": "i686", "arm": "armv7a_hardfp", "riscv": "rv64_lp64d"}
 # the first word of a variant without a micro-arch (e.g. openrc, musl-hardened, nomultilib-systemd)
-VARIANT_WORDS = {"openrc", "systemd", "musl", "hardened", "nomultilib", "llvm", "desktop", "x32",
-                 "mergedusr", "splitusr", "selinux", "minimal", "glibc"}
+VARIANT_WORDS = {
+    "openrc",
+    "systemd",
+    "musl",
+    "hardened",
+    "nomultilib",
+    "llvm",
+    "desktop",
+    "x32",
+    "mergedusr",
+    "splitusr",
+    "selinux",
+    "minimal",
+    "glibc",
+}
 _STAMP = re.compile(r"^\d{8}T\d{6}Z$")
 _NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
 _DATA = re.compile(r"^(\d{8}T\d{6}Z)/(stage3-[A-Za-z0-9_.+-]+\.tar\.(?:xz|bz2|zst|gz))\s+(\d+)\s*$")
@@ -69,16 +82,19 @@ def parse_latest(text: str, arch: str, variant: str) -> StageRef:
             continue
         match = _DATA.match(line)
         if not match:
-            raise VerificationError(f"unexpected line in the latest-stage3 file: {line[:80]!r}",
-                                        hint=_LATEST_HINT)
+            raise VerificationError(
+                f"unexpected line in the latest-stage3 file: {line[:80]!r}", hint=_LATEST_HINT
+            )
         stamp, filename, size = match.groups()
         if not filename.startswith(f"{expected}-{stamp}."):
-            raise VerificationError(f"the latest file names {filename}, not a {expected} stage",
-                                        hint=_LATEST_HINT)
+            raise VerificationError(
+                f"the latest file names {filename}, not a {expected} stage", hint=_LATEST_HINT
+            )
         refs.append(StageRef(arch, stamp, filename, int(size)))
     if len(refs) != 1:
-        raise VerificationError(f"the latest-stage3 file has {len(refs)} data lines, expected 1",
-                                hint=_LATEST_HINT)
+        raise VerificationError(
+            f"the latest-stage3 file has {len(refs)} data lines, expected 1", hint=_LATEST_HINT
+        )
     return refs[0]
 
 

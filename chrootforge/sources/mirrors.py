@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from chrootforge import log
@@ -10,15 +11,19 @@ from chrootforge.errors import UsageError
 from chrootforge.sources.layout import DEFAULT_MIRROR
 
 
-def resolve_mirrors(cli: list[str] | tuple[str, ...] | None = None, env: dict | None = None) -> list[str]:
+def resolve_mirrors(
+    cli: list[str] | tuple[str, ...] | None = None, env: Mapping[str, str] | None = None
+) -> list[str]:
     env = os.environ if env is None else env
     if cli:
         return [normalize(m) for m in cli]
     from_env = env.get("GENTOO_MIRRORS", "").split()
     usable = [m for m in from_env if m.startswith(("http://", "https://", "file://"))]
     if len(usable) != len(from_env):  # portage also lists ftp:// and rsync:// mirrors: not ours
-        log.notice(f"GENTOO_MIRRORS: ignoring {', '.join(m for m in from_env if m not in usable)} "
-                   "(only http, https and file are used)")
+        log.notice(
+            f"GENTOO_MIRRORS: ignoring {', '.join(m for m in from_env if m not in usable)} "
+            "(only http, https and file are used)"
+        )
     return [normalize(m) for m in usable] or [DEFAULT_MIRROR]
 
 
@@ -27,7 +32,9 @@ def normalize(mirror: str) -> str:
     if mirror.startswith(("http://", "https://", "file://")):
         return mirror.rstrip("/")
     if "://" in mirror:
-        raise UsageError(f"unsupported mirror URL {mirror!r}", hint="use http://, https://, file:// or a directory")
+        raise UsageError(
+            f"unsupported mirror URL {mirror!r}", hint="use http://, https://, file:// or a directory"
+        )
     path = Path(mirror).absolute()
     if not path.is_dir():
         raise UsageError(f"mirror {mirror!r} is neither a URL nor a directory")

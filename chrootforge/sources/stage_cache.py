@@ -1,13 +1,13 @@
 """The extracted-stage cache: extract a stage once, start every build from it without re-extracting.
 
-    pristine_root(tarball, idmap=None, cache_dir=None, holds=None) -> Path
-        <cache>/<sha512[:32]>-<idmap key>/ : the stage extracted under `idmap`, made once under a
-        lock, atomically (extract() renames a finished temp dir into place). Owners on disk depend
-        on the mapping, hence the idmap in the key. Never modify it. The entry is held
-        (chrootforge.holds) in `holds`, or until this process exits: `cache prune` leaves it alone.
-    fresh_builder(pristine, workdir, idmap=None) -> OverlayRoot | Path
-        A writable root for one build: an overlay (pristine as lower, upper/work in workdir) when
-        overlayfs works in a user namespace on workdir's filesystem; else a reflink/plain copy.
+pristine_root(tarball, idmap=None, cache_dir=None, holds=None) -> Path
+    <cache>/<sha512[:32]>-<idmap key>/ : the stage extracted under `idmap`, made once under a
+    lock, atomically (extract() renames a finished temp dir into place). Owners on disk depend
+    on the mapping, hence the idmap in the key. Never modify it. The entry is held
+    (chrootforge.holds) in `holds`, or until this process exits: `cache prune` leaves it alone.
+fresh_builder(pristine, workdir, idmap=None) -> OverlayRoot | Path
+    A writable root for one build: an overlay (pristine as lower, upper/work in workdir) when
+    overlayfs works in a user namespace on workdir's filesystem; else a reflink/plain copy.
 """
 
 from __future__ import annotations
@@ -93,7 +93,9 @@ def fresh_builder(pristine: Path, workdir: Path, idmap=None, *, allow_overlay: b
         return OverlayRoot(lower=[Path(pristine)], upper=upper, work=work)
     log.notice("overlayfs is unavailable here: copying the pristine stage (reflink where possible)")
     copy = workdir / "root"
-    code = run_under_mapping(["cp", "-a", "--reflink=auto", "--", os.fspath(pristine), os.fspath(copy)], idmap)
+    code = run_under_mapping(
+        ["cp", "-a", "--reflink=auto", "--", os.fspath(pristine), os.fspath(copy)], idmap
+    )
     if code != 0:
         remove_under_mapping(copy, idmap)
         raise CfError(f"copying {pristine} failed (cp exited {code})")
@@ -103,4 +105,3 @@ def fresh_builder(pristine: Path, workdir: Path, idmap=None, *, allow_overlay: b
 def remove_builder(workdir: Path, idmap=None) -> None:
     """Delete a builder's workdir (its files belong to the mapping's ids)."""
     remove_under_mapping(workdir, idmap)
-

@@ -11,6 +11,7 @@ It is pure (no I/O), so the policy is unit-tested on hand-made byte streams.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from chrootforge.errors import VerificationError
 
@@ -22,8 +23,14 @@ REGULAR = (b"0", b"\0", b"7")
 HARDLINK, SYMLINK, CHARDEV, BLOCKDEV, DIRECTORY, FIFO = b"1", b"2", b"3", b"4", b"5", b"6"
 LONGNAME, LONGLINK, PAX, PAX_GLOBAL, OLD_SPARSE = b"L", b"K", b"x", b"g", b"S"
 _KNOWN = {*REGULAR, HARDLINK, SYMLINK, CHARDEV, BLOCKDEV, DIRECTORY, FIFO, OLD_SPARSE}
-_TYPE_NAMES = {b"1": "hardlink", b"2": "symlink", b"3": "character device", b"4": "block device",
-               b"5": "directory", b"6": "fifo"}
+_TYPE_NAMES = {
+    b"1": "hardlink",
+    b"2": "symlink",
+    b"3": "character device",
+    b"4": "block device",
+    b"5": "directory",
+    b"6": "fifo",
+}
 
 
 class UnsafeArchive(VerificationError):
@@ -86,7 +93,7 @@ def parse_pax(data: bytes) -> dict[str, bytes]:
             length = int(data[pos:space])
         except ValueError:
             raise UnsafeArchive("malformed PAX record length") from None
-        record = data[space + 1:pos + length]
+        record = data[space + 1 : pos + length]
         if length <= 0 or pos + length > len(data) or not record.endswith(b"\n") or b"=" not in record:
             raise UnsafeArchive("malformed PAX record")
         key, value = record[:-1].split(b"=", 1)
@@ -117,12 +124,12 @@ class TarStreamChecker:
         self.files: set[tuple[str, ...]] = set()  # non-directories, possible hardlink targets
         self.skipped: set[tuple[str, ...]] = set()
         self._buf = bytearray()  # a partial header block or extended-header payload
-        self._need = BLOCK       # bytes wanted in _buf before _on_block / _on_ext runs
-        self._mode = "header"    # header | ext | data | sparse-ext | done
+        self._need = BLOCK  # bytes wanted in _buf before _on_block / _on_ext runs
+        self._mode = "header"  # header | ext | data | sparse-ext | done
         self._data_left = 0
         self._forward = True
         self._held: list[bytes] = []  # extended headers held until their member is judged
-        self._ext: dict[str, object] = {}
+        self._ext: dict[str, Any] = {}
         self._ext_type = b""
         self._member = ""
         self._zero_blocks = 0
@@ -139,7 +146,7 @@ class TarStreamChecker:
             if self._mode == "data":
                 take = min(self._data_left, size - pos)
                 if self._forward:
-                    out.append(view[pos:pos + take])
+                    out.append(view[pos : pos + take])
                 pos += take
                 self._data_left -= take
                 if self._data_left == 0:
@@ -147,12 +154,12 @@ class TarStreamChecker:
                     self._need = BLOCK
                 continue
             if not self._buf and size - pos >= self._need:  # the whole block is here: no buffering
-                block = bytes(view[pos:pos + self._need])
+                block = bytes(view[pos : pos + self._need])
                 pos += self._need
                 out.extend(self._dispatch(block))
                 continue
             take = min(self._need - len(self._buf), size - pos)
-            self._buf += view[pos:pos + take]
+            self._buf += view[pos : pos + take]
             pos += take
             if len(self._buf) == self._need:
                 block = bytes(self._buf)
@@ -228,7 +235,7 @@ class TarStreamChecker:
         self._held.append(payload)
         self._need = BLOCK
         self._mode = "header"
-        return self._ext_done(payload[:self._data_left])
+        return self._ext_done(payload[: self._data_left])
 
     def _ext_done(self, payload: bytes) -> list:
         kind = self._ext_type
@@ -334,8 +341,9 @@ class TarStreamChecker:
             if target in self.skipped:
                 raise UnsafeArchive(f"hardlink to skipped member {link!r}", name)
             if target not in self.files:
-                raise UnsafeArchive(f"hardlink to {link!r}, which is not an earlier file of the archive",
-                                    name)
+                raise UnsafeArchive(
+                    f"hardlink to {link!r}, which is not an earlier file of the archive", name
+                )
             if target in self.symlinks:  # a hardlink to a symlink is that symlink
                 self.symlinks[parts] = self.symlinks[target]
                 self._link_names.add(parts[-1])
@@ -377,7 +385,6 @@ class TarStreamChecker:
                 raise UnsafeArchive("too many levels of symlinks", member)
             if target.startswith("/"):
                 # tar runs on the host: an absolute symlink would be followed on the host
-                raise UnsafeArchive(f"writes through symlink {'/'.join(candidate)!r} -> {target!r}",
-                                    member)
+                raise UnsafeArchive(f"writes through symlink {'/'.join(candidate)!r} -> {target!r}", member)
             pending[:0] = target.split("/")
         return tuple(resolved)

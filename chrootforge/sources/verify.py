@@ -14,12 +14,13 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from chrootforge import log
 from chrootforge.errors import CfError, UsageError, VerificationError
 
-GENTOO_RELENG = "13EBBDBEDE7A12775DFDB1BABB572E0E2D182910"  # Gentoo Linux Release Engineering (Automated Weekly Release Key)
+# Gentoo Linux Release Engineering (Automated Weekly Release Key)
+GENTOO_RELENG = "13EBBDBEDE7A12775DFDB1BABB572E0E2D182910"
 GENTOO_SNAPSHOT = "DCD05B71EAB94199527F44ACDB6B8C1F96D8BF6D"  # Gentoo ebuild repository signing key
 WELL_KNOWN_KEYRINGS = (
     "/usr/share/openpgp-keys/gentoo-release.asc",  # sec-keys/openpgp-keys-gentoo-release on Gentoo
@@ -34,10 +35,12 @@ def well_known_keyrings() -> list[Path]:
 
 
 def missing_key_hint(fingerprint: str) -> str:
-    return (f"get the Gentoo key once on a connected machine: `gpg --keyserver hkps://keys.gentoo.org "
-            f"--recv-keys {fingerprint} && gpg --export --armor {fingerprint} > gentoo-release.asc` "
-            f"(on Gentoo it is /usr/share/openpgp-keys/gentoo-release.asc), then pass "
-            f"--keyring gentoo-release.asc")
+    return (
+        f"get the Gentoo key once on a connected machine: `gpg --keyserver hkps://keys.gentoo.org "
+        f"--recv-keys {fingerprint} && gpg --export --armor {fingerprint} > gentoo-release.asc` "
+        f"(on Gentoo it is /usr/share/openpgp-keys/gentoo-release.asc), then pass "
+        f"--keyring gentoo-release.asc"
+    )
 
 
 def keyring_fingerprints(keyrings) -> set[str]:
@@ -49,15 +52,16 @@ def keyring_fingerprints(keyrings) -> set[str]:
 class Verifier:
     """Use as a context manager: imports keys into a temp GnuPG home and removes it at exit."""
 
-    def __init__(self, pinned: tuple[str, ...], keyrings=(), *, use_well_known: bool = True,
-                 require_key: bool = True):
+    def __init__(
+        self, pinned: tuple[str, ...], keyrings=(), *, use_well_known: bool = True, require_key: bool = True
+    ):
         self.pinned = {fp.upper() for fp in pinned}
         self.keyrings = [Path(k) for k in keyrings]
         self.use_well_known = use_well_known
         self.require_key = require_key
         self.accepted: set[str] = set()
         self._home: str | None = None
-        self._gpg = None
+        self._gpg: Any = None  # a gnupg.GPG while entered (python-gnupg has no type hints)
 
     def __enter__(self) -> Self:
         import gnupg  # lazy: only verification needs it
@@ -85,8 +89,9 @@ class Verifier:
             self.accepted |= self.pinned & present
             if not self.accepted and self.require_key:
                 fpr = min(self.pinned) if self.pinned else "?"
-                raise VerificationError(f"no OpenPGP key to verify the signature (need key {fpr})",
-                                        hint=missing_key_hint(fpr))
+                raise VerificationError(
+                    f"no OpenPGP key to verify the signature (need key {fpr})", hint=missing_key_hint(fpr)
+                )
         except BaseException:
             self.__exit__()
             raise
@@ -104,8 +109,11 @@ class Verifier:
         return {fp.upper() for fp in (result.fingerprints or []) if fp}
 
     def _judge(self, result, what: str) -> str:
-        status = [line.split()[1:] for line in (result.stderr or "").splitlines()
-                  if line.startswith("[GNUPG:] ") and len(line.split()) > 1]
+        status = [
+            line.split()[1:]
+            for line in (result.stderr or "").splitlines()
+            if line.startswith("[GNUPG:] ") and len(line.split()) > 1
+        ]
         keys = [s[0] for s in status]
         for bad in _BAD_STATUS:
             if bad in keys:
@@ -113,21 +121,27 @@ class Verifier:
         goods = [s for s in status if s[0] == "GOODSIG"]
         valids = [s for s in status if s[0] == "VALIDSIG"]
         if len(goods) != 1 or len(valids) != 1:
-            raise VerificationError(f"{what}: no single good signature (gpg reported {len(goods)} good, "
-                                    f"{len(valids)} valid)", hint="the signature file is missing, empty or corrupt")
+            raise VerificationError(
+                f"{what}: no single good signature (gpg reported {len(goods)} good, {len(valids)} valid)",
+                hint="the signature file is missing, empty or corrupt",
+            )
         fields = valids[0]
         signing = fields[1].upper()
         primary = fields[10].upper() if len(fields) > 10 else signing
         if primary in self.accepted or signing in self.accepted:
             return primary
-        raise VerificationError(f"{what}: signed by {primary}, which is not a pinned or --keyring key",
-                                hint="only the Gentoo release keys and keys given with --keyring are accepted")
+        raise VerificationError(
+            f"{what}: signed by {primary}, which is not a pinned or --keyring key",
+            hint="only the Gentoo release keys and keys given with --keyring are accepted",
+        )
 
     def verify_detached(self, data_path: Path, sig_path: Path, what: str) -> str:
         """Return the signer's primary fingerprint, or raise VerificationError."""
         if not sig_path.is_file() or sig_path.stat().st_size == 0:
-            raise VerificationError(f"{what}: signature file {sig_path.name} is missing or empty",
-                                    hint="the mirror is incomplete; try another one")
+            raise VerificationError(
+                f"{what}: signature file {sig_path.name} is missing or empty",
+                hint="the mirror is incomplete; try another one",
+            )
         with open(sig_path, "rb") as sig:
             result = self._gpg.verify_file(sig, str(data_path))
         return self._judge(result, what)
@@ -137,19 +151,25 @@ class Verifier:
         text = raw.decode("utf-8", "replace")
         outside = _outside_armor(text)
         if outside is None:
-            raise VerificationError(f"{what}: not a clearsigned message",
-                                    hint="since 2023 the latest-stage3 file is clearsigned; is this a real mirror?")
+            raise VerificationError(
+                f"{what}: not a clearsigned message",
+                hint="since 2023 the latest-stage3 file is clearsigned; is this a real mirror?",
+            )
         if outside.strip():
-            raise VerificationError(f"{what}: text outside the signed part",
-                                    hint="the file was altered after signing")
+            raise VerificationError(
+                f"{what}: text outside the signed part", hint="the file was altered after signing"
+            )
         result = self._gpg.decrypt(raw)
         fpr = self._judge(result, what)
         return result.data.decode("utf-8", "replace"), fpr
 
 
 def _outside_armor(text: str) -> str | None:
-    begin, sig, end = ("-----BEGIN PGP SIGNED MESSAGE-----", "-----BEGIN PGP SIGNATURE-----",
-                       "-----END PGP SIGNATURE-----")
+    begin, sig, end = (
+        "-----BEGIN PGP SIGNED MESSAGE-----",
+        "-----BEGIN PGP SIGNATURE-----",
+        "-----END PGP SIGNATURE-----",
+    )
     if text.count(begin) != 1 or text.count(sig) != 1 or text.count(end) != 1:
         return None
     start, stop = text.index(begin), text.index(end) + len(end)
@@ -189,8 +209,9 @@ def _explain(status: str) -> str:
 
 def _hint(status: str, pinned: set[str]) -> str:
     if status in ("ERRSIG", "NO_PUBKEY"):
-        return ("pass the signer's public key with --keyring FILE"
-                + (f" (expected {', '.join(sorted(pinned))})" if pinned else ""))
+        return "pass the signer's public key with --keyring FILE" + (
+            f" (expected {', '.join(sorted(pinned))})" if pinned else ""
+        )
     if status in ("EXPKEYSIG", "KEYREVOKED", "REVKEYSIG"):
         return "refresh the key (`gpg --refresh-keys`, then export it again) or check the mirror"
     return "the file was altered or damaged; fetch it again or try another mirror"

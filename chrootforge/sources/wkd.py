@@ -57,8 +57,10 @@ def urls(address: str, base: str | None = None) -> list[str]:
     if base:
         return [f"{base.rstrip('/')}/.well-known/openpgpkey/{tail}"]
     domain = domain.lower()
-    return [f"https://openpgpkey.{domain}/.well-known/openpgpkey/{domain}/{tail}",
-            f"https://{domain}/.well-known/openpgpkey/{tail}"]
+    return [
+        f"https://openpgpkey.{domain}/.well-known/openpgpkey/{domain}/{tail}",
+        f"https://{domain}/.well-known/openpgpkey/{tail}",
+    ]
 
 
 def configured_base() -> str | None:
@@ -77,8 +79,10 @@ def configured_base() -> str | None:
         pass
     if parsed.scheme == "http" and loopback:
         return value
-    raise UsageError(f"{URL_ENV}={value}: not an https:// URL (plain http only on a loopback address)",
-                     hint=f"set {URL_ENV} to an https:// base URL, or to `off`")
+    raise UsageError(
+        f"{URL_ENV}={value}: not an https:// URL (plain http only on a loopback address)",
+        hint=f"set {URL_ENV} to an https:// base URL, or to `off`",
+    )
 
 
 def key_file(fingerprint: str) -> Path:
@@ -112,8 +116,10 @@ def import_pinned(gpg, pinned) -> set[str]:
         except _Unreachable:
             if not have:
                 raise
-            log.warn(f"the cached Gentoo key {fingerprint} has expired and Gentoo's key directory could not "
-                     "be reached to refresh it: using the expired copy")
+            log.warn(
+                f"the cached Gentoo key {fingerprint} has expired and Gentoo's key directory could not "
+                "be reached to refresh it: using the expired copy"
+            )
         found.add(fingerprint)
     return found
 
@@ -147,14 +153,18 @@ def _fetch(gpg, fingerprint: str, address: str, base: str | None, cached: Path) 
         served = _import(gpg, data)
         if fingerprint not in served:
             got = ", ".join(sorted(served)) or "no OpenPGP key"
-            raise VerificationError(f"{url} served {got} for {address}, not the pinned key {fingerprint}",
-                                    hint="refused: that key directory, or the way to it, cannot be trusted; "
-                                         f"pass the Gentoo key with --keyring FILE ({_MANUAL})")
+            raise VerificationError(
+                f"{url} served {got} for {address}, not the pinned key {fingerprint}",
+                hint="refused: that key directory, or the way to it, cannot be trusted; "
+                f"pass the Gentoo key with --keyring FILE ({_MANUAL})",
+            )
         exported = gpg.export_keys(fingerprint)  # the pinned key alone, whatever else came with it
         cached.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(cached, exported)
         log.notice(f"fetched Gentoo's OpenPGP key {fingerprint} ({address}) from {url}; cached in {cached}")
         return
-    raise _Unreachable(f"no OpenPGP key to verify the signature (need key {fingerprint}), and Gentoo's "
-                            f"key directory could not be reached: {'; '.join(failures)}",
-                            hint=f"check the network, or pass the key with --keyring FILE ({_MANUAL})")
+    raise _Unreachable(
+        f"no OpenPGP key to verify the signature (need key {fingerprint}), and Gentoo's "
+        f"key directory could not be reached: {'; '.join(failures)}",
+        hint=f"check the network, or pass the key with --keyring FILE ({_MANUAL})",
+    )

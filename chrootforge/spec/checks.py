@@ -13,8 +13,10 @@ _TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 _MAKE_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _KEEP_RE = re.compile(r"^[A-Za-z0-9/._+@%,:=*?\[\]!-]+$")
 _SONAME_RE = re.compile(r"^[A-Za-z0-9_+.-]+\.so(\.[0-9]+)*$")
-_PREFIX_RE = re.compile(r"^(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*"
-                        r"(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*$")
+_PREFIX_RE = re.compile(
+    r"^(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*"
+    r"(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*$"
+)
 SIGNALS = ("SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGKILL", "SIGWINCH")
 MANAGED_MAKE_VARS = ("ROOT", "PORTAGE_CONFIGROOT", "PKGDIR", "DISTDIR", "PORTAGE_TMPDIR")
 
@@ -24,6 +26,7 @@ def name(what: str):
         if not _NAME_RE.match(value):
             return f"{what} name '{value}' must be lower case letters, digits, . _ -"
         return None
+
     return check
 
 
@@ -143,6 +146,7 @@ def make_var(value: str) -> str | None:
 def at_least(minimum: int):
     def check(value) -> str | None:
         return None if value is None or value >= minimum else f"must be at least {minimum}"
+
     return check
 
 
@@ -155,4 +159,5 @@ def signal(value) -> str | None:
 def not_empty(what: str):
     def check(value) -> str | None:
         return None if value else f"{what} must not be empty"
+
     return check

@@ -20,8 +20,10 @@ def parse_targets(targets: list[str]) -> tuple[Path, list[str] | None]:
     for target in targets:
         path = Path(target)
         if not path.exists():
-            raise UsageError(f"{target}: no such namespace or image folder",
-                             hint=f"give a folder with {NS_FILE} or an image folder with {IMAGE_FILE}")
+            raise UsageError(
+                f"{target}: no such namespace or image folder",
+                hint=f"give a folder with {NS_FILE} or an image folder with {IMAGE_FILE}",
+            )
         path = path.resolve()
         if (path / NS_FILE).is_file():
             roots.add(path)
@@ -31,16 +33,20 @@ def parse_targets(targets: list[str]) -> tuple[Path, list[str] | None]:
             raise UsageError(f"{target}: neither {NS_FILE} nor {IMAGE_FILE} is in this folder")
         root = find_root(path.parent)
         if root is None or path.parent != root:
-            raise UsageError(f"{target}: the image folder's parent has no {NS_FILE}",
-                             hint="an image is a folder directly inside its namespace folder")
+            raise UsageError(
+                f"{target}: the image folder's parent has no {NS_FILE}",
+                hint="an image is a folder directly inside its namespace folder",
+            )
         roots.add(root)
         if names is not None:
             names.append(path.name)
     if not roots:
         raise UsageError("nothing to build", hint="give a namespace folder or image folders")
     if len(roots) > 1:
-        raise UsageError("the images belong to different namespaces: " + ", ".join(map(str, sorted(roots))),
-                         hint="build one namespace at a time")
+        raise UsageError(
+            "the images belong to different namespaces: " + ", ".join(map(str, sorted(roots))),
+            hint="build one namespace at a time",
+        )
     return roots.pop(), names
 
 
@@ -64,8 +70,11 @@ def load_project(folder: Path, wanted: list[str] | None = None) -> tuple[Project
         if image.parent != SCRATCH:
             if image.parent not in available:
                 spec = source.load(image.spec_path)
-                raise spec.error(("parent",), f"parent image '{image.parent}' does not exist in {ns.root}",
-                                 hint=_close(image.parent, available + [SCRATCH]))
+                raise spec.error(
+                    ("parent",),
+                    f"parent image '{image.parent}' does not exist in {ns.root}",
+                    hint=_close(image.parent, available + [SCRATCH]),
+                )
             todo.append(image.parent)
     return project, requested
 
@@ -91,7 +100,7 @@ def find_cycle(images: dict[str, Image]) -> list[str] | None:
         parent = images[start].parent
         while parent != SCRATCH and parent in images:
             if parent in seen:
-                return seen[seen.index(parent):] + [parent]
+                return seen[seen.index(parent) :] + [parent]
             seen.append(parent)
             parent = images[parent].parent
     return None
@@ -103,8 +112,11 @@ def build_order(images: dict[str, Image], requested: list[str], with_deps: bool 
     if cycle:
         first = images[cycle[0]]
         spec = source.load(first.spec_path)
-        raise spec.error(("parent",), "parent cycle: " + " -> ".join(cycle),
-                         hint="every chain of parents must end at \"scratch\"")
+        raise spec.error(
+            ("parent",),
+            "parent cycle: " + " -> ".join(cycle),
+            hint='every chain of parents must end at "scratch"',
+        )
     wanted = set(requested)
     if with_deps:
         for name in requested:

@@ -52,17 +52,34 @@ def load_image(ns: Namespace, name: str) -> Image:
     def table(field: str) -> dict:
         return schema.subtable(spec, (), data, sections[field].name)
 
-    settings = tuple(PackageSettings(atom=atom, **values) for atom, values in
-                     schema.read_tables(spec, ("package",), table("package_settings"), sections["package_settings"]))
-    services = tuple(Service(name=sname, **values) for sname, values in
-                     schema.read_tables(spec, ("services",), table("services"), sections["services"]))
+    settings = tuple(
+        PackageSettings(atom=atom, **values)
+        for atom, values in schema.read_tables(
+            spec, ("package",), table("package_settings"), sections["package_settings"]
+        )
+    )
+    services = tuple(
+        Service(name=sname, **values)
+        for sname, values in schema.read_tables(spec, ("services",), table("services"), sections["services"])
+    )
     hook_names = schema.read(spec, ("hooks",), table("hooks"), HookNames)
-    hooks = tuple(Hook(phase, ref, _resolve_hook(spec, folder, phase, ref))
-                  for phase in PHASES for ref in hook_names[phase])
-    return Image(**top, package_settings=settings, services=services, hooks=hooks,
-                 strip=Strip(**schema.read(spec, ("strip",), table("strip"), Strip)),
-                 config=ImageConfig(**schema.read(spec, ("config",), table("config"), ImageConfig)),
-                 name=name, folder=folder.resolve(), spec_path=spec.path, text=spec.text)
+    hooks = tuple(
+        Hook(phase, ref, _resolve_hook(spec, folder, phase, ref))
+        for phase in PHASES
+        for ref in hook_names[phase]
+    )
+    return Image(
+        **top,
+        package_settings=settings,
+        services=services,
+        hooks=hooks,
+        strip=Strip(**schema.read(spec, ("strip",), table("strip"), Strip)),
+        config=ImageConfig(**schema.read(spec, ("config",), table("config"), ImageConfig)),
+        name=name,
+        folder=folder.resolve(),
+        spec_path=spec.path,
+        text=spec.text,
+    )
 
 
 def _check_provided(spec: source.SpecFile, top: dict) -> None:
@@ -74,8 +91,11 @@ def _check_provided(spec: source.SpecFile, top: dict) -> None:
         if cp in unprovided:
             raise spec.error(("unprovided",), f"'{cp}' is both provided and unprovided")
         if cp in emerged:
-            raise spec.error(("provided",), f"'{cp}' is both in packages and provided",
-                             hint="a provided package is not installed; remove one of them")
+            raise spec.error(
+                ("provided",),
+                f"'{cp}' is both in packages and provided",
+                hint="a provided package is not installed; remove one of them",
+            )
 
 
 def _resolve_hook(spec, folder: Path, phase: str, ref: str) -> Path:
@@ -90,5 +110,6 @@ def _resolve_hook(spec, folder: Path, phase: str, ref: str) -> Path:
     available = sorted(p.stem for p in stock.glob("*.sh"))
     close = source.suggest(ref, available + [p.name for p in folder.iterdir() if p.is_file()])
     hint = f"did you mean '{close}'?" if close else f"stock hooks: {', '.join(available) or 'none'}"
-    raise spec.error(("hooks", phase), f"hook '{ref}' not found in {folder} nor in the stock hooks",
-                     hint=hint)
+    raise spec.error(
+        ("hooks", phase), f"hook '{ref}' not found in {folder} nor in the stock hooks", hint=hint
+    )

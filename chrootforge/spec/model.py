@@ -56,19 +56,38 @@ class MakeValue(Kind):
 class Stage3Source:
     """The stage3 the builders start from: a local tarball, or a verified download."""
 
-    path: Path | None = key(PATH, "a local stage3 tarball (PATH.asc and PATH.DIGESTS beside it)", None,
-                            example="stage3-amd64-openrc.tar.xz")
-    mirrors: tuple[str, ...] = key(STRS_OR_STR, "else: download from these mirrors", (), toml_name="mirror",
-                                   default_doc="$GENTOO_MIRRORS, else the official mirror",
-                                   example=["https://distfiles.gentoo.org"])
+    path: Path | None = key(
+        PATH,
+        "a local stage3 tarball (PATH.asc and PATH.DIGESTS beside it)",
+        None,
+        example="stage3-amd64-openrc.tar.xz",
+    )
+    mirrors: tuple[str, ...] = key(
+        STRS_OR_STR,
+        "else: download from these mirrors",
+        (),
+        toml_name="mirror",
+        default_doc="$GENTOO_MIRRORS, else the official mirror",
+        example=["https://distfiles.gentoo.org"],
+    )
     arch: str = key(STR, "the stage's architecture", "amd64")
     variant: str = key(STR, "the stage's variant (e.g. openrc, systemd, musl)", "openrc")
-    date: str | None = key(STR, "a release stamp (YYYYMMDDTHHMMSSZ) instead of the latest", None,
-                           example="20240101T170309Z")
-    keyrings: tuple[Path, ...] = key(PathList(), "OpenPGP keys trusted for this stage, besides the pinned "
-                                     "Gentoo keys", (), toml_name="keyring", example=["keys/release.asc"])
-    insecure: bool = key(BOOL, "skip the signature check (loud, and recorded in the image labels)", False,
-                         toml_name="insecure_skip_verify")
+    date: str | None = key(
+        STR, "a release stamp (YYYYMMDDTHHMMSSZ) instead of the latest", None, example="20240101T170309Z"
+    )
+    keyrings: tuple[Path, ...] = key(
+        PathList(),
+        "OpenPGP keys trusted for this stage, besides the pinned Gentoo keys",
+        (),
+        toml_name="keyring",
+        example=["keys/release.asc"],
+    )
+    insecure: bool = key(
+        BOOL,
+        "skip the signature check (loud, and recorded in the image labels)",
+        False,
+        toml_name="insecure_skip_verify",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,17 +95,22 @@ class TreeSource:
     """The main ebuild repository, bound read-only at /var/db/repos/gentoo."""
 
     path: Path | None = key(PATH, "a repository directory", None, example="../repo")
-    snapshot: str | None = key(STR, 'or a verified snapshot: "latest", a date YYYYMMDD or a local file',
-                               None, example="latest")
-    snapshot_path: Path | None = None   # a local snapshot file (from `snapshot`)
-    name: str = key(STR, "the repository's name", "gentoo",
-                    default_doc="profiles/repo_name of path, else gentoo")
-    profile: str | None = key(STR, "the make.profile, relative to the tree's profiles/", None,
-                              example="default/linux/amd64/23.0")
-    keyrings: tuple[Path, ...] = key(PathList(), "OpenPGP keys trusted for the snapshot", (),
-                                     toml_name="keyring")
-    insecure: bool = key(BOOL, "skip the snapshot's signature check (loud)", False,
-                         toml_name="insecure_skip_verify")
+    snapshot: str | None = key(
+        STR, 'or a verified snapshot: "latest", a date YYYYMMDD or a local file', None, example="latest"
+    )
+    snapshot_path: Path | None = None  # a local snapshot file (from `snapshot`)
+    name: str = key(
+        STR, "the repository's name", "gentoo", default_doc="profiles/repo_name of path, else gentoo"
+    )
+    profile: str | None = key(
+        STR, "the make.profile, relative to the tree's profiles/", None, example="default/linux/amd64/23.0"
+    )
+    keyrings: tuple[Path, ...] = key(
+        PathList(), "OpenPGP keys trusted for the snapshot", (), toml_name="keyring"
+    )
+    insecure: bool = key(
+        BOOL, "skip the snapshot's signature check (loud)", False, toml_name="insecure_skip_verify"
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,44 +122,92 @@ class Namespace:
         "build": "How builds run.",
     }
 
-    name: str = key(STR, "the namespace's name", "", each=checks.name("namespace"),
-                    default_doc="the folder's name")
-    stage3: Stage3Source = section(Stage3Source, "The stage3 the builders start from: `path`, or a "
-                                   "download from `mirror` verified against the pinned Gentoo keys.")
-    tree: TreeSource = section(TreeSource, "The main ebuild repository: `path` or `snapshot` (one of them "
-                               "is required), bound read-only at /var/db/repos/gentoo.")
-    repos: dict[str, Path] = table_map(PATH, "Extra repositories, bound read-only at /var/db/repos/NAME.",
-                                       "NAME", example={"overlay": "../overlay"})
+    name: str = key(
+        STR, "the namespace's name", "", each=checks.name("namespace"), default_doc="the folder's name"
+    )
+    stage3: Stage3Source = section(
+        Stage3Source,
+        "The stage3 the builders start from: `path`, or a "
+        "download from `mirror` verified against the pinned Gentoo keys.",
+    )
+    tree: TreeSource = section(
+        TreeSource,
+        "The main ebuild repository: `path` or `snapshot` (one of them "
+        "is required), bound read-only at /var/db/repos/gentoo.",
+    )
+    repos: dict[str, Path] = table_map(
+        PATH,
+        "Extra repositories, bound read-only at /var/db/repos/NAME.",
+        "NAME",
+        example={"overlay": "../overlay"},
+    )
     make_conf: dict[str, str] = table_map(
-        MakeValue(), "make.conf variables (FEATURES and USE stay incremental). Defaults: "
-        'CFLAGS="-O2 -pipe", CXXFLAGS="${CFLAGS}", MAKEOPTS="-j2".', "VAR", name_check=checks.make_var,
-        example={"CFLAGS": "-O2 -pipe", "USE": "-* ipv6 ssl"})
+        MakeValue(),
+        "make.conf variables (FEATURES and USE stay incremental). Defaults: "
+        'CFLAGS="-O2 -pipe", CXXFLAGS="${CFLAGS}", MAKEOPTS="-j2".',
+        "VAR",
+        name_check=checks.make_var,
+        example={"CFLAGS": "-O2 -pipe", "USE": "-* ipv6 ssl"},
+    )
     layout: Path = key(PATH, "the OCI layout written (--layout overrides)", "out/layout", section="output")
-    tags: tuple[str, ...] = key(STRS, "the tags of every image (an image.toml may set its own)", ("latest",),
-                                section="output", each=checks.tag, check=checks.not_empty("tags"),
-                                hint="letters, digits, . _ - (max 128)")
-    prefix: str = key(STR, "the images' names: PREFIX/IMAGE:TAG (SBOM, labels, podman)", "",
-                      section="output", each=checks.prefix, default_doc='"localhost/" + the namespace name',
-                      hint="lowercase path components, optionally after a registry host, "
-                           "e.g. localhost/myproject or registry.example.com:5000/team")
+    tags: tuple[str, ...] = key(
+        STRS,
+        "the tags of every image (an image.toml may set its own)",
+        ("latest",),
+        section="output",
+        each=checks.tag,
+        check=checks.not_empty("tags"),
+        hint="letters, digits, . _ - (max 128)",
+    )
+    prefix: str = key(
+        STR,
+        "the images' names: PREFIX/IMAGE:TAG (SBOM, labels, podman)",
+        "",
+        section="output",
+        each=checks.prefix,
+        default_doc='"localhost/" + the namespace name',
+        hint="lowercase path components, optionally after a registry host, "
+        "e.g. localhost/myproject or registry.example.com:5000/team",
+    )
     compression: str = key(Choice("gzip", "zstd"), "layer compression", "gzip", section="output")
-    registry: str | None = key(STR, "where `build --push` publishes: IMAGE:TAG goes to REGISTRY/IMAGE:TAG "
-                               "(docker://HOST[:PORT][/NAMESPACE], no tag)", None, section="output",
-                               check=checks.registry_base, example="docker://registry.example.com/team",
-                               hint="write docker://HOST[:PORT]/NAMESPACE, e.g. docker://registry.example.com/team")
-    network: str = key(Choice("none", "host"), "network in the build sandbox (host copies resolv.conf in, "
-                       "for fetching distfiles)", "none", section="build")
-    distfiles: Path | None = key(PATH, "a folder of distfiles seeding the per-user distfiles cache", None,
-                                 section="build", example="distfiles")
+    registry: str | None = key(
+        STR,
+        "where `build --push` publishes: IMAGE:TAG goes to REGISTRY/IMAGE:TAG "
+        "(docker://HOST[:PORT][/NAMESPACE], no tag)",
+        None,
+        section="output",
+        check=checks.registry_base,
+        example="docker://registry.example.com/team",
+        hint="write docker://HOST[:PORT]/NAMESPACE, e.g. docker://registry.example.com/team",
+    )
+    network: str = key(
+        Choice("none", "host"),
+        "network in the build sandbox (host copies resolv.conf in, for fetching distfiles)",
+        "none",
+        section="build",
+    )
+    distfiles: Path | None = key(
+        PATH,
+        "a folder of distfiles seeding the per-user distfiles cache",
+        None,
+        section="build",
+        example="distfiles",
+    )
     jobs: int = key(Int(), "emerge --jobs", 2, section="build", check=checks.at_least(1))
-    binhost: str | None = key(STR, "a binhost serving chrootforge binpkgs caches (http, https or file URL of "
-                              "the directory that holds them; a build reads URL/<binpkgs key>/); "
-                              "--binhost overrides it", None, section="build", check=checks.binhost,
-                              example="https://binhost.example.com/chrootforge",
-                              hint="an http://, https:// or file:// URL without query or credentials")
-    root: Path                          # the namespace folder
+    binhost: str | None = key(
+        STR,
+        "a binhost serving chrootforge binpkgs caches (http, https or file URL of "
+        "the directory that holds them; a build reads URL/<binpkgs key>/); "
+        "--binhost overrides it",
+        None,
+        section="build",
+        check=checks.binhost,
+        example="https://binhost.example.com/chrootforge",
+        hint="an http://, https:// or file:// URL without query or credentials",
+    )
+    root: Path  # the namespace folder
     spec_path: Path
-    text: str = ""                      # raw file text (part of the cache key)
+    text: str = ""  # raw file text (part of the cache key)
 
 
 # -- image.toml --------------------------------------------------------------------------------------
@@ -145,10 +217,12 @@ class PackageSettings:
 
     atom: str
     use: tuple[str, ...] = key(WORDS, "USE flags (package.use)", (), each=checks.use_flag, example=["static"])
-    keywords: tuple[str, ...] = key(WORDS, "accepted keywords (package.accept_keywords)", (),
-                                    example=["~amd64"])
-    env: tuple[tuple[str, str], ...] = key(StrMap(), "build environment (package.env)", (),
-                                           example={"CFLAGS": "-O3"})
+    keywords: tuple[str, ...] = key(
+        WORDS, "accepted keywords (package.accept_keywords)", (), example=["~amd64"]
+    )
+    env: tuple[tuple[str, str], ...] = key(
+        StrMap(), "build environment (package.env)", (), example={"CFLAGS": "-O3"}
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -160,23 +234,31 @@ class Strip:
     info: bool = key(BOOL, "remove /usr/share/info (FEATURES=noinfo)", True)
     headers: bool = key(BOOL, "remove /usr/include, pkgconfig and aclocal files", True)
     static_libs: bool = key(BOOL, "remove *.a and *.la under /lib*, /usr/lib*", True)
-    locales: tuple[str, ...] | None = key(Locales(), 'locales kept ("all" keeps every one; C always stays)',
-                                          (), example=["en_US"])
-    keep: tuple[str, ...] = key(STRS, "paths kept although a rule above removes them: absolute paths or "
-                                "shell globs; a pattern matching nothing is a warning", (),
-                                each=checks.keep_pattern, example=["/usr/share/doc/*/LICENSE*"])
+    locales: tuple[str, ...] | None = key(
+        Locales(), 'locales kept ("all" keeps every one; C always stays)', (), example=["en_US"]
+    )
+    keep: tuple[str, ...] = key(
+        STRS,
+        "paths kept although a rule above removes them: absolute paths or "
+        "shell globs; a pattern matching nothing is a warning",
+        (),
+        each=checks.keep_pattern,
+        example=["/usr/share/doc/*/LICENSE*"],
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
 class HookNames:
     """Scripts run inside the builder, from the image folder or the stock ones in hooks/ (by name)."""
 
-    configure_builder: tuple[str, ...] = key(STRS_OR_STR, "the builder only (nothing of it lands in the "
-                                             "image), after /etc/portage is set up", ())
+    configure_builder: tuple[str, ...] = key(
+        STRS_OR_STR, "the builder only (nothing of it lands in the image), after /etc/portage is set up", ()
+    )
     configure_rootfs: tuple[str, ...] = key(STRS_OR_STR, "before emerge, with ROOT=/emerge-root", ())
     post_emerge: tuple[str, ...] = key(STRS_OR_STR, "after emerge and the s6 service dirs", ())
-    finish_rootfs: tuple[str, ...] = key(STRS_OR_STR, "before stripping and the commit", (),
-                                         example=["check-binaries"])
+    finish_rootfs: tuple[str, ...] = key(
+        STRS_OR_STR, "before stripping and the commit", (), example=["check-binaries"]
+    )
 
 
 PHASES = tuple(f.name for f in fields(HookNames))
@@ -186,7 +268,7 @@ PHASES = tuple(f.name for f in fields(HookNames))
 class Hook:
     phase: str
     name: str
-    path: Path                          # the script on the host
+    path: Path  # the script on the host
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -194,8 +276,12 @@ class Service:
     """An s6 service: /etc/service/NAME/{run,finish}, linked into the scan dir /service."""
 
     name: str
-    run: str = key(STR, "the command s6 supervises (exec'd by /bin/sh, stderr joined to stdout)",
-                   check=checks.not_empty("run"), example="mydaemon --foreground")
+    run: str = key(
+        STR,
+        "the command s6 supervises (exec'd by /bin/sh, stderr joined to stdout)",
+        check=checks.not_empty("run"),
+        example="mydaemon --foreground",
+    )
     finish: str | None = key(STR, "run when the service stops", None, example="echo stopped")
 
 
@@ -204,18 +290,30 @@ class ImageConfig:
     """The OCI image config; unset fields are inherited from the parent."""
 
     entrypoint: tuple[str, ...] | None = key(STRS_OR_STR, "Entrypoint", None, example=["/usr/bin/app"])
-    cmd: tuple[str, ...] | None = key(STRS_OR_STR, "Cmd (an image with services and no cmd gets "
-                                      "s6-svscan -t0 /service)", None, example=["/bin/sh"])
-    env: tuple[tuple[str, str], ...] = key(StrMap(sort=False), "Env, added to the parent's", (),
-                                           example={"LANG": "C.UTF-8"})
+    cmd: tuple[str, ...] | None = key(
+        STRS_OR_STR,
+        "Cmd (an image with services and no cmd gets s6-svscan -t0 /service)",
+        None,
+        example=["/bin/sh"],
+    )
+    env: tuple[tuple[str, str], ...] = key(
+        StrMap(sort=False), "Env, added to the parent's", (), example={"LANG": "C.UTF-8"}
+    )
     user: str | None = key(STR, "User (a name must be in the image's /etc/passwd)", None, example="nobody")
     workdir: str | None = key(STR, "WorkingDir", None, check=checks.absolute, example="/")
     ports: tuple[str, ...] = key(STRS, "ExposedPorts", (), each=checks.port, example=["8080/tcp"])
     volumes: tuple[str, ...] = key(STRS, "Volumes", (), example=["/var/lib/app"])
-    labels: tuple[tuple[str, str], ...] = key(StrMap(), "Labels", (),
-                                              example={"org.opencontainers.image.url": "https://example.org"})
-    stop_signal: str | None = key(STR, "StopSignal", None, check=checks.signal, example="SIGTERM",
-                                  hint=f"one of {', '.join(checks.SIGNALS)}")
+    labels: tuple[tuple[str, str], ...] = key(
+        StrMap(), "Labels", (), example={"org.opencontainers.image.url": "https://example.org"}
+    )
+    stop_signal: str | None = key(
+        STR,
+        "StopSignal",
+        None,
+        check=checks.signal,
+        example="SIGTERM",
+        hint=f"one of {', '.join(checks.SIGNALS)}",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -223,47 +321,92 @@ class Image:
     """An image folder's image.toml."""
 
     description: str = key(STR, "what the image is (org.opencontainers.image.description)", "")
-    parent: str = key(STR, 'the image this one is built on: another image of the namespace, or "scratch"',
-                      hint='set parent = "scratch" or the name of another image')
-    packages: tuple[str, ...] = key(STRS, "packages emerged into the image root", (), each=checks.atom,
-                                    hint="write e.g. sys-apps/busybox or >=sys-apps/s6-2.11",
-                                    example=["app-misc/hello"])
-    tags: tuple[str, ...] = key(STRS, "the image's tags", (), each=checks.tag, check=checks.not_empty("tags"),
-                                default_doc="the namespace's [output] tags")
-    mask: tuple[str, ...] = key(STRS, "package.mask entries", (), each=checks.atom,
-                                example=[">=app-misc/hello-2"])
+    parent: str = key(
+        STR,
+        'the image this one is built on: another image of the namespace, or "scratch"',
+        hint='set parent = "scratch" or the name of another image',
+    )
+    packages: tuple[str, ...] = key(
+        STRS,
+        "packages emerged into the image root",
+        (),
+        each=checks.atom,
+        hint="write e.g. sys-apps/busybox or >=sys-apps/s6-2.11",
+        example=["app-misc/hello"],
+    )
+    tags: tuple[str, ...] = key(
+        STRS,
+        "the image's tags",
+        (),
+        each=checks.tag,
+        check=checks.not_empty("tags"),
+        default_doc="the namespace's [output] tags",
+    )
+    mask: tuple[str, ...] = key(
+        STRS, "package.mask entries", (), each=checks.atom, example=[">=app-misc/hello-2"]
+    )
     unmask: tuple[str, ...] = key(STRS, "package.unmask entries", (), each=checks.atom)
     provided: tuple[str, ...] = key(
-        STRS, "package.provided entries: emerge takes them as installed though the image lacks them. "
+        STRS,
+        "package.provided entries: emerge takes them as installed though the image lacks them. "
         "category/name (the tree's best visible version, resolved in the builder) or "
-        "category/name-VERSION. Children inherit them", (), each=checks.provided_entry,
-        example=["dev-lang/perl"])
+        "category/name-VERSION. Children inherit them",
+        (),
+        each=checks.provided_entry,
+        example=["dev-lang/perl"],
+    )
     unprovided: tuple[str, ...] = key(
-        STRS, "category/name: drop what the parents would put in package.provided (their packages and "
-        "their `provided`), so that emerge installs it again, in this image", (), each=checks.cp,
-        example=["sys-apps/busybox"])
+        STRS,
+        "category/name: drop what the parents would put in package.provided (their packages and "
+        "their `provided`), so that emerge installs it again, in this image",
+        (),
+        each=checks.cp,
+        example=["sys-apps/busybox"],
+    )
     uninstall: tuple[str, ...] = key(
-        STRS, "category/name: unmerged from the image root after emerge and post_emerge (files and "
+        STRS,
+        "category/name: unmerged from the image root after emerge and post_emerge (files and "
         "/var/db/pkg entry), with portage's own unmerge; only packages this image's emerge installed",
-        (), each=checks.cp, example=["dev-build/make"])
-    force_uninstall: bool = key(BOOL, "uninstall even what an installed package still needs (else that is "
-                                "an error naming the package)", False)
+        (),
+        each=checks.cp,
+        example=["dev-build/make"],
+    )
+    force_uninstall: bool = key(
+        BOOL,
+        "uninstall even what an installed package still needs (else that is an error naming the package)",
+        False,
+    )
     runtime_libs: tuple[str, ...] = key(
-        STRS, "shared libraries copied from the builder's installed packages into the directory of the "
+        STRS,
+        "shared libraries copied from the builder's installed packages into the directory of the "
         "image's libc.so.6 (e.g. gcc's, which glibc loads for pthread_cancel); the SBOM lists them as "
-        "files of the builder's package, with its version", (), each=checks.soname,
-        example=["libgcc_s.so.1", "libstdc++.so.6"])
+        "files of the builder's package, with its version",
+        (),
+        each=checks.soname,
+        example=["libgcc_s.so.1", "libstdc++.so.6"],
+    )
     package_settings: tuple[PackageSettings, ...] = tables(
-        PackageSettings, "Settings of one package (an atom), e.g. [package.\"app-misc/hello\"].", '"ATOM"',
-        toml_name="package", name_check=checks.atom,
-        example={"app-misc/hello": {"use": ["static"]}})
+        PackageSettings,
+        'Settings of one package (an atom), e.g. [package."app-misc/hello"].',
+        '"ATOM"',
+        toml_name="package",
+        name_check=checks.atom,
+        example={"app-misc/hello": {"use": ["static"]}},
+    )
     strip: Strip = section(Strip, Strip.__doc__)
-    hooks: tuple[Hook, ...] = section(HookNames, HookNames.__doc__ + " They run as root with "
-                                      "ROOT=/emerge-root (except configure_builder), CF_PHASE, CF_IMAGE and "
-                                      "CF_NAMESPACE set; a non-zero exit fails the build.")
-    services: tuple[Service, ...] = tables(Service, Service.__doc__, "NAME",
-                                           name_check=checks.name("service"),
-                                           example={"web": {"run": "httpd -f -p 8080"}})
+    hooks: tuple[Hook, ...] = section(
+        HookNames,
+        (HookNames.__doc__ or "") + " They run as root with "
+        "ROOT=/emerge-root (except configure_builder), CF_PHASE, CF_IMAGE and "
+        "CF_NAMESPACE set; a non-zero exit fails the build.",
+    )
+    services: tuple[Service, ...] = tables(
+        Service,
+        Service.__doc__,
+        "NAME",
+        name_check=checks.name("service"),
+        example={"web": {"run": "httpd -f -p 8080"}},
+    )
     config: ImageConfig = section(ImageConfig, ImageConfig.__doc__)
     name: str
     folder: Path

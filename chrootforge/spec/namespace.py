@@ -40,8 +40,9 @@ def load_namespace(folder: str | Path) -> Namespace:
         schema.validate(schema.At(spec, ("output", "prefix")), _key("prefix"), top["prefix"])
     top["prefix"] = top["prefix"].rstrip("/")
 
-    stage3 = Stage3Source(**schema.read(spec, ("stage3",), schema.subtable(spec, (), data, "stage3"),
-                                        Stage3Source))
+    stage3 = Stage3Source(
+        **schema.read(spec, ("stage3",), schema.subtable(spec, (), data, "stage3"), Stage3Source)
+    )
     if stage3.path and stage3.mirrors:
         raise spec.error(("stage3", "mirror"), "give either [stage3] path or mirror, not both")
     tree = _tree(spec, schema.subtable(spec, (), data, "tree"))
@@ -52,10 +53,21 @@ def load_namespace(folder: str | Path) -> Namespace:
         if repo == tree.name:
             raise spec.error(("repos", repo), f"repo '{repo}' clashes with the [tree] name")
     make_conf = dict(DEFAULT_MAKE_CONF)
-    make_conf.update(schema.read_map(spec, ("make_conf",), schema.subtable(spec, (), data, "make_conf"),
-                                     sections["make_conf"]))
-    return Namespace(**top, stage3=stage3, tree=tree, repos=repos, make_conf=make_conf,
-                     root=folder.resolve(), spec_path=spec.path, text=spec.text)
+    make_conf.update(
+        schema.read_map(
+            spec, ("make_conf",), schema.subtable(spec, (), data, "make_conf"), sections["make_conf"]
+        )
+    )
+    return Namespace(
+        **top,
+        stage3=stage3,
+        tree=tree,
+        repos=repos,
+        make_conf=make_conf,
+        root=folder.resolve(),
+        spec_path=spec.path,
+        text=spec.text,
+    )
 
 
 def _key(field: str) -> schema.Key:
@@ -68,8 +80,11 @@ def _tree(spec: source.SpecFile, table: dict) -> TreeSource:
     if path and snapshot:
         raise spec.error(("tree", "snapshot"), "give either [tree] path or snapshot, not both")
     if not path and not snapshot:
-        raise spec.error(("tree",), "[tree] needs a path (a repository directory) or a snapshot "
-                         "(\"latest\", a date YYYYMMDD, or a file)")
+        raise spec.error(
+            ("tree",),
+            "[tree] needs a path (a repository directory) or a snapshot "
+            '("latest", a date YYYYMMDD, or a file)',
+        )
     if snapshot and snapshot != "latest" and not re.fullmatch(r"\d{8}", snapshot):
         values["snapshot_path"] = schema.expand_path(schema.At(spec, ("tree", "snapshot")), snapshot)
         values["snapshot"] = None

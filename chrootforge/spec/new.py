@@ -32,13 +32,19 @@ def new_namespace(folder: Path) -> Path:
     _refuse_existing(path)
     # As examples/gentoo: emerge downloads distfiles (network host), and portage's own namespace
     # sandboxes are off (the build already runs in namespaces).
-    values = {("tree", "snapshot"): "latest", ("build", "network"): "host",
-              ("make_conf", "FEATURES"): "-ipc-sandbox -network-sandbox -pid-sandbox"}
-    text = scaffold.render(Namespace, values,
-                           f"chrootforge.toml of the namespace {folder.name}, written by `chrootforge new`. "
-                           "As it is, it builds from Gentoo's latest amd64 openrc stage3 and tree "
-                           "snapshot, downloaded and verified against the pinned release keys.",
-                           shown={("name",): folder.name, ("output", "prefix"): f"localhost/{folder.name}"})
+    values: dict[tuple[str, ...], object] = {
+        ("tree", "snapshot"): "latest",
+        ("build", "network"): "host",
+        ("make_conf", "FEATURES"): "-ipc-sandbox -network-sandbox -pid-sandbox",
+    }
+    text = scaffold.render(
+        Namespace,
+        values,
+        f"chrootforge.toml of the namespace {folder.name}, written by `chrootforge new`. "
+        "As it is, it builds from Gentoo's latest amd64 openrc stage3 and tree "
+        "snapshot, downloaded and verified against the pinned release keys.",
+        shown={("name",): folder.name, ("output", "prefix"): f"localhost/{folder.name}"},
+    )
     folder.mkdir(parents=True, exist_ok=True)
     _write(path, text)
     try:
@@ -60,8 +66,10 @@ def new_image(target: Path, parent: str | None, packages: list[str]) -> Path:
     available = image_names(ns)
     if parent != SCRATCH and parent not in available:
         close = source.suggest(parent, available + [SCRATCH])
-        raise UsageError(f"--parent {parent}: no such image in {ns.root}",
-                         hint=f"did you mean '{close}'?" if close else f"images: {', '.join(available) or 'none'}")
+        raise UsageError(
+            f"--parent {parent}: no such image in {ns.root}",
+            hint=f"did you mean '{close}'?" if close else f"images: {', '.join(available) or 'none'}",
+        )
     if parent == name:
         raise UsageError(f"image '{name}' cannot be its own parent")
     for atom in packages:
@@ -73,9 +81,14 @@ def new_image(target: Path, parent: str | None, packages: list[str]) -> Path:
     values: dict[tuple[str, ...], object] = {("parent",): parent}
     if packages:
         values[("packages",)] = packages
-    text = scaffold.render(Image, values, f"image.toml of {ns.name}/{name}, written by `chrootforge new`. "
-                           f"Build it with: chrootforge build {ns.root.name}/{name}",
-                           shown={("tags",): list(ns.tags)}, example_names={"package": packages[0]} if packages else None)
+    text = scaffold.render(
+        Image,
+        values,
+        f"image.toml of {ns.name}/{name}, written by `chrootforge new`. "
+        f"Build it with: chrootforge build {ns.root.name}/{name}",
+        shown={("tags",): list(ns.tags)},
+        example_names={"package": packages[0]} if packages else None,
+    )
     created = not target.exists()
     target.mkdir(exist_ok=True)
     _write(path, text)
@@ -91,8 +104,9 @@ def new_image(target: Path, parent: str | None, packages: list[str]) -> Path:
 
 def _refuse_existing(path: Path) -> None:
     if path.exists() or path.is_symlink():
-        raise UsageError(f"{path} exists: chrootforge new does not overwrite it",
-                         hint="edit it, or remove it first")
+        raise UsageError(
+            f"{path} exists: chrootforge new does not overwrite it", hint="edit it, or remove it first"
+        )
 
 
 def _write(path: Path, text: str) -> None:

@@ -13,8 +13,10 @@ from pathlib import Path
 from chrootforge.spec import schema
 from chrootforge.spec.model import Image, Namespace
 
-BEGIN = "<!-- BEGIN spec keys: generated from chrootforge/spec/model.py by " \
-        "`python -m chrootforge.spec.reference docs/pipeline.md` -->"
+BEGIN = (
+    "<!-- BEGIN spec keys: generated from chrootforge/spec/model.py by "
+    "`python -m chrootforge.spec.reference docs/pipeline.md` -->"
+)
 END = "<!-- END spec keys -->"
 FILES = (("Namespace", "chrootforge.toml", Namespace), ("Image", "image.toml", Image))
 
@@ -30,7 +32,7 @@ def _table_md(table: schema.Table) -> list[str]:
     if table.help:
         out += [table.help, ""]
     if table.shape == "map":
-        out += [f"Each key is a {table.decl.label}, each value a {table.decl.value.toml}.", ""]
+        out += [f"Each key is a {table.section.label}, each value a {table.section.value_kind.toml}.", ""]
         return out
     out += ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
     for k in table.keys:
@@ -56,7 +58,7 @@ def replace_block(text: str) -> str:
     start, end = text.find(BEGIN), text.find(END)
     if start < 0 or end < start:
         raise ValueError("the BEGIN/END spec keys markers are missing")
-    return text[:start] + render() + text[end + len(END):]
+    return text[:start] + render() + text[end + len(END) :]
 
 
 def main(argv: list[str]) -> int:
@@ -70,8 +72,11 @@ def main(argv: list[str]) -> int:
     new = replace_block(text)
     if check:
         if new != text:
-            print(f"{path}: the spec key reference is out of date; run "
-                  f"python -m chrootforge.spec.reference {path}", file=sys.stderr)
+            print(
+                f"{path}: the spec key reference is out of date; run "
+                f"python -m chrootforge.spec.reference {path}",
+                file=sys.stderr,
+            )
             return 1
         return 0
     if new != text:

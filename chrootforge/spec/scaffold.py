@@ -14,8 +14,9 @@ WIDTH = 100
 
 
 def _comment(text: str, prefix: str = "# ") -> list[str]:
-    return textwrap.wrap(text, WIDTH - len(prefix), initial_indent=prefix, subsequent_indent=prefix,
-                         break_on_hyphens=False)
+    return textwrap.wrap(
+        text, WIDTH - len(prefix), initial_indent=prefix, subsequent_indent=prefix, break_on_hyphens=False
+    )
 
 
 def _key_lines(k: schema.Key, path: tuple[str, ...], values: dict, shown: dict) -> list[str]:
@@ -29,8 +30,14 @@ def _key_lines(k: schema.Key, path: tuple[str, ...], values: dict, shown: dict) 
     return out
 
 
-def render(model: type, values: dict[tuple[str, ...], object], title: str, *,
-           shown: dict[tuple[str, ...], object] | None = None, example_names: dict[str, str] | None = None) -> str:
+def render(
+    model: type,
+    values: dict[tuple[str, ...], object],
+    title: str,
+    *,
+    shown: dict[tuple[str, ...], object] | None = None,
+    example_names: dict[str, str] | None = None,
+) -> str:
     """The file for `model` (Namespace or Image).
 
     `values` maps key paths, e.g. ("tree", "snapshot") or ("make_conf", "FEATURES"), to the values
@@ -39,8 +46,9 @@ def render(model: type, values: dict[tuple[str, ...], object], title: str, *,
     """
     shown = shown or {}
     out = _comment(title)
-    out += _comment("Commented-out keys show their default or an example; docs/pipeline.md describes "
-                    "every key.")
+    out += _comment(
+        "Commented-out keys show their default or an example; docs/pipeline.md describes every key."
+    )
     for table in schema.tables_of(model):
         out.append("")
         if table.name:
@@ -49,15 +57,15 @@ def render(model: type, values: dict[tuple[str, ...], object], title: str, *,
             given = {path[1]: v for path, v in values.items() if len(path) == 2 and path[0] == table.name}
             out.append(("" if given else "#") + f"[{table.name}]")
             for name, value in given.items():
-                out.append(f"{schema.quote_key(name)} = {table.decl.value.literal(value)}")
-            for name, value in (table.decl.example or {}).items():
+                out.append(f"{schema.quote_key(name)} = {table.section.value_kind.literal(value)}")
+            for name, value in (table.section.example or {}).items():
                 if name not in given:
-                    out.append(f"#{schema.quote_key(name)} = {table.decl.value.literal(value)}")
+                    out.append(f"#{schema.quote_key(name)} = {table.section.value_kind.literal(value)}")
             continue
         if table.shape == "tables":
-            examples = table.decl.example or {}
+            examples = table.section.example or {}
             name = (example_names or {}).get(table.name) or next(iter(examples), "NAME")
-            example = next(iter(examples.values()), {})
+            example: dict = next(iter(examples.values()), {})
             out.append("#" + table.header(name))
             for k in table.keys:
                 out += _comment(k.help)

@@ -24,7 +24,7 @@ from chrootforge.errors import UsageError
 from chrootforge.spec import source
 from chrootforge.spec.source import SpecFile
 
-REQUIRED = object()        # the default of a key that must be given
+REQUIRED = object()  # the default of a key that must be given
 _META = "chrootforge.spec"
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -36,7 +36,7 @@ Check = Callable[[object], "str | None"]
 @dataclass(frozen=True)
 class At:
     spec: SpecFile
-    path: tuple[str, ...]            # the key path in the file, e.g. ("config", "ports")
+    path: tuple[str, ...]  # the key path in the file, e.g. ("config", "ports")
 
     @property
     def name(self) -> str:
@@ -54,7 +54,7 @@ class At:
 
 # -- value kinds: TOML type -> Python value ------------------------------------------------------
 class Kind:
-    toml = "value"                   # the type, as the docs name it
+    toml = "value"  # the type, as the docs name it
 
     def convert(self, at: At, value):
         raise NotImplementedError
@@ -120,7 +120,9 @@ class StrList(Kind):
             raise at.bad("a list of strings", value)
         for item in value:
             if not isinstance(item, str):
-                raise at.error(f"'{at.name}' must be a list of strings, not a list with {type(item).__name__}")
+                raise at.error(
+                    f"'{at.name}' must be a list of strings, not a list with {type(item).__name__}"
+                )
         if self.words:
             return tuple(word for v in value for word in v.split())
         return tuple(value)
@@ -186,8 +188,10 @@ def expand_path(at: At, value: str) -> Path:
     def var(match):
         name = match.group(1)
         if name not in os.environ:
-            raise at.error(f"${{{name}}} is not set in the environment",
-                           hint=f"export {name}=... or give the path directly")
+            raise at.error(
+                f"${{{name}}} is not set in the environment",
+                hint=f"export {name}=... or give the path directly",
+            )
         return os.environ[name]
 
     path = Path(os.path.expanduser(_VAR_RE.sub(var, value)))
@@ -202,14 +206,14 @@ class Key:
     kind: Kind
     help: str
     default: object = REQUIRED
-    each: Check | None = None           # checks every string of a list (or the string itself)
-    check: Check | None = None          # checks the converted value
-    hint: str | None = None             # the remedy shown with a failed check
-    toml_name: str | None = None        # the key in the file, when it differs from the field
-    section: str = ""                   # the table of a model that spans several (the namespace)
-    example: object = None              # what `chrootforge new` shows for it (else the default)
-    default_doc: str | None = None      # the default in words, when other values decide it
-    name: str = ""                      # filled in by keys_of()
+    each: Check | None = None  # checks every string of a list (or the string itself)
+    check: Check | None = None  # checks the converted value
+    hint: str | None = None  # the remedy shown with a failed check
+    toml_name: str | None = None  # the key in the file, when it differs from the field
+    section: str = ""  # the table of a model that spans several (the namespace)
+    example: object = None  # what `chrootforge new` shows for it (else the default)
+    default_doc: str | None = None  # the default in words, when other values decide it
+    name: str = ""  # filled in by keys_of()
     field: str = ""
 
     @property
@@ -231,16 +235,29 @@ class Section:
     """A field holding a TOML table: one model (`table`), a model per name (`tables`, e.g.
     [package."ATOM"]) or free names with one kind of value (`map`, e.g. [repos])."""
 
-    shape: str                          # "table" | "tables" | "map"
+    shape: str  # "table" | "tables" | "map"
     help: str
-    model: type | None = None           # the model of the table's keys (table, tables)
-    value: Kind | None = None           # the kind of every value (map)
-    label: str = ""                     # what the names are (tables, map), e.g. "ATOM"
-    name_check: Check | None = None     # checks every name (tables, map)
-    example: dict | None = None         # shown by `chrootforge new` (tables, map)
+    model: type | None = None  # the model of the table's keys (table, tables)
+    value: Kind | None = None  # the kind of every value (map)
+    label: str = ""  # what the names are (tables, map), e.g. "ATOM"
+    name_check: Check | None = None  # checks every name (tables, map)
+    example: dict | None = None  # shown by `chrootforge new` (tables, map)
     toml_name: str | None = None
     name: str = ""
     field: str = ""
+
+    # The shape decides which of model/value is set; these read the one the shape promises.
+    @property
+    def table_model(self) -> type:
+        if self.model is None:
+            raise TypeError(f"section {self.name!r} ({self.shape}) has no model")
+        return self.model
+
+    @property
+    def value_kind(self) -> Kind:
+        if self.value is None:
+            raise TypeError(f"section {self.name!r} ({self.shape}) has no value kind")
+        return self.value
 
 
 def key(kind: Kind, help: str, default: object = REQUIRED, **options):
@@ -251,21 +268,25 @@ def key(kind: Kind, help: str, default: object = REQUIRED, **options):
     return dataclasses.field(default=default, metadata=meta)
 
 
-def section(model: type, help: str, **options):
-    """A field holding one [table] whose keys `model` declares; absent = all defaults."""
-    return dataclasses.field(default=None, metadata={_META: Section("table", help, model=model, **options)})
+def section(model: type, help: str | None, **options):
+    """A field holding one [table] whose keys `model` declares; absent = all defaults.
+    (help is often a model's __doc__, which is typed Optional.)"""
+    section = Section("table", help or "", model=model, **options)
+    return dataclasses.field(default=None, metadata={_META: section})
 
 
-def tables(model: type, help: str, label: str, **options):
+def tables(model: type, help: str | None, label: str, **options):
     """A field holding a table per name ([package."ATOM"]), each with `model`'s keys."""
-    return dataclasses.field(default=(), metadata={_META: Section("tables", help, model=model, label=label,
-                                                                  **options)})
+    return dataclasses.field(
+        default=(), metadata={_META: Section("tables", help or "", model=model, label=label, **options)}
+    )
 
 
 def table_map(value: Kind, help: str, label: str, **options):
     """A field holding a table of free names, each with a value of `value`'s kind ([repos])."""
-    return dataclasses.field(default_factory=dict,
-                             metadata={_META: Section("map", help, value=value, label=label, **options)})
+    return dataclasses.field(
+        default_factory=dict, metadata={_META: Section("map", help, value=value, label=label, **options)}
+    )
 
 
 def declared(model: type) -> list[Key | Section]:
@@ -312,8 +333,10 @@ def read(spec: SpecFile, path: tuple[str, ...], table: dict, model: type, table_
     for k in keys_of(model, table_name):
         if k.name not in table:
             if k.required:
-                raise at.error(f"missing key '{k.name}'" + (f" in [{'.'.join(path)}]" if path else ""),
-                               hint=k.hint or f"{k.name}: {k.help}")
+                raise at.error(
+                    f"missing key '{k.name}'" + (f" in [{'.'.join(path)}]" if path else ""),
+                    hint=k.hint or f"{k.name}: {k.help}",
+                )
             # A path's default is relative to the spec file, like a given path.
             relative = isinstance(k.kind, PathKind) and isinstance(k.default, str)
             out[k.field] = k.kind.convert(at.child(k.name), k.default) if relative else k.default
@@ -354,11 +377,13 @@ def read_map(spec: SpecFile, path: tuple[str, ...], table: dict, sec: Section) -
             problem = sec.name_check(name)
             if problem:
                 raise at.error(problem)
-        out[name] = sec.value.convert(at, value)
+        out[name] = sec.value_kind.convert(at, value)
     return out
 
 
-def read_tables(spec: SpecFile, path: tuple[str, ...], table: dict, sec: Section) -> Iterator[tuple[str, dict]]:
+def read_tables(
+    spec: SpecFile, path: tuple[str, ...], table: dict, sec: Section
+) -> Iterator[tuple[str, dict]]:
     """A `tables` section: (name, {field: value}) for every named table."""
     for name, value in table.items():
         at = At(spec, (*path, name))
@@ -367,9 +392,9 @@ def read_tables(spec: SpecFile, path: tuple[str, ...], table: dict, sec: Section
             if problem:
                 raise at.error(problem)
         if not isinstance(value, dict):
-            allowed = ", ".join(allowed_names(sec.model))
+            allowed = ", ".join(allowed_names(sec.table_model))
             raise at.error(f"[{sec.name}.{quote_key(name)}] must be a table with {allowed}")
-        yield name, read(spec, at.path, value, sec.model)
+        yield name, read(spec, at.path, value, sec.table_model)
 
 
 # -- TOML text ---------------------------------------------------------------------------------------
@@ -398,19 +423,25 @@ def toml_literal(value) -> str:
 # -- the tables of a file, in order (for the docs and `chrootforge new`) ------------------------------
 @dataclass(frozen=True)
 class Table:
-    name: str                          # "" (top level), "strip", "output", "package", ...
+    name: str  # "" (top level), "strip", "output", "package", ...
     help: str
-    keys: tuple[Key, ...]              # table, tables: the keys of each table
-    decl: Section | None = None        # None: the top level, or a table of a flat model ([output])
+    keys: tuple[Key, ...]  # table, tables: the keys of each table
+    decl: Section | None = None  # None: the top level, or a table of a flat model ([output])
 
     @property
     def shape(self) -> str:
         return self.decl.shape if self.decl else "table"
 
+    @property
+    def section(self) -> Section:
+        if self.decl is None:
+            raise TypeError(f"table [{self.name}] is not a declared section")
+        return self.decl
+
     def header(self, name: str | None = None) -> str:
         """`[strip]`, `[package."ATOM"]` (or with `name` for the ATOM)."""
         if self.shape == "tables":
-            label = quote_key(name) if name else self.decl.label
+            label = quote_key(name) if name else self.section.label
             return f"[{self.name}.{label}]"
         return f"[{self.name}]"
 

@@ -62,7 +62,7 @@ def _key_lines(text: str) -> dict[tuple[str, ...], int]:
             path = table + split_key(keyline.group(1))
             for i in range(len(table) + 1, len(path) + 1):
                 found.setdefault(path[:i], number)
-            rest = line[keyline.end():]
+            rest = line[keyline.end() :]
             for quote in ('"""', "'''"):
                 if rest.count(quote) == 1:
                     in_multiline = quote
@@ -112,12 +112,15 @@ def load(path: str | Path) -> SpecFile:
         if pos:
             line, col = pos.group(1), pos.group(2)
             message = _POS_RE.sub("", message).strip()
-            raise UsageError(f"{path}:{line}:{col}: TOML syntax error: {message}",
-                             hint="see https://toml.io for the syntax") from None
+            raise UsageError(
+                f"{path}:{line}:{col}: TOML syntax error: {message}",
+                hint="see https://toml.io for the syntax",
+            ) from None
         if "end of document" in message:  # tomllib gives no position there: it is the last line
             line = text.count("\n") + 1
-            raise UsageError(f"{path}:{line}: TOML syntax error: {message}",
-                             hint="an unclosed [ { or string?") from None
+            raise UsageError(
+                f"{path}:{line}: TOML syntax error: {message}", hint="an unclosed [ { or string?"
+            ) from None
         raise UsageError(f"{path}: TOML syntax error: {message}") from None
     return SpecFile(path, text, data)
 

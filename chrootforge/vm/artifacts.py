@@ -79,8 +79,10 @@ def ensure(recipe: rcp.Recipe | None = None) -> Artifacts:
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise CfError(f"cannot create the VM cache {root}: {err.strerror}",
-                      hint="set CHROOTFORGE_VM_ARTIFACTS or XDG_CACHE_HOME to a writable directory") from None
+        raise CfError(
+            f"cannot create the VM cache {root}: {err.strerror}",
+            hint="set CHROOTFORGE_VM_ARTIFACTS or XDG_CACHE_HOME to a writable directory",
+        ) from None
     with file_lock(root / f".{key}.lock"):
         found = _load(entry, key)  # another process may have built it while we waited
         if found:
@@ -109,8 +111,10 @@ def _build(recipe: rcp.Recipe, tmp: Path) -> dict:
     work.mkdir(parents=True)
     build_log = tmp / "build.log"
     mode = rootfs_mode()
-    log.info(f"vm: building the guest ({recipe.kernel_package}, {recipe.suite} root by mmdebstrap "
-             f"--mode={mode}); once per recipe, log in {build_log}")
+    log.info(
+        f"vm: building the guest ({recipe.kernel_package}, {recipe.suite} root by mmdebstrap "
+        f"--mode={mode}); once per recipe, log in {build_log}"
+    )
     seconds = {}
     started = time.monotonic()
     build_kernel(recipe, guest, work, tmp, build_log)
@@ -121,5 +125,11 @@ def _build(recipe: rcp.Recipe, tmp: Path) -> dict:
     seconds["rootfs"] = round(time.monotonic() - started, 1)
     log.info(f"vm: [2/2] root image ready ({seconds['rootfs']}s)")
     sizes = {name: (tmp / name).stat().st_size for name in FILES}
-    return {"key": recipe.key(), "recipe": json.loads(json.dumps(recipe.__dict__)), "mode": mode,
-            "seconds": seconds, "sizes": sizes, "built": int(time.time())}
+    return {
+        "key": recipe.key(),
+        "recipe": json.loads(json.dumps(recipe.__dict__)),
+        "mode": mode,
+        "seconds": seconds,
+        "sizes": sizes,
+        "built": int(time.time()),
+    }

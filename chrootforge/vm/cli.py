@@ -28,25 +28,53 @@ def parse_size(text: str, what: str, default_unit: str = "") -> int:
 def register(sub) -> None:
     import argparse
 
-    vm = sub.add_parser("vm", help="a throwaway QEMU guest (no network device) for jobs and builds",
-                        description="Run commands in a fresh QEMU guest built from Debian's packages "
-                                    "without root (see vm/README.md).")
+    vm = sub.add_parser(
+        "vm",
+        help="a throwaway QEMU guest (no network device) for jobs and builds",
+        description="Run commands in a fresh QEMU guest built from Debian's packages "
+        "without root (see vm/README.md).",
+    )
     vsub = vm.add_subparsers(dest="vm_command", metavar="SUBCOMMAND")
     vsub.required = True
-    run = vsub.add_parser("run", help="run CMD as the unprivileged guest user in a fresh guest",
-                          usage="%(prog)s [--share SRC:DST[:ro]]... [--timeout S] [--memory M] -- CMD...")
-    run.add_argument("--share", action="append", default=[], metavar="SRC:DST[:ro]",
-                     help="share a host directory at DST in the guest over 9p (repeatable)")
-    run.add_argument("--timeout", type=float, default=3600.0, metavar="S",
-                     help="stop the guest after S seconds: no status is an error (default 3600)")
-    run.add_argument("--memory", default="2048M", metavar="M", help="guest memory (default 2048M; MiB "
-                     "unless a unit is given)")
+    run = vsub.add_parser(
+        "run",
+        help="run CMD as the unprivileged guest user in a fresh guest",
+        usage="%(prog)s [--share SRC:DST[:ro]]... [--timeout S] [--memory M] -- CMD...",
+    )
+    run.add_argument(
+        "--share",
+        action="append",
+        default=[],
+        metavar="SRC:DST[:ro]",
+        help="share a host directory at DST in the guest over 9p (repeatable)",
+    )
+    run.add_argument(
+        "--timeout",
+        type=float,
+        default=3600.0,
+        metavar="S",
+        help="stop the guest after S seconds: no status is an error (default 3600)",
+    )
+    run.add_argument(
+        "--memory",
+        default="2048M",
+        metavar="M",
+        help="guest memory (default 2048M; MiB unless a unit is given)",
+    )
     run.add_argument("--scratch", metavar="SIZE", help="attach a sparse ext4 disk of SIZE at /scratch")
-    run.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
-                     help="set a variable for CMD (the environment starts clean)")
+    run.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a variable for CMD (the environment starts clean)",
+    )
     run.add_argument("--cwd", default="/home/cf", metavar="DIR", help="working directory in the guest")
-    run.add_argument("--root", action="store_true",
-                     help="run CMD as the guest's root (to change kernel settings; the user is `cf`)")
+    run.add_argument(
+        "--root",
+        action="store_true",
+        help="run CMD as the guest's root (to change kernel settings; the user is `cf`)",
+    )
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD...")
     run.set_defaults(func=_run)
     prep = vsub.add_parser("prepare", help="build (or find) the guest artifacts and print where they are")
@@ -70,7 +98,9 @@ def _run(args) -> int:
     if not command:
         raise UsageError("vm run: no command given", hint="chrootforge vm run [options] -- CMD...")
     if "=" in command[0]:
-        raise UsageError(f"vm run: the command {command[0]!r} holds '='", hint="use --env NAME=VALUE for variables")
+        raise UsageError(
+            f"vm run: the command {command[0]!r} holds '='", hint="use --env NAME=VALUE for variables"
+        )
     env = []
     for item in args.env:
         name, sep, value = item.partition("=")
@@ -91,10 +121,19 @@ def _run(args) -> int:
     scratch = parse_size(args.scratch, "--scratch", "G") if args.scratch else None
     uid, gid = guest_ids(os.getuid(), os.getgid())
     source = Share(SOURCE_ROOT, SOURCE_MOUNT, True)
-    job = Job(argv=tuple(command), uid=uid, gid=gid, as_root=args.root, cwd=args.cwd,
-              env=(*pycache_env(SOURCE_ROOT), *env),
-              shares=(source, *shares))
-    result = runner.run_job(job, runner.Resources(timeout=args.timeout, memory_mb=memory, scratch_bytes=scratch))
+    job = Job(
+        argv=tuple(command),
+        uid=uid,
+        gid=gid,
+        as_root=args.root,
+        cwd=args.cwd,
+        env=(*pycache_env(SOURCE_ROOT), *env),
+        shares=(source, *shares),
+    )
+    result = runner.run_job(
+        job, runner.Resources(timeout=args.timeout, memory_mb=memory, scratch_bytes=scratch)
+    )
+    assert result.status is not None  # run_job raises for a result without one
     return result.status
 
 

@@ -22,7 +22,7 @@ GUEST_USER_UID = 1000  # the guest user's uid when the host caller is root
 @dataclass(frozen=True)
 class Job:
     argv: tuple[str, ...]
-    uid: int                      # the guest user's ids (the host caller's, 1000 for root)
+    uid: int  # the guest user's ids (the host caller's, 1000 for root)
     gid: int
     as_root: bool = False
     cwd: str = "/home/cf"
@@ -50,8 +50,13 @@ def share_tag(index: int) -> str:
 def command_argv(job: Job) -> list[str]:
     """The command with a clean environment: `env -i HOME=... PATH=... NAME=VALUE... CMD...`."""
     home = "/root" if job.as_root else "/home/cf"
-    base = {"HOME": home, "PATH": GUEST_PATH, "LANG": "C.UTF-8", "USER": "root" if job.as_root else "cf",
-            "CHROOTFORGE_VM_GUEST": "1"}
+    base = {
+        "HOME": home,
+        "PATH": GUEST_PATH,
+        "LANG": "C.UTF-8",
+        "USER": "root" if job.as_root else "cf",
+        "CHROOTFORGE_VM_GUEST": "1",
+    }
     for name, _ in job.env:
         if not _ENV_NAME.match(name):
             raise ValueError(f"bad environment variable name {name!r}")
@@ -63,11 +68,19 @@ def command_argv(job: Job) -> list[str]:
 
 def job_script(job: Job) -> str:
     q = shlex.quote
-    lines = ["# chrootforge vm job (sourced by /usr/lib/chrootforge-vm/guest-init)",
-             f"CF_UID={int(job.uid)}", f"CF_GID={int(job.gid)}", f"CF_AS_ROOT={1 if job.as_root else 0}",
-             f"CF_CWD={q(job.cwd)}", "cf_mounts() {", "    :"]
-    lines += [f"    cf_share {share_tag(i)} {'ro' if s.readonly else 'rw'} {q(s.dest)}"
-              for i, s in enumerate(job.shares)]
+    lines = [
+        "# chrootforge vm job (sourced by /usr/lib/chrootforge-vm/guest-init)",
+        f"CF_UID={int(job.uid)}",
+        f"CF_GID={int(job.gid)}",
+        f"CF_AS_ROOT={1 if job.as_root else 0}",
+        f"CF_CWD={q(job.cwd)}",
+        "cf_mounts() {",
+        "    :",
+    ]
+    lines += [
+        f"    cf_share {share_tag(i)} {'ro' if s.readonly else 'rw'} {q(s.dest)}"
+        for i, s in enumerate(job.shares)
+    ]
     lines += ["}", "set -- " + " ".join(q(arg) for arg in command_argv(job))]
     return "\n".join(lines) + "\n"
 

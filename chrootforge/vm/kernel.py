@@ -25,18 +25,26 @@ def run_logged(argv: list[str], log: Path, cwd: Path | None = None, what: str = 
 
     The step gets SIGTERM if chrootforge dies (mmdebstrap then cleans up after itself)."""
     if shutil.which(argv[0]) is None:
-        raise CfError(f"{argv[0]} is not installed ({what or 'building the VM guest'})",
-                      hint="scripts/bootstrap installs what the guest build needs (mmdebstrap, "
-                           "squashfs-tools-ng, kmod, e2fsprogs, qemu-system-x86)")
+        raise CfError(
+            f"{argv[0]} is not installed ({what or 'building the VM guest'})",
+            hint="scripts/bootstrap installs what the guest build needs (mmdebstrap, "
+            "squashfs-tools-ng, kmod, e2fsprogs, qemu-system-x86)",
+        )
     with open(log, "ab") as handle:
         handle.write(f"$ {' '.join(argv)}\n".encode())
         handle.flush()
-        proc = subprocess.run(["setpriv", "--pdeathsig", "TERM", "--", *argv], cwd=cwd, stdout=handle,
-                              stderr=subprocess.STDOUT, check=False)
+        proc = subprocess.run(
+            ["setpriv", "--pdeathsig", "TERM", "--", *argv],
+            cwd=cwd,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
     if proc.returncode != 0:
         tail = log.read_text(errors="replace").splitlines()[-15:]
-        raise CfError(f"{what or argv[0]} failed (exit {proc.returncode}); log {log}:\n    "
-                      + "\n    ".join(tail))
+        raise CfError(
+            f"{what or argv[0]} failed (exit {proc.returncode}); log {log}:\n    " + "\n    ".join(tail)
+        )
 
 
 def download(packages: list[str], dest: Path, log: Path) -> list[Path]:
@@ -70,8 +78,10 @@ def extract_vmlinux(bzimage: bytes) -> bytes:
         if decomp.eof and data.startswith(b"\x7fELF"):
             return data
         offset = bzimage.find(XZ_MAGIC, offset + 1)
-    raise CfError("no XZ-compressed ELF kernel found in the bzImage",
-                  hint="the guest needs Debian's amd64 kernel (XZ payload, CONFIG_PVH)")
+    raise CfError(
+        "no XZ-compressed ELF kernel found in the bzImage",
+        hint="the guest needs Debian's amd64 kernel (XZ payload, CONFIG_PVH)",
+    )
 
 
 def module_order(root: Path, release: str, names: tuple[str, ...], log: Path) -> list[Path]:
@@ -79,11 +89,17 @@ def module_order(root: Path, release: str, names: tuple[str, ...], log: Path) ->
     run_logged(["depmod", "-b", str(root), release], log, what="depmod")
     order: list[Path] = []
     for name in names:
-        proc = subprocess.run(["modprobe", "-d", str(root), "-S", release, "--show-depends", name],
-                              capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            ["modprobe", "-d", str(root), "-S", release, "--show-depends", name],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if proc.returncode != 0:
-            raise CfError(f"kernel module {name} not found in {release}: {proc.stderr.strip()}",
-                          hint="check vm/modules.txt")
+            raise CfError(
+                f"kernel module {name} not found in {release}: {proc.stderr.strip()}",
+                hint="check vm/modules.txt",
+            )
         for line in proc.stdout.splitlines():
             fields = line.split()
             if fields[:1] == ["insmod"]:
@@ -110,16 +126,22 @@ def cpio_newc(entries: list[tuple[str, int, bytes]]) -> bytes:
 
 def initramfs_entries(busybox: bytes, init: bytes, modules: list[tuple[str, bytes]]) -> list:
     dirs = [(d, stat.S_IFDIR | 0o755, b"") for d in ("bin", "dev", "modules", "proc", "sys")]
-    files = [("bin/busybox", stat.S_IFREG | 0o755, busybox), ("init", stat.S_IFREG | 0o755, init),
-             ("modules.order", stat.S_IFREG | 0o644, "".join(f"{n}\n" for n, _ in modules).encode())]
+    files = [
+        ("bin/busybox", stat.S_IFREG | 0o755, busybox),
+        ("init", stat.S_IFREG | 0o755, init),
+        ("modules.order", stat.S_IFREG | 0o644, "".join(f"{n}\n" for n, _ in modules).encode()),
+    ]
     files += [(f"modules/{name}", stat.S_IFREG | 0o644, data) for name, data in modules]
     return dirs + files
 
 
 def build_kernel(recipe, guest: Path, work: Path, out: Path, log: Path) -> None:
     """out/vmlinux and out/initramfs.cpio from the recipe's kernel and busybox packages."""
-    kdeb, bdeb = download([f"{recipe.kernel_package}={recipe.kernel_version}",
-                           f"busybox-static={recipe.busybox_version}"], work / "debs", log)
+    kdeb, bdeb = download(
+        [f"{recipe.kernel_package}={recipe.kernel_version}", f"busybox-static={recipe.busybox_version}"],
+        work / "debs",
+        log,
+    )
     kroot, broot = work / "kernel", work / "busybox"
     unpack_deb(kdeb, kroot, log)
     unpack_deb(bdeb, broot, log)
@@ -129,8 +151,10 @@ def build_kernel(recipe, guest: Path, work: Path, out: Path, log: Path) -> None:
     modules = module_order(kroot, release, recipe.modules, log)
     if len({m.name for m in modules}) != len(modules):
         raise CfError("two kernel modules of the guest share one file name")
-    entries = initramfs_entries((broot / "bin" / "busybox").read_bytes(),
-                                (guest / "initramfs-init").read_bytes(),
-                                [(m.name, m.read_bytes()) for m in modules])
+    entries = initramfs_entries(
+        (broot / "bin" / "busybox").read_bytes(),
+        (guest / "initramfs-init").read_bytes(),
+        [(m.name, m.read_bytes()) for m in modules],
+    )
     (out / "initramfs.cpio").write_bytes(cpio_newc(entries))
     os.chmod(out / "vmlinux", 0o644)

@@ -50,7 +50,9 @@ def copy_blobs(src: Path, layout: Path) -> int:
                 for chunk in iter(lambda: handle.read(1 << 20), b""):
                     writer.write(chunk)
             if writer.digest != digest:
-                raise CfError(f"a blob the guest built does not match its name: {path.name} is {writer.digest}")
+                raise CfError(
+                    f"a blob the guest built does not match its name: {path.name} is {writer.digest}"
+                )
             writer.commit()
         except BaseException:
             writer.abort()
@@ -62,6 +64,7 @@ def copy_blobs(src: Path, layout: Path) -> int:
 def merged_manifests(host: list[dict], guest: list[dict]) -> list[dict]:
     """The host's descriptors with the guest's: a guest tag replaces the host's descriptor of that tag
     in place; untagged guest descriptors (referrers) are added once."""
+
     def ref(desc: dict) -> str | None:
         return (desc.get("annotations") or {}).get(mt.REF_NAME)
 
@@ -80,7 +83,8 @@ def merge_index(guest_layout: Path, layout: Path) -> list[str]:
         if not oci_layout.blob_path(layout, desc.get("digest", "")).is_file():
             raise CfError(f"the guest's index names {desc.get('digest')!r}, which the host layout lacks")
     oci_layout.update_index(layout, lambda host: merged_manifests(host, guest))
-    return [(d.get("annotations") or {}).get(mt.REF_NAME) for d in guest if (d.get("annotations") or {}).get(mt.REF_NAME)]
+    names = [(d.get("annotations") or {}).get(mt.REF_NAME) for d in guest]
+    return [name for name in names if name]
 
 
 def copy_files(src: Path, dest: Path, replace: bool = True) -> int:

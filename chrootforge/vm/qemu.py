@@ -33,11 +33,11 @@ class Machine:
     stdout_log: Path
     stderr_log: Path
     bios: Path
-    accel: str = "tcg"                   # "tcg" | "kvm"
+    accel: str = "tcg"  # "tcg" | "kvm"
     cpus: int = 1
     memory_mb: int = 2048
     shares: tuple[Share, ...] = ()
-    scratch: Path | None = None          # a raw ext4 image, the guest's /scratch
+    scratch: Path | None = None  # a raw ext4 image, the guest's /scratch
     qemu: str = QEMU
     extra_cmdline: tuple[str, ...] = field(default_factory=tuple)
 
@@ -59,25 +59,62 @@ def find_bios() -> Path:
 
 def argv(m: Machine) -> list[str]:
     cpu = "host" if m.accel == "kvm" else "max"
-    out = [m.qemu, "-nodefaults", "-no-user-config", "-nic", "none", "-display", "none", "-no-reboot",
-           "-M", "q35", "-bios", str(m.bios), "-accel", m.accel, "-cpu", cpu, "-smp", str(m.cpus),
-           "-m", f"{m.memory_mb}M",
-           "-kernel", str(m.kernel), "-initrd", str(m.initramfs),
-           "-append", " ".join((KERNEL_CMDLINE, *m.extra_cmdline))]
+    out = [
+        m.qemu,
+        "-nodefaults",
+        "-no-user-config",
+        "-nic",
+        "none",
+        "-display",
+        "none",
+        "-no-reboot",
+        "-M",
+        "q35",
+        "-bios",
+        str(m.bios),
+        "-accel",
+        m.accel,
+        "-cpu",
+        cpu,
+        "-smp",
+        str(m.cpus),
+        "-m",
+        f"{m.memory_mb}M",
+        "-kernel",
+        str(m.kernel),
+        "-initrd",
+        str(m.initramfs),
+        "-append",
+        " ".join((KERNEL_CMDLINE, *m.extra_cmdline)),
+    ]
     for name, path in (("console", m.console_log), ("stdout", m.stdout_log), ("stderr", m.stderr_log)):
         out += ["-chardev", f"file,id={name},path={_opt(path)}", "-serial", f"chardev:{name}"]
-    out += ["-device", f"isa-debug-exit,iobase={DEBUG_EXIT_PORT:#x},iosize=0x04",
-            "-fw_cfg", f"name=opt/chrootforge/job,file={_opt(m.job_file)}",
-            "-drive", f"file={_opt(m.rootfs)},format=raw,if=none,id=root,readonly=on",
-            "-device", "virtio-blk-pci,drive=root,serial=cfroot"]
+    out += [
+        "-device",
+        f"isa-debug-exit,iobase={DEBUG_EXIT_PORT:#x},iosize=0x04",
+        "-fw_cfg",
+        f"name=opt/chrootforge/job,file={_opt(m.job_file)}",
+        "-drive",
+        f"file={_opt(m.rootfs)},format=raw,if=none,id=root,readonly=on",
+        "-device",
+        "virtio-blk-pci,drive=root,serial=cfroot",
+    ]
     if m.scratch is not None:
-        out += ["-drive", f"file={_opt(m.scratch)},format=raw,if=none,id=scratch,cache=unsafe,discard=unmap",
-                "-device", "virtio-blk-pci,drive=scratch,serial=cfscratch"]
+        out += [
+            "-drive",
+            f"file={_opt(m.scratch)},format=raw,if=none,id=scratch,cache=unsafe,discard=unmap",
+            "-device",
+            "virtio-blk-pci,drive=scratch,serial=cfscratch",
+        ]
     for index, share in enumerate(m.shares):
         tag = share_tag(index)
         fsdev = f"local,id={tag},path={_opt(share.source)},security_model=none,multidevs=remap"
-        out += ["-fsdev", fsdev + (",readonly=on" if share.readonly else ""),
-                "-device", f"virtio-9p-pci,fsdev={tag},mount_tag={tag}"]
+        out += [
+            "-fsdev",
+            fsdev + (",readonly=on" if share.readonly else ""),
+            "-device",
+            f"virtio-9p-pci,fsdev={tag},mount_tag={tag}",
+        ]
     return out
 
 

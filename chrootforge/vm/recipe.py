@@ -52,14 +52,15 @@ class Recipe:
 
 def read_list(text: str) -> tuple[str, ...]:
     """The non-comment words of a list file (one item a line, `#` comments)."""
-    return tuple(line.split("#", 1)[0].strip() for line in text.splitlines()
-                 if line.split("#", 1)[0].strip())
+    return tuple(line.split("#", 1)[0].strip() for line in text.splitlines() if line.split("#", 1)[0].strip())
 
 
 def guest_dir() -> Path:
     if not all((GUEST_DIR / name).is_file() for name in GUEST_FILES):
-        raise CfError(f"the guest files are missing from {GUEST_DIR}",
-                      hint="run chrootforge from a checkout: the VM is built from its vm/ folder")
+        raise CfError(
+            f"the guest files are missing from {GUEST_DIR}",
+            hint="run chrootforge from a checkout: the VM is built from its vm/ folder",
+        )
     return GUEST_DIR
 
 
@@ -77,11 +78,15 @@ def _apt_cache(*args: str) -> str:
     try:
         proc = subprocess.run(["apt-cache", *args], capture_output=True, text=True, check=False)
     except FileNotFoundError:
-        raise CfError("apt-cache is not installed: the VM guest is built from Debian's packages",
-                      hint="run chrootforge vm on a Debian or Ubuntu host (apt, dpkg, mmdebstrap)") from None
+        raise CfError(
+            "apt-cache is not installed: the VM guest is built from Debian's packages",
+            hint="run chrootforge vm on a Debian or Ubuntu host (apt, dpkg, mmdebstrap)",
+        ) from None
     if proc.returncode != 0 or not proc.stdout.strip():
-        raise CfError(f"apt-cache {' '.join(args)} found nothing: {proc.stderr.strip()}",
-                      hint="sudo apt-get update (the guest needs Debian's package lists)")
+        raise CfError(
+            f"apt-cache {' '.join(args)} found nothing: {proc.stderr.strip()}",
+            hint="sudo apt-get update (the guest needs Debian's package lists)",
+        )
     return proc.stdout
 
 
@@ -110,14 +115,18 @@ def apt_stamp() -> str:
         entries = [entry.stat() for entry in APT_LISTS.iterdir() if entry.is_file()]
     except OSError:
         return ""
-    return f"{len(entries)}:{max((e.st_mtime_ns for e in entries), default=0)}:{sum(e.st_size for e in entries)}"
+    return (
+        f"{len(entries)}:{max((e.st_mtime_ns for e in entries), default=0)}:{sum(e.st_size for e in entries)}"
+    )
 
 
 def _apt_packages() -> dict[str, str]:
     kernel = parse_depends(_apt_cache("depends", KERNEL_META), "linux-image-")
-    return {"kernel_package": kernel,
-            "kernel_version": parse_version(_apt_cache("show", "--no-all-versions", kernel)),
-            "busybox_version": parse_version(_apt_cache("show", "--no-all-versions", BUSYBOX))}
+    return {
+        "kernel_package": kernel,
+        "kernel_version": parse_version(_apt_cache("show", "--no-all-versions", kernel)),
+        "busybox_version": parse_version(_apt_cache("show", "--no-all-versions", BUSYBOX)),
+    }
 
 
 def apt_packages() -> dict[str, str]:
@@ -144,8 +153,11 @@ def resolve() -> Recipe:
     """The recipe for this host: the newest kernel of the generic flavour apt knows about."""
     folder = guest_dir()
     files = tuple((name, hashlib.sha256((folder / name).read_bytes()).hexdigest()) for name in GUEST_FILES)
+    apt = apt_packages()
     return Recipe(
-        **apt_packages(),
+        kernel_package=apt["kernel_package"],
+        kernel_version=apt["kernel_version"],
+        busybox_version=apt["busybox_version"],
         packages=read_list((folder / "packages.txt").read_text()),
         modules=read_list((folder / "modules.txt").read_text()),
         requirements=runtime_requirements(),

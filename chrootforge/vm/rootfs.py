@@ -17,13 +17,18 @@ from pathlib import Path
 from chrootforge.errors import CfError
 from chrootforge.vm.kernel import run_logged
 
-SITE_DIR = "opt/chrootforge/site"       # the wheelhouse, installed
+SITE_DIR = "opt/chrootforge/site"  # the wheelhouse, installed
 SOURCE_MOUNT = "/opt/chrootforge/src"  # where the guest mounts the host's chrootforge source
 INIT_PATH = "usr/lib/chrootforge-vm/guest-init"
 PTH_FILE = "usr/lib/python3/dist-packages/chrootforge-vm.pth"
 # manylinux tags the guest's glibc (bookworm: 2.36) can load
-PLATFORMS = ("manylinux_2_36_x86_64", "manylinux_2_28_x86_64", "manylinux_2_17_x86_64",
-             "manylinux2014_x86_64", "manylinux1_x86_64")
+PLATFORMS = (
+    "manylinux_2_36_x86_64",
+    "manylinux_2_28_x86_64",
+    "manylinux_2_17_x86_64",
+    "manylinux2014_x86_64",
+    "manylinux1_x86_64",
+)
 DPKG_EXCLUDES = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*", "/usr/share/locale/*")
 
 
@@ -35,20 +40,50 @@ def pip_target_args(python: str) -> list[str]:
 
 
 def wheelhouse_argv(requirements: tuple[str, ...], dest: Path, python: str) -> list[str]:
-    return [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "-q", "-d", str(dest),
-            *pip_target_args(python), *requirements]
+    return [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--disable-pip-version-check",
+        "-q",
+        "-d",
+        str(dest),
+        *pip_target_args(python),
+        *requirements,
+    ]
 
 
 def site_argv(requirements: tuple[str, ...], wheelhouse: Path, dest: Path, python: str) -> list[str]:
-    return [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-index",
-            "--find-links", str(wheelhouse), "--target", str(dest), *pip_target_args(python), *requirements]
+    return [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "-q",
+        "--no-index",
+        "--find-links",
+        str(wheelhouse),
+        "--target",
+        str(dest),
+        *pip_target_args(python),
+        *requirements,
+    ]
 
 
-def mmdebstrap_argv(mode: str, suite: str, packages: tuple[str, ...], staging: Path, out_tar: Path) -> list[str]:
+def mmdebstrap_argv(
+    mode: str, suite: str, packages: tuple[str, ...], staging: Path, out_tar: Path
+) -> list[str]:
     """mmdebstrap in `mode` (unshare | fakechroot): essential + packages, staging synced over /."""
-    argv = ["mmdebstrap", f"--mode={mode}", "--variant=essential", "--format=tar",
-            "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
-            f"--include={','.join(packages)}"]
+    argv = [
+        "mmdebstrap",
+        f"--mode={mode}",
+        "--variant=essential",
+        "--format=tar",
+        "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
+        f"--include={','.join(packages)}",
+    ]
     argv += [f"--dpkgopt=path-exclude={pattern}" for pattern in DPKG_EXCLUDES]
     argv += [f"--customize-hook=sync-in {staging} /", suite, str(out_tar)]
     return argv
@@ -77,12 +112,20 @@ def build_rootfs(recipe, guest: Path, work: Path, out: Path, log: Path, mode: st
     run_logged(site_argv(recipe.requirements, wheels, site, recipe.python), log, what="pip install --target")
     stage_guest_files(guest, site, staging)
     tar = work / "rootfs.tar"
-    run_logged(mmdebstrap_argv(mode, recipe.suite, recipe.packages, staging, tar), log,
-               what=f"mmdebstrap --mode={mode}")
+    run_logged(
+        mmdebstrap_argv(mode, recipe.suite, recipe.packages, staging, tar),
+        log,
+        what=f"mmdebstrap --mode={mode}",
+    )
     with open(tar, "rb") as stdin, open(log, "ab") as handle:
         try:
-            proc = subprocess.run(["tar2sqfs", "-q", "-f", "-c", "lz4", str(out / "rootfs.sqfs")],
-                                  stdin=stdin, stdout=handle, stderr=subprocess.STDOUT, check=False)
+            proc = subprocess.run(
+                ["tar2sqfs", "-q", "-f", "-c", "lz4", str(out / "rootfs.sqfs")],
+                stdin=stdin,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                check=False,
+            )
         except FileNotFoundError:
             raise CfError("tar2sqfs is not installed", hint="apt-get install squashfs-tools-ng") from None
     if proc.returncode != 0:

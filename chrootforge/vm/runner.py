@@ -1,7 +1,8 @@
 """Boot a guest for one job and return its exit status; leave no QEMU behind on any exit path.
 
 - QEMU runs in its own session (a Ctrl-C reaches only us) with PR_SET_PDEATHSIG=SIGKILL (set by
-  setpriv, which then execs it), so a SIGKILL of chrootforge takes it down too; timeout, Ctrl-C, SIGTERM and errors kill and reap it.
+  setpriv, which then execs it), so a SIGKILL of chrootforge takes it down too; timeout, Ctrl-C,
+  SIGTERM and errors kill and reap it.
 - The job's stdout/stderr (ttyS1/ttyS2, files in the run dir) are streamed to ours while it runs.
 - The status comes from isa-debug-exit and must match the "status N" line of the guest's init;
   without one (a panic, a hang past the timeout, a failed init) it is an error showing the console.
@@ -23,6 +24,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from chrootforge import log
 from chrootforge.errors import CfError
@@ -37,7 +39,7 @@ CONSOLE_TAIL = 25
 class BootResult:
     status: int | None
     seconds: float
-    first_output: float | None    # seconds from QEMU's start to the job's first output byte
+    first_output: float | None  # seconds from QEMU's start to the job's first output byte
     console: str
     qemu_stderr: str
     timed_out: bool = False
@@ -82,17 +84,34 @@ def make_scratch(path: Path, size_bytes: int, uid: int, gid: int) -> None:
     """A sparse raw ext4 image owned (at its root) by uid:gid, made without root."""
     with open(path, "wb") as handle:
         handle.truncate(size_bytes)
-    proc = subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-E", f"root_owner={uid}:{gid}",
-                           "-O", "^has_journal", str(path)], capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [
+            "mke2fs",
+            "-q",
+            "-F",
+            "-t",
+            "ext4",
+            "-E",
+            f"root_owner={uid}:{gid}",
+            "-O",
+            "^has_journal",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode != 0:
-        raise CfError(f"mke2fs of the guest's scratch disk failed: {proc.stderr.strip()}",
-                      hint="apt-get install e2fsprogs")
+        raise CfError(
+            f"mke2fs of the guest's scratch disk failed: {proc.stderr.strip()}",
+            hint="apt-get install e2fsprogs",
+        )
 
 
 class _Streamer(threading.Thread):
     """Copies what the guest appends to its output files to our stdout/stderr as it arrives."""
 
-    def __init__(self, pairs: list[tuple[Path, object]], started: float):
+    def __init__(self, pairs: list[tuple[Path, BinaryIO]], started: float):
         super().__init__(daemon=True)
         self.pairs, self.started = pairs, started
         self.offsets = [0] * len(pairs)
@@ -130,9 +149,13 @@ def boot(machine: qemu.Machine, timeout: float | None, stdout=None, stderr=None)
     started = time.monotonic()
     with open(qemu_err, "wb") as err_handle:
         # setpriv sets PR_SET_PDEATHSIG, then execs QEMU: a SIGKILL of us takes QEMU down too.
-        proc = subprocess.Popen(["setpriv", "--pdeathsig", "KILL", "--", *qemu.argv(machine)],
-                                stdin=subprocess.DEVNULL, stdout=err_handle, stderr=err_handle,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            ["setpriv", "--pdeathsig", "KILL", "--", *qemu.argv(machine)],
+            stdin=subprocess.DEVNULL,
+            stdout=err_handle,
+            stderr=err_handle,
+            start_new_session=True,
+        )
     streamer = _Streamer([(machine.stdout_log, stdout), (machine.stderr_log, stderr)], started)
     streamer.start()
     timed_out = False
@@ -155,8 +178,14 @@ def boot(machine: qemu.Machine, timeout: float | None, stdout=None, stderr=None)
     code_status = qemu.exit_status(proc.returncode)
     if status is not None and code_status != status:
         status = None  # the init said it wrote a status, but QEMU did not exit through it
-    return BootResult(status, time.monotonic() - started, streamer.first_output, console,
-                      qemu_err.read_text(errors="replace"), timed_out)
+    return BootResult(
+        status,
+        time.monotonic() - started,
+        streamer.first_output,
+        console,
+        qemu_err.read_text(errors="replace"),
+        timed_out,
+    )
 
 
 def _terminate_as_interrupt():
@@ -181,8 +210,10 @@ def describe_failure(result: BootResult, what: str, timeout: float | None) -> Cf
     with contextlib.suppress(OSError):
         atomic_write(saved, result.console)
     if result.timed_out:
-        message = (f"the guest reported no status: {what} was still running after {timeout:g}s "
-                   "(--timeout); QEMU was stopped")
+        message = (
+            f"the guest reported no status: {what} was still running after {timeout:g}s "
+            "(--timeout); QEMU was stopped"
+        )
     elif "chrootforge-vm: job started" not in result.console and result.qemu_stderr.strip():
         message = f"QEMU failed: {result.qemu_stderr.strip().splitlines()[-1]}"
     elif panic := [line for line in result.console.splitlines() if "Kernel panic" in line]:
@@ -190,8 +221,10 @@ def describe_failure(result: BootResult, what: str, timeout: float | None) -> Cf
         message = f"the guest reported no status: its kernel panicked ({reason}) while running {what}"
     else:
         message = f"the guest reported no status (a panic or a failed init) while running {what}"
-    return CfError(f"{message}\n  console (last lines; all in {saved}):\n{tail}",
-                   hint="raise --timeout for long jobs" if result.timed_out else None)
+    return CfError(
+        f"{message}\n  console (last lines; all in {saved}):\n{tail}",
+        hint="raise --timeout for long jobs" if result.timed_out else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -201,8 +234,14 @@ class Resources:
     scratch_bytes: int | None = None
 
 
-def run_job(job: Job, resources: Resources = Resources(), artifacts=None, stdout=None, stderr=None,
-            accel: str | None = None) -> BootResult:
+def run_job(
+    job: Job,
+    resources: Resources = Resources(),
+    artifacts=None,
+    stdout=None,
+    stderr=None,
+    accel: str | None = None,
+) -> BootResult:
     """Boot a fresh guest for `job`; a result without a status raises a CfError."""
     from chrootforge.vm.artifacts import ensure
 
@@ -221,10 +260,21 @@ def run_job(job: Job, resources: Resources = Resources(), artifacts=None, stdout
             scratch = rd / "scratch.img"
             make_scratch(scratch, resources.scratch_bytes, *((0, 0) if job.as_root else (job.uid, job.gid)))
         machine = qemu.Machine(
-            kernel=artifacts.kernel, initramfs=artifacts.initramfs, rootfs=artifacts.rootfs, job_file=job_file,
-            console_log=rd / "console.log", stdout_log=rd / "stdout.log", stderr_log=rd / "stderr.log",
-            bios=bios, accel=accel, cpus=cpus, memory_mb=resources.memory_mb, shares=job.shares,
-            scratch=scratch, qemu=qemu_path)
+            kernel=artifacts.kernel,
+            initramfs=artifacts.initramfs,
+            rootfs=artifacts.rootfs,
+            job_file=job_file,
+            console_log=rd / "console.log",
+            stdout_log=rd / "stdout.log",
+            stderr_log=rd / "stderr.log",
+            bios=bios,
+            accel=accel,
+            cpus=cpus,
+            memory_mb=resources.memory_mb,
+            shares=job.shares,
+            scratch=scratch,
+            qemu=qemu_path,
+        )
         result = boot(machine, resources.timeout, stdout, stderr)
     if result.status is None:
         raise describe_failure(result, " ".join(job.argv) or "the job", resources.timeout)
@@ -244,9 +294,19 @@ def _probe(artifacts, qemu_path: str, bios: Path, timeout: float) -> bool:
         job_file = rd / "job.sh"
         job_file.write_text(job_script(Job(argv=("true",), uid=1000, gid=1000, as_root=True)))
         machine = qemu.Machine(
-            kernel=artifacts.kernel, initramfs=artifacts.initramfs, rootfs=artifacts.rootfs, job_file=job_file,
-            console_log=rd / "console.log", stdout_log=rd / "stdout.log", stderr_log=rd / "stderr.log",
-            bios=bios, accel="kvm", cpus=1, memory_mb=512, qemu=qemu_path)
+            kernel=artifacts.kernel,
+            initramfs=artifacts.initramfs,
+            rootfs=artifacts.rootfs,
+            job_file=job_file,
+            console_log=rd / "console.log",
+            stdout_log=rd / "stdout.log",
+            stderr_log=rd / "stderr.log",
+            bios=bios,
+            accel="kvm",
+            cpus=1,
+            memory_mb=512,
+            qemu=qemu_path,
+        )
         with open(os.devnull, "wb") as sink:
             result = boot(machine, timeout, sink, sink)
     return result.status == 0

@@ -11,14 +11,26 @@ from chrootforge.errors import UsageError
 # Guest paths a share may not cover: the guest's own mounts and what its init uses (with everything
 # below them), and top directories a share would hide.
 RESERVED_TREES = ("/proc", "/sys", "/dev", "/run", "/scratch", "/opt/chrootforge", "/cf")
-RESERVED_DIRS = ("/", "/bin", "/etc", "/home", "/home/cf", "/lib", "/opt", "/root", "/sbin", "/tmp", "/usr",
-                 "/var")
+RESERVED_DIRS = (
+    "/",
+    "/bin",
+    "/etc",
+    "/home",
+    "/home/cf",
+    "/lib",
+    "/opt",
+    "/root",
+    "/sbin",
+    "/tmp",
+    "/usr",
+    "/var",
+)
 
 
 @dataclass(frozen=True)
 class Share:
-    source: Path          # a host directory
-    dest: str             # an absolute guest path
+    source: Path  # a host directory
+    dest: str  # an absolute guest path
     readonly: bool = True
 
 
@@ -28,8 +40,10 @@ def check_dest(dest: str, what: str) -> str:
         raise UsageError(f"{what}: the guest path {dest!r} must be absolute, without '..'")
     norm = str(path)
     if norm in RESERVED_DIRS or any(norm == r or norm.startswith(r + "/") for r in RESERVED_TREES):
-        raise UsageError(f"{what}: the guest path {norm} is the guest's own",
-                         hint="share it somewhere else, e.g. under /mnt or /srv")
+        raise UsageError(
+            f"{what}: the guest path {norm} is the guest's own",
+            hint="share it somewhere else, e.g. under /mnt or /srv",
+        )
     return norm
 
 
@@ -37,8 +51,10 @@ def check_input_dir(path: Path) -> Path:
     """A host input the build shares at its own path: it may not cover the guest's own mounts."""
     norm = str(path)
     if norm == "/" or any(norm == r or norm.startswith(r + "/") for r in RESERVED_TREES):
-        raise UsageError(f"--vm: the input {norm} cannot be shared at its own path in the guest",
-                         hint=f"move it out of {', '.join(RESERVED_TREES)}")
+        raise UsageError(
+            f"--vm: the input {norm} cannot be shared at its own path in the guest",
+            hint=f"move it out of {', '.join(RESERVED_TREES)}",
+        )
     return path
 
 
@@ -53,8 +69,10 @@ def parse_share(text: str) -> Share:
         raise UsageError(f"--share {text!r}: expected SRC:DST or SRC:DST:ro")
     source = Path(parts[0]).resolve()
     if not source.is_dir():
-        raise UsageError(f"--share {text!r}: {source} is not a directory",
-                         hint="9p shares directories; share the folder that holds the file")
+        raise UsageError(
+            f"--share {text!r}: {source} is not a directory",
+            hint="9p shares directories; share the folder that holds the file",
+        )
     if not os.access(source, os.R_OK | os.X_OK) or (not readonly and not os.access(source, os.W_OK)):
         raise UsageError(f"--share {text!r}: {source} is not {'readable' if readonly else 'writable'} by you")
     return Share(source, check_dest(parts[1], f"--share {text!r}"), readonly)

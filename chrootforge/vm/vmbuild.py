@@ -20,7 +20,7 @@ from pathlib import Path
 from chrootforge import log
 from chrootforge.errors import CfError, UsageError
 
-SCRATCH_BYTES = 64 << 30          # sparse: only what the build writes takes space
+SCRATCH_BYTES = 64 << 30  # sparse: only what the build writes takes space
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 PATH_VARS = ("CHROOTFORGE_GENTOO_KEYRING", "CHROOTFORGE_HOOKS")  # read by chrootforge, naming host paths
 PLAIN_VARS = ("SOURCE_DATE_EPOCH",)
@@ -54,8 +54,10 @@ def want_vm(mode: str) -> bool:
     from chrootforge.vm.qemu import INSTALL_HINT, QEMU
 
     if shutil.which(QEMU) is None:
-        raise CfError(f"cannot create a user namespace ({cause}), and QEMU for the VM fallback is missing",
-                      hint=INSTALL_HINT)
+        raise CfError(
+            f"cannot create a user namespace ({cause}), and QEMU for the VM fallback is missing",
+            hint=INSTALL_HINT,
+        )
     log.notice(f"user namespaces are blocked here ({cause}): building in a QEMU guest (--vm auto)")
     return True
 
@@ -67,16 +69,20 @@ def input_dirs(project, stage3: Path | None) -> list[Path]:
     dirs = [ns.root, *ns.repos.values()]
     stage = stage3 or ns.stage3.path
     if stage is None:
-        raise UsageError("--vm builds offline (the guest has no network), but [stage3] downloads from a mirror",
-                         hint="fetch it first (chrootforge fetch stage3) and give it as [stage3] path or --stage3")
+        raise UsageError(
+            "--vm builds offline (the guest has no network), but [stage3] downloads from a mirror",
+            hint="fetch it first (chrootforge fetch stage3) and give it as [stage3] path or --stage3",
+        )
     files.append(stage)
     if ns.tree.path is not None:
         dirs.append(ns.tree.path)
     elif ns.tree.snapshot_path is not None:
         files.append(ns.tree.snapshot_path)
     else:
-        raise UsageError("--vm builds offline (the guest has no network), but [tree] downloads a snapshot",
-                         hint="fetch it first (chrootforge fetch snapshot) and give it as [tree] snapshot = PATH")
+        raise UsageError(
+            "--vm builds offline (the guest has no network), but [tree] downloads a snapshot",
+            hint="fetch it first (chrootforge fetch snapshot) and give it as [tree] snapshot = PATH",
+        )
     if ns.distfiles is not None:
         dirs.append(ns.distfiles)
     for image in project.images.values():
@@ -124,8 +130,10 @@ def build_in_vm(targets: list[str], options: VmBuildOptions):
     project, _requested = load_project(folder, names)
     ns = project.namespace
     if (options.network or ns.network) == "host":
-        raise UsageError("--vm: the guest has no network device, so --network host cannot work there",
-                         hint="build on the host for that, or provide the distfiles ([build] distfiles)")
+        raise UsageError(
+            "--vm: the guest has no network device, so --network host cannot work there",
+            hint="build on the host for that, or provide the distfiles ([build] distfiles)",
+        )
     stage3 = Path(options.stage3).resolve() if options.stage3 else None
     inputs = [check_input_dir(d) for d in minimal_dirs(input_dirs(project, stage3))]
     guest_dir()
@@ -145,24 +153,47 @@ def build_in_vm(targets: list[str], options: VmBuildOptions):
     with file_lock(bdir / ".build.lock"), runner.run_dir() as rd:
         out = rd / "out"
         out.mkdir()
-        host_parts = {"layout": layout if (layout / "oci-layout").is_file() else None,
-                      "state": bdir / "state", "sbom": bdir / "sbom", "binpkgs": binpkgs}
-        shares += [Share(path, f"/cf/in/{name}", True) for name, path in host_parts.items()
-                   if path is not None and path.is_dir()]
+        host_parts = {
+            "layout": layout if (layout / "oci-layout").is_file() else None,
+            "state": bdir / "state",
+            "sbom": bdir / "sbom",
+            "binpkgs": binpkgs,
+        }
+        shares += [
+            Share(path, f"/cf/in/{name}", True)
+            for name, path in host_parts.items()
+            if path is not None and path.is_dir()
+        ]
         shares.append(Share(out, "/cf/out", False))
         uid, gid = guest_ids(os.getuid(), os.getgid())
         env = [*pycache_env(SOURCE_ROOT), *passed_env(project), ("XDG_CACHE_HOME", "/scratch/cache")]
-        argv = ("sh", f"{SOURCE_MOUNT}/vm/build-job", binpkgs_name,
-                *guest_args(resolved, options, log.is_quiet()))
-        job = Job(argv=argv, uid=uid, gid=gid, as_root=os.getuid() == 0, cwd="/", env=tuple(env),
-                  shares=tuple(shares))
+        argv = (
+            "sh",
+            f"{SOURCE_MOUNT}/vm/build-job",
+            binpkgs_name,
+            *guest_args(resolved, options, log.is_quiet()),
+        )
+        job = Job(
+            argv=argv,
+            uid=uid,
+            gid=gid,
+            as_root=os.getuid() == 0,
+            cwd="/",
+            env=tuple(env),
+            shares=tuple(shares),
+        )
         log.info(f"vm: building {' '.join(t.name for t in resolved)} in a QEMU guest (no network)")
-        result = runner.run_job(job, runner.Resources(timeout=options.timeout, memory_mb=options.memory_mb,
-                                                      scratch_bytes=SCRATCH_BYTES))
+        result = runner.run_job(
+            job,
+            runner.Resources(
+                timeout=options.timeout, memory_mb=options.memory_mb, scratch_bytes=SCRATCH_BYTES
+            ),
+        )
         merged = merge.merge_results(out, layout, bdir, binpkgs)
         if merged:
             log.info(f"vm: merged {len(merged)} tag(s) into {layout}")
         report_text = (out / "report.json").read_text() if (out / "report.json").is_file() else ""
+    assert result.status is not None  # run_job raises for a result without one
     return _report(report_text, result.status, layout)
 
 

@@ -56,8 +56,9 @@ def env(identity):
     """A private cache for the identity, removed afterwards (under its mapping: sub-id files too)."""
     folder = identity.mkdtemp("xdg.")
     yield {"XDG_CACHE_HOME": str(folder)}
-    identity.run([*identity.python, "-c",
-                  f"from chrootforge.sandbox import remove_tree; remove_tree({str(folder)!r})"])
+    identity.run(
+        [*identity.python, "-c", f"from chrootforge.sandbox import remove_tree; remove_tree({str(folder)!r})"]
+    )
 
 
 def _json(done: subprocess.CompletedProcess) -> dict:
@@ -76,16 +77,27 @@ def test_prune_skips_what_a_running_build_holds_and_removes_the_rest(identity, s
 
     listing = _json(identity.cf("cache", "ls", "--json", env=env))
     kinds = {k["kind"]: k for k in listing["kinds"]}
-    assert [k["kind"] for k in listing["kinds"]] == \
-        ["sources", "stages", "trees", "distfiles", "binpkgs", "vm"]
+    assert [k["kind"] for k in listing["kinds"]] == [
+        "sources",
+        "stages",
+        "trees",
+        "distfiles",
+        "binpkgs",
+        "vm",
+    ]
     assert kinds["stages"]["entries"] == 1 and kinds["stages"]["bytes"] > 1000
     assert kinds["distfiles"]["bytes"] == 5000 and kinds["binpkgs"]["entries"] == 1
     assert listing["total_bytes"] >= sum(k["bytes"] for k in listing["kinds"])
     table = identity.cf("cache", "ls", env=env)
     assert table.returncode == 0 and "stages" in table.stdout and "total" in table.stdout
 
-    holder = identity.popen([*identity.python, str(scripts / "hold.py"), stage, f"{cache}/distfiles"],
-                            env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder = identity.popen(
+        [*identity.python, str(scripts / "hold.py"), stage, f"{cache}/distfiles"],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         result = _json(identity.cf("cache", "prune", "--older-than", "0", "--json", env=env))
@@ -108,11 +120,13 @@ def test_prune_skips_what_a_running_build_holds_and_removes_the_rest(identity, s
 
 
 def test_prune_keep_and_dry_run(identity, env):
-    make = ("import os, sys\nfrom chrootforge.fsutil import user_cache_dir\n"
-            "d = user_cache_dir() / 'distfiles'\nd.mkdir(parents=True)\n"
-            "for i in range(3):\n"
-            "    (d / f'f{i}').write_bytes(b'x' * 100)\n"
-            "    os.utime(d / f'f{i}', (1e9 + i * 86400, 1e9 + i * 86400))\n")
+    make = (
+        "import os, sys\nfrom chrootforge.fsutil import user_cache_dir\n"
+        "d = user_cache_dir() / 'distfiles'\nd.mkdir(parents=True)\n"
+        "for i in range(3):\n"
+        "    (d / f'f{i}').write_bytes(b'x' * 100)\n"
+        "    os.utime(d / f'f{i}', (1e9 + i * 86400, 1e9 + i * 86400))\n"
+    )
     assert identity.run([*identity.python, "-c", make], env=env).returncode == 0
     dry = _json(identity.cf("cache", "prune", "--keep", "1", "--dry-run", "--json", env=env))
     assert dry["dry_run"] and [e["name"] for e in dry["removed"]] == ["distfiles/f0", "distfiles/f1"]
@@ -122,11 +136,14 @@ def test_prune_keep_and_dry_run(identity, env):
     assert _json(identity.cf("cache", "ls", "--json", env=env))["kinds"][3]["entries"] == 1
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["prune", "--older-than", "soon"], "bad age 'soon'"),
-    (["prune", "--kind", "nope"], "unknown cache kind 'nope'"),
-    (["prune", "--keep", "-2"], "--keep must be 0 or more"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["prune", "--older-than", "soon"], "bad age 'soon'"),
+        (["prune", "--kind", "nope"], "unknown cache kind 'nope'"),
+        (["prune", "--keep", "-2"], "--keep must be 0 or more"),
+    ],
+)
 def test_bad_arguments_are_one_line_usage_errors(identity, env, args, message):
     done = identity.cf("cache", *args, env=env)
     assert done.returncode == 2

@@ -20,8 +20,18 @@ def _e(kind: str, name: str, age_days: float, stale: bool = False, size: int = 1
     return Entry(kind, f"{kind}/{name}", path, size, NOW - age_days * DAY, path, None, stale)
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("30d", 30 * DAY), ("12h", 43200), ("90m", 5400),
-                                                ("2w", 14 * DAY), ("45s", 45), ("0", 0), ("1.5d", 1.5 * DAY)])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("30d", 30 * DAY),
+        ("12h", 43200),
+        ("90m", 5400),
+        ("2w", 14 * DAY),
+        ("45s", 45),
+        ("0", 0),
+        ("1.5d", 1.5 * DAY),
+    ],
+)
 def test_parse_age(text, seconds):
     assert parse_age(text) == seconds
 
@@ -96,7 +106,9 @@ def test_scan_finds_each_kind_and_skips_locks(tmp_path):
     assert distfile.hold == root / "distfiles", "a build holds the distfiles directory as a whole"
     assert [e.name for e in found["binpkgs"]] == ["binpkgs/ns-1"]
     assert {e.name: e.busy_lock for e in found["trees"]} == {
-        "trees/.t9.tmp": root / "trees/.t9.lock", "trees/..t9.tmp.extract-abc": root / "trees/.t9.lock"}
+        "trees/.t9.tmp": root / "trees/.t9.lock",
+        "trees/..t9.tmp.extract-abc": root / "trees/.t9.lock",
+    }
     assert all(e.stale for e in found["trees"]) and found["vm"] == []
     rows, other = usage(root)
     by = {r.kind: r for r in rows}

@@ -117,8 +117,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if doc.get("artifactType"):
                     desc["artifactType"] = doc["artifactType"]
                 found.append(desc)
-        body = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-                           "manifests": found}).encode()
+        body = json.dumps(
+            {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": found}
+        ).encode()
         self.reply(200, body, {"Content-Type": "application/vnd.oci.image.index.v1+json"})
 
     def _blob(self, name: str, ref: str) -> None:
@@ -152,8 +153,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.error(404, "BLOB_UPLOAD_UNKNOWN")
             return
         if self.command == "GET":
-            self.reply(204, b"", {"Location": self.path.split("?")[0],
-                                  "Range": f"0-{max(len(data) - 1, 0)}"})
+            self.reply(204, b"", {"Location": self.path.split("?")[0], "Range": f"0-{max(len(data) - 1, 0)}"})
             return
         if self.command == "PATCH":
             match = re.match(r"^(\d+)-(\d+)$", self.headers.get("Content-Range", ""))
@@ -163,8 +163,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             chunk = self.body()
             data += chunk
             fake.received += len(chunk)
-            self.reply(202, b"", {"Location": f"/v2/{name}/blobs/uploads/{upload}",
-                                  "Range": f"0-{len(data) - 1}"})
+            self.reply(
+                202, b"", {"Location": f"/v2/{name}/blobs/uploads/{upload}", "Range": f"0-{len(data) - 1}"}
+            )
             return
         if self.command == "PUT":
             chunk = self.body()
@@ -222,16 +223,22 @@ class FakeRegistry:
     def seed(self, layout: Path, tag: str, name: str, as_tag: str) -> str:
         """Serve the image LAYOUT:TAG (and its blobs) as NAME:AS_TAG; returns the manifest digest."""
         index = json.loads((layout / "index.json").read_text())
-        desc = next(d for d in index["manifests"]
-                    if d.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag)
-        return self.put_manifest(name, as_tag, self.read_blob(layout, desc["digest"]), desc["mediaType"],
-                                 layout)
+        desc = next(
+            d
+            for d in index["manifests"]
+            if d.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag
+        )
+        return self.put_manifest(
+            name, as_tag, self.read_blob(layout, desc["digest"]), desc["mediaType"], layout
+        )
 
     @staticmethod
     def read_blob(layout: Path, digest: str) -> bytes:
         return (layout / "blobs" / "sha256" / digest[7:]).read_bytes()
 
-    def put_manifest(self, name: str, tag: str, data: bytes, media_type: str, layout: Path | None = None) -> str:
+    def put_manifest(
+        self, name: str, tag: str, data: bytes, media_type: str, layout: Path | None = None
+    ) -> str:
         repo = self.repo(name)
         doc = json.loads(data)
         if layout is not None:
@@ -279,6 +286,7 @@ def redirect_loop(path_re: str):
 
 def hang(path_re: str):
     """Accept the request and never answer (until the server stops)."""
+
     def fault(h: Handler) -> bool:
         if re.search(path_re, h.path):
             h.server.fake.release.wait()
@@ -323,6 +331,7 @@ def cut_patch(after: int, times: int = 1):
 
 def stall_blob(after: int):
     """Serve the first `after` bytes of every blob, then go silent (until the server stops)."""
+
     def fault(h: Handler) -> bool:
         match = re.match(r"^/v2/(.+)/blobs/(sha256:[0-9a-f]{64})$", h.path)
         if h.command != "GET" or not match:

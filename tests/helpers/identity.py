@@ -60,8 +60,13 @@ def ensure_test_user() -> pwd.struct_passwd:
 
 
 def _copytree(src: Path, dst: Path) -> None:
-    shutil.copytree(src, dst, symlinks=True, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache"))
+    shutil.copytree(
+        src,
+        dst,
+        symlinks=True,
+        dirs_exist_ok=True,
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache"),
+    )
 
 
 def shared_dir(prefix: str) -> Path:
@@ -88,7 +93,7 @@ def stage_user_env() -> Path:
         _copytree(Path(sysconfig.get_paths()["platlib"]), tmp / "site")
     for pth in (tmp / "site").glob("__editable__*"):
         pth.unlink()  # editable finders point back into the (maybe unreadable) checkout
-    for root, dirs, files in os.walk(tmp):
+    for root, _dirs, files in os.walk(tmp):
         os.chmod(root, 0o755)
         for name in files:
             path = os.path.join(root, name)
@@ -117,8 +122,17 @@ class Identity:
         if self.uid == os.getuid():
             return argv
         env = [f"{k}={v}" for k, v in self.env.items()]
-        return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups",
-                "--", "env", "-i", *env, *argv]
+        return [
+            "setpriv",
+            f"--reuid={self.uid}",
+            f"--regid={self.gid}",
+            "--init-groups",
+            "--",
+            "env",
+            "-i",
+            *env,
+            *argv,
+        ]
 
     def run(self, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
         kwargs.setdefault("capture_output", True)
@@ -194,9 +208,20 @@ def get_identity(name: str) -> Identity:
     elif os.getuid() == 0:
         entry = ensure_test_user()
         base = Path(getattr(sys, "_base_executable", sys.executable)).resolve()
-        probe = subprocess.run(["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}",
-                                "--init-groups", "--", str(base), "-c", "pass"],
-                               check=False, capture_output=True)
+        probe = subprocess.run(
+            [
+                "setpriv",
+                f"--reuid={entry.pw_uid}",
+                f"--regid={entry.pw_gid}",
+                "--init-groups",
+                "--",
+                str(base),
+                "-c",
+                "pass",
+            ],
+            check=False,
+            capture_output=True,
+        )
         if probe.returncode != 0:
             pytest.skip(f"the test user cannot run {base}; create the venv with /usr/bin/python3")
         _ensure_shared_tmp()
@@ -206,11 +231,14 @@ def get_identity(name: str) -> Identity:
         env["CHROOTFORGE_SRC"] = str(stage / "src")
         ident = Identity("user", entry.pw_uid, entry.pw_gid, entry.pw_dir, [str(base)], env)
     else:
-        if not any(line.split(":")[0] in (me.pw_name, str(me.pw_uid))
-                   for line in Path("/etc/subuid").read_text().splitlines()):
+        if not any(
+            line.split(":")[0] in (me.pw_name, str(me.pw_uid))
+            for line in Path("/etc/subuid").read_text().splitlines()
+        ):
             pytest.skip(f"{me.pw_name} has no /etc/subuid range")
-        ident = Identity("user", me.pw_uid, me.pw_gid, me.pw_dir, [sys.executable],
-                         {"CHROOTFORGE_SRC": str(REPO)})
+        ident = Identity(
+            "user", me.pw_uid, me.pw_gid, me.pw_dir, [sys.executable], {"CHROOTFORGE_SRC": str(REPO)}
+        )
     _identities[name] = ident
     return ident
 

@@ -48,13 +48,21 @@ class Keys:
         self.home = root / "gnupg"
         self.home.mkdir(mode=0o700)
         self.gpg = gnupg.GPG(gnupghome=str(self.home))
-        self.good = self._make("Test Release Engineering <releng@test.invalid>", root / "good.asc", subkey=True)
+        self.good = self._make(
+            "Test Release Engineering <releng@test.invalid>", root / "good.asc", subkey=True
+        )
         self.rogue = self._make("Rogue <rogue@test.invalid>", root / "rogue.asc", subkey=False)
 
     def _make(self, uid: str, out: Path, subkey: bool) -> TestKey:
         name, email = uid.split(" <")
-        params = {"name_real": name, "name_email": email.rstrip(">"), "key_type": "EDDSA",
-                  "key_curve": "ed25519", "expire_date": 0, "no_protection": True}
+        params = {
+            "name_real": name,
+            "name_email": email.rstrip(">"),
+            "key_type": "EDDSA",
+            "key_curve": "ed25519",
+            "expire_date": 0,
+            "no_protection": True,
+        }
         if subkey:
             params.update(key_usage="cert", subkey_type="EDDSA", subkey_curve="ed25519", subkey_usage="sign")
         else:
@@ -83,8 +91,10 @@ def gpg_keys() -> Keys:
     yield keys
     # signing started a gpg-agent for this GNUPGHOME: stop it before removing the home
     import subprocess
-    subprocess.run(["gpgconf", "--homedir", str(keys.home), "--kill", "gpg-agent"], check=False,
-                   capture_output=True)
+
+    subprocess.run(
+        ["gpgconf", "--homedir", str(keys.home), "--kill", "gpg-agent"], check=False, capture_output=True
+    )
     shutil.rmtree(root, ignore_errors=True)
 
 
@@ -94,21 +104,38 @@ def cap_net_raw_v2() -> bytes:
     return struct.pack("<IIIII", 0x02000001, 1 << 13, 0, 0, 0)
 
 
-def member(name: str, kind: str = "file", data: bytes = b"", *, uid: int = 0, gid: int = 0,
-           mode: int | None = None, link: str = "", xattrs: dict[str, bytes] | None = None,
-           devmajor: int = 1, devminor: int = 3):
+def member(
+    name: str,
+    kind: str = "file",
+    data: bytes = b"",
+    *,
+    uid: int = 0,
+    gid: int = 0,
+    mode: int | None = None,
+    link: str = "",
+    xattrs: dict[str, bytes] | None = None,
+    devmajor: int = 1,
+    devminor: int = 3,
+):
     info = tarfile.TarInfo(name)
-    info.type = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE,
-                 "hardlink": tarfile.LNKTYPE, "char": tarfile.CHRTYPE, "block": tarfile.BLKTYPE,
-                 "fifo": tarfile.FIFOTYPE}[kind]
+    info.type = {
+        "file": tarfile.REGTYPE,
+        "dir": tarfile.DIRTYPE,
+        "symlink": tarfile.SYMTYPE,
+        "hardlink": tarfile.LNKTYPE,
+        "char": tarfile.CHRTYPE,
+        "block": tarfile.BLKTYPE,
+        "fifo": tarfile.FIFOTYPE,
+    }[kind]
     info.uid, info.gid = uid, gid
     info.mode = mode if mode is not None else (0o755 if kind == "dir" else 0o644)
     info.linkname = link
     info.mtime = 1700000000
     info.devmajor, info.devminor = devmajor, devminor
     if xattrs:
-        info.pax_headers = {f"SCHILY.xattr.{k}": v.decode("utf-8", "surrogateescape")
-                            for k, v in xattrs.items()}
+        info.pax_headers = {
+            f"SCHILY.xattr.{k}": v.decode("utf-8", "surrogateescape") for k, v in xattrs.items()
+        }
     if kind == "file":
         info.size = len(data)
         return info, data
@@ -124,15 +151,19 @@ def make_tar(members, compression: str = "xz") -> bytes:
     raw = buf.getvalue()
     if compression == "xz":
         import lzma
+
         return lzma.compress(raw, preset=0)
     if compression == "zst":
         import zstandard
+
         return zstandard.ZstdCompressor().compress(raw)
     if compression == "gz":
         import gzip
+
         return gzip.compress(raw, mtime=0)
     if compression == "bz2":
         import bz2
+
         return bz2.compress(raw)
     return raw
 
@@ -146,7 +177,11 @@ def stage_members() -> list:
         member("./dev/null", "char", mode=0o666),
         member("./dev/console", "char", mode=0o600, devmajor=5, devminor=1),
         member("./etc", "dir"),
-        member("./etc/passwd", "file", b"root:x:0:0::/root:/bin/sh\nportage:x:250:250::/var/lib/portage/home:/bin/false\n"),
+        member(
+            "./etc/passwd",
+            "file",
+            b"root:x:0:0::/root:/bin/sh\nportage:x:250:250::/var/lib/portage/home:/bin/false\n",
+        ),
         member("./etc/localtime", "symlink", link="/usr/share/zoneinfo/UTC"),
         member("./home", "dir"),
         member("./home/user", "dir", uid=1000, gid=1000, mode=0o700),
@@ -155,8 +190,13 @@ def stage_members() -> list:
         member("./usr/bin", "dir"),
         member("./usr/bin/su", "file", b"\x7fELF-not-really" * 10, mode=0o4755),
         member("./usr/bin/newgrp", "hardlink", link="./usr/bin/su"),
-        member("./usr/bin/ping", "file", b"ping", mode=0o755,
-               xattrs={"security.capability": cap_net_raw_v2(), "user.test": b"hello"}),
+        member(
+            "./usr/bin/ping",
+            "file",
+            b"ping",
+            mode=0o755,
+            xattrs={"security.capability": cap_net_raw_v2(), "user.test": b"hello"},
+        ),
         member("./var", "dir"),
         member("./var/cache", "dir"),
         member("./var/cache/distfiles", "dir", uid=250, gid=250, mode=0o2775),
@@ -186,27 +226,53 @@ class MirrorTree:
     def stage_rel(self, stamp: str = STAMP, arch: str = ARCH, variant: str = VARIANT) -> str:
         return f"{self.autobuilds(arch)}/{stamp}/stage3-{arch}-{variant}-{stamp}.tar.xz"
 
-    def publish_stage(self, tarball: bytes, stamp: str = STAMP, *, arch: str = ARCH, variant: str = VARIANT,
-                      key: TestKey | None = None, latest: bool = True, digests_for: bytes | None = None) -> str:
+    def publish_stage(
+        self,
+        tarball: bytes,
+        stamp: str = STAMP,
+        *,
+        arch: str = ARCH,
+        variant: str = VARIANT,
+        key: TestKey | None = None,
+        latest: bool = True,
+        digests_for: bytes | None = None,
+    ) -> str:
         key = key or self.keys.good
         rel = self.stage_rel(stamp, arch, variant)
         name = rel.rsplit("/", 1)[1]
         self.write(rel, tarball)
         self.write(rel + ".asc", self.keys.detach_sign(tarball, key))
-        self.write(rel + ".DIGESTS", digests_text(name, digests_for if digests_for is not None else tarball).encode())
-        self.write(rel + ".sha256", f"# SHA256 HASH\n{hashlib.sha256(tarball).hexdigest()}  {name}\n".encode())
+        self.write(
+            rel + ".DIGESTS", digests_text(name, digests_for if digests_for is not None else tarball).encode()
+        )
+        self.write(
+            rel + ".sha256", f"# SHA256 HASH\n{hashlib.sha256(tarball).hexdigest()}  {name}\n".encode()
+        )
         if latest:
             self.write_latest(stamp, len(tarball), arch=arch, variant=variant, key=key)
         return rel
 
     def latest_text(self, stamp: str, size: int, arch: str = ARCH, variant: str = VARIANT) -> str:
-        return (f"# Latest as of Mon, 01 Jan 2024 17:00:00 +0000\n# ts=1704128400\n"
-                f"{stamp}/stage3-{arch}-{variant}-{stamp}.tar.xz {size}\n")
+        return (
+            f"# Latest as of Mon, 01 Jan 2024 17:00:00 +0000\n# ts=1704128400\n"
+            f"{stamp}/stage3-{arch}-{variant}-{stamp}.tar.xz {size}\n"
+        )
 
-    def write_latest(self, stamp: str, size: int, *, arch: str = ARCH, variant: str = VARIANT,
-                     key: TestKey | None = None, raw: bytes | None = None) -> None:
-        data = raw if raw is not None else self.keys.clearsign(self.latest_text(stamp, size, arch, variant),
-                                                               key or self.keys.good)
+    def write_latest(
+        self,
+        stamp: str,
+        size: int,
+        *,
+        arch: str = ARCH,
+        variant: str = VARIANT,
+        key: TestKey | None = None,
+        raw: bytes | None = None,
+    ) -> None:
+        data = (
+            raw
+            if raw is not None
+            else self.keys.clearsign(self.latest_text(stamp, size, arch, variant), key or self.keys.good)
+        )
         self.write(f"{self.autobuilds(arch)}/latest-stage3-{arch}-{variant}.txt", data)
 
     def publish_snapshot(self, tarball: bytes, date: str = "latest", key: TestKey | None = None) -> str:
@@ -275,7 +341,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         body = data[start:end]
         if fault and "cut_after" in fault:
-            self.wfile.write(body[:fault["cut_after"]])
+            self.wfile.write(body[: fault["cut_after"]])
             self.wfile.flush()
             self.connection.shutdown(socket.SHUT_RDWR)
             self.close_connection = True
@@ -298,8 +364,9 @@ class MirrorServer:
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.owner = self
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
 
     def _take_fault(self, rel: str) -> dict | None:

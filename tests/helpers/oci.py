@@ -45,8 +45,7 @@ def chown_tree(root: Path, uid: int, gid: int) -> None:
 
 def without_devices(snap: dict) -> dict:
     """A snapshot as unpack reproduces it: unpack never creates device nodes."""
-    return {path: d for path, d in snap.items()
-            if not (stat.S_ISCHR(d["kind"]) or stat.S_ISBLK(d["kind"]))}
+    return {path: d for path, d in snap.items() if not (stat.S_ISCHR(d["kind"]) or stat.S_ISBLK(d["kind"]))}
 
 
 def snapshot(root: Path, epoch: int = EPOCH, owners: bool = True) -> dict:
@@ -79,8 +78,11 @@ def snapshot(root: Path, epoch: int = EPOCH, owners: bool = True) -> dict:
                 names = os.listxattr(full, follow_symlinks=False)
             except OSError:
                 names = []
-            desc["xattrs"] = {n: os.getxattr(full, n, follow_symlinks=False) for n in sorted(names)
-                              if n.startswith("user.") or n == "security.capability"}
+            desc["xattrs"] = {
+                n: os.getxattr(full, n, follow_symlinks=False)
+                for n in sorted(names)
+                if n.startswith("user.") or n == "security.capability"
+            }
             out[rel] = desc
     return out
 
@@ -123,16 +125,37 @@ class Podman:
         self.runroot = Path(tempfile.mkdtemp(prefix="cfp.", dir="/tmp"))
         if os.getuid() == 0:
             os.chown(self.runroot, identity.uid, identity.gid)
-        self.globals = ["--root", str(base / "root"), "--runroot", str(self.runroot),
-                        "--tmpdir", str(self.tmpdir), "--runtime", "runc",
-                        "--cgroup-manager", "cgroupfs", "--events-backend", "none"]
+        self.globals = [
+            "--root",
+            str(base / "root"),
+            "--runroot",
+            str(self.runroot),
+            "--tmpdir",
+            str(self.tmpdir),
+            "--runtime",
+            "runc",
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "none",
+        ]
 
     def run(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
         return self.identity.run(["podman", *self.globals, *args], **kwargs)
 
     def run_image(self, image: str, *cmd: str) -> subprocess.CompletedProcess:
-        return self.run("run", "--rm", "--network", "none", "--ulimit", "nofile=1024:1024",
-                        "--ulimit", "nproc=1024:1024", image, *cmd)
+        return self.run(
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+            image,
+            *cmd,
+        )
 
     def load_args(self) -> list[str]:
         return [f"--podman-arg={a}" for a in self.globals]

@@ -25,8 +25,11 @@ class WorldInputs:
     distfiles: Path
 
     def env(self) -> dict[str, str]:
-        return {"CHROOTFORGE_WORLD_STAGE": str(self.stage), "CHROOTFORGE_WORLD_KEYRING": str(self.keyring),
-                "CHROOTFORGE_WORLD_DISTFILES": str(self.distfiles)}
+        return {
+            "CHROOTFORGE_WORLD_STAGE": str(self.stage),
+            "CHROOTFORGE_WORLD_KEYRING": str(self.keyring),
+            "CHROOTFORGE_WORLD_DISTFILES": str(self.distfiles),
+        }
 
 
 @pytest.fixture(scope="session")
@@ -42,9 +45,20 @@ class Podman:
         self.identity, self.base = identity, base
         # podman refuses a runroot longer than 50 characters: a short one under /tmp.
         self.runroot = Path(identity.run(["mktemp", "-d", "/tmp/cfpm.XXXXXX"], check=True).stdout.strip())
-        self.global_args = ["--root", str(base / "storage"), "--runroot", str(self.runroot),
-                            "--tmpdir", str(base / "tmp"), "--runtime", "runc",
-                            "--cgroup-manager", "cgroupfs", "--events-backend", "none"]
+        self.global_args = [
+            "--root",
+            str(base / "storage"),
+            "--runroot",
+            str(self.runroot),
+            "--tmpdir",
+            str(base / "tmp"),
+            "--runtime",
+            "runc",
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "none",
+        ]
         if not identity.is_root:
             self.global_args += ["--storage-driver", "vfs"]
 
@@ -54,7 +68,9 @@ class Podman:
     def __call__(self, *args: str, check: bool = True, timeout: int = 300) -> subprocess.CompletedProcess:
         proc = self.identity.run(self.argv(*args), timeout=timeout)
         if check and proc.returncode != 0:
-            raise AssertionError(f"podman {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+            raise AssertionError(
+                f"podman {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
+            )
         return proc
 
     def run_args(self) -> list[str]:

@@ -70,13 +70,44 @@ class Pki:
     def __init__(self, root: Path):
         self.root = root
         ca, server, client, token = root / "ca", root / "server", root / "client", root / "token"
-        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                 "-keyout", f"{ca}.key", "-out", f"{ca}.crt", "-days", "2", "-subj", "/CN=cf test CA")
-        self._issue(server, "/CN=127.0.0.1", "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
-                    "extendedKeyUsage=serverAuth\n")
+        _openssl(
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            f"{ca}.key",
+            "-out",
+            f"{ca}.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=cf test CA",
+        )
+        self._issue(
+            server,
+            "/CN=127.0.0.1",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+        )
         self._issue(client, "/CN=cf test client", "extendedKeyUsage=clientAuth\n")
-        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{token}.key",
-                 "-out", f"{token}.crt", "-days", "2", "-subj", "/CN=cf test token signer")
+        _openssl(
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            f"{token}.key",
+            "-out",
+            f"{token}.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=cf test token signer",
+        )
         self.ca_crt = Path(f"{ca}.crt")
         self.server_crt, self.server_key = Path(f"{server}.crt"), Path(f"{server}.key")
         self.client_crt, self.client_key = Path(f"{client}.crt"), Path(f"{client}.key")
@@ -89,11 +120,37 @@ class Pki:
     def _issue(self, base: Path, subject: str, extensions: str) -> None:
         ext = Path(f"{base}.ext")
         ext.write_text(extensions)
-        _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                 "-keyout", f"{base}.key", "-out", f"{base}.csr", "-subj", subject)
-        _openssl("x509", "-req", "-in", f"{base}.csr", "-CA", str(self.root / "ca.crt"),
-                 "-CAkey", str(self.root / "ca.key"), "-CAcreateserial", "-days", "2",
-                 "-extfile", str(ext), "-out", f"{base}.crt")
+        _openssl(
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            f"{base}.key",
+            "-out",
+            f"{base}.csr",
+            "-subj",
+            subject,
+        )
+        _openssl(
+            "x509",
+            "-req",
+            "-in",
+            f"{base}.csr",
+            "-CA",
+            str(self.root / "ca.crt"),
+            "-CAkey",
+            str(self.root / "ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            str(ext),
+            "-out",
+            f"{base}.crt",
+        )
 
     def cert_dir(self, dest: Path, client: bool = False) -> Path:
         """A certs.d-style directory: ca.crt, and client.cert/client.key when `client`."""
@@ -148,9 +205,12 @@ class Registry:
             with open(self.log, "ab") as log:
                 # its own session (a Ctrl-C reaches pytest, whose teardown stops it), and it dies
                 # with the test process even when that is killed
-                self.proc = subprocess.Popen(["setpriv", "--pdeathsig", "TERM", REGISTRY_BIN, "serve",
-                                              str(self.root / "config.yml")],
-                                             stdout=log, stderr=log, start_new_session=True)
+                self.proc = subprocess.Popen(
+                    ["setpriv", "--pdeathsig", "TERM", REGISTRY_BIN, "serve", str(self.root / "config.yml")],
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,
+                )
             if self._wait_ready():
                 return self
             self.stop()
@@ -216,14 +276,27 @@ class _TokenHandler(http.server.BaseHTTPRequestHandler):
             if kind == "repository" and granted:
                 access.append({"type": "repository", "name": name, "actions": granted})
         now = int(time.time())
-        claims = {"iss": ISSUER, "sub": user or "", "aud": query.get("service", [""])[0],
-                  "exp": now + owner.lifetime - LEEWAY, "nbf": now - 5, "iat": now,
-                  "jti": secrets.token_hex(8), "access": access}
+        claims = {
+            "iss": ISSUER,
+            "sub": user or "",
+            "aud": query.get("service", [""])[0],
+            "exp": now + owner.lifetime - LEEWAY,
+            "nbf": now - 5,
+            "iat": now,
+            "jti": secrets.token_hex(8),
+            "access": access,
+        }
         token = owner.pki.sign_jwt(claims)
         with owner.lock:
             owner.issued.append({"user": user, "scopes": query.get("scope", []), "token": token})
-        self._reply(200, {"token": token, "expires_in": owner.lifetime,
-                          "issued_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))})
+        self._reply(
+            200,
+            {
+                "token": token,
+                "expires_in": owner.lifetime,
+                "issued_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+            },
+        )
 
     def _reply(self, code: int, body: dict) -> None:
         data = json.dumps(body).encode()
@@ -314,8 +387,7 @@ class TcpProxy:
 
 
 def _htpasswd(path: Path) -> None:
-    subprocess.run(["htpasswd", "-B", "-b", "-c", str(path), USER, PASSWORD], check=True,
-                   capture_output=True)
+    subprocess.run(["htpasswd", "-B", "-b", "-c", str(path), USER, PASSWORD], check=True, capture_output=True)
 
 
 @pytest.fixture(scope="session")
@@ -348,8 +420,14 @@ def token_registry(pki, token_server, tmp_path_factory):
     if not os.path.exists(REGISTRY_BIN):
         pytest.skip("docker-registry is not installed (apt-get install docker-registry)")
     root = tmp_path_factory.mktemp("registry-token")
-    auth = {"token": {"realm": token_server.realm, "service": SERVICE, "issuer": ISSUER,
-                      "rootcertbundle": str(pki.token_crt)}}
+    auth = {
+        "token": {
+            "realm": token_server.realm,
+            "service": SERVICE,
+            "issuer": ISSUER,
+            "rootcertbundle": str(pki.token_crt),
+        }
+    }
     registry = Registry(root, pki, auth, client_certs=True)
     yield registry.start()
     registry.stop()
@@ -393,12 +471,18 @@ def make_images(root: Path) -> Images:
     try:
         images = Images(root / "layout")
         rootfs = make_busybox_rootfs(root / "rootfs")
-        oci.commit(rootfs, images.layout, images.base, quiet=True,
-                   config={"Cmd": ["/bin/sh", "-c", "cat /etc/motd"]})
+        oci.commit(
+            rootfs, images.layout, images.base, quiet=True, config={"Cmd": ["/bin/sh", "-c", "cat /etc/motd"]}
+        )
         (rootfs / "big").write_bytes(random.Random(7).randbytes(3_000_000))
         oci.commit(rootfs, images.layout, images.child, parent=images.base, quiet=True)
-        oci.attach_referrer(images.layout, images.base, b'{"spdxVersion": "SPDX-2.3", "name": "bb"}',
-                            images.sbom_type, annotations={"org.opencontainers.image.title": "sbom"})
+        oci.attach_referrer(
+            images.layout,
+            images.base,
+            b'{"spdxVersion": "SPDX-2.3", "name": "bb"}',
+            images.sbom_type,
+            annotations={"org.opencontainers.image.title": "sbom"},
+        )
     finally:
         if old is None:
             os.environ.pop("SOURCE_DATE_EPOCH", None)

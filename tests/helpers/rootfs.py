@@ -27,7 +27,7 @@ OWNED_FILES = (
     ("/home/user", 1000, 1000, 0o700, None),
 )
 
-_BUILD = textwrap.dedent('''
+_BUILD = textwrap.dedent("""
     import os, sys
     from pathlib import Path
     from chrootforge.sandbox import run_mapped
@@ -84,7 +84,7 @@ _BUILD = textwrap.dedent('''
         sys.exit(0)
     script = "; ".join(f"chown {chowns[i]} '{chowns[i + 1]}'" for i in range(0, len(chowns), 2))
     sys.exit(run_mapped(["/bin/sh", "-c", "set -e; " + script]))
-''')
+""")
 
 
 def make_busybox_rootfs(identity, dest: Path) -> Path:
@@ -94,8 +94,9 @@ def make_busybox_rootfs(identity, dest: Path) -> Path:
     owned = repr(OWNED_FILES)
     result = identity.run([*identity.python, "-c", _BUILD, str(dest), owned])
     if result.returncode != 0:
-        raise RuntimeError(f"building the busybox rootfs as {identity.name} failed:\n"
-                           f"{result.stdout}{result.stderr}")
+        raise RuntimeError(
+            f"building the busybox rootfs as {identity.name} failed:\n{result.stdout}{result.stderr}"
+        )
     return dest
 
 
@@ -103,8 +104,7 @@ def remove_as(identity, path: Path) -> None:
     """Delete a tree that may hold sub-id owned files, with the identity's mapping."""
     if not path.exists():
         return
-    script = ("import sys; from chrootforge.sandbox import remove_tree; "
-              "remove_tree(sys.argv[1])")
+    script = "import sys; from chrootforge.sandbox import remove_tree; remove_tree(sys.argv[1])"
     result = identity.run([*identity.python, "-c", script, str(path)])
     if result.returncode != 0 and path.exists():
         subprocess.run(["rm", "-rf", str(path)], check=False)  # root can always clean up

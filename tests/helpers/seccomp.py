@@ -31,21 +31,23 @@ def _insn(code: int, jt: int, jf: int, k: int) -> bytes:
 
 def program() -> bytes:
     """seccomp_data: nr at offset 0, arch at 4, args[0] (low 32 bits, little endian) at 16."""
-    return b"".join((
-        _insn(LD_ABS_W, 0, 0, 4),
-        _insn(JEQ_K, 1, 0, AUDIT_ARCH_X86_64),
-        _insn(RET_K, 0, 0, RET_ALLOW),                  # another arch: leave it alone
-        _insn(LD_ABS_W, 0, 0, 0),
-        _insn(JEQ_K, 0, 1, NR_UNSHARE),
-        _insn(RET_K, 0, 0, RET_ERRNO | errno.EPERM),
-        _insn(JEQ_K, 0, 1, NR_CLONE3),
-        _insn(RET_K, 0, 0, RET_ERRNO | errno.ENOSYS),
-        _insn(JEQ_K, 0, 3, NR_CLONE),
-        _insn(LD_ABS_W, 0, 0, 16),
-        _insn(JSET_K, 0, 1, CLONE_NEWUSER),
-        _insn(RET_K, 0, 0, RET_ERRNO | errno.EPERM),
-        _insn(RET_K, 0, 0, RET_ALLOW),
-    ))
+    return b"".join(
+        (
+            _insn(LD_ABS_W, 0, 0, 4),
+            _insn(JEQ_K, 1, 0, AUDIT_ARCH_X86_64),
+            _insn(RET_K, 0, 0, RET_ALLOW),  # another arch: leave it alone
+            _insn(LD_ABS_W, 0, 0, 0),
+            _insn(JEQ_K, 0, 1, NR_UNSHARE),
+            _insn(RET_K, 0, 0, RET_ERRNO | errno.EPERM),
+            _insn(JEQ_K, 0, 1, NR_CLONE3),
+            _insn(RET_K, 0, 0, RET_ERRNO | errno.ENOSYS),
+            _insn(JEQ_K, 0, 3, NR_CLONE),
+            _insn(LD_ABS_W, 0, 0, 16),
+            _insn(JSET_K, 0, 1, CLONE_NEWUSER),
+            _insn(RET_K, 0, 0, RET_ERRNO | errno.EPERM),
+            _insn(RET_K, 0, 0, RET_ALLOW),
+        )
+    )
 
 
 def install() -> None:

@@ -68,7 +68,7 @@ def world_repo() -> Path:
     base = shared_dir("world-repo.")
     repo = base / "repo"
     shutil.copytree(EXAMPLES / "repo", repo, symlinks=True)
-    for root, dirs, files in os.walk(base):
+    for root, _dirs, files in os.walk(base):
         os.chmod(root, 0o755)
         for name in files:
             os.chmod(os.path.join(root, name), 0o644)
@@ -114,9 +114,13 @@ class WorldBuilder:
         if key not in self.roots:
             base = identity.mkdtemp(f"builder-{purpose}.")
             root = base / "root"
-            proc = identity.run(python_snippet(
-                identity, "from chrootforge.sources.extract import extract; "
-                          f"extract({str(self.stage.tarball)!r}, {str(root)!r})"))
+            proc = identity.run(
+                python_snippet(
+                    identity,
+                    "from chrootforge.sources.extract import extract; "
+                    f"extract({str(self.stage.tarball)!r}, {str(root)!r})",
+                )
+            )
             if proc.returncode != 0:
                 pytest.fail(f"extracting the stage as {identity.name} failed:\n{proc.stderr}")
             self.roots[key] = (identity, base)

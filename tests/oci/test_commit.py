@@ -89,16 +89,24 @@ def test_layer_tar_is_normalised(tmp_path):
     assert names[:3] == ["bin", "bin/alias", "bin/grp"]
     assert all(m.uname == "" and m.gname == "" and isinstance(m.mtime, int) for m in members.values())
     assert all(m.mtime <= EPOCH for m in members.values()) and members["old"].mtime == 1000
-    assert members["bin/tool-link"].type == tarfile.LNKTYPE and members["bin/tool-link"].linkname == "bin/tool"
+    assert (
+        members["bin/tool-link"].type == tarfile.LNKTYPE and members["bin/tool-link"].linkname == "bin/tool"
+    )
     assert members["bin/tool"].mode == 0o4755 and members["bin/grp"].mode == 0o2711
     assert members["tmp"].mode == 0o1777 and members["fifo"].isfifo()
     assert members["dangling"].issym() and members["dangling"].linkname == "/nowhere/at/all"
-    assert members["etc/conf"].pax_headers["SCHILY.xattr.user.note"].encode("utf-8", "surrogateescape") \
+    assert (
+        members["etc/conf"].pax_headers["SCHILY.xattr.user.note"].encode("utf-8", "surrogateescape")
         == b"hello \x00\xff binary"
+    )
     if os.getuid() == 0:
         assert members["null"].ischr() and (members["null"].devmajor, members["null"].devminor) == (1, 3)
         assert (members["etc/conf"].uid, members["etc/conf"].gid) == (123, 456)
-        cap = members["bin/grp"].pax_headers["SCHILY.xattr.security.capability"].encode("utf-8", "surrogateescape")
+        cap = (
+            members["bin/grp"]
+            .pax_headers["SCHILY.xattr.security.capability"]
+            .encode("utf-8", "surrogateescape")
+        )
         assert int.from_bytes(cap[:4], "little") >> 24 == 2 and len(cap) == 20
 
 
@@ -119,8 +127,22 @@ def test_socket_is_skipped_with_a_notice(tmp_path):
     sock = socket.socket(socket.AF_UNIX)
     sock.bind(str(root / "sock"))
     try:
-        out = subprocess.run([sys.executable, "-m", "chrootforge", "commit", str(root), "--layout",
-                              str(tmp_path / "L"), "--tag", "s"], check=False, capture_output=True, text=True)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "chrootforge",
+                "commit",
+                str(root),
+                "--layout",
+                str(tmp_path / "L"),
+                "--tag",
+                "s",
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+        )
     finally:
         sock.close()
     assert out.returncode == 0, out.stderr
@@ -153,14 +175,25 @@ def test_child_layer_holds_only_the_difference(tmp_path):
     child = child_of(parent, tmp_path / "child")
     layout = tmp_path / "L"
     base = oci.commit(parent, layout, "base", quiet=True)
-    res = oci.commit(child, layout, "child", parent="base", quiet=True,
-                     config={"Env": ["X=1"]}, labels={"k": "v"})
+    res = oci.commit(
+        child, layout, "child", parent="base", quiet=True, config={"Env": ["X=1"]}, labels={"k": "v"}
+    )
     base_m, child_m = manifest_of(layout, "base"), manifest_of(layout, "child")
     assert child_m["layers"][:-1] == base_m["layers"] and res.layers == 2
     with tarfile.open(layout / "blobs" / "sha256" / res.layer_digest[7:], "r:gz") as tar:
         names = [m.name.rstrip("/") for m in tar.getmembers()]
-    assert names == [".wh.empty", ".wh.fifo", ".wh.odd names", "bin/.wh.alias", "empty",
-                     "etc/.wh..wh..opq", "etc/fresh", "fifo", "fifo/inside", "new"]
+    assert names == [
+        ".wh.empty",
+        ".wh.fifo",
+        ".wh.odd names",
+        "bin/.wh.alias",
+        "empty",
+        "etc/.wh..wh..opq",
+        "etc/fresh",
+        "fifo",
+        "fifo/inside",
+        "new",
+    ]
     assert "bin/tool" not in names  # unchanged files are not repeated
     oci.unpack(layout, "child", tmp_path / "out")
     assert snapshot(tmp_path / "out") == without_devices(snapshot(child))
@@ -181,8 +214,12 @@ def test_umoci_applies_the_child_like_we_do(tmp_path):
     oci.commit(parent, tmp_path / "L", "base", quiet=True)
     oci.commit(child, tmp_path / "L", "child", parent="base", quiet=True)
     args = [] if os.getuid() == 0 else ["--rootless"]
-    out = subprocess.run(["umoci", "unpack", *args, "--image", f"{tmp_path / 'L'}:child",
-                          str(tmp_path / "bundle")], check=False, capture_output=True, text=True)
+    out = subprocess.run(
+        ["umoci", "unpack", *args, "--image", f"{tmp_path / 'L'}:child", str(tmp_path / "bundle")],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     got = snapshot(tmp_path / "bundle" / "rootfs", owners=os.getuid() == 0)
     assert umoci_comparable(got) == umoci_comparable(snapshot(child, owners=os.getuid() == 0))
@@ -203,21 +240,39 @@ def test_retag_replaces_and_extra_tags(tmp_path):
 
 
 def _commit_argv(tree: Path, layout: Path, tag: str, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "chrootforge", "commit", str(tree), "--layout", str(layout),
-            "--tag", tag, "--quiet", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "chrootforge",
+        "commit",
+        str(tree),
+        "--layout",
+        str(layout),
+        "--tag",
+        tag,
+        "--quiet",
+        *extra,
+    ]
 
 
 def test_concurrent_commits_all_land(tmp_path):
     tree = rich_tree(tmp_path / "rootfs")
     layout = tmp_path / "L"
-    procs = [subprocess.Popen(_commit_argv(tree, layout, f"img:{i}", "--label", f"n={i}"),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(8)]
+    procs = [
+        subprocess.Popen(
+            _commit_argv(tree, layout, f"img:{i}", "--label", f"n={i}"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for i in range(8)
+    ]
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
     index = json.loads((layout / "index.json").read_text())
-    assert sorted(d["annotations"]["org.opencontainers.image.ref.name"] for d in index["manifests"]) \
-        == sorted(f"img:{i}" for i in range(8))
+    assert sorted(
+        d["annotations"]["org.opencontainers.image.ref.name"] for d in index["manifests"]
+    ) == sorted(f"img:{i}" for i in range(8))
     assert oci.verify(layout) == []
 
 
@@ -233,16 +288,22 @@ def test_sigkill_at_random_points_leaves_earlier_tags_valid(tmp_path):
     durations = {}
     for compression in ("gzip", "zstd"):
         start = time.monotonic()
-        subprocess.run(_commit_argv(tree, layout, f"timed-{compression}", "--compression", compression),
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            _commit_argv(tree, layout, f"timed-{compression}", "--compression", compression),
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         durations[compression] = time.monotonic() - start
     rng = random.Random(1234)
     killed = 0
     for round_no in range(20):
         compression = rng.choice(["gzip", "zstd"])
-        proc = subprocess.Popen(_commit_argv(tree, layout, f"victim{round_no}", "--compression",
-                                             compression),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            _commit_argv(tree, layout, f"victim{round_no}", "--compression", compression),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(rng.uniform(0.05, 0.9) * durations[compression])
         proc.send_signal(signal.SIGKILL)
         killed += proc.wait() == -signal.SIGKILL
@@ -255,7 +316,9 @@ def test_sigkill_at_random_points_leaves_earlier_tags_valid(tmp_path):
 
 
 def cf(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "chrootforge", *args], check=False, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "chrootforge", *args], check=False, capture_output=True, text=True
+    )
 
 
 def _layer_path(layout: Path, tag: str, n: int = 0) -> Path:
@@ -336,15 +399,21 @@ def test_verify_dangling_reference(good_layout):
 def test_bad_input_is_one_clear_line(tmp_path):
     tree = rich_tree(tmp_path / "rootfs")
     cases = [
-        (("commit", str(tmp_path / "missing"), "--layout", str(tmp_path / "L1"), "--tag", "x"), 2,
-         "does not exist"),
+        (
+            ("commit", str(tmp_path / "missing"), "--layout", str(tmp_path / "L1"), "--tag", "x"),
+            2,
+            "does not exist",
+        ),
         (("commit", str(tree), "--layout", str(tmp_path / "L2"), "--tag", "Bad Tag!"), 2, "invalid tag"),
         (("verify", str(tree)), 2, "is not an OCI layout"),
         (("inspect", str(tree)), 2, "is not an OCI layout"),
         (("commit", str(tree), "--layout", str(tree), "--tag", "x"), 2, "is not an OCI layout and not empty"),
         (("commit", str(tree), "--layout", "/proc/cf-nope/L", "--tag", "x"), 1, "cannot create"),
-        (("commit", str(tree), "--layout", str(tmp_path / "L3"), "--tag", "x", "--parent", "nope"), 2,
-         "is not an OCI layout"),
+        (
+            ("commit", str(tree), "--layout", str(tmp_path / "L3"), "--tag", "x", "--parent", "nope"),
+            2,
+            "is not an OCI layout",
+        ),
     ]
     for argv, code, message in cases:
         out = cf(*argv)
@@ -384,8 +453,18 @@ def test_commit_and_verify_as_each_identity(identity):
     (tree / "link").symlink_to("bin/prog")
     chown_tree(tree, identity.uid, identity.gid)
     for comp in ("gzip", "zstd"):
-        out = identity.cf("commit", str(tree), "--layout", str(base / "L"), "--tag", f"me:{comp}",
-                          "--compression", comp, "--label", "who=me")
+        out = identity.cf(
+            "commit",
+            str(tree),
+            "--layout",
+            str(base / "L"),
+            "--tag",
+            f"me:{comp}",
+            "--compression",
+            comp,
+            "--label",
+            "who=me",
+        )
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip().startswith("sha256:")
     out = identity.cf("verify", str(base / "L"))
@@ -432,8 +511,9 @@ def test_commit_and_unpack_inside_the_mapped_user_namespace(identity):
         from chrootforge.sandbox import owned_dir
 
         owned_dir(base)
-    out = identity.run([*identity.python, "-c", MAPPED_SCRIPT, str(base)],
-                       env={"SOURCE_DATE_EPOCH": str(EPOCH)})
+    out = identity.run(
+        [*identity.python, "-c", MAPPED_SCRIPT, str(base)], env={"SOURCE_DATE_EPOCH": str(EPOCH)}
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert (base / "owner.txt").read_text().strip() == "1000:2000"
     assert "cap_net_raw=ep" in (base / "cap.txt").read_text()
@@ -441,6 +521,10 @@ def test_commit_and_unpack_inside_the_mapped_user_namespace(identity):
         members = {m.name: m for m in tar.getmembers()}
     assert (members["owned"].uid, members["owned"].gid) == (1000, 2000)
     assert (members["bin/busybox"].uid, members["bin/busybox"].gid) == (0, 0)
-    cap = members["bin/busybox"].pax_headers["SCHILY.xattr.security.capability"].encode("utf-8", "surrogateescape")
+    cap = (
+        members["bin/busybox"]
+        .pax_headers["SCHILY.xattr.security.capability"]
+        .encode("utf-8", "surrogateescape")
+    )
     assert len(cap) == 20 and int.from_bytes(cap[:4], "little") >> 24 == 2  # v2, no namespace root id
     shutil.rmtree(base, ignore_errors=True)

@@ -43,8 +43,11 @@ def images(tmp_path_factory):
     try:
         rootfs = make_busybox_rootfs(base / "rootfs")
         layout = base / "layout"
-        config = {"Cmd": ["/bin/sh", "-c", "echo default cmd ran; cat /etc/motd"], "Env": ["GREETING=hi"],
-                  "WorkingDir": "/tmp"}
+        config = {
+            "Cmd": ["/bin/sh", "-c", "echo default cmd ran; cat /etc/motd"],
+            "Env": ["GREETING=hi"],
+            "WorkingDir": "/tmp",
+        }
         oci.commit(rootfs, layout, "bb:1", config=config, quiet=True)
         oci.commit(rootfs, layout, "bb:zstd", compression="zstd", config=config, quiet=True)
         child = base / "child"
@@ -52,14 +55,19 @@ def images(tmp_path_factory):
         (child / "etc" / "motd").unlink()
         (child / "etc" / "added").write_text("added in child\n")
         oci.commit(child, layout, "bb:child", parent="bb:1", quiet=True)
-        oci.attach_referrer(layout, "bb:1", b'{"spdxVersion": "SPDX-2.3"}', SBOM_TYPE,
-                            annotations={"org.opencontainers.image.title": "sbom"})
+        oci.attach_referrer(
+            layout,
+            "bb:1",
+            b'{"spdxVersion": "SPDX-2.3"}',
+            SBOM_TYPE,
+            annotations={"org.opencontainers.image.title": "sbom"},
+        )
     finally:
         if old is None:
             os.environ.pop("SOURCE_DATE_EPOCH", None)
         else:
             os.environ["SOURCE_DATE_EPOCH"] = old
-    for dirpath, dirs, files in os.walk(layout):
+    for dirpath, _dirs, files in os.walk(layout):
         os.chmod(dirpath, 0o755)
         for name in files:
             os.chmod(os.path.join(dirpath, name), 0o644)
@@ -73,7 +81,9 @@ def test_layout_with_referrer_verifies_and_validates(images):
     layout = images["layout"]
     assert oci.verify(layout) == []
     index = json.loads((layout / "index.json").read_text())
-    untagged = [d for d in index["manifests"] if "org.opencontainers.image.ref.name" not in d.get("annotations", {})]
+    untagged = [
+        d for d in index["manifests"] if "org.opencontainers.image.ref.name" not in d.get("annotations", {})
+    ]
     assert len(untagged) == 1 and untagged[0]["artifactType"] == SBOM_TYPE
     art = json.loads((layout / "blobs" / "sha256" / untagged[0]["digest"][7:]).read_text())
     assert art["subject"]["digest"] == oci.resolve(layout, "bb:1").descriptor["digest"]
@@ -81,8 +91,22 @@ def test_layout_with_referrer_verifies_and_validates(images):
     for tag in ("bb:1", "bb:child"):
         # oci-image-tool's name= filter also matches untagged descriptors (the referrer): add digest=
         digest = oci.resolve(layout, tag).descriptor["digest"]
-        out = subprocess.run(["oci-image-tool", "validate", "--type", "image", "--ref", f"name={tag}",
-                              "--ref", f"digest={digest}", str(layout)], check=False, capture_output=True, text=True)
+        out = subprocess.run(
+            [
+                "oci-image-tool",
+                "validate",
+                "--type",
+                "image",
+                "--ref",
+                f"name={tag}",
+                "--ref",
+                f"digest={digest}",
+                str(layout),
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+        )
         assert out.returncode == 0 and "Validation succeeded" in out.stdout, out.stdout + out.stderr
 
 
@@ -99,8 +123,12 @@ def test_podman_runs_the_image(identity, images):
         assert out.stdout.split() == ["hi", "from", "/tmp", "0"]
         out = podman.run_image("localhost/bb:1")  # the configured Cmd
         assert out.stdout == "default cmd ran\nmade by chrootforge\n", out.stderr
-        out = podman.run_image("localhost/bb:child", "sh", "-c",
-                               "test -e /etc/motd && echo motd-still-there; cat /etc/added; ls /bin/echo")
+        out = podman.run_image(
+            "localhost/bb:child",
+            "sh",
+            "-c",
+            "test -e /etc/motd && echo motd-still-there; cat /etc/added; ls /bin/echo",
+        )
         assert out.stdout == "added in child\n/bin/echo\n", out.stderr
     finally:
         podman.cleanup()
@@ -112,13 +140,17 @@ def test_skopeo_inspect_and_copy(images, tmp_path):
 
     layout = images["layout"]
     for tag in ("bb:1", "bb:zstd"):
-        out = subprocess.run(["skopeo", "inspect", f"oci:{layout}:{tag}"], check=False, capture_output=True, text=True)
+        out = subprocess.run(
+            ["skopeo", "inspect", f"oci:{layout}:{tag}"], check=False, capture_output=True, text=True
+        )
         assert out.returncode == 0, out.stderr
         info = json.loads(out.stdout)
         assert info["Digest"] == oci.resolve(layout, tag).descriptor["digest"]
         assert info["Env"] == ["GREETING=hi"]
     store = f"containers-storage:[vfs@{tmp_path / 'root'}+{tmp_path / 'run'}]localhost/copied:1"
-    out = subprocess.run(["skopeo", "copy", f"oci:{layout}:bb:child", store], check=False, capture_output=True, text=True)
+    out = subprocess.run(
+        ["skopeo", "copy", f"oci:{layout}:bb:child", store], check=False, capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr
     out = subprocess.run(["skopeo", "inspect", store], check=False, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
@@ -130,8 +162,12 @@ def test_skopeo_inspect_and_copy(images, tmp_path):
 def test_umoci_unpack_matches_source(images, tmp_path):
     need("umoci")
     args = [] if os.getuid() == 0 else ["--rootless"]
-    out = subprocess.run(["umoci", "unpack", *args, "--image", f"{images['layout']}:bb:1",
-                          str(tmp_path / "bundle")], check=False, capture_output=True, text=True)
+    out = subprocess.run(
+        ["umoci", "unpack", *args, "--image", f"{images['layout']}:bb:1", str(tmp_path / "bundle")],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     owners = os.getuid() == 0
     got = snapshot(tmp_path / "bundle" / "rootfs", owners=owners)
@@ -167,25 +203,72 @@ def test_docker_load_and_run_through_private_dockerd(images):
     need("docker")
     base = Path(tempfile.mkdtemp(prefix="cfd.", dir="/tmp"))  # short: unix socket paths are limited
     sock = base / "d.sock"
-    argv = ["dockerd", "--data-root", str(base / "data"), "--exec-root", str(base / "exec"),
-            "-H", f"unix://{sock}", "--iptables=false", "--ip6tables=false", "--bridge=none",
-            "--pidfile", str(base / "d.pid")]
+    argv = [
+        "dockerd",
+        "--data-root",
+        str(base / "data"),
+        "--exec-root",
+        str(base / "exec"),
+        "-H",
+        f"unix://{sock}",
+        "--iptables=false",
+        "--ip6tables=false",
+        "--bridge=none",
+        "--pidfile",
+        str(base / "d.pid"),
+    ]
     try:
         with _daemon(argv, sock, base / "dockerd.log", "dockerd"):
             docker = ["docker", "--host", f"unix://{sock}"]
             from chrootforge import oci
 
-            out = subprocess.run([*oci_cf(), "load", f"{images['layout']}:bb:child", "--into", "docker",
-                                  f"--docker-arg=--host=unix://{sock}"], check=False, capture_output=True, text=True)
+            out = subprocess.run(
+                [
+                    *oci_cf(),
+                    "load",
+                    f"{images['layout']}:bb:child",
+                    "--into",
+                    "docker",
+                    f"--docker-arg=--host=unix://{sock}",
+                ],
+                check=False,
+                capture_output=True,
+                text=True,
+            )
             assert out.returncode == 0, out.stderr
-            out = subprocess.run([*docker, "run", "--rm", "--network", "none", "bb:child", "sh", "-c",
-                                  "cat /etc/added; test -e /etc/motd || echo motd-gone"],
-                                 check=False, capture_output=True, text=True, timeout=120)
+            out = subprocess.run(
+                [
+                    *docker,
+                    "run",
+                    "--rm",
+                    "--network",
+                    "none",
+                    "bb:child",
+                    "sh",
+                    "-c",
+                    "cat /etc/added; test -e /etc/motd || echo motd-gone",
+                ],
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             assert out.returncode == 0, out.stderr
             assert out.stdout == "added in child\nmotd-gone\n"
             # a zstd image is refused for docker-archive, with a clear reason
-            out = subprocess.run([*oci_cf(), "load", f"{images['layout']}:bb:zstd", "--into", "docker",
-                                  f"--docker-arg=--host=unix://{sock}"], check=False, capture_output=True, text=True)
+            out = subprocess.run(
+                [
+                    *oci_cf(),
+                    "load",
+                    f"{images['layout']}:bb:zstd",
+                    "--into",
+                    "docker",
+                    f"--docker-arg=--host=unix://{sock}",
+                ],
+                check=False,
+                capture_output=True,
+                text=True,
+            )
             assert out.returncode == 1 and "zstd" in out.stderr and "Traceback" not in out.stderr
             assert oci.resolve(images["layout"], "bb:zstd")
     finally:
@@ -207,27 +290,36 @@ def test_containerd_imports_the_zstd_image(images, tmp_path):
     sock = base / "c.sock"
     cfg = base / "config.toml"
     cfg.write_text(f"""version = 2
-root = "{base / 'root'}"
-state = "{base / 'state'}"
+root = "{base / "root"}"
+state = "{base / "state"}"
 disabled_plugins = ["io.containerd.grpc.v1.cri"]
 [grpc]
   address = "{sock}"
 [ttrpc]
-  address = "{base / 't.sock'}"
+  address = "{base / "t.sock"}"
 [debug]
   address = ""
 [metrics]
   address = ""
 """)
     archive = tmp_path / "zstd.tar"
-    out = subprocess.run([*oci_cf(), "export", f"{images['layout']}:bb:zstd", "--format", "oci-archive",
-                          "-o", str(archive)], check=False, capture_output=True, text=True)
+    out = subprocess.run(
+        [*oci_cf(), "export", f"{images['layout']}:bb:zstd", "--format", "oci-archive", "-o", str(archive)],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     try:
         with _daemon(["containerd", "--config", str(cfg)], sock, base / "containerd.log", "containerd"):
             ctr = ["ctr", "--address", str(sock), "--namespace", "cftest"]
-            out = subprocess.run([*ctr, "images", "import", str(archive)], check=False, capture_output=True, text=True,
-                                 timeout=120)
+            out = subprocess.run(
+                [*ctr, "images", "import", str(archive)],
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             assert out.returncode == 0, out.stdout + out.stderr
             out = subprocess.run([*ctr, "images", "ls", "-q"], check=False, capture_output=True, text=True)
             assert "localhost/bb:zstd" in out.stdout.split()

@@ -17,7 +17,7 @@ from chrootforge.oci import layout as lo
 
 # Inside a private mount namespace with a 256 KiB tmpfs at BASE/fs: a good commit, then for each
 # amount of free space left (0..3 pages) a commit that must fail cleanly, whatever stage it hits.
-ENOSPC_SCRIPT = textwrap.dedent('''
+ENOSPC_SCRIPT = textwrap.dedent("""
     import json, os, subprocess, sys
     from pathlib import Path
     from chrootforge import oci
@@ -44,7 +44,7 @@ ENOSPC_SCRIPT = textwrap.dedent('''
             "unreferenced": [str(p) for p, _ in lo.unreferenced_blobs(layout)],
             "temps": os.listdir(layout / ".tmp"), "verify": oci.verify(layout)})
     print(json.dumps(report))
-''')
+""")
 
 
 def _trees(base: Path) -> None:
@@ -62,9 +62,12 @@ def test_enospc_at_every_stage_is_one_clean_line(identity):
     if not identity.is_root:
         for p in [base, *base.rglob("*")]:
             os.chown(p, identity.uid, identity.gid)
-    mount = f"mount -t tmpfs -o size=256k tmpfs {base}/fs && exec \"$@\""
-    ns = ["unshare", "--mount", "--propagation", "private"] if identity.is_root else \
-        ["unshare", "--user", "--map-root-user", "--mount", "--propagation", "private"]
+    mount = f'mount -t tmpfs -o size=256k tmpfs {base}/fs && exec "$@"'
+    ns = (
+        ["unshare", "--mount", "--propagation", "private"]
+        if identity.is_root
+        else ["unshare", "--user", "--map-root-user", "--mount", "--propagation", "private"]
+    )
     result = identity.run([*ns, "sh", "-c", mount, "sh", *identity.python, "-c", ENOSPC_SCRIPT, str(base)])
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -118,9 +121,24 @@ def test_gc_alongside_eight_commits(tmp_path):
         trees.append(tree)
     oci.commit(trees[0], layout, "seed", quiet=True)
     orphan_digest, orphan_size = lo.write_blob(layout, b"an orphan blob")  # as a killed commit leaves
-    procs = [subprocess.Popen([sys.executable, "-m", "chrootforge", "commit", str(tree), "--layout",
-                               str(layout), "--tag", f"c{i}", "--quiet"], stderr=subprocess.PIPE)
-             for i, tree in enumerate(trees)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "chrootforge",
+                "commit",
+                str(tree),
+                "--layout",
+                str(layout),
+                "--tag",
+                f"c{i}",
+                "--quiet",
+            ],
+            stderr=subprocess.PIPE,
+        )
+        for i, tree in enumerate(trees)
+    ]
     freed = []
     stop = threading.Event()
 
@@ -149,11 +167,19 @@ def test_verify_notices_and_gc_removes_unreferenced_blobs(tmp_path):
     layout = tmp_path / "L"
     oci.commit(tree, layout, "img", quiet=True)
     lo.write_blob(layout, b"x" * 20_000)
-    out = subprocess.run([sys.executable, "-m", "chrootforge", "verify", str(layout)],
-                         capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "chrootforge", "verify", str(layout)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert out.returncode == 0 and "1 blobs (0.0 MB) are not referenced" in out.stderr
-    out = subprocess.run([sys.executable, "-m", "chrootforge", "gc", str(layout), "--json"],
-                         capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "chrootforge", "gc", str(layout), "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["bytes_freed"] == 20_000
     assert oci.verify(layout) == [] and lo.unreferenced_blobs(layout) == []

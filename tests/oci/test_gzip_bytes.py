@@ -70,7 +70,13 @@ def test_gzip_bytes_do_not_depend_on_the_cpu(cpu):
     qemu = shutil.which("qemu-x86_64")
     if qemu is None:
         pytest.skip("qemu-x86_64 (package qemu-user) is not installed; scripts/bootstrap installs it")
-    done = subprocess.run([qemu, "-cpu", cpu, sys.executable, "-c", SCRIPT, "2"], cwd=REPO,
-                          capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [qemu, "-cpu", cpu, sys.executable, "-c", SCRIPT, "2"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == GOLDEN

@@ -28,8 +28,14 @@ from chrootforge.oci.writer import retag
 SECRET = b"host secret\n"
 
 
-def member(name: str, kind=tarfile.REGTYPE, data: bytes = b"", link: str = "", mode: int = 0o644,
-           dev: tuple[int, int] = (0, 0)) -> tuple[tarfile.TarInfo, bytes]:
+def member(
+    name: str,
+    kind=tarfile.REGTYPE,
+    data: bytes = b"",
+    link: str = "",
+    mode: int = 0o644,
+    dev: tuple[int, int] = (0, 0),
+) -> tuple[tarfile.TarInfo, bytes]:
     info = tarfile.TarInfo(name)
     info.type, info.mode, info.mtime = kind, mode, 1700000000
     info.size = len(data) if kind == tarfile.REGTYPE else 0
@@ -74,15 +80,21 @@ def store_image(layout: Path, tag: str, layers: list[list]) -> None:
             descs.append({"mediaType": mt.LAYER_GZIP, "digest": digest, "size": size})
         config = {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}}
         cdigest, csize = staging.add_bytes(lo.canonical_json(config))
-        manifest = {"schemaVersion": 2, "mediaType": mt.MANIFEST,
-                    "config": {"mediaType": mt.CONFIG, "digest": cdigest, "size": csize}, "layers": descs}
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": mt.MANIFEST,
+            "config": {"mediaType": mt.CONFIG, "digest": cdigest, "size": csize},
+            "layers": descs,
+        }
         mdigest, msize = staging.add_bytes(lo.canonical_json(manifest))
         staging.publish(retag(tag, mdigest, msize))
 
 
 def victim_state(victim: Path) -> dict:
-    return {str(p.relative_to(victim)): (p.is_symlink(), p.read_bytes() if p.is_file() else None)
-            for p in sorted(victim.rglob("*"))}
+    return {
+        str(p.relative_to(victim)): (p.is_symlink(), p.read_bytes() if p.is_file() else None)
+        for p in sorted(victim.rglob("*"))
+    }
 
 
 @pytest.fixture
@@ -112,8 +124,16 @@ def corpus(victim: Path) -> dict[str, list[list]]:
         "hardlink through a symlink": [[sym("a", str(victim)), hard("stolen", "a/secret")]],
         "hardlink to a missing target": [[hard("stolen", "nowhere")]],
         "symlink chain": [[sym("a", "b"), sym("b", str(victim)), f("a/planted", b"pwned")]],
-        "directory replaced by a symlink": [[d("dir")], [sym("dir", str(victim))], [f("dir/planted", b"pwned")]],
-        "file replaced by a symlink then written below": [[f("node")], [sym("node", rel)], [f("node/planted")]],
+        "directory replaced by a symlink": [
+            [d("dir")],
+            [sym("dir", str(victim))],
+            [f("dir/planted", b"pwned")],
+        ],
+        "file replaced by a symlink then written below": [
+            [f("node")],
+            [sym("node", rel)],
+            [f("node/planted")],
+        ],
     }
 
 
@@ -140,8 +160,18 @@ def test_hostile_layer_is_refused_everywhere(arena, case):
 def test_device_nodes_are_never_created(arena, capfd):
     tmp_path, _victim = arena
     layout = tmp_path / "L"
-    store_image(layout, "devs", [[d("dev"), member("dev/sda", tarfile.BLKTYPE, dev=(8, 0)),
-                                  member("dev/mem", tarfile.CHRTYPE, dev=(1, 1)), f("ok")]])
+    store_image(
+        layout,
+        "devs",
+        [
+            [
+                d("dev"),
+                member("dev/sda", tarfile.BLKTYPE, dev=(8, 0)),
+                member("dev/mem", tarfile.CHRTYPE, dev=(1, 1)),
+                f("ok"),
+            ]
+        ],
+    )
     oci.unpack(layout, "devs", tmp_path / "dest")
     assert sorted(os.listdir(tmp_path / "dest" / "dev")) == []
     assert (tmp_path / "dest" / "ok").read_bytes() == b"x"
@@ -153,10 +183,18 @@ def test_benign_symlinks_are_only_data(arena):
     tmp_path, victim = arena
     before = victim_state(victim)
     layout = tmp_path / "L"
-    store_image(layout, "links", [[sym("s", str(victim / "secret")), sym("t", str(victim)), d("keep")],
-                                  [f("s", b"replaced"), f(".wh.t")]])
+    store_image(
+        layout,
+        "links",
+        [
+            [sym("s", str(victim / "secret")), sym("t", str(victim)), d("keep")],
+            [f("s", b"replaced"), f(".wh.t")],
+        ],
+    )
     oci.unpack(layout, "links", tmp_path / "dest")
-    assert (tmp_path / "dest" / "s").read_bytes() == b"replaced" and not (tmp_path / "dest" / "s").is_symlink()
+    assert (tmp_path / "dest" / "s").read_bytes() == b"replaced" and not (
+        tmp_path / "dest" / "s"
+    ).is_symlink()
     assert not os.path.lexists(tmp_path / "dest" / "t")
     assert victim_state(victim) == before
     assert oci.verify(layout) == []
@@ -167,8 +205,9 @@ def test_corrupt_layer_blob_is_refused_by_every_reader(arena, damage):
     tmp_path, _victim = arena
     layout = tmp_path / "L"
     store_image(layout, "img", [[f("a", os.urandom(4096)), f("b", b"y" * 10000)]])
-    manifest = json.loads((layout / "blobs" / "sha256" /
-                           lo.tagged(lo.read_index(layout))["img"]["digest"][7:]).read_bytes())
+    manifest = json.loads(
+        (layout / "blobs" / "sha256" / lo.tagged(lo.read_index(layout))["img"]["digest"][7:]).read_bytes()
+    )
     blob = layout / "blobs" / "sha256" / manifest["layers"][0]["digest"][7:]
     data = bytearray(blob.read_bytes())
     if damage == "flip":
@@ -179,9 +218,11 @@ def test_corrupt_layer_blob_is_refused_by_every_reader(arena, damage):
         data += b"trailing"
     blob.write_bytes(bytes(data))
     short = manifest["layers"][0]["digest"]
-    for attempt in (lambda: oci.unpack(layout, "img", tmp_path / "dest"),
-                    lambda: oci.commit(_empty(tmp_path), layout, "c", parent="img", quiet=True),
-                    lambda: oci.export(layout, "img", "oci-archive", tmp_path / "out.tar")):
+    for attempt in (
+        lambda: oci.unpack(layout, "img", tmp_path / "dest"),
+        lambda: oci.commit(_empty(tmp_path), layout, "c", parent="img", quiet=True),
+        lambda: oci.export(layout, "img", "oci-archive", tmp_path / "out.tar"),
+    ):
         with pytest.raises(CfError) as err:
             attempt()
         assert short[:19] in str(err.value) or short in str(err.value)

@@ -18,9 +18,14 @@ from hypothesis import strategies as st
 from chrootforge import cli, log, oci
 from chrootforge.oci import layout as lo
 
-JSON_JUNK = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=8),
-                      st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(),
-                                                                          max_size=2))
+JSON_JUNK = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.text(max_size=8),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
 
 
 @pytest.fixture(scope="module")
@@ -99,23 +104,39 @@ def _run(args: list[str], capsys) -> tuple[int, str]:
     return code, out.out + out.err
 
 
-@settings(max_examples=int(os.environ.get("CF_MUTATIONS", "60")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=int(os.environ.get("CF_MUTATIONS", "60")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(data=st.data())
 def test_mutated_layouts_never_traceback(template, tmp_path, capsys, data):
     work = tmp_path / f"m{os.urandom(4).hex()}"
     layout = work / "L"
     shutil.copytree(template, layout)
     corrupt_blob = False
-    kind = data.draw(st.sampled_from(["index-doc", "index-entry", "index-bytes", "blob-shape", "blob-flip",
-                                      "blob-truncate", "blob-delete"]))
+    kind = data.draw(
+        st.sampled_from(
+            [
+                "index-doc",
+                "index-entry",
+                "index-bytes",
+                "blob-shape",
+                "blob-flip",
+                "blob-truncate",
+                "blob-delete",
+            ]
+        )
+    )
     index_path = layout / "index.json"
     if kind == "index-doc":
         index_path.write_text(json.dumps(_mutate_doc(json.loads(index_path.read_text()), data)))
     elif kind == "index-entry":
         index = json.loads(index_path.read_text())
         i = data.draw(st.integers(0, len(index["manifests"]) - 1))
-        index["manifests"][i] = data.draw(JSON_JUNK) if data.draw(st.booleans()) else \
-            _mutate_doc(index["manifests"][i], data)
+        index["manifests"][i] = (
+            data.draw(JSON_JUNK) if data.draw(st.booleans()) else _mutate_doc(index["manifests"][i], data)
+        )
         index_path.write_text(json.dumps(index))
     elif kind == "index-bytes":
         raw = index_path.read_bytes()
@@ -146,8 +167,17 @@ def test_mutated_layouts_never_traceback(template, tmp_path, capsys, data):
         "verify": ["verify", str(layout)],
         "inspect": ["inspect", "--json", str(layout)],
         "export": ["export", f"{layout}:child", "-o", str(work / "out.tar")],
-        "commit": ["commit", str(child), "--layout", str(layout), "--tag", "next", "--parent", "child",
-                   "--quiet"],
+        "commit": [
+            "commit",
+            str(child),
+            "--layout",
+            str(layout),
+            "--tag",
+            "next",
+            "--parent",
+            "child",
+            "--quiet",
+        ],
         "sbom": ["sbom", f"{layout}:child"],
     }
     for name, args in runs.items():

@@ -15,9 +15,12 @@ from chrootforge import oci
 from tests.helpers.oci import EPOCH, snapshot, umoci_comparable
 
 NAME = st.text(
-    alphabet=st.one_of(st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="/\x00"),
-                       st.sampled_from([" ", "\n", "\t", "é", "✓", "-", "."])),
-    min_size=1, max_size=10,
+    alphabet=st.one_of(
+        st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="/\x00"),
+        st.sampled_from([" ", "\n", "\t", "é", "✓", "-", "."]),
+    ),
+    min_size=1,
+    max_size=10,
 ).filter(lambda n: n not in (".", "..") and not n.startswith(".wh.") and len(n.encode()) < 200)
 
 OP = st.tuples(
@@ -48,7 +51,11 @@ def build(root: Path, ops) -> None:
         elif kind == "hardlink":
             os.link(files[pick % len(files)], path)
         else:
-            target = os.path.relpath(files[pick % len(files)], parent) if files and pick % 3 else name + "-dangling"
+            target = (
+                os.path.relpath(files[pick % len(files)], parent)
+                if files and pick % 3
+                else name + "-dangling"
+            )
             path.symlink_to(target)
             continue
         if xattr is not None and kind != "hardlink":  # a hardlink shares its target's (maybe read-only) inode
@@ -80,10 +87,13 @@ def test_random_trees_round_trip(ops, compression):
         assert snapshot(base / "ours") == want
         if compression == "gzip" and shutil.which("umoci"):  # umoci 0.4.7 rejects zstd
             args = [] if os.getuid() == 0 else ["--rootless"]
-            out = subprocess.run(["umoci", "unpack", *args, "--image", f"{base / 'L'}:t", str(base / "b")],
-                                 check=False, capture_output=True, text=True)
+            out = subprocess.run(
+                ["umoci", "unpack", *args, "--image", f"{base / 'L'}:t", str(base / "b")],
+                check=False,
+                capture_output=True,
+                text=True,
+            )
             assert out.returncode == 0, out.stderr
             assert umoci_comparable(snapshot(base / "b" / "rootfs")) == umoci_comparable(want)
     finally:
         shutil.rmtree(base, ignore_errors=True)
-

@@ -16,20 +16,25 @@ from chrootforge.oci.parentindex import Node, ParentTree
 from chrootforge.oci.tarwrite import WHITEOUT
 
 
-@pytest.mark.parametrize("tag,full", [
-    ("busybox", "localhost/busybox:latest"),
-    ("busybox:1.36", "localhost/busybox:1.36"),
-    ("ns/img:v1", "localhost/ns/img:v1"),
-    ("localhost/ns/img:v1", "localhost/ns/img:v1"),
-    ("registry.example:5000/a/b:c", "registry.example:5000/a/b:c"),
-    ("quay.io/x/y", "quay.io/x/y:latest"),
-])
+@pytest.mark.parametrize(
+    "tag,full",
+    [
+        ("busybox", "localhost/busybox:latest"),
+        ("busybox:1.36", "localhost/busybox:1.36"),
+        ("ns/img:v1", "localhost/ns/img:v1"),
+        ("localhost/ns/img:v1", "localhost/ns/img:v1"),
+        ("registry.example:5000/a/b:c", "registry.example:5000/a/b:c"),
+        ("quay.io/x/y", "quay.io/x/y:latest"),
+    ],
+)
 def test_full_name(tag, full):
     assert refs.check_tag(tag) == tag
     assert refs.full_name(tag) == full
 
 
-@pytest.mark.parametrize("bad", ["", "Upper", "a b", "a:", "a:b c", "a//b", "-a", "a:" + "x" * 129, "a/b:c:d"])
+@pytest.mark.parametrize(
+    "bad", ["", "Upper", "a b", "a:", "a:b c", "a//b", "-a", "a:" + "x" * 129, "a/b:c:d"]
+)
 def test_bad_tags_are_usage_errors(bad):
     with pytest.raises(UsageError, match="invalid tag"):
         refs.check_tag(bad)
@@ -51,10 +56,15 @@ def test_capability_v3_becomes_v2():
 
 
 def test_config_normalise_and_merge():
-    cfg = imageconfig.normalise({"Env": {"A": "1"}, "Cmd": "echo hi", "ExposedPorts": ["80/tcp"],
-                                 "Labels": {"x": "y"}})
-    assert cfg == {"Env": ["A=1"], "Cmd": ["/bin/sh", "-c", "echo hi"], "ExposedPorts": {"80/tcp": {}},
-                   "Labels": {"x": "y"}}
+    cfg = imageconfig.normalise(
+        {"Env": {"A": "1"}, "Cmd": "echo hi", "ExposedPorts": ["80/tcp"], "Labels": {"x": "y"}}
+    )
+    assert cfg == {
+        "Env": ["A=1"],
+        "Cmd": ["/bin/sh", "-c", "echo hi"],
+        "ExposedPorts": {"80/tcp": {}},
+        "Labels": {"x": "y"},
+    }
     merged = imageconfig.merge({"Env": ["A=0", "B=2"], "User": "u"}, {"Env": ["A=1"]}, {"l": "v"})
     assert merged == {"Env": ["A=1", "B=2"], "User": "u", "Labels": {"l": "v"}}
     with pytest.raises(UsageError, match="unknown image config field"):
@@ -82,10 +92,13 @@ def _payload(size: int) -> bytes:
 
 def _run(kind: str, data: bytes, threads: int | None, step: int = 65536) -> bytes:
     out = []
-    comp = compress.ParallelGzip(out.append, threads=threads) if kind == "gzip" else \
-        compress.Zstd(out.append, threads=threads)
+    comp = (
+        compress.ParallelGzip(out.append, threads=threads)
+        if kind == "gzip"
+        else compress.Zstd(out.append, threads=threads)
+    )
     for i in range(0, len(data), step):
-        comp.write(data[i:i + step])
+        comp.write(data[i : i + step])
     comp.close()
     return b"".join(out)
 
@@ -106,8 +119,10 @@ def test_parallel_gzip_is_one_valid_member(size, tmp_path):
 def test_compression_bytes_do_not_depend_on_threads_or_write_sizes():
     data = _payload(2 * compress.GZIP_BLOCK + 999)
     for kind in ("gzip", "zstd"):
-        outs = {hashlib.sha256(_run(kind, data, t, step)).hexdigest()
-                for t, step in ((1, 4096), (2, 65536), (3, 1 << 20))}
+        outs = {
+            hashlib.sha256(_run(kind, data, t, step)).hexdigest()
+            for t, step in ((1, 4096), (2, 65536), (3, 1 << 20))
+        }
         assert len(outs) == 1, kind
 
 
@@ -128,8 +143,14 @@ def _e(path, kind=tree.FILE, size=1, mode=0o644, inode=None, mtime=1):
 def _parent(entries, contents=None, groups=None):
     p = ParentTree()
     for e in entries:
-        p._add(e.path, Node(e, (contents or {}).get(e.path, "h" + e.path) if e.kind == tree.FILE else None,
-                            (groups or {}).get(e.path)))
+        p._add(
+            e.path,
+            Node(
+                e,
+                (contents or {}).get(e.path, "h" + e.path) if e.kind == tree.FILE else None,
+                (groups or {}).get(e.path),
+            ),
+        )
     return p
 
 
@@ -144,14 +165,32 @@ def test_plan_unchanged_tree_is_empty():
 
 
 def test_plan_changes_deletions_and_kind_changes():
-    parent = _parent([_e("a", tree.DIR), _e("a/f"), _e("a/g"), _e("b"), _e("c", tree.DIR), _e("c/x"),
-                      _e("d"), _e("gone", tree.DIR), _e("gone/deep")])
-    child = [_e("a", tree.DIR), _e("a/f"), _e("b", size=2), _e("c"), _e("d", tree.DIR), _e("d/n"),
-             _e("new")]
+    parent = _parent(
+        [
+            _e("a", tree.DIR),
+            _e("a/f"),
+            _e("a/g"),
+            _e("b"),
+            _e("c", tree.DIR),
+            _e("c/x"),
+            _e("d"),
+            _e("gone", tree.DIR),
+            _e("gone/deep"),
+        ]
+    )
+    child = [_e("a", tree.DIR), _e("a/f"), _e("b", size=2), _e("c"), _e("d", tree.DIR), _e("d/n"), _e("new")]
     assert _plan(child, parent, {"a/f": "other"}) == [
-        (".wh.c", WHITEOUT), (".wh.d", WHITEOUT), (".wh.gone", WHITEOUT),  # root markers first
-        ("a/.wh.g", WHITEOUT), ("a/f", tree.FILE),  # content changed, sibling deleted
-        ("b", tree.FILE), ("c", tree.FILE), ("d", tree.DIR), ("d/n", tree.FILE), ("new", tree.FILE)]
+        (".wh.c", WHITEOUT),
+        (".wh.d", WHITEOUT),
+        (".wh.gone", WHITEOUT),  # root markers first
+        ("a/.wh.g", WHITEOUT),
+        ("a/f", tree.FILE),  # content changed, sibling deleted
+        ("b", tree.FILE),
+        ("c", tree.FILE),
+        ("d", tree.DIR),
+        ("d/n", tree.FILE),
+        ("new", tree.FILE),
+    ]
 
 
 def test_plan_dir_emptied_of_all_old_children_is_opaque():
@@ -171,8 +210,13 @@ def test_plan_writes_whole_hardlink_group_when_one_member_changes():
 
 
 def test_short_names_match_one_stored_tag():
-    tags = ["localhost/chrootforge/hello:latest", "localhost/chrootforge/hello:1.0",
-            "localhost/chrootforge/s6:latest", "other/s6:latest", "plain"]
+    tags = [
+        "localhost/chrootforge/hello:latest",
+        "localhost/chrootforge/hello:1.0",
+        "localhost/chrootforge/s6:latest",
+        "other/s6:latest",
+        "plain",
+    ]
     assert refs.match_tag("localhost/chrootforge/hello:1.0", tags) == "localhost/chrootforge/hello:1.0"
     assert refs.match_tag("hello", tags) == "localhost/chrootforge/hello:latest"
     assert refs.match_tag("hello:1.0", tags) == "localhost/chrootforge/hello:1.0"

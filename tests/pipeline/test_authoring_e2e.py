@@ -68,8 +68,10 @@ SPECS = {
         unprovided = ["acct-user/hello", "acct-group/hello"]
         """,
 }
-GCC_HOOK = ("# A real stage3 has sys-devel/gcc in /var/db/pkg; the synthetic one gets the world's gcc-bin.\n"
-            "emerge --oneshot --usepkg --color=n --nospinner sys-devel/gcc-bin\n")
+GCC_HOOK = (
+    "# A real stage3 has sys-devel/gcc in /var/db/pkg; the synthetic one gets the world's gcc-bin.\n"
+    "emerge --oneshot --usepkg --color=n --nospinner sys-devel/gcc-bin\n"
+)
 IMAGES = ["busybox", "glibc", "cancel", "gccrt", "scaffolded", "noacct", "withacct"]
 
 
@@ -94,36 +96,53 @@ class World:
     def manifest(self, image: str) -> dict:
         index = json.loads((self.layout / "index.json").read_text())
         ref = f"{PREFIX}/{image}:latest"
-        digest = next(m["digest"] for m in index["manifests"]
-                      if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == ref)
+        digest = next(
+            m["digest"]
+            for m in index["manifests"]
+            if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == ref
+        )
         return json.loads(self.blob(digest))
 
     def top_layer(self, image: str) -> dict[str, bytes | None]:
         """name -> content (None for what is not a regular file) of the image's own layer."""
         data = gzip.decompress(self.blob(self.manifest(image)["layers"][-1]["digest"]))
         with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-            return {m.name.lstrip("./").rstrip("/"): tar.extractfile(m).read() if m.isreg() else None
-                    for m in tar.getmembers()}
+            return {
+                m.name.lstrip("./").rstrip("/"): tar.extractfile(m).read() if m.isreg() else None
+                for m in tar.getmembers()
+            }
 
     def state(self, image: str) -> dict:
         return json.loads((self.layout.parent / f"{self.layout.name}.build/state/{image}.json").read_text())
 
     def sbom(self, image: str) -> dict:
-        return json.loads((self.layout.parent / f"{self.layout.name}.build/sbom/{image}.spdx.json").read_text())
+        return json.loads(
+            (self.layout.parent / f"{self.layout.name}.build/sbom/{image}.spdx.json").read_text()
+        )
 
     def log(self, image: str, step: str) -> str:
         return (self.layout.parent / f"{self.layout.name}.build/logs/{image}/{step}.log").read_text()
 
     def run(self, image: str, *argv: str, check: bool = True, user: str | None = None):
         extra = ["--user", user] if user else []
-        return self.podman("run", "--rm", *self.podman.run_args(), *extra, f"localhost/test/{image}:latest", *argv,
-                           check=check)
+        return self.podman(
+            "run",
+            "--rm",
+            *self.podman.run_args(),
+            *extra,
+            f"localhost/test/{image}:latest",
+            *argv,
+            check=check,
+        )
 
 
 def _records(doc: dict) -> set[str]:
     """The Gentoo packages of an SBOM (what /var/db/pkg listed), as cat/pkg-version."""
-    return {f"{p['name']}-{p['versionInfo']}" for p in doc["packages"]
-            if p["SPDXID"].startswith("SPDXRef-Package-")}
+    return {
+        f"{p['name']}-{p['versionInfo']}"
+        for p in doc["packages"]
+        if p["SPDXID"].startswith("SPDXRef-Package-")
+    }
 
 
 def _chown_tree(path: Path, identity) -> None:
@@ -146,7 +165,9 @@ def world(request, world_inputs, world_repo) -> World:
     (ns / "gccrt" / "gcc-runtime.sh").write_text(GCC_HOOK)
     _chown_tree(tmp, identity)
     env = {**world_inputs.env(), "XDG_CACHE_HOME": str(tmp / "cache"), "SOURCE_DATE_EPOCH": "1700000000"}
-    new = identity.cf("new", str(ns / "scaffolded"), "--parent", "glibc", "--package", "app-misc/hello", env=env)
+    new = identity.cf(
+        "new", str(ns / "scaffolded"), "--parent", "glibc", "--package", "app-misc/hello", env=env
+    )
     assert new.returncode == 0, new.stderr
     layout = tmp / "layout"
     proc = identity.cf("build", "--json", "--layout", str(layout), str(ns), env=env, timeout=1800)
@@ -154,7 +175,9 @@ def world(request, world_inputs, world_repo) -> World:
     podman = Podman(identity, tmp / "podman")
     w = World(identity, tmp, ns, layout, env, json.loads(proc.stdout), proc.stderr, podman)
     for image in IMAGES:
-        image_id = podman("pull", "-q", f"oci:{layout}:{PREFIX}/{image}:latest").stdout.strip().splitlines()[-1]
+        image_id = (
+            podman("pull", "-q", f"oci:{layout}:{PREFIX}/{image}:latest").stdout.strip().splitlines()[-1]
+        )
         podman("tag", image_id, f"localhost/test/{image}:latest")
     yield w
     podman.cleanup()
@@ -164,21 +187,29 @@ def world(request, world_inputs, world_repo) -> World:
 def test_all_built(world):
     assert [(r["image"], r["status"]) for r in world.report["images"]] == [(i, "built") for i in IMAGES]
     steps = {r["image"]: r["steps"] for r in world.report["images"]}
-    assert "uninstall" in steps["noacct"] and "uninstall" in steps["cancel"] and "uninstall" not in steps["gccrt"]
+    assert (
+        "uninstall" in steps["noacct"]
+        and "uninstall" in steps["cancel"]
+        and "uninstall" not in steps["gccrt"]
+    )
     assert "runtime_libs" in steps["gccrt"] and "runtime_libs" not in steps["noacct"]
 
 
 # -- chrootforge new ------------------------------------------------------------------------------------
 def test_scaffolded_image_builds_and_runs(world):
     spec = (world.ns / "scaffolded" / "image.toml").read_text()
-    assert 'parent = "glibc"' in spec and 'packages = ["app-misc/hello"]' in spec and "#runtime_libs = " in spec
+    assert (
+        'parent = "glibc"' in spec and 'packages = ["app-misc/hello"]' in spec and "#runtime_libs = " in spec
+    )
     assert "Hello from chrootforge! build=dynamic" in world.run("scaffolded", "hello").stdout
     assert "usr/bin/hello" in world.top_layer("scaffolded")
 
 
 def test_every_account_has_its_shell(world):
     """/sbin/nologin exists (baselayout) and refuses, for hello (acct-user) and nobody."""
-    script = 'for s in $(cut -d: -f7 /etc/passwd | sort -u); do [ -x "$s" ] || echo "missing $s"; done; echo done'
+    script = (
+        'for s in $(cut -d: -f7 /etc/passwd | sort -u); do [ -x "$s" ] || echo "missing $s"; done; echo done'
+    )
     assert world.run("scaffolded", "sh", "-c", script).stdout.strip() == "done"
     passwd = world.run("scaffolded", "cat", "/etc/passwd").stdout
     assert "hello:x:701:701:hello:/dev/null:/sbin/nologin" in passwd and "nobody:" in passwd
@@ -195,12 +226,17 @@ def test_pthread_cancel_needs_gcc_runtime(world):
 
 def test_runtime_libs_are_files_of_the_builders_package(world):
     layer = world.top_layer("gccrt")
-    libs = {name: layer[name] for name in ("lib/x86_64-linux-gnu/libgcc_s.so.1", "lib/x86_64-linux-gnu/libstdc++.so.6")}
+    libs = {
+        name: layer[name]
+        for name in ("lib/x86_64-linux-gnu/libgcc_s.so.1", "lib/x86_64-linux-gnu/libstdc++.so.6")
+    }
     assert all(libs.values()), "copied as regular files, beside the image's libc.so.6"
     doc = world.sbom("gccrt")
     gcc = next(p for p in doc["packages"] if p["SPDXID"].startswith("SPDXRef-BuilderPackage-"))
     assert f"{gcc['name']}-{gcc['versionInfo']}" == GCC_BIN and gcc["filesAnalyzed"] is True
-    assert gcc["licenseDeclared"] == "GPL-3.0-or-later AND LicenseRef-Gentoo-gcc-runtime-library-exception-3.1"
+    assert (
+        gcc["licenseDeclared"] == "GPL-3.0-or-later AND LicenseRef-Gentoo-gcc-runtime-library-exception-3.1"
+    )
     files = {f["fileName"]: f for f in doc["files"] if f["SPDXID"] in gcc["hasFiles"]}
     for name, data in libs.items():
         sums = {c["algorithm"]: c["checksumValue"] for c in files[f"./{name}"]["checksums"]}
@@ -211,8 +247,10 @@ def test_runtime_libs_are_files_of_the_builders_package(world):
     assert {f["fileName"] for f in child["files"]} == set(files)
     assert not any(n.endswith("libgcc_s.so.1") for n in world.top_layer("noacct"))
     assert [f["package"] for f in world.state("noacct")["builder_files"]] == [GCC_BIN, GCC_BIN]
-    assert "runtime_libs: /lib/x86_64-linux-gnu/libgcc_s.so.1 <- /usr/lib/gcc/x86_64-pc-linux-gnu/12/" in \
-        world.log("gccrt", "runtime_libs")
+    assert (
+        "runtime_libs: /lib/x86_64-linux-gnu/libgcc_s.so.1 <- /usr/lib/gcc/x86_64-pc-linux-gnu/12/"
+        in world.log("gccrt", "runtime_libs")
+    )
 
 
 # -- [strip] keep -------------------------------------------------------------------------------------
@@ -221,7 +259,9 @@ def test_strip_keep(world):
     docs = sorted(n for n in layer if n.startswith("usr/share/doc/") and layer[n] is not None)
     assert len(docs) == 1 and docs[0].startswith("usr/share/doc/threadcancel-1.0/README")
     assert not any(n.startswith("usr/share/doc") for n in world.top_layer("cancel"))  # no keep: stripped
-    assert "WARNING: image gccrt: [strip] keep pattern '/usr/share/zoneinfo/UTC' matches nothing" in world.stderr
+    assert (
+        "WARNING: image gccrt: [strip] keep pattern '/usr/share/zoneinfo/UTC' matches nothing" in world.stderr
+    )
 
 
 # -- provided / unprovided ----------------------------------------------------------------------------
@@ -240,11 +280,11 @@ def test_provided_are_not_installed_and_pass_down(world):
 def test_plan_of_built_parents(world):
     proc = world.cf("build", "--plan", "--layout", str(world.layout), str(world.ns / "withacct"))
     assert proc.returncode == 0, proc.stderr
-    plan = proc.stdout[proc.stdout.index("== image withacct"):]
+    plan = proc.stdout[proc.stdout.index("== image withacct") :]
     assert "# unprovided: acct-group/hello-0 (provided by the parents)" in plan
     assert "# unprovided: acct-user/hello-0 (provided by the parents)" in plan
     assert "       app-misc/hello-1.0\n" in plan
-    noacct = proc.stdout[proc.stdout.index("== image noacct"):proc.stdout.index("== image withacct")]
+    noacct = proc.stdout[proc.stdout.index("== image noacct") : proc.stdout.index("== image withacct")]
     assert "acct-group/hello-<best visible version, resolved in the builder>" in noacct
     assert "uninstall: ROOT=/emerge-root emerge --unmerge --color=n --nospinner sys-devel/gcc-bin" in noacct
 
@@ -254,13 +294,17 @@ def test_uninstall_removes_files_and_records(world):
     assert f"{GCC_BIN}::cfworld for /emerge-root/" in world.log("noacct", "emerge")
     assert "Unmerging (1 of 1) sys-devel/gcc-bin" in world.log("noacct", "uninstall")
     assert not any(n.startswith("usr/lib/gcc") for n in world.top_layer("noacct"))
-    assert GCC_BIN not in _records(world.sbom("noacct")) and "app-misc/hello-1.0" in _records(world.sbom("noacct"))
+    assert GCC_BIN not in _records(world.sbom("noacct")) and "app-misc/hello-1.0" in _records(
+        world.sbom("noacct")
+    )
     assert GCC_BIN not in world.state("noacct")["own"]
 
 
 def test_force_uninstall(world):
-    assert "WARNING: image cancel: uninstall (force_uninstall): app-misc/hello-1.0 needs acct-user/hello" in \
-        world.stderr
+    assert (
+        "WARNING: image cancel: uninstall (force_uninstall): app-misc/hello-1.0 needs acct-user/hello"
+        in world.stderr
+    )
     assert "acct-user/hello-0" not in _records(world.sbom("cancel"))
     assert "app-misc/hello-1.0" in _records(world.sbom("cancel"))
 
@@ -268,7 +312,8 @@ def test_force_uninstall(world):
 def test_uninstall_of_a_needed_package_fails(world):
     (world.ns / "needs").mkdir()
     (world.ns / "needs" / "image.toml").write_text(
-        'parent = "glibc"\npackages = ["app-misc/hello"]\nuninstall = ["acct-user/hello"]\n')
+        'parent = "glibc"\npackages = ["app-misc/hello"]\nuninstall = ["acct-user/hello"]\n'
+    )
     _chown_tree(world.ns / "needs", world.identity)
     before = (world.layout / "index.json").read_bytes()
     proc = world.cf("build", "--layout", str(world.layout), str(world.ns / "needs"))

@@ -26,8 +26,14 @@ ARGV = ["emerge", "--usepkg", "app-misc/hello"]
 def index(*entries: tuple[str, bytes], **override) -> bytes:
     out = "ARCH: amd64\nTIMESTAMP: 1700000000\nVERSION: 0\n\n"
     for path, data in entries:
-        fields = {"CPV": "app-misc/hello-1.0", "PATH": path, "SIZE": str(len(data)),
-                  "SHA1": hashlib.sha1(data).hexdigest(), "MD5": hashlib.md5(data).hexdigest(), **override}
+        fields = {
+            "CPV": "app-misc/hello-1.0",
+            "PATH": path,
+            "SIZE": str(len(data)),
+            "SHA1": hashlib.sha1(data).hexdigest(),
+            "MD5": hashlib.md5(data).hexdigest(),
+            **override,
+        }
         out += "".join(f"{k}: {v}\n" for k, v in fields.items()) + "\n"
     return out.encode()
 
@@ -105,6 +111,7 @@ def _pretend(paths):
     def run(argv):
         calls.append(argv)
         return 0, output
+
     return run, calls
 
 
@@ -118,17 +125,17 @@ def test_fetches_what_portage_asks_for_verified_once(server, tmp_path):
     assert prepare(mirror, view, ARGV, run, "hello") == bh.with_getbinpkg(ARGV)
     assert calls == [bh.pretend_argv(ARGV)]
     assert (mirror.dir / path).read_bytes() == HELLO == (view / path).read_bytes()
-    assert os.path.samefile(mirror.dir / path, view / path)      # linked, not copied
+    assert os.path.samefile(mirror.dir / path, view / path)  # linked, not copied
     assert (view / "Packages").read_bytes() == server.files[f"/bin/{KEY}/Packages"]
-    assert not (mirror.dir / "app-misc/other").exists()          # only what portage wanted
+    assert not (mirror.dir / "app-misc/other").exists()  # only what portage wanted
     assert sorted(p.name for p in view.rglob("*") if p.is_file()) == ["Packages", "hello-1.0-1.gpkg.tar"]
     assert oct((mirror.dir / path).stat().st_mode & 0o777) == "0o644"
     for d in (mirror.dir, (view / path).parent):
-        assert oct(d.stat().st_mode & 0o777) == "0o755"         # root's sandbox range reads it
+        assert oct(d.stat().st_mode & 0o777) == "0o755"  # root's sandbox range reads it
     server.log.clear()
     again = _view(tmp_path, "view2")
     assert prepare(mirror, again, ARGV, run, "hello") == bh.with_getbinpkg(ARGV)
-    assert server.log == [f"/bin/{KEY}/Packages"]                 # a verified copy is not fetched again
+    assert server.log == [f"/bin/{KEY}/Packages"]  # a verified copy is not fetched again
     assert (again / path).read_bytes() == HELLO
 
 
@@ -139,8 +146,23 @@ def test_no_directory_for_this_key_builds_without(server, tmp_path, capfd):
     assert "no packages for this configuration" in capfd.readouterr().err
 
 
-@pytest.mark.parametrize("case", ["sha1", "md5", "longer", "shorter", "traversal", "unlisted", "no-digest",
-                                  "index-html", "index-500", "package-404", "hang", "refused"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "sha1",
+        "md5",
+        "longer",
+        "shorter",
+        "traversal",
+        "unlisted",
+        "no-digest",
+        "index-html",
+        "index-500",
+        "package-404",
+        "hang",
+        "refused",
+    ],
+)
 def test_a_bad_binhost_is_refused_and_the_build_goes_on(server, tmp_path, capfd, case):
     path = "app-misc/hello/hello-1.0-1.gpkg.tar"
     served, listed, wanted = HELLO, HELLO, path
@@ -161,7 +183,9 @@ def test_a_bad_binhost_is_refused_and_the_build_goes_on(server, tmp_path, capfd,
         wanted = "app-misc/evil/evil-1-1.gpkg.tar"
     elif case == "no-digest":
         override = {"SHA1": "", "MD5": ""}
-    server.put("Packages", index((path, listed), **override).replace(b"SHA1: \n", b"").replace(b"MD5: \n", b""))
+    server.put(
+        "Packages", index((path, listed), **override).replace(b"SHA1: \n", b"").replace(b"MD5: \n", b"")
+    )
     server.put(path, served)
     if case == "index-html":
         server.put("Packages", b"<html><body>It works!</body></html>")
@@ -171,8 +195,12 @@ def test_a_bad_binhost_is_refused_and_the_build_goes_on(server, tmp_path, capfd,
         server.put(path, 404)
     elif case == "hang":
         server.hang = True
-    mirror = Mirror("http://127.0.0.1:1/bin" if case == "refused" else server.url, KEY, OPTIONS,
-                    cache=tmp_path / "binhost")
+    mirror = Mirror(
+        "http://127.0.0.1:1/bin" if case == "refused" else server.url,
+        KEY,
+        OPTIONS,
+        cache=tmp_path / "binhost",
+    )
     run, _ = _pretend([wanted])
     started = time.monotonic()
     view = _view(tmp_path)
@@ -181,10 +209,13 @@ def test_a_bad_binhost_is_refused_and_the_build_goes_on(server, tmp_path, capfd,
     err = capfd.readouterr().err
     assert "chrootforge: notice: hello: binhost" in err and "building without it" in err
     assert "Traceback" not in err
-    assert err.count("\n") == 1, err                     # one line
-    leftovers = [p for p in [*(tmp_path / "binhost").rglob("*"), *view.rglob("*")]
-                 if p.is_file() and p.name != "Packages" and not p.name.endswith(".lock")]
-    assert leftovers == []                               # nothing partial, nothing unverified
+    assert err.count("\n") == 1, err  # one line
+    leftovers = [
+        p
+        for p in [*(tmp_path / "binhost").rglob("*"), *view.rglob("*")]
+        if p.is_file() and p.name != "Packages" and not p.name.endswith(".lock")
+    ]
+    assert leftovers == []  # nothing partial, nothing unverified
     if case == "traversal":
         assert all("passwd" not in line for line in server.log)  # refused before any request
 
@@ -192,8 +223,16 @@ def test_a_bad_binhost_is_refused_and_the_build_goes_on(server, tmp_path, capfd,
 def test_pretend_failure_builds_without(server, tmp_path, capfd):
     server.put("Packages", index(("a/b/b-1-1.gpkg.tar", b"x")))
     mirror = _mirror(server, tmp_path)
-    assert prepare(mirror, _view(tmp_path), ARGV, lambda argv: (1, "emerge: there are no ebuilds to satisfy"),
-                   "hello") == ARGV
+    assert (
+        prepare(
+            mirror,
+            _view(tmp_path),
+            ARGV,
+            lambda argv: (1, "emerge: there are no ebuilds to satisfy"),
+            "hello",
+        )
+        == ARGV
+    )
     assert "could not say what to take from the binhost (exit status 1)" in capfd.readouterr().err
 
 

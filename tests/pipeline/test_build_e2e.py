@@ -54,8 +54,11 @@ class Built:
 
     def index(self) -> dict[str, str]:
         index = json.loads((self.layout / "index.json").read_text())
-        return {m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
-                for m in index["manifests"] if "org.opencontainers.image.ref.name" in m.get("annotations", {})}
+        return {
+            m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
+            for m in index["manifests"]
+            if "org.opencontainers.image.ref.name" in m.get("annotations", {})
+        }
 
     def blob(self, digest: str) -> bytes:
         return (self.layout / "blobs" / "sha256" / digest.split(":")[1]).read_bytes()
@@ -91,7 +94,8 @@ def make_namespace(dest: Path, repo: Path) -> Path:
     (ns / "hellostatic").mkdir()
     (ns / "hellostatic" / "image.toml").write_text(
         'parent = "hello"\npackages = ["app-misc/hello"]\n\n[package."app-misc/hello"]\nuse = ["static"]\n'
-        '\n[config]\ncmd = ["hello"]\n')
+        '\n[config]\ncmd = ["hello"]\n'
+    )
     return ns
 
 
@@ -127,13 +131,17 @@ def built(request, world_inputs, world_repo) -> Built:
     layout = tmp / "layout"
     proc = _build(identity, ns, layout, env, "--jobs", JOBS[identity.name])
     assert proc.returncode == 0, f"build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-    print(f"\n[world timing] {identity.name}: cold build of {len(IMAGES)} images with --jobs "
-          f"{JOBS[identity.name]}: {json.loads(proc.stdout)['seconds']:.1f}s")
+    print(
+        f"\n[world timing] {identity.name}: cold build of {len(IMAGES)} images with --jobs "
+        f"{JOBS[identity.name]}: {json.loads(proc.stdout)['seconds']:.1f}s"
+    )
     podman = Podman(identity, tmp / "podman")
     b = Built(identity, tmp, ns, layout, env, json.loads(proc.stdout), podman)
     DIGESTS[identity.name] = {image: b.index()[f"{PREFIX}/{image}:latest"] for image in IMAGES}
     for image in IMAGES:
-        image_id = podman("pull", "-q", f"oci:{layout}:{PREFIX}/{image}:latest").stdout.strip().splitlines()[-1]
+        image_id = (
+            podman("pull", "-q", f"oci:{layout}:{PREFIX}/{image}:latest").stdout.strip().splitlines()[-1]
+        )
         podman("tag", image_id, f"localhost/test/{image}:latest")
     yield b
     podman.cleanup()
@@ -162,8 +170,14 @@ def test_consumers_validate_layout(built):
     assert proc.returncode == 0, proc.stderr
     for image in ("busybox", "hello"):
         dest = built.tmp / f"umoci-{image}"
-        argv = ["umoci", "unpack", *([] if built.identity.is_root else ["--rootless"]),
-                "--image", f"{built.layout}:{PREFIX}/{image}:latest", str(dest)]
+        argv = [
+            "umoci",
+            "unpack",
+            *([] if built.identity.is_root else ["--rootless"]),
+            "--image",
+            f"{built.layout}:{PREFIX}/{image}:latest",
+            str(dest),
+        ]
         proc = built.identity.run(argv)
         assert proc.returncode == 0, proc.stderr
         assert (dest / "rootfs" / "bin" / "busybox").exists()
@@ -171,8 +185,15 @@ def test_consumers_validate_layout(built):
 
 def test_slim_root(built):
     names = built.all_names("hello")
-    for gone in ("usr/share/doc", "usr/share/man", "var/db/pkg", "etc/portage", "var/lib/portage",
-                 "var/cache/edb", "usr/include"):
+    for gone in (
+        "usr/share/doc",
+        "usr/share/man",
+        "var/db/pkg",
+        "etc/portage",
+        "var/lib/portage",
+        "var/cache/edb",
+        "usr/include",
+    ):
         assert not any(n == gone or n.startswith(gone + "/") for n in names), gone
     assert "usr/bin/hello" in names and "bin/busybox" in names
 
@@ -195,8 +216,15 @@ def test_different_use_reinstalls(built):
 
 
 def test_users_reach_the_image(built):
-    proc = built.podman("run", "--rm", *built.podman.run_args(), "localhost/test/hello:latest",
-                        "cat", "/etc/passwd", "/etc/group")
+    proc = built.podman(
+        "run",
+        "--rm",
+        *built.podman.run_args(),
+        "localhost/test/hello:latest",
+        "cat",
+        "/etc/passwd",
+        "/etc/group",
+    )
     assert "hello:x:701:" in proc.stdout and "root:x:0:0:" in proc.stdout
 
 
@@ -215,8 +243,9 @@ def test_config_and_labels(built):
 def test_sbom_lists_every_package(built):
     state = json.loads((built.layout.parent / "layout.build/state/hello.json").read_text())
     expected = {(r["category"] + "/" + r["name"], r["version"]) for r in state["records"]}
-    assert {"app-misc/hello", "sys-apps/busybox-bin", "sys-apps/s6-bin", "sys-libs/glibc-bin"} <= \
-        {cp for cp, _ in expected}
+    assert {"app-misc/hello", "sys-apps/busybox-bin", "sys-apps/s6-bin", "sys-libs/glibc-bin"} <= {
+        cp for cp, _ in expected
+    }
     doc = json.loads((built.layout.parent / "layout.build/sbom/hello.spdx.json").read_text())
     listed = {(p["name"], p["versionInfo"]) for p in doc["packages"] if p["SPDXID"] != "SPDXRef-Image"}
     assert listed == expected
@@ -236,12 +265,25 @@ def test_hello_prints(built):
 
 
 def test_busybox_and_glibc_run(built):
-    proc = built.podman("run", "--rm", *built.podman.run_args(), "localhost/test/busybox:latest",
-                        "sh", "-c", "echo ok-$((6*7))")
+    proc = built.podman(
+        "run",
+        "--rm",
+        *built.podman.run_args(),
+        "localhost/test/busybox:latest",
+        "sh",
+        "-c",
+        "echo ok-$((6*7))",
+    )
     assert proc.stdout.strip() == "ok-42"
-    proc = built.podman("run", "--rm", *built.podman.run_args(), "localhost/test/glibc:latest",
-                        "sh", "-c", "ls /lib/x86_64-linux-gnu/libc.so.6 /usr/lib/x86_64-linux-gnu/libc.so.6 "
-                        "2>/dev/null | head -1")
+    proc = built.podman(
+        "run",
+        "--rm",
+        *built.podman.run_args(),
+        "localhost/test/glibc:latest",
+        "sh",
+        "-c",
+        "ls /lib/x86_64-linux-gnu/libc.so.6 /usr/lib/x86_64-linux-gnu/libc.so.6 2>/dev/null | head -1",
+    )
     assert "libc.so.6" in proc.stdout
 
 
@@ -300,8 +342,14 @@ def test_zz_touch_leaf_rebuilds_only_it_with_binpkgs(built):
     proc = _build(built.identity, built.ns, built.layout, built.env)
     assert proc.returncode == 0, proc.stderr
     status = {r["image"]: r["status"] for r in json.loads(proc.stdout)["images"]}
-    assert status == {"busybox": "up-to-date", "glibc": "up-to-date", "s6": "up-to-date",
-                      "greeter": "up-to-date", "hello": "built", "hellostatic": "built"}
+    assert status == {
+        "busybox": "up-to-date",
+        "glibc": "up-to-date",
+        "s6": "up-to-date",
+        "greeter": "up-to-date",
+        "hello": "built",
+        "hellostatic": "built",
+    }
     after = built.index()
     assert after[f"{PREFIX}/s6:latest"] == before[f"{PREFIX}/s6:latest"]
     log = (built.layout.parent / "layout.build/logs/hello/emerge.log").read_text()
@@ -316,6 +364,7 @@ def test_zz_failures_leave_tags_intact(built):
     if not built.identity.is_root and os.getuid() == 0:
         for path in [bad, *bad.rglob("*")]:
             os.chown(path, built.identity.uid, built.identity.gid)
+
     def image(name, text):
         (bad / name).mkdir(exist_ok=True)
         (bad / name / "image.toml").write_text(text)
@@ -329,14 +378,19 @@ def test_zz_failures_leave_tags_intact(built):
     image("unknown", 'parent = "scratch"\npackages = ["app-misc/nope"]\n')
     proc = run("unknown")
     assert proc.returncode == 1 and "emerge failed" in proc.stderr and "emerge.log" in proc.stderr
-    image("failing", 'parent = "scratch"\npackages = ["app-misc/hello"]\n'
-                     '[package."app-misc/hello"]\nenv = { CFLAGS = "-fno-such-flag-at-all" }\n')
+    image(
+        "failing",
+        'parent = "scratch"\npackages = ["app-misc/hello"]\n'
+        '[package."app-misc/hello"]\nenv = { CFLAGS = "-fno-such-flag-at-all" }\n',
+    )
     proc = run("failing")
     assert proc.returncode == 1 and "logs/failing/emerge.log" in proc.stderr, proc.stderr
     image("hookfail", 'parent = "scratch"\n[hooks]\nconfigure_rootfs = ["boom.sh"]\n')
     (bad / "hookfail" / "boom.sh").write_text("echo about to fail\nexit 7\n")
     proc = run("hookfail")
-    assert proc.returncode == 1 and "hook 'boom.sh' (configure_rootfs) failed with exit status 7" in proc.stderr
+    assert (
+        proc.returncode == 1 and "hook 'boom.sh' (configure_rootfs) failed with exit status 7" in proc.stderr
+    )
     image("syntax", 'parent = "scratch"\npackages = [\n')
     proc = run("syntax")
     assert proc.returncode == 2 and f"{bad / 'syntax' / 'image.toml'}:3" in proc.stderr
@@ -351,12 +405,12 @@ def test_zz_failures_leave_tags_intact(built):
     proc = run("orphan")
     assert proc.returncode == 2 and "parent image 'nothere' does not exist" in proc.stderr
     env = dict(built.env, CHROOTFORGE_WORLD_STAGE=str(built.tmp / "missing-stage.tar.zst"))
-    proc = built.identity.cf("build", "--layout", str(built.layout), str(bad / "busybox"), "--force",
-                             env=env, timeout=300)
+    proc = built.identity.cf(
+        "build", "--layout", str(built.layout), str(bad / "busybox"), "--force", env=env, timeout=300
+    )
     assert proc.returncode == 2 and "missing-stage.tar.zst does not exist" in proc.stderr
     assert (built.layout / "index.json").read_bytes() == before
     assert "Traceback" not in proc.stderr
-
 
 
 def _descendants(pid: int) -> set[int]:
@@ -397,16 +451,23 @@ def test_zz_killed_build_leaves_nothing(built):
             os.chown(path, built.identity.uid, built.identity.gid)
     before_index = (built.layout / "index.json").read_bytes()
     before_mounts = Path("/proc/self/mountinfo").read_text()
-    proc = built.identity.popen(built.identity.cf_argv("build", "--layout", str(built.layout),
-                                                       str(ns / "sleeper")),
-                                env=built.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = built.identity.popen(
+        built.identity.cf_argv("build", "--layout", str(built.layout), str(ns / "sleeper")),
+        env=built.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     seen: set[int] = set()
     deadline = time.monotonic() + 300
     try:
         while time.monotonic() < deadline:
             seen |= _descendants(proc.pid)
-            if any(Path(f"/proc/{pid}/comm").exists() and Path(f"/proc/{pid}/comm").read_text().strip() == "sleep"
-                   for pid in seen if _alive(pid)):
+            if any(
+                Path(f"/proc/{pid}/comm").exists()
+                and Path(f"/proc/{pid}/comm").read_text().strip() == "sleep"
+                for pid in seen
+                if _alive(pid)
+            ):
                 break
             assert proc.poll() is None, "the build ended before its hook started"
             time.sleep(0.2)
@@ -458,8 +519,12 @@ def test_one_epoch_everywhere(built):
         data = built.blob(built.manifest(image)["layers"][-1]["digest"])
         with tarfile.open(fileobj=io.BytesIO(gzip.decompress(data))) as tar:
             assert max(m.mtime for m in tar.getmembers()) <= epoch
-    ours = {k: v for k, v in built.config("hello")["config"]["Labels"].items() if k.startswith("org.chrootforge")}
-    assert ours and not any(v.startswith(("/", "file:", "http")) or str(built.tmp) in v for v in ours.values())
+    ours = {
+        k: v for k, v in built.config("hello")["config"]["Labels"].items() if k.startswith("org.chrootforge")
+    }
+    assert ours and not any(
+        v.startswith(("/", "file:", "http")) or str(built.tmp) in v for v in ours.values()
+    )
     assert not any(k.endswith(".source") for k in ours)
 
 
@@ -504,9 +569,11 @@ def test_zz_build_shell_through_a_terminal(built):
     sandbox (its /etc/portage, the read-only tree, /emerge-root with the parent's files); nothing is
     committed, and leaving it leaves nothing behind."""
     before = (built.layout / "index.json").read_bytes()
-    commands = (b"emerge --info >/dev/null && echo INFO-OK; touch /var/db/repos/gentoo/x; echo RO-RC=$?; "
-                b"test -x /emerge-root/bin/busybox && echo PARENT-OK; grep -c zz-chrootforge "
-                b"/etc/portage/repos.conf/zz-chrootforge.conf && echo PORTAGE-OK; exit 3\n")
+    commands = (
+        b"emerge --info >/dev/null && echo INFO-OK; touch /var/db/repos/gentoo/x; echo RO-RC=$?; "
+        b"test -x /emerge-root/bin/busybox && echo PARENT-OK; grep -c zz-chrootforge "
+        b"/etc/portage/repos.conf/zz-chrootforge.conf && echo PORTAGE-OK; exit 3\n"
+    )
     argv = built.identity.cf_argv("build", "--layout", str(built.layout), str(built.ns / "hello"), "--shell")
     code, screen = _pty_session(built.identity, argv, built.env, commands, b"(cf hello)")
     assert "chrootforge build shell: image world/hello (parent: s6)" in screen, screen[-3000:]
@@ -525,7 +592,9 @@ def test_zz_shell_on_failure_and_keep(built):
     keeps the work dir for a look afterwards."""
     name = "shellfail"
     (built.ns / name).mkdir(exist_ok=True)
-    (built.ns / name / "image.toml").write_text('parent = "busybox"\n[hooks]\nconfigure_rootfs = ["boom.sh"]\n')
+    (built.ns / name / "image.toml").write_text(
+        'parent = "busybox"\n[hooks]\nconfigure_rootfs = ["boom.sh"]\n'
+    )
     (built.ns / name / "boom.sh").write_text("echo boom > /emerge-root/boom-was-here\nexit 7\n")
     if not built.identity.is_root:
         for path in (built.ns / name, *(built.ns / name).iterdir()):
@@ -533,11 +602,15 @@ def test_zz_shell_on_failure_and_keep(built):
     digest = hashlib.sha256(str(built.layout.resolve()).encode()).hexdigest()[:16]
     work = Path(built.env["XDG_CACHE_HOME"]) / "chrootforge" / "work" / digest / name
     for keep in ([], ["--keep"]):
-        argv = built.identity.cf_argv("build", "--layout", str(built.layout), str(built.ns / name),
-                                      "--shell-on-failure", *keep)
-        code, screen = _pty_session(built.identity, argv, built.env,
-                                    b"cat /emerge-root/boom-was-here; exit\n", b"(cf shellfail)")
-        assert "the build failed: image shellfail: hook 'boom.sh' (configure_rootfs)" in screen, screen[-3000:]
+        argv = built.identity.cf_argv(
+            "build", "--layout", str(built.layout), str(built.ns / name), "--shell-on-failure", *keep
+        )
+        code, screen = _pty_session(
+            built.identity, argv, built.env, b"cat /emerge-root/boom-was-here; exit\n", b"(cf shellfail)"
+        )
+        assert "the build failed: image shellfail: hook 'boom.sh' (configure_rootfs)" in screen, screen[
+            -3000:
+        ]
         assert "boom" in screen.split("leave with `exit`", 1)[1]
         assert code == 1
         assert work.exists() == bool(keep)
@@ -550,14 +623,17 @@ def test_zz_build_hooks_cannot_unlock_the_tree(built, world_repo):
     build goes on, and the repository on the host is unchanged."""
     name = "escaper"
     (built.ns / name).mkdir(exist_ok=True)
-    (built.ns / name / "image.toml").write_text('parent = "busybox"\n[hooks]\nconfigure_rootfs = ["try.sh"]\n')
+    (built.ns / name / "image.toml").write_text(
+        'parent = "busybox"\n[hooks]\nconfigure_rootfs = ["try.sh"]\n'
+    )
     (built.ns / name / "try.sh").write_text(
         "set +e\nok=0\n"
         "mount -o remount,bind,rw /var/db/repos/gentoo && ok=1\n"
         "umount -l /var/db/repos/gentoo && ok=1\n"
         "touch /var/db/repos/gentoo/pwned && ok=1\n"
         "v=$(cat /proc/sys/kernel/core_pattern); printf '%s\\n' \"$v\" > /proc/sys/kernel/core_pattern && ok=1\n"
-        "echo escaped=$ok\nexit $ok\n")
+        "echo escaped=$ok\nexit $ok\n"
+    )
     if not built.identity.is_root:
         for path in (built.ns / name, *(built.ns / name).iterdir()):
             os.chown(path, built.identity.uid, built.identity.gid)

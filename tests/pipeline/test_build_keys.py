@@ -22,16 +22,18 @@ def test_key_covers_every_input(ns):
     ns.image("b", 'parent = "a"\n[hooks]\npost_emerge = ["hook.sh"]\n')
     base = _key(ns)
     assert _key(ns) == base
-    assert _key(ns, parent="sha256:other") != base          # the parent was rebuilt
-    assert _key(ns, stage="s2") != base                      # another stage3
-    assert _key(ns, tree="t2") != base                       # the tree changed
+    assert _key(ns, parent="sha256:other") != base  # the parent was rebuilt
+    assert _key(ns, stage="s2") != base  # another stage3
+    assert _key(ns, tree="t2") != base  # the tree changed
     ns.write("b/hook.sh", "echo two\n")
-    assert _key(ns) != base                                  # a hook's content
+    assert _key(ns) != base  # a hook's content
     ns.write("b/hook.sh", "echo one\n")
     assert _key(ns) == base
     ns.image("b", 'parent = "a"\n[hooks]\npost_emerge = ["hook.sh"]\n# a comment\n')
-    assert _key(ns) != base                                  # the spec text
-    ns.write("chrootforge.toml", ns.root.joinpath("chrootforge.toml").read_text() + '[make_conf]\nUSE = "x"\n')
+    assert _key(ns) != base  # the spec text
+    ns.write(
+        "chrootforge.toml", ns.root.joinpath("chrootforge.toml").read_text() + '[make_conf]\nUSE = "x"\n'
+    )
     assert _key(ns, name="a") != _key(ns, name="b")
 
 
@@ -39,7 +41,7 @@ def test_tree_id_tracks_content(ns, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     repo = ns.root / "repo"
     first = tree_id(repo)
-    assert tree_id(repo) == first                            # memoized, same answer
+    assert tree_id(repo) == first  # memoized, same answer
     (repo / "profiles" / "repo_name").write_text("other\n")
     assert tree_id(repo) != first
     (repo / "profiles" / "repo_name").write_text("testrepo\n")

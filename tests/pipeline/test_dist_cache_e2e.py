@@ -30,8 +30,9 @@ class Tiny:
         world = (REPO / "examples" / "world" / "chrootforge.toml").read_text()
         (self.ns / "one").mkdir(parents=True)
         (self.ns / "two").mkdir()
-        (self.ns / "chrootforge.toml").write_text(world.replace('path = "../repo"', f'path = "{repo}"')
-                                                  .replace('name = "world"', 'name = "tiny"'))
+        (self.ns / "chrootforge.toml").write_text(
+            world.replace('path = "../repo"', f'path = "{repo}"').replace('name = "world"', 'name = "tiny"')
+        )
         (self.ns / "one" / "image.toml").write_text('description = "one"\nparent = "scratch"\n')
         (self.ns / "two" / "image.toml").write_text('description = "two"\nparent = "one"\n')
         self.env = {**world_env, "XDG_CACHE_HOME": str(tmp / "cache"), "HOME": str(tmp)}
@@ -39,8 +40,16 @@ class Tiny:
         self.auth = ["--cert-dir", str(cert_dir), "--creds", f"{USER}:{PASSWORD}"]
 
     def build(self, layout: str, *flags: str):
-        proc = self.identity.cf("build", "--json", "--layout", str(self.tmp / layout), *flags, str(self.ns),
-                                env=self.env, timeout=600)
+        proc = self.identity.cf(
+            "build",
+            "--json",
+            "--layout",
+            str(self.tmp / layout),
+            *flags,
+            str(self.ns),
+            env=self.env,
+            timeout=600,
+        )
         no_secrets(proc.stdout, proc.stderr)
         assert "Traceback" not in proc.stderr
         report = json.loads(proc.stdout) if proc.stdout.strip().startswith("{") else None
@@ -50,8 +59,14 @@ class Tiny:
         return json.loads((self.tmp / f"{layout}.build" / "state" / f"{image}.json").read_text())
 
     def push(self, layout: str, image: str, dest: str):
-        proc = self.identity.cf("push", f"{self.tmp / layout}:localhost/chrootforge/{image}:latest", dest,
-                                *self.auth, env=self.env, timeout=120)
+        proc = self.identity.cf(
+            "push",
+            f"{self.tmp / layout}:localhost/chrootforge/{image}:latest",
+            dest,
+            *self.auth,
+            env=self.env,
+            timeout=120,
+        )
         assert proc.returncode == 0, proc.stderr
 
     def entry(self, key: str) -> str:
@@ -74,8 +89,16 @@ def tiny(world_inputs, world_repo, htpasswd_registry, cert_dirs):
 
 
 def test_an_unreachable_cache_is_a_notice_and_a_normal_build(tiny):
-    proc, images = tiny.build("down", "--remote-cache", f"docker://127.0.0.1:{free_port()}/cache",
-                              "--tls-verify=false", "--retry-times", "0", "--timeout", "2")
+    proc, images = tiny.build(
+        "down",
+        "--remote-cache",
+        f"docker://127.0.0.1:{free_port()}/cache",
+        "--tls-verify=false",
+        "--retry-times",
+        "0",
+        "--timeout",
+        "2",
+    )
     assert proc.returncode == 0, proc.stderr
     assert {name: r["status"] for name, r in images.items()} == {"one": "built", "two": "built"}
     assert proc.stderr.count("chrootforge: notice: one: the remote cache") == 1
@@ -88,13 +111,15 @@ def test_an_entry_without_build_state_is_refused_then_replaced(tiny):
     proc, plain = tiny.build("plain")  # no --push/--remote-cache: the layout's images carry no state
     assert proc.returncode == 0, proc.stderr
     key_one = tiny.state("plain", "one")["key"]
-    tiny.push("plain", "one", tiny.entry(key_one))      # a cache entry lacking the state
+    tiny.push("plain", "one", tiny.entry(key_one))  # a cache entry lacking the state
 
     proc, images = tiny.build("d", "--remote-cache", tiny.cache, *tiny.auth)
     assert proc.returncode == 0, proc.stderr
     assert "one: remote cache entry" in proc.stderr and "refused: it carries no build state" in proc.stderr
-    assert {name: (r["status"], r["cache"]) for name, r in images.items()} == \
-        {"one": ("built", "stored"), "two": ("built", "stored")}
+    assert {name: (r["status"], r["cache"]) for name, r in images.items()} == {
+        "one": ("built", "stored"),
+        "two": ("built", "stored"),
+    }
     assert images["one"]["digest"] == plain["one"]["digest"]
 
     proc, again = tiny.build("e", "--remote-cache", tiny.cache, *tiny.auth)  # the replaced entry serves
@@ -108,7 +133,7 @@ def test_an_entry_holding_another_image_is_refused(tiny):
     proc, d = tiny.build("d2", "--remote-cache", tiny.cache, *tiny.auth)
     assert proc.returncode == 0, proc.stderr
     key_two = tiny.state("d2", "two")["key"]
-    tiny.push("d2", "one", tiny.entry(key_two))         # two's tag now names one's image (with one's state)
+    tiny.push("d2", "one", tiny.entry(key_two))  # two's tag now names one's image (with one's state)
     proc, images = tiny.build("f", "--remote-cache", tiny.cache, *tiny.auth)
     assert proc.returncode == 0, proc.stderr
     assert images["one"]["status"] == "pulled"
@@ -116,8 +141,11 @@ def test_an_entry_holding_another_image_is_refused(tiny):
     assert "two: remote cache entry" in proc.stderr and "its config says build key" in proc.stderr
     assert images["two"]["digest"] == d["two"]["digest"] != d["one"]["digest"]  # the right image
     index = json.loads((tiny.tmp / "f" / "index.json").read_text())
-    tagged = {m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"] for m in index["manifests"]
-              if "org.opencontainers.image.ref.name" in m.get("annotations", {})}
+    tagged = {
+        m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
+        for m in index["manifests"]
+        if "org.opencontainers.image.ref.name" in m.get("annotations", {})
+    }
     assert tagged["localhost/chrootforge/two:latest"] == d["two"]["digest"]
 
 
@@ -134,10 +162,14 @@ def test_march_native_is_the_builders_cpu_in_the_key(tiny):
         assert proc.returncode == 0, proc.stderr
         key = tiny.state("native", "one")["key"]
         line = next(x for x in proc.stderr.splitlines() if x.startswith("-march=native is "))
-        host = subprocess.run(["gcc", "-march=native", "-Q", "--help=target"], capture_output=True, text=True,
-                              check=False)
-        if host.returncode == 0 and "12." in subprocess.run(["gcc", "-dumpfullversion"], capture_output=True,
-                                                            text=True, check=False).stdout:
+        host = subprocess.run(
+            ["gcc", "-march=native", "-Q", "--help=target"], capture_output=True, text=True, check=False
+        )
+        if (
+            host.returncode == 0
+            and "12."
+            in subprocess.run(["gcc", "-dumpfullversion"], capture_output=True, text=True, check=False).stdout
+        ):
             from chrootforge.gentoo.native_cpu import parse_target_help
 
             # the world stage's gcc is Debian 12's, like this host's: the same answer
@@ -167,7 +199,11 @@ def test_push_publishes_only_a_successful_build_and_a_failed_push_is_one_error(t
     shutil.copytree(tiny.ns, ns)
     repo = f"push{secrets.token_hex(4)}"
     toml = ns / "chrootforge.toml"
-    toml.write_text(toml.read_text().replace("[output]\n", f'[output]\nregistry = "docker://{htpasswd_registry.host}/{repo}"\n'))
+    toml.write_text(
+        toml.read_text().replace(
+            "[output]\n", f'[output]\nregistry = "docker://{htpasswd_registry.host}/{repo}"\n'
+        )
+    )
     (ns / "bad").mkdir()
     (ns / "bad" / "boom.sh").write_text("echo boom; exit 3\n")
     (ns / "bad" / "image.toml").write_text('parent = "one"\n[hooks]\nconfigure_rootfs = ["boom.sh"]\n')
@@ -176,8 +212,16 @@ def test_push_publishes_only_a_successful_build_and_a_failed_push_is_one_error(t
             os.chown(path, tiny.identity.uid, tiny.identity.gid)
 
     def build(*flags):
-        proc = tiny.identity.cf("build", "--json", "--layout", str(tiny.tmp / "pushed"), *flags, str(ns),
-                                env=tiny.env, timeout=600)
+        proc = tiny.identity.cf(
+            "build",
+            "--json",
+            "--layout",
+            str(tiny.tmp / "pushed"),
+            *flags,
+            str(ns),
+            env=tiny.env,
+            timeout=600,
+        )
         no_secrets(proc.stdout, proc.stderr)
         assert "Traceback" not in proc.stderr
         return proc, json.loads(proc.stdout)
@@ -189,7 +233,7 @@ def test_push_publishes_only_a_successful_build_and_a_failed_push_is_one_error(t
     assert statuses["bad"] == "failed" and statuses["two"] == "built"  # a failure skips only its children
     assert "nothing pushed: the build failed" in proc.stderr
     assert all(r["pushed"] == [] for r in report["images"])
-    assert len(htpasswd_registry.access_log("PUT", "/manifests/")) == before   # not one manifest
+    assert len(htpasswd_registry.access_log("PUT", "/manifests/")) == before  # not one manifest
     shutil.rmtree(ns / "bad")
     proc, report = build("--push", "--cert-dir", tiny.auth[1], "--creds", f"{USER}:wrong-password")
     assert proc.returncode == 1 and not report["ok"]
@@ -200,5 +244,6 @@ def test_push_publishes_only_a_successful_build_and_a_failed_push_is_one_error(t
     assert all(r["pushed"] == [] for r in report["images"])
     proc, report = build("--push", *tiny.auth)
     assert proc.returncode == 0, proc.stderr
-    assert [p["reference"] for r in report["images"] for p in r["pushed"]] == \
-        [f"docker://{htpasswd_registry.host}/{repo}/{image}:latest" for image in ("one", "two")]
+    assert [p["reference"] for r in report["images"] for p in r["pushed"]] == [
+        f"docker://{htpasswd_registry.host}/{repo}/{image}:latest" for image in ("one", "two")
+    ]

@@ -55,9 +55,20 @@ class Runner:
     def cache(self) -> Path:
         return self.tmp / "cache" / "chrootforge"
 
-    def build(self, *extra: str, target: str | None = None) -> tuple[subprocess.CompletedProcess, dict | None]:
-        proc = self.identity.cf("build", "--json", "--layout", str(self.layout), *self.flags, *extra,
-                                target or str(self.ns), env=self.env, timeout=1200)
+    def build(
+        self, *extra: str, target: str | None = None
+    ) -> tuple[subprocess.CompletedProcess, dict | None]:
+        proc = self.identity.cf(
+            "build",
+            "--json",
+            "--layout",
+            str(self.layout),
+            *self.flags,
+            *extra,
+            target or str(self.ns),
+            env=self.env,
+            timeout=1200,
+        )
         no_secrets(proc.stdout, proc.stderr)
         report = json.loads(proc.stdout) if proc.stdout.strip().startswith("{") else None
         self.reports.append(report)
@@ -65,7 +76,9 @@ class Runner:
 
     def digests(self) -> dict[str, str]:
         index = json.loads((self.layout / "index.json").read_text())
-        names = {m["annotations"].get("org.opencontainers.image.ref.name"): m["digest"] for m in index["manifests"]}
+        names = {
+            m["annotations"].get("org.opencontainers.image.ref.name"): m["digest"] for m in index["manifests"]
+        }
         return {image: names[f"{PREFIX}/{image}:latest"] for image in IMAGES}
 
     def state(self, image: str) -> dict:
@@ -78,10 +91,21 @@ def _runner(identity, ns: Path, registry, cert_dir: Path, repo: str, env: dict) 
         (tmp / sub).mkdir(mode=0o700)
         if os.getuid() == 0:
             os.chown(tmp / sub, identity.uid, identity.gid)
-    env = {**env, "HOME": str(tmp / "home"), "XDG_CACHE_HOME": str(tmp / "cache"),
-           "XDG_RUNTIME_DIR": str(tmp / "runtime"), "SOURCE_DATE_EPOCH": ""}
-    flags = ["--remote-cache", f"docker://{registry.host}/{repo}-cache", "--cert-dir", str(cert_dir),
-             "--creds", f"{USER}:{PASSWORD}"]
+    env = {
+        **env,
+        "HOME": str(tmp / "home"),
+        "XDG_CACHE_HOME": str(tmp / "cache"),
+        "XDG_RUNTIME_DIR": str(tmp / "runtime"),
+        "SOURCE_DATE_EPOCH": "",
+    }
+    flags = [
+        "--remote-cache",
+        f"docker://{registry.host}/{repo}-cache",
+        "--cert-dir",
+        str(cert_dir),
+        "--creds",
+        f"{USER}:{PASSWORD}",
+    ]
     return Runner(identity, tmp, ns, env, flags)
 
 
@@ -126,8 +150,13 @@ def runner_b(runner_a, world, world_inputs, htpasswd_registry, cert_dirs):
 
 
 def _skopeo(*args: str, cert_dir: Path) -> dict:
-    proc = subprocess.run(["skopeo", "inspect", "--cert-dir", str(cert_dir), "--creds", f"{USER}:{PASSWORD}",
-                           *args], capture_output=True, text=True, check=False, timeout=120)
+    proc = subprocess.run(
+        ["skopeo", "inspect", "--cert-dir", str(cert_dir), "--creds", f"{USER}:{PASSWORD}", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -136,8 +165,9 @@ def _skopeo(*args: str, cert_dir: Path) -> dict:
 def test_a_builds_stores_and_pushes(runner_a, world, htpasswd_registry, cert_dirs):
     report = runner_a.reports[0]
     _, repo = world
-    assert [(r["image"], r["status"], r["cache"]) for r in report["images"]] == \
-        [(image, "built", "stored") for image in IMAGES]
+    assert [(r["image"], r["status"], r["cache"]) for r in report["images"]] == [
+        (image, "built", "stored") for image in IMAGES
+    ]
     host = htpasswd_registry.host
     for r in report["images"]:
         assert [p["reference"] for p in r["pushed"]] == [f"docker://{host}/{repo}/{r['image']}:latest"]
@@ -150,9 +180,13 @@ def test_a_builds_stores_and_pushes(runner_a, world, htpasswd_registry, cert_dir
         assert cached["Digest"] == r["digest"] and cached["Labels"]["org.chrootforge.build-key"] == key
     # the referrers (fallback tag, distribution 2.8): the SBOM and the build state
     hello = report["images"][-1]["digest"]
-    index = _skopeo("--raw", f"docker://{host}/{repo}/hello:{hello.replace(':', '-')}", cert_dir=cert_dirs["ca"])
-    assert sorted(m["artifactType"] for m in index["manifests"]) == \
-        ["application/spdx+json", "application/vnd.chrootforge.build-state.v1+json"]
+    index = _skopeo(
+        "--raw", f"docker://{host}/{repo}/hello:{hello.replace(':', '-')}", cert_dir=cert_dirs["ca"]
+    )
+    assert sorted(m["artifactType"] for m in index["manifests"]) == [
+        "application/spdx+json",
+        "application/vnd.chrootforge.build-state.v1+json",
+    ]
 
 
 # -- runner B: everything pulled, nothing built ---------------------------------------------------
@@ -161,16 +195,22 @@ def test_b_pulls_every_image_and_builds_nothing(runner_a, runner_b):
     assert [r["status"] for r in report["images"]] == ["pulled"] * len(IMAGES), report
     assert all(r["cache"].startswith("docker://") and ":cf-" in r["cache"] for r in report["images"])
     assert runner_b.digests() == runner_a.digests()
-    assert not (runner_b.layout.parent / "layout.build" / "logs").exists()   # no step ran
-    assert not (runner_b.cache / "stages").exists()                           # no stage was even extracted
+    assert not (runner_b.layout.parent / "layout.build" / "logs").exists()  # no step ran
+    assert not (runner_b.cache / "stages").exists()  # no stage was even extracted
     assert not (runner_b.cache / "binpkgs").exists()
     for image in IMAGES:
         a, b = runner_a.state(image), runner_b.state(image)
-        assert {k: v for k, v in b.items() if k not in ("seconds", "sources")} == \
-            {k: v for k, v in a.items() if k not in ("seconds", "sources")}
-        assert b["sources"] == {"remote-cache": next(r["cache"] for r in report["images"] if r["image"] == image)}
+        assert {k: v for k, v in b.items() if k not in ("seconds", "sources")} == {
+            k: v for k, v in a.items() if k not in ("seconds", "sources")
+        }
+        assert b["sources"] == {
+            "remote-cache": next(r["cache"] for r in report["images"] if r["image"] == image)
+        }
         sbom = runner_b.layout.parent / "layout.build" / "sbom" / f"{image}.spdx.json"
-        assert sbom.read_bytes() == (runner_a.layout.parent / "layout.build" / "sbom" / f"{image}.spdx.json").read_bytes()
+        assert (
+            sbom.read_bytes()
+            == (runner_a.layout.parent / "layout.build" / "sbom" / f"{image}.spdx.json").read_bytes()
+        )
     proc = runner_b.identity.cf("verify", str(runner_b.layout), env=runner_b.env)
     assert proc.returncode == 0, proc.stderr
     proc = runner_b.identity.cf("sbom", f"{runner_b.layout}:{PREFIX}/hello:latest", env=runner_b.env)
@@ -184,9 +224,21 @@ def test_b_pulls_every_image_and_builds_nothing(runner_a, runner_b):
 def binhost_server(runner_a):
     """`python3 -m http.server` over runner A's binpkgs cache (every binpkgs key a directory)."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port),
-                             "--directory", str(runner_a.cache / "binpkgs")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            str(port),
+            "--directory",
+            str(runner_a.cache / "binpkgs"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 10
     import socket
 
@@ -227,8 +279,9 @@ def test_binhost_leaf_takes_only_binary_packages(runner_a, runner_b, binhost_ser
     _binhost_leaf(runner_b, runner_a, binhost_server[0])
 
 
-def test_binhost_leaf_rootless(runner_a, runner_b, world, world_inputs, htpasswd_registry, cert_dirs,
-                               binhost_server):
+def test_binhost_leaf_rootless(
+    runner_a, runner_b, world, world_inputs, htpasswd_registry, cert_dirs, binhost_server
+):
     """The same for the unprivileged user (when B was root): parents from the cache, leaf from the binhost."""
     if not runner_b.identity.is_root:
         pytest.skip("runner B already was the unprivileged user")
@@ -247,9 +300,14 @@ def test_a_repush_uploads_no_blob_bytes(runner_a, htpasswd_registry):
     before = len(htpasswd_registry.access_log())
     proc, report = runner_a.build("--push")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert [(r["status"], r["cache"]) for r in report["images"]] == [("up-to-date", "in the remote cache")] * 4
+    assert [(r["status"], r["cache"]) for r in report["images"]] == [
+        ("up-to-date", "in the remote cache")
+    ] * 4
     assert all(p["uploaded_bytes"] == 0 for r in report["images"] for p in r["pushed"])
     assert len([p for r in report["images"] for p in r["pushed"]]) == len(IMAGES)
-    uploads = [entry for entry in htpasswd_registry.access_log()[before:]
-               if "/blobs/uploads" in entry[1] and entry[0] in ("POST", "PATCH", "PUT")]
+    uploads = [
+        entry
+        for entry in htpasswd_registry.access_log()[before:]
+        if "/blobs/uploads" in entry[1] and entry[0] in ("POST", "PATCH", "PUT")
+    ]
     assert uploads == []

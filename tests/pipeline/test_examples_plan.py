@@ -35,8 +35,10 @@ def test_gentoo_example_plan():
     assert "sys-apps/busybox static -pam -selinux" in busybox.portage.files["package.use/zz-chrootforge"]
     assert busybox.config["Cmd"] == ["/bin/sh"]
     # nginx: with its parent's records, package.provided lists them; its services make s6 PID 1.
-    parent = [InstalledPackage("sys-apps", "s6", "2.12.0.3", ("execline",), ("execline",)),
-              InstalledPackage("sys-apps", "busybox", "1.36.1", ("static",), ("static", "pam"))]
+    parent = [
+        InstalledPackage("sys-apps", "s6", "2.12.0.3", ("execline",), ("execline",)),
+        InstalledPackage("sys-apps", "busybox", "1.36.1", ("static",), ("static", "pam")),
+    ]
     nginx = plan_image(project, "nginx", parent)
     assert nginx.provided.lines == ("sys-apps/busybox-1.36.1", "sys-apps/s6-2.12.0.3")
     files = nginx.portage.files
@@ -59,14 +61,36 @@ def test_gentoo_example_plan():
 def test_plan_cli_uses_built_parent_records(tmp_path):
     """`build --plan` prints the graph and, once a parent is built, package.provided from its record."""
     layout = tmp_path / "layout"
-    st.save_state(layout, st.ImageState(image="busybox", key="k", manifest_digest="sha256:00", tags=["latest"],
-                                        records=dump([InstalledPackage("sys-apps", "busybox", "1.36.1")])))
-    proc = subprocess.run([sys.executable, "-m", "chrootforge", "build", "--plan", "--layout", str(layout),
-                           str(GENTOO / "glibc")], check=False, capture_output=True, text=True, cwd=REPO)
+    st.save_state(
+        layout,
+        st.ImageState(
+            image="busybox",
+            key="k",
+            manifest_digest="sha256:00",
+            tags=["latest"],
+            records=dump([InstalledPackage("sys-apps", "busybox", "1.36.1")]),
+        ),
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chrootforge",
+            "build",
+            "--plan",
+            "--layout",
+            str(layout),
+            str(GENTOO / "glibc"),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "order: busybox -> glibc" in out
-    glibc = out[out.index("== image glibc"):]
+    glibc = out[out.index("== image glibc") :]
     assert "profile/package.provided:\n       sys-apps/busybox-1.36.1" in glibc
     assert "emerge: ROOT=/emerge-root" in glibc and "sys-libs/glibc" in glibc
     assert "sys-libs/glibc -multilib -nscd" in glibc

@@ -42,8 +42,13 @@ def _vdb_pkg(root, cpv, use, iuse, slot="0", contents=()):
 
 
 def test_read_vdb(tmp_path):
-    _vdb_pkg(tmp_path, "app-misc/hello-1.0", ["static"], ["+static", "debug"],
-             contents=["dir /usr\n", "obj /usr/bin/hello 0123 1700000000\n", "sym /usr/bin/hi -> hello 17\n"])
+    _vdb_pkg(
+        tmp_path,
+        "app-misc/hello-1.0",
+        ["static"],
+        ["+static", "debug"],
+        contents=["dir /usr\n", "obj /usr/bin/hello 0123 1700000000\n", "sym /usr/bin/hi -> hello 17\n"],
+    )
     _vdb_pkg(tmp_path, "sys-apps/busybox-bin-1.35.0", [], [], slot="0/1")
     got = records.read_vdb(tmp_path, image="hello")
     assert [p.cpv for p in got] == ["app-misc/hello-1.0", "sys-apps/busybox-bin-1.35.0"]
@@ -62,8 +67,11 @@ def _pkg(cpv, use=(), iuse=()):
 
 
 def test_provided_respects_use():
-    parent = [_pkg("app-misc/hello-1.0", [], ["static"]), _pkg("sys-apps/busybox-bin-1.35.0"),
-              _pkg("sys-libs/glibc-bin-2.36", ["nscd"], ["nscd"])]
+    parent = [
+        _pkg("app-misc/hello-1.0", [], ["static"]),
+        _pkg("sys-apps/busybox-bin-1.35.0"),
+        _pkg("sys-libs/glibc-bin-2.36", ["nscd"], ["nscd"]),
+    ]
     same = plan_provided(parent, {})
     assert same.lines == ("app-misc/hello-1.0", "sys-apps/busybox-bin-1.35.0", "sys-libs/glibc-bin-2.36")
     # The child wants hello with USE=static: the parent's dynamic build does not count.
@@ -80,12 +88,16 @@ def test_merge_records_child_replaces_parent():
     parent = [_pkg("app-misc/hello-1.0", [], ["static"]), _pkg("sys-apps/busybox-bin-1.35.0")]
     child = [_pkg("app-misc/hello-1.0", ["static"], ["static"])]
     merged = records.merge(parent, child)
-    assert [(p.cpv, p.use) for p in merged] == [("app-misc/hello-1.0", ("static",)),
-                                                ("sys-apps/busybox-bin-1.35.0", ())]
+    assert [(p.cpv, p.use) for p in merged] == [
+        ("app-misc/hello-1.0", ("static",)),
+        ("sys-apps/busybox-bin-1.35.0", ()),
+    ]
 
 
 def test_portage_config(ns):
-    ns.write("chrootforge.toml", """\
+    ns.write(
+        "chrootforge.toml",
+        """\
         [stage3]
         path = "s"
         [tree]
@@ -96,9 +108,12 @@ def test_portage_config(ns):
         [make_conf]
         FEATURES = "-ipc-sandbox"
         USE = "-*"
-        """)
+        """,
+    )
     (ns.root / "extra").mkdir()
-    ns.image("a", """\
+    ns.image(
+        "a",
+        """\
         parent = "scratch"
         packages = ["app-misc/hello"]
         mask = [">=app-misc/hello-2"]
@@ -109,7 +124,8 @@ def test_portage_config(ns):
         env = { CFLAGS = "-O3", LDFLAGS = "-s" }
         [strip]
         man = false
-        """)
+        """,
+    )
     project, _ = load_project(ns.root, ["a"])
     provided = plan_provided([_pkg("sys-apps/busybox-bin-1.35.0")], {})
     conf = generate(project.namespace, project.images["a"], provided)
@@ -156,7 +172,9 @@ def test_portage_install_script_runs(tmp_path, ns):
 
 
 def test_s6_service_tree_runs(tmp_path):
-    entries = s6.service_entries([Service(name="web", run="httpd -f", finish="echo bye"), Service(name="a", run="sleep 1")])
+    entries = s6.service_entries(
+        [Service(name="web", run="httpd -f", finish="echo bye"), Service(name="a", run="sleep 1")]
+    )
     script = s6.install_script(entries, str(tmp_path))
     subprocess.run(["sh", "-c", script], check=True)
     run = tmp_path / "etc/service/web/run"
@@ -171,12 +189,28 @@ def test_s6_service_tree_runs(tmp_path):
 
 def test_slim_plan_runs(tmp_path):
     root = tmp_path / "root"
-    keep = ["bin/busybox", "usr/share/locale/en_US/LC_MESSAGES/x.mo", "usr/share/locale/en/x.mo",
-            "usr/lib/locale/C.utf8/LC_CTYPE", "usr/lib/libz.so.1", "etc/passwd"]
-    gone = ["usr/share/doc/hello-1.0/README", "usr/share/man/man1/hello.1", "usr/share/info/x.info",
-            "var/db/pkg/app-misc/hello-1.0/PF", "etc/portage/make.conf", "var/lib/portage/world",
-            "var/cache/edb/counter", "usr/include/zlib.h", "usr/lib/libz.a", "usr/lib/libz.la",
-            "usr/share/locale/de/LC_MESSAGES/x.mo", "usr/lib/locale/de_DE.utf8/LC_CTYPE"]
+    keep = [
+        "bin/busybox",
+        "usr/share/locale/en_US/LC_MESSAGES/x.mo",
+        "usr/share/locale/en/x.mo",
+        "usr/lib/locale/C.utf8/LC_CTYPE",
+        "usr/lib/libz.so.1",
+        "etc/passwd",
+    ]
+    gone = [
+        "usr/share/doc/hello-1.0/README",
+        "usr/share/man/man1/hello.1",
+        "usr/share/info/x.info",
+        "var/db/pkg/app-misc/hello-1.0/PF",
+        "etc/portage/make.conf",
+        "var/lib/portage/world",
+        "var/cache/edb/counter",
+        "usr/include/zlib.h",
+        "usr/lib/libz.a",
+        "usr/lib/libz.la",
+        "usr/share/locale/de/LC_MESSAGES/x.mo",
+        "usr/lib/locale/de_DE.utf8/LC_CTYPE",
+    ]
     for rel in keep + gone:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text("x")
@@ -195,8 +229,14 @@ def test_slim_plan_runs(tmp_path):
 
 def test_sbom_shape():
     recs = [_pkg("app-misc/hello-1.0", ["static"], ["static"]), _pkg("sys-apps/busybox-bin-1.35.0")]
-    doc = spdx_document("localhost/w/hello:latest", recs, created_epoch=1700000000,
-                        namespace_uri="https://x.invalid/1", tool_version="0.1.0", image_digest="sha256:ab")
+    doc = spdx_document(
+        "localhost/w/hello:latest",
+        recs,
+        created_epoch=1700000000,
+        namespace_uri="https://x.invalid/1",
+        tool_version="0.1.0",
+        image_digest="sha256:ab",
+    )
     assert doc["spdxVersion"] == "SPDX-2.3" and doc["dataLicense"] == "CC0-1.0"
     assert doc["creationInfo"]["created"] == "2023-11-14T22:13:20Z"
     pkgs = {p["name"]: p for p in doc["packages"]}

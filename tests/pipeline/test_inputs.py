@@ -46,18 +46,25 @@ def test_binpkg_key_follows_what_makes_binaries_compatible(ns, cache):
     inputs = inp.identify(base_ns)
     base = inp.binpkg_key(base_ns, inputs)
     assert inp.binpkg_key(base_ns, inputs, (("app-misc/hello", "CFLAGS=-O3"),)) != base
-    ns.write("chrootforge.toml", ns.root.joinpath("chrootforge.toml").read_text()
-             + '[make_conf]\nCFLAGS = "-O3 -pipe"\n')
+    ns.write(
+        "chrootforge.toml",
+        ns.root.joinpath("chrootforge.toml").read_text() + '[make_conf]\nCFLAGS = "-O3 -pipe"\n',
+    )
     assert inp.binpkg_key(load_namespace(ns.root), inputs) != base
     ns.image("img", 'parent = "scratch"\n[package."app-misc/hello"]\nenv = { CFLAGS = "-O1" }\n')
     from chrootforge.spec.image import load_image
 
-    assert inp.package_env_of(load_image(load_namespace(ns.root), "img")) == (("app-misc/hello", "CFLAGS=-O1"),)
+    assert inp.package_env_of(load_image(load_namespace(ns.root), "img")) == (
+        ("app-misc/hello", "CFLAGS=-O1"),
+    )
 
 
 def test_lock_round_trip_and_refusals(ns, tmp_path, cache):
-    lock = lockfile.Lock(lockfile.LockedStage("stage3.tar.zst", "ab" * 64, "F" * 40),
-                         lockfile.LockedTree(id="sha256:" + "1" * 64), {"extra": "sha256:" + "2" * 64})
+    lock = lockfile.Lock(
+        lockfile.LockedStage("stage3.tar.zst", "ab" * 64, "F" * 40),
+        lockfile.LockedTree(id="sha256:" + "1" * 64),
+        {"extra": "sha256:" + "2" * 64},
+    )
     path = lockfile.write(ns.root, lock, "t")
     text = path.read_text()
     assert lockfile.load(ns.root) == lock
@@ -66,9 +73,12 @@ def test_lock_round_trip_and_refusals(ns, tmp_path, cache):
     _with_stage(ns)
     with pytest.raises(VerificationError, match="pins"):  # the stage is not what the lock says
         inp.identify(load_namespace(ns.root))
-    for broken, message in (("version = 7\n", "version"), ("version = 1\n[tree]\nid='x'\n", r"\[stage3\]"),
-                            ("version = 1\n[stage3]\nname='x'\nsha512='y'\nsigner='z'\n[tree]\n", "needs an id"),
-                            ("[[[", "not a valid lock")):
+    for broken, message in (
+        ("version = 7\n", "version"),
+        ("version = 1\n[tree]\nid='x'\n", r"\[stage3\]"),
+        ("version = 1\n[stage3]\nname='x'\nsha512='y'\nsigner='z'\n[tree]\n", "needs an id"),
+        ("[[[", "not a valid lock"),
+    ):
         path.write_text(broken)
         with pytest.raises(UsageError, match=message):
             lockfile.load(ns.root)
@@ -79,8 +89,13 @@ def test_locked_tree_that_changed_is_refused(ns, cache):
     ns_value = load_namespace(ns.root)
     current = inp.identify(ns_value)
     sha512 = current.stage_id.split(":", 1)[1]
-    lockfile.write(ns.root, lockfile.Lock(lockfile.LockedStage("stage3.tar.zst", sha512, "F" * 40),
-                                          lockfile.LockedTree(id=current.tree_id)), "t")
+    lockfile.write(
+        ns.root,
+        lockfile.Lock(
+            lockfile.LockedStage("stage3.tar.zst", sha512, "F" * 40), lockfile.LockedTree(id=current.tree_id)
+        ),
+        "t",
+    )
     assert inp.identify(ns_value).lock is not None
     (ns.root / "repo" / "profiles" / "new-file").write_text("changed\n")
     with pytest.raises(VerificationError, match="the tree .* pins"):

@@ -34,8 +34,9 @@ def _namespace(dest: Path, repo: Path, mirror_url: str, keyring: Path) -> Path:
     return ns
 
 
-def test_latest_is_resolved_each_run_and_a_lock_pins_it(user_identity, world_inputs, world_repo, mirror_tree,
-                                                         mirror_server, gpg_keys):
+def test_latest_is_resolved_each_run_and_a_lock_pins_it(
+    user_identity, world_inputs, world_repo, mirror_tree, mirror_server, gpg_keys
+):
     ident = user_identity
     tmp = ident.mkdtemp("inputs.")
     try:
@@ -57,8 +58,12 @@ def test_latest_is_resolved_each_run_and_a_lock_pins_it(user_identity, world_inp
 
         def label(image, key):
             index = json.loads((layout / "index.json").read_text())
-            desc = next(m for m in index["manifests"] if m.get("annotations", {}).get(
-                "org.opencontainers.image.ref.name") == f"localhost/chrootforge/{image}:latest")
+            desc = next(
+                m
+                for m in index["manifests"]
+                if m.get("annotations", {}).get("org.opencontainers.image.ref.name")
+                == f"localhost/chrootforge/{image}:latest"
+            )
             manifest = json.loads((layout / "blobs/sha256" / desc["digest"][7:]).read_text())
             config = json.loads((layout / "blobs/sha256" / manifest["config"]["digest"][7:]).read_text())
             return config["config"]["Labels"][key]
@@ -99,8 +104,11 @@ def test_latest_is_resolved_each_run_and_a_lock_pins_it(user_identity, world_inp
         assert "chrootforge lock" in proc.stderr
 
         (tmp / "lock.saved").rename(ns / "chrootforge.lock")
-        tampered = re.sub(r'(\[stage3\][^\[]*sha512 = ")[0-9a-f]+', r"\g<1>" + "0" * 128,
-                          (ns / "chrootforge.lock").read_text())
+        tampered = re.sub(
+            r'(\[stage3\][^\[]*sha512 = ")[0-9a-f]+',
+            r"\g<1>" + "0" * 128,
+            (ns / "chrootforge.lock").read_text(),
+        )
         (ns / "chrootforge.lock").write_text(tampered)
         proc, _ = build("--force")
         assert proc.returncode == 1 and "pins" in proc.stderr and "Traceback" not in proc.stderr

@@ -35,12 +35,15 @@ def test_unknown_top_key_suggests(ns):
 
 
 def test_unknown_key_in_table_points_at_its_line(ns):
-    path = ns.image("a", """\
+    path = ns.image(
+        "a",
+        """\
         parent = "scratch"
         [config]
         cmd = ["/bin/sh"]
         stopsignal = "SIGTERM"
-        """)
+        """,
+    )
     from chrootforge.spec.image import load_image
 
     text = _err(load_image, load_namespace(ns.root), "a")
@@ -49,14 +52,17 @@ def test_unknown_key_in_table_points_at_its_line(ns):
 
 
 def test_unknown_key_in_quoted_table(ns):
-    path = ns.image("a", """\
+    path = ns.image(
+        "a",
+        """\
         parent = "scratch"
         packages = ["app-misc/hello"]
 
         [package."app-misc/hello"]
         use = ["static"]
         uses = ["x"]
-        """)
+        """,
+    )
     from chrootforge.spec.image import load_image
 
     text = _err(load_image, load_namespace(ns.root), "a")
@@ -81,15 +87,19 @@ def test_bad_atom_and_bad_use(ns):
 
 
 def test_namespace_unknown_key_and_tables(ns):
-    path = ns.write("chrootforge.toml", 'name = "t"\n[stage3]\npath = "s"\n[tree]\npath = "repo"\n'
-                    '[output]\nlayuot = "x"\n')
+    path = ns.write(
+        "chrootforge.toml",
+        'name = "t"\n[stage3]\npath = "s"\n[tree]\npath = "repo"\n[output]\nlayuot = "x"\n',
+    )
     text = _err(load_namespace, ns.root)
     assert f"{path}:7: unknown key 'layuot' in [output]" in text and "'layout'" in text
 
 
 def test_namespace_values(ns, monkeypatch):
     monkeypatch.setenv("CF_TEST_STAGE", "/srv/stage.tar.zst")
-    ns.write("chrootforge.toml", """\
+    ns.write(
+        "chrootforge.toml",
+        """\
         [stage3]
         path = "${CF_TEST_STAGE}"
         [tree]
@@ -99,7 +109,8 @@ def test_namespace_values(ns, monkeypatch):
         USE = ["-*", "ipv6"]
         [output]
         tags = ["latest", "1.0"]
-        """)
+        """,
+    )
     n = load_namespace(ns.root)
     assert str(n.stage3.path) == "/srv/stage.tar.zst"
     assert n.tree.name == "testrepo"  # from profiles/repo_name
@@ -154,7 +165,7 @@ def test_missing_parent(ns):
 
 
 def test_missing_parent_key(ns):
-    ns.image("a", 'packages = []\n')
+    ns.image("a", "packages = []\n")
     assert "missing key 'parent'" in _err(load_project, ns.root, ["a"])
 
 
@@ -168,11 +179,15 @@ def test_targets(ns):
 
 def test_hooks_resolve_local_and_stock(ns):
     ns.write("a/mine.sh", "true\n")
-    ns.image("a", 'parent = "scratch"\n[hooks]\npost_emerge = ["mine.sh"]\nfinish_rootfs = "check-binaries"\n')
+    ns.image(
+        "a", 'parent = "scratch"\n[hooks]\npost_emerge = ["mine.sh"]\nfinish_rootfs = "check-binaries"\n'
+    )
     project, _ = load_project(ns.root, ["a"])
     hooks = project.images["a"].hooks
-    assert [(h.phase, h.path.name) for h in hooks] == [("post_emerge", "mine.sh"),
-                                                       ("finish_rootfs", "check-binaries.sh")]
+    assert [(h.phase, h.path.name) for h in hooks] == [
+        ("post_emerge", "mine.sh"),
+        ("finish_rootfs", "check-binaries.sh"),
+    ]
     path = ns.image("b", 'parent = "scratch"\n[hooks]\nfinish_rootfs = ["check-binares"]\n')
     text = _err(load_project, ns.root, ["b"])
     assert f"{path}:3: hook 'check-binares' not found" in text and "check-binaries" in text
@@ -186,10 +201,15 @@ def test_syntax_error_at_end_of_document_has_a_line(ns):
 
 
 def test_prefix_must_be_an_image_name(ns):
-    ns.write("chrootforge.toml", '[stage3]\npath = "s"\n[tree]\npath = "repo"\n[output]\nprefix = "Local/Bad"\n')
+    ns.write(
+        "chrootforge.toml", '[stage3]\npath = "s"\n[tree]\npath = "repo"\n[output]\nprefix = "Local/Bad"\n'
+    )
     assert "is not an image name prefix" in _err(load_namespace, ns.root)
-    ns.write("chrootforge.toml", '[stage3]\npath = "s"\n[tree]\npath = "repo"\n[output]\n'
-             'prefix = "registry.example.com:5000/team/x"\n')
+    ns.write(
+        "chrootforge.toml",
+        '[stage3]\npath = "s"\n[tree]\npath = "repo"\n[output]\n'
+        'prefix = "registry.example.com:5000/team/x"\n',
+    )
     assert load_namespace(ns.root).prefix == "registry.example.com:5000/team/x"
 
 
@@ -203,25 +223,28 @@ def test_suggestions_for_new_keys(ns):
     assert "did you mean 'runtime_libs'?" in _err(load_image, load_namespace(ns.root), "c")
 
 
-@pytest.mark.parametrize("body,line,message", [
-    ('provided = [">=dev-lang/perl-5"]', 2, "without an operator"),
-    ('provided = ["perl"]', 2, "not a package atom"),
-    ('unprovided = ["=dev-lang/perl-5"]', 2, "without version or operator"),
-    ('provided = ["a/b"]\nunprovided = ["a/b"]', 3, "'a/b' is both provided and unprovided"),
-    ('packages = ["a/b"]\nprovided = ["a/b-1.0"]', 3, "'a/b' is both in packages and provided"),
-    ('uninstall = "a/b"', 2, "'uninstall' must be a list of strings, not str"),
-    ('force_uninstall = "yes"', 2, "'force_uninstall' must be true or false"),
-    ('runtime_libs = ["libgcc_s"]', 2, "not a shared library file name"),
-    ('runtime_libs = ["../libc.so.6"]', 2, "not a shared library file name"),
-    ('[strip]\nkeep = ["usr/share/zoneinfo"]', 3, "must be an absolute path"),
-    ('[strip]\nkeep = ["/usr/../etc"]', 3, "must not contain '..'"),
-    ('[strip]\nkeep = "/usr/share"', 3, "'keep' must be a list of strings"),
-    ('[strip]\nlocales = [1]', 3, "not a list with int"),
-    ('[config]\nworkdir = "rel"', 3, "'rel' must be an absolute path"),
-    ('[services.web]\nfinish = "x"', 2, "missing key 'run' in [services.web]"),
-    ('[services.web]\nrun = ""', 3, "run must not be empty"),
-    ('tags = []', 2, "tags must not be empty"),
-])
+@pytest.mark.parametrize(
+    "body,line,message",
+    [
+        ('provided = [">=dev-lang/perl-5"]', 2, "without an operator"),
+        ('provided = ["perl"]', 2, "not a package atom"),
+        ('unprovided = ["=dev-lang/perl-5"]', 2, "without version or operator"),
+        ('provided = ["a/b"]\nunprovided = ["a/b"]', 3, "'a/b' is both provided and unprovided"),
+        ('packages = ["a/b"]\nprovided = ["a/b-1.0"]', 3, "'a/b' is both in packages and provided"),
+        ('uninstall = "a/b"', 2, "'uninstall' must be a list of strings, not str"),
+        ('force_uninstall = "yes"', 2, "'force_uninstall' must be true or false"),
+        ('runtime_libs = ["libgcc_s"]', 2, "not a shared library file name"),
+        ('runtime_libs = ["../libc.so.6"]', 2, "not a shared library file name"),
+        ('[strip]\nkeep = ["usr/share/zoneinfo"]', 3, "must be an absolute path"),
+        ('[strip]\nkeep = ["/usr/../etc"]', 3, "must not contain '..'"),
+        ('[strip]\nkeep = "/usr/share"', 3, "'keep' must be a list of strings"),
+        ("[strip]\nlocales = [1]", 3, "not a list with int"),
+        ('[config]\nworkdir = "rel"', 3, "'rel' must be an absolute path"),
+        ('[services.web]\nfinish = "x"', 2, "missing key 'run' in [services.web]"),
+        ('[services.web]\nrun = ""', 3, "run must not be empty"),
+        ("tags = []", 2, "tags must not be empty"),
+    ],
+)
 def test_bad_values_point_at_their_line(ns, body, line, message):
     path = ns.image("a", f'parent = "scratch"\n{body}\n')
     text = _err(load_image, load_namespace(ns.root), "a")

@@ -29,8 +29,9 @@ def _err(func, *args) -> str:
 
 def test_committed_reference_matches_the_schema():
     text = (REPO / "docs" / "pipeline.md").read_text()
-    assert reference.replace_block(text) == text, \
+    assert reference.replace_block(text) == text, (
         "docs/pipeline.md is stale: run python -m chrootforge.spec.reference docs/pipeline.md"
+    )
 
 
 def test_reference_lists_every_key_once():
@@ -39,27 +40,44 @@ def test_reference_lists_every_key_once():
         for table in schema.tables_of(model):
             for k in table.keys:
                 assert f"| `{k.name}` |" in block
-    assert block.count("| `keep` |") == 1 and "`[package.\"ATOM\"]`" in block
+    assert block.count("| `keep` |") == 1 and '`[package."ATOM"]`' in block
     # the check can fail: a key added to the schema makes the committed doc stale
     extra = schema.Key(schema.Bool(), "a new key", False, name="brand_new", field="brand_new")
     strip = next(t for t in schema.tables_of(Image) if t.name == "strip")
     assert "brand_new" not in reference._table_md(strip)[-2]
-    assert "brand_new" in "\n".join(reference._table_md(
-        schema.Table(strip.name, strip.help, (*strip.keys, extra), strip.decl)))
+    assert "brand_new" in "\n".join(
+        reference._table_md(schema.Table(strip.name, strip.help, (*strip.keys, extra), strip.decl))
+    )
 
 
 def test_allowed_keys_and_phases_come_from_the_models():
     assert schema.allowed_names(Strip) == ["docs", "man", "info", "headers", "static_libs", "locales", "keep"]
     assert PHASES == tuple(k.name for k in schema.keys_of(HookNames))
     top = schema.allowed_names(Image)
-    assert {"parent", "packages", "provided", "unprovided", "uninstall", "force_uninstall",
-            "runtime_libs", "package", "strip", "hooks", "services", "config"} <= set(top)
-    assert {"output", "build", "stage3", "tree", "repos", "make_conf", "name"} == set(schema.allowed_names(Namespace))
+    assert {
+        "parent",
+        "packages",
+        "provided",
+        "unprovided",
+        "uninstall",
+        "force_uninstall",
+        "runtime_libs",
+        "package",
+        "strip",
+        "hooks",
+        "services",
+        "config",
+    } <= set(top)
+    assert {"output", "build", "stage3", "tree", "repos", "make_conf", "name"} == set(
+        schema.allowed_names(Namespace)
+    )
     assert "stop_signal" in schema.allowed_names(ImageConfig)
 
 
 def test_new_keys_load(ns):
-    ns.image("a", """\
+    ns.image(
+        "a",
+        """\
         parent = "scratch"
         packages = ["app-misc/hello"]
         provided = ["dev-lang/perl", "sys-devel/gcc-13.2.1_p20240113"]
@@ -69,7 +87,8 @@ def test_new_keys_load(ns):
         runtime_libs = ["libgcc_s.so.1", "libstdc++.so.6"]
         [strip]
         keep = ["/usr/share/zoneinfo/UTC", "/usr/share/doc/*/README*"]
-        """)
+        """,
+    )
     image = load_image(load_namespace(ns.root), "a")
     assert image.provided == ("dev-lang/perl", "sys-devel/gcc-13.2.1_p20240113")
     assert image.unprovided == ("sys-apps/busybox",) and image.uninstall == ("acct-user/hello",)
@@ -93,7 +112,7 @@ def test_new_namespace_and_image(tmp_path):
     assert ns.network == "host" and ns.prefix == "localhost/myns"
     assert "-network-sandbox" in ns.make_conf["FEATURES"]
     text = path.read_text()
-    assert "#arch = \"amd64\"" in text and "#prefix = \"localhost/myns\"" in text
+    assert '#arch = "amd64"' in text and '#prefix = "localhost/myns"' in text
     (ns_dir / "base").mkdir()  # an existing folder without image.toml is fine
     new_image(ns_dir / "base", None, ["sys-apps/busybox"])
     new_image(ns_dir / "app", "base", ["app-misc/hello", ">=dev-libs/foo-2"])
@@ -153,6 +172,8 @@ def test_new_cli(identity):
     proc = identity.cf("new", str(base / "ns" / "web"))
     assert proc.returncode == 2 and "does not overwrite" in proc.stderr and "Traceback" not in proc.stderr
     proc = identity.cf("new", str(base / "elsewhere" / "x"), "--parent", "web")
-    assert proc.returncode == 2 and "--parent and --package are for an image inside a namespace" in proc.stderr
+    assert (
+        proc.returncode == 2 and "--parent and --package are for an image inside a namespace" in proc.stderr
+    )
     proc = identity.cf("build", "--plan", str(base / "ns" / "web"))
     assert proc.returncode == 0 and "www-servers/nginx" in proc.stdout, proc.stderr

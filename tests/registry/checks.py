@@ -30,8 +30,14 @@ def one_error_line(stderr: str, fragment: str) -> None:
 
 def cli(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     """`chrootforge ARGS` as the current user (the environment plus `env`)."""
-    return subprocess.run([sys.executable, "-m", "chrootforge", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, check=False, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "chrootforge", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=False,
+        timeout=timeout,
+    )
 
 
 def cli_on_tty(*args: str, env: dict | None = None) -> tuple[int, str]:
@@ -40,8 +46,13 @@ def cli_on_tty(*args: str, env: dict | None = None) -> tuple[int, str]:
     import select
 
     leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "chrootforge", *args], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=follower, env={**os.environ, **(env or {})})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chrootforge", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=follower,
+        env={**os.environ, **(env or {})},
+    )
     os.close(follower)
     shown = bytearray()
     try:

@@ -22,8 +22,11 @@ from chrootforge.registry import RegistryOptions, pull, push
 from tests.helpers import fakeregistry as fr
 from tests.registry.checks import cli, cli_on_tty, one_error_line
 
-FAST = {"CHROOTFORGE_REGISTRY_TIMEOUT": "1", "CHROOTFORGE_REGISTRY_RETRIES": "1",
-        "CHROOTFORGE_RETRY_BACKOFF": "0.01"}
+FAST = {
+    "CHROOTFORGE_REGISTRY_TIMEOUT": "1",
+    "CHROOTFORGE_REGISTRY_RETRIES": "1",
+    "CHROOTFORGE_RETRY_BACKOFF": "0.01",
+}
 
 
 @pytest.fixture
@@ -45,14 +48,22 @@ def earlier(tmp_path, monkeypatch) -> Path:
 
 
 def snapshot(layout: Path) -> dict[str, str]:
-    return {str(p.relative_to(layout)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(layout.rglob("*")) if p.is_file() and p.name != ".index.lock"}
+    return {
+        str(p.relative_to(layout)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(layout.rglob("*"))
+        if p.is_file() and p.name != ".index.lock"
+    }
 
 
 def pull_fails(fake, layout: Path, fragment: str, ref: str = "img/bb:1", env: dict | None = None) -> str:
     before = snapshot(layout)
-    out = cli("pull", f"docker://{fake.host}/{ref}", f"{layout}:got:1", "--tls-verify=false",
-              env={**FAST, **(env or {})})
+    out = cli(
+        "pull",
+        f"docker://{fake.host}/{ref}",
+        f"{layout}:got:1",
+        "--tls-verify=false",
+        env={**FAST, **(env or {})},
+    )
     assert out.returncode == 1, out.stderr
     one_error_line(out.stderr, fragment)
     assert snapshot(layout) == before
@@ -118,8 +129,11 @@ def test_referrer_whose_subject_is_another_image(fake, earlier, registry_images)
     art["subject"]["digest"] = registry_images.digest(registry_images.child)
     raw = json.dumps(art).encode()
     fake.put_manifest("img/bb", fr.digest_of(raw), raw, mt.MANIFEST, registry_images.layout)
-    index = {"schemaVersion": 2, "mediaType": mt.INDEX,
-             "manifests": [{"mediaType": mt.MANIFEST, "digest": fr.digest_of(raw), "size": len(raw)}]}
+    index = {
+        "schemaVersion": 2,
+        "mediaType": mt.INDEX,
+        "manifests": [{"mediaType": mt.MANIFEST, "digest": fr.digest_of(raw), "size": len(raw)}],
+    }
     fake.put_manifest("img/bb", f"sha256-{subject[7:]}", json.dumps(index).encode(), mt.INDEX)
     pull_fails(fake, earlier, "but its subject differs")
 
@@ -127,10 +141,21 @@ def test_referrer_whose_subject_is_another_image(fake, earlier, registry_images)
 def test_sigterm_mid_download_leaves_no_temp_file(fake, earlier):
     fake.faults.append(fr.stall_blob(after=300_000))
     before = snapshot(earlier)
-    proc = subprocess.Popen([sys.executable, "-m", "chrootforge", "pull", f"docker://{fake.host}/img/bb:1",
-                             f"{earlier}:got:1", "--tls-verify=false"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, **FAST,
-                                                                     "CHROOTFORGE_REGISTRY_TIMEOUT": "60"})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "chrootforge",
+            "pull",
+            f"docker://{fake.host}/img/bb:1",
+            f"{earlier}:got:1",
+            "--tls-verify=false",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **FAST, "CHROOTFORGE_REGISTRY_TIMEOUT": "60"},
+    )
     try:
         deadline = time.monotonic() + 30
         while not any(p.stat().st_size > 0 for p in (earlier / ".tmp").glob("blob.*")):
@@ -157,8 +182,13 @@ def test_flood_of_referrers(fake, earlier, registry_images):
 def test_500_then_success(fake, earlier, registry_images):
     fake.faults.append(fr.status_first(2, 500, r"/manifests/1$"))
     fake.faults.append(fr.status_first(1, 503, r"/blobs/sha256:"))
-    out = cli("pull", f"docker://{fake.host}/img/bb:1", f"{earlier}:got:1", "--tls-verify=false",
-              env={**FAST, "CHROOTFORGE_REGISTRY_RETRIES": "2"})
+    out = cli(
+        "pull",
+        f"docker://{fake.host}/img/bb:1",
+        f"{earlier}:got:1",
+        "--tls-verify=false",
+        env={**FAST, "CHROOTFORGE_REGISTRY_RETRIES": "2"},
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == registry_images.digest(registry_images.base)
     assert len(fake.requests("GET", r"/manifests/1$")) == 3
@@ -178,7 +208,9 @@ def test_push_resumes_a_broken_chunk_at_the_registrys_offset(registry_images, tm
         result = push(images.layout, images.child, f"docker://{server.host}/up/bb:2", options)
         assert result.digest == images.digest(images.child)
         big = max(images.manifest(images.child)["layers"], key=lambda d: d["size"])
-        assert server.repo("up/bb")["blobs"][big["digest"]] == fr.FakeRegistry.read_blob(images.layout, big["digest"])
+        assert server.repo("up/bb")["blobs"][big["digest"]] == fr.FakeRegistry.read_blob(
+            images.layout, big["digest"]
+        )
         # after the cut: a status query, then the next PATCH starts exactly where the registry stood
         first = next(p for m, p, _ in server.log if m == "PATCH")  # the one that was cut
         upload = first.split("?")[0].rsplit("/", 1)[-1]
@@ -187,7 +219,9 @@ def test_push_resumes_a_broken_chunk_at_the_registrys_offset(registry_images, tm
         assert log[cut + 1][0] == "GET"
         assert log[cut + 2][0] == "PATCH" and log[cut + 2][2]["Content-Range"].startswith("100000-")
         # nothing was sent twice: the registry received each blob byte once
-        uploaded = sum(len(fr.FakeRegistry.read_blob(images.layout, d)) for d in server.repo("up/bb")["blobs"])
+        uploaded = sum(
+            len(fr.FakeRegistry.read_blob(images.layout, d)) for d in server.repo("up/bb")["blobs"]
+        )
         assert server.received == uploaded
     finally:
         server.stop()
@@ -200,8 +234,13 @@ def test_push_retries_after_500(registry_images, tmp_path, monkeypatch):
     server.faults.append(fr.status_first(2, 500, r"/blobs/uploads/.+digest=", method="PUT"))
     server.faults.append(fr.status_first(1, 502, r"/manifests/", method="PUT"))
     try:
-        out = cli("push", f"{registry_images.layout}:{registry_images.child}", f"docker://{server.host}/r/bb:2",
-                  "--tls-verify=false", env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+        out = cli(
+            "push",
+            f"{registry_images.layout}:{registry_images.child}",
+            f"docker://{server.host}/r/bb:2",
+            "--tls-verify=false",
+            env={"XDG_CACHE_HOME": str(tmp_path / "cache")},
+        )
         assert out.returncode == 0, out.stderr
         data, _ = server.repo("r/bb")["manifests"]["2"]
         assert fr.digest_of(data) == registry_images.digest(registry_images.child)
@@ -231,11 +270,15 @@ def test_progress_on_a_terminal_only(registry_images, tmp_path):
     env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
     try:
         dest = f"docker://{server.host}/p/bb:2"
-        code, shown = cli_on_tty("push", f"{images.layout}:{images.child}", dest, "--tls-verify=false", env=env)
+        code, shown = cli_on_tty(
+            "push", f"{images.layout}:{images.child}", dest, "--tls-verify=false", env=env
+        )
         assert code == 0 and f"push {server.host}/p/bb:2:" in shown and "MB/s" in shown
         code, shown = cli_on_tty("pull", dest, f"{tmp_path / 'got'}:bb:2", "--tls-verify=false", env=env)
         assert code == 0 and f"pull {server.host}/p/bb:2:" in shown and "MB/s" in shown
-        code, shown = cli_on_tty("-q", "push", f"{images.layout}:{images.child}", dest, "--tls-verify=false", env=env)
+        code, shown = cli_on_tty(
+            "-q", "push", f"{images.layout}:{images.child}", dest, "--tls-verify=false", env=env
+        )
         assert code == 0 and shown == ""
         out = cli("pull", dest, f"{tmp_path / 'got2'}:bb:2", "--tls-verify=false", env=env)
         assert out.returncode == 0 and "MB/s" not in out.stderr
@@ -255,8 +298,9 @@ def test_referrers_api_when_the_registry_has_it(registry_images, tmp_path, monke
         pull(f"docker://{server.host}/api/bb:1", tmp_path / "got", "bb:1", options)
         assert server.requests("GET", rf"/referrers/{images.digest(images.base)}$")
         index = json.loads((tmp_path / "got" / "index.json").read_text())
-        assert [d["digest"] for d in index["manifests"] if "dev.chrootforge.subject" in d["annotations"]] == \
-            [images.sbom_digest()]
+        assert [d["digest"] for d in index["manifests"] if "dev.chrootforge.subject" in d["annotations"]] == [
+            images.sbom_digest()
+        ]
         assert oci.verify(tmp_path / "got") == []
         # the tag moves to an image without referrers: the old image's SBOM leaves the index
         push(images.layout, images.child, f"docker://{server.host}/api/bb:2", options)

@@ -30,8 +30,20 @@ def need(tool: str) -> None:
 def skopeo(*args: str, cert_dir: Path) -> subprocess.CompletedProcess:
     """skopeo inspect/copy with the test registry's CA and credentials (copy: for its source)."""
     prefix = "--src-" if args[0] == "copy" else "--"
-    return subprocess.run(["skopeo", args[0], f"{prefix}cert-dir", str(cert_dir), f"{prefix}creds",
-                           f"{USER}:{PASSWORD}", *args[1:]], capture_output=True, text=True, check=True)
+    return subprocess.run(
+        [
+            "skopeo",
+            args[0],
+            f"{prefix}cert-dir",
+            str(cert_dir),
+            f"{prefix}creds",
+            f"{USER}:{PASSWORD}",
+            *args[1:],
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
 
 
 @pytest.fixture
@@ -54,7 +66,9 @@ def test_push_then_pull_round_trip(identity, identity_tmp, htpasswd_registry, re
     assert result["blobs_uploaded"] + result["blobs_skipped"] + result["blobs_mounted"] == 4
     assert result["referrers"] == [images.sbom_digest()] and result["referrers_via"] == "tag"
 
-    inspected = json.loads(skopeo("inspect", f"docker://{host}/{identity.name}/bb:1", cert_dir=cert_dirs["ca"]).stdout)
+    inspected = json.loads(
+        skopeo("inspect", f"docker://{host}/{identity.name}/bb:1", cert_dir=cert_dirs["ca"]).stdout
+    )
     assert inspected["Digest"] == images.digest(images.base)
 
     target = identity_tmp / "layout"
@@ -64,7 +78,9 @@ def test_push_then_pull_round_trip(identity, identity_tmp, htpasswd_registry, re
     assert json.loads(out.stdout)["digest"] == images.digest(images.base)
     assert identity.cf("verify", str(target)).returncode == 0
     index = json.loads((target / "index.json").read_text())
-    tagged = [d for d in index["manifests"] if d.get("annotations", {}).get("org.opencontainers.image.ref.name")]
+    tagged = [
+        d for d in index["manifests"] if d.get("annotations", {}).get("org.opencontainers.image.ref.name")
+    ]
     assert [d["digest"] for d in tagged] == [images.digest(images.base)]
     # the SBOM came along, in the layout's referrer convention
     sbom = [d for d in index["manifests"] if d.get("annotations", {}).get("dev.chrootforge.subject")]
@@ -72,20 +88,30 @@ def test_push_then_pull_round_trip(identity, identity_tmp, htpasswd_registry, re
     assert sbom[0]["artifactType"] == images.sbom_type
     # byte-identical blobs
     for desc in [images.manifest(images.base)["config"], *images.manifest(images.base)["layers"]]:
-        assert (target / "blobs/sha256" / desc["digest"][7:]).read_bytes() == \
-            (images.layout / "blobs/sha256" / desc["digest"][7:]).read_bytes()
+        assert (target / "blobs/sha256" / desc["digest"][7:]).read_bytes() == (
+            images.layout / "blobs/sha256" / desc["digest"][7:]
+        ).read_bytes()
 
 
 def test_podman_pulls_and_runs_what_was_pushed(identity, htpasswd_registry, registry_images, cert_dirs):
     need("podman")
     images = registry_images
     ref = f"{htpasswd_registry.host}/{identity.name}/run:1"
-    out = identity.cf("push", f"{images.layout}:{images.base}", f"docker://{ref}",
-                      "--cert-dir", str(cert_dirs["ca"]), "--creds", f"{USER}:{PASSWORD}")
+    out = identity.cf(
+        "push",
+        f"{images.layout}:{images.base}",
+        f"docker://{ref}",
+        "--cert-dir",
+        str(cert_dirs["ca"]),
+        "--creds",
+        f"{USER}:{PASSWORD}",
+    )
     assert out.returncode == 0, out.stderr
     podman = Podman(identity, identity.mkdtemp("podman."))
     try:
-        got = podman.run("pull", "--cert-dir", str(cert_dirs["ca"]), "--creds", f"{USER}:{PASSWORD}", f"docker://{ref}")
+        got = podman.run(
+            "pull", "--cert-dir", str(cert_dirs["ca"]), "--creds", f"{USER}:{PASSWORD}", f"docker://{ref}"
+        )
         assert got.returncode == 0, got.stderr
         ran = podman.run_image(ref)
         assert ran.returncode == 0, ran.stderr
@@ -94,7 +120,9 @@ def test_podman_pulls_and_runs_what_was_pushed(identity, htpasswd_registry, regi
         podman.cleanup()
 
 
-def test_sbom_is_found_through_the_referrers_fallback_tag(htpasswd_registry, registry_images, cert_dirs, api_options):
+def test_sbom_is_found_through_the_referrers_fallback_tag(
+    htpasswd_registry, registry_images, cert_dirs, api_options
+):
     need("skopeo")
     images = registry_images
     repo = f"{htpasswd_registry.host}/sbom/bb"
@@ -104,20 +132,33 @@ def test_sbom_is_found_through_the_referrers_fallback_tag(htpasswd_registry, reg
     raw = skopeo("inspect", "--raw", f"docker://{repo}:sha256-{subject[7:]}", cert_dir=cert_dirs["ca"]).stdout
     index = json.loads(raw)
     assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"
-    assert [(d["digest"], d["artifactType"]) for d in index["manifests"]] == [(images.sbom_digest(), images.sbom_type)]
-    artifact = json.loads(skopeo("inspect", "--raw", f"docker://{repo}@{images.sbom_digest()}",
-                                 cert_dir=cert_dirs["ca"]).stdout)
+    assert [(d["digest"], d["artifactType"]) for d in index["manifests"]] == [
+        (images.sbom_digest(), images.sbom_type)
+    ]
+    artifact = json.loads(
+        skopeo("inspect", "--raw", f"docker://{repo}@{images.sbom_digest()}", cert_dir=cert_dirs["ca"]).stdout
+    )
     assert artifact["subject"]["digest"] == subject
     # another referrer pushed there by someone else survives our next push (merge, not overwrite)
-    foreign = index["manifests"][0] | {"digest": images.digest(images.child), "artifactType": "application/x-other",
-                                       "size": len((images.layout / "blobs/sha256" / images.digest(images.child)[7:]).read_bytes())}
+    foreign = index["manifests"][0] | {
+        "digest": images.digest(images.child),
+        "artifactType": "application/x-other",
+        "size": len((images.layout / "blobs/sha256" / images.digest(images.child)[7:]).read_bytes()),
+    }
     push(images.layout, images.child, f"docker://{repo}:child", api_options)
     index["manifests"].append(foreign)
-    _put_manifest(htpasswd_registry.host, "sbom/bb", f"sha256-{subject[7:]}", json.dumps(index).encode(),
-                  index["mediaType"], cert_dirs["ca"])
+    _put_manifest(
+        htpasswd_registry.host,
+        "sbom/bb",
+        f"sha256-{subject[7:]}",
+        json.dumps(index).encode(),
+        index["mediaType"],
+        cert_dirs["ca"],
+    )
     push(images.layout, images.base, f"docker://{repo}:1", api_options)
-    merged = json.loads(skopeo("inspect", "--raw", f"docker://{repo}:sha256-{subject[7:]}",
-                               cert_dir=cert_dirs["ca"]).stdout)
+    merged = json.loads(
+        skopeo("inspect", "--raw", f"docker://{repo}:sha256-{subject[7:]}", cert_dir=cert_dirs["ca"]).stdout
+    )
     assert {d["digest"] for d in merged["manifests"]} == {images.sbom_digest(), images.digest(images.child)}
 
 
@@ -125,8 +166,14 @@ def _put_manifest(host: str, repo: str, tag: str, data: bytes, media_type: str, 
     """A manifest PUT by another client (plain requests), to prepare registry state."""
     import requests
 
-    resp = requests.put(f"https://{host}/v2/{repo}/manifests/{tag}", data=data, auth=(USER, PASSWORD),
-                        verify=str(cert_dir / "ca.crt"), headers={"Content-Type": media_type}, timeout=30)
+    resp = requests.put(
+        f"https://{host}/v2/{repo}/manifests/{tag}",
+        data=data,
+        auth=(USER, PASSWORD),
+        verify=str(cert_dir / "ca.crt"),
+        headers={"Content-Type": media_type},
+        timeout=30,
+    )
     assert resp.status_code == 201, resp.text
 
 
@@ -148,12 +195,15 @@ def test_repush_uploads_no_blob_bytes(htpasswd_registry, registry_images, api_op
         proxy.stop()
 
 
-def test_chunked_upload_and_cross_repository_mount(htpasswd_registry, registry_images, api_options, cert_dirs):
+def test_chunked_upload_and_cross_repository_mount(
+    htpasswd_registry, registry_images, api_options, cert_dirs
+):
     need("skopeo")
     images = registry_images
     host = htpasswd_registry.host
-    small_chunks = RegistryOptions(cert_dir=api_options.cert_dir, creds=api_options.creds, quiet=True,
-                                   chunk_size=256 << 10)
+    small_chunks = RegistryOptions(
+        cert_dir=api_options.cert_dir, creds=api_options.creds, quiet=True, chunk_size=256 << 10
+    )
     push(images.layout, images.child, f"docker://{host}/mount/src:2", small_chunks)
     patches = htpasswd_registry.access_log("PATCH", r"^/v2/mount/src/blobs/uploads/")
     assert len(patches) >= 3_000_000 // (256 << 10) and all(status == 202 for _, _, status in patches)
@@ -185,12 +235,16 @@ def test_remote_digest_and_pull_by_digest(htpasswd_registry, registry_images, ap
     layout = tmp_path / "layout"
     oci.commit(Path(images.layout).parent / "rootfs", layout, "keep:1", quiet=True)
     before = (layout / "index.json").read_bytes()
-    digest = pull(f"docker://{host}/lookup/bb@{images.digest(images.base)}", layout, "by-digest:1", api_options)
+    digest = pull(
+        f"docker://{host}/lookup/bb@{images.digest(images.base)}", layout, "by-digest:1", api_options
+    )
     assert digest == images.digest(images.base)
     assert oci.verify(layout) == []
-    tags = {d["annotations"]["org.opencontainers.image.ref.name"]
-            for d in json.loads((layout / "index.json").read_text())["manifests"] if "annotations" in d
-            and "org.opencontainers.image.ref.name" in d["annotations"]}
+    tags = {
+        d["annotations"]["org.opencontainers.image.ref.name"]
+        for d in json.loads((layout / "index.json").read_text())["manifests"]
+        if "annotations" in d and "org.opencontainers.image.ref.name" in d["annotations"]
+    }
     assert tags == {"keep:1", "by-digest:1"}
     assert json.loads(before)["manifests"][0] in json.loads((layout / "index.json").read_text())["manifests"]
     # the pull taught the blob location cache: pushing to another repository mounts every blob
@@ -198,16 +252,26 @@ def test_remote_digest_and_pull_by_digest(htpasswd_registry, registry_images, ap
     assert (again.blobs_mounted, again.blobs_uploaded, again.uploaded_bytes) == (4, 0, 0)
 
 
-def test_authfile_lookup_and_rejected_credentials(identity, identity_tmp, htpasswd_registry, registry_images,
-                                                  cert_dirs):
+def test_authfile_lookup_and_rejected_credentials(
+    identity, identity_tmp, htpasswd_registry, registry_images, cert_dirs
+):
     images = registry_images
     dest = f"docker://{htpasswd_registry.host}/{identity.name}/auth:1"
     home = identity_tmp
     good = home / "good.json"
     good.write_text(json.dumps({"auths": {htpasswd_registry.host: {"auth": SECRETS[1]}}}))
     bad = home / "bad.json"
-    bad.write_text(json.dumps({"auths": {htpasswd_registry.host: {
-        "auth": base64.b64encode(f"{USER}:{PASSWORD}-wrong".encode()).decode()}}}))
+    bad.write_text(
+        json.dumps(
+            {
+                "auths": {
+                    htpasswd_registry.host: {
+                        "auth": base64.b64encode(f"{USER}:{PASSWORD}-wrong".encode()).decode()
+                    }
+                }
+            }
+        )
+    )
     if os.getuid() == 0:
         for path in (good, bad):
             os.chown(path, identity.uid, identity.gid)
@@ -223,12 +287,17 @@ def test_authfile_lookup_and_rejected_credentials(identity, identity_tmp, htpass
     one_error_line(out.stderr, "the registry requires authentication")
 
 
-def test_tls_trust_comes_from_cert_dir_certs_d_or_is_switched_off(htpasswd_registry, registry_images, pki, tmp_path):
+def test_tls_trust_comes_from_cert_dir_certs_d_or_is_switched_off(
+    htpasswd_registry, registry_images, pki, tmp_path
+):
     images = registry_images
     dest = f"docker://{htpasswd_registry.host}/tls/bb:1"
     base = ["push", f"{images.layout}:{images.base}", dest, "--creds", f"{USER}:{PASSWORD}"]
-    env = {"CHROOTFORGE_CERTS_D": str(tmp_path / "certs.d"), "CHROOTFORGE_REGISTRY_RETRIES": "0",
-           "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env = {
+        "CHROOTFORGE_CERTS_D": str(tmp_path / "certs.d"),
+        "CHROOTFORGE_REGISTRY_RETRIES": "0",
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+    }
 
     def run(*args: str) -> subprocess.CompletedProcess:
         return cli(*args, env=env)

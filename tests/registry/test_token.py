@@ -20,20 +20,35 @@ def _no_tokens(server: TokenServer, *outputs: str) -> None:
             assert issued["token"] not in text
 
 
-def test_token_auth_push_pull_with_client_certificate(identity, identity_tmp, token_registry, token_server,
-                                                     registry_images, cert_dirs):
+def test_token_auth_push_pull_with_client_certificate(
+    identity, identity_tmp, token_registry, token_server, registry_images, cert_dirs
+):
     images = registry_images
     dest = f"docker://{token_registry.host}/{identity.name}/tok:1"
     creds = ["--creds", f"{USER}:{PASSWORD}"]
-    out = identity.cf("push", f"{images.layout}:{images.base}", dest, "--cert-dir", str(cert_dirs["ca"]), *creds,
-                      env={"CHROOTFORGE_REGISTRY_RETRIES": "0"})
+    out = identity.cf(
+        "push",
+        f"{images.layout}:{images.base}",
+        dest,
+        "--cert-dir",
+        str(cert_dirs["ca"]),
+        *creds,
+        env={"CHROOTFORGE_REGISTRY_RETRIES": "0"},
+    )
     assert out.returncode == 1
     one_error_line(out.stderr, f"TLS with {token_registry.host} failed")
     assert "client" in out.stderr  # the hint names the missing client certificate
 
     before = len(token_server.issued)
-    out = identity.cf("push", f"{images.layout}:{images.base}", dest, "--cert-dir", str(cert_dirs["client"]),
-                      *creds, "--json")
+    out = identity.cf(
+        "push",
+        f"{images.layout}:{images.base}",
+        dest,
+        "--cert-dir",
+        str(cert_dirs["client"]),
+        *creds,
+        "--json",
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["digest"] == images.digest(images.base)
     assert len(token_server.issued) > before
@@ -46,16 +61,22 @@ def test_token_auth_push_pull_with_client_certificate(identity, identity_tmp, to
     _no_tokens(token_server, out.stdout, out.stderr, pulled.stdout, pulled.stderr)
 
 
-def test_token_refusals_are_one_clear_line(token_registry, token_server, registry_images, cert_dirs, tmp_path,
-                                           monkeypatch):
+def test_token_refusals_are_one_clear_line(
+    token_registry, token_server, registry_images, cert_dirs, tmp_path, monkeypatch
+):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     images = registry_images
     host = token_registry.host
     base = [f"{images.layout}:{images.base}", "--cert-dir", str(cert_dirs["client"])]
-    out = cli("push", base[0], f"docker://{host}/refused/bb:1", *base[1:], "--creds", f"{USER}:wrong-{PASSWORD}")
+    out = cli(
+        "push", base[0], f"docker://{host}/refused/bb:1", *base[1:], "--creds", f"{USER}:wrong-{PASSWORD}"
+    )
     assert out.returncode == 1
-    one_error_line(out.stderr, f"the token server 127.0.0.1:{token_server.httpd.server_address[1]} refused "
-                               "the credentials from --creds")
+    one_error_line(
+        out.stderr,
+        f"the token server 127.0.0.1:{token_server.httpd.server_address[1]} refused "
+        "the credentials from --creds",
+    )
     no_secrets(out.stdout, out.stderr)
 
     out = cli("push", base[0], f"docker://{host}/refused/bb:1", *base[1:])  # anonymous: pull-only tokens
@@ -66,7 +87,9 @@ def test_token_refusals_are_one_clear_line(token_registry, token_server, registr
     options = RegistryOptions(cert_dir=str(cert_dirs["client"]), creds=f"{USER}:{PASSWORD}", quiet=True)
     push(images.layout, images.base, f"docker://{host}/public/bb:1", options)
     anonymous = RegistryOptions(cert_dir=str(cert_dirs["client"]), quiet=True)
-    assert pull(f"docker://{host}/public/bb:1", tmp_path / "anon", None, anonymous) == images.digest(images.base)
+    assert pull(f"docker://{host}/public/bb:1", tmp_path / "anon", None, anonymous) == images.digest(
+        images.base
+    )
     assert token_server.issued[-1]["user"] is None
 
 
@@ -76,9 +99,18 @@ def test_push_that_outlives_its_token(pki, registry_images, cert_dirs, tmp_path,
     images = registry_images
     server = TokenServer(pki, lifetime=2)
     (tmp_path / "reg").mkdir()
-    registry = Registry(tmp_path / "reg", pki, {"token": {
-        "realm": server.realm, "service": "cf-test-service", "issuer": "cf-test-issuer",
-        "rootcertbundle": str(pki.token_crt)}}).start()
+    registry = Registry(
+        tmp_path / "reg",
+        pki,
+        {
+            "token": {
+                "realm": server.realm,
+                "service": "cf-test-service",
+                "issuer": "cf-test-issuer",
+                "rootcertbundle": str(pki.token_crt),
+            }
+        },
+    ).start()
     proxy = TcpProxy(registry.port, rate=1_000_000)
     try:
         options = RegistryOptions(cert_dir=str(cert_dirs["ca"]), creds=f"{USER}:{PASSWORD}", quiet=True)
@@ -90,15 +122,25 @@ def test_push_that_outlives_its_token(pki, registry_images, cert_dirs, tmp_path,
         push_tokens = [i for i in server.issued if any("push" in s for s in i["scopes"])]
         assert len(push_tokens) >= 2
         # the registry really refuses the first token by now: without the refresh the push had failed
-        resp = requests.head(f"https://{registry.host}/v2/slow/bb/manifests/2", timeout=10,
-                             verify=str(cert_dirs["ca"] / "ca.crt"),
-                             headers={"Authorization": f"Bearer {push_tokens[0]['token']}",
-                                      "Accept": "application/vnd.oci.image.manifest.v1+json"})
+        resp = requests.head(
+            f"https://{registry.host}/v2/slow/bb/manifests/2",
+            timeout=10,
+            verify=str(cert_dirs["ca"] / "ca.crt"),
+            headers={
+                "Authorization": f"Bearer {push_tokens[0]['token']}",
+                "Accept": "application/vnd.oci.image.manifest.v1+json",
+            },
+        )
         assert resp.status_code == 401 and 'error="invalid_token"' in resp.headers["WWW-Authenticate"]
-        fresh = requests.head(f"https://{registry.host}/v2/slow/bb/manifests/2", timeout=10,
-                              verify=str(cert_dirs["ca"] / "ca.crt"),
-                              headers={"Authorization": f"Bearer {server.issued[-1]['token']}",
-                                       "Accept": "application/vnd.oci.image.manifest.v1+json"})
+        fresh = requests.head(
+            f"https://{registry.host}/v2/slow/bb/manifests/2",
+            timeout=10,
+            verify=str(cert_dirs["ca"] / "ca.crt"),
+            headers={
+                "Authorization": f"Bearer {server.issued[-1]['token']}",
+                "Accept": "application/vnd.oci.image.manifest.v1+json",
+            },
+        )
         assert fresh.status_code == 200 and fresh.headers["Docker-Content-Digest"] == result.digest
     finally:
         proxy.stop()

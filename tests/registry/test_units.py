@@ -23,30 +23,36 @@ D2 = "sha256:" + "b" * 64
 
 
 # -- references ------------------------------------------------------------------------------
-@pytest.mark.parametrize("text, registry, repo, tag, digest", [
-    ("docker://127.0.0.1:5000/ns/img:1.0", "127.0.0.1:5000", "ns/img", "1.0", None),
-    ("docker://registry.example.com/a/b/c", "registry.example.com", "a/b/c", "latest", None),
-    ("docker://localhost/x", "localhost", "x", "latest", None),
-    (f"docker://[::1]:5000/x@{D1}", "[::1]:5000", "x", None, D1),
-    ("docker://h.io/my-img_2/sub__x:v1_2-3", "h.io", "my-img_2/sub__x", "v1_2-3", None),
-])
+@pytest.mark.parametrize(
+    "text, registry, repo, tag, digest",
+    [
+        ("docker://127.0.0.1:5000/ns/img:1.0", "127.0.0.1:5000", "ns/img", "1.0", None),
+        ("docker://registry.example.com/a/b/c", "registry.example.com", "a/b/c", "latest", None),
+        ("docker://localhost/x", "localhost", "x", "latest", None),
+        (f"docker://[::1]:5000/x@{D1}", "[::1]:5000", "x", None, D1),
+        ("docker://h.io/my-img_2/sub__x:v1_2-3", "h.io", "my-img_2/sub__x", "v1_2-3", None),
+    ],
+)
 def test_parse_ref(text, registry, repo, tag, digest):
     ref = parse_ref(text)
     assert (ref.registry, ref.repository, ref.tag, ref.digest) == (registry, repo, tag, digest)
     assert parse_ref(str(ref)) == ref
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("127.0.0.1:5000/x:1", "not a registry reference"),
-    ("docker://alpine", "names no repository"),
-    ("docker://library/alpine:3", "does not start with a registry host"),
-    ("docker://user:pw@host.io/x", "not a registry HOST"),
-    ("docker://host.io/UPPER:1", "invalid repository"),
-    ("docker://host.io/x:bad/tag", "invalid repository"),
-    ("docker://host.io/x:" + "t" * 129, "invalid tag"),
-    ("docker://host.io/x@sha256:abc", "not a sha256 digest"),
-    (f"docker://host.io/x:1@{D1}", "both a tag and a digest"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("127.0.0.1:5000/x:1", "not a registry reference"),
+        ("docker://alpine", "names no repository"),
+        ("docker://library/alpine:3", "does not start with a registry host"),
+        ("docker://user:pw@host.io/x", "not a registry HOST"),
+        ("docker://host.io/UPPER:1", "invalid repository"),
+        ("docker://host.io/x:bad/tag", "invalid repository"),
+        ("docker://host.io/x:" + "t" * 129, "invalid tag"),
+        ("docker://host.io/x@sha256:abc", "not a sha256 digest"),
+        (f"docker://host.io/x:1@{D1}", "both a tag and a digest"),
+    ],
+)
 def test_parse_ref_refuses(text, fragment):
     with pytest.raises(UsageError, match=fragment):
         parse_ref(text)
@@ -54,25 +60,30 @@ def test_parse_ref_refuses(text, fragment):
 
 # -- challenges ------------------------------------------------------------------------------
 def test_challenge_bearer_and_basic():
-    found = parse_challenges('Bearer realm="https://auth.io/token",service="reg.io",'
-                             'scope="repository:a/b:pull,push repository:c:pull", Basic realm="x\\"y"')
+    found = parse_challenges(
+        'Bearer realm="https://auth.io/token",service="reg.io",'
+        'scope="repository:a/b:pull,push repository:c:pull", Basic realm="x\\"y"'
+    )
     assert [c.scheme for c in found] == ["bearer", "basic"]
     assert found[0].params["service"] == "reg.io"
     assert found[0].scopes == ("repository:a/b:pull,push", "repository:c:pull")
     assert found[1].params["realm"] == 'x"y'
     assert select_challenge('Basic realm="r"', "h").scheme == "basic"
     assert select_challenge('Basic realm="r", Bearer realm="https://t/x"', "h").scheme == "bearer"
-    assert select_challenge("bearer realm=\"https://t/x\" ,service=s", "h").params["service"] == "s"
+    assert select_challenge('bearer realm="https://t/x" ,service=s', "h").params["service"] == "s"
 
 
-@pytest.mark.parametrize("header", [
-    'Bearer realm="https://auth.io/token',  # unterminated
-    'Bearer realm="https://a" service="b"',  # missing comma
-    "Bearer realm=",
-    'Bearer realm="a", realm="b"',
-    "=x",
-    ",,, Bearer realm=\"a\" junk",
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        'Bearer realm="https://auth.io/token',  # unterminated
+        'Bearer realm="https://a" service="b"',  # missing comma
+        "Bearer realm=",
+        'Bearer realm="a", realm="b"',
+        "=x",
+        ',,, Bearer realm="a" junk',
+    ],
+)
 def test_malformed_challenges_are_one_clear_error(header):
     with pytest.raises(ChallengeError, match="malformed WWW-Authenticate") as err:
         select_challenge(header, "reg.io:5000")
@@ -98,10 +109,15 @@ def test_authfile_order(tmp_path):
     (runtime / "containers").mkdir(parents=True)
     (home / ".docker").mkdir(parents=True)
     env = {"REGISTRY_AUTH_FILE": str(env_file), "XDG_RUNTIME_DIR": str(runtime), "HOME": str(home)}
-    assert authfile.candidate_files(None, env) == [env_file, runtime / "containers" / "auth.json",
-                                                   home / ".docker" / "config.json"]
+    assert authfile.candidate_files(None, env) == [
+        env_file,
+        runtime / "containers" / "auth.json",
+        home / ".docker" / "config.json",
+    ]
     assert authfile.candidate_files("/x/a.json", env) == [Path("/x/a.json")]
-    (home / ".docker" / "config.json").write_text(json.dumps({"auths": {"https://r.io/v1/": _auth("d", "1")}}))
+    (home / ".docker" / "config.json").write_text(
+        json.dumps({"auths": {"https://r.io/v1/": _auth("d", "1")}})
+    )
     assert authfile.find_credentials("r.io", "a", env=env).username == "d"
     (runtime / "containers" / "auth.json").write_text(json.dumps({"auths": {"r.io": _auth("x", "2")}}))
     assert authfile.find_credentials("r.io", "a", env=env).username == "x"
@@ -117,8 +133,17 @@ def test_authfile_order(tmp_path):
 
 def test_authfile_namespaces_and_secrets_stay_out_of_messages(tmp_path):
     path = tmp_path / "auth.json"
-    path.write_text(json.dumps({"auths": {"r.io:5000": _auth("host", "h"), "r.io:5000/team": _auth("team", "t"),
-                                          "r.io:5000/team/app": {"username": "app", "password": "a"}}}))
+    path.write_text(
+        json.dumps(
+            {
+                "auths": {
+                    "r.io:5000": _auth("host", "h"),
+                    "r.io:5000/team": _auth("team", "t"),
+                    "r.io:5000/team/app": {"username": "app", "password": "a"},
+                }
+            }
+        )
+    )
 
     def find(repo):
         return authfile.from_file(path, "r.io:5000", repo)
@@ -128,8 +153,11 @@ def test_authfile_namespaces_and_secrets_stay_out_of_messages(tmp_path):
     assert find("solo").username == "host"
     assert "password" not in repr(find("solo")) and "'h'" not in repr(find("solo"))
     secret = "S3cr3t-never-shown"
-    for content in ('{"auths": {"r.io": {"auth": "' + secret + '"}}}', '{"auths": ' + secret,
-                    json.dumps({"auths": {"r.io": {"auth": base64.b64encode(secret.encode()).decode()}}})):
+    for content in (
+        '{"auths": {"r.io": {"auth": "' + secret + '"}}}',
+        '{"auths": ' + secret,
+        json.dumps({"auths": {"r.io": {"auth": base64.b64encode(secret.encode()).decode()}}}),
+    ):
         path.write_text(content)
         with pytest.raises(CfError) as err:
             authfile.from_file(path, "r.io", "x")
@@ -141,8 +169,9 @@ def test_authfile_namespaces_and_secrets_stay_out_of_messages(tmp_path):
 def test_options_from_args(monkeypatch):
     parser = argparse.ArgumentParser()
     add_registry_options(parser)
-    opts = options_from_args(parser.parse_args(["--tls-verify=false", "--creds", "u:p", "--retry-times", "0",
-                                                "--timeout", "2.5"]))
+    opts = options_from_args(
+        parser.parse_args(["--tls-verify=false", "--creds", "u:p", "--retry-times", "0", "--timeout", "2.5"])
+    )
     assert (opts.tls_verify, opts.retries, opts.timeout) == (False, 0, 2.5)
     assert "u:p" not in repr(opts)
     assert options_from_args(parser.parse_args(["--tls-verify"])).tls_verify is True
@@ -214,9 +243,12 @@ def test_blobcache_file_round_trip_survives_damage(tmp_path):
 
 # -- manifest checks -------------------------------------------------------------------------
 def _manifest(**overrides) -> dict:
-    doc = {"schemaVersion": 2, "mediaType": mt.MANIFEST,
-           "config": {"mediaType": mt.CONFIG, "digest": D1, "size": 10},
-           "layers": [{"mediaType": mt.LAYER_GZIP, "digest": D2, "size": 20}]}
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": mt.MANIFEST,
+        "config": {"mediaType": mt.CONFIG, "digest": D1, "size": 10},
+        "layers": [{"mediaType": mt.LAYER_GZIP, "digest": D2, "size": 20}],
+    }
     doc.update(overrides)
     return doc
 
@@ -225,19 +257,28 @@ def test_manifest_checks_accept_images_and_artifacts():
     raw = json.dumps(_manifest()).encode()
     assert manifests.parse_manifest(raw, mt.MANIFEST, "w")[0] == mt.MANIFEST
     assert [d["digest"] for d in manifests.image_blobs(_manifest(), "w")] == [D1, D2]
-    art = _manifest(config={"mediaType": mt.EMPTY, "digest": D1, "size": 2},
-                    layers=[{"mediaType": "application/spdx+json", "digest": D2, "size": 5}])
+    art = _manifest(
+        config={"mediaType": mt.EMPTY, "digest": D1, "size": 2},
+        layers=[{"mediaType": "application/spdx+json", "digest": D2, "size": 5}],
+    )
     assert len(manifests.image_blobs(art, "w", artifact=True)) == 2
     with pytest.raises(VerificationError, match="unknown media type"):
         manifests.image_blobs(art, "w")
 
 
-@pytest.mark.parametrize("doc, content_type, fragment", [
-    (_manifest(mediaType="application/vnd.docker.distribution.manifest.v1+prettyjws"), None, "unknown manifest"),
-    (_manifest(mediaType=None), "text/html", "unknown manifest"),
-    (_manifest(schemaVersion=1), None, "schemaVersion"),
-    (_manifest(), mt.INDEX, "served as"),
-])
+@pytest.mark.parametrize(
+    "doc, content_type, fragment",
+    [
+        (
+            _manifest(mediaType="application/vnd.docker.distribution.manifest.v1+prettyjws"),
+            None,
+            "unknown manifest",
+        ),
+        (_manifest(mediaType=None), "text/html", "unknown manifest"),
+        (_manifest(schemaVersion=1), None, "schemaVersion"),
+        (_manifest(), mt.INDEX, "served as"),
+    ],
+)
 def test_manifest_checks_refuse(doc, content_type, fragment):
     if doc.get("mediaType") is None:
         doc.pop("mediaType")
@@ -245,14 +286,17 @@ def test_manifest_checks_refuse(doc, content_type, fragment):
         manifests.parse_manifest(json.dumps(doc).encode(), content_type, "w")
 
 
-@pytest.mark.parametrize("layer, fragment", [
-    ({"mediaType": "application/x-evil", "digest": D2, "size": 1}, "unknown media type"),
-    ({"mediaType": mt.LAYER_GZIP, "digest": "sha512:" + "a" * 128, "size": 1}, "malformed digest"),
-    ({"mediaType": mt.LAYER_GZIP, "digest": "sha256:../../etc", "size": 1}, "malformed digest"),
-    ({"mediaType": mt.LAYER_GZIP, "digest": D2, "size": -1}, "invalid size"),
-    ({"mediaType": mt.LAYER_GZIP, "digest": D2, "size": True}, "invalid size"),
-    ({"mediaType": mt.LAYER_GZIP, "digest": D2, "size": 1, "urls": ["http://x"]}, "foreign"),
-])
+@pytest.mark.parametrize(
+    "layer, fragment",
+    [
+        ({"mediaType": "application/x-evil", "digest": D2, "size": 1}, "unknown media type"),
+        ({"mediaType": mt.LAYER_GZIP, "digest": "sha512:" + "a" * 128, "size": 1}, "malformed digest"),
+        ({"mediaType": mt.LAYER_GZIP, "digest": "sha256:../../etc", "size": 1}, "malformed digest"),
+        ({"mediaType": mt.LAYER_GZIP, "digest": D2, "size": -1}, "invalid size"),
+        ({"mediaType": mt.LAYER_GZIP, "digest": D2, "size": True}, "invalid size"),
+        ({"mediaType": mt.LAYER_GZIP, "digest": D2, "size": 1, "urls": ["http://x"]}, "foreign"),
+    ],
+)
 def test_descriptor_checks(layer, fragment):
     with pytest.raises(VerificationError, match=fragment):
         manifests.image_blobs(_manifest(layers=[layer]), "w")
@@ -261,9 +305,22 @@ def test_descriptor_checks(layer, fragment):
 def test_oversized_manifest_and_platform_choice():
     with pytest.raises(VerificationError, match="more than"):
         manifests.parse_manifest(b" " * (manifests.MAX_MANIFEST + 1), mt.MANIFEST, "w")
-    index = {"manifests": [
-        {"mediaType": mt.MANIFEST, "digest": D1, "size": 1, "platform": {"os": "linux", "architecture": "arm64"}},
-        {"mediaType": mt.MANIFEST, "digest": D2, "size": 1, "platform": {"os": "linux", "architecture": "amd64"}}]}
+    index = {
+        "manifests": [
+            {
+                "mediaType": mt.MANIFEST,
+                "digest": D1,
+                "size": 1,
+                "platform": {"os": "linux", "architecture": "arm64"},
+            },
+            {
+                "mediaType": mt.MANIFEST,
+                "digest": D2,
+                "size": 1,
+                "platform": {"os": "linux", "architecture": "amd64"},
+            },
+        ]
+    }
     assert manifests.choose_platform(index, "w", ("linux", "amd64"))["digest"] == D2
     with pytest.raises(VerificationError, match="no image for linux/s390x"):
         manifests.choose_platform(index, "w", ("linux", "s390x"))
@@ -271,9 +328,14 @@ def test_oversized_manifest_and_platform_choice():
 
 # -- referrers index -------------------------------------------------------------------------
 def test_referrers_fallback_merge_keeps_others():
-    art = {"mediaType": mt.MANIFEST, "artifactType": "application/spdx+json",
-           "config": {"mediaType": mt.EMPTY, "digest": D1, "size": 2}, "layers": [],
-           "subject": {"mediaType": mt.MANIFEST, "digest": D2, "size": 3}, "annotations": {"k": "v"}}
+    art = {
+        "mediaType": mt.MANIFEST,
+        "artifactType": "application/spdx+json",
+        "config": {"mediaType": mt.EMPTY, "digest": D1, "size": 2},
+        "layers": [],
+        "subject": {"mediaType": mt.MANIFEST, "digest": D2, "size": 3},
+        "annotations": {"k": "v"},
+    }
     raw = json.dumps(art).encode()
     desc = referrers.descriptor_of(raw, art)
     assert desc["artifactType"] == "application/spdx+json" and desc["annotations"] == {"k": "v"}
@@ -303,6 +365,8 @@ def test_system_trust_is_read_lazily_from_a_hashed_directory(tmp_path, monkeypat
     custom = tmp_path / "custom.pem"
     custom.write_text(pki.token_crt.read_text())
     monkeypatch.setattr(tls.ssl, "get_default_verify_paths", lambda: paths(str(custom), str(hashed)))
-    subjects = [dict(x[0] for x in c["subject"])["commonName"]
-                for c in tls.ssl_context(tls.TLSConfig(True, None)).get_ca_certs()]
+    subjects = [
+        dict(x[0] for x in c["subject"])["commonName"]
+        for c in tls.ssl_context(tls.TLSConfig(True, None)).get_ca_certs()
+    ]
     assert subjects == ["cf test token signer"]  # an explicit $SSL_CERT_FILE bundle is honoured

@@ -24,18 +24,22 @@ def test_rootfs_missing_or_not_a_directory(scratch, identity):
     _clean(identity.cf("shell", str(base / "nope")), 2, "does not exist")
 
 
-@pytest.mark.parametrize("bind, needle", [
-    ("{src}:../escape", "absolute path"),
-    ("{src}:/a/../../escape", "escapes the root"),
-    ("{src}", "malformed --bind"),
-    ("{src}:/x:rx", "malformed --bind"),
-    ("{src}/missing:/x", "does not exist"),
-])
+@pytest.mark.parametrize(
+    "bind, needle",
+    [
+        ("{src}:../escape", "absolute path"),
+        ("{src}:/a/../../escape", "escapes the root"),
+        ("{src}", "malformed --bind"),
+        ("{src}:/x:rx", "malformed --bind"),
+        ("{src}/missing:/x", "does not exist"),
+    ],
+)
 def test_bad_binds(scratch, identity, busybox_rootfs, bind, needle):
     src = scratch(identity, "src.")
     marker = src / "ran"
-    result = identity.cf("run", str(busybox_rootfs), "--bind", bind.format(src=src), "--",
-                         "/bin/touch", "/ran")
+    result = identity.cf(
+        "run", str(busybox_rootfs), "--bind", bind.format(src=src), "--", "/bin/touch", "/ran"
+    )
     _clean(result, 2, needle)
     assert not marker.exists() and not (busybox_rootfs / "ran").exists()
 
@@ -66,20 +70,42 @@ def test_missing_subuid_entry_names_the_fix(scratch, root_identity):
     for path in (rootfs, rootfs / "bin", rootfs / "tmp"):
         os.chown(path, 65534, 65534)
     env = ["env", "-i", "PATH=/usr/bin:/bin", "HOME=/", f"PYTHONPATH={_user_pythonpath()}"]
-    prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", *env,
-              "/usr/bin/python3", "-m", "chrootforge", "run", str(rootfs)]
+    prefix = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--",
+        *env,
+        "/usr/bin/python3",
+        "-m",
+        "chrootforge",
+        "run",
+        str(rootfs),
+    ]
     try:
-        result = subprocess.run([*prefix, "--", "/bin/true"], capture_output=True, text=True,
-                                timeout=60, check=False)
+        result = subprocess.run(
+            [*prefix, "--", "/bin/true"], capture_output=True, text=True, timeout=60, check=False
+        )
         from chrootforge.sandbox.idmap import free_range_start
 
         start = free_range_start(Path("/etc/subuid").read_text())
-        _clean(result, 2, "no range for nobody in /etc/subuid",
-               f'echo "nobody:{start}:65536" >> /etc/subuid', "--single-id")
+        _clean(
+            result,
+            2,
+            "no range for nobody in /etc/subuid",
+            f'echo "nobody:{start}:65536" >> /etc/subuid',
+            "--single-id",
+        )
         # the announced degraded mode works without any range
         script = "id -u; ls -ln /portage-file; chown 250 /tmp 2>&1; echo $?"
-        result = subprocess.run([*prefix, "--single-id", "--", "/bin/sh", "-c", script],
-                                capture_output=True, text=True, timeout=60, check=False)
+        result = subprocess.run(
+            [*prefix, "--single-id", "--", "/bin/sh", "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert result.returncode == 0, result.stderr
         assert "single-id mode" in result.stderr
         out = result.stdout.splitlines()

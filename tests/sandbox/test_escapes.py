@@ -20,7 +20,7 @@ ORIGINAL = "original\n"
 # Each attempt is one operation that would unlock, replace or bypass a read-only mount; it prints
 # "<name> rc=<status>" and every one must fail. Then the payload tries to write everywhere the file
 # could now be reachable, and the host checks that the file never changed.
-BUSYBOX_ATTEMPTS = textwrap.dedent('''
+BUSYBOX_ATTEMPTS = textwrap.dedent("""
     try() { name=$1; shift; "$@" >/dev/null 2>&1; echo "$name rc=$?"; }
     mkdir -p /tmp/moved /tmp/copy
     try remount-rw mount -o remount,bind,rw /ro
@@ -40,10 +40,10 @@ BUSYBOX_ATTEMPTS = textwrap.dedent('''
     for f in /ro/file /ro/sub/file /tmp/moved/file /tmp/copy/file /var/db/repos/gentoo/file; do
         echo pwned > $f 2>/dev/null && echo "WROTE $f"
     done
-''')
+""")
 
 # The new mount API (open_tree, mount_setattr, move_mount, fspick/fsconfig), through ctypes.
-NEW_API_ATTEMPTS = textwrap.dedent('''
+NEW_API_ATTEMPTS = textwrap.dedent("""
     import ctypes, os
     libc = ctypes.CDLL(None, use_errno=True)
     OPEN_TREE, MOVE_MOUNT, FSCONFIG, FSPICK, MOUNT_SETATTR = 428, 429, 431, 433, 442
@@ -83,7 +83,7 @@ NEW_API_ATTEMPTS = textwrap.dedent('''
         report("fsconfig-rw", *sc(FSCONFIG, fd, 0, b"rw", None, 0))
         report("fsconfig-reconfigure", *sc(FSCONFIG, fd, 7, None, None, 0))
     print("final", writable("/ro/file"))
-''')
+""")
 
 
 def _ro_source(identity, make_dir) -> Path:
@@ -98,19 +98,33 @@ def _outer(identity, inner: list[str], src: Path) -> list[str]:
     """Run `inner` in a private mount namespace where `src/sub` is a tmpfs holding `file`, so the
     read-only bind of src carries a submount. Real root can do that directly; the unprivileged
     user does it in a user namespace of its own, and then runs chrootforge with --single-id."""
-    script = (f'mount -t tmpfs -o size=1m sub {src}/sub && echo {ORIGINAL.strip()} > {src}/sub/file '
-              '&& exec "$@"')
+    script = (
+        f'mount -t tmpfs -o size=1m sub {src}/sub && echo {ORIGINAL.strip()} > {src}/sub/file && exec "$@"'
+    )
     if identity.is_root:
         return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *inner]
-    return ["unshare", "--user", "--map-root-user", "--mount", "--propagation", "private",
-            "sh", "-c", script, "sh", *inner]
+    return [
+        "unshare",
+        "--user",
+        "--map-root-user",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        script,
+        "sh",
+        *inner,
+    ]
 
 
-def _run_attempts(identity, rootfs: Path, src: Path, repo: Path,
-                  argv: list[str]) -> subprocess.CompletedProcess:
+def _run_attempts(
+    identity, rootfs: Path, src: Path, repo: Path, argv: list[str]
+) -> subprocess.CompletedProcess:
     single = [] if identity.is_root else ["--single-id"]
-    inner = identity.cf_argv("run", *single, str(rootfs), "--bind", f"{src}:/ro:ro",
-                             "--repo", f"gentoo={repo}", "--", *argv)
+    inner = identity.cf_argv(
+        "run", *single, str(rootfs), "--bind", f"{src}:/ro:ro", "--repo", f"gentoo={repo}", "--", *argv
+    )
     outer = _outer(identity, inner, src)
     if not identity.is_root:
         outer = identity._wrap(outer)
@@ -130,8 +144,9 @@ def test_readonly_binds_stay_readonly_under_attack(identity, scratch, busybox_ro
     src = _ro_source(identity, scratch)
     repo = scratch(identity, "repo.")
     (repo / "profiles").mkdir()
-    result = _run_attempts(identity, busybox_rootfs, src, repo,
-                           ["/bin/sh", "-c", BUSYBOX_ATTEMPTS + "echo done"])
+    result = _run_attempts(
+        identity, busybox_rootfs, src, repo, ["/bin/sh", "-c", BUSYBOX_ATTEMPTS + "echo done"]
+    )
     assert result.returncode == 0, result.stderr
     attempts = dict(line.split(" rc=") for line in result.stdout.splitlines() if " rc=" in line)
     assert len(attempts) == 13, result.stdout
@@ -165,8 +180,10 @@ def test_host_wide_sysctls_refuse_writes(identity, busybox_rootfs):
     """Each write puts the current value back, so even a wrongly successful one changes nothing;
     what the test checks is that the kernel refuses it: the sandbox's root is not host root."""
     present = [s for s in HOST_WIDE_SYSCTLS if Path("/proc/sys", s).exists()]
-    script = "".join(f'v=$(cat /proc/sys/{s}); printf "%s\\n" "$v" > /proc/sys/{s} 2>/dev/null; '
-                     f'echo "{s} rc=$?"; ' for s in present)
+    script = "".join(
+        f'v=$(cat /proc/sys/{s}); printf "%s\\n" "$v" > /proc/sys/{s} 2>/dev/null; echo "{s} rc=$?"; '
+        for s in present
+    )
     for options in ([], ["--network", "host"]):
         result = identity.cf("run", *options, str(busybox_rootfs), "--", "/bin/sh", "-c", script)
         assert result.returncode == 0, result.stderr
@@ -177,9 +194,16 @@ def test_host_wide_sysctls_refuse_writes(identity, busybox_rootfs):
 
 def test_single_id_root_is_not_host_root_either(root_identity, _busybox_rootfs_cache):
     rootfs = _busybox_rootfs_cache.get(root_identity)
-    result = root_identity.cf("run", "--single-id", str(rootfs), "--", "/bin/sh", "-c",
-                              "v=$(cat /proc/sys/kernel/core_pattern); "
-                              "printf '%s\\n' \"$v\" > /proc/sys/kernel/core_pattern; echo rc=$?")
+    result = root_identity.cf(
+        "run",
+        "--single-id",
+        str(rootfs),
+        "--",
+        "/bin/sh",
+        "-c",
+        "v=$(cat /proc/sys/kernel/core_pattern); "
+        "printf '%s\\n' \"$v\" > /proc/sys/kernel/core_pattern; echo rc=$?",
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() != "rc=0"
 
@@ -192,8 +216,20 @@ def test_symlinked_mount_targets_stay_inside_the_root(identity, scratch, fresh_b
     os.symlink(outside, rootfs / "abs")  # absolute: inside, it means rootfs/<outside>
     os.symlink(f"../../../../..{outside}", rootfs / "rel")  # climbs no higher than the root
     src = scratch(identity, "src.")
-    result = identity.cf("run", str(rootfs), "--bind", f"{src}:/abs/x/y", "--tmpfs", "/rel/t",
-                         "--network", "host", "--", "/bin/sh", "-c", "ls -d /abs/x/y /rel/t")
+    result = identity.cf(
+        "run",
+        str(rootfs),
+        "--bind",
+        f"{src}:/abs/x/y",
+        "--tmpfs",
+        "/rel/t",
+        "--network",
+        "host",
+        "--",
+        "/bin/sh",
+        "-c",
+        "ls -d /abs/x/y /rel/t",
+    )
     assert result.returncode == 0, result.stderr
     assert list(outside.iterdir()) == []  # nothing was created through the links on the host
     inside = rootfs / str(outside).lstrip("/")
@@ -203,8 +239,10 @@ def test_symlinked_mount_targets_stay_inside_the_root(identity, scratch, fresh_b
 def test_shell_keeps_readonly_binds_locked(identity, scratch, busybox_rootfs):
     """`chrootforge shell` (its payload is a login shell) gets the same locked mounts."""
     src = _ro_source(identity, scratch)
-    script = ("mount -o remount,bind,rw /ro; echo remount=$?; umount /ro; echo umount=$?; "
-              "echo pwned > /ro/file; echo write=$?; exit\n")
+    script = (
+        "mount -o remount,bind,rw /ro; echo remount=$?; umount /ro; echo umount=$?; "
+        "echo pwned > /ro/file; echo write=$?; exit\n"
+    )
     result = identity.cf("shell", str(busybox_rootfs), "--bind", f"{src}:/ro:ro", input=script)
     assert result.returncode == 0, result.stderr
     for attempt in ("remount", "umount", "write"):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = textwrap.dedent('''
+SCRIPT = textwrap.dedent("""
     import sys
     from chrootforge.sandbox import run_mapped
     base = sys.argv[1]
@@ -18,7 +18,7 @@ SCRIPT = textwrap.dedent('''
         "cat /proc/self/uid_map | wc -l; exit 5"], cwd=base, env={"PATH": "/usr/bin:/bin",
         "MARK": "marked"})
     print("code", code)
-''')
+""")
 
 
 def test_run_mapped_owners_cwd_env_status(scratch, identity):
@@ -39,8 +39,11 @@ def test_run_mapped_owners_cwd_env_status(scratch, identity):
             assert start != 0 and (st.st_uid, st.st_gid) == (start + 250, start + 250)
             assert os.stat(base).st_uid == start + 1000
         else:
-            start = next(int(line.split(":")[1]) for line in
-                         Path("/etc/subuid").read_text().splitlines() if line.startswith("cftest:"))
+            start = next(
+                int(line.split(":")[1])
+                for line in Path("/etc/subuid").read_text().splitlines()
+                if line.startswith("cftest:")
+            )
             assert st.st_uid == start + 249
             assert os.stat(base).st_uid == start + 999
             # the user itself can no longer delete it...
@@ -57,9 +60,11 @@ def test_run_mapped_owners_cwd_env_status(scratch, identity):
 
 
 def test_run_mapped_signal_status_and_missing_command(identity):
-    script = ("from chrootforge.sandbox import run_mapped\n"
-              "print(run_mapped(['/bin/sh', '-c', 'kill -TERM $$']))\n"
-              "print(run_mapped(['/no/such/tool']))\n")
+    script = (
+        "from chrootforge.sandbox import run_mapped\n"
+        "print(run_mapped(['/bin/sh', '-c', 'kill -TERM $$']))\n"
+        "print(run_mapped(['/no/such/tool']))\n"
+    )
     result = identity.run([*identity.python, "-c", script])
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["143", "127"]
@@ -69,9 +74,16 @@ def test_run_mapped_signal_status_and_missing_command(identity):
 @pytest.mark.skipif(shutil.which("unshare") is None, reason="needs util-linux unshare")
 def test_blocked_user_namespaces_are_explained(identity, busybox_rootfs):
     """max_user_namespaces=0 (set in an outer namespace, so the host is untouched)."""
-    argv = ["unshare", "--user", "--map-root-user", "sh", "-c",
-            'echo 0 > /proc/sys/user/max_user_namespaces && exec "$@"', "sh",
-            *identity.cf_argv("run", "--single-id", str(busybox_rootfs), "--", "/bin/true")]
+    argv = [
+        "unshare",
+        "--user",
+        "--map-root-user",
+        "sh",
+        "-c",
+        'echo 0 > /proc/sys/user/max_user_namespaces && exec "$@"',
+        "sh",
+        *identity.cf_argv("run", "--single-id", str(busybox_rootfs), "--", "/bin/true"),
+    ]
     result = identity.run(argv)
     assert result.returncode == 1, result.stderr
     assert "cannot create a user namespace" in result.stderr
@@ -82,13 +94,13 @@ def test_blocked_user_namespaces_are_explained(identity, busybox_rootfs):
 
 def test_pyroute2_fallback_brings_lo_up(identity):
     """The netlink path (used when the SIOCSIFFLAGS ioctl is refused) in a fresh net namespace."""
-    code = ("from chrootforge.sandbox.network import _lo_up_pyroute2 as up; up(); "
-            "import subprocess; print(subprocess.run(['ip', '-o', 'link', 'show', 'lo'], "
-            "capture_output=True, text=True, check=True).stdout)")
-    result = identity.run(["unshare", "--user", "--map-root-user", "--net",
-                           *identity.python, "-c", code])
+    code = (
+        "from chrootforge.sandbox.network import _lo_up_pyroute2 as up; up(); "
+        "import subprocess; print(subprocess.run(['ip', '-o', 'link', 'show', 'lo'], "
+        "capture_output=True, text=True, check=True).stdout)"
+    )
+    result = identity.run(["unshare", "--user", "--map-root-user", "--net", *identity.python, "-c", code])
     assert result.returncode == 0, result.stderr
     assert "<LOOPBACK,UP" in result.stdout
-    before = identity.run(["unshare", "--user", "--map-root-user", "--net", "ip", "-o", "link",
-                           "show", "lo"])
+    before = identity.run(["unshare", "--user", "--map-root-user", "--net", "ip", "-o", "link", "show", "lo"])
     assert "<LOOPBACK>" in before.stdout  # a fresh namespace starts with lo down

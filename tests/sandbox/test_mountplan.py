@@ -67,9 +67,14 @@ def test_sys_ro_and_bad_values():
 
 
 def test_repos_read_only_portage_tmpfs_and_caches():
-    steps = plan_mounts(_cfg(repos={"gentoo": Path("/r/g"), "extra": Path("/r/e")},
-                             portage_tmpfs_size="4G", distfiles=Path("/c/d"),
-                             binpkgs=Path("/c/b")))
+    steps = plan_mounts(
+        _cfg(
+            repos={"gentoo": Path("/r/g"), "extra": Path("/r/e")},
+            portage_tmpfs_size="4G",
+            distfiles=Path("/c/d"),
+            binpkgs=Path("/c/b"),
+        )
+    )
     ops = _ops(steps)
     for name, src in (("gentoo", "/r/g"), ("extra", "/r/e")):
         i = ops.index(("bind", f"/var/db/repos/{name}"))
@@ -95,8 +100,9 @@ def test_network_host_copies_resolv_conf_and_hosts():
 def test_extra_binds_and_tmpfs(tmp_path):
     f = tmp_path / "file"
     f.write_text("x")
-    steps = plan_mounts(_cfg(binds=[Bind(tmp_path, "/mnt/dir", True), Bind(f, "/etc/x")],
-                             tmpfs=[Tmpfs("/scratch", "1G")]))
+    steps = plan_mounts(
+        _cfg(binds=[Bind(tmp_path, "/mnt/dir", True), Bind(f, "/etc/x")], tmpfs=[Tmpfs("/scratch", "1G")])
+    )
     ops = _ops(steps)
     i = ops.index(("bind", "/mnt/dir"))
     assert steps[i].create == "dir" and ops[i + 1] == ("remount_ro", "/mnt/dir")
@@ -249,8 +255,15 @@ def test_cli_values(tmp_path):
     assert bind == Bind(str(tmp_path.resolve()), "/mnt", True)
     assert not cliargs.parse_bind(f"{tmp_path}:/mnt").readonly
     assert not cliargs.parse_bind(f"{tmp_path}:/mnt:rw").readonly
-    for bad in (str(tmp_path), f"{tmp_path}:", ":/x", f"{tmp_path}:/x:rx", f"{tmp_path}:../x",
-                f"{tmp_path}/missing:/x", "a:b:c:d"):
+    for bad in (
+        str(tmp_path),
+        f"{tmp_path}:",
+        ":/x",
+        f"{tmp_path}:/x:rx",
+        f"{tmp_path}:../x",
+        f"{tmp_path}/missing:/x",
+        "a:b:c:d",
+    ):
         with pytest.raises(UsageError):
             cliargs.parse_bind(bad)
     assert cliargs.parse_tmpfs("/scratch:512M") == Tmpfs("/scratch", "512M")

@@ -12,8 +12,21 @@ from chrootforge.sandbox.options import help_text, parse
 
 
 def test_options_before_and_after_rootfs_then_the_command():
-    parsed = parse("run", ["--bind", "/a:/b", "ROOT", "--env=K=V", "--bind=/c:/d:ro", "--single-id",
-                           "--", "sh", "-c", "echo --bind"])
+    parsed = parse(
+        "run",
+        [
+            "--bind",
+            "/a:/b",
+            "ROOT",
+            "--env=K=V",
+            "--bind=/c:/d:ro",
+            "--single-id",
+            "--",
+            "sh",
+            "-c",
+            "echo --bind",
+        ],
+    )
     assert parsed.rootfs == "ROOT" and parsed.argv == ["sh", "-c", "echo --bind"]
     assert parsed.values["bind"] == ["/a:/b", "/c:/d:ro"] and parsed.values["env"] == ["K=V"]
     assert parsed.values["single_id"] is True and not parsed.help
@@ -41,17 +54,20 @@ def test_unambiguous_prefixes_like_argparse():
         parse("run", ["--h", "ROOT", "--", "x"])
 
 
-@pytest.mark.parametrize("words, needle", [
-    (["ROOT", "--network", "bridge", "--", "x"], "invalid choice: 'bridge' (choose from 'none', 'host')"),
-    (["ROOT", "--sys=rw", "--", "x"], "invalid choice: 'rw'"),
-    (["--bind"], "argument --bind: expected one argument"),
-    (["ROOT", "--bind", "--", "x"], "argument --bind: expected one argument"),
-    (["ROOT", "--tee=yes", "--", "x"], "ignored explicit argument 'yes'"),
-    (["ROOT", "--nope", "--", "x"], "unrecognized arguments: --nope"),
-    (["ROOT", "-x", "--", "x"], "unrecognized arguments: -x"),
-    (["--", "x"], "required: ROOTFS"),
-    (["ROOT", "OTHER", "--", "x"], "unexpected arguments: OTHER"),
-])
+@pytest.mark.parametrize(
+    "words, needle",
+    [
+        (["ROOT", "--network", "bridge", "--", "x"], "invalid choice: 'bridge' (choose from 'none', 'host')"),
+        (["ROOT", "--sys=rw", "--", "x"], "invalid choice: 'rw'"),
+        (["--bind"], "argument --bind: expected one argument"),
+        (["ROOT", "--bind", "--", "x"], "argument --bind: expected one argument"),
+        (["ROOT", "--tee=yes", "--", "x"], "ignored explicit argument 'yes'"),
+        (["ROOT", "--nope", "--", "x"], "unrecognized arguments: --nope"),
+        (["ROOT", "-x", "--", "x"], "unrecognized arguments: -x"),
+        (["--", "x"], "required: ROOTFS"),
+        (["ROOT", "OTHER", "--", "x"], "unexpected arguments: OTHER"),
+    ],
+)
 def test_bad_words_are_usage_errors(words, needle):
     with pytest.raises(UsageError) as caught:
         parse("run", words)
@@ -76,8 +92,9 @@ def test_help_wins_before_the_separator_only():
 
 
 def _cf(*args):
-    return subprocess.run([sys.executable, "-m", "chrootforge", *args], capture_output=True,
-                          text=True, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "chrootforge", *args], capture_output=True, text=True, check=False
+    )
 
 
 def test_cli_help_and_errors_without_argparse():
@@ -93,10 +110,17 @@ def test_cli_help_and_errors_without_argparse():
 
 
 def test_run_parses_without_importing_argparse():
-    probe = ("import sys\n"
-             "from chrootforge import cli\n"
-             "rc = cli.main(['--quiet', 'run', '/nonexistent', '--', 'true'])\n"
-             "print(rc, 'argparse' in sys.modules, 'dataclasses' in sys.modules, 'typing' in sys.modules)\n")
-    out = subprocess.run([sys.executable, "-S", "-c", probe], capture_output=True, text=True,
-                         check=False, env={"PYTHONPATH": ":".join(p for p in sys.path if p)})
+    probe = (
+        "import sys\n"
+        "from chrootforge import cli\n"
+        "rc = cli.main(['--quiet', 'run', '/nonexistent', '--', 'true'])\n"
+        "print(rc, 'argparse' in sys.modules, 'dataclasses' in sys.modules, 'typing' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", probe],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PYTHONPATH": ":".join(p for p in sys.path if p)},
+    )
     assert out.stdout.split() == ["2", "False", "False", "False"], out.stderr

@@ -40,18 +40,22 @@ def _host_ids(identity) -> tuple[int, int]:
 def test_identity_pid1_and_full_map(identity, busybox_rootfs):
     out = identity.mkdtemp("ids.")
     out.chmod(0o777)
-    result = sh(identity, busybox_rootfs,
-                "id -u; id -g; echo $PPID; tr '\\0' ' ' </proc/1/cmdline; echo; cat /proc/self/uid_map;"
-                " echo --; cat /proc/self/gid_map; touch /out/by-root; chown 250:250 /out/by-root;"
-                " touch /out/by-zero",
-                "--bind", f"{out}:/out")
+    result = sh(
+        identity,
+        busybox_rootfs,
+        "id -u; id -g; echo $PPID; tr '\\0' ' ' </proc/1/cmdline; echo; cat /proc/self/uid_map;"
+        " echo --; cat /proc/self/gid_map; touch /out/by-root; chown 250:250 /out/by-root;"
+        " touch /out/by-zero",
+        "--bind",
+        f"{out}:/out",
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "0" and lines[1] == "0"
     assert lines[2] == "1"  # the payload's parent is our init, PID 1
     assert "python" in lines[3] and "chrootforge" in lines[3]
     cut = lines.index("--")
-    for block in (lines[4:cut], lines[cut + 1:]):
+    for block in (lines[4:cut], lines[cut + 1 :]):
         # the payload's own namespace (the one that locks the mounts) maps ids 0..65535 1:1 onto
         # the sandbox's
         extents = [tuple(int(n) for n in line.split()) for line in block]
@@ -82,11 +86,22 @@ def test_readonly_repo_tmpfs_and_mountinfo_match_the_plan(scratch, identity, bus
     repo = scratch(identity, "repo.")
     (repo / "profiles").mkdir()
     extra = scratch(identity, "extra.")
-    script = ("touch /var/db/repos/gentoo/new 2>&1; echo rc=$?; ls /var/db/repos/gentoo;"
-              " touch /var/tmp/portage/ok && echo tmpfs-writable; touch /mnt/extra/w && echo extra-rw;"
-              " echo ===; cat /proc/self/mountinfo")
-    result = sh(identity, busybox_rootfs, script, "--repo", f"gentoo={repo}",
-                "--portage-tmpfs", "64M", "--bind", f"{extra}:/mnt/extra")
+    script = (
+        "touch /var/db/repos/gentoo/new 2>&1; echo rc=$?; ls /var/db/repos/gentoo;"
+        " touch /var/tmp/portage/ok && echo tmpfs-writable; touch /mnt/extra/w && echo extra-rw;"
+        " echo ===; cat /proc/self/mountinfo"
+    )
+    result = sh(
+        identity,
+        busybox_rootfs,
+        script,
+        "--repo",
+        f"gentoo={repo}",
+        "--portage-tmpfs",
+        "64M",
+        "--bind",
+        f"{extra}:/mnt/extra",
+    )
     assert result.returncode == 0, result.stderr
     head, _, mountinfo = result.stdout.partition("===\n")
     assert "Read-only file system" in head and "rc=1" in head
@@ -104,16 +119,24 @@ def test_readonly_repo_tmpfs_and_mountinfo_match_the_plan(scratch, identity, bus
     assert mounts["/proc"][0][1] == "proc"
     assert mounts["/dev/pts"][0][1] == "devpts"
     # Nothing but the plan: the same config, planned here, names exactly these mount points.
-    config = SandboxConfig(root=busybox_rootfs, argv=["x"], repos={"gentoo": repo},
-                           portage_tmpfs_size="64M", binds=[Bind(extra, "/mnt/extra")])
+    config = SandboxConfig(
+        root=busybox_rootfs,
+        argv=["x"],
+        repos={"gentoo": repo},
+        portage_tmpfs_size="64M",
+        binds=[Bind(extra, "/mnt/extra")],
+    )
     expected = sorted(expected_mountpoints(plan_mounts(config)))
     seen = sorted(point for point, entries in mounts.items() for _ in entries)
     assert seen == expected
 
 
 def test_nothing_of_the_host_is_visible(identity, busybox_rootfs):
-    result = sh(identity, busybox_rootfs, "ls /; ls /run /dev; test -e /work && echo LEAK; "
-                "test -e /etc/os-release && echo LEAK2; true")
+    result = sh(
+        identity,
+        busybox_rootfs,
+        "ls /; ls /run /dev; test -e /work && echo LEAK; test -e /etc/os-release && echo LEAK2; true",
+    )
     assert result.returncode == 0, result.stderr
     assert "LEAK" not in result.stdout
     assert "busybox" not in result.stdout.split()  # / is the rootfs, not the host
@@ -158,8 +181,10 @@ def host_server():
 
 
 def test_hermetic_network_has_only_lo(identity, busybox_rootfs, host_server):
-    script = (f"cat /proc/net/dev; echo ===; ip link show lo; nc -w 2 127.0.0.1 {host_server.port}"
-              " </dev/null; echo nc=$?")
+    script = (
+        f"cat /proc/net/dev; echo ===; ip link show lo; nc -w 2 127.0.0.1 {host_server.port}"
+        " </dev/null; echo nc=$?"
+    )
     result = sh(identity, busybox_rootfs, script)
     assert result.returncode == 0, result.stderr
     devs, _, tail = result.stdout.partition("===\n")
@@ -215,7 +240,8 @@ def test_zombies_reaped_and_daemons_killed(identity, busybox_rootfs):
         # a daemon, detached in its own session, left running at exit
         f"setsid sleep {marker} & "
         f"for i in $(seq 200); do ps -o args | grep -qx 'sleep {marker}' && break; sleep 0.02; done;"
-        f" ps -o args | grep -qx 'sleep {marker}' && echo daemon-started")
+        f" ps -o args | grep -qx 'sleep {marker}' && echo daemon-started"
+    )
     result = sh(identity, busybox_rootfs, script)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0].strip() == "0"  # no zombie left
@@ -233,16 +259,24 @@ def _wait_present(pattern: str, timeout: float = 10) -> bool:
 
 
 def _mount_lines_mentioning(path: Path) -> list[str]:
-    return [line for line in Path("/proc/self/mountinfo").read_text().splitlines()
-            if str(path) in line]
+    return [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if str(path) in line]
 
 
 def test_sigkill_of_chrootforge_leaves_nothing(identity, busybox_rootfs):
     marker = 80000 + os.getpid() % 9000 + (0 if identity.is_root else 1)
-    proc = identity.popen(identity.cf_argv(
-        "run", str(busybox_rootfs), "--", "/bin/sh", "-c",
-        f"setsid sleep {marker} & sleep {marker + 1} & echo ready; wait"),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = identity.popen(
+        identity.cf_argv(
+            "run",
+            str(busybox_rootfs),
+            "--",
+            "/bin/sh",
+            "-c",
+            f"setsid sleep {marker} & sleep {marker + 1} & echo ready; wait",
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout.readline().strip() == "ready"
         # (the background jobs may still be execing sleep when "ready" is printed)
@@ -261,10 +295,20 @@ def test_sigkill_of_chrootforge_leaves_nothing(identity, busybox_rootfs):
 
 @pytest.mark.parametrize("sig", ["TERM", "INT", "HUP"])
 def test_signals_are_forwarded_and_trappable(identity, busybox_rootfs, sig):
-    proc = identity.popen(identity.cf_argv(
-        "run", str(busybox_rootfs), "--", "/bin/sh", "-c",
-        f"trap 'echo got-term; exit 42' {sig}; echo ready; while :; do sleep 0.05; done"),
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = identity.popen(
+        identity.cf_argv(
+            "run",
+            str(busybox_rootfs),
+            "--",
+            "/bin/sh",
+            "-c",
+            f"trap 'echo got-term; exit 42' {sig}; echo ready; while :; do sleep 0.05; done",
+        ),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout.readline().strip() == "ready"
         proc.send_signal(getattr(signal, f"SIG{sig}"))
@@ -279,22 +323,34 @@ def test_signals_are_forwarded_and_trappable(identity, busybox_rootfs, sig):
 def test_log_file_and_tee(scratch, identity, busybox_rootfs):
     logdir = scratch(identity, "log.")
     log = logdir / "out.log"
-    result = identity.cf("run", str(busybox_rootfs), "--log", str(log), "--", "/bin/sh", "-c",
-                         "echo to-out; echo to-err >&2")
+    result = identity.cf(
+        "run", str(busybox_rootfs), "--log", str(log), "--", "/bin/sh", "-c", "echo to-out; echo to-err >&2"
+    )
     assert result.returncode == 0, result.stderr
     assert "to-out" not in result.stdout
     assert log.read_text().split() == ["to-out", "to-err"]
-    result = identity.cf("run", str(busybox_rootfs), "--log", str(log), "--tee", "--",
-                         "/bin/sh", "-c", "echo second")
+    result = identity.cf(
+        "run", str(busybox_rootfs), "--log", str(log), "--tee", "--", "/bin/sh", "-c", "echo second"
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "second\n"
     assert log.read_text().split() == ["to-out", "to-err", "second"]
 
 
 def test_env_is_clean_with_defaults(identity, busybox_rootfs):
-    result = identity.cf("run", str(busybox_rootfs), "--env", "FOO=bar", "--hostname", "box",
-                         "--", "/bin/sh", "-c", "env | sort; hostname; pwd",
-                         env={"LEAKY": "1"})
+    result = identity.cf(
+        "run",
+        str(busybox_rootfs),
+        "--env",
+        "FOO=bar",
+        "--hostname",
+        "box",
+        "--",
+        "/bin/sh",
+        "-c",
+        "env | sort; hostname; pwd",
+        env={"LEAKY": "1"},
+    )
     assert result.returncode == 0, result.stderr
     env = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
     assert env["FOO"] == "bar" and env["HOME"] == "/root" and "/bin" in env["PATH"]
@@ -317,16 +373,20 @@ def test_overlay_root_writes_land_in_upper(scratch, identity, busybox_rootfs):
         "base = Path(sys.argv[1]); owned_dir(base / 'upper'); owned_dir(base / 'work')\n"
         "root = OverlayRoot([Path(sys.argv[2])], base / 'upper', base / 'work')\n"
         "sys.exit(run_sandboxed(SandboxConfig(root=root, argv=['/bin/sh', '-c', sys.argv[3]],"
-        " repos={'ovltest': Path(sys.argv[4])}, portage_tmpfs_size='16M')))\n")
+        " repos={'ovltest': Path(sys.argv[4])}, portage_tmpfs_size='16M')))\n"
+    )
     repo = scratch(identity, "repo.")
     before = sorted(p.name for p in (busybox_rootfs / "owned").iterdir())
-    payload = ("echo new > /created; rm /owned/root-file; echo changed > /owned/user-file; "
-               "cat /owned/portage-file; ls -ln /owned/portage-file; grep -c ' / / ' /proc/self/mountinfo")
+    payload = (
+        "echo new > /created; rm /owned/root-file; echo changed > /owned/user-file; "
+        "cat /owned/portage-file; ls -ln /owned/portage-file; grep -c ' / / ' /proc/self/mountinfo"
+    )
     from tests.helpers.rootfs import remove_as
 
     try:
-        result = identity.run([*identity.python, "-c", script, str(base), str(busybox_rootfs),
-                               payload, str(repo)])
+        result = identity.run(
+            [*identity.python, "-c", script, str(base), str(busybox_rootfs), payload, str(repo)]
+        )
         assert result.returncode == 0, result.stderr
         lines = result.stdout.splitlines()
         assert lines[0] == "portage"
@@ -348,12 +408,25 @@ def test_overlay_root_writes_land_in_upper(scratch, identity, busybox_rootfs):
 
 
 def test_run_does_not_import_heavy_modules(identity, busybox_rootfs):
-    probe = ("import sys; from chrootforge.cli import main; rc = main(sys.argv[1:]); "
-             "heavy = [m for m in ('requests', 'gnupg', 'zstandard', 'pyroute2') if m in sys.modules];"
-             " print('HEAVY', heavy); sys.exit(rc)")
+    probe = (
+        "import sys; from chrootforge.cli import main; rc = main(sys.argv[1:]); "
+        "heavy = [m for m in ('requests', 'gnupg', 'zstandard', 'pyroute2') if m in sys.modules];"
+        " print('HEAVY', heavy); sys.exit(rc)"
+    )
     for network in ("none", "host"):
-        result = identity.run([*identity.python, "-c", probe, "run", str(busybox_rootfs),
-                               "--network", network, "--", "/bin/true"])
+        result = identity.run(
+            [
+                *identity.python,
+                "-c",
+                probe,
+                "run",
+                str(busybox_rootfs),
+                "--network",
+                network,
+                "--",
+                "/bin/true",
+            ]
+        )
         assert result.returncode == 0, result.stderr
         assert "HEAVY []" in result.stdout
 
@@ -361,8 +434,7 @@ def test_run_does_not_import_heavy_modules(identity, busybox_rootfs):
 def test_no_inherited_fd_leaks_into_the_payload(identity, busybox_rootfs):
     fd = os.open("/var/tmp", os.O_RDONLY | os.O_DIRECTORY)
     try:
-        result = identity.cf("run", str(busybox_rootfs), "--", "/bin/ls", "/proc/self/fd",
-                             pass_fds=(fd,))
+        result = identity.cf("run", str(busybox_rootfs), "--", "/bin/ls", "/proc/self/fd", pass_fds=(fd,))
     finally:
         os.close(fd)
     assert result.returncode == 0, result.stderr
@@ -373,10 +445,27 @@ def test_masked_proc_falls_back_to_a_bind_with_a_notice(identity, busybox_rootfs
     """Like inside a container that masks /proc paths: the kernel refuses a fresh proc."""
     if os.getuid() != 0:
         pytest.skip("masking /proc in an outer mount namespace needs real root")
-    inner = identity._wrap(identity.cf_argv("run", str(busybox_rootfs), "--", "/bin/sh", "-c",
-                                            "grep ' /proc ' /proc/self/mountinfo; echo pid=$$"))
-    argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-            'mount --bind /dev/null /proc/uptime && exec "$@"', "sh", *inner]
+    inner = identity._wrap(
+        identity.cf_argv(
+            "run",
+            str(busybox_rootfs),
+            "--",
+            "/bin/sh",
+            "-c",
+            "grep ' /proc ' /proc/self/mountinfo; echo pid=$$",
+        )
+    )
+    argv = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        'mount --bind /dev/null /proc/uptime && exec "$@"',
+        "sh",
+        *inner,
+    ]
     env = dict(os.environ)
     env.update(identity.env)
     result = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env, check=False)
@@ -446,8 +535,10 @@ def test_interactive_shell_gets_its_own_tty(identity, busybox_rootfs):
 
 @pytest.mark.parametrize("network", ["none", "host"])
 def test_sys_read_only(identity, busybox_rootfs, network):
-    script = ("ls /sys/class/net; echo ===; touch /sys/x 2>&1; "
-              "awk '$5 ~ \"^/sys\" {print $5, $6}' /proc/self/mountinfo")
+    script = (
+        "ls /sys/class/net; echo ===; touch /sys/x 2>&1; "
+        "awk '$5 ~ \"^/sys\" {print $5, $6}' /proc/self/mountinfo"
+    )
     result = sh(identity, busybox_rootfs, script, "--sys", "ro", "--network", network)
     assert result.returncode == 0, result.stderr
     nets, _, rest = result.stdout.partition("===\n")
@@ -464,10 +555,13 @@ def test_sys_read_only(identity, busybox_rootfs, network):
 def test_sigterm_during_setup_leaves_nothing(identity, busybox_rootfs, delay):
     """A signal at any moment of the start-up (before the payload is known) still ends it all."""
     marker = 90000 + os.getpid() % 5000 + int(delay * 100) + (0 if identity.is_root else 500)
-    proc = identity.popen(identity.cf_argv("run", str(busybox_rootfs), "--", "/bin/sleep",
-                                           str(marker)),
-                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True)
+    proc = identity.popen(
+        identity.cf_argv("run", str(busybox_rootfs), "--", "/bin/sleep", str(marker)),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(delay)
     proc.send_signal(signal.SIGTERM)
     try:
@@ -493,8 +587,14 @@ def _tree_state(root: Path) -> dict:
             content = None
             if stat.S_ISREG(st.st_mode):
                 content = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-            out[os.path.relpath(path, root)] = (st.st_mode, st.st_uid, st.st_gid, st.st_size,
-                                                st.st_mtime_ns, content)
+            out[os.path.relpath(path, root)] = (
+                st.st_mode,
+                st.st_uid,
+                st.st_gid,
+                st.st_size,
+                st.st_mtime_ns,
+                content,
+            )
     return out
 
 
@@ -511,9 +611,22 @@ def test_run_leaves_rootfs_as_it_found_it(identity, scratch, fresh_busybox_rootf
     src = scratch(identity, "src.")
     (src / "f").write_text("bound\n")
     before = _tree_state(rootfs)
-    result = identity.cf("run", str(rootfs), "--bind", f"{src}:/srv/deep/data", "--bind",
-                         f"{src}:/ro-data:ro", "--tmpfs", "/scratch/t", "--network", "host", "--",
-                         "/bin/sh", "-c", "cat /srv/deep/data/f /etc/resolv.conf >/dev/null; ls /run")
+    result = identity.cf(
+        "run",
+        str(rootfs),
+        "--bind",
+        f"{src}:/srv/deep/data",
+        "--bind",
+        f"{src}:/ro-data:ro",
+        "--tmpfs",
+        "/scratch/t",
+        "--network",
+        "host",
+        "--",
+        "/bin/sh",
+        "-c",
+        "cat /srv/deep/data/f /etc/resolv.conf >/dev/null; ls /run",
+    )
     assert result.returncode == 0, result.stderr
     assert _tree_state(rootfs) == before
 
@@ -524,8 +637,7 @@ def test_payload_starts_with_default_signals_and_its_cwd(identity, busybox_rootf
     caught, and nothing ignored but glibc's two internal signals (init.py: GLIBC_INTERNAL)."""
     from chrootforge.sandbox.init import GLIBC_INTERNAL
 
-    result = identity.cf("run", str(busybox_rootfs), "--cwd", "/tmp", "--", "/bin/cat",
-                         "/proc/self/status")
+    result = identity.cf("run", str(busybox_rootfs), "--cwd", "/tmp", "--", "/bin/cat", "/proc/self/status")
     assert result.returncode == 0, result.stderr
     status = dict(line.split(":\t", 1) for line in result.stdout.splitlines() if ":\t" in line)
     assert int(status["SigBlk"], 16) == 0 and int(status["SigCgt"], 16) == 0, status

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 
-_OVERLAY_RUN = textwrap.dedent('''
+_OVERLAY_RUN = textwrap.dedent("""
     import sys
     from pathlib import Path
     from chrootforge.sandbox import OverlayRoot, SandboxConfig, owned_dir, run_sandboxed
@@ -29,7 +29,7 @@ _OVERLAY_RUN = textwrap.dedent('''
                            portage_tmpfs_size="1G", distfiles=distfiles,
                            log_file=work / "emerge.log", log_tee=True)
     sys.exit(run_sandboxed(config))
-''')
+""")
 
 
 @pytest.fixture
@@ -41,14 +41,24 @@ def extracted_stage(identity, world_builder):
 
 def test_emerge_info_in_the_sandbox(identity, extracted_stage, world_repo):
     repo = world_repo
-    result = identity.cf("run", str(extracted_stage), "--repo", f"gentoo={repo}",
-                         "--portage-tmpfs", "1G", "--", "emerge", "--info")
+    result = identity.cf(
+        "run",
+        str(extracted_stage),
+        "--repo",
+        f"gentoo={repo}",
+        "--portage-tmpfs",
+        "1G",
+        "--",
+        "emerge",
+        "--info",
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "location: /var/db/repos/gentoo" in result.stdout
     assert "userpriv" in result.stdout
     # portage's own user exists with its owners intact
-    owners = identity.cf("run", str(extracted_stage), "--", "sh", "-c",
-                         "stat -c '%u:%g' /var/cache/distfiles; id -u portage")
+    owners = identity.cf(
+        "run", str(extracted_stage), "--", "sh", "-c", "stat -c '%u:%g' /var/cache/distfiles; id -u portage"
+    )
     assert owners.returncode == 0, owners.stderr
     assert owners.stdout.split() == ["250:250", "250"]
 
@@ -57,10 +67,22 @@ def test_real_emerge_on_an_overlay_root(identity, extracted_stage, world_repo, w
     distfiles = copy_distfiles(world_distfiles, identity)
     work = identity.mkdtemp("emerge.")
     try:
-        payload = ("emerge --oneshot --quiet-build=y app-misc/hello && hello && "
-                   "stat -c '%u:%g' /var/db/pkg/app-misc/hello-1.0")
-        result = identity.run([*identity.python, "-c", _OVERLAY_RUN, str(work),
-                               str(extracted_stage), str(world_repo), str(distfiles), payload])
+        payload = (
+            "emerge --oneshot --quiet-build=y app-misc/hello && hello && "
+            "stat -c '%u:%g' /var/db/pkg/app-misc/hello-1.0"
+        )
+        result = identity.run(
+            [
+                *identity.python,
+                "-c",
+                _OVERLAY_RUN,
+                str(work),
+                str(extracted_stage),
+                str(world_repo),
+                str(distfiles),
+                payload,
+            ]
+        )
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         assert "Hello from chrootforge!" in result.stdout
         assert (work / "upper/usr/bin/hello").is_file()

@@ -15,7 +15,9 @@ def _fast_retries(monkeypatch):
     monkeypatch.setenv("CHROOTFORGE_RETRY_BACKOFF", "0.05")
     monkeypatch.delenv("GENTOO_MIRRORS", raising=False)
     monkeypatch.delenv("CHROOTFORGE_GENTOO_KEYRING", raising=False)
-    monkeypatch.setenv("CHROOTFORGE_WKD_URL", "off")  # never Gentoo's real key directory (test_wkd serves one)
+    monkeypatch.setenv(
+        "CHROOTFORGE_WKD_URL", "off"
+    )  # never Gentoo's real key directory (test_wkd serves one)
 
 
 @pytest.fixture
@@ -39,6 +41,7 @@ def cache_dir():
     path = shared_dir("srccache.")
     yield path
     import shutil
+
     shutil.rmtree(path, ignore_errors=True)
 
 

@@ -42,7 +42,10 @@ def _digests_mismatch(tree, server, keys):
 def _missing_digests_line(tree, server, keys):
     rel = tree.publish_stage(GOOD)
     lines = (tree.root / (rel + ".DIGESTS")).read_text().splitlines(keepends=True)
-    tree.write(rel + ".DIGESTS", "".join(l for l in lines if "CONTENTS" in l or l.startswith("#")).encode())
+    tree.write(
+        rel + ".DIGESTS",
+        "".join(line for line in lines if "CONTENTS" in line or line.startswith("#")).encode(),
+    )
 
 
 def _no_digests_file(tree, server, keys):
@@ -78,7 +81,9 @@ def _latest_covers_other_text(tree, server, keys):
 def _latest_text_outside_signature(tree, server, keys):
     tree.publish_stage(GOOD)
     signed = keys.clearsign(tree.latest_text(STAMP, len(GOOD)), keys.good)
-    tree.write_latest(STAMP, 0, raw=signed + b"20991231T000000Z/stage3-amd64-openrc-20991231T000000Z.tar.xz 1\n")
+    tree.write_latest(
+        STAMP, 0, raw=signed + b"20991231T000000Z/stage3-amd64-openrc-20991231T000000Z.tar.xz 1\n"
+    )
 
 
 def _latest_not_clearsigned(tree, server, keys):
@@ -117,10 +122,22 @@ CASES = {
     "truncated-tarball": (_truncated_tarball, VerificationError, "BAD signature"),
     "html-error-page": (_html_error_page, VerificationError, "HTML page"),
     "latest-covers-other-text": (_latest_covers_other_text, VerificationError, "BAD signature"),
-    "latest-text-outside-signature": (_latest_text_outside_signature, VerificationError, "outside the signed"),
+    "latest-text-outside-signature": (
+        _latest_text_outside_signature,
+        VerificationError,
+        "outside the signed",
+    ),
     "latest-not-clearsigned": (_latest_not_clearsigned, VerificationError, "not a clearsigned"),
-    "latest-signed-by-unpinned": (_latest_signed_by_unpinned, VerificationError, "unknown key|cannot be checked"),
-    "latest-names-other-variant": (_latest_names_other_variant, VerificationError, "not a stage3-amd64-openrc"),
+    "latest-signed-by-unpinned": (
+        _latest_signed_by_unpinned,
+        VerificationError,
+        "unknown key|cannot be checked",
+    ),
+    "latest-names-other-variant": (
+        _latest_names_other_variant,
+        VerificationError,
+        "not a stage3-amd64-openrc",
+    ),
     "empty-tarball": (_empty_tarball, VerificationError, "is empty"),
     "wrong-compression": (_wrong_compression, VerificationError, "not a tar archive"),
 }
@@ -132,7 +149,9 @@ def test_fetch_corpus(case, mirror_tree, mirror_server, gpg_keys, cache_dir, mon
     monkeypatch.setenv("CHROOTFORGE_GENTOO_KEYRING", "")
     setup(mirror_tree, mirror_server, gpg_keys)
     with pytest.raises(error, match=pattern) as caught:
-        fetch.fetch_stage3(mirrors=[mirror_server.url], keyrings=[gpg_keys.good.public_file], cache_dir=cache_dir)
+        fetch.fetch_stage3(
+            mirrors=[mirror_server.url], keyrings=[gpg_keys.good.public_file], cache_dir=cache_dir
+        )
     assert caught.value.hint, "every error says what to do"
     assert cache_is_empty(cache_dir)
 
@@ -140,8 +159,13 @@ def test_fetch_corpus(case, mirror_tree, mirror_server, gpg_keys, cache_dir, mon
 def test_unknown_variant_is_404_everywhere(mirror_tree, mirror_server, second_mirror, gpg_keys, cache_dir):
     mirror_tree.publish_stage(GOOD)
     with pytest.raises(CfError, match="could not fetch stage3-amd64-musl-nosuch") as caught:
-        fetch.fetch_stage3("amd64", "musl-nosuch", [mirror_server.url, second_mirror[1].url],
-                           keyrings=[gpg_keys.good.public_file], cache_dir=cache_dir)
+        fetch.fetch_stage3(
+            "amd64",
+            "musl-nosuch",
+            [mirror_server.url, second_mirror[1].url],
+            keyrings=[gpg_keys.good.public_file],
+            cache_dir=cache_dir,
+        )
     assert "404" in str(caught.value) and cache_is_empty(cache_dir)
 
 
@@ -166,9 +190,12 @@ def test_air_gapped_stage_without_signature(mirror_tree, gpg_keys, cache_dir):
 
 def test_bad_keyring_file_is_a_usage_error(tmp_path, cache_dir):
     from chrootforge.errors import UsageError
+
     (tmp_path / "junk.asc").write_text("not a key")
     with pytest.raises(UsageError, match="no OpenPGP public key"):
-        fetch.fetch_stage3(mirrors=["http://127.0.0.1:9"], keyrings=[tmp_path / "junk.asc"], cache_dir=cache_dir)
+        fetch.fetch_stage3(
+            mirrors=["http://127.0.0.1:9"], keyrings=[tmp_path / "junk.asc"], cache_dir=cache_dir
+        )
 
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))
@@ -176,8 +203,9 @@ def test_signed_but_hostile_stage_is_never_extracted(case, mirror_tree, mirror_s
     """A valid signature does not make a tarball safe: the extraction refuses it all the same."""
     members, _offender = HOSTILE[case]
     mirror_tree.publish_stage(make_tar(members))
-    got = fetch.fetch_stage3(mirrors=[mirror_server.url], keyrings=[gpg_keys.good.public_file],
-                             cache_dir=cache_dir)
+    got = fetch.fetch_stage3(
+        mirrors=[mirror_server.url], keyrings=[gpg_keys.good.public_file], cache_dir=cache_dir
+    )
     stages = cache_dir / "stages"
     with pytest.raises(VerificationError, match="refusing archive member"):
         pristine_root(got, cache_dir=stages)
@@ -188,8 +216,16 @@ def test_signed_but_hostile_stage_is_never_extracted(case, mirror_tree, mirror_s
 def test_cli_bad_signature_is_one_clear_line(identity, mirror_tree, mirror_server, gpg_keys):
     _bad_signature(mirror_tree, mirror_server, gpg_keys)
     cache = identity.mkdtemp("cache.")
-    out = identity.cf("fetch", "stage3", "--mirror", mirror_server.url, "--keyring",
-                      str(gpg_keys.good.public_file), "--cache-dir", str(cache))
+    out = identity.cf(
+        "fetch",
+        "stage3",
+        "--mirror",
+        mirror_server.url,
+        "--keyring",
+        str(gpg_keys.good.public_file),
+        "--cache-dir",
+        str(cache),
+    )
     assert out.returncode == 1
     assert "BAD signature" in out.stderr and "hint:" in out.stderr and "Traceback" not in out.stderr
     assert out.stdout == ""

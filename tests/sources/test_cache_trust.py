@@ -31,8 +31,9 @@ def _local_files(identity, mirror_tree, stage_tarball, key) -> tuple:
 
 
 @pytest.mark.parametrize("kind", ["stage3", "snapshot"])
-def test_a_cached_verification_is_only_trusted_by_runs_that_trust_its_signer(identity, gpg_keys, mirror_tree,
-                                                                             stage_tarball, kind):
+def test_a_cached_verification_is_only_trusted_by_runs_that_trust_its_signer(
+    identity, gpg_keys, mirror_tree, stage_tarball, kind
+):
     stage, snapshot = _local_files(identity, mirror_tree, stage_tarball, gpg_keys.good)
     cache = identity.mkdtemp("cache.")
     path, flag = (stage, "--stage3") if kind == "stage3" else (snapshot, "--snapshot")
@@ -58,17 +59,23 @@ def test_a_cached_verification_is_only_trusted_by_runs_that_trust_its_signer(ide
     assert "Traceback" not in other.stderr + none.stderr
 
 
-def test_a_dated_mirror_stage_in_the_cache_needs_a_trusted_signer(gpg_keys, mirror_tree, mirror_server,
-                                                                   stage_tarball, cache_dir):
+def test_a_dated_mirror_stage_in_the_cache_needs_a_trusted_signer(
+    gpg_keys, mirror_tree, mirror_server, stage_tarball, cache_dir
+):
     from chrootforge.errors import VerificationError
     from chrootforge.sources.fetch import fetch_stage3
 
     mirror_tree.publish_stage(stage_tarball)
-    first = fetch_stage3(mirrors=[mirror_server.url], date=STAMP, keyrings=[gpg_keys.good.public_file],
-                         cache_dir=cache_dir)
+    first = fetch_stage3(
+        mirrors=[mirror_server.url], date=STAMP, keyrings=[gpg_keys.good.public_file], cache_dir=cache_dir
+    )
     assert first.verified_by == gpg_keys.good.fingerprint
     with pytest.raises(VerificationError, match="does not trust"):
-        fetch_stage3(mirrors=[mirror_server.url], date=STAMP, keyrings=[gpg_keys.rogue.public_file],
-                     cache_dir=cache_dir)
+        fetch_stage3(
+            mirrors=[mirror_server.url],
+            date=STAMP,
+            keyrings=[gpg_keys.rogue.public_file],
+            cache_dir=cache_dir,
+        )
     with pytest.raises(VerificationError):
         fetch_stage3(mirrors=[mirror_server.url], offline=True, cache_dir=cache_dir)

@@ -66,8 +66,16 @@ def test_owners_modes_xattrs_links_survive(identity, scripts):
     tarball.write_bytes(make_tar(stage_members(), "xz"))
     os.chown(tarball, identity.uid, identity.gid) if os.getuid() == 0 else None
     out = work / "inspect.json"
-    done = identity.run([*identity.python, str(scripts / "driver.py"), str(tarball), str(work / "root"),
-                         str(out), str(scripts / "tree_inspect.py")])
+    done = identity.run(
+        [
+            *identity.python,
+            str(scripts / "driver.py"),
+            str(tarball),
+            str(work / "root"),
+            str(out),
+            str(scripts / "tree_inspect.py"),
+        ]
+    )
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["code"] == 0 and summary["skipped_dev"] == 2
@@ -101,8 +109,13 @@ def test_owners_modes_xattrs_links_survive(identity, scripts):
     if identity.name == "user":  # from the host, the owners are shifted into the subuid range
         assert os.lstat(work / "root/var/cache/distfiles").st_uid not in (0, 250, identity.uid)
         # subuid-owned files can only be deleted from inside the mapping
-        gone = identity.run([*identity.python, "-c",
-                             f"from chrootforge.sandbox import remove_tree; remove_tree({str(work / 'root')!r})"])
+        gone = identity.run(
+            [
+                *identity.python,
+                "-c",
+                f"from chrootforge.sandbox import remove_tree; remove_tree({str(work / 'root')!r})",
+            ]
+        )
         assert gone.returncode == 0, gone.stderr
         assert not (work / "root").exists()
 
@@ -122,7 +135,10 @@ def leftovers(parent, name):
 HOSTILE = {
     "dotdot": ([member("./ok", data=b"1"), member("../x", data=b"x")], "../x"),
     "absolute": ([member("./ok", data=b"1"), member("/etc/x", data=b"x")], "/etc/x"),
-    "symlink-then-write": ([member("./l", "symlink", link="/tmp"), member("./l/pwned", data=b"x")], "./l/pwned"),
+    "symlink-then-write": (
+        [member("./l", "symlink", link="/tmp"), member("./l/pwned", data=b"x")],
+        "./l/pwned",
+    ),
     "hardlink-outside": ([member("./h", "hardlink", link="/etc/passwd")], "./h"),
     "device-outside-dev": ([member("./sda", "block")], "./sda"),
 }
@@ -143,12 +159,22 @@ def test_hostile_archives_leave_nothing(tmp_path, case):
 def test_hostile_archive_as_user_leaves_nothing(user_identity):
     work = user_identity.mkdtemp("evil.")
     tarball = work / "evil.tar.xz"
-    tarball.write_bytes(make_tar([member("./a", "dir", uid=250, gid=250), member("./a/f", data=b"x", uid=250),
-                                  member("./l", "symlink", link="/tmp"), member("./l/pwned", data=b"x")]))
+    tarball.write_bytes(
+        make_tar(
+            [
+                member("./a", "dir", uid=250, gid=250),
+                member("./a/f", data=b"x", uid=250),
+                member("./l", "symlink", link="/tmp"),
+                member("./l/pwned", data=b"x"),
+            ]
+        )
+    )
     tarball.chmod(0o644)
-    code = ("import sys; from chrootforge.errors import CfError; from chrootforge.sources.extract import extract\n"
-            f"try: extract({str(tarball)!r}, {str(work / 'out')!r})\n"
-            "except CfError as err: print(err.render(), file=sys.stderr); sys.exit(1)\n")
+    code = (
+        "import sys; from chrootforge.errors import CfError; from chrootforge.sources.extract import extract\n"
+        f"try: extract({str(tarball)!r}, {str(work / 'out')!r})\n"
+        "except CfError as err: print(err.render(), file=sys.stderr); sys.exit(1)\n"
+    )
     done = user_identity.run([*user_identity.python, "-c", code])
     assert done.returncode == 1 and "./l/pwned" in done.stderr and "Traceback" not in done.stderr
     assert "writes through symlink" in done.stderr
@@ -181,14 +207,16 @@ def test_existing_destination_is_refused(tmp_path):
     tarball.write_bytes(make_tar([member("./f", data=b"x")]))
     (tmp_path / "out").mkdir()
     from chrootforge.errors import UsageError
+
     with pytest.raises(UsageError, match="already exists"):
         extract(tarball, tmp_path / "out")
 
 
 def test_overlay_control_xattrs_are_not_extracted(tmp_path):
     tarball = tmp_path / "x.tar.xz"
-    tarball.write_bytes(make_tar([member("./f", data=b"x", xattrs={"user.overlay.opaque": b"y",
-                                                                    "user.keep": b"1"})]))
+    tarball.write_bytes(
+        make_tar([member("./f", data=b"x", xattrs={"user.overlay.opaque": b"y", "user.keep": b"1"})])
+    )
     extract(tarball, tmp_path / "out")
     names = os.listxattr(tmp_path / "out/f")
     assert "user.keep" in names and "user.overlay.opaque" not in names
@@ -205,8 +233,9 @@ def test_big_members_stay_in_sync(tmp_path, compression):
     assert (tmp_path / "out/big").read_bytes() == big and (tmp_path / "out/big2").read_bytes() == big[::-1]
     assert (tmp_path / "out/small").read_bytes() == b"s"
     evil = tmp_path / "evil.tar"
-    evil.write_bytes(make_tar([*good, member("./l", "symlink", link="/tmp"), member("./l/pwned", data=b"x")],
-                              compression))
+    evil.write_bytes(
+        make_tar([*good, member("./l", "symlink", link="/tmp"), member("./l/pwned", data=b"x")], compression)
+    )
     with pytest.raises(VerificationError, match="'./l/pwned'"):
         extract(evil, tmp_path / "out2")
     assert leftovers(tmp_path, "out2") == []

@@ -16,8 +16,9 @@ from tests.sources.conftest import cache_is_empty
 
 def test_discovery_and_download(mirror_tree, mirror_server, gpg_keys, stage_tarball, cache_dir):
     mirror_tree.publish_stage(stage_tarball)
-    got = fetch_stage3("amd64", "openrc", [mirror_server.url], keyrings=[gpg_keys.good.public_file],
-                       cache_dir=cache_dir)
+    got = fetch_stage3(
+        "amd64", "openrc", [mirror_server.url], keyrings=[gpg_keys.good.public_file], cache_dir=cache_dir
+    )
     assert got.path.read_bytes() == stage_tarball
     assert got.sha512 == hashlib.sha512(stage_tarball).hexdigest()
     assert got.blake2b == hashlib.blake2b(stage_tarball).hexdigest()
@@ -41,7 +42,9 @@ def test_latest_moves_on_and_second_fetch_uses_cache(mirror_tree, mirror_server,
     again = fetch_stage3(mirrors=[mirror_server.url], keyrings=keys, cache_dir=cache_dir)
     assert again.path == first.path
     # latest is re-read (it may have moved on), but the tarball is not downloaded again
-    assert [r[0] for r in mirror_server.requests] == ["releases/amd64/autobuilds/latest-stage3-amd64-openrc.txt"]
+    assert [r[0] for r in mirror_server.requests] == [
+        "releases/amd64/autobuilds/latest-stage3-amd64-openrc.txt"
+    ]
     mirror_tree.publish_stage(new, STAMP2)
     newer = fetch_stage3(mirrors=[mirror_server.url], keyrings=keys, cache_dir=cache_dir)
     assert newer.path.read_bytes() == new and STAMP2 in newer.name
@@ -61,8 +64,10 @@ def test_cache_hit_with_server_stopped(mirror_tree, mirror_server, gpg_keys, sta
 
 
 def test_resume_after_connection_cut(mirror_tree, mirror_server, gpg_keys, cache_dir):
-    big = make_tar([member(f"./f{i}", data=hashlib.sha512(str(i).encode()).digest() * 200) for i in range(40)],
-                   compression="")  # incompressible-ish and large enough to cut mid-way
+    big = make_tar(
+        [member(f"./f{i}", data=hashlib.sha512(str(i).encode()).digest() * 200) for i in range(40)],
+        compression="",
+    )  # incompressible-ish and large enough to cut mid-way
     rel = mirror_tree.publish_stage(big)
     mirror_server.fault(rel, cut_after=len(big) // 3, times=1)
     got = fetch_stage3(mirrors=[mirror_server.url], keyrings=[gpg_keys.good.public_file], cache_dir=cache_dir)
@@ -85,13 +90,16 @@ def test_resume_when_server_ignores_range(mirror_tree, mirror_server, gpg_keys, 
 
 
 @pytest.mark.parametrize("status", [404, 500])
-def test_mirror_fallback(mirror_tree, mirror_server, second_mirror, gpg_keys, stage_tarball, cache_dir, status):
+def test_mirror_fallback(
+    mirror_tree, mirror_server, second_mirror, gpg_keys, stage_tarball, cache_dir, status
+):
     tree2, server2 = second_mirror
     mirror_tree.publish_stage(stage_tarball)
     tree2.publish_stage(stage_tarball)
     mirror_server.fault("*", status=status)
-    got = fetch_stage3(mirrors=[mirror_server.url, server2.url], keyrings=[gpg_keys.good.public_file],
-                       cache_dir=cache_dir)
+    got = fetch_stage3(
+        mirrors=[mirror_server.url, server2.url], keyrings=[gpg_keys.good.public_file], cache_dir=cache_dir
+    )
     assert got.source_url.startswith(server2.url)
     assert mirror_server.requests, "the first mirror was tried first"
     if status == 500:
@@ -107,7 +115,9 @@ def test_gentoo_mirrors_env_and_file_mirror(mirror_tree, gpg_keys, stage_tarball
 
 def test_local_mirror_directory_needs_no_network(mirror_tree, gpg_keys, stage_tarball, cache_dir):
     mirror_tree.publish_stage(stage_tarball)
-    got = fetch_stage3(mirrors=[str(mirror_tree.root)], keyrings=[gpg_keys.good.public_file], cache_dir=cache_dir)
+    got = fetch_stage3(
+        mirrors=[str(mirror_tree.root)], keyrings=[gpg_keys.good.public_file], cache_dir=cache_dir
+    )
     assert got.verified_by == gpg_keys.good.fingerprint
 
 
@@ -134,12 +144,15 @@ def test_snapshot_latest_and_dated(mirror_tree, mirror_server, gpg_keys, cache_d
     assert fetch_snapshot("20240101", [mirror_server.url], keys, cache_dir) == dated
     offline = fetch_snapshot(None, [mirror_server.url], keys, cache_dir, offline=True)
     assert offline.sha512 == latest.sha512
-    local = fetch.use_local_snapshot(mirror_tree.root / "snapshots/gentoo-20240101.tar.xz", keys,
-                                     cache_dir=cache_dir)
+    local = fetch.use_local_snapshot(
+        mirror_tree.root / "snapshots/gentoo-20240101.tar.xz", keys, cache_dir=cache_dir
+    )
     assert local.sha512 == dated.sha512
 
 
-def test_insecure_skip_verify_is_loud_and_recorded(mirror_tree, mirror_server, stage_tarball, cache_dir, capfd):
+def test_insecure_skip_verify_is_loud_and_recorded(
+    mirror_tree, mirror_server, stage_tarball, cache_dir, capfd
+):
     mirror_tree.publish_stage(stage_tarball)
     got = fetch_stage3(mirrors=[mirror_server.url], cache_dir=cache_dir, insecure=True)
     assert got.insecure is True and got.verified_by is None
@@ -153,14 +166,34 @@ def test_insecure_skip_verify_is_loud_and_recorded(mirror_tree, mirror_server, s
 def test_cli_fetch_as_each_identity(identity, mirror_tree, mirror_server, gpg_keys, stage_tarball):
     mirror_tree.publish_stage(stage_tarball)
     cache = identity.mkdtemp("cache.")
-    out = identity.cf("fetch", "stage3", "--mirror", mirror_server.url, "--keyring",
-                      str(gpg_keys.good.public_file), "--cache-dir", str(cache), "--json")
+    out = identity.cf(
+        "fetch",
+        "stage3",
+        "--mirror",
+        mirror_server.url,
+        "--keyring",
+        str(gpg_keys.good.public_file),
+        "--cache-dir",
+        str(cache),
+        "--json",
+    )
     assert out.returncode == 0, out.stderr
     record = json.loads(out.stdout)
     assert record["verified_by"] == gpg_keys.good.fingerprint
     assert record["sha512"] == hashlib.sha512(stage_tarball).hexdigest()
-    stopped = identity.cf("fetch", "stage3", "--mirror", mirror_server.url, "--date", STAMP, "--keyring",
-                          str(gpg_keys.good.public_file), "--cache-dir", str(cache), "--json")
+    stopped = identity.cf(
+        "fetch",
+        "stage3",
+        "--mirror",
+        mirror_server.url,
+        "--date",
+        STAMP,
+        "--keyring",
+        str(gpg_keys.good.public_file),
+        "--cache-dir",
+        str(cache),
+        "--json",
+    )
     assert stopped.returncode == 0 and json.loads(stopped.stdout)["path"] == record["path"]
 
 
@@ -169,8 +202,22 @@ def test_cli_missing_key_says_where_to_get_it(mirror_tree, mirror_server, stage_
     import sys
 
     mirror_tree.publish_stage(stage_tarball)
-    out = subprocess.run([sys.executable, "-m", "chrootforge", "fetch", "stage3", "--mirror", mirror_server.url,
-                          "--cache-dir", str(cache_dir)], capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chrootforge",
+            "fetch",
+            "stage3",
+            "--mirror",
+            mirror_server.url,
+            "--cache-dir",
+            str(cache_dir),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert out.returncode == 1
     assert "13EBBDBEDE7A12775DFDB1BABB572E0E2D182910" in out.stderr and "--keyring" in out.stderr
     assert "Traceback" not in out.stderr
@@ -197,7 +244,9 @@ def test_download_resume_edge_cases(mirror_tree, mirror_server, tmp_path):
         download.get_file(f"{mirror_server.url}/missing.bin", tmp_path / "m.part", label="m")
 
 
-def test_local_stage_is_verified_once_until_it_changes(mirror_tree, gpg_keys, stage_tarball, cache_dir, capfd):
+def test_local_stage_is_verified_once_until_it_changes(
+    mirror_tree, gpg_keys, stage_tarball, cache_dir, capfd
+):
     rel = mirror_tree.publish_stage(stage_tarball)
     path = mirror_tree.root / rel
     keys = [gpg_keys.good.public_file]
@@ -215,14 +264,22 @@ def test_concurrent_fetches_of_one_stage(mirror_tree, mirror_server, gpg_keys, c
     import subprocess
     import sys
 
-    data = make_tar([member(f"./f{i}", data=hashlib.sha512(str(i).encode()).digest() * 300) for i in range(30)],
-                    compression="")
+    data = make_tar(
+        [member(f"./f{i}", data=hashlib.sha512(str(i).encode()).digest() * 300) for i in range(30)],
+        compression="",
+    )
     rel = mirror_tree.publish_stage(data)
-    code = ("import sys; from chrootforge.sources.fetch import fetch_stage3; "
-            f"print(fetch_stage3(mirrors=[{mirror_server.url!r}], keyrings=[{str(gpg_keys.good.public_file)!r}], "
-            f"cache_dir={str(cache_dir)!r}).path)")
-    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(2)]
+    code = (
+        "import sys; from chrootforge.sources.fetch import fetch_stage3; "
+        f"print(fetch_stage3(mirrors=[{mirror_server.url!r}], keyrings=[{str(gpg_keys.good.public_file)!r}], "
+        f"cache_dir={str(cache_dir)!r}).path)"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1] for o in outs]
     assert outs[0][0] == outs[1][0]

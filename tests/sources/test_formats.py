@@ -20,19 +20,25 @@ LATEST = """# Latest as of Sun, 26 Nov 2023 17:01:54 +0000
 def test_parse_latest():
     ref = layout.parse_latest(LATEST, "amd64", "openrc")
     assert (ref.stamp, ref.size) == ("20231126T163200Z", 277958012)
-    assert ref.relpath == ("releases/amd64/autobuilds/20231126T163200Z/"
-                           "stage3-amd64-openrc-20231126T163200Z.tar.xz")
-    assert layout.latest_relpath("amd64", "openrc") == "releases/amd64/autobuilds/latest-stage3-amd64-openrc.txt"
+    assert ref.relpath == (
+        "releases/amd64/autobuilds/20231126T163200Z/stage3-amd64-openrc-20231126T163200Z.tar.xz"
+    )
+    assert (
+        layout.latest_relpath("amd64", "openrc") == "releases/amd64/autobuilds/latest-stage3-amd64-openrc.txt"
+    )
 
 
-@pytest.mark.parametrize("text", [
-    "",  # no data line
-    LATEST + LATEST.splitlines()[-1] + "\n",  # two data lines
-    "../../etc/passwd 12\n",
-    "20231126T163200Z/../../x.tar.xz 1\n",
-    "20231126T163200Z/stage3-amd64-openrc-20231126T163200Z.tar.xz\n",  # no size
-    "20231126T163200Z/stage3-amd64-systemd-20231126T163200Z.tar.xz 5\n",  # another variant
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",  # no data line
+        LATEST + LATEST.splitlines()[-1] + "\n",  # two data lines
+        "../../etc/passwd 12\n",
+        "20231126T163200Z/../../x.tar.xz 1\n",
+        "20231126T163200Z/stage3-amd64-openrc-20231126T163200Z.tar.xz\n",  # no size
+        "20231126T163200Z/stage3-amd64-systemd-20231126T163200Z.tar.xz 5\n",  # another variant
+    ],
+)
 def test_parse_latest_refuses(text):
     with pytest.raises(VerificationError):
         layout.parse_latest(text, "amd64", "openrc")
@@ -45,8 +51,10 @@ def test_stage_names():
     assert layout.stage_name("arm64", "arm64-systemd") == "stage3-arm64-systemd"
     assert layout.stage_name("arm", "armv6j_hardfp-openrc") == "stage3-armv6j_hardfp-openrc"
     assert layout.stage_name("amd64", "nomultilib-systemd") == "stage3-amd64-nomultilib-systemd"
-    assert layout.dated_stage("amd64", "openrc", "20240101T170000Z").filename == \
-        "stage3-amd64-openrc-20240101T170000Z.tar.xz"
+    assert (
+        layout.dated_stage("amd64", "openrc", "20240101T170000Z").filename
+        == "stage3-amd64-openrc-20240101T170000Z.tar.xz"
+    )
     with pytest.raises(UsageError):
         layout.dated_stage("amd64", "openrc", "2024-01-01")
     with pytest.raises(UsageError):
@@ -60,17 +68,23 @@ def test_stage_names():
 def test_catalyst_digests_layout():
     name = "stage3-amd64-openrc-20231126T163200Z.tar.xz"
     found = digests.parse_digests(digests_text(name, b"payload"), name)
-    assert found == {"BLAKE2B": hashlib.blake2b(b"payload").hexdigest(),
-                     "SHA512": hashlib.sha512(b"payload").hexdigest()}
+    assert found == {
+        "BLAKE2B": hashlib.blake2b(b"payload").hexdigest(),
+        "SHA512": hashlib.sha512(b"payload").hexdigest(),
+    }
     assert digests.parse_digests(digests_text(name, b"payload"), "other.tar.xz") == {}
-    digests.check_digests(found, hashlib.sha512(b"payload").hexdigest(), hashlib.blake2b(b"payload").hexdigest(),
-                          name)
+    digests.check_digests(
+        found, hashlib.sha512(b"payload").hexdigest(), hashlib.blake2b(b"payload").hexdigest(), name
+    )
     with pytest.raises(VerificationError, match="BLAKE2B mismatch"):
         digests.check_digests(found, found["SHA512"], "0" * 128, name)
 
 
 def test_mirror_order(tmp_path):
-    assert resolve_mirrors(["https://a/", "https://b"], {"GENTOO_MIRRORS": "https://c"}) == ["https://a", "https://b"]
+    assert resolve_mirrors(["https://a/", "https://b"], {"GENTOO_MIRRORS": "https://c"}) == [
+        "https://a",
+        "https://b",
+    ]
     assert resolve_mirrors(None, {"GENTOO_MIRRORS": "https://c  http://d/"}) == ["https://c", "http://d"]
     assert resolve_mirrors(None, {}) == ["https://distfiles.gentoo.org"]
     assert resolve_mirrors(None, {"GENTOO_MIRRORS": "ftp://x rsync://y https://z"}) == ["https://z"]

@@ -14,10 +14,14 @@ from tests.helpers.mirror import make_tar, member
 
 def busybox_stage() -> bytes:
     """A minimal runnable root: busybox-static and a few applet links."""
-    members = [member("./", "dir")] + [member(f"./{d}", "dir") for d in
-                                        ("bin", "dev", "etc", "proc", "root", "run", "sys", "tmp", "var", "var/tmp")]
+    members = [member("./", "dir")] + [
+        member(f"./{d}", "dir")
+        for d in ("bin", "dev", "etc", "proc", "root", "run", "sys", "tmp", "var", "var/tmp")
+    ]
     members.append(member("./bin/busybox", data=Path("/bin/busybox").read_bytes(), mode=0o755))
-    members += [member(f"./bin/{applet}", "symlink", link="busybox") for applet in ("sh", "true", "touch", "ls")]
+    members += [
+        member(f"./bin/{applet}", "symlink", link="busybox") for applet in ("sh", "true", "touch", "ls")
+    ]
     members.append(member("./etc/owned", data=b"portage\n", uid=250, gid=250))
     return make_tar(members, "zst")
 
@@ -63,8 +67,16 @@ def stage_file():
 @pytest.mark.parametrize("overlay", [True, False], ids=["overlay", "copy"])
 def test_warm_start_from_the_stage_cache(identity, stage_file, overlay):
     work = identity.mkdtemp("stagecache.")
-    done = identity.run([*identity.python, str(stage_file.parent / "script.py"), str(stage_file),
-                         str(work / "cache"), str(work), "1" if overlay else "0"])
+    done = identity.run(
+        [
+            *identity.python,
+            str(stage_file.parent / "script.py"),
+            str(stage_file),
+            str(work / "cache"),
+            str(work),
+            "1" if overlay else "0",
+        ]
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["same"] and result["ino_same"], "the second call reused the cached extraction"
@@ -75,8 +87,13 @@ def test_warm_start_from_the_stage_cache(identity, stage_file, overlay):
     print(f"warm start ({identity.name}, {result['kind']}): {result['warm']:.3f}s")
     # the extraction log line appears once: the second pristine_root did not extract
     assert done.stderr.count("into the stage cache") == 1
-    identity.run([*identity.python, "-c",
-                  f"from chrootforge.sandbox import remove_tree; remove_tree({str(work / 'cache')!r})"])
+    identity.run(
+        [
+            *identity.python,
+            "-c",
+            f"from chrootforge.sandbox import remove_tree; remove_tree({str(work / 'cache')!r})",
+        ]
+    )
 
 
 def test_cache_key_depends_on_content_and_mapping(tmp_path):

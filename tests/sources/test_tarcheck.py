@@ -16,7 +16,7 @@ def run_checker(raw: bytes, chunk: int | None = None) -> tuple[bytes, TarStreamC
     out = []
     step = chunk or len(raw) or 1
     for pos in range(0, len(raw), step):
-        out.extend(bytes(c) for c in checker.feed(raw[pos:pos + step]))
+        out.extend(bytes(c) for c in checker.feed(raw[pos : pos + step]))
     out.extend(bytes(c) for c in checker.finish())
     return b"".join(out), checker
 
@@ -27,9 +27,11 @@ def names_in(raw: bytes) -> list[str]:
 
 
 def test_forwards_a_clean_archive_unchanged_whatever_the_chunking():
-    raw = make_tar([member("./a", "dir"), member("./a/b", data=b"x" * 1000), member("./a/l", "symlink", link="b")], "")
+    raw = make_tar(
+        [member("./a", "dir"), member("./a/b", data=b"x" * 1000), member("./a/l", "symlink", link="b")], ""
+    )
     whole, checker = run_checker(raw)
-    assert whole == raw[:len(whole)] and names_in(whole) == ["./a", "./a/b", "./a/l"]
+    assert whole == raw[: len(whole)] and names_in(whole) == ["./a", "./a/b", "./a/l"]
     for chunk in (1, 7, 511, 513, 4096):
         assert run_checker(raw, chunk)[0] == whole
     assert checker.stats.members == 3
@@ -37,8 +39,16 @@ def test_forwards_a_clean_archive_unchanged_whatever_the_chunking():
 
 def test_skips_dev_members_with_their_extended_headers():
     long_dev = "./dev/" + "d" * 150  # needs a PAX path header, which must be dropped too
-    raw = make_tar([member("./dev", "dir"), member("./dev/null", "char"), member(long_dev, data=b"zz"),
-                    member("./etc", "dir"), member("./etc/" + "e" * 150, data=b"ok")], "")
+    raw = make_tar(
+        [
+            member("./dev", "dir"),
+            member("./dev/null", "char"),
+            member(long_dev, data=b"zz"),
+            member("./etc", "dir"),
+            member("./etc/" + "e" * 150, data=b"ok"),
+        ],
+        "",
+    )
     out, checker = run_checker(raw, 100)
     assert names_in(out) == ["./dev", "./etc", "./etc/" + "e" * 150]
     assert checker.stats.skipped_dev == 2
@@ -53,36 +63,65 @@ def test_gnu_long_names_are_checked():
         run_checker(buf.getvalue())
 
 
-@pytest.mark.parametrize("members, pattern", [
-    ([member("../x", data=b"x")], r"'\.\.' in path"),
-    ([member("/etc/x", data=b"x")], "absolute path"),
-    ([member("./a/../../x", data=b"x")], r"'\.\.' in path"),
-    ([member("./l", "symlink", link="/etc"), member("./l/passwd", data=b"x")], "writes through symlink"),
-    ([member("./l", "symlink", link="../../.."), member("./l/x", data=b"x")], "climbs out"),
-    ([member("./d", "dir"), member("./d/l", "symlink", link="../.."), member("./d/l/x", data=b"x")], "climbs out"),
-    ([member("./a", "symlink", link="b"), member("./b", "symlink", link="/"), member("./a/x", data=b"x")],
-     "writes through symlink"),
-    ([member("./h", "hardlink", link="/etc/shadow")], "absolute hardlink target"),
-    ([member("./h", "hardlink", link="../etc/shadow")], r"'\.\.' in hardlink target"),
-    ([member("./h", "hardlink", link="etc/shadow")], "not an earlier file"),
-    ([member("./s", "symlink", link="/etc"), member("./h", "hardlink", link="s"), member("./h/x", data=b"")],
-     "writes through symlink"),
-    ([member("./l", "symlink", link="/etc"), member("./h", "hardlink", link="l/shadow")], "writes through symlink"),
-    ([member("./sda", "block")], "block device outside /dev"),
-    ([member("./usr/null", "char")], "character device outside /dev"),
-    ([member("./l", "symlink", link="x"), member("./l", "dir")], "redefines a symlink"),
-    ([member("./dev/null", "char"), member("./n", "hardlink", link="./dev/null")], "skipped member"),
-    ([member("./dev", "symlink", link="/")], "/dev must be a directory"),
-])
+@pytest.mark.parametrize(
+    "members, pattern",
+    [
+        ([member("../x", data=b"x")], r"'\.\.' in path"),
+        ([member("/etc/x", data=b"x")], "absolute path"),
+        ([member("./a/../../x", data=b"x")], r"'\.\.' in path"),
+        ([member("./l", "symlink", link="/etc"), member("./l/passwd", data=b"x")], "writes through symlink"),
+        ([member("./l", "symlink", link="../../.."), member("./l/x", data=b"x")], "climbs out"),
+        (
+            [member("./d", "dir"), member("./d/l", "symlink", link="../.."), member("./d/l/x", data=b"x")],
+            "climbs out",
+        ),
+        (
+            [
+                member("./a", "symlink", link="b"),
+                member("./b", "symlink", link="/"),
+                member("./a/x", data=b"x"),
+            ],
+            "writes through symlink",
+        ),
+        ([member("./h", "hardlink", link="/etc/shadow")], "absolute hardlink target"),
+        ([member("./h", "hardlink", link="../etc/shadow")], r"'\.\.' in hardlink target"),
+        ([member("./h", "hardlink", link="etc/shadow")], "not an earlier file"),
+        (
+            [
+                member("./s", "symlink", link="/etc"),
+                member("./h", "hardlink", link="s"),
+                member("./h/x", data=b""),
+            ],
+            "writes through symlink",
+        ),
+        (
+            [member("./l", "symlink", link="/etc"), member("./h", "hardlink", link="l/shadow")],
+            "writes through symlink",
+        ),
+        ([member("./sda", "block")], "block device outside /dev"),
+        ([member("./usr/null", "char")], "character device outside /dev"),
+        ([member("./l", "symlink", link="x"), member("./l", "dir")], "redefines a symlink"),
+        ([member("./dev/null", "char"), member("./n", "hardlink", link="./dev/null")], "skipped member"),
+        ([member("./dev", "symlink", link="/")], "/dev must be a directory"),
+    ],
+)
 def test_refuses_hostile_members(members, pattern):
     with pytest.raises(UnsafeArchive, match=pattern):
         run_checker(make_tar(members, ""))
 
 
 def test_allows_relative_symlinks_that_stay_inside():
-    raw = make_tar([member("./usr", "dir"), member("./usr/lib", "dir"), member("./lib", "symlink", link="usr/lib"),
-                    member("./lib/libc.so", data=b"elf"), member("./usr/lib/up", "symlink", link="../.."),
-                    member("./usr/lib/up/etc", "dir")], "")
+    raw = make_tar(
+        [
+            member("./usr", "dir"),
+            member("./usr/lib", "dir"),
+            member("./lib", "symlink", link="usr/lib"),
+            member("./lib/libc.so", data=b"elf"),
+            member("./usr/lib/up", "symlink", link="../.."),
+            member("./usr/lib/up/etc", "dir"),
+        ],
+        "",
+    )
     out, _ = run_checker(raw)
     assert "./lib/libc.so" in names_in(out)
 

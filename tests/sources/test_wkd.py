@@ -27,8 +27,11 @@ def test_urls_advanced_then_direct_and_the_override():
     h = wkd.local_hash("releng")
     assert wkd.urls(ADDRESS) == [
         f"https://openpgpkey.gentoo.org/.well-known/openpgpkey/gentoo.org/hu/{h}?l=releng",
-        f"https://gentoo.org/.well-known/openpgpkey/hu/{h}?l=releng"]
-    assert wkd.urls(ADDRESS, "http://127.0.0.1:9/") == [f"http://127.0.0.1:9/.well-known/openpgpkey/hu/{h}?l=releng"]
+        f"https://gentoo.org/.well-known/openpgpkey/hu/{h}?l=releng",
+    ]
+    assert wkd.urls(ADDRESS, "http://127.0.0.1:9/") == [
+        f"http://127.0.0.1:9/.well-known/openpgpkey/hu/{h}?l=releng"
+    ]
 
 
 def test_the_address_table_covers_exactly_the_pinned_keys():
@@ -55,6 +58,7 @@ def wkd_server(gpg_keys, monkeypatch, tmp_path):
     yield tree, server
     server.stop()
     import shutil
+
     shutil.rmtree(root, ignore_errors=True)
 
 
@@ -62,15 +66,17 @@ def _publish(tree: MirrorTree, key_file) -> str:
     """Serve a key (binary, as the draft asks) at the direct-method path of releng@."""
     import subprocess
 
-    binary = subprocess.run(["gpg", "--dearmor"], input=key_file.read_bytes(), capture_output=True,
-                            check=True).stdout
+    binary = subprocess.run(
+        ["gpg", "--dearmor"], input=key_file.read_bytes(), capture_output=True, check=True
+    ).stdout
     rel = f".well-known/openpgpkey/hu/{wkd.local_hash('releng')}"
     tree.write(rel, binary)
     return rel
 
 
 def test_first_fetch_gets_the_key_from_wkd_then_the_cache_serves_it(
-        wkd_server, mirror_tree, mirror_server, gpg_keys, stage_tarball, cache_dir, capfd):
+    wkd_server, mirror_tree, mirror_server, gpg_keys, stage_tarball, cache_dir, capfd
+):
     tree, server = wkd_server
     rel = _publish(tree, gpg_keys.good.public_file)
     mirror_tree.publish_stage(stage_tarball)
@@ -89,16 +95,19 @@ def test_first_fetch_gets_the_key_from_wkd_then_the_cache_serves_it(
     assert "fetched Gentoo's OpenPGP key" not in capfd.readouterr().err
 
 
-def test_a_wrong_key_at_the_wkd_path_is_refused(wkd_server, mirror_tree, mirror_server, gpg_keys,
-                                                stage_tarball, cache_dir):
+def test_a_wrong_key_at_the_wkd_path_is_refused(
+    wkd_server, mirror_tree, mirror_server, gpg_keys, stage_tarball, cache_dir
+):
     tree, _server = wkd_server
     _publish(tree, gpg_keys.rogue.public_file)
     mirror_tree.publish_stage(stage_tarball, key=gpg_keys.rogue)
     with pytest.raises(VerificationError) as info:
         fetch.fetch_stage3(mirrors=[mirror_server.url], cache_dir=cache_dir)
     text = info.value.render()
-    assert f"served {gpg_keys.rogue.fingerprint} for {ADDRESS}, not the pinned key " \
-           f"{gpg_keys.good.fingerprint}" in text
+    assert (
+        f"served {gpg_keys.rogue.fingerprint} for {ADDRESS}, not the pinned key "
+        f"{gpg_keys.good.fingerprint}" in text
+    )
     assert text.count("\n") == 1 and "hint:" in text  # one line and its hint
     assert not wkd.key_file(gpg_keys.good.fingerprint).exists(), "nothing was cached"
     assert mirror_server.requests == [], "refused before the mirror was asked for anything"
@@ -119,19 +128,22 @@ def test_a_key_bundle_is_cut_down_to_the_pinned_key(wkd_server, gpg_keys, tmp_pa
     assert [k["fingerprint"] for k in listed] == [gpg_keys.good.fingerprint]
 
 
-def test_keyring_still_wins_over_wkd(wkd_server, mirror_tree, mirror_server, gpg_keys, stage_tarball,
-                                     cache_dir):
+def test_keyring_still_wins_over_wkd(
+    wkd_server, mirror_tree, mirror_server, gpg_keys, stage_tarball, cache_dir
+):
     tree, server = wkd_server
     _publish(tree, gpg_keys.rogue.public_file)  # a hostile directory that must not even be asked
     mirror_tree.publish_stage(stage_tarball)
-    got = fetch.fetch_stage3(mirrors=[mirror_server.url], keyrings=[gpg_keys.good.public_file],
-                             cache_dir=cache_dir)
+    got = fetch.fetch_stage3(
+        mirrors=[mirror_server.url], keyrings=[gpg_keys.good.public_file], cache_dir=cache_dir
+    )
     assert got.verified_by == gpg_keys.good.fingerprint
     assert server.requests == []
 
 
-def test_unreachable_directory_is_one_clear_error(wkd_server, mirror_tree, mirror_server, stage_tarball,
-                                                  cache_dir):
+def test_unreachable_directory_is_one_clear_error(
+    wkd_server, mirror_tree, mirror_server, stage_tarball, cache_dir
+):
     _tree, server = wkd_server
     server.stop()
     mirror_tree.publish_stage(stage_tarball)
@@ -149,18 +161,29 @@ def test_an_expired_cached_key_is_fetched_again(wkd_server, monkeypatch, tmp_pat
     home = tmp_path / "renew"
     home.mkdir(mode=0o700)
     old_gpg = gnupg.GPG(gnupghome=str(home), options=["--faked-system-time", "20200101T000000!"])
-    key = old_gpg.gen_key(old_gpg.gen_key_input(name_real="Renewed", name_email="releng@test.invalid",
-                                                key_type="EDDSA", key_curve="ed25519", expire_date="1y",
-                                                no_protection=True))
+    key = old_gpg.gen_key(
+        old_gpg.gen_key_input(
+            name_real="Renewed",
+            name_email="releng@test.invalid",
+            key_type="EDDSA",
+            key_curve="ed25519",
+            expire_date="1y",
+            no_protection=True,
+        )
+    )
     fpr = key.fingerprint
     expired = tmp_path / "expired.asc"
     expired.write_text(old_gpg.export_keys(fpr))
-    subprocess.run(["gpg", "--homedir", str(home), "--batch", "--quick-set-expire", fpr, "0"], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["gpg", "--homedir", str(home), "--batch", "--quick-set-expire", fpr, "0"],
+        check=True,
+        capture_output=True,
+    )
     renewed = tmp_path / "renewed.asc"
     renewed.write_text(gnupg.GPG(gnupghome=str(home)).export_keys(fpr))
-    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False,
-                   capture_output=True)
+    subprocess.run(
+        ["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False, capture_output=True
+    )
     monkeypatch.setitem(wkd.ADDRESSES, fpr, ADDRESS)
     cached = wkd.key_file(fpr)
     cached.parent.mkdir(parents=True)

@@ -12,8 +12,17 @@ pytestmark = pytest.mark.slow
 def test_world_stage_verifies_and_extracts(user_identity, world_stage):
     identity = user_identity  # the rootless path; root extraction of the same stage runs in tests/world
     cache = identity.mkdtemp("worldsrc.")
-    out = identity.cf("fetch", "stage3", "--stage3", str(world_stage.tarball), "--keyring",
-                      str(world_stage.keyring), "--cache-dir", str(cache / "sources"), "--json")
+    out = identity.cf(
+        "fetch",
+        "stage3",
+        "--stage3",
+        str(world_stage.tarball),
+        "--keyring",
+        str(world_stage.keyring),
+        "--cache-dir",
+        str(cache / "sources"),
+        "--json",
+    )
     assert out.returncode == 0, out.stderr
     assert world_stage.fingerprint in out.stdout
     code = textwrap.dedent(f"""
@@ -23,7 +32,7 @@ def test_world_stage_verifies_and_extracts(user_identity, world_stage):
         from chrootforge.sources.mapping import run_under_mapping
         from chrootforge.sandbox import remove_tree
         fetched = FetchedFile.from_json(json.loads({out.stdout!r}))
-        root = pristine_root(fetched, cache_dir={str(cache / 'stages')!r})
+        root = pristine_root(fetched, cache_dir={str(cache / "stages")!r})
         code = run_under_mapping(["sh", "-c", f"stat -c '%u %g %a' {{root}}/var/cache/distfiles && "
                                               f"test -x {{root}}/usr/bin/emerge"])
         remove_tree({str(cache)!r})

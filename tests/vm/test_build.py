@@ -41,8 +41,10 @@ class Builds:
 
     def digest(self, layout: str) -> str:
         index = json.loads((self.tmp / layout / "index.json").read_text())
-        return {m.get("annotations", {}).get("org.opencontainers.image.ref.name"): m["digest"]
-                for m in index["manifests"]}[REF]
+        return {
+            m.get("annotations", {}).get("org.opencontainers.image.ref.name"): m["digest"]
+            for m in index["manifests"]
+        }[REF]
 
 
 @pytest.fixture(scope="module")
@@ -56,12 +58,29 @@ def builds(world_inputs, world_repo, vm_artifacts):
     base = {**world_inputs.env(), "SOURCE_DATE_EPOCH": "1700000000"}
     env_host = {**base, "XDG_CACHE_HOME": str(tmp / "cache-host")}
     env_vm = {**base, **vm_env(), "XDG_CACHE_HOME": str(tmp / "cache-vm")}  # no binpkgs from the host build
-    host = user.cf("build", "--json", "--vm", "off", "--layout", str(tmp / "host"), str(ns / "busybox"),
-                   env=env_host, timeout=1200)
+    host = user.cf(
+        "build",
+        "--json",
+        "--vm",
+        "off",
+        "--layout",
+        str(tmp / "host"),
+        str(ns / "busybox"),
+        env=env_host,
+        timeout=1200,
+    )
     assert host.returncode == 0, host.stderr[-4000:]
-    vm = user.run([*user.python, str(SECCOMP), *user.cf_argv("build", "--json", "--vm", "auto", "--layout",
-                                                             str(tmp / "vm"), str(ns / "busybox"))],
-                  env=env_vm, timeout=3600)
+    vm = user.run(
+        [
+            *user.python,
+            str(SECCOMP),
+            *user.cf_argv(
+                "build", "--json", "--vm", "auto", "--layout", str(tmp / "vm"), str(ns / "busybox")
+            ),
+        ],
+        env=env_vm,
+        timeout=3600,
+    )
     yield Builds(user, tmp, ns, env_vm, host, vm)
     remove_as(user, tmp)
 
@@ -69,9 +88,13 @@ def builds(world_inputs, world_repo, vm_artifacts):
 def test_vm_auto_falls_back_to_the_guest_when_userns_is_blocked(builds):
     assert builds.vm.returncode == 0, builds.vm.stderr[-6000:]
     notices = [line for line in builds.vm.stderr.splitlines() if "--vm auto" in line]
-    assert notices == [("chrootforge: notice: user namespaces are blocked here (a seccomp filter refuses unshare "
-                        "(this looks like a container that blocks user namespaces: Operation not permitted)): "
-                        "building in a QEMU guest (--vm auto)")]
+    assert notices == [
+        (
+            "chrootforge: notice: user namespaces are blocked here (a seccomp filter refuses unshare "
+            "(this looks like a container that blocks user namespaces: Operation not permitted)): "
+            "building in a QEMU guest (--vm auto)"
+        )
+    ]
     report = json.loads(builds.vm.stdout)
     assert report["layout"] == str(builds.tmp / "vm")
     assert [(r["image"], r["status"]) for r in report["images"]] == [("busybox", "built")]
@@ -95,7 +118,9 @@ def test_consumers_accept_the_vm_built_image(builds):
     podman = Podman(user, builds.tmp / "podman")
     try:
         image = podman("pull", "-q", f"oci:{layout}:{REF}").stdout.strip().splitlines()[-1]
-        out = podman("run", "--rm", *podman.run_args(), image, "/bin/busybox", "echo", "built in a guest").stdout
+        out = podman(
+            "run", "--rm", *podman.run_args(), image, "/bin/busybox", "echo", "built in a guest"
+        ).stdout
         assert out.strip() == "built in a guest"
     finally:
         podman.cleanup()
@@ -105,8 +130,19 @@ def test_second_vm_build_is_up_to_date(builds):
     """The host's state and layout reach the guest: nothing is rebuilt, the layout is unchanged."""
     assert builds.vm.returncode == 0, builds.vm.stderr[-6000:]
     before = (builds.tmp / "vm" / "index.json").read_bytes()
-    proc = builds.identity.cf("build", "--json", "--vm", "on", "--layout", str(builds.tmp / "vm"),
-                              str(builds.ns / "busybox"), env=builds.env_vm, timeout=1200)
+    proc = builds.identity.cf(
+        "build",
+        "--json",
+        "--vm",
+        "on",
+        "--layout",
+        str(builds.tmp / "vm"),
+        str(builds.ns / "busybox"),
+        env=builds.env_vm,
+        timeout=1200,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
-    assert [(r["image"], r["status"]) for r in json.loads(proc.stdout)["images"]] == [("busybox", "up-to-date")]
+    assert [(r["image"], r["status"]) for r in json.loads(proc.stdout)["images"]] == [
+        ("busybox", "up-to-date")
+    ]
     assert (builds.tmp / "vm" / "index.json").read_bytes() == before

@@ -22,10 +22,26 @@ def test_air_gap_ids_and_status(identity, vm_artifacts):
     working directory asked for; a read-write share reaches the host; the status comes back."""
     out = identity.mkdtemp("vmout.")
     out.chmod(0o777)  # the guest user of root is uid 1000; 9p keeps the host's permissions
-    script = ('ls /sys/class/net; id -u; id -g; pwd; echo "$GREETING" > /mnt/out/file; test -t 1 || echo no-tty; '
-              'echo oops >&2; exit 3')
-    proc = identity.cf("vm", "run", "--share", f"{out}:/mnt/out", "--env", "GREETING=hello there", "--cwd", "/tmp",
-                       "--", "sh", "-c", script, env=vm_env(), timeout=BOOT_TIMEOUT)
+    script = (
+        'ls /sys/class/net; id -u; id -g; pwd; echo "$GREETING" > /mnt/out/file; test -t 1 || echo no-tty; '
+        "echo oops >&2; exit 3"
+    )
+    proc = identity.cf(
+        "vm",
+        "run",
+        "--share",
+        f"{out}:/mnt/out",
+        "--env",
+        "GREETING=hello there",
+        "--cwd",
+        "/tmp",
+        "--",
+        "sh",
+        "-c",
+        script,
+        env=vm_env(),
+        timeout=BOOT_TIMEOUT,
+    )
     assert proc.returncode == 3, proc.stderr
     uid, gid = (1000, 1000) if identity.is_root else (identity.uid, identity.gid)
     assert proc.stdout.splitlines() == ["lo", str(uid), str(gid), "/tmp", "no-tty"]
@@ -36,7 +52,7 @@ def test_air_gap_ids_and_status(identity, vm_artifacts):
     assert (written.stat().st_uid, written.stat().st_gid) == (uid, gid)
 
 
-MATRIX = r'''
+MATRIX = r"""
 as_user() { setpriv --reuid=cf --regid=cf --init-groups -- "$@"; }
 case_run() {
     echo "== $1"; shift
@@ -55,7 +71,7 @@ case_run unprivileged_userns_clone python3 -m chrootforge run /tmp -- true
 sysctl -q -w kernel.unprivileged_userns_clone=1
 case_run seccomp python3 /mnt/helpers/seccomp.py python3 -m chrootforge run /tmp -- true
 case_run after python3 -c "$PROBE"
-'''
+"""
 
 
 def parse_cases(text: str) -> dict[str, tuple[str, int]]:
@@ -71,8 +87,19 @@ def test_blocked_namespace_matrix_in_one_boot(vm_artifacts):
     """Each way of blocking user namespaces gives chrootforge's matching diagnosis and exit status."""
     user = get_identity("user")
     helpers = f"{REPO / 'tests' / 'helpers'}:/mnt/helpers:ro"
-    proc = user.cf("vm", "run", "--root", "--share", helpers, "--", "sh", "-c", MATRIX,
-                   env=vm_env(), timeout=BOOT_TIMEOUT)
+    proc = user.cf(
+        "vm",
+        "run",
+        "--root",
+        "--share",
+        helpers,
+        "--",
+        "sh",
+        "-c",
+        MATRIX,
+        env=vm_env(),
+        timeout=BOOT_TIMEOUT,
+    )
     assert proc.returncode == 0, proc.stderr
     cases = parse_cases(proc.stdout)
     assert cases["control"] == ("probe None\n", 0) and cases["after"] == ("probe None\n", 0)
@@ -84,27 +111,55 @@ def test_blocked_namespace_matrix_in_one_boot(vm_artifacts):
     for name, cause in expected.items():
         text, code = cases[name]
         assert code == 1, (name, text)
-        assert text.startswith("chrootforge: error: cannot create a user namespace: ") and cause in text, (name, text)
+        assert text.startswith("chrootforge: error: cannot create a user namespace: ") and cause in text, (
+            name,
+            text,
+        )
         assert "--vm on" in text and "Traceback" not in text, (name, text)
 
 
 def test_timeout_is_a_clear_error_and_leaves_no_qemu(identity, vm_artifacts):
     marker = marker_dir(identity)
-    proc = identity.cf("vm", "run", "--timeout", "20", "--share", f"{marker}:/mnt/marker:ro", "--",
-                       "sleep", "600", env=vm_env(), timeout=BOOT_TIMEOUT)
+    proc = identity.cf(
+        "vm",
+        "run",
+        "--timeout",
+        "20",
+        "--share",
+        f"{marker}:/mnt/marker:ro",
+        "--",
+        "sleep",
+        "600",
+        env=vm_env(),
+        timeout=BOOT_TIMEOUT,
+    )
     assert proc.returncode == 1
-    assert "chrootforge: error: the guest reported no status: sleep 600 was still running after 20s" in proc.stderr
+    assert (
+        "chrootforge: error: the guest reported no status: sleep 600 was still running after 20s"
+        in proc.stderr
+    )
     assert "Traceback" not in proc.stderr
     assert qemu_processes(str(marker)) == []
 
 
 def test_guest_panic_is_a_clear_error(vm_artifacts):
     user = get_identity("user")
-    proc = user.cf("vm", "run", "--root", "--", "sh", "-c", "echo c > /proc/sysrq-trigger; sleep 60",
-                   env=vm_env(), timeout=BOOT_TIMEOUT)
+    proc = user.cf(
+        "vm",
+        "run",
+        "--root",
+        "--",
+        "sh",
+        "-c",
+        "echo c > /proc/sysrq-trigger; sleep 60",
+        env=vm_env(),
+        timeout=BOOT_TIMEOUT,
+    )
     assert proc.returncode == 1, proc.stderr
-    assert ("chrootforge: error: the guest reported no status: its kernel panicked (not syncing: sysrq "
-            "triggered crash) while running sh -c") in proc.stderr
+    assert (
+        "chrootforge: error: the guest reported no status: its kernel panicked (not syncing: sysrq "
+        "triggered crash) while running sh -c"
+    ) in proc.stderr
     assert "Kernel Offset" in proc.stderr and "Traceback" not in proc.stderr  # the console's tail is shown
 
 
@@ -112,8 +167,12 @@ def test_guest_panic_is_a_clear_error(vm_artifacts):
 def test_killed_chrootforge_leaves_no_qemu(sig, vm_artifacts):
     user = get_identity("user")
     marker = marker_dir(user)
-    child = user.popen(user.cf_argv("vm", "run", "--share", f"{marker}:/mnt/marker:ro", "--", "sleep", "600"),
-                       env=vm_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    child = user.popen(
+        user.cf_argv("vm", "run", "--share", f"{marker}:/mnt/marker:ro", "--", "sleep", "600"),
+        env=vm_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 120
         while not qemu_processes(str(marker)):

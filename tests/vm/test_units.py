@@ -26,10 +26,16 @@ SECCOMP = REPO / "tests" / "helpers" / "seccomp.py"
 
 
 def machine(tmp_path: Path, **kw) -> qemu.Machine:
-    base = {"kernel": tmp_path / "vmlinux", "initramfs": tmp_path / "initramfs.cpio",
-            "rootfs": tmp_path / "root.sqfs", "job_file": tmp_path / "job.sh", "console_log": tmp_path / "c.log",
-            "stdout_log": tmp_path / "o.log", "stderr_log": tmp_path / "e.log",
-            "bios": Path("/usr/share/qemu/qboot.rom")}
+    base = {
+        "kernel": tmp_path / "vmlinux",
+        "initramfs": tmp_path / "initramfs.cpio",
+        "rootfs": tmp_path / "root.sqfs",
+        "job_file": tmp_path / "job.sh",
+        "console_log": tmp_path / "c.log",
+        "stdout_log": tmp_path / "o.log",
+        "stderr_log": tmp_path / "e.log",
+        "bios": Path("/usr/share/qemu/qboot.rom"),
+    }
     return qemu.Machine(**{**base, **kw})
 
 
@@ -44,13 +50,18 @@ def test_argv_has_no_network_device_and_reports_status(tmp_path):
     assert argv[argv.index("-M") + 1] == "q35" and "qboot.rom" in argv[argv.index("-bios") + 1]
     drives = [a for a in argv if a.startswith("file=")]
     assert drives == [f"file={tmp_path / 'root.sqfs'},format=raw,if=none,id=root,readonly=on"]
-    assert [a for a in argv if a.startswith("chardev:")] == ["chardev:console", "chardev:stdout", "chardev:stderr"]
+    assert [a for a in argv if a.startswith("chardev:")] == [
+        "chardev:console",
+        "chardev:stdout",
+        "chardev:stderr",
+    ]
 
 
 def test_argv_shares_scratch_and_kvm(tmp_path):
     shares = (Share(Path("/src,odd"), "/opt/chrootforge/src", True), Share(tmp_path, "/cf/out", False))
-    argv = qemu.argv(machine(tmp_path, accel="kvm", cpus=2, memory_mb=4096, shares=shares,
-                             scratch=tmp_path / "s.img"))
+    argv = qemu.argv(
+        machine(tmp_path, accel="kvm", cpus=2, memory_mb=4096, shares=shares, scratch=tmp_path / "s.img")
+    )
     assert argv[argv.index("-cpu") + 1] == "host" and argv[argv.index("-smp") + 1] == "2"
     assert argv[argv.index("-m") + 1] == "4096M"
     fsdevs = [argv[i + 1] for i, a in enumerate(argv) if a == "-fsdev"]
@@ -71,17 +82,21 @@ HOSTILE = ("$(touch /tmp/pwned)", "'; poweroff -f; '", "a\nb", "", "`id`", "\\",
 
 def test_job_script_quotes_everything(tmp_path):
     shares = (Share(tmp_path, "/mnt/it's here", True), Share(tmp_path, "/mnt/$(x)", False))
-    job = Job(argv=("printf", *HOSTILE), uid=1234, gid=99, cwd="/mnt/$(x)", env=(("V", "$(id)"),), shares=shares)
+    job = Job(
+        argv=("printf", *HOSTILE), uid=1234, gid=99, cwd="/mnt/$(x)", env=(("V", "$(id)"),), shares=shares
+    )
     probe = tmp_path / "probe.sh"
-    probe.write_text('cf_share() { printf "share<%s|%s|%s>\\n" "$1" "$2" "$3"; }\n. "$1"\ncf_mounts\n'
-                     'printf "uid=%s gid=%s root=%s cwd=%s\\n" "$CF_UID" "$CF_GID" "$CF_AS_ROOT" "$CF_CWD"\n'
-                     'for a in "$@"; do printf "%s\\0" "$a"; done\n')
+    probe.write_text(
+        'cf_share() { printf "share<%s|%s|%s>\\n" "$1" "$2" "$3"; }\n. "$1"\ncf_mounts\n'
+        'printf "uid=%s gid=%s root=%s cwd=%s\\n" "$CF_UID" "$CF_GID" "$CF_AS_ROOT" "$CF_CWD"\n'
+        'for a in "$@"; do printf "%s\\0" "$a"; done\n'
+    )
     (tmp_path / "job.sh").write_text(job_script(job))
     out = subprocess.run(["sh", str(probe), str(tmp_path / "job.sh")], capture_output=True, check=True).stdout
     head, _, args = out.partition(b"cwd=/mnt/$(x)\n")
     assert head.decode() == "share<cf0|ro|/mnt/it's here>\nshare<cf1|rw|/mnt/$(x)>\nuid=1234 gid=99 root=0 "
     assert args.split(b"\0")[:-1] == [a.encode() for a in command_argv(job)]
-    assert command_argv(job)[-len(HOSTILE) - 1:] == ["printf", *HOSTILE]
+    assert command_argv(job)[-len(HOSTILE) - 1 :] == ["printf", *HOSTILE]
     assert "V=$(id)" in command_argv(job) and not (tmp_path / "pwned").exists()
 
 
@@ -102,18 +117,30 @@ def test_status_line_parsing():
 
 # -- the recipe and its hash -----------------------------------------------------------------------
 def sample_recipe() -> recipe.Recipe:
-    return recipe.Recipe(kernel_package="linux-image-6.1.0-57-amd64", kernel_version="6.1.192-3",
-                         busybox_version="1:1.35", packages=("python3", "mount"), modules=("9p",),
-                         requirements=("zstandard>=0.21",), guest_files=(("guest-init", "ab"),))
+    return recipe.Recipe(
+        kernel_package="linux-image-6.1.0-57-amd64",
+        kernel_version="6.1.192-3",
+        busybox_version="1:1.35",
+        packages=("python3", "mount"),
+        modules=("9p",),
+        requirements=("zstandard>=0.21",),
+        guest_files=(("guest-init", "ab"),),
+    )
 
 
 def test_recipe_key_is_stable_and_covers_every_input():
     base = sample_recipe()
     assert base.key() == sample_recipe().key() and len(base.key()) == 24
-    variants = [replace(base, kernel_version="6.1.192-4"), replace(base, busybox_version="1:1.36"),
-                replace(base, packages=("python3", "mount", "gpg")), replace(base, modules=("9p", "ext4")),
-                replace(base, requirements=("zstandard>=0.22",)), replace(base, guest_files=(("guest-init", "ac"),)),
-                replace(base, suite="trixie"), replace(base, python="3.13")]
+    variants = [
+        replace(base, kernel_version="6.1.192-4"),
+        replace(base, busybox_version="1:1.36"),
+        replace(base, packages=("python3", "mount", "gpg")),
+        replace(base, modules=("9p", "ext4")),
+        replace(base, requirements=("zstandard>=0.22",)),
+        replace(base, guest_files=(("guest-init", "ac"),)),
+        replace(base, suite="trixie"),
+        replace(base, python="3.13"),
+    ]
     keys = {v.key() for v in variants}
     assert len(keys) == len(variants) and base.key() not in keys
     assert base.kernel_release == "6.1.0-57-amd64"
@@ -124,8 +151,10 @@ def test_recipe_reads_the_checkout():
     packages = recipe.read_list((REPO / "vm" / "packages.txt").read_text())
     assert {"python3", "uidmap", "mount", "passwd", "gpg"} <= set(packages)
     assert "zstandard>=0.21" in recipe.runtime_requirements(REPO)
-    assert recipe.parse_depends("linux-image-amd64\n  Depends: linux-image-6.1.0-57-amd64\n", "linux-image-") \
+    assert (
+        recipe.parse_depends("linux-image-amd64\n  Depends: linux-image-6.1.0-57-amd64\n", "linux-image-")
         == "linux-image-6.1.0-57-amd64"
+    )
     assert recipe.parse_version("Package: x\nVersion: 1:2.3-4\n") == "1:2.3-4"
     with pytest.raises(CfError):
         recipe.parse_depends("Depends: other\n", "linux-image-")
@@ -137,8 +166,11 @@ def test_guest_file_change_changes_the_key(tmp_path, monkeypatch):
     for name in recipe.GUEST_FILES:
         (folder / name).write_text(f"{name}\n")
     monkeypatch.setattr(recipe, "GUEST_DIR", folder)
-    monkeypatch.setattr(recipe, "apt_packages", lambda: {"kernel_package": "linux-image-9-amd64",
-                                                         "kernel_version": "1", "busybox_version": "2"})
+    monkeypatch.setattr(
+        recipe,
+        "apt_packages",
+        lambda: {"kernel_package": "linux-image-9-amd64", "kernel_version": "1", "busybox_version": "2"},
+    )
     first = recipe.resolve().key()
     (folder / "guest-init").write_text("changed\n")
     assert recipe.resolve().key() != first
@@ -150,8 +182,12 @@ def test_apt_answers_are_memoized_per_state_of_the_lists(tmp_path, monkeypatch):
     (lists / "a_Packages").write_text("one")
     monkeypatch.setattr(recipe, "APT_LISTS", lists)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    answers = iter([{"kernel_package": "k1", "kernel_version": "1", "busybox_version": "b"},
-                    {"kernel_package": "k2", "kernel_version": "2", "busybox_version": "b"}])
+    answers = iter(
+        [
+            {"kernel_package": "k1", "kernel_version": "1", "busybox_version": "b"},
+            {"kernel_package": "k2", "kernel_version": "2", "busybox_version": "b"},
+        ]
+    )
     monkeypatch.setattr(recipe, "_apt_packages", lambda: next(answers))
     assert recipe.apt_packages()["kernel_package"] == "k1"
     assert recipe.apt_packages()["kernel_package"] == "k1"  # not asked again
@@ -161,13 +197,16 @@ def test_apt_answers_are_memoized_per_state_of_the_lists(tmp_path, monkeypatch):
 
 # -- kernel and initramfs --------------------------------------------------------------------------
 def test_cpio_is_what_cpio_reads_back(tmp_path):
-    entries = kernel.initramfs_entries(b"BUSYBOX", b"#!/bin/busybox sh\n",
-                                       [("virtio.ko", b"\x7fELFa"), ("9p.ko", b"x" * 5)])
+    entries = kernel.initramfs_entries(
+        b"BUSYBOX", b"#!/bin/busybox sh\n", [("virtio.ko", b"\x7fELFa"), ("9p.ko", b"x" * 5)]
+    )
     data = kernel.cpio_newc(entries)
     assert data == kernel.cpio_newc(entries)  # deterministic
     out = tmp_path / "x"
     out.mkdir()
-    subprocess.run(["cpio", "-i", "-d", "--quiet", "--no-absolute-filenames"], input=data, cwd=out, check=True)
+    subprocess.run(
+        ["cpio", "-i", "-d", "--quiet", "--no-absolute-filenames"], input=data, cwd=out, check=True
+    )
     assert (out / "init").read_bytes() == b"#!/bin/busybox sh\n" and os.access(out / "init", os.X_OK)
     assert (out / "modules.order").read_text() == "virtio.ko\n9p.ko\n"
     assert (out / "modules" / "9p.ko").read_bytes() == b"xxxxx" and (out / "bin" / "busybox").exists()
@@ -183,9 +222,14 @@ def test_vmlinux_is_found_in_the_bzimage():
 
 
 def test_mmdebstrap_modes(tmp_path):
-    argv = rootfs.mmdebstrap_argv("fakechroot", "bookworm", ("python3", "gpg"), tmp_path / "st", tmp_path / "r.tar")
+    argv = rootfs.mmdebstrap_argv(
+        "fakechroot", "bookworm", ("python3", "gpg"), tmp_path / "st", tmp_path / "r.tar"
+    )
     assert "--mode=fakechroot" in argv and "--variant=essential" in argv and "--include=python3,gpg" in argv
-    assert f"--customize-hook=sync-in {tmp_path / 'st'} /" in argv and argv[-2:] == ["bookworm", str(tmp_path / "r.tar")]
+    assert f"--customize-hook=sync-in {tmp_path / 'st'} /" in argv and argv[-2:] == [
+        "bookworm",
+        str(tmp_path / "r.tar"),
+    ]
     assert "--mode=unshare" in rootfs.mmdebstrap_argv("unshare", "bookworm", ("x",), tmp_path, tmp_path / "t")
     pip = rootfs.wheelhouse_argv(("zstandard>=0.21",), tmp_path, "3.11")
     assert pip[pip.index("--python-version") + 1] == "3.11" and "--only-binary=:all:" in pip
@@ -195,9 +239,17 @@ def test_mmdebstrap_modes(tmp_path):
 def test_share_specs(tmp_path):
     assert parse_share(f"{tmp_path}:/mnt/a:ro") == Share(tmp_path, "/mnt/a", True)
     assert parse_share(f"{tmp_path}:/mnt/a") == Share(tmp_path, "/mnt/a", False)
-    for bad in (f"{tmp_path}", f"{tmp_path}:rel", f"{tmp_path}:/proc/x", f"{tmp_path}:/", f"{tmp_path}:/etc",
-                f"{tmp_path}:/mnt/../etc", f"{tmp_path / 'missing'}:/mnt/a", f"{tmp_path}:/mnt/a:rx:ro",
-                f"{tmp_path}:/opt/chrootforge/src"):
+    for bad in (
+        f"{tmp_path}",
+        f"{tmp_path}:rel",
+        f"{tmp_path}:/proc/x",
+        f"{tmp_path}:/",
+        f"{tmp_path}:/etc",
+        f"{tmp_path}:/mnt/../etc",
+        f"{tmp_path / 'missing'}:/mnt/a",
+        f"{tmp_path}:/mnt/a:rx:ro",
+        f"{tmp_path}:/opt/chrootforge/src",
+    ):
         with pytest.raises(UsageError):
             parse_share(bad)
     (tmp_path / "f").write_text("")
@@ -236,8 +288,12 @@ def desc(digest: str, ref: str | None = None) -> dict:
 
 def test_merged_index_keeps_the_hosts_other_tags():
     host = [desc("sha256:" + "1" * 64, "a:latest"), desc("sha256:" + "2" * 64, "b:latest")]
-    guest = [desc("sha256:" + "3" * 64, "b:latest"), desc("sha256:" + "4" * 64, "c:latest"),
-             desc("sha256:" + "5" * 64), desc("sha256:" + "5" * 64)]
+    guest = [
+        desc("sha256:" + "3" * 64, "b:latest"),
+        desc("sha256:" + "4" * 64, "c:latest"),
+        desc("sha256:" + "5" * 64),
+        desc("sha256:" + "5" * 64),
+    ]
     out = merge.merged_manifests(host, guest)
     assert [d["digest"][7] for d in out] == ["1", "3", "4", "5"]
 
@@ -263,7 +319,9 @@ def test_merge_refuses_an_index_naming_a_missing_blob(tmp_path):
 
     host = oci_layout.ensure_layout(tmp_path / "host")
     guest = oci_layout.ensure_layout(tmp_path / "guest")
-    (guest / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [desc("sha256:" + "e" * 64, "x")]}))
+    (guest / "index.json").write_text(
+        json.dumps({"schemaVersion": 2, "manifests": [desc("sha256:" + "e" * 64, "x")]})
+    )
     before = (host / "index.json").read_bytes()
     with pytest.raises(CfError, match="lacks"):
         merge.merge_index(guest, host)
@@ -279,7 +337,9 @@ def test_merge_results_end_to_end(tmp_path):
     out = tmp_path / "out"
     guest = oci_layout.ensure_layout(out / "layout")
     new, _ = oci_layout.write_blob(guest, b"new manifest")
-    (guest / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [desc(new, "new:latest")]}))
+    (guest / "index.json").write_text(
+        json.dumps({"schemaVersion": 2, "manifests": [desc(new, "new:latest")]})
+    )
     (out / "build" / "state").mkdir(parents=True)
     (out / "build" / "state" / "new.json").write_text("{}")
     (out / "binpkgs" / "cat").mkdir(parents=True)
@@ -300,9 +360,18 @@ def test_merge_results_end_to_end(tmp_path):
 def test_guest_build_args_and_env(monkeypatch, tmp_path):
     opts = vmbuild.VmBuildOptions(force=True, no_deps=True, stage3=str(tmp_path / "s.tar"))
     args = vmbuild.guest_args([tmp_path / "ns" / "busybox"], opts, quiet=True)
-    assert args == ["-q", "--force", "--no-deps", "--stage3", str(tmp_path / "s.tar"), str(tmp_path / "ns" / "busybox")]
-    project = SimpleNamespace(namespace=SimpleNamespace(text='path = "${STAGE_DIR}/x"'),
-                              images={"a": SimpleNamespace(text="k = '${IMG_VAR}' ${UNSET_ONE}")})
+    assert args == [
+        "-q",
+        "--force",
+        "--no-deps",
+        "--stage3",
+        str(tmp_path / "s.tar"),
+        str(tmp_path / "ns" / "busybox"),
+    ]
+    project = SimpleNamespace(
+        namespace=SimpleNamespace(text='path = "${STAGE_DIR}/x"'),
+        images={"a": SimpleNamespace(text="k = '${IMG_VAR}' ${UNSET_ONE}")},
+    )
     monkeypatch.setenv("STAGE_DIR", "/s")
     monkeypatch.setenv("IMG_VAR", "v")
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
@@ -356,8 +425,13 @@ def test_userns_probe_sees_a_seccomp_filter():
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     free = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert free.stdout.strip() == "None"
-    blocked = subprocess.run([sys.executable, str(SECCOMP), sys.executable, "-c", code], capture_output=True,
-                             text=True, env=env, check=True)
+    blocked = subprocess.run(
+        [sys.executable, str(SECCOMP), sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     assert blocked.stdout.strip() == str(errno.EPERM)
 
 
@@ -380,8 +454,15 @@ def test_want_vm_auto_when_blocked(monkeypatch):
 
 
 def test_guest_report_statuses(tmp_path):
-    text = json.dumps({"namespace": "w", "layout": "/scratch/layout", "seconds": 1.0, "ok": False,
-                       "images": [{"image": "a", "refs": ["x"], "status": "failed", "error": "e"}]})
+    text = json.dumps(
+        {
+            "namespace": "w",
+            "layout": "/scratch/layout",
+            "seconds": 1.0,
+            "ok": False,
+            "images": [{"image": "a", "refs": ["x"], "status": "failed", "error": "e"}],
+        }
+    )
     report = vmbuild._report(text, 1, tmp_path)
     assert report.layout == str(tmp_path) and report.images[0].status == "failed" and not report.ok
     with pytest.raises(UsageError, match="exit 2"):

@@ -60,8 +60,9 @@ class Step:
 
     def __call__(self, message: str) -> None:
         if not self.quiet:
-            print(f"[{self.what} {time.monotonic() - self.start:6.1f}s] {message}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"[{self.what} {time.monotonic() - self.start:6.1f}s] {message}", file=sys.stderr, flush=True
+            )
 
 
 def keyed_build(cache_dir: Path, kind: str, inputs: dict, build: Callable[[Path], None]) -> Path:

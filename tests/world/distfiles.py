@@ -57,8 +57,9 @@ def gentoo_version(debian_version: str) -> str:
     version = debian_version.split(":", 1)[-1]
     upstream, _, revision = version.rpartition("-") if "-" in version else (version, "", "")
     if not re.fullmatch(r"\d+(\.\d+)*[a-z]?", upstream):
-        raise DistfilesError(f"Debian version {debian_version}: upstream part {upstream!r} "
-                             "is not a valid Gentoo version")
+        raise DistfilesError(
+            f"Debian version {debian_version}: upstream part {upstream!r} is not a valid Gentoo version"
+        )
     return upstream + "".join(f"_p{int(n)}" for n in re.findall(r"\d+", revision))
 
 
@@ -72,7 +73,7 @@ def pinned_debs(repo: Path = REPO) -> list[Deb]:
             continue
         for uri in _ebuild_var(text, "SRC_URI").replace("${DEB_PV}", deb_pv).split():
             name = uri.rsplit("/", 1)[-1]
-            package, version, _arch = name[:-len(".deb")].split("_")
+            package, version, _arch = name[: -len(".deb")].split("_")
             debs.append(Deb(package, version, name, f"{ebuild.parent.parent.name}/{ebuild.parent.name}"))
     if not debs:
         raise DistfilesError(f"no -bin ebuild with DEB_PV under {repo}")
@@ -114,7 +115,8 @@ def _epoch_version(package: str, version: str) -> str:
     raise DistfilesError(
         f"apt offers {package} {', '.join(offered) or 'in no version'}, but the repo pins {version}. "
         f"Bump DEB_PV and the version of the ebuild that names {package}, then run "
-        f"`python -m tests.world.distfiles --cache-dir DIR --write-manifests`")
+        f"`python -m tests.world.distfiles --cache-dir DIR --write-manifests`"
+    )
 
 
 def apt_download(debs: list[Deb], dest: Path) -> None:
@@ -124,12 +126,17 @@ def apt_download(debs: list[Deb], dest: Path) -> None:
     specs = [f"{d.package}={_epoch_version(d.package, d.version)}" for d in debs]
     # As root apt drops to _apt, which cannot write into a private temp dir: it then says so on
     # stderr and downloads as root anyway. Keep stderr for the error case only.
-    proc = subprocess.run(["apt-get", "download", "-q", *specs], cwd=work, check=False, capture_output=True, text=True)
+    proc = subprocess.run(
+        ["apt-get", "download", "-q", *specs], cwd=work, check=False, capture_output=True, text=True
+    )
     if proc.returncode != 0:
         raise DistfilesError(f"apt-get download failed ({proc.returncode}): {proc.stderr.strip()}")
     for deb in debs:
-        found = [p for p in work.iterdir()
-                 if p.name.startswith(f"{deb.package}_") and p.name.endswith("_amd64.deb")]
+        found = [
+            p
+            for p in work.iterdir()
+            if p.name.startswith(f"{deb.package}_") and p.name.endswith("_amd64.deb")
+        ]
         if len(found) != 1:
             raise DistfilesError(f"apt-get download left {found} for {deb.package}")
         found[0].rename(dest / deb.filename)
@@ -165,10 +172,14 @@ def distfiles_of(ebuild_dir: Path, names: set[str]) -> list[str]:
     used = []
     for ebuild in ebuild_dir.glob("*.ebuild"):
         text = ebuild.read_text()
-        pv = ebuild.stem[len(ebuild_dir.name) + 1:]
-        src = (_ebuild_var(text, "SRC_URI").replace("${DEB_PV}", _ebuild_var(text, "DEB_PV"))
-               .replace("${P}", f"{ebuild_dir.name}-{pv}").replace("${PN}", ebuild_dir.name)
-               .replace("${PV}", pv))
+        pv = ebuild.stem[len(ebuild_dir.name) + 1 :]
+        src = (
+            _ebuild_var(text, "SRC_URI")
+            .replace("${DEB_PV}", _ebuild_var(text, "DEB_PV"))
+            .replace("${P}", f"{ebuild_dir.name}-{pv}")
+            .replace("${PN}", ebuild_dir.name)
+            .replace("${PV}", pv)
+        )
         used += [uri.rsplit("/", 1)[-1] for uri in src.split()]
     return sorted(n for n in set(used) if n in names)
 
@@ -200,9 +211,12 @@ def check_against_manifests(distdir: Path, repo: Path = REPO) -> None:
         elif entries[path.name][1] != dist_line(path):
             problems.append(f"{path.name}: differs from {entries[path.name][0].relative_to(repo)}")
     if problems:
-        raise DistfilesError("the distfiles do not match the repo's Manifests:\n  " + "\n  ".join(problems)
-                             + "\n  (after changing examples/src or a pinned version run "
-                               "`python -m tests.world.distfiles --cache-dir DIR --write-manifests`)")
+        raise DistfilesError(
+            "the distfiles do not match the repo's Manifests:\n  "
+            + "\n  ".join(problems)
+            + "\n  (after changing examples/src or a pinned version run "
+            "`python -m tests.world.distfiles --cache-dir DIR --write-manifests`)"
+        )
 
 
 def inputs() -> dict:
@@ -235,10 +249,15 @@ def ensure_distfiles(cache_dir: Path, quiet: bool = False, check: bool = True) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.world.distfiles", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.world.distfiles", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--cache-dir", type=Path, required=True)
-    parser.add_argument("--write-manifests", action="store_true",
-                        help="rewrite examples/repo/*/*/Manifest from the fetched distfiles")
+    parser.add_argument(
+        "--write-manifests",
+        action="store_true",
+        help="rewrite examples/repo/*/*/Manifest from the fetched distfiles",
+    )
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     try:

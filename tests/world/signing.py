@@ -34,8 +34,9 @@ def _gpg(home: Path):
     try:
         yield gnupg.GPG(gnupghome=str(home))
     finally:
-        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"],
-                       check=False, capture_output=True)
+        subprocess.run(
+            ["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False, capture_output=True
+        )
 
 
 def ensure_key(cache_dir: Path) -> tuple[str, Path]:
@@ -65,8 +66,10 @@ def digests_text(tarball: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             b2.update(chunk)
             sha.update(chunk)
-    return (f"# BLAKE2B HASH\n{b2.hexdigest()}  {tarball.name}\n"
-            f"# SHA512 HASH\n{sha.hexdigest()}  {tarball.name}\n")
+    return (
+        f"# BLAKE2B HASH\n{b2.hexdigest()}  {tarball.name}\n"
+        f"# SHA512 HASH\n{sha.hexdigest()}  {tarball.name}\n"
+    )
 
 
 def sign_release(cache_dir: Path, tarball: Path) -> tuple[Path, Path]:

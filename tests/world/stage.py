@@ -32,9 +32,31 @@ PROFILE = "default/linux/amd64"  # a profile of examples/repo, the target of mak
 # unpack .debs with it); pax-utils gives scanelf (NEEDED.ELF.2, stripping); file is used by the
 # QA checks; python-is-python3 gives /usr/bin/python for portage's `#!/usr/bin/env python` helpers.
 PACKAGES = (
-    "bash", "binutils", "bzip2", "ca-certificates", "coreutils", "diffutils", "file", "findutils",
-    "gawk", "gcc", "grep", "gzip", "libc6-dev", "make", "patch", "pax-utils", "procps", "python3",
-    "python-is-python3", "python3-pip", "sed", "tar", "util-linux", "xz-utils", "zstd",
+    "bash",
+    "binutils",
+    "bzip2",
+    "ca-certificates",
+    "coreutils",
+    "diffutils",
+    "file",
+    "findutils",
+    "gawk",
+    "gcc",
+    "grep",
+    "gzip",
+    "libc6-dev",
+    "make",
+    "patch",
+    "pax-utils",
+    "procps",
+    "python3",
+    "python-is-python3",
+    "python3-pip",
+    "sed",
+    "tar",
+    "util-linux",
+    "xz-utils",
+    "zstd",
 )
 
 
@@ -62,9 +84,23 @@ def portage_wheel(cache_dir: Path, step: Step | None = None) -> Path:
     wheels.mkdir(parents=True, exist_ok=True)
     if step:
         step(f"pip download portage=={PORTAGE_VERSION}")
-    proc = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                           "--only-binary=:all:", "-d", str(wheels), f"portage=={PORTAGE_VERSION}"],
-                          check=False, capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-d",
+            str(wheels),
+            f"portage=={PORTAGE_VERSION}",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0 or not wheel.exists():
         raise StageError(f"pip download portage=={PORTAGE_VERSION} failed: {proc.stderr.strip()}")
     return wheel
@@ -92,15 +128,22 @@ def inputs(wheel: Path) -> dict:
 def mmdebstrap_argv(wheel: Path, out: Path) -> list[str]:
     """unshare mode works rootless and as root, and gives the same numeric owners either way."""
     hook = f'python3 {HERE / "stage_setup.py"} "$1" {wheel} {REPO_NAME} {PROFILE}'
-    return ["mmdebstrap", "--mode=unshare", "--variant=minbase", f"--include={','.join(PACKAGES)}",
-            "--customize-hook", hook, SUITE, str(out)]
+    return [
+        "mmdebstrap",
+        "--mode=unshare",
+        "--variant=minbase",
+        f"--include={','.join(PACKAGES)}",
+        "--customize-hook",
+        hook,
+        SUITE,
+        str(out),
+    ]
 
 
 def _run_logged(argv: list[str], step: Step, env: dict[str, str]) -> None:
     """Run argv, turning its `I: ...` lines into progress; keep the tail of its output for errors."""
     tail: list[str] = []
-    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          env=env) as proc:
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as proc:
         for line in proc.stdout:
             line = line.rstrip()
             tail = (tail + [line])[-40:]
@@ -127,11 +170,13 @@ def build(dest: Path, wheel: Path, cache_dir: Path, key: str, step: Step) -> Non
 
 def locate(stage_dir: Path) -> WorldStage:
     tarball = next(stage_dir.glob("stage3-*.tar.zst"))
-    return WorldStage(tarball=tarball,
-                      digests=tarball.with_name(tarball.name + ".DIGESTS"),
-                      signature=tarball.with_name(tarball.name + ".asc"),
-                      keyring=stage_dir / PUBLIC_KEY_NAME,
-                      fingerprint=(stage_dir / "fingerprint").read_text().strip())
+    return WorldStage(
+        tarball=tarball,
+        digests=tarball.with_name(tarball.name + ".DIGESTS"),
+        signature=tarball.with_name(tarball.name + ".asc"),
+        keyring=stage_dir / PUBLIC_KEY_NAME,
+        fingerprint=(stage_dir / "fingerprint").read_text().strip(),
+    )
 
 
 def ensure_stage(cache_dir: Path, quiet: bool = False) -> WorldStage:
@@ -141,16 +186,16 @@ def ensure_stage(cache_dir: Path, quiet: bool = False) -> WorldStage:
     wheel = portage_wheel(cache_dir, step)
     key_inputs = inputs(wheel)
     key = cache_key(key_inputs)
-    stage_dir = keyed_build(cache_dir, "stage", key_inputs,
-                            lambda tmp: build(tmp, wheel, cache_dir, key, step))
+    stage_dir = keyed_build(
+        cache_dir, "stage", key_inputs, lambda tmp: build(tmp, wheel, cache_dir, key, step)
+    )
     ensure_key(cache_dir)  # (re-)export <cache>/world-test-key.asc even for a stage built earlier
     step(f"ready: {stage_dir}")
     return locate(stage_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.world.stage",
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tests.world.stage", description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache-dir", type=Path, required=True)
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)

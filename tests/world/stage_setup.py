@@ -48,15 +48,22 @@ def replace_exactly(path: Path, old: str, new: str, count: int) -> None:
     text = path.read_text()
     found = text.count(old)
     if found != count:
-        die(f"{path}: expected {count}x {old!r}, found {found}: the portage wheel changed; "
-            "update tests/world/stage_setup.py")
+        die(
+            f"{path}: expected {count}x {old!r}, found {found}: the portage wheel changed; "
+            "update tests/world/stage_setup.py"
+        )
     path.write_text(text.replace(old, new))
 
 
 def chroot(root: Path, *argv: str, env: dict[str, str] | None = None) -> None:
     # No .pyc written as a side effect of running Python: recompile_python makes them all.
-    full = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root",
-            "PYTHONDONTWRITEBYTECODE": "1", "SOURCE_DATE_EPOCH": os.environ.get("SOURCE_DATE_EPOCH", "0")}
+    full = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "LANG": "C.UTF-8",
+        "HOME": "/root",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "SOURCE_DATE_EPOCH": os.environ.get("SOURCE_DATE_EPOCH", "0"),
+    }
     full.update(env or {})
     subprocess.run(["chroot", str(root), *argv], check=True, env=full, stdout=subprocess.DEVNULL)
 
@@ -65,9 +72,22 @@ def install_portage(root: Path, wheel: Path) -> None:
     target = root / "tmp" / wheel.name
     shutil.copy(wheel, target)
     try:
-        chroot(root, "python3", "-m", "pip", "install", "--quiet", "--break-system-packages",
-               "--no-deps", "--no-index", "--no-cache-dir", "--no-compile", "--no-warn-script-location",
-               f"/tmp/{wheel.name}", env={"DEB_PYTHON_INSTALL_LAYOUT": "deb_system"})
+        chroot(
+            root,
+            "python3",
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--break-system-packages",
+            "--no-deps",
+            "--no-index",
+            "--no-cache-dir",
+            "--no-compile",
+            "--no-warn-script-location",
+            f"/tmp/{wheel.name}",
+            env={"DEB_PYTHON_INSTALL_LAYOUT": "deb_system"},
+        )
     finally:
         target.unlink()
     pkg = root / SITE / "portage"
@@ -76,17 +96,27 @@ def install_portage(root: Path, wheel: Path) -> None:
     # The wheel is a MODULE install (EPREFIX=/usr); Gentoo's meson build makes a SYSTEM one.
     # In the wheel, meson's placeholder was filled with "MODULE" in the `if` and the `elif` tests.
     replace_exactly(pkg / "installation.py", '"MODULE" == "', '"SYSTEM" == "', 2)
-    replace_exactly(pkg / "const.py", 'PORTAGE_BASE_PATH = """"""',
-                    'PORTAGE_BASE_PATH = "/usr/lib/portage"', 1)
-    replace_exactly(pkg / "const.py", 'PORTAGE_BIN_PATH = """"""',
-                    'PORTAGE_BIN_PATH = "/usr/lib/portage/bin"', 1)
-    chroot(root, "python3", "-c",
-           "import portage.installation as i, portage.const as c\n"
-           "assert i.TYPE == i.TYPES.SYSTEM, i.TYPE\n"
-           "assert c.EPREFIX == '' and c.PORTAGE_BIN_PATH == '/usr/lib/portage/bin', c.PORTAGE_BIN_PATH\n"
-           "assert c.GLOBAL_CONFIG_PATH == '/usr/share/portage/config'\n")
-    for must in ("usr/bin/emerge", "usr/bin/ebuild", "usr/lib/portage/bin/ebuild.sh",
-                 "usr/share/portage/config/make.globals"):
+    replace_exactly(
+        pkg / "const.py", 'PORTAGE_BASE_PATH = """"""', 'PORTAGE_BASE_PATH = "/usr/lib/portage"', 1
+    )
+    replace_exactly(
+        pkg / "const.py", 'PORTAGE_BIN_PATH = """"""', 'PORTAGE_BIN_PATH = "/usr/lib/portage/bin"', 1
+    )
+    chroot(
+        root,
+        "python3",
+        "-c",
+        "import portage.installation as i, portage.const as c\n"
+        "assert i.TYPE == i.TYPES.SYSTEM, i.TYPE\n"
+        "assert c.EPREFIX == '' and c.PORTAGE_BIN_PATH == '/usr/lib/portage/bin', c.PORTAGE_BIN_PATH\n"
+        "assert c.GLOBAL_CONFIG_PATH == '/usr/share/portage/config'\n",
+    )
+    for must in (
+        "usr/bin/emerge",
+        "usr/bin/ebuild",
+        "usr/lib/portage/bin/ebuild.sh",
+        "usr/share/portage/config/make.globals",
+    ):
         if not (root / must).exists():
             die(f"/{must} is missing after installing portage")
 
@@ -116,8 +146,11 @@ def add_portage_account(root: Path) -> None:
     etc = root / "etc"
     add_line(etc / "group", "portage", f"portage:x:{PORTAGE_GID}:")
     add_line(etc / "gshadow", "portage", "portage:!::")
-    add_line(etc / "passwd", "portage",
-             f"portage:x:{PORTAGE_UID}:{PORTAGE_GID}:portage:/var/lib/portage/home:/bin/false")
+    add_line(
+        etc / "passwd",
+        "portage",
+        f"portage:x:{PORTAGE_UID}:{PORTAGE_GID}:portage:/var/lib/portage/home:/bin/false",
+    )
     add_line(etc / "shadow", "portage", "portage:!:19000::::::")
 
 

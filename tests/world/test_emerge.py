@@ -27,10 +27,25 @@ esac
 """
 
 
-def sandbox(identity, root: Path, repo: Path, distfiles: Path, script: str,
-            binpkgs: Path | None = None, timeout: int = 900):
-    argv = ["run", str(root), "--repo", f"gentoo={repo}", "--portage-tmpfs", "2G",
-            "--distfiles", str(distfiles)]
+def sandbox(
+    identity,
+    root: Path,
+    repo: Path,
+    distfiles: Path,
+    script: str,
+    binpkgs: Path | None = None,
+    timeout: int = 900,
+):
+    argv = [
+        "run",
+        str(root),
+        "--repo",
+        f"gentoo={repo}",
+        "--portage-tmpfs",
+        "2G",
+        "--distfiles",
+        str(distfiles),
+    ]
     if binpkgs is not None:
         argv += ["--binpkgs", str(binpkgs)]
     start = time.monotonic()
@@ -106,10 +121,17 @@ rm -f /etc/portage/bashrc
     out = proc.stdout
     assert proc.returncode == 0, out[-4000:] + proc.stderr[-4000:]
     times = dict(re.findall(r"^TIME (\w+) (\d+)$", out, re.MULTILINE))
-    timed(f"emerge app-misc/hello (with acct-user, acct-group): {int(times['dynamic']) / 1000:.1f}s; "
-          f"USE=static emerge -1 hello: {int(times['static']) / 1000:.1f}s; whole sandbox run", identity, took)
-    lines = dict(line.split(" ", 1) for line in out.splitlines()
-                 if line.split(" ", 1)[0] in ("RUN1", "RUN2", "FILE1", "FILE2", "USE2", "PWD1"))
+    timed(
+        f"emerge app-misc/hello (with acct-user, acct-group): {int(times['dynamic']) / 1000:.1f}s; "
+        f"USE=static emerge -1 hello: {int(times['static']) / 1000:.1f}s; whole sandbox run",
+        identity,
+        took,
+    )
+    lines = dict(
+        line.split(" ", 1)
+        for line in out.splitlines()
+        if line.split(" ", 1)[0] in ("RUN1", "RUN2", "FILE1", "FILE2", "USE2", "PWD1")
+    )
     assert lines["RUN1"] == "Hello from chrootforge! build=dynamic uid=0 gid=0"
     assert "dynamically linked" in lines["FILE1"]
     assert lines["RUN2"] == "Hello from chrootforge! build=static uid=0 gid=0"
@@ -172,9 +194,12 @@ echo "PROBE $(cat /emerge-root/tmp/probe-ran 2>/dev/null)"
     out = proc.stdout
     assert proc.returncode == 0, out[-4000:] + proc.stderr[-4000:]
     times = dict(re.findall(r"^TIME (\w+) (\d+)$", out, re.MULTILINE))
-    timed(f"ROOT=/emerge-root emerge --buildpkg s6-bin busybox-bin: {int(times['build']) / 1000:.1f}s; "
-          f"ROOT=/other-root emerge -K s6-bin: {int(times['binpkg']) / 1000:.1f}s; whole sandbox run",
-          identity, took)
+    timed(
+        f"ROOT=/emerge-root emerge --buildpkg s6-bin busybox-bin: {int(times['build']) / 1000:.1f}s; "
+        f"ROOT=/other-root emerge -K s6-bin: {int(times['binpkg']) / 1000:.1f}s; whole sandbox run",
+        identity,
+        took,
+    )
     assert "UNRESOLVED" not in out, [line for line in out.splitlines() if "UNRESOLVED" in line]
     assert out.count("CHECKED /usr/bin/s6-") > 40 and "CHECKED /usr/lib/execline/bin/execlineb" in out
     assert "s6-svscan: usage" in out and "SVSCAN rc=100" in out  # ran: the loader found every library
@@ -184,9 +209,14 @@ echo "PROBE $(cat /emerge-root/tmp/probe-ran 2>/dev/null)"
 
     emerged = root / "emerge-root"
     pkgs = {p.name.rsplit("-", 1)[0] for p in (emerged / "var/db/pkg").glob("*/*")}
-    assert {"s6-bin-2.11.3.2_p1", "execline-bin-2.9.3.0_p1", "skalibs-bin-2.13.1.1_p1",
-            "glibc-bin-2.36_p9_p12_p14", "busybox-bin-1.35.0_p4_p12_p1_p1", "baselayout-1.0-r1"} <= {
-        p.name for p in (emerged / "var/db/pkg").glob("*/*")}, pkgs
+    assert {
+        "s6-bin-2.11.3.2_p1",
+        "execline-bin-2.9.3.0_p1",
+        "skalibs-bin-2.13.1.1_p1",
+        "glibc-bin-2.36_p9_p12_p14",
+        "busybox-bin-1.35.0_p4_p12_p1_p1",
+        "baselayout-1.0-r1",
+    } <= {p.name for p in (emerged / "var/db/pkg").glob("*/*")}, pkgs
     assert (emerged / "usr/bin/s6-svscan").is_file()
     assert (emerged / "lib64/ld-linux-x86-64.so.2").is_symlink()
     assert (emerged / "bin/sh").is_symlink() and (emerged / "bin/busybox").is_file()

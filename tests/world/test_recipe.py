@@ -61,13 +61,22 @@ def test_concurrent_callers_build_once(tmp_path):
 
 def test_concurrent_processes_build_once(tmp_path):
     """Two test sessions (processes) wanting the same entry: the flock makes one wait."""
-    code = ("import sys, time; from pathlib import Path; from tests.world.cache import keyed_build\n"
-            "def build(tmp):\n"
-            "    with open(sys.argv[1] + '/calls', 'a') as f: f.write('x')\n"
-            "    time.sleep(0.5)\n"
-            "print(keyed_build(Path(sys.argv[1]), 'thing', {'a': 1}, build))\n")
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE,
-                              text=True, cwd=EXAMPLES.parent) for _ in range(2)]
+    code = (
+        "import sys, time; from pathlib import Path; from tests.world.cache import keyed_build\n"
+        "def build(tmp):\n"
+        "    with open(sys.argv[1] + '/calls', 'a') as f: f.write('x')\n"
+        "    time.sleep(0.5)\n"
+        "print(keyed_build(Path(sys.argv[1]), 'thing', {'a': 1}, build))\n"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(tmp_path)],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=EXAMPLES.parent,
+        )
+        for _ in range(2)
+    ]
     outs = {p.communicate(timeout=60)[0].strip() for p in procs}
     assert len(outs) == 1 and (tmp_path / "calls").read_text() == "x"
 
@@ -85,7 +94,9 @@ def test_mmdebstrap_command():
     argv = stage.mmdebstrap_argv(Path("/w/portage.whl"), Path("/o/stage.tar.zst"))
     assert argv[:3] == ["mmdebstrap", "--mode=unshare", "--variant=minbase"]
     include = next(a for a in argv if a.startswith("--include=")).split("=", 1)[1].split(",")
-    assert {"binutils", "gcc", "make", "python3-pip", "python-is-python3", "pax-utils", "zstd"} <= set(include)
+    assert {"binutils", "gcc", "make", "python3-pip", "python-is-python3", "pax-utils", "zstd"} <= set(
+        include
+    )
     hook = argv[argv.index("--customize-hook") + 1]
     assert "stage_setup.py" in hook and "/w/portage.whl cfworld default/linux/amd64" in hook
     assert argv[-2:] == ["bookworm", "/o/stage.tar.zst"]
@@ -101,12 +112,15 @@ def test_stage_inputs_cover_the_recipe(tmp_path):
     assert cache_key(stage.inputs(wheel)) != cache_key(inputs)
 
 
-@pytest.mark.parametrize(("debian", "gentoo"), [
-    ("1:1.35.0-4+deb12u1+b1", "1.35.0_p4_p12_p1_p1"),
-    ("2.36-9+deb12u14", "2.36_p9_p12_p14"),
-    ("2.11.3.2-1", "2.11.3.2_p1"),
-    ("1.0", "1.0"),
-])
+@pytest.mark.parametrize(
+    ("debian", "gentoo"),
+    [
+        ("1:1.35.0-4+deb12u1+b1", "1.35.0_p4_p12_p1_p1"),
+        ("2.36-9+deb12u14", "2.36_p9_p12_p14"),
+        ("2.11.3.2-1", "2.11.3.2_p1"),
+        ("1.0", "1.0"),
+    ],
+)
 def test_gentoo_version(debian, gentoo):
     assert df.gentoo_version(debian) == gentoo
 
@@ -121,7 +135,7 @@ def test_every_bin_ebuild_is_versioned_after_its_debian_version():
     for ebuild in (EXAMPLES / "repo").glob("*/*/*.ebuild"):
         match = re.search(r'^DEB_PV="(.+)"$', ebuild.read_text(), re.MULTILINE)
         if match:
-            pv = ebuild.stem[len(ebuild.parent.name) + 1:]
+            pv = ebuild.stem[len(ebuild.parent.name) + 1 :]
             assert pv == df.gentoo_version(match.group(1)), ebuild.name
             seen += 1
     assert seen == 6  # busybox, glibc, s6, skalibs, execline, gcc runtime

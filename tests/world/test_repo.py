@@ -18,9 +18,21 @@ REPO = EXAMPLES / "repo"
 
 
 def pkgcheck(repo: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tests.world.pkgcheck_scan", "--exit=error,warning,style,info",
-                           *extra, str(repo)], check=False, capture_output=True, text=True, timeout=600,
-                          cwd=EXAMPLES.parent)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.world.pkgcheck_scan",
+            "--exit=error,warning,style,info",
+            *extra,
+            str(repo),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=EXAMPLES.parent,
+    )
 
 
 def scan_copy(tmp_path: Path) -> Path:
@@ -51,9 +63,20 @@ def test_profile_and_layout():
     assert re.search(r"^masters =\s*$", layout, re.MULTILINE)
     assert "thin-manifests = true" in layout and "manifest-hashes = BLAKE2B SHA512" in layout
     defaults = (REPO / "profiles/default/linux/amd64/make.defaults").read_text()
-    for var in ("ARCH", "ACCEPT_KEYWORDS", "CHOST", "CFLAGS", "USE_EXPAND", "USE_EXPAND_IMPLICIT",
-                "USE_EXPAND_VALUES_ARCH", "USE_EXPAND_VALUES_ELIBC", "USE_EXPAND_VALUES_KERNEL",
-                "ELIBC", "KERNEL", "ACCEPT_LICENSE"):
+    for var in (
+        "ARCH",
+        "ACCEPT_KEYWORDS",
+        "CHOST",
+        "CFLAGS",
+        "USE_EXPAND",
+        "USE_EXPAND_IMPLICIT",
+        "USE_EXPAND_VALUES_ARCH",
+        "USE_EXPAND_VALUES_ELIBC",
+        "USE_EXPAND_VALUES_KERNEL",
+        "ELIBC",
+        "KERNEL",
+        "ACCEPT_LICENSE",
+    ):
         assert re.search(rf"^{var}=", defaults, re.MULTILINE), var
     assert (REPO / "profiles/default/linux/amd64/packages").read_text().strip() == ""
     desc = (REPO / "profiles/profiles.desc").read_text().split()
@@ -105,8 +128,15 @@ def test_source_tarball_is_reproducible(tmp_path):
 
 def test_pins_come_from_the_ebuilds():
     debs = {d.package: d for d in df.pinned_debs(REPO)}
-    assert set(debs) >= {"busybox-static", "s6", "libs6-2.11", "execline", "libexecline2.9",
-                         "libskarnet2.13", "libc6"}
+    assert set(debs) >= {
+        "busybox-static",
+        "s6",
+        "libs6-2.11",
+        "execline",
+        "libexecline2.9",
+        "libskarnet2.13",
+        "libc6",
+    }
     for deb in debs.values():
         assert deb.filename == f"{deb.package}_{deb.version}_amd64.deb"
         assert ":" not in deb.version

@@ -13,11 +13,20 @@ import pytest
 from chrootforge.sources.digests import parse_digests
 
 REQUIRED_FILES = [
-    "usr/bin/emerge", "usr/bin/ebuild", "usr/bin/python", "usr/bin/gtar",
-    "usr/lib/portage/bin/ebuild.sh", "usr/lib/portage/bin/misc-functions.sh",
-    "usr/share/portage/config/make.globals", "usr/share/portage/config/repos.conf",
-    "etc/portage/make.conf", "etc/portage/make.profile",
-    "usr/bin/gcc", "usr/bin/make", "usr/bin/ar", "usr/bin/scanelf",
+    "usr/bin/emerge",
+    "usr/bin/ebuild",
+    "usr/bin/python",
+    "usr/bin/gtar",
+    "usr/lib/portage/bin/ebuild.sh",
+    "usr/lib/portage/bin/misc-functions.sh",
+    "usr/share/portage/config/make.globals",
+    "usr/share/portage/config/repos.conf",
+    "etc/portage/make.conf",
+    "etc/portage/make.profile",
+    "usr/bin/gcc",
+    "usr/bin/make",
+    "usr/bin/ar",
+    "usr/bin/scanelf",
 ]
 DIRS = {  # path: (uid, gid, mode or None)
     "var/db/pkg": (0, 0, None),
@@ -36,8 +45,10 @@ DIRS = {  # path: (uid, gid, mode or None)
 @pytest.fixture(scope="module")
 def members(world_stage) -> dict[str, tarfile.TarInfo]:
     """Every member of the stage tarball (streamed through zstd, as tar would)."""
-    with (subprocess.Popen(["zstd", "-dcq", str(world_stage.tarball)], stdout=subprocess.PIPE) as proc,
-          tarfile.open(fileobj=proc.stdout, mode="r|") as tar):
+    with (
+        subprocess.Popen(["zstd", "-dcq", str(world_stage.tarball)], stdout=subprocess.PIPE) as proc,
+        tarfile.open(fileobj=proc.stdout, mode="r|") as tar,
+    ):
         found = {m.name.removeprefix("./").rstrip("/"): m for m in tar}
     assert proc.returncode == 0
     return found
@@ -47,9 +58,16 @@ def members(world_stage) -> dict[str, tarfile.TarInfo]:
 def extracted(world_stage, tmp_path_factory) -> Path:
     """The few text files whose content matters, extracted."""
     dest = tmp_path_factory.mktemp("stage-files")
-    wanted = ["./etc/passwd", "./etc/group", "./etc/shadow", "./etc/gshadow", "./etc/portage/make.conf",
-              "./usr/share/portage/config/repos.conf", "./usr/lib/python3/dist-packages/portage/const.py",
-              "./usr/lib/python3/dist-packages/portage/installation.py"]
+    wanted = [
+        "./etc/passwd",
+        "./etc/group",
+        "./etc/shadow",
+        "./etc/gshadow",
+        "./etc/portage/make.conf",
+        "./usr/share/portage/config/repos.conf",
+        "./usr/lib/python3/dist-packages/portage/const.py",
+        "./usr/lib/python3/dist-packages/portage/installation.py",
+    ]
     subprocess.run(["tar", "--zstd", "-xf", str(world_stage.tarball), "-C", str(dest), *wanted], check=True)
     return dest
 
@@ -138,8 +156,16 @@ def two_dirs(identity):
 def test_chrootforge_verifies_the_stage_like_a_real_one(world_stage, identity, two_dirs):
     """`chrootforge fetch stage3 --stage3 PATH --keyring KEY`: the air-gapped path of a real stage3."""
     cache, fake = two_dirs
-    good = identity.cf("fetch", "stage3", "--stage3", str(world_stage.tarball),
-                       "--keyring", str(world_stage.keyring), "--cache-dir", str(cache))
+    good = identity.cf(
+        "fetch",
+        "stage3",
+        "--stage3",
+        str(world_stage.tarball),
+        "--keyring",
+        str(world_stage.keyring),
+        "--cache-dir",
+        str(cache),
+    )
     assert good.returncode == 0, good.stderr
     assert Path(good.stdout.strip()).is_file()
 
@@ -151,7 +177,15 @@ def test_chrootforge_verifies_the_stage_like_a_real_one(world_stage, identity, t
     first = digests.splitlines()[1]
     flipped = ("0" if first[0] != "0" else "1") + first[1:]
     (fake / world_stage.digests.name).write_text(digests.replace(first, flipped))
-    bad = identity.cf("fetch", "stage3", "--stage3", str(tarball),
-                      "--keyring", str(world_stage.keyring), "--cache-dir", str(cache))
+    bad = identity.cf(
+        "fetch",
+        "stage3",
+        "--stage3",
+        str(tarball),
+        "--keyring",
+        str(world_stage.keyring),
+        "--cache-dir",
+        str(cache),
+    )
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert "BLAKE2B mismatch" in bad.stderr
