@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import re
 
-from chrootforge.errors import UsageError
-
 _CP_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9+_.-]*/[A-Za-z0-9_][A-Za-z0-9+_-]*$")
 # A version: digits(.digits)* letter? (_suffix digits?)* (-rN)?  (PMS 3.2)
 _VERSION_RE = re.compile(r"-(\d+(?:\.\d+)*[a-z]?(?:_(?:alpha|beta|pre|rc|p)\d*)*(?:-r\d+)?)$")
@@ -53,10 +51,3 @@ def check_atom(atom: str) -> str | None:
     if atom[0] in "<>=~" and cp == atom.lstrip("<>=~"):
         return f"'{atom}' has a version operator but no version"
     return None
-
-
-def require_atom(atom: str, where: str) -> str:
-    problem = check_atom(atom)
-    if problem:
-        raise UsageError(f"{where}: {problem}", hint="write e.g. sys-apps/busybox or >=sys-apps/s6-2.11")
-    return atom

@@ -381,7 +381,7 @@ class _Run:
         t0 = time.monotonic()
         self.stage_record = inp.fetch_stage(ns, self.inputs, self.stage_override)
         pristine = pristine_root(self.stage_record, idmap)
-        tree, self.tree_record = inp.resolve_tree(ns, self.inputs, idmap)
+        tree, self.tree_record = inp.resolve_tree(ns, self.inputs)
         self.epoch = build_epoch(self.stage_record, newest_mtime(pristine), tree, self.tree_record)
         log.info(
             f"stage ready in {time.monotonic() - t0:.2f}s ({self.stage_record.name} from "

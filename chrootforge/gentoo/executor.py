@@ -108,7 +108,7 @@ class ImageBuilder:
             self.resolved_provided = provided.read_resolved(self.cf / "status")
             if shell is not None and shell.now:
                 keep = shell.keep
-                self.interactive_shell(shell, "")
+                self.interactive_shell("")
                 return None
             try:
                 t.run(
@@ -142,7 +142,7 @@ class ImageBuilder:
             except CfError as err:
                 if shell is not None and shell.on_failure:
                     keep = shell.keep
-                    self.interactive_shell(shell, str(err).splitlines()[0])
+                    self.interactive_shell(str(err).splitlines()[0])
                 raise
             slim.warn_unmatched(self.cf / "status", self.plan.name)
             digest = t.run("commit", self._commit, commit_request)
@@ -174,7 +174,7 @@ class ImageBuilder:
         except CfError as err:
             log.warn(f"could not clean {self.work}: {err}")
 
-    def interactive_shell(self, shell: ShellRequest, failure: str) -> int:
+    def interactive_shell(self, failure: str) -> int:
         """A login shell in the build sandbox as the steps see it: the generated /etc/portage, the
         read-only tree, distfiles and binpkgs, /var/tmp/portage on tmpfs, /emerge-root with the
         parent's tree (its packages provided)."""

@@ -193,7 +193,7 @@ def fetch_stage(ns: Namespace, inputs: Inputs, stage_override: Path | None = Non
     return record
 
 
-def resolve_tree(ns: Namespace, inputs: Inputs, idmap) -> tuple[Path, object | None]:
+def resolve_tree(ns: Namespace, inputs: Inputs) -> tuple[Path, object | None]:
     """The main tree directory: the configured one, or a verified snapshot extracted once."""
     if ns.tree.path is not None:
         return ns.tree.path, None

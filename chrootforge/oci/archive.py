@@ -40,7 +40,7 @@ def _info(name: str, size: int, kind=tarfile.REGTYPE) -> tarfile.TarInfo:
     return info
 
 
-def _blobs_of(layout: Path, manifest: dict, manifest_desc: dict) -> list[tuple[str, int]]:
+def _blobs_of(manifest: dict, manifest_desc: dict) -> list[tuple[str, int]]:
     """(digest, size) of a manifest and every blob it references."""
     return [
         (manifest_desc["digest"], manifest_desc["size"]),
@@ -60,7 +60,7 @@ def write_archive(layout, tag: str, fmt: str, out, with_referrers: bool = True) 
             f"{found.tag} has zstd layers, which docker load (Docker 20.10) cannot read",
             hint="commit the image with --compression gzip, or export it as oci-archive",
         )
-    blobs = _blobs_of(layout, found.manifest, found.descriptor)
+    blobs = _blobs_of(found.manifest, found.descriptor)
     descriptors = [found.descriptor]
     if fmt == "oci-archive" and with_referrers:  # the image's referrers (its SBOM) travel with it
         for ref in referrers(lo.read_index(layout), found.descriptor["digest"]):
@@ -68,7 +68,7 @@ def write_archive(layout, tag: str, fmt: str, out, with_referrers: bool = True) 
                 lo.read_json_blob(layout, ref["digest"], ref["size"], "referrer"),
                 f"referrer {ref['digest']} in {layout}",
             )
-            blobs += _blobs_of(layout, doc, ref)
+            blobs += _blobs_of(doc, ref)
             descriptors.append(ref)
     index = {"schemaVersion": 2, "mediaType": mt.INDEX, "manifests": descriptors}
     small = {"oci-layout": lo.canonical_json(lo.LAYOUT_VERSION), "index.json": lo.canonical_json(index)}

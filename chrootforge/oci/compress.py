@@ -59,7 +59,7 @@ def _check_zlibng_version() -> None:
 
 
 def workers() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    return max(1, len(os.sched_getaffinity(0)))  # the CPUs this process may run on (cgroups, taskset)
 
 
 class ParallelGzip:

@@ -81,8 +81,3 @@ def member_xattrs(member: tarfile.TarInfo) -> tuple[tuple[str, bytes], ...]:
 def entry_parts(member: tarfile.TarInfo) -> list[str]:
     """A member's path components; absolute names and `..` are refused (rootpath.entry_parts)."""
     return rootpath.entry_parts(member.name, "layer entry")
-
-
-def clean_path(name: str) -> str:
-    """A member name as a relative path; refuse escapes."""
-    return "/".join(rootpath.entry_parts(name, "layer entry"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 
 CLONE_NEWNS = 0x00020000
@@ -23,13 +24,11 @@ MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_PRIVATE = 0x40000
 MS_RELATIME = 0x200000
-MS_STRICTATIME = 0x1000000
 
 MNT_DETACH = 0x2
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
-PR_SET_CHILD_SUBREAPER = 36
-SYS_PIVOT_ROOT = 155  # x86_64
+# pivot_root(2) has no libc wrapper; its number differs per architecture.
 _PIVOT_ROOT_NR = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
 # mount_setattr(2) (Linux 5.12) has the same number on every architecture (the new syscall table).
 SYS_MOUNT_SETATTR = 442
@@ -82,7 +81,9 @@ def umount2(target, flags: int = 0) -> None:
 
 
 def pivot_root(new_root, put_old) -> None:
-    nr = _PIVOT_ROOT_NR.get(os.uname().machine, SYS_PIVOT_ROOT)
+    nr = _PIVOT_ROOT_NR.get(os.uname().machine)
+    if nr is None:  # guessing a number would call some other syscall
+        raise OSError(errno.ENOSYS, f"pivot_root: unknown syscall number on {os.uname().machine}")
     _check(_libc.syscall(nr, _b(new_root), _b(put_old)), "pivot_root")
 
 

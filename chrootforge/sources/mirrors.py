@@ -39,7 +39,3 @@ def normalize(mirror: str) -> str:
     if not path.is_dir():
         raise UsageError(f"mirror {mirror!r} is neither a URL nor a directory")
     return path.as_uri()
-
-
-def is_local(url: str) -> bool:
-    return url.startswith("file://")

@@ -28,11 +28,11 @@ def default_root() -> Path:
     return user_cache_dir() / "stages"
 
 
-def pristine_root(tarball, idmap=None, cache_dir=None, holds=None) -> Path:
+def pristine_root(tarball: FetchedFile, idmap=None, cache_dir=None, holds=None) -> Path:
     """`tarball` is the FetchedFile of a stage this run verified (or accepted as insecure): the
     cache is addressed by its content, so an entry is as trusted as this run's verification.
     `holds` a holds.Holds (the entry is held until it is released, so prune leaves it alone)."""
-    if not hasattr(tarball, "sha512") or not hasattr(tarball, "verified_by"):
+    if not isinstance(tarball, FetchedFile):
         raise TypeError("pristine_root needs the FetchedFile of a verified stage, not a bare path")
     root = Path(cache_dir) if cache_dir else default_root()
     root.mkdir(parents=True, exist_ok=True)

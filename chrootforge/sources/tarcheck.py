@@ -46,7 +46,6 @@ class UnsafeArchive(VerificationError):
 class CheckStats:
     members: int = 0
     skipped_dev: int = 0
-    bytes_in: int = 0
     newest_mtime: int | None = None  # of the members extracted (a stand-in for SOURCE_DATE_EPOCH)
 
 
@@ -131,14 +130,12 @@ class TarStreamChecker:
         self._held: list[bytes] = []  # extended headers held until their member is judged
         self._ext: dict[str, Any] = {}
         self._ext_type = b""
-        self._member = ""
         self._zero_blocks = 0
 
     # -- streaming -------------------------------------------------------------------------
     def feed(self, data: bytes) -> list:
         out: list = []
         view = memoryview(data)
-        self.stats.bytes_in += len(data)
         pos, size = 0, len(view)
         while pos < size:
             if self._mode == "done":
@@ -175,7 +172,6 @@ class TarStreamChecker:
         """The caller moved `nbytes` of the current member's data itself (e.g. with splice)."""
         if self._mode != "data" or not 0 <= nbytes <= self._data_left:
             raise AssertionError("consumed_data outside a data region")
-        self.stats.bytes_in += nbytes
         self._data_left -= nbytes
         if self._data_left == 0:
             self._mode = "header"
@@ -277,7 +273,6 @@ class TarStreamChecker:
                     raise UnsafeArchive("bad PAX size") from None
         name = name_b.decode("utf-8", "surrogateescape")
         link = link_b.decode("utf-8", "surrogateescape")
-        self._member = name
         self._ext = {}
         held, self._held = self._held, []
         if typeflag not in _KNOWN:

@@ -123,7 +123,3 @@ def build_order(images: dict[str, Image], requested: list[str], with_deps: bool 
             wanted.update(ancestors(images, name))
     depth = {name: len(ancestors(images, name)) for name in wanted}
     return sorted(wanted, key=lambda n: (depth[n], n))
-
-
-def descendants(images: dict[str, Image], name: str) -> list[str]:
-    return sorted(n for n in images if name in ancestors(images, n))

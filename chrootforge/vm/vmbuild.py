@@ -24,7 +24,6 @@ SCRATCH_BYTES = 64 << 30  # sparse: only what the build writes takes space
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 PATH_VARS = ("CHROOTFORGE_GENTOO_KEYRING", "CHROOTFORGE_HOOKS")  # read by chrootforge, naming host paths
 PLAIN_VARS = ("SOURCE_DATE_EPOCH",)
-GUEST_LAYOUT = "/scratch/layout"
 
 
 @dataclass(frozen=True)
