@@ -4,8 +4,9 @@
 
 Measures, side by side in one process:
   1. the synthetic stage (cached per machine; --cold-stage rebuilds it in a fresh cache),
-  2. the cold build of the example hierarchy busybox -> glibc -> s6 -> hello from clean caches
-     (stage extraction, every emerge, every commit): the cold demo minus podman,
+  2. the cold build of the example hierarchy busybox -> glibc -> s6 -> {hello, greeter} from clean
+     caches (stage extraction, every emerge, every commit): the cold demo minus podman, with
+     --jobs 1 and with --jobs 2 (the two leaves build side by side), each from its own clean caches,
   3. the warm no-op rebuild (goal <= 1 s),
   4. the leaf rebuild (`--force hello`), which reuses binpkgs for everything,
   5. the image sizes (compressed layers, and the slim root vs the builder stage).
@@ -98,10 +99,26 @@ def _measure(args, base: Path, user) -> int:
     }
     if not user:
         env = {**os.environ, **env}
+    # --jobs 2 first, in caches of its own, so that the --jobs 1 build's layout stays for the rest
+    parallel = work / "jobs2"
+    parallel.mkdir()
+    if user:
+        os.chown(parallel, user.pw_uid, user.pw_gid)
+    env2 = {**env, "XDG_CACHE_HOME": str(parallel / "cache")}
+    layout2 = parallel / "layout"
+    cold2_s, proc = timed(
+        [PY, "-m", "chrootforge", "build", "--json", "--jobs", "2", "--layout", str(layout2), str(NS)],
+        env2,
+        user,
+    )
+    report2 = json.loads(proc.stdout)
     layout = work / "layout"
     cf = [PY, "-m", "chrootforge", "build", "--json", "--layout", str(layout)]
-    cold_s, proc = timed([*cf, str(NS)], env, user)
+    cold_s, proc = timed([*cf, "--jobs", "1", str(NS)], env, user)
     report = json.loads(proc.stdout)
+    same = {r["image"]: r["digest"] for r in report["images"]} == {
+        r["image"]: r["digest"] for r in report2["images"]
+    }
     noop = [timed([*cf, str(NS)], env, user)[0] for _ in range(3)]
     leaf_s, proc = timed([*cf, "--force", str(NS / "hello")], env, user)
     leaf = next(r for r in json.loads(proc.stdout)["images"] if r["image"] == "hello")
@@ -122,10 +139,14 @@ def _measure(args, base: Path, user) -> int:
 
     print(f"bench_build ({'rootless as cftest' if user else 'root'}, {os.cpu_count()} cores)")
     print(f"  synthetic stage ({'cold' if args.cold_stage else 'cached'}):       {stage_s:7.2f} s")
-    print(f"  cold hierarchy build (clean caches): {cold_s:7.2f} s   (goal for the whole demo: 240 s)")
+    print(f"  cold hierarchy build, --jobs 1:      {cold_s:7.2f} s   (goal for the whole demo: 240 s)")
     for r in report["images"]:
         steps = " ".join(f"{k}={v:.1f}" for k, v in r["steps"].items())
         print(f"      {r['image']:<8} {r['seconds']:6.2f} s  [{steps}]")
+    print(
+        f"  cold hierarchy build, --jobs 2:      {cold2_s:7.2f} s   "
+        f"ratio jobs2/jobs1 = {cold2_s / cold_s:.2f}x; digests {'identical' if same else 'DIFFER'}"
+    )
     print(f"  warm no-op rebuild:                  {min(noop):7.3f} s   (best of 3; goal 1 s)")
     print(
         f"  leaf rebuild (hello, binpkgs):       {leaf_s:7.2f} s   binary merges: "
