@@ -122,6 +122,12 @@ def render_plan(plan: ImagePlan, mounts: list[str] | None = None) -> str:
         out.append(f"       # reinstalled: {why}")
     for why in plan.provided.dropped:
         out.append(f"       # unprovided: {why}")
+    if plan.provided.unprovided and not plan.provided.dropped:
+        out.append(
+            "       # unprovided: "
+            + " ".join(plan.provided.unprovided)
+            + " (kept out of what the parents pass down; installed again here)"
+        )
     if plan.portage.profile:
         out.append(f"     make.profile -> {plan.portage.profile}")
     for phase in PHASES:

@@ -33,6 +33,7 @@ class ProvidedPlan:
     explicit: tuple[str, ...] = ()  # explicit entries known now: inherited and own versioned ones
     resolve: tuple[str, ...] = ()  # own category/name entries, versioned in the builder
     dropped: tuple[str, ...] = ()  # entries `unprovided` removed, with where they came from
+    unprovided: tuple[str, ...] = ()  # the image's own `unprovided` (shown before the parent is built)
 
     def resolve_script(self, status_dir: str, provided_file: str = PROVIDED_FILE) -> str:
         """Shell (run in the builder once /etc/portage is set up) adding the best visible version of
@@ -124,6 +125,7 @@ def plan_provided(
         tuple(sorted(explicit)),
         tuple(resolve),
         tuple(dropped),
+        tuple(unprovided),
     )
 
 

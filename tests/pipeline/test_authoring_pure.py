@@ -133,6 +133,14 @@ def test_plan_shows_provided_unprovided_uninstall_runtime_libs_keep(ns):
     assert "nodoc" not in features and "noman" in features and "noinfo" in features
 
 
+def test_plan_before_the_parent_is_built_still_shows_unprovided(ns):
+    ns.image("base", 'parent = "scratch"\npackages = ["sys-apps/busybox"]\n')
+    ns.image("app", 'parent = "base"\npackages = ["acct-user/hello"]\nunprovided = ["acct-user/hello"]\n')
+    project, _ = load_project(ns.root, None)
+    text = render_plan(plan_image(project, "app", []))  # no parent records: the parent is not built
+    assert "       # unprovided: acct-user/hello (kept out of what the parents pass down" in text
+
+
 def test_uninstall_of_a_parent_package_is_a_spec_error(ns):
     ns.image("base", 'parent = "scratch"\npackages = ["sys-apps/busybox"]\n')
     path = ns.image("app", 'parent = "base"\n# comment\nuninstall = ["sys-apps/busybox"]\n')
