@@ -6,7 +6,7 @@
     stages     stages/<sha512>-<idmap>       a stage3 extracted under a map  sources.stage_cache
     trees      trees/<sha512>                an extracted portage snapshot   gentoo.inputs.resolve_tree
     distfiles  distfiles/<file>              a source archive for emerge     build (shared by all builds)
-    binpkgs    binpkgs/<ns>-<id>             one namespace's binary packages build
+    binpkgs    binpkgs/<binpkgs key>         interchangeable binary packages build (gentoo.inputs.binpkg_key)
     vm         vm/<hash>                     a VM guest's kernel/initrd/root vm/
 Anything else under the cache root (digest memos, lock files) is "other": counted, never pruned.
 
@@ -43,7 +43,7 @@ KINDS = (
         held_whole=True,
         mapped=True,
     ),
-    Kind("binpkgs", "binpkgs", "binary packages, one directory per namespace", mapped=True),
+    Kind("binpkgs", "binpkgs", "binary packages, one directory per binpkgs key", mapped=True),
     Kind("vm", "vm", "VM guest artifacts (kernel, initramfs, root image)"),
 )
 BY_NAME = {kind.name: kind for kind in KINDS}
