@@ -18,9 +18,17 @@ from chrootforge.spec.namespace import FILENAME as NS_FILE
 from chrootforge.spec.namespace import load_namespace
 
 
+def _as_written(target: Path) -> Path:
+    """Absolute, with `..` folded, but symlinks kept: whether TARGET is NS/IMAGE is decided by the
+    path the user wrote, not by where a symlink named IMAGE points."""
+    import os
+
+    return Path(os.path.abspath(target))
+
+
 def is_image_target(target: Path) -> bool:
     """NS/IMAGE when the folder's parent is a namespace; else a namespace folder."""
-    return (target.resolve().parent / NS_FILE).is_file()
+    return (_as_written(target).parent / NS_FILE).is_file()
 
 
 def new_namespace(folder: Path) -> Path:
@@ -56,7 +64,12 @@ def new_namespace(folder: Path) -> Path:
 
 
 def new_image(target: Path, parent: str | None, packages: list[str]) -> Path:
-    target = target.resolve()
+    target = _as_written(target)
+    if target.is_symlink():
+        raise UsageError(
+            f"{target} is a symlink: an image folder must be a directory of its namespace",
+            hint="remove the symlink, or pick another image name",
+        )
     ns = load_namespace(target.parent)
     name = target.name
     problem = checks.name("image")(name)

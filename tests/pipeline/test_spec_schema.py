@@ -15,7 +15,7 @@ from chrootforge.spec.graph import load_project
 from chrootforge.spec.image import load_image
 from chrootforge.spec.model import PHASES, HookNames, Image, ImageConfig, Namespace, Strip
 from chrootforge.spec.namespace import load_namespace
-from chrootforge.spec.new import new_image, new_namespace
+from chrootforge.spec.new import is_image_target, new_image, new_namespace
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -154,6 +154,20 @@ def test_new_refuses_to_overwrite_and_bad_input(tmp_path):
     assert "image name 'B'" in _err(new_image, ns_dir / "B", None, [])
     assert "namespace name 'Bad NS'" in _err(new_namespace, tmp_path / "Bad NS")
     assert not (ns_dir / "b").exists() and not (tmp_path / "Bad NS").exists()
+
+
+def test_new_decides_by_the_path_as_written_not_through_a_symlink(tmp_path):
+    """NS/LINK where LINK points elsewhere is an image name of NS, and refused: the scaffold never
+    lands where the link points (an earlier version wrote a namespace file there)."""
+    ns_dir, elsewhere = tmp_path / "ns", tmp_path / "elsewhere"
+    new_namespace(ns_dir)
+    elsewhere.mkdir()
+    (ns_dir / "evil").symlink_to(elsewhere)
+    assert is_image_target(ns_dir / "evil")
+    assert "is a symlink" in _err(new_image, ns_dir / "evil", None, [])
+    assert list(elsewhere.iterdir()) == []
+    # `..` is folded as written: ns/../other is a namespace folder beside ns
+    assert not is_image_target(ns_dir / ".." / "other")
 
 
 def test_scaffold_is_valid_toml_for_every_model():
