@@ -30,12 +30,20 @@ class Kind:
     what: str
     held_whole: bool = False  # builds hold the kind's directory as a whole (it is bound whole)
     mapped: bool = False  # entries may hold files owned by sub-ids: removed under the id mapping
+    # `.<key><marker>*`: the temp dir its maker renames into place; left behind by a killed run
+    temp_marker: str | None = None
 
 
 KINDS = (
     Kind("sources", "sources", "verified downloads (stage3 tarballs, snapshots) with their signatures"),
-    Kind("stages", "stages", "extracted stage3 trees, one per tarball and id mapping", mapped=True),
-    Kind("trees", "trees", "extracted portage tree snapshots"),
+    Kind(
+        "stages",
+        "stages",
+        "extracted stage3 trees, one per tarball and id mapping",
+        mapped=True,
+        temp_marker=".extract-",
+    ),
+    Kind("trees", "trees", "extracted portage tree snapshots", temp_marker=".tmp"),
     Kind(
         "distfiles",
         "distfiles",
@@ -44,7 +52,7 @@ KINDS = (
         mapped=True,
     ),
     Kind("binpkgs", "binpkgs", "binary packages, one directory per binpkgs key", mapped=True),
-    Kind("vm", "vm", "VM guest artifacts (kernel, initramfs, root image)"),
+    Kind("vm", "vm", "VM guest artifacts (kernel, initramfs, root image)", temp_marker=".tmp-"),
 )
 BY_NAME = {kind.name: kind for kind in KINDS}
 
@@ -155,10 +163,10 @@ def scan(kind: Kind, cache_root: Path | None = None) -> list[Entry]:
     if kind.held_whole:
         return [_entry(kind, root, p, hold=root) for p in _children(root)]
     entries = [_entry(kind, root, p) for p in _children(root) if p.is_dir()]
-    marker = {"stages": ".extract-", "trees": ".tmp"}.get(kind.name)
-    if marker:
+    if kind.temp_marker:
         entries += [
-            _entry(kind, root, temp, busy_lock=lock, stale=True) for temp, lock in _stale_temps(root, marker)
+            _entry(kind, root, temp, busy_lock=lock, stale=True)
+            for temp, lock in _stale_temps(root, kind.temp_marker)
         ]
     return entries
 

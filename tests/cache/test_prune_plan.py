@@ -92,6 +92,7 @@ def test_scan_finds_each_kind_and_skips_locks(tmp_path):
     (root / "distfiles").mkdir()
     (root / "distfiles/pkg.tar.gz").write_bytes(b"d" * 30)
     (root / "binpkgs/ns-1").mkdir(parents=True)
+    (root / "vm/.0e89.tmp-4242/work").mkdir(parents=True)  # a guest build killed part-way
     (root / "stage-digests.json").write_text("{}")
     found = {k.name: scan(k, root) for k in KINDS}
     assert sorted(e.name for e in found["sources"]) == ["sources/blobs/abc", "sources/partial/123-file"]
@@ -109,7 +110,10 @@ def test_scan_finds_each_kind_and_skips_locks(tmp_path):
         "trees/.t9.tmp": root / "trees/.t9.lock",
         "trees/..t9.tmp.extract-abc": root / "trees/.t9.lock",
     }
-    assert all(e.stale for e in found["trees"]) and found["vm"] == []
+    assert all(e.stale for e in found["trees"])
+    assert [(e.name, e.stale, e.busy_lock) for e in found["vm"]] == [
+        ("vm/.0e89.tmp-4242", True, root / "vm/.0e89.lock")  # the lock vm.artifacts builds under
+    ]
     rows, other = usage(root)
     by = {r.kind: r for r in rows}
     assert by["sources"].entries == 2 and by["sources"].size >= 107
