@@ -46,6 +46,7 @@ class Runner:
     env: dict
     flags: list[str]
     reports: list[dict] = field(default_factory=list)
+    stderrs: list[str] = field(default_factory=list)  # each build's, for the assertion messages
 
     @property
     def layout(self) -> Path:
@@ -72,6 +73,7 @@ class Runner:
         no_secrets(proc.stdout, proc.stderr)
         report = json.loads(proc.stdout) if proc.stdout.strip().startswith("{") else None
         self.reports.append(report)
+        self.stderrs.append(proc.stderr)
         return proc, report
 
     def digests(self) -> dict[str, str]:
@@ -192,7 +194,9 @@ def test_a_builds_stores_and_pushes(runner_a, world, htpasswd_registry, cert_dir
 # -- runner B: everything pulled, nothing built ---------------------------------------------------
 def test_b_pulls_every_image_and_builds_nothing(runner_a, runner_b):
     report = runner_b.reports[0]
-    assert [r["status"] for r in report["images"]] == ["pulled"] * len(IMAGES), report
+    assert [r["status"] for r in report["images"]] == ["pulled"] * len(IMAGES), (
+        f"{[(r['image'], r['status'], r.get('cache')) for r in report['images']]}\n{runner_b.stderrs[0][-6000:]}"
+    )
     assert all(r["cache"].startswith("docker://") and ":cf-" in r["cache"] for r in report["images"])
     assert runner_b.digests() == runner_a.digests()
     assert not (runner_b.layout.parent / "layout.build" / "logs").exists()  # no step ran
