@@ -10,7 +10,8 @@ Side by side in one process, each against a peer tool doing the nearest plain jo
   3. `emerge --info` in `chrootforge run` vs the same in `bwrap` with the same binds;
   4. `emerge app-misc/hello` (with its acct-* dependencies) vs `make` of the same source with gcc;
   5. `ROOT=/emerge-root emerge --buildpkg sys-apps/s6-bin` vs `dpkg-deb -x` of the same .debs.
-Runs as the current user (root: identity map; else: the subuid map).
+Runs as the current user: as root, under root's /etc/subuid range (or the default unprivileged range),
+never the identity map; else under the user's subuid map.
 """
 
 from __future__ import annotations
