@@ -258,6 +258,7 @@ def main() -> int:
     dest_root = (
         Path(tempfile.mkdtemp(prefix="cf-bench.", dir=args.dest)) if args.dest else default_dest(args.size_mb)
     )
+    dest_root.chmod(0o755)  # as root the extraction runs as an unprivileged range, which enters it
     scratch = Path(tempfile.mkdtemp(prefix="scratch.", dir=WORK))
     scratch.chmod(0o755)
     try:

@@ -147,10 +147,11 @@ def owned_dir(path, idmap: IdMap | None = None, mode: int = 0o755) -> None:
         os.chmod(path, mode)
 
 
-def check_reachable(path, idmap: IdMap, what: str) -> None:
+def check_reachable(path, idmap: IdMap, what: str, enter: bool = False) -> None:
     """Fail early, naming the directory and the fix, when id 0 of the namespace could not reach
     `path`: as root it is another host id, for which every directory on the way must be
-    searchable (a 0700 /root, typically, is not)."""
+    searchable (a 0700 /root, typically, is not). With `enter`, `path` itself is a directory
+    the namespace works in, so it must be searchable too."""
     if runs_as_us(idmap):
         return
     uid, gid = idmap.host_uid, idmap.host_gid
@@ -162,7 +163,7 @@ def check_reachable(path, idmap: IdMap, what: str) -> None:
         if parent == current:
             break
         current = parent
-    for directory in reversed(chain[1:]):
+    for directory in reversed(chain if enter else chain[1:]):
         try:
             st = os.stat(directory)
         except OSError:

@@ -292,7 +292,7 @@ def extract(tarball, dest: str | os.PathLike, idmap=None, *, skip_dev: bool = Tr
         raise errors.UsageError(f"{dest.parent} is not a directory")
     idmap = idmap or detect_idmap()
     check_reachable(tarball, idmap, "stage tarball")
-    check_reachable(dest.parent, idmap, "extraction directory")
+    check_reachable(dest.parent, idmap, "extraction directory", enter=True)
     private = Path(tempfile.mkdtemp(prefix=f".{dest.name}.extract-", dir=dest.parent))
     try:
         owned_dir(private, idmap)

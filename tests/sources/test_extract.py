@@ -212,6 +212,27 @@ def test_existing_destination_is_refused(tmp_path):
         extract(tarball, tmp_path / "out")
 
 
+@pytest.mark.skipif(os.getuid() != 0, reason="rootless, the namespace's root is the caller")
+def test_root_refuses_a_directory_its_range_cannot_enter():
+    """As root the extraction runs as an unprivileged range: a 0700 root-owned parent of the
+    destination is one clear error naming it, before anything is created there."""
+    import shutil
+
+    from chrootforge.errors import UsageError
+
+    base = shared_dir("reach.")
+    try:
+        tarball = base / "t.tar.xz"
+        tarball.write_bytes(make_tar([member("./f", data=b"x")]))
+        closed = base / "closed"
+        closed.mkdir(mode=0o700)
+        with pytest.raises(UsageError, match=f"{closed} is not searchable"):
+            extract(tarball, closed / "out")
+        assert list(closed.iterdir()) == []
+    finally:
+        shutil.rmtree(base)
+
+
 def test_overlay_control_xattrs_are_not_extracted(tmp_path):
     tarball = tmp_path / "x.tar.xz"
     tarball.write_bytes(
