@@ -69,12 +69,29 @@ def _copytree(src: Path, dst: Path) -> None:
     )
 
 
+# Every directory shared_dir() and Identity.mkdtemp() make, with who made it: removed when the
+# session ends (those a test removed itself are skipped), so runs leave nothing in SHARED_TMP but
+# the caches that are meant to last (world/, cache-<uid>/).
+_MADE: list[tuple[str, Path]] = []
+
+
 def shared_dir(prefix: str) -> Path:
     """A fresh world-readable directory under SHARED_TMP (where the test user can reach it)."""
     _ensure_shared_tmp()
     path = Path(tempfile.mkdtemp(prefix=prefix, dir=SHARED_TMP))
     path.chmod(0o755)
+    _MADE.append(("root" if os.getuid() == 0 else "user", path))
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_test_dirs():
+    yield
+    from tests.helpers.rootfs import remove_as
+
+    for name, path in reversed(_MADE):
+        if path.exists():
+            remove_as(get_identity(name), path)  # files of sub-ids go under the identity's map
 
 
 def stage_user_env() -> Path:
@@ -180,6 +197,7 @@ class Identity:
         os.chown(path, self.uid, self.gid) if os.getuid() == 0 else None
         if self.is_root:
             path.chmod(0o711)  # root's sandbox runs as an unprivileged range that must pass through
+        _MADE.append((self.name, path))
         return path
 
 
