@@ -178,7 +178,6 @@ class ImageBuilder:
         """A login shell in the build sandbox as the steps see it: the generated /etc/portage, the
         read-only tree, distfiles and binpkgs, /var/tmp/portage on tmpfs, /emerge-root with the
         parent's tree (its packages provided)."""
-        from chrootforge.gentoo.mountview import sandbox_config
         from chrootforge.sandbox import run_sandboxed
 
         emerge_line = (
@@ -200,19 +199,7 @@ class ImageBuilder:
             "TERM": os.environ.get("TERM", "dumb"),
         }
         shell_path = "/bin/bash" if (self.ctx.pristine / "bin" / "bash").exists() else "/bin/sh"
-        config = sandbox_config(
-            root=self.builder,
-            network=self.ctx.network,
-            tree=self.ctx.tree,
-            repos=self.ctx.repos,
-            rootfs=self.rootfs,
-            cf=self.cf,
-            distfiles=self.ctx.distfiles,
-            binpkgs=self.binpkgs,
-            idmap=self.ctx.idmap,
-            argv=[shell_path, "-l"],
-            env=env,
-        )
+        config = self._sandbox_config([shell_path, "-l"], env)
         config.interactive = True
         config.cwd = "/root"
         return run_sandboxed(config)
@@ -378,11 +365,22 @@ class ImageBuilder:
         }
 
     def _run(self, argv: list[str], env: dict, logfile: Path) -> int:
-        from chrootforge.gentoo.mountview import sandbox_config
         from chrootforge.sandbox import run_sandboxed
 
-        full_env = self._env(env)
-        config = sandbox_config(
+        config = self._sandbox_config(
+            argv,
+            self._env(env),
+            log_file=logfile,
+            binhost=self.binhost_view if self.binhost is not None else None,
+        )
+        return run_sandboxed(config)
+
+    def _sandbox_config(self, argv: list[str], env: dict, **extra):
+        """The image's build sandbox (builder root, tree, repos, /emerge-root, /cf, distfiles,
+        binpkgs) running argv: one place for the steps and the build shell."""
+        from chrootforge.gentoo.mountview import sandbox_config
+
+        return sandbox_config(
             root=self.builder,
             network=self.ctx.network,
             tree=self.ctx.tree,
@@ -393,11 +391,9 @@ class ImageBuilder:
             binpkgs=self.binpkgs,
             idmap=self.ctx.idmap,
             argv=argv,
-            env=full_env,
-            log_file=logfile,
-            binhost=self.binhost_view if self.binhost is not None else None,
+            env=env,
+            **extra,
         )
-        return run_sandboxed(config)
 
 
 def _tail(path: Path, n: int) -> list[str]:
