@@ -104,27 +104,37 @@ def identify(ns: Namespace, stage_override: Path | None = None) -> Inputs:
         # "latest" is resolved on every run (the small signed latest file); the release it names is
         # fetched (from the source cache when it is there) so that its sha512 is known: the same
         # key then as with a lock pinning it.
-        from chrootforge.sources import fetch
         from chrootforge.sources.layout import dated_stage
 
         s = ns.stage3
-        release = (
-            dated_stage(s.arch, s.variant, s.date)
-            if s.date
-            else fetch.resolve_stage3(s.arch, s.variant, list(s.mirrors) or None, s.keyrings, s.insecure)
-        )
-        record = fetch.fetch_stage3(
-            arch=s.arch,
-            variant=s.variant,
-            mirrors=list(s.mirrors) or None,
-            keyrings=s.keyrings,
-            insecure=s.insecure,
-            release=release,
-        )
+        release = dated_stage(s.arch, s.variant, s.date) if s.date else _latest_release(s)
+        record = _fetch_mirror_stage(s, release=release)
         return Inputs(
             f"{record.name}:{record.sha512}", _tree_id(ns, lock), ns.tree.path, release, lock, record
         )
     return Inputs(stage_id, _tree_id(ns, lock), ns.tree.path, release, lock)
+
+
+def _latest_release(s):
+    """The release that the mirrors' "latest" names now (the small signed latest file)."""
+    from chrootforge.sources import fetch
+
+    return fetch.resolve_stage3(s.arch, s.variant, list(s.mirrors) or None, s.keyrings, s.insecure)
+
+
+def _fetch_mirror_stage(s, release=None, date: str | None = None):
+    """The namespace's stage3 ([stage3] s) from its mirrors, or from the source cache."""
+    from chrootforge.sources import fetch
+
+    return fetch.fetch_stage3(
+        arch=s.arch,
+        variant=s.variant,
+        mirrors=list(s.mirrors) or None,
+        date=date,
+        keyrings=s.keyrings,
+        insecure=s.insecure,
+        release=release,
+    )
 
 
 def _locked_release(ns: Namespace, lock: lockfile.Lock):
@@ -180,14 +190,7 @@ def fetch_stage(ns: Namespace, inputs: Inputs, stage_override: Path | None = Non
         record = inputs.stage_record
     else:
         # a dated release is served from the source cache when it is there: no network needed
-        record = fetch.fetch_stage3(
-            arch=s.arch,
-            variant=s.variant,
-            mirrors=list(s.mirrors) or None,
-            keyrings=s.keyrings,
-            insecure=s.insecure,
-            release=inputs.stage_release,
-        )
+        record = _fetch_mirror_stage(s, release=inputs.stage_release)
     if inputs.lock is not None and record.sha512 != inputs.lock.stage3.sha512:
         raise _mismatch(f"stage3 {record.name}: its sha512", record.sha512, inputs.lock.stage3.sha512, ns)
     return record
@@ -251,20 +254,8 @@ def resolve_lock(ns: Namespace) -> lockfile.Lock:
         stage = fetch.use_local_stage(s.path, keyrings=s.keyrings, insecure=s.insecure)
         release = ""
     else:
-        ref = (
-            fetch.resolve_stage3(s.arch, s.variant, list(s.mirrors) or None, s.keyrings, s.insecure)
-            if not s.date
-            else None
-        )
-        stage = fetch.fetch_stage3(
-            arch=s.arch,
-            variant=s.variant,
-            mirrors=list(s.mirrors) or None,
-            date=s.date,
-            keyrings=s.keyrings,
-            insecure=s.insecure,
-            release=ref,
-        )
+        ref = _latest_release(s) if not s.date else None
+        stage = _fetch_mirror_stage(s, release=ref, date=s.date)
         release = ref.stamp if ref else (s.date or "")
     locked_stage = lockfile.LockedStage(stage.name, stage.sha512, stage.verified_by or "UNVERIFIED", release)
     if ns.tree.path is not None:
