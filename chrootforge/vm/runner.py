@@ -253,20 +253,14 @@ def run_job(
         log.info(f"vm: {accel.upper()} ({why})")
     cpus = (os.cpu_count() or 1) if accel == "kvm" else 1
     with run_dir() as rd:
-        job_file = rd / "job.sh"
-        job_file.write_text(job_script(job))
         scratch = None
         if resources.scratch_bytes:
             scratch = rd / "scratch.img"
             make_scratch(scratch, resources.scratch_bytes, *((0, 0) if job.as_root else (job.uid, job.gid)))
-        machine = qemu.Machine(
-            kernel=artifacts.kernel,
-            initramfs=artifacts.initramfs,
-            rootfs=artifacts.rootfs,
-            job_file=job_file,
-            console_log=rd / "console.log",
-            stdout_log=rd / "stdout.log",
-            stderr_log=rd / "stderr.log",
+        machine = _machine(
+            artifacts,
+            rd,
+            job,
             bios=bios,
             accel=accel,
             cpus=cpus,
@@ -281,6 +275,22 @@ def run_job(
     return result
 
 
+def _machine(artifacts, rd: Path, job: Job, **settings) -> qemu.Machine:
+    """A guest of `artifacts` that runs `job`, with its job file and logs in the run dir `rd`."""
+    job_file = rd / "job.sh"
+    job_file.write_text(job_script(job))
+    return qemu.Machine(
+        kernel=artifacts.kernel,
+        initramfs=artifacts.initramfs,
+        rootfs=artifacts.rootfs,
+        job_file=job_file,
+        console_log=rd / "console.log",
+        stdout_log=rd / "stdout.log",
+        stderr_log=rd / "stderr.log",
+        **settings,
+    )
+
+
 def choose_accel(artifacts) -> tuple[str, str]:
     """(accel, why): KVM if a probe boot of these artifacts under KVM works here (cached), else TCG."""
     from chrootforge.vm import accel as accel_mod
@@ -291,16 +301,10 @@ def choose_accel(artifacts) -> tuple[str, str]:
 
 def _probe(artifacts, qemu_path: str, bios: Path, timeout: float) -> bool:
     with run_dir() as rd:
-        job_file = rd / "job.sh"
-        job_file.write_text(job_script(Job(argv=("true",), uid=1000, gid=1000, as_root=True)))
-        machine = qemu.Machine(
-            kernel=artifacts.kernel,
-            initramfs=artifacts.initramfs,
-            rootfs=artifacts.rootfs,
-            job_file=job_file,
-            console_log=rd / "console.log",
-            stdout_log=rd / "stdout.log",
-            stderr_log=rd / "stderr.log",
+        machine = _machine(
+            artifacts,
+            rd,
+            Job(argv=("true",), uid=1000, gid=1000, as_root=True),
             bios=bios,
             accel="kvm",
             cpus=1,
