@@ -20,7 +20,7 @@ from pathlib import Path
 
 from chrootforge import log
 from chrootforge.errors import CfError, UsageError
-from chrootforge.fsutil import atomic_writer
+from chrootforge.fsutil import open_output
 from chrootforge.oci import layout as lo
 from chrootforge.oci import mediatypes as mt
 from chrootforge.oci import refs, shapes
@@ -96,20 +96,21 @@ def write_archive(layout, tag: str, fmt: str, out, with_referrers: bool = True) 
 
 
 def export(layout, tag: str, fmt: str, output, with_referrers: bool = True) -> None:
-    """Write `tag` of `layout` as an archive at `output` (atomically). podman load (4.3) refuses an
-    oci-archive whose index lists more than the image, so `load` leaves the referrers out."""
-    output = Path(output)
-    if output.is_dir():
-        raise UsageError(f"cannot write {output}: it is a directory", hint="give a file name, e.g. image.tar")
-    if not output.parent.is_dir():
-        raise UsageError(f"cannot write {output}: {output.parent} is not a directory")
-    if not os.access(output.parent, os.W_OK):
-        raise CfError(f"cannot write {output}: {output.parent} is not writable")
+    """Write `tag` of `layout` as an archive at `output`: atomically to a new or regular file
+    (fsutil.open_output refuses devices, FIFOs, sockets, directories and symlinks), or to stdout
+    when `output` is `-`. podman load (4.3) refuses an oci-archive whose index lists more than the
+    image, so `load` leaves the referrers out."""
+    resolve(layout, tag)  # a wrong tag fails before a temp file exists
+    output = os.fspath(output)
     try:
-        with atomic_writer(output) as handle:
+        with open_output(output, "the archive") as handle:
             write_archive(layout, tag, fmt, handle, with_referrers)
+    except BrokenPipeError:
+        raise  # the reader went away (`| head`): the CLI exits 1 without a message
     except OSError as err:
-        raise CfError(f"cannot write {output}: {err.strerror or err}") from None
+        raise CfError(
+            f"cannot write {'stdout' if output == '-' else output}: {err.strerror or err}"
+        ) from None
 
 
 def load(layout, tag: str, into: str = "podman", extra_args: list[str] | None = None) -> str:

@@ -12,15 +12,17 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Self
 
 from chrootforge.errors import CfError, UsageError, VerificationError
-from chrootforge.fsutil import atomic_write, file_lock
+from chrootforge.fsutil import atomic_write, file_lock, read_regular
 from chrootforge.oci import mediatypes as mt
 
 LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
+MAX_INDEX = 64 << 20  # index.json: about 200,000 tags
 
 
 def canonical_json(obj) -> bytes:
@@ -96,11 +98,13 @@ def open_layout(layout: str | os.PathLike) -> Path:
     layout = Path(layout)
     marker = layout / "oci-layout"
     try:
-        data = json.loads(marker.read_text())
+        data = json.loads(read_regular(marker, 4096))
     except FileNotFoundError:
         raise UsageError(f"{layout} is not an OCI layout (no oci-layout file)") from None
-    except (OSError, ValueError) as err:
-        raise UsageError(f"{layout}: unreadable oci-layout file: {err}") from None
+    except OSError as err:
+        raise UsageError(f"{marker} is unreadable: {err.strerror or err}") from None
+    except ValueError as err:
+        raise UsageError(f"{marker} is not valid JSON: {err}") from None
     if not isinstance(data, dict) or data.get("imageLayoutVersion") != "1.0.0":
         raise UsageError(f"{layout}: unsupported oci-layout {data!r}")
     return layout
@@ -112,11 +116,11 @@ def read_index(layout: Path) -> dict:
 
     path = Path(layout) / "index.json"
     try:
-        index = json.loads(path.read_text())
+        index = json.loads(read_regular(path, MAX_INDEX))
     except FileNotFoundError:
         raise UsageError(f"{layout} has no index.json") from None
     except OSError as err:
-        raise CfError(f"{path} is unreadable: {err.strerror}") from None
+        raise CfError(f"{path} is unreadable: {err.strerror or err}") from None
     except ValueError as err:
         raise CfError(f"{path} is not valid JSON: {err}") from None
     shapes.index(index, str(path))
@@ -298,7 +302,15 @@ class VerifyingReader:
         self.layout, self.digest, self.size, self.what = Path(layout), digest, size, what
         path = blob_path(layout, digest)
         try:
-            self.handle = open(path, "rb")  # noqa: SIM115 - closed by close()/the context manager
+            # O_NONBLOCK: a FIFO planted as a blob must not hang the open; it is refused below.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            self.handle = os.fdopen(fd, "rb")
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                self.handle.close()
+                raise VerificationError(
+                    f"{what} {digest} in {layout} is not a regular file",
+                    hint="the layout is damaged; remove that entry of blobs/sha256 and pull or rebuild",
+                )
         except FileNotFoundError:
             raise VerificationError(
                 f"{what} {digest} is missing from {layout}", hint="run chrootforge verify"
