@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import platform
+import re
 
 from chrootforge.errors import UsageError
 
@@ -26,6 +27,23 @@ def host_arch() -> str:
 
 def timestamp(epoch: int) -> str:
     return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_CREATED = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d+)?(Z|[+-]\d\d:\d\d)")
+
+
+def parse_created(value) -> int | None:
+    """A config's RFC 3339 `created` as whole seconds since the epoch (fractions dropped, as the
+    mtime clamp keeps whole seconds), or None when missing, malformed or before 1970."""
+    match = _CREATED.fullmatch(value) if isinstance(value, str) else None
+    if not match:
+        return None
+    zone = "+00:00" if match.group(2) == "Z" else match.group(2)
+    try:
+        seconds = int(datetime.datetime.fromisoformat(match.group(1) + zone).timestamp())
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
 
 
 def _str_list(key: str, value) -> list[str]:
@@ -73,9 +91,41 @@ def normalise(config: dict | None) -> dict:
     return out
 
 
+# Labels that name or date the image they were written for, never its content: a child does not
+# inherit them from its parent (it would carry the parent's name, title and build key).
+IDENTITY_LABELS = frozenset(
+    {
+        "org.opencontainers.image.ref.name",
+        "org.opencontainers.image.title",
+        "org.opencontainers.image.description",
+        "org.opencontainers.image.version",
+        "org.opencontainers.image.created",
+        "org.opencontainers.image.revision",
+        "org.opencontainers.image.base.name",
+        "org.opencontainers.image.base.digest",
+        "io.containerd.image.name",
+        "org.chrootforge.build-key",
+        "org.chrootforge.namespace",
+        "org.chrootforge.version",
+        "org.label-schema.name",
+        "org.label-schema.description",
+        "org.label-schema.version",
+        "org.label-schema.build-date",
+        "org.label-schema.vcs-ref",
+    }
+)
+
+
 def merge(base: dict, override: dict, labels: dict | None) -> dict:
-    """A child's runtime config: the parent's, overridden field by field; labels merged."""
+    """A child's runtime config: the parent's, overridden field by field; labels merged, except
+    the parent's IDENTITY_LABELS."""
     out = dict(base)
+    if "Labels" in out:
+        inherited = {k: v for k, v in (out["Labels"] or {}).items() if k not in IDENTITY_LABELS}
+        if inherited:
+            out["Labels"] = inherited
+        else:
+            del out["Labels"]
     for key, value in override.items():
         if key == "Env":
             env = {e.split("=", 1)[0]: e for e in out.get("Env", [])}
