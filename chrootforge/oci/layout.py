@@ -80,27 +80,50 @@ def ensure_layout(layout: str | os.PathLike) -> Path:
     return layout
 
 
-def _clean_stale_temps(tmpdir: Path) -> None:
-    """Remove temp blobs of commits that died (their pid is in the name)."""
-    for path in tmpdir.glob("blob.*.tmp"):
+def _stale_temps(tmpdir: Path) -> list[Path]:
+    """Temp blobs of commits that died (their pid is in the name)."""
+    out = []
+    for path in sorted(tmpdir.glob("blob.*.tmp")):
         try:
-            pid = int(path.name.split(".")[1])
-            os.kill(pid, 0)
+            os.kill(int(path.name.split(".")[1]), 0)
         except ProcessLookupError:
-            with contextlib.suppress(OSError):
-                path.unlink()
+            out.append(path)
         except (ValueError, PermissionError, IndexError):
             pass
+    return out
+
+
+def _clean_stale_temps(tmpdir: Path) -> None:
+    for path in _stale_temps(tmpdir):
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def _not_a_layout_dir(layout: Path) -> UsageError:
+    """What is wrong with a layout path that is not a directory, with the likely intent."""
+    if layout.exists():
+        return UsageError(f"{layout} is not a directory (an OCI layout is a directory)")
+    hint = None
+    for parent in layout.parents:
+        if (parent / "oci-layout").is_file():  # `out/layout/nginx` meant `out/layout:nginx`
+            hint = f"did you mean {parent}:{layout.relative_to(parent)}?"
+            break
+    return UsageError(f"{layout} does not exist", hint=hint)
 
 
 def open_layout(layout: str | os.PathLike) -> Path:
     """Check that `layout` is an OCI layout we can read."""
     layout = Path(layout)
     marker = layout / "oci-layout"
+    if not layout.is_dir():
+        raise _not_a_layout_dir(layout)
     try:
         data = json.loads(read_regular(marker, 4096))
     except FileNotFoundError:
-        raise UsageError(f"{layout} is not an OCI layout (no oci-layout file)") from None
+        raise UsageError(
+            f"{layout} is not an OCI layout (no oci-layout file)",
+            hint="give the directory that holds oci-layout, index.json and blobs/",
+        ) from None
     except OSError as err:
         raise UsageError(f"{marker} is unreadable: {err.strerror or err}") from None
     except ValueError as err:
@@ -437,21 +460,22 @@ def unreferenced_blobs(layout: Path) -> list[tuple[Path, int]]:
     return out
 
 
-def gc(layout) -> tuple[int, int]:
+def gc(layout, dry_run: bool = False) -> list[tuple[Path, int]]:
     """Remove blobs no tag or referrer reaches, and temp files of dead commits, under the layout
-    lock (so never a blob a concurrent commit is publishing). Returns (files, bytes) freed."""
+    lock (so never a blob a concurrent commit is publishing). Returns (path, bytes) of each file
+    removed; with dry_run, of each file it would remove, removing nothing."""
     layout = open_layout(layout)
-    files = freed = 0
+    removed = []
     with file_lock(layout / ".index.lock"):
-        for path, size in unreferenced_blobs(layout):
+        garbage = unreferenced_blobs(layout)
+        for path in _stale_temps(layout / ".tmp"):
+            with contextlib.suppress(OSError):
+                garbage.append((path, path.lstat().st_size))
+        for path, size in garbage:
+            if dry_run:
+                removed.append((path, size))
+                continue
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-                files += 1
-                freed += size
-        before = {p: p.stat().st_size for p in (layout / ".tmp").glob("blob.*.tmp") if p.is_file()}
-        _clean_stale_temps(layout / ".tmp")
-        for path, size in before.items():
-            if not path.exists():
-                files += 1
-                freed += size
-    return files, freed
+                removed.append((path, size))
+    return removed

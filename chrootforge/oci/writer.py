@@ -53,8 +53,7 @@ def resolve(layout, tag: str) -> Resolved:
     tagged = lo.tagged(index)
     match = refs.match_tag(tag, tagged)
     if match is None:
-        known = ", ".join(sorted(tagged)) or "none"
-        raise CfError(f"tag {tag!r} is not in {layout}", hint=f"tags in the layout: {known}")
+        raise refs.missing_tag(tag, tagged, str(layout))
     desc = tagged[match]
     if desc["mediaType"] != mt.MANIFEST:
         raise CfError(f"tag {match} in {layout} points at a {desc['mediaType']}, not an image manifest")
@@ -229,9 +228,8 @@ def commit(
     if compression not in mt.LAYER_TYPES:
         raise UsageError(f"unknown compression {compression!r}", hint="use gzip or zstd")
     runtime_override = imageconfig.normalise(config)
-    for key, value in (labels or {}).items():
-        if not isinstance(value, str):
-            raise UsageError(f"label {key!r} must be a string")
+    if labels and (problem := imageconfig.labels_problem(labels)):
+        raise UsageError(f"labels: {problem}")
     root = os.fspath(rootfs)
     if not os.path.isdir(root):
         raise UsageError(f"rootfs {root} does not exist or is not a directory")

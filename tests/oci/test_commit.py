@@ -445,7 +445,7 @@ def test_bad_input_is_one_clear_line(tmp_path):
         (
             ("commit", str(tree), "--layout", str(tmp_path / "L3"), "--tag", "x", "--parent", "nope"),
             2,
-            "is not an OCI layout",
+            "L3 does not exist",
         ),
     ]
     for argv, code, message in cases:
