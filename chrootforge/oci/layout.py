@@ -47,11 +47,15 @@ def _writable(path: Path) -> None:
         raise CfError(f"{path} is not writable", hint="choose a --layout directory you can write to")
 
 
-def ensure_layout(layout: str | os.PathLike) -> Path:
-    """Create the layout skeleton if needed (an existing non-layout, non-empty dir is refused)."""
+def check_layout_target(layout: str | os.PathLike) -> Path:
+    """Refuse a path a layout may not be written at, before anything is created there or beside
+    it: anything but a directory (a device, a file, ...), or a non-empty directory that is not a
+    layout."""
     layout = Path(layout)
     if layout.exists() and not layout.is_dir():
-        raise UsageError(f"{layout} exists and is not a directory")
+        raise UsageError(
+            f"{layout} exists and is not a directory", hint="give a new directory or an OCI layout"
+        )
     # Only the names a concurrent commit may be creating right now are tolerated.
     skeleton = {".tmp", ".index.lock", "blobs", "index.json", "oci-layout"}
     if (
@@ -66,6 +70,12 @@ def ensure_layout(layout: str | os.PathLike) -> Path:
             f"{layout} is not an OCI layout and not empty",
             hint="give an empty or new directory, or an existing OCI layout",
         )
+    return layout
+
+
+def ensure_layout(layout: str | os.PathLike) -> Path:
+    """Create the layout skeleton if needed (check_layout_target refuses what is not one)."""
+    layout = check_layout_target(layout)
     _writable(layout / "blobs" / "sha256")
     _writable(layout / ".tmp")
     with file_lock(layout / ".index.lock"):

@@ -218,3 +218,22 @@ def test_a_hostile_layout_neither_hangs_nor_writes_elsewhere(tmp_path):
     with pytest.raises(CfError, match="symlink"):
         oci.commit(tree, layout, "y", quiet=True)
     assert not (tmp_path / "created-through-link").exists()
+
+
+def test_a_layout_path_that_is_no_directory_is_refused_before_anything_is_made(tmp_path):
+    """build --layout, commit --layout and pull's LAYOUT write a directory, and build writes
+    LAYOUT.build beside it: a FIFO (or a device) there is refused before either is made."""
+    ns = tmp_path / "ns"
+    assert _cf("new", str(ns)).returncode == 0
+    assert _cf("new", str(ns / "img"), "--package", "app-misc/hello").returncode == 0
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    tree = tmp_path / "rootfs"
+    tree.mkdir()
+    for argv in (
+        ("build", str(ns / "img"), "--layout", str(fifo), "--vm", "off"),
+        ("commit", str(tree), "--layout", str(fifo), "--tag", "x"),
+    ):
+        out = _cf(*argv)
+        assert out.returncode == 2 and f"{fifo} exists and is not a directory" in out.stderr, out.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo", "ns", "rootfs"]
