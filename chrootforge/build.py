@@ -145,11 +145,13 @@ def build(
     from chrootforge.builddist import Distribution
     from chrootforge.gentoo import inputs as inp
     from chrootforge.gentoo.native_cpu import resolve_for
+    from chrootforge.oci.layout import check_layout_target
 
     started = time.monotonic()
     folder, names = parse_targets(targets)
     project, requested = load_project(folder, names)
     layout_path = Path(layout).resolve() if layout else project.namespace.layout
+    check_layout_target(layout_path)  # before anything, <layout>.build included, is made
     distribution = Distribution.prepare(dist, project, layout_path)
     ns = project.namespace
     if shell is not None and shell.now and len(requested) != 1:

@@ -22,8 +22,16 @@ def register(sub) -> None:
         "--force-all", action="store_true", help="rebuild the named images and their ancestors"
     )
     p.add_argument("--no-deps", action="store_true", help="do not build the parents (they must be built)")
-    p.add_argument("--layout", metavar="DIR", help="the OCI layout to write (default: the namespace's)")
-    p.add_argument("--network", choices=("none", "host"), help="network inside the build sandbox")
+    p.add_argument(
+        "--layout",
+        metavar="DIR",
+        help="the OCI layout to write (default: the namespace's [output] layout, out/layout)",
+    )
+    p.add_argument(
+        "--network",
+        choices=("none", "host"),
+        help="network inside the build sandbox (default: the namespace's [build] network, none)",
+    )
     p.add_argument(
         "--stage3", metavar="PATH", help="use this local stage3 (PATH.asc and PATH.DIGESTS beside it)"
     )
@@ -97,7 +105,12 @@ def register(sub) -> None:
     lk.add_argument("namespace", metavar="NS")
     lk.add_argument("--update", action="store_true", help='re-resolve "latest" and rewrite an existing lock')
     lk.set_defaults(func=_lock)
-    sb = sub.add_parser("sbom", help="print the SPDX SBOM attached to an image of a layout")
+    sb = sub.add_parser(
+        "sbom",
+        help="print the SPDX SBOM attached to an image of a layout",
+        description="Print the SPDX 2.3 JSON SBOM that build attached to TAG of LAYOUT (as an OCI "
+        "referrer) on stdout.",
+    )
     sb.add_argument("ref", metavar="LAYOUT:TAG")
     sb.set_defaults(func=_sbom)
 

@@ -11,7 +11,11 @@ def register(sub) -> None:
     )
     verbs = cache.add_subparsers(dest="verb", metavar="VERB")
     verbs.required = True
-    ls = verbs.add_parser("ls", help="the size of each kind of cache entry")
+    ls = verbs.add_parser(
+        "ls",
+        help="the size of each kind of cache entry",
+        description="Show how many entries of each kind the user cache holds and their size.",
+    )
     ls.add_argument("--json", action="store_true", help="print the sizes as JSON")
     ls.set_defaults(func=_ls)
     prune = verbs.add_parser(

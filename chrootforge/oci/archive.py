@@ -1,15 +1,21 @@
 """export (oci-archive, docker-archive) and load (through the podman or docker CLI).
 
-Both archives hold only the exported tag: oci-layout, an index.json with its descriptor, and the
-blobs it references; an oci-archive also carries the image's referrers (its SBOM), so that
-`skopeo copy` and registries receive them. Every blob is checked against its digest as it is copied.
-docker-archive is the Docker >= 25 hybrid: the same plus `manifest.json`
-(Config/Layers pointing into blobs/sha256), which Docker 20.10's classic store loads. Docker 20.10
-cannot read zstd layers, so a zstd image is refused for docker-archive (commit it with gzip).
+Both archives hold only the exported tag: oci-layout, an index.json with ONE descriptor, and the
+blobs it reaches. podman load and skopeo's oci-archive: refuse an index.json with more than one
+image, so an oci-archive carries the image's referrers (its SBOM) through an image index: index.json
+names (with the tag) an index whose manifests are the image, with its platform, and its referrers,
+with the platform unknown/unknown that platform-choosing consumers (podman, skopeo, containerd)
+skip. That index's digest is what the archive's tag names; the image manifest inside is unchanged.
+`--no-referrers`, and an image without referrers, give index.json the image manifest itself.
+Every blob is checked against its digest as it is copied. docker-archive is the Docker >= 25
+hybrid: the image's blobs plus `manifest.json` (Config/Layers pointing into blobs/sha256), which
+Docker 20.10's classic store loads; it never carries referrers. Docker 20.10 cannot read zstd
+layers, so a zstd image is refused for docker-archive (commit it with gzip).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -20,12 +26,12 @@ from pathlib import Path
 
 from chrootforge import log
 from chrootforge.errors import CfError, UsageError
-from chrootforge.fsutil import atomic_writer
+from chrootforge.fsutil import open_output
 from chrootforge.oci import layout as lo
 from chrootforge.oci import mediatypes as mt
 from chrootforge.oci import refs, shapes
 from chrootforge.oci.referrer import referrers
-from chrootforge.oci.writer import resolve
+from chrootforge.oci.writer import Resolved, resolve
 
 FORMATS = ("oci-archive", "docker-archive")
 
@@ -49,6 +55,36 @@ def _blobs_of(manifest: dict, manifest_desc: dict) -> list[tuple[str, int]]:
     ]
 
 
+def _platform(config: dict) -> dict:
+    platform = {"architecture": config["architecture"], "os": config["os"]}
+    if isinstance(config.get("variant"), str):
+        platform["variant"] = config["variant"]
+    return platform
+
+
+def _with_referrers(
+    layout: Path, found: Resolved, attached: list[dict], small_blobs: dict[str, bytes]
+) -> tuple[dict, list]:
+    """The descriptor of an image index holding the image and its `attached` referrers (the
+    index goes into `small_blobs`), and the (digest, size) of every blob the referrers reach."""
+    image = {k: found.descriptor[k] for k in ("mediaType", "digest", "size")}
+    manifests = [{**image, "platform": _platform(found.config)}]
+    blobs: list[tuple[str, int]] = []
+    for ref in attached:
+        doc = shapes.manifest(
+            lo.read_json_blob(layout, ref["digest"], ref["size"], "referrer"),
+            f"referrer {ref['digest']} in {layout}",
+        )
+        blobs += _blobs_of(doc, ref)
+        desc = {k: ref[k] for k in ("mediaType", "digest", "size", "artifactType") if k in ref}
+        manifests.append({**desc, "platform": {"architecture": "unknown", "os": "unknown"}})
+    data = lo.canonical_json({"schemaVersion": 2, "mediaType": mt.INDEX, "manifests": manifests})
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    small_blobs[digest] = data
+    annotations = found.descriptor.get("annotations") or {}
+    return {"mediaType": mt.INDEX, "digest": digest, "size": len(data), "annotations": annotations}, blobs
+
+
 def write_archive(layout, tag: str, fmt: str, out, with_referrers: bool = True) -> None:
     if fmt not in FORMATS:
         raise UsageError(f"unknown export format {fmt!r}", hint="use oci-archive or docker-archive")
@@ -61,16 +97,13 @@ def write_archive(layout, tag: str, fmt: str, out, with_referrers: bool = True) 
             hint="commit the image with --compression gzip, or export it as oci-archive",
         )
     blobs = _blobs_of(found.manifest, found.descriptor)
-    descriptors = [found.descriptor]
-    if fmt == "oci-archive" and with_referrers:  # the image's referrers (its SBOM) travel with it
-        for ref in referrers(lo.read_index(layout), found.descriptor["digest"]):
-            doc = shapes.manifest(
-                lo.read_json_blob(layout, ref["digest"], ref["size"], "referrer"),
-                f"referrer {ref['digest']} in {layout}",
-            )
-            blobs += _blobs_of(doc, ref)
-            descriptors.append(ref)
-    index = {"schemaVersion": 2, "mediaType": mt.INDEX, "manifests": descriptors}
+    small_blobs: dict[str, bytes] = {}
+    top = found.descriptor
+    attached = referrers(lo.read_index(layout), top["digest"]) if fmt == "oci-archive" else []
+    if with_referrers and attached:
+        top, more = _with_referrers(layout, found, attached, small_blobs)
+        blobs += more
+    index = {"schemaVersion": 2, "mediaType": mt.INDEX, "manifests": [top]}
     small = {"oci-layout": lo.canonical_json(lo.LAYOUT_VERSION), "index.json": lo.canonical_json(index)}
     if fmt == "docker-archive":
         small["manifest.json"] = json.dumps(
@@ -82,38 +115,46 @@ def write_archive(layout, tag: str, fmt: str, out, with_referrers: bool = True) 
                 }
             ]
         ).encode()
+    entries: dict[str, tuple[int, bytes | None]] = {digest: (size, None) for digest, size in blobs}
+    entries.update((digest, (len(data), data)) for digest, data in small_blobs.items())
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         tar.addfile(_info("blobs", 0, tarfile.DIRTYPE))
         tar.addfile(_info("blobs/sha256", 0, tarfile.DIRTYPE))
-        for digest, size in sorted(set(blobs)):
+        for digest in sorted(entries):
+            size, data = entries[digest]
+            name = f"blobs/sha256/{digest.split(':')[1]}"
+            if data is not None:
+                tar.addfile(_info(name, size), io.BytesIO(data))
+                continue
             # Checked while copied: a corrupt or truncated blob aborts the export (the caller's
             # atomic writer then leaves no archive behind).
             with lo.VerifyingReader(layout, digest, size) as reader:
-                tar.addfile(_info(f"blobs/sha256/{digest.split(':')[1]}", size), reader)
+                tar.addfile(_info(name, size), reader)
                 reader.drain()
         for name in sorted(small):
             tar.addfile(_info(name, len(small[name])), io.BytesIO(small[name]))
 
 
 def export(layout, tag: str, fmt: str, output, with_referrers: bool = True) -> None:
-    """Write `tag` of `layout` as an archive at `output` (atomically). podman load (4.3) refuses an
-    oci-archive whose index lists more than the image, so `load` leaves the referrers out."""
-    output = Path(output)
-    if output.is_dir():
-        raise UsageError(f"cannot write {output}: it is a directory", hint="give a file name, e.g. image.tar")
-    if not output.parent.is_dir():
-        raise UsageError(f"cannot write {output}: {output.parent} is not a directory")
-    if not os.access(output.parent, os.W_OK):
-        raise CfError(f"cannot write {output}: {output.parent} is not writable")
+    """Write `tag` of `layout` as an archive at `output`: atomically to a new or regular file
+    (fsutil.open_output refuses devices, FIFOs, sockets, directories and symlinks), or to stdout
+    when `output` is `-`."""
+    resolve(layout, tag)  # a wrong tag fails before a temp file exists
+    output = os.fspath(output)
     try:
-        with atomic_writer(output) as handle:
+        with open_output(output, "the archive") as handle:
             write_archive(layout, tag, fmt, handle, with_referrers)
+    except BrokenPipeError:
+        raise  # the reader went away (`| head`): the CLI exits 1 without a message
     except OSError as err:
-        raise CfError(f"cannot write {output}: {err.strerror or err}") from None
+        raise CfError(
+            f"cannot write {'stdout' if output == '-' else output}: {err.strerror or err}"
+        ) from None
 
 
 def load(layout, tag: str, into: str = "podman", extra_args: list[str] | None = None) -> str:
-    """Load `tag` into podman or docker via their CLI; returns the tool's output."""
+    """Load `tag` into podman or docker via their CLI; returns the tool's output. Without its
+    referrers: the stores keep only the image, under the layout's own manifest digest."""
     if into not in ("podman", "docker"):
         raise UsageError(f"cannot load into {into!r}", hint="use podman or docker")
     fmt = "oci-archive" if into == "podman" else "docker-archive"

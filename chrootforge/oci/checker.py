@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 import zlib
 from pathlib import Path
 
@@ -42,8 +44,14 @@ class _Checker:
         sha = hashlib.sha256()
         got_size = 0
         try:
-            with open(path, "rb") as handle:
-                while data := handle.read(1 << 20):
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO must not hang
+            with open(fd, "rb") as handle:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    self.problems.append(f"{where}: blob {digest} is not a regular file")
+                    return False
+                # Past the declared size the digest cannot match: stop (a link to /dev/zero).
+                limit = size if isinstance(size, int) else float("inf")
+                while got_size <= limit and (data := handle.read(1 << 20)):
                     sha.update(data)
                     got_size += len(data)
         except FileNotFoundError:

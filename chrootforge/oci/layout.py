@@ -12,15 +12,17 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Self
 
 from chrootforge.errors import CfError, UsageError, VerificationError
-from chrootforge.fsutil import atomic_write, file_lock
+from chrootforge.fsutil import atomic_write, file_lock, read_regular
 from chrootforge.oci import mediatypes as mt
 
 LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
+MAX_INDEX = 64 << 20  # index.json: about 200,000 tags
 
 
 def canonical_json(obj) -> bytes:
@@ -45,11 +47,15 @@ def _writable(path: Path) -> None:
         raise CfError(f"{path} is not writable", hint="choose a --layout directory you can write to")
 
 
-def ensure_layout(layout: str | os.PathLike) -> Path:
-    """Create the layout skeleton if needed (an existing non-layout, non-empty dir is refused)."""
+def check_layout_target(layout: str | os.PathLike) -> Path:
+    """Refuse a path a layout may not be written at, before anything is created there or beside
+    it: anything but a directory (a device, a file, ...), or a non-empty directory that is not a
+    layout."""
     layout = Path(layout)
     if layout.exists() and not layout.is_dir():
-        raise UsageError(f"{layout} exists and is not a directory")
+        raise UsageError(
+            f"{layout} exists and is not a directory", hint="give a new directory or an OCI layout"
+        )
     # Only the names a concurrent commit may be creating right now are tolerated.
     skeleton = {".tmp", ".index.lock", "blobs", "index.json", "oci-layout"}
     if (
@@ -64,6 +70,12 @@ def ensure_layout(layout: str | os.PathLike) -> Path:
             f"{layout} is not an OCI layout and not empty",
             hint="give an empty or new directory, or an existing OCI layout",
         )
+    return layout
+
+
+def ensure_layout(layout: str | os.PathLike) -> Path:
+    """Create the layout skeleton if needed (check_layout_target refuses what is not one)."""
+    layout = check_layout_target(layout)
     _writable(layout / "blobs" / "sha256")
     _writable(layout / ".tmp")
     with file_lock(layout / ".index.lock"):
@@ -78,29 +90,54 @@ def ensure_layout(layout: str | os.PathLike) -> Path:
     return layout
 
 
-def _clean_stale_temps(tmpdir: Path) -> None:
-    """Remove temp blobs of commits that died (their pid is in the name)."""
-    for path in tmpdir.glob("blob.*.tmp"):
+def _stale_temps(tmpdir: Path) -> list[Path]:
+    """Temp blobs of commits that died (their pid is in the name)."""
+    out = []
+    for path in sorted(tmpdir.glob("blob.*.tmp")):
         try:
-            pid = int(path.name.split(".")[1])
-            os.kill(pid, 0)
+            os.kill(int(path.name.split(".")[1]), 0)
         except ProcessLookupError:
-            with contextlib.suppress(OSError):
-                path.unlink()
+            out.append(path)
         except (ValueError, PermissionError, IndexError):
             pass
+    return out
+
+
+def _clean_stale_temps(tmpdir: Path) -> None:
+    for path in _stale_temps(tmpdir):
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def _not_a_layout_dir(layout: Path) -> UsageError:
+    """What is wrong with a layout path that is not a directory, with the likely intent."""
+    if layout.exists():
+        return UsageError(f"{layout} is not a directory (an OCI layout is a directory)")
+    hint = None
+    for parent in layout.parents:
+        if (parent / "oci-layout").is_file():  # `out/layout/nginx` meant `out/layout:nginx`
+            hint = f"did you mean {parent}:{layout.relative_to(parent)}?"
+            break
+    return UsageError(f"{layout} does not exist", hint=hint)
 
 
 def open_layout(layout: str | os.PathLike) -> Path:
     """Check that `layout` is an OCI layout we can read."""
     layout = Path(layout)
     marker = layout / "oci-layout"
+    if not layout.is_dir():
+        raise _not_a_layout_dir(layout)
     try:
-        data = json.loads(marker.read_text())
+        data = json.loads(read_regular(marker, 4096))
     except FileNotFoundError:
-        raise UsageError(f"{layout} is not an OCI layout (no oci-layout file)") from None
-    except (OSError, ValueError) as err:
-        raise UsageError(f"{layout}: unreadable oci-layout file: {err}") from None
+        raise UsageError(
+            f"{layout} is not an OCI layout (no oci-layout file)",
+            hint="give the directory that holds oci-layout, index.json and blobs/",
+        ) from None
+    except OSError as err:
+        raise UsageError(f"{marker} is unreadable: {err.strerror or err}") from None
+    except ValueError as err:
+        raise UsageError(f"{marker} is not valid JSON: {err}") from None
     if not isinstance(data, dict) or data.get("imageLayoutVersion") != "1.0.0":
         raise UsageError(f"{layout}: unsupported oci-layout {data!r}")
     return layout
@@ -112,11 +149,11 @@ def read_index(layout: Path) -> dict:
 
     path = Path(layout) / "index.json"
     try:
-        index = json.loads(path.read_text())
+        index = json.loads(read_regular(path, MAX_INDEX))
     except FileNotFoundError:
         raise UsageError(f"{layout} has no index.json") from None
     except OSError as err:
-        raise CfError(f"{path} is unreadable: {err.strerror}") from None
+        raise CfError(f"{path} is unreadable: {err.strerror or err}") from None
     except ValueError as err:
         raise CfError(f"{path} is not valid JSON: {err}") from None
     shapes.index(index, str(path))
@@ -298,7 +335,15 @@ class VerifyingReader:
         self.layout, self.digest, self.size, self.what = Path(layout), digest, size, what
         path = blob_path(layout, digest)
         try:
-            self.handle = open(path, "rb")  # noqa: SIM115 - closed by close()/the context manager
+            # O_NONBLOCK: a FIFO planted as a blob must not hang the open; it is refused below.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            self.handle = os.fdopen(fd, "rb")
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                self.handle.close()
+                raise VerificationError(
+                    f"{what} {digest} in {layout} is not a regular file",
+                    hint="the layout is damaged; remove that entry of blobs/sha256 and pull or rebuild",
+                )
         except FileNotFoundError:
             raise VerificationError(
                 f"{what} {digest} is missing from {layout}", hint="run chrootforge verify"
@@ -425,21 +470,22 @@ def unreferenced_blobs(layout: Path) -> list[tuple[Path, int]]:
     return out
 
 
-def gc(layout) -> tuple[int, int]:
+def gc(layout, dry_run: bool = False) -> list[tuple[Path, int]]:
     """Remove blobs no tag or referrer reaches, and temp files of dead commits, under the layout
-    lock (so never a blob a concurrent commit is publishing). Returns (files, bytes) freed."""
+    lock (so never a blob a concurrent commit is publishing). Returns (path, bytes) of each file
+    removed; with dry_run, of each file it would remove, removing nothing."""
     layout = open_layout(layout)
-    files = freed = 0
+    removed = []
     with file_lock(layout / ".index.lock"):
-        for path, size in unreferenced_blobs(layout):
+        garbage = unreferenced_blobs(layout)
+        for path in _stale_temps(layout / ".tmp"):
+            with contextlib.suppress(OSError):
+                garbage.append((path, path.lstat().st_size))
+        for path, size in garbage:
+            if dry_run:
+                removed.append((path, size))
+                continue
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-                files += 1
-                freed += size
-        before = {p: p.stat().st_size for p in (layout / ".tmp").glob("blob.*.tmp") if p.is_file()}
-        _clean_stale_temps(layout / ".tmp")
-        for path, size in before.items():
-            if not path.exists():
-                files += 1
-                freed += size
-    return files, freed
+                removed.append((path, size))
+    return removed

@@ -53,8 +53,7 @@ def resolve(layout, tag: str) -> Resolved:
     tagged = lo.tagged(index)
     match = refs.match_tag(tag, tagged)
     if match is None:
-        known = ", ".join(sorted(tagged)) or "none"
-        raise CfError(f"tag {tag!r} is not in {layout}", hint=f"tags in the layout: {known}")
+        raise refs.missing_tag(tag, tagged, str(layout))
     desc = tagged[match]
     if desc["mediaType"] != mt.MANIFEST:
         raise CfError(f"tag {match} in {layout} points at a {desc['mediaType']}, not an image manifest")
@@ -192,6 +191,17 @@ def tag(layout, source: str, new_tag: str) -> None:
     set_tag(Path(layout), new_tag, found.descriptor["digest"], found.descriptor["size"])
 
 
+def _default_epoch(base: Resolved | None) -> int:
+    """SOURCE_DATE_EPOCH when set; else the parent's `created`; else 0."""
+    if os.environ.get("SOURCE_DATE_EPOCH", "").strip() or base is None:
+        return tree.source_date_epoch()
+    created = imageconfig.parse_created(base.config.get("created"))
+    if created is None:
+        log.notice(f"parent {base.tag} has no usable `created` time: committing with epoch 0")
+        return 0
+    return created
+
+
 def commit(
     rootfs,
     layout,
@@ -209,21 +219,23 @@ def commit(
     only the difference becomes the new layer and the parent's layers are shared.
 
     epoch: the build's one timestamp (config `created`, history, every mtime's clamp); None takes
-    SOURCE_DATE_EPOCH, else 0. owners: how host ids map to the image's ids (an IdMap's
-    to_inside), when real root commits a tree its sandbox wrote with an unprivileged range.
+    SOURCE_DATE_EPOCH, else the parent's `created` (so the parent's files, clamped to it, compare
+    equal and stay out of the new layer), else 0. owners: how host ids map to the image's ids (an
+    IdMap's to_inside), when real root commits a tree its sandbox wrote with an unprivileged range.
+    The parent's identity labels (imageconfig.IDENTITY_LABELS) are not inherited.
     Nothing of a failed commit stays in the layout (lo.Staging)."""
     refs.check_tag(tag)
     if compression not in mt.LAYER_TYPES:
         raise UsageError(f"unknown compression {compression!r}", hint="use gzip or zstd")
     runtime_override = imageconfig.normalise(config)
-    for key, value in (labels or {}).items():
-        if not isinstance(value, str):
-            raise UsageError(f"label {key!r} must be a string")
-    epoch = tree.source_date_epoch() if epoch is None else epoch
+    if labels and (problem := imageconfig.labels_problem(labels)):
+        raise UsageError(f"labels: {problem}")
     root = os.fspath(rootfs)
     if not os.path.isdir(root):
         raise UsageError(f"rootfs {root} does not exist or is not a directory")
     base: Resolved | None = resolve(layout, parent) if parent else None
+    if epoch is None:
+        epoch = _default_epoch(base)
     layout = lo.ensure_layout(layout)
 
     entries = tree.walk(root, epoch, owners)

@@ -6,10 +6,13 @@ from chrootforge.registry.options import add_registry_options
 
 
 def register(sub) -> None:
-    for name, summary, source, dest, func in (
+    for name, summary, description, source, dest, func in (
         (
             "push",
             "push an image of a layout (and its SBOM) to a registry",
+            "Push TAG of LAYOUT, with its referrers (the SBOM), to a registry as REPO:TAG (default "
+            "TAG: latest), and print the manifest digest. Blobs the registry has are not uploaded "
+            "again. docs/registry.md describes auth, TLS and failures.",
             "LAYOUT:TAG",
             "docker://HOST[:PORT]/REPO[:TAG]",
             _push,
@@ -17,12 +20,16 @@ def register(sub) -> None:
         (
             "pull",
             "pull an image (and its SBOM) from a registry into a layout",
+            "Pull an image by tag (default latest) or digest, with its referrers, into LAYOUT "
+            "(created if missing) under TAG (default HOST[:PORT]/REPO:TAG; a pull by digest needs "
+            "one). Every blob is checked before the tag is published. docs/registry.md describes "
+            "auth, TLS and failures.",
             "docker://HOST[:PORT]/REPO(:TAG|@sha256:HEX)",
             "LAYOUT[:TAG]",
             _pull,
         ),
     ):
-        p = sub.add_parser(name, help=summary)
+        p = sub.add_parser(name, help=summary, description=description)
         p.add_argument("source", metavar=source)
         p.add_argument("dest", metavar=dest)
         p.add_argument("--json", action="store_true", help="print the result as JSON")

@@ -80,7 +80,7 @@ def add_registry_options(parser: argparse.ArgumentParser) -> None:
         const=True,
         default=True,
         metavar="BOOL",
-        help="verify the registry's certificate (false also allows plain HTTP)",
+        help="verify the registry's certificate (default true; false also allows plain HTTP)",
     )
     g.add_argument(
         "--retry-times",

@@ -65,7 +65,7 @@ OPTIONS = (
         choices=("none", "ro"),
         default="none",
     ),
-    Option("--cwd", "value", "DIR", "working directory inside"),
+    Option("--cwd", "value", "DIR", "working directory inside (default: / for run, /root for shell)"),
     Option(
         "--hostname", "value", "NAME", "the sandbox's host name (default: chrootforge)", default="chrootforge"
     ),

@@ -134,3 +134,19 @@ def set_dumpable(on: bool) -> None:
 
 def set_pdeathsig(sig: int) -> None:
     _check(_libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
+
+
+AT_FDCWD = -100
+RENAME_NOREPLACE = 0x1
+RENAME_EXCHANGE = 0x2
+
+
+def renameat2(src, dst, flags: int) -> None:
+    """rename(2) with flags (glibc 2.28+). Filesystems without them (9p, NFS) fail with EINVAL."""
+    func = getattr(_libc, "renameat2", None)
+    if func is None:
+        raise OSError(errno.ENOSYS, "renameat2 is not in this libc")
+    func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if func(AT_FDCWD, _b(src), AT_FDCWD, _b(dst), flags) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), os.fspath(dst))

@@ -123,20 +123,10 @@ def _refuse_existing(path: Path) -> None:
 
 
 def _write(path: Path, text: str) -> None:
-    """Write a new file atomically; never replace one (link(2) fails when `path` exists)."""
-    import os
-    import tempfile
+    """Write a new file atomically; never replace one."""
+    from chrootforge.fsutil import atomic_write
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            raise UsageError(f"{path} appeared meanwhile: chrootforge new does not overwrite it") from None
-    finally:
-        os.unlink(tmp)
+        atomic_write(path, text, replace=False)
+    except FileExistsError:
+        raise UsageError(f"{path} appeared meanwhile: chrootforge new does not overwrite it") from None

@@ -39,6 +39,8 @@ def register(sub) -> None:
     run = vsub.add_parser(
         "run",
         help="run CMD as the unprivileged guest user in a fresh guest",
+        description="Boot a fresh guest (no network device), run CMD as the user `cf` (or root "
+        "with --root) with the --share directories mounted, and exit with CMD's status.",
         usage="%(prog)s [--share SRC:DST[:ro]]... [--timeout S] [--memory M] -- CMD...",
     )
     run.add_argument(
@@ -69,7 +71,9 @@ def register(sub) -> None:
         metavar="NAME=VALUE",
         help="set a variable for CMD (the environment starts clean)",
     )
-    run.add_argument("--cwd", default="/home/cf", metavar="DIR", help="working directory in the guest")
+    run.add_argument(
+        "--cwd", default="/home/cf", metavar="DIR", help="working directory in the guest (default /home/cf)"
+    )
     run.add_argument(
         "--root",
         action="store_true",
@@ -77,7 +81,12 @@ def register(sub) -> None:
     )
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD...")
     run.set_defaults(func=_run)
-    prep = vsub.add_parser("prepare", help="build (or find) the guest artifacts and print where they are")
+    prep = vsub.add_parser(
+        "prepare",
+        help="build (or find) the guest artifacts and print where they are",
+        description="Build the guest's kernel, initramfs and root image from Debian's packages "
+        "(without root), or find them in the cache, and print where they are.",
+    )
     prep.add_argument("--json", action="store_true", help="print the artifacts' manifest as JSON")
     prep.set_defaults(func=_prepare)
 

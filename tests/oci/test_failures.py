@@ -144,7 +144,7 @@ def test_gc_alongside_eight_commits(tmp_path):
 
     def collect() -> None:
         while not stop.is_set():
-            freed.append(lo.gc(layout))
+            freed.extend(lo.gc(layout))
 
     collector = threading.Thread(target=collect)
     collector.start()
