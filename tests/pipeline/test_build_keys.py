@@ -166,3 +166,29 @@ def test_network_flag_is_in_the_key_as_the_spec_key_is(ns):
     flagged = build.image_key(project, "a", "sha256:p", Inputs("s", "t", None))
     ns.write("chrootforge.toml", NS_CONTENT + '[build]\nnetwork = "host"\n')
     assert flagged == _key(ns, name="a") != offline
+
+
+def test_examples_content_holds_no_path(monkeypatch, tmp_path):
+    """content_digest refuses a host path (json.dumps has no encoding for one): the examples' specs,
+    with every key they set, hash without one, and the same wherever the checkout is."""
+    import shutil
+    from pathlib import Path
+
+    from chrootforge.spec.schema import content_digest
+
+    repo = Path(__file__).resolve().parents[2]
+    for name in ("STAGE", "KEYRING", "DISTFILES"):
+        monkeypatch.setenv(f"CHROOTFORGE_WORLD_{name}", f"/nowhere/{name}")
+    digests = []
+    for root in (repo / "examples", tmp_path / "elsewhere"):
+        if root != repo / "examples":
+            shutil.copytree(repo / "examples", root)
+        for example in ("world", "gentoo"):
+            project, _ = load_project(root / example, None)
+            digests.append(
+                [
+                    content_digest(project.namespace),
+                    *(content_digest(i) for _, i in sorted(project.images.items())),
+                ]
+            )
+    assert digests[:2] == digests[2:]
