@@ -82,13 +82,19 @@ def _manifest_stats(layout: Path, digest: str) -> tuple[int, int]:
 
 # -- cache keys --------------------------------------------------------------------------------
 def image_key(project: Project, name: str, parent_digest: str, inputs) -> str:
+    """What the image is made of, and nothing about where it goes or how it is named: the specs'
+    content keys as loaded (schema.content_digest: the namespace's name among them, but not the
+    layout, tags, prefix, registry, binhost, mirrors or local paths), the image's name (hooks see
+    it), its hooks in order with their contents, the parent's digest, the stage and the tree
+    (with the extra repositories) by content."""
+    from chrootforge.spec.schema import content_digest
+
     ns, image = project.namespace, project.images[name]
-    hooks = {f"{h.phase}/{h.name}": st.file_digest(h.path) for h in image.hooks}
     parts = {
         "version": __version__,
-        "namespace": hashlib.sha256(ns.text.encode()).hexdigest(),
-        "spec": hashlib.sha256(image.text.encode()).hexdigest(),
-        "hooks": hooks,
+        "namespace": content_digest(ns),
+        "spec": [name, content_digest(image)],
+        "hooks": [[h.phase, h.name, st.file_digest(h.path)] for h in image.hooks],
         "parent": parent_digest,
         "stage": inputs.stage_id,
         "tree": inputs.tree_id,
@@ -99,15 +105,46 @@ def image_key(project: Project, name: str, parent_digest: str, inputs) -> str:
 
 
 # -- the build ---------------------------------------------------------------------------------
-def plan(targets: list[str], layout: str | None = None, binhost: str | None = None) -> str:
-    """The plan of every image, as text (no stage needed)."""
-    from chrootforge.builddist import DistOptions, Distribution
-    from chrootforge.gentoo.mountview import describe_mounts
+def check_jobs(jobs: int) -> None:
+    if jobs < 1:
+        raise UsageError(
+            f"--jobs {jobs}: must be at least 1",
+            hint="--jobs N builds up to N images at once; emerge's own --jobs is [build] jobs",
+        )
+
+
+def prepare(
+    targets: list[str], layout: str | None, dist, shell, no_deps: bool = False, network: str | None = None
+):
+    """What a build and its --plan check and load alike: the targets, the specs and the image
+    graph, --shell's one image, and every registry reference (builddist) ->
+    (project, requested, order, layout path, Distribution or None). `network` (--network)
+    replaces [build] network, so the build key has the network the build runs with."""
+    import dataclasses
+
+    from chrootforge.builddist import Distribution
+    from chrootforge.oci.layout import check_layout_target
 
     folder, names = parse_targets(targets)
     project, requested = load_project(folder, names)
+    if network:
+        project.namespace = dataclasses.replace(project.namespace, network=network)
     layout_path = Path(layout).resolve() if layout else project.namespace.layout
-    Distribution.prepare(DistOptions(binhost=binhost), project, layout_path)
+    check_layout_target(layout_path)  # before anything, <layout>.build included, is made
+    distribution = Distribution.prepare(dist, project, layout_path)
+    if shell is not None and shell.now and len(requested) != 1:
+        raise UsageError("--shell opens the build sandbox of one image", hint="name one NS/IMAGE folder")
+    order = build_order(project.images, requested, with_deps=not no_deps)
+    return project, requested, order, layout_path, distribution
+
+
+def plan(
+    targets: list[str], layout: str | None = None, *, dist=None, shell=None, network: str | None = None
+) -> str:
+    """The plan of every image, as text (no stage needed); refuses what build() refuses."""
+    from chrootforge.gentoo.mountview import describe_mounts
+
+    project, requested, _order, layout_path, _dist = prepare(targets, layout, dist, shell, network=network)
     order = build_order(project.images, requested)
     out = [
         f"namespace {project.namespace.name} ({project.namespace.root})",
@@ -142,30 +179,22 @@ def build(
     (`--shell` opens it for the one named image instead of building it, once its parents are
     ready; `--shell-on-failure` for any image whose emerge or hook fails). dist: the
     builddist options (--push, --remote-cache, --binhost)."""
-    from chrootforge.builddist import Distribution
     from chrootforge.gentoo import inputs as inp
     from chrootforge.gentoo.native_cpu import resolve_for
-    from chrootforge.oci.layout import check_layout_target
 
     started = time.monotonic()
-    folder, names = parse_targets(targets)
-    project, requested = load_project(folder, names)
-    layout_path = Path(layout).resolve() if layout else project.namespace.layout
-    check_layout_target(layout_path)  # before anything, <layout>.build included, is made
-    distribution = Distribution.prepare(dist, project, layout_path)
+    check_jobs(jobs)
+    project, requested, order, layout_path, distribution = prepare(
+        targets, layout, dist, shell, no_deps, network
+    )
     ns = project.namespace
-    if shell is not None and shell.now and len(requested) != 1:
-        raise UsageError("--shell opens the build sandbox of one image", hint="name one NS/IMAGE folder")
-    if jobs < 1:
-        raise UsageError(f"--jobs {jobs}: must be at least 1")
-    order = build_order(project.images, requested, with_deps=not no_deps)
     report = BuildReport(ns.name, str(layout_path))
     stage_override = Path(stage3).resolve() if stage3 else None
     inputs = resolve_for(project, inp.identify(ns, stage_override), stage_override, single_id)
     if inputs.lock is not None:
         log.info(f"inputs pinned by {ns.root / 'chrootforge.lock'}")
     forced = set(order) if force_all else (set(requested) if force else set())
-    run = _Run(project, layout_path, inputs, stage_override, network or ns.network, single_id)
+    run = _Run(project, layout_path, inputs, stage_override, ns.network, single_id)
     bdir = st.build_dir(layout_path)
     try:
         bdir.mkdir(parents=True, exist_ok=True)
@@ -413,7 +442,6 @@ class _Run:
             binpkgs=binpkgs,
             network=self.network,
             compression=ns.compression,
-            jobs=ns.jobs,
         )
         return self.ctx
 
@@ -498,7 +526,9 @@ class _Run:
             return ImageResult(name, refs, "failed", time.monotonic() - started, error=error.render())
 
     def _commit_request(self, p: ImagePlan, refs: list[str], key: str):
-        """Config, labels and history: nothing location-specific (no path, URL or user), and the
+        """Config, labels and history: what the image is, nothing about where it lives or goes (no
+        path, URL or user, and no ref name, tag or prefix: those are the layout index's
+        annotations, so a push under another name or a retag never changes the digest), and the
         build's one epoch everywhere (config created, history, labels, every mtime's clamp)."""
         from chrootforge.gentoo.image_io import CommitRequest
         from chrootforge.oci.imageconfig import timestamp
@@ -509,8 +539,6 @@ class _Run:
         labels = {
             "org.opencontainers.image.created": created,
             "org.opencontainers.image.title": p.name,
-            "org.opencontainers.image.version": image.tags[0],
-            "org.opencontainers.image.ref.name": p.refs[0],
             "org.chrootforge.version": __version__,
             "org.chrootforge.namespace": ns.name,
             "org.chrootforge.build-key": key,
@@ -541,7 +569,7 @@ class _Run:
 
         ns = self.project.namespace
         doc = spdx_document(
-            p.refs[0],
+            f"{ns.name}/{p.name}",  # the image's name in its namespace: no prefix or tag (see above)
             cumulative,
             created_epoch=self.epoch,
             tool_version=__version__,

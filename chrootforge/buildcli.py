@@ -61,7 +61,8 @@ def register(sub) -> None:
         type=int,
         default=1,
         metavar="N",
-        help="build up to N independent images at the same time (default 1)",
+        help="build up to N independent images at the same time (default 1); how many packages "
+        "each image's emerge builds at once is [build] jobs in chrootforge.toml",
     )
     shell = p.add_mutually_exclusive_group()
     shell.add_argument(
@@ -153,30 +154,19 @@ def _build(args) -> int:
 
     from chrootforge import build
 
+    shell, dist = _checked(args)
     if args.plan:
-        sys.stdout.write(build.plan(args.targets, args.layout, args.binhost))
+        sys.stdout.write(build.plan(args.targets, args.layout, dist=dist, shell=shell, network=args.network))
         return 0
     from chrootforge.errors import UsageError
-
-    shell = None
-    if args.shell or args.shell_on_failure:
-        from chrootforge.gentoo.executor import ShellRequest
-
-        shell = ShellRequest(now=args.shell, on_failure=args.shell_on_failure, keep=args.keep)
-    elif args.keep:
-        raise UsageError("--keep goes with --shell or --shell-on-failure")
     from chrootforge.vm import vmbuild
 
-    dist = _dist_options(args)
     if vmbuild.want_vm(args.vm):
-        if shell is not None:
+        if shell is not None or dist is not None:
             raise UsageError(
-                "--shell and --shell-on-failure need the host's terminal: not with --vm", hint="use --vm off"
-            )
-        if args.push or args.remote_cache or args.binhost:
-            raise UsageError(
-                "--push, --remote-cache and --binhost need the network: the --vm guest has none",
-                hint="use --vm off",
+                "this host builds in a QEMU guest (--vm auto), which has no terminal and no network: "
+                "not with --shell, --shell-on-failure, --push, --remote-cache or --binhost",
+                hint="use --vm off where user namespaces work",
             )
         report = vmbuild.build_in_vm(
             args.targets,
@@ -215,12 +205,37 @@ def _build(args) -> int:
     return 0 if report.ok else 1
 
 
-def _dist_options(args):
-    if not (args.push or args.remote_cache or args.binhost):
-        return None
-    from chrootforge.builddist import DistOptions
+def _checked(args):
+    """Every check of the arguments, the same for --plan and a build -> (shell, dist options).
+    (What needs the namespace, build.prepare checks, for both as well.)"""
+    from pathlib import Path
+
+    from chrootforge.build import check_jobs
+    from chrootforge.errors import UsageError
     from chrootforge.registry.options import options_from_args
 
-    return DistOptions(
-        push=args.push, remote_cache=args.remote_cache, binhost=args.binhost, registry=options_from_args(args)
-    )
+    check_jobs(args.jobs)
+    registry = options_from_args(args)  # --timeout, --retry-times, --creds: checked even when unused
+    if args.stage3 and not Path(args.stage3).is_file():
+        raise UsageError(f"--stage3 {args.stage3}: no such file", hint="give a stage3 tarball")
+    shell = None
+    if args.shell or args.shell_on_failure:
+        from chrootforge.gentoo.executor import ShellRequest
+
+        shell = ShellRequest(now=args.shell, on_failure=args.shell_on_failure, keep=args.keep)
+    elif args.keep:
+        raise UsageError("--keep goes with --shell or --shell-on-failure")
+    dist = None
+    if args.push or args.remote_cache or args.binhost:
+        from chrootforge.builddist import DistOptions
+
+        dist = DistOptions(
+            push=args.push, remote_cache=args.remote_cache, binhost=args.binhost, registry=registry
+        )
+    if args.vm == "on" and (shell is not None or dist is not None):
+        raise UsageError(
+            "--vm on builds in a QEMU guest, which has no terminal and no network: not with "
+            "--shell, --shell-on-failure, --push, --remote-cache or --binhost",
+            hint="use --vm off",
+        )
+    return shell, dist

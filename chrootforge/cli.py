@@ -13,7 +13,7 @@ import importlib
 import os
 import sys
 
-from chrootforge import __version__, log
+from chrootforge import __version__, envvars, log
 from chrootforge.errors import CfError
 
 # Modules providing register(subparsers); the order is the order of `chrootforge --help`.
@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv[: argv.index("--")] if "--" in argv else "--debug" in argv
     debug = debug or bool(os.environ.get("CHROOTFORGE_DEBUG"))
     try:
+        envvars.warn_misspelled(os.environ)
         result = _dispatch(argv)
     except CfError as err:
         _traceback(debug)

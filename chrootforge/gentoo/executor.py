@@ -69,7 +69,6 @@ class BuildContext:
     binpkgs: Path
     network: str
     compression: str
-    jobs: int
 
 
 class ImageBuilder:
@@ -180,11 +179,7 @@ class ImageBuilder:
         parent's tree (its packages provided)."""
         from chrootforge.sandbox import run_sandboxed
 
-        emerge_line = (
-            " ".join(f"{k}={v}" for k, v in emerge.emerge_env().items())
-            + " "
-            + " ".join(self.plan.emerge_argv or ("emerge", "(no packages)"))
-        )
+        emerge_line = emerge.command_line(self.plan.emerge_argv or ("emerge", "(no packages)"))
         where = f"image {self.ctx.namespace}/{self.plan.name} (parent: {self.plan.parent or 'scratch'})"
         banner = [f"chrootforge build shell: {where}"]
         if failure:
@@ -324,12 +319,13 @@ class ImageBuilder:
 
     def _emerge(self, argv: list[str]) -> None:
         logfile = self.logs / "emerge.log"
+        with open(logfile, "a") as handle:  # the log says what ran: the line --plan showed
+            handle.write(f"$ {emerge.command_line(argv)}\n")
         code = self._run(argv, emerge.emerge_env(), logfile)
         if code != 0:
-            tail = _tail(logfile, 25)
             raise CfError(
                 f"image {self.plan.name}: emerge failed (exit status {code}); log: {logfile}\n"
-                + "".join(f"    | {line}\n" for line in tail).rstrip(),
+                + tail_block(logfile, 25),
                 hint=f"read the full log: {logfile}",
             )
 
@@ -397,10 +393,21 @@ class ImageBuilder:
 
 
 def _tail(path: Path, n: int) -> list[str]:
+    """The last `n` lines of a log, without their line ends (a line that a program rewrote with
+    carriage returns shows as it ended up)."""
     try:
-        return path.read_text(errors="replace").splitlines(keepends=True)[-n:]
+        text = path.read_bytes().decode(errors="replace")  # read_text would turn each \r into \n
     except OSError:
         return []
+    lines = text.split("\n")  # not splitlines(), which also splits at each \r
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.rstrip("\r").rsplit("\r", 1)[-1].rstrip() for line in lines][-n:]
+
+
+def tail_block(path: Path, n: int) -> str:
+    """The last `n` lines of a log for an error message: each on one line of its own, indented."""
+    return "\n".join(f"    | {line}" for line in _tail(path, n))
 
 
 def _last(path: Path) -> str:

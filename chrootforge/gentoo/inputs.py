@@ -10,12 +10,15 @@ Identification (for cache keys) must say what the bytes are, never where they li
 Where a file came from goes to the log and the image's build state, never into a digest.
 
 Verification (signature and digests) happens only when something is actually built; with a lock,
-what is fetched must equal what the lock says, or the build stops.
+what is fetched must equal what the lock says, or the build stops. The public functions take the
+namespace's inputs, so the hints of a failed fetch or check name its chrootforge.toml keys
+(`sources.remedies`), never a flag of `chrootforge fetch`.
 """
 
 from __future__ import annotations
 
 import email.utils
+import functools
 import hashlib
 import json
 import re
@@ -27,6 +30,7 @@ from chrootforge.errors import CfError, UsageError, VerificationError
 from chrootforge.fsutil import atomic_write, file_lock, user_cache_dir
 from chrootforge.gentoo.native_cpu import NativeCpu
 from chrootforge.gentoo.state import tree_id
+from chrootforge.sources import remedies
 from chrootforge.sources.fetched import FetchedFile
 from chrootforge.sources.layout import StageRef
 from chrootforge.spec.model import Namespace
@@ -44,6 +48,17 @@ class Inputs:
     lock: lockfile.Lock | None = None
     stage_record: FetchedFile | None = None  # a mirror stage (fetched to know it)
     native: NativeCpu | None = None  # what -march=native means here, when the project uses it
+
+
+def _namespace_hints(func):
+    """Run `func(ns, ...)` with the source hints naming ns's chrootforge.toml keys."""
+
+    @functools.wraps(func)
+    def wrapper(ns: Namespace, *args, **kwargs):
+        with remedies.for_namespace(ns.spec_path):
+            return func(ns, *args, **kwargs)
+
+    return wrapper
 
 
 def _memo_sha512(path: Path) -> str:
@@ -83,6 +98,7 @@ def _mismatch(what: str, got: str, locked: str, ns: Namespace) -> VerificationEr
     )
 
 
+@_namespace_hints
 def identify(ns: Namespace, stage_override: Path | None = None) -> Inputs:
     lock = lockfile.load(ns.root)
     release = None
@@ -149,6 +165,20 @@ def _locked_release(ns: Namespace, lock: lockfile.Lock):
 
 
 def _tree_id(ns: Namespace, lock: lockfile.Lock | None) -> str:
+    """The main tree's id, then every extra repository's name and content hash (whatever the main
+    tree is: the build key has the repositories only through this)."""
+    parts = [_main_tree_id(ns, lock)]
+    for name, repo in sorted(ns.repos.items()):
+        if not repo.is_dir():
+            raise UsageError(f"repository {name}: {repo} is not a directory")
+        rid = tree_id(repo)
+        if lock is not None and name in lock.repos and rid != lock.repos[name]:
+            raise _mismatch(f"repository {name}", rid, lock.repos[name], ns)
+        parts.append(f"{name}:{rid}")
+    return "+".join(parts)
+
+
+def _main_tree_id(ns: Namespace, lock: lockfile.Lock | None) -> str:
     if ns.tree.path is not None:
         if not ns.tree.path.is_dir():
             raise UsageError(
@@ -157,15 +187,7 @@ def _tree_id(ns: Namespace, lock: lockfile.Lock | None) -> str:
         main = tree_id(ns.tree.path)
         if lock is not None and lock.tree.id and main != lock.tree.id:
             raise _mismatch(f"the tree {ns.tree.path}", main, lock.tree.id, ns)
-        parts = [main]
-        for name, repo in sorted(ns.repos.items()):
-            if not repo.is_dir():
-                raise UsageError(f"repository {name}: {repo} is not a directory")
-            rid = tree_id(repo)
-            if lock is not None and name in lock.repos and rid != lock.repos[name]:
-                raise _mismatch(f"repository {name}", rid, lock.repos[name], ns)
-            parts.append(f"{name}:{rid}")
-        return "+".join(parts)
+        return main
     if lock is not None and lock.tree.sha512:
         return f"snapshot:{lock.tree.name}:{lock.tree.sha512}"
     snap = ns.tree.snapshot_path
@@ -178,6 +200,7 @@ def _tree_id(ns: Namespace, lock: lockfile.Lock | None) -> str:
     return "snapshot:latest:" + fetch.resolve_snapshot(None)
 
 
+@_namespace_hints
 def fetch_stage(ns: Namespace, inputs: Inputs, stage_override: Path | None = None):
     """Verify (and fetch) the stage3 -> FetchedFile; with a lock, it must be the locked one."""
     from chrootforge.sources import fetch
@@ -196,6 +219,7 @@ def fetch_stage(ns: Namespace, inputs: Inputs, stage_override: Path | None = Non
     return record
 
 
+@_namespace_hints
 def resolve_tree(ns: Namespace, inputs: Inputs) -> tuple[Path, object | None]:
     """The main tree directory: the configured one, or a verified snapshot extracted once."""
     if ns.tree.path is not None:
@@ -245,6 +269,7 @@ def extracted_tree(record) -> Path:
     return dest
 
 
+@_namespace_hints
 def resolve_lock(ns: Namespace) -> lockfile.Lock:
     """Resolve every input of `ns` now ("latest" included), fetch and verify it, and pin it."""
     from chrootforge.sources import fetch

@@ -80,7 +80,7 @@ def plan_image(
         tags=image.tags,
         portage=portage_conf.generate(ns, image, provided),
         provided=provided,
-        emerge_argv=tuple(emerge.emerge_argv(image.packages, 1)) if image.packages else (),
+        emerge_argv=tuple(emerge.emerge_argv(image.packages, ns.jobs)) if image.packages else (),
         emerge_env=emerge.emerge_env(),
         hooks={phase: tuple((h.name, h.path) for h in image.hooks_for(phase)) for phase in PHASES},
         services=tuple(own_entries),
@@ -134,15 +134,15 @@ def render_plan(plan: ImagePlan, mounts: list[str] | None = None) -> str:
         for hook_name, hook_path in plan.hooks[phase]:
             out.append(f"   hook {phase}: {hook_name} ({hook_path})")
     if plan.emerge_argv:
-        env = " ".join(f"{k}={v}" for k, v in plan.emerge_env.items())
         if plan.binhost:
             out.append(
                 f"   binhost: {plan.binhost.rstrip('/')}/<binpkgs key>/ -> {binhost.MOUNT} (fetched on the "
                 f"host: {' '.join(binhost.pretend_argv(plan.emerge_argv)[:4])} ... says what)"
             )
-            out.append(f"   emerge: {env} {' '.join(binhost.with_getbinpkg(plan.emerge_argv))}")
+            argv = binhost.with_getbinpkg(plan.emerge_argv)
         else:
-            out.append(f"   emerge: {env} {' '.join(plan.emerge_argv)}")
+            argv = list(plan.emerge_argv)
+        out.append(f"   emerge: {emerge.command_line(argv, plan.emerge_env)}")
     else:
         out.append("   emerge: (no packages)")
     if plan.uninstall.packages:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 
 from chrootforge.errors import UsageError
@@ -25,6 +26,8 @@ def _env_number(name: str, default: float, kind=float, minimum: float = 0) -> fl
         value = kind(text)
     except ValueError:
         raise UsageError(f"${name}={text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise UsageError(f"${name}={text!r} is not a finite number")
     if value < minimum:
         raise UsageError(f"${name} must be at least {minimum}")
     return value
@@ -106,8 +109,8 @@ def options_from_args(args: argparse.Namespace) -> RegistryOptions:
             raise UsageError("--retry-times must be 0 or more")
         extra["retries"] = args.retry_times
     if args.timeout is not None:
-        if args.timeout <= 0:
-            raise UsageError("--timeout must be positive")
+        if not (math.isfinite(args.timeout) and args.timeout > 0):
+            raise UsageError(f"--timeout {args.timeout:g}: must be a positive number of seconds")
         extra["timeout"] = args.timeout
     if args.creds is not None and ":" not in args.creds:
         raise UsageError("--creds must be USER:PASS")

@@ -490,9 +490,11 @@ def _scope_key(scopes: Iterable[str]) -> tuple[str, ...]:
 
 
 def describe_network_error(err: BaseException, timeout: float) -> str:
-    """One short phrase for a connection error, a timeout included."""
-    reason = _printable(_root_cause(err))
-    return f"no answer within {timeout:g}s" if reason == "timed out" else reason
+    """One short phrase for a connection error (chrootforge.neterror), a timeout's with its limit."""
+    from chrootforge.neterror import cause
+
+    reason = cause(err)
+    return f"no answer within {timeout:g}s" if reason.startswith("timed out") else reason
 
 
 def _root_cause(err: BaseException) -> str:

@@ -23,7 +23,7 @@ from urllib.parse import unquote
 
 from chrootforge import log
 from chrootforge.errors import CfError, UsageError, VerificationError
-from chrootforge.sources import digests, download, layout
+from chrootforge.sources import digests, download, layout, remedies
 from chrootforge.sources.cache import SourceCache
 from chrootforge.sources.fetched import FetchedFile
 from chrootforge.sources.mirrors import resolve_mirrors
@@ -38,7 +38,7 @@ from chrootforge.sources.verify import (
 
 def _warn_insecure(what: str) -> None:
     log.warn(
-        f"--insecure-skip-verify: the {what} is NOT verified; anyone on the path could have "
+        f"{remedies.insecure()}: the {what} is NOT verified; anyone on the path could have "
         f"replaced it. The result is marked insecure and builds label the image so."
     )
 
@@ -78,7 +78,7 @@ def _trusted(hit: FetchedFile | None, pinned: str, keyrings) -> FetchedFile | No
         raise VerificationError(
             f"{hit.name} in the source cache was verified by {signer or 'nobody'}, "
             f"and this run does not trust that key: {err}",
-            hint="pass the signer's key with --keyring, or fetch the file again",
+            hint=f"give the signer's key with {remedies.keyring()}, or fetch the file again",
         ) from None
     return dataclasses.replace(hit, verified_by=fpr)
 
@@ -94,19 +94,18 @@ def resolve_stage3(
     """The release that "latest" names right now: the small clearsigned latest file, verified."""
     if insecure:
         _warn_insecure("latest-stage3 file")
-    failures: list[str] = []
+    failures: list[CfError] = []
     with _verifier(GENTOO_RELENG, keyrings, insecure) as verifier:
         for mirror in resolve_mirrors(mirrors):
             try:
                 return _discover(mirror, arch, variant, verifier)
             except (download.NotFound, download.Unavailable) as err:
                 log.info(f"mirror {mirror}: {err}")
-                failures.append(str(err))
+                failures.append(err)
     raise CfError(
         f"cannot resolve the latest {layout.stage_name(arch, variant)} from any mirror: "
-        + "; ".join(failures),
-        hint="check the mirrors (--mirror or GENTOO_MIRRORS); with no network, build from a lock "
-        "file (chrootforge lock) and a warm cache",
+        + download.summarize(failures),
+        hint=f"check the mirrors ({remedies.mirrors()}); {remedies.offline()}",
     )
 
 
@@ -145,7 +144,7 @@ def fetch_stage3(
     if insecure:
         _warn_insecure("stage3")
     mirror_list = resolve_mirrors(mirrors)
-    failures: list[str] = []
+    failures: list[CfError] = []
     with _verifier(GENTOO_RELENG, keyrings, insecure) as verifier:
         for mirror in mirror_list:
             try:
@@ -161,11 +160,11 @@ def fetch_stage3(
                 return _download_stage(cache, mirror, ref, verifier)
             except (download.NotFound, download.Unavailable) as err:
                 log.info(f"mirror {mirror}: {err}")
-                failures.append(str(err))
+                failures.append(err)
     what = f"{base}" + (f" {date}" if date else " (latest)")
     raise CfError(
-        f"could not fetch {what} from any mirror: " + "; ".join(failures),
-        hint="check --arch/--variant/--date and the mirrors (--mirror or GENTOO_MIRRORS)",
+        f"could not fetch {what} from any mirror: " + download.summarize(failures),
+        hint=f"check {remedies.stage_choice()} and the mirrors ({remedies.mirrors()}); {remedies.offline()}",
     )
 
 
@@ -316,16 +315,16 @@ def resolve_snapshot(mirrors=None) -> str:
     (small; a new publication carries a new signature). Used as the tree's identity in cache keys."""
     import hashlib
 
-    failures: list[str] = []
+    failures: list[CfError] = []
     for mirror in resolve_mirrors(mirrors):
         url = layout.join(mirror, f"snapshots/{layout.snapshot_filename(None)}.gpgsig")
         try:
             return "sig-sha256:" + hashlib.sha256(download.get_small(url)).hexdigest()
         except (download.NotFound, download.Unavailable) as err:
-            failures.append(str(err))
+            failures.append(err)
     raise CfError(
-        "cannot resolve the latest portage snapshot from any mirror: " + "; ".join(failures),
-        hint="check the mirrors, or build from a lock file (chrootforge lock) and a warm cache",
+        "cannot resolve the latest portage snapshot from any mirror: " + download.summarize(failures),
+        hint=f"check the mirrors ({remedies.mirrors()}); {remedies.offline()}",
     )
 
 
@@ -354,7 +353,7 @@ def fetch_snapshot(
         )
     if insecure:
         _warn_insecure("portage snapshot")
-    failures: list[str] = []
+    failures: list[CfError] = []
     with _verifier(GENTOO_SNAPSHOT, keyrings, insecure) as verifier:
         for mirror in resolve_mirrors(mirrors):
             url = layout.join(mirror, f"snapshots/{filename}")
@@ -363,10 +362,11 @@ def fetch_snapshot(
                 return _download_snapshot(cache, url, filename, key, verifier, latest=not date)
             except (download.NotFound, download.Unavailable) as err:
                 log.info(f"mirror {mirror}: {err}")
-                failures.append(str(err))
+                failures.append(err)
     raise CfError(
-        f"could not fetch {filename} from any mirror: " + "; ".join(failures),
-        hint="check --date and the mirrors (--mirror or GENTOO_MIRRORS)",
+        f"could not fetch {filename} from any mirror: " + download.summarize(failures),
+        hint=f"check {remedies.snapshot_choice()} and the mirrors ({remedies.mirrors()}); "
+        f"{remedies.offline()}",
     )
 
 

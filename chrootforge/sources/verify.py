@@ -18,6 +18,7 @@ from typing import Any, Self
 
 from chrootforge import log
 from chrootforge.errors import CfError, UsageError, VerificationError
+from chrootforge.sources import remedies
 
 # Gentoo Linux Release Engineering (Automated Weekly Release Key)
 GENTOO_RELENG = "13EBBDBEDE7A12775DFDB1BABB572E0E2D182910"
@@ -35,11 +36,12 @@ def well_known_keyrings() -> list[Path]:
 
 
 def missing_key_hint(fingerprint: str) -> str:
+    table = "tree" if fingerprint == GENTOO_SNAPSHOT else "stage3"
     return (
         f"get the Gentoo key once on a connected machine: `gpg --keyserver hkps://keys.gentoo.org "
         f"--recv-keys {fingerprint} && gpg --export --armor {fingerprint} > gentoo-release.asc` "
-        f"(on Gentoo it is /usr/share/openpgp-keys/gentoo-release.asc), then pass "
-        f"--keyring gentoo-release.asc"
+        f"(on Gentoo it is /usr/share/openpgp-keys/gentoo-release.asc), then give it with "
+        f"{remedies.keyring(table).replace('FILE', 'gentoo-release.asc')}"
     )
 
 
@@ -76,7 +78,10 @@ class Verifier:
             for path in self.keyrings:
                 fprs = self._import(path)
                 if not fprs:
-                    raise UsageError(f"--keyring {path}: no OpenPGP public key found in it")
+                    raise UsageError(
+                        f"keyring {path}: no OpenPGP public key found in it",
+                        hint=f"give an armored or binary public key file with {remedies.keyring()}",
+                    )
                 self.accepted.update(fprs)
             present = set()
             for path in well_known_keyrings() if self.use_well_known else []:
@@ -131,8 +136,8 @@ class Verifier:
         if primary in self.accepted or signing in self.accepted:
             return primary
         raise VerificationError(
-            f"{what}: signed by {primary}, which is not a pinned or --keyring key",
-            hint="only the Gentoo release keys and keys given with --keyring are accepted",
+            f"{what}: signed by {primary}, which is not a pinned Gentoo key nor in a trusted keyring",
+            hint=f"only the Gentoo release keys and those given with {remedies.keyring()} are trusted",
         )
 
     def verify_detached(self, data_path: Path, sig_path: Path, what: str) -> str:
@@ -209,7 +214,7 @@ def _explain(status: str) -> str:
 
 def _hint(status: str, pinned: set[str]) -> str:
     if status in ("ERRSIG", "NO_PUBKEY"):
-        return "pass the signer's public key with --keyring FILE" + (
+        return f"give the signer's public key with {remedies.keyring()}" + (
             f" (expected {', '.join(sorted(pinned))})" if pinned else ""
         )
     if status in ("EXPKEYSIG", "KEYREVOKED", "REVKEYSIG"):

@@ -38,7 +38,7 @@ def load_image(ns: Namespace, name: str) -> Image:
     spec = source.load(folder / FILENAME)
     data = spec.data
     top = schema.read(spec, (), data, Image)
-    problem = checks.name("image")(name)
+    problem = checks.name("image")(name) or checks.repository(ns.prefix, name)
     if problem:
         raise spec.error((), problem)
     if top["parent"] == name:

@@ -32,10 +32,13 @@ from chrootforge.spec.schema import (
 
 SCRATCH = "scratch"
 
+# Every string is one line without control characters unless its kind says `lines=True`
+# (schema.text): values end up in /etc/portage files, make.conf, shell scripts and the OCI config.
 STR, BOOL, PATH = Str(), Bool(), PathKind()
 STRS = StrList()
 STRS_OR_STR = StrList(single=True)
 WORDS = StrList(words=True)
+ARGV = StrList(single=True, lines=True)  # Entrypoint, Cmd: a word may hold a newline (sh -c), no NUL
 
 
 class MakeValue(Kind):
@@ -43,11 +46,14 @@ class MakeValue(Kind):
 
     def convert(self, at, value):
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            return " ".join(value)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return str(value)
-        if not isinstance(value, str):
+            value = " ".join(value)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        elif not isinstance(value, str):
             raise at.error(f"{'.'.join(at.path)} must be a string or a list of strings")
+        problem = checks.make_value(value)
+        if problem:
+            raise at.error(f"{'.'.join(at.path)}: {problem}")
         return value
 
 
@@ -61,6 +67,7 @@ class Stage3Source:
         "a local stage3 tarball (PATH.asc and PATH.DIGESTS beside it)",
         None,
         example="stage3-amd64-openrc.tar.xz",
+        content=False,
     )
     mirrors: tuple[str, ...] = key(
         STRS_OR_STR,
@@ -69,11 +76,17 @@ class Stage3Source:
         toml_name="mirror",
         default_doc="$GENTOO_MIRRORS, else the official mirror",
         example=["https://distfiles.gentoo.org"],
+        each=checks.mirror,
+        content=False,
     )
-    arch: str = key(STR, "the stage's architecture", "amd64")
-    variant: str = key(STR, "the stage's variant (e.g. openrc, systemd, musl)", "openrc")
+    arch: str = key(STR, "the stage's architecture", "amd64", each=checks.arch)
+    variant: str = key(STR, "the stage's variant (e.g. openrc, systemd, musl)", "openrc", each=checks.variant)
     date: str | None = key(
-        STR, "a release stamp (YYYYMMDDTHHMMSSZ) instead of the latest", None, example="20240101T170309Z"
+        STR,
+        "a release stamp (YYYYMMDDTHHMMSSZ) instead of the latest",
+        None,
+        example="20240101T170309Z",
+        each=checks.stamp,
     )
     keyrings: tuple[Path, ...] = key(
         PathList(),
@@ -81,6 +94,7 @@ class Stage3Source:
         (),
         toml_name="keyring",
         example=["keys/release.asc"],
+        content=False,
     )
     insecure: bool = key(
         BOOL,
@@ -94,19 +108,31 @@ class Stage3Source:
 class TreeSource:
     """The main ebuild repository, bound read-only at /var/db/repos/gentoo."""
 
-    path: Path | None = key(PATH, "a repository directory", None, example="../repo")
+    path: Path | None = key(PATH, "a repository directory", None, example="../repo", content=False)
     snapshot: str | None = key(
-        STR, 'or a verified snapshot: "latest", a date YYYYMMDD or a local file', None, example="latest"
+        STR,
+        'or a verified snapshot: "latest", a date YYYYMMDD or a local file',
+        None,
+        example="latest",
+        content=False,
     )
     snapshot_path: Path | None = None  # a local snapshot file (from `snapshot`)
     name: str = key(
-        STR, "the repository's name", "gentoo", default_doc="profiles/repo_name of path, else gentoo"
+        STR,
+        "the repository's name",
+        "gentoo",
+        default_doc="profiles/repo_name of path, else gentoo",
+        each=checks.repo_name,
     )
     profile: str | None = key(
-        STR, "the make.profile, relative to the tree's profiles/", None, example="default/linux/amd64/23.0"
+        STR,
+        "the make.profile, relative to the tree's profiles/",
+        None,
+        example="default/linux/amd64/23.0",
+        each=checks.profile,
     )
     keyrings: tuple[Path, ...] = key(
-        PathList(), "OpenPGP keys trusted for the snapshot", (), toml_name="keyring"
+        PathList(), "OpenPGP keys trusted for the snapshot", (), toml_name="keyring", content=False
     )
     insecure: bool = key(
         BOOL, "skip the snapshot's signature check (loud)", False, toml_name="insecure_skip_verify"
@@ -139,7 +165,9 @@ class Namespace:
         PATH,
         "Extra repositories, bound read-only at /var/db/repos/NAME.",
         "NAME",
+        name_check=checks.repo_name,
         example={"overlay": "../overlay"},
+        content=False,  # the build key has each repository by name and content (inputs.tree_id)
     )
     make_conf: dict[str, str] = table_map(
         MakeValue(),
@@ -149,7 +177,9 @@ class Namespace:
         name_check=checks.make_var,
         example={"CFLAGS": "-O2 -pipe", "USE": "-* ipv6 ssl"},
     )
-    layout: Path = key(PATH, "the OCI layout written (--layout overrides)", "out/layout", section="output")
+    layout: Path = key(
+        PATH, "the OCI layout written (--layout overrides)", "out/layout", section="output", content=False
+    )
     tags: tuple[str, ...] = key(
         STRS,
         "the tags of every image (an image.toml may set its own)",
@@ -158,16 +188,18 @@ class Namespace:
         each=checks.tag,
         check=checks.not_empty("tags"),
         hint="letters, digits, . _ - (max 128)",
+        content=False,
     )
     prefix: str = key(
         STR,
-        "the images' names: PREFIX/IMAGE:TAG (SBOM, labels, podman)",
+        "the images' names in the layout: PREFIX/IMAGE:TAG (podman, skopeo); a name, not part of the image",
         "",
         section="output",
         each=checks.prefix,
         default_doc='"localhost/" + the namespace name',
         hint="lowercase path components, optionally after a registry host, "
         "e.g. localhost/myproject or registry.example.com:5000/team",
+        content=False,
     )
     compression: str = key(Choice("gzip", "zstd"), "layer compression", "gzip", section="output")
     registry: str | None = key(
@@ -179,6 +211,7 @@ class Namespace:
         check=checks.registry_base,
         example="docker://registry.example.com/team",
         hint="write docker://HOST[:PORT]/NAMESPACE, e.g. docker://registry.example.com/team",
+        content=False,
     )
     network: str = key(
         Choice("none", "host"),
@@ -192,8 +225,17 @@ class Namespace:
         None,
         section="build",
         example="distfiles",
+        content=False,
     )
-    jobs: int = key(Int(), "emerge --jobs", 2, section="build", check=checks.at_least(1))
+    jobs: int = key(
+        Int(),
+        "emerge --jobs: how many packages one image's emerge builds at once "
+        "(build --jobs is how many images build at once)",
+        2,
+        section="build",
+        check=checks.at_least(1),
+        content=False,
+    )
     binhost: str | None = key(
         STR,
         "a binhost serving chrootforge binpkgs caches (http, https or file URL of "
@@ -204,10 +246,11 @@ class Namespace:
         check=checks.binhost,
         example="https://binhost.example.com/chrootforge",
         hint="an http://, https:// or file:// URL without query or credentials",
+        content=False,
     )
     root: Path  # the namespace folder
     spec_path: Path
-    text: str = ""  # raw file text (part of the cache key)
+    text: str = ""  # raw file text (its ${VAR}s)
 
 
 # -- image.toml --------------------------------------------------------------------------------------
@@ -218,10 +261,13 @@ class PackageSettings:
     atom: str
     use: tuple[str, ...] = key(WORDS, "USE flags (package.use)", (), each=checks.use_flag, example=["static"])
     keywords: tuple[str, ...] = key(
-        WORDS, "accepted keywords (package.accept_keywords)", (), example=["~amd64"]
+        WORDS, "accepted keywords (package.accept_keywords)", (), each=checks.keyword, example=["~amd64"]
     )
     env: tuple[tuple[str, str], ...] = key(
-        StrMap(), "build environment (package.env)", (), example={"CFLAGS": "-O3"}
+        StrMap(name_check=checks.make_var),
+        "build environment (package.env)",
+        (),
+        example={"CFLAGS": "-O3"},
     )
 
 
@@ -235,7 +281,11 @@ class Strip:
     headers: bool = key(BOOL, "remove /usr/include, pkgconfig and aclocal files", True)
     static_libs: bool = key(BOOL, "remove *.a and *.la under /lib*, /usr/lib*", True)
     locales: tuple[str, ...] | None = key(
-        Locales(), 'locales kept ("all" keeps every one; C always stays)', (), example=["en_US"]
+        Locales(),
+        'locales kept ("all" keeps every one; C always stays)',
+        (),
+        example=["en_US"],
+        each=checks.locale,
     )
     keep: tuple[str, ...] = key(
         STRS,
@@ -252,12 +302,19 @@ class HookNames:
     """Scripts run inside the builder, from the image folder or the stock ones in hooks/ (by name)."""
 
     configure_builder: tuple[str, ...] = key(
-        STRS_OR_STR, "the builder only (nothing of it lands in the image), after /etc/portage is set up", ()
+        STRS_OR_STR,
+        "the builder only (nothing of it lands in the image), after /etc/portage is set up",
+        (),
+        each=checks.hook_ref,
     )
-    configure_rootfs: tuple[str, ...] = key(STRS_OR_STR, "before emerge, with ROOT=/emerge-root", ())
-    post_emerge: tuple[str, ...] = key(STRS_OR_STR, "after emerge and the s6 service dirs", ())
+    configure_rootfs: tuple[str, ...] = key(
+        STRS_OR_STR, "before emerge, with ROOT=/emerge-root", (), each=checks.hook_ref
+    )
+    post_emerge: tuple[str, ...] = key(
+        STRS_OR_STR, "after emerge and the s6 service dirs", (), each=checks.hook_ref
+    )
     finish_rootfs: tuple[str, ...] = key(
-        STRS_OR_STR, "before stripping and the commit", (), example=["check-binaries"]
+        STRS_OR_STR, "before stripping and the commit", (), example=["check-binaries"], each=checks.hook_ref
     )
 
 
@@ -289,22 +346,40 @@ class Service:
 class ImageConfig:
     """The OCI image config; unset fields are inherited from the parent."""
 
-    entrypoint: tuple[str, ...] | None = key(STRS_OR_STR, "Entrypoint", None, example=["/usr/bin/app"])
+    entrypoint: tuple[str, ...] | None = key(ARGV, "Entrypoint", None, example=["/usr/bin/app"])
     cmd: tuple[str, ...] | None = key(
-        STRS_OR_STR,
+        ARGV,
         "Cmd (an image with services and no cmd gets s6-svscan -t0 /service)",
         None,
         example=["/bin/sh"],
     )
     env: tuple[tuple[str, str], ...] = key(
-        StrMap(sort=False), "Env, added to the parent's", (), example={"LANG": "C.UTF-8"}
+        StrMap(sort=False, name_check=checks.env_name, lines=True),
+        "Env, added to the parent's",
+        (),
+        example={"LANG": "C.UTF-8"},
     )
-    user: str | None = key(STR, "User (a name must be in the image's /etc/passwd)", None, example="nobody")
-    workdir: str | None = key(STR, "WorkingDir", None, check=checks.absolute, example="/")
-    ports: tuple[str, ...] = key(STRS, "ExposedPorts", (), each=checks.port, example=["8080/tcp"])
-    volumes: tuple[str, ...] = key(STRS, "Volumes", (), example=["/var/lib/app"])
+    user: str | None = key(
+        STR,
+        "User: NAME, UID, NAME:GROUP or UID:GID (a name must be in the image's /etc/passwd)",
+        None,
+        each=checks.user,
+        example="nobody",
+    )
+    workdir: str | None = key(STR, "WorkingDir", None, each=checks.absolute, example="/")
+    ports: tuple[str, ...] = key(
+        STRS,
+        "ExposedPorts: N or N/tcp, N/udp, N/sctp (N from 1 to 65535)",
+        (),
+        each=checks.port,
+        example=["8080/tcp"],
+    )
+    volumes: tuple[str, ...] = key(STRS, "Volumes", (), each=checks.absolute, example=["/var/lib/app"])
     labels: tuple[tuple[str, str], ...] = key(
-        StrMap(), "Labels", (), example={"org.opencontainers.image.url": "https://example.org"}
+        StrMap(name_check=checks.label_key, lines=True),
+        "Labels (org.chrootforge.* are the build's own)",
+        (),
+        example={"org.opencontainers.image.url": "https://example.org"},
     )
     stop_signal: str | None = key(
         STR,
@@ -324,6 +399,7 @@ class Image:
     parent: str = key(
         STR,
         'the image this one is built on: another image of the namespace, or "scratch"',
+        each=checks.name("parent image"),
         hint='set parent = "scratch" or the name of another image',
     )
     packages: tuple[str, ...] = key(
@@ -341,6 +417,7 @@ class Image:
         each=checks.tag,
         check=checks.not_empty("tags"),
         default_doc="the namespace's [output] tags",
+        content=False,
     )
     mask: tuple[str, ...] = key(
         STRS, "package.mask entries", (), each=checks.atom, example=[">=app-misc/hello-2"]
@@ -391,6 +468,7 @@ class Image:
         '"ATOM"',
         toml_name="package",
         name_check=checks.atom,
+        name_field="atom",
         example={"app-misc/hello": {"use": ["static"]}},
     )
     strip: Strip = section(Strip, Strip.__doc__)
@@ -399,6 +477,7 @@ class Image:
         (HookNames.__doc__ or "") + " They run as root with "
         "ROOT=/emerge-root (except configure_builder), CF_PHASE, CF_IMAGE and "
         "CF_NAMESPACE set; a non-zero exit fails the build.",
+        content=False,  # the build key has each hook by phase, name, order and content
     )
     services: tuple[Service, ...] = tables(
         Service,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from chrootforge.spec import schema, source
+from chrootforge.spec import checks, schema, source
 from chrootforge.spec.model import Namespace, Stage3Source, TreeSource
 
 FILENAME = "chrootforge.toml"
@@ -90,11 +90,18 @@ def _tree(spec: source.SpecFile, table: dict) -> TreeSource:
         values["snapshot"] = None
     if "name" not in table:
         values["name"] = _repo_name(path) if path else "gentoo"
+        problem = checks.repo_name(values["name"])
+        if problem:
+            raise spec.error(
+                ("tree", "path"),
+                f"{path}/profiles/repo_name: {problem}",
+                hint='set [tree] name = "NAME" to name the repository',
+            )
     return TreeSource(**values)
 
 
 def _repo_name(path: Path) -> str:
     try:
-        return (path / "profiles" / "repo_name").read_text().strip() or "gentoo"
+        return (path / "profiles" / "repo_name").read_text(errors="replace").strip() or "gentoo"
     except OSError:
         return "gentoo"

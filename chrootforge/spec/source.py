@@ -14,7 +14,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from chrootforge.errors import UsageError
+from chrootforge.errors import UsageError, shown
 
 _BARE = r"[A-Za-z0-9_-]+"
 _KEY_PART = rf'(?:{_BARE}|"(?:[^"\\]|\\.)*"|\'[^\']*\')'
@@ -137,4 +137,4 @@ def check_keys(spec: SpecFile, key: tuple[str, ...], table: dict, allowed) -> No
             close = suggest(name, allowed)
             what = f"[{'.'.join(key)}]" if key else "the top level"
             hint = f"did you mean '{close}'?" if close else f"allowed keys: {', '.join(sorted(allowed))}"
-            raise spec.error((*key, name), f"unknown key '{name}' in {what}", hint=hint)
+            raise spec.error((*key, name), f"unknown key '{shown(name)}' in {what}", hint=hint)

@@ -113,8 +113,8 @@ def _run(args) -> int:
     env = []
     for item in args.env:
         name, sep, value = item.partition("=")
-        if not sep or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
-            raise UsageError(f"--env {item!r}: expected NAME=VALUE")
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or "\0" in value:
+            raise UsageError(f"--env {item!r}: expected NAME=VALUE (NAME: letters, digits and _)")
         env.append((name, value))
     shares = [parse_share(text) for text in args.share]
     dests = [s.dest for s in shares]

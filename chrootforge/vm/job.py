@@ -58,7 +58,7 @@ def command_argv(job: Job) -> list[str]:
         "CHROOTFORGE_VM_GUEST": "1",
     }
     for name, _ in job.env:
-        if not _ENV_NAME.match(name):
+        if not _ENV_NAME.fullmatch(name):
             raise ValueError(f"bad environment variable name {name!r}")
     if not job.argv or "=" in job.argv[0]:
         raise ValueError(f"bad command {job.argv[:1]!r}: it must be given and hold no '='")

@@ -157,6 +157,13 @@ def test_every_image_built(built):
         assert {"emerge", "commit"} <= set(r["steps"])
 
 
+def test_emerge_log_shows_the_line_that_ran(built):
+    """[build] jobs reaches emerge (it was always --jobs=1): the log starts with the exact line."""
+    first = (built.layout.parent / "layout.build/logs/hello/emerge.log").read_text().splitlines()[0]
+    assert first.startswith("$ ROOT=/emerge-root ") and " emerge --buildpkg " in first, first
+    assert "--jobs=2" in first.split() and first.endswith(" app-misc/hello"), first
+
+
 def test_child_reuses_parent_layers(built):
     for chain in (["busybox", "glibc", "s6", "hello", "hellostatic"], ["s6", "greeter"]):
         layers = [built.manifest(i)["layers"] for i in chain]
@@ -337,7 +344,12 @@ def test_zz_noop_rebuild(built):
 
 def test_zz_touch_leaf_rebuilds_only_it_with_binpkgs(built):
     spec = built.ns / "hello" / "image.toml"
-    spec.write_text(spec.read_text() + "\n# touched\n")
+    spec.write_text(spec.read_text() + "\n# a comment: not content, nothing to rebuild\n")
+    proc = _build(built.identity, built.ns, built.layout, built.env)
+    assert proc.returncode == 0, proc.stderr
+    assert {r["status"] for r in json.loads(proc.stdout)["images"]} == {"up-to-date"}
+    text = spec.read_text().replace('description = "hello, ', 'description = "touched: hello, ')
+    spec.write_text(text)
     before = built.index()
     proc = _build(built.identity, built.ns, built.layout, built.env)
     assert proc.returncode == 0, proc.stderr
@@ -378,6 +390,10 @@ def test_zz_failures_leave_tags_intact(built):
     image("unknown", 'parent = "scratch"\npackages = ["app-misc/nope"]\n')
     proc = run("unknown")
     assert proc.returncode == 1 and "emerge failed" in proc.stderr and "emerge.log" in proc.stderr
+    lines = proc.stderr.splitlines()
+    at = next(i for i, line in enumerate(lines) if "emerge failed" in line)
+    tail = lines[at + 1 : next(i for i in range(at, len(lines)) if lines[i].startswith("  hint:"))]
+    assert len(tail) > 3 and all(line.startswith("    | ") for line in tail), proc.stderr  # single-spaced
     image(
         "failing",
         'parent = "scratch"\npackages = ["app-misc/hello"]\n'
@@ -411,6 +427,51 @@ def test_zz_failures_leave_tags_intact(built):
     assert proc.returncode == 2 and "missing-stage.tar.zst does not exist" in proc.stderr
     assert (built.layout / "index.json").read_bytes() == before
     assert "Traceback" not in proc.stderr
+
+
+def test_zz_names_and_destinations_change_no_digest(built):
+    """The same images under another prefix, other tags, with a registry to push to, into another
+    layout, with emerge's [build] jobs changed: the same build keys and the same manifest digests
+    (before, each of these changed every key and digest; issue 18). And [build] jobs reaches emerge."""
+    other = built.tmp / "renamed" / "world"
+    shutil.copytree(built.ns, other)
+    text = (other / "chrootforge.toml").read_text()
+    for old, new in (
+        ('prefix = "localhost/chrootforge"', 'prefix = "registry.example.com:5000/team/renamed"'),
+        ('tags = ["latest"]', 'tags = ["v1", "stable"]  # other names'),
+        ("[output]", '[output]\nregistry = "docker://registry.example.com:5000/team"'),
+        ("[build]", "[build]\njobs = 3"),
+    ):
+        assert old in text
+        text = text.replace(old, new)
+    (other / "chrootforge.toml").write_text(text)
+    if not built.identity.is_root and os.getuid() == 0:
+        for path in [other.parent, other, *other.rglob("*")]:
+            os.chown(path, built.identity.uid, built.identity.gid)
+    layout = built.tmp / "renamed-layout"
+    proc = built.cf("build", "--json", "--layout", str(layout), str(other / "busybox"), str(other / "glibc"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [r["status"] for r in json.loads(proc.stdout)["images"]] == ["built", "built"]
+    index = json.loads((layout / "index.json").read_text())
+    refs = {
+        m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
+        for m in index["manifests"]
+        if "org.opencontainers.image.ref.name" in m.get("annotations", {})
+    }
+    for image in ("busybox", "glibc"):
+        for tag in ("v1", "stable"):
+            assert (
+                refs[f"registry.example.com:5000/team/renamed/{image}:{tag}"]
+                == DIGESTS[built.identity.name][image]
+            )
+        key = json.loads((layout.parent / f"renamed-layout.build/state/{image}.json").read_text())["key"]
+        assert (
+            key == json.loads((built.layout.parent / f"layout.build/state/{image}.json").read_text())["key"]
+        )
+    log = (layout.parent / "renamed-layout.build/logs/busybox/emerge.log").read_text()
+    assert "--jobs=3" in log.splitlines()[0].split()
+    labels = json.dumps(built.config("busybox")["config"]["Labels"])
+    assert "localhost/" not in labels and "latest" not in labels  # no name in the config
 
 
 def _descendants(pid: int) -> set[int]:

@@ -248,3 +248,26 @@ def test_sbom_shape():
     contains = [r for r in doc["relationships"] if r["relationshipType"] == "CONTAINS"]
     assert {r["relatedSpdxElement"] for r in contains} == ids - {"SPDXRef-Image"}
     assert all(r["relatedSpdxElement"] in ids | {"SPDXRef-DOCUMENT"} for r in doc["relationships"])
+
+
+def test_emerge_failure_tail_is_single_spaced(tmp_path):
+    """The tail printed when emerge fails: one log line per message line (it was double-spaced),
+    a progress line rewritten with carriage returns as it ended up."""
+    from chrootforge.gentoo.executor import tail_block
+
+    log = tmp_path / "emerge.log"
+    log.write_text(
+        "".join(f"line {i}\n" for i in range(30)) + "fetching 10%\r50%\r100%\n * ERROR: x failed\n"
+    )
+    block = tail_block(log, 4).splitlines()
+    assert block == ["    | line 28", "    | line 29", "    | 100%", "    |  * ERROR: x failed"]
+    assert tail_block(tmp_path / "missing.log", 4) == ""
+
+
+def test_emerge_command_line_is_what_runs():
+    from chrootforge.gentoo import emerge
+
+    argv = emerge.emerge_argv([">=app-misc/hello-1"], 7)
+    assert "--jobs=7" in argv
+    line = emerge.command_line(argv)
+    assert line.startswith("ROOT=/emerge-root ") and line.endswith("--jobs=7 '>=app-misc/hello-1'")

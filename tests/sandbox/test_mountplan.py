@@ -274,6 +274,11 @@ def test_cli_values(tmp_path):
     assert cliargs.parse_env(["A=1", "B=x=y", "C="]) == {"A": "1", "B": "x=y", "C": ""}
     with pytest.raises(UsageError):
         cliargs.parse_env(["NOEQUALS"])
+    # names runc or a shell would split or drop, values no environment can hold (issue 18)
+    for bad in ("A\nB=1", "A\n=1", "MY VAR=1", "A\tB=1", "=1", "A\x00B=1", "A=x\x00y", "\x1b[2J=1"):
+        with pytest.raises(UsageError, match="--env: "):
+            cliargs.parse_env([bad])
+    assert cliargs.parse_env(["lower.dotted=1", "MULTI=a\nb"]) == {"lower.dotted": "1", "MULTI": "a\nb"}
     assert cliargs.parse_repo(f"gentoo={tmp_path}") == ("gentoo", str(tmp_path.resolve()))
     for bad in (f"={tmp_path}", "gentoo=", f"a/b={tmp_path}", f"x={tmp_path}/missing"):
         with pytest.raises(UsageError):
