@@ -12,6 +12,10 @@ dir) is a path under the user cache. Its lock file is `.<name>.hold` beside it:
 
 Prune unlinks the lock file while it holds it, so `_lock` re-checks after each flock that the path
 still names the file it locked (otherwise the lock is on an orphan inode and it starts over).
+
+Who holds: a run opens `session()` (a build does, for its whole duration) and every module that
+uses a cache entry takes its hold in `current()`, the innermost open session, else the holds kept
+until the process exits. docs/cache.md lists what a build holds, and where.
 """
 
 from __future__ import annotations
@@ -77,6 +81,20 @@ class Holds:
             self._fds[key] = fd
         return entry
 
+    def release(self, entry: str | os.PathLike) -> None:
+        """Drop the hold on one entry. For entries whose names nobody else uses (temp dirs named
+        by their maker): when the entry is gone, its lock file goes too, so none pile up."""
+        key = hold_path(entry)
+        fd = self._fds.pop(key, None)
+        if fd is None:
+            return
+        if not os.path.lexists(entry):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(key)
+        else:
+            _stamp(fd)
+        os.close(fd)
+
     def held(self) -> list[Path]:
         return [key.with_name(key.name[1 : -len(".hold")]) for key in self._fds]
 
@@ -105,6 +123,28 @@ def process_holds() -> Holds:
     if _process_holds is None:
         _process_holds = Holds()
     return _process_holds
+
+
+_sessions: list[Holds] = []
+
+
+@contextlib.contextmanager
+def session() -> Iterator[Holds]:
+    """The holds of one run: what the run's modules take in `current()` meanwhile, all released
+    when the block ends (last, after everything that used the entries)."""
+    holds = Holds()
+    _sessions.append(holds)
+    try:
+        yield holds
+    finally:
+        _sessions.remove(holds)
+        holds.close()
+
+
+def current() -> Holds:
+    """Where a user of a cache entry takes its hold: the innermost open session, else the holds
+    kept until this process exits."""
+    return _sessions[-1] if _sessions else process_holds()
 
 
 @contextlib.contextmanager

@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from chrootforge.cache.kinds import BY_NAME, KINDS, Entry, kind_root, scan, stale_key
+from chrootforge.cache.kinds import BY_NAME, KINDS, Entry, kind_root, scan, source_area, stale_key
 from chrootforge.errors import CfError, UsageError
 from chrootforge.holds import claim
 
@@ -222,7 +222,7 @@ def _drop_names(root: Path, blob_dir: Path) -> None:
     """Name records (e.g. a dated stage -> its blob) that point into a removed blob."""
     from chrootforge.fsutil import file_lock
 
-    names = root / "names"
+    names = source_area(root, "names")
     if not names.is_dir():
         return
     with file_lock(root / ".lock"):

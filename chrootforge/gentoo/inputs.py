@@ -22,9 +22,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from chrootforge import lockfile
+from chrootforge import holds, lockfile
+from chrootforge.cache.kinds import bookkeeping, entry
 from chrootforge.errors import CfError, UsageError, VerificationError
-from chrootforge.fsutil import atomic_write, file_lock, user_cache_dir
+from chrootforge.fsutil import atomic_write, file_lock
 from chrootforge.gentoo.native_cpu import NativeCpu
 from chrootforge.gentoo.state import tree_id
 from chrootforge.sources.fetched import FetchedFile
@@ -48,7 +49,7 @@ class Inputs:
 
 def _memo_sha512(path: Path) -> str:
     st = path.stat()
-    memo_file = user_cache_dir() / "stage-digests.json"
+    memo_file = bookkeeping("stage-digests.json")
     memo_file.parent.mkdir(parents=True, exist_ok=True)
     stamp = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
     try:
@@ -216,10 +217,11 @@ def resolve_tree(ns: Namespace, inputs: Inputs) -> tuple[Path, object | None]:
 
 
 def extracted_tree(record) -> Path:
-    """A verified snapshot, extracted once into the tree cache (atomically, under a lock)."""
+    """A verified snapshot, extracted once into the tree cache (atomically, under a lock), held
+    for the run (holds.current())."""
     import shutil
 
-    dest = user_cache_dir() / "trees" / record.sha512[:32]
+    dest = holds.current().hold(entry("trees", record.sha512[:32]))  # before looking: prune waits
     if dest.is_dir():
         return dest
     from chrootforge.sources.extract import extract_here
