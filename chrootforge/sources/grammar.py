@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 
 ARCH = re.compile(r"[a-z][a-z0-9_]*")  # a releases/ directory: amd64, arm64, x86, riscv, ...
 VARIANT = re.compile(r"[a-z0-9][a-z0-9_+]*(?:-[a-z0-9_+]+)*")  # openrc, musl-hardened, armv6j_hardfp-openrc
@@ -30,36 +31,43 @@ def _show(value) -> str:
     return repr(value)[:80]
 
 
-def arch(value: str) -> str | None:
-    if not isinstance(value, str) or not ARCH.fullmatch(value):
-        return f"{_show(value)} is not a Gentoo arch (amd64, arm64, x86, ...)"
-    return None
+def _pattern(regex: re.Pattern, what: str) -> Callable[[str], str | None]:
+    """A check that `value` is a string `regex` matches whole."""
 
-
-def variant(value: str) -> str | None:
-    if not isinstance(value, str) or not VARIANT.fullmatch(value):
-        return f"{_show(value)} is not a stage3 variant (openrc, systemd, musl-hardened, ...)"
-    return None
-
-
-def stamp(value: str) -> str | None:
-    if isinstance(value, str) and STAMP.fullmatch(value):
-        try:
-            time.strptime(value, "%Y%m%dT%H%M%SZ")
+    def check(value: str) -> str | None:
+        if isinstance(value, str) and regex.fullmatch(value):
             return None
-        except ValueError:
-            pass
-    return f"{_show(value)} is not a release stamp (YYYYMMDDTHHMMSSZ, e.g. 20240101T170309Z)"
+        return f"{_show(value)} is not {what}"
+
+    return check
 
 
-def day(value: str) -> str | None:
-    if isinstance(value, str) and DAY.fullmatch(value):
-        try:
-            time.strptime(value, "%Y%m%d")
-            return None
-        except ValueError:
-            pass
-    return f"{_show(value)} is not a snapshot date (YYYYMMDD)"
+arch = _pattern(ARCH, "a Gentoo arch (amd64, arm64, x86, ...)")
+variant = _pattern(VARIANT, "a stage3 variant (openrc, systemd, musl-hardened, ...)")
+file_name = _pattern(FILE_NAME, "a plain file name")  # a local file's name: one plain component
+sha512 = _pattern(SHA512, "a sha512 (128 lower-case hex digits)")
+tree_id = _pattern(TREE_ID, "a tree id (sha256:<64 hex digits>)")
+repo_name = _pattern(REPO_NAME, "a repository name")
+_fingerprint = _pattern(FINGERPRINT, f"an OpenPGP fingerprint (40 hex digits) or {UNVERIFIED}")
+
+
+def _dated(regex: re.Pattern, layout: str, what: str) -> Callable[[str], str | None]:
+    """A check that `value` matches `regex` and is a real date (and time) in strptime's `layout`."""
+
+    def check(value: str) -> str | None:
+        if isinstance(value, str) and regex.fullmatch(value):
+            try:
+                time.strptime(value, layout)
+                return None
+            except ValueError:
+                pass
+        return f"{_show(value)} is not {what}"
+
+    return check
+
+
+stamp = _dated(STAMP, "%Y%m%dT%H%M%SZ", "a release stamp (YYYYMMDDTHHMMSSZ, e.g. 20240101T170309Z)")
+day = _dated(DAY, "%Y%m%d", "a snapshot date (YYYYMMDD)")
 
 
 def stage_file(value: str, release: str | None = None) -> str | None:
@@ -79,35 +87,8 @@ def snapshot_file(value: str) -> str | None:
     return None
 
 
-def file_name(value: str) -> str | None:
-    """A local file's name: one plain component."""
-    if not isinstance(value, str) or not FILE_NAME.fullmatch(value):
-        return f"{_show(value)} is not a plain file name"
-    return None
-
-
-def sha512(value: str) -> str | None:
-    if not isinstance(value, str) or not SHA512.fullmatch(value):
-        return f"{_show(value)} is not a sha512 (128 lower-case hex digits)"
-    return None
-
-
 def signer(value: str) -> str | None:
-    if value == UNVERIFIED or (isinstance(value, str) and FINGERPRINT.fullmatch(value)):
-        return None
-    return f"{_show(value)} is not an OpenPGP fingerprint (40 hex digits) or {UNVERIFIED}"
-
-
-def tree_id(value: str) -> str | None:
-    if not isinstance(value, str) or not TREE_ID.fullmatch(value):
-        return f"{_show(value)} is not a tree id (sha256:<64 hex digits>)"
-    return None
-
-
-def repo_name(value: str) -> str | None:
-    if not isinstance(value, str) or not REPO_NAME.fullmatch(value):
-        return f"{_show(value)} is not a repository name"
-    return None
+    return None if value == UNVERIFIED else _fingerprint(value)
 
 
 def same_signer(a: str | None, b: str | None) -> bool:

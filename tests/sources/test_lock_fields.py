@@ -109,6 +109,16 @@ def _own(identity, root: Path) -> None:
             os.chown(path, identity.uid, identity.gid)
 
 
+def _locked(identity, workdir: Path, mirror_url: str | None, keyring: Path, stage: Path | None = None):
+    """A namespace the identity owns, locked by `chrootforge lock` -> (ns, its lock file, env)."""
+    ns = _namespace(workdir, mirror_url, keyring, stage=stage)
+    _own(identity, workdir)
+    env = {"XDG_CACHE_HOME": str(workdir / "cache")}
+    locked = identity.cf("lock", str(ns), env=env)
+    assert locked.returncode == 0, locked.stderr
+    return ns, ns / lockfile.FILENAME, env
+
+
 def _snapshot(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*")}
 
@@ -125,18 +135,12 @@ def test_a_hostile_lock_reaches_no_mirror_and_writes_nothing(
     identity, workdir, mirror_tree, mirror_server, gpg_keys, field, value
 ):
     mirror_tree.publish_stage(make_tar(stage_members(), "xz"))
-    ns = _namespace(workdir, mirror_server.url, gpg_keys.good.public_file)
-    _own(identity, workdir)
-    env = {"XDG_CACHE_HOME": str(workdir / "cache")}
-    locked = identity.cf("lock", str(ns), env=env)
-    assert locked.returncode == 0, locked.stderr
-    lock = ns / lockfile.FILENAME
+    ns, lock, env = _locked(identity, workdir, mirror_server.url, gpg_keys.good.public_file)
     lock.write_text(
         re.sub(rf'\n{field} = "[^"]*"', f"\n{field} = {json.dumps(value)}", lock.read_text(), count=1)
     )
-    before_files, before_requests = _snapshot(workdir), len(mirror_server.requests)
     shutil.rmtree(workdir / "cache" / "chrootforge" / "sources")  # nothing cached to fall back on
-    before_files = _snapshot(workdir)
+    before_files, before_requests = _snapshot(workdir), len(mirror_server.requests)
     for argv in (["build", str(ns)], ["lock", str(ns)]):
         done = identity.cf(*argv, env=env)
         assert done.returncode == 2, done.stderr
@@ -144,19 +148,14 @@ def test_a_hostile_lock_reaches_no_mirror_and_writes_nothing(
         assert lines[0].startswith(f"chrootforge: error: {lock}:"), done.stderr
         assert f"[stage3] {field} is wrong" in lines[0] and "Traceback" not in done.stderr
     assert len(mirror_server.requests) == before_requests, mirror_server.requests[before_requests:]
-    assert _snapshot(workdir) - before_files <= {"cache/chrootforge/stage-digests.json"}
+    assert _snapshot(workdir) == before_files
     assert not Path("/tmp/cf-escape").exists() and not list(Path("/tmp").glob("cf-escape*"))
 
 
 def test_the_locked_signer_and_a_local_stages_name_are_enforced(identity, workdir, mirror_tree, gpg_keys):
     rel = mirror_tree.publish_stage(make_tar(stage_members(), "xz"))
     stage = mirror_tree.root / rel
-    ns = _namespace(workdir, None, gpg_keys.good.public_file, stage=stage)
-    _own(identity, workdir)
-    env = {"XDG_CACHE_HOME": str(workdir / "cache")}
-    locked = identity.cf("lock", str(ns), env=env)
-    assert locked.returncode == 0, locked.stderr
-    lock = ns / lockfile.FILENAME
+    ns, lock, env = _locked(identity, workdir, None, gpg_keys.good.public_file, stage=stage)
     good = lock.read_text()
     assert f'signer = "{gpg_keys.good.fingerprint}"' in good
 
@@ -181,12 +180,7 @@ def test_lock_again_keeps_the_pinned_release_and_update_takes_the_new_one(
 ):
     tarball = make_tar(stage_members(), "xz")
     mirror_tree.publish_stage(tarball, STAMP)
-    ns = _namespace(workdir, mirror_server.url, gpg_keys.good.public_file)
-    _own(identity, workdir)
-    env = {"XDG_CACHE_HOME": str(workdir / "cache")}
-    first = identity.cf("lock", str(ns), env=env)
-    assert first.returncode == 0, first.stderr
-    lock = ns / lockfile.FILENAME
+    ns, lock, env = _locked(identity, workdir, mirror_server.url, gpg_keys.good.public_file)
     text = lock.read_text()
     assert f'release = "{STAMP}"' in text
 
