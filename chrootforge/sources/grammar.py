@@ -19,7 +19,8 @@ STAMP = re.compile(r"\d{8}T\d{6}Z")  # a release: 20240101T170309Z
 STAGE_FILE = re.compile(r"stage3-[a-z0-9_+]+(?:-[a-z0-9_+]+)*-(\d{8}T\d{6}Z)\.tar\.(?:xz|bz2|zst|gz)")
 DAY = re.compile(r"\d{8}")  # a snapshot date: 20240101
 SNAPSHOT_FILE = re.compile(r"gentoo-(\d{8}|latest)\.tar\.(?:xz|bz2)")
-FILE_NAME = re.compile(r"[A-Za-z0-9_+][A-Za-z0-9_.+-]{0,254}")  # a local file's name
+# a local file's name, as its owner named it: one component, no leading dot, no control characters
+FILE_NAME = re.compile(r"[^./\x00-\x1f\x7f][^/\x00-\x1f\x7f]{0,254}")
 SHA512 = re.compile(r"[0-9a-f]{128}")
 FINGERPRINT = re.compile(r"[0-9A-Fa-f]{40}")  # OpenPGP v4
 TREE_ID = re.compile(r"sha256:[0-9a-f]{64}")  # gentoo.state.tree_id

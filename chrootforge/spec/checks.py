@@ -107,6 +107,13 @@ def binhost(value: str) -> str | None:
     return None
 
 
+def mirror(value: str) -> str | None:
+    """A Gentoo mirror: an http(s):// or file:// base URL, or a directory (sources/mirrors.py)."""
+    from chrootforge.sources.mirrors import url_problem
+
+    return url_problem(value)
+
+
 def _hide_password(value: str) -> str:
     return re.sub(r"//[^/@]*@", "//***@", value)
 

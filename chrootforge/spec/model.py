@@ -70,6 +70,7 @@ class Stage3Source:
         toml_name="mirror",
         default_doc="$GENTOO_MIRRORS, else the official mirror",
         example=["https://distfiles.gentoo.org"],
+        each=checks.mirror,
     )
     # (each of these becomes part of a mirror URL and of cache names: Gentoo's grammar only)
     arch: str = key(STR, "the stage's architecture", "amd64", each=grammar.arch)

@@ -76,7 +76,7 @@ def test_other_lock_shapes_are_refused(tmp_path):
         "repos",
     )
     refused(lockfile.render(GOOD, "t") + "[extra]\nx = 1\n", "not a part of a lock file")
-    local = lockfile.Lock(lockfile.LockedStage("my stage.tar", "ab" * 64, "UNVERIFIED"), GOOD.tree)
+    local = lockfile.Lock(lockfile.LockedStage("../my-stage.tar", "ab" * 64, "UNVERIFIED"), GOOD.tree)
     refused(lockfile.render(local, "t"), r"\[stage3\] name is wrong")
 
 
@@ -208,6 +208,8 @@ def test_lock_again_keeps_the_pinned_release_and_update_takes_the_new_one(
         ('arch = "../amd64"', "is not a Gentoo arch"),
         ('variant = "openrc/../../x"', "is not a stage3 variant"),
         ('date = "20240101T170000Z;id"', "is not a release stamp"),
+        ('mirror = "https://mirror.example/gentoo?x=../../"', "must be a plain URL"),
+        ('mirror = "https:///gentoo"', "names no host"),
     ],
 )
 def test_spec_values_that_become_urls_are_checked_where_they_enter(tmp_path, spec, message):
@@ -219,6 +221,16 @@ def test_spec_values_that_become_urls_are_checked_where_they_enter(tmp_path, spe
     with pytest.raises(UsageError, match=re.escape(message)) as err:
         load_namespace(ns)
     assert str(err.value).startswith(f"{ns / 'chrootforge.toml'}:3: ")
+
+
+def test_a_mirror_from_the_command_line_or_the_environment_is_checked_too(monkeypatch):
+    from chrootforge.sources.mirrors import resolve_mirrors
+
+    with pytest.raises(UsageError, match="must be a plain URL"):
+        resolve_mirrors(["https://mirror.example/gentoo#x"])
+    monkeypatch.setenv("GENTOO_MIRRORS", "https://mirror.example/g?y=1")
+    with pytest.raises(UsageError, match="must be a plain URL"):
+        resolve_mirrors(None)
 
 
 def test_a_stage_ref_checks_itself_whatever_made_it():
