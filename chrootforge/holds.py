@@ -21,6 +21,7 @@ until the process exits. docs/cache.md lists what a build holds, and where.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 from collections.abc import Iterator
@@ -33,10 +34,24 @@ def hold_path(entry: str | os.PathLike) -> Path:
     return entry.with_name(f".{entry.name}.hold")
 
 
+# the hold file is another user's, in a folder we may not write (VM artifacts shared by users)
+_NOT_OURS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT)
+
+
+def _open(path: Path) -> int:
+    """The hold file, made if missing; read-only when it is another user's (flock works on any fd)."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as err:
+        if err.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+    return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+
+
 def _lock(path: Path, mode: int) -> int | None:
     """An fd holding flock(mode) on `path` (created if missing), or None if LOCK_NB and busy."""
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = _open(path)
         try:
             fcntl.flock(fd, mode)
         except BlockingIOError:
@@ -74,8 +89,13 @@ class Holds:
         entry = Path(entry)
         key = hold_path(entry)
         if key not in self._fds:
-            key.parent.mkdir(parents=True, exist_ok=True)
-            fd = _lock(key, fcntl.LOCK_SH)
+            try:
+                key.parent.mkdir(parents=True, exist_ok=True)
+                fd = _lock(key, fcntl.LOCK_SH)
+            except OSError as err:
+                if err.errno not in _NOT_OURS:
+                    raise
+                return entry  # another user's read-only cache: this user's prune cannot touch it
             assert fd is not None
             _stamp(fd)
             self._fds[key] = fd
@@ -158,7 +178,12 @@ def claim(entry: str | os.PathLike) -> Iterator[bool]:
     if not key.parent.is_dir():
         yield True
         return
-    fd = _lock(key, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        fd = _lock(key, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        if err.errno not in _NOT_OURS:
+            raise
+        fd = None  # a hold file we cannot open: not ours to take
     if fd is None:
         yield False
         return

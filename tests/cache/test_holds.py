@@ -109,3 +109,42 @@ def test_release_of_a_gone_temp_entry_leaves_no_lock_file(tmp_path):
     mine.hold(kept)
     mine.release(kept)
     assert hold_path(kept).exists()  # an entry that is still there keeps its last-use stamp
+
+
+def test_another_users_hold_file_is_held_read_only(user_identity):
+    """VM artifacts may be shared by users: root's hold file in the user's folder (or the other way
+    round) is still a hold, taken through a read-only fd; a folder nobody lets us write is no error."""
+    import shutil
+    import subprocess
+
+    from tests.helpers.identity import shared_dir
+
+    folder = shared_dir("sharedholds.")
+    try:
+        entry = folder / "artifacts"
+        entry.mkdir()
+        os.chown(folder, user_identity.uid, user_identity.gid)
+        with Holds() as mine:  # root makes the hold file: 0644, root's
+            mine.hold(entry)
+        assert hold_path(entry).stat().st_uid == os.getuid()
+        code = (
+            "import sys; from chrootforge.holds import Holds; h = Holds(); h.hold(sys.argv[1]); "
+            "print('held', len(h.held()), flush=True); sys.stdin.read()"
+        )
+        argv = [*user_identity.python, "-c", code]
+        holder = user_identity.popen(
+            [*argv, str(entry)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        try:
+            assert holder.stdout.readline().split() == ["held", "1"]
+            with claim(entry) as free:
+                assert not free, "the user's read-only hold counts"
+        finally:
+            holder.stdin.close()
+            holder.wait(30)
+        closed = folder / "closed"
+        closed.mkdir(mode=0o555)  # root's, not writable by the user: no hold file can be made
+        probe = user_identity.run([*argv, str(closed / "x")], input="")
+        assert probe.returncode == 0 and probe.stdout.split() == ["held", "0"], probe.stderr
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
