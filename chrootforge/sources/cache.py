@@ -35,7 +35,7 @@ def default_root() -> Path:
 
 class SourceCache:
     def __init__(self, root: str | os.PathLike | None = None):
-        self.root = Path(root) if root else default_root()
+        self.root = Path(root).absolute() if root else default_root()
 
     def _dir(self, name: str) -> Path:
         path = source_area(self.root, name)
