@@ -174,8 +174,9 @@ def _remove_plain(path: Path) -> None:
 
 
 def _writable_and_retry(func, name, exc_info) -> None:
-    """A read-only directory (an extracted snapshot may have some) cannot lose entries: open it up."""
-    if not issubclass(exc_info[0], PermissionError):
+    """A read-only directory (an extracted snapshot may have some) cannot lose entries: open it up.
+    Anything else (a directory of another owner that cannot be opened) is left to the caller."""
+    if not issubclass(exc_info[0], PermissionError) or func not in (os.unlink, os.rmdir, os.remove):
         raise exc_info[1]
     parent = os.path.dirname(name)
     os.chmod(parent, os.stat(parent).st_mode | 0o700)
