@@ -178,7 +178,19 @@ def build(
     """jobs: how many independent images build at the same time. shell: an executor.ShellRequest
     (`--shell` opens it for the one named image instead of building it, once its parents are
     ready; `--shell-on-failure` for any image whose emerge or hook fails). dist: the
-    builddist options (--push, --remote-cache, --binhost)."""
+    builddist options (--push, --remote-cache, --binhost).
+
+    Every cache entry the build uses is held (chrootforge.holds) from before its first use until
+    the build has ended, so that `cache prune` leaves it alone (docs/cache.md)."""
+    from chrootforge import holds
+
+    with holds.session():
+        return _build(
+            targets, force, force_all, no_deps, layout, network, single_id, stage3, jobs, shell, dist
+        )
+
+
+def _build(targets, force, force_all, no_deps, layout, network, single_id, stage3, jobs, shell, dist):
     from chrootforge.gentoo import inputs as inp
     from chrootforge.gentoo.native_cpu import resolve_for
 
@@ -382,9 +394,9 @@ def _refs_present(layout: Path, state: st.ImageState) -> bool:
 def work_root(layout: Path) -> Path:
     """Where a layout's builds keep their roots while they run: in the cache, which the sandbox's
     root can always reach (as real root, an unprivileged range that a 0700 home would stop)."""
-    from chrootforge.fsutil import user_cache_dir
+    from chrootforge.cache.kinds import entry
 
-    return user_cache_dir() / "work" / hashlib.sha256(str(Path(layout).resolve()).encode()).hexdigest()[:16]
+    return entry("work", hashlib.sha256(str(Path(layout).resolve()).encode()).hexdigest()[:16])
 
 
 class _Run:
@@ -397,17 +409,30 @@ class _Run:
         self.stage_record = None
         self.tree_record = None
         self.epoch = 0
+        self.image_binpkgs: dict[str, Path] = {}  # images with their own package.env
 
     def context(self):
         if self.ctx is not None:
             return self.ctx
-        from chrootforge.fsutil import user_cache_dir
+        from chrootforge import holds
+        from chrootforge.cache.kinds import entry, kind_root
         from chrootforge.gentoo import inputs as inp
         from chrootforge.gentoo.executor import BuildContext
         from chrootforge.sandbox import detect_idmap, owned_dir
         from chrootforge.sources.stage_cache import newest_mtime, pristine_root
 
         ns = self.project.namespace
+        # Held (in the build's holds.session()) first, until the build ends: the sandboxes bind
+        # them, emerge reads and writes there. The stage3, its extraction and the tree are held
+        # where they are fetched or made (sources.cache, stage_cache, inputs.extracted_tree).
+        held = holds.current().hold
+        binpkgs = held(entry("binpkgs", inp.binpkg_key(ns, self.inputs)))
+        distfiles = held(kind_root("distfiles"))  # bound whole: held as a whole
+        workdir = held(work_root(self.layout))
+        for name, image in self.project.images.items():
+            env = inp.package_env_of(image)
+            if env:  # those images' own binpkgs dirs (made when they build, maybe in a worker)
+                self.image_binpkgs[name] = held(entry("binpkgs", inp.binpkg_key(ns, self.inputs, env)))
         idmap = detect_idmap(single_id=self.single_id)
         t0 = time.monotonic()
         self.stage_record = inp.fetch_stage(ns, self.inputs, self.stage_override)
@@ -419,20 +444,16 @@ class _Run:
             f"{self.stage_record.source_url}); epoch {self.epoch}"
         )
         bdir = st.build_dir(self.layout)
-        cache = user_cache_dir()
-        binpkgs = cache / "binpkgs" / inp.binpkg_key(ns, self.inputs)
-        distfiles = cache / "distfiles"
         for d in (bdir / "logs", self.layout):
             d.mkdir(parents=True, exist_ok=True)
-        for d in (binpkgs, distfiles, work_root(self.layout)):  # the sandbox's root writes there
+        for d in (binpkgs, distfiles, workdir):  # the sandbox's root writes there
             owned_dir(d, idmap)
-        self.binpkgs_root = cache / "binpkgs"
         if ns.distfiles:
             _sync_distfiles(ns.distfiles, distfiles)
         self.ctx = BuildContext(
             namespace=ns.name,
             layout=self.layout,
-            workdir=work_root(self.layout),
+            workdir=workdir,
             logdir=bdir / "logs",
             pristine=pristine,
             idmap=idmap,
@@ -445,16 +466,14 @@ class _Run:
         )
         return self.ctx
 
-    def _binpkgs_for(self, image) -> Path:
+    def _binpkgs_for(self, name: str) -> Path:
         """The namespace's binpkgs directory, or an image's own when it compiles packages with
-        its own environment (those binaries must not be shared)."""
-        from chrootforge.gentoo import inputs as inp
+        its own environment (those binaries must not be shared; held since context())."""
         from chrootforge.sandbox import owned_dir
 
-        env = inp.package_env_of(image)
-        if not env:
+        path = self.image_binpkgs.get(name)
+        if path is None:
             return self.ctx.binpkgs
-        path = self.binpkgs_root / inp.binpkg_key(self.project.namespace, self.inputs, env)
         owned_dir(path, self.ctx.idmap)
         return path
 
@@ -486,7 +505,7 @@ class _Run:
             for why in p.provided.reinstalled:
                 log.info(f"    reinstalling {why}")
             parent_ref = parent_state.tags[0] if parent_state else None
-            builder = ImageBuilder(ctx, p, parent_ref, self._binpkgs_for(image))
+            builder = ImageBuilder(ctx, p, parent_ref, self._binpkgs_for(name))
             commit = self._commit_request(p, refs, key)
             built = builder.build(commit, shell)
             if built is None:  # --shell: nothing was committed
@@ -604,13 +623,15 @@ def _sync_distfiles(src: Path, dest: Path) -> None:
     """Copy the namespace's distfiles into the (writable, ours) distfiles cache."""
     import shutil
 
+    from chrootforge.cache.kinds import confined
+
     if not src.is_dir():
         raise UsageError(f"distfiles directory {src} does not exist")
     for entry in src.iterdir():
-        if entry.is_file():
-            target = dest / entry.name
+        if entry.is_file() and not entry.name.startswith("."):
+            target = confined(dest, entry.name, what="distfile")
             if not target.exists() or target.stat().st_size != entry.stat().st_size:
-                tmp = dest / f".{entry.name}.tmp"
+                tmp = target.with_name(f".{entry.name}.tmp")
                 shutil.copyfile(entry, tmp)
                 os.replace(tmp, target)
 

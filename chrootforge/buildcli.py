@@ -101,10 +101,16 @@ def register(sub) -> None:
         help="resolve, fetch and verify a namespace's inputs; pin them in NS/chrootforge.lock",
         description='Resolve every input of the namespace ("latest" included), fetch and '
         "verify it into the source cache, and write NS/chrootforge.lock. Builds "
-        "then use exactly those inputs, offline when they are cached.",
+        "then use exactly those inputs, offline when they are cached. Run again, it keeps "
+        'the releases an existing lock took for "latest" (it re-pins only what the spec changed) '
+        "and says when nothing changed; --update takes the new latest.",
     )
     lk.add_argument("namespace", metavar="NS")
-    lk.add_argument("--update", action="store_true", help='re-resolve "latest" and rewrite an existing lock')
+    lk.add_argument(
+        "--update",
+        action="store_true",
+        help='resolve "latest" again (and replace a lock that cannot be read)',
+    )
     lk.set_defaults(func=_lock)
     sb = sub.add_parser(
         "sbom",
@@ -125,16 +131,21 @@ def _lock(args) -> int:
     from chrootforge.spec.namespace import load_namespace
 
     ns = load_namespace(Path(args.namespace))
-    old = lockfile.load(ns.root)
-    if old is not None and not args.update:
-        raise UsageError(
-            f"{ns.root / lockfile.FILENAME} already exists",
-            hint=f'`chrootforge lock {args.namespace} --update` resolves "latest" again',
-        )
-    new = resolve_lock(ns)
-    path = lockfile.write(ns.root, new, ns.name)
-    if old == new:
+    try:
+        old = lockfile.load(ns.root)
+    except UsageError as err:
+        if not args.update:
+            raise
+        log.notice(f"replacing a lock file that cannot be read: {err}")
+        old = None
+    new = resolve_lock(ns, keep=None if args.update else old)
+    path = ns.root / lockfile.FILENAME
+    if old == new:  # an unchanged lock is left as it is: a second run is a no-op (exit 0)
         log.info(f"{path}: unchanged")
+    else:
+        lockfile.write(ns.root, new, ns.name)
+        for change in lockfile.changes(old, new):
+            log.info(f"{path}: {change}")
     print(path)
     return 0
 

@@ -6,15 +6,21 @@
 
 TOML, keys sorted, one value per line, so that a `lock --update` reads as a small diff. The values
 are plain values (`Lock`); reading and writing are pure apart from the atomic write.
+
+Every field is checked against Gentoo's naming grammar (sources/grammar.py) when the file is read:
+its values become mirror URLs and cache names, and a lock file is only a text file someone may
+have edited. Whether the lock fits the namespace's spec is gentoo/inputs.py's concern.
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from chrootforge.errors import UsageError
+from chrootforge.sources import grammar
 
 FILENAME = "chrootforge.lock"
 VERSION = 1
@@ -68,39 +74,127 @@ def render(lock: Lock, namespace: str) -> str:
     return "\n".join(lines)
 
 
+_HINT = "run `chrootforge lock NS --update` to write it again"
+
+# field -> its check (sources/grammar.py); "" (absent) is allowed where the field is optional
+_CHECKS = {
+    ("stage3", "sha512"): grammar.sha512,
+    ("stage3", "signer"): grammar.signer,
+    ("stage3", "release"): grammar.stamp,
+    ("tree", "id"): grammar.tree_id,
+    ("tree", "date"): grammar.day,
+    ("tree", "sha512"): grammar.sha512,
+    ("tree", "signer"): grammar.signer,
+}
+
+
+class _Reader:
+    """Errors name the lock file, the line and the field: `NS/chrootforge.lock:7: [stage3] name ...`."""
+
+    def __init__(self, text: str, path: Path):
+        self.lines, self.path = text.splitlines(), path
+
+    def where(self, section: str, key: str | None = None) -> str:
+        header = re.compile(rf"\s*\[\s*{re.escape(section)}\s*\]")
+        assign = re.compile(rf'\s*"?{re.escape(key)}"?\s*=') if key is not None else None
+        inside = False
+        for number, line in enumerate(self.lines, 1):
+            if header.match(line):
+                inside = True
+                if assign is None:
+                    return f"{self.path}:{number}"
+            elif line.lstrip().startswith("["):
+                inside = False
+            elif inside and assign is not None and assign.match(line):
+                return f"{self.path}:{number}"
+        return str(self.path)
+
+    def error(self, section: str, key: str | None, problem: str) -> UsageError:
+        what = f"[{section}] {key}" if key is not None else f"[{section}]"
+        return UsageError(f"{self.where(section, key)}: {what} {problem}", hint=_HINT)
+
+
 def parse(text: str, path: Path) -> Lock:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise UsageError(
-            f"{path}: not a valid lock file: {err}", hint="run chrootforge lock NS --update"
-        ) from None
+        raise UsageError(f"{path}: not a valid lock file: {err}", hint=_HINT) from None
     if data.get("version") != VERSION:
         raise UsageError(
-            f"{path}: lock file version {data.get('version')!r}, this chrootforge reads {VERSION}",
-            hint="run chrootforge lock NS --update",
+            f"{path}: lock file version {data.get('version')!r}, this chrootforge reads {VERSION}", hint=_HINT
         )
+    reader = _Reader(text, path)
+    for name in data:
+        if name not in ("version", "stage3", "tree", "repos"):
+            raise UsageError(f"{path}: {name!r} is not a part of a lock file", hint=_HINT)
 
     def table(name: str, cls, required: tuple[str, ...]):
         values = data.get(name)
         if not isinstance(values, dict):
-            raise UsageError(f"{path}: [{name}] is missing", hint="run chrootforge lock NS --update")
-        known = set(cls.__dataclass_fields__)
+            raise UsageError(f"{path}: [{name}] is missing", hint=_HINT)
+        known = {f.name for f in fields(cls)}
         for key, value in values.items():
             if key not in known or not isinstance(value, str):
-                raise UsageError(f"{path}: [{name}] {key} is not a known string field")
+                raise reader.error(name, key, "is not a known string field")
         for key in required:
             if not values.get(key):
-                raise UsageError(f"{path}: [{name}] {key} is missing")
+                raise reader.error(name, key, "is missing")
+        for key, value in values.items():
+            check = _CHECKS.get((name, key))
+            problem = check(value) if check is not None and value else None
+            if problem:
+                raise reader.error(name, key, f"is wrong: {problem}")
         return cls(**values)
 
+    stage = table("stage3", LockedStage, ("name", "sha512", "signer"))
+    # a mirror release's file name carries its stamp; a local stage's is any plain file name
+    problem = (
+        grammar.stage_file(stage.name, stage.release) if stage.release else grammar.file_name(stage.name)
+    )
+    if problem:
+        raise reader.error("stage3", "name", f"is wrong: {problem}")
     tree = table("tree", LockedTree, ())
-    if not tree.id and not (tree.name and tree.sha512):
-        raise UsageError(f"{path}: [tree] needs an id (a directory) or a name and sha512 (a snapshot)")
+    if tree.id and (tree.name or tree.sha512 or tree.date or tree.signer):
+        raise reader.error(
+            "tree", None, "pins both a directory (id) and a snapshot (name, sha512): one of them"
+        )
+    if not tree.id:
+        if not (tree.name and tree.sha512 and tree.signer):
+            raise reader.error(
+                "tree", None, "needs an id (a directory) or a name, sha512 and signer (a snapshot)"
+            )
+        problem = grammar.file_name(tree.name)
+        dated = grammar.SNAPSHOT_FILE.fullmatch(tree.name)
+        if not problem and dated and dated.group(1) != "latest" and tree.date != dated.group(1):
+            problem = f"names the snapshot of {dated.group(1)}, but date is {tree.date or 'missing'}"
+        if problem:
+            raise reader.error("tree", "name", f"is wrong: {problem}")
     repos = data.get("repos", {})
-    if not isinstance(repos, dict) or not all(isinstance(v, str) for v in repos.values()):
-        raise UsageError(f"{path}: [repos] must map repository names to tree ids")
-    return Lock(table("stage3", LockedStage, ("name", "sha512", "signer")), tree, dict(repos))
+    if not isinstance(repos, dict):
+        raise reader.error("repos", None, "must map repository names to tree ids")
+    for name, value in repos.items():
+        problem = grammar.repo_name(name) or (
+            grammar.tree_id(value) if isinstance(value, str) else "not a string"
+        )
+        if problem:
+            raise reader.error("repos", name, f"is wrong: {problem}")
+    return Lock(stage, tree, dict(repos))
+
+
+def changes(old: Lock | None, new: Lock) -> list[str]:
+    """What differs between two locks, one short line per field ("[stage3] release A -> B")."""
+    if old is None:
+        return ["written"]
+    out = []
+    for section, a, b in (("stage3", old.stage3, new.stage3), ("tree", old.tree, new.tree)):
+        for f in fields(a):
+            before, after = getattr(a, f.name), getattr(b, f.name)
+            if before != after:
+                out.append(f"[{section}] {f.name} {before or '(none)'} -> {after or '(none)'}")
+    for name in sorted(set(old.repos) | set(new.repos)):
+        if old.repos.get(name) != new.repos.get(name):
+            out.append(f"[repos] {name} {old.repos.get(name, '(none)')} -> {new.repos.get(name, '(none)')}")
+    return out
 
 
 def load(ns_root: Path) -> Lock | None:

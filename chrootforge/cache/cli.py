@@ -56,8 +56,7 @@ def human(nbytes: int) -> str:
 def _ls(args) -> int:
     import json
 
-    from chrootforge.cache.kinds import usage
-    from chrootforge.fsutil import user_cache_dir
+    from chrootforge.cache.kinds import cache_home, usage
 
     rows, other = usage()
     total = sum(r.size for r in rows) + other
@@ -65,7 +64,7 @@ def _ls(args) -> int:
         print(
             json.dumps(
                 {
-                    "root": str(user_cache_dir()),
+                    "root": str(cache_home()),
                     "total_bytes": total,
                     "other_bytes": other,
                     "kinds": [
@@ -81,7 +80,7 @@ def _ls(args) -> int:
     table += [(r.kind, str(r.entries), human(r.size), str(r.path)) for r in rows]
     table += [
         ("other", "", human(other), "(digest memos, locks)"),
-        ("total", "", human(total), str(user_cache_dir())),
+        ("total", "", human(total), str(cache_home())),
     ]
     widths = [max(len(row[i]) for row in table) for i in range(4)]
     for row in table:

@@ -149,8 +149,8 @@ class ImageBuilder:
         finally:
             if keep:
                 log.notice(
-                    f"kept the work dir of {self.plan.name}: {self.work} (remove it with "
-                    f"`chrootforge cache prune` or the next build of the image)"
+                    f"kept the work dir of {self.plan.name}: {self.work} (the next build of the "
+                    "image replaces it, and `chrootforge cache prune --kind work --older-than 0` removes it)"
                 )
             else:
                 self._discard_work()

@@ -25,9 +25,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from chrootforge import lockfile
+from chrootforge import holds, lockfile
+from chrootforge.cache.kinds import bookkeeping, entry
 from chrootforge.errors import CfError, UsageError, VerificationError
-from chrootforge.fsutil import atomic_write, file_lock, user_cache_dir
+from chrootforge.fsutil import atomic_write, file_lock
+from chrootforge.gentoo import lockcheck
 from chrootforge.gentoo.native_cpu import NativeCpu
 from chrootforge.gentoo.state import tree_id
 from chrootforge.sources import remedies
@@ -63,7 +65,7 @@ def _namespace_hints(func):
 
 def _memo_sha512(path: Path) -> str:
     st = path.stat()
-    memo_file = user_cache_dir() / "stage-digests.json"
+    memo_file = bookkeeping("stage-digests.json")
     memo_file.parent.mkdir(parents=True, exist_ok=True)
     stamp = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
     try:
@@ -91,11 +93,7 @@ def stage_path(ns: Namespace, override: Path | None = None) -> Path | None:
 
 
 def _mismatch(what: str, got: str, locked: str, ns: Namespace) -> VerificationError:
-    return VerificationError(
-        f"{what} is {got[:24]}..., but {ns.root / lockfile.FILENAME} pins {locked[:24]}...",
-        hint=f"the input changed since it was locked: restore it, or run "
-        f"`chrootforge lock {ns.root} --update` to take the new one",
-    )
+    return lockcheck.mismatch(ns, what, got, locked, cut=True)
 
 
 @_namespace_hints
@@ -103,6 +101,8 @@ def identify(ns: Namespace, stage_override: Path | None = None) -> Inputs:
     lock = lockfile.load(ns.root)
     release = None
     path = stage_path(ns, stage_override)
+    if lock is not None:
+        lockcheck.fits(ns, lock, path)  # before anything is fetched or hashed
     if path is not None:
         if not path.is_file():
             raise UsageError(
@@ -154,13 +154,9 @@ def _fetch_mirror_stage(s, release=None, date: str | None = None):
 
 
 def _locked_release(ns: Namespace, lock: lockfile.Lock):
+    """The mirror release the lock pins (lockcheck.fits made sure that it pins one)."""
     from chrootforge.sources.layout import StageRef
 
-    if not lock.stage3.release:
-        raise UsageError(
-            f"{ns.root / lockfile.FILENAME} pins a local stage3, but {ns.spec_path} names none",
-            hint=f"run `chrootforge lock {ns.root} --update`",
-        )
     return StageRef(ns.stage3.arch, lock.stage3.release, lock.stage3.name)
 
 
@@ -214,8 +210,9 @@ def fetch_stage(ns: Namespace, inputs: Inputs, stage_override: Path | None = Non
     else:
         # a dated release is served from the source cache when it is there: no network needed
         record = _fetch_mirror_stage(s, release=inputs.stage_release)
-    if inputs.lock is not None and record.sha512 != inputs.lock.stage3.sha512:
-        raise _mismatch(f"stage3 {record.name}: its sha512", record.sha512, inputs.lock.stage3.sha512, ns)
+    if inputs.lock is not None:
+        locked = inputs.lock.stage3
+        lockcheck.check_record(ns, "stage3", record, locked.name, locked.sha512, locked.signer)
     return record
 
 
@@ -234,16 +231,17 @@ def resolve_tree(ns: Namespace, inputs: Inputs) -> tuple[Path, object | None]:
         dated = _SNAPSHOT_DATE_RE.match(locked.name) if locked else None
         date = dated.group(1) if dated else (None if t.snapshot == "latest" else t.snapshot)
         record = fetch.fetch_snapshot(date=date, keyrings=t.keyrings, insecure=t.insecure)
-    if locked is not None and locked.sha512 and record.sha512 != locked.sha512:
-        raise _mismatch(f"snapshot {record.name}: its sha512", record.sha512, locked.sha512, ns)
+    if locked is not None:
+        lockcheck.check_record(ns, "snapshot", record, locked.name, locked.sha512, locked.signer)
     return extracted_tree(record), record
 
 
 def extracted_tree(record) -> Path:
-    """A verified snapshot, extracted once into the tree cache (atomically, under a lock)."""
+    """A verified snapshot, extracted once into the tree cache (atomically, under a lock), held
+    for the run (holds.current())."""
     import shutil
 
-    dest = user_cache_dir() / "trees" / record.sha512[:32]
+    dest = holds.current().hold(entry("trees", record.sha512[:32]))  # before looking: prune waits
     if dest.is_dir():
         return dest
     from chrootforge.sources.extract import extract_here
@@ -270,29 +268,42 @@ def extracted_tree(record) -> Path:
 
 
 @_namespace_hints
-def resolve_lock(ns: Namespace) -> lockfile.Lock:
-    """Resolve every input of `ns` now ("latest" included), fetch and verify it, and pin it."""
+def resolve_lock(ns: Namespace, keep: lockfile.Lock | None = None) -> lockfile.Lock:
+    """Resolve every input of `ns` now, fetch and verify it, and pin it. "latest" is resolved
+    again, unless `keep` (the lock as it is: `lock` without --update) pins a release or a dated
+    snapshot that still fits the spec: that one stays, fetched and verified again."""
     from chrootforge.sources import fetch
 
     s = ns.stage3
+    kept = keep if keep is not None and lockcheck.stage_problem(ns, keep, s.path) is None else None
     if s.path is not None:
         stage = fetch.use_local_stage(s.path, keyrings=s.keyrings, insecure=s.insecure)
         release = ""
+    elif kept is not None:
+        release = kept.stage3.release
+        stage = _fetch_mirror_stage(s, release=StageRef(s.arch, release, kept.stage3.name))
     else:
         ref = _latest_release(s) if not s.date else None
         stage = _fetch_mirror_stage(s, release=ref, date=s.date)
         release = ref.stamp if ref else (s.date or "")
     locked_stage = lockfile.LockedStage(stage.name, stage.sha512, stage.verified_by or "UNVERIFIED", release)
+    if kept is not None:  # the same release must still be the same bytes, signed by the same key
+        k = kept.stage3
+        lockcheck.check_record(ns, "stage3", stage, k.name, k.sha512, k.signer)
     if ns.tree.path is not None:
         repos = {name: tree_id(path) for name, path in sorted(ns.repos.items())}
         return lockfile.Lock(locked_stage, lockfile.LockedTree(id=tree_id(ns.tree.path)), repos)
     t = ns.tree
+    pinned = None  # the dated snapshot the lock took for "latest", kept without --update
+    if keep is not None and t.snapshot == "latest" and lockcheck.tree_problem(ns, keep) is None:
+        pinned = keep.tree if keep.tree.date else None
     if t.snapshot_path:
         record = fetch.use_local_snapshot(t.snapshot_path, keyrings=t.keyrings, insecure=t.insecure)
     else:
-        record = fetch.fetch_snapshot(
-            date=None if t.snapshot == "latest" else t.snapshot, keyrings=t.keyrings, insecure=t.insecure
-        )
+        date = pinned.date if pinned else (None if t.snapshot == "latest" else t.snapshot)
+        record = fetch.fetch_snapshot(date=date, keyrings=t.keyrings, insecure=t.insecure)
+    if pinned is not None:
+        lockcheck.check_record(ns, "snapshot", record, pinned.name, pinned.sha512, pinned.signer)
     name, date = record.name, ""
     match = _SNAPSHOT_DATE_RE.match(name)
     if match:

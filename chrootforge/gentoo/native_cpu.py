@@ -142,7 +142,8 @@ def probe(ns, inputs, stage_override=None, single_id: bool = False) -> NativeCpu
     """The builder's answer for this host's CPU: memoized, else gcc run in a fresh builder."""
     from pathlib import Path
 
-    from chrootforge.fsutil import atomic_write, file_lock, user_cache_dir
+    from chrootforge.cache.kinds import bookkeeping
+    from chrootforge.fsutil import atomic_write, file_lock
 
     try:
         cpu_id = host_cpu_id(Path("/proc/cpuinfo").read_text(errors="replace"))
@@ -150,7 +151,7 @@ def probe(ns, inputs, stage_override=None, single_id: bool = False) -> NativeCpu
         import platform
 
         cpu_id = "machine:" + platform.machine()
-    memo_file = user_cache_dir() / "native-cpu.json"
+    memo_file = bookkeeping("native-cpu.json")
     memo_key = f"{inputs.stage_id}|{cpu_id}"
     memo = _read_memo(memo_file)
     if memo_key in memo:
@@ -178,19 +179,22 @@ def _read_memo(path) -> dict:
 def _run_gcc(ns, inputs, stage_override, single_id: bool) -> NativeCpu:
     import secrets
 
-    from chrootforge import log
+    from chrootforge import holds, log
+    from chrootforge.cache.kinds import entry
     from chrootforge.errors import CfError
-    from chrootforge.fsutil import user_cache_dir
     from chrootforge.gentoo import inputs as inp
     from chrootforge.sandbox import SandboxConfig, detect_idmap, run_sandboxed
     from chrootforge.sources.stage_cache import fresh_builder, pristine_root, remove_builder
 
     idmap = detect_idmap(single_id=single_id)
     pristine = pristine_root(inp.fetch_stage(ns, inputs, stage_override), idmap)
-    work = user_cache_dir() / "work" / f"native-{secrets.token_hex(6)}"
-    output = work.parent / f"{work.name}.log"
+    work = entry("work", f"native-{secrets.token_hex(6)}")
+    mine = holds.Holds()
+    mine.hold(work)  # before it exists: prune takes an unheld one for a killed probe's
+    work.mkdir(parents=True)
+    output = work / "gcc.log"
     try:
-        root = fresh_builder(pristine, work, idmap)
+        root = fresh_builder(pristine, work / "builder", idmap)
         code = run_sandboxed(SandboxConfig(root=root, argv=list(GCC_ARGV), idmap=idmap, log_file=output))
         text = output.read_text(errors="replace") if output.exists() else ""
         if code != 0:
@@ -206,6 +210,6 @@ def _run_gcc(ns, inputs, stage_override, single_id: bool) -> NativeCpu:
             ) from None
     finally:
         remove_builder(work, idmap)
-        output.unlink(missing_ok=True)
+        mine.release(work)
     log.info(f"-march=native is {cpu.fingerprint()} here (the builder's gcc)")
     return cpu

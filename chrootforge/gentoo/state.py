@@ -13,7 +13,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from chrootforge.fsutil import atomic_write, file_lock, user_cache_dir
+from chrootforge.fsutil import atomic_write, file_lock
 from chrootforge.gentoo import records as rec
 
 
@@ -75,7 +75,9 @@ def tree_id(path: Path) -> str:
     File digests are memoized by (size, mtime, inode) so a warm no-op build only stats the tree.
     """
     path = Path(path).resolve()
-    memo_dir = user_cache_dir() / "treeids"
+    from chrootforge.cache.kinds import bookkeeping
+
+    memo_dir = bookkeeping("treeids")
     memo_dir.mkdir(parents=True, exist_ok=True)
     memo_file = memo_dir / (hashlib.sha256(str(path).encode()).hexdigest()[:24] + ".json")
     try:

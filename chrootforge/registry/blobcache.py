@@ -14,14 +14,15 @@ import threading
 from pathlib import Path
 
 from chrootforge import log
-from chrootforge.fsutil import atomic_write, file_lock, user_cache_dir
+from chrootforge.cache.kinds import bookkeeping
+from chrootforge.fsutil import atomic_write, file_lock
 
 MAX_REPOS = 4
 MAX_DIGESTS = 20000
 
 
 def cache_file() -> Path:
-    return user_cache_dir() / "registry" / "blob-locations.json"
+    return bookkeeping("registry") / "blob-locations.json"
 
 
 def merge(

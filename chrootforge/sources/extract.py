@@ -27,6 +27,7 @@ from typing import IO
 
 from chrootforge import errors, log
 from chrootforge.errors import CfError, VerificationError
+from chrootforge.progress import ByteProgress
 from chrootforge.sources import compression
 from chrootforge.sources.tarcheck import TarStreamChecker
 
@@ -162,6 +163,8 @@ def _stream(tarball: Path, tmp: Path, skip_dev: bool) -> TarStreamChecker:
     decomp_argv = compression.decompressor(kind) if kind != "zstd" else None
     checker = TarStreamChecker(skip_top="dev" if skip_dev else None)
     with contextlib.ExitStack() as stack:
+        # the archive's bytes as they go to tar (a stage takes a minute under TCG: say so)
+        progress = stack.enter_context(ByteProgress(f"extracting {tarball.name}"))
         err_tar = stack.enter_context(tempfile.TemporaryFile())
         err_dec = stack.enter_context(tempfile.TemporaryFile())
         tar = subprocess.Popen(
@@ -201,9 +204,12 @@ def _stream(tarball: Path, tmp: Path, skip_dev: bool) -> TarStreamChecker:
                 chunks = checker.feed(data)
                 if chunks:
                     _writev_all(out_fd, chunks)  # before the next piece: zstd pieces share a buffer
+                progress.update(len(data))
                 left, forward = checker.pending_data()
                 if in_fd is not None and forward and left >= _SPLICE_MIN:
-                    checker.consumed_data(_splice(in_fd, out_fd, left))
+                    moved = _splice(in_fd, out_fd, left)
+                    checker.consumed_data(moved)
+                    progress.update(moved)
             if decomp is not None and decomp.wait() != 0:
                 err_dec.seek(0)
                 detail = err_dec.read().decode(errors="replace").strip().splitlines()

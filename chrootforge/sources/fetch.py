@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from chrootforge import log
+from chrootforge.cache.kinds import source_area
 from chrootforge.errors import CfError, UsageError, VerificationError
 from chrootforge.sources import digests, download, layout, remedies
 from chrootforge.sources.cache import SourceCache
@@ -170,7 +171,8 @@ def fetch_stage3(
 
 def _newest_named(cache: SourceCache, arch: str, base: str) -> FetchedFile | None:
     best = None
-    for path in (cache.root / "names").glob("*.json") if (cache.root / "names").is_dir() else ():
+    names = source_area(cache.root, "names")
+    for path in names.glob("*.json") if names.is_dir() else ():
         key = unquote(path.name[:-5])
         if key.startswith(f"stage3/{arch}/") and key.rsplit("/", 1)[-1].startswith(f"{base}-"):
             hit = cache.lookup(key)
@@ -204,10 +206,10 @@ def _download_stage(
         )
         if hit:  # another process fetched it while we waited for the lock
             return hit
-        asc = scratch / f"{ref.filename}.asc"
-        dig = scratch / f"{ref.filename}.DIGESTS"
+        asc = cache.file_in(scratch, f"{ref.filename}.asc")
+        dig = cache.file_in(scratch, f"{ref.filename}.DIGESTS")
         download.get_file(url, partial, label=ref.filename, expected_size=ref.size)
-        local = scratch / ref.filename
+        local = cache.file_in(scratch, ref.filename)
         shutil.move(partial, local)  # from here on the file is ours: verify this very copy
         try:
             asc.write_bytes(_get_optional(url + ".asc", verifier is None))
@@ -290,9 +292,9 @@ def use_local_stage(path, keyrings=(), insecure: bool = False, cache_dir=None) -
     if hit:
         return hit
     with _verifier(GENTOO_RELENG, keyrings, insecure) as verifier, cache.scratch() as scratch:
-        local = scratch / src.name
+        local = cache.file_in(scratch, src.name)
         shutil.copyfile(src, local)  # verify our own copy: the original may change under us
-        asc, dig = scratch / f"{src.name}.asc", scratch / f"{src.name}.DIGESTS"
+        asc, dig = cache.file_in(scratch, f"{src.name}.asc"), cache.file_in(scratch, f"{src.name}.DIGESTS")
         for beside, copy in ((Path(f"{src}.asc"), asc), (Path(f"{src}.DIGESTS"), dig)):
             if beside.is_file():
                 shutil.copyfile(beside, copy)
@@ -374,7 +376,7 @@ def _download_snapshot(
     cache: SourceCache, url: str, filename: str, key: str, verifier: Verifier | None, *, latest: bool
 ) -> FetchedFile:
     with cache.scratch() as scratch:
-        sig = scratch / f"{filename}.gpgsig"
+        sig = cache.file_in(scratch, f"{filename}.gpgsig")
         try:
             sig.write_bytes(_get_optional(url + ".gpgsig", verifier is None))
         except download.NotFound:
@@ -394,7 +396,7 @@ def _download_snapshot(
         partial = cache.partial_path(url)
         with cache.download_lock(partial):
             download.get_file(url, partial, label=filename)
-            local = scratch / filename
+            local = cache.file_in(scratch, filename)
             shutil.move(partial, local)
         record = _verify_snapshot_files(local, sig, verifier, url)
         return cache.store(local, record, key=key, extras={".gpgsig": sig})
@@ -417,9 +419,9 @@ def use_local_snapshot(path, keyrings=(), insecure: bool = False, cache_dir=None
     if hit:
         return hit
     with _verifier(GENTOO_SNAPSHOT, keyrings, insecure) as verifier, cache.scratch() as scratch:
-        local = scratch / src.name
+        local = cache.file_in(scratch, src.name)
         shutil.copyfile(src, local)
-        sig = scratch / f"{src.name}.gpgsig"
+        sig = cache.file_in(scratch, f"{src.name}.gpgsig")
         beside = next((p for p in (Path(f"{src}.gpgsig"), Path(f"{src}.asc")) if p.is_file()), None)
         if beside is not None:
             shutil.copyfile(beside, sig)

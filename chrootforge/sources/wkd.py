@@ -87,9 +87,9 @@ def configured_base() -> str | None:
 
 
 def key_file(fingerprint: str) -> Path:
-    from chrootforge.sources.cache import default_root
+    from chrootforge.cache.kinds import confined, kind_root, source_area
 
-    return default_root() / "keys" / f"{fingerprint}.asc"
+    return confined(source_area(kind_root("sources"), "keys"), f"{fingerprint}.asc", what="key file")
 
 
 def import_pinned(gpg, pinned) -> set[str]:

@@ -30,9 +30,6 @@ _PREFIX_RE = re.compile(
     r"(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*"
 )
 _REPO_RE = re.compile(REPO_NAME)
-_ARCH_RE = re.compile(r"[a-z0-9_]+")
-_VARIANT_RE = re.compile(r"[a-z0-9][a-z0-9_.+-]*")
-_STAMP_RE = re.compile(r"\d{8}T\d{6}Z")
 _PROFILE_RE = re.compile(r"[A-Za-z0-9_.+-]+(?:/[A-Za-z0-9_.+-]+)*")
 _LOCALE_RE = re.compile(r"[A-Za-z0-9_.@-]+")
 _HOOK_RE = re.compile(r"[A-Za-z0-9_.+-]+(?:/[A-Za-z0-9_.+-]+)*")
@@ -137,40 +134,6 @@ def repo_name(value: str) -> str | None:
     return None
 
 
-def arch(value: str) -> str | None:
-    """A Gentoo stage architecture (amd64, arm64, x86, ...): a directory name on the mirrors."""
-    return None if _ARCH_RE.fullmatch(value) else f"'{shown(value)}' is not a stage3 arch (e.g. amd64)"
-
-
-def variant(value: str) -> str | None:
-    """A stage3 variant (openrc, systemd, musl-hardened, ...): part of the stage's file name."""
-    if _VARIANT_RE.fullmatch(value):
-        return None
-    return f"'{shown(value)}' is not a stage3 variant (e.g. openrc, systemd, musl-hardened)"
-
-
-def stamp(value: str) -> str | None:
-    if _STAMP_RE.fullmatch(value):
-        return None
-    return f"'{shown(value)}' is not a release stamp YYYYMMDDTHHMMSSZ (e.g. 20240101T170309Z)"
-
-
-def mirror(value: str) -> str | None:
-    """An http(s):// or file:// URL of a Gentoo mirror, or a local mirror directory."""
-    from urllib.parse import urlsplit
-
-    if any(c.isspace() for c in value) or control_characters(value):
-        return f"mirror '{shown(value)}' must be a URL without spaces or control characters"
-    if "://" not in value:
-        return None  # a directory, checked when it is used
-    url = urlsplit(value)
-    if url.scheme not in ("http", "https", "file"):
-        return f"mirror '{shown(value)}' must be an http://, https:// or file:// URL, or a directory"
-    if url.scheme != "file" and not url.hostname:
-        return f"mirror '{shown(value)}' names no host"
-    return None
-
-
 def profile(value: str) -> str | None:
     """A profile path relative to the tree's profiles/ (the make.profile symlink's target)."""
     parts = value.split("/")
@@ -257,6 +220,13 @@ def binhost(value: str) -> str | None:
     if url.query or url.fragment or any(ord(c) <= 32 or c in "\"'" for c in value):
         return f"binhost '{value}' must be a plain URL (no query, fragment, spaces or quotes)"
     return None
+
+
+def mirror(value: str) -> str | None:
+    """A Gentoo mirror: an http(s):// or file:// base URL, or a directory (sources/mirrors.py)."""
+    from chrootforge.sources.mirrors import url_problem
+
+    return url_problem(value)
 
 
 def _hide_password(value: str) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import ClassVar
 
+from chrootforge.sources import grammar
 from chrootforge.spec import checks
 from chrootforge.spec.schema import (
     Bool,
@@ -79,14 +80,17 @@ class Stage3Source:
         each=checks.mirror,
         content=False,
     )
-    arch: str = key(STR, "the stage's architecture", "amd64", each=checks.arch)
-    variant: str = key(STR, "the stage's variant (e.g. openrc, systemd, musl)", "openrc", each=checks.variant)
+    # (each of these becomes part of a mirror URL and of cache names: Gentoo's grammar only)
+    arch: str = key(STR, "the stage's architecture", "amd64", each=grammar.arch)
+    variant: str = key(
+        STR, "the stage's variant (e.g. openrc, systemd, musl)", "openrc", each=grammar.variant
+    )
     date: str | None = key(
         STR,
         "a release stamp (YYYYMMDDTHHMMSSZ) instead of the latest",
         None,
         example="20240101T170309Z",
-        each=checks.stamp,
+        each=grammar.stamp,
     )
     keyrings: tuple[Path, ...] = key(
         PathList(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from chrootforge.sources import grammar
 from chrootforge.spec import checks, schema, source
 from chrootforge.spec.model import Namespace, Stage3Source, TreeSource
 
@@ -85,6 +86,8 @@ def _tree(spec: source.SpecFile, table: dict) -> TreeSource:
             "[tree] needs a path (a repository directory) or a snapshot "
             '("latest", a date YYYYMMDD, or a file)',
         )
+    if snapshot and re.fullmatch(r"\d{8}", snapshot) and grammar.day(snapshot):
+        raise spec.error(("tree", "snapshot"), f"[tree] snapshot {grammar.day(snapshot)}")
     if snapshot and snapshot != "latest" and not re.fullmatch(r"\d{8}", snapshot):
         values["snapshot_path"] = schema.expand_path(schema.At(spec, ("tree", "snapshot")), snapshot)
         values["snapshot"] = None

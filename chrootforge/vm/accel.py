@@ -12,14 +12,15 @@ import os
 from collections.abc import Callable
 
 from chrootforge import log
-from chrootforge.fsutil import atomic_write, file_lock, user_cache_dir
+from chrootforge.cache.kinds import bookkeeping
+from chrootforge.fsutil import atomic_write, file_lock
 
 KVM = "/dev/kvm"
 PROBE_TIMEOUT = 25.0
 
 
 def _cache_file():
-    return user_cache_dir() / "vm-accel.json"
+    return bookkeeping("vm-accel.json")
 
 
 def probe_key(artifacts_key: str) -> str:

@@ -132,10 +132,11 @@ def _apt_packages() -> dict[str, str]:
 def apt_packages() -> dict[str, str]:
     """The kernel and busybox package versions apt would download, memoized per state of the apt
     lists: apt-cache takes seconds on a loaded host, and every `vm run` needs the answer."""
-    from chrootforge.fsutil import atomic_write, user_cache_dir
+    from chrootforge.cache.kinds import bookkeeping
+    from chrootforge.fsutil import atomic_write
 
     stamp = apt_stamp()
-    memo = user_cache_dir() / "vm-apt.json"
+    memo = bookkeeping("vm-apt.json")
     try:
         known = json.loads(memo.read_text())
     except (OSError, ValueError):

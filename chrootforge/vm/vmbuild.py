@@ -114,8 +114,19 @@ def guest_args(targets: list[Path], options: VmBuildOptions, quiet: bool) -> lis
 
 
 def build_in_vm(targets: list[str], options: VmBuildOptions):
-    """Build `targets` in a guest; merge the results into the host layout -> the BuildReport."""
-    from chrootforge.fsutil import file_lock, user_cache_dir
+    """Build `targets` in a guest; merge the results into the host layout -> the BuildReport.
+    What the run uses in the user cache (the binpkgs it shares, the guest's artifacts) is held
+    until it ends."""
+    from chrootforge import holds
+
+    with holds.session():
+        return _build_in_vm(targets, options)
+
+
+def _build_in_vm(targets: list[str], options: VmBuildOptions):
+    from chrootforge import holds
+    from chrootforge.cache.kinds import entry
+    from chrootforge.fsutil import file_lock
     from chrootforge.gentoo import state as st
     from chrootforge.gentoo.inputs import binpkg_key, identify
     from chrootforge.spec.graph import load_project, parse_targets
@@ -141,7 +152,8 @@ def build_in_vm(targets: list[str], options: VmBuildOptions):
     # the binpkgs the guest reuses and adds to: the host's, keyed by content as a host build keys
     # them (gentoo.inputs.binpkg_key); images with their own package.env start empty in the guest
     binpkgs_name = binpkg_key(ns, identify(ns, stage3))
-    binpkgs = user_cache_dir() / "binpkgs" / binpkgs_name
+    # held until the guest's new packages are merged back (holds.current(): the run's)
+    binpkgs = holds.current().hold(entry("binpkgs", binpkgs_name))
     try:
         bdir.mkdir(parents=True, exist_ok=True)
     except OSError as err:

@@ -213,7 +213,7 @@ def test_a_bad_binhost_is_refused_and_the_build_goes_on(server, tmp_path, capfd,
     leftovers = [
         p
         for p in [*(tmp_path / "binhost").rglob("*"), *view.rglob("*")]
-        if p.is_file() and p.name != "Packages" and not p.name.endswith(".lock")
+        if p.is_file() and p.name != "Packages" and not p.name.endswith((".lock", ".hold"))
     ]
     assert leftovers == []  # nothing partial, nothing unverified
     if case == "traversal":

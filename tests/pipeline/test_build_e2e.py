@@ -675,7 +675,14 @@ def test_zz_shell_on_failure_and_keep(built):
         assert "boom" in screen.split("leave with `exit`", 1)[1]
         assert code == 1
         assert work.exists() == bool(keep)
-    remove_as(built.identity, work)
+    assert "cache prune --kind work --older-than 0" in screen  # what the kept dir's notice says
+    # the kept dir is a "work" entry of the cache, not "other", and that command removes it
+    listing = json.loads(built.cf("cache", "ls", "--json").stdout)
+    assert next(k for k in listing["kinds"] if k["kind"] == "work")["entries"] >= 1
+    pruned = built.cf("cache", "prune", "--kind", "work", "--older-than", "0", "--json")
+    assert pruned.returncode == 0, pruned.stderr
+    assert f"work/{digest}" in {e["name"] for e in json.loads(pruned.stdout)["removed"]}
+    assert not work.exists()
     shutil.rmtree(built.ns / name)
 
 

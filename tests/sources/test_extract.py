@@ -290,3 +290,54 @@ def test_truncated_and_corrupt_zstd(tmp_path):
     with pytest.raises(VerificationError, match="corrupt zstd stream"):
         extract(tmp_path / "bad.tar.zst", tmp_path / "out")
     assert leftovers(tmp_path, "out") == []
+
+
+def test_extraction_reports_progress_off_a_terminal(tmp_path, capfd, monkeypatch):
+    """A stage extraction takes a minute in the --vm guest, whose stderr is a log: plain lines
+    (every PLAIN_EVERY seconds; 0 here) say how far it is, and the last one that it is done."""
+    from chrootforge import progress
+    from chrootforge.sources.extract import extract_here
+
+    monkeypatch.setattr(progress, "PLAIN_EVERY", 0.0)
+    tarball = tmp_path / "stage3-amd64-openrc-20240101T170000Z.tar.xz"
+    tarball.write_bytes(make_tar([*stage_members(), member("./big", "file", os.urandom(1 << 20))], "xz"))
+    extract_here(tarball, tmp_path / "out")
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.startswith("extracting ")]
+    assert lines and all(line.startswith(f"extracting {tarball.name}:") for line in lines), lines
+    assert "done in" in lines[-1] and "\r" not in "".join(lines)
+
+
+def test_extraction_draws_progress_on_a_terminal(tmp_path):
+    import subprocess
+    import sys
+
+    tarball = tmp_path / "stage3.tar.zst"
+    tarball.write_bytes(make_tar([*stage_members(), member("./big", "file", os.urandom(1 << 20))], "zst"))
+    code = (
+        "import sys; from chrootforge.sources.extract import extract_here; "
+        "extract_here(sys.argv[1], sys.argv[2])"
+    )
+    leader, follower = os.openpty()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", code, str(tarball), str(tmp_path / "out")],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=follower,
+            check=False,
+        )
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # EIO: drained
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(leader)
+    screen = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0, screen
+    assert "extracting stage3.tar.zst:" in screen and "MB/s" in screen
