@@ -105,11 +105,11 @@ def _ns_text(top: str = "", stage3: str = "", tree: str = "", rest: str = "") ->
 
 # (the file's parts, the key whose line the error names, what it says)
 BAD_NAMESPACE = [
-    ({"stage3": 'arch = "../../x"'}, "arch", "is not a stage3 arch"),
+    ({"stage3": 'arch = "../../x"'}, "arch", "is not a Gentoo arch"),
     ({"stage3": 'variant = "openrc/../../x"'}, "variant", "is not a stage3 variant"),
     ({"stage3": 'date = "20240101T170309Z;id"'}, "date", "release stamp"),
     ({"stage3": 'mirror = ["ftp://m.example.org"]'}, "mirror", "must be an http://, https:// or file://"),
-    ({"stage3": 'mirror = ["https://a.example.org/ x"]'}, "mirror", "without spaces"),
+    ({"stage3": 'mirror = ["https://a.example.org/ x"]'}, "mirror", "must be a plain URL"),
     ({"stage3": f"keyring = [{_s('k.asc' + chr(0))}]"}, "keyring", "NUL"),
     ({"tree": 'name = "my repo"'}, "name", "repository name 'my repo'"),
     ({"tree": f"name = {_s('gentoo' + chr(10) + '[evil]')}"}, "name", "one line"),
@@ -195,6 +195,7 @@ def test_long_names_are_refused_before_a_build(ns, tmp_path):
 def test_checks_match_whole_values():
     """The class behind most of the above: a pattern matched with `match` and `$` lets a trailing
     newline through. Every check refuses it by itself, whatever the kind's own text check does."""
+    from chrootforge.sources import grammar
     from chrootforge.spec import checks
 
     for check, good in [
@@ -208,9 +209,9 @@ def test_checks_match_whole_values():
         (checks.prefix, "localhost/ns"),
         (checks.name("image"), "web"),
         (checks.repo_name, "gentoo"),
-        (checks.arch, "amd64"),
-        (checks.variant, "openrc"),
-        (checks.stamp, "20240101T170309Z"),
+        (grammar.arch, "amd64"),
+        (grammar.variant, "openrc"),
+        (grammar.stamp, "20240101T170309Z"),
         (checks.profile, "default/linux/amd64/23.0"),
         (checks.locale, "en_US"),
         (checks.hook_ref, "check-binaries"),
