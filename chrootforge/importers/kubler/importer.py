@@ -19,6 +19,7 @@ from chrootforge.importers.kubler import hookscript, mapping, probe, report, tom
 from chrootforge.importers.kubler.helpers import NAMES
 from chrootforge.importers.kubler.model import FileEntry, Folder, NamespaceResult
 from chrootforge.spec import checks
+from chrootforge.spec.model import Image, Namespace
 
 # What kubler itself writes into an image folder (not the user's files).
 # (and README.md: documentation, which no hook reads)
@@ -192,7 +193,7 @@ def _write_tree(result: NamespaceResult, import_md: str, work: Path) -> None:
         f"Written by `chrootforge import kubler` from the kubler namespace {result.kubler_name}",
         f"({result.source}). IMPORT.md says where each value comes from.",
     ]
-    (work / "chrootforge.toml").write_text(tomlout.render(result.spec, header))
+    (work / "chrootforge.toml").write_text(tomlout.render(result.spec, header, Namespace))
     (work / "IMPORT.md").write_text(import_md)
     for name, image in result.images.items():
         folder = work / name
@@ -201,7 +202,7 @@ def _write_tree(result: NamespaceResult, import_md: str, work: Path) -> None:
             f"The kubler image {result.kubler_name}/{name} ({image.unit}), written by `chrootforge import",
             "kubler`. ../IMPORT.md says where each value comes from.",
         ]
-        (folder / "image.toml").write_text(tomlout.render(image.spec, head))
+        (folder / "image.toml").write_text(tomlout.render(image.spec, head, Image))
         if image.script is not None:
             path = folder / mapping.SCRIPT
             path.write_text(hookscript.render(image.script, result.source))

@@ -237,6 +237,15 @@ class _Mapper:
         for change in decided.own_portage:
             merged.apply(change)
         spec.update(self.own_settings(chain, decided.own, merged))
+        if any(f.rel == "build-test.sh" for f in self.folders[unit].files):
+            entries.append(
+                Entry(
+                    (f"{unit}/build-test.sh", 1),
+                    "build-test.sh",
+                    "omitted: chrootforge runs no post-build test (podman run --rm -v "
+                    "DIR:/kubler-test IMAGE /kubler-test/build-test.sh runs it)",
+                )
+            )
         strip = self.strip(unit, sh_a, entries)
         spec["strip"] = strip
         script_steps, config = self.template(name, results, entries)
@@ -493,6 +502,14 @@ class _Mapper:
             entries.append(self.builder_conf_entry(unit, var))
         decided = self.settled(unit)
         entries += decided.entries
+        if any(f.rel == "Dockerfile.template" for f in self.folders[unit].files):
+            entries.append(
+                Entry(
+                    (f"{unit}/Dockerfile.template", 1),
+                    "Dockerfile.template",
+                    "omitted: it made kubler's build container image; chrootforge's builder is the stage3",
+                )
+            )
         script = None
         builder_fn = next((h for h in decided.kept if PHASE_OF[h] == "configure_builder"), "")
         for hook in decided.kept:

@@ -29,32 +29,54 @@ _cf_emit() { printf '%s\0' "$#" "$@" >&3; }
 # -- the parent: syntax checks, then one probe process per unit, mode, run and hook ---------------
 _cf_parent() {
 	export LC_ALL=C
-	local work=/tmp/cf-probe unit file msg run hook bad
-	mkdir -p "$work" || exit 1
+	local base=/tmp/cf-probe unit msg i=0 running=0 jobs
+	mkdir -p "$base" || exit 1
 	exec 3>&1
 	if [[ -f $_cf_ns/kubler.conf ]] && ! msg=$(bash -n "$_cf_ns/kubler.conf" 2>&1); then
 		_cf_emit syntax "" kubler.conf "$msg"
 		return 0
 	fi
+	# The units are independent: probe a few at once, then print their records in order.
+	jobs=$(nproc 2>/dev/null) || jobs=1
+	((jobs > 4)) && jobs=4
 	for unit in "$@"; do
-		bad=
-		for file in "$unit/build.conf" "$unit/build.sh"; do
-			[[ -f $_cf_ns/$file ]] || continue
-			if ! msg=$(bash -n "$_cf_ns/$file" 2>&1); then
-				_cf_emit syntax "$unit" "$file" "$msg"
-				bad=1
-			fi
-		done
-		[[ -n $bad ]] && continue
-		: >"$work/hooks"
+		i=$((i + 1))
+		mkdir -p "$base/$i"
+		(
+			exec 3>"$base/$i/out"
+			_cf_unit "$unit" "$base/$i"
+		) &
+		running=$((running + 1))
+		if ((running >= jobs)); then
+			wait -n
+			running=$((running - 1))
+		fi
+	done
+	wait
+	for ((unit = 1; unit <= i; unit++)); do
+		cat "$base/$unit/out"
+	done
+}
+
+# The records of one unit, on fd 3.
+_cf_unit() {
+	local unit=$1 work=$2 file msg run hook bad=
+	for file in "$unit/build.conf" "$unit/build.sh"; do
+		[[ -f $_cf_ns/$file ]] || continue
+		if ! msg=$(bash -n "$_cf_ns/$file" 2>&1); then
+			_cf_emit syntax "$unit" "$file" "$msg"
+			bad=1
+		fi
+	done
+	[[ -n $bad ]] && return 0
+	: >"$work/hooks"
+	for run in A B; do
+		_cf_probe "$work" vars "$run" "$unit" ""
+	done
+	mapfile -t hooks <"$work/hooks"
+	for hook in "${hooks[@]}"; do
 		for run in A B; do
-			_cf_probe "$work" vars "$run" "$unit" ""
-		done
-		mapfile -t hooks <"$work/hooks"
-		for hook in "${hooks[@]}"; do
-			for run in A B; do
-				_cf_probe "$work" hook "$run" "$unit" "$hook"
-			done
+			_cf_probe "$work" hook "$run" "$unit" "$hook"
 		done
 	done
 }
@@ -64,11 +86,12 @@ _cf_probe() {
 	shift
 	command -v timeout >/dev/null && timeout=(timeout -k 2 60)
 	: >"$rec"
-	"${timeout[@]}" bash --noprofile --norc "$_cf_self" --probe "$@" 3>"$rec" >/dev/null 2>"$err" </dev/null
+	CF_PROBE_WORK=$work "${timeout[@]}" bash --noprofile --norc "$_cf_self" --probe "$@" \
+		3>"$rec" >/dev/null 2>"$err" </dev/null
 	status=$?
 	size=$(wc -c <"$rec")
 	_cf_emit frame "$@" "$status" "$(head -c 2000 "$err")" "$size"
-	cat "$rec"
+	cat "$rec" >&3
 }
 
 # -- a probe ---------------------------------------------------------------------------------------
@@ -341,9 +364,9 @@ _cf_probe_main() {
 		shopt -u extdebug
 		if [[ $run == A ]]; then
 			declare -F configure_builder >/dev/null || declare -F configure_bob >/dev/null &&
-				echo builder >>/tmp/cf-probe/hooks
+				echo builder >>"$CF_PROBE_WORK/hooks"
 			for name in configure_rootfs_build finish_rootfs_build; do
-				declare -F "$name" >/dev/null && echo "$name" >>/tmp/cf-probe/hooks
+				declare -F "$name" >/dev/null && echo "$name" >>"$CF_PROBE_WORK/hooks"
 			done
 		fi
 		_cf_finish done 0 ""

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from chrootforge.importers.kubler import tomlout
+from chrootforge.spec.model import Namespace
 from tests.helpers.identity import get_identity
 from tests.helpers.pipeline import Podman
 from tests.helpers.rootfs import remove_as
@@ -64,7 +65,9 @@ def _point_at_the_world(ns: Path, repo: Path) -> None:
     data["stage3"] = {"path": "${CHROOTFORGE_WORLD_STAGE}", "keyring": "${CHROOTFORGE_WORLD_KEYRING}"}
     data["tree"] = {"path": str(repo), "profile": "default/linux/amd64"}
     data["build"] = {**data["build"], "distfiles": "${CHROOTFORGE_WORLD_DISTFILES}"}
-    path.write_text(tomlout.render(data, ["the imported kworld, on the test world's stage3 and tree"]))
+    path.write_text(
+        tomlout.render(data, ["the imported kworld, on the test world's stage3 and tree"], Namespace)
+    )
 
 
 @pytest.fixture(scope="module", params=["root", "user"])

@@ -14,6 +14,7 @@ from chrootforge.errors import UsageError
 from chrootforge.importers.kubler import analysis, dockerfile, hookscript, mapping, report, settings, tomlout
 from chrootforge.importers.kubler.helpers import HELPERS, NAMES
 from chrootforge.importers.kubler.model import FileEntry, Script, Step
+from chrootforge.spec.model import Image, Namespace
 from tests.importers.kubler.probes import C, U, namespace
 
 REPO = Path(__file__).resolve().parents[3]
@@ -455,17 +456,25 @@ def test_hook_script_carries_the_folder_and_dispatches(tmp_path):
     assert subprocess.run(["bash", "-n", str(path)]).returncode == 0
 
 
-def test_toml_round_trips():
+def test_toml_round_trips_in_the_models_order():
     spec = {
-        "parent": "base",
-        "packages": ["a/b"],
-        "package": {"a/b:1": {"use": ["x", "-y"]}},
+        "config": {"labels": {"org.x": 'quote"d'}, "env": {"A": "1"}},
         "strip": {"locales": "all", "headers": False},
-        "config": {"env": {"A": "1"}, "labels": {"org.x": 'quote"d'}},
+        "package": {"a/b:1": {"use": ["x", "-y"]}},
+        "packages": ["a/b"],
+        "parent": "base",
     }
-    text = tomlout.render(spec, ["header", ""])
-    assert text.startswith("# header\n#\n")
+    text = tomlout.render(spec, ["header", ""], Image)
+    assert text.startswith("# header\n#\n\nparent = ")  # the model's order, not the dict's
+    assert text.index("[package.") < text.index("[strip]") < text.index("[config]")
+    assert text.index("headers = false") < text.index('locales = "all"')
     assert tomllib.loads(text) == spec
+    ns = {"make_conf": {"USE": "-x"}, "build": {"network": "host"}, "tree": {"snapshot": "latest"}}
+    assert tomllib.loads(tomlout.render(ns, [], Namespace)) == ns
+    with pytest.raises(ValueError, match="not keys of Image: stopsignal"):
+        tomlout.render({"parent": "x", "stopsignal": "SIGTERM"}, [], Image)
+    with pytest.raises(ValueError, match=r"not keys of \[config\]: stopsignal"):
+        tomlout.render({"config": {"stopsignal": "SIGTERM"}}, [], Image)
 
 
 def test_import_md_is_sorted_and_quotes_code():
