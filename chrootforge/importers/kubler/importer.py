@@ -159,10 +159,9 @@ def _check_probed(shown: str, unit: str, unit_probe) -> None:
         raise UsageError(f"{shown}/{unit}: the probe did not run (bash failed to start in the sandbox?)")
     for run, (how, status, line) in unit_probe.vars_end.items():
         if how != "done":
-            at = f":{line}" if line else ""
+            where = f"{shown}/{line}" if line else f"{shown}/{unit}/build.sh"  # FILE:LINE when known
             raise UsageError(
-                f"{shown}/{unit}/build.sh{at}: sourcing build.conf and build.sh did not finish "
-                f"({how} {status})",
+                f"{where}: sourcing build.conf and build.sh did not finish ({how} {status})",
                 hint="build.sh is sourced before every hook; it must not exit. "
                 + unit_probe.stderr.get(run, "").strip()[:200],
             )
@@ -182,7 +181,10 @@ def _publish(result: NamespaceResult, import_md: str, target: Path) -> None:
             raise UsageError(
                 f"{target} exists", hint="import into a new folder; chrootforge never overwrites one"
             )
-        os.rename(work, target)
+        try:
+            os.rename(work, target)
+        except OSError as err:  # made meanwhile (rename never replaces a non-empty folder)
+            raise UsageError(f"{target} exists ({err.strerror})", hint="import into a new folder") from None
         _fsync_dir(target.parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

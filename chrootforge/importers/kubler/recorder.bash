@@ -242,6 +242,8 @@ _cf_trap() {
 	elif [[ $fn == source && -n $_cf_top ]]; then
 		_cf_attribute
 		_cf_prev_site="${BASH_SOURCE[1]#"$_cf_ns"/}:$line"
+		_cf_line=$_cf_prev_site # where an exit while sourcing happens
+		[[ $command == exit || $command == "exit "* ]] && _cf_exiting=1
 		_cf_emit cmd "" "${BASH_SOURCE[1]#"$_cf_ns"/}" "$line" "$BASH_SUBSHELL" "$command"
 	fi
 	return 0

@@ -319,6 +319,11 @@ def _break(source: Path, case: str) -> None:
     elif case == "dynamic packages":
         path = source / "images/leaf/build.sh"
         path.write_text(path.read_text().replace('_packages="app-misc/leaf"', '_packages="$(cat /etc/pkgs)"'))
+    elif case == "exit while sourced":
+        path = source / "images/leaf/build.sh"
+        path.write_text(
+            path.read_text().replace('_packages="app-misc/leaf"', '_packages="app-misc/leaf"\nexit 3')
+        )
     elif case == "multi-stage":
         (source / "images/plain/Dockerfile.template").write_text("FROM ${IMAGE_PARENT} AS b\nFROM scratch\n")
 
@@ -331,6 +336,7 @@ BAD = {
     "parent outside": r"kfix/images/leaf/build.conf:2: IMAGE_PARENT kubler/glibc is outside the kubler namespace kfix$",
     "dynamic packages": r"kfix/images/leaf/build.sh:1: _packages depends on the build container's state",
     "multi-stage": r"kfix/images/plain/Dockerfile.template:1: a multi-stage Dockerfile.template is not supported$",
+    "exit while sourced": r"kfix/images/leaf/build.sh:2: sourcing build.conf and build.sh did not finish \(exit 3\)$",
 }
 
 
