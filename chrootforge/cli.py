@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "chrootforge.spec.cli",
     "chrootforge.vm.cli",
     "chrootforge.cache.cli",
+    "chrootforge.importers.cli",
 )
 
 # Which module registers which command. When argv names a known command, only its module is
@@ -48,6 +49,7 @@ COMMAND_OWNERS = {
     "new": "chrootforge.spec.cli",
     "vm": "chrootforge.vm.cli",
     "cache": "chrootforge.cache.cli",
+    "import": "chrootforge.importers.cli",
 }
 
 

@@ -16,6 +16,8 @@ from chrootforge import log
 from chrootforge.gentoo.emerge import CF_MOUNT
 from chrootforge.spec.model import Strip
 
+# Where empty directories left behind by the removals are pruned (never the top-level ones).
+PRUNED = ("var/log", "var/cache", "var/lib", "var/tmp", "usr/share")
 # Portage's own state never belongs in an image.
 PORTAGE_STATE = (
     "var/db/pkg",
@@ -43,7 +45,15 @@ class SlimPlan:
 
     def shell(self, root: str = "/emerge-root", status_dir: str = f"{CF_MOUNT}/status") -> str:
         q = shlex.quote
-        lines = ["set -eu", f"cd {q(root)}"]
+        roots = " ".join(PRUNED)
+        lines = [
+            "set -eu",
+            f"cd {q(root)}",
+            # directories empty before the removals were made so on purpose (a hook's mkdir for a
+            # volume, a log or a spool): they stay
+            "cf_empty=$(mktemp /tmp/cf-empty.XXXXXX)",
+            f'for d in {roots}; do [ ! -d "$d" ] || find "$d" -mindepth 1 -type d -empty; done > "$cf_empty"',
+        ]
         if self.keep:
             # Patterns are checked by the spec (no blanks, quotes or $): unquoted, the shell globs them.
             lines += [
@@ -77,11 +87,16 @@ class SlimPlan:
             # Back in place; --skip-old-files leaves alone what still exists (files no rule removed, and
             # existing directories: their metadata too).
             lines.append('(cd "$cf_keep" && tar -cf - .) | tar -xpf - --skip-old-files; rm -rf "$cf_keep"')
-        # Empty directories left behind by the removals (but never the root's top-level ones).
-        lines.append(
-            "for d in var/log var/cache var/lib var/tmp usr/share; do "
-            '[ ! -d "$d" ] || find "$d" -mindepth 1 -depth -type d -empty -delete; done'
-        )
+        # Empty directories left behind by the removals, deepest first, until none is left.
+        lines += [
+            "while :; do",
+            f'  for d in {roots}; do [ ! -d "$d" ] || find "$d" -mindepth 1 -type d -empty; done |',
+            '    grep -vxF -f "$cf_empty" > "$cf_empty.now" || true',
+            '  [ -s "$cf_empty.now" ] || break',
+            '  while IFS= read -r d; do rmdir "$d"; done < "$cf_empty.now"',
+            "done",
+            'rm -f "$cf_empty" "$cf_empty.now"',
+        ]
         return "\n".join(lines) + "\n"
 
 

@@ -67,6 +67,7 @@ class SandboxConfig:
         "log_tee",
         "network",
         "portage_tmpfs_size",
+        "readonly_root",
         "repos",
         "root",
         "single_id",
@@ -94,6 +95,9 @@ class SandboxConfig:
         log_tee: bool = False,  # with log_file: also copy the output to our stdout
         idmap: IdMap | None = None,  # None: detect_idmap()
         single_id: bool = False,  # with idmap=None: the degraded single-id map
+        # The root read-only, before anything is mounted on it: every mount target must already
+        # exist there (nothing can be created), and only the tmpfs and binds on it are writable.
+        readonly_root: bool = False,
     ) -> None:
         self.root = root
         self.argv = argv
@@ -113,6 +117,7 @@ class SandboxConfig:
         self.log_tee = log_tee
         self.idmap = idmap
         self.single_id = single_id
+        self.readonly_root = readonly_root
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)

@@ -92,6 +92,8 @@ class _Mounter:
         elif op == "root":
             host = _field(step, step.host, "host")
             sc.mount(step.source, host, step.fstype, step.flags, step.data)
+            if step.flags & sc.MS_RDONLY and step.flags & sc.MS_BIND:
+                readonly_tree(host)  # a bind ignores MS_RDONLY: remount it (nothing is on it yet)
             self.root = RootDir(host)  # an fd of the new root's top, not of what it covers
         elif op == "mount":
             self._fresh_mount(step)

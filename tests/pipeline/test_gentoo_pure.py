@@ -6,6 +6,7 @@ import json
 import os
 import stat
 import subprocess
+from pathlib import Path
 
 from chrootforge.atoms import atom_cp, check_atom, split_cpv
 from chrootforge.gentoo import records, s6
@@ -221,6 +222,36 @@ def test_slim_plan_runs(tmp_path):
     for rel in gone:
         assert not (root / rel).exists(), rel
     assert not (root / "var/db").exists() or not any((root / "var/db").iterdir())
+    assert not (root / "usr/share/doc").exists() and list((root / "var/cache").iterdir()) == []
+
+
+def test_slim_keeps_directories_that_were_empty_on_purpose(tmp_path):
+    """Empty directories the removals leave behind go; those a hook or package made empty (a
+    volume, a spool, a log directory) stay, as they would in kubler's images."""
+    root = tmp_path / "root"
+    for rel in ("var/log/app", "var/lib/app/data", "usr/share/app/empty", "var/cache/nginx"):
+        (root / rel).mkdir(parents=True)
+    for rel in (
+        "var/lib/portage/world",
+        "var/log/portage/build.log",
+        "var/lib/gone/deep/file",
+        "usr/share/doc/x/README",
+    ):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("x")
+    (root / "var/lib/gone/deep/file").unlink()  # empty before: stays (deep and gone alike)
+    subprocess.run(["sh", "-c", plan_slim(Strip()).shell(str(root))], check=True)
+    for rel in (
+        "var/log/app",
+        "var/lib/app/data",
+        "usr/share/app/empty",
+        "var/cache/nginx",
+        "var/lib/gone/deep",
+    ):
+        assert (root / rel).is_dir(), rel
+    for rel in ("var/lib/portage", "var/log/portage", "usr/share/doc"):
+        assert not (root / rel).exists(), rel
+    assert not list(tmp_path.glob("cf-empty*")) and not list(Path("/tmp").glob("cf-empty.*.now"))
     # locales=None keeps everything, docs=False keeps docs
     plan2 = plan_slim(Strip(docs=False, locales=None, static_libs=False))
     assert "usr/share/doc" not in plan2.remove and plan2.keep_locales is None and not plan2.remove_names

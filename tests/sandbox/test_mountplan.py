@@ -125,6 +125,19 @@ def test_bad_repo_names_refused():
             plan_mounts(_cfg(repos={name: Path("/tmp")}))
 
 
+def test_readonly_root_only_the_root():
+    """readonly_root marks the root step read-only (a bind is remounted so by the mounter); the
+    mounts on it are as they were."""
+    plain, readonly = (
+        plan_mounts(_cfg(tmpfs=[Tmpfs("/t")])),
+        plan_mounts(_cfg(tmpfs=[Tmpfs("/t")], readonly_root=True)),
+    )
+    assert not plain[1].flags & sc.MS_RDONLY and readonly[1].flags & sc.MS_RDONLY
+    assert [s for s in plain if s.op != "root"] == [s for s in readonly if s.op != "root"]
+    overlay = OverlayRoot([Path("/l1")], Path("/u/upper"), Path("/u/work"))
+    assert plan_mounts(_cfg(root=overlay, readonly_root=True))[1].flags & sc.MS_RDONLY
+
+
 def test_overlay_root():
     root = OverlayRoot([Path("/l1"), Path("/l2")], Path("/u/upper"), Path("/u/work"))
     step = plan_mounts(_cfg(root=root))[1]
