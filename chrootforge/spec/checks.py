@@ -149,11 +149,12 @@ def locale(value: str) -> str | None:
 
 
 def hook_ref(value: str) -> str | None:
-    """A hook: a script in the image folder (a relative path below it) or a stock hook's name."""
-    if not _HOOK_RE.fullmatch(value) or ".." in value.split("/"):
+    """A hook: a script of the namespace (a path relative to the image folder; `..` may reach a
+    sibling folder, and the loader checks it stays inside the namespace) or a stock hook's name."""
+    if not _HOOK_RE.fullmatch(value):
         return (
-            f"hook '{shown(value)}' must be a relative path below the image folder, or a stock "
-            "hook's name (letters, digits, / . _ + -; no ..)"
+            f"hook '{shown(value)}' must be a relative path inside the namespace, or a stock "
+            "hook's name (letters, digits, / . _ + -)"
         )
     return None
 

@@ -99,9 +99,18 @@ def _check_provided(spec: source.SpecFile, top: dict) -> None:
 
 
 def _resolve_hook(spec, folder: Path, phase: str, ref: str) -> Path:
-    """A script in the image folder, else a stock hook in hooks/ (with or without .sh)."""
+    """A script of the namespace (relative to the image folder), else a stock hook in hooks/ (with
+    or without .sh). A script outside the namespace folder, symlinks followed, is refused: the
+    build copies hooks as its own user, so a spec must not reach other files of the host."""
     local = (folder / ref).resolve()
+    namespace = folder.resolve().parent
     if local.is_file():
+        if not local.is_relative_to(namespace):
+            raise spec.error(
+                ("hooks", phase),
+                f"hook '{ref}' is {local}, outside the namespace {namespace}",
+                hint="keep hook scripts inside the namespace folder",
+            )
         return local
     stock = stock_hooks_dir()
     for candidate in (stock / ref, stock / f"{ref}.sh"):

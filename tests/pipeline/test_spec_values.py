@@ -85,9 +85,8 @@ BAD_IMAGE = [
     ('parent = "../x"', 1, "parent image name '../x'"),
     ('[strip]\nlocales = ["en_US; rm"]', 3, "is not a locale name"),
     (f"[strip]\nkeep = [{_s('/usr/share/x' + chr(10))}]", 3, "one line"),
-    ('[hooks]\npost_emerge = ["../../etc/passwd"]', 3, "no .."),
-    ('[hooks]\npost_emerge = ["/tmp/x.sh"]', 3, "relative path below the image folder"),
-    ('[hooks]\npost_emerge = ["a\\"b.sh"]', 3, "relative path below the image folder"),
+    ('[hooks]\npost_emerge = ["/tmp/x.sh"]', 3, "relative path inside the namespace"),
+    ('[hooks]\npost_emerge = ["a\\"b.sh"]', 3, "relative path inside the namespace"),
 ]
 
 
@@ -225,3 +224,23 @@ def test_checks_match_whole_values():
     ]:
         assert check(good) is None, (check, good)
         assert check(good + "\n") is not None, (check, good)
+
+
+def test_hooks_outside_the_namespace_are_refused(ns):
+    """`..` may reach a sibling folder of the namespace (shared scripts), never a file beyond it,
+    whether by `..` or through a symlink in the image folder."""
+    outside = ns.root.parent / "outside.sh"
+    outside.write_text("#!/bin/sh\n")
+    shared = ns.root / "shared"
+    shared.mkdir()
+    (shared / "common.sh").write_text("#!/bin/sh\n")
+    ok = ns.image("a", 'parent = "scratch"\n[hooks]\npost_emerge = ["../shared/common.sh"]\n')
+    [hook] = load_image(load_namespace(ns.root), "a").hooks_for("post_emerge")
+    assert hook.path == (shared / "common.sh").resolve()
+    ok.write_text('parent = "scratch"\n[hooks]\npost_emerge = ["../../outside.sh"]\n')
+    err = _err(load_image, load_namespace(ns.root), "a")
+    assert f"{ok}:3:" in err and "outside the namespace" in err, err
+    (ok.parent / "link.sh").symlink_to(outside)
+    ok.write_text('parent = "scratch"\n[hooks]\npost_emerge = ["link.sh"]\n')
+    err = _err(load_image, load_namespace(ns.root), "a")
+    assert "outside the namespace" in err, err

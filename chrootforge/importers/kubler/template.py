@@ -9,7 +9,7 @@ from chrootforge.importers.kubler import dockerfile
 from chrootforge.importers.kubler.model import SCRIPT, Entry, Site, Step, where
 from chrootforge.spec import checks
 
-HEALTHCHECK_LABEL = "org.chrootforge.healthcheck"
+HEALTHCHECK_LABEL = "kubler.healthcheck"
 CONFIG_ORDER = ("entrypoint", "cmd", "env", "user", "workdir", "ports", "volumes", "labels", "stop_signal")
 
 

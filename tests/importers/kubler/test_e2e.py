@@ -133,7 +133,7 @@ def test_the_template_became_the_config(built):
     assert set(cfg["Volumes"]) == {"/home/hello/data", "/var/lib/kworld"}
     assert cfg["Labels"]["maintainer"] == "Kworld Maintainer <kworld@example.invalid>"
     assert cfg["Labels"]["org.example.kworld"] == "hello"
-    assert cfg["Labels"]["org.chrootforge.healthcheck"] == "--interval=30s --timeout=3s CMD hello || exit 1"
+    assert cfg["Labels"]["kubler.healthcheck"] == "--interval=30s --timeout=3s CMD hello || exit 1"
     assert built.config("s6")["Cmd"] == ["/usr/bin/s6-svscan", "-t0", "/service"]
     assert built.config("s6")["StopSignal"] == "SIGTERM"
     assert built.config("busybox")["Cmd"] == ["/bin/sh"]

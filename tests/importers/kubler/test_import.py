@@ -99,7 +99,7 @@ EXPECTED = {
             "labels": {
                 **MAINTAINER,
                 "org.example.tier": "mid",
-                "org.chrootforge.healthcheck": "--interval=30s --timeout=3s CMD wget -q --spider "
+                "kubler.healthcheck": "--interval=30s --timeout=3s CMD wget -q --spider "
                 "http://localhost:8080/ || exit 1",
             },
             "stop_signal": "SIGINT",
@@ -259,7 +259,7 @@ def test_import_md_says_what_became_of_each_line(kfix):
         "- `images/base/build.sh:24` `uninstall_package sys-libs/musl` → `uninstall` (force_uninstall = true: kubler's emerge -C checks nothing)",
         '- `images/mid/build.sh:19` `copy_from_builder_if_changed /etc/group "${__get_file_mod_stamp}"` → kept in the configure_rootfs hook (kubler.sh): its arguments depend on the build container\'s state',
         "- `images/mid/build.sh:34` `mask_package dev-libs/kfixlib-2` → kept in the configure_rootfs hook (kubler.sh): made by the function _kfix_helper, not by the hook itself",
-        "- `images/mid/Dockerfile.template:18` `HEALTHCHECK --interval=30s --timeout=3s CMD wget -q --spider http://localhost:8080/ || exit 1` → label org.chrootforge.healthcheck: the OCI image config has no health check (docs/import.md)",
+        "- `images/mid/Dockerfile.template:18` `HEALTHCHECK --interval=30s --timeout=3s CMD wget -q --spider http://localhost:8080/ || exit 1` → label kubler.healthcheck: the OCI image config has no health check (docs/import.md)",
         "- `images/leaf/build.sh:8` `finish_rootfs_build()` → kept in the post_emerge hook (kubler.sh), whole: run A called exit 0 at line 11",
         '- `images/leaf/Dockerfile.template:5` `CMD ["--version"]` → [config] entrypoint repeats the parent\'s: docker keeps it with a new CMD',
     ):
@@ -283,7 +283,7 @@ def test_every_helper_and_instruction_is_exercised(kfix):
         "ENTRYPOINT": "[config] entrypoint",
         "USER": "[config] user",
         "VOLUME": "[config] volumes",
-        "HEALTHCHECK": "label org.chrootforge.healthcheck",
+        "HEALTHCHECK": "label kubler.healthcheck",
         "RUN": "kept in the finish_rootfs hook",
         "COPY": "kept in the finish_rootfs hook",
         "WORKDIR": "[config] workdir",

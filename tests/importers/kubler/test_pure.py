@@ -119,7 +119,7 @@ def test_the_other_helpers_convert_or_say_why():
     assert "only the first" in settings.convert("mask_package", ("a/b", "c/d"))
     assert settings.convert("provide_package", ("a/b", "c/d-1.0")).items == ("a/b", "c/d-1.0")
     assert "operator" in settings.convert("provide_package", (">=a/b-1",))
-    assert "not a package atom" in settings.convert("unprovide_package", ("a/b-1.0",))
+    assert "without an operator" in settings.convert("unprovide_package", ("a/b-1.0",))
     assert settings.convert("uninstall_package", ("a/b",)).kind == "uninstall"
     assert settings.convert("copy_gcc_libs", ()).items == ("libgcc_s.so.1", "libgomp.so.1", "libstdc++.so.6")
     assert settings.convert("copy_gfortran_libs", ()).items == ("libgfortran.so.5", "libquadmath.so.0")
@@ -410,7 +410,7 @@ def test_every_dockerfile_instruction():
         "labels": {
             "maintainer": "Me <me@x.invalid>",
             "a": "b",
-            "org.chrootforge.healthcheck": "--interval=5s CMD true",
+            "kubler.healthcheck": "--interval=5s CMD true",
         },
         "stop_signal": "SIGINT",
     }
