@@ -22,6 +22,13 @@ def register(sub) -> None:
     p.add_argument("--config", help="JSON file with image config fields (Env, Entrypoint, Cmd, ...)")
     p.add_argument("--label", action="append", type=_label, default=[], metavar="K=V")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument(
+        "--single-id",
+        action="store_true",
+        help="ROOTFS was written in single-id mode (run/shell --single-id, umoci unpack --rootless): "
+        "its files belong to id 0 of that mode, and the owners recorded in user.rootlesscontainers "
+        "xattrs are the image's",
+    )
     p.set_defaults(func=_commit)
 
     p = sub.add_parser("verify", help="check every blob, digest, size and diff_id of a layout")
@@ -99,16 +106,20 @@ def _commit(args) -> int:
             raise UsageError(f"--config {args.config} must hold a JSON object")
     if args.quiet:
         log.set_quiet(True)
-    result = commit(
-        args.rootfs,
-        args.layout,
-        args.tag,
-        parent=args.parent,
-        compression=args.compression,
-        config=config,
-        labels=dict(args.label) or None,
-        quiet=args.quiet or log.is_quiet(),
-    )
+    options = {
+        "parent": args.parent,
+        "compression": args.compression,
+        "config": config,
+        "labels": dict(args.label) or None,
+        "quiet": args.quiet or log.is_quiet(),
+    }
+    if args.single_id:
+        from chrootforge.oci.mapped import commit_as
+        from chrootforge.sandbox.idmap import detect_idmap
+
+        result = commit_as(detect_idmap(single_id=True), args.rootfs, args.layout, args.tag, **options)
+    else:
+        result = commit(args.rootfs, args.layout, args.tag, **options)
     print(result.digest)
     return 0
 

@@ -17,6 +17,7 @@ from chrootforge.oci import mediatypes as mt
 from chrootforge.oci.compress import compressor
 from chrootforge.oci.tarwrite import write_tar
 from chrootforge.oci.tree import Owners
+from chrootforge.ownerxattr import Records
 from chrootforge.progress import ByteProgress
 
 
@@ -204,6 +205,7 @@ def commit(
     quiet: bool = False,
     epoch: int | None = None,
     owners: Owners | None = None,
+    records: Records | None = None,
 ) -> CommitResult:
     """Commit `rootfs` (the FULL tree) as `tag` in `layout`; with `parent` (a tag of the same layout)
     only the difference becomes the new layer and the parent's layers are shared.
@@ -211,6 +213,7 @@ def commit(
     epoch: the build's one timestamp (config `created`, history, every mtime's clamp); None takes
     SOURCE_DATE_EPOCH, else 0. owners: how host ids map to the image's ids (an IdMap's
     to_inside), when real root commits a tree its sandbox wrote with an unprivileged range.
+    records: the tree was written in single-id mode; the owners are its records (ownerxattr).
     Nothing of a failed commit stays in the layout (lo.Staging)."""
     refs.check_tag(tag)
     if compression not in mt.LAYER_TYPES:
@@ -226,7 +229,7 @@ def commit(
     base: Resolved | None = resolve(layout, parent) if parent else None
     layout = lo.ensure_layout(layout)
 
-    entries = tree.walk(root, epoch, owners)
+    entries = tree.walk(root, epoch, owners, records)
     if base is not None:
         from chrootforge.oci import diff, parentindex
 
