@@ -378,6 +378,10 @@ class _Run:
 
         ns = self.project.namespace
         idmap = detect_idmap(single_id=self.single_id)
+        if idmap.single_id:
+            from chrootforge.gentoo.singleid import NOTICE
+
+            log.notice(NOTICE)
         t0 = time.monotonic()
         self.stage_record = inp.fetch_stage(ns, self.inputs, self.stage_override)
         pristine = pristine_root(self.stage_record, idmap)
