@@ -222,7 +222,8 @@ class ImageBuilder:
         make_conf = self.plan.portage.make_conf_append
         if self.single_id:
             make_conf += singleid.MAKE_CONF
-            shutil.copyfile(singleid.SOURCE, self.cf / "ownershim.c")
+            owned_dir(self.cf / singleid.SHIM_DIR, self.ctx.idmap)
+            shutil.copyfile(singleid.SOURCE, self.cf / singleid.SHIM_DIR / "ownershim.c")
         (portage_dir / "make.conf.append").write_text(make_conf)
         (portage_dir / "package.provided").write_text(self.plan.portage.provided_append)
         hooks_dir = self.cf / "hooks"

@@ -19,7 +19,8 @@ from pathlib import Path
 from chrootforge.gentoo.emerge import CF_MOUNT, EMERGE_ROOT
 
 SOURCE = Path(__file__).with_name("ownershim.c")
-SHIM = f"{CF_MOUNT}/ownershim.so"
+SHIM_DIR = "shim"  # below the build's /cf, given to the namespace's root: the builder writes the shim
+SHIM = f"{CF_MOUNT}/{SHIM_DIR}/ownershim.so"
 LOG_NAME = "owners.log"  # in the build's status directory
 LOG = f"{CF_MOUNT}/status/{LOG_NAME}"
 FAILED = f"{CF_MOUNT}/status/failed-check"
@@ -45,7 +46,7 @@ def env() -> dict[str, str]:
 
 
 def build_script() -> str:
-    """Shell run first in the builder: build the shim from {CF_MOUNT}/ownershim.c, then prove that
+    """Shell run first in the builder: build the shim from SOURCE (copied to SHIM_DIR), then prove that
     the image root and portage's build directory hold records. Exits 3 naming what is missing."""
     probe = " ".join(f"{d}/.cf-owner-probe" for d in (EMERGE_ROOT, "/var/tmp/portage"))
     return f"""\
@@ -56,8 +57,8 @@ if [ -z "$cf_cc" ]; then
         "found no cc, gcc or clang" >&2
     echo no-compiler > {FAILED}; exit 3
 fi
-"$cf_cc" -shared -fPIC -O2 -o {SHIM} {CF_MOUNT}/ownershim.c -ldl || {{
-    echo "single-id mode: $cf_cc could not build the owner shim ({CF_MOUNT}/ownershim.c)" >&2
+"$cf_cc" -shared -fPIC -O2 -o {SHIM} {CF_MOUNT}/{SHIM_DIR}/ownershim.c -ldl || {{
+    echo "single-id mode: $cf_cc could not build the owner shim ({CF_MOUNT}/{SHIM_DIR}/ownershim.c)" >&2
     echo shim-build > {FAILED}; exit 3; }}
 for probe in {probe}; do
     : > "$probe" && LD_PRELOAD={SHIM} chown 1:1 "$probe" 2>/dev/null \\
