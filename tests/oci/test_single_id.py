@@ -19,6 +19,7 @@ from chrootforge import ownerxattr
 from tests.helpers.identity import get_identity
 from tests.helpers.mirror import member
 from tests.helpers.oci import layers_of, merged, store_image
+from tests.helpers.rootfs import TREE_INSPECT
 
 EPOCH = 1700000000
 
@@ -42,22 +43,6 @@ DRIVER = textwrap.dedent("""
                          capture_output=True, text=True, env=dict(os.environ, SOURCE_DATE_EPOCH="1700000000"))
     assert cli.returncode == 0, cli.stderr
     print(json.dumps({"symlinks": symlinks, "map": idmap.uid_lines()}))
-""")
-
-INSPECT = textwrap.dedent("""
-    import json, os, sys
-    root, out = sys.argv[1:3]
-    tree = {}
-    for dirpath, dirs, files in os.walk(root):
-        for name in dirs + files:
-            path = os.path.join(dirpath, name)
-            st = os.lstat(path)
-            try:
-                record = os.getxattr(path, "user.rootlesscontainers", follow_symlinks=False).hex()
-            except OSError:
-                record = None
-            tree[os.path.relpath(path, root)] = [st.st_uid, st.st_gid, st.st_mode & 0o7777, record]
-    json.dump(tree, open(out, "w"))
 """)
 
 
@@ -99,7 +84,7 @@ def test_unpack_and_commit_keep_the_owners_single_id(who):
     layout = work / "layout"
     store_image(layout, "parent", parent_layers())
     (work / "driver.py").write_text(DRIVER)
-    (work / "tree_inspect.py").write_text(INSPECT)
+    (work / "tree_inspect.py").write_text(TREE_INSPECT)
     if identity.is_root:
         from chrootforge.sandbox import owned_dir
         from chrootforge.sandbox.idmap import detect_idmap
@@ -124,9 +109,13 @@ def test_unpack_and_commit_keep_the_owners_single_id(who):
     assert len(result["map"].splitlines()) == 1 and result["map"].split()[::2] == ["0", "1"]
 
     # unpacked: every file is id 0's inside; the image's owners are records; modes as in the image
-    seen = json.loads((work / "seen.json").read_text())
-    assert {(uid, gid) for uid, gid, _mode, _rec in seen.values()} == {(0, 0)}
-    records = {path: ownerxattr.decode(bytes.fromhex(r)) for path, (*_, r) in seen.items() if r}
+    seen = json.loads((work / "seen.json").read_text())["tree"]
+    assert {(e["uid"], e["gid"]) for e in seen.values()} == {(0, 0)}
+    records = {
+        path: ownerxattr.decode(bytes.fromhex(e["xattrs"][ownerxattr.XATTR]))
+        for path, e in seen.items()
+        if ownerxattr.XATTR in e["xattrs"]
+    }
     assert records == {
         "etc/shadow": (0, 42),
         "etc/gone": (701, 701),
@@ -136,8 +125,8 @@ def test_unpack_and_commit_keep_the_owners_single_id(who):
         "var/spool/hello": (701, 701),
         "var/spool/hello/m": (701, 701),
     }
-    assert seen["usr/bin/q"][2] == 0o2755 and seen["usr/bin/su"][2] == 0o4755
-    assert seen["var/spool/hello"][2] == 0o3770
+    assert seen["usr/bin/q"]["mode"] & 0o7777 == 0o2755 and seen["usr/bin/su"]["mode"] & 0o7777 == 0o4755
+    assert seen["var/spool/hello"]["mode"] & 0o7777 == 0o3770
     # symlinks hold no record: unpack reports them with their targets, for the commit
     assert result["symlinks"] == {"usr/bin/alias": [5, 5, "q"], "usr/bin/moved": [5, 5, "q"]}
 

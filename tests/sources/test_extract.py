@@ -12,9 +12,10 @@ from chrootforge.errors import VerificationError
 from chrootforge.sources.extract import extract
 from tests.helpers.identity import shared_dir
 from tests.helpers.mirror import make_tar, member, stage_members
+from tests.helpers.rootfs import TREE_INSPECT
 
-# Runs as the identity: extract, then list the tree from inside the same mapping (ls -lnR and a
-# JSON of stat + xattrs), the way a build would see it.
+# Runs as the identity: extract, then list the tree from inside the same mapping (TREE_INSPECT),
+# the way a build would see it.
 DRIVER = textwrap.dedent("""
     import json, os, sys
     from chrootforge.sources.extract import extract
@@ -24,33 +25,13 @@ DRIVER = textwrap.dedent("""
     code = run_under_mapping([sys.executable, sys.argv[4], dest, out])
     print(json.dumps({"members": result.members, "skipped_dev": result.skipped_dev, "code": code}))
 """)
-INSPECT = textwrap.dedent("""
-    import json, os, subprocess, sys
-    root, out = sys.argv[1:3]
-    tree = {}
-    for dirpath, dirs, files in os.walk(root):
-        for name in dirs + files:
-            path = os.path.join(dirpath, name)
-            st = os.lstat(path)
-            xattrs = {}
-            if not os.path.islink(path):
-                for key in os.listxattr(path, follow_symlinks=False):
-                    xattrs[key] = os.getxattr(path, key, follow_symlinks=False).hex()
-            tree[os.path.relpath(path, root)] = {
-                "uid": st.st_uid, "gid": st.st_gid, "mode": st.st_mode, "ino": st.st_ino,
-                "nlink": st.st_nlink, "xattrs": xattrs,
-                "link": os.readlink(path) if os.path.islink(path) else None}
-    ls = subprocess.run(["ls", "-lnR", root], capture_output=True, text=True).stdout
-    with open(out, "w") as handle:
-        json.dump({"tree": tree, "ls": ls, "uid_map": open("/proc/self/uid_map").read()}, handle)
-""")
 
 
 @pytest.fixture(scope="module")
 def scripts():
     folder = shared_dir("extract-scripts.")
     (folder / "driver.py").write_text(DRIVER)
-    (folder / "tree_inspect.py").write_text(INSPECT)
+    (folder / "tree_inspect.py").write_text(TREE_INSPECT)
     for path in folder.iterdir():
         path.chmod(0o644)
     return folder
