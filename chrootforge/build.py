@@ -434,6 +434,10 @@ class _Run:
             if env:  # those images' own binpkgs dirs (made when they build, maybe in a worker)
                 self.image_binpkgs[name] = held(entry("binpkgs", inp.binpkg_key(ns, self.inputs, env)))
         idmap = detect_idmap(single_id=self.single_id)
+        if idmap.single_id:
+            from chrootforge.gentoo.singleid import NOTICE
+
+            log.notice(NOTICE)
         t0 = time.monotonic()
         self.stage_record = inp.fetch_stage(ns, self.inputs, self.stage_override)
         pristine = pristine_root(self.stage_record, idmap)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from chrootforge import log
 from chrootforge.errors import CfError
-from chrootforge.gentoo import emerge, image_io, provided, records, runtimelibs, s6, slim, uninstall
+from chrootforge.gentoo import emerge, image_io, provided, records, runtimelibs, s6, singleid, slim, uninstall
 from chrootforge.gentoo.plan import ImagePlan
 from chrootforge.sandbox import owned_dir
 from chrootforge.spec.model import PHASES
@@ -87,6 +87,9 @@ class ImageBuilder:
         self.builder_files: list[runtimelibs.BuilderFile] = []  # what runtime_libs copied
         self.binhost: Mirror | None = None  # its mirror, when the plan has a binhost
         self.binhost_view = self.work / "binhost"  # this build's binrepo (gentoo/binhost.py)
+        self.single_id = bool(getattr(ctx.idmap, "single_id", False))
+        self.shim_ready = False  # single-id: the owner shim is built (gentoo/singleid.py)
+        self.parent_symlinks: dict = {}  # single-id: owners of the parent's symlinks (oci/mapped.py)
 
     # -- the whole build ------------------------------------------------------------------------
     def build(
@@ -104,6 +107,7 @@ class ImageBuilder:
             t = self.timer
             t.run("prepare", self._prepare)
             t.run("configure_builder", self._sandbox, "configure_builder", self._configure_script(), {})
+            self.shim_ready = self.single_id
             self.resolved_provided = provided.read_resolved(self.cf / "status")
             if shell is not None and shell.now:
                 keep = shell.keep
@@ -144,6 +148,7 @@ class ImageBuilder:
                     self.interactive_shell(str(err).splitlines()[0])
                 raise
             slim.warn_unmatched(self.cf / "status", self.plan.name)
+            self._warn_unrecorded()
             digest = t.run("commit", self._commit, commit_request)
             return digest, own
         finally:
@@ -210,13 +215,10 @@ class ImageBuilder:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(content)
         make_conf = self.plan.portage.make_conf_append
-        if getattr(self.ctx.idmap, "single_id", False):
-            # Degraded single-id mode: nobody but root exists, so portage cannot drop to 250.
-            make_conf += (
-                "# single-id mode (announced): no userpriv\n"
-                'FEATURES="${FEATURES} -userpriv -usersandbox"\n'
-                'PORTAGE_USERNAME="root"\nPORTAGE_GRPNAME="root"\n'
-            )
+        if self.single_id:
+            make_conf += singleid.MAKE_CONF
+            owned_dir(self.cf / singleid.SHIM_DIR, self.ctx.idmap)
+            shutil.copyfile(singleid.SOURCE, self.cf / singleid.SHIM_DIR / "ownershim.c")
         (portage_dir / "make.conf.append").write_text(make_conf)
         (portage_dir / "package.provided").write_text(self.plan.portage.provided_append)
         hooks_dir = self.cf / "hooks"
@@ -232,7 +234,9 @@ class ImageBuilder:
             self.binhost = Mirror(self.plan.binhost, self.binpkgs.name)
             self.binhost_view.mkdir(mode=0o755)
         if self.parent_ref:
-            image_io.unpack(self.ctx.idmap, self.ctx.layout, self.parent_ref, self.rootfs)
+            from chrootforge.oci.mapped import unpack_as
+
+            self.parent_symlinks = unpack_as(self.ctx.idmap, self.ctx.layout, self.parent_ref, self.rootfs)
         self.builder = fresh_builder(self.ctx.pristine, self.work / "builder", self.ctx.idmap)
 
     def _commit(self, request: image_io.CommitRequest) -> str:
@@ -243,7 +247,20 @@ class ImageBuilder:
             request,
             parent=self.parent_ref,
             compression=self.ctx.compression,
+            symlinks=self.parent_symlinks,
         )
+
+    def _warn_unrecorded(self) -> None:
+        """Single-id: say loudly which owners the shim could not record (the image differs there
+        from a build with the full id range)."""
+        lost = singleid.unrecorded(self.cf / "status") if self.single_id else []
+        if lost:
+            log.warn(
+                f"{self.plan.name}: single-id mode could not record {len(lost)} owners; they are 0:0 "
+                "in the image, unlike a build with a full id map: "
+                + "; ".join(lost[:5])
+                + (" ..." if len(lost) > 5 else "")
+            )
 
     def _hook_lines(self, phase: str) -> list[str]:
         lines = []
@@ -260,7 +277,8 @@ class ImageBuilder:
         return "\n".join(["set -u", *self._hook_lines(phase)]) + "\n"
 
     def _configure_script(self) -> str:
-        install = self.plan.portage.install_script(f"{CF_MOUNT}/portage")
+        install = singleid.build_script() if self.single_id else ""
+        install += self.plan.portage.install_script(f"{CF_MOUNT}/portage")
         install += self.plan.provided.resolve_script(f"{CF_MOUNT}/status")
         return install + "\n".join(self._hook_lines("configure_builder")) + "\n"
 
@@ -357,6 +375,7 @@ class ImageBuilder:
             "CF_IMAGE": self.plan.name,
             "CF_NAMESPACE": self.ctx.namespace,
             "CF_ROOT": emerge.EMERGE_ROOT,
+            **(singleid.env() if self.shim_ready else {}),
             **env,
         }
 

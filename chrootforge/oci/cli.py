@@ -46,6 +46,13 @@ def register(sub) -> None:
         "--label", action="append", type=_label, default=[], metavar="K=V", help="a label (repeatable)"
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+    p.add_argument(
+        "--single-id",
+        action="store_true",
+        help="ROOTFS was written in single-id mode (run/shell --single-id, umoci unpack --rootless): "
+        "its files belong to id 0 of that mode, and the owners recorded in user.rootlesscontainers "
+        "xattrs are the image's",
+    )
     p.set_defaults(func=_commit)
 
     p = sub.add_parser(
@@ -170,16 +177,20 @@ def _commit(args) -> int:
         config = normalise(config, where)
     if args.quiet:
         log.set_quiet(True)
-    result = commit(
-        args.rootfs,
-        args.layout,
-        args.tag,
-        parent=args.parent,
-        compression=args.compression,
-        config=config,
-        labels=dict(args.label) or None,
-        quiet=args.quiet or log.is_quiet(),
-    )
+    options = {
+        "parent": args.parent,
+        "compression": args.compression,
+        "config": config,
+        "labels": dict(args.label) or None,
+        "quiet": args.quiet or log.is_quiet(),
+    }
+    if args.single_id:
+        from chrootforge.oci.mapped import commit_as
+        from chrootforge.sandbox.idmap import detect_idmap
+
+        result = commit_as(detect_idmap(single_id=True), args.rootfs, args.layout, args.tag, **options)
+    else:
+        result = commit(args.rootfs, args.layout, args.tag, **options)
     print(result.digest)
     return 0
 

@@ -17,6 +17,7 @@ from chrootforge.oci import mediatypes as mt
 from chrootforge.oci.compress import compressor
 from chrootforge.oci.tarwrite import write_tar
 from chrootforge.oci.tree import Owners
+from chrootforge.ownerxattr import Records
 from chrootforge.progress import ByteProgress
 
 
@@ -214,6 +215,7 @@ def commit(
     quiet: bool = False,
     epoch: int | None = None,
     owners: Owners | None = None,
+    records: Records | None = None,
 ) -> CommitResult:
     """Commit `rootfs` (the FULL tree) as `tag` in `layout`; with `parent` (a tag of the same layout)
     only the difference becomes the new layer and the parent's layers are shared.
@@ -223,6 +225,7 @@ def commit(
     equal and stay out of the new layer), else 0. owners: how host ids map to the image's ids (an
     IdMap's to_inside), when real root commits a tree its sandbox wrote with an unprivileged range.
     The parent's identity labels (imageconfig.IDENTITY_LABELS) are not inherited.
+    records: the tree was written in single-id mode; the owners are its records (ownerxattr).
     Nothing of a failed commit stays in the layout (lo.Staging)."""
     refs.check_tag(tag)
     if compression not in mt.LAYER_TYPES:
@@ -238,7 +241,7 @@ def commit(
         epoch = _default_epoch(base)
     layout = lo.ensure_layout(layout)
 
-    entries = tree.walk(root, epoch, owners)
+    entries = tree.walk(root, epoch, owners, records)
     if base is not None:
         from chrootforge.oci import diff, parentindex
 

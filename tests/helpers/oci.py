@@ -171,3 +171,84 @@ class Podman:
             os.kill(int(pidfile.read_text().strip()), signal.SIGKILL)
         shutil.rmtree(self.base, ignore_errors=True)
         shutil.rmtree(self.runroot, ignore_errors=True)
+
+
+def layer_bytes(entries) -> bytes:
+    """An uncompressed layer of (TarInfo, data) entries."""
+    import io
+    import tarfile
+
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in entries:
+            tar.addfile(info, io.BytesIO(data) if info.type == tarfile.REGTYPE else None)
+    return raw.getvalue()
+
+
+def store_image(layout: Path, tag: str, layers: list[list]) -> None:
+    """Write an image of these raw layers (gzip) into `layout`, tagged `tag`."""
+    import gzip
+
+    from chrootforge.oci import layout as lo
+    from chrootforge.oci import mediatypes as mt
+    from chrootforge.oci.writer import retag
+
+    lo.ensure_layout(layout)
+    with lo.Staging(layout) as staging:
+        descs, diff_ids = [], []
+        for entries in layers:
+            raw = layer_bytes(entries)
+            diff_ids.append("sha256:" + hashlib.sha256(raw).hexdigest())
+            digest, size = staging.add_bytes(gzip.compress(raw, mtime=0))
+            descs.append({"mediaType": mt.LAYER_GZIP, "digest": digest, "size": size})
+        config = {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}}
+        cdigest, csize = staging.add_bytes(lo.canonical_json(config))
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": mt.MANIFEST,
+            "config": {"mediaType": mt.CONFIG, "digest": cdigest, "size": csize},
+            "layers": descs,
+        }
+        mdigest, msize = staging.add_bytes(lo.canonical_json(manifest))
+        staging.publish(retag(tag, mdigest, msize))
+
+
+def layers_of(layout: Path, tag: str) -> list[dict[str, tuple]]:
+    """Each (gzip) layer of the image tagged `tag`: name -> (uid, gid, mode, link, PAX keys)."""
+    import gzip
+    import io
+    import json
+    import tarfile
+
+    index = json.loads((layout / "index.json").read_text())
+    desc = next(
+        m
+        for m in index["manifests"]
+        if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag
+    )
+    manifest = json.loads((layout / "blobs/sha256" / desc["digest"][7:]).read_bytes())
+    out = []
+    for layer in manifest["layers"]:
+        data = gzip.decompress((layout / "blobs/sha256" / layer["digest"][7:]).read_bytes())
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            out.append(
+                {
+                    m.name.rstrip("/"): (
+                        m.uid,
+                        m.gid,
+                        m.mode & 0o7777,
+                        m.linkname,
+                        tuple(sorted(m.pax_headers)),
+                    )
+                    for m in tar.getmembers()
+                }
+            )
+    return out
+
+
+def merged(layers: list[dict]) -> dict:
+    """The tree the layers make (whiteouts are kept as names; enough to compare owners)."""
+    tree: dict = {}
+    for layer in layers:
+        tree.update(layer)
+    return tree
