@@ -23,12 +23,11 @@ cache; a store that fails is a warning and leaves the build's result as it is.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from chrootforge import log
+from chrootforge import log, untrusted
 from chrootforge.errors import CfError, UsageError
 from chrootforge.gentoo import state as st
 from chrootforge.gentoo import state_referrer
@@ -86,7 +85,7 @@ class _Check:
         layers = pulled.manifest["layers"]  # (checked by pull) size and count as a build reports them
         self.size, self.layers = sum(int(d["size"]) for d in layers), len(layers)
         try:
-            config = json.loads(pulled.read_blob(config_desc["digest"], _MAX_CONFIG))
+            config = untrusted.loads_json(pulled.read_blob(config_desc["digest"], _MAX_CONFIG), "its config")
             labels = (config.get("config") or {}).get("Labels") or {}
         except (ValueError, AttributeError):
             raise Refused("its config is not an image config") from None

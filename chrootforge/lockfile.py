@@ -14,6 +14,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chrootforge import untrusted
 from chrootforge.errors import UsageError
 
 FILENAME = "chrootforge.lock"
@@ -70,7 +71,7 @@ def render(lock: Lock, namespace: str) -> str:
 
 def parse(text: str, path: Path) -> Lock:
     try:
-        data = tomllib.loads(text)
+        data = untrusted.loads_toml(text)
     except tomllib.TOMLDecodeError as err:
         raise UsageError(
             f"{path}: not a valid lock file: {err}", hint="run chrootforge lock NS --update"

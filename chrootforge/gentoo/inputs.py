@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from chrootforge import lockfile
+from chrootforge import lockfile, untrusted
 from chrootforge.errors import CfError, UsageError, VerificationError
 from chrootforge.fsutil import atomic_write, file_lock, user_cache_dir
 from chrootforge.gentoo.native_cpu import NativeCpu
@@ -52,7 +52,7 @@ def _memo_sha512(path: Path) -> str:
     memo_file.parent.mkdir(parents=True, exist_ok=True)
     stamp = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
     try:
-        memo = json.loads(memo_file.read_text())
+        memo = untrusted.read_json(memo_file)
     except (OSError, ValueError):
         memo = {}
     if stamp in memo:
@@ -63,7 +63,7 @@ def _memo_sha512(path: Path) -> str:
             h.update(block)
     with file_lock(memo_file.parent / ".stage-digests.lock"):
         try:
-            memo = json.loads(memo_file.read_text())
+            memo = untrusted.read_json(memo_file)
         except (OSError, ValueError):
             memo = {}
         memo[stamp] = h.hexdigest()

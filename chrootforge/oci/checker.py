@@ -8,7 +8,6 @@ blobs, which `chrootforge gc` removes) does not make a layout invalid.
 from __future__ import annotations
 
 import hashlib
-import json
 import zlib
 from pathlib import Path
 
@@ -65,17 +64,11 @@ class _Checker:
     def json_blob(self, where: str, desc: dict) -> dict | None:
         if not self.blob(where, desc):
             return None
-        try:
-            doc = json.loads(lo.blob_path(self.layout, desc["digest"]).read_bytes())
-        except ValueError as err:
-            self.problems.append(f"{where}: blob {desc['digest']} is not valid JSON: {err}")
+        try:  # as every reader reads it: at most 4 MiB, JSON of bounded depth, an object
+            return lo.read_json_blob(self.layout, desc["digest"], desc["size"], "blob")
+        except CfError as err:
+            self.problems.append(f"{where}: {err}")
             return None
-        if not isinstance(doc, dict):
-            self.problems.append(
-                f"{where}: blob {desc['digest']} is a JSON {type(doc).__name__}, not an object"
-            )
-            return None
-        return doc
 
     def manifest(self, where: str, desc: dict, all_digests: set[str]) -> None:
         media = desc.get("mediaType")

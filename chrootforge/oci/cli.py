@@ -80,21 +80,18 @@ def _target(text: str, need_tag: bool):
 
 
 def _commit(args) -> int:
-    import json
-
-    from chrootforge import log
+    from chrootforge import log, untrusted
     from chrootforge.errors import UsageError
     from chrootforge.oci.writer import commit
 
     config = None
     if args.config:
         try:
-            with open(args.config) as handle:
-                config = json.load(handle)
+            config = untrusted.read_json(args.config, f"--config {args.config}")
         except OSError as err:
             raise UsageError(f"cannot read --config {args.config}: {err.strerror}") from None
-        except ValueError as err:
-            raise UsageError(f"--config {args.config} is not valid JSON: {err}") from None
+        except untrusted.BadDocument as err:
+            raise UsageError(str(err)) from None
         if not isinstance(config, dict):
             raise UsageError(f"--config {args.config} must hold a JSON object")
     if args.quiet:

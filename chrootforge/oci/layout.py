@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Self
 
+from chrootforge import untrusted
 from chrootforge.errors import CfError, UsageError, VerificationError
 from chrootforge.fsutil import atomic_write, file_lock
 from chrootforge.oci import mediatypes as mt
@@ -96,11 +97,13 @@ def open_layout(layout: str | os.PathLike) -> Path:
     layout = Path(layout)
     marker = layout / "oci-layout"
     try:
-        data = json.loads(marker.read_text())
+        data = untrusted.read_json(marker)
     except FileNotFoundError:
         raise UsageError(f"{layout} is not an OCI layout (no oci-layout file)") from None
-    except (OSError, ValueError) as err:
-        raise UsageError(f"{layout}: unreadable oci-layout file: {err}") from None
+    except untrusted.BadDocument as err:
+        raise UsageError(str(err)) from None
+    except OSError as err:
+        raise UsageError(f"{layout}: unreadable oci-layout file: {err.strerror or err}") from None
     if not isinstance(data, dict) or data.get("imageLayoutVersion") != "1.0.0":
         raise UsageError(f"{layout}: unsupported oci-layout {data!r}")
     return layout
@@ -112,13 +115,11 @@ def read_index(layout: Path) -> dict:
 
     path = Path(layout) / "index.json"
     try:
-        index = json.loads(path.read_text())
+        index = untrusted.read_json(path)
     except FileNotFoundError:
         raise UsageError(f"{layout} has no index.json") from None
     except OSError as err:
         raise CfError(f"{path} is unreadable: {err.strerror}") from None
-    except ValueError as err:
-        raise CfError(f"{path} is not valid JSON: {err}") from None
     shapes.index(index, str(path))
     index.setdefault("manifests", [])
     return index
@@ -372,11 +373,7 @@ def read_blob(layout: Path, digest: str, size: int | None = None, what: str = "b
 
 def read_json_blob(layout: Path, digest: str, size: int | None = None, what: str = "blob") -> dict:
     """A verified JSON object blob (a manifest, config or index)."""
-    data = read_blob(layout, digest, size, what)
-    try:
-        doc = json.loads(data)
-    except ValueError as err:
-        raise CfError(f"{what} {digest} in {layout} is not valid JSON: {err}") from None
+    doc = untrusted.loads_json(read_blob(layout, digest, size, what), f"{what} {digest} in {layout}")
     if not isinstance(doc, dict):
         raise CfError(f"{what} {digest} in {layout} is a JSON {type(doc).__name__}, not an object")
     return doc

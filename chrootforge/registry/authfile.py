@@ -12,12 +12,11 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from chrootforge import log
+from chrootforge import log, untrusted
 from chrootforge.errors import CfError, UsageError
 
 
@@ -79,7 +78,7 @@ def _decode_entry(entry, path: Path, key: str) -> tuple[str, str] | None:
 
 def _read(path: Path, explicit: bool) -> dict | None:
     try:
-        data = json.loads(path.read_bytes())
+        data = untrusted.read_json(path, f"the auth file {path}")
     except FileNotFoundError:
         if explicit:
             raise UsageError(f"--authfile {path} does not exist") from None
@@ -88,11 +87,10 @@ def _read(path: Path, explicit: bool) -> dict | None:
         raise CfError(f"cannot read the auth file {path}: permission denied") from None
     except OSError as err:
         raise CfError(f"cannot read the auth file {path}: {err.strerror}") from None
-    except (ValueError, UnicodeDecodeError) as err:
+    except untrusted.BadDocument as err:
         # json's message gives a position only, never the content
         raise CfError(
-            f"the auth file {path} is not valid JSON: {getattr(err, 'msg', 'undecodable')}",
-            hint="fix or remove it; podman login and docker login write this format",
+            str(err), hint="fix or remove it; podman login and docker login write this format"
         ) from None
     if not isinstance(data, dict) or not isinstance(data.get("auths", {}), dict):
         raise CfError(f'the auth file {path} has no valid "auths" object')

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import threading
 import time
@@ -20,7 +19,7 @@ from collections.abc import Callable
 
 import requests
 
-from chrootforge import log
+from chrootforge import log, untrusted
 from chrootforge.errors import UsageError, VerificationError
 from chrootforge.oci import refs
 from chrootforge.registry.blobcache import BlobLocations
@@ -176,13 +175,13 @@ def _image(client: Client, ref: RemoteRef) -> tuple[bytes, str, str, dict]:
     """The image manifest of `ref` (through an index when it names one)."""
     raw, media_type, digest = fetch_manifest(client, ref.reference)
     if media_type in INDEX_TYPES:
-        entry = choose_platform(json.loads(raw), ref.name)
+        entry = choose_platform(untrusted.loads_json(raw, ref.name), ref.name)
         raw, media_type, digest = fetch_manifest(client, entry["digest"])
         if len(raw) != entry["size"] or media_type not in MANIFEST_TYPES:
             raise VerificationError(
                 f"{ref.name}: the index entry for this platform does not match its manifest"
             )
-    return raw, media_type, digest, json.loads(raw)
+    return raw, media_type, digest, untrusted.loads_json(raw, ref.name)
 
 
 def _referrers(client: Client, subject: str) -> list[tuple[dict, bytes, dict]]:
@@ -191,7 +190,7 @@ def _referrers(client: Client, subject: str) -> list[tuple[dict, bytes, dict]]:
     for desc in list_referrers(client, subject):
         raw, media_type, digest = fetch_manifest(client, desc["digest"])
         where = f"{client.registry}/{client.repository}@{digest[:19]}"
-        manifest = json.loads(raw)
+        manifest = untrusted.loads_json(raw, where)
         if len(raw) != desc["size"] or media_type not in MANIFEST_TYPES:
             raise VerificationError(f"{where}: the referrer does not match its descriptor")
         if (manifest.get("subject") or {}).get("digest") != subject:

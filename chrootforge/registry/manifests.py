@@ -9,10 +9,10 @@ syntactically valid media types.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 
+from chrootforge import untrusted
 from chrootforge.errors import VerificationError
 from chrootforge.oci import mediatypes as mt
 from chrootforge.registry.transport import DOCKER_LIST, DOCKER_MANIFEST
@@ -65,9 +65,9 @@ def parse_manifest(raw: bytes, content_type: str | None, where: str) -> tuple[st
     if len(raw) > MAX_MANIFEST:
         raise VerificationError(f"{where}: the manifest is {len(raw)} bytes, more than {MAX_MANIFEST}")
     try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise VerificationError(f"{where}: the manifest is not valid JSON") from None
+        doc = untrusted.loads_json(raw, f"the manifest {where}")
+    except untrusted.BadDocument as err:
+        raise VerificationError(str(err)) from None
     if not isinstance(doc, dict):
         raise VerificationError(f"{where}: the manifest is not a JSON object")
     declared = doc.get("mediaType")

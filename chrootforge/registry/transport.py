@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import base64
-import json
 import os
 import random
 import re
@@ -24,7 +23,7 @@ from urllib.parse import urljoin, urlparse
 
 import requests
 
-from chrootforge import __version__, log
+from chrootforge import __version__, log, untrusted
 from chrootforge.errors import CfError
 from chrootforge.oci import mediatypes as mt
 from chrootforge.registry.authfile import Credentials, find_credentials
@@ -91,7 +90,7 @@ def error_detail(resp) -> tuple[str, str | None]:
     code = None
     try:
         body = read_limited(resp, 64 << 10, "error body")
-        errors = json.loads(body).get("errors")
+        errors = untrusted.loads_json(body, "error body").get("errors")
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):
             code = str(errors[0].get("code", "")) or None
             parts = [
@@ -377,7 +376,7 @@ class Client:
         if resp.status_code != 200:
             raise RegistryError(f"{where} answered {error_detail(resp)[0]}", status=resp.status_code)
         try:
-            data = json.loads(read_limited(resp, SMALL_BODY, "the token response"))
+            data = untrusted.loads_json(read_limited(resp, SMALL_BODY, "the token response"), where)
             token = data.get("token") or data.get("access_token")
             lifetime = float(data.get("expires_in") or 60)
         except (ValueError, AttributeError, TypeError, RegistryError):

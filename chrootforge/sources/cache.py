@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import quote, unquote
 
+from chrootforge import untrusted
 from chrootforge.fsutil import atomic_write, file_lock, user_cache_dir
 from chrootforge.sources.fetched import FetchedFile
 
@@ -58,7 +59,7 @@ class SourceCache:
 
     def lookup(self, key: str) -> FetchedFile | None:
         try:
-            record = FetchedFile.from_json(json.loads(self._name_file(key).read_text()))
+            record = FetchedFile.from_json(untrusted.read_json(self._name_file(key)))
         except (OSError, ValueError, TypeError, KeyError):
             return None
         return record if record.path.is_file() and not record.insecure else None
@@ -83,7 +84,7 @@ class SourceCache:
             sig = meta.with_name(filename + suffix)
             with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
                 if sig.read_bytes() == signature:
-                    record = FetchedFile.from_json(json.loads(meta.read_text()))
+                    record = FetchedFile.from_json(untrusted.read_json(meta))
                     if record.path.is_file() and not record.insecure:
                         return record
         return None

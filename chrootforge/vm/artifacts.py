@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from chrootforge import log
+from chrootforge import log, untrusted
 from chrootforge.errors import CfError
 from chrootforge.fsutil import atomic_write, file_lock, user_cache_dir
 from chrootforge.vm import recipe as rcp
@@ -52,7 +52,7 @@ def cache_root() -> Path:
 
 def _load(entry: Path, key: str) -> Artifacts | None:
     try:
-        manifest = json.loads((entry / "manifest.json").read_text())
+        manifest = untrusted.read_json(entry / "manifest.json")
     except (OSError, ValueError):
         return None
     if manifest.get("key") != key or not all((entry / name).is_file() for name in FILES):
@@ -127,7 +127,7 @@ def _build(recipe: rcp.Recipe, tmp: Path) -> dict:
     sizes = {name: (tmp / name).stat().st_size for name in FILES}
     return {
         "key": recipe.key(),
-        "recipe": json.loads(json.dumps(recipe.__dict__)),
+        "recipe": untrusted.loads_json(json.dumps(recipe.__dict__), "the vm recipe"),
         "mode": mode,
         "seconds": seconds,
         "sizes": sizes,
