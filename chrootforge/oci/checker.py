@@ -76,19 +76,23 @@ class _Checker:
         if doc is None:
             return
         try:
-            if media == mt.INDEX:
+            if media in mt.INDEX_TYPES:
                 shapes.index(doc, where)
-            elif media == mt.MANIFEST:
+            elif media in mt.MANIFEST_TYPES:
                 shapes.manifest(doc, where)
         except shapes.ShapeError as err:
             self.problems.append(str(err))
             return
-        if media == mt.INDEX:
+        if media not in mt.INDEX_TYPES | mt.MANIFEST_TYPES:
+            self.problems.append(f"{where}: unsupported descriptor media type {media!r}")
+            return
+        declared = doc.get("mediaType")
+        if declared is not None and declared != media:
+            self.problems.append(f"{where}: the document says it is a {declared!r}, its descriptor {media!r}")
+            return
+        if media in mt.INDEX_TYPES:
             for i, sub in enumerate(doc.get("manifests", [])):
                 self.manifest(f"{where} > manifest {i}", sub, all_digests)
-            return
-        if media != mt.MANIFEST:
-            self.problems.append(f"{where}: unsupported descriptor media type {media!r}")
             return
         subject = doc.get("subject")
         if (
@@ -99,7 +103,7 @@ class _Checker:
             self.problems.append(f"{where}: subject {subject['digest']} does not resolve")
         config_desc = doc["config"]
         layers = doc["layers"]
-        if config_desc.get("mediaType") != mt.CONFIG:  # an artifact: its blobs only
+        if config_desc.get("mediaType") not in mt.CONFIG_TYPES:  # an artifact: its blobs only
             self.blob(f"{where} config", config_desc)
             for i, layer in enumerate(layers):
                 self.blob(f"{where} blob {i}", layer)
@@ -175,7 +179,10 @@ def check(layout) -> tuple[list[str], list[str]]:
         )
         checker.manifest(where, desc, digests)
     notices = []
-    garbage = lo.unreferenced_blobs(layout)
+    try:
+        garbage = lo.unreferenced_blobs(layout)
+    except CfError:  # a document the walk cannot follow: already among the problems
+        garbage = []
     if garbage:
         notices.append(
             f"{len(garbage)} blobs ({sum(s for _, s in garbage) / 1e6:.1f} MB) are not referenced "

@@ -53,7 +53,8 @@ def render(info: dict) -> str:
         )
         lines.append(f"  size     {img['size'] / 1048576:.2f} MiB in {len(img['layers'])} layers")
         for i, layer in enumerate(img["layers"]):
-            kind = layer["mediaType"].rsplit("+", 1)[-1] if "+" in layer["mediaType"] else "tar"
+            media = layer["mediaType"]
+            kind = (mt.COMPRESSION_OF[media] or "tar") if media in mt.COMPRESSION_OF else media
             lines.append(f"    {i}: {layer['digest']}  {layer['size'] / 1048576:8.2f} MiB  {kind}")
         for key, value in img["config"].items():
             lines.append(f"  {key}: {value}")

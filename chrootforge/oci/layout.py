@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Self
@@ -79,15 +80,25 @@ def ensure_layout(layout: str | os.PathLike) -> Path:
     return layout
 
 
+def view_dir(layout: Path) -> Path:
+    """A new directory in <layout>/.tmp for a process's scratch layout (a pull's check)."""
+    path = Path(layout) / ".tmp" / f"view.{os.getpid()}.{os.urandom(6).hex()}"
+    path.mkdir()
+    return path
+
+
 def _clean_stale_temps(tmpdir: Path) -> None:
-    """Remove temp blobs of commits that died (their pid is in the name)."""
-    for path in tmpdir.glob("blob.*.tmp"):
+    """Remove temp blobs and views of processes that died (their pid is in the name)."""
+    for path in [*tmpdir.glob("blob.*.tmp"), *tmpdir.glob("view.*")]:
         try:
             pid = int(path.name.split(".")[1])
             os.kill(pid, 0)
         except ProcessLookupError:
             with contextlib.suppress(OSError):
-                path.unlink()
+                if path.name.startswith("view."):
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
         except (ValueError, PermissionError, IndexError):
             pass
 
@@ -380,43 +391,69 @@ def read_json_blob(layout: Path, digest: str, size: int | None = None, what: str
 
 
 # -- garbage -----------------------------------------------------------------------------------
-def reachable_blobs(layout: Path, index: dict) -> set[str]:
-    """Every blob digest that a descriptor of the index reaches (manifests, nested indexes,
-    configs, layers, referrers). Unreadable or malformed documents reach only themselves."""
-    seen: set[str] = set()
-    todo = [d for d in index.get("manifests", []) if isinstance(d, dict)]
+def _root_name(i: int, desc: dict) -> str:
+    name = (desc.get("annotations") or {}).get(mt.REF_NAME) if isinstance(desc, dict) else None
+    return f"tag {name}" if name else f"index.json manifest {i}"
+
+
+def reachable_blobs(layout: Path, index: dict) -> tuple[set[str], list[str]]:
+    """(digests, doubts): every blob that a descriptor of the index reaches (manifests and nested
+    indexes of both the OCI and the Docker v2 family, their configs, layers and referrers), and
+    one line for each document the walk cannot follow: a manifest that is missing, corrupt or
+    malformed, or of a media type it does not know. What such a document references is unknown,
+    so while there are doubts no blob may be called garbage."""
+    from chrootforge.oci import shapes
+
+    seen: set[str] = set()  # every blob reached
+    walked: set[str] = set()  # the manifests and indexes among them, read and followed
+    doubts: list[str] = []
+    todo = [(_root_name(i, d), d) for i, d in enumerate(index.get("manifests", []))]
     while todo:
-        desc = todo.pop()
-        digest = desc.get("digest")
-        if not isinstance(digest, str) or digest in seen:
+        where, desc = todo.pop()
+        digest = desc.get("digest") if isinstance(desc, dict) else None
+        if not isinstance(digest, str):
+            doubts.append(f"{where}: a descriptor without a digest")
+            continue
+        if digest in walked:
             continue
         seen.add(digest)
-        if desc.get("mediaType") not in (mt.MANIFEST, mt.INDEX):
+        walked.add(digest)
+        media = desc.get("mediaType")
+        if media not in mt.MANIFEST_TYPES | mt.INDEX_TYPES:
+            doubts.append(f"{where}: {digest[:19]} is a {str(media)[:100]!r}, not a manifest type it knows")
             continue
+        size = desc.get("size")
         try:
-            doc = read_json_blob(
-                layout, digest, desc.get("size") if isinstance(desc.get("size"), int) else None
-            )
-        except CfError:
-            continue
-        if desc.get("mediaType") == mt.INDEX:
-            children = _list(doc.get("manifests"))
-        else:
-            children = [doc.get("config"), *_list(doc.get("layers"))]
-        todo += [c for c in children if isinstance(c, dict)]
-    return seen
-
-
-def _list(value) -> list:
-    return value if isinstance(value, list) else []
+            doc = read_json_blob(layout, digest, size if isinstance(size, int) else None, "manifest")
+            if media in mt.INDEX_TYPES:
+                children = shapes.index(doc, where).get("manifests", [])
+                todo += [(f"{where} > manifest {i}", child) for i, child in enumerate(children)]
+            else:
+                doc = shapes.manifest(doc, where)
+                # (a referrer keeps its subject's manifest blob: verify checks that it resolves)
+                seen.update(
+                    d["digest"] for d in [doc["config"], *doc["layers"], doc.get("subject") or {}] if d
+                )
+        except CfError as err:
+            doubts.append(f"{where}: {err}")
+    return seen, doubts
 
 
 def unreferenced_blobs(layout: Path) -> list[tuple[Path, int]]:
-    """(path, size) of blobs that nothing in index.json reaches."""
-    live = {d.split(":", 1)[-1] for d in reachable_blobs(layout, read_index(layout))}
+    """(path, size) of blobs that nothing in index.json reaches; CfError when that cannot be told
+    (a document reachable from the index that the walk cannot follow)."""
+    live, doubts = reachable_blobs(layout, read_index(layout))
+    if doubts:
+        raise CfError(
+            f"{layout}: cannot tell which blobs are unreferenced: {doubts[0]}"
+            + (f" (and {len(doubts) - 1} more)" if len(doubts) > 1 else ""),
+            hint=f"nothing was removed; `chrootforge verify {layout}` lists the problems: "
+            "repair or untag those images first",
+        )
+    hexes = {d.split(":", 1)[-1] for d in live}
     out = []
     for path in sorted((Path(layout) / "blobs" / "sha256").iterdir()):
-        if path.name not in live:
+        if path.name not in hexes:
             with contextlib.suppress(OSError):
                 out.append((path, path.lstat().st_size))
     return out
@@ -424,7 +461,8 @@ def unreferenced_blobs(layout: Path) -> list[tuple[Path, int]]:
 
 def gc(layout) -> tuple[int, int]:
     """Remove blobs no tag or referrer reaches, and temp files of dead commits, under the layout
-    lock (so never a blob a concurrent commit is publishing). Returns (files, bytes) freed."""
+    lock (so never a blob a concurrent commit is publishing). Returns (files, bytes) freed.
+    Removes nothing (CfError) when a document reachable from the index cannot be followed."""
     layout = open_layout(layout)
     files = freed = 0
     with file_lock(layout / ".index.lock"):
