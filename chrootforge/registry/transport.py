@@ -31,9 +31,7 @@ from chrootforge.registry.challenge import Challenge, select_challenge
 from chrootforge.registry.options import ENV_RETRIES, ENV_TIMEOUT, RegistryOptions
 from chrootforge.registry.tls import ssl_context, tls_config
 
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-ACCEPT_MANIFESTS = f"{mt.MANIFEST}, {mt.INDEX}, {DOCKER_MANIFEST}, {DOCKER_LIST}"
+ACCEPT_MANIFESTS = f"{mt.MANIFEST}, {mt.INDEX}, {mt.DOCKER_MANIFEST}, {mt.DOCKER_LIST}"
 RETRY_STATUS = frozenset((408, 429, 500, 502, 503, 504))
 MAX_REDIRECTS = 10
 SMALL_BODY = 1 << 20  # token and error bodies

@@ -272,7 +272,7 @@ def test_manifest_checks_accept_images_and_artifacts():
         (
             _manifest(mediaType="application/vnd.docker.distribution.manifest.v1+prettyjws"),
             None,
-            "unknown manifest",
+            "a Docker schema 1 manifest",
         ),
         (_manifest(mediaType=None), "text/html", "unknown manifest"),
         (_manifest(schemaVersion=1), None, "schemaVersion"),
