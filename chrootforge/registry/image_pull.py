@@ -44,11 +44,11 @@ from chrootforge.registry.referrers import list_referrers
 from chrootforge.registry.store import Staging
 from chrootforge.registry.transport import (
     ACCEPT_MANIFESTS,
+    NETWORK_HINT,
     Client,
     RegistryError,
     backoff,
     describe_network_error,
-    read_limited,
 )
 
 
@@ -60,8 +60,9 @@ def fetch_manifest(client: Client, reference: str) -> tuple[bytes, str, str, dic
         f"manifests/{reference}",
         what=f"reading the manifest {reference}",
         headers={"Accept": ACCEPT_MANIFESTS},
+        read=MAX_MANIFEST,
     )
-    raw = read_limited(resp, MAX_MANIFEST, f"the manifest {where}")
+    raw = resp.content
     digest = sha256_digest(raw)
     if is_digest(reference) and digest != reference:
         raise VerificationError(f"{where}: the registry sent a manifest whose digest is {digest}")
@@ -163,7 +164,7 @@ class _Downloader:
                     raise RegistryError(
                         f"{where}: {reason}",
                         retryable=True,
-                        hint="is the registry up and reachable? --timeout and --retry-times tune the limits",
+                        hint=NETWORK_HINT,
                     ) from None
                 log.info(f"blob {short}: {reason}; resuming at byte {writer.size}")
                 time.sleep(backoff(failures - 1))

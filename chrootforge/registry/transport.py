@@ -5,6 +5,9 @@
   from the realm, refreshed before it expires and again when the registry says it is invalid).
 - Connection errors, timeouts, 408/429/5xx are retried with backoff (`retries` times) unless the
   caller says the request must not be repeated blindly (uploads resume instead, see upload.py).
+- Every attempt runs under a Pace (pace.py): --timeout seconds of silence, or a window of
+  --timeout seconds moving less than the minimum rate, ends it. A small body (manifest, token,
+  referrers) is read inside the attempt (`read=`), so one that breaks off or trickles is retried.
 - Redirects are followed by hand (at most 10, loops refused, no https->http downgrade); the
   Authorization header only goes to the registry's own origin.
 - Nothing here ever puts a credential or token in a message.
@@ -28,13 +31,18 @@ from chrootforge.errors import CfError
 from chrootforge.oci import mediatypes as mt
 from chrootforge.registry.authfile import Credentials, find_credentials
 from chrootforge.registry.challenge import Challenge, select_challenge
-from chrootforge.registry.options import ENV_RETRIES, ENV_TIMEOUT, RegistryOptions
+from chrootforge.registry.options import ENV_MIN_RATE, ENV_RETRIES, ENV_TIMEOUT, RegistryOptions
+from chrootforge.registry.pace import Pacer
 from chrootforge.registry.tls import ssl_context, tls_config
 
 ACCEPT_MANIFESTS = f"{mt.MANIFEST}, {mt.INDEX}, {mt.DOCKER_MANIFEST}, {mt.DOCKER_LIST}"
 RETRY_STATUS = frozenset((408, 429, 500, 502, 503, 504))
 MAX_REDIRECTS = 10
 SMALL_BODY = 1 << 20  # token and error bodies
+NETWORK_HINT = (
+    f"is the registry up and reachable? --timeout/${ENV_TIMEOUT}, --retry-times/${ENV_RETRIES} "
+    f"and ${ENV_MIN_RATE} tune the limits"
+)
 
 
 class RegistryError(CfError):
@@ -133,6 +141,27 @@ class _TLSAdapter(requests.adapters.HTTPAdapter):
         conn.cert_reqs = "CERT_REQUIRED" if verify else "CERT_NONE"
 
 
+class _PlainAdapter(requests.adapters.HTTPAdapter):
+    """Plain HTTP (--tls-verify=false) through connections whose sockets the pacer paces."""
+
+    def __init__(self, pacer: Pacer, **kwargs):
+        self._pool_class = pacer.http_pool()
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(
+            self.poolmanager.pool_classes_by_scheme, http=self._pool_class
+        )
+
+
+def _preload(resp: requests.Response, limit: int, what: str) -> requests.Response:
+    """Read the whole body now (at most `limit` bytes), inside the attempt: a body that breaks off
+    or trickles then fails the attempt, which is retried. It is served from .content after."""
+    resp._content = read_limited(resp, limit, what)  # requests' own cache of a read body
+    return resp
+
+
 def tls_session(host: str, options: RegistryOptions | None = None) -> requests.Session:
     """A session trusting for HOST[:PORT] what the registry client would (system CAs, certs.d or
     --cert-dir, --tls-verify=false), for other servers of a build (the binhost). It reads
@@ -169,16 +198,16 @@ class Client:
         self.session.headers.update(
             {"User-Agent": f"chrootforge/{__version__}", "Accept-Encoding": "identity"}
         )
+        self.pacer = Pacer(self.options.timeout, self.options.min_rate)
         adapter = _TLSAdapter(
-            ssl_context(self.tls),
+            self.pacer.pace_tls(ssl_context(self.tls)),
             pool_connections=4,
             pool_maxsize=max(4, self.options.jobs + 2),
             max_retries=0,
         )
         self.session.mount("https://", adapter)
         self.session.mount(
-            "http://",
-            requests.adapters.HTTPAdapter(pool_maxsize=max(4, self.options.jobs + 2), max_retries=0),
+            "http://", _PlainAdapter(self.pacer, pool_maxsize=max(4, self.options.jobs + 2), max_retries=0)
         )
         self.base: str | None = None
         self._lock = threading.Lock()
@@ -202,17 +231,22 @@ class Client:
         body: Callable[[], Iterable[bytes] | bytes] | None = None,
         expect: tuple[int, ...] = (200,),
         retry: bool = True,
+        read: int | None = None,
     ) -> requests.Response:
         """One API call with auth, retries and redirects; a response whose status is in `expect`
-        (streamed: read or close it), else RegistryError. `body` builds a fresh body per try."""
+        (streamed: read or close it), else RegistryError. `body` builds a fresh body per try.
+        `read`: the body (at most that many bytes) is read within each attempt, into .content."""
         if not url.startswith(("http://", "https://")):
             url = self.url(url)
         scopes = scopes or self.pull_scope()
-        resp = self._retrying(
-            lambda: self._authenticated(method, url, what, scopes, headers or {}, body),
-            f"{self._where()}: {what}",
-            self.options.retries if retry else 0,
-        )
+
+        def attempt() -> requests.Response:
+            resp = self._authenticated(method, url, what, scopes, headers or {}, body)
+            if read is None or resp.status_code not in expect:
+                return resp
+            return _preload(resp, read, f"{self._where()}: the answer to {what}")
+
+        resp = self._retrying(attempt, f"{self._where()}: {what}", self.options.retries if retry else 0)
         if resp.status_code in expect:
             return resp
         detail, code = error_detail(resp)
@@ -246,8 +280,7 @@ class Client:
         tries = retries + 1
         raise RegistryError(
             f"{where}: {last} (after {tries} attempt{'s' if tries > 1 else ''})",
-            hint=f"is it up and reachable? --timeout/${ENV_TIMEOUT} and "
-            f"--retry-times/${ENV_RETRIES} tune the limits",
+            hint=NETWORK_HINT,
             retryable=True,
         )
 
@@ -354,7 +387,11 @@ class Client:
         started = time.monotonic()
         where = f"{self.registry}: the token server {realm_host}"
         resp = self._retrying(
-            lambda: self._send("GET", prepared.url or realm, {}, None, auth_origin=realm, authz=basic),
+            lambda: _preload(
+                self._send("GET", prepared.url or realm, {}, None, auth_origin=realm, authz=basic),
+                SMALL_BODY,
+                f"{where}: the token response",
+            ),
             where,
             self.options.retries,
             realm_host,
@@ -374,7 +411,7 @@ class Client:
         if resp.status_code != 200:
             raise RegistryError(f"{where} answered {error_detail(resp)[0]}", status=resp.status_code)
         try:
-            data = untrusted.loads_json(read_limited(resp, SMALL_BODY, "the token response"), where)
+            data = untrusted.loads_json(resp.content, where)
             token = data.get("token") or data.get("access_token")
             lifetime = float(data.get("expires_in") or 60)
         except (ValueError, AttributeError, TypeError, RegistryError):
@@ -390,6 +427,7 @@ class Client:
         """One request, following redirects by hand."""
         seen: set[str] = set()
         timeout = (self.options.timeout, self.options.timeout)
+        self.pacer.begin()  # (for this attempt, its redirects and the reading of its body)
         for _hop in range(MAX_REDIRECTS + 1):
             sent = dict(headers)
             if authz and auth_origin and _origin(url) == _origin(auth_origin):
