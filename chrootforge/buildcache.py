@@ -49,7 +49,7 @@ def parse_cache_ref(text: str):
     """docker://HOST[:PORT]/REPO, without tag or digest (the tags are chrootforge's)."""
     from chrootforge.registry import parse_ref
 
-    ref = parse_ref(text, default_tag=None)
+    ref = parse_ref(text, default_tag=None, repository_only=True)
     if ref.tag or ref.digest:
         raise UsageError(
             f"--remote-cache {text!r} names a tag or digest",

@@ -43,11 +43,17 @@ def candidate_files(authfile: str | None, env: Mapping[str, str] | None = None) 
 
 
 def _normalise_key(key: str) -> str:
-    """Legacy docker keys are URLs (`https://host/v1/`): only their host counts."""
+    """Legacy docker keys are URLs (`https://host/v1/`): only their host counts. Docker Hub's
+    names (`https://index.docker.io/v1/` of docker login) all mean docker.io."""
     for scheme in ("https://", "http://"):
         if key.startswith(scheme):
-            return key[len(scheme) :].split("/", 1)[0]
-    return key.rstrip("/")
+            key = key[len(scheme) :].split("/", 1)[0]
+            break
+    key = key.rstrip("/")
+    host, sep, rest = key.partition("/")
+    if host in ("index.docker.io", "registry-1.docker.io"):
+        return "docker.io" + sep + rest
+    return key
 
 
 def _lookup_keys(registry: str, repository: str) -> list[str]:
@@ -102,7 +108,7 @@ def from_file(path: Path, registry: str, repository: str, explicit: bool = False
     if data is None:
         return None
     auths = {_normalise_key(k): v for k, v in data.get("auths", {}).items()}
-    for key in _lookup_keys(registry, repository):
+    for key in _lookup_keys(_normalise_key(registry), repository):
         if key in auths:
             found = _decode_entry(auths[key], path, key)
             if found:

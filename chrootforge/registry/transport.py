@@ -21,10 +21,12 @@ import random
 import re
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from urllib.parse import urljoin, urlparse
 
 import requests
+import urllib3
 
 from chrootforge import __version__, log, untrusted
 from chrootforge.errors import CfError
@@ -38,6 +40,9 @@ from chrootforge.registry.tls import ssl_context, tls_config
 ACCEPT_MANIFESTS = f"{mt.MANIFEST}, {mt.INDEX}, {mt.DOCKER_MANIFEST}, {mt.DOCKER_LIST}"
 RETRY_STATUS = frozenset((408, 429, 500, 502, 503, 504))
 MAX_REDIRECTS = 10
+# what OpenSSL says when the server answers a TLS hello with plain HTTP ("HTTP/1.1 400 ...")
+_NOT_TLS = r"wrong version number|record layer failure|packet length too long|unknown protocol|http request"
+_WARNED: set[str] = set()  # registries warned about credentials over an unverified connection
 SMALL_BODY = 1 << 20  # token and error bodies
 NETWORK_HINT = (
     f"is the registry up and reachable? --timeout/${ENV_TIMEOUT}, --retry-times/${ENV_RETRIES} "
@@ -162,11 +167,18 @@ def _preload(resp: requests.Response, limit: int, what: str) -> requests.Respons
     return resp
 
 
+def _unverified_is_intended(verify: bool) -> None:
+    """--tls-verify=false was asked for: urllib3 must not warn about it on every connection."""
+    if not verify:
+        warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
+
+
 def tls_session(host: str, options: RegistryOptions | None = None) -> requests.Session:
     """A session trusting for HOST[:PORT] what the registry client would (system CAs, certs.d or
     --cert-dir, --tls-verify=false), for other servers of a build (the binhost). It reads
     ~/.netrc, as requests does: that is where such a server's credentials go."""
     options = options or RegistryOptions()
+    _unverified_is_intended(options.tls_verify)
     session = requests.Session()
     session.headers.update({"User-Agent": f"chrootforge/{__version__}"})
     session.verify = options.tls_verify
@@ -175,6 +187,12 @@ def tls_session(host: str, options: RegistryOptions | None = None) -> requests.S
         _TLSAdapter(ssl_context(tls_config(host, options.tls_verify, options.cert_dir)), max_retries=0),
     )
     return session
+
+
+def api_host(registry: str) -> str:
+    """Where a registry's API answers: Docker Hub's name is docker.io, its API registry-1.docker.io
+    (as containers/image and docker resolve it); every other registry answers at its name."""
+    return "registry-1.docker.io" if registry in ("docker.io", "index.docker.io") else registry
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -187,9 +205,11 @@ class Client:
 
     def __init__(self, registry: str, repository: str, options: RegistryOptions | None = None):
         self.registry = registry
+        self.endpoint = api_host(registry)
         self.repository = repository
         self.options = options or RegistryOptions()
         self.tls = tls_config(registry, self.options.tls_verify, self.options.cert_dir)
+        _unverified_is_intended(self.tls.verify)
         self.credentials: Credentials | None = find_credentials(
             registry, repository, self.options.creds, self.options.authfile
         )
@@ -302,12 +322,12 @@ class Client:
             resp = None
             if not self.tls.verify:  # an insecure registry may speak plain HTTP: try https once
                 try:
-                    resp = self._send("GET", f"https://{self.registry}/v2/", {}, None, auth_origin=None)
-                    base = f"https://{self.registry}"
+                    resp = self._send("GET", f"https://{self.endpoint}/v2/", {}, None, auth_origin=None)
+                    base = f"https://{self.endpoint}"
                 except (requests.ConnectionError, requests.Timeout):
                     resp = None
             if resp is None:
-                base = f"{'https' if self.tls.verify else 'http'}://{self.registry}"
+                base = f"{'https' if self.tls.verify else 'http'}://{self.endpoint}"
                 resp = self._retrying(
                     lambda: self._send("GET", f"{base}/v2/", {}, None, auth_origin=None),
                     f"{self.registry}: cannot reach the registry",
@@ -323,8 +343,10 @@ class Client:
                 self._challenge = select_challenge(resp.headers.get("WWW-Authenticate"), self.registry)
             resp.close()
             self.base = base
-            if base.startswith("http://") and self.credentials:
-                log.warn(f"sending credentials for {self.registry} over plain HTTP")
+            if not self.tls.verify and self.credentials and self.registry not in _WARNED:
+                _WARNED.add(self.registry)  # once per registry and process (a build pushes many)
+                how = "plain HTTP" if base.startswith("http://") else "TLS without checking its certificate"
+                log.warn(f"sending credentials for {self.registry} over {how} (--tls-verify=false)")
 
     def _authenticated(self, method, url, what, scopes, headers, body):
         self.ping()
@@ -512,6 +534,12 @@ class Client:
             r"alert (bad certificate|certificate required|handshake failure)", reason, re.IGNORECASE
         ):
             hint = f"the registry wants a client certificate: put NAME.cert and NAME.key in {where}"
+        elif re.search(_NOT_TLS, reason, re.IGNORECASE):  # the server answered the TLS hello in clear
+            return RegistryError(
+                f"TLS with {host} failed: it answered in plain HTTP (a registry without TLS?)",
+                hint="--tls-verify=false lets chrootforge use plain HTTP with it (only on a network you "
+                "trust: nothing is encrypted)",
+            )
         else:
             hint = (
                 f"put the registry's CA as ca.crt in {where} (and a client NAME.cert/NAME.key if it "

@@ -57,13 +57,20 @@ def snapshot(layout: Path) -> dict[str, str]:
     }
 
 
-def pull_fails(fake, layout: Path, fragment: str, ref: str = "img/bb:1", env: dict | None = None) -> str:
+def pull_fails(
+    fake,
+    layout: Path,
+    fragment: str,
+    ref: str = "img/bb:1",
+    env: dict | None = None,
+    tls_verify: bool = False,
+) -> str:
     before = snapshot(layout)
     out = cli(
         "pull",
         f"docker://{fake.host}/{ref}",
         f"{layout}:got:1",
-        "--tls-verify=false",
+        *([] if tls_verify else ["--tls-verify=false"]),
         env={**FAST, **(env or {})},
     )
     assert out.returncode == 1, out.stderr
@@ -462,3 +469,9 @@ def test_a_deeply_nested_manifest_is_one_line(fake, earlier):
     pull_fails(
         fake, earlier, f"the manifest {fake.host}/img/bb:deep nests deeper than 64 levels", ref="img/bb:deep"
     )
+
+
+def test_a_plain_http_registry_is_told_about_tls_verify_false(fake, earlier):
+    stderr = pull_fails(fake, earlier, "it answered in plain HTTP", tls_verify=True)
+    assert "hint: --tls-verify=false lets chrootforge use plain HTTP" in stderr
+    assert "ca.crt" not in stderr  # installing a CA cannot help a server without TLS
