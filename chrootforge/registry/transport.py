@@ -173,19 +173,32 @@ def _unverified_is_intended(verify: bool) -> None:
         warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
 
 
+class _PacedSession(requests.Session):
+    """Each request (its redirects and the reading of its body) under a fresh Pace."""
+
+    def __init__(self, pacer: Pacer):
+        super().__init__()
+        self.pacer = pacer
+
+    def request(self, *args, **kwargs):
+        self.pacer.begin()
+        return super().request(*args, **kwargs)
+
+
 def tls_session(host: str, options: RegistryOptions | None = None) -> requests.Session:
     """A session trusting for HOST[:PORT] what the registry client would (system CAs, certs.d or
-    --cert-dir, --tls-verify=false), for other servers of a build (the binhost). It reads
-    ~/.netrc, as requests does: that is where such a server's credentials go."""
+    --cert-dir, --tls-verify=false), with the same floor under every transfer (pace.py), for
+    other servers of a build (the binhost). It reads ~/.netrc, as requests does: that is where
+    such a server's credentials go."""
     options = options or RegistryOptions()
     _unverified_is_intended(options.tls_verify)
-    session = requests.Session()
+    pacer = Pacer(options.timeout, options.min_rate)
+    session = _PacedSession(pacer)
     session.headers.update({"User-Agent": f"chrootforge/{__version__}"})
     session.verify = options.tls_verify
-    session.mount(
-        "https://",
-        _TLSAdapter(ssl_context(tls_config(host, options.tls_verify, options.cert_dir)), max_retries=0),
-    )
+    context = pacer.pace_tls(ssl_context(tls_config(host, options.tls_verify, options.cert_dir)))
+    session.mount("https://", _TLSAdapter(context, max_retries=0))
+    session.mount("http://", _PlainAdapter(pacer, max_retries=0))
     return session
 
 
