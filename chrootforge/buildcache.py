@@ -136,7 +136,8 @@ class RemoteCache:
             return None
         check = _Check(image, key)
         try:
-            pull(where.with_reference(digest=digest), layout, refs[0], self.options, accept=check)
+            # (the digest the layout stores: a Docker-format entry would be stored in its OCI form)
+            digest = pull(where.with_reference(digest=digest), layout, refs[0], self.options, accept=check)
             for extra in refs[1:]:
                 add_tag(layout, refs[0], extra)
         except Refused as err:

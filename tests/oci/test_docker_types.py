@@ -148,8 +148,16 @@ def test_every_reader_takes_a_docker_manifest(docker_layout, tmp_path):
         assert (tmp_path / "bundle" / "rootfs" / "etc" / "new").read_text() == "child\n"
 
 
-def test_a_tag_on_a_list_is_refused_by_readers_with_a_reason(docker_layout):
-    out = cf("inspect", f"{docker_layout['layout']}:bb:list")
+def test_a_tag_on_a_list_is_shown_by_inspect_and_refused_by_image_readers_with_a_reason(docker_layout):
+    layout = docker_layout["layout"]
+    out = cf("inspect", "--json", str(layout))  # the whole layout, the list among its tags
+    assert out.returncode == 0, out.stderr
+    shown = {img["tag"]: img for img in json.loads(out.stdout)["images"]}
+    assert [m["platform"] for m in shown["bb:list"]["manifests"]] == ["linux/amd64", "linux/arm64"]
+    assert shown["bb:list"]["mediaType"] == DOCKER_LIST and shown["bb:docker"]["layers"]
+    out = cf("inspect", f"{layout}:bb:list")
+    assert out.returncode == 0 and "linux/arm64: sha256:" in out.stdout, out.stderr
+    out = cf("export", f"{layout}:bb:list", "-o", str(layout.parent / "list.tar"))
     assert out.returncode == 1
     assert "is a multi-platform index, not one image" in out.stderr and "Traceback" not in out.stderr
 
