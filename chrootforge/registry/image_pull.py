@@ -253,7 +253,7 @@ def pull(
         raw, media_type, remote, manifest = _image(client, ref)
         blobs = image_blobs(manifest, ref.name)
         found = _referrers(client, remote)
-        converted = oci_form(manifest)
+        converted = oci_form(media_type, manifest)
         if converted is not None:
             raw, media_type = converted, mt.MANIFEST
             manifest = untrusted.loads_json(raw, ref.name)

@@ -132,14 +132,15 @@ def choose_platform(index: dict, where: str, wanted: tuple[str, str] | None = No
     )
 
 
-def oci_form(manifest: dict) -> bytes | None:
-    """The OCI form of an image manifest that uses Docker v2 schema 2 names anywhere (its own
-    type, the config's, a layer's), as canonical JSON; None when it is OCI throughout (then its
-    bytes, and digest, stay as the registry sent them). Only names change: a Docker config is an
-    OCI config, a Docker tar.gzip layer an OCI tar+gzip one, byte for byte, so every blob and
-    diff_id stays valid; the manifest itself gets a new digest, as with `skopeo copy --format oci`."""
+def oci_form(media_type: str, manifest: dict) -> bytes | None:
+    """The OCI form of an image manifest that uses Docker v2 schema 2 names anywhere (the type it
+    was served or declared as, the config's, a layer's), as canonical JSON; None when it is OCI
+    throughout (then its bytes, and digest, stay as the registry sent them). Only names change: a
+    Docker config is an OCI config, a Docker tar.gzip layer an OCI tar+gzip one, byte for byte, so
+    every blob and diff_id stays valid; the manifest gets a new digest, as with skopeo's
+    `copy --format oci`."""
     descriptors = [manifest["config"], *manifest["layers"]]
-    if manifest.get("mediaType") != mt.DOCKER_MANIFEST and not any(
+    if mt.DOCKER_MANIFEST not in (media_type, manifest.get("mediaType")) and not any(
         d["mediaType"] in mt.OCI_NAME for d in descriptors
     ):
         return None

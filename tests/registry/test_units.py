@@ -433,3 +433,30 @@ def test_build_with_a_remote_cache_without_a_repository_is_one_line_without_tag(
         assert out.returncode == 2, out.stderr
         one_error_line(out.stderr, fragment)
         assert "TAG" not in out.stderr and "docker://" in out.stderr.splitlines()[1]
+
+
+@pytest.mark.parametrize(
+    "served, declared, config, layer",
+    [
+        (mt.DOCKER_MANIFEST, mt.DOCKER_MANIFEST, mt.DOCKER_CONFIG, mt.DOCKER_LAYER_GZIP),
+        (mt.DOCKER_MANIFEST, None, mt.CONFIG, mt.LAYER_GZIP),  # only the Content-Type says Docker
+        (mt.MANIFEST, mt.MANIFEST, mt.CONFIG, mt.DOCKER_LAYER_TAR),  # an OCI manifest, a Docker layer
+        (mt.MANIFEST, mt.MANIFEST, mt.DOCKER_CONFIG, mt.LAYER_ZSTD),
+    ],
+)
+def test_the_oci_form_renames_docker_types_and_keeps_every_blob(served, declared, config, layer):
+    doc = _manifest(
+        config={"mediaType": config, "digest": D1, "size": 2},
+        layers=[{"mediaType": layer, "digest": D2, "size": 5}],
+    )
+    if declared is None:
+        doc.pop("mediaType")
+    else:
+        doc["mediaType"] = declared
+    raw = manifests.oci_form(served, doc)
+    assert raw is not None
+    got = json.loads(raw)
+    assert got["mediaType"] == mt.MANIFEST and got["schemaVersion"] == 2
+    assert got["config"] == {"mediaType": mt.CONFIG, "digest": D1, "size": 2}
+    assert got["layers"] == [{"mediaType": mt.OCI_NAME.get(layer, layer), "digest": D2, "size": 5}]
+    assert manifests.oci_form(mt.MANIFEST, got) is None  # OCI throughout: kept byte for byte
