@@ -16,7 +16,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from chrootforge import __version__, log
+from chrootforge import __version__, log, untrusted
 from chrootforge.errors import CfError, UsageError
 from chrootforge.gentoo import records as rec
 from chrootforge.gentoo import runtimelibs
@@ -62,7 +62,7 @@ def ref_name(ns, image: str, tag: str) -> str:
 # -- layout reading (plain OCI layout files) ------------------------------------------------------
 def _index_refs(layout: Path) -> dict[str, str]:
     try:
-        index = json.loads((layout / "index.json").read_text())
+        index = untrusted.read_json(layout / "index.json")
     except (OSError, ValueError):
         return {}
     return {
@@ -73,7 +73,7 @@ def _index_refs(layout: Path) -> dict[str, str]:
 
 def _manifest_stats(layout: Path, digest: str) -> tuple[int, int]:
     try:
-        manifest = json.loads((layout / "blobs" / "sha256" / digest.split(":")[-1]).read_text())
+        manifest = untrusted.read_json(layout / "blobs" / "sha256" / digest.split(":")[-1])
     except (OSError, ValueError):
         return 0, 0
     layers = manifest.get("layers", [])

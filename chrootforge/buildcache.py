@@ -23,12 +23,11 @@ cache; a store that fails is a warning and leaves the build's result as it is.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from chrootforge import log
+from chrootforge import log, untrusted
 from chrootforge.errors import CfError, UsageError
 from chrootforge.gentoo import state as st
 from chrootforge.gentoo import state_referrer
@@ -50,7 +49,7 @@ def parse_cache_ref(text: str):
     """docker://HOST[:PORT]/REPO, without tag or digest (the tags are chrootforge's)."""
     from chrootforge.registry import parse_ref
 
-    ref = parse_ref(text, default_tag=None)
+    ref = parse_ref(text, default_tag=None, repository_only=True)
     if ref.tag or ref.digest:
         raise UsageError(
             f"--remote-cache {text!r} names a tag or digest",
@@ -86,7 +85,7 @@ class _Check:
         layers = pulled.manifest["layers"]  # (checked by pull) size and count as a build reports them
         self.size, self.layers = sum(int(d["size"]) for d in layers), len(layers)
         try:
-            config = json.loads(pulled.read_blob(config_desc["digest"], _MAX_CONFIG))
+            config = untrusted.loads_json(pulled.read_blob(config_desc["digest"], _MAX_CONFIG), "its config")
             labels = (config.get("config") or {}).get("Labels") or {}
         except (ValueError, AttributeError):
             raise Refused("its config is not an image config") from None
@@ -137,7 +136,8 @@ class RemoteCache:
             return None
         check = _Check(image, key)
         try:
-            pull(where.with_reference(digest=digest), layout, refs[0], self.options, accept=check)
+            # (the digest the layout stores: a Docker-format entry would be stored in its OCI form)
+            digest = pull(where.with_reference(digest=digest), layout, refs[0], self.options, accept=check)
             for extra in refs[1:]:
                 add_tag(layout, refs[0], extra)
         except Refused as err:

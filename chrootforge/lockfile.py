@@ -19,6 +19,7 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from chrootforge import untrusted
 from chrootforge.errors import UsageError
 from chrootforge.sources import grammar
 
@@ -116,7 +117,7 @@ class _Reader:
 
 def parse(text: str, path: Path) -> Lock:
     try:
-        data = tomllib.loads(text)
+        data = untrusted.loads_toml(text)
     except tomllib.TOMLDecodeError as err:
         raise UsageError(f"{path}: not a valid lock file: {err}", hint=_HINT) from None
     if data.get("version") != VERSION:

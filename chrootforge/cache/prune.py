@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-import json
 import os
 import re
 import shutil
@@ -22,6 +21,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from chrootforge import untrusted
 from chrootforge.cache.kinds import BY_NAME, KINDS, Entry, kind_root, scan, source_area, stale_key
 from chrootforge.errors import CfError, UsageError
 from chrootforge.holds import claim
@@ -229,6 +229,6 @@ def _drop_names(root: Path, blob_dir: Path) -> None:
     with file_lock(root / ".lock"):
         for record in names.glob("*.json"):
             with contextlib.suppress(OSError, ValueError, TypeError):
-                target = Path(json.loads(record.read_text())["path"])
+                target = Path(untrusted.read_json(record)["path"])
                 if target.parent == blob_dir:
                     record.unlink()

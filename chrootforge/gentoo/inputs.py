@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from chrootforge import holds, lockfile
+from chrootforge import holds, lockfile, untrusted
 from chrootforge.cache.kinds import bookkeeping, entry
 from chrootforge.errors import CfError, UsageError, VerificationError
 from chrootforge.fsutil import atomic_write, file_lock
@@ -69,7 +69,7 @@ def _memo_sha512(path: Path) -> str:
     memo_file.parent.mkdir(parents=True, exist_ok=True)
     stamp = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
     try:
-        memo = json.loads(memo_file.read_text())
+        memo = untrusted.read_json(memo_file)
     except (OSError, ValueError):
         memo = {}
     if stamp in memo:
@@ -80,7 +80,7 @@ def _memo_sha512(path: Path) -> str:
             h.update(block)
     with file_lock(memo_file.parent / ".stage-digests.lock"):
         try:
-            memo = json.loads(memo_file.read_text())
+            memo = untrusted.read_json(memo_file)
         except (OSError, ValueError):
             memo = {}
         memo[stamp] = h.hexdigest()

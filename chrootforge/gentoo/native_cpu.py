@@ -23,6 +23,8 @@ import json
 import re
 from dataclasses import dataclass
 
+from chrootforge import untrusted
+
 NATIVE_RE = re.compile(r"(-m(?:arch|tune|cpu)=)native(?![\w.+-])")
 _OPTION_RE = re.compile(r"^\s+(-m[A-Za-z0-9_.+-]+=?)\s+(\S.*)?$")
 # /proc/cpuinfo fields that say which CPU this is (x86 and arm); clock speeds and ids are left out
@@ -170,7 +172,7 @@ def probe(ns, inputs, stage_override=None, single_id: bool = False) -> NativeCpu
 
 def _read_memo(path) -> dict:
     try:
-        data = json.loads(path.read_text())
+        data = untrusted.read_json(path)
         return data if isinstance(data, dict) else {}
     except (OSError, ValueError):
         return {}

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 
+from chrootforge import untrusted
 from chrootforge.atoms import split_cpv
 from chrootforge.gentoo import records as rec
 from chrootforge.gentoo import runtimelibs
@@ -79,9 +80,9 @@ def decode(data: bytes, image: str, key: str) -> dict:
     if len(data) > MAX_SIZE:
         raise BadState(f"the build state has {len(data)} bytes, more than {MAX_SIZE}")
     try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise BadState("the build state is not JSON") from None
+        doc = untrusted.loads_json(data, "the build state")
+    except untrusted.BadDocument as err:
+        raise BadState(str(err)) from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise BadState(f"the build state is not format {FORMAT}")
     if doc.get("image") != image or doc.get("key") != key:

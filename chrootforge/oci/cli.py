@@ -151,9 +151,7 @@ def _target(text: str, need_tag: bool):
 
 
 def _commit(args) -> int:
-    import json
-
-    from chrootforge import log
+    from chrootforge import log, untrusted
     from chrootforge.errors import UsageError
     from chrootforge.oci.imageconfig import normalise
     from chrootforge.oci.writer import commit
@@ -169,9 +167,9 @@ def _commit(args) -> int:
         if len(data) > CONFIG_MAX:
             raise UsageError(f"{where} is larger than {CONFIG_MAX} bytes")
         try:
-            config = json.loads(data)
-        except (ValueError, RecursionError) as err:
-            raise UsageError(f"{where} is not valid JSON: {err}") from None
+            config = untrusted.loads_json(data, where)
+        except untrusted.BadDocument as err:
+            raise UsageError(str(err)) from None
         if not isinstance(config, dict):
             raise UsageError(f"{where} must hold a JSON object")
         config = normalise(config, where)

@@ -12,11 +12,13 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Self
 
+from chrootforge import untrusted
 from chrootforge.errors import CfError, UsageError, VerificationError
 from chrootforge.fsutil import atomic_write, file_lock, read_regular
 from chrootforge.oci import mediatypes as mt
@@ -90,10 +92,17 @@ def ensure_layout(layout: str | os.PathLike) -> Path:
     return layout
 
 
+def view_dir(layout: Path) -> Path:
+    """A new directory in <layout>/.tmp for a process's scratch layout (a pull's check)."""
+    path = Path(layout) / ".tmp" / f"view.{os.getpid()}.{os.urandom(6).hex()}"
+    path.mkdir()
+    return path
+
+
 def _stale_temps(tmpdir: Path) -> list[Path]:
-    """Temp blobs of commits that died (their pid is in the name)."""
+    """Temp blobs and views of processes that died (their pid is in the name)."""
     out = []
-    for path in sorted(tmpdir.glob("blob.*.tmp")):
+    for path in sorted([*tmpdir.glob("blob.*.tmp"), *tmpdir.glob("view.*")]):
         try:
             os.kill(int(path.name.split(".")[1]), 0)
         except ProcessLookupError:
@@ -103,10 +112,24 @@ def _stale_temps(tmpdir: Path) -> list[Path]:
     return out
 
 
+def _remove_temp(path: Path) -> None:
+    """A temp blob, or a pull's scratch view (a directory)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+def _temp_size(path: Path) -> int:
+    if path.is_dir() and not path.is_symlink():
+        return sum(p.lstat().st_size for p in path.rglob("*"))
+    return path.lstat().st_size
+
+
 def _clean_stale_temps(tmpdir: Path) -> None:
     for path in _stale_temps(tmpdir):
         with contextlib.suppress(OSError):
-            path.unlink()
+            _remove_temp(path)
 
 
 def _not_a_layout_dir(layout: Path) -> UsageError:
@@ -128,16 +151,16 @@ def open_layout(layout: str | os.PathLike) -> Path:
     if not layout.is_dir():
         raise _not_a_layout_dir(layout)
     try:
-        data = json.loads(read_regular(marker, 4096))
+        data = untrusted.loads_json(read_regular(marker, 4096), str(marker))
     except FileNotFoundError:
         raise UsageError(
             f"{layout} is not an OCI layout (no oci-layout file)",
             hint="give the directory that holds oci-layout, index.json and blobs/",
         ) from None
+    except untrusted.BadDocument as err:
+        raise UsageError(str(err)) from None
     except OSError as err:
         raise UsageError(f"{marker} is unreadable: {err.strerror or err}") from None
-    except ValueError as err:
-        raise UsageError(f"{marker} is not valid JSON: {err}") from None
     if not isinstance(data, dict) or data.get("imageLayoutVersion") != "1.0.0":
         raise UsageError(f"{layout}: unsupported oci-layout {data!r}")
     return layout
@@ -149,13 +172,13 @@ def read_index(layout: Path) -> dict:
 
     path = Path(layout) / "index.json"
     try:
-        index = json.loads(read_regular(path, MAX_INDEX))
+        index = untrusted.loads_json(read_regular(path, MAX_INDEX), str(path))
     except FileNotFoundError:
         raise UsageError(f"{layout} has no index.json") from None
+    except untrusted.BadDocument:
+        raise
     except OSError as err:
         raise CfError(f"{path} is unreadable: {err.strerror or err}") from None
-    except ValueError as err:
-        raise CfError(f"{path} is not valid JSON: {err}") from None
     shapes.index(index, str(path))
     index.setdefault("manifests", [])
     return index
@@ -417,54 +440,76 @@ def read_blob(layout: Path, digest: str, size: int | None = None, what: str = "b
 
 def read_json_blob(layout: Path, digest: str, size: int | None = None, what: str = "blob") -> dict:
     """A verified JSON object blob (a manifest, config or index)."""
-    data = read_blob(layout, digest, size, what)
-    try:
-        doc = json.loads(data)
-    except ValueError as err:
-        raise CfError(f"{what} {digest} in {layout} is not valid JSON: {err}") from None
+    doc = untrusted.loads_json(read_blob(layout, digest, size, what), f"{what} {digest} in {layout}")
     if not isinstance(doc, dict):
         raise CfError(f"{what} {digest} in {layout} is a JSON {type(doc).__name__}, not an object")
     return doc
 
 
 # -- garbage -----------------------------------------------------------------------------------
-def reachable_blobs(layout: Path, index: dict) -> set[str]:
-    """Every blob digest that a descriptor of the index reaches (manifests, nested indexes,
-    configs, layers, referrers). Unreadable or malformed documents reach only themselves."""
-    seen: set[str] = set()
-    todo = [d for d in index.get("manifests", []) if isinstance(d, dict)]
+def _root_name(i: int, desc: dict) -> str:
+    name = (desc.get("annotations") or {}).get(mt.REF_NAME) if isinstance(desc, dict) else None
+    return f"tag {name}" if name else f"index.json manifest {i}"
+
+
+def reachable_blobs(layout: Path, index: dict) -> tuple[set[str], list[str]]:
+    """(digests, doubts): every blob that a descriptor of the index reaches (manifests and nested
+    indexes of both the OCI and the Docker v2 family, their configs, layers and referrers), and
+    one line for each document the walk cannot follow: a manifest that is missing, corrupt or
+    malformed, or of a media type it does not know. What such a document references is unknown,
+    so while there are doubts no blob may be called garbage."""
+    from chrootforge.oci import shapes
+
+    seen: set[str] = set()  # every blob reached
+    walked: set[str] = set()  # the manifests and indexes among them, read and followed
+    doubts: list[str] = []
+    todo = [(_root_name(i, d), d) for i, d in enumerate(index.get("manifests", []))]
     while todo:
-        desc = todo.pop()
-        digest = desc.get("digest")
-        if not isinstance(digest, str) or digest in seen:
+        where, desc = todo.pop()
+        digest = desc.get("digest") if isinstance(desc, dict) else None
+        if not isinstance(digest, str):
+            doubts.append(f"{where}: a descriptor without a digest")
+            continue
+        if digest in walked:
             continue
         seen.add(digest)
-        if desc.get("mediaType") not in (mt.MANIFEST, mt.INDEX):
+        walked.add(digest)
+        media = desc.get("mediaType")
+        if media not in mt.MANIFEST_TYPES | mt.INDEX_TYPES:
+            doubts.append(f"{where}: {digest[:19]} is a {str(media)[:100]!r}, not a manifest type it knows")
             continue
+        size = desc.get("size")
         try:
-            doc = read_json_blob(
-                layout, digest, desc.get("size") if isinstance(desc.get("size"), int) else None
-            )
-        except CfError:
-            continue
-        if desc.get("mediaType") == mt.INDEX:
-            children = _list(doc.get("manifests"))
-        else:
-            children = [doc.get("config"), *_list(doc.get("layers"))]
-        todo += [c for c in children if isinstance(c, dict)]
-    return seen
-
-
-def _list(value) -> list:
-    return value if isinstance(value, list) else []
+            doc = read_json_blob(layout, digest, size if isinstance(size, int) else None, "manifest")
+            if media in mt.INDEX_TYPES:
+                children = shapes.index(doc, where).get("manifests", [])
+                todo += [(f"{where} > manifest {i}", child) for i, child in enumerate(children)]
+            else:
+                doc = shapes.manifest(doc, where)
+                # (a referrer keeps its subject's manifest blob: verify checks that it resolves)
+                seen.update(
+                    d["digest"] for d in [doc["config"], *doc["layers"], doc.get("subject") or {}] if d
+                )
+        except CfError as err:
+            doubts.append(f"{where}: {err}")
+    return seen, doubts
 
 
 def unreferenced_blobs(layout: Path) -> list[tuple[Path, int]]:
-    """(path, size) of blobs that nothing in index.json reaches."""
-    live = {d.split(":", 1)[-1] for d in reachable_blobs(layout, read_index(layout))}
+    """(path, size) of blobs that nothing in index.json reaches; CfError when that cannot be told
+    (a document reachable from the index that the walk cannot follow)."""
+    live, doubts = reachable_blobs(layout, read_index(layout))
+    if doubts:
+        raise CfError(
+            f"{layout}: cannot tell which blobs are unreferenced: {doubts[0]}"
+            + (f" (and {len(doubts) - 1} more)" if len(doubts) > 1 else ""),
+            hint=f"nothing was removed; `chrootforge verify {layout}` lists the problems: "
+            "repair or untag those images first",
+        )
+    hexes = {d.split(":", 1)[-1] for d in live}
     out = []
     for path in sorted((Path(layout) / "blobs" / "sha256").iterdir()):
-        if path.name not in live:
+        if path.name not in hexes:
             with contextlib.suppress(OSError):
                 out.append((path, path.lstat().st_size))
     return out
@@ -473,19 +518,20 @@ def unreferenced_blobs(layout: Path) -> list[tuple[Path, int]]:
 def gc(layout, dry_run: bool = False) -> list[tuple[Path, int]]:
     """Remove blobs no tag or referrer reaches, and temp files of dead commits, under the layout
     lock (so never a blob a concurrent commit is publishing). Returns (path, bytes) of each file
-    removed; with dry_run, of each file it would remove, removing nothing."""
+    removed; with dry_run, of each file it would remove, removing nothing. Removes nothing
+    (CfError) when a document reachable from the index cannot be followed."""
     layout = open_layout(layout)
     removed = []
     with file_lock(layout / ".index.lock"):
         garbage = unreferenced_blobs(layout)
         for path in _stale_temps(layout / ".tmp"):
             with contextlib.suppress(OSError):
-                garbage.append((path, path.lstat().st_size))
+                garbage.append((path, _temp_size(path)))
         for path, size in garbage:
             if dry_run:
                 removed.append((path, size))
                 continue
             with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+                _remove_temp(path)
                 removed.append((path, size))
     return removed

@@ -56,13 +56,21 @@ def resolve(layout, tag: str) -> Resolved:
     if match is None:
         raise refs.missing_tag(tag, tagged, str(layout))
     desc = tagged[match]
-    if desc["mediaType"] != mt.MANIFEST:
+    if desc["mediaType"] in mt.INDEX_TYPES:
+        raise CfError(
+            f"tag {match} in {layout} is a multi-platform index, not one image",
+            hint="pull the image with chrootforge pull (it picks this machine's platform), or copy "
+            "one platform with skopeo copy --override-arch",
+        )
+    if desc["mediaType"] not in mt.MANIFEST_TYPES:
         raise CfError(f"tag {match} in {layout} points at a {desc['mediaType']}, not an image manifest")
-    manifest = shapes.manifest(
-        lo.read_json_blob(layout, desc["digest"], desc["size"], "manifest"),
-        f"manifest {desc['digest']} of {match} in {layout}",
-    )
+    where = f"manifest {desc['digest']} of {match} in {layout}"
+    manifest = shapes.manifest(lo.read_json_blob(layout, desc["digest"], desc["size"], "manifest"), where)
+    if manifest.get("mediaType", desc["mediaType"]) != desc["mediaType"]:
+        raise CfError(f"{where} says it is a {manifest['mediaType']!r}, its tag says {desc['mediaType']!r}")
     cdesc = manifest["config"]
+    if cdesc["mediaType"] not in mt.CONFIG_TYPES:
+        raise CfError(f"tag {match} in {layout} is an artifact ({cdesc['mediaType']}), not an image")
     config = shapes.image_config(
         lo.read_json_blob(layout, cdesc["digest"], cdesc["size"], "config"),
         f"config {cdesc['digest']} of {match} in {layout}",
@@ -255,7 +263,8 @@ def commit(
         desc, diff_id, raw_size, count = _write_layer(
             staging, items, root, compression, quiet, f"commit {tag}"
         )
-        parent_layers = list(base.manifest["layers"]) if base else []
+        # (a parent with Docker media types: the same layer bytes under their OCI names)
+        parent_layers = [mt.oci_descriptor(d) for d in base.manifest["layers"]] if base else []
         parent_diff_ids = list(base.config["rootfs"]["diff_ids"]) if base else []
         parent_history = list(base.config.get("history", [])) if base else []
         runtime = imageconfig.merge(

@@ -13,7 +13,7 @@ import json
 import threading
 from pathlib import Path
 
-from chrootforge import log
+from chrootforge import log, untrusted
 from chrootforge.cache.kinds import bookkeeping
 from chrootforge.fsutil import atomic_write, file_lock
 
@@ -41,7 +41,7 @@ def merge(
 
 def _load(path: Path) -> dict:
     try:
-        data = json.loads(path.read_text())
+        data = untrusted.read_json(path)
     except FileNotFoundError:
         return {}
     except (OSError, ValueError):

@@ -2,17 +2,18 @@
 
 1. The manifest (by tag or digest): at most 4 MiB, its digest checked against the reference or the
    registry's Docker-Content-Digest, its media type and descriptors checked (manifests.py). An
-   index resolves to this machine's linux/ARCH image.
+   index resolves to this machine's linux/ARCH image. A Docker v2 schema 2 manifest is stored in
+   its OCI form (manifests.oci_form: the same blobs, a new manifest digest).
 2. The referrers (API or fallback tag): each artifact manifest checked, its subject must be the image.
 3. Every blob the layout lacks, in parallel: streamed into a temp file, never past its declared
    size, resumed with Range after a broken connection, digest compared at the end.
-4. Only then store.Staging.publish(): blobs renamed into place, index.json updated last.
+4. The staged image checked whole, by the checker `chrootforge verify` runs (store.Staging.check).
+5. Only then store.Staging.publish(): blobs renamed into place, index.json updated last.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import threading
 import time
@@ -20,8 +21,9 @@ from collections.abc import Callable
 
 import requests
 
-from chrootforge import log
+from chrootforge import log, untrusted
 from chrootforge.errors import UsageError, VerificationError
+from chrootforge.oci import mediatypes as mt
 from chrootforge.oci import refs
 from chrootforge.registry.blobcache import BlobLocations
 from chrootforge.registry.manifests import (
@@ -30,6 +32,7 @@ from chrootforge.registry.manifests import (
     MAX_MANIFEST,
     choose_platform,
     image_blobs,
+    oci_form,
     parse_manifest,
     sha256_digest,
 )
@@ -41,24 +44,25 @@ from chrootforge.registry.referrers import list_referrers
 from chrootforge.registry.store import Staging
 from chrootforge.registry.transport import (
     ACCEPT_MANIFESTS,
+    NETWORK_HINT,
     Client,
     RegistryError,
     backoff,
     describe_network_error,
-    read_limited,
 )
 
 
-def fetch_manifest(client: Client, reference: str) -> tuple[bytes, str, str]:
-    """(raw bytes, media type, digest) of a manifest, its digest checked."""
+def fetch_manifest(client: Client, reference: str) -> tuple[bytes, str, str, dict]:
+    """(raw bytes, media type, digest, document) of a manifest, its digest checked."""
     where = f"{client.registry}/{client.repository}{'@' if is_digest(reference) else ':'}{reference}"
     resp = client.request(
         "GET",
         f"manifests/{reference}",
         what=f"reading the manifest {reference}",
         headers={"Accept": ACCEPT_MANIFESTS},
+        read=MAX_MANIFEST,
     )
-    raw = read_limited(resp, MAX_MANIFEST, f"the manifest {where}")
+    raw = resp.content
     digest = sha256_digest(raw)
     if is_digest(reference) and digest != reference:
         raise VerificationError(f"{where}: the registry sent a manifest whose digest is {digest}")
@@ -67,8 +71,8 @@ def fetch_manifest(client: Client, reference: str) -> tuple[bytes, str, str]:
         raise VerificationError(
             f"{where}: the manifest's digest is {digest[:19]}, the registry says {claimed[:19]}"
         )
-    media_type, _ = parse_manifest(raw, resp.headers.get("Content-Type"), where)
-    return raw, media_type, digest
+    media_type, doc = parse_manifest(raw, resp.headers.get("Content-Type"), where)
+    return raw, media_type, digest, doc
 
 
 def remote_digest(ref: str | RemoteRef, options: RegistryOptions | None = None) -> str | None:
@@ -160,7 +164,7 @@ class _Downloader:
                     raise RegistryError(
                         f"{where}: {reason}",
                         retryable=True,
-                        hint="is the registry up and reachable? --timeout and --retry-times tune the limits",
+                        hint=NETWORK_HINT,
                     ) from None
                 log.info(f"blob {short}: {reason}; resuming at byte {writer.size}")
                 time.sleep(backoff(failures - 1))
@@ -174,24 +178,23 @@ class _Downloader:
 
 def _image(client: Client, ref: RemoteRef) -> tuple[bytes, str, str, dict]:
     """The image manifest of `ref` (through an index when it names one)."""
-    raw, media_type, digest = fetch_manifest(client, ref.reference)
+    raw, media_type, digest, doc = fetch_manifest(client, ref.reference)
     if media_type in INDEX_TYPES:
-        entry = choose_platform(json.loads(raw), ref.name)
-        raw, media_type, digest = fetch_manifest(client, entry["digest"])
+        entry = choose_platform(doc, ref.name)
+        raw, media_type, digest, doc = fetch_manifest(client, entry["digest"])
         if len(raw) != entry["size"] or media_type not in MANIFEST_TYPES:
             raise VerificationError(
                 f"{ref.name}: the index entry for this platform does not match its manifest"
             )
-    return raw, media_type, digest, json.loads(raw)
+    return raw, media_type, digest, doc
 
 
 def _referrers(client: Client, subject: str) -> list[tuple[dict, bytes, dict]]:
     """(descriptor, raw, manifest) of each referrer, checked."""
     out = []
     for desc in list_referrers(client, subject):
-        raw, media_type, digest = fetch_manifest(client, desc["digest"])
+        raw, media_type, digest, manifest = fetch_manifest(client, desc["digest"])
         where = f"{client.registry}/{client.repository}@{digest[:19]}"
-        manifest = json.loads(raw)
         if len(raw) != desc["size"] or media_type not in MANIFEST_TYPES:
             raise VerificationError(f"{where}: the referrer does not match its descriptor")
         if (manifest.get("subject") or {}).get("digest") != subject:
@@ -247,9 +250,20 @@ def pull(
     client = Client(ref.registry, ref.repository, options)
     staging = None
     try:
-        raw, media_type, digest, manifest = _image(client, ref)
+        raw, media_type, remote, manifest = _image(client, ref)
         blobs = image_blobs(manifest, ref.name)
-        found = _referrers(client, digest)
+        found = _referrers(client, remote)
+        converted = oci_form(media_type, manifest)
+        if converted is not None:
+            raw, media_type = converted, mt.MANIFEST
+            manifest = untrusted.loads_json(raw, ref.name)
+            if found:  # their subject is the Docker manifest, which the layout will not hold
+                log.notice(
+                    f"{ref.name}: {len(found)} referrer(s) of the Docker manifest {remote[:19]} "
+                    "left behind (the layout stores the image in its OCI form)"
+                )
+                found = []
+        digest = sha256_digest(raw)
         staging = Staging(layout)
         everything = blobs + [b for _, _, art in found for b in image_blobs(art, ref.name, artifact=True)]
         wanted: dict[str, dict] = {}
@@ -273,11 +287,13 @@ def pull(
                 writer = staging.new_blob()
                 writer.write(body)
                 staging.ready(writer)
+        image = {"mediaType": media_type, "digest": digest, "size": len(raw)}
+        attached = [desc for desc, _, _ in found]
+        needed = {digest, *(d["digest"] for d in everything + attached)}
+        staging.check(ref.name, tag, image, attached, needed)
         if accept is not None:
             accept(Pulled(digest, manifest, [(desc, art) for desc, _, art in found], staging.read))
-        staging.publish(
-            tag, {"mediaType": media_type, "digest": digest, "size": len(raw)}, [desc for desc, _, _ in found]
-        )
+        staging.publish(tag, image, attached, needed)
         _remember(ref, everything)
     except BaseException:
         if staging is not None:
@@ -286,8 +302,9 @@ def pull(
     finally:
         client.close()
     if not options.quiet:
+        note = f"; converted from Docker v2 schema 2 {remote}" if converted is not None else ""
         log.info(
             f"pulled {ref.name} into {layout} as {tag}: {digest} ({len(wanted)} blob(s) downloaded, "
-            f"{meter.moved / 1e6:.1f} MB" + (f"; {len(found)} referrer(s)" if found else "") + ")"
+            f"{meter.moved / 1e6:.1f} MB" + (f"; {len(found)} referrer(s)" if found else "") + note + ")"
         )
     return digest

@@ -8,10 +8,9 @@ missing; a failure part-way leaves at most unreferenced blobs, which the next pu
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
-from chrootforge import log
+from chrootforge import log, untrusted
 from chrootforge.errors import UsageError, VerificationError
 from chrootforge.oci import layout as lo
 from chrootforge.oci import mediatypes as mt
@@ -64,7 +63,7 @@ def _read_manifest(layout: Path, desc: dict) -> tuple[bytes, dict]:
             f"{layout}: manifest {desc['digest'][:19]} does not match its digest",
             hint=f"chrootforge verify {layout}",
         )
-    return raw, json.loads(raw)
+    return raw, untrusted.loads_json(raw, f"{layout}: manifest {desc['digest'][:19]}")
 
 
 def _add_blobs(layout: Path, manifest: dict, blobs: dict) -> None:

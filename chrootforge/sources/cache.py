@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import quote, unquote
 
-from chrootforge import holds
+from chrootforge import holds, untrusted
 from chrootforge.cache.kinds import confined, kind_root, source_area
 from chrootforge.fsutil import atomic_write, file_lock
 from chrootforge.sources.fetched import FetchedFile
@@ -81,7 +81,7 @@ class SourceCache:
 
     def lookup(self, key: str) -> FetchedFile | None:
         try:
-            record = FetchedFile.from_json(json.loads(self._name_file(key).read_text()))
+            record = FetchedFile.from_json(untrusted.read_json(self._name_file(key)))
         except (OSError, ValueError, TypeError, KeyError):
             return None
         if record.insecure:
@@ -108,7 +108,7 @@ class SourceCache:
             sig = meta.with_name(filename + suffix)
             with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
                 if sig.read_bytes() == signature:
-                    record = FetchedFile.from_json(json.loads(meta.read_text()))
+                    record = FetchedFile.from_json(untrusted.read_json(meta))
                     if not record.insecure and self._held(record):
                         return record
         return None

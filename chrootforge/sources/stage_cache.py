@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 
 from chrootforge import holds as hl
-from chrootforge import log
+from chrootforge import log, untrusted
 from chrootforge.cache.kinds import confined, kind_root
 from chrootforge.errors import CfError
 from chrootforge.fsutil import atomic_write, file_lock
@@ -73,7 +73,7 @@ def _facts(pristine: Path) -> Path:
 def newest_mtime(pristine: Path) -> int | None:
     """The newest mtime among the stage's members, as its tar headers said (read at extraction)."""
     try:
-        return json.loads(_facts(Path(pristine)).read_text()).get("newest_mtime")
+        return untrusted.read_json(_facts(Path(pristine))).get("newest_mtime")
     except (OSError, ValueError):
         return None
 

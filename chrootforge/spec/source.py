@@ -14,6 +14,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from chrootforge import untrusted
 from chrootforge.errors import UsageError, shown
 
 _BARE = r"[A-Za-z0-9_-]+"
@@ -105,7 +106,7 @@ def load(path: str | Path) -> SpecFile:
     except (OSError, UnicodeDecodeError) as err:
         raise UsageError(f"{path}: cannot read: {err}") from None
     try:
-        data = tomllib.loads(text)
+        data = untrusted.loads_toml(text)
     except tomllib.TOMLDecodeError as err:
         message = str(err)
         pos = _POS_RE.search(message)

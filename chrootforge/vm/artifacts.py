@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from chrootforge import holds, log
+from chrootforge import holds, log, untrusted
 from chrootforge.cache.kinds import confined, kind_root
 from chrootforge.errors import CfError
 from chrootforge.fsutil import atomic_write, file_lock
@@ -53,7 +53,7 @@ def cache_root() -> Path:
 
 def _load(entry: Path, key: str) -> Artifacts | None:
     try:
-        manifest = json.loads((entry / "manifest.json").read_text())
+        manifest = untrusted.read_json(entry / "manifest.json")
     except (OSError, ValueError):
         return None
     if manifest.get("key") != key or not all((entry / name).is_file() for name in FILES):
@@ -129,7 +129,7 @@ def _build(recipe: rcp.Recipe, tmp: Path) -> dict:
     sizes = {name: (tmp / name).stat().st_size for name in FILES}
     return {
         "key": recipe.key(),
-        "recipe": json.loads(json.dumps(recipe.__dict__)),
+        "recipe": untrusted.loads_json(json.dumps(recipe.__dict__), "the vm recipe"),
         "mode": mode,
         "seconds": seconds,
         "sizes": sizes,

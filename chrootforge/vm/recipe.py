@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from chrootforge import untrusted
 from chrootforge.errors import CfError
 
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
@@ -68,7 +68,7 @@ def runtime_requirements(root: Path = SOURCE_ROOT) -> tuple[str, ...]:
     """chrootforge's own dependencies, from pyproject.toml (else from the installed metadata)."""
     pyproject = root / "pyproject.toml"
     if pyproject.is_file():
-        return tuple(tomllib.loads(pyproject.read_text())["project"]["dependencies"])
+        return tuple(untrusted.loads_toml(pyproject.read_text())["project"]["dependencies"])
     from importlib import metadata
 
     return tuple(r for r in metadata.requires("chrootforge") or () if "extra ==" not in r)
@@ -138,7 +138,7 @@ def apt_packages() -> dict[str, str]:
     stamp = apt_stamp()
     memo = bookkeeping("vm-apt.json")
     try:
-        known = json.loads(memo.read_text())
+        known = untrusted.read_json(memo)
     except (OSError, ValueError):
         known = {}
     if stamp and known.get("stamp") == stamp:

@@ -10,14 +10,13 @@ copies back what is new; merge.py checks it and merges it into the host layout.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from chrootforge import log
+from chrootforge import log, untrusted
 from chrootforge.errors import CfError, UsageError
 
 SCRATCH_BYTES = 64 << 30  # sparse: only what the build writes takes space
@@ -215,7 +214,7 @@ def _report(text: str, status: int, layout: Path):
 
     if status in (0, 1):
         try:
-            data = json.loads(text)
+            data = untrusted.loads_json(text, "the guest's build report")
             images = [ImageResult(**image) for image in data.pop("images")]
             data["layout"] = str(layout)
             return BuildReport(images=images, **data)

@@ -252,3 +252,34 @@ def merged(layers: list[dict]) -> dict:
     for layer in layers:
         tree.update(layer)
     return tree
+
+
+def rewrite_image(
+    layout: Path, tag: str, *, manifest=None, config=None, media_type: str | None = None
+) -> str:
+    """Store the image tagged `tag` again with its config and/or manifest changed, as another tool
+    might have written it: `config`/`manifest` map the parsed document to a new one (a dict, or raw
+    bytes); the new blobs are hashed properly and `tag` is repointed (its descriptor's media type
+    set to `media_type` if given). Returns the new manifest digest."""
+    import json
+
+    from chrootforge.oci import layout as lo
+
+    def store(doc) -> tuple[str, int]:
+        return lo.write_blob(layout, doc if isinstance(doc, bytes) else json.dumps(doc).encode())
+
+    index = json.loads((layout / "index.json").read_text())
+    desc = next(
+        d
+        for d in index["manifests"]
+        if d.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag
+    )
+    doc = json.loads((layout / "blobs" / "sha256" / desc["digest"][7:]).read_bytes())
+    if config is not None:
+        old = json.loads((layout / "blobs" / "sha256" / doc["config"]["digest"][7:]).read_bytes())
+        digest, size = store(config(old))
+        doc["config"] = dict(doc["config"], digest=digest, size=size)
+    digest, size = store(manifest(doc) if manifest is not None else doc)
+    desc.update(digest=digest, size=size, mediaType=media_type or desc["mediaType"])
+    (layout / "index.json").write_text(json.dumps(index))
+    return digest

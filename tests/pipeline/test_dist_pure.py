@@ -127,7 +127,11 @@ def _file(**changes) -> dict:
 @pytest.mark.parametrize(
     "data, why",
     [
-        (b"\x00not json", "not JSON"),
+        (b"\x00not json", "the build state is not valid JSON"),
+        (
+            b'{"format": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+            "the build state nests deeper than 64 levels",
+        ),
         (b"[]", "format"),
         (_doc(format=2), "format"),
         (_doc(key="sha256:" + "00" * 32), "not hello with"),

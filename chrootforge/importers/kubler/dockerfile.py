@@ -8,10 +8,10 @@ USER, VOLUME and WORKDIR from the environment built so far (the parent's, then e
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 
+from chrootforge import untrusted
 from chrootforge.errors import UsageError
 
 _KUBLER_VARS = ("IMAGE_PARENT", "DEFAULT_BUILDER", "NAMESPACE", "TAG", "MAINTAINER")
@@ -68,8 +68,8 @@ def exec_form(args: str) -> list[str] | None:
     if not args.startswith("["):
         return None
     try:
-        value = json.loads(args)
-    except ValueError:
+        value = untrusted.loads_json(args, "a Dockerfile instruction")
+    except ValueError:  # (BadDocument too): not JSON, so Docker takes it as the shell form
         return None
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return value
