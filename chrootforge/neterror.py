@@ -49,6 +49,9 @@ def cause(err: BaseException) -> str:
             return f"TLS: the certificate is not trusted ({e.verify_message})"
         if isinstance(e, ssl.SSLError):
             return f"TLS failed ({e.reason or e.strerror or 'handshake'})"
+    for e in chain:
+        if type(e).__name__ == "TooSlow":  # registry/pace.py's rate floor: its own words say it
+            return str(e)
     if names & {"ConnectTimeoutError", "ConnectTimeout"}:
         return "timed out connecting"
     if names & {"ReadTimeoutError", "ReadTimeout", "Timeout", "TimeoutError"} or any(
