@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from chrootforge import untrusted
 
 NATIVE_RE = re.compile(r"(-m(?:arch|tune|cpu)=)native(?![\w.+-])")
-_OPTION_RE = re.compile(r"^\s+(-m[A-Za-z0-9_.+-]+=?)\s+(\S.*)?$")
+_OPTION_RE = re.compile(r"^\s+(-m[A-Za-z0-9_.+-]+=?)\s+(\S.*)?\Z")
 # /proc/cpuinfo fields that say which CPU this is (x86 and arm); clock speeds and ids are left out
 _CPU_FIELDS = (
     "vendor_id",

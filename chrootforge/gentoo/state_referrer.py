@@ -29,9 +29,9 @@ MAX_SIZE = 16 << 20  # a state far larger than any real one is refused before it
 _MAX_ITEMS = 100_000
 _MAX_TEXT = 8192
 
-_CATEGORY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9+_.-]*$")
-_TOKEN_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9+_.@/-]*$")  # slot, repository, USE flag
-_HEX = {"sha1": re.compile(r"^[0-9a-f]{40}$"), "sha256": re.compile(r"^[0-9a-f]{64}$")}
+_CATEGORY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9+_.-]*\Z")
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9+_.@/-]*\Z")  # slot, repository, USE flag
+_HEX = {"sha1": re.compile(r"^[0-9a-f]{40}\Z"), "sha256": re.compile(r"^[0-9a-f]{64}\Z")}
 _RECORD_FIELDS = {
     "category",
     "name",

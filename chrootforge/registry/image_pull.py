@@ -100,7 +100,7 @@ def remote_digest(ref: str | RemoteRef, options: RegistryOptions | None = None) 
 
 
 _CHUNK = 256 << 10  # urllib3 returns a read only when it is full: small enough to keep progress on a cut
-_CONTENT_RANGE = re.compile(r"^bytes (\d+)-\d+/(?:\d+|\*)$")
+_CONTENT_RANGE = re.compile(r"^bytes (\d+)-\d+/(?:\d+|\*)\Z")
 
 
 def _range_start(resp) -> int | None:

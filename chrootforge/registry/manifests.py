@@ -24,9 +24,9 @@ INDEX_TYPES = mt.INDEX_TYPES
 CONFIG_TYPES = mt.CONFIG_TYPES
 LAYER_TYPES = frozenset(mt.COMPRESSION_OF)  # OCI tar, tar+gzip, tar+zstd; Docker tar and tar.gzip
 _MEDIA_TYPE_RE = re.compile(
-    r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$"
+    r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\Z"
 )
-_DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
+_DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}\Z")
 _MAX_BLOB = 1 << 40  # a descriptor claiming more than 1 TiB is not an image layer
 
 

@@ -30,7 +30,7 @@ VARIANT_WORDS = {
     "minimal",
     "glibc",
 }
-_DATA = re.compile(r"^(\S+)/(\S+)\s+(\d+)\s*$")
+_DATA = re.compile(r"^(\S+)/(\S+)\s+(\d+)\s*\Z")
 _LATEST_HINT = "the mirror's latest-stage3 file is not in the expected format; try another mirror or --date"
 
 

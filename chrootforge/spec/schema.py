@@ -30,7 +30,7 @@ from chrootforge.spec.source import SpecFile
 REQUIRED = object()  # the default of a key that must be given
 _META = "chrootforge.spec"
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+\Z")
 
 Check = Callable[[object], "str | None"]
 

@@ -20,7 +20,7 @@ from chrootforge.errors import UsageError, shown
 _BARE = r"[A-Za-z0-9_-]+"
 _KEY_PART = rf'(?:{_BARE}|"(?:[^"\\]|\\.)*"|\'[^\']*\')'
 _DOTTED = rf"{_KEY_PART}(?:\s*\.\s*{_KEY_PART})*"
-_HEADER_RE = re.compile(rf"^\s*\[(\[)?\s*({_DOTTED})\s*\]\]?\s*(?:#.*)?$")
+_HEADER_RE = re.compile(rf"^\s*\[(\[)?\s*({_DOTTED})\s*\]\]?\s*(?:#.*)?\Z")
 _KEYLINE_RE = re.compile(rf"^\s*({_DOTTED})\s*=")
 _PART_RE = re.compile(_KEY_PART)
 _POS_RE = re.compile(r"\(at line (\d+), column (\d+)\)")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-_SIZE = re.compile(r"^(\d+)([KMGT]?)(i?B)?$", re.IGNORECASE)
+_SIZE = re.compile(r"^(\d+)([KMGT]?)(i?B)?\Z", re.IGNORECASE)
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from chrootforge.vm.shares import Share
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 _STATUS = re.compile(r"^chrootforge-vm: status (\d+)\s*$", re.MULTILINE)
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 GUEST_USER_UID = 1000  # the guest user's uid when the host caller is root
