@@ -91,9 +91,17 @@ def register(sub) -> None:
     dist.add_argument(
         "--binhost", metavar="URL", help="take binary packages from this binhost (overrides [build] binhost)"
     )
+    dist.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="containers-policy.json(5) that remote cache entries must satisfy (default: "
+        "~/.config/containers/policy.json, else /etc/containers/policy.json)",
+    )
     from chrootforge.registry.options import add_registry_options
+    from chrootforge.registry.signing.options import add_sign_options
 
     add_registry_options(p)
+    add_sign_options(p)
     p.set_defaults(func=_build)
     lk = sub.add_parser(
         "lock",
@@ -113,6 +121,16 @@ def register(sub) -> None:
     )
     sb.add_argument("ref", metavar="LAYOUT:TAG")
     sb.set_defaults(func=_sbom)
+    pv = sub.add_parser(
+        "provenance",
+        help="print the in-toto/SLSA provenance attached to an image of a layout",
+        description="Print the in-toto Statement (SLSA provenance v1) that build attached to TAG of "
+        "LAYOUT on stdout; --envelope prints its signed DSSE envelope instead (docs/pipeline.md, "
+        "Provenance).",
+    )
+    pv.add_argument("ref", metavar="LAYOUT:TAG")
+    pv.add_argument("--envelope", action="store_true", help="the DSSE envelope a signing build attached")
+    pv.set_defaults(func=_provenance)
 
 
 def _lock(args) -> int:
@@ -147,6 +165,32 @@ def _sbom(args) -> int:
     return 0
 
 
+def _provenance(args) -> int:
+    import json
+    import sys
+
+    from chrootforge.errors import CfError, UsageError
+    from chrootforge.gentoo import provenance
+    from chrootforge.oci.refs import split_layout_ref
+
+    layout, tag = split_layout_ref(args.ref)
+    if not tag:
+        raise UsageError(f"{args.ref}: give LAYOUT:TAG", hint="e.g. out/layout:localhost/ns/hello:latest")
+    kind = provenance.ENVELOPE_TYPE if args.envelope else provenance.MEDIA_TYPE
+    data = provenance.read(layout, tag, kind)
+    if data is None:
+        what = "signed provenance (DSSE envelope)" if args.envelope else "provenance"
+        raise CfError(
+            f"{tag}: no {what} is attached to this image",
+            hint="images built by chrootforge build have one; a build pushing with a signing key signs it",
+        )
+    try:
+        sys.stdout.write(json.dumps(json.loads(data), indent=1, sort_keys=True) + "\n")
+    except ValueError:
+        raise CfError(f"{tag}: the attached provenance is not JSON") from None
+    return 0
+
+
 def _build(args) -> int:
     import json
     import sys
@@ -173,7 +217,7 @@ def _build(args) -> int:
             raise UsageError(
                 "--shell and --shell-on-failure need the host's terminal: not with --vm", hint="use --vm off"
             )
-        if args.push or args.remote_cache or args.binhost:
+        if args.push or args.remote_cache or args.binhost or dist is not None:
             raise UsageError(
                 "--push, --remote-cache and --binhost need the network: the --vm guest has none",
                 hint="use --vm off",
@@ -216,11 +260,19 @@ def _build(args) -> int:
 
 
 def _dist_options(args):
-    if not (args.push or args.remote_cache or args.binhost):
+    from chrootforge.registry.signing.options import sign_options_from_args
+
+    signing = sign_options_from_args(args)
+    if not (args.push or args.remote_cache or args.binhost or signing.enabled):
         return None
     from chrootforge.builddist import DistOptions
     from chrootforge.registry.options import options_from_args
 
     return DistOptions(
-        push=args.push, remote_cache=args.remote_cache, binhost=args.binhost, registry=options_from_args(args)
+        push=args.push,
+        remote_cache=args.remote_cache,
+        binhost=args.binhost,
+        registry=options_from_args(args),
+        signing=signing,
+        policy=args.policy,
     )

@@ -173,9 +173,13 @@ def needs_signatures(policy: Policy | None, ref: RemoteRef) -> bool:
 
 
 def admit(
-    ref: RemoteRef, options, policy: Policy | None, registries_dir: str | Path | None = None
+    ref: RemoteRef,
+    options,
+    policy: Policy | None,
+    registries_dir: str | Path | None = None,
+    digest: str | None = None,
 ) -> RemoteRef:
-    """See the package docstring."""
+    """See the package docstring; `digest` is the manifest digest of `ref` when the caller knows it."""
     if policy is None or not needs_signatures(policy, ref):
         return ref
     from chrootforge.registry.image_pull import remote_digest
@@ -188,7 +192,7 @@ def admit(
             raise PolicyRefusal(
                 f"{ref.name} is refused: {where} rejects it", hint="the policy allows no image there"
             )
-    digest = ref.digest or remote_digest(ref, options)
+    digest = ref.digest or digest or remote_digest(ref, options)
     if digest is None:
         from chrootforge.registry.transport import RegistryError
 
