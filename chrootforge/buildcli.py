@@ -47,7 +47,11 @@ def register(sub) -> None:
         action="store_true",
         help="print what would be done (graph, /etc/portage, mounts, emerge) and exit",
     )
-    p.add_argument("--json", action="store_true", help="print the build report as JSON on stdout")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the build report as JSON on stdout (with --plan: the image graph, for CI)",
+    )
     p.add_argument(
         "--vm",
         choices=("on", "off", "auto"),
@@ -198,6 +202,13 @@ def _build(args) -> int:
     from chrootforge import build
 
     if args.plan:
+        if args.json:  # the stable graph for CI (docs/pipeline.md, "The build graph for CI")
+            from chrootforge import buildplan
+
+            sys.stdout.write(
+                buildplan.render(buildplan.graph(args.targets, args.layout, args.binhost, args.stage3))
+            )
+            return 0
         sys.stdout.write(build.plan(args.targets, args.layout, args.binhost))
         return 0
     from chrootforge.errors import UsageError
