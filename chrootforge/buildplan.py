@@ -85,7 +85,8 @@ def graph(
     platform = f"linux/{host_arch()}"
     keys: dict[str, str | None] = {}
     spec_keys: dict[str, str] = {}
-    images = []
+    images: list[dict] = []
+    levels: dict[str, int] = {}
     for name in order:
         image = project.images[name]
         parent = image.parent if image.parent != SCRATCH else None
@@ -99,11 +100,12 @@ def graph(
                 if state is not None and state.key == keys[parent] and _refs_present(layout_path, state):
                     key = image_key(project, name, state.manifest_digest, inputs)
         keys[name] = key
+        levels[name] = len(ancestors(project.images, name))
         images.append(
             {
                 "name": name,
                 "parent": parent,
-                "level": len(ancestors(project.images, name)),
+                "level": levels[name],
                 "tags": list(image.tags),
                 "refs": [ref_name(ns, name, tag) for tag in image.tags],
                 "platform": platform,
@@ -111,13 +113,13 @@ def graph(
                 "spec_key": spec_keys[name],
             }
         )
-    depth = max((i["level"] for i in images), default=-1)
+    depth = max(levels.values(), default=-1)
     doc: dict = {
         "version": VERSION,
         "namespace": ns.name,
         "targets": sorted(requested),
         "platform": platform,
-        "levels": [[i["name"] for i in images if i["level"] == n] for n in range(depth + 1)],
+        "levels": [[name for name in order if levels[name] == n] for n in range(depth + 1)],
         "images": images,
     }
     known = sum(1 for k in keys.values() if k)
