@@ -116,15 +116,19 @@ class OpenPGPSigner:
         data = bytes(result.data or b"")
         if data and any(s[0] == "SIG_CREATED" for s in _status(result.stderr)):
             return data
-        codes = [s[0] for s in _status(result.stderr)]
+        status = _status(result.stderr)
+        codes = [s[0] for s in status]
+        # gpg 2.2 reports a bad passphrase as FAILURE sign <source<<24 | 11 (GPG_ERR_BAD_PASSPHRASE)>
+        failures = [int(s[2]) & 0xFFFF for s in status if s[0] == "FAILURE" and len(s) > 2 and s[2].isdigit()]
+        if 11 in failures:
+            codes.append("BAD_PASSPHRASE")
+        if self.passphrase is None and "NEED_PASSPHRASE" in codes:
+            codes.append("MISSING_PASSPHRASE")
         for code, (message, hint) in _SIGN_FAILURES.items():
             if code in codes:
                 if code == "BAD_PASSPHRASE" and self.passphrase is None:
                     message, hint = _SIGN_FAILURES["MISSING_PASSPHRASE"]
                 raise UsageError(message.format(key=self.fingerprint or self.key), hint=hint)
-        if "PINENTRY_LAUNCHED" in codes or "ERROR" in codes and self.passphrase is None:
-            message, hint = _SIGN_FAILURES["MISSING_PASSPHRASE"]
-            raise UsageError(message.format(key=self.fingerprint or self.key), hint=hint)
         raise CfError(
             f"gpg could not sign with {self.fingerprint or self.key}: {result.status or 'no signature made'}",
             hint="try `gpg --sign --local-user KEY` to see why",
