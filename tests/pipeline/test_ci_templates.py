@@ -125,10 +125,10 @@ def pipeline(world_inputs, world_repo, htpasswd_registry, cert_dirs, signing_key
         shutil.rmtree(repo / ".gitlab-ci-local", ignore_errors=True)
         for old in repo.glob("report-level-*.json"):
             old.unlink()
-        argv = [*runner, "--shell-isolation", "--no-color", "--cwd", str(repo)]
+        argv = [*runner, "--shell-isolation", "--no-color"]
         for key, value in variables.items():
             argv += ["--variable", f"{key}={value}"]
-        proc = identity.run(argv, env=env, timeout=1800)
+        proc = identity.run(argv, env=env, timeout=1800, cwd=repo)
         no_secrets(proc.stdout, proc.stderr)
         return proc, repo
 
@@ -228,5 +228,5 @@ def test_github_workflow_has_the_same_shape():
         build = next(s for s in job["steps"] if s.get("name", "").startswith("build level"))
         assert "--remote-cache" in build["run"] and "--push" in build["run"]
         assert "default_branch" in build["env"]["CF_SIGN"]
-        assert "--sign-passphrase-file <(" in build["run"]  # the password never touches the disk
+        assert "exec 3< <(printf" in build["run"]  # the password reaches chrootforge through a pipe
     assert "--plan --json" in jobs["plan"]["steps"][2]["run"]
