@@ -130,9 +130,21 @@ def encode(doc: dict) -> bytes:
 
 # -- in a layout -----------------------------------------------------------------------------------
 def attach(layout, tag: str, data: bytes) -> str:
-    from chrootforge.oci.referrer import attach_referrer
+    """Attach the statement; an envelope left from an earlier build of the same image (pulled, or
+    signed) that does not sign these bytes goes, so the two never disagree."""
+    from chrootforge.oci.referrer import attach_referrer, detach_referrer
+    from chrootforge.registry.signing import dsse
 
-    return attach_referrer(layout, tag, data, MEDIA_TYPE, artifact_type=MEDIA_TYPE)
+    digest = attach_referrer(layout, tag, data, MEDIA_TYPE, artifact_type=MEDIA_TYPE)
+    old = read(layout, tag, ENVELOPE_TYPE)
+    if old is not None:
+        try:
+            stale = dsse.decode(old)[1] != data
+        except ValueError:
+            stale = True
+        if stale:
+            detach_referrer(layout, tag, ENVELOPE_TYPE)
+    return digest
 
 
 def read(layout, tag: str, media_type: str = MEDIA_TYPE) -> bytes | None:

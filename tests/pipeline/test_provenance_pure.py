@@ -161,3 +161,33 @@ def test_plan_graph_without_offline_inputs_has_no_keys(ns, tmp_path, monkeypatch
     doc = buildplan.graph([str(ns.root)])
     assert doc["keys"] == "unavailable" and "lock" in doc["keys_note"]
     assert doc["images"][0]["key"] is None and doc["images"][0]["spec_key"].startswith("sha256:")
+
+
+# -- in a layout: the statement, its envelope, and an envelope that no longer fits ----------------
+def test_statement_and_envelope_in_a_layout(tmp_path, monkeypatch):
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from chrootforge import oci
+    from chrootforge.registry.signing import dsse, keys
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "etc").mkdir(parents=True)
+    (rootfs / "etc" / "motd").write_text("hi\n")
+    layout = tmp_path / "layout"
+    oci.commit(rootfs, layout, "img:1", quiet=True)
+    first = pv.encode(pv.statement(_facts()))
+    pv.attach(layout, "img:1", first)
+    assert pv.read(layout, "img:1") == first
+    signer = keys.SigstoreSigner(ec.generate_private_key(ec.SECP256R1()), "test")
+    assert pv.sign_in_layout(layout, "img:1", [signer]) == "provenance signed"
+    envelope = pv.read(layout, "img:1", pv.ENVELOPE_TYPE)
+    payload_type, payload, sigs = dsse.decode(envelope)
+    assert payload == first and sigs[0][0] == signer.keyid
+    assert keys.verify(signer.key.public_key(), sigs[0][1], dsse.pae(payload_type, payload))
+    # up to date: not signed again
+    assert pv.sign_in_layout(layout, "img:1", [signer]) == "provenance already signed"
+    assert pv.read(layout, "img:1", pv.ENVELOPE_TYPE) == envelope
+    # a new statement for the same image (a rebuild elsewhere): the old envelope goes with it
+    pv.attach(layout, "img:1", pv.encode(pv.statement(_facts(binhost=None))))
+    assert pv.read(layout, "img:1", pv.ENVELOPE_TYPE) is None

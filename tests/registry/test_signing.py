@@ -94,10 +94,10 @@ class Setup:
             *sign,
         )
 
-    def pull(self, name: str, policy: Path, layout: Path | None = None):
+    def pull(self, name: str, policy: Path, layout: Path | None = None, regd: Path | None = None):
         layout = (
             layout
-            or self.base / f"pulled-{hashlib.sha256(str(policy).encode() + name.encode()).hexdigest()[:8]}"
+            or self.base / f"pulled-{hashlib.sha256(f'{policy}|{name}|{regd}'.encode()).hexdigest()[:8]}"
         )
         return self.cf(
             "pull",
@@ -110,7 +110,7 @@ class Setup:
             "--policy",
             str(policy),
             "--registries.d",
-            str(self.regd),
+            str(regd or self.regd),
         ), layout
 
     def skopeo(self, *args: str, policy: Path | None = None, regd: Path | None = None):
@@ -193,6 +193,16 @@ def setup(request, htpasswd_registry, registry_images, cert_dirs, signing_keys):
     shutil.rmtree(base, ignore_errors=True)
 
 
+def _refused(
+    s: Setup, name: str, policy: Path, fragment: str, code: int = 1, regd: Path | None = None
+) -> None:
+    """chrootforge pull refuses `name` under `policy`: one line, exit `code`, nothing stored."""
+    pulled, layout = s.pull(name, policy, regd=regd)
+    assert pulled.returncode == code, pulled.stderr
+    one_error_line(pulled.stderr, fragment)
+    assert not layout.exists()
+
+
 def _signature_file(s: Setup, name: str, digest: str, n: int = 1) -> Path:
     repo = name.split(":")[0]
     return s.lookaside / f"{s.ns}/{repo}@sha256={digest[7:]}" / f"signature-{n}"
@@ -244,17 +254,11 @@ def test_skopeo_and_chrootforge_enforce_signed_by(setup):
         refused, _ = s.copy_out(name, s.policy(f"gpg-{name[:3]}", signed_by(s.keys.trusted_gpg)))
         assert refused.returncode != 0 and "Source image rejected" in refused.stderr, refused.stderr
     # chrootforge: one line each, nothing stored
-    pulled, layout = s.pull("app:unsigned", policy)
-    assert pulled.returncode == 1
-    one_error_line(pulled.stderr, "the lookaside store has none")
-    assert not layout.exists()
+    _refused(s, "app:unsigned", policy, "the lookaside store has none")
     foreign_policy = write_policy(
         s.base / "gpg-foreign.json", {f"{s.host}/{s.ns}/foreign": [signed_by(s.keys.trusted_gpg)]}
     )
-    pulled, layout = s.pull("foreign:1", foreign_policy)
-    assert pulled.returncode == 1
-    one_error_line(pulled.stderr, "the signature cannot be checked (unknown signer key")
-    assert not layout.exists()
+    _refused(s, "foreign:1", foreign_policy, "the signature cannot be checked (unknown signer key")
 
 
 def test_podman_enforces_signed_by(setup):
@@ -354,34 +358,14 @@ def test_chrootforge_enforces_sigstore_signed(setup):
     policy = s.policy("sigstore", sigstore_signed(s.keys.cosign_pub))
     pulled, layout = s.pull("app:signed", policy)
     assert pulled.returncode == 0, pulled.stderr
-    pulled, layout = s.pull("app:unsigned", policy)
-    assert pulled.returncode == 1
-    one_error_line(pulled.stderr, "the registry holds no sigstore signature of this digest")
-    assert not layout.exists()
+    _refused(s, "app:unsigned", policy, "the registry holds no sigstore signature of this digest")
     foreign = write_policy(
         s.base / "sig-foreign.json", {f"{s.host}/{s.ns}/foreign": [sigstore_signed(s.keys.cosign_pub)]}
     )
-    pulled, layout = s.pull("foreign:1", foreign)
-    assert pulled.returncode == 1
-    one_error_line(pulled.stderr, "the policy's key does not verify")
-    assert not layout.exists()
+    _refused(s, "foreign:1", foreign, "the policy's key does not verify")
     # without use-sigstore-attachments the .sig tag is not read (as for podman)
     regd = write_registries_d(s.base / "regd-noattach", f"{s.host}/{s.ns}", s.lookaside, attachments=False)
-    proc = s.cf(
-        "pull",
-        f"docker://{s.ref('app:signed')}",
-        f"{s.base / 'noattach'}:x",
-        "--cert-dir",
-        str(s.cert_dir),
-        "--creds",
-        CREDS,
-        "--policy",
-        str(policy),
-        "--registries.d",
-        str(regd),
-    )
-    assert proc.returncode == 1
-    one_error_line(proc.stderr, "does not enable use-sigstore-attachments")
+    _refused(s, "app:signed", policy, "does not enable use-sigstore-attachments", regd=regd)
 
 
 def test_podman_enforces_sigstore_signed(setup):
@@ -457,10 +441,7 @@ def test_a_replayed_sig_tag_is_refused(setup):
         s.base / "replay.json",
         {f"{s.host}/{s.ns}/replay": [sigstore_signed(s.keys.cosign_pub, {"type": "matchRepository"})]},
     )
-    pulled, layout = s.pull("replay:b", policy)
-    assert pulled.returncode == 1
-    one_error_line(pulled.stderr, f"it is a signature of {a[:19]}, not of {b[:19]}")
-    assert not layout.exists()
+    _refused(s, "replay:b", policy, f"it is a signature of {a[:19]}, not of {b[:19]}")
 
 
 def test_a_swapped_lookaside_file_is_refused_by_skopeo_and_chrootforge(setup):
@@ -476,10 +457,7 @@ def test_a_swapped_lookaside_file_is_refused_by_skopeo_and_chrootforge(setup):
     )
     refused, _ = s.copy_out("swap:1", policy)
     assert refused.returncode != 0 and "does not match" in refused.stderr, refused.stderr
-    pulled, layout = s.pull("swap:1", policy)
-    assert pulled.returncode == 1
-    one_error_line(pulled.stderr, f"it is a signature of {a[:19]}, not of {b[:19]}")
-    assert not layout.exists()
+    _refused(s, "swap:1", policy, f"it is a signature of {a[:19]}, not of {b[:19]}")
 
 
 def test_a_policy_with_unknown_keys_is_refused_by_everyone(setup):
@@ -496,10 +474,7 @@ def test_a_policy_with_unknown_keys_is_refused_by_everyone(setup):
         )
     )
     policy.chmod(0o644)
-    pulled, layout = s.pull("app:signed", policy)
-    assert pulled.returncode == 2
-    one_error_line(pulled.stderr, "unknown key 'keyPaht' (did you mean 'keyPath'?)")
-    assert not layout.exists()
+    _refused(s, "app:signed", policy, "unknown key 'keyPaht' (did you mean 'keyPath'?)", code=2)
     refused, _ = s.copy_out("app:signed", policy)
     assert refused.returncode != 0 and "keyPaht" in refused.stderr, refused.stderr
 
@@ -550,22 +525,7 @@ def test_an_unreachable_lookaside_is_one_line(setup):
         s.base / "regd-down", f"{s.host}/{s.ns}", "http://127.0.0.1:9/sigs", attachments=False
     )
     policy = s.policy("down", signed_by(s.keys.trusted_gpg))
-    proc = s.cf(
-        "pull",
-        f"docker://{s.ref('app:signed')}",
-        f"{s.base / 'down'}:x",
-        "--cert-dir",
-        str(s.cert_dir),
-        "--creds",
-        CREDS,
-        "--policy",
-        str(policy),
-        "--registries.d",
-        str(regd),
-    )
-    assert proc.returncode == 1
-    one_error_line(proc.stderr, "the lookaside 127.0.0.1:9 cannot be reached")
-    assert not (s.base / "down").exists()
+    _refused(s, "app:signed", policy, "the lookaside 127.0.0.1:9 cannot be reached", regd=regd)
     # and a push cannot write its signature to an http lookaside: refused before pushing
     proc = s.cf(
         "push",
@@ -597,3 +557,49 @@ def test_a_second_push_adds_no_signature(setup):
     ]
     sig_manifest = json.loads(_get(s, f"{s.ns}/app", digest.replace(":", "-") + ".sig"))
     assert len(sig_manifest["layers"]) == 1
+
+
+def test_an_http_lookaside_is_read_by_skopeo_and_chrootforge(setup):
+    """The store published over HTTP (as a lookaside usually is), read by both."""
+    import socket
+    import sys
+    import time
+
+    from tests.helpers.registry import free_port
+
+    s = setup
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            str(port),
+            "--directory",
+            str(s.lookaside),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        regd = write_registries_d(
+            s.base / "regd-http", f"{s.host}/{s.ns}", f"http://127.0.0.1:{port}", attachments=False
+        )
+        policy = s.policy("http", signed_by(s.keys.trusted_gpg))
+        copied, _ = s.copy_out("app:signed", policy, regd=regd)
+        assert copied.returncode == 0, copied.stderr
+        pulled, layout = s.pull("app:signed", policy, layout=s.base / "via-http", regd=regd)
+        assert pulled.returncode == 0, pulled.stderr
+        _refused(s, "app:unsigned", policy, "the lookaside store has none", regd=regd)
+    finally:
+        server.terminate()
+        server.wait(10)

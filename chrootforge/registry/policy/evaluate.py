@@ -91,6 +91,31 @@ def _claim_ok(claim: pl.Claim, digest: str, intended, req: Requirement) -> str |
     return None
 
 
+class _Unverified(Exception):
+    """A signature whose cryptographic check failed (the message says how)."""
+
+
+def _first_accepted(verified_payloads, kind: str, sigs: _Signatures, req: Requirement) -> str | None:
+    """None when one of the signatures is accepted, else why none was. Each item of
+    `verified_payloads` returns the payload its signature verified, or raises _Unverified; only
+    then is the payload parsed (containers-signature(5))."""
+    reasons = []
+    for verified in verified_payloads:
+        try:
+            claim = pl.parse(verified(), kind)
+        except _Unverified as err:
+            reasons.append(str(err))
+            continue
+        except pl.BadPayload as err:
+            reasons.append(f"a malformed signed claim ({err})")
+            continue
+        problem = _claim_ok(claim, sigs.digest, sigs.dref, req)
+        if problem is None:
+            return None
+        reasons.append(problem)
+    return _summary(reasons)
+
+
 def _signed_by(req: Requirement, sigs: _Signatures, where: str) -> str | None:
     """None when a simple signature satisfies `req`, else why not."""
     from chrootforge.registry.signing import openpgp
@@ -101,22 +126,17 @@ def _signed_by(req: Requirement, sigs: _Signatures, where: str) -> str | None:
     found = sigs.simple()
     if not found:
         return "a signature was required, but the lookaside store has none"
-    reasons = []
-    for url, blob in found:
-        try:
-            payload, _signer = openpgp.verify(blob, keyrings, url)
-            claim = pl.parse(payload, pl.SIMPLE_TYPE)
-        except VerificationError as err:
-            reasons.append(str(err).removeprefix(f"{url}: "))
-            continue
-        except pl.BadPayload as err:
-            reasons.append(f"a malformed signed claim ({err})")
-            continue
-        problem = _claim_ok(claim, sigs.digest, sigs.dref, req)
-        if problem is None:
-            return None
-        reasons.append(problem)
-    return _summary(reasons)
+
+    def check(url: str, blob: bytes):
+        def verified() -> bytes:
+            try:
+                return openpgp.verify(blob, keyrings, url)[0]
+            except VerificationError as err:
+                raise _Unverified(str(err).removeprefix(f"{url}: ")) from None
+
+        return verified
+
+    return _first_accepted([check(url, blob) for url, blob in found], pl.SIMPLE_TYPE, sigs, req)
 
 
 def _sigstore_signed(req: Requirement, sigs: _Signatures, where: str) -> str | None:
@@ -132,30 +152,23 @@ def _sigstore_signed(req: Requirement, sigs: _Signatures, where: str) -> str | N
     candidates = [s for s in sigs.sigstore() if s[0] == attachments.SIMPLESIGNING_TYPE]
     if not candidates:
         return "a signature was required, but the registry holds no sigstore signature of this digest"
-    reasons = []
-    for _media_type, payload, notes in candidates:
-        encoded = notes.get(attachments.SIGNATURE_ANNOTATION)
-        if not isinstance(encoded, str):
-            reasons.append(f"a signature without the {attachments.SIGNATURE_ANNOTATION} annotation")
-            continue
-        try:
-            signature = base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError):
-            reasons.append("a signature annotation that is not base64")
-            continue
-        if not keys.verify(public_key, signature, payload):
-            reasons.append("a signature the policy's key does not verify (another key, or altered)")
-            continue
-        try:
-            claim = pl.parse(payload, pl.SIGSTORE_TYPE)
-        except pl.BadPayload as err:
-            reasons.append(f"a malformed signed claim ({err})")
-            continue
-        problem = _claim_ok(claim, sigs.digest, sigs.dref, req)
-        if problem is None:
-            return None
-        reasons.append(problem)
-    return _summary(reasons)
+
+    def check(payload: bytes, notes: dict):
+        def verified() -> bytes:
+            encoded = notes.get(attachments.SIGNATURE_ANNOTATION)
+            if not isinstance(encoded, str):
+                raise _Unverified(f"a signature without the {attachments.SIGNATURE_ANNOTATION} annotation")
+            try:
+                signature = base64.b64decode(encoded, validate=True)
+            except (binascii.Error, ValueError):
+                raise _Unverified("a signature annotation that is not base64") from None
+            if not keys.verify(public_key, signature, payload):
+                raise _Unverified("a signature the policy's key does not verify (another key, or altered)")
+            return payload
+
+        return verified
+
+    return _first_accepted([check(p, n) for _, p, n in candidates], pl.SIGSTORE_TYPE, sigs, req)
 
 
 def _summary(reasons: list[str]) -> str:
