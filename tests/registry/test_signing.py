@@ -258,7 +258,7 @@ def test_skopeo_and_chrootforge_enforce_signed_by(setup):
     foreign_policy = write_policy(
         s.base / "gpg-foreign.json", {f"{s.host}/{s.ns}/foreign": [signed_by(s.keys.trusted_gpg)]}
     )
-    _refused(s, "foreign:1", foreign_policy, "the signature cannot be checked (unknown signer key")
+    _refused(s, "foreign:1", foreign_policy, "signed by a key the policy does not name")
 
 
 def test_podman_enforces_signed_by(setup):

@@ -150,7 +150,10 @@ def verify(blob: bytes, keyrings: list[bytes], what: str) -> tuple[bytes, str]:
         try:
             return verifier.verify_signed(blob, what)
         except VerificationError as err:
+            message = str(err)
+            if "unknown signer key" in message or "signed by an unknown key" in message:
+                message = f"{what}: signed by a key the policy does not name"
             raise VerificationError(
-                str(err),
+                message,
                 hint="only signatures by the keys the policy names (keyPath, keyPaths, keyData) count",
             ) from None
