@@ -32,6 +32,7 @@ from tests.helpers.identity import get_identity
 from tests.helpers.oci import Podman
 from tests.helpers.registry import PASSWORD, USER
 from tests.helpers.signing import (
+    PASSPHRASE,
     gnupg_home,
     signed_by,
     sigstore_signed,
@@ -78,6 +79,7 @@ class Setup:
     def cf(self, *args: str):
         proc = self.identity.cf(*args, env=self.env)
         no_secrets(proc.stdout, proc.stderr)
+        assert PASSPHRASE not in proc.stdout + proc.stderr  # nor the signing key's passphrase
         return proc
 
     def push(self, tag: str, name: str, *sign: str):
@@ -282,6 +284,19 @@ def test_podman_enforces_signed_by(setup):
         refused = podman.run(*pull, f"docker://{s.ref('app:unsigned')}", env={"HOME": str(home)})
         assert refused.returncode != 0 and "Source image rejected" in refused.stderr, refused.stderr
         assert "A signature was required, but no signature exists" in refused.stderr
+        # a policy with an unknown key: podman refuses it too
+        bad = s.base / "podman-unknown.json"
+        bad.write_text(json.dumps({"default": [{**signed_by(s.keys.trusted_gpg), "keyPaht": "/x"}]}))
+        bad.chmod(0o644)
+        refused = podman.run(
+            *pull[:1],
+            "--signature-policy",
+            str(bad),
+            *pull[3:],
+            f"docker://{s.ref('app:signed')}",
+            env={"HOME": str(home)},
+        )
+        assert refused.returncode != 0 and "keyPaht" in refused.stderr, refused.stderr
         # the image also carries our sigstore attachment (use-sigstore-attachments is on): podman
         # fetched and parsed the sha256-<hex>.sig manifest and its layers to get there
     finally:
