@@ -378,3 +378,49 @@ def test_dsse_pae_and_envelope():
     assert payload_type == dsse.INTOTO_PAYLOAD_TYPE and payload == b'{"a":1}'
     assert sigs == [("k1", dsse.pae(dsse.INTOTO_PAYLOAD_TYPE, b'{"a":1}')[::-1])]
     assert json.loads(env)["payload"] == base64.b64encode(b'{"a":1}').decode()
+
+
+def test_openpgp_dsse_signature_is_a_detached_signature_gpg_verifies(signing_keys, tmp_path, monkeypatch):
+    """The provenance envelope signed with an OpenPGP key: `gpg --verify SIG PAE` accepts it."""
+    import subprocess
+
+    from chrootforge.registry.signing.openpgp import OpenPGPSigner
+    from tests.helpers.signing import PASSPHRASE, stop_agent
+
+    home = tmp_path / "gnupg"
+    home.mkdir(mode=0o700)
+    gpg = ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback"]
+    subprocess.run(
+        [*gpg, "--passphrase", PASSPHRASE, "--import", str(signing_keys.secret_export)],
+        check=True,
+        capture_output=True,
+    )
+    monkeypatch.setenv("GNUPGHOME", str(home))
+    try:
+        signer = OpenPGPSigner(signing_keys.trusted_fpr, PASSPHRASE)
+        signer.check()
+        envelope = dsse.sign(dsse.INTOTO_PAYLOAD_TYPE, b'{"_type":"x"}', [signer])
+        payload_type, payload, sigs = dsse.decode(envelope)
+        assert sigs[0][0] == signing_keys.trusted_fpr
+        (tmp_path / "pae").write_bytes(dsse.pae(payload_type, payload))
+        (tmp_path / "sig").write_bytes(sigs[0][1])
+        verify = subprocess.run(
+            [*gpg, "--status-fd", "1", "--verify", str(tmp_path / "sig"), str(tmp_path / "pae")],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert verify.returncode == 0 and f"VALIDSIG {signing_keys.trusted_fpr}" in verify.stdout, (
+            verify.stderr
+        )
+        (tmp_path / "pae").write_bytes(dsse.pae(payload_type, payload + b" "))
+        assert (
+            subprocess.run(
+                [*gpg, "--verify", str(tmp_path / "sig"), str(tmp_path / "pae")],
+                capture_output=True,
+                check=False,
+            ).returncode
+            != 0
+        )
+    finally:
+        stop_agent(home)
