@@ -207,6 +207,7 @@ def _build(targets, force, force_all, no_deps, layout, network, single_id, stage
         log.info(f"inputs pinned by {ns.root / 'chrootforge.lock'}")
     forced = set(order) if force_all else (set(requested) if force else set())
     run = _Run(project, layout_path, inputs, stage_override, ns.network, single_id)
+    run.remote_cache = dist.remote_cache if dist is not None else None  # recorded in the provenance
     bdir = st.build_dir(layout_path)
     try:
         bdir.mkdir(parents=True, exist_ok=True)
@@ -410,6 +411,7 @@ class _Run:
         self.tree_record = None
         self.epoch = 0
         self.image_binpkgs: dict[str, Path] = {}  # images with their own package.env
+        self.remote_cache: str | None = None
 
     def context(self):
         if self.ctx is not None:
@@ -520,6 +522,7 @@ class _Run:
                 runtimelibs.load(parent_state.builder_files) if parent_state else [], builder.builder_files
             )
             self._write_sbom(p, refs, digest, cumulative, builder_files)
+            self._write_provenance(p, refs, digest, key, parent_state)
             size, layers = _manifest_stats(self.layout, digest)
             seconds = time.monotonic() - started
             st.save_state(
@@ -607,6 +610,47 @@ class _Run:
 
         atomic_write(sbom_dir / f"{p.name}.spdx.json", data)
         attach_referrer(self.layout, refs[0], data, MEDIA_TYPE, artifact_type=MEDIA_TYPE)
+
+    def _write_provenance(self, p: ImagePlan, refs: list[str], digest: str, key: str, parent_state) -> None:
+        """The in-toto/SLSA provenance (gentoo/provenance.py), attached and kept beside the SBOM."""
+        from chrootforge.fsutil import atomic_write
+        from chrootforge.gentoo import provenance as pv
+        from chrootforge.lockfile import FILENAME as LOCK
+
+        ns = self.project.namespace
+        image = self.project.images[p.name]
+        inputs = [
+            pv.file_input(ns.spec_path.name, ns.spec_path.read_bytes()),
+            pv.file_input(f"{p.name}/{image.spec_path.name}", image.spec_path.read_bytes()),
+            pv.tree_input(self.inputs.tree_id),
+        ]
+        inputs += [pv.file_input(f"hooks/{h.phase}/{h.name}", h.path.read_bytes()) for h in image.hooks]
+        if (ns.root / LOCK).is_file():
+            inputs.append(pv.file_input(LOCK, (ns.root / LOCK).read_bytes()))
+        if self.stage_record is not None:
+            inputs.append(pv.fetched_input("stage3", self.stage_record))
+        if self.tree_record is not None:
+            inputs.append(pv.fetched_input("snapshot", self.tree_record))
+        if parent_state is not None:
+            inputs.append(pv.image_input(parent_state.tags[0], parent_state.manifest_digest))
+        facts = pv.BuildFacts(
+            image_ref=refs[0],
+            manifest_digest=digest,
+            namespace=ns.name,
+            image=p.name,
+            tags=tuple(image.tags),
+            key=key,
+            epoch=self.epoch,
+            version=__version__,
+            inputs=tuple(inputs),
+            binhost=p.binhost if p.emerge_argv else None,
+            remote_cache=self.remote_cache,
+        )
+        data = pv.encode(pv.statement(facts))
+        folder = st.build_dir(self.layout) / "provenance"
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write(folder / f"{p.name}.intoto.json", data)
+        pv.attach(self.layout, refs[0], data)
 
     def close(self) -> None:
         pass

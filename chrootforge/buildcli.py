@@ -47,7 +47,11 @@ def register(sub) -> None:
         action="store_true",
         help="print what would be done (graph, /etc/portage, mounts, emerge) and exit",
     )
-    p.add_argument("--json", action="store_true", help="print the build report as JSON on stdout")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the build report as JSON on stdout (with --plan: the image graph, for CI)",
+    )
     p.add_argument(
         "--vm",
         choices=("on", "off", "auto"),
@@ -92,9 +96,17 @@ def register(sub) -> None:
     dist.add_argument(
         "--binhost", metavar="URL", help="take binary packages from this binhost (overrides [build] binhost)"
     )
+    dist.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="containers-policy.json(5) that remote cache entries must satisfy (default: "
+        "~/.config/containers/policy.json, else /etc/containers/policy.json)",
+    )
     from chrootforge.registry.options import add_registry_options
+    from chrootforge.registry.signing.options import add_sign_options
 
     add_registry_options(p)
+    add_sign_options(p)
     p.set_defaults(func=_build)
     lk = sub.add_parser(
         "lock",
@@ -120,6 +132,16 @@ def register(sub) -> None:
     )
     sb.add_argument("ref", metavar="LAYOUT:TAG")
     sb.set_defaults(func=_sbom)
+    pv = sub.add_parser(
+        "provenance",
+        help="print the in-toto/SLSA provenance attached to an image of a layout",
+        description="Print the in-toto Statement (SLSA provenance v1) that build attached to TAG of "
+        "LAYOUT on stdout; --envelope prints its signed DSSE envelope instead (docs/pipeline.md, "
+        "Provenance).",
+    )
+    pv.add_argument("ref", metavar="LAYOUT:TAG")
+    pv.add_argument("--envelope", action="store_true", help="the DSSE envelope a signing build attached")
+    pv.set_defaults(func=_provenance)
 
 
 def _lock(args) -> int:
@@ -159,6 +181,32 @@ def _sbom(args) -> int:
     return 0
 
 
+def _provenance(args) -> int:
+    import json
+    import sys
+
+    from chrootforge.errors import CfError, UsageError
+    from chrootforge.gentoo import provenance
+    from chrootforge.oci.refs import split_layout_ref
+
+    layout, tag = split_layout_ref(args.ref)
+    if not tag:
+        raise UsageError(f"{args.ref}: give LAYOUT:TAG", hint="e.g. out/layout:localhost/ns/hello:latest")
+    kind = provenance.ENVELOPE_TYPE if args.envelope else provenance.MEDIA_TYPE
+    data = provenance.read(layout, tag, kind)
+    if data is None:
+        what = "signed provenance (DSSE envelope)" if args.envelope else "provenance"
+        raise CfError(
+            f"{tag}: no {what} is attached to this image",
+            hint="images built by chrootforge build have one; a build pushing with a signing key signs it",
+        )
+    try:
+        sys.stdout.write(json.dumps(json.loads(data), indent=1, sort_keys=True) + "\n")
+    except ValueError:
+        raise CfError(f"{tag}: the attached provenance is not JSON") from None
+    return 0
+
+
 def _build(args) -> int:
     import json
     import sys
@@ -167,6 +215,14 @@ def _build(args) -> int:
 
     shell, dist = _checked(args)
     if args.plan:
+        if args.json:  # the stable graph for CI (docs/pipeline.md, "The build graph for CI")
+            from chrootforge import buildplan
+
+            graph = buildplan.graph(
+                args.targets, args.layout, dist=dist, shell=shell, network=args.network, stage3=args.stage3
+            )
+            sys.stdout.write(buildplan.render(graph))
+            return 0
         sys.stdout.write(build.plan(args.targets, args.layout, dist=dist, shell=shell, network=args.network))
         return 0
     from chrootforge.errors import UsageError
@@ -236,13 +292,7 @@ def _checked(args):
         shell = ShellRequest(now=args.shell, on_failure=args.shell_on_failure, keep=args.keep)
     elif args.keep:
         raise UsageError("--keep goes with --shell or --shell-on-failure")
-    dist = None
-    if args.push or args.remote_cache or args.binhost:
-        from chrootforge.builddist import DistOptions
-
-        dist = DistOptions(
-            push=args.push, remote_cache=args.remote_cache, binhost=args.binhost, registry=registry
-        )
+    dist = _dist_options(args, registry)
     if args.vm == "on" and (shell is not None or dist is not None):
         raise UsageError(
             "--vm on builds in a QEMU guest, which has no terminal and no network: not with "
@@ -250,3 +300,21 @@ def _checked(args):
             hint="use --vm off",
         )
     return shell, dist
+
+
+def _dist_options(args, registry):
+    from chrootforge.registry.signing.options import sign_options_from_args
+
+    signing = sign_options_from_args(args)
+    if not (args.push or args.remote_cache or args.binhost or signing.enabled):
+        return None
+    from chrootforge.builddist import DistOptions
+
+    return DistOptions(
+        push=args.push,
+        remote_cache=args.remote_cache,
+        binhost=args.binhost,
+        registry=registry,
+        signing=signing,
+        policy=args.policy,
+    )

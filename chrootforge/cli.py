@@ -34,6 +34,7 @@ COMMAND_MODULES = (
 COMMAND_OWNERS = {
     "build": "chrootforge.buildcli",
     "sbom": "chrootforge.buildcli",
+    "provenance": "chrootforge.buildcli",
     "lock": "chrootforge.buildcli",
     "fetch": "chrootforge.sources.cli",
     "run": "chrootforge.sandbox.cli",

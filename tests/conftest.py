@@ -7,5 +7,6 @@ pytest_plugins = [
     "tests.helpers.pipeline",
     "tests.helpers.world",
     "tests.helpers.registry",
+    "tests.helpers.signing",
     "tests.helpers.vm",
 ]

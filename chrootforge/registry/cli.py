@@ -34,7 +34,25 @@ def register(sub) -> None:
         p.add_argument("dest", metavar=dest)
         p.add_argument("--json", action="store_true", help="print the result as JSON")
         add_registry_options(p)
+        _add_signature_options(p, name)
         p.set_defaults(func=func)
+
+
+def _add_signature_options(p, command: str) -> None:
+    """push signs; pull enforces a containers-policy.json (docs/registry.md, Signatures)."""
+    from chrootforge.registry.signing.options import add_registries_d_option, add_sign_options
+
+    if command == "push":
+        add_sign_options(p)
+        return
+    g = p.add_argument_group("signature policy (docs/registry.md, Signatures)")
+    g.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="containers-policy.json(5) to enforce (default: ~/.config/containers/policy.json if it "
+        "exists, else /etc/containers/policy.json)",
+    )
+    add_registries_d_option(g)
 
 
 def _interrupt_on_sigterm() -> None:
@@ -53,14 +71,16 @@ def _push(args) -> int:
 
     from chrootforge.errors import UsageError
     from chrootforge.oci.refs import split_layout_ref
-    from chrootforge.registry.image_push import push
     from chrootforge.registry.options import options_from_args
+    from chrootforge.registry.signing.options import sign_options_from_args
+    from chrootforge.registry.signing.sign import Signing, push_signed
 
     _interrupt_on_sigterm()
     layout, tag = split_layout_ref(args.source)
     if not tag:
         raise UsageError(f"{args.source!r} names no tag", hint="write LAYOUT:TAG")
-    result = push(layout, tag, args.dest, options_from_args(args))
+    signing = Signing.prepare(sign_options_from_args(args))  # keys unlocked before any upload
+    result = push_signed(layout, tag, args.dest, options_from_args(args), signing)
     print(json.dumps(dataclasses.asdict(result), indent=2) if args.json else result.digest)
     return 0
 
@@ -69,6 +89,7 @@ def _pull(args) -> int:
     import json
 
     from chrootforge.oci.refs import split_layout_ref
+    from chrootforge.registry import policy
     from chrootforge.registry.image_pull import layout_tag, pull
     from chrootforge.registry.options import options_from_args
     from chrootforge.registry.reference import parse_ref
@@ -77,7 +98,10 @@ def _pull(args) -> int:
     layout, tag = split_layout_ref(args.dest)
     ref = parse_ref(args.source)
     tag = layout_tag(ref, tag)
-    digest = pull(ref, layout, tag, options_from_args(args))
+    options = options_from_args(args)
+    # signatures are checked before anything is downloaded; the pull then takes the verified digest
+    admitted = policy.admit(ref, options, policy.load(args.policy), args.registries_d)
+    digest = pull(admitted, layout, tag, options)
     if args.json:
         print(json.dumps({"reference": str(ref), "digest": digest, "layout": layout, "tag": tag}, indent=2))
     else:

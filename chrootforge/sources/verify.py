@@ -110,7 +110,11 @@ class Verifier:
     def _import(self, path: Path) -> set[str]:
         if not path.is_file():
             raise UsageError(f"keyring {path} does not exist")
-        result = self._gpg.import_keys(path.read_bytes())
+        return self.import_data(path.read_bytes())
+
+    def import_data(self, data: bytes) -> set[str]:
+        """Import keys (armored or binary); their primary fingerprints (not yet accepted)."""
+        result = self._gpg.import_keys(data)
         return {fp.upper() for fp in (result.fingerprints or []) if fp}
 
     def _judge(self, result, what: str) -> str:
@@ -150,6 +154,14 @@ class Verifier:
         with open(sig_path, "rb") as sig:
             result = self._gpg.verify_file(sig, str(data_path))
         return self._judge(result, what)
+
+    def verify_signed(self, blob: bytes, what: str) -> tuple[bytes, str]:
+        """(the signed data, signer fingerprint) of an OpenPGP Signed Message (gpg --sign)."""
+        result = self._gpg.decrypt(blob)
+        if any(s.startswith("[GNUPG:] BEGIN_DECRYPTION") for s in (result.stderr or "").splitlines()):
+            raise VerificationError(f"{what}: an encrypted message, not a signed one")
+        fpr = self._judge(result, what)
+        return bytes(result.data or b""), fpr
 
     def verify_clearsigned(self, raw: bytes, what: str) -> tuple[str, str]:
         """Return (the signed text exactly as gpg verified it, signer fingerprint)."""

@@ -123,6 +123,14 @@ def tag(value: str) -> str | None:
     return None if _TAG_RE.fullmatch(value) else f"'{shown(value)}' is not a valid tag"
 
 
+def fingerprint(value: str) -> str | None:
+    """An OpenPGP key by its fingerprint (40 or 64 hex digits) or long key id (16)."""
+    text = value.removeprefix("0x").replace(" ", "")
+    if len(text) in (16, 40, 64) and all(c in "0123456789abcdefABCDEF" for c in text):
+        return None
+    return f"{value!r} is not an OpenPGP fingerprint"
+
+
 def prefix(value: str) -> str | None:
     return None if _PREFIX_RE.fullmatch(value) else f"'{shown(value)}' is not an image name prefix"
 

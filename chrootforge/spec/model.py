@@ -217,6 +217,34 @@ class Namespace:
         hint="write docker://HOST[:PORT]/NAMESPACE, e.g. docker://registry.example.com/team",
         content=False,
     )
+    sign_by: str | None = key(
+        STR,
+        "what `build --push` (and --remote-cache) signs with: an OpenPGP key of the user's GnuPG "
+        "keyring ($GNUPGHOME); the signatures go to the lookaside store of registries.d",
+        None,
+        section="output",
+        check=checks.fingerprint,
+        example="0123456789ABCDEF0123456789ABCDEF01234567",
+        hint="the key's 40 hex digit fingerprint (gpg --list-secret-keys)",
+        content=False,
+    )
+    sign_by_sigstore_private_key: Path | None = key(
+        PATH,
+        "or a sigstore private key (ECDSA P-256 PEM, or cosign's encrypted key file); the "
+        "signatures go to the registry's sha256-<digest>.sig tag",
+        None,
+        section="output",
+        example="${COSIGN_KEY_FILE}",
+        content=False,
+    )
+    sign_passphrase_file: Path | None = key(
+        PATH,
+        "a file whose first line is the signing key's passphrase (never the passphrase itself)",
+        None,
+        section="output",
+        example="${COSIGN_PASSWORD_FILE}",
+        content=False,
+    )
     network: str = key(
         Choice("none", "host"),
         "network in the build sandbox (host copies resolv.conf in, for fetching distfiles)",

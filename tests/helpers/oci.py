@@ -110,6 +110,17 @@ def manifest_of(layout: Path, tag: str) -> dict:
     raise KeyError(tag)
 
 
+def unmount_below(*paths: Path) -> None:
+    """Unmount whatever is mounted at or below `paths` (deepest first): podman's overlay driver,
+    run as root, leaves its storage directory bind-mounted onto itself after it exits."""
+    roots = [str(Path(p).resolve()) for p in paths]
+    with open("/proc/self/mountinfo") as handle:
+        points = [line.split()[4].replace("\\040", " ") for line in handle]
+    below = [m for m in points if any(m == r or m.startswith(r + "/") for r in roots)]
+    for point in sorted(set(below), key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], check=False, capture_output=True)
+
+
 class Podman:
     """podman with private storage under `base`, as `identity` (root or rootless)."""
 
@@ -162,6 +173,7 @@ class Podman:
 
     def cleanup(self) -> None:
         if self.identity.is_root:
+            unmount_below(self.base, self.runroot)
             shutil.rmtree(self.base, ignore_errors=True)
             shutil.rmtree(self.runroot, ignore_errors=True)
             return

@@ -104,6 +104,9 @@ class Podman:
     def cleanup(self) -> None:
         self(*["rm", "-af", "-t", "0"], check=False)
         if self.identity.is_root:
+            from tests.helpers.oci import unmount_below
+
+            unmount_below(self.base, self.runroot)
             shutil.rmtree(self.base, ignore_errors=True)
             shutil.rmtree(self.runroot, ignore_errors=True)
             return

@@ -107,6 +107,7 @@ def _build(identity, ns: Path, layout: Path, env: dict, *extra: str):
 # Manifest digests of each identity's build (the two builds differ in user, stage path, cache and
 # layout path; SOURCE_DATE_EPOCH is unset in both): they must be equal (issue 10).
 DIGESTS: dict[str, dict[str, str]] = {}
+PROVENANCE: dict[str, dict[str, bytes]] = {}  # and their provenance documents: the same bytes too
 
 
 def _stage_elsewhere(stage: Path, dest: Path) -> Path:
@@ -138,6 +139,10 @@ def built(request, world_inputs, world_repo) -> Built:
     podman = Podman(identity, tmp / "podman")
     b = Built(identity, tmp, ns, layout, env, json.loads(proc.stdout), podman)
     DIGESTS[identity.name] = {image: b.index()[f"{PREFIX}/{image}:latest"] for image in IMAGES}
+    PROVENANCE[identity.name] = {
+        image: (layout.parent / "layout.build" / "provenance" / f"{image}.intoto.json").read_bytes()
+        for image in IMAGES
+    }
     for image in IMAGES:
         image_id = (
             podman("pull", "-q", f"oci:{layout}:{PREFIX}/{image}:latest").stdout.strip().splitlines()[-1]
@@ -564,6 +569,59 @@ def test_zz_same_digests_anywhere(built):
     if set(DIGESTS) != {"root", "user"}:
         pytest.skip("needs both identities' builds (run the whole module)")
     assert DIGESTS["root"] == DIGESTS["user"]
+    assert PROVENANCE["root"] == PROVENANCE["user"]
+
+
+def test_provenance_names_the_inputs(built):
+    """in-toto Statement v1 / SLSA provenance v1 (checked against the specifications' fields), with
+    the same stage, tree and parent the image's labels and state name, and the spec files by sha256."""
+    from tests.pipeline import provenance_schema
+
+    for image in ("busybox", "hello"):
+        data = (built.layout.parent / "layout.build" / "provenance" / f"{image}.intoto.json").read_bytes()
+        doc = json.loads(data)
+        provenance_schema.slsa_provenance_v1(doc)
+        assert doc["subject"] == [
+            {
+                "name": f"{PREFIX}/{image}:latest",
+                "digest": {"sha256": built.index()[f"{PREFIX}/{image}:latest"][7:]},
+            }
+        ]
+        bd = doc["predicate"]["buildDefinition"]
+        labels = built.config(image)["config"]["Labels"]
+        deps = {d["name"]: d for d in bd["resolvedDependencies"]}
+        stage = deps[labels["org.chrootforge.stage3.name"]]
+        assert stage["digest"] == {"sha512": labels["org.chrootforge.stage3.sha512"]}
+        assert stage["annotations"]["verifiedBy"] == labels["org.chrootforge.stage3.verified-by"]
+        assert deps["tree"]["annotations"]["treeId"] == labels["org.chrootforge.tree"]
+        assert bd["internalParameters"]["buildKey"] == labels["org.chrootforge.build-key"]
+        assert bd["internalParameters"]["buildEpoch"] == calendar.timegm(
+            time.strptime(labels["org.opencontainers.image.created"], "%Y-%m-%dT%H:%M:%SZ")
+        )
+        for name in ("chrootforge.toml", f"{image}/image.toml"):
+            assert (
+                deps[name]["digest"]["sha256"] == hashlib.sha256((built.ns / name).read_bytes()).hexdigest()
+            )
+        assert str(built.tmp) not in data.decode()
+        shown = built.cf("provenance", f"{built.layout}:{PREFIX}/{image}:latest")
+        assert shown.returncode == 0 and json.loads(shown.stdout) == doc
+    hello = json.loads(
+        (built.layout.parent / "layout.build" / "provenance" / "hello.intoto.json").read_text()
+    )
+    parents = [
+        d
+        for d in hello["predicate"]["buildDefinition"]["resolvedDependencies"]
+        if d.get("annotations", {}).get("kind") == "parent image"
+    ]
+    assert parents == [
+        {
+            "annotations": {"kind": "parent image"},
+            "digest": {"sha256": built.index()[f"{PREFIX}/s6:latest"][7:]},
+            "name": f"{PREFIX}/s6:latest",
+        }
+    ]
+    # an unsigned build attaches no envelope
+    assert built.cf("provenance", "--envelope", f"{built.layout}:{PREFIX}/hello:latest").returncode == 1
 
 
 def test_one_epoch_everywhere(built):
