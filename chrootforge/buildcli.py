@@ -200,10 +200,10 @@ def _provenance(args) -> int:
             f"{tag}: no {what} is attached to this image",
             hint="images built by chrootforge build have one; a build pushing with a signing key signs it",
         )
-    try:
-        sys.stdout.write(json.dumps(json.loads(data), indent=1, sort_keys=True) + "\n")
-    except ValueError:
-        raise CfError(f"{tag}: the attached provenance is not JSON") from None
+    from chrootforge import untrusted
+
+    doc = untrusted.loads_json(data, f"the provenance attached to {tag}")
+    sys.stdout.write(json.dumps(doc, indent=1, sort_keys=True) + "\n")
     return 0
 
 

@@ -44,15 +44,28 @@ def depth_exceeds(doc, limit: int = MAX_DEPTH) -> bool:
     return False
 
 
-def loads_json(data: bytes | str, where: str):
-    """The parsed JSON document, or BadDocument naming `where`."""
+def loads_json(data: bytes | str, where: str, pairs_hook=None):
+    """The parsed JSON document, or BadDocument naming `where`. `pairs_hook` is json's
+    object_pairs_hook (e.g. to refuse duplicate keys, as the signature formats demand); what it
+    raises passes through."""
+    raised: list[BaseException] = []
+
+    def guarded(pairs):
+        try:
+            return pairs_hook(pairs)
+        except BaseException as err:  # the hook's own refusal is the caller's error, not ours
+            raised.append(err)
+            raise
+
     try:
-        doc = json.loads(data)
+        doc = json.loads(data, object_pairs_hook=guarded if pairs_hook else None)
     except RecursionError:
         raise BadDocument(_too_deep(where)) from None
     except UnicodeDecodeError:  # (its message would quote the bytes: auth files hold secrets)
         raise BadDocument(f"{where} is not valid JSON: not UTF-8 text") from None
     except ValueError as err:  # json's messages give a position, never the content
+        if raised:
+            raise raised[0] from None
         raise BadDocument(f"{where} is not valid JSON: {err}") from None
     if depth_exceeds(doc):
         raise BadDocument(_too_deep(where))

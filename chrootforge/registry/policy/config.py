@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chrootforge import log
+from chrootforge import log, untrusted
 from chrootforge.errors import UsageError
 from chrootforge.registry import dockerref
 from chrootforge.registry.dockerref import BadReference
@@ -111,7 +110,7 @@ def _no_duplicates(pairs):
 def parse(data: bytes, source: str) -> Policy:
     doc = _Doc(source)
     try:
-        top = json.loads(data, object_pairs_hook=_no_duplicates)
+        top = untrusted.loads_json(data, f"policy {source}", pairs_hook=_no_duplicates)
     except (ValueError, UnicodeDecodeError) as err:
         raise PolicyError(f"policy {source}: not valid JSON: {str(err)[:120]}") from None
     doc.obj(top, "the top level", {"default", "transports"}, {"default"})

@@ -11,8 +11,8 @@ digests, as containers/image writes them.
 from __future__ import annotations
 
 import hashlib
-import json
 
+from chrootforge import untrusted
 from chrootforge.errors import VerificationError
 from chrootforge.oci import mediatypes as mt
 from chrootforge.oci.layout import canonical_json
@@ -50,7 +50,7 @@ def _get_manifest(client: Client, digest: str, scopes=()) -> tuple[dict, str] | 
     raw = read_limited(resp, MAX_MANIFEST, f"the manifest {where}")
     content_type = (resp.headers.get("Content-Type") or "").split(";")[0].strip()
     try:
-        doc = json.loads(raw)
+        doc = untrusted.loads_json(raw, where)
     except ValueError:
         raise VerificationError(f"{where}: the signatures manifest is not JSON") from None
     media_type = (doc.get("mediaType") if isinstance(doc, dict) else None) or content_type
@@ -143,8 +143,8 @@ def store(client: Client, digest: str, payload: bytes, signature_b64: str, prese
                 if present(existing, layer.get("annotations") or {}):
                     return False
         try:
-            config = json.loads(
-                get_blob(client, doc.get("config") or {}, MAX_MANIFEST, where, client.push_scope())
+            config = untrusted.loads_json(
+                get_blob(client, doc.get("config") or {}, MAX_MANIFEST, where, client.push_scope()), where
             )
         except ValueError:
             raise VerificationError(f"{where}: the signatures config is not JSON") from None

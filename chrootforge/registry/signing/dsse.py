@@ -13,6 +13,8 @@ from __future__ import annotations
 import base64
 import json
 
+from chrootforge import untrusted
+
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
 
@@ -40,7 +42,7 @@ def sign(payload_type: str, payload: bytes, signers) -> bytes:
 
 def decode(data: bytes) -> tuple[str, bytes, list[tuple[str, bytes]]]:
     """(payloadType, payload, [(keyid, signature)]) of an envelope; ValueError when malformed."""
-    doc = json.loads(data)
+    doc = untrusted.loads_json(data, "a DSSE envelope")
     if not isinstance(doc, dict) or not isinstance(doc.get("payloadType"), str):
         raise ValueError("not a DSSE envelope")
     payload = base64.b64decode(doc.get("payload") or "", validate=True)

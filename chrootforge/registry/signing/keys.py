@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chrootforge import untrusted
 from chrootforge.errors import UsageError, VerificationError
 from chrootforge.registry.signing import secretbox
 
@@ -60,7 +61,7 @@ def _scrypt(passphrase: bytes, kdf: dict) -> bytes:
 def decrypt_cosign(der_json: bytes, passphrase: bytes) -> bytes:
     """The PKCS#8 bytes inside a cosign key file's JSON; ValueError on a bad document,
     SecretBoxError on a wrong passphrase."""
-    doc = json.loads(der_json)
+    doc = untrusted.loads_json(der_json, "the cosign key file")
     if not isinstance(doc, dict):
         raise ValueError("not a JSON object")
     cipher = doc.get("cipher") or {}

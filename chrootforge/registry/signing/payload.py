@@ -18,11 +18,11 @@ import json
 import re
 from dataclasses import dataclass
 
-from chrootforge import __version__
+from chrootforge import __version__, untrusted
 
 SIMPLE_TYPE = "atomic container signature"
 SIGSTORE_TYPE = "cosign container image signature"
-_DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
+_DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}\Z")
 
 
 class BadPayload(ValueError):
@@ -80,7 +80,7 @@ def _string(value: object, where: str) -> str:
 def parse(data: bytes, kind: str) -> Claim:
     """The claim of a verified payload of type `kind`; BadPayload otherwise."""
     try:
-        doc = json.loads(data, object_pairs_hook=_no_duplicates)
+        doc = untrusted.loads_json(data, "the payload", pairs_hook=_no_duplicates)
     except BadPayload:
         raise
     except (ValueError, UnicodeDecodeError):

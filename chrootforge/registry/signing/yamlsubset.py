@@ -9,11 +9,12 @@ empty.
 
 from __future__ import annotations
 
-import json
 import re
 
+from chrootforge import untrusted
+
 _KEY_RE = re.compile(
-    r"""^(?P<key>"(?:[^"\\]|\\.)*"|'(?:[^']|'')*'|[^\s#'"{}\[\]&*!|>%@`,?:-][^#]*?|-[^\s#][^#]*?)\s*:(?:\s+(?P<value>.*))?$"""
+    r"""^(?P<key>"(?:[^"\\]|\\.)*"|'(?:[^']|'')*'|[^\s#'"{}\[\]&*!|>%@`,?:-][^#]*?|-[^\s#][^#]*?)\s*:(?:\s+(?P<value>.*))?\Z"""
 )
 
 
@@ -46,7 +47,7 @@ def _scalar(text: str, where: str, line: int) -> str | dict | None:
         if len(text) < 2 or not text.endswith('"'):
             raise YamlError(where, line, "an unterminated double-quoted string")
         try:
-            value = json.loads(text)  # YAML's double-quoted escapes are a superset of JSON's
+            value = untrusted.loads_json(text, where)  # YAML's double-quoted escapes are a superset of JSON's
         except ValueError:
             raise YamlError(
                 where, line, f"a double-quoted string chrootforge cannot read: {text[:60]}"
