@@ -21,10 +21,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.world.cache import HERE, Step, cache_key, keyed_build, source_digests
+from tests.world.cache import HERE, SUITE, Step, cache_key, keyed_build, source_digests
 from tests.world.signing import PUBLIC_KEY_NAME, SigningError, ensure_key, sign_release
 
-SUITE = "bookworm"
 PORTAGE_VERSION = "3.0.83"
 REPO_NAME = "cfworld"  # must match examples/repo/profiles/repo_name
 PROFILE = "default/linux/amd64"  # a profile of examples/repo, the target of make.profile
