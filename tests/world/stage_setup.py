@@ -1,7 +1,7 @@
 """Turn a fresh Debian rootfs into a Gentoo-like stage3 (run as mmdebstrap's customize hook).
 
 Usage (inside mmdebstrap's namespace, as its root):
-    python3 stage_setup.py ROOTFS WHEEL REPO_NAME PROFILE
+    python3 stage_setup.py ROOTFS WHEEL REPO_NAME PROFILE CHOST
 
 Stdlib only: it runs with the host's /usr/bin/python3, outside the chroot, writing into ROOTFS; the
 commands that must see the rootfs (its pip, its python) run under `chroot`. Every edit checks that
@@ -135,6 +135,58 @@ def recompile_python(root: Path) -> None:
     chroot(root, "python3", "-m", "compileall", "-q", "-j1", "--invalidation-mode", "checked-hash", *dirs)
 
 
+def chroot_output(root: Path, *argv: str) -> str:
+    proc = subprocess.run(
+        ["chroot", str(root), *argv],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
+    )
+    return proc.stdout.strip()
+
+
+def chost_tools(root: Path, chost: str) -> list[str]:
+    """${CHOST}-gcc, -ar, -ranlib, -nm, -strip, ... as gcc-config and binutils-config give a Gentoo
+    stage: a symlink to Debian's tool of its own triplet (x86_64-linux-gnu-gcc), for every such tool.
+    Build systems look for them (zlib's configure takes ${CHOST}-gcc, or else builds its shared
+    library without -fPIC)."""
+    triplet = chroot_output(root, "gcc", "-dumpmachine")
+    bindir = root / "usr/bin"
+    made = []
+    for tool in sorted(bindir.glob(f"{triplet}-*")):
+        name = chost + tool.name[len(triplet) :]
+        link = bindir / name
+        if not link.exists() and not link.is_symlink():
+            link.symlink_to(tool.name)
+            made.append(name)
+    for needed in ("gcc", "cpp", "ar", "as", "ld", "nm", "ranlib", "strip", "objcopy", "objdump", "readelf"):
+        if not (bindir / f"{chost}-{needed}").exists():
+            die(f"/usr/bin/{chost}-{needed} is missing: Debian has no /usr/bin/{triplet}-{needed}")
+    return made
+
+
+# The loader's search path as a Gentoo stage has it: env-update writes /etc/ld.so.conf from the
+# LDPATH of /etc/env.d. Gentoo's glibc and baselayout give these two files; here Debian's own
+# multiarch directories come in through ld.so.conf.d, and ebuilds install into lib64. Without them
+# the first merge's env-update would write an ld.so.conf without Debian's include line.
+ENV_D = {
+    "00glibc": 'LDPATH="include ld.so.conf.d/*.conf"\n',
+    "50baselayout": 'LDPATH="/lib64:/usr/lib64:/usr/local/lib64:/lib:/usr/lib:/usr/local/lib"\n',
+}
+
+
+def library_path(root: Path) -> None:
+    envd = root / "etc/env.d"
+    envd.mkdir(exist_ok=True)
+    for name, text in ENV_D.items():
+        (envd / name).write_text(text)
+    chroot(root, "env-update")
+    conf = (root / "etc/ld.so.conf").read_text()
+    if "include ld.so.conf.d/*.conf" not in conf or "/usr/lib64" not in conf:
+        die(f"env-update wrote an unexpected /etc/ld.so.conf:\n{conf}")
+
+
 def add_line(path: Path, name: str, line: str) -> None:
     lines = path.read_text().splitlines() if path.exists() else []
     if not any(entry.split(":")[0] == name for entry in lines):
@@ -185,13 +237,15 @@ def make_layout(root: Path, repo_name: str, profile: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 5:
-        die("usage: stage_setup.py ROOTFS WHEEL REPO_NAME PROFILE")
-    root, wheel, repo_name, profile = Path(argv[1]), Path(argv[2]), argv[3], argv[4]
+    if len(argv) != 6:
+        die("usage: stage_setup.py ROOTFS WHEEL REPO_NAME PROFILE CHOST")
+    root, wheel, repo_name, profile, chost = Path(argv[1]), Path(argv[2]), argv[3], argv[4], argv[5]
     install_portage(root, wheel)
     recompile_python(root)
     add_portage_account(root)
     make_layout(root, repo_name, profile)
+    chost_tools(root, chost)
+    library_path(root)
     for cache in ("root/.cache", "var/cache/apt/archives/partial"):
         shutil.rmtree(root / cache, ignore_errors=True)
     return 0
