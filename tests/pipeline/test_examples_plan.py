@@ -104,5 +104,5 @@ def test_world_example_plans(monkeypatch):
     hello = plan_image(project, "hello", [])
     assert hello.config["Cmd"] == ["s6-svscan", "-t0", "/service"]
     assert "GREETING_SOURCE=chrootforge" in hello.config["Env"]
-    assert hello.portage.profile == "/var/db/repos/gentoo/profiles/default/linux/amd64"
+    assert hello.portage.profile == "/var/db/repos/gentoo/profiles/default/linux/amd64/23.0"
     assert project.namespace.tree.name == "cfworld"

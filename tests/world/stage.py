@@ -27,7 +27,7 @@ from tests.world.signing import PUBLIC_KEY_NAME, SigningError, ensure_key, sign_
 PORTAGE_VERSION = "3.0.83"
 REPO_NAME = "cfworld"  # must match examples/repo/profiles/repo_name
 ARCH = "amd64"
-PROFILE = "default/linux/amd64"  # a profile of examples/repo, the target of make.profile
+PROFILE = f"default/linux/{ARCH}/23.0"  # a profile of examples/repo, the target of make.profile
 # The profile's CHOST (its arch/ make.defaults): the stage gets the tool names a Gentoo stage has
 # for it (${CHOST}-gcc, -ar, ...), beside Debian's own triplet names.
 CHOST = {"amd64": "x86_64-pc-linux-gnu", "arm64": "aarch64-unknown-linux-gnu"}[ARCH]

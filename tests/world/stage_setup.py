@@ -12,6 +12,7 @@ produce a silently broken stage.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -166,6 +167,34 @@ def chost_tools(root: Path, chost: str) -> list[str]:
     return made
 
 
+# The builder's toolchain, which dpkg owns: listed in package.provided, so that emerge takes it as
+# installed (the profile's @system names it, and ebuilds may depend on it).
+TOOLCHAIN = {
+    "gcc": "sys-devel/gcc",
+    "binutils": "sys-devel/binutils",
+    "libc6": "sys-libs/glibc",
+    "make": "sys-devel/make",
+}
+
+
+def upstream_version(debian: str) -> str:
+    """`4:12.2.0-3` -> `12.2.0`: no epoch, no Debian revision."""
+    version = debian.split(":", 1)[-1].rsplit("-", 1)[0]
+    if not re.fullmatch(r"\d+(\.\d+)*", version):
+        die(f"Debian version {debian!r} has no plain upstream version to provide")
+    return version
+
+
+def provide_toolchain(root: Path) -> None:
+    lines = ["# The stage's toolchain, installed by dpkg (tests/world/stage_setup.py)"]
+    for package, atom in sorted(TOOLCHAIN.items(), key=lambda item: item[1]):
+        version = chroot_output(root, "dpkg-query", "-W", "-f", "${Version}", package)
+        lines.append(f"{atom}-{upstream_version(version)}")
+    profile = root / "etc/portage/profile"
+    profile.mkdir(parents=True, exist_ok=True)
+    (profile / "package.provided").write_text("\n".join(lines) + "\n")
+
+
 # The loader's search path as a Gentoo stage has it: env-update writes /etc/ld.so.conf from the
 # LDPATH of /etc/env.d. Gentoo's glibc and baselayout give these two files; here Debian's own
 # multiarch directories come in through ld.so.conf.d, and ebuilds install into lib64. Without them
@@ -218,6 +247,7 @@ def make_layout(root: Path, repo_name: str, profile: str) -> None:
         "etc/portage/repos.conf": (0o755, 0, 0),
         "etc/portage/env": (0o755, 0, 0),
         "etc/portage/package.use": (0o755, 0, 0),
+        "etc/portage/profile": (0o755, 0, 0),
     }
     for rel, (mode, uid, gid) in dirs.items():
         path = root / rel
@@ -245,6 +275,7 @@ def main(argv: list[str]) -> int:
     add_portage_account(root)
     make_layout(root, repo_name, profile)
     chost_tools(root, chost)
+    provide_toolchain(root)
     library_path(root)
     for cache in ("root/.cache", "var/cache/apt/archives/partial"):
         shutil.rmtree(root / cache, ignore_errors=True)

@@ -99,7 +99,7 @@ def test_mmdebstrap_command():
     )
     hook = argv[argv.index("--customize-hook") + 1]
     assert "stage_setup.py" in hook
-    assert "/w/portage.whl cfworld default/linux/amd64 x86_64-pc-linux-gnu" in hook
+    assert "/w/portage.whl cfworld default/linux/amd64/23.0 x86_64-pc-linux-gnu" in hook
     assert argv[-2:] == ["bookworm", "/o/stage.tar.zst"]
 
 
