@@ -9,8 +9,20 @@ CF_MOUNT = "/cf"  # the build's scripts, hooks and generated /etc/portage files,
 def emerge_argv(packages, jobs: int = 1) -> list[str]:
     """Install `packages` into the image root: binpkgs reused when their USE matches, else built
     (and packaged for the next time)."""
+    return ["emerge", *_common(jobs), *packages]
+
+
+def builder_deps_argv(packages, jobs: int = 1) -> list[str]:
+    """With ROOT=/, before package.provided names what the image root has: the build-time
+    dependencies (DEPEND, BDEPEND) of `packages`, into the builder. A parent's package that a child
+    compiles against is then in the builder (package.provided would hide it, and the parent's
+    image has no headers), and a library that is both a build and a runtime dependency is compiled
+    once: the image's own emerge takes the binpkg this run made."""
+    return ["emerge", "--onlydeps", "--onlydeps-with-rdeps=n", *_common(jobs), *packages]
+
+
+def _common(jobs: int) -> list[str]:
     return [
-        "emerge",
         "--buildpkg",
         "--usepkg",
         "--binpkg-respect-use=y",
@@ -20,7 +32,6 @@ def emerge_argv(packages, jobs: int = 1) -> list[str]:
         "--quiet-build=n",
         "--oneshot",
         f"--jobs={jobs}",
-        *packages,
     ]
 
 

@@ -105,6 +105,13 @@ class ImageBuilder:
             t = self.timer
             t.run("prepare", self._prepare)
             t.run("configure_builder", self._sandbox, "configure_builder", self._configure_script(), {})
+            t.run(
+                "builder_deps",
+                self._sandbox,
+                "builder_deps",
+                self._builder_deps_script(),
+                emerge.emerge_env("/"),
+            )
             self.resolved_provided = provided.read_resolved(self.cf / "status")
             if shell is not None and shell.now:
                 keep = shell.keep
@@ -266,8 +273,16 @@ class ImageBuilder:
 
     def _configure_script(self) -> str:
         install = self.plan.portage.install_script(f"{CF_MOUNT}/portage")
-        install += self.plan.provided.resolve_script(f"{CF_MOUNT}/status")
         return install + "\n".join(self._hook_lines("configure_builder")) + "\n"
+
+    def _builder_deps_script(self) -> str:
+        """The packages' build dependencies into the builder (ROOT=/), then package.provided:
+        what the image root has, which must not hide what the builder lacks."""
+        lines = ["set -eu"]
+        if self.plan.builder_deps_argv:
+            lines.append(shlex.join(self.plan.builder_deps_argv))
+        script = "\n".join(lines) + "\n" + self.plan.portage.provided_script(f"{CF_MOUNT}/portage")
+        return script + self.plan.provided.resolve_script(f"{CF_MOUNT}/status")
 
     def _authors_steps(self, t: StepTimer) -> None:
         """uninstall, then runtime_libs (gentoo/uninstall.py, gentoo/runtimelibs.py): after post_emerge,

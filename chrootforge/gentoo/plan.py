@@ -28,6 +28,7 @@ class ImagePlan:
     provided: ProvidedPlan
     emerge_argv: tuple[str, ...]
     emerge_env: dict[str, str]
+    builder_deps_argv: tuple[str, ...]  # ROOT=/: the packages' build deps into the builder first
     hooks: dict[str, tuple[tuple[str, Path], ...]]
     services: tuple[s6.FileEntry, ...]
     slim: SlimPlan
@@ -82,6 +83,7 @@ def plan_image(
         provided=provided,
         emerge_argv=tuple(emerge.emerge_argv(image.packages, 1)) if image.packages else (),
         emerge_env=emerge.emerge_env(),
+        builder_deps_argv=tuple(emerge.builder_deps_argv(image.packages, 1)) if image.packages else (),
         hooks={phase: tuple((h.name, h.path) for h in image.hooks_for(phase)) for phase in PHASES},
         services=tuple(own_entries),
         slim=plan_slim(image.strip),
@@ -133,6 +135,8 @@ def render_plan(plan: ImagePlan, mounts: list[str] | None = None) -> str:
     for phase in PHASES:
         for hook_name, hook_path in plan.hooks[phase]:
             out.append(f"   hook {phase}: {hook_name} ({hook_path})")
+    if plan.builder_deps_argv:
+        out.append(f"   builder deps: ROOT=/ {' '.join(plan.builder_deps_argv)}")
     if plan.emerge_argv:
         env = " ".join(f"{k}={v}" for k, v in plan.emerge_env.items())
         if plan.binhost:

@@ -49,11 +49,16 @@ class PortageConfig:
             "mkdir -p env profile repos.conf",
             f"cp -R {src}/files/. /etc/portage/",
             f"cat {src}/make.conf.append >> /etc/portage/make.conf",
-            f"cat {src}/package.provided >> /etc/portage/profile/package.provided",
         ]
         if self.profile:
             lines.append(f"ln -sfn {shlex.quote(self.profile)} /etc/portage/make.profile")
         return "\n".join(lines) + "\n"
+
+    def provided_script(self, src: str = "/cf/portage") -> str:
+        """Shell appending the image's package.provided (after the builder got its build deps:
+        the entries say what the image root has, not the builder)."""
+        target = "/etc/portage/profile/package.provided"
+        return f"mkdir -p /etc/portage/profile\ncat {src}/package.provided >> {target}\n"
 
 
 def _quote_make(value: str) -> str:
