@@ -89,8 +89,8 @@ def test_profile_and_layout():
 
 
 def test_profile_is_a_gentoo_shaped_chain():
-    """Like default/linux/amd64/23.0: base, the arch and the releases, each with its eapi file; the
-    variables and the mask/force files where Gentoo keeps them."""
+    """Like default/linux/amd64/23.0: base, the arch, the releases and a features profile, each with
+    its eapi file; the variables and the mask/force files where Gentoo keeps them."""
     chain = profile_chain(PROFILE)
     assert chain == [
         "base",
@@ -99,6 +99,7 @@ def test_profile_is_a_gentoo_shaped_chain():
         "arch/amd64",
         "default/linux/amd64",
         "releases/23.0",
+        "features/container",
         PROFILE,
     ]
     for rel in chain:
@@ -117,6 +118,7 @@ def test_profile_is_a_gentoo_shaped_chain():
         "USE_EXPAND_VALUES_KERNEL",
         "IUSE_IMPLICIT",
         "ACCEPT_LICENSE",
+        "NGINX_MODULES_HTTP",
     ):
         assert re.search(rf"^{var}=", defaults("base"), re.MULTILINE), var
     for var in ("ARCH", "ACCEPT_KEYWORDS", "CHOST", "CFLAGS", "LIBDIR_amd64"):
@@ -128,6 +130,10 @@ def test_profile_is_a_gentoo_shaped_chain():
         "arch/base/use.mask",
         "arch/amd64/use.mask",
         "arch/amd64/use.force",
+        "arch/base/package.use.mask",
+        "arch/amd64/package.use.mask",
+        "features/container/package.use.mask",
+        "features/container/package.use.force",
         "base/packages",
         "default/linux/packages",
     } <= files
