@@ -95,6 +95,10 @@ def image_key(project: Project, name: str, parent_digest: str, inputs) -> str:
     }
     if inputs.native is not None:  # the spec says -march=native: what it means on this CPU
         parts["native"] = inputs.native.fingerprint()
+    from chrootforge.gentoo.inputs import epoch_override
+
+    if epoch_override():  # the epoch is in the config, every mtime and what packages embed
+        parts["source_date_epoch"] = epoch_override()
     return st.cache_key(parts)
 
 
@@ -142,43 +146,53 @@ def build(
     (`--shell` opens it for the one named image instead of building it, once its parents are
     ready; `--shell-on-failure` for any image whose emerge or hook fails). dist: the
     builddist options (--push, --remote-cache, --binhost)."""
-    from chrootforge.builddist import Distribution
-    from chrootforge.gentoo import inputs as inp
-    from chrootforge.gentoo.native_cpu import resolve_for
+    from chrootforge.gentoo.repro import build_umask
 
-    started = time.monotonic()
-    folder, names = parse_targets(targets)
-    project, requested = load_project(folder, names)
-    layout_path = Path(layout).resolve() if layout else project.namespace.layout
-    distribution = Distribution.prepare(dist, project, layout_path)
-    ns = project.namespace
-    if shell is not None and shell.now and len(requested) != 1:
-        raise UsageError("--shell opens the build sandbox of one image", hint="name one NS/IMAGE folder")
-    if jobs < 1:
-        raise UsageError(f"--jobs {jobs}: must be at least 1")
-    order = build_order(project.images, requested, with_deps=not no_deps)
-    report = BuildReport(ns.name, str(layout_path))
-    stage_override = Path(stage3).resolve() if stage3 else None
-    inputs = resolve_for(project, inp.identify(ns, stage_override), stage_override, single_id)
-    if inputs.lock is not None:
-        log.info(f"inputs pinned by {ns.root / 'chrootforge.lock'}")
-    forced = set(order) if force_all else (set(requested) if force else set())
-    run = _Run(project, layout_path, inputs, stage_override, network or ns.network, single_id)
-    bdir = st.build_dir(layout_path)
-    try:
-        bdir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UsageError(f"cannot create {bdir}: {err.strerror}", hint="choose a writable --layout") from None
-    from chrootforge.fsutil import file_lock
+    # What a build makes (the stage cache, the builder's overlay, the image root, the scripts it
+    # binds in, the layout) gets the same modes whatever the caller's umask: an overlay's root
+    # takes its upper directory's mode, and a 0700 one would lock the builder's users out.
+    with build_umask():
+        from chrootforge.builddist import Distribution
+        from chrootforge.gentoo import inputs as inp
+        from chrootforge.gentoo.native_cpu import resolve_for
 
-    # One build per layout at a time: builds share the work dirs and the state files.
-    with file_lock(bdir / ".build.lock"):
-        _Scheduler(project, order, forced, layout_path, inputs, run, report, jobs, shell, distribution).run()
-        report.ok = all(r.status != "failed" for r in report.images)
-        if distribution is not None:
-            distribution.publish(report)
-    report.seconds = time.monotonic() - started
-    return report
+        started = time.monotonic()
+        folder, names = parse_targets(targets)
+        project, requested = load_project(folder, names)
+        layout_path = Path(layout).resolve() if layout else project.namespace.layout
+        distribution = Distribution.prepare(dist, project, layout_path)
+        ns = project.namespace
+        if shell is not None and shell.now and len(requested) != 1:
+            raise UsageError("--shell opens the build sandbox of one image", hint="name one NS/IMAGE folder")
+        if jobs < 1:
+            raise UsageError(f"--jobs {jobs}: must be at least 1")
+        order = build_order(project.images, requested, with_deps=not no_deps)
+        report = BuildReport(ns.name, str(layout_path))
+        stage_override = Path(stage3).resolve() if stage3 else None
+        inputs = resolve_for(project, inp.identify(ns, stage_override), stage_override, single_id)
+        if inputs.lock is not None:
+            log.info(f"inputs pinned by {ns.root / 'chrootforge.lock'}")
+        forced = set(order) if force_all else (set(requested) if force else set())
+        run = _Run(project, layout_path, inputs, stage_override, network or ns.network, single_id)
+        bdir = st.build_dir(layout_path)
+        try:
+            bdir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            hint = "choose a writable --layout"
+            raise UsageError(f"cannot create {bdir}: {err.strerror}", hint=hint) from None
+        from chrootforge.fsutil import file_lock
+
+        # One build per layout at a time: builds share the work dirs and the state files.
+        with file_lock(bdir / ".build.lock"):
+            scheduler = _Scheduler(
+                project, order, forced, layout_path, inputs, run, report, jobs, shell, distribution
+            )
+            scheduler.run()
+            report.ok = all(r.status != "failed" for r in report.images)
+            if distribution is not None:
+                distribution.publish(report)
+        report.seconds = time.monotonic() - started
+        return report
 
 
 class _Scheduler:
@@ -412,6 +426,7 @@ class _Run:
             network=self.network,
             compression=ns.compression,
             jobs=ns.jobs,
+            epoch=self.epoch,
         )
         return self.ctx
 

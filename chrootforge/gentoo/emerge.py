@@ -37,10 +37,10 @@ def _common(jobs: int) -> list[str]:
 
 def emerge_env(root: str = EMERGE_ROOT) -> dict[str, str]:
     # SYSROOT stays "/": build-time deps (DEPEND) go to the throwaway builder, not the image.
+    # (Every step also gets gentoo/repro.py's step_env: the epoch, TZ and the locale.)
     return {
         "ROOT": root,
         "PORTAGE_CONFIGROOT": "/",
         "CLEAN_DELAY": "0",
-        "LC_ALL": "C.UTF-8",
         "NOCOLOR": "true",
     }

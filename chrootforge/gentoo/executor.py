@@ -18,7 +18,17 @@ from pathlib import Path
 
 from chrootforge import log
 from chrootforge.errors import CfError
-from chrootforge.gentoo import emerge, image_io, provided, records, runtimelibs, s6, slim, uninstall
+from chrootforge.gentoo import (
+    emerge,
+    image_io,
+    provided,
+    records,
+    repro,
+    runtimelibs,
+    s6,
+    slim,
+    uninstall,
+)
 from chrootforge.gentoo.plan import ImagePlan
 from chrootforge.sandbox import owned_dir
 from chrootforge.spec.model import PHASES
@@ -28,6 +38,7 @@ if TYPE_CHECKING:
     from chrootforge.gentoo.binhost_fetch import Mirror
 
 CF_MOUNT = emerge.CF_MOUNT
+AR_PROBE = "ar-not-deterministic"  # written by repro.deterministic_ar_probe in the status dir
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,7 @@ class BuildContext:
     network: str
     compression: str
     jobs: int
+    epoch: int  # the build's one timestamp: SOURCE_DATE_EPOCH of every step (gentoo/repro.py)
 
 
 class ImageBuilder:
@@ -105,6 +117,7 @@ class ImageBuilder:
             t = self.timer
             t.run("prepare", self._prepare)
             t.run("configure_builder", self._sandbox, "configure_builder", self._configure_script(), {})
+            self._warn_nondeterministic_ar()
             t.run(
                 "builder_deps",
                 self._sandbox,
@@ -273,6 +286,7 @@ class ImageBuilder:
 
     def _configure_script(self) -> str:
         install = self.plan.portage.install_script(f"{CF_MOUNT}/portage")
+        install += repro.deterministic_ar_probe(f"{CF_MOUNT}/status/{AR_PROBE}")
         return install + "\n".join(self._hook_lines("configure_builder")) + "\n"
 
     def _builder_deps_script(self) -> str:
@@ -283,6 +297,15 @@ class ImageBuilder:
             lines.append(shlex.join(self.plan.builder_deps_argv))
         script = "\n".join(lines) + "\n" + self.plan.portage.provided_script(f"{CF_MOUNT}/portage")
         return script + self.plan.provided.resolve_script(f"{CF_MOUNT}/status")
+
+    def _warn_nondeterministic_ar(self) -> None:
+        probe = self.cf / "status" / AR_PROBE
+        if probe.exists():
+            log.warn(
+                f"image {self.plan.name}: the builder's {probe.read_text().strip()} is not deterministic "
+                "(binutils without --enable-deterministic-archives): static libraries it builds embed "
+                "timestamps, so binary packages (and images that keep *.a files) differ between builds"
+            )
 
     def _authors_steps(self, t: StepTimer) -> None:
         """uninstall, then runtime_libs (gentoo/uninstall.py, gentoo/runtimelibs.py): after post_emerge,
@@ -371,11 +394,11 @@ class ImageBuilder:
         return {
             "HOME": "/root",
             "TERM": "dumb",
-            "LC_ALL": "C.UTF-8",
             "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "CF_IMAGE": self.plan.name,
             "CF_NAMESPACE": self.ctx.namespace,
             "CF_ROOT": emerge.EMERGE_ROOT,
+            **repro.step_env(self.ctx.epoch),
             **env,
         }
 

@@ -12,7 +12,7 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from chrootforge.gentoo import binhost
+from chrootforge.gentoo import binhost, repro
 from chrootforge.gentoo.provided import ProvidedPlan
 from chrootforge.gentoo.slim import install_features
 from chrootforge.spec.model import Image, Namespace
@@ -82,10 +82,11 @@ def make_conf_block(ns: Namespace, image: Image) -> str:
     # buildpkg: every package built for an image lands in the namespace's binpkg cache.
     features += ["buildpkg", "binpkg-multi-instance"]
     lines.append('FEATURES="${FEATURES} ' + " ".join(f for f in features if f) + '"')
+    lines += repro.make_conf_lines()  # no build directory in the binaries
     lines += [
         'PKGDIR="/var/cache/binpkgs"',
         'DISTDIR="/var/cache/distfiles"',
-        'PORTAGE_TMPDIR="/var/tmp"',
+        f'PORTAGE_TMPDIR="{repro.PORTAGE_TMPDIR}"',
         'PORTAGE_LOGDIR=""',
         'EMERGE_LOG_DIR="/var/log"',
         'CLEAN_DELAY="0"',

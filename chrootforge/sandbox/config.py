@@ -59,6 +59,7 @@ class SandboxConfig:
         "binpkgs",
         "cwd",
         "distfiles",
+        "domainname",
         "env",
         "hostname",
         "idmap",
@@ -72,6 +73,7 @@ class SandboxConfig:
         "single_id",
         "sys",
         "tmpfs",
+        "umask",
     )
 
     def __init__(
@@ -94,6 +96,8 @@ class SandboxConfig:
         log_tee: bool = False,  # with log_file: also copy the output to our stdout
         idmap: IdMap | None = None,  # None: detect_idmap()
         single_id: bool = False,  # with idmap=None: the degraded single-id map
+        umask: int | None = None,  # the payload's umask (None: the caller's)
+        domainname: str | None = None,  # the UTS namespace's domain name (None: the host's)
     ) -> None:
         self.root = root
         self.argv = argv
@@ -113,6 +117,8 @@ class SandboxConfig:
         self.log_tee = log_tee
         self.idmap = idmap
         self.single_id = single_id
+        self.umask = umask
+        self.domainname = domainname
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)

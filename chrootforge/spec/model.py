@@ -398,7 +398,8 @@ class Image:
         HookNames,
         (HookNames.__doc__ or "") + " They run as root with "
         "ROOT=/emerge-root (except configure_builder), CF_PHASE, CF_IMAGE and "
-        "CF_NAMESPACE set; a non-zero exit fails the build.",
+        "CF_NAMESPACE set, and, like every build step, SOURCE_DATE_EPOCH (the build's epoch), "
+        "TZ=UTC, the C.UTF-8 locale and umask 022; a non-zero exit fails the build.",
     )
     services: tuple[Service, ...] = tables(
         Service,

@@ -63,3 +63,23 @@ def test_no_deps_needs_built_parents(ns, tmp_path, monkeypatch):
     with pytest.raises(UsageError, match="parent 'a' has not been built"):
         build.build([str(ns.root / "b")], no_deps=True, layout=str(tmp_path / "layout"))
     assert not (tmp_path / "layout" / "index.json").exists()
+
+
+def test_a_callers_epoch_is_an_input(ns, monkeypatch):
+    """SOURCE_DATE_EPOCH reaches the config, every mtime and the compiled packages (busybox embeds
+    it): another one must neither find the image up to date nor take binary packages of another."""
+    from chrootforge.gentoo.inputs import binpkg_key
+
+    ns.image("a", 'parent = "scratch"\n')
+    ns.image("b", 'parent = "a"\n')
+    project, _ = load_project(ns.root, ["b"])
+    inputs = Inputs("s", "t", None)
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    derived = (_key(ns), binpkg_key(project.namespace, inputs))
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    first = (_key(ns), binpkg_key(project.namespace, inputs))
+    assert first[0] != derived[0] and first[1] != derived[1]
+    assert (_key(ns), binpkg_key(project.namespace, inputs)) == first
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000001")
+    assert _key(ns) != first[0] and binpkg_key(project.namespace, inputs) != first[1]
+
