@@ -21,7 +21,7 @@ from chrootforge.errors import CfError, UsageError
 from chrootforge.gentoo import records as rec
 from chrootforge.gentoo import runtimelibs
 from chrootforge.gentoo import state as st
-from chrootforge.gentoo.plan import ImagePlan, image_ref, plan_image, render_plan
+from chrootforge.gentoo.plan import ImagePlan, check_binaries_script, image_ref, plan_image, render_plan
 from chrootforge.spec.graph import build_order, load_project, parse_targets
 from chrootforge.spec.model import PHASES, SCRATCH, Project
 
@@ -84,6 +84,8 @@ def _manifest_stats(layout: Path, digest: str) -> tuple[int, int]:
 def image_key(project: Project, name: str, parent_digest: str, inputs) -> str:
     ns, image = project.namespace, project.images[name]
     hooks = {f"{h.phase}/{h.name}": st.file_digest(h.path) for h in image.hooks}
+    if image.check_binaries:  # the stock check that runs after the strip
+        hooks["check_binaries"] = st.file_digest(check_binaries_script())
     parts = {
         "version": __version__,
         "namespace": hashlib.sha256(ns.text.encode()).hexdigest(),

@@ -21,6 +21,7 @@ from chrootforge.errors import CfError
 from chrootforge.gentoo import (
     emerge,
     image_io,
+    ldcache,
     provided,
     records,
     repro,
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
 CF_MOUNT = emerge.CF_MOUNT
 AR_PROBE = "ar-not-deterministic"  # written by repro.deterministic_ar_probe in the status dir
+CHECK_BINARIES = "check-binaries.sh"  # the stock check, copied into the build's hooks dir
 
 
 @dataclass(frozen=True)
@@ -249,6 +251,8 @@ class ImageBuilder:
         for phase in PHASES:
             for i, (name, path) in enumerate(self.plan.hooks[phase]):
                 shutil.copyfile(path, hooks_dir / f"{phase}-{i:02d}-{Path(name).name}")
+        if self.plan.check_binaries:
+            shutil.copyfile(self.plan.check_binaries, hooks_dir / CHECK_BINARIES)
         (self.cf / "status").mkdir()
         os.chmod(self.cf / "status", 0o777)
         if self.plan.binhost and self.plan.emerge_argv:
@@ -337,7 +341,21 @@ class ImageBuilder:
         return text + "set -u\n" + "\n".join(self._hook_lines("post_emerge")) + "\n"
 
     def _finish_script(self) -> str:
-        lines = ["set -u", *self._hook_lines("finish_rootfs"), self.plan.slim.shell(emerge.EMERGE_ROOT)]
+        """The loader cache (after every merge of the image: emerge, uninstall, runtime_libs), the
+        finish_rootfs hooks, the strip, and the check that every dynamically linked file can start."""
+        lines = [
+            "set -eu",
+            ldcache.script(emerge.EMERGE_ROOT),
+            "set +e",
+            *self._hook_lines("finish_rootfs"),
+            self.plan.slim.shell(emerge.EMERGE_ROOT),
+        ]
+        if self.plan.check_binaries:
+            lines += [
+                'echo ">>> check-binaries (check_binaries = false in image.toml turns it off)"',
+                f"sh {CF_MOUNT}/hooks/{CHECK_BINARIES} || "
+                f"{{ rc=$?; echo check-binaries $rc > {CF_MOUNT}/status/failed-hook; exit $rc; }}",
+            ]
         user = self.plan.config.get("User")
         if user and not user.split(":")[0].isdigit():
             name = shlex.quote(user.split(":")[0])

@@ -385,6 +385,13 @@ class Image:
         each=checks.soname,
         example=["libgcc_s.so.1", "libstdc++.so.6"],
     )
+    check_binaries: bool = key(
+        BOOL,
+        "after the root is stripped, check that every dynamically linked program and library of "
+        "the image can start there: its dynamic loader is in the image and finds every library it "
+        "needs (the stock hook check-binaries); false turns the check off",
+        True,
+    )
     package_settings: tuple[PackageSettings, ...] = tables(
         PackageSettings,
         'Settings of one package (an atom), e.g. [package."app-misc/hello"].',

@@ -83,3 +83,20 @@ def test_a_callers_epoch_is_an_input(ns, monkeypatch):
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000001")
     assert _key(ns) != first[0] and binpkg_key(project.namespace, inputs) != first[1]
 
+
+def test_the_stock_check_is_an_input_unless_turned_off(ns, tmp_path, monkeypatch):
+    """The check every image runs after its strip (hooks/check-binaries.sh) is in the key like a
+    hook it names; check_binaries = false takes it out."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "check-binaries.sh").write_text("exit 0\n")
+    monkeypatch.setenv("CHROOTFORGE_HOOKS", str(hooks))
+    ns.image("a", 'parent = "scratch"\n')
+    ns.image("b", 'parent = "a"\n')
+    base = _key(ns)
+    (hooks / "check-binaries.sh").write_text("exit 1\n")
+    assert _key(ns) != base
+    ns.image("b", 'parent = "a"\ncheck_binaries = false\n')
+    off = _key(ns)
+    (hooks / "check-binaries.sh").write_text("exit 0\n")
+    assert _key(ns) == off

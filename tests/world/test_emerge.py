@@ -213,9 +213,9 @@ echo "PROBE $(cat /emerge-root/tmp/probe-ran 2>/dev/null)"
         "s6-bin-2.11.3.2_p1",
         "execline-bin-2.9.3.0_p1",
         "skalibs-bin-2.13.1.1_p1",
-        "glibc-bin-2.36_p9_p12_p14",
+        "glibc-bin-2.36_p9_p12_p14-r1",
         "busybox-bin-1.35.0_p4_p12_p1_p1",
-        "baselayout-1.0-r1",
+        "baselayout-1.0-r2",
     } <= {p.name for p in (emerged / "var/db/pkg").glob("*/*")}, pkgs
     assert (emerged / "usr/bin/s6-svscan").is_file()
     assert (emerged / "lib64/ld-linux-x86-64.so.2").is_symlink()
