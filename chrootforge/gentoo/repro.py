@@ -62,15 +62,17 @@ def key_parts() -> dict[str, str]:
 
 
 def deterministic_ar_probe(status_file: str) -> str:
-    """Shell (in the builder) that records in status_file whether the builder's ar writes the same
-    archive for the same member with another mtime (binutils' deterministic mode, D)."""
+    """Shell (in the builder) that records in status_file whether the builder's ar writes another
+    archive for the same member with another mtime (no deterministic mode, binutils' D). Nothing
+    is recorded when the probe itself cannot run."""
     return (
-        "cf_ar_dir=$(mktemp -d /tmp/cf-ar.XXXXXX)\n"
         "cf_ar=$(command -v ar || true)\n"
-        'if [ -n "$cf_ar" ]; then (\n'
-        '  cd "$cf_ar_dir" && echo probe > m.o && touch -d @1 m.o && "$cf_ar" rc a.a m.o\n'
-        '  touch -d @2 m.o && "$cf_ar" rc b.a m.o\n'
-        f'  cmp -s a.a b.a || echo "$cf_ar" > {status_file}\n'
-        ") >/dev/null 2>&1; fi\n"
-        'rm -rf "$cf_ar_dir"\n'
+        'if [ -n "$cf_ar" ] && cf_ar_dir=$(mktemp -d /tmp/cf-ar.XXXXXX); then\n'
+        '  if (cd "$cf_ar_dir" && echo probe > m.o && touch -d @1 m.o && "$cf_ar" rc a.a m.o &&\n'
+        '      touch -d @2 m.o && "$cf_ar" rc b.a m.o) > /dev/null 2>&1 &&\n'
+        '      ! cmp -s "$cf_ar_dir/a.a" "$cf_ar_dir/b.a"; then\n'
+        f'    echo "$cf_ar" > {status_file}\n'
+        "  fi\n"
+        '  rm -rf "$cf_ar_dir"\n'
+        "fi\n"
     )

@@ -72,6 +72,9 @@ def test_the_ar_probe_names_an_archiver_that_records_times(tmp_path):
     subprocess.run(["sh", "-c", repro.deterministic_ar_probe(str(status))], env=env, check=True)
     assert status.read_text().strip() == str(fake / "ar")
     status.unlink()
+    _fake_tool(fake, "ar", "exit 1\n")  # a probe that cannot run says nothing
+    subprocess.run(["sh", "-c", repro.deterministic_ar_probe(str(status))], env=env, check=True)
+    assert not status.exists()
     if shutil.which("ar") is None:
         pytest.skip("no ar (binutils) on this host")
     subprocess.run(["sh", "-c", repro.deterministic_ar_probe(str(status))], check=True)
