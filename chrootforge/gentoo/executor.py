@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 CF_MOUNT = emerge.CF_MOUNT
 AR_PROBE = "ar-not-deterministic"  # written by repro.deterministic_ar_probe in the status dir
 CHECK_BINARIES = "check-binaries.sh"  # the stock check, copied into the build's hooks dir
+EMERGE_FAILED = "failed-emerge"  # in the status dir: a step's emerge failed
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ class ImageBuilder:
                 "builder_deps",
                 self._builder_deps_script(),
                 emerge.emerge_env("/"),
+                log="emerge",
             )
             self.resolved_provided = provided.read_resolved(self.cf / "status")
             if shell is not None and shell.now:
@@ -295,10 +297,14 @@ class ImageBuilder:
 
     def _builder_deps_script(self) -> str:
         """The packages' build dependencies into the builder (ROOT=/), then package.provided:
-        what the image root has, which must not hide what the builder lacks."""
+        what the image root has, which must not hide what the builder lacks. Its output goes to
+        emerge.log, before the image's own emerge: a package that does not resolve fails here."""
         lines = ["set -eu"]
         if self.plan.builder_deps_argv:
-            lines.append(shlex.join(self.plan.builder_deps_argv))
+            lines.append(
+                f"{shlex.join(self.plan.builder_deps_argv)} || "
+                f"{{ rc=$?; touch {CF_MOUNT}/status/{EMERGE_FAILED}; exit $rc; }}"
+            )
         script = "\n".join(lines) + "\n" + self.plan.portage.provided_script(f"{CF_MOUNT}/portage")
         return script + self.plan.provided.resolve_script(f"{CF_MOUNT}/status")
 
@@ -382,19 +388,26 @@ class ImageBuilder:
         logfile = self.logs / "emerge.log"
         code = self._run(argv, emerge.emerge_env(), logfile)
         if code != 0:
-            tail = _tail(logfile, 25)
-            raise CfError(
-                f"image {self.plan.name}: emerge failed (exit status {code}); log: {logfile}\n"
-                + "".join(f"    | {line}\n" for line in tail).rstrip(),
-                hint=f"read the full log: {logfile}",
-            )
+            raise self._emerge_failed(code, logfile)
 
-    def _sandbox(self, phase: str, script: str, env: dict) -> None:
+    def _emerge_failed(self, code: int, logfile: Path) -> CfError:
+        tail = _tail(logfile, 25)
+        return CfError(
+            f"image {self.plan.name}: emerge failed (exit status {code}); log: {logfile}\n"
+            + "".join(f"    | {line}\n" for line in tail).rstrip(),
+            hint=f"read the full log: {logfile}",
+        )
+
+    def _sandbox(self, phase: str, script: str, env: dict, log: str | None = None) -> None:
+        """Run a step's script; its output goes to logs/<log or phase>.log. A hook or an emerge of
+        the script that fails (they leave a note in the status dir) is named as such."""
         path = self.cf / f"{phase}.sh"
         path.write_text(script)
-        logfile = self.logs / f"{phase}.log"
+        logfile = self.logs / f"{log or phase}.log"
         code = self._run(["/bin/sh", f"{CF_MOUNT}/{phase}.sh"], env, logfile)
         if code != 0:
+            if (self.cf / "status" / EMERGE_FAILED).exists():
+                raise self._emerge_failed(code, logfile)
             failed = self.cf / "status" / "failed-hook"
             if failed.exists():
                 name, _, status = failed.read_text().strip().rpartition(" ")
