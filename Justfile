@@ -11,6 +11,11 @@ test *ARGS:
 demo:
     {{py}} scripts/demo.py
 
+# Build (or find) the synthetic test world; print the `export` lines the example namespaces read:
+# eval "$(.venv/bin/just world-env)"
+world-env:
+    @{{py}} -m tests.world.env
+
 # Benchmarks: ratios against peer tools, run side by side.
 bench:
     for b in bench/bench_*.py; do {{py}} "$b"; done

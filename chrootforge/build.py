@@ -21,7 +21,7 @@ from chrootforge.errors import CfError, UsageError
 from chrootforge.gentoo import records as rec
 from chrootforge.gentoo import runtimelibs
 from chrootforge.gentoo import state as st
-from chrootforge.gentoo.plan import ImagePlan, image_ref, plan_image, render_plan
+from chrootforge.gentoo.plan import ImagePlan, check_binaries_script, image_ref, plan_image, render_plan
 from chrootforge.spec.graph import build_order, load_project, parse_targets
 from chrootforge.spec.model import PHASES, SCRATCH, Project
 
@@ -90,17 +90,24 @@ def image_key(project: Project, name: str, parent_digest: str, inputs) -> str:
     from chrootforge.spec.schema import content_digest
 
     ns, image = project.namespace, project.images[name]
+    hooks = [[h.phase, h.name, st.file_digest(h.path)] for h in image.hooks]
+    if image.check_binaries:  # the stock check that runs after the strip
+        hooks.append(["check_binaries", "check-binaries", st.file_digest(check_binaries_script())])
     parts = {
         "version": __version__,
         "namespace": content_digest(ns),
         "spec": [name, content_digest(image)],
-        "hooks": [[h.phase, h.name, st.file_digest(h.path)] for h in image.hooks],
+        "hooks": hooks,
         "parent": parent_digest,
         "stage": inputs.stage_id,
         "tree": inputs.tree_id,
     }
     if inputs.native is not None:  # the spec says -march=native: what it means on this CPU
         parts["native"] = inputs.native.fingerprint()
+    from chrootforge.gentoo.inputs import epoch_override
+
+    if epoch_override():  # the epoch is in the config, every mtime and what packages embed
+        parts["source_date_epoch"] = epoch_override()
     return st.cache_key(parts)
 
 
@@ -183,8 +190,12 @@ def build(
     Every cache entry the build uses is held (chrootforge.holds) from before its first use until
     the build has ended, so that `cache prune` leaves it alone (docs/cache.md)."""
     from chrootforge import holds
+    from chrootforge.gentoo.repro import build_umask
 
-    with holds.session():
+    # What a build makes (the stage cache, the builder's overlay, the image root, the scripts it
+    # binds in, the layout) gets the same modes whatever the caller's umask: an overlay's root
+    # takes its upper directory's mode, and a 0700 one would lock the builder's users out.
+    with holds.session(), build_umask():
         return _build(
             targets, force, force_all, no_deps, layout, network, single_id, stage3, jobs, shell, dist
         )
@@ -217,7 +228,10 @@ def _build(targets, force, force_all, no_deps, layout, network, single_id, stage
 
     # One build per layout at a time: builds share the work dirs and the state files.
     with file_lock(bdir / ".build.lock"):
-        _Scheduler(project, order, forced, layout_path, inputs, run, report, jobs, shell, distribution).run()
+        scheduler = _Scheduler(
+            project, order, forced, layout_path, inputs, run, report, jobs, shell, distribution
+        )
+        scheduler.run()
         report.ok = all(r.status != "failed" for r in report.images)
         if distribution is not None:
             distribution.publish(report)
@@ -469,6 +483,8 @@ class _Run:
             binpkgs=binpkgs,
             network=self.network,
             compression=ns.compression,
+            jobs=ns.jobs,
+            epoch=self.epoch,
         )
         return self.ctx
 

@@ -11,8 +11,20 @@ def emerge_argv(packages, jobs: int) -> list[str]:
     (and packaged for the next time). `jobs` is [build] jobs: how many packages emerge builds at
     once (`build --jobs` is how many images chrootforge builds at once; each image's emerge
     takes [build] jobs)."""
+    return ["emerge", *_common(jobs), *packages]
+
+
+def builder_deps_argv(packages, jobs: int = 1) -> list[str]:
+    """With ROOT=/, before package.provided names what the image root has: the build-time
+    dependencies (DEPEND, BDEPEND) of `packages`, into the builder. A parent's package that a child
+    compiles against is then in the builder (package.provided would hide it, and the parent's
+    image has no headers), and a library that is both a build and a runtime dependency is compiled
+    once: the image's own emerge takes the binpkg this run made."""
+    return ["emerge", "--onlydeps", "--onlydeps-with-rdeps=n", *_common(jobs), *packages]
+
+
+def _common(jobs: int) -> list[str]:
     return [
-        "emerge",
         "--buildpkg",
         "--usepkg",
         "--binpkg-respect-use=y",
@@ -22,7 +34,6 @@ def emerge_argv(packages, jobs: int) -> list[str]:
         "--quiet-build=n",
         "--oneshot",
         f"--jobs={jobs}",
-        *packages,
     ]
 
 
@@ -36,10 +47,10 @@ def command_line(argv, env: dict[str, str] | None = None) -> str:
 
 def emerge_env(root: str = EMERGE_ROOT) -> dict[str, str]:
     # SYSROOT stays "/": build-time deps (DEPEND) go to the throwaway builder, not the image.
+    # (Every step also gets gentoo/repro.py's step_env: the epoch, TZ and the locale.)
     return {
         "ROOT": root,
         "PORTAGE_CONFIGROOT": "/",
         "CLEAN_DELAY": "0",
-        "LC_ALL": "C.UTF-8",
         "NOCOLOR": "true",
     }

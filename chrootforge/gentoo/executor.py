@@ -18,7 +18,19 @@ from pathlib import Path
 
 from chrootforge import log
 from chrootforge.errors import CfError
-from chrootforge.gentoo import emerge, image_io, provided, records, runtimelibs, s6, singleid, slim, uninstall
+from chrootforge.gentoo import (
+    emerge,
+    image_io,
+    ldcache,
+    provided,
+    records,
+    repro,
+    runtimelibs,
+    s6,
+    singleid,
+    slim,
+    uninstall,
+)
 from chrootforge.gentoo.plan import ImagePlan
 from chrootforge.sandbox import owned_dir
 from chrootforge.spec.model import PHASES
@@ -28,6 +40,9 @@ if TYPE_CHECKING:
     from chrootforge.gentoo.binhost_fetch import Mirror
 
 CF_MOUNT = emerge.CF_MOUNT
+AR_PROBE = "ar-not-deterministic"  # written by repro.deterministic_ar_probe in the status dir
+CHECK_BINARIES = "check-binaries.sh"  # the stock check, copied into the build's hooks dir
+EMERGE_FAILED = "failed-emerge"  # in the status dir: a step's emerge failed
 
 
 @dataclass(frozen=True)
@@ -69,6 +84,8 @@ class BuildContext:
     binpkgs: Path
     network: str
     compression: str
+    jobs: int
+    epoch: int  # the build's one timestamp: SOURCE_DATE_EPOCH of every step (gentoo/repro.py)
 
 
 class ImageBuilder:
@@ -108,6 +125,15 @@ class ImageBuilder:
             t.run("prepare", self._prepare)
             t.run("configure_builder", self._sandbox, "configure_builder", self._configure_script(), {})
             self.shim_ready = self.single_id
+            self._warn_nondeterministic_ar()
+            t.run(
+                "builder_deps",
+                self._sandbox,
+                "builder_deps",
+                self._builder_deps_script(),
+                emerge.emerge_env("/"),
+                log="emerge",
+            )
             self.resolved_provided = provided.read_resolved(self.cf / "status")
             if shell is not None and shell.now:
                 keep = shell.keep
@@ -226,6 +252,8 @@ class ImageBuilder:
         for phase in PHASES:
             for i, (name, path) in enumerate(self.plan.hooks[phase]):
                 shutil.copyfile(path, hooks_dir / f"{phase}-{i:02d}-{Path(name).name}")
+        if self.plan.check_binaries:
+            shutil.copyfile(self.plan.check_binaries, hooks_dir / CHECK_BINARIES)
         (self.cf / "status").mkdir()
         os.chmod(self.cf / "status", 0o777)
         if self.plan.binhost and self.plan.emerge_argv:
@@ -279,8 +307,30 @@ class ImageBuilder:
     def _configure_script(self) -> str:
         install = singleid.build_script() if self.single_id else ""
         install += self.plan.portage.install_script(f"{CF_MOUNT}/portage")
-        install += self.plan.provided.resolve_script(f"{CF_MOUNT}/status")
+        install += repro.deterministic_ar_probe(f"{CF_MOUNT}/status/{AR_PROBE}")
         return install + "\n".join(self._hook_lines("configure_builder")) + "\n"
+
+    def _builder_deps_script(self) -> str:
+        """The packages' build dependencies into the builder (ROOT=/), then package.provided:
+        what the image root has, which must not hide what the builder lacks. Its output goes to
+        emerge.log, before the image's own emerge: a package that does not resolve fails here."""
+        lines = ["set -eu"]
+        if self.plan.builder_deps_argv:
+            lines.append(
+                f"{shlex.join(self.plan.builder_deps_argv)} || "
+                f"{{ rc=$?; touch {CF_MOUNT}/status/{EMERGE_FAILED}; exit $rc; }}"
+            )
+        script = "\n".join(lines) + "\n" + self.plan.portage.provided_script(f"{CF_MOUNT}/portage")
+        return script + self.plan.provided.resolve_script(f"{CF_MOUNT}/status")
+
+    def _warn_nondeterministic_ar(self) -> None:
+        probe = self.cf / "status" / AR_PROBE
+        if probe.exists():
+            log.warn(
+                f"image {self.plan.name}: the builder's {probe.read_text().strip()} is not deterministic "
+                "(binutils without --enable-deterministic-archives): static libraries it builds embed "
+                "timestamps, so binary packages (and images that keep *.a files) differ between builds"
+            )
 
     def _authors_steps(self, t: StepTimer) -> None:
         """uninstall, then runtime_libs (gentoo/uninstall.py, gentoo/runtimelibs.py): after post_emerge,
@@ -312,7 +362,21 @@ class ImageBuilder:
         return text + "set -u\n" + "\n".join(self._hook_lines("post_emerge")) + "\n"
 
     def _finish_script(self) -> str:
-        lines = ["set -u", *self._hook_lines("finish_rootfs"), self.plan.slim.shell(emerge.EMERGE_ROOT)]
+        """The loader cache (after every merge of the image: emerge, uninstall, runtime_libs), the
+        finish_rootfs hooks, the strip, and the check that every dynamically linked file can start."""
+        lines = [
+            "set -eu",
+            ldcache.script(emerge.EMERGE_ROOT),
+            "set +e",
+            *self._hook_lines("finish_rootfs"),
+            self.plan.slim.shell(emerge.EMERGE_ROOT),
+        ]
+        if self.plan.check_binaries:
+            lines += [
+                'echo ">>> check-binaries (check_binaries = false in image.toml turns it off)"',
+                f"sh {CF_MOUNT}/hooks/{CHECK_BINARIES} || "
+                f"{{ rc=$?; echo check-binaries $rc > {CF_MOUNT}/status/failed-hook; exit $rc; }}",
+            ]
         user = self.plan.config.get("User")
         if user and not user.split(":")[0].isdigit():
             name = shlex.quote(user.split(":")[0])
@@ -341,18 +405,25 @@ class ImageBuilder:
             handle.write(f"$ {emerge.command_line(argv)}\n")
         code = self._run(argv, emerge.emerge_env(), logfile)
         if code != 0:
-            raise CfError(
-                f"image {self.plan.name}: emerge failed (exit status {code}); log: {logfile}\n"
-                + tail_block(logfile, 25),
-                hint=f"read the full log: {logfile}",
-            )
+            raise self._emerge_failed(code, logfile)
 
-    def _sandbox(self, phase: str, script: str, env: dict) -> None:
+    def _emerge_failed(self, code: int, logfile: Path) -> CfError:
+        return CfError(
+            f"image {self.plan.name}: emerge failed (exit status {code}); log: {logfile}\n"
+            + tail_block(logfile, 25),
+            hint=f"read the full log: {logfile}",
+        )
+
+    def _sandbox(self, phase: str, script: str, env: dict, log: str | None = None) -> None:
+        """Run a step's script; its output goes to logs/<log or phase>.log. A hook or an emerge of
+        the script that fails (they leave a note in the status dir) is named as such."""
         path = self.cf / f"{phase}.sh"
         path.write_text(script)
-        logfile = self.logs / f"{phase}.log"
+        logfile = self.logs / f"{log or phase}.log"
         code = self._run(["/bin/sh", f"{CF_MOUNT}/{phase}.sh"], env, logfile)
         if code != 0:
+            if (self.cf / "status" / EMERGE_FAILED).exists():
+                raise self._emerge_failed(code, logfile)
             failed = self.cf / "status" / "failed-hook"
             if failed.exists():
                 name, _, status = failed.read_text().strip().rpartition(" ")
@@ -370,12 +441,12 @@ class ImageBuilder:
         return {
             "HOME": "/root",
             "TERM": "dumb",
-            "LC_ALL": "C.UTF-8",
             "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "CF_IMAGE": self.plan.name,
             "CF_NAMESPACE": self.ctx.namespace,
             "CF_ROOT": emerge.EMERGE_ROOT,
             **(singleid.env() if self.shim_ready else {}),
+            **repro.step_env(self.ctx.epoch),
             **env,
         }
 

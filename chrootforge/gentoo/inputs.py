@@ -21,6 +21,7 @@ import email.utils
 import functools
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ from chrootforge import holds, lockfile, untrusted
 from chrootforge.cache.kinds import bookkeeping, entry
 from chrootforge.errors import CfError, UsageError, VerificationError
 from chrootforge.fsutil import atomic_write, file_lock
-from chrootforge.gentoo import lockcheck
+from chrootforge.gentoo import lockcheck, repro
 from chrootforge.gentoo.native_cpu import NativeCpu
 from chrootforge.gentoo.state import tree_id
 from chrootforge.sources import remedies
@@ -382,7 +383,17 @@ def binpkg_key(ns: Namespace, inputs: Inputs, package_env: tuple = ()) -> str:
     }
     if inputs.native:  # the CPU "native" is here: its name and every target option gcc enabled
         parts["native"] = inputs.native.fingerprint()
+    parts["repro"] = repro.key_parts()  # the flags every build adds (no build path)
+    if epoch_override():  # packages embed the epoch (busybox's banner): another one, other binaries
+        parts["source_date_epoch"] = epoch_override()
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def epoch_override() -> str:
+    """SOURCE_DATE_EPOCH as the caller set it, "" when unset. The build's epoch is then derived
+    from the stage and the tree (derived_epoch), which every key hashes already; a caller's epoch
+    is an input of its own: it reaches the config, the layers' mtimes and the compiled packages."""
+    return os.environ.get("SOURCE_DATE_EPOCH", "").strip()
 
 
 def package_env_of(image) -> tuple:

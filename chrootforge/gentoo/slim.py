@@ -18,7 +18,9 @@ from chrootforge.spec.model import Strip
 
 # Where empty directories left behind by the removals are pruned (never the top-level ones).
 PRUNED = ("var/log", "var/cache", "var/lib", "var/tmp", "usr/share")
-# Portage's own state never belongs in an image.
+# Portage's own state never belongs in an image; nor does ldconfig's auxiliary cache, which records
+# the inode numbers and ctimes of the libraries it saw (the loader reads only /etc/ld.so.cache), so
+# two builds of the same files would differ by it.
 PORTAGE_STATE = (
     "var/db/pkg",
     "var/cache/edb",
@@ -30,6 +32,7 @@ PORTAGE_STATE = (
     "var/log/portage",
     "var/log/emerge.log",
     "var/log/emerge-fetch.log",
+    "var/cache/ldconfig/aux-cache",
 )
 UNMATCHED_FILE = "keep-unmatched"  # in the build's status dir
 _GLOB_CHARS = re.compile(r"[*?\[]")

@@ -59,6 +59,7 @@ class SandboxConfig:
         "binpkgs",
         "cwd",
         "distfiles",
+        "domainname",
         "env",
         "hostname",
         "idmap",
@@ -73,6 +74,7 @@ class SandboxConfig:
         "single_id",
         "sys",
         "tmpfs",
+        "umask",
     )
 
     def __init__(
@@ -98,6 +100,8 @@ class SandboxConfig:
         # The root read-only, before anything is mounted on it: every mount target must already
         # exist there (nothing can be created), and only the tmpfs and binds on it are writable.
         readonly_root: bool = False,
+        umask: int | None = None,  # the payload's umask (None: the caller's)
+        domainname: str | None = None,  # the UTS namespace's domain name (None: the host's)
     ) -> None:
         self.root = root
         self.argv = argv
@@ -118,6 +122,8 @@ class SandboxConfig:
         self.idmap = idmap
         self.single_id = single_id
         self.readonly_root = readonly_root
+        self.umask = umask
+        self.domainname = domainname
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)

@@ -205,6 +205,8 @@ def _pid1(config, steps, argv, env, err_fd, out_w, notice_w, life_r, made_w, nes
             pass
         os.close(life_r)
         sc.sethostname(config.hostname)
+        if config.domainname is not None:
+            sc.setdomainname(config.domainname)
         notices: list[str] = []
         created: list = []
         try:
@@ -219,6 +221,8 @@ def _pid1(config, steps, argv, env, err_fd, out_w, notice_w, life_r, made_w, nes
         # The payload runs as the same uid: it must not be able to ptrace PID 1 or open its /proc
         # files (mm, environ, fds, root). Not earlier: our parent had to write our maps.
         sc.set_dumpable(False)
+        if config.umask is not None:  # after the mount plan, whose targets keep the caller's
+            os.umask(config.umask)
     except CfError as err:
         userns.report(err_fd, str(err), err.hint or "")
         return userns.SETUP_FAILED

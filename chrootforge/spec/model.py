@@ -494,6 +494,13 @@ class Image:
         each=checks.soname,
         example=["libgcc_s.so.1", "libstdc++.so.6"],
     )
+    check_binaries: bool = key(
+        BOOL,
+        "after the root is stripped, check that every dynamically linked program and library of "
+        "the image can start there: its dynamic loader is in the image and finds every library it "
+        "needs (the stock hook check-binaries); false turns the check off",
+        True,
+    )
     package_settings: tuple[PackageSettings, ...] = tables(
         PackageSettings,
         'Settings of one package (an atom), e.g. [package."app-misc/hello"].',
@@ -508,7 +515,8 @@ class Image:
         HookNames,
         (HookNames.__doc__ or "") + " They run as root with "
         "ROOT=/emerge-root (except configure_builder), CF_PHASE, CF_IMAGE and "
-        "CF_NAMESPACE set; a non-zero exit fails the build.",
+        "CF_NAMESPACE set, and, like every build step, SOURCE_DATE_EPOCH (the build's epoch), "
+        "TZ=UTC, the C.UTF-8 locale and umask 022; a non-zero exit fails the build.",
         content=False,  # the build key has each hook by phase, name, order and content
     )
     services: tuple[Service, ...] = tables(

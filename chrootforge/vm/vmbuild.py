@@ -85,6 +85,10 @@ def input_dirs(project, stage3: Path | None) -> list[Path]:
         dirs.append(ns.distfiles)
     for image in project.images.values():
         files += [hook.path for hook in image.hooks]
+    if any(image.check_binaries for image in project.images.values()):
+        from chrootforge.gentoo.plan import check_binaries_script
+
+        files.append(check_binaries_script())  # the stock check every image runs after its strip
     for name in PATH_VARS:
         if os.environ.get(name):
             files.append(Path(os.environ[name]))

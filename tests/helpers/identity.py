@@ -25,12 +25,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.world.cache import SHARED_TMP
+
 REPO = Path(__file__).resolve().parents[2]
 TEST_USER = "cftest"
 SINGLE_USER = "cfsingle"  # no sub-ids: only --single-id works for it
 SUBID_START = 300000
 SUBID_COUNT = 65536
-SHARED_TMP = Path(os.environ.get("CHROOTFORGE_TEST_TMP", "/var/tmp/chrootforge-tests"))
 
 
 def _ensure_subid(path: str, user: str) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.identity import get_identity
+from tests.helpers.layout import LayoutReader
 from tests.helpers.pipeline import Podman
 from tests.helpers.rootfs import remove_as
 
@@ -39,7 +40,7 @@ PREFIX = "localhost/chrootforge"  # examples/world: [output] prefix
 
 
 @dataclass
-class Built:
+class Built(LayoutReader):
     identity: object
     tmp: Path
     ns: Path
@@ -47,39 +48,11 @@ class Built:
     env: dict
     report: dict
     podman: Podman
+    prefix = PREFIX
 
     def cf(self, *args, **kwargs):
         kwargs.setdefault("timeout", 900)
         return self.identity.cf(*args, env=self.env, **kwargs)
-
-    def index(self) -> dict[str, str]:
-        index = json.loads((self.layout / "index.json").read_text())
-        return {
-            m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
-            for m in index["manifests"]
-            if "org.opencontainers.image.ref.name" in m.get("annotations", {})
-        }
-
-    def blob(self, digest: str) -> bytes:
-        return (self.layout / "blobs" / "sha256" / digest.split(":")[1]).read_bytes()
-
-    def manifest(self, image: str) -> dict:
-        return json.loads(self.blob(self.index()[f"{PREFIX}/{image}:latest"]))
-
-    def config(self, image: str) -> dict:
-        return json.loads(self.blob(self.manifest(image)["config"]["digest"]))
-
-    def top_layer_names(self, image: str) -> set[str]:
-        data = self.blob(self.manifest(image)["layers"][-1]["digest"])
-        with tarfile.open(fileobj=io.BytesIO(gzip.decompress(data))) as tar:
-            return {m.name.lstrip("./").rstrip("/") for m in tar.getmembers()}
-
-    def all_names(self, image: str) -> set[str]:
-        names = set()
-        for layer in self.manifest(image)["layers"]:
-            with tarfile.open(fileobj=io.BytesIO(gzip.decompress(self.blob(layer["digest"])))) as tar:
-                names |= {m.name.lstrip("./").rstrip("/") for m in tar.getmembers()}
-        return names
 
     def result(self, image: str) -> dict:
         return next(r for r in self.report["images"] if r["image"] == image)

@@ -192,3 +192,40 @@ def test_examples_content_holds_no_path(monkeypatch, tmp_path):
                 ]
             )
     assert digests[:2] == digests[2:]
+
+
+def test_a_callers_epoch_is_an_input(ns, monkeypatch):
+    """SOURCE_DATE_EPOCH reaches the config, every mtime and the compiled packages (busybox embeds
+    it): another one must neither find the image up to date nor take binary packages of another."""
+    from chrootforge.gentoo.inputs import binpkg_key
+
+    ns.image("a", 'parent = "scratch"\n')
+    ns.image("b", 'parent = "a"\n')
+    project, _ = load_project(ns.root, ["b"])
+    inputs = Inputs("s", "t", None)
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    derived = (_key(ns), binpkg_key(project.namespace, inputs))
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    first = (_key(ns), binpkg_key(project.namespace, inputs))
+    assert first[0] != derived[0] and first[1] != derived[1]
+    assert (_key(ns), binpkg_key(project.namespace, inputs)) == first
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000001")
+    assert _key(ns) != first[0] and binpkg_key(project.namespace, inputs) != first[1]
+
+
+def test_the_stock_check_is_an_input_unless_turned_off(ns, tmp_path, monkeypatch):
+    """The check every image runs after its strip (hooks/check-binaries.sh) is in the key like a
+    hook it names; check_binaries = false takes it out."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "check-binaries.sh").write_text("exit 0\n")
+    monkeypatch.setenv("CHROOTFORGE_HOOKS", str(hooks))
+    ns.image("a", 'parent = "scratch"\n')
+    ns.image("b", 'parent = "a"\n')
+    base = _key(ns)
+    (hooks / "check-binaries.sh").write_text("exit 1\n")
+    assert _key(ns) != base
+    ns.image("b", 'parent = "a"\ncheck_binaries = false\n')
+    off = _key(ns)
+    (hooks / "check-binaries.sh").write_text("exit 0\n")
+    assert _key(ns) == off

@@ -163,7 +163,9 @@ def test_portage_install_script_runs(tmp_path, ns):
         (src / "files" / rel).write_text(content)
     (src / "make.conf.append").write_text(conf.make_conf_append)
     (src / "package.provided").write_text(conf.provided_append)
-    script = conf.install_script(str(src)).replace("/etc/portage", str(etc))
+    script = (conf.install_script(str(src)) + conf.provided_script(str(src))).replace(
+        "/etc/portage", str(etc)
+    )
     subprocess.run(["sh", "-c", script], check=True)
     assert (etc / "package.use/00-stage").read_text() == "stage/pkg flag\n"
     assert "x/y z" in (etc / "package.use/zz-chrootforge").read_text()

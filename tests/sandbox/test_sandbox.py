@@ -692,3 +692,25 @@ def test_readonly_root_takes_writes_only_on_its_mounts(identity, mode):
     from tests.helpers.rootfs import remove_as
 
     remove_as(identity, base)
+
+
+def test_umask_and_domain_name_are_the_configs_not_the_callers(identity, busybox_rootfs):
+    """A build's sandbox fixes the payload's umask and the UTS domain name (gentoo/repro.py): a
+    caller with umask 077 and whatever domain name still gives the payload umask 022 and the
+    configured name; without them set, the payload keeps the caller's umask."""
+    script = (
+        "import os, sys\n"
+        "from chrootforge.sandbox import SandboxConfig, run_sandboxed\n"
+        "os.umask(0o077)\n"
+        "extra = dict(umask=0o022, domainname='cf.test') if sys.argv[2] == 'fixed' else {}\n"
+        "sys.exit(run_sandboxed(SandboxConfig(root=sys.argv[1], argv=['/bin/sh', '-c', sys.argv[3]],"
+        " **extra)))\n"
+    )
+    payload = "umask; cat /proc/sys/kernel/domainname; touch /tmp/made; ls -l /tmp/made; rm /tmp/made"
+    fixed = identity.run([*identity.python, "-c", script, str(busybox_rootfs), "fixed", payload])
+    assert fixed.returncode == 0, fixed.stderr
+    lines = fixed.stdout.splitlines()
+    assert lines[0] == "0022" and lines[1] == "cf.test" and lines[2].startswith("-rw-r--r--")
+    plain = identity.run([*identity.python, "-c", script, str(busybox_rootfs), "caller", payload])
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout.splitlines()[0] == "0077"

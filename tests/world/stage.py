@@ -21,13 +21,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.world.cache import HERE, Step, cache_key, keyed_build, source_digests
+from tests.world.cache import HERE, SUITE, Step, cache_key, keyed_build, source_digests
 from tests.world.signing import PUBLIC_KEY_NAME, SigningError, ensure_key, sign_release
 
-SUITE = "bookworm"
 PORTAGE_VERSION = "3.0.83"
 REPO_NAME = "cfworld"  # must match examples/repo/profiles/repo_name
-PROFILE = "default/linux/amd64"  # a profile of examples/repo, the target of make.profile
+ARCH = "amd64"
+PROFILE = f"default/linux/{ARCH}/23.0"  # a profile of examples/repo, the target of make.profile
+# The profile's CHOST (its arch/ make.defaults): the stage gets the tool names a Gentoo stage has
+# for it (${CHOST}-gcc, -ar, ...), beside Debian's own triplet names.
+CHOST = {"amd64": "x86_64-pc-linux-gnu", "arm64": "aarch64-unknown-linux-gnu"}[ARCH]
 # What emerge and the test ebuilds need on top of minbase. binutils gives `ar` (the -bin ebuilds
 # unpack .debs with it); pax-utils gives scanelf (NEEDED.ELF.2, stripping); file is used by the
 # QA checks; python-is-python3 gives /usr/bin/python for portage's `#!/usr/bin/env python` helpers.
@@ -122,12 +125,13 @@ def inputs(wheel: Path) -> dict:
         "suite": SUITE,
         "repo_name": REPO_NAME,
         "profile": PROFILE,
+        "chost": CHOST,
     }
 
 
 def mmdebstrap_argv(wheel: Path, out: Path) -> list[str]:
     """unshare mode works rootless and as root, and gives the same numeric owners either way."""
-    hook = f'python3 {HERE / "stage_setup.py"} "$1" {wheel} {REPO_NAME} {PROFILE}'
+    hook = f'python3 {HERE / "stage_setup.py"} "$1" {wheel} {REPO_NAME} {PROFILE} {CHOST}'
     return [
         "mmdebstrap",
         "--mode=unshare",

@@ -57,30 +57,94 @@ def test_pkgcheck_catches_a_broken_ebuild(tmp_path):
     assert "UnknownKeywords" in result.stdout, result.stdout + result.stderr
 
 
+PROFILE = "default/linux/amd64/23.0"
+
+
+def profile_chain(profile: str) -> list[str]:
+    """The profile's stack as PMS defines it: each directory after its parents (depth first, in
+    the order of its parent file), paths relative to profiles/."""
+    base = REPO / "profiles"
+    out: list[str] = []
+
+    def visit(path: Path) -> None:
+        parent = path / "parent"
+        if parent.exists():
+            for line in parent.read_text().split():
+                visit((path / line).resolve())
+        rel = path.relative_to(base.resolve()).as_posix()
+        if rel not in out:
+            out.append(rel)
+
+    visit((base / profile).resolve())
+    return out
+
+
 def test_profile_and_layout():
     assert (REPO / "profiles/repo_name").read_text().strip() == "cfworld"
     layout = (REPO / "metadata/layout.conf").read_text()
     assert re.search(r"^masters =\s*$", layout, re.MULTILINE)
     assert "thin-manifests = true" in layout and "manifest-hashes = BLAKE2B SHA512" in layout
-    defaults = (REPO / "profiles/default/linux/amd64/make.defaults").read_text()
+    desc = (REPO / "profiles/profiles.desc").read_text().split()
+    assert desc == ["amd64", PROFILE, "stable"]
+
+
+def test_profile_is_a_gentoo_shaped_chain():
+    """Like default/linux/amd64/23.0: base, the arch, the releases and a features profile, each with
+    its eapi file; the variables and the mask/force files where Gentoo keeps them."""
+    chain = profile_chain(PROFILE)
+    assert chain == [
+        "base",
+        "default/linux",
+        "arch/base",
+        "arch/amd64",
+        "default/linux/amd64",
+        "releases/23.0",
+        "features/container",
+        PROFILE,
+    ]
+    for rel in chain:
+        assert (REPO / "profiles" / rel / "eapi").read_text().strip() == "8", rel
+
+    def defaults(rel: str) -> str:
+        return (REPO / "profiles" / rel / "make.defaults").read_text()
+
     for var in (
-        "ARCH",
-        "ACCEPT_KEYWORDS",
-        "CHOST",
-        "CFLAGS",
         "USE_EXPAND",
+        "USE_EXPAND_HIDDEN",
         "USE_EXPAND_IMPLICIT",
+        "USE_EXPAND_UNPREFIXED",
         "USE_EXPAND_VALUES_ARCH",
         "USE_EXPAND_VALUES_ELIBC",
         "USE_EXPAND_VALUES_KERNEL",
-        "ELIBC",
-        "KERNEL",
+        "IUSE_IMPLICIT",
         "ACCEPT_LICENSE",
+        "NGINX_MODULES_HTTP",
     ):
-        assert re.search(rf"^{var}=", defaults, re.MULTILINE), var
-    assert (REPO / "profiles/default/linux/amd64/packages").read_text().strip() == ""
-    desc = (REPO / "profiles/profiles.desc").read_text().split()
-    assert desc == ["amd64", "default/linux/amd64", "stable"]
+        assert re.search(rf"^{var}=", defaults("base"), re.MULTILINE), var
+    for var in ("ARCH", "ACCEPT_KEYWORDS", "CHOST", "CFLAGS", "LIBDIR_amd64"):
+        assert re.search(rf"^{var}=", defaults("arch/amd64"), re.MULTILINE), var
+    assert re.search(r'^ELIBC="glibc"$', defaults("default/linux"), re.MULTILINE)
+    files = {p.relative_to(REPO / "profiles").as_posix() for p in (REPO / "profiles").rglob("*")}
+    assert {
+        "base/use.mask",
+        "arch/base/use.mask",
+        "arch/amd64/use.mask",
+        "arch/amd64/use.force",
+        "arch/base/package.use.mask",
+        "arch/amd64/package.use.mask",
+        "features/container/package.use.mask",
+        "features/container/package.use.force",
+        "base/packages",
+        "default/linux/packages",
+    } <= files
+    system = {
+        line[1:]
+        for rel in chain
+        if (REPO / "profiles" / rel / "packages").exists()
+        for line in (REPO / "profiles" / rel / "packages").read_text().splitlines()
+        if line.startswith("*")
+    }
+    assert system == {"sys-devel/binutils", "sys-devel/gcc", "sys-devel/make", "sys-libs/glibc"}
 
 
 def test_every_ebuild_is_eapi8_and_every_distfile_has_a_manifest_line():

@@ -27,4 +27,9 @@ src_install() {
 		shadow: files
 		hosts: files dns
 	EOF
+	# Debian's own library directories (multiarch) are listed in ld.so.conf.d: env-update
+	# puts this include into /etc/ld.so.conf.
+	newenvd - 00glibc <<-EOF
+		LDPATH="include ld.so.conf.d/*.conf"
+	EOF
 }

@@ -5,7 +5,7 @@ EAPI=8
 
 inherit cf-account
 
-DESCRIPTION="An image root's skeleton: root and nobody, /tmp, /root, /sbin/nologin"
+DESCRIPTION="An image root's skeleton: accounts, /tmp, /root, /run, nologin, LDPATH"
 HOMEPAGE="https://example.invalid/chrootforge"
 S="${WORKDIR}"
 
@@ -14,7 +14,7 @@ SLOT="0"
 KEYWORDS="amd64"
 
 src_install() {
-	keepdir /root /tmp /home /etc
+	keepdir /root /tmp /home /etc /run
 	fperms 0700 /root
 	fperms 1777 /tmp
 	# The login shell of every system account (nobody, acct-user/*): refuses, as util-linux's does.
@@ -23,6 +23,15 @@ src_install() {
 		#!/bin/sh
 		echo "This account is currently not available." >&2
 		exit 1
+	EOF
+	# The library directories of this profile, for the loader: env-update writes them into
+	# /etc/ld.so.conf (ldconfig then caches what is there), as Gentoo's baselayout has them.
+	local dir ldpath=()
+	for dir in "$(get_libdir)" lib; do
+		ldpath+=( "${EPREFIX}/${dir}" "${EPREFIX}/usr/${dir}" "${EPREFIX}/usr/local/${dir}" )
+	done
+	newenvd - 50baselayout <<-EOF
+		LDPATH="$(IFS=:; echo "${ldpath[*]}")"
 	EOF
 }
 
