@@ -483,7 +483,6 @@ class _Run:
             binpkgs=binpkgs,
             network=self.network,
             compression=ns.compression,
-            jobs=ns.jobs,
             epoch=self.epoch,
         )
         return self.ctx

@@ -84,7 +84,6 @@ class BuildContext:
     binpkgs: Path
     network: str
     compression: str
-    jobs: int
     epoch: int  # the build's one timestamp: SOURCE_DATE_EPOCH of every step (gentoo/repro.py)
 
 
@@ -316,6 +315,9 @@ class ImageBuilder:
         emerge.log, before the image's own emerge: a package that does not resolve fails here."""
         lines = ["set -eu"]
         if self.plan.builder_deps_argv:
+            # the log says what ran, as for the image's own emerge (_emerge)
+            shown = emerge.command_line(self.plan.builder_deps_argv, emerge.emerge_env("/"))
+            lines.append(f"printf '%s\\n' {shlex.quote('$ ' + shown)}")
             lines.append(
                 f"{shlex.join(self.plan.builder_deps_argv)} || "
                 f"{{ rc=$?; touch {CF_MOUNT}/status/{EMERGE_FAILED}; exit $rc; }}"

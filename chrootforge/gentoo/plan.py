@@ -86,7 +86,7 @@ def plan_image(
         provided=provided,
         emerge_argv=tuple(emerge.emerge_argv(image.packages, ns.jobs)) if image.packages else (),
         emerge_env=emerge.emerge_env(),
-        builder_deps_argv=tuple(emerge.builder_deps_argv(image.packages, 1)) if image.packages else (),
+        builder_deps_argv=tuple(emerge.builder_deps_argv(image.packages, ns.jobs)) if image.packages else (),
         hooks={phase: tuple((h.name, h.path) for h in image.hooks_for(phase)) for phase in PHASES},
         services=tuple(own_entries),
         slim=plan_slim(image.strip),

@@ -209,7 +209,8 @@ def test_deeply_nested_json_in_a_layout_is_one_clear_line(tmp_path, target):
     if target in ("oci-layout", "index.json", "referrer"):  # (the others change the image's digest)
         oci.attach_referrer(layout, "img", b'{"spdxVersion": "SPDX-2.3"}', "application/spdx+json")
     if target == "oci-layout":
-        (layout / "oci-layout").write_text('{"imageLayoutVersion": ' + DEEP + "}")
+        # (the marker is read with a 4 KiB bound, so its deep document must nest within that size)
+        (layout / "oci-layout").write_text('{"imageLayoutVersion": ' + "[" * 1000 + "]" * 1000 + "}")
     elif target == "index.json":
         index = json.loads((layout / "index.json").read_text())
         (layout / "index.json").write_bytes(_with_deep_field(index, DEEP))
