@@ -219,6 +219,12 @@ def _pid1(config, steps, argv, env, err_fd, out_w, notice_w, life_r, made_w, nes
         # The payload runs as the same uid: it must not be able to ptrace PID 1 or open its /proc
         # files (mm, environ, fds, root). Not earlier: our parent had to write our maps.
         sc.set_dumpable(False)
+        try:
+            # The caller's session keyring would let the payload use the keys in it (possession
+            # grants them): the payload gets an empty one of its own.
+            sc.join_new_session_keyring()
+        except OSError:
+            pass  # keyctl refused (a seccomp filter): then the payload cannot use it either
     except CfError as err:
         userns.report(err_fd, str(err), err.hint or "")
         return userns.SETUP_FAILED
