@@ -173,20 +173,25 @@ def read_regular(path: str | os.PathLike, limit: int) -> bytes:
     (or a larger file) is an OSError, never a read that blocks or does not end."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            kind = _KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
-            raise OSError(errno.EINVAL, f"it is {kind}, not a regular file", os.fspath(path))
-        chunks = []
-        size = 0
-        while size <= limit and (chunk := os.read(fd, min(1 << 20, limit + 1 - size))):
-            chunks.append(chunk)
-            size += len(chunk)
-        if size > limit:
-            raise OSError(errno.EFBIG, f"it is larger than {limit} bytes", os.fspath(path))
-        return b"".join(chunks)
+        return read_regular_fd(fd, limit, path)
     finally:
         os.close(fd)
+
+
+def read_regular_fd(fd: int, limit: int, path: str | os.PathLike) -> bytes:
+    """read_regular() of an open fd (opened O_NONBLOCK); `path` names it in errors."""
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        kind = _KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
+        raise OSError(errno.EINVAL, f"it is {kind}, not a regular file", os.fspath(path))
+    chunks = []
+    size = 0
+    while size <= limit and (chunk := os.read(fd, min(1 << 20, limit + 1 - size))):
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
+        raise OSError(errno.EFBIG, f"it is larger than {limit} bytes", os.fspath(path))
+    return b"".join(chunks)
 
 
 @contextlib.contextmanager

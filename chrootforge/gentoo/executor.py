@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chrootforge import log
-from chrootforge.errors import CfError
+from chrootforge.errors import CfError, shown
 from chrootforge.gentoo import emerge, image_io, provided, records, runtimelibs, s6, singleid, slim, uninstall
 from chrootforge.gentoo.plan import ImagePlan
+from chrootforge.gentoo.status import read_status
 from chrootforge.sandbox import owned_dir
 from chrootforge.spec.model import PHASES
 
@@ -353,9 +354,9 @@ class ImageBuilder:
         logfile = self.logs / f"{phase}.log"
         code = self._run(["/bin/sh", f"{CF_MOUNT}/{phase}.sh"], env, logfile)
         if code != 0:
-            failed = self.cf / "status" / "failed-hook"
-            if failed.exists():
-                name, _, status = failed.read_text().strip().rpartition(" ")
+            failed = read_status(self.cf / "status", "failed-hook")
+            if failed is not None:
+                name, _, status = shown(failed.strip()[:500]).rpartition(" ")
                 raise CfError(
                     f"image {self.plan.name}: hook '{name}' ({phase}) failed with exit status "
                     f"{status}; log: {logfile}",

@@ -404,3 +404,37 @@ def test_device_nodes_in_the_rootfs_are_inert(identity, fresh_busybox_rootfs):
     assert result.returncode == 0, result.stderr
     assert "dev=0" in result.stdout, result.stdout
     assert "node=0" not in result.stdout, result.stdout
+
+
+# Every process the payload can see through /proc: whose root it can enter, and write through.
+PROC_ROOTS = textwrap.dedent("""
+    for d in /proc/[0-9]*; do
+        [ -d "$d/root/$1" ] || continue
+        echo "reached $d"
+        echo pwned > "$d/root/$1/written-through-${d#/proc/}" 2>/dev/null && echo "WROTE via $d"
+    done
+    echo done
+""")
+
+
+def test_host_proc_fallback_reaches_no_host_process(identity, scratch, busybox_rootfs):
+    """Inside a container that masks /proc paths, the kernel refuses a fresh proc and the sandbox
+    binds the host's: the payload then sees the host's processes. Through /proc/PID/root of one it
+    may ptrace (the same host uid, rootless: chrootforge itself) it would reach the host's files.
+    No process outside the sandbox may be open to it."""
+    if os.getuid() != 0:
+        pytest.skip("masking /proc in an outer mount namespace needs real root")
+    target = scratch(identity, "target.")
+    os.chmod(target, 0o777)
+    inner = identity._wrap(
+        identity.cf_argv("run", str(busybox_rootfs), "--", "/bin/sh", "-c", PROC_ROOTS, "sh", str(target))
+    )
+    argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c"]
+    argv += ['mount --bind /dev/null /proc/uptime && exec "$@"', "sh", *inner]
+    env = dict(os.environ)
+    env.update(identity.env)
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env, check=False)
+    assert "bound the host's /proc instead" in result.stderr or "refused" in result.stderr, result.stderr
+    assert "done" in result.stdout, result.stderr
+    assert "reached" not in result.stdout, result.stdout
+    assert list(target.iterdir()) == [], result.stdout
