@@ -45,7 +45,15 @@ RESERVED_LABELS = "org.chrootforge."  # the build's own labels: a spec may not s
 # Besides C0 and DEL: C1 (0x9b is a terminal's CSI), Unicode's line and paragraph separators
 # (Python's splitlines() and str.split() break there) and the bidirectional embeddings, overrides
 # and isolates (they make a value display as something else).
-_CONTROL = {*range(32), 127, *range(0x80, 0xA0), 0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A)}
+_CONTROL = {
+    *range(32),
+    127,
+    *range(0x80, 0xA0),
+    0x2028,
+    0x2029,
+    *range(0x202A, 0x202F),
+    *range(0x2066, 0x206A),
+}
 
 
 def control_characters(value: str, lines: bool = False) -> str | None:
