@@ -29,6 +29,7 @@ _ATOM_RE = re.compile(
 )
 _CP_RE = re.compile(rf"{_CATEGORY}/{_NAME}")
 _VERSION_RE = re.compile(rf"-({_VERSION})\Z")
+_CPV_RE = re.compile(rf"{_CATEGORY}/{_NAME}-{_VERSION}")
 _ENDS_LIKE_VERSION = re.compile(rf".*-{_VERSION}")  # a package name must not (PMS 3.1.2)
 _OPS = ("<=", ">=", "=", "~", "<", ">", "!!", "!")
 
@@ -39,6 +40,13 @@ def split_cpv(cpv: str) -> tuple[str, str]:
     if not match:
         raise ValueError(f"not a category/package-version: {cpv}")
     return cpv[: match.start()], match.group(1)
+
+
+def is_cpv(cpv: str) -> bool:
+    """Is `cpv` exactly one category/package-version ('cat/pkg-1.2-r1')?"""
+    if _CPV_RE.fullmatch(cpv) is None:
+        return False
+    return not ends_like_version(split_cpv(cpv)[0].split("/", 1)[1])
 
 
 def atom_cp(atom: str) -> str:

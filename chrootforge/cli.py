@@ -14,7 +14,7 @@ import os
 import sys
 
 from chrootforge import __version__, envvars, log
-from chrootforge.errors import CfError
+from chrootforge.errors import CfError, UsageError
 
 # Modules providing register(subparsers); the order is the order of `chrootforge --help`.
 COMMAND_MODULES = (
@@ -134,10 +134,23 @@ def _dispatch(argv: list[str]) -> int:
         if quiet:
             log.set_quiet(True)
         return module.handle_words(command, argv[at + 1 :])
+    _refuse_empty(argv)
     args = build_parser(argv).parse_args(argv)
     if args.quiet:
         log.set_quiet(True)
     return args.func(args)
+
+
+def _refuse_empty(argv: list[str]) -> None:
+    """No argument of a command (before `--`) is ever empty: an empty `--parent "$P"` or LAYOUT
+    would otherwise mean the default, or the current directory, without a word."""
+    words = argv[: argv.index("--")] if "--" in argv else argv
+    for at, word in enumerate(words):
+        name, eq, value = word.partition("=")
+        if word == "" or (word.startswith("--") and eq and not value):
+            option = name if eq else (words[at - 1] if at and words[at - 1].startswith("-") else "")
+            what = f"argument {option}" if option else "an argument"
+            raise UsageError(f"{what} is empty", hint="give a value, or leave the option out")
 
 
 def _traceback(debug: bool) -> None:

@@ -173,20 +173,64 @@ def read_regular(path: str | os.PathLike, limit: int) -> bytes:
     (or a larger file) is an OSError, never a read that blocks or does not end."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            kind = _KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
-            raise OSError(errno.EINVAL, f"it is {kind}, not a regular file", os.fspath(path))
-        chunks = []
-        size = 0
-        while size <= limit and (chunk := os.read(fd, min(1 << 20, limit + 1 - size))):
-            chunks.append(chunk)
-            size += len(chunk)
-        if size > limit:
-            raise OSError(errno.EFBIG, f"it is larger than {limit} bytes", os.fspath(path))
-        return b"".join(chunks)
+        return read_regular_fd(fd, limit, path)
     finally:
         os.close(fd)
+
+
+def is_inside(path: str | os.PathLike, directory: str | os.PathLike) -> bool:
+    """Is `path` (existing or not; symlinks of its existing part followed) `directory` itself or
+    somewhere below it? Compared by inode, so another name of the directory counts too."""
+    try:
+        top = os.stat(directory)
+    except OSError:
+        return False
+    here = os.path.realpath(path)
+    while True:
+        try:
+            st = os.stat(here)
+            if (st.st_dev, st.st_ino) == (top.st_dev, top.st_ino):
+                return True
+        except OSError:
+            pass
+        parent = os.path.dirname(here)
+        if parent == here:
+            return False
+        here = parent
+
+
+def read_input(path: str | os.PathLike, limit: int) -> bytes:
+    """A user-named input of at most `limit` bytes: a regular file, or a pipe read to its end
+    (`<(...)`, /dev/fd/N). A named FIFO that nobody writes to reads as empty instead of waiting for
+    a writer; a directory, device or socket (or more than `limit` bytes) is an OSError."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return read_regular_fd(fd, limit, path)
+        os.set_blocking(fd, True)  # now a read waits for the writers there are, and only for them
+        return _read_bounded(fd, limit, path)
+    finally:
+        os.close(fd)
+
+
+def read_regular_fd(fd: int, limit: int, path: str | os.PathLike) -> bytes:
+    """read_regular() of an open fd (opened O_NONBLOCK); `path` names it in errors."""
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        kind = _KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
+        raise OSError(errno.EINVAL, f"it is {kind}, not a regular file", os.fspath(path))
+    return _read_bounded(fd, limit, path)
+
+
+def _read_bounded(fd: int, limit: int, path: str | os.PathLike) -> bytes:
+    chunks = []
+    size = 0
+    while size <= limit and (chunk := os.read(fd, min(1 << 20, limit + 1 - size))):
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
+        raise OSError(errno.EFBIG, f"it is larger than {limit} bytes", os.fspath(path))
+    return b"".join(chunks)
 
 
 @contextlib.contextmanager

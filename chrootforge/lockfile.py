@@ -200,8 +200,10 @@ def changes(old: Lock | None, new: Lock) -> list[str]:
 
 def load(ns_root: Path) -> Lock | None:
     path = Path(ns_root) / FILENAME
+    from chrootforge.fsutil import read_regular
+
     try:
-        text = path.read_text()
+        text = read_regular(path, untrusted.MAX_FILE).decode("utf-8", errors="replace")
     except FileNotFoundError:
         return None
     except OSError as err:

@@ -72,10 +72,16 @@ def loads_json(data: bytes | str, where: str, pairs_hook=None):
     return doc
 
 
-def read_json(path: str | Path, where: str | None = None):
-    """A JSON file, parsed (OSError as open() raises it; BadDocument naming the file)."""
-    path = Path(path)
-    return loads_json(path.read_bytes(), where or str(path))
+MAX_FILE = 64 << 20  # a JSON or TOML file read by name (auth files, caches, state, specs, locks)
+
+
+def read_json(path: str | Path, where: str | None = None, limit: int = MAX_FILE):
+    """A JSON file, parsed (OSError as open() raises it, and for a FIFO that has no writer, a
+    device, a directory or more than `limit` bytes: never a read that blocks or does not end;
+    BadDocument naming the file)."""
+    from chrootforge.fsutil import read_input
+
+    return loads_json(read_input(path, limit), where or str(path))
 
 
 def loads_toml(text: str) -> dict:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 EMERGE_ROOT = "/emerge-root"
 CF_MOUNT = "/cf"  # the build's scripts, hooks and generated /etc/portage files, inside the builder
+# PORTAGE_LOGDIR: with --jobs above 1 portage writes a package's build output only to its log, and
+# ${T}/build.log is on the tmpfs that goes with the sandbox; the executor keeps these in logs/.
+PACKAGE_LOGS = "package-logs"
 
 
 def emerge_argv(packages, jobs: int) -> list[str]:

@@ -9,6 +9,7 @@ checks that a configured `user` exists there.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chrootforge import log
-from chrootforge.errors import CfError
+from chrootforge.errors import CfError, shown
 from chrootforge.gentoo import (
     emerge,
     image_io,
@@ -32,6 +33,8 @@ from chrootforge.gentoo import (
     uninstall,
 )
 from chrootforge.gentoo.plan import ImagePlan
+from chrootforge.gentoo.status import read_status
+from chrootforge.rootpath import read_inside
 from chrootforge.sandbox import owned_dir
 from chrootforge.spec.model import PHASES
 
@@ -40,6 +43,10 @@ if TYPE_CHECKING:
     from chrootforge.gentoo.binhost_fetch import Mirror
 
 CF_MOUNT = emerge.CF_MOUNT
+# portage names a package's log category:package-version:date-time.log
+_PACKAGE_LOG_NAME = re.compile(r"[A-Za-z0-9+_.-]+:[A-Za-z0-9+_.-]+:[0-9-]+\.log")
+_PACKAGE_LOG = re.compile(rf"{re.escape(CF_MOUNT)}/{emerge.PACKAGE_LOGS}/({_PACKAGE_LOG_NAME.pattern})")
+MAX_PACKAGE_LOG = 256 << 20
 AR_PROBE = "ar-not-deterministic"  # written by repro.deterministic_ar_probe in the status dir
 CHECK_BINARIES = "check-binaries.sh"  # the stock check, copied into the build's hooks dir
 EMERGE_FAILED = "failed-emerge"  # in the status dir: a step's emerge failed
@@ -326,10 +333,10 @@ class ImageBuilder:
         return script + self.plan.provided.resolve_script(f"{CF_MOUNT}/status")
 
     def _warn_nondeterministic_ar(self) -> None:
-        probe = self.cf / "status" / AR_PROBE
-        if probe.exists():
+        archiver = read_status(self.cf / "status", AR_PROBE)
+        if archiver is not None:
             log.warn(
-                f"image {self.plan.name}: the builder's {probe.read_text().strip()} is not deterministic "
+                f"image {self.plan.name}: the builder's {shown(archiver.strip()[:200])} is not deterministic "
                 "(binutils without --enable-deterministic-archives): static libraries it builds embed "
                 "timestamps, so binary packages (and images that keep *.a files) differ between builds"
             )
@@ -410,11 +417,36 @@ class ImageBuilder:
             raise self._emerge_failed(code, logfile)
 
     def _emerge_failed(self, code: int, logfile: Path) -> CfError:
-        return CfError(
-            f"image {self.plan.name}: emerge failed (exit status {code}); log: {logfile}\n"
-            + tail_block(logfile, 25),
-            hint=f"read the full log: {logfile}",
-        )
+        message = f"image {self.plan.name}: emerge failed (exit status {code}); log: {logfile}\n"
+        message += tail_block(logfile, 25)
+        # With --jobs above 1, the compiler's error is only in the failed package's own log,
+        # which emerge names ("Failed to emerge cat/pkg-1, Log file: '/cf/package-logs/...'").
+        named = _PACKAGE_LOG.findall("\n".join(_tail(logfile, 200)))
+        package_log = self.logs / "packages" / named[-1] if named else None
+        if package_log is not None and package_log.is_file():
+            message += f"\n  the failed package's build log: {package_log}\n" + tail_block(package_log, 25)
+        return CfError(message, hint=f"read the full log: {package_log or logfile}")
+
+    def _keep_package_logs(self) -> None:
+        """Copy the packages' build logs (PORTAGE_LOGDIR) out of the sandbox-written work dir into
+        logs/<image>/packages: each a regular file read inside the work dir (rootpath.read_inside),
+        so a symlink or FIFO there cannot make the host read or wait on anything else."""
+        source = self.cf / emerge.PACKAGE_LOGS
+        if source.is_symlink() or not source.is_dir():
+            return
+        kept = self.logs / "packages"
+        kept.mkdir(exist_ok=True)
+        for name in sorted(os.listdir(source)):
+            if not _PACKAGE_LOG_NAME.fullmatch(name):
+                continue
+            try:
+                rel = f"{emerge.PACKAGE_LOGS}/{name}"
+                data = read_inside(self.cf, rel, MAX_PACKAGE_LOG, what="build log")
+            except CfError as err:
+                log.warn(f"image {self.plan.name}: not kept: {err}")
+                continue
+            if data is not None:
+                (kept / name).write_bytes(data)
 
     def _sandbox(self, phase: str, script: str, env: dict, log: str | None = None) -> None:
         """Run a step's script; its output goes to logs/<log or phase>.log. A hook or an emerge of
@@ -426,9 +458,9 @@ class ImageBuilder:
         if code != 0:
             if (self.cf / "status" / EMERGE_FAILED).exists():
                 raise self._emerge_failed(code, logfile)
-            failed = self.cf / "status" / "failed-hook"
-            if failed.exists():
-                name, _, status = failed.read_text().strip().rpartition(" ")
+            failed = read_status(self.cf / "status", "failed-hook")
+            if failed is not None:
+                name, _, status = shown(failed.strip()[:500]).rpartition(" ")
                 raise CfError(
                     f"image {self.plan.name}: hook '{name}' ({phase}) failed with exit status "
                     f"{status}; log: {logfile}",
@@ -461,7 +493,10 @@ class ImageBuilder:
             log_file=logfile,
             binhost=self.binhost_view if self.binhost is not None else None,
         )
-        return run_sandboxed(config)
+        try:
+            return run_sandboxed(config)
+        finally:
+            self._keep_package_logs()
 
     def _sandbox_config(self, argv: list[str], env: dict, **extra):
         """The image's build sandbox (builder root, tree, repos, /emerge-root, /cf, distfiles,

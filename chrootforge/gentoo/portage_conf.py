@@ -13,6 +13,7 @@ import shlex
 from dataclasses import dataclass
 
 from chrootforge.gentoo import binhost, repro
+from chrootforge.gentoo.emerge import CF_MOUNT, PACKAGE_LOGS
 from chrootforge.gentoo.provided import ProvidedPlan
 from chrootforge.gentoo.slim import install_features
 from chrootforge.spec.model import Image, Namespace
@@ -87,7 +88,7 @@ def make_conf_block(ns: Namespace, image: Image) -> str:
         'PKGDIR="/var/cache/binpkgs"',
         'DISTDIR="/var/cache/distfiles"',
         f'PORTAGE_TMPDIR="{repro.PORTAGE_TMPDIR}"',
-        'PORTAGE_LOGDIR=""',
+        f'PORTAGE_LOGDIR="{CF_MOUNT}/{PACKAGE_LOGS}"',
         'EMERGE_LOG_DIR="/var/log"',
         'CLEAN_DELAY="0"',
         'EMERGE_WARNING_DELAY="0"',

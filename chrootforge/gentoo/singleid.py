@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from chrootforge.gentoo.emerge import CF_MOUNT, EMERGE_ROOT
+from chrootforge.gentoo.status import read_status
 
 SOURCE = Path(__file__).with_name("ownershim.c")
 SHIM_DIR = "shim"  # below the build's /cf, given to the namespace's root: the builder writes the shim
@@ -75,9 +76,8 @@ export LD_PRELOAD={SHIM} CF_OWNER_LOG={LOG}
 
 def unrecorded(status_dir: Path) -> list[str]:
     """What the shim could not record: "symlink|failed\\tUID:GID\\tPATH" lines, as "PATH (UID:GID)"."""
-    try:
-        text = (status_dir / LOG_NAME).read_text(errors="replace")
-    except FileNotFoundError:
+    text = read_status(status_dir, LOG_NAME)
+    if text is None:
         return []
     out = []
     for line in text.splitlines():

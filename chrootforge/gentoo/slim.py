@@ -14,6 +14,7 @@ from pathlib import Path
 
 from chrootforge import log
 from chrootforge.gentoo.emerge import CF_MOUNT
+from chrootforge.gentoo.status import read_status
 from chrootforge.spec.model import Strip
 
 # Where empty directories left behind by the removals are pruned (never the top-level ones).
@@ -153,10 +154,7 @@ def install_features(strip: Strip) -> list[str]:
 
 def warn_unmatched(status_dir: Path, image: str) -> list[str]:
     """Warn about each keep pattern that matched nothing in the image root; returns them."""
-    try:
-        patterns = (Path(status_dir) / UNMATCHED_FILE).read_text().split()
-    except FileNotFoundError:
-        return []
+    patterns = (read_status(status_dir, UNMATCHED_FILE) or "").split()
     for pattern in patterns:
         log.warn(f"image {image}: [strip] keep pattern '{pattern}' matches nothing in the image")
     return patterns

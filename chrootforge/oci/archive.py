@@ -26,7 +26,7 @@ from pathlib import Path
 
 from chrootforge import log
 from chrootforge.errors import CfError, UsageError
-from chrootforge.fsutil import open_output
+from chrootforge.fsutil import is_inside, open_output
 from chrootforge.oci import layout as lo
 from chrootforge.oci import mediatypes as mt
 from chrootforge.oci import refs, shapes
@@ -141,6 +141,11 @@ def export(layout, tag: str, fmt: str, output, with_referrers: bool = True) -> N
     when `output` is `-`."""
     resolve(layout, tag)  # a wrong tag fails before a temp file exists
     output = os.fspath(output)
+    if output != "-" and is_inside(output, layout):
+        raise UsageError(
+            f"refusing to write the archive {output} inside the layout {layout} it reads",
+            hint="write it outside the layout",
+        )
     try:
         with open_output(output, "the archive") as handle:
             write_archive(layout, tag, fmt, handle, with_referrers)

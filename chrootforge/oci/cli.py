@@ -159,13 +159,12 @@ def _commit(args) -> int:
     config = None
     if args.config:
         where = f"--config {args.config}"
+        from chrootforge.fsutil import read_input
+
         try:
-            with open(args.config, "rb") as handle:  # a pipe is fine: <(...)
-                data = handle.read(CONFIG_MAX + 1)
+            data = read_input(args.config, CONFIG_MAX)  # a pipe is fine: <(...)
         except OSError as err:
             raise UsageError(f"cannot read {where}: {err.strerror}") from None
-        if len(data) > CONFIG_MAX:
-            raise UsageError(f"{where} is larger than {CONFIG_MAX} bytes")
         try:
             config = untrusted.loads_json(data, where)
         except untrusted.BadDocument as err:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from chrootforge import log
 from chrootforge.errors import CfError, UsageError
+from chrootforge.fsutil import is_inside
 from chrootforge.oci import imageconfig, refs, shapes, tree
 from chrootforge.oci import layout as lo
 from chrootforge.oci import mediatypes as mt
@@ -244,6 +245,11 @@ def commit(
     root = os.fspath(rootfs)
     if not os.path.isdir(root):
         raise UsageError(f"rootfs {root} does not exist or is not a directory")
+    if is_inside(layout, root):  # the walk would read the blobs being written, without end
+        raise UsageError(
+            f"the layout {layout} is inside the rootfs {root}: the image would hold itself",
+            hint="write the layout outside the rootfs",
+        )
     base: Resolved | None = resolve(layout, parent) if parent else None
     if epoch is None:
         epoch = _default_epoch(base)

@@ -128,6 +128,8 @@ def parse(command: str, words: list[str]) -> Parsed:
                 raise _error(command, f"argument {name}: expected one argument")
             value = head[at]
             at += 1
+        if not value:
+            raise _error(command, f"argument {name}: an empty value")
         if option.choices and value not in option.choices:
             raise _error(
                 command,
@@ -141,6 +143,8 @@ def parse(command: str, words: list[str]) -> Parsed:
             values[option.dest] = value
     if not positionals:
         raise _error(command, "the following arguments are required: ROOTFS")
+    if not positionals[0]:
+        raise _error(command, "ROOTFS is empty")
     extra = positionals[1:] + (argv if command == "shell" else [])
     if extra:
         raise _error(command, f"unexpected arguments: {' '.join(extra)}")

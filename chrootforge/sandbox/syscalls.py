@@ -37,6 +37,9 @@ CLOSE_RANGE_CLOEXEC = 0x4  # Linux 5.11
 AT_RECURSIVE = 0x8000
 AT_EMPTY_PATH = 0x1000
 MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NODEV = 0x4
+SYS_KEYCTL = {"x86_64": 250, "aarch64": 219, "riscv64": 219, "ppc64le": 271, "s390x": 280}
+KEYCTL_JOIN_SESSION_KEYRING = 1
 
 
 class _MountAttr(ctypes.Structure):
@@ -98,9 +101,10 @@ def setdomainname(name: str) -> None:
     _check(_libc.setdomainname(raw, len(raw)), "setdomainname")
 
 
-def mount_setattr_rdonly(fd: int) -> None:
-    """Make the mount at fd (an O_PATH fd of its root) and every mount below it read-only."""
-    attr = _MountAttr(MOUNT_ATTR_RDONLY, 0, 0, 0)
+def mount_setattr(fd: int, attr_set: int) -> None:
+    """Set the MOUNT_ATTR_* bits `attr_set` on the mount at fd (an O_PATH fd of its root) and
+    every mount below it."""
+    attr = _MountAttr(attr_set, 0, 0, 0)
     _check(
         _libc.syscall(
             SYS_MOUNT_SETATTR,
@@ -112,6 +116,19 @@ def mount_setattr_rdonly(fd: int) -> None:
         ),
         "mount_setattr",
     )
+
+
+def join_new_session_keyring() -> None:
+    """Replace the session keyring we inherited by a new, empty one (keyctl(2)
+    KEYCTL_JOIN_SESSION_KEYRING with no name): whoever we start no longer possesses the caller's
+    keys. OSError when the kernel or a seccomp filter refuses keyctl."""
+    nr = SYS_KEYCTL.get(os.uname().machine)
+    if nr is None:
+        raise OSError(errno.ENOSYS, f"keyctl: unknown syscall number on {os.uname().machine}")
+    result = _libc.syscall(nr, KEYCTL_JOIN_SESSION_KEYRING, None)
+    if result < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"keyctl: {os.strerror(err)}")
 
 
 def cloexec_from(first: int) -> None:

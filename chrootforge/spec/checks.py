@@ -42,11 +42,25 @@ MANAGED_MAKE_VARS = ("ROOT", "PORTAGE_CONFIGROOT", "PKGDIR", "DISTDIR", "PORTAGE
 RESERVED_LABELS = "org.chrootforge."  # the build's own labels: a spec may not set or fake them
 
 
+# Besides C0 and DEL: C1 (0x9b is a terminal's CSI), Unicode's line and paragraph separators
+# (Python's splitlines() and str.split() break there) and the bidirectional embeddings, overrides
+# and isolates (they make a value display as something else).
+_CONTROL = {
+    *range(32),
+    127,
+    *range(0x80, 0xA0),
+    0x2028,
+    0x2029,
+    *range(0x202A, 0x202F),
+    *range(0x2066, 0x206A),
+}
+
+
 def control_characters(value: str, lines: bool = False) -> str | None:
     """What is wrong with control characters in `value`: none may be there but a tab (and, with
     `lines`, newlines); NUL never (no C string, environment entry or argv word can hold it)."""
     allowed = "\t\n" if lines else "\t"
-    bad = [c for c in value if (ord(c) < 32 or ord(c) == 127) and c not in allowed]
+    bad = [c for c in value if ord(c) in _CONTROL and c not in allowed]
     if not bad:
         return None
     what = "a NUL" if "\0" in bad else f"the control character {shown(bad[0])}"

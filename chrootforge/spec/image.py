@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from chrootforge.atoms import atom_cp, provided_cp
+from chrootforge.errors import shown
 from chrootforge.spec import checks, schema, source
 from chrootforge.spec.model import (
     PHASES,
@@ -102,9 +103,13 @@ def _resolve_hook(spec, folder: Path, phase: str, ref: str) -> Path:
     """A script of the namespace (relative to the image folder), else a stock hook in hooks/ (with
     or without .sh). A script outside the namespace folder, symlinks followed, is refused: the
     build copies hooks as its own user, so a spec must not reach other files of the host."""
-    local = (folder / ref).resolve()
-    namespace = folder.resolve().parent
-    if local.is_file():
+    try:
+        local = (folder / ref).resolve()
+        namespace = folder.resolve().parent
+        is_file = local.is_file()
+    except OSError as err:  # a name too long, a symlink loop
+        raise spec.error(("hooks", phase), f"hook '{shown(ref[:200])}': {err.strerror}") from None
+    if is_file:
         if not local.is_relative_to(namespace):
             raise spec.error(
                 ("hooks", phase),

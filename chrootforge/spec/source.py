@@ -99,11 +99,15 @@ class SpecFile:
 
 def load(path: str | Path) -> SpecFile:
     path = Path(path)
+    from chrootforge.fsutil import read_regular
+
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path, untrusted.MAX_FILE).decode("utf-8")
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as err:
+    except OSError as err:
+        raise UsageError(f"{path}: cannot read: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
         raise UsageError(f"{path}: cannot read: {err}") from None
     try:
         data = untrusted.loads_toml(text)

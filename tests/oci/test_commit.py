@@ -440,7 +440,7 @@ def test_bad_input_is_one_clear_line(tmp_path):
         (("commit", str(tree), "--layout", str(tmp_path / "L2"), "--tag", "Bad Tag!"), 2, "invalid tag"),
         (("verify", str(tree)), 2, "is not an OCI layout"),
         (("inspect", str(tree)), 2, "is not an OCI layout"),
-        (("commit", str(tree), "--layout", str(tree), "--tag", "x"), 2, "is not an OCI layout and not empty"),
+        (("commit", str(tree), "--layout", str(tree), "--tag", "x"), 2, "the image would hold itself"),
         (("commit", str(tree), "--layout", "/proc/cf-nope/L", "--tag", "x"), 1, "cannot create"),
         (
             ("commit", str(tree), "--layout", str(tmp_path / "L3"), "--tag", "x", "--parent", "nope"),

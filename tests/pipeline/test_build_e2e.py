@@ -348,7 +348,8 @@ def test_zz_touch_leaf_rebuilds_only_it_with_binpkgs(built):
     }
     after = built.index()
     assert after[f"{PREFIX}/s6:latest"] == before[f"{PREFIX}/s6:latest"]
-    log = (built.layout.parent / "layout.build/logs/hello/emerge.log").read_text()
+    logs = built.layout.parent / "layout.build/logs/hello"
+    log = "".join(p.read_text() for p in [logs / "emerge.log", *sorted(logs.glob("packages/*.log"))])
     assert ">>> Emerging binary" in log and ">>> Compiling source" not in log
 
 
@@ -385,6 +386,9 @@ def test_zz_failures_leave_tags_intact(built):
     )
     proc = run("failing")
     assert proc.returncode == 1 and "logs/failing/emerge.log" in proc.stderr, proc.stderr
+    # emerge --jobs=2 leaves the compiler's error in the package's own log: the message names it
+    assert "the failed package's build log: " in proc.stderr, proc.stderr
+    assert "logs/failing/packages/app-misc:hello-1.0:" in proc.stderr, proc.stderr
     image("hookfail", 'parent = "scratch"\n[hooks]\nconfigure_rootfs = ["boom.sh"]\n')
     (bad / "hookfail" / "boom.sh").write_text("echo about to fail\nexit 7\n")
     proc = run("hookfail")

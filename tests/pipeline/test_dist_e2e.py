@@ -299,7 +299,8 @@ def _binhost_leaf(runner: Runner, runner_a: Runner, url: str) -> None:
     assert status == {"busybox": "up-to-date", "glibc": "up-to-date", "s6": "up-to-date", "hello": "built"}
     hello = next(r for r in report["images"] if r["image"] == "hello")
     assert "binhost" in hello["steps"] and "emerge" in hello["steps"]
-    log = (runner.layout.parent / "layout.build" / "logs" / "hello" / "emerge.log").read_text()
+    logs = runner.layout.parent / "layout.build" / "logs" / "hello"
+    log = "".join(p.read_text() for p in [logs / "emerge.log", *sorted(logs.glob("packages/*.log"))])
     assert log.count(">>> Emerging binary") >= 1 and "app-misc/hello-1.0" in log
     assert ">>> Emerging (" not in log and ">>> Compiling source" not in log
     assert "binary package(s) from http://127.0.0.1" in proc.stderr

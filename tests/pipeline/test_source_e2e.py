@@ -97,7 +97,7 @@ class Built(LayoutReader):
         return _cf(self.identity, self.env, *args, **kwargs)
 
     def logs(self, image: str) -> str:
-        return "\n".join(p.read_text(errors="replace") for p in sorted(self.logdir(image).glob("*.log")))
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.logdir(image).rglob("*.log")))
 
     def logdir(self, image: str) -> Path:
         return Path(f"{self.layout}.build") / "logs" / image

@@ -87,6 +87,14 @@ BAD_IMAGE = [
     (f"[strip]\nkeep = [{_s('/usr/share/x' + chr(10))}]", 3, "one line"),
     ('[hooks]\npost_emerge = ["/tmp/x.sh"]', 3, "relative path inside the namespace"),
     ('[hooks]\npost_emerge = ["a\\"b.sh"]', 3, "relative path inside the namespace"),
+    (f"[hooks]\npost_emerge = [{_s('a' * 5000)}]", 3, "File name too long"),
+    # Unicode's own line breaks and controls: splitlines() and split() break at U+2028/U+2029,
+    # 0x9b is a terminal's CSI, and bidirectional overrides make a value display as another
+    (f"description = {_s('one' + chr(0x2028) + 'two')}", 2, "control character"),
+    (f"[config]\nlabels = {{ a = {_s('x' + chr(0x2029) + 'y')} }}", 3, "control character"),
+    (f"[config]\ncmd = [{_s('ls' + chr(0x202E) + 'txt.exe')}]", 3, "control character"),
+    (f'[package."a/b"]\nenv = {{ CFLAGS = {_s("-O2" + chr(0x85) + "x")} }}', 3, "control character"),
+    (f"[services.web]\nrun = {_s('httpd' + chr(0x9B) + '31m')}", 3, "control character"),
 ]
 
 
@@ -120,6 +128,7 @@ BAD_NAMESPACE = [
     ({"rest": '[make_conf]\nUSE = ["a", "b\\nc"]'}, "USE", "one line"),
     ({"rest": '[output]\ntags = ["latest\\n"]'}, "tags", "one line"),
     ({"rest": "[build]\njobs = 0"}, "jobs", "must be at least 1"),
+    ({"rest": f"[make_conf]\nCFLAGS = {_s('-O2' + chr(0x2028) + 'FEATURES=-sandbox')}"}, "CFLAGS", "control"),
     ({"top": 'name = "a..b"'}, "name", "namespace name 'a..b'"),
     ({"top": 'name = "ns-"'}, "name", "namespace name 'ns-'"),
 ]

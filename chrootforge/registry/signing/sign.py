@@ -23,9 +23,10 @@ _CHECK = b"chrootforge: checking that the signing key can sign"
 
 def read_passphrase(path: str) -> str:
     """The first line of the passphrase file (podman's rule), without its line ending."""
+    from chrootforge.fsutil import read_input
+
     try:
-        with open(path, "rb") as handle:  # a pipe (/dev/fd/N) is fine: read a bounded amount
-            data = handle.read(64 << 10)
+        data = read_input(path, 64 << 10)  # a pipe (/dev/fd/N) is fine
     except FileNotFoundError:
         raise UsageError(f"--sign-passphrase-file {path} does not exist") from None
     except OSError as err:
