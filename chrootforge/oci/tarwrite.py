@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import tarfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from typing import Protocol
 
 from chrootforge import log
 from chrootforge.oci import tree
@@ -22,8 +23,8 @@ _TYPES = {
     tree.BLOCK: tarfile.BLKTYPE,
     tree.FIFO: tarfile.FIFOTYPE,
 }
-CHUNK = 1 << 20
 _ZEROS = bytes(512)
+_PIECE = 16 << 20  # progress is told this often while a big file is read
 
 
 def whiteout(path: str, epoch: int) -> tree.Entry:
@@ -54,51 +55,41 @@ def header(entry: tree.Entry, hardlink_to: str | None = None) -> bytes:
     return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
 
-class _Buffered:
-    """Coalesce small writes into ~1 MiB pieces: fewer calls into hashing and compression."""
+class Out(Protocol):
+    """Where the tar goes: fanout.Fanout (file contents are read straight into its blocks)."""
 
-    def __init__(self, out: Callable[[bytes], object]):
-        self.out = out
-        self.buf = bytearray()
+    def write(self, data: bytes) -> None: ...
 
-    def write(self, data) -> None:
-        if len(data) >= CHUNK:
-            self.flush()
-            self.out(data)
-            return
-        self.buf += data
-        if len(self.buf) >= CHUNK:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.buf:
-            self.out(bytes(self.buf))
-            self.buf = bytearray()
+    def read_from(self, fd: int, count: int) -> int: ...
 
 
-def _copy_file(full: str, size: int, out: _Buffered, progress) -> None:
+def _copy_file(full: str, size: int, out: Out, progress) -> None:
     fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        left = size
-        while left > 0:
-            data = os.read(fd, min(CHUNK, left))
-            if not data:
-                log.warn(f"{full} shrank while it was being committed; padding with zeros")
-                data = bytes(min(CHUNK, left))
-            out.write(data)
-            left -= len(data)
+        done = 0
+        while done < size:
+            want = min(size - done, _PIECE)
+            got = out.read_from(fd, want)
+            done += got
             if progress is not None:
-                progress.update(len(data))
+                progress.update(got)
+            if got < want:
+                break
     finally:
         os.close(fd)
+    if done < size:
+        log.warn(f"{full} shrank while it was being committed; padding with zeros")
+        while done < size:
+            n = min(size - done, _PIECE)
+            out.write(bytes(n))
+            done += n
     pad = -size % 512
     if pad:
         out.write(_ZEROS[:pad])
 
 
-def write_tar(items: Iterable[tree.Entry], root: str, out: Callable[[bytes], object], progress=None) -> int:
+def write_tar(items: Iterable[tree.Entry], root: str, out: Out, progress=None) -> int:
     """Stream the tar of `items` (files read from `root`) into `out`; returns the entry count."""
-    buffered = _Buffered(out)
     first_path: dict[tuple[int, int], str] = {}
     count = 0
     for entry in items:
@@ -107,10 +98,9 @@ def write_tar(items: Iterable[tree.Entry], root: str, out: Callable[[bytes], obj
             link = first_path.get(entry.inode)
             if link is None:
                 first_path[entry.inode] = entry.path
-        buffered.write(header(entry, link))
+        out.write(header(entry, link))
         if entry.kind == tree.FILE and link is None and entry.size:
-            _copy_file(os.path.join(root, entry.path), entry.size, buffered, progress)
+            _copy_file(os.path.join(root, entry.path), entry.size, out, progress)
         count += 1
-    buffered.write(_ZEROS * 2)
-    buffered.flush()
+    out.write(_ZEROS * 2)
     return count
