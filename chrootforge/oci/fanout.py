@@ -102,13 +102,18 @@ class Fanout:
             self.view = memoryview(self.block)
             self.pos = 0
 
-    def write(self, data) -> None:
-        data = memoryview(data).cast("B")
-        while data:
-            n = min(len(data), self.size - self.pos)
-            self.view[self.pos : self.pos + n] = data[:n]
+    def write(self, data: bytes) -> None:
+        n = len(data)
+        if self.pos + n < self.size:  # most writes: a header or padding, inside the block
+            self.view[self.pos : self.pos + n] = data
             self.pos += n
-            data = data[n:]
+            return
+        rest = memoryview(data)
+        while rest:
+            n = min(len(rest), self.size - self.pos)
+            self.view[self.pos : self.pos + n] = rest[:n]
+            self.pos += n
+            rest = rest[n:]
             if self.pos == self.size:
                 self._emit()
 

@@ -32,20 +32,68 @@ def whiteout(path: str, epoch: int) -> tree.Entry:
 
 
 def header(entry: tree.Entry, hardlink_to: str | None = None) -> bytes:
+    """The entry's tar header: tarfile's PAX_FORMAT bytes. Most entries need no PAX record (ASCII
+    names of at most 100 bytes, no xattrs, numbers that fit): their one ustar block is built here
+    directly, about four times faster than through tarfile, which stays the reference and writes
+    every other entry. tests/oci/test_tarwrite.py checks that both give the same bytes."""
+    if entry.kind == WHITEOUT:
+        typeflag, size, link = tarfile.REGTYPE, 0, ""
+    elif hardlink_to is not None:
+        typeflag, size, link = tarfile.LNKTYPE, 0, hardlink_to
+    else:
+        typeflag, size, link = _TYPES[entry.kind], entry.size, entry.link
+    name = entry.path + "/" if typeflag == tarfile.DIRTYPE and not entry.path.endswith("/") else entry.path
+    if (
+        not entry.xattrs
+        and len(name) <= 100
+        and len(link) <= 100
+        and name.isascii()
+        and link.isascii()
+        and 0 <= entry.uid < _MAX7
+        and 0 <= entry.gid < _MAX7
+        and size < _MAX11
+        and 0 <= entry.mtime < _MAX11
+    ):
+        device = typeflag in (tarfile.CHRTYPE, tarfile.BLKTYPE)
+        if not device or max(entry.rdev) < _MAX7:
+            return _ustar(name, entry, size, typeflag, link, device)
+    return _tarfile_header(entry, typeflag, size, link)
+
+
+_MAX7, _MAX11 = 8**7, 8**11  # the largest numbers an 8- and a 12-byte octal field hold, plus one
+
+
+def _ustar(name: str, entry: tree.Entry, size: int, typeflag: bytes, link: str, device: bool) -> bytes:
+    """One ustar block, laid out as tarfile's _create_header lays it out (empty uname, gname and
+    prefix; device numbers only for devices)."""
+    dev = b"%07o\0%07o\0" % entry.rdev if device else bytes(16)
+    block = b"".join(
+        (
+            name.encode().ljust(100, b"\0"),
+            b"%07o\0%07o\0%07o\0%011o\0%011o\0"
+            % (entry.mode & 0o7777, entry.uid, entry.gid, size, entry.mtime),
+            b"        ",  # the checksum, counted as spaces
+            typeflag,
+            link.encode().ljust(100, b"\0"),
+            tarfile.POSIX_MAGIC,
+            bytes(64),  # uname, gname
+            dev,
+            bytes(167),  # prefix (155) and the block's padding
+        )
+    )
+    return block[:148] + b"%06o\0" % sum(block) + block[155:]
+
+
+def _tarfile_header(entry: tree.Entry, typeflag: bytes, size: int, link: str) -> bytes:
     info = tarfile.TarInfo(entry.path)
     info.mode = entry.mode
     info.uid, info.gid = entry.uid, entry.gid
     info.uname = info.gname = ""
     info.mtime = entry.mtime
-    if entry.kind == WHITEOUT:
-        info.type = tarfile.REGTYPE
-    elif hardlink_to is not None:
-        info.type = tarfile.LNKTYPE
-        info.linkname = hardlink_to
-    else:
-        info.type = _TYPES[entry.kind]
-        info.size = entry.size
-        info.linkname = entry.link
+    info.type = typeflag
+    info.size = size
+    info.linkname = link
+    if typeflag in (tarfile.CHRTYPE, tarfile.BLKTYPE):
         info.devmajor, info.devminor = entry.rdev
     if entry.xattrs:
         info.pax_headers = {
