@@ -129,3 +129,29 @@ def test_a_file_that_shrank_is_padded_to_its_recorded_size(tmp_path, capsys):
         assert member.size == 1000
         data = tar.extractfile(member)
         assert data is not None and data.read() == b"abc" + bytes(997)
+
+
+def test_a_big_blob_goes_to_disk_while_it_is_written(tmp_path, monkeypatch):
+    """The final fsync of a layer must not be the first time the disk hears of it: writeback of
+    every WRITEBACK bytes starts as they are written, over contiguous ranges."""
+    from chrootforge import fsutil
+    from chrootforge.oci import layout as lo
+
+    calls = []
+    monkeypatch.setattr(lo, "start_writeback", lambda fd, offset, length: calls.append((offset, length)))
+    layout = lo.ensure_layout(tmp_path / "layout")
+    writer = lo.BlobWriter(layout)
+    piece = os.urandom(1 << 20)
+    for _ in range(3 * lo.WRITEBACK // len(piece) + 1):
+        writer.write(piece)
+    digest, size = writer.finish()
+    assert calls == [(i * lo.WRITEBACK, lo.WRITEBACK) for i in range(3)]
+    assert digest == "sha256:" + hashlib.sha256(piece * (size // len(piece))).hexdigest()
+    writer.abort()
+    # the real call is a hint: on what cannot take it (a pipe), nothing happens
+    read, write = os.pipe()
+    try:
+        fsutil.start_writeback(write, 0, 4096)
+    finally:
+        os.close(read)
+        os.close(write)
