@@ -38,7 +38,9 @@ def tarfile_header(entry: tree.Entry, hardlink_to: str | None = None) -> bytes:
         info.linkname = entry.link
         info.devmajor, info.devminor = entry.rdev
     if entry.xattrs:
-        info.pax_headers = {"SCHILY.xattr." + n: v.decode("utf-8", "surrogateescape") for n, v in entry.xattrs}
+        info.pax_headers = {
+            "SCHILY.xattr." + n: v.decode("utf-8", "surrogateescape") for n, v in entry.xattrs
+        }
     return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
 
