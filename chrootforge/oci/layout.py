@@ -20,11 +20,12 @@ from typing import Self
 
 from chrootforge import untrusted
 from chrootforge.errors import CfError, UsageError, VerificationError
-from chrootforge.fsutil import atomic_write, file_lock, read_regular
+from chrootforge.fsutil import atomic_write, file_lock, read_regular, start_writeback
 from chrootforge.oci import mediatypes as mt
 
 LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
 MAX_INDEX = 64 << 20  # index.json: about 200,000 tags
+WRITEBACK = 8 << 20  # a blob being written goes to disk in pieces this big (fsutil.start_writeback)
 
 
 def canonical_json(obj) -> bytes:
@@ -207,6 +208,7 @@ class BlobWriter:
         self.layout = Path(layout)
         self.sha = hashlib.sha256()
         self.size = 0
+        self.flushed = 0  # bytes handed to start_writeback
         name = f"blob.{os.getpid()}.{os.urandom(6).hex()}.tmp"
         self.tmp = self.layout / ".tmp" / name
         try:
@@ -223,6 +225,9 @@ class BlobWriter:
                 view = view[os.write(self.fd, view) :]
         except OSError as err:
             raise _write_error(self.layout, err) from None
+        if self.size - self.flushed >= WRITEBACK:  # a big blob: the disk starts on it now
+            start_writeback(self.fd, self.flushed, self.size - self.flushed)
+            self.flushed = self.size
 
     @property
     def digest(self) -> str:

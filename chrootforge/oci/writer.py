@@ -5,8 +5,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-import queue
-import threading
 from pathlib import Path
 
 from chrootforge import log
@@ -16,6 +14,7 @@ from chrootforge.oci import imageconfig, refs, shapes, tree
 from chrootforge.oci import layout as lo
 from chrootforge.oci import mediatypes as mt
 from chrootforge.oci.compress import compressor
+from chrootforge.oci.fanout import Fanout
 from chrootforge.oci.tarwrite import write_tar
 from chrootforge.oci.tree import Owners
 from chrootforge.ownerxattr import Records
@@ -91,82 +90,45 @@ def _hash_file(root: str, rel: str) -> str:
     return sha.hexdigest()
 
 
-class _Stage:
-    """Runs `consume(chunk)` on a worker thread, so reading the tree overlaps hashing and
-    compressing (all three release the GIL). Errors surface in the producer."""
+class _RawDigest:
+    """The diff_id and size of the uncompressed stream: a consumer of the fanout."""
 
-    _END = object()
+    def __init__(self):
+        self.sha = hashlib.sha256()
+        self.size = 0
 
-    def __init__(self, consume):
-        self.consume = consume
-        self.queue: queue.Queue = queue.Queue(maxsize=8)
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="layer-sink", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while True:
-            item = self.queue.get()
-            if item is self._END:
-                return
-            if self.error is None:
-                try:
-                    self.consume(item)
-                except BaseException as err:  # noqa: BLE001 - re-raised in the producer
-                    self.error = err
-
-    def __call__(self, data) -> None:
-        if self.error is not None:
-            raise self.error
-        self.queue.put(data)
-
-    def close(self) -> None:
-        self.queue.put(self._END)
-        self.thread.join()
-        if self.error is not None:
-            raise self.error
-
-    def close_quietly(self) -> None:
-        if self.thread.is_alive():
-            self.error = self.error or RuntimeError("aborted")  # the worker drops the rest
-            self.queue.put(self._END)
-            self.thread.join()
+    def __call__(self, block: memoryview) -> None:
+        self.sha.update(block)
+        self.size += len(block)
 
 
 def _write_layer(staging: lo.Staging, items, root: str, compression: str, quiet: bool, label: str):
-    """Tar + compress + hash in one streaming pass into a staged blob.
+    """Tar + compress + hash in one streaming pass into a staged blob: the tar is read into blocks
+    that a hashing thread and a compressing thread take at once (fanout.py).
     Returns (desc, diff_id, raw size, n)."""
     blob = staging.writer()
-    raw_sha = hashlib.sha256()
-    raw_size = 0
-    comp = stage = None
+    raw = _RawDigest()
+    comp = stream = None
     progress = ByteProgress(label, enabled=False if quiet else None)
     try:
-        comp = active = compressor(compression, blob.write)
-
-        def sink(data) -> None:
-            nonlocal raw_size
-            raw_sha.update(data)
-            raw_size += len(data)
-            active.write(data)
-
-        stage = _Stage(sink)
-        count = write_tar(items, root, stage, progress)
-        stage.close()
-        stage = None
+        comp = compressor(compression, blob.write)
+        stream = Fanout([raw, comp.write])
+        count = write_tar(items, root, stream, progress)
+        stream.close()
+        stream = None
         comp.close()
         comp = None
         digest, size = blob.finish()
     except BaseException:
-        if stage is not None:
-            stage.close_quietly()
+        if stream is not None:
+            stream.abort()
         if comp is not None:
             comp.abort()
         raise
     finally:
         progress.close()
     desc = {"mediaType": mt.LAYER_TYPES[compression], "digest": digest, "size": size}
-    return desc, "sha256:" + raw_sha.hexdigest(), raw_size, count
+    return desc, "sha256:" + raw.sha.hexdigest(), raw.size, count
 
 
 def _index_descriptor(manifest_digest: str, size: int, tag: str) -> dict:

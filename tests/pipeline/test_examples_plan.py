@@ -130,3 +130,20 @@ def test_source_example_plans(monkeypatch):
     assert nginx.config["Cmd"] == ["nginx", "-g", "daemon off;"]
     assert project.namespace.prefix == "localhost/chrootforge/source"
     assert nginx.portage.profile == "/var/db/repos/gentoo/profiles/default/linux/amd64/23.0"
+
+
+def test_wide_bench_namespace_plans(monkeypatch):
+    """bench/bench_build.py's --jobs namespace: six independent leaves on glibc, every package from
+    the test world's repository, so --jobs 2 has siblings to build side by side."""
+    for var in ("CHROOTFORGE_WORLD_STAGE", "CHROOTFORGE_WORLD_KEYRING", "CHROOTFORGE_WORLD_DISTFILES"):
+        monkeypatch.setenv(var, "/nonexistent")
+    project, requested = load_project(REPO / "bench" / "namespaces" / "wide")
+    order = build_order(project.images, requested)
+    assert order[:2] == ["busybox", "glibc"] and len(order) == 8
+    leaves = order[2:]
+    assert all(project.images[name].parent == "glibc" for name in leaves)
+    assert project.namespace.tree.name == "cfworld"
+    repo = REPO / "examples" / "repo"
+    for name in leaves:
+        argv = plan_image(project, name, []).emerge_argv
+        assert argv[-1] == project.images[name].packages[0] and (repo / argv[-1]).is_dir()
