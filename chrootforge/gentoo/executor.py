@@ -260,8 +260,11 @@ class ImageBuilder:
                 shutil.copyfile(path, hooks_dir / f"{phase}-{i:02d}-{Path(name).name}")
         if self.plan.check_binaries:
             shutil.copyfile(self.plan.check_binaries, hooks_dir / CHECK_BINARIES)
-        (self.cf / "status").mkdir()
-        os.chmod(self.cf / "status", 0o777)
+        # Written from inside by the sandbox's root, which is not the owner of /cf (a subordinate
+        # id, for a root build too): open to every id, as /tmp is.
+        for name in ("status", emerge.PACKAGE_LOGS):
+            (self.cf / name).mkdir()
+            os.chmod(self.cf / name, 0o777)
         if self.plan.binhost and self.plan.emerge_argv:
             from chrootforge.gentoo.binhost_fetch import Mirror
 
@@ -424,7 +427,10 @@ class ImageBuilder:
         named = _PACKAGE_LOG.findall("\n".join(_tail(logfile, 200)))
         package_log = self.logs / "packages" / named[-1] if named else None
         if package_log is not None and package_log.is_file():
-            message += f"\n  the failed package's build log: {package_log}\n" + tail_block(package_log, 25)
+            message += f"\n  the failed package's build log: {package_log}"
+            shown_lines = set(_tail(logfile, 25))
+            if not set(_tail(package_log, 5)) <= shown_lines:  # (a lone job's output is in both)
+                message += "\n" + tail_block(package_log, 25)
         return CfError(message, hint=f"read the full log: {package_log or logfile}")
 
     def _keep_package_logs(self) -> None:
