@@ -161,7 +161,7 @@ def _traceback(debug: bool) -> None:
         traceback.print_exc()
 
 
-def _skip_charset_detection() -> None:
+def _skip_charset_detection(command: str | None) -> None:
     """requests imports chardet or charset_normalizer as it loads, only to guess the encoding of
     `Response.text`. chrootforge reads every answer as bytes (JSON through untrusted.loads_json),
     so its own process loads neither: 5-20 ms off the start of every command that talks HTTP
@@ -175,7 +175,7 @@ def _skip_charset_detection() -> None:
 def entry() -> None:
     """The console script and `python -m chrootforge`."""
     argv = sys.argv[1:]
-    _skip_charset_detection()
+    _skip_charset_detection(_first_positional(argv))
     code = main(argv)
     if _first_positional(argv) in ("run", "shell", "push", "pull"):
         # The sandbox has exited (or the transfer is done, its files closed and renamed) and nothing

@@ -62,7 +62,7 @@ def test_push_starts_without_the_writer_or_charset_detection(tmp_path):
     probe = (
         "import sys\n"
         "from chrootforge import cli\n"
-        "cli._skip_charset_detection()\n"
+        "cli._skip_charset_detection('push')\n"
         f"code = cli.main(['push', '{tmp_path}/missing:tag', 'docker://127.0.0.1:9/x/y'])\n"
         "names = ('requests', 'chardet', 'charset_normalizer', 'chrootforge.oci.writer', 'tarfile',"
         " 'tomllib', 'concurrent.futures')\n"
