@@ -26,7 +26,7 @@ from pathlib import Path
 from chrootforge import log, ownerxattr
 from chrootforge.errors import CfError
 from chrootforge.oci import layerread
-from chrootforge.oci.writer import resolve
+from chrootforge.oci.resolved import resolve
 from chrootforge.rootpath import PathRefused, RootDir, entry_parts
 
 HostIds = Callable[[int, int], tuple[int, int] | None]

@@ -188,7 +188,7 @@ def remove_tree(path, idmap: IdMap | None = None) -> None:
         return
     argv = ["rm", "-rf", "--one-file-system", "--", path]
     if os.getuid() == 0:
-        import subprocess
+        import subprocess  # start-up speed: `run` imports this module, never this path
 
         code = subprocess.call(argv)
     else:
