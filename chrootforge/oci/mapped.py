@@ -24,7 +24,7 @@ def unpack_as(idmap, layout: Path, tag: str, dest: Path) -> SymlinkOwners:
     from chrootforge.sandbox.mapped import runs_as_us
 
     if runs_as_us(idmap):
-        return call_mapped(unpack, layout, tag, dest, record_owners=idmap.single_id, idmap=idmap)
+        return call_mapped(idmap, unpack, layout, tag, dest, record_owners=idmap.single_id)
     return unpack(layout, tag, dest, host_ids=idmap.to_host, record_owners=idmap.single_id)
 
 
@@ -37,5 +37,5 @@ def commit_as(idmap, rootfs: Path, layout: Path, tag: str, symlinks: SymlinkOwne
 
     records = Records(symlinks) if idmap.single_id else None
     if runs_as_us(idmap):
-        return call_mapped(commit, rootfs, layout, tag, idmap=idmap, records=records, **kwargs)
+        return call_mapped(idmap, commit, rootfs, layout, tag, records=records, **kwargs)
     return commit(rootfs, layout, tag, owners=idmap.to_inside, records=records, **kwargs)
