@@ -215,6 +215,17 @@ def test_exit_status_passes_through(identity, busybox_rootfs):
     assert "Traceback" not in missing.stderr
 
 
+def test_reports_keep_every_character_of_a_message(identity, busybox_rootfs):
+    """A command name holding the separators the error pipe once used (\x1f, \x1e) is reported
+    whole, with its hint, not cut into a message, a stray hint and a record of unknown kind."""
+    name = "/no/such\x1fcommand\x1eafter-the-separators"
+    missing = identity.cf("run", str(busybox_rootfs), "--", name)
+    assert missing.returncode == 127, missing.stderr
+    assert f"cannot run {name} in the sandbox" in missing.stderr
+    assert "hint: check the command exists in the root" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
 def _pgrep(pattern: str) -> list[str]:
     out = subprocess.run(["pgrep", "-f", pattern], check=False, capture_output=True, text=True).stdout
     return out.split()
