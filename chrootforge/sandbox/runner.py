@@ -28,6 +28,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import BinaryIO
 
+    from chrootforge.sandbox.mountplan import MountStep
+
 
 def run_sandboxed(config: SandboxConfig) -> int:
     if not config.argv:
@@ -82,19 +84,7 @@ def run_sandboxed(config: SandboxConfig) -> int:
         pid1 = userns.fork_forwarding()
         if pid1 == 0:
             channels.close_child_ends()
-            os._exit(
-                _pid1(
-                    config,
-                    steps,
-                    argv,
-                    env,
-                    err_fd,
-                    out_w,
-                    notice_w,
-                    channels,
-                    use_pty,
-                )
-            )
+            os._exit(_pid1(_Pid1(config, steps, argv, env, use_pty, err_fd, out_w, notice_w, channels)))
         channels.close_pid1_ends()
         os.close(notice_w)
         if out_w is not None:
@@ -232,9 +222,38 @@ def _leave_rootfs_as_found(steps, created, config, host_root) -> None:
         pass
 
 
-def _pid1(config, steps, argv, env, err_fd, out_w, notice_w, channels: _Channels, use_pty) -> int:
+class _Pid1(Value):
+    """What PID 1 is given at its fork: the plan, the payload, and its ends of the pipes."""
+
+    __slots__ = (  # noqa: RUF023 - the fields' order
+        "config",
+        "steps",
+        "argv",
+        "env",
+        "use_pty",
+        "err_fd",
+        "out_w",
+        "notice_w",
+        "channels",
+    )
+    config: SandboxConfig
+    steps: list[MountStep]  # the mount plan (plan_mounts)
+    argv: list[str]  # the payload
+    env: dict[str, str]  # its environment
+    use_pty: bool  # serve it through a pseudo-terminal (ptyrelay)
+    err_fd: int  # the error pipe (Reports) to chrootforge
+    out_w: int | None  # the payload's stdout and stderr when --log is given
+    notice_w: int  # the notice pipe (Reports) to chrootforge
+    channels: _Channels  # the pipes to the namespace child (PID 1 closed the child's ends)
+
+    def __init__(self, config, steps, argv, env, use_pty, err_fd, out_w, notice_w, channels) -> None:
+        self._init(config, steps, argv, env, use_pty, err_fd, out_w, notice_w, channels)
+
+
+def _pid1(job: _Pid1) -> int:
     """PID 1 before the payload: die with our parent, set up the filesystem, lock it, then serve."""
-    life_r, made_w, ask_w, answer_r = channels.pid1_ends()
+    config, err_fd, notice_w = job.config, job.err_fd, job.notice_w
+    life_r, made_w, ask_w, answer_r = job.channels.pid1_ends()
     try:
         sc.set_pdeathsig(signal.SIGKILL)
         os.set_blocking(life_r, False)
@@ -250,7 +269,7 @@ def _pid1(config, steps, argv, env, err_fd, out_w, notice_w, channels: _Channels
         notices: list[str] = []
         created: list = []
         try:
-            mounter.apply_plan(steps, notices, created)
+            mounter.apply_plan(job.steps, notices, created)
         finally:
             userns.write_all(made_w, rootpath.encode_created(created))
             os.close(made_w)
@@ -275,11 +294,11 @@ def _pid1(config, steps, argv, env, err_fd, out_w, notice_w, channels: _Channels
     except OSError as err:
         userns.report(err_fd, f"sandbox setup failed: {err}")
         return userns.SETUP_FAILED
-    if use_pty:
+    if job.use_pty:
         from chrootforge.sandbox import ptyrelay  # already loaded by run_sandboxed
 
-        return ptyrelay.serve(argv, env, config.cwd, err_fd)
-    return init.serve(argv, env, config.cwd, err_fd, out_w)
+        return ptyrelay.serve(job.argv, job.env, config.cwd, err_fd)
+    return init.serve(job.argv, job.env, config.cwd, err_fd, job.out_w)
 
 
 def _tee(fd: int, log_handle) -> None:
