@@ -18,18 +18,18 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import ParamSpec, TypeVar, cast
 
 from chrootforge.errors import CfError
 from chrootforge.sandbox import syscalls, userns
 from chrootforge.sandbox.idmap import IdMap, detect_idmap
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # typing costs `run`'s start a few milliseconds: for the type checker only
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import ParamSpec, TypeVar
 
-P = ParamSpec("P")
-R = TypeVar("R")
+    P = ParamSpec("P")
+    R = TypeVar("R")
 
 
 def _enter_mount_ns() -> None:
@@ -135,7 +135,8 @@ def call_mapped(idmap: IdMap | None, func: Callable[P, R], /, *args: P.args, **k
     kind, value = pickle.loads(b"".join(chunks))
     if kind == "raise":
         raise value
-    return cast("R", value)
+    result: R = value  # what func returned (pickled by the child)
+    return result
 
 
 def _name(func) -> str:
