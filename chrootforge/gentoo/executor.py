@@ -439,6 +439,7 @@ class ImageBuilder:
             got = packagelogs.read(str(self.cf), names)
         else:  # written by portage's sub-ids, which only the sandbox's root may read
             from chrootforge.sandbox import call_mapped
+
             got = call_mapped(self.ctx.idmap, packagelogs.read, str(self.cf), names)
             got = call_mapped(self.ctx.idmap, packagelogs.read, str(self.cf), names)
         kept = self.logs / "packages"
