@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.helpers.world",
     "tests.helpers.registry",
     "tests.helpers.vm",
+    "tests.helpers.binfmt",
 ]

@@ -11,6 +11,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from os import PathLike
 
+    from chrootforge.platforms import Platform
     from chrootforge.sandbox.idmap import IdMap
 
     HostPath = str | PathLike[str]
@@ -66,6 +67,7 @@ class SandboxConfig:
         "log_file",
         "log_tee",
         "network",
+        "platform",
         "portage_tmpfs_size",
         "repos",
         "root",
@@ -94,6 +96,7 @@ class SandboxConfig:
         log_tee: bool = False,  # with log_file: also copy the output to our stdout
         idmap: IdMap | None = None,  # None: detect_idmap()
         single_id: bool = False,  # with idmap=None: the degraded single-id map
+        platform: Platform | None = None,  # the payload's, when it may not be this machine's
     ) -> None:
         self.root = root
         self.argv = argv
@@ -113,6 +116,7 @@ class SandboxConfig:
         self.log_tee = log_tee
         self.idmap = idmap
         self.single_id = single_id
+        self.platform = platform
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)

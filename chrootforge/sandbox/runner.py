@@ -30,6 +30,11 @@ def run_sandboxed(config: SandboxConfig) -> int:
     steps = plan_mounts(config)
     idmap = config.idmap or detect_idmap(config.single_id)
     validate_sources(config, idmap)
+    emulation = None
+    if config.platform is not None:
+        from chrootforge.sandbox import emulation as emulator  # only foreign-arch runs pay for it
+
+        emulation = emulator.plan(config.platform)
     env = config.payload_env()
     if config.env is None or "TERM" not in config.env:
         env["TERM"] = os.environ.get("TERM", "dumb")
@@ -95,6 +100,7 @@ def run_sandboxed(config: SandboxConfig) -> int:
                     made_w,
                     (ask_w, answer_r),
                     use_pty,
+                    emulation,
                 )
             )
         for fd in (life_r, made_w, ask_w, answer_r, notice_w):
@@ -193,8 +199,11 @@ def _leave_rootfs_as_found(steps, created, config, host_root) -> None:
         pass
 
 
-def _pid1(config, steps, argv, env, err_fd, out_w, notice_w, life_r, made_w, nest, use_pty) -> int:
-    """PID 1 before the payload: die with our parent, set up the filesystem, lock it, then serve."""
+def _pid1(config, steps, argv, env, err_fd, out_w, notice_w, life_r, made_w, nest, use_pty, emulation) -> int:
+    """PID 1 before the payload: die with our parent, set up the filesystem, lock it, then serve.
+
+    With an emulation, PID 1 keeps the fd of the sandbox's binfmt_misc for its whole life (the
+    payload never gets it: init.spawn closes every fd above stderr)."""
     try:
         sc.set_pdeathsig(signal.SIGKILL)
         os.set_blocking(life_r, False)
@@ -207,11 +216,18 @@ def _pid1(config, steps, argv, env, err_fd, out_w, notice_w, life_r, made_w, nes
         sc.sethostname(config.hostname)
         notices: list[str] = []
         created: list = []
+        binfmt_fd = None
         try:
+            if emulation is not None:  # while the host's files (the emulator) are in sight
+                from chrootforge.sandbox import emulation as emulator
+
+                binfmt_fd = emulator.install(emulation, notices)
             mounter.apply_plan(steps, notices, created)
         finally:
             userns.write_all(made_w, rootpath.encode_created(created))
             os.close(made_w)
+        if binfmt_fd is not None:
+            emulator.attach(binfmt_fd)
         for text in notices:
             userns.report(notice_w, text, kind="notice")
         os.close(notice_w)

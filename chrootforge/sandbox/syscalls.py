@@ -33,6 +33,12 @@ _PIVOT_ROOT_NR = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "
 # mount_setattr(2) (Linux 5.12) has the same number on every architecture (the new syscall table).
 SYS_MOUNT_SETATTR = 442
 SYS_CLOSE_RANGE = 436  # Linux 5.9, also the same everywhere
+# The new mount API (Linux 5.2), the same numbers everywhere too.
+SYS_MOVE_MOUNT, SYS_FSOPEN, SYS_FSCONFIG, SYS_FSMOUNT = 429, 430, 431, 432
+FSOPEN_CLOEXEC = FSMOUNT_CLOEXEC = 0x1
+FSCONFIG_CMD_CREATE = 6
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+AT_FDCWD = -100
 CLOSE_RANGE_CLOEXEC = 0x4  # Linux 5.11
 AT_RECURSIVE = 0x8000
 AT_EMPTY_PATH = 0x1000
@@ -105,6 +111,32 @@ def mount_setattr_rdonly(fd: int) -> None:
             ctypes.c_size_t(ctypes.sizeof(attr)),
         ),
         "mount_setattr",
+    )
+
+
+def _fd(result: int, what: str) -> int:
+    if result < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+    return result
+
+
+def detached_mount(fstype: str) -> int:
+    """A new filesystem of `fstype`, mounted nowhere yet: the fd of its mount (close-on-exec).
+    It lives as long as a descriptor or an attachment (move_mount) holds it."""
+    fs = _fd(_libc.syscall(SYS_FSOPEN, fstype.encode(), FSOPEN_CLOEXEC), f"fsopen {fstype}")
+    try:
+        _fd(_libc.syscall(SYS_FSCONFIG, fs, FSCONFIG_CMD_CREATE, None, None, 0), f"fsconfig {fstype}")
+        return _fd(_libc.syscall(SYS_FSMOUNT, fs, FSMOUNT_CLOEXEC, 0), f"fsmount {fstype}")
+    finally:
+        os.close(fs)
+
+
+def attach_mount(mount_fd: int, target: str) -> None:
+    """Attach a detached mount (detached_mount) at `target`."""
+    _check(
+        _libc.syscall(SYS_MOVE_MOUNT, mount_fd, b"", AT_FDCWD, os.fsencode(target), MOVE_MOUNT_F_EMPTY_PATH),
+        f"move_mount {target}",
     )
 
 
