@@ -11,6 +11,10 @@ test *ARGS:
 demo:
     {{py}} scripts/demo.py
 
+# The test world's variables for a shell (built once, cached): eval "$(just world-env [arm64])".
+world-env ARCH="amd64":
+    {{py}} -m tests.world.env {{ARCH}}
+
 # Benchmarks: ratios against peer tools, run side by side.
 bench:
     for b in bench/bench_*.py; do {{py}} "$b"; done

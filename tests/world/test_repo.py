@@ -51,18 +51,23 @@ def test_pkgcheck_catches_a_broken_ebuild(tmp_path):
     """The scan above can fail: the same repo with a damaged ebuild is reported."""
     repo = scan_copy(tmp_path)
     ebuild = next((repo / "app-misc/hello").glob("*.ebuild"))
-    ebuild.write_text(ebuild.read_text().replace('KEYWORDS="amd64"', 'KEYWORDS="amd64 nosucharch"'))
+    ebuild.write_text(
+        ebuild.read_text().replace('KEYWORDS="amd64 arm64"', 'KEYWORDS="amd64 arm64 nosucharch"')
+    )
     result = pkgcheck(repo)
     assert result.returncode != 0
     assert "UnknownKeywords" in result.stdout, result.stdout + result.stderr
 
 
-def test_profile_and_layout():
+@pytest.mark.parametrize("arch", df.ARCHES)
+def test_profile_and_layout(arch):
     assert (REPO / "profiles/repo_name").read_text().strip() == "cfworld"
     layout = (REPO / "metadata/layout.conf").read_text()
     assert re.search(r"^masters =\s*$", layout, re.MULTILINE)
     assert "thin-manifests = true" in layout and "manifest-hashes = BLAKE2B SHA512" in layout
-    defaults = (REPO / "profiles/default/linux/amd64/make.defaults").read_text()
+    profile = REPO / f"profiles/default/linux/{arch}"
+    assert (profile / "parent").read_text().strip() == "../../../base"
+    defaults = (profile / "make.defaults").read_text() + (REPO / "profiles/base/make.defaults").read_text()
     for var in (
         "ARCH",
         "ACCEPT_KEYWORDS",
@@ -78,9 +83,11 @@ def test_profile_and_layout():
         "ACCEPT_LICENSE",
     ):
         assert re.search(rf"^{var}=", defaults, re.MULTILINE), var
-    assert (REPO / "profiles/default/linux/amd64/packages").read_text().strip() == ""
-    desc = (REPO / "profiles/profiles.desc").read_text().split()
-    assert desc == ["amd64", "default/linux/amd64", "stable"]
+    assert f'ARCH="{arch}"' in defaults
+    assert (profile / "packages").read_text().strip() == ""
+    desc = [line.split() for line in (REPO / "profiles/profiles.desc").read_text().splitlines()]
+    assert [arch, f"default/linux/{arch}", "stable"] in desc
+    assert arch in (REPO / "profiles/arch.list").read_text().split()
 
 
 def test_every_ebuild_is_eapi8_and_every_distfile_has_a_manifest_line():
@@ -92,14 +99,17 @@ def test_every_ebuild_is_eapi8_and_every_distfile_has_a_manifest_line():
             assert df.distfiles_of(pkg, set(entries)), f"{pkg.name}: its distfiles have no DIST line"
 
 
-def test_manifests_match_the_fetched_distfiles(world_distfiles):
+@pytest.mark.parametrize("arch", df.ARCHES)
+def test_manifests_match_the_fetched_distfiles(arch, world_cache):
     # ensure_distfiles already checked this; check again independently of it, and that every
-    # DIST line of the repo has its file.
+    # DIST line of the repo has its file in one arch's distfiles.
     entries = df.manifest_entries(REPO)
-    present = {p.name for p in world_distfiles.iterdir() if not p.name.startswith(".")}
-    assert present == set(entries)
-    for name, (_manifest, line) in entries.items():
-        size, b2, sha = df.file_hashes(world_distfiles / name)
+    distfiles = df.ensure_distfiles(world_cache, quiet=True, arch=arch)
+    present = {p.name for p in distfiles.iterdir() if not p.name.startswith(".")}
+    assert present == df.expected_names(arch) and present <= set(entries)
+    for name in present:
+        line = entries[name][1]
+        size, b2, sha = df.file_hashes(distfiles / name)
         assert line == f"DIST {name} {size} BLAKE2B {b2} SHA512 {sha}"
 
 
@@ -140,6 +150,18 @@ def test_pins_come_from_the_ebuilds():
     for deb in debs.values():
         assert deb.filename == f"{deb.package}_{deb.version}_amd64.deb"
         assert ":" not in deb.version
+    arm64 = {d.package: d for d in df.pinned_debs(REPO, "arm64")}
+    assert set(arm64) == set(debs)
+    assert all(d.filename == f"{d.package}_{d.version}_arm64.deb" for d in arm64.values())
+    # every DIST line is some arch's: nothing is fetched for no arch
+    used = set().union(*(df.expected_names(a) for a in df.ARCHES))
+    assert set(df.manifest_entries(REPO)) == used
+
+
+def test_arch_conditional_src_uri():
+    text = "a.tar amd64? ( x_amd64.deb y_amd64.deb ) arm64? ( x_arm64.deb ) other? ( z )"
+    assert df.arch_uris(text, "amd64") == ["a.tar", "x_amd64.deb", "y_amd64.deb"]
+    assert df.arch_uris(text, "arm64") == ["a.tar", "x_arm64.deb"]
 
 
 def test_apt_version_mismatch_is_a_clear_error():
