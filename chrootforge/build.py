@@ -39,6 +39,8 @@ class ImageResult:
     error: str = ""
     cache: str = ""  # --remote-cache: where it was pulled from, or how storing went
     pushed: list[dict] = field(default_factory=list)  # --push: reference, digest, uploaded_bytes
+    # several platforms: digest is the image index's; each platform's own result, by platform
+    platforms: dict[str, dict] = field(default_factory=dict)
 
 
 @dataclass
@@ -86,6 +88,7 @@ def image_key(project: Project, name: str, parent_digest: str, inputs) -> str:
     hooks = {f"{h.phase}/{h.name}": st.file_digest(h.path) for h in image.hooks}
     parts = {
         "version": __version__,
+        "platform": str(ns.platform),
         "namespace": hashlib.sha256(ns.text.encode()).hexdigest(),
         "spec": hashlib.sha256(image.text.encode()).hexdigest(),
         "hooks": hooks,
@@ -102,26 +105,46 @@ def image_key(project: Project, name: str, parent_digest: str, inputs) -> str:
 def plan(targets: list[str], layout: str | None = None, binhost: str | None = None) -> str:
     """The plan of every image, as text (no stage needed)."""
     from chrootforge.builddist import DistOptions, Distribution
+    from chrootforge.buildindex import platform_layout
     from chrootforge.gentoo.mountview import describe_mounts
 
     folder, names = parse_targets(targets)
     project, requested = load_project(folder, names)
     layout_path = Path(layout).resolve() if layout else project.namespace.layout
-    Distribution.prepare(DistOptions(binhost=binhost), project, layout_path)
+    platforms = project.namespace.platforms
     order = build_order(project.images, requested)
     out = [
         f"namespace {project.namespace.name} ({project.namespace.root})",
         f"layout {layout_path}",
+        "platforms: "
+        + ", ".join(map(str, platforms))
+        + (" (every tag an image index of one image per platform)" if len(platforms) > 1 else ""),
         "order: " + " -> ".join(order),
     ]
-    for name in order:
-        parent = project.images[name].parent
-        state = st.load_state(layout_path, parent) if parent != SCRATCH else None
-        p = plan_image(
-            project, name, state.packages() if state else None, tuple(state.provided) if state else ()
-        )
-        out.append(render_plan(p, describe_mounts(project.namespace, p)))
+    for platform in platforms:
+        view, _wanted = load_project(folder, names, platform)
+        Distribution.prepare(DistOptions(binhost=binhost), view, layout_path)
+        states = layout_path if len(platforms) == 1 else platform_layout(layout_path, platform)
+        for name in order:
+            parent = view.images[name].parent
+            state = st.load_state(states, parent) if parent != SCRATCH else None
+            p = plan_image(
+                view, name, state.packages() if state else None, tuple(state.provided) if state else ()
+            )
+            out.append(render_plan(p, describe_mounts(view.namespace, p), _platform_line(view.namespace)))
     return "\n".join(out) + "\n"
+
+
+def _platform_line(ns) -> str:
+    """What --plan says about the platform every step of an image runs for."""
+    from chrootforge.platforms import runs_natively
+
+    if runs_natively(ns.platform):
+        return f"{ns.platform} (this machine's CPU), stage3 {ns.stage3.arch}, profile {ns.tree.profile}"
+    return (
+        f"{ns.platform} (every step under QEMU's qemu-{ns.platform.arch.qemu}-static, registered in "
+        f"the sandbox's own binfmt_misc), stage3 {ns.stage3.arch}, profile {ns.tree.profile}"
+    )
 
 
 def build(
@@ -141,21 +164,49 @@ def build(
     """jobs: how many independent images build at the same time. shell: an executor.ShellRequest
     (`--shell` opens it for the one named image instead of building it, once its parents are
     ready; `--shell-on-failure` for any image whose emerge or hook fails). dist: the
-    builddist options (--push, --remote-cache, --binhost)."""
+    builddist options (--push, --remote-cache, --binhost). With several [build] platforms, each
+    builds into its own layout and every tag becomes an image index (_build_platforms)."""
     from chrootforge.builddist import Distribution
-    from chrootforge.gentoo import inputs as inp
-    from chrootforge.gentoo.native_cpu import resolve_for
 
     started = time.monotonic()
     folder, names = parse_targets(targets)
     project, requested = load_project(folder, names)
     layout_path = Path(layout).resolve() if layout else project.namespace.layout
-    distribution = Distribution.prepare(dist, project, layout_path)
-    ns = project.namespace
     if shell is not None and shell.now and len(requested) != 1:
         raise UsageError("--shell opens the build sandbox of one image", hint="name one NS/IMAGE folder")
     if jobs < 1:
         raise UsageError(f"--jobs {jobs}: must be at least 1")
+    options = _Options(force, force_all, no_deps, network, single_id, stage3, jobs, shell)
+    if len(project.namespace.platforms) > 1:
+        report = _build_platforms(folder, names, project, requested, layout_path, options, dist)
+    else:
+        distribution = Distribution.prepare(dist, project, layout_path)
+        report = _build_one(project, requested, layout_path, options, distribution)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+@dataclass(frozen=True)
+class _Options:
+    force: bool
+    force_all: bool
+    no_deps: bool
+    network: str | None
+    single_id: bool
+    stage3: str | None
+    jobs: int
+    shell: object
+
+
+def _build_one(project, requested, layout_path: Path, options: _Options, distribution) -> BuildReport:
+    """One platform's build into one layout (the namespace's platform view in `project`)."""
+    from chrootforge.gentoo import inputs as inp
+    from chrootforge.gentoo.native_cpu import resolve_for
+
+    force, force_all, no_deps = options.force, options.force_all, options.no_deps
+    network, single_id, stage3 = options.network, options.single_id, options.stage3
+    jobs, shell = options.jobs, options.shell
+    ns = project.namespace
     order = build_order(project.images, requested, with_deps=not no_deps)
     report = BuildReport(ns.name, str(layout_path))
     stage_override = Path(stage3).resolve() if stage3 else None
@@ -177,8 +228,94 @@ def build(
         report.ok = all(r.status != "failed" for r in report.images)
         if distribution is not None:
             distribution.publish(report)
-    report.seconds = time.monotonic() - started
     return report
+
+
+def _build_platforms(
+    folder, names, project, requested, layout_path: Path, options: _Options, dist
+) -> BuildReport:
+    """Each platform into its own layout, then an image index per tag (buildindex.py)."""
+    import dataclasses
+
+    from chrootforge.builddist import Distribution
+    from chrootforge.buildindex import OK, assemble, platform_layout
+
+    ns = project.namespace
+    if options.shell is not None:
+        raise UsageError(
+            "--shell and --shell-on-failure open one build sandbox, but the namespace builds for "
+            + ", ".join(map(str, ns.platforms)),
+            hint="open it in a namespace copy whose [build] platforms names one platform",
+        )
+    publish = Distribution.prepare(dist, project, layout_path)  # --push: once, at the end
+    per_platform = dataclasses.replace(dist, push=False) if dist is not None else None
+    bdir = st.build_dir(layout_path)
+    try:
+        bdir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"cannot create {bdir}: {err.strerror}", hint="choose a writable --layout") from None
+    from chrootforge.fsutil import file_lock
+
+    report = BuildReport(ns.name, str(layout_path))
+    with file_lock(bdir / ".build.lock"):
+        reports = []
+        for platform in ns.platforms:
+            view, wanted = load_project(folder, names, platform)
+            _check_same_output(project.namespace, view.namespace)
+            log.info(f"platform {platform}")
+            sub = platform_layout(layout_path, platform)
+            reports.append(
+                (
+                    platform,
+                    sub,
+                    _build_one(view, wanted, sub, options, Distribution.prepare(per_platform, view, sub)),
+                )
+            )
+        for first in reports[0][2].images:
+            results = {str(p): next(r for r in rep.images if r.image == first.image) for p, _, rep in reports}
+            merged = _merge_results(first.image, first.refs, results)
+            if all(r.status in OK for r in results.values()):
+                images = [(p, sub, results[str(p)].digest) for p, sub, _rep in reports]
+                merged.digest, _size = assemble(layout_path, first.refs, images)
+                log.info(f"{first.image}: image index {merged.digest[:19]} ({', '.join(results)})")
+            report.images.append(merged)
+        report.ok = all(rep.ok for _, _, rep in reports)
+        if publish is not None:
+            publish.publish(report)
+    return report
+
+
+def _check_same_output(first, other) -> None:
+    """What the layout is and how it is named cannot differ between platforms."""
+    for field_name in ("layout", "tags", "prefix", "compression", "registry"):
+        if getattr(first, field_name) != getattr(other, field_name):
+            raise UsageError(
+                f"{first.spec_path}: [output] {field_name} differs between {first.platform} and "
+                f"{other.platform} (a ${{VAR}} with a per-platform value?)",
+                hint="one layout holds every platform's images: give them the same output settings",
+            )
+
+
+def _merge_results(image: str, refs: list[str], results: dict[str, ImageResult]) -> ImageResult:
+    """One image's result over its platforms (its digest is set once the index is written)."""
+    statuses = [r.status for r in results.values()]
+    for status in ("failed", "skipped", "shell", "built", "pulled", "up-to-date"):
+        if status in statuses:
+            break
+    return ImageResult(
+        image,
+        refs,
+        status,
+        sum(r.seconds for r in results.values()),
+        size=sum(r.size for r in results.values()),
+        layers=max((r.layers for r in results.values()), default=0),
+        error=next((r.error for r in results.values() if r.error), ""),
+        cache=next((r.cache for r in results.values() if r.cache), ""),
+        platforms={
+            p: {k: getattr(r, k) for k in ("status", "digest", "seconds", "size", "layers", "error", "cache")}
+            for p, r in results.items()
+        },
+    )
 
 
 class _Scheduler:
@@ -412,6 +549,7 @@ class _Run:
             network=self.network,
             compression=ns.compression,
             jobs=ns.jobs,
+            platform=ns.platform,
         )
         return self.ctx
 
@@ -592,6 +730,11 @@ def summary_table(report: BuildReport) -> str:
         rows.append(
             (r.image, r.refs[0] if r.refs else "-", r.status, size, str(r.layers or "-"), f"{r.seconds:.1f}s")
         )
+        for platform, p in r.platforms.items():
+            psize = f"{p['size'] / 1048576:.1f} MiB" if p["size"] else "-"
+            rows.append(
+                ("", f"  {platform}", p["status"], psize, str(p["layers"] or "-"), f"{p['seconds']:.1f}s")
+            )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.append(f"total {report.seconds:.1f}s, layout {report.layout}")

@@ -118,6 +118,14 @@ def _lock(args) -> int:
             hint=f'`chrootforge lock {args.namespace} --update` resolves "latest" again',
         )
     new = resolve_lock(ns)
+    if len(ns.platforms) > 1:  # each platform's stage3, one lock entry per arch
+        import dataclasses
+
+        more = tuple(
+            resolve_lock(load_namespace(Path(args.namespace), platform)).stage3
+            for platform in ns.platforms[1:]
+        )
+        new = dataclasses.replace(new, more_stages=more)
     path = lockfile.write(ns.root, new, ns.name)
     if old == new:
         log.info(f"{path}: unchanged")

@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.helpers.registry",
     "tests.helpers.vm",
     "tests.helpers.binfmt",
+    "tests.helpers.multiplatform",
 ]

@@ -70,6 +70,7 @@ class BuildContext:
     network: str
     compression: str
     jobs: int
+    platform: object = None  # the images' (chrootforge.platforms.Platform): a foreign one is emulated
 
 
 class ImageBuilder:
@@ -248,6 +249,7 @@ class ImageBuilder:
             request,
             parent=self.parent_ref,
             compression=self.ctx.compression,
+            platform=self.ctx.platform,
         )
 
     def _hook_lines(self, phase: str) -> list[str]:
@@ -392,6 +394,7 @@ class ImageBuilder:
             idmap=self.ctx.idmap,
             argv=argv,
             env=env,
+            platform=self.ctx.platform,
             **extra,
         )
 

@@ -38,9 +38,17 @@ def unpack(idmap, layout: Path, tag: str, dest: Path) -> None:
 
 
 def commit(
-    idmap, rootfs: Path, layout: Path, request: CommitRequest, *, parent: str | None, compression: str
+    idmap,
+    rootfs: Path,
+    layout: Path,
+    request: CommitRequest,
+    *,
+    parent: str | None,
+    compression: str,
+    platform=None,
 ) -> str:
-    """Commit `rootfs` as request.tags; returns the manifest digest."""
+    """Commit `rootfs` as request.tags (an image of `platform`, default this machine's); returns
+    the manifest digest."""
     from chrootforge.oci.writer import commit as oci_commit
     from chrootforge.oci.writer import tag
 
@@ -52,6 +60,7 @@ def commit(
         "history": list(request.history),
         "quiet": True,
         "epoch": request.epoch,
+        "platform": platform,
     }
     if runs_as_us(idmap):
         result = call_mapped(oci_commit, rootfs, layout, request.tags[0], idmap=idmap, **kwargs)

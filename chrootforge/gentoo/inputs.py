@@ -83,8 +83,37 @@ def _mismatch(what: str, got: str, locked: str, ns: Namespace) -> VerificationEr
     )
 
 
+def locked_stage(ns: Namespace, lock: lockfile.Lock | None) -> lockfile.LockedStage | None:
+    """The lock's stage3 for the namespace's platform (None without a lock; a UsageError when the
+    lock has none for this arch)."""
+    if lock is None:
+        return None
+    stage = lock.stage_for(ns.stage3.arch)
+    if stage is None:
+        raise UsageError(
+            f"{ns.root / lockfile.FILENAME} pins no stage3 for {ns.platform} ({ns.stage3.arch})",
+            hint=f"run `chrootforge lock {ns.root} --update`",
+        )
+    return stage
+
+
+def _check_stage_arch(ns: Namespace, path: Path) -> None:
+    """A local stage3 named the Gentoo way (stage3-<arch>-...) must be of the platform's arch: a
+    ${VAR} that fell back from $VAR_<ARCH> to another platform's stage stops here."""
+    from chrootforge.sources.layout import stage_arch
+
+    arch = stage_arch(path.name)
+    if arch is not None and arch != ns.stage3.arch:
+        raise UsageError(
+            f"stage3 {path.name} is a stage for {arch}, but the build is for {ns.platform}",
+            hint=f"give the {ns.stage3.arch} stage3 for {ns.platform} in [stage3] path "
+            f"(a ${{VAR}} there takes ${{VAR_{ns.platform.env_suffix}}} for this platform)",
+        )
+
+
 def identify(ns: Namespace, stage_override: Path | None = None) -> Inputs:
     lock = lockfile.load(ns.root)
+    pinned = locked_stage(ns, lock)
     release = None
     path = stage_path(ns, stage_override)
     if path is not None:
@@ -93,13 +122,14 @@ def identify(ns: Namespace, stage_override: Path | None = None) -> Inputs:
                 f"stage3 {path} does not exist",
                 hint=f"fix [stage3] path in {ns.spec_path} or run `chrootforge fetch stage3`",
             )
+        _check_stage_arch(ns, path)
         sha512 = _memo_sha512(path)
-        if lock is not None and sha512 != lock.stage3.sha512:
-            raise _mismatch(f"stage3 {path.name}: its sha512", sha512, lock.stage3.sha512, ns)
+        if pinned is not None and sha512 != pinned.sha512:
+            raise _mismatch(f"stage3 {path.name}: its sha512", sha512, pinned.sha512, ns)
         stage_id = f"{path.name}:{sha512}"
-    elif lock is not None:
-        release = _locked_release(ns, lock)
-        stage_id = f"{lock.stage3.name}:{lock.stage3.sha512}"
+    elif lock is not None and pinned is not None:
+        release = _locked_release(ns, pinned)
+        stage_id = f"{pinned.name}:{pinned.sha512}"
     else:
         # "latest" is resolved on every run (the small signed latest file); the release it names is
         # fetched (from the source cache when it is there) so that its sha512 is known: the same
@@ -137,15 +167,15 @@ def _fetch_mirror_stage(s, release=None, date: str | None = None):
     )
 
 
-def _locked_release(ns: Namespace, lock: lockfile.Lock):
+def _locked_release(ns: Namespace, pinned: lockfile.LockedStage):
     from chrootforge.sources.layout import StageRef
 
-    if not lock.stage3.release:
+    if not pinned.release:
         raise UsageError(
             f"{ns.root / lockfile.FILENAME} pins a local stage3, but {ns.spec_path} names none",
             hint=f"run `chrootforge lock {ns.root} --update`",
         )
-    return StageRef(ns.stage3.arch, lock.stage3.release, lock.stage3.name)
+    return StageRef(ns.stage3.arch, pinned.release, pinned.name)
 
 
 def _tree_id(ns: Namespace, lock: lockfile.Lock | None) -> str:
@@ -191,8 +221,9 @@ def fetch_stage(ns: Namespace, inputs: Inputs, stage_override: Path | None = Non
     else:
         # a dated release is served from the source cache when it is there: no network needed
         record = _fetch_mirror_stage(s, release=inputs.stage_release)
-    if inputs.lock is not None and record.sha512 != inputs.lock.stage3.sha512:
-        raise _mismatch(f"stage3 {record.name}: its sha512", record.sha512, inputs.lock.stage3.sha512, ns)
+    pinned = locked_stage(ns, inputs.lock)
+    if pinned is not None and record.sha512 != pinned.sha512:
+        raise _mismatch(f"stage3 {record.name}: its sha512", record.sha512, pinned.sha512, ns)
     return record
 
 
@@ -257,10 +288,12 @@ def resolve_lock(ns: Namespace) -> lockfile.Lock:
         ref = _latest_release(s) if not s.date else None
         stage = _fetch_mirror_stage(s, release=ref, date=s.date)
         release = ref.stamp if ref else (s.date or "")
-    locked_stage = lockfile.LockedStage(stage.name, stage.sha512, stage.verified_by or "UNVERIFIED", release)
+    pinned = lockfile.LockedStage(
+        stage.name, stage.sha512, stage.verified_by or "UNVERIFIED", release, s.arch
+    )
     if ns.tree.path is not None:
         repos = {name: tree_id(path) for name, path in sorted(ns.repos.items())}
-        return lockfile.Lock(locked_stage, lockfile.LockedTree(id=tree_id(ns.tree.path)), repos)
+        return lockfile.Lock(pinned, lockfile.LockedTree(id=tree_id(ns.tree.path)), repos)
     t = ns.tree
     if t.snapshot_path:
         record = fetch.use_local_snapshot(t.snapshot_path, keyrings=t.keyrings, insecure=t.insecure)
@@ -282,7 +315,7 @@ def resolve_lock(ns: Namespace) -> lockfile.Lock:
     tree = lockfile.LockedTree(
         name=name, date=date, sha512=record.sha512, signer=record.verified_by or "UNVERIFIED"
     )
-    return lockfile.Lock(locked_stage, tree, {})
+    return lockfile.Lock(pinned, tree, {})
 
 
 # -- the build's one timestamp ------------------------------------------------------------------
@@ -338,6 +371,7 @@ def binpkg_key(ns: Namespace, inputs: Inputs, package_env: tuple = ()) -> str:
     directory, and so the binhost directory a build reads (gentoo/binhost.py)."""
     flags = inputs.native.resolve if inputs.native else str
     parts = {
+        "platform": str(ns.platform),
         "stage": inputs.stage_id,
         "tree": inputs.tree_id,
         "profile": ns.tree.profile or "",

@@ -25,6 +25,7 @@ def sandbox_config(
     env=None,
     log_file=None,
     binhost: Path | None = None,
+    platform=None,
 ):
     """The one definition of an image build's sandbox (used by the executor and by --plan)."""
     from chrootforge.sandbox import Bind, SandboxConfig
@@ -44,6 +45,7 @@ def sandbox_config(
         binpkgs=binpkgs,
         idmap=idmap,
         log_file=log_file,
+        platform=platform,
     )
 
 

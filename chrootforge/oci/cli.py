@@ -22,6 +22,9 @@ def register(sub) -> None:
     p.add_argument("--config", help="JSON file with image config fields (Env, Entrypoint, Cmd, ...)")
     p.add_argument("--label", action="append", type=_label, default=[], metavar="K=V")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    _platform_option(
+        p, "the image's platform: the config's os, architecture and variant (default: this machine's)"
+    )
     p.set_defaults(func=_commit)
 
     p = sub.add_parser("verify", help="check every blob, digest, size and diff_id of a layout")
@@ -33,7 +36,7 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_gc)
 
-    p = sub.add_parser("inspect", help="show the tags, layers, sizes and config of a layout")
+    p = sub.add_parser("inspect", help="show the tags, platforms, layers, sizes and config of a layout")
     p.add_argument("target", metavar="LAYOUT[:TAG]")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_inspect)
@@ -46,6 +49,11 @@ def register(sub) -> None:
         "--no-referrers",
         action="store_true",
         help="oci-archive: leave out the image's referrers (its SBOM); podman load needs this",
+    )
+    _platform_option(
+        p,
+        "of a multi-platform tag, this platform's image (docker-archive holds one image: default the "
+        "only one, else this machine's; oci-archive: default the whole index)",
     )
     p.set_defaults(func=_export)
 
@@ -66,7 +74,22 @@ def register(sub) -> None:
         metavar="ARG",
         help="extra global docker argument (repeatable), e.g. --docker-arg=-H=unix:///s",
     )
+    _platform_option(
+        p, "of a multi-platform tag, this platform's image (default: the only one, else this machine's)"
+    )
     p.set_defaults(func=_load)
+
+
+def _platform_option(parser, help_text: str) -> None:
+    parser.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help=help_text)
+
+
+def _platform(args):
+    if not getattr(args, "platform", None):
+        return None
+    from chrootforge.platforms import parse_platform
+
+    return parse_platform(args.platform, "--platform")
 
 
 def _target(text: str, need_tag: bool):
@@ -108,6 +131,7 @@ def _commit(args) -> int:
         config=config,
         labels=dict(args.label) or None,
         quiet=args.quiet or log.is_quiet(),
+        platform=_platform(args),
     )
     print(result.digest)
     return 0
@@ -154,7 +178,9 @@ def _export(args) -> int:
     from chrootforge.oci.archive import export
 
     layout, tag = _target(args.target, need_tag=True)
-    export(layout, tag, args.format, args.output, with_referrers=not args.no_referrers)
+    export(
+        layout, tag, args.format, args.output, with_referrers=not args.no_referrers, platform=_platform(args)
+    )
     return 0
 
 
@@ -162,5 +188,7 @@ def _load(args) -> int:
     from chrootforge.oci.archive import load
 
     layout, tag = _target(args.target, need_tag=True)
-    load(layout, tag, args.into, args.podman_arg if args.into == "podman" else args.docker_arg)
+    load(
+        layout, tag, args.into, args.podman_arg if args.into == "podman" else args.docker_arg, _platform(args)
+    )
     return 0

@@ -1,44 +1,72 @@
-"""inspect: what a layout holds (tags, layers, sizes, config), as text or JSON."""
+"""inspect: what a layout holds (tags, platforms, layers, sizes, config), as text or JSON."""
 
 from __future__ import annotations
 
+from chrootforge.oci import imageindex
 from chrootforge.oci import layout as lo
 from chrootforge.oci import mediatypes as mt
 from chrootforge.oci.referrer import referrers
-from chrootforge.oci.writer import resolve
+from chrootforge.oci.writer import load_image, resolve, tagged_descriptor
+
+
+def _image(index: dict, found) -> dict:
+    layers = found.manifest.get("layers", [])
+    return {
+        "digest": found.descriptor["digest"],
+        "platform": imageindex.platform_text(found.config),
+        "config_digest": found.manifest["config"]["digest"],
+        "size": sum(int(x.get("size", 0)) for x in layers),
+        "layers": [
+            {"digest": x["digest"], "size": x["size"], "mediaType": x["mediaType"], "diff_id": d}
+            for x, d in zip(layers, found.config["rootfs"]["diff_ids"], strict=True)
+        ],
+        "created": found.config.get("created"),
+        "architecture": found.config.get("architecture"),
+        "os": found.config.get("os"),
+        "variant": found.config.get("variant"),
+        "config": found.config.get("config", {}),
+        "history": found.config.get("history", []),
+        "referrers": [
+            {"digest": r["digest"], "artifactType": r.get("artifactType")}
+            for r in referrers(index, found.descriptor["digest"])
+        ],
+    }
 
 
 def describe(layout, tag: str | None = None) -> dict:
+    """Every tag (or one), each with its image; a multi-platform tag (an image index) with its
+    index digest and one image per platform under "platforms"."""
     layout = lo.open_layout(layout)
     index = lo.read_index(layout)
     tags = sorted(lo.tagged(index)) if tag is None else [tag]
     images = []
     for name in tags:
-        found = resolve(layout, name)
-        layers = found.manifest.get("layers", [])
-        images.append(
-            {
-                "tag": found.tag,
-                "name": (found.descriptor.get("annotations") or {}).get(mt.CONTAINERD_NAME),
-                "digest": found.descriptor["digest"],
-                "config_digest": found.manifest["config"]["digest"],
-                "size": sum(int(x.get("size", 0)) for x in layers),
-                "layers": [
-                    {"digest": x["digest"], "size": x["size"], "mediaType": x["mediaType"], "diff_id": d}
-                    for x, d in zip(layers, found.config["rootfs"]["diff_ids"], strict=True)
-                ],
-                "created": found.config.get("created"),
-                "architecture": found.config.get("architecture"),
-                "os": found.config.get("os"),
-                "config": found.config.get("config", {}),
-                "history": found.config.get("history", []),
-                "referrers": [
-                    {"digest": r["digest"], "artifactType": r.get("artifactType")}
-                    for r in referrers(index, found.descriptor["digest"])
-                ],
-            }
-        )
+        match, desc = tagged_descriptor(layout, name)
+        entry = {"tag": match, "name": (desc.get("annotations") or {}).get(mt.CONTAINERD_NAME)}
+        if desc["mediaType"] == mt.INDEX:
+            children = imageindex.entries(layout, desc, f"tag {match} in {layout}")
+            platforms = [_image(index, load_image(layout, match, c, desc)) for c in children]
+            entry.update(digest=desc["digest"], mediaType=mt.INDEX, platforms=platforms)
+        else:
+            entry.update(_image(index, resolve(layout, match)), mediaType=mt.MANIFEST)
+        images.append(entry)
     return {"layout": str(layout), "images": images}
+
+
+def _render_image(img: dict, indent: str) -> list[str]:
+    lines = [
+        f"{indent}manifest {img['digest']}",
+        f"{indent}config   {img['config_digest']}  {img['platform']}  created {img['created']}",
+        f"{indent}size     {img['size'] / 1048576:.2f} MiB in {len(img['layers'])} layers",
+    ]
+    for i, layer in enumerate(img["layers"]):
+        kind = layer["mediaType"].rsplit("+", 1)[-1] if "+" in layer["mediaType"] else "tar"
+        lines.append(f"{indent}  {i}: {layer['digest']}  {layer['size'] / 1048576:8.2f} MiB  {kind}")
+    for key, value in img["config"].items():
+        lines.append(f"{indent}{key}: {value}")
+    for ref in img["referrers"]:
+        lines.append(f"{indent}referrer {ref['digest']}  {ref['artifactType']}")
+    return lines
 
 
 def render(info: dict) -> str:
@@ -47,16 +75,12 @@ def render(info: dict) -> str:
         lines.append("  (no tags)")
     for img in info["images"]:
         lines.append(f"{img['tag']}  ({img['name']})")
-        lines.append(f"  manifest {img['digest']}")
-        lines.append(
-            f"  config   {img['config_digest']}  {img['os']}/{img['architecture']}  created {img['created']}"
-        )
-        lines.append(f"  size     {img['size'] / 1048576:.2f} MiB in {len(img['layers'])} layers")
-        for i, layer in enumerate(img["layers"]):
-            kind = layer["mediaType"].rsplit("+", 1)[-1] if "+" in layer["mediaType"] else "tar"
-            lines.append(f"    {i}: {layer['digest']}  {layer['size'] / 1048576:8.2f} MiB  {kind}")
-        for key, value in img["config"].items():
-            lines.append(f"  {key}: {value}")
-        for ref in img["referrers"]:
-            lines.append(f"  referrer {ref['digest']}  {ref['artifactType']}")
+        if "platforms" in img:
+            platforms = ", ".join(p["platform"] for p in img["platforms"])
+            lines.append(f"  index    {img['digest']}  platforms: {platforms}")
+            for child in img["platforms"]:
+                lines.append(f"  {child['platform']}:")
+                lines += _render_image(child, "    ")
+        else:
+            lines += _render_image(img, "  ")
     return "\n".join(lines)

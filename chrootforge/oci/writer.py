@@ -40,22 +40,47 @@ class CommitResult:
 @dataclasses.dataclass(frozen=True)
 class Resolved:
     tag: str
-    descriptor: dict
+    descriptor: dict  # the image manifest's
     manifest: dict
     config: dict
+    index: dict | None = None  # the tag's descriptor when it points at an image index
 
 
-def resolve(layout, tag: str) -> Resolved:
-    """The manifest and config of a tag in a layout (CfError if missing). A short name works when it
-    names one tag only (refs.match_tag); Resolved.tag is the stored tag."""
+def tagged_descriptor(layout, tag: str) -> tuple[str, dict]:
+    """(stored tag, its index.json descriptor): a manifest or an image index. A short name works
+    when it names one tag only (refs.match_tag)."""
     layout = lo.open_layout(layout)
-    index = lo.read_index(layout)
-    tagged = lo.tagged(index)
+    tagged = lo.tagged(lo.read_index(layout))
     match = refs.match_tag(tag, tagged)
     if match is None:
         known = ", ".join(sorted(tagged)) or "none"
         raise CfError(f"tag {tag!r} is not in {layout}", hint=f"tags in the layout: {known}")
-    desc = tagged[match]
+    return match, tagged[match]
+
+
+def resolve(layout, tag: str, platform=None) -> Resolved:
+    """The manifest and config of a tag in a layout (CfError if missing). When the tag is an image
+    index, the image of `platform` (a chrootforge.platforms.Platform; default: the only one, else
+    this machine's: imageindex.choose); a plain manifest of another platform is an error when a
+    platform is asked for. Resolved.tag is the stored tag."""
+    from chrootforge.oci import imageindex
+
+    layout = lo.open_layout(layout)
+    match, desc = tagged_descriptor(layout, tag)
+    index_desc = None
+    if desc["mediaType"] == mt.INDEX:
+        index_desc = desc
+        where = f"tag {match} in {layout}"
+        desc = imageindex.choose(imageindex.entries(layout, desc, where), platform, where)
+    found = load_image(layout, match, desc, index_desc)
+    if platform is not None and index_desc is None and not imageindex.same_platform(found.config, platform):
+        has = imageindex.platform_text(found.config)
+        raise CfError(f"tag {match} in {layout} is an image for {has}, not {platform}")
+    return found
+
+
+def load_image(layout: Path, match: str, desc: dict, index_desc: dict | None = None) -> Resolved:
+    """The image manifest `desc` (of tag `match`, through `index_desc` if any) and its config."""
     if desc["mediaType"] != mt.MANIFEST:
         raise CfError(f"tag {match} in {layout} points at a {desc['mediaType']}, not an image manifest")
     manifest = shapes.manifest(
@@ -68,7 +93,7 @@ def resolve(layout, tag: str) -> Resolved:
         f"config {cdesc['digest']} of {match} in {layout}",
         len(manifest["layers"]),
     )
-    return Resolved(match, desc, manifest, config)
+    return Resolved(match, desc, manifest, config, index_desc)
 
 
 def _hash_file(root: str, rel: str) -> str:
@@ -160,19 +185,19 @@ def _write_layer(staging: lo.Staging, items, root: str, compression: str, quiet:
     return desc, "sha256:" + raw_sha.hexdigest(), raw_size, count
 
 
-def _index_descriptor(manifest_digest: str, size: int, tag: str) -> dict:
+def _index_descriptor(manifest_digest: str, size: int, tag: str, media_type: str = mt.MANIFEST) -> dict:
     return {
-        "mediaType": mt.MANIFEST,
+        "mediaType": media_type,
         "digest": manifest_digest,
         "size": size,
         "annotations": {mt.REF_NAME: tag, mt.CONTAINERD_NAME: refs.full_name(tag)},
     }
 
 
-def retag(tag: str, manifest_digest: str, size: int):
-    """The index change pointing `tag` at a manifest: its old descriptor (if any) is replaced,
-    other tags kept."""
-    new = _index_descriptor(manifest_digest, size, tag)
+def retag(tag: str, manifest_digest: str, size: int, media_type: str = mt.MANIFEST):
+    """The index change pointing `tag` at a manifest (or an image index): its old descriptor (if
+    any) is replaced, other tags kept."""
+    new = _index_descriptor(manifest_digest, size, tag, media_type)
 
     def change(manifests: list[dict]) -> list[dict]:
         kept = [m for m in manifests if (m.get("annotations") or {}).get(mt.REF_NAME) != tag]
@@ -181,15 +206,15 @@ def retag(tag: str, manifest_digest: str, size: int):
     return change
 
 
-def set_tag(layout: Path, tag: str, manifest_digest: str, size: int) -> None:
-    lo.update_index(layout, retag(tag, manifest_digest, size))
+def set_tag(layout: Path, tag: str, manifest_digest: str, size: int, media_type: str = mt.MANIFEST) -> None:
+    lo.update_index(layout, retag(tag, manifest_digest, size, media_type))
 
 
 def tag(layout, source: str, new_tag: str) -> None:
-    """Give the image tagged `source` the extra tag `new_tag`."""
+    """Give the image (or image index) tagged `source` the extra tag `new_tag`."""
     refs.check_tag(new_tag)
-    found = resolve(layout, source)
-    set_tag(Path(layout), new_tag, found.descriptor["digest"], found.descriptor["size"])
+    _match, desc = tagged_descriptor(layout, source)
+    set_tag(Path(layout), new_tag, desc["digest"], desc["size"], desc["mediaType"])
 
 
 def commit(
@@ -204,6 +229,7 @@ def commit(
     quiet: bool = False,
     epoch: int | None = None,
     owners: Owners | None = None,
+    platform=None,
 ) -> CommitResult:
     """Commit `rootfs` (the FULL tree) as `tag` in `layout`; with `parent` (a tag of the same layout)
     only the difference becomes the new layer and the parent's layers are shared.
@@ -211,6 +237,8 @@ def commit(
     epoch: the build's one timestamp (config `created`, history, every mtime's clamp); None takes
     SOURCE_DATE_EPOCH, else 0. owners: how host ids map to the image's ids (an IdMap's
     to_inside), when real root commits a tree its sandbox wrote with an unprivileged range.
+    platform: the config's os/architecture/variant (chrootforge.platforms.Platform; default this
+    machine's).
     Nothing of a failed commit stays in the layout (lo.Staging)."""
     refs.check_tag(tag)
     if compression not in mt.LAYER_TYPES:
@@ -251,6 +279,7 @@ def commit(
             parent_diff_ids + [diff_id],
             parent_history + imageconfig.new_history(history, epoch),
             epoch,
+            platform,
         )
         cfg_digest, cfg_size = staging.add_bytes(lo.canonical_json(cfg))
         manifest = {

@@ -26,6 +26,13 @@ def register(sub) -> None:
         p.add_argument("source", metavar=source)
         p.add_argument("dest", metavar=dest)
         p.add_argument("--json", action="store_true", help="print the result as JSON")
+        if name == "pull":
+            p.add_argument(
+                "--platform",
+                metavar="OS/ARCH[/VARIANT]",
+                help="only this platform's image of a multi-platform one (default: the whole "
+                "OCI image index, with every image)",
+            )
         add_registry_options(p)
         p.set_defaults(func=func)
 
@@ -70,7 +77,12 @@ def _pull(args) -> int:
     layout, tag = split_layout_ref(args.dest)
     ref = parse_ref(args.source)
     tag = layout_tag(ref, tag)
-    digest = pull(ref, layout, tag, options_from_args(args))
+    platform = None
+    if args.platform:
+        from chrootforge.platforms import parse_platform
+
+        platform = parse_platform(args.platform, "--platform")
+    digest = pull(ref, layout, tag, options_from_args(args), platform=platform)
     if args.json:
         print(json.dumps({"reference": str(ref), "digest": digest, "layout": layout, "tag": tag}, indent=2))
     else:

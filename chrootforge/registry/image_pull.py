@@ -1,8 +1,9 @@
 """pull: an image and its referrers from a registry into an OCI layout, verified on the way in.
 
 1. The manifest (by tag or digest): at most 4 MiB, its digest checked against the reference or the
-   registry's Docker-Content-Digest, its media type and descriptors checked (manifests.py). An
-   index resolves to this machine's linux/ARCH image.
+   registry's Docker-Content-Digest, its media type and descriptors checked (manifests.py). An OCI
+   image index comes whole, with every image of it (a multi-platform image), unless `platform`
+   picks one; a Docker manifest list resolves to one image (`platform`, else this machine's).
 2. The referrers (API or fallback tag): each artifact manifest checked, its subject must be the image.
 3. Every blob the layout lacks, in parallel: streamed into a temp file, never past its declared
    size, resumed with Range after a broken connection, digest compared at the end.
@@ -22,12 +23,14 @@ import requests
 
 from chrootforge import log
 from chrootforge.errors import UsageError, VerificationError
+from chrootforge.oci import mediatypes as mt
 from chrootforge.oci import refs
 from chrootforge.registry.blobcache import BlobLocations
 from chrootforge.registry.manifests import (
     INDEX_TYPES,
     MANIFEST_TYPES,
     MAX_MANIFEST,
+    check_descriptor,
     choose_platform,
     image_blobs,
     parse_manifest,
@@ -172,17 +175,24 @@ class _Downloader:
         return writer
 
 
-def _image(client: Client, ref: RemoteRef) -> tuple[bytes, str, str, dict]:
-    """The image manifest of `ref` (through an index when it names one)."""
-    raw, media_type, digest = fetch_manifest(client, ref.reference)
+def _image(client: Client, ref: RemoteRef, top=None, platform=None) -> tuple[bytes, str, str, dict]:
+    """The image manifest of `ref` (through an index when it names one: `platform`'s image, else
+    this machine's). `top`: the manifest of ref, when already fetched."""
+    raw, media_type, digest = top or fetch_manifest(client, ref.reference)
     if media_type in INDEX_TYPES:
-        entry = choose_platform(json.loads(raw), ref.name)
-        raw, media_type, digest = fetch_manifest(client, entry["digest"])
-        if len(raw) != entry["size"] or media_type not in MANIFEST_TYPES:
-            raise VerificationError(
-                f"{ref.name}: the index entry for this platform does not match its manifest"
-            )
+        wanted = (platform.os, platform.architecture) if platform is not None else None
+        entry = choose_platform(json.loads(raw), ref.name, wanted)
+        raw, media_type, digest = _entry(client, ref, entry)
     return raw, media_type, digest, json.loads(raw)
+
+
+def _entry(client: Client, ref: RemoteRef, entry: dict) -> tuple[bytes, str, str]:
+    raw, media_type, digest = fetch_manifest(client, entry["digest"])
+    if len(raw) != entry["size"] or media_type not in MANIFEST_TYPES:
+        raise VerificationError(
+            f"{ref.name}: the index entry {entry['digest'][:19]} does not match its manifest"
+        )
+    return raw, media_type, digest
 
 
 def _referrers(client: Client, subject: str) -> list[tuple[dict, bytes, dict]]:
@@ -230,26 +240,67 @@ class Pulled:
     read_blob: Callable[[str, int], bytes]  # (digest, max bytes) -> bytes (ValueError if larger)
 
 
+def _index_images(client: Client, ref: RemoteRef, raw: bytes):
+    """Every image of an OCI image index: (entry, raw, media type, manifest, blobs, referrers).
+    Entries whose platform is unknown/unknown (build attestations) count as artifacts."""
+    out = []
+    for i, entry in enumerate(json.loads(raw).get("manifests") or []):
+        entry = check_descriptor(entry, f"{ref.name} index entry {i + 1}", MANIFEST_TYPES | INDEX_TYPES)
+        if entry["mediaType"] not in MANIFEST_TYPES:
+            raise VerificationError(f"{ref.name}: a nested index in an image index is not supported")
+        body, media_type, digest = _entry(client, ref, entry)
+        manifest = json.loads(body)
+        artifact = (entry.get("platform") or {}).get("os") == "unknown"
+        where = f"{ref.name}@{digest[:19]}"
+        out.append(
+            (
+                entry,
+                body,
+                media_type,
+                manifest,
+                image_blobs(manifest, where, artifact=artifact),
+                _referrers(client, digest),
+            )
+        )
+    if not out:
+        raise VerificationError(f"{ref.name}: the image index lists no image")
+    return out
+
+
 def pull(
     src: str | RemoteRef,
     layout,
     tag: str | None = None,
     options: RegistryOptions | None = None,
     accept: Callable[[Pulled], None] | None = None,
+    platform=None,
 ) -> str:
     """Pull docker://HOST/REPO(:TAG|@DIGEST) into LAYOUT as TAG (default HOST/REPO:TAG); returns the
-    manifest digest. See the module docstring for what is checked. `accept` (build's remote
-    cache) checks the image's content before it is published: an exception it raises leaves the
-    layout untouched, as any other failed pull does."""
+    digest of what the tag points at (an OCI image index comes whole, unless `platform`, a
+    chrootforge.platforms.Platform, picks one of its images). See the module docstring for what
+    is checked. `accept` (build's remote cache) checks the image's content before it is
+    published: an exception it raises leaves the layout untouched, as any other failed pull does."""
     options = options or RegistryOptions()
     ref = parse_ref(src) if isinstance(src, str) else src
     tag = layout_tag(ref, tag)
     client = Client(ref.registry, ref.repository, options)
     staging = None
     try:
-        raw, media_type, digest, manifest = _image(client, ref)
-        blobs = image_blobs(manifest, ref.name)
-        found = _referrers(client, digest)
+        top = fetch_manifest(client, ref.reference)
+        subjects: dict[str, str] = {}
+        if top[1] == mt.INDEX and platform is None and accept is None:
+            raw, media_type, digest = top
+            manifest = json.loads(raw)
+            images = _index_images(client, ref, raw)
+            blobs = [b for image in images for b in image[4]]
+            found = [f for image in images for f in image[5]]
+            subjects = {desc["digest"]: image[0]["digest"] for image in images for desc, _, _ in image[5]}
+            bodies = [image[1] for image in images]
+        else:
+            raw, media_type, digest, manifest = _image(client, ref, top, platform)
+            blobs = image_blobs(manifest, ref.name)
+            found = _referrers(client, digest)
+            bodies = []
         staging = Staging(layout)
         everything = blobs + [b for _, _, art in found for b in image_blobs(art, ref.name, artifact=True)]
         wanted: dict[str, dict] = {}
@@ -268,7 +319,7 @@ def pull(
             )
         finally:
             meter.close()
-        for body in [raw] + [art_raw for _, art_raw, _ in found]:
+        for body in [raw, *bodies] + [art_raw for _, art_raw, _ in found]:
             if not staging.has(sha256_digest(body)):
                 writer = staging.new_blob()
                 writer.write(body)
@@ -276,7 +327,10 @@ def pull(
         if accept is not None:
             accept(Pulled(digest, manifest, [(desc, art) for desc, _, art in found], staging.read))
         staging.publish(
-            tag, {"mediaType": media_type, "digest": digest, "size": len(raw)}, [desc for desc, _, _ in found]
+            tag,
+            {"mediaType": media_type, "digest": digest, "size": len(raw)},
+            [desc for desc, _, _ in found],
+            subjects,
         )
         _remember(ref, everything)
     except BaseException:

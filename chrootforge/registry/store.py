@@ -17,7 +17,7 @@ from pathlib import Path
 from chrootforge.oci import layout as lo
 from chrootforge.oci import mediatypes as mt
 from chrootforge.oci import refs
-from chrootforge.oci.referrer import SUBJECT_KEY
+from chrootforge.oci.referrer import SUBJECT_KEY, live_subjects
 
 
 class Staging:
@@ -70,10 +70,14 @@ class Staging:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
 
-    def publish(self, tag: str, image: dict, referrers: list[dict]) -> None:
-        """Store the verified blobs and point `tag` at `image`, adding the referrer descriptors (the
-        layout's convention: no ref.name, annotated with their subject), as ONE publication under
-        the layout lock (oci.layout.Staging): if anything fails, no new blob stays behind."""
+    def publish(
+        self, tag: str, image: dict, referrers: list[dict], subjects: dict[str, str] | None = None
+    ) -> None:
+        """Store the verified blobs and point `tag` at `image` (a manifest or an image index),
+        adding the referrer descriptors (the layout's convention: no ref.name, annotated with
+        their subject: `image`, or for an index's images subjects[referrer digest]), as ONE
+        publication under the layout lock (oci.layout.Staging): if anything fails, no new blob
+        stays behind."""
         with self.lock:
             verified, self.verified = self.verified, []
         staging = lo.Staging(Path(self.layout))
@@ -90,7 +94,7 @@ class Staging:
                 "mediaType": desc["mediaType"],
                 "digest": desc["digest"],
                 "size": desc["size"],
-                "annotations": {SUBJECT_KEY: image["digest"]},
+                "annotations": {SUBJECT_KEY: (subjects or {}).get(desc["digest"], image["digest"])},
             }
             if desc.get("artifactType"):
                 entry["artifactType"] = desc["artifactType"]
@@ -98,7 +102,7 @@ class Staging:
 
         def change(manifests: list[dict]) -> list[dict]:
             out = [m for m in manifests if (m.get("annotations") or {}).get(mt.REF_NAME) != tag] + [tagged]
-            live = {m["digest"] for m in out if (m.get("annotations") or {}).get(mt.REF_NAME)}
+            live = live_subjects(self.layout, out)
             new = {d["digest"] for d in attached}
             # as oci.referrer does: referrers of images no longer tagged go, ours replace equal ones
             out = [

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import ClassVar
 
+from chrootforge.platforms import Platform
 from chrootforge.spec import checks
 from chrootforge.spec.schema import (
     Bool,
@@ -21,6 +22,7 @@ from chrootforge.spec.schema import (
     Locales,
     PathKind,
     PathList,
+    Platforms,
     Str,
     StrList,
     StrMap,
@@ -70,7 +72,13 @@ class Stage3Source:
         default_doc="$GENTOO_MIRRORS, else the official mirror",
         example=["https://distfiles.gentoo.org"],
     )
-    arch: str = key(STR, "the stage's architecture", "amd64")
+    arch: str = key(
+        STR,
+        "the stage's architecture (Gentoo's name: releases/ARCH/autobuilds, stage3-ARCH-...)",
+        "",
+        default_doc="each platform's (amd64, arm64, arm, x86, riscv, ppc64, s390)",
+        example="amd64",
+    )
     variant: str = key(STR, "the stage's variant (e.g. openrc, systemd, musl)", "openrc")
     date: str | None = key(
         STR, "a release stamp (YYYYMMDDTHHMMSSZ) instead of the latest", None, example="20240101T170309Z"
@@ -194,6 +202,17 @@ class Namespace:
         example="distfiles",
     )
     jobs: int = key(Int(), "emerge --jobs", 2, section="build", check=checks.at_least(1))
+    platforms: tuple[Platform, ...] = key(
+        Platforms(),
+        "the platforms every image is built for, os/arch[/variant]; with more than one, each tag "
+        "is an OCI image index of one image per platform. A foreign one runs under QEMU's "
+        "emulator. Per platform, ${VAR} takes $VAR_<ARCH> when set (e.g. $STAGE_ARM64), and a "
+        "profile's arch component follows the platform",
+        (),
+        section="build",
+        default_doc="[stage3] arch's platform, else this machine's",
+        example=["linux/amd64", "linux/arm64"],
+    )
     binhost: str | None = key(
         STR,
         "a binhost serving chrootforge binpkgs caches (http, https or file URL of "
@@ -208,6 +227,9 @@ class Namespace:
     root: Path  # the namespace folder
     spec_path: Path
     text: str = ""  # raw file text (part of the cache key)
+    # The platform this view of the namespace builds for (load_namespace reads the file once per
+    # platform: stage3, profile and ${VAR}s may differ between them).
+    platform: Platform = Platform("linux", "amd64")
 
 
 # -- image.toml --------------------------------------------------------------------------------------

@@ -19,12 +19,13 @@ APPLETS = ("sh", "echo", "cat", "ls", "id", "test", "stat", "readlink", "true")
 EPOCH = 1700000000
 
 
-def make_busybox_rootfs(root: Path) -> Path:
-    """A tiny runnable root: Debian's busybox-static plus applet symlinks."""
+def make_busybox_rootfs(root: Path, busybox: Path = BUSYBOX) -> Path:
+    """A tiny runnable root: Debian's busybox-static (or another arch's `busybox`) plus applet
+    symlinks."""
     if not BUSYBOX.exists():
         pytest.skip("busybox-static is not installed (apt-get install busybox-static)")
     (root / "bin").mkdir(parents=True)
-    shutil.copy2(BUSYBOX, root / "bin" / "busybox")
+    shutil.copy2(busybox, root / "bin" / "busybox")
     for applet in APPLETS:
         (root / "bin" / applet).symlink_to("busybox")
     for d in ("tmp", "etc", "proc", "sys", "dev"):

@@ -389,17 +389,28 @@ def test_guest_build_args_and_env(monkeypatch, tmp_path):
         str(tmp_path / "s.tar"),
         str(tmp_path / "ns" / "busybox"),
     ]
+    from chrootforge.platforms import parse_platform
+
     project = SimpleNamespace(
-        namespace=SimpleNamespace(text='path = "${STAGE_DIR}/x"'),
+        namespace=SimpleNamespace(
+            text='path = "${STAGE_DIR}/x"', platforms=(parse_platform("amd64"), parse_platform("arm64"))
+        ),
         images={"a": SimpleNamespace(text="k = '${IMG_VAR}' ${UNSET_ONE}")},
     )
     monkeypatch.setenv("STAGE_DIR", "/s")
+    monkeypatch.setenv("STAGE_DIR_ARM64", "/s64")  # a platform's own value goes too
     monkeypatch.setenv("IMG_VAR", "v")
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     monkeypatch.setenv("UNRELATED", "secret")
+    monkeypatch.setenv("UNRELATED_ARM64", "secret")
     monkeypatch.delenv("UNSET_ONE", raising=False)
     env = dict(vmbuild.passed_env(project))
-    assert env == {"STAGE_DIR": "/s", "IMG_VAR": "v", "SOURCE_DATE_EPOCH": "1700000000"}
+    assert env == {
+        "STAGE_DIR": "/s",
+        "STAGE_DIR_ARM64": "/s64",
+        "IMG_VAR": "v",
+        "SOURCE_DATE_EPOCH": "1700000000",
+    }
 
 
 def test_vm_build_refuses_what_needs_the_network(tmp_path):
