@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 from pathlib import Path
 
@@ -36,12 +35,10 @@ def multi_layout(arm64_busybox) -> MultiLayout:
     from chrootforge import oci
     from chrootforge.buildindex import assemble
     from chrootforge.platforms import parse_platform
-    from tests.helpers.oci import EPOCH, make_busybox_rootfs
+    from tests.helpers.oci import fixed_epoch, make_busybox_rootfs, open_to_all
 
     root = shared_dir("multi.")
-    old = os.environ.get("SOURCE_DATE_EPOCH")
-    os.environ["SOURCE_DATE_EPOCH"] = str(EPOCH)
-    try:
+    with fixed_epoch():
         images, digests, sboms = [], {}, {}
         for name, busybox in (("linux/amd64", Path("/bin/busybox")), ("linux/arm64", arm64_busybox)):
             platform = parse_platform(name)
@@ -59,16 +56,6 @@ def multi_layout(arm64_busybox) -> MultiLayout:
             digests[name] = result.digest
             images.append((platform, sub, result.digest))
         index_digest, _size = assemble(root / "layout", list(TAGS), images)
-    finally:
-        if old is None:
-            os.environ.pop("SOURCE_DATE_EPOCH", None)
-        else:
-            os.environ["SOURCE_DATE_EPOCH"] = old
-    for dirpath, _dirs, files in os.walk(root):
-        os.chmod(dirpath, 0o755)
-        for name in files:
-            path = os.path.join(dirpath, name)
-            if not os.path.islink(path):
-                os.chmod(path, 0o755 if os.access(path, os.X_OK) else 0o644)
+    open_to_all(root)
     yield MultiLayout(root / "layout", index_digest, digests, sboms)
     shutil.rmtree(root, ignore_errors=True)

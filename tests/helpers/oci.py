@@ -37,6 +37,30 @@ def make_busybox_rootfs(root: Path, busybox: Path = BUSYBOX) -> Path:
     return root
 
 
+@contextlib.contextmanager
+def fixed_epoch(epoch: int = EPOCH):
+    """SOURCE_DATE_EPOCH=epoch for what commits meanwhile (restored afterwards)."""
+    old = os.environ.get("SOURCE_DATE_EPOCH")
+    os.environ["SOURCE_DATE_EPOCH"] = str(epoch)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("SOURCE_DATE_EPOCH", None)
+        else:
+            os.environ["SOURCE_DATE_EPOCH"] = old
+
+
+def open_to_all(root: Path) -> None:
+    """Directories 0755 and files 0644 (0755 if executable): every test identity may read them."""
+    for dirpath, _dirs, files in os.walk(root):
+        os.chmod(dirpath, 0o755)
+        for name in files:
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o755 if os.access(path, os.X_OK) else 0o644)
+
+
 def chown_tree(root: Path, uid: int, gid: int) -> None:
     for dirpath, dirs, files in os.walk(root):
         os.lchown(dirpath, uid, gid)
