@@ -110,6 +110,18 @@ def test_a_missing_profile_for_a_platform_is_a_spec_error(two):
     assert "linux/arm64 needs the profile default/linux/arm64/23.0" in str(err)
 
 
+def test_each_arch_has_its_stage3_on_the_mirror(two):
+    from chrootforge.sources.layout import dated_stage, latest_relpath
+
+    arm = load_namespace(two.root, parse_platform("linux/arm64"))
+    stamp = "20240101T000000Z"
+    ref = dated_stage(arm.stage3.arch, arm.stage3.variant, stamp)
+    assert ref.relpath == f"releases/arm64/autobuilds/{stamp}/stage3-arm64-openrc-{stamp}.tar.xz"
+    assert latest_relpath("arm64", "openrc") == "releases/arm64/autobuilds/latest-stage3-arm64-openrc.txt"
+    armv7 = parse_platform("linux/arm/v7").arch.gentoo
+    assert latest_relpath(armv7, "openrc") == "releases/arm/autobuilds/latest-stage3-armv7a_hardfp-openrc.txt"
+
+
 def test_profile_substitution():
     arm = parse_platform("linux/arm/v7")
     assert (

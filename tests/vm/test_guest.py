@@ -211,6 +211,10 @@ echo "== none"
 echo -1 > /proc/sys/fs/binfmt_misc/qemu-aarch64
 as_user $RUN 2>&1
 echo "rc=$?"
+echo "== no emulator at all"
+rm /usr/bin/qemu-aarch64-static
+as_user $RUN 2>&1
+echo "rc=$?"
 """
 
 
@@ -262,3 +266,10 @@ def test_emulation_on_a_kernel_before_6_7(vm_artifacts, arm64_rootfs_of):
         "for aarch64 with the F flag\n"
     ), text
     assert "--vm on" in text and "Traceback" not in text
+    text, code = cases["no emulator at all"]
+    assert code == 1, text
+    assert text == (
+        "chrootforge: error: cannot run linux/arm64 programs on this amd64 machine: no emulator "
+        "/usr/bin/qemu-aarch64-static\n  hint: install QEMU's static emulators: apt-get install "
+        "qemu-user-static (Debian, Ubuntu; dnf install qemu-user-static on Fedora)\n"
+    ), text
