@@ -251,7 +251,7 @@ def commit(
     root = os.fspath(rootfs)
     if not os.path.isdir(root):
         raise UsageError(f"rootfs {root} does not exist or is not a directory")
-    base: Resolved | None = resolve(layout, parent) if parent else None
+    base: Resolved | None = resolve(layout, parent, platform) if parent else None  # the same platform's
     layout = lo.ensure_layout(layout)
 
     entries = tree.walk(root, epoch, owners)

@@ -198,3 +198,24 @@ def test_choose_an_image(multi_layout):
     assert "none of them this machine's" in str(err.value) and "--platform" in (err.value.hint or "")
     with pytest.raises(CfError, match="has no image for linux/arm/v7"):
         imageindex.choose(entries, parse_platform("linux/arm/v7"), "t")
+
+
+def test_a_child_builds_on_its_platforms_parent(multi_layout, tmp_path):
+    from chrootforge import oci
+    from tests.helpers.oci import fixed_epoch, make_busybox_rootfs
+
+    layout = tmp_path / "layout"
+    shutil.copytree(multi_layout.layout, layout)
+    rootfs = make_busybox_rootfs(tmp_path / "rootfs")
+    (rootfs / "child-file").write_text("x\n")
+    with fixed_epoch():
+        child = oci.commit(
+            rootfs, layout, "child:1", parent=multi_layout.tag, platform=parse_platform(ARM64), quiet=True
+        )
+        manifest = json.loads(blob(layout, child.digest))
+        parent = json.loads(blob(layout, multi_layout.digests[ARM64]))
+        assert manifest["layers"][:1] == parent["layers"]  # the arm64 image's layer, not amd64's
+        with pytest.raises(CfError, match="has no image for linux/riscv64"):
+            oci.commit(rootfs, layout, "child:2", parent=multi_layout.tag, platform=parse_platform("riscv64"))
+        with pytest.raises(CfError, match="is an image for linux/arm64, not linux/amd64"):
+            oci.commit(rootfs, layout, "child:3", parent="child:1", platform=parse_platform("amd64"))
