@@ -215,15 +215,8 @@ def _build_one(project, requested, layout_path: Path, options: _Options, distrib
         log.info(f"inputs pinned by {ns.root / 'chrootforge.lock'}")
     forced = set(order) if force_all else (set(requested) if force else set())
     run = _Run(project, layout_path, inputs, stage_override, network or ns.network, single_id)
-    bdir = st.build_dir(layout_path)
-    try:
-        bdir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UsageError(f"cannot create {bdir}: {err.strerror}", hint="choose a writable --layout") from None
-    from chrootforge.fsutil import file_lock
-
     # One build per layout at a time: builds share the work dirs and the state files.
-    with file_lock(bdir / ".build.lock"):
+    with _build_lock(layout_path):
         _Scheduler(project, order, forced, layout_path, inputs, run, report, jobs, shell, distribution).run()
         report.ok = all(r.status != "failed" for r in report.images)
         if distribution is not None:
@@ -249,15 +242,8 @@ def _build_platforms(
         )
     publish = Distribution.prepare(dist, project, layout_path)  # --push: once, at the end
     per_platform = dataclasses.replace(dist, push=False) if dist is not None else None
-    bdir = st.build_dir(layout_path)
-    try:
-        bdir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UsageError(f"cannot create {bdir}: {err.strerror}", hint="choose a writable --layout") from None
-    from chrootforge.fsutil import file_lock
-
     report = BuildReport(ns.name, str(layout_path))
-    with file_lock(bdir / ".build.lock"):
+    with _build_lock(layout_path):
         reports = []
         for platform in ns.platforms:
             view, wanted = load_project(folder, names, platform)
@@ -283,6 +269,18 @@ def _build_platforms(
         if publish is not None:
             publish.publish(report)
     return report
+
+
+def _build_lock(layout_path: Path):
+    """The layout's build lock (its build dir made first)."""
+    from chrootforge.fsutil import file_lock
+
+    bdir = st.build_dir(layout_path)
+    try:
+        bdir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"cannot create {bdir}: {err.strerror}", hint="choose a writable --layout") from None
+    return file_lock(bdir / ".build.lock")
 
 
 def _check_same_output(first, other) -> None:
