@@ -11,9 +11,10 @@ test *ARGS:
 demo:
     {{py}} scripts/demo.py
 
-# The test world's variables for a shell (built once, cached): eval "$(just world-env [arm64])".
+# Build (or find) the synthetic test world of ARCH (amd64 or arm64; built once, cached); print the
+# `export` lines the example namespaces read: eval "$(.venv/bin/just world-env [arm64])"
 world-env ARCH="amd64":
-    {{py}} -m tests.world.env {{ARCH}}
+    @{{py}} -m tests.world.env {{ARCH}}
 
 # Benchmarks: ratios against peer tools, run side by side.
 bench:

@@ -1,6 +1,6 @@
 """Benchmark: chrootforge commit against peer tools, run side by side, as ratios.
 
-    .venv/bin/python bench/bench_oci.py [TREE] [--rounds N]
+    .venv/bin/python bench/bench_oci.py [TREE] [--rounds N] [--baseline CHECKOUT] [--zstd-only]
 
 TREE defaults to $CF_BENCH_TREE or /usr/lib/x86_64-linux-gnu (a real, ~650 MB tree of libraries).
 Each round runs every contender once, interleaved, so machine load hits all of them alike; medians
@@ -8,7 +8,10 @@ are reported, wall and CPU (CPU seconds are steadier when other work loads the m
 zstd <= 1.1x of `tar | zstd -3 -T2 | sha256sum`; gzip >= 1.7x faster than `tar | gzip -6 | sha256sum`;
 >= 2x faster than umoci insert / buildah commit (issue 2); gzip commit no slower than umoci insert's
 gzip, with a layer no bigger than umoci's Go gzip (issue 13). Everything written goes to one temp dir,
-removed at the end.
+removed at the end. --baseline adds the zstd commit of another checkout of chrootforge (e.g. a
+`git worktree` of main), run in a child process that times only its commit, in the same rounds: a
+before/after that the machine's load hits alike. --zstd-only leaves out gzip, umoci and buildah, so
+more rounds fit in one stretch of load.
 """
 
 from __future__ import annotations
@@ -60,6 +63,32 @@ def ours(tree: Path, work: Path, compression: str) -> None:
     oci.commit(tree, layout, "bench", compression=compression, quiet=True)
 
 
+_BASELINE = """
+import os, resource, sys, time
+sys.path.insert(0, sys.argv[1])
+from chrootforge import oci
+def cpu():
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    return me.ru_utime + me.ru_stime
+start, used = time.monotonic(), cpu()
+oci.commit(sys.argv[2], sys.argv[3], "bench", compression=sys.argv[4], quiet=True)
+print(time.monotonic() - start, cpu() - used)
+"""
+
+
+def baseline(checkout: Path, tree: Path, work: Path, compression: str) -> tuple[float, float]:
+    """The commit of another checkout, timed inside its own process (its start-up left out)."""
+    layout = work / f"baseline-{compression}"
+    shutil.rmtree(layout, ignore_errors=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _BASELINE, str(checkout), str(tree), str(layout), compression],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    return float(out[0]), float(out[1])
+
+
 def umoci_insert(tree: Path, work: Path) -> tuple[float, float]:
     layout = work / "umoci"
     shutil.rmtree(layout, ignore_errors=True)
@@ -91,6 +120,8 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("tree", nargs="?", default=os.environ.get("CF_BENCH_TREE", "/usr/lib/x86_64-linux-gnu"))
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--baseline", type=Path, help="another checkout whose zstd commit runs beside ours")
+    ap.add_argument("--zstd-only", action="store_true", help="only the zstd commits and their peer")
     args = ap.parse_args()
     tree = Path(args.tree).resolve()
     os.environ.setdefault("SOURCE_DATE_EPOCH", "1700000000")
@@ -104,21 +135,29 @@ def main() -> int:
     contenders = {
         "ours zstd": lambda: timed(lambda: ours(tree, work, "zstd")),
         "tar|zstd -3 -T2": lambda: timed(lambda: tar_peer(tree, "zstd -3 -T2")),
-        "ours gzip": lambda: timed(lambda: ours(tree, work, "gzip")),
-        "tar|gzip -6": lambda: timed(lambda: tar_peer(tree, "gzip -6")),
     }
-    if shutil.which("pigz"):
-        contenders["tar|pigz -6 -p2"] = lambda: timed(lambda: tar_peer(tree, "pigz -6 -p 2"))
-    if os.getuid() == 0 and shutil.which("umoci"):
-        contenders["umoci insert"] = lambda: timed(lambda: umoci_insert(tree, work))
-    if os.getuid() == 0 and shutil.which("buildah"):
-        contenders["buildah commit"] = lambda: timed(lambda: buildah_commit(tree, work))
+    if args.baseline:
+        contenders["baseline zstd"] = lambda: baseline(args.baseline.resolve(), tree, work, "zstd")
+    if not args.zstd_only:
+        contenders |= {
+            "ours gzip": lambda: timed(lambda: ours(tree, work, "gzip")),
+            "tar|gzip -6": lambda: timed(lambda: tar_peer(tree, "gzip -6")),
+        }
+        if shutil.which("pigz"):
+            contenders["tar|pigz -6 -p2"] = lambda: timed(lambda: tar_peer(tree, "pigz -6 -p 2"))
+        if os.getuid() == 0 and shutil.which("umoci"):
+            contenders["umoci insert"] = lambda: timed(lambda: umoci_insert(tree, work))
+        if os.getuid() == 0 and shutil.which("buildah"):
+            contenders["buildah commit"] = lambda: timed(lambda: buildah_commit(tree, work))
     try:
         for r in range(args.rounds):
-            for name, run in contenders.items():
-                times.setdefault(name, []).append(run())
+            order = list(contenders) if r % 2 == 0 else list(reversed(contenders))  # no one always first
+            for name in order:
+                times.setdefault(name, []).append(contenders[name]())
             print(
-                f"round {r + 1}: " + ", ".join(f"{n} {t[-1][0]:.1f}s" for n, t in times.items()), flush=True
+                f"round {r + 1} (load {os.getloadavg()[0]:.1f}): "
+                + ", ".join(f"{n} {t[-1][0]:.1f}s" for n, t in times.items()),
+                flush=True,
             )
         med = {n: statistics.median(w for w, _ in t) for n, t in times.items()}
         cpu = {n: statistics.median(c for _, c in t) for n, t in times.items()}
@@ -127,9 +166,15 @@ def main() -> int:
 
         def ratio(a: str, b: str, label: str) -> None:
             if a in med and b in med:
-                print(f"  {label}: {med[a] / med[b]:.2f}x (CPU {cpu[a] / cpu[b]:.2f}x)")
+                rounds = statistics.median(x[0] / y[0] for x, y in zip(times[a], times[b], strict=True))
+                print(
+                    f"  {label}: {med[a] / med[b]:.2f}x (CPU {cpu[a] / cpu[b]:.2f}x; "
+                    f"median of the rounds' ratios {rounds:.2f}x)"
+                )
 
         ratio("ours zstd", "tar|zstd -3 -T2", "zstd commit / tar|zstd -3 -T2 (goal <= 1.1)")
+        ratio("baseline zstd", "tar|zstd -3 -T2", "the baseline's zstd commit / tar|zstd -3 -T2")
+        ratio("ours zstd", "baseline zstd", "zstd commit / the baseline's")
         ratio("tar|gzip -6", "ours gzip", "speed-up of gzip commit over tar|gzip -6 (goal >= 1.7)")
         ratio("tar|pigz -6 -p2", "ours gzip", "speed-up of gzip commit over tar|pigz -p2")
         # "the same commit" as the zstd line (issue 2); buildah commit writes UNcompressed layers by

@@ -15,13 +15,14 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
-from chrootforge import __version__, log
+from chrootforge import __version__, log, untrusted
 from chrootforge.errors import CfError, UsageError
 from chrootforge.gentoo import records as rec
 from chrootforge.gentoo import runtimelibs
 from chrootforge.gentoo import state as st
-from chrootforge.gentoo.plan import ImagePlan, image_ref, plan_image, render_plan
+from chrootforge.gentoo.plan import ImagePlan, check_binaries_script, image_ref, plan_image, render_plan
 from chrootforge.spec.graph import build_order, load_project, parse_targets
 from chrootforge.spec.model import PHASES, SCRATCH, Project
 
@@ -64,7 +65,7 @@ def ref_name(ns, image: str, tag: str) -> str:
 # -- layout reading (plain OCI layout files) ------------------------------------------------------
 def _index_refs(layout: Path) -> dict[str, str]:
     try:
-        index = json.loads((layout / "index.json").read_text())
+        index = untrusted.read_json(layout / "index.json")
     except (OSError, ValueError):
         return {}
     return {
@@ -75,7 +76,7 @@ def _index_refs(layout: Path) -> dict[str, str]:
 
 def _manifest_stats(layout: Path, digest: str) -> tuple[int, int]:
     try:
-        manifest = json.loads((layout / "blobs" / "sha256" / digest.split(":")[-1]).read_text())
+        manifest = untrusted.read_json(layout / "blobs" / "sha256" / digest.split(":")[-1])
     except (OSError, ValueError):
         return 0, 0
     layers = manifest.get("layers", [])
@@ -84,13 +85,22 @@ def _manifest_stats(layout: Path, digest: str) -> tuple[int, int]:
 
 # -- cache keys --------------------------------------------------------------------------------
 def image_key(project: Project, name: str, parent_digest: str, inputs) -> str:
+    """What the image is made of, and nothing about where it goes or how it is named: the specs'
+    content keys as loaded (schema.content_digest: the namespace's name among them, but not the
+    layout, tags, prefix, registry, binhost, mirrors or local paths), the image's name (hooks see
+    it), its hooks in order with their contents, the parent's digest, the stage and the tree
+    (with the extra repositories) by content."""
+    from chrootforge.spec.schema import content_digest
+
     ns, image = project.namespace, project.images[name]
-    hooks = {f"{h.phase}/{h.name}": st.file_digest(h.path) for h in image.hooks}
+    hooks = [[h.phase, h.name, st.file_digest(h.path)] for h in image.hooks]
+    if image.check_binaries:  # the stock check that runs after the strip
+        hooks.append(["check_binaries", "check-binaries", st.file_digest(check_binaries_script())])
     parts = {
         "version": __version__,
         "platform": str(ns.platform),
-        "namespace": hashlib.sha256(ns.text.encode()).hexdigest(),
-        "spec": hashlib.sha256(image.text.encode()).hexdigest(),
+        "namespace": content_digest(ns),
+        "spec": [name, content_digest(image)],
         "hooks": hooks,
         "parent": parent_digest,
         "stage": inputs.stage_id,
@@ -98,19 +108,66 @@ def image_key(project: Project, name: str, parent_digest: str, inputs) -> str:
     }
     if inputs.native is not None:  # the spec says -march=native: what it means on this CPU
         parts["native"] = inputs.native.fingerprint()
+    from chrootforge.gentoo.inputs import epoch_override
+
+    if epoch_override():  # the epoch is in the config, every mtime and what packages embed
+        parts["source_date_epoch"] = epoch_override()
     return st.cache_key(parts)
 
 
 # -- the build ---------------------------------------------------------------------------------
-def plan(targets: list[str], layout: str | None = None, binhost: str | None = None) -> str:
-    """The plan of every image, as text (no stage needed)."""
-    from chrootforge.builddist import DistOptions, Distribution
-    from chrootforge.buildindex import platform_layout
-    from chrootforge.gentoo.mountview import describe_mounts
+def check_jobs(jobs: int) -> None:
+    if jobs < 1:
+        raise UsageError(
+            f"--jobs {jobs}: must be at least 1",
+            hint="--jobs N builds up to N images at once; emerge's own --jobs is [build] jobs",
+        )
+
+
+def prepare(
+    targets: list[str],
+    layout: str | None,
+    dist,
+    shell,
+    no_deps: bool = False,
+    network: str | None = None,
+    platform=None,
+):
+    """What a build and its --plan check and load alike: the targets, the specs and the image
+    graph, --shell's one image, and every registry reference (builddist) ->
+    (project, requested, order, layout path, Distribution or None). `network` (--network)
+    replaces [build] network, so the build key has the network the build runs with. `platform`:
+    the namespace as that one of its platforms sees it (default its first)."""
+    import dataclasses
+
+    from chrootforge.builddist import Distribution
+    from chrootforge.oci.layout import check_layout_target
+
+    folder, names = parse_targets(targets)
+    project, requested = load_project(folder, names, platform)
 
     folder, names = parse_targets(targets)
     project, requested = load_project(folder, names)
+    if network:
+        project.namespace = dataclasses.replace(project.namespace, network=network)
     layout_path = Path(layout).resolve() if layout else project.namespace.layout
+    check_layout_target(layout_path)  # before anything, <layout>.build included, is made
+    distribution = Distribution.prepare(dist, project, layout_path)
+    if shell is not None and shell.now and len(requested) != 1:
+        raise UsageError("--shell opens the build sandbox of one image", hint="name one NS/IMAGE folder")
+    order = build_order(project.images, requested, with_deps=not no_deps)
+    return project, requested, order, layout_path, distribution
+
+
+def plan(
+    targets: list[str], layout: str | None = None, *, dist=None, shell=None, network: str | None = None
+) -> str:
+    """The plan of every image of every platform, as text (no stage needed); refuses what build()
+    refuses."""
+    from chrootforge.buildindex import platform_layout
+    from chrootforge.gentoo.mountview import describe_mounts
+
+    project, requested, _order, layout_path, _dist = prepare(targets, layout, dist, shell, network=network)
     platforms = project.namespace.platforms
     order = build_order(project.images, requested)
     out = [
@@ -122,8 +179,9 @@ def plan(targets: list[str], layout: str | None = None, binhost: str | None = No
         "order: " + " -> ".join(order),
     ]
     for platform in platforms:
-        view, _wanted = load_project(folder, names, platform)
-        Distribution.prepare(DistOptions(binhost=binhost), view, layout_path)
+        view = project
+        if platform != project.namespace.platform:  # (the [build] binhost --binhost gave, too)
+            view = prepare(targets, layout, binhost_only(dist), None, network=network, platform=platform)[0]
         states = layout_path if len(platforms) == 1 else platform_layout(layout_path, platform)
         for name in order:
             parent = view.images[name].parent
@@ -133,6 +191,14 @@ def plan(targets: list[str], layout: str | None = None, binhost: str | None = No
             )
             out.append(render_plan(p, describe_mounts(view.namespace, p), _platform_line(view.namespace)))
     return "\n".join(out) + "\n"
+
+
+def binhost_only(dist):
+    """The part of the builddist options that every platform view of the namespace takes:
+    --binhost (pushing and the remote cache's references are checked once)."""
+    from chrootforge.builddist import DistOptions
+
+    return DistOptions(binhost=dist.binhost) if dist is not None and dist.binhost else None
 
 
 def _platform_line(ns) -> str:
@@ -165,29 +231,42 @@ def build(
     (`--shell` opens it for the one named image instead of building it, once its parents are
     ready; `--shell-on-failure` for any image whose emerge or hook fails). dist: the
     builddist options (--push, --remote-cache, --binhost). With several [build] platforms, each
-    builds into its own layout and every tag becomes an image index (_build_platforms)."""
-    from chrootforge.builddist import Distribution
+    builds into its own layout and every tag becomes an image index (_build_platforms).
+
+    Every cache entry the build uses is held (chrootforge.holds) from before its first use until
+    the build has ended, so that `cache prune` leaves it alone (docs/cache.md)."""
+    from chrootforge import holds
+    from chrootforge.gentoo.repro import build_umask
+
+    # What a build makes (the stage cache, the builder's overlay, the image root, the scripts it
+    # binds in, the layout) gets the same modes whatever the caller's umask: an overlay's root
+    # takes its upper directory's mode, and a 0700 one would lock the builder's users out.
+    with holds.session(), build_umask():
+        return _build(
+            targets, force, force_all, no_deps, layout, network, single_id, stage3, jobs, shell, dist
+        )
+
+
+def _build(targets, force, force_all, no_deps, layout, network, single_id, stage3, jobs, shell, dist):
 
     started = time.monotonic()
-    folder, names = parse_targets(targets)
-    project, requested = load_project(folder, names)
-    layout_path = Path(layout).resolve() if layout else project.namespace.layout
-    if shell is not None and shell.now and len(requested) != 1:
-        raise UsageError("--shell opens the build sandbox of one image", hint="name one NS/IMAGE folder")
-    if jobs < 1:
-        raise UsageError(f"--jobs {jobs}: must be at least 1")
-    options = _Options(force, force_all, no_deps, network, single_id, stage3, jobs, shell)
+    started = time.monotonic()
+    check_jobs(jobs)
+    project, requested, order, layout_path, distribution = prepare(
+        targets, layout, dist, shell, no_deps, network
+    )
+    options = _Options(targets, force, force_all, no_deps, network, single_id, stage3, jobs, shell, dist)
     if len(project.namespace.platforms) > 1:
-        report = _build_platforms(folder, names, project, requested, layout_path, options, dist)
+        report = _build_platforms(project, layout_path, options, distribution)
     else:
-        distribution = Distribution.prepare(dist, project, layout_path)
-        report = _build_one(project, requested, layout_path, options, distribution)
+        report = _build_one(project, requested, order, layout_path, options, distribution)
     report.seconds = time.monotonic() - started
     return report
 
 
 @dataclass(frozen=True)
 class _Options:
+    targets: list[str]
     force: bool
     force_all: bool
     no_deps: bool
@@ -196,67 +275,67 @@ class _Options:
     stage3: str | None
     jobs: int
     shell: object
+    dist: Any  # builddist.DistOptions | None
 
 
-def _build_one(project, requested, layout_path: Path, options: _Options, distribution) -> BuildReport:
+def _build_one(project, requested, order, layout_path: Path, options: _Options, distribution) -> BuildReport:
     """One platform's build into one layout (the namespace's platform view in `project`)."""
     from chrootforge.gentoo import inputs as inp
     from chrootforge.gentoo.native_cpu import resolve_for
 
-    force, force_all, no_deps = options.force, options.force_all, options.no_deps
-    network, single_id, stage3 = options.network, options.single_id, options.stage3
-    jobs, shell = options.jobs, options.shell
+    force, force_all, single_id, stage3 = options.force, options.force_all, options.single_id, options.stage3
+    jobs, shell, dist = options.jobs, options.shell, options.dist
     ns = project.namespace
-    order = build_order(project.images, requested, with_deps=not no_deps)
     report = BuildReport(ns.name, str(layout_path))
     stage_override = Path(stage3).resolve() if stage3 else None
     inputs = resolve_for(project, inp.identify(ns, stage_override), stage_override, single_id)
     if inputs.lock is not None:
         log.info(f"inputs pinned by {ns.root / 'chrootforge.lock'}")
     forced = set(order) if force_all else (set(requested) if force else set())
-    run = _Run(project, layout_path, inputs, stage_override, network or ns.network, single_id)
+    run = _Run(project, layout_path, inputs, stage_override, ns.network, single_id)
+    run.remote_cache = dist.remote_cache if dist is not None else None  # recorded in the provenance
     # One build per layout at a time: builds share the work dirs and the state files.
     with _build_lock(layout_path):
-        _Scheduler(project, order, forced, layout_path, inputs, run, report, jobs, shell, distribution).run()
+        scheduler = _Scheduler(
+            project, order, forced, layout_path, inputs, run, report, jobs, shell, distribution
+        )
+        scheduler.run()
         report.ok = all(r.status != "failed" for r in report.images)
         if distribution is not None:
             distribution.publish(report)
     return report
 
 
-def _build_platforms(
-    folder, names, project, requested, layout_path: Path, options: _Options, dist
-) -> BuildReport:
-    """Each platform into its own layout, then an image index per tag (buildindex.py)."""
+def _build_platforms(project, layout_path: Path, options: _Options, publish) -> BuildReport:
+    """Each platform into its own layout, then an image index per tag (buildindex.py). `publish`:
+    the distribution of the whole build (its --push runs once, at the end, with the indexes)."""
     import dataclasses
 
-    from chrootforge.builddist import Distribution
     from chrootforge.buildindex import OK, assemble, platform_layout
 
-    ns = project.namespace
+    ns, dist = project.namespace, options.dist
     if options.shell is not None:
         raise UsageError(
             "--shell and --shell-on-failure open one build sandbox, but the namespace builds for "
             + ", ".join(map(str, ns.platforms)),
             hint="open it in a namespace copy whose [build] platforms names one platform",
         )
-    publish = Distribution.prepare(dist, project, layout_path)  # --push: once, at the end
-    per_platform = dataclasses.replace(dist, push=False) if dist is not None else None
+    per_platform = None  # each platform's remote cache, nothing pushed (and signed) but there
+    if dist is not None:
+        per_platform = dataclasses.replace(
+            dist, push=False, signing=dist.signing if dist.remote_cache else None
+        )
     report = BuildReport(ns.name, str(layout_path))
     with _build_lock(layout_path):
         reports = []
         for platform in ns.platforms:
-            view, wanted = load_project(folder, names, platform)
+            sub = platform_layout(layout_path, platform)
+            view, wanted, order, _sub, distribution = prepare(
+                options.targets, str(sub), per_platform, None, options.no_deps, options.network, platform
+            )
             _check_same_output(project.namespace, view.namespace)
             log.info(f"platform {platform}")
-            sub = platform_layout(layout_path, platform)
-            reports.append(
-                (
-                    platform,
-                    sub,
-                    _build_one(view, wanted, sub, options, Distribution.prepare(per_platform, view, sub)),
-                )
-            )
+            reports.append((platform, sub, _build_one(view, wanted, order, sub, options, distribution)))
         for first in reports[0][2].images:
             results = {str(p): next(r for r in rep.images if r.image == first.image) for p, _, rep in reports}
             merged = _merge_results(first.image, first.refs, results)
@@ -486,9 +565,9 @@ def _refs_present(layout: Path, state: st.ImageState) -> bool:
 def work_root(layout: Path) -> Path:
     """Where a layout's builds keep their roots while they run: in the cache, which the sandbox's
     root can always reach (as real root, an unprivileged range that a 0700 home would stop)."""
-    from chrootforge.fsutil import user_cache_dir
+    from chrootforge.cache.kinds import entry
 
-    return user_cache_dir() / "work" / hashlib.sha256(str(Path(layout).resolve()).encode()).hexdigest()[:16]
+    return entry("work", hashlib.sha256(str(Path(layout).resolve()).encode()).hexdigest()[:16])
 
 
 class _Run:
@@ -501,18 +580,36 @@ class _Run:
         self.stage_record = None
         self.tree_record = None
         self.epoch = 0
+        self.image_binpkgs: dict[str, Path] = {}  # images with their own package.env
+        self.remote_cache: str | None = None
 
     def context(self):
         if self.ctx is not None:
             return self.ctx
-        from chrootforge.fsutil import user_cache_dir
+        from chrootforge import holds
+        from chrootforge.cache.kinds import entry, kind_root
         from chrootforge.gentoo import inputs as inp
         from chrootforge.gentoo.executor import BuildContext
         from chrootforge.sandbox import detect_idmap, owned_dir
         from chrootforge.sources.stage_cache import newest_mtime, pristine_root
 
         ns = self.project.namespace
+        # Held (in the build's holds.session()) first, until the build ends: the sandboxes bind
+        # them, emerge reads and writes there. The stage3, its extraction and the tree are held
+        # where they are fetched or made (sources.cache, stage_cache, inputs.extracted_tree).
+        held = holds.current().hold
+        binpkgs = held(entry("binpkgs", inp.binpkg_key(ns, self.inputs)))
+        distfiles = held(kind_root("distfiles"))  # bound whole: held as a whole
+        workdir = held(work_root(self.layout))
+        for name, image in self.project.images.items():
+            env = inp.package_env_of(image)
+            if env:  # those images' own binpkgs dirs (made when they build, maybe in a worker)
+                self.image_binpkgs[name] = held(entry("binpkgs", inp.binpkg_key(ns, self.inputs, env)))
         idmap = detect_idmap(single_id=self.single_id)
+        if idmap.single_id:
+            from chrootforge.gentoo.singleid import NOTICE
+
+            log.notice(NOTICE)
         t0 = time.monotonic()
         self.stage_record = inp.fetch_stage(ns, self.inputs, self.stage_override)
         pristine = pristine_root(self.stage_record, idmap)
@@ -523,20 +620,16 @@ class _Run:
             f"{self.stage_record.source_url}); epoch {self.epoch}"
         )
         bdir = st.build_dir(self.layout)
-        cache = user_cache_dir()
-        binpkgs = cache / "binpkgs" / inp.binpkg_key(ns, self.inputs)
-        distfiles = cache / "distfiles"
         for d in (bdir / "logs", self.layout):
             d.mkdir(parents=True, exist_ok=True)
-        for d in (binpkgs, distfiles, work_root(self.layout)):  # the sandbox's root writes there
+        for d in (binpkgs, distfiles, workdir):  # the sandbox's root writes there
             owned_dir(d, idmap)
-        self.binpkgs_root = cache / "binpkgs"
         if ns.distfiles:
             _sync_distfiles(ns.distfiles, distfiles)
         self.ctx = BuildContext(
             namespace=ns.name,
             layout=self.layout,
-            workdir=work_root(self.layout),
+            workdir=workdir,
             logdir=bdir / "logs",
             pristine=pristine,
             idmap=idmap,
@@ -546,21 +639,19 @@ class _Run:
             binpkgs=binpkgs,
             network=self.network,
             compression=ns.compression,
-            jobs=ns.jobs,
+            epoch=self.epoch,
             platform=ns.platform,
         )
         return self.ctx
 
-    def _binpkgs_for(self, image) -> Path:
+    def _binpkgs_for(self, name: str) -> Path:
         """The namespace's binpkgs directory, or an image's own when it compiles packages with
-        its own environment (those binaries must not be shared)."""
-        from chrootforge.gentoo import inputs as inp
+        its own environment (those binaries must not be shared; held since context())."""
         from chrootforge.sandbox import owned_dir
 
-        env = inp.package_env_of(image)
-        if not env:
+        path = self.image_binpkgs.get(name)
+        if path is None:
             return self.ctx.binpkgs
-        path = self.binpkgs_root / inp.binpkg_key(self.project.namespace, self.inputs, env)
         owned_dir(path, self.ctx.idmap)
         return path
 
@@ -592,7 +683,7 @@ class _Run:
             for why in p.provided.reinstalled:
                 log.info(f"    reinstalling {why}")
             parent_ref = parent_state.tags[0] if parent_state else None
-            builder = ImageBuilder(ctx, p, parent_ref, self._binpkgs_for(image))
+            builder = ImageBuilder(ctx, p, parent_ref, self._binpkgs_for(name))
             commit = self._commit_request(p, refs, key)
             built = builder.build(commit, shell)
             if built is None:  # --shell: nothing was committed
@@ -603,6 +694,7 @@ class _Run:
                 runtimelibs.load(parent_state.builder_files) if parent_state else [], builder.builder_files
             )
             self._write_sbom(p, refs, digest, cumulative, builder_files)
+            self._write_provenance(p, refs, digest, key, parent_state)
             size, layers = _manifest_stats(self.layout, digest)
             seconds = time.monotonic() - started
             st.save_state(
@@ -632,7 +724,9 @@ class _Run:
             return ImageResult(name, refs, "failed", time.monotonic() - started, error=error.render())
 
     def _commit_request(self, p: ImagePlan, refs: list[str], key: str):
-        """Config, labels and history: nothing location-specific (no path, URL or user), and the
+        """Config, labels and history: what the image is, nothing about where it lives or goes (no
+        path, URL or user, and no ref name, tag or prefix: those are the layout index's
+        annotations, so a push under another name or a retag never changes the digest), and the
         build's one epoch everywhere (config created, history, labels, every mtime's clamp)."""
         from chrootforge.gentoo.image_io import CommitRequest
         from chrootforge.oci.imageconfig import timestamp
@@ -643,8 +737,6 @@ class _Run:
         labels = {
             "org.opencontainers.image.created": created,
             "org.opencontainers.image.title": p.name,
-            "org.opencontainers.image.version": image.tags[0],
-            "org.opencontainers.image.ref.name": p.refs[0],
             "org.chrootforge.version": __version__,
             "org.chrootforge.namespace": ns.name,
             "org.chrootforge.build-key": key,
@@ -675,7 +767,7 @@ class _Run:
 
         ns = self.project.namespace
         doc = spdx_document(
-            p.refs[0],
+            f"{ns.name}/{p.name}",  # the image's name in its namespace: no prefix or tag (see above)
             cumulative,
             created_epoch=self.epoch,
             tool_version=__version__,
@@ -690,6 +782,47 @@ class _Run:
 
         atomic_write(sbom_dir / f"{p.name}.spdx.json", data)
         attach_referrer(self.layout, refs[0], data, MEDIA_TYPE, artifact_type=MEDIA_TYPE)
+
+    def _write_provenance(self, p: ImagePlan, refs: list[str], digest: str, key: str, parent_state) -> None:
+        """The in-toto/SLSA provenance (gentoo/provenance.py), attached and kept beside the SBOM."""
+        from chrootforge.fsutil import atomic_write
+        from chrootforge.gentoo import provenance as pv
+        from chrootforge.lockfile import FILENAME as LOCK
+
+        ns = self.project.namespace
+        image = self.project.images[p.name]
+        inputs = [
+            pv.file_input(ns.spec_path.name, ns.spec_path.read_bytes()),
+            pv.file_input(f"{p.name}/{image.spec_path.name}", image.spec_path.read_bytes()),
+            pv.tree_input(self.inputs.tree_id),
+        ]
+        inputs += [pv.file_input(f"hooks/{h.phase}/{h.name}", h.path.read_bytes()) for h in image.hooks]
+        if (ns.root / LOCK).is_file():
+            inputs.append(pv.file_input(LOCK, (ns.root / LOCK).read_bytes()))
+        if self.stage_record is not None:
+            inputs.append(pv.fetched_input("stage3", self.stage_record))
+        if self.tree_record is not None:
+            inputs.append(pv.fetched_input("snapshot", self.tree_record))
+        if parent_state is not None:
+            inputs.append(pv.image_input(parent_state.tags[0], parent_state.manifest_digest))
+        facts = pv.BuildFacts(
+            image_ref=refs[0],
+            manifest_digest=digest,
+            namespace=ns.name,
+            image=p.name,
+            tags=tuple(image.tags),
+            key=key,
+            epoch=self.epoch,
+            version=__version__,
+            inputs=tuple(inputs),
+            binhost=p.binhost if p.emerge_argv else None,
+            remote_cache=self.remote_cache,
+        )
+        data = pv.encode(pv.statement(facts))
+        folder = st.build_dir(self.layout) / "provenance"
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write(folder / f"{p.name}.intoto.json", data)
+        pv.attach(self.layout, refs[0], data)
 
     def close(self) -> None:
         pass
@@ -710,13 +843,15 @@ def _sync_distfiles(src: Path, dest: Path) -> None:
     """Copy the namespace's distfiles into the (writable, ours) distfiles cache."""
     import shutil
 
+    from chrootforge.cache.kinds import confined
+
     if not src.is_dir():
         raise UsageError(f"distfiles directory {src} does not exist")
     for entry in src.iterdir():
-        if entry.is_file():
-            target = dest / entry.name
+        if entry.is_file() and not entry.name.startswith("."):
+            target = confined(dest, entry.name, what="distfile")
             if not target.exists() or target.stat().st_size != entry.stat().st_size:
-                tmp = dest / f".{entry.name}.tmp"
+                tmp = target.with_name(f".{entry.name}.tmp")
                 shutil.copyfile(entry, tmp)
                 os.replace(tmp, target)
 

@@ -23,12 +23,11 @@ cache; a store that fails is a warning and leaves the build's result as it is.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from chrootforge import log
+from chrootforge import log, untrusted
 from chrootforge.errors import CfError, UsageError
 from chrootforge.gentoo import state as st
 from chrootforge.gentoo import state_referrer
@@ -50,7 +49,7 @@ def parse_cache_ref(text: str):
     """docker://HOST[:PORT]/REPO, without tag or digest (the tags are chrootforge's)."""
     from chrootforge.registry import parse_ref
 
-    ref = parse_ref(text, default_tag=None)
+    ref = parse_ref(text, default_tag=None, repository_only=True)
     if ref.tag or ref.digest:
         raise UsageError(
             f"--remote-cache {text!r} names a tag or digest",
@@ -86,7 +85,7 @@ class _Check:
         layers = pulled.manifest["layers"]  # (checked by pull) size and count as a build reports them
         self.size, self.layers = sum(int(d["size"]) for d in layers), len(layers)
         try:
-            config = json.loads(pulled.read_blob(config_desc["digest"], _MAX_CONFIG))
+            config = untrusted.loads_json(pulled.read_blob(config_desc["digest"], _MAX_CONFIG), "its config")
             labels = (config.get("config") or {}).get("Labels") or {}
         except (ValueError, AttributeError):
             raise Refused("its config is not an image config") from None
@@ -114,8 +113,11 @@ class _Check:
 
 
 class RemoteCache:
-    def __init__(self, ref, options):
+    def __init__(self, ref, options, policy=None, registries_d=None, signing=None):
+        """`policy` (registry.policy.Policy) decides which entries may be pulled, as for `pull`;
+        `signing` signs what is stored, so a host whose policy wants signatures can use them."""
         self.ref, self.options = ref, options
+        self.policy, self.registries_d, self.signing = policy, registries_d, signing
 
     def entry(self, key: str):
         return self.ref.with_reference(tag=cache_tag(key))
@@ -123,7 +125,7 @@ class RemoteCache:
     def fetch(self, layout: Path, image: str, key: str, refs: list[str]) -> CachedImage | None:
         """Pull the entry of `key` into `layout` under `refs`, with its state; None: build it."""
         from chrootforge.oci.writer import tag as add_tag
-        from chrootforge.registry import pull, remote_digest
+        from chrootforge.registry import policy, pull, remote_digest
 
         started = time.monotonic()
         where = self.entry(key)
@@ -135,9 +137,18 @@ class RemoteCache:
         if digest is None:
             log.info(f"{image}: not in the remote cache ({where.tag[:19]}...)")
             return None
+        try:
+            policy.admit(where, self.options, self.policy, self.registries_d, digest=digest)
+        except policy.PolicyRefusal as err:
+            log.notice(f"{image}: remote cache entry {where} refused: {_line(err)}; building it")
+            return None
+        except CfError as err:
+            log.notice(f"{image}: the signatures of {where} cannot be checked ({_line(err)}); building it")
+            return None
         check = _Check(image, key)
         try:
-            pull(where.with_reference(digest=digest), layout, refs[0], self.options, accept=check)
+            # (the digest the layout stores: a Docker-format entry would be stored in its OCI form)
+            digest = pull(where.with_reference(digest=digest), layout, refs[0], self.options, accept=check)
             for extra in refs[1:]:
                 add_tag(layout, refs[0], extra)
         except Refused as err:
@@ -175,13 +186,14 @@ class RemoteCache:
     ) -> str:
         """Push the image (its build state attached) to the entry of `key`; what happened, in a
         few words."""
-        from chrootforge.registry import push, remote_digest
+        from chrootforge.registry import remote_digest
+        from chrootforge.registry.signing.sign import push_signed
 
         where = self.entry(key)
         try:
             if up_to_date and remote_digest(where, self.options) == state.manifest_digest:
                 return "in the remote cache"
-            result = push(layout, refs[0], where, self.options)
+            result = push_signed(layout, refs[0], where, self.options, self.signing)
         except CfError as err:
             log.warn(f"{image}: could not store it in the remote cache {where}: {_line(err)}")
             return f"not stored: {_line(err)}"

@@ -7,6 +7,9 @@ build.py calls this module at four places, and only there:
     dist.publish(report)             # at the end: push every tag (--push)
 The work itself is in buildcache.py (remote cache) and buildpush.py (--push); the binhost is a
 namespace setting (`[build] binhost`, overridden by --binhost) read by gentoo/binhost.py.
+Signing ([output] sign_by / sign_by_sigstore_private_key, or the --sign-* flags) applies to what
+the build pushes (both flags) and to the provenance of what it builds; its keys are unlocked in
+prepare(), before anything is built. Remote cache pulls obey the containers policy (--policy).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from chrootforge.errors import UsageError
 TYPE_CHECKING = False  # the registry modules load only when a build uses a registry
 if TYPE_CHECKING:
     from chrootforge.registry import RegistryOptions
+    from chrootforge.registry.signing.options import SignOptions
+    from chrootforge.registry.signing.sign import Signing
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,12 +34,22 @@ class DistOptions:
     remote_cache: str | None = None  # docker://HOST/REPO
     binhost: str | None = None  # overrides [build] binhost
     registry: RegistryOptions | None = None  # auth and TLS, for both
+    signing: SignOptions | None = None  # --sign-*, over [output]
+    policy: str | None = None  # --policy: for remote cache pulls (default: the system's)
 
 
 class Distribution:
-    def __init__(self, project, layout: Path, options: DistOptions, cache, registry: str | None):
+    def __init__(
+        self,
+        project,
+        layout: Path,
+        options: DistOptions,
+        cache,
+        registry: str | None,
+        signing: Signing | None,
+    ):
         self.project, self.layout, self.options = project, layout, options
-        self.cache, self.registry = cache, registry
+        self.cache, self.registry, self.signing = cache, registry, signing
 
     @classmethod
     def prepare(cls, options: DistOptions | None, project, layout: Path) -> Distribution | None:
@@ -53,8 +68,16 @@ class Distribution:
                 )
             project.namespace = dataclasses.replace(ns, binhost=options.binhost)
         if not options.push and not options.remote_cache:
+            if options.signing is not None and options.signing.enabled:
+                raise UsageError(
+                    "--sign-by and --sign-by-sigstore-private-key sign what the build pushes",
+                    hint="add --push (with [output] registry) or --remote-cache",
+                )
             return None
         from chrootforge.registry import RegistryOptions
+        from chrootforge.registry.signing.sign import Signing
+
+        signing = Signing.prepare(_sign_options(ns, options.signing))  # before anything is built
 
         # in a CI log, one line per image (from build) instead of one per blob (from push and
         # pull); on a terminal, their progress too
@@ -63,8 +86,16 @@ class Distribution:
         cache = registry = None
         if options.remote_cache:
             from chrootforge.buildcache import RemoteCache, parse_cache_ref
+            from chrootforge.registry import policy
 
-            cache = RemoteCache(parse_cache_ref(options.remote_cache), registry_options)
+            registries_d = options.signing.registries_d if options.signing else None
+            cache = RemoteCache(
+                parse_cache_ref(options.remote_cache),
+                registry_options,
+                policy=policy.load(options.policy),
+                registries_d=registries_d,
+                signing=signing,
+            )
         if options.push:
             from chrootforge.buildpush import check_registry, destination
 
@@ -72,7 +103,9 @@ class Distribution:
             for name, image in project.images.items():
                 for tag in image.tags:
                     destination(registry, name, tag)
-        return cls(project, layout, dataclasses.replace(options, registry=registry_options), cache, registry)
+        return cls(
+            project, layout, dataclasses.replace(options, registry=registry_options), cache, registry, signing
+        )
 
     def fetch(self, name: str, key: str, refs: list[str]):
         """A buildcache.CachedImage when the remote cache had the image (now in the layout)."""
@@ -92,6 +125,10 @@ class Distribution:
         if state is None or state.key != key:
             return ""
         state_referrer.attach(self.layout, refs[0], state)
+        if self.signing is not None and self.signing.dsse_signers:
+            from chrootforge.gentoo.provenance import sign_in_layout
+
+            sign_in_layout(self.layout, refs[0], self.signing.dsse_signers)
         if self.cache is None:
             return ""
         return self.cache.store(self.layout, name, key, refs, state, up_to_date=status == "up-to-date")
@@ -100,4 +137,19 @@ class Distribution:
         if self.registry:
             from chrootforge.buildpush import push_all
 
-            push_all(report, self.project, self.registry, self.options.registry)
+            push_all(report, self.project, self.registry, self.options.registry, self.signing)
+
+
+def _sign_options(ns, given: SignOptions | None) -> SignOptions:
+    """The --sign-* flags, each over its [output] key."""
+    from chrootforge.registry.signing.options import SignOptions
+
+    given = given or SignOptions()
+    return SignOptions(
+        sign_by=given.sign_by or ns.sign_by,
+        sigstore_key=given.sigstore_key
+        or (str(ns.sign_by_sigstore_private_key) if ns.sign_by_sigstore_private_key else None),
+        passphrase_file=given.passphrase_file
+        or (str(ns.sign_passphrase_file) if ns.sign_passphrase_file else None),
+        registries_d=given.registries_d,
+    )

@@ -31,11 +31,12 @@ def check_registry(registry: str | None, where: str) -> str:
     return registry
 
 
-def push_all(report, project, registry: str, options) -> None:
-    """Push the report's images (parents first, as the report lists them); record each push on
-    its result (`pushed`), or the first failure on the report."""
+def push_all(report, project, registry: str, options, signing=None) -> None:
+    """Push the report's images (parents first, as the report lists them), signed when `signing`
+    (registry.signing.sign.Signing) is set; record each push on its result (`pushed`), or the first
+    failure on the report."""
     from chrootforge.gentoo.plan import image_ref
-    from chrootforge.registry import push
+    from chrootforge.registry.signing.sign import push_signed
 
     if not report.ok:
         log.notice("nothing pushed: the build failed")
@@ -46,7 +47,8 @@ def push_all(report, project, registry: str, options) -> None:
         for tag in project.images[result.image].tags:
             dest = destination(registry, result.image, tag)
             try:
-                pushed = push(report.layout, image_ref(project.namespace, result.image, tag), dest, options)
+                ref = image_ref(project.namespace, result.image, tag)
+                pushed = push_signed(report.layout, ref, dest, options, signing)
             except CfError as err:
                 result.error = err.render()
                 report.ok = False
@@ -58,6 +60,7 @@ def push_all(report, project, registry: str, options) -> None:
                     "digest": pushed.digest,
                     "uploaded_bytes": pushed.uploaded_bytes,
                     "referrers": len(pushed.referrers),
+                    "signed": signing is not None,
                 }
             )
             log.info(f"{result.image}: pushed {dest} ({pushed.uploaded_bytes / 1e6:.1f} MB uploaded)")

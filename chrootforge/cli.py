@@ -13,8 +13,8 @@ import importlib
 import os
 import sys
 
-from chrootforge import __version__, log
-from chrootforge.errors import CfError
+from chrootforge import __version__, envvars, log
+from chrootforge.errors import CfError, UsageError
 
 # Modules providing register(subparsers); the order is the order of `chrootforge --help`.
 COMMAND_MODULES = (
@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "chrootforge.spec.cli",
     "chrootforge.vm.cli",
     "chrootforge.cache.cli",
+    "chrootforge.importers.cli",
 )
 
 # Which module registers which command. When argv names a known command, only its module is
@@ -33,6 +34,7 @@ COMMAND_MODULES = (
 COMMAND_OWNERS = {
     "build": "chrootforge.buildcli",
     "sbom": "chrootforge.buildcli",
+    "provenance": "chrootforge.buildcli",
     "lock": "chrootforge.buildcli",
     "fetch": "chrootforge.sources.cli",
     "run": "chrootforge.sandbox.cli",
@@ -48,6 +50,7 @@ COMMAND_OWNERS = {
     "new": "chrootforge.spec.cli",
     "vm": "chrootforge.vm.cli",
     "cache": "chrootforge.cache.cli",
+    "import": "chrootforge.importers.cli",
 }
 
 
@@ -90,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv[: argv.index("--")] if "--" in argv else "--debug" in argv
     debug = debug or bool(os.environ.get("CHROOTFORGE_DEBUG"))
     try:
+        envvars.warn_misspelled(os.environ)
         result = _dispatch(argv)
     except CfError as err:
         _traceback(debug)
@@ -130,10 +134,23 @@ def _dispatch(argv: list[str]) -> int:
         if quiet:
             log.set_quiet(True)
         return module.handle_words(command, argv[at + 1 :])
+    _refuse_empty(argv)
     args = build_parser(argv).parse_args(argv)
     if args.quiet:
         log.set_quiet(True)
     return args.func(args)
+
+
+def _refuse_empty(argv: list[str]) -> None:
+    """No argument of a command (before `--`) is ever empty: an empty `--parent "$P"` or LAYOUT
+    would otherwise mean the default, or the current directory, without a word."""
+    words = argv[: argv.index("--")] if "--" in argv else argv
+    for at, word in enumerate(words):
+        name, eq, value = word.partition("=")
+        if word == "" or (word.startswith("--") and eq and not value):
+            option = name if eq else (words[at - 1] if at and words[at - 1].startswith("-") else "")
+            what = f"argument {option}" if option else "an argument"
+            raise UsageError(f"{what} is empty", hint="give a value, or leave the option out")
 
 
 def _traceback(debug: bool) -> None:

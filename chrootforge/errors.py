@@ -1,6 +1,11 @@
 """The error types every module raises; the CLI maps them to exit codes and one clear message."""
 
 
+def shown(value: str) -> str:
+    """`value` as a message quotes it: control characters escaped, so the message stays one line."""
+    return value if value.isprintable() else value.encode("unicode_escape").decode("ascii")
+
+
 class CfError(Exception):
     """A failure the user must see as one clear message, without a traceback (exit 1)."""
 

@@ -12,11 +12,16 @@ dir) is a path under the user cache. Its lock file is `.<name>.hold` beside it:
 
 Prune unlinks the lock file while it holds it, so `_lock` re-checks after each flock that the path
 still names the file it locked (otherwise the lock is on an orphan inode and it starts over).
+
+Who holds: a run opens `session()` (a build does, for its whole duration) and every module that
+uses a cache entry takes its hold in `current()`, the innermost open session, else the holds kept
+until the process exits. docs/cache.md lists what a build holds, and where.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 from collections.abc import Iterator
@@ -29,10 +34,24 @@ def hold_path(entry: str | os.PathLike) -> Path:
     return entry.with_name(f".{entry.name}.hold")
 
 
+# the hold file is another user's, in a folder we may not write (VM artifacts shared by users)
+_NOT_OURS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT)
+
+
+def _open(path: Path) -> int:
+    """The hold file, made if missing; read-only when it is another user's (flock works on any fd)."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as err:
+        if err.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+    return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+
+
 def _lock(path: Path, mode: int) -> int | None:
     """An fd holding flock(mode) on `path` (created if missing), or None if LOCK_NB and busy."""
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = _open(path)
         try:
             fcntl.flock(fd, mode)
         except BlockingIOError:
@@ -70,12 +89,31 @@ class Holds:
         entry = Path(entry)
         key = hold_path(entry)
         if key not in self._fds:
-            key.parent.mkdir(parents=True, exist_ok=True)
-            fd = _lock(key, fcntl.LOCK_SH)
+            try:
+                key.parent.mkdir(parents=True, exist_ok=True)
+                fd = _lock(key, fcntl.LOCK_SH)
+            except OSError as err:
+                if err.errno not in _NOT_OURS:
+                    raise
+                return entry  # another user's read-only cache: this user's prune cannot touch it
             assert fd is not None
             _stamp(fd)
             self._fds[key] = fd
         return entry
+
+    def release(self, entry: str | os.PathLike) -> None:
+        """Drop the hold on one entry. For entries whose names nobody else uses (temp dirs named
+        by their maker): when the entry is gone, its lock file goes too, so none pile up."""
+        key = hold_path(entry)
+        fd = self._fds.pop(key, None)
+        if fd is None:
+            return
+        if not os.path.lexists(entry):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(key)
+        else:
+            _stamp(fd)
+        os.close(fd)
 
     def held(self) -> list[Path]:
         return [key.with_name(key.name[1 : -len(".hold")]) for key in self._fds]
@@ -107,6 +145,28 @@ def process_holds() -> Holds:
     return _process_holds
 
 
+_sessions: list[Holds] = []
+
+
+@contextlib.contextmanager
+def session() -> Iterator[Holds]:
+    """The holds of one run: what the run's modules take in `current()` meanwhile, all released
+    when the block ends (last, after everything that used the entries)."""
+    holds = Holds()
+    _sessions.append(holds)
+    try:
+        yield holds
+    finally:
+        _sessions.remove(holds)
+        holds.close()
+
+
+def current() -> Holds:
+    """Where a user of a cache entry takes its hold: the innermost open session, else the holds
+    kept until this process exits."""
+    return _sessions[-1] if _sessions else process_holds()
+
+
 @contextlib.contextmanager
 def claim(entry: str | os.PathLike) -> Iterator[bool]:
     """Try to take `entry` exclusively, without waiting: yields False if someone holds it.
@@ -118,7 +178,12 @@ def claim(entry: str | os.PathLike) -> Iterator[bool]:
     if not key.parent.is_dir():
         yield True
         return
-    fd = _lock(key, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        fd = _lock(key, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        if err.errno not in _NOT_OURS:
+            raise
+        fd = None  # a hold file we cannot open: not ours to take
     if fd is None:
         yield False
         return

@@ -18,6 +18,7 @@ a commit, verify's layer check), so the on-disk and in-memory views of a layer a
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 
@@ -306,6 +307,46 @@ def executable_in_root(root: str, path: str) -> bool:
             except (OSError, PathRefused):
                 return False
     return False
+
+
+def read_inside(root: str | os.PathLike, path: str, limit: int, what: str = "file") -> bytes | None:
+    """The bytes of the regular file at `path` inside `root` (symlinks followed inside the root,
+    as for mount targets), or None when it does not exist. For the host reading what a sandbox
+    wrote: a symlink never leads out of the root, and a directory, FIFO, device or a file larger
+    than `limit` bytes is a PathRefused, never a read that blocks or fills the memory."""
+    from chrootforge.fsutil import read_regular_fd
+
+    if not os.path.lexists(root):
+        return None
+    with RootDir(root) as rd:
+        for _ in range(MAX_LINKS):
+            try:
+                with rd.locate(path, follow=True, what=what) as loc:
+                    if loc.name is None:
+                        raise PathRefused(f"{what} {path!r} in {rd.root} is the root itself")
+                    try:
+                        fd = os.open(
+                            loc.name,
+                            os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                            dir_fd=loc.dirfd,
+                        )
+                    except OSError as err:
+                        if err.errno != errno.ELOOP:
+                            raise
+                        path = _join(_dirname(loc.inside), os.readlink(loc.name, dir_fd=loc.dirfd))
+                        continue
+                    try:
+                        return read_regular_fd(fd, limit, loc.inside)
+                    except OSError as err:
+                        problem = f"refusing {what} {loc.inside} in {rd.root}: {err.strerror}"
+                        raise PathRefused(problem) from None
+                    finally:
+                        os.close(fd)
+            except FileNotFoundError:
+                return None
+            except NotADirectoryError:
+                return None
+    raise PathRefused(f"too many levels of symbolic links resolving {what} {path!r} in {root}")
 
 
 def undo_created(rd: RootDir, created: list[Created]) -> None:

@@ -7,6 +7,7 @@ pytest_plugins = [
     "tests.helpers.pipeline",
     "tests.helpers.world",
     "tests.helpers.registry",
+    "tests.helpers.signing",
     "tests.helpers.vm",
     "tests.helpers.binfmt",
     "tests.helpers.multiplatform",

@@ -53,3 +53,49 @@ def test_run_imports_nothing_heavy():
     out = subprocess.run([sys.executable, "-c", probe], check=False, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def _parsers():
+    """(words, parser) of every command and subcommand of the whole CLI."""
+    import argparse
+
+    from chrootforge import cli
+
+    todo = [([], cli.build_parser([]))]
+    while todo:
+        words, parser = todo.pop()
+        yield words, parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                todo += [([*words, name], child) for name, child in action.choices.items()]
+
+
+def test_every_command_describes_itself_and_states_its_defaults():
+    import argparse
+
+    missing, silent = [], []
+    for words, parser in _parsers():
+        if not parser.description:
+            missing.append(" ".join(words))
+        for action in parser._actions:
+            if isinstance(
+                action, argparse._HelpAction | argparse._SubParsersAction | argparse._VersionAction
+            ):
+                continue
+            if action.default not in (None, False, [], argparse.SUPPRESS) and "default" not in (
+                action.help or ""
+            ):
+                silent.append(f"{' '.join(words)} {action.option_strings}")
+    assert missing == [] and silent == []
+
+
+def test_command_help_shows_the_description():
+    for command in ("verify", "gc", "inspect", "sbom", "export", "commit", "fetch", "push", "pull"):
+        out = run(command, "--help")
+        assert out.returncode == 0, out.stderr
+        usage_end = out.stdout.index("\n\n")
+        assert out.stdout[usage_end:].strip().split("\n")[0][:1].isupper(), (command, out.stdout)
+    out = run("export", "--help")
+    assert "(default oci-archive)" in out.stdout and "-o - writes to stdout" in " ".join(out.stdout.split())
+    out = run("gc", "--help")
+    assert "--dry-run" in out.stdout

@@ -69,3 +69,38 @@ def test_commit_shows_progress_on_a_terminal_only(tmp_path):
     assert "MB/s" in _commit(tmp_path, "tty", tty=True)
     assert "MB/s" not in _commit(tmp_path, "quiet", "--quiet", tty=True)
     assert "MB/s" not in _commit(tmp_path, "pipe", tty=False)
+
+
+def test_long_work_writes_a_plain_line_now_and_then_when_not_on_a_terminal(capsys, monkeypatch):
+    """A CI log or the --vm guest's streamed stderr: no carriage returns, but never long silence."""
+    from chrootforge import progress as progress_mod
+
+    monkeypatch.setattr(progress_mod, "PLAIN_EVERY", 0.0)  # (the real interval is 10 s)
+    progress = ByteProgress("extracting stage3.tar.xz", total=None)
+    assert not progress.enabled and progress.plain  # capsys: stderr is not a terminal
+    progress.update(5_000_000)
+    progress.update(5_000_000)
+    progress.close()
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = err.splitlines()
+    assert len(lines) == 3 and all(line.startswith("extracting stage3.tar.xz:") for line in lines)
+    assert "10.0 MB" in lines[-1] and "done in" in lines[-1]
+
+
+def test_short_work_off_a_terminal_and_quiet_mode_write_nothing(capsys, monkeypatch):
+    from chrootforge import log
+    from chrootforge import progress as progress_mod
+
+    short = ByteProgress("quick")  # shorter than PLAIN_EVERY: no line at all
+    short.update(1000)
+    short.close()
+    monkeypatch.setattr(progress_mod, "PLAIN_EVERY", 0.0)
+    log.set_quiet(True)
+    try:
+        quiet = ByteProgress("quiet")
+        quiet.update(10)
+        quiet.close()
+    finally:
+        log.set_quiet(False)
+    assert capsys.readouterr().err == ""

@@ -11,7 +11,11 @@ def register(sub) -> None:
     )
     verbs = cache.add_subparsers(dest="verb", metavar="VERB")
     verbs.required = True
-    ls = verbs.add_parser("ls", help="the size of each kind of cache entry")
+    ls = verbs.add_parser(
+        "ls",
+        help="the size of each kind of cache entry",
+        description="Show how many entries of each kind the user cache holds and their size.",
+    )
     ls.add_argument("--json", action="store_true", help="print the sizes as JSON")
     ls.set_defaults(func=_ls)
     prune = verbs.add_parser(
@@ -52,8 +56,7 @@ def human(nbytes: int) -> str:
 def _ls(args) -> int:
     import json
 
-    from chrootforge.cache.kinds import usage
-    from chrootforge.fsutil import user_cache_dir
+    from chrootforge.cache.kinds import cache_home, usage
 
     rows, other = usage()
     total = sum(r.size for r in rows) + other
@@ -61,7 +64,7 @@ def _ls(args) -> int:
         print(
             json.dumps(
                 {
-                    "root": str(user_cache_dir()),
+                    "root": str(cache_home()),
                     "total_bytes": total,
                     "other_bytes": other,
                     "kinds": [
@@ -77,7 +80,7 @@ def _ls(args) -> int:
     table += [(r.kind, str(r.entries), human(r.size), str(r.path)) for r in rows]
     table += [
         ("other", "", human(other), "(digest memos, locks)"),
-        ("total", "", human(total), str(user_cache_dir())),
+        ("total", "", human(total), str(cache_home())),
     ]
     widths = [max(len(row[i]) for row in table) for i in range(4)]
     for row in table:

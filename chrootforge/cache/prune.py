@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-import json
 import os
 import re
 import shutil
@@ -22,7 +21,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from chrootforge.cache.kinds import BY_NAME, KINDS, Entry, kind_root, scan, stale_key
+from chrootforge import untrusted
+from chrootforge.cache.kinds import BY_NAME, KINDS, Entry, kind_root, scan, source_area, stale_key
 from chrootforge.errors import CfError, UsageError
 from chrootforge.holds import claim
 
@@ -174,8 +174,9 @@ def _remove_plain(path: Path) -> None:
 
 
 def _writable_and_retry(func, name, exc_info) -> None:
-    """A read-only directory (an extracted snapshot may have some) cannot lose entries: open it up."""
-    if not issubclass(exc_info[0], PermissionError):
+    """A read-only directory (an extracted snapshot may have some) cannot lose entries: open it up.
+    Anything else (a directory of another owner that cannot be opened) is left to the caller."""
+    if not issubclass(exc_info[0], PermissionError) or func not in (os.unlink, os.rmdir, os.remove):
         raise exc_info[1]
     parent = os.path.dirname(name)
     os.chmod(parent, os.stat(parent).st_mode | 0o700)
@@ -222,12 +223,12 @@ def _drop_names(root: Path, blob_dir: Path) -> None:
     """Name records (e.g. a dated stage -> its blob) that point into a removed blob."""
     from chrootforge.fsutil import file_lock
 
-    names = root / "names"
+    names = source_area(root, "names")
     if not names.is_dir():
         return
     with file_lock(root / ".lock"):
         for record in names.glob("*.json"):
             with contextlib.suppress(OSError, ValueError, TypeError):
-                target = Path(json.loads(record.read_text())["path"])
+                target = Path(untrusted.read_json(record)["path"])
                 if target.parent == blob_dir:
                     record.unlink()

@@ -40,8 +40,8 @@ DOWNLOADS = "/var/tmp/chrootforge-binhost"
 REPO = "chrootforge-binhost"
 DIGESTS = {"SHA1": "sha1", "MD5": "md5", "SHA256": "sha256", "SHA512": "sha512", "BLAKE2B": "blake2b"}
 MAX_PACKAGE = 16 << 30
-_PATH_RE = re.compile(r"^[A-Za-z0-9_+][A-Za-z0-9_+.,@=-]*(?:/[A-Za-z0-9_+][A-Za-z0-9_+.,@=-]*)*$")
-_FIELD_RE = re.compile(r"^([A-Z][A-Z0-9_]*): ?(.*)$")
+_PATH_RE = re.compile(r"^[A-Za-z0-9_+][A-Za-z0-9_+.,@=-]*(?:/[A-Za-z0-9_+][A-Za-z0-9_+.,@=-]*)*\Z")
+_FIELD_RE = re.compile(r"^([A-Z][A-Z0-9_]*): ?(.*)\Z")
 
 
 def key_url(base: str, key: str) -> str:

@@ -20,9 +20,10 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from chrootforge import log
+from chrootforge import holds, log
+from chrootforge.cache.kinds import confined, entry
 from chrootforge.errors import CfError
-from chrootforge.fsutil import atomic_write, file_lock, user_cache_dir
+from chrootforge.fsutil import atomic_write, file_lock
 from chrootforge.gentoo import binhost as bh
 from chrootforge.progress import ByteProgress
 
@@ -41,7 +42,8 @@ class Mirror:
         self.url = bh.key_url(base_url, key)
         self.options = options
         url_id = hashlib.sha256(base_url.rstrip("/").encode()).hexdigest()[:16]
-        self.dir = (cache or user_cache_dir() / "binhost") / url_id / key
+        self.dir = confined(cache, url_id, key) if cache else entry("binhost", url_id, key)
+        holds.current().hold(self.dir)  # for the run, before it is made or read: prune waits
         self._session = None
 
     def ensure_dir(self) -> Path:
@@ -83,10 +85,11 @@ class Mirror:
         moved = 0
         with file_lock(self.dir.parent / f".{self.dir.name}.lock"):
             for entry in entries:
-                dest = self.dir / entry.path
+                parts = entry.path.split("/")  # (check_entry: plain components, no `..`)
+                dest = confined(self.dir, *parts, what="binhost package path")
                 if not (dest.is_file() and _matches(dest, entry)):
                     moved += self._download(entry, dest)
-                _link(dest, view / entry.path)
+                _link(dest, confined(view, *parts, what="binhost package path"))
         return moved
 
     def _download(self, entry: bh.Entry, dest: Path) -> int:

@@ -9,6 +9,7 @@ checks that a configured `user` exists there.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -17,9 +18,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chrootforge import log
-from chrootforge.errors import CfError
-from chrootforge.gentoo import emerge, image_io, provided, records, runtimelibs, s6, slim, uninstall
+from chrootforge.errors import CfError, shown
+from chrootforge.gentoo import (
+    emerge,
+    image_io,
+    ldcache,
+    provided,
+    records,
+    repro,
+    runtimelibs,
+    s6,
+    singleid,
+    slim,
+    uninstall,
+)
 from chrootforge.gentoo.plan import ImagePlan
+from chrootforge.gentoo.status import read_status
+from chrootforge.rootpath import read_inside
 from chrootforge.sandbox import owned_dir
 from chrootforge.spec.model import PHASES
 
@@ -28,6 +43,13 @@ if TYPE_CHECKING:
     from chrootforge.gentoo.binhost_fetch import Mirror
 
 CF_MOUNT = emerge.CF_MOUNT
+# portage names a package's log category:package-version:date-time.log
+_PACKAGE_LOG_NAME = re.compile(r"[A-Za-z0-9+_.-]+:[A-Za-z0-9+_.-]+:[0-9-]+\.log")
+_PACKAGE_LOG = re.compile(rf"{re.escape(CF_MOUNT)}/{emerge.PACKAGE_LOGS}/({_PACKAGE_LOG_NAME.pattern})")
+MAX_PACKAGE_LOG = 256 << 20
+AR_PROBE = "ar-not-deterministic"  # written by repro.deterministic_ar_probe in the status dir
+CHECK_BINARIES = "check-binaries.sh"  # the stock check, copied into the build's hooks dir
+EMERGE_FAILED = "failed-emerge"  # in the status dir: a step's emerge failed
 
 
 @dataclass(frozen=True)
@@ -69,7 +91,7 @@ class BuildContext:
     binpkgs: Path
     network: str
     compression: str
-    jobs: int
+    epoch: int  # the build's one timestamp: SOURCE_DATE_EPOCH of every step (gentoo/repro.py)
     platform: object = None  # the images' (chrootforge.platforms.Platform): a foreign one is emulated
 
 
@@ -89,6 +111,9 @@ class ImageBuilder:
         self.builder_files: list[runtimelibs.BuilderFile] = []  # what runtime_libs copied
         self.binhost: Mirror | None = None  # its mirror, when the plan has a binhost
         self.binhost_view = self.work / "binhost"  # this build's binrepo (gentoo/binhost.py)
+        self.single_id = bool(getattr(ctx.idmap, "single_id", False))
+        self.shim_ready = False  # single-id: the owner shim is built (gentoo/singleid.py)
+        self.parent_symlinks: dict = {}  # single-id: owners of the parent's symlinks (oci/mapped.py)
 
     # -- the whole build ------------------------------------------------------------------------
     def build(
@@ -106,6 +131,16 @@ class ImageBuilder:
             t = self.timer
             t.run("prepare", self._prepare)
             t.run("configure_builder", self._sandbox, "configure_builder", self._configure_script(), {})
+            self.shim_ready = self.single_id
+            self._warn_nondeterministic_ar()
+            t.run(
+                "builder_deps",
+                self._sandbox,
+                "builder_deps",
+                self._builder_deps_script(),
+                emerge.emerge_env("/"),
+                log="emerge",
+            )
             self.resolved_provided = provided.read_resolved(self.cf / "status")
             if shell is not None and shell.now:
                 keep = shell.keep
@@ -146,13 +181,14 @@ class ImageBuilder:
                     self.interactive_shell(str(err).splitlines()[0])
                 raise
             slim.warn_unmatched(self.cf / "status", self.plan.name)
+            self._warn_unrecorded()
             digest = t.run("commit", self._commit, commit_request)
             return digest, own
         finally:
             if keep:
                 log.notice(
-                    f"kept the work dir of {self.plan.name}: {self.work} (remove it with "
-                    f"`chrootforge cache prune` or the next build of the image)"
+                    f"kept the work dir of {self.plan.name}: {self.work} (the next build of the "
+                    "image replaces it, and `chrootforge cache prune --kind work --older-than 0` removes it)"
                 )
             else:
                 self._discard_work()
@@ -181,11 +217,7 @@ class ImageBuilder:
         parent's tree (its packages provided)."""
         from chrootforge.sandbox import run_sandboxed
 
-        emerge_line = (
-            " ".join(f"{k}={v}" for k, v in emerge.emerge_env().items())
-            + " "
-            + " ".join(self.plan.emerge_argv or ("emerge", "(no packages)"))
-        )
+        emerge_line = emerge.command_line(self.plan.emerge_argv or ("emerge", "(no packages)"))
         where = f"image {self.ctx.namespace}/{self.plan.name} (parent: {self.plan.parent or 'scratch'})"
         banner = [f"chrootforge build shell: {where}"]
         if failure:
@@ -216,13 +248,10 @@ class ImageBuilder:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(content)
         make_conf = self.plan.portage.make_conf_append
-        if getattr(self.ctx.idmap, "single_id", False):
-            # Degraded single-id mode: nobody but root exists, so portage cannot drop to 250.
-            make_conf += (
-                "# single-id mode (announced): no userpriv\n"
-                'FEATURES="${FEATURES} -userpriv -usersandbox"\n'
-                'PORTAGE_USERNAME="root"\nPORTAGE_GRPNAME="root"\n'
-            )
+        if self.single_id:
+            make_conf += singleid.MAKE_CONF
+            owned_dir(self.cf / singleid.SHIM_DIR, self.ctx.idmap)
+            shutil.copyfile(singleid.SOURCE, self.cf / singleid.SHIM_DIR / "ownershim.c")
         (portage_dir / "make.conf.append").write_text(make_conf)
         (portage_dir / "package.provided").write_text(self.plan.portage.provided_append)
         hooks_dir = self.cf / "hooks"
@@ -230,6 +259,8 @@ class ImageBuilder:
         for phase in PHASES:
             for i, (name, path) in enumerate(self.plan.hooks[phase]):
                 shutil.copyfile(path, hooks_dir / f"{phase}-{i:02d}-{Path(name).name}")
+        if self.plan.check_binaries:
+            shutil.copyfile(self.plan.check_binaries, hooks_dir / CHECK_BINARIES)
         (self.cf / "status").mkdir()
         os.chmod(self.cf / "status", 0o777)
         if self.plan.binhost and self.plan.emerge_argv:
@@ -238,7 +269,9 @@ class ImageBuilder:
             self.binhost = Mirror(self.plan.binhost, self.binpkgs.name)
             self.binhost_view.mkdir(mode=0o755)
         if self.parent_ref:
-            image_io.unpack(self.ctx.idmap, self.ctx.layout, self.parent_ref, self.rootfs)
+            from chrootforge.oci.mapped import unpack_as
+
+            self.parent_symlinks = unpack_as(self.ctx.idmap, self.ctx.layout, self.parent_ref, self.rootfs)
         self.builder = fresh_builder(self.ctx.pristine, self.work / "builder", self.ctx.idmap)
 
     def _commit(self, request: image_io.CommitRequest) -> str:
@@ -249,8 +282,21 @@ class ImageBuilder:
             request,
             parent=self.parent_ref,
             compression=self.ctx.compression,
+            symlinks=self.parent_symlinks,
             platform=self.ctx.platform,
         )
+
+    def _warn_unrecorded(self) -> None:
+        """Single-id: say loudly which owners the shim could not record (the image differs there
+        from a build with the full id range)."""
+        lost = singleid.unrecorded(self.cf / "status") if self.single_id else []
+        if lost:
+            log.warn(
+                f"{self.plan.name}: single-id mode could not record {len(lost)} owners; they are 0:0 "
+                "in the image, unlike a build with a full id map: "
+                + "; ".join(lost[:5])
+                + (" ..." if len(lost) > 5 else "")
+            )
 
     def _hook_lines(self, phase: str) -> list[str]:
         lines = []
@@ -267,9 +313,35 @@ class ImageBuilder:
         return "\n".join(["set -u", *self._hook_lines(phase)]) + "\n"
 
     def _configure_script(self) -> str:
-        install = self.plan.portage.install_script(f"{CF_MOUNT}/portage")
-        install += self.plan.provided.resolve_script(f"{CF_MOUNT}/status")
+        install = singleid.build_script() if self.single_id else ""
+        install += self.plan.portage.install_script(f"{CF_MOUNT}/portage")
+        install += repro.deterministic_ar_probe(f"{CF_MOUNT}/status/{AR_PROBE}")
         return install + "\n".join(self._hook_lines("configure_builder")) + "\n"
+
+    def _builder_deps_script(self) -> str:
+        """The packages' build dependencies into the builder (ROOT=/), then package.provided:
+        what the image root has, which must not hide what the builder lacks. Its output goes to
+        emerge.log, before the image's own emerge: a package that does not resolve fails here."""
+        lines = ["set -eu"]
+        if self.plan.builder_deps_argv:
+            # the log says what ran, as for the image's own emerge (_emerge)
+            shown = emerge.command_line(self.plan.builder_deps_argv, emerge.emerge_env("/"))
+            lines.append(f"printf '%s\\n' {shlex.quote('$ ' + shown)}")
+            lines.append(
+                f"{shlex.join(self.plan.builder_deps_argv)} || "
+                f"{{ rc=$?; touch {CF_MOUNT}/status/{EMERGE_FAILED}; exit $rc; }}"
+            )
+        script = "\n".join(lines) + "\n" + self.plan.portage.provided_script(f"{CF_MOUNT}/portage")
+        return script + self.plan.provided.resolve_script(f"{CF_MOUNT}/status")
+
+    def _warn_nondeterministic_ar(self) -> None:
+        archiver = read_status(self.cf / "status", AR_PROBE)
+        if archiver is not None:
+            log.warn(
+                f"image {self.plan.name}: the builder's {shown(archiver.strip()[:200])} is not deterministic "
+                "(binutils without --enable-deterministic-archives): static libraries it builds embed "
+                "timestamps, so binary packages (and images that keep *.a files) differ between builds"
+            )
 
     def _authors_steps(self, t: StepTimer) -> None:
         """uninstall, then runtime_libs (gentoo/uninstall.py, gentoo/runtimelibs.py): after post_emerge,
@@ -301,7 +373,21 @@ class ImageBuilder:
         return text + "set -u\n" + "\n".join(self._hook_lines("post_emerge")) + "\n"
 
     def _finish_script(self) -> str:
-        lines = ["set -u", *self._hook_lines("finish_rootfs"), self.plan.slim.shell(emerge.EMERGE_ROOT)]
+        """The loader cache (after every merge of the image: emerge, uninstall, runtime_libs), the
+        finish_rootfs hooks, the strip, and the check that every dynamically linked file can start."""
+        lines = [
+            "set -eu",
+            ldcache.script(emerge.EMERGE_ROOT),
+            "set +e",
+            *self._hook_lines("finish_rootfs"),
+            self.plan.slim.shell(emerge.EMERGE_ROOT),
+        ]
+        if self.plan.check_binaries:
+            lines += [
+                'echo ">>> check-binaries (check_binaries = false in image.toml turns it off)"',
+                f"sh {CF_MOUNT}/hooks/{CHECK_BINARIES} || "
+                f"{{ rc=$?; echo check-binaries $rc > {CF_MOUNT}/status/failed-hook; exit $rc; }}",
+            ]
         user = self.plan.config.get("User")
         if user and not user.split(":")[0].isdigit():
             name = shlex.quote(user.split(":")[0])
@@ -326,24 +412,57 @@ class ImageBuilder:
 
     def _emerge(self, argv: list[str]) -> None:
         logfile = self.logs / "emerge.log"
+        with open(logfile, "a") as handle:  # the log says what ran: the line --plan showed
+            handle.write(f"$ {emerge.command_line(argv)}\n")
         code = self._run(argv, emerge.emerge_env(), logfile)
         if code != 0:
-            tail = _tail(logfile, 25)
-            raise CfError(
-                f"image {self.plan.name}: emerge failed (exit status {code}); log: {logfile}\n"
-                + "".join(f"    | {line}\n" for line in tail).rstrip(),
-                hint=f"read the full log: {logfile}",
-            )
+            raise self._emerge_failed(code, logfile)
 
-    def _sandbox(self, phase: str, script: str, env: dict) -> None:
+    def _emerge_failed(self, code: int, logfile: Path) -> CfError:
+        message = f"image {self.plan.name}: emerge failed (exit status {code}); log: {logfile}\n"
+        message += tail_block(logfile, 25)
+        # With --jobs above 1, the compiler's error is only in the failed package's own log,
+        # which emerge names ("Failed to emerge cat/pkg-1, Log file: '/cf/package-logs/...'").
+        named = _PACKAGE_LOG.findall("\n".join(_tail(logfile, 200)))
+        package_log = self.logs / "packages" / named[-1] if named else None
+        if package_log is not None and package_log.is_file():
+            message += f"\n  the failed package's build log: {package_log}\n" + tail_block(package_log, 25)
+        return CfError(message, hint=f"read the full log: {package_log or logfile}")
+
+    def _keep_package_logs(self) -> None:
+        """Copy the packages' build logs (PORTAGE_LOGDIR) out of the sandbox-written work dir into
+        logs/<image>/packages: each a regular file read inside the work dir (rootpath.read_inside),
+        so a symlink or FIFO there cannot make the host read or wait on anything else."""
+        source = self.cf / emerge.PACKAGE_LOGS
+        if source.is_symlink() or not source.is_dir():
+            return
+        kept = self.logs / "packages"
+        kept.mkdir(exist_ok=True)
+        for name in sorted(os.listdir(source)):
+            if not _PACKAGE_LOG_NAME.fullmatch(name):
+                continue
+            try:
+                rel = f"{emerge.PACKAGE_LOGS}/{name}"
+                data = read_inside(self.cf, rel, MAX_PACKAGE_LOG, what="build log")
+            except CfError as err:
+                log.warn(f"image {self.plan.name}: not kept: {err}")
+                continue
+            if data is not None:
+                (kept / name).write_bytes(data)
+
+    def _sandbox(self, phase: str, script: str, env: dict, log: str | None = None) -> None:
+        """Run a step's script; its output goes to logs/<log or phase>.log. A hook or an emerge of
+        the script that fails (they leave a note in the status dir) is named as such."""
         path = self.cf / f"{phase}.sh"
         path.write_text(script)
-        logfile = self.logs / f"{phase}.log"
+        logfile = self.logs / f"{log or phase}.log"
         code = self._run(["/bin/sh", f"{CF_MOUNT}/{phase}.sh"], env, logfile)
         if code != 0:
-            failed = self.cf / "status" / "failed-hook"
-            if failed.exists():
-                name, _, status = failed.read_text().strip().rpartition(" ")
+            if (self.cf / "status" / EMERGE_FAILED).exists():
+                raise self._emerge_failed(code, logfile)
+            failed = read_status(self.cf / "status", "failed-hook")
+            if failed is not None:
+                name, _, status = shown(failed.strip()[:500]).rpartition(" ")
                 raise CfError(
                     f"image {self.plan.name}: hook '{name}' ({phase}) failed with exit status "
                     f"{status}; log: {logfile}",
@@ -358,11 +477,12 @@ class ImageBuilder:
         return {
             "HOME": "/root",
             "TERM": "dumb",
-            "LC_ALL": "C.UTF-8",
             "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "CF_IMAGE": self.plan.name,
             "CF_NAMESPACE": self.ctx.namespace,
             "CF_ROOT": emerge.EMERGE_ROOT,
+            **(singleid.env() if self.shim_ready else {}),
+            **repro.step_env(self.ctx.epoch),
             **env,
         }
 
@@ -375,7 +495,10 @@ class ImageBuilder:
             log_file=logfile,
             binhost=self.binhost_view if self.binhost is not None else None,
         )
-        return run_sandboxed(config)
+        try:
+            return run_sandboxed(config)
+        finally:
+            self._keep_package_logs()
 
     def _sandbox_config(self, argv: list[str], env: dict, **extra):
         """The image's build sandbox (builder root, tree, repos, /emerge-root, /cf, distfiles,
@@ -400,10 +523,21 @@ class ImageBuilder:
 
 
 def _tail(path: Path, n: int) -> list[str]:
+    """The last `n` lines of a log, without their line ends (a line that a program rewrote with
+    carriage returns shows as it ended up)."""
     try:
-        return path.read_text(errors="replace").splitlines(keepends=True)[-n:]
+        text = path.read_bytes().decode(errors="replace")  # read_text would turn each \r into \n
     except OSError:
         return []
+    lines = text.split("\n")  # not splitlines(), which also splits at each \r
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.rstrip("\r").rsplit("\r", 1)[-1].rstrip() for line in lines][-n:]
+
+
+def tail_block(path: Path, n: int) -> str:
+    """The last `n` lines of a log for an error message: each on one line of its own, indented."""
+    return "\n".join(f"    | {line}" for line in _tail(path, n))
 
 
 def _last(path: Path) -> str:

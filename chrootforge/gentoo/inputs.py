@@ -10,23 +10,30 @@ Identification (for cache keys) must say what the bytes are, never where they li
 Where a file came from goes to the log and the image's build state, never into a digest.
 
 Verification (signature and digests) happens only when something is actually built; with a lock,
-what is fetched must equal what the lock says, or the build stops.
+what is fetched must equal what the lock says, or the build stops. The public functions take the
+namespace's inputs, so the hints of a failed fetch or check name its chrootforge.toml keys
+(`sources.remedies`), never a flag of `chrootforge fetch`.
 """
 
 from __future__ import annotations
 
 import email.utils
+import functools
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from chrootforge import lockfile
+from chrootforge import holds, lockfile, untrusted
+from chrootforge.cache.kinds import bookkeeping, entry
 from chrootforge.errors import CfError, UsageError, VerificationError
-from chrootforge.fsutil import atomic_write, file_lock, user_cache_dir
+from chrootforge.fsutil import atomic_write, file_lock
+from chrootforge.gentoo import lockcheck, repro
 from chrootforge.gentoo.native_cpu import NativeCpu
 from chrootforge.gentoo.state import tree_id
+from chrootforge.sources import remedies
 from chrootforge.sources.fetched import FetchedFile
 from chrootforge.sources.layout import StageRef
 from chrootforge.spec.model import Namespace
@@ -46,13 +53,24 @@ class Inputs:
     native: NativeCpu | None = None  # what -march=native means here, when the project uses it
 
 
+def _namespace_hints(func):
+    """Run `func(ns, ...)` with the source hints naming ns's chrootforge.toml keys."""
+
+    @functools.wraps(func)
+    def wrapper(ns: Namespace, *args, **kwargs):
+        with remedies.for_namespace(ns.spec_path):
+            return func(ns, *args, **kwargs)
+
+    return wrapper
+
+
 def _memo_sha512(path: Path) -> str:
     st = path.stat()
-    memo_file = user_cache_dir() / "stage-digests.json"
+    memo_file = bookkeeping("stage-digests.json")
     memo_file.parent.mkdir(parents=True, exist_ok=True)
     stamp = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
     try:
-        memo = json.loads(memo_file.read_text())
+        memo = untrusted.read_json(memo_file)
     except (OSError, ValueError):
         memo = {}
     if stamp in memo:
@@ -63,7 +81,7 @@ def _memo_sha512(path: Path) -> str:
             h.update(block)
     with file_lock(memo_file.parent / ".stage-digests.lock"):
         try:
-            memo = json.loads(memo_file.read_text())
+            memo = untrusted.read_json(memo_file)
         except (OSError, ValueError):
             memo = {}
         memo[stamp] = h.hexdigest()
@@ -76,25 +94,7 @@ def stage_path(ns: Namespace, override: Path | None = None) -> Path | None:
 
 
 def _mismatch(what: str, got: str, locked: str, ns: Namespace) -> VerificationError:
-    return VerificationError(
-        f"{what} is {got[:24]}..., but {ns.root / lockfile.FILENAME} pins {locked[:24]}...",
-        hint=f"the input changed since it was locked: restore it, or run "
-        f"`chrootforge lock {ns.root} --update` to take the new one",
-    )
-
-
-def locked_stage(ns: Namespace, lock: lockfile.Lock | None) -> lockfile.LockedStage | None:
-    """The lock's stage3 for the namespace's platform (None without a lock; a UsageError when the
-    lock has none for this arch)."""
-    if lock is None:
-        return None
-    stage = lock.stage_for(ns.stage3.arch)
-    if stage is None:
-        raise UsageError(
-            f"{ns.root / lockfile.FILENAME} pins no stage3 for {ns.platform} ({ns.stage3.arch})",
-            hint=f"run `chrootforge lock {ns.root} --update`",
-        )
-    return stage
+    return lockcheck.mismatch(ns, what, got, locked, cut=True)
 
 
 def _check_stage_arch(ns: Namespace, path: Path) -> None:
@@ -111,11 +111,13 @@ def _check_stage_arch(ns: Namespace, path: Path) -> None:
         )
 
 
+@_namespace_hints
 def identify(ns: Namespace, stage_override: Path | None = None) -> Inputs:
     lock = lockfile.load(ns.root)
-    pinned = locked_stage(ns, lock)
     release = None
     path = stage_path(ns, stage_override)
+    if lock is not None:
+        lockcheck.fits(ns, lock, path)  # before anything is fetched or hashed
     if path is not None:
         if not path.is_file():
             raise UsageError(
@@ -124,11 +126,13 @@ def identify(ns: Namespace, stage_override: Path | None = None) -> Inputs:
             )
         _check_stage_arch(ns, path)
         sha512 = _memo_sha512(path)
+        pinned = lockcheck.pinned_stage(ns, lock) if lock is not None else None
         if pinned is not None and sha512 != pinned.sha512:
             raise _mismatch(f"stage3 {path.name}: its sha512", sha512, pinned.sha512, ns)
         stage_id = f"{path.name}:{sha512}"
-    elif lock is not None and pinned is not None:
-        release = _locked_release(ns, pinned)
+    elif lock is not None:
+        pinned = lockcheck.pinned_stage(ns, lock)
+        release = StageRef(ns.stage3.arch, pinned.release, pinned.name)  # fits: a mirror release
         stage_id = f"{pinned.name}:{pinned.sha512}"
     else:
         # "latest" is resolved on every run (the small signed latest file); the release it names is
@@ -167,18 +171,21 @@ def _fetch_mirror_stage(s, release=None, date: str | None = None):
     )
 
 
-def _locked_release(ns: Namespace, pinned: lockfile.LockedStage):
-    from chrootforge.sources.layout import StageRef
-
-    if not pinned.release:
-        raise UsageError(
-            f"{ns.root / lockfile.FILENAME} pins a local stage3, but {ns.spec_path} names none",
-            hint=f"run `chrootforge lock {ns.root} --update`",
-        )
-    return StageRef(ns.stage3.arch, pinned.release, pinned.name)
-
-
 def _tree_id(ns: Namespace, lock: lockfile.Lock | None) -> str:
+    """The main tree's id, then every extra repository's name and content hash (whatever the main
+    tree is: the build key has the repositories only through this)."""
+    parts = [_main_tree_id(ns, lock)]
+    for name, repo in sorted(ns.repos.items()):
+        if not repo.is_dir():
+            raise UsageError(f"repository {name}: {repo} is not a directory")
+        rid = tree_id(repo)
+        if lock is not None and name in lock.repos and rid != lock.repos[name]:
+            raise _mismatch(f"repository {name}", rid, lock.repos[name], ns)
+        parts.append(f"{name}:{rid}")
+    return "+".join(parts)
+
+
+def _main_tree_id(ns: Namespace, lock: lockfile.Lock | None) -> str:
     if ns.tree.path is not None:
         if not ns.tree.path.is_dir():
             raise UsageError(
@@ -187,15 +194,7 @@ def _tree_id(ns: Namespace, lock: lockfile.Lock | None) -> str:
         main = tree_id(ns.tree.path)
         if lock is not None and lock.tree.id and main != lock.tree.id:
             raise _mismatch(f"the tree {ns.tree.path}", main, lock.tree.id, ns)
-        parts = [main]
-        for name, repo in sorted(ns.repos.items()):
-            if not repo.is_dir():
-                raise UsageError(f"repository {name}: {repo} is not a directory")
-            rid = tree_id(repo)
-            if lock is not None and name in lock.repos and rid != lock.repos[name]:
-                raise _mismatch(f"repository {name}", rid, lock.repos[name], ns)
-            parts.append(f"{name}:{rid}")
-        return "+".join(parts)
+        return main
     if lock is not None and lock.tree.sha512:
         return f"snapshot:{lock.tree.name}:{lock.tree.sha512}"
     snap = ns.tree.snapshot_path
@@ -208,6 +207,7 @@ def _tree_id(ns: Namespace, lock: lockfile.Lock | None) -> str:
     return "snapshot:latest:" + fetch.resolve_snapshot(None)
 
 
+@_namespace_hints
 def fetch_stage(ns: Namespace, inputs: Inputs, stage_override: Path | None = None):
     """Verify (and fetch) the stage3 -> FetchedFile; with a lock, it must be the locked one."""
     from chrootforge.sources import fetch
@@ -221,12 +221,13 @@ def fetch_stage(ns: Namespace, inputs: Inputs, stage_override: Path | None = Non
     else:
         # a dated release is served from the source cache when it is there: no network needed
         record = _fetch_mirror_stage(s, release=inputs.stage_release)
-    pinned = locked_stage(ns, inputs.lock)
-    if pinned is not None and record.sha512 != pinned.sha512:
-        raise _mismatch(f"stage3 {record.name}: its sha512", record.sha512, pinned.sha512, ns)
+    if inputs.lock is not None:
+        locked = lockcheck.pinned_stage(ns, inputs.lock)
+        lockcheck.check_record(ns, "stage3", record, locked.name, locked.sha512, locked.signer)
     return record
 
 
+@_namespace_hints
 def resolve_tree(ns: Namespace, inputs: Inputs) -> tuple[Path, object | None]:
     """The main tree directory: the configured one, or a verified snapshot extracted once."""
     if ns.tree.path is not None:
@@ -241,16 +242,17 @@ def resolve_tree(ns: Namespace, inputs: Inputs) -> tuple[Path, object | None]:
         dated = _SNAPSHOT_DATE_RE.match(locked.name) if locked else None
         date = dated.group(1) if dated else (None if t.snapshot == "latest" else t.snapshot)
         record = fetch.fetch_snapshot(date=date, keyrings=t.keyrings, insecure=t.insecure)
-    if locked is not None and locked.sha512 and record.sha512 != locked.sha512:
-        raise _mismatch(f"snapshot {record.name}: its sha512", record.sha512, locked.sha512, ns)
+    if locked is not None:
+        lockcheck.check_record(ns, "snapshot", record, locked.name, locked.sha512, locked.signer)
     return extracted_tree(record), record
 
 
 def extracted_tree(record) -> Path:
-    """A verified snapshot, extracted once into the tree cache (atomically, under a lock)."""
+    """A verified snapshot, extracted once into the tree cache (atomically, under a lock), held
+    for the run (holds.current())."""
     import shutil
 
-    dest = user_cache_dir() / "trees" / record.sha512[:32]
+    dest = holds.current().hold(entry("trees", record.sha512[:32]))  # before looking: prune waits
     if dest.is_dir():
         return dest
     from chrootforge.sources.extract import extract_here
@@ -276,31 +278,46 @@ def extracted_tree(record) -> Path:
     return dest
 
 
-def resolve_lock(ns: Namespace) -> lockfile.Lock:
-    """Resolve every input of `ns` now ("latest" included), fetch and verify it, and pin it."""
+@_namespace_hints
+def resolve_lock(ns: Namespace, keep: lockfile.Lock | None = None) -> lockfile.Lock:
+    """Resolve every input of `ns` now, fetch and verify it, and pin it. "latest" is resolved
+    again, unless `keep` (the lock as it is: `lock` without --update) pins a release or a dated
+    snapshot that still fits the spec: that one stays, fetched and verified again."""
     from chrootforge.sources import fetch
 
     s = ns.stage3
+    kept = keep if keep is not None and lockcheck.stage_problem(ns, keep, s.path) is None else None
     if s.path is not None:
         stage = fetch.use_local_stage(s.path, keyrings=s.keyrings, insecure=s.insecure)
         release = ""
+    elif kept is not None:
+        k = lockcheck.pinned_stage(ns, kept)
+        release = k.release
+        stage = _fetch_mirror_stage(s, release=StageRef(s.arch, release, k.name))
     else:
         ref = _latest_release(s) if not s.date else None
         stage = _fetch_mirror_stage(s, release=ref, date=s.date)
         release = ref.stamp if ref else (s.date or "")
-    pinned = lockfile.LockedStage(
+    locked_stage = lockfile.LockedStage(
         stage.name, stage.sha512, stage.verified_by or "UNVERIFIED", release, s.arch
     )
+    if kept is not None:  # the same release must still be the same bytes, signed by the same key
+        k = lockcheck.pinned_stage(ns, kept)
+        lockcheck.check_record(ns, "stage3", stage, k.name, k.sha512, k.signer)
     if ns.tree.path is not None:
         repos = {name: tree_id(path) for name, path in sorted(ns.repos.items())}
-        return lockfile.Lock(pinned, lockfile.LockedTree(id=tree_id(ns.tree.path)), repos)
+        return lockfile.Lock(locked_stage, lockfile.LockedTree(id=tree_id(ns.tree.path)), repos)
     t = ns.tree
+    pinned = None  # the dated snapshot the lock took for "latest", kept without --update
+    if keep is not None and t.snapshot == "latest" and lockcheck.tree_problem(ns, keep) is None:
+        pinned = keep.tree if keep.tree.date else None
     if t.snapshot_path:
         record = fetch.use_local_snapshot(t.snapshot_path, keyrings=t.keyrings, insecure=t.insecure)
     else:
-        record = fetch.fetch_snapshot(
-            date=None if t.snapshot == "latest" else t.snapshot, keyrings=t.keyrings, insecure=t.insecure
-        )
+        date = pinned.date if pinned else (None if t.snapshot == "latest" else t.snapshot)
+        record = fetch.fetch_snapshot(date=date, keyrings=t.keyrings, insecure=t.insecure)
+    if pinned is not None:
+        lockcheck.check_record(ns, "snapshot", record, pinned.name, pinned.sha512, pinned.signer)
     name, date = record.name, ""
     match = _SNAPSHOT_DATE_RE.match(name)
     if match:
@@ -315,7 +332,7 @@ def resolve_lock(ns: Namespace) -> lockfile.Lock:
     tree = lockfile.LockedTree(
         name=name, date=date, sha512=record.sha512, signer=record.verified_by or "UNVERIFIED"
     )
-    return lockfile.Lock(pinned, tree, {})
+    return lockfile.Lock(locked_stage, tree, {})
 
 
 # -- the build's one timestamp ------------------------------------------------------------------
@@ -380,7 +397,17 @@ def binpkg_key(ns: Namespace, inputs: Inputs, package_env: tuple = ()) -> str:
     }
     if inputs.native:  # the CPU "native" is here: its name and every target option gcc enabled
         parts["native"] = inputs.native.fingerprint()
+    parts["repro"] = repro.key_parts()  # the flags every build adds (no build path)
+    if epoch_override():  # packages embed the epoch (busybox's banner): another one, other binaries
+        parts["source_date_epoch"] = epoch_override()
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def epoch_override() -> str:
+    """SOURCE_DATE_EPOCH as the caller set it, "" when unset. The build's epoch is then derived
+    from the stage and the tree (derived_epoch), which every key hashes already; a caller's epoch
+    is an input of its own: it reaches the config, the layers' mtimes and the compiled packages."""
+    return os.environ.get("SOURCE_DATE_EPOCH", "").strip()
 
 
 def package_env_of(image) -> tuple:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from chrootforge.gentoo import repro
 from chrootforge.gentoo.binhost import MOUNT
 from chrootforge.gentoo.emerge import CF_MOUNT, EMERGE_ROOT
 from chrootforge.gentoo.plan import ImagePlan
@@ -45,6 +46,9 @@ def sandbox_config(
         binpkgs=binpkgs,
         idmap=idmap,
         log_file=log_file,
+        hostname=repro.HOSTNAME,
+        domainname=repro.DOMAINNAME,
+        umask=repro.BUILD_UMASK,
         platform=platform,
     )
 

@@ -23,8 +23,10 @@ import json
 import re
 from dataclasses import dataclass
 
+from chrootforge import untrusted
+
 NATIVE_RE = re.compile(r"(-m(?:arch|tune|cpu)=)native(?![\w.+-])")
-_OPTION_RE = re.compile(r"^\s+(-m[A-Za-z0-9_.+-]+=?)\s+(\S.*)?$")
+_OPTION_RE = re.compile(r"^\s+(-m[A-Za-z0-9_.+-]+=?)\s+(\S.*)?\Z")
 # /proc/cpuinfo fields that say which CPU this is (x86 and arm); clock speeds and ids are left out
 _CPU_FIELDS = (
     "vendor_id",
@@ -142,7 +144,8 @@ def probe(ns, inputs, stage_override=None, single_id: bool = False) -> NativeCpu
     """The builder's answer for this host's CPU: memoized, else gcc run in a fresh builder."""
     from pathlib import Path
 
-    from chrootforge.fsutil import atomic_write, file_lock, user_cache_dir
+    from chrootforge.cache.kinds import bookkeeping
+    from chrootforge.fsutil import atomic_write, file_lock
 
     try:
         cpu_id = host_cpu_id(Path("/proc/cpuinfo").read_text(errors="replace"))
@@ -150,7 +153,7 @@ def probe(ns, inputs, stage_override=None, single_id: bool = False) -> NativeCpu
         import platform
 
         cpu_id = "machine:" + platform.machine()
-    memo_file = user_cache_dir() / "native-cpu.json"
+    memo_file = bookkeeping("native-cpu.json")
     memo_key = f"{inputs.stage_id}|{cpu_id}"
     memo = _read_memo(memo_file)
     if memo_key in memo:
@@ -169,7 +172,7 @@ def probe(ns, inputs, stage_override=None, single_id: bool = False) -> NativeCpu
 
 def _read_memo(path) -> dict:
     try:
-        data = json.loads(path.read_text())
+        data = untrusted.read_json(path)
         return data if isinstance(data, dict) else {}
     except (OSError, ValueError):
         return {}
@@ -178,19 +181,22 @@ def _read_memo(path) -> dict:
 def _run_gcc(ns, inputs, stage_override, single_id: bool) -> NativeCpu:
     import secrets
 
-    from chrootforge import log
+    from chrootforge import holds, log
+    from chrootforge.cache.kinds import entry
     from chrootforge.errors import CfError
-    from chrootforge.fsutil import user_cache_dir
     from chrootforge.gentoo import inputs as inp
     from chrootforge.sandbox import SandboxConfig, detect_idmap, run_sandboxed
     from chrootforge.sources.stage_cache import fresh_builder, pristine_root, remove_builder
 
     idmap = detect_idmap(single_id=single_id)
     pristine = pristine_root(inp.fetch_stage(ns, inputs, stage_override), idmap)
-    work = user_cache_dir() / "work" / f"native-{secrets.token_hex(6)}"
-    output = work.parent / f"{work.name}.log"
+    work = entry("work", f"native-{secrets.token_hex(6)}")
+    mine = holds.Holds()
+    mine.hold(work)  # before it exists: prune takes an unheld one for a killed probe's
+    work.mkdir(parents=True)
+    output = work / "gcc.log"
     try:
-        root = fresh_builder(pristine, work, idmap)
+        root = fresh_builder(pristine, work / "builder", idmap)
         code = run_sandboxed(
             SandboxConfig(root=root, argv=list(GCC_ARGV), idmap=idmap, log_file=output, platform=ns.platform)
         )
@@ -208,6 +214,6 @@ def _run_gcc(ns, inputs, stage_override, single_id: bool) -> NativeCpu:
             ) from None
     finally:
         remove_builder(work, idmap)
-        output.unlink(missing_ok=True)
+        mine.release(work)
     log.info(f"-march=native is {cpu.fingerprint()} here (the builder's gcc)")
     return cpu

@@ -17,6 +17,8 @@ from chrootforge.spec import source
 from chrootforge.spec.graph import ancestors
 from chrootforge.spec.model import PHASES, SCRATCH, Image, Namespace, Project
 
+CHECK_BINARIES = "check-binaries.sh"
+
 
 @dataclass(frozen=True)
 class ImagePlan:
@@ -28,6 +30,7 @@ class ImagePlan:
     provided: ProvidedPlan
     emerge_argv: tuple[str, ...]
     emerge_env: dict[str, str]
+    builder_deps_argv: tuple[str, ...]  # ROOT=/: the packages' build deps into the builder first
     hooks: dict[str, tuple[tuple[str, Path], ...]]
     services: tuple[s6.FileEntry, ...]
     slim: SlimPlan
@@ -36,6 +39,7 @@ class ImagePlan:
     runtime_libs: RuntimeLibsPlan
     notes: tuple[str, ...] = field(default=())
     binhost: str | None = None  # [build] binhost: read at <binhost>/<binpkgs key>/
+    check_binaries: Path | None = None  # the stock check run after the strip (None: turned off)
 
 
 def image_ref(ns: Namespace, image: str, tag: str) -> str:
@@ -80,8 +84,9 @@ def plan_image(
         tags=image.tags,
         portage=portage_conf.generate(ns, image, provided),
         provided=provided,
-        emerge_argv=tuple(emerge.emerge_argv(image.packages, 1)) if image.packages else (),
+        emerge_argv=tuple(emerge.emerge_argv(image.packages, ns.jobs)) if image.packages else (),
         emerge_env=emerge.emerge_env(),
+        builder_deps_argv=tuple(emerge.builder_deps_argv(image.packages, ns.jobs)) if image.packages else (),
         hooks={phase: tuple((h.name, h.path) for h in image.hooks_for(phase)) for phase in PHASES},
         services=tuple(own_entries),
         slim=plan_slim(image.strip),
@@ -90,7 +95,15 @@ def plan_image(
         runtime_libs=RuntimeLibsPlan(image.runtime_libs),
         notes=tuple(notes),
         binhost=ns.binhost,
+        check_binaries=check_binaries_script() if image.check_binaries else None,
     )
+
+
+def check_binaries_script() -> Path:
+    """The stock check-binaries hook, which every image runs after its strip unless turned off."""
+    from chrootforge.spec.image import stock_hooks_dir
+
+    return stock_hooks_dir() / CHECK_BINARIES
 
 
 def _has_s6(image: Image, chain: list[Image]) -> bool:
@@ -136,16 +149,18 @@ def render_plan(plan: ImagePlan, mounts: list[str] | None = None, platform: str 
     for phase in PHASES:
         for hook_name, hook_path in plan.hooks[phase]:
             out.append(f"   hook {phase}: {hook_name} ({hook_path})")
+    if plan.builder_deps_argv:
+        out.append(f"   builder deps: ROOT=/ {' '.join(plan.builder_deps_argv)}")
     if plan.emerge_argv:
-        env = " ".join(f"{k}={v}" for k, v in plan.emerge_env.items())
         if plan.binhost:
             out.append(
                 f"   binhost: {plan.binhost.rstrip('/')}/<binpkgs key>/ -> {binhost.MOUNT} (fetched on the "
                 f"host: {' '.join(binhost.pretend_argv(plan.emerge_argv)[:4])} ... says what)"
             )
-            out.append(f"   emerge: {env} {' '.join(binhost.with_getbinpkg(plan.emerge_argv))}")
+            argv = binhost.with_getbinpkg(plan.emerge_argv)
         else:
-            out.append(f"   emerge: {env} {' '.join(plan.emerge_argv)}")
+            argv = list(plan.emerge_argv)
+        out.append(f"   emerge: {emerge.command_line(argv, plan.emerge_env)}")
     else:
         out.append("   emerge: (no packages)")
     if plan.uninstall.packages:
@@ -161,8 +176,13 @@ def render_plan(plan: ImagePlan, mounts: list[str] | None = None, platform: str 
             out.append(f"   s6: {entry.path} ({entry.mode:o})")
         elif entry.kind == "symlink":
             out.append(f"   s6: {entry.path} -> {entry.content}")
+    out.append(f"   loader cache: ldconfig -X -r {EMERGE_ROOT} (when the root has glibc's loader)")
     out.append("   strip: " + " ".join(plan.slim.remove))
     if plan.slim.keep:
         out.append("   strip keep: " + " ".join(plan.slim.keep))
+    if plan.check_binaries:
+        out.append(f"   check-binaries: after the strip ({plan.check_binaries})")
+    else:
+        out.append("   check-binaries: off (check_binaries = false)")
     out.append(f"   config: {plan.config}")
     return "\n".join(out)

@@ -12,7 +12,8 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from chrootforge.gentoo import binhost
+from chrootforge.gentoo import binhost, repro
+from chrootforge.gentoo.emerge import CF_MOUNT, PACKAGE_LOGS
 from chrootforge.gentoo.provided import ProvidedPlan
 from chrootforge.gentoo.slim import install_features
 from chrootforge.spec.model import Image, Namespace
@@ -49,11 +50,16 @@ class PortageConfig:
             "mkdir -p env profile repos.conf",
             f"cp -R {src}/files/. /etc/portage/",
             f"cat {src}/make.conf.append >> /etc/portage/make.conf",
-            f"cat {src}/package.provided >> /etc/portage/profile/package.provided",
         ]
         if self.profile:
             lines.append(f"ln -sfn {shlex.quote(self.profile)} /etc/portage/make.profile")
         return "\n".join(lines) + "\n"
+
+    def provided_script(self, src: str = "/cf/portage") -> str:
+        """Shell appending the image's package.provided (after the builder got its build deps:
+        the entries say what the image root has, not the builder)."""
+        target = "/etc/portage/profile/package.provided"
+        return f"mkdir -p /etc/portage/profile\ncat {src}/package.provided >> {target}\n"
 
 
 def _quote_make(value: str) -> str:
@@ -77,11 +83,12 @@ def make_conf_block(ns: Namespace, image: Image) -> str:
     # buildpkg: every package built for an image lands in the namespace's binpkg cache.
     features += ["buildpkg", "binpkg-multi-instance"]
     lines.append('FEATURES="${FEATURES} ' + " ".join(f for f in features if f) + '"')
+    lines += repro.make_conf_lines()  # no build directory in the binaries
     lines += [
         'PKGDIR="/var/cache/binpkgs"',
         'DISTDIR="/var/cache/distfiles"',
-        'PORTAGE_TMPDIR="/var/tmp"',
-        'PORTAGE_LOGDIR=""',
+        f'PORTAGE_TMPDIR="{repro.PORTAGE_TMPDIR}"',
+        f'PORTAGE_LOGDIR="{CF_MOUNT}/{PACKAGE_LOGS}"',
         'EMERGE_LOG_DIR="/var/log"',
         'CLEAN_DELAY="0"',
         'EMERGE_WARNING_DELAY="0"',

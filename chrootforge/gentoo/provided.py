@@ -21,6 +21,7 @@ from pathlib import Path
 
 from chrootforge.atoms import atom_cp, provided_cp, split_cpv
 from chrootforge.gentoo.records import InstalledPackage
+from chrootforge.gentoo.status import read_status
 
 RESOLVED_FILE = "provided"  # in the build's status dir: the versions resolved in the builder
 PROVIDED_FILE = "/etc/portage/profile/package.provided"
@@ -61,9 +62,8 @@ class ProvidedPlan:
 
 def read_resolved(status_dir: Path) -> tuple[str, ...]:
     """The versions the builder resolved (empty when nothing was to be resolved)."""
-    try:
-        text = (Path(status_dir) / RESOLVED_FILE).read_text()
-    except FileNotFoundError:
+    text = read_status(status_dir, RESOLVED_FILE)
+    if text is None:
         return ()
     return tuple(sorted({line.strip() for line in text.splitlines() if line.strip()}))
 

@@ -8,10 +8,14 @@ it, and the SBOM lists it.
 from __future__ import annotations
 
 import json
+import os
+import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from chrootforge.atoms import split_cpv
+from chrootforge.atoms import is_cpv, split_cpv
+from chrootforge.errors import CfError, shown
+from chrootforge.rootpath import RootDir, read_inside
 
 
 @dataclass(frozen=True)
@@ -51,17 +55,53 @@ class InstalledPackage:
         return cls(**data)
 
 
-def read_field(path: Path) -> str:
-    """A /var/db/pkg field file, stripped (empty when missing)."""
-    try:
-        return path.read_text(errors="replace").strip()
-    except OSError:
-        return ""
+VDB = "var/db/pkg"
+MAX_FIELD = 1 << 20  # a /var/db/pkg field file (DESCRIPTION, LICENSE, RDEPEND, ...)
+MAX_CONTENTS = 256 << 20  # CONTENTS: one line per file
 
 
-def _contents(path: Path) -> tuple[str, ...]:
+def read_field(root: str | Path, rel: str, limit: int = MAX_FIELD) -> str:
+    """A field file of a /var/db/pkg entry of ROOT, stripped (empty when missing). The host reads
+    what a sandbox wrote: inside the root only (rootpath.read_inside); a symlink out, a FIFO or a
+    huge file is a CfError."""
+    data = read_inside(root, rel, limit, what="package record")
+    return "" if data is None else data.decode(errors="replace").strip()
+
+
+def vdb_entries(root: str | Path) -> list[tuple[str, str]]:
+    """(category, directory) of every package entry of ROOT/var/db/pkg, sorted, without following a
+    symlink; an entry whose name is no category/package-version is refused (CfError)."""
+    found = []
+    with RootDir(root) as rd, rd.open_dir(VDB, what="package database") as vdb:
+        if vdb is None:
+            return []
+        for category in os.listdir(vdb):
+            if not _is_dir(vdb, category):
+                continue
+            fd = os.open(category, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=vdb)
+            try:
+                for name in os.listdir(fd):
+                    if name.startswith("-MERGING-") or not _is_dir(fd, name):
+                        continue
+                    if not is_cpv(f"{category}/{name}"):
+                        raise CfError(
+                            f"/{VDB}/{shown(category)}/{shown(name)} in {root} is no package record "
+                            "(not category/package-version)",
+                            hint="the build wrote a damaged or hostile package database",
+                        )
+                    found.append((category, name))
+            finally:
+                os.close(fd)
+    return sorted(found)
+
+
+def _is_dir(fd: int, name: str) -> bool:
+    return stat.S_ISDIR(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode)
+
+
+def _contents(root: str | Path, rel: str) -> tuple[str, ...]:
     files = []
-    for line in read_field(path).splitlines():
+    for line in read_field(root, rel, MAX_CONTENTS).splitlines():
         kind, _, rest = line.partition(" ")
         if kind == "obj":
             files.append(rest.rsplit(" ", 2)[0])
@@ -72,18 +112,17 @@ def _contents(path: Path) -> tuple[str, ...]:
 
 def read_vdb(root: str | Path, image: str = "") -> list[InstalledPackage]:
     """Every package in ROOT/var/db/pkg, sorted by category/name."""
-    vdb = Path(root) / "var/db/pkg"
     found: list[InstalledPackage] = []
-    if not vdb.is_dir():
-        return found
-    for entry in sorted(vdb.glob("*/*")):
-        if not entry.is_dir() or entry.name.startswith("-MERGING-"):
-            continue
-        pf = read_field(entry / "PF") or entry.name
-        category = read_field(entry / "CATEGORY") or entry.parent.name
-        cp, version = split_cpv(f"{category}/{pf}")
-        iuse = tuple(sorted({flag.lstrip("+-") for flag in read_field(entry / "IUSE").split()}))
-        enabled = set(read_field(entry / "USE").split())
+    for category, name in vdb_entries(root):
+        entry = f"{VDB}/{category}/{name}"
+
+        def field(key: str, entry: str = entry) -> str:
+            return read_field(root, f"{entry}/{key}")
+
+        # The directory's name is the record's identity: PF and CATEGORY only repeat it.
+        cp, version = split_cpv(f"{category}/{name}")
+        iuse = tuple(sorted({flag.lstrip("+-") for flag in field("IUSE").split()}))
+        enabled = set(field("USE").split())
         use = tuple(sorted(enabled & set(iuse)))
         found.append(
             InstalledPackage(
@@ -92,13 +131,13 @@ def read_vdb(root: str | Path, image: str = "") -> list[InstalledPackage]:
                 version=version,
                 use=use,
                 iuse=iuse,
-                slot=(read_field(entry / "SLOT") or "0").split("/")[0],
-                repository=read_field(entry / "repository"),
-                license=read_field(entry / "LICENSE"),
-                homepage=read_field(entry / "HOMEPAGE"),
-                description=read_field(entry / "DESCRIPTION"),
+                slot=(field("SLOT") or "0").split("/")[0],
+                repository=field("repository"),
+                license=field("LICENSE"),
+                homepage=field("HOMEPAGE"),
+                description=field("DESCRIPTION"),
                 image=image,
-                files=_contents(entry / "CONTENTS"),
+                files=_contents(root, f"{entry}/CONTENTS"),
             )
         )
     return sorted(found, key=lambda p: (p.cp, p.slot))

@@ -23,8 +23,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from chrootforge.atoms import split_cpv
+from chrootforge.errors import CfError, shown
+from chrootforge.gentoo.status import read_status
+from chrootforge.rootpath import read_inside
 
 STATUS_FILE = "runtime-libs"
+MAX_LIBRARY = 1 << 30  # a file runtime_libs copied into the image (hashed for the SBOM)
 
 
 @dataclass(frozen=True)
@@ -111,14 +115,19 @@ done
 
 def read_copied(status_dir: Path, rootfs: Path, image: str) -> list[BuilderFile]:
     """The files the script copied, hashed in the image root."""
-    try:
-        lines = (Path(status_dir) / STATUS_FILE).read_text().splitlines()
-    except FileNotFoundError:
-        return []
-    out = []
-    for line in lines:
-        path, source, package, license_ = line.split("\t")
-        data = (Path(rootfs) / path.lstrip("/")).read_bytes()
+    text = read_status(status_dir, STATUS_FILE)
+    out: list[BuilderFile] = []
+    for number, line in enumerate((text or "").splitlines(), 1):
+        fields = line.split("\t")
+        data = None
+        if len(fields) == 4:
+            data = read_inside(rootfs, fields[0], MAX_LIBRARY, what="runtime library")
+        if data is None:
+            raise CfError(
+                f"runtime_libs: line {number} of its status file names no copied file: {shown(line[:200])}",
+                hint="the build wrote a damaged or hostile status file",
+            )
+        path, source, package, license_ = fields
         out.append(
             BuilderFile(
                 path,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from chrootforge import untrusted
 from chrootforge.errors import CfError, UsageError
 from chrootforge.gentoo.sbom import MEDIA_TYPE
 
@@ -30,10 +31,8 @@ def read_sbom(ref: str) -> str:
                 raise CfError(f"SBOM manifest {desc['digest']} in {path} has no layer")
             layer = manifest["layers"][0]
             data = lo.read_blob(path, layer["digest"], layer["size"], "SBOM")
-            try:
-                return json.dumps(json.loads(data), indent=1, sort_keys=True) + "\n"
-            except ValueError as err:
-                raise CfError(f"SBOM {layer['digest']} in {path} is not valid JSON: {err}") from None
+            doc = untrusted.loads_json(data, f"SBOM {layer['digest']} in {path}")
+            return json.dumps(doc, indent=1, sort_keys=True) + "\n"
     raise CfError(
         f"{tag}: no SBOM is attached to this image", hint="images built by chrootforge build have one"
     )

@@ -14,9 +14,14 @@ from pathlib import Path
 
 from chrootforge import log
 from chrootforge.gentoo.emerge import CF_MOUNT
+from chrootforge.gentoo.status import read_status
 from chrootforge.spec.model import Strip
 
-# Portage's own state never belongs in an image.
+# Where empty directories left behind by the removals are pruned (never the top-level ones).
+PRUNED = ("var/log", "var/cache", "var/lib", "var/tmp", "usr/share")
+# Portage's own state never belongs in an image; nor does ldconfig's auxiliary cache, which records
+# the inode numbers and ctimes of the libraries it saw (the loader reads only /etc/ld.so.cache), so
+# two builds of the same files would differ by it.
 PORTAGE_STATE = (
     "var/db/pkg",
     "var/cache/edb",
@@ -28,6 +33,7 @@ PORTAGE_STATE = (
     "var/log/portage",
     "var/log/emerge.log",
     "var/log/emerge-fetch.log",
+    "var/cache/ldconfig/aux-cache",
 )
 UNMATCHED_FILE = "keep-unmatched"  # in the build's status dir
 _GLOB_CHARS = re.compile(r"[*?\[]")
@@ -43,7 +49,15 @@ class SlimPlan:
 
     def shell(self, root: str = "/emerge-root", status_dir: str = f"{CF_MOUNT}/status") -> str:
         q = shlex.quote
-        lines = ["set -eu", f"cd {q(root)}"]
+        roots = " ".join(PRUNED)
+        lines = [
+            "set -eu",
+            f"cd {q(root)}",
+            # directories empty before the removals were made so on purpose (a hook's mkdir for a
+            # volume, a log or a spool): they stay
+            "cf_empty=$(mktemp /tmp/cf-empty.XXXXXX)",
+            f'for d in {roots}; do [ ! -d "$d" ] || find "$d" -mindepth 1 -type d -empty; done > "$cf_empty"',
+        ]
         if self.keep:
             # Patterns are checked by the spec (no blanks, quotes or $): unquoted, the shell globs them.
             lines += [
@@ -77,11 +91,16 @@ class SlimPlan:
             # Back in place; --skip-old-files leaves alone what still exists (files no rule removed, and
             # existing directories: their metadata too).
             lines.append('(cd "$cf_keep" && tar -cf - .) | tar -xpf - --skip-old-files; rm -rf "$cf_keep"')
-        # Empty directories left behind by the removals (but never the root's top-level ones).
-        lines.append(
-            "for d in var/log var/cache var/lib var/tmp usr/share; do "
-            '[ ! -d "$d" ] || find "$d" -mindepth 1 -depth -type d -empty -delete; done'
-        )
+        # Empty directories left behind by the removals, deepest first, until none is left.
+        lines += [
+            "while :; do",
+            f'  for d in {roots}; do [ ! -d "$d" ] || find "$d" -mindepth 1 -type d -empty; done |',
+            '    grep -vxF -f "$cf_empty" > "$cf_empty.now" || true',
+            '  [ -s "$cf_empty.now" ] || break',
+            '  while IFS= read -r d; do rmdir "$d"; done < "$cf_empty.now"',
+            "done",
+            'rm -f "$cf_empty" "$cf_empty.now"',
+        ]
         return "\n".join(lines) + "\n"
 
 
@@ -135,10 +154,7 @@ def install_features(strip: Strip) -> list[str]:
 
 def warn_unmatched(status_dir: Path, image: str) -> list[str]:
     """Warn about each keep pattern that matched nothing in the image root; returns them."""
-    try:
-        patterns = (Path(status_dir) / UNMATCHED_FILE).read_text().split()
-    except FileNotFoundError:
-        return []
+    patterns = (read_status(status_dir, UNMATCHED_FILE) or "").split()
     for pattern in patterns:
         log.warn(f"image {image}: [strip] keep pattern '{pattern}' matches nothing in the image")
     return patterns

@@ -13,7 +13,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from chrootforge.fsutil import atomic_write, file_lock, user_cache_dir
+from chrootforge import untrusted
+from chrootforge.fsutil import atomic_write, file_lock
 from chrootforge.gentoo import records as rec
 
 
@@ -47,7 +48,7 @@ def state_path(layout: Path, image: str) -> Path:
 
 def load_state(layout: Path, image: str) -> ImageState | None:
     try:
-        data = json.loads(state_path(layout, image).read_text())
+        data = untrusted.read_json(state_path(layout, image))
         return ImageState(**data)
     except (OSError, ValueError, TypeError):
         return None
@@ -75,11 +76,13 @@ def tree_id(path: Path) -> str:
     File digests are memoized by (size, mtime, inode) so a warm no-op build only stats the tree.
     """
     path = Path(path).resolve()
-    memo_dir = user_cache_dir() / "treeids"
+    from chrootforge.cache.kinds import bookkeeping
+
+    memo_dir = bookkeeping("treeids")
     memo_dir.mkdir(parents=True, exist_ok=True)
     memo_file = memo_dir / (hashlib.sha256(str(path).encode()).hexdigest()[:24] + ".json")
     try:
-        memo = json.loads(memo_file.read_text())
+        memo = untrusted.read_json(memo_file)
     except (OSError, ValueError):
         memo = {}
     fresh: dict[str, list] = {}

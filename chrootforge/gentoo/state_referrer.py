@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 
+from chrootforge import untrusted
 from chrootforge.atoms import split_cpv
 from chrootforge.gentoo import records as rec
 from chrootforge.gentoo import runtimelibs
@@ -28,9 +29,9 @@ MAX_SIZE = 16 << 20  # a state far larger than any real one is refused before it
 _MAX_ITEMS = 100_000
 _MAX_TEXT = 8192
 
-_CATEGORY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9+_.-]*$")
-_TOKEN_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9+_.@/-]*$")  # slot, repository, USE flag
-_HEX = {"sha1": re.compile(r"^[0-9a-f]{40}$"), "sha256": re.compile(r"^[0-9a-f]{64}$")}
+_CATEGORY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9+_.-]*\Z")
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9+_.@/-]*\Z")  # slot, repository, USE flag
+_HEX = {"sha1": re.compile(r"^[0-9a-f]{40}\Z"), "sha256": re.compile(r"^[0-9a-f]{64}\Z")}
 _RECORD_FIELDS = {
     "category",
     "name",
@@ -79,9 +80,9 @@ def decode(data: bytes, image: str, key: str) -> dict:
     if len(data) > MAX_SIZE:
         raise BadState(f"the build state has {len(data)} bytes, more than {MAX_SIZE}")
     try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise BadState("the build state is not JSON") from None
+        doc = untrusted.loads_json(data, "the build state")
+    except untrusted.BadDocument as err:
+        raise BadState(str(err)) from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise BadState(f"the build state is not format {FORMAT}")
     if doc.get("image") != image or doc.get("key") != key:

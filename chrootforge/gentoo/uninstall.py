@@ -21,7 +21,7 @@ from chrootforge import log
 from chrootforge.atoms import atom_cp, provided_cp, split_cpv
 from chrootforge.errors import CfError
 from chrootforge.gentoo import depstring, emerge
-from chrootforge.gentoo.records import InstalledPackage, read_field
+from chrootforge.gentoo.records import VDB, InstalledPackage, read_field, vdb_entries
 
 DEP_FILES = ("RDEPEND", "PDEPEND", "IDEPEND")
 
@@ -103,13 +103,10 @@ def needed_by(installed: list[Installed], removing: set[str], provided: set[str]
 
 
 def read_installed(root: Path) -> list[Installed]:
-    vdb = Path(root) / "var/db/pkg"
     found = []
-    for entry in sorted(vdb.glob("*/*")):
-        if not entry.is_dir() or entry.name.startswith("-MERGING-"):
-            continue
-        cpv = f"{entry.parent.name}/{entry.name}"
-        deps = " ".join(read_field(entry / name) for name in DEP_FILES)
+    for category, name in vdb_entries(root):
+        cpv = f"{category}/{name}"
+        deps = " ".join(read_field(root, f"{VDB}/{cpv}/{dep}") for dep in DEP_FILES)
         found.append(Installed(cpv, split_cpv(cpv)[0], deps))
     return found
 

@@ -10,8 +10,8 @@ The public API is imported lazily (so `chrootforge.oci.cli` stays light):
     attach_referrer(layout, tag, data, media_type, artifact_type=None, annotations=None) -> str
 
 Decisions:
-- Time: SOURCE_DATE_EPOCH gives `created` and the mtime clamp; when unset it is 0 (1970), so
-  output is reproducible by default.
+- Time: SOURCE_DATE_EPOCH gives `created` and the mtime clamp; when unset it is the parent's
+  `created` for a child, else 0 (1970), so output is reproducible by default.
 - Names: the tag is stored verbatim as org.opencontainers.image.ref.name (what `oci:DIR:TAG`
   matches); io.containerd.image.name is `localhost/NAME:TAG` (`:latest` added when no tag is
   given) unless NAME already starts with a registry host (see refs.py).
@@ -22,7 +22,7 @@ Decisions:
 - Device nodes cannot be created by unpack inside a user namespace: skipped with a notice.
 - docker-archive refuses zstd images (Docker 20.10 cannot read zstd): commit with gzip.
 - Layout extras: `.index.lock` (the flock) and `.tmp/` (blobs being written; files of dead
-  commits are cleaned by the next commit).
+  commits are cleaned by the next commit and by gc).
 """
 
 _API = {

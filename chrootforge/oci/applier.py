@@ -8,7 +8,9 @@ refused too. Device nodes are never created (a layer from elsewhere could carry 
 they are skipped with one notice. Every blob is checked against its digest while it is read.
 
 Runs as id 0 of the build's user namespace (owners are the image's ids), or as real root with
-`host_ids` mapping the image's ids to the host range the sandbox uses (sandbox/idmap.py).
+`host_ids` mapping the image's ids to the host range the sandbox uses (sandbox/idmap.py). With
+`record_owners` (a single-id namespace, whose only id is 0), every file belongs to id 0 and the
+image's owners are recorded in the user.rootlesscontainers xattr (chrootforge.ownerxattr).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
-from chrootforge import log
+from chrootforge import log, ownerxattr
 from chrootforge.errors import CfError
 from chrootforge.oci import layerread
 from chrootforge.oci.writer import resolve
@@ -42,11 +44,14 @@ def _remove(dirfd: int, name: str) -> None:
 
 
 class _Applier:
-    def __init__(self, root: RootDir, host_ids: HostIds | None):
+    def __init__(self, root: RootDir, host_ids: HostIds | None, record_owners: bool = False):
         self.root = root
         self.host_ids = host_ids
+        self.record_owners = record_owners
         self.dir_times: dict[str, int] = {}
         self.skipped_devices = 0
+        self.unrecorded: ownerxattr.SymlinkOwners = {}  # record_owners: symlinks not owned by 0:0
+        self.own_records: list[str] = []  # record_owners: entries whose layer held the record xattr
 
     def apply(self, layout: Path, desc: dict) -> None:
         added: set[str] = set()
@@ -150,7 +155,7 @@ class _Applier:
             os.link(loc.name, name, src_dir_fd=loc.dirfd, dst_dir_fd=fd, follow_symlinks=False)
 
     def _metadata(self, member: tarfile.TarInfo, fd: int, name: str, rel: str) -> None:
-        uid, gid = member.uid, member.gid
+        uid, gid = (0, 0) if self.record_owners else (member.uid, member.gid)
         if self.host_ids is not None:
             mapped = self.host_ids(uid, gid)
             if mapped is None:
@@ -166,11 +171,26 @@ class _Applier:
                 f"cannot give /{rel} owner {member.uid}:{member.gid}: {err.strerror}",
                 hint="unpack as root or inside the user namespace that maps the image's ids",
             ) from None
+        where = ownerxattr.fd_path(fd, name)  # through our fd of the directory: not followed
         for key, value in layerread.member_xattrs(member):
-            try:  # through our fd of the directory: the last component is not followed
-                os.setxattr(f"/proc/self/fd/{fd}/{name}", key, value, follow_symlinks=False)
+            if self.record_owners and key == ownerxattr.XATTR:
+                self.own_records.append(rel)  # the record below says who owns it instead
+                continue
+            try:
+                os.setxattr(where, key, value, follow_symlinks=False)
             except OSError as err:
                 log.notice(f"cannot set xattr {key} on /{rel}: {err.strerror}")
+        if self.record_owners:
+            self.unrecorded.pop(rel, None)
+            if not ownerxattr.record(where, member.uid, member.gid):
+                if not member.issym():
+                    raise CfError(
+                        f"cannot record the owner {member.uid}:{member.gid} of /{rel}: its file "
+                        "system has no user xattrs",
+                        hint="single-id mode keeps owners in xattrs: use a file system with user "
+                        "xattrs (ext4, xfs, btrfs, tmpfs on Linux 6.6+) for the cache",
+                    )
+                self.unrecorded[rel] = (member.uid, member.gid, member.linkname)
         if not member.issym():
             os.chmod(name, member.mode & 0o7777, dir_fd=fd)  # after chown, which clears setuid
         if member.isdir():
@@ -179,6 +199,14 @@ class _Applier:
             os.utime(name, (int(member.mtime), int(member.mtime)), dir_fd=fd, follow_symlinks=False)
 
     def finish(self) -> None:
+        for rel, (_uid, _gid, link) in list(self.unrecorded.items()):  # a later layer may drop it
+            try:
+                with self.root.locate(rel, follow=False, what="symlink") as loc:
+                    if os.readlink(loc.entry, dir_fd=loc.dirfd) == link:
+                        continue
+            except (OSError, PathRefused):
+                pass
+            del self.unrecorded[rel]
         # Directory mtimes last (deepest first): writing into a directory changes its mtime.
         for rel in sorted(self.dir_times, key=len, reverse=True):
             with contextlib.suppress(OSError, PathRefused), self.root.open_dir(rel) as fd:
@@ -186,13 +214,27 @@ class _Applier:
                     os.utime(fd, (self.dir_times[rel], self.dir_times[rel]))
 
 
-def unpack(layout, tag: str, dest, host_ids: HostIds | None = None) -> None:
-    """Write the full tree of `tag` into `dest` (created if missing; should be empty)."""
+def unpack(
+    layout, tag: str, dest, host_ids: HostIds | None = None, record_owners: bool = False
+) -> ownerxattr.SymlinkOwners:
+    """Write the full tree of `tag` into `dest` (created if missing; should be empty).
+
+    record_owners: files belong to id 0 and keep the image's owners as records. Returns the
+    owners that could not be recorded (symlinks not owned by 0:0, with their targets); else {}."""
     found = resolve(layout, tag)
     dest = os.fspath(dest)
     os.makedirs(dest, exist_ok=True)
     with RootDir(dest) as root:
-        applier = _Applier(root, host_ids)
+        applier = _Applier(root, host_ids, record_owners)
         for desc in found.manifest["layers"]:
             applier.apply(Path(layout), desc)
         applier.finish()
+    if applier.own_records:
+        log.warn(
+            f"single-id: {len(applier.own_records)} files of {tag} carry a {ownerxattr.XATTR} xattr "
+            "of their own, which this mode uses for their owners: it is not kept ("
+            + ", ".join(f"/{rel}" for rel in applier.own_records[:5])
+            + (" ..." if len(applier.own_records) > 5 else "")
+            + ")"
+        )
+    return applier.unrecorded

@@ -1,18 +1,25 @@
 """export (oci-archive, docker-archive) and load (through the podman or docker CLI).
 
-Both archives hold only the exported tag: oci-layout, an index.json with its descriptor, and the
-blobs it references; an oci-archive also carries the image's referrers (its SBOM), so that
-`skopeo copy` and registries receive them. Every blob is checked against its digest as it is
-copied. A multi-platform tag (an image index) goes whole into an oci-archive, with every image,
-unless `platform` picks one; a docker-archive, and what `load` hands to podman or docker, is
-always one image: `platform`'s, else the only one, else this machine's.
-docker-archive is the Docker >= 25 hybrid: the same plus `manifest.json`
-(Config/Layers pointing into blobs/sha256), which Docker 20.10's classic store loads. Docker 20.10
-cannot read zstd layers, so a zstd image is refused for docker-archive (commit it with gzip).
+Both archives hold only the exported tag: oci-layout, an index.json with ONE descriptor, and the
+blobs it reaches. podman load and skopeo's oci-archive: refuse an index.json with more than one
+image, so an oci-archive carries the image's referrers (its SBOM) through an image index: index.json
+names (with the tag) an index whose manifests are the image, with its platform, and its referrers,
+with the platform unknown/unknown that platform-choosing consumers (podman, skopeo, containerd)
+skip. That index's digest is what the archive's tag names; the image manifest inside is unchanged.
+`--no-referrers`, and an image without referrers, give index.json the image manifest itself.
+A multi-platform tag (an image index) goes whole into an oci-archive, with every image, unless
+`platform` picks one: as the layout's index, or, when its images have referrers, as an index of
+those images (their platforms kept) and their referrers. A docker-archive, and what `load` hands to
+podman or docker, is always one image: `platform`'s, else the only one, else this machine's.
+Every blob is checked against its digest as it is copied. docker-archive is the Docker >= 25
+hybrid: the image's blobs plus `manifest.json` (Config/Layers pointing into blobs/sha256), which
+Docker 20.10's classic store loads; it never carries referrers. Docker 20.10 cannot read zstd
+layers, so a zstd image is refused for docker-archive (commit it with gzip).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -23,7 +30,7 @@ from pathlib import Path
 
 from chrootforge import log
 from chrootforge.errors import CfError, UsageError
-from chrootforge.fsutil import atomic_writer
+from chrootforge.fsutil import is_inside, open_output
 from chrootforge.oci import layout as lo
 from chrootforge.oci import mediatypes as mt
 from chrootforge.oci import refs, shapes
@@ -52,23 +59,55 @@ def _blobs_of(manifest: dict, manifest_desc: dict) -> list[tuple[str, int]]:
     ]
 
 
-def _whole_index(layout: Path, tag: str, with_referrers: bool) -> tuple[list, list]:
-    """(blobs, index.json descriptors) of a multi-platform tag with every image of it."""
-    from chrootforge.oci import imageindex
-    from chrootforge.oci.writer import tagged_descriptor
+def _platform(config: dict) -> dict:
+    platform = {"architecture": config["architecture"], "os": config["os"]}
+    if isinstance(config.get("variant"), str):
+        platform["variant"] = config["variant"]
+    return platform
 
-    match, top = tagged_descriptor(layout, tag)
-    blobs = [(top["digest"], top["size"])]
-    descriptors = [top]
+
+def _referrer_index(
+    layout: Path, images: list[dict], attached: list[dict], annotations: dict, small_blobs: dict[str, bytes]
+) -> tuple[dict, list]:
+    """The descriptor (with `annotations`) of an image index holding `images` (index entries with
+    their platform) and their `attached` referrers (the index goes into `small_blobs`), and the
+    (digest, size) of every blob the referrers reach."""
+    manifests = list(images)
+    blobs: list[tuple[str, int]] = []
+    for ref in attached:
+        doc = shapes.manifest(
+            lo.read_json_blob(layout, ref["digest"], ref["size"], "referrer"),
+            f"referrer {ref['digest']} in {layout}",
+        )
+        blobs += _blobs_of(doc, ref)
+        desc = {k: ref[k] for k in ("mediaType", "digest", "size", "artifactType") if k in ref}
+        manifests.append({**desc, "platform": {"architecture": "unknown", "os": "unknown"}})
+    data = lo.canonical_json({"schemaVersion": 2, "mediaType": mt.INDEX, "manifests": manifests})
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    small_blobs[digest] = data
+    return {"mediaType": mt.INDEX, "digest": digest, "size": len(data), "annotations": annotations}, blobs
+
+
+def _whole_index(
+    layout: Path, match: str, top: dict, with_referrers: bool, small_blobs: dict[str, bytes]
+) -> tuple[dict, list]:
+    """(index.json descriptor, blobs) of a multi-platform tag with every image of it: the layout's
+    index, or an index of its images and their referrers (_referrer_index)."""
+    from chrootforge.oci import imageindex
+
+    children = imageindex.entries(layout, top, f"tag {match} in {layout}")
+    blobs: list[tuple[str, int]] = []
     index = lo.read_index(layout)
-    for child in imageindex.entries(layout, top, f"tag {match} in {layout}"):
+    attached = []
+    for child in children:
         doc = shapes.manifest(lo.read_json_blob(layout, child["digest"], child["size"], "manifest"), match)
         blobs += _blobs_of(doc, child)
-        for ref in referrers(index, child["digest"]) if with_referrers else []:
-            art = shapes.manifest(lo.read_json_blob(layout, ref["digest"], ref["size"], "referrer"), match)
-            blobs += _blobs_of(art, ref)
-            descriptors.append(ref)
-    return blobs, descriptors
+        attached += referrers(index, child["digest"]) if with_referrers else []
+    if not attached:
+        return top, [(top["digest"], top["size"]), *blobs]
+    images = [{k: c[k] for k in ("mediaType", "digest", "size", "platform") if k in c} for c in children]
+    wrapped, more = _referrer_index(layout, images, attached, top.get("annotations") or {}, small_blobs)
+    return wrapped, blobs + more
 
 
 def write_archive(
@@ -79,11 +118,12 @@ def write_archive(
         raise UsageError(f"unknown export format {fmt!r}", hint="use oci-archive or docker-archive")
     from chrootforge.oci.writer import tagged_descriptor
 
-    if fmt == "oci-archive" and platform is None and not one_image:
-        _match, top = tagged_descriptor(layout, tag)
+    small_blobs: dict[str, bytes] = {}
+    if _whole(fmt, platform, one_image):
+        match, top = tagged_descriptor(layout, tag)
         if top["mediaType"] == mt.INDEX:
-            blobs, descriptors = _whole_index(Path(layout), tag, with_referrers)
-            _write_tar(Path(layout), out, blobs, descriptors, {})
+            top, blobs = _whole_index(Path(layout), match, top, with_referrers, small_blobs)
+            _write_tar(Path(layout), out, top, blobs, small_blobs, {})
             return
     found = resolve(layout, tag, platform)
     layout = Path(layout)
@@ -94,17 +134,15 @@ def write_archive(
             hint="commit the image with --compression gzip, or export it as oci-archive",
         )
     blobs = _blobs_of(found.manifest, found.descriptor)
-    descriptors = [found.descriptor]
+    top = found.descriptor
     if found.index is not None:  # one image of a multi-platform tag: tagged as the tag itself
-        descriptors = [dict(found.descriptor, annotations=found.index.get("annotations") or {})]
-    if fmt == "oci-archive" and with_referrers:  # the image's referrers (its SBOM) travel with it
-        for ref in referrers(lo.read_index(layout), found.descriptor["digest"]):
-            doc = shapes.manifest(
-                lo.read_json_blob(layout, ref["digest"], ref["size"], "referrer"),
-                f"referrer {ref['digest']} in {layout}",
-            )
-            blobs += _blobs_of(doc, ref)
-            descriptors.append(ref)
+        top = dict(found.descriptor, annotations=found.index.get("annotations") or {})
+    attached = referrers(lo.read_index(layout), found.descriptor["digest"]) if fmt == "oci-archive" else []
+    if with_referrers and attached:
+        image = {k: found.descriptor[k] for k in ("mediaType", "digest", "size")}
+        images = [{**image, "platform": _platform(found.config)}]
+        top, more = _referrer_index(layout, images, attached, top.get("annotations") or {}, small_blobs)
+        blobs += more
     extra = {}
     if fmt == "docker-archive":
         extra["manifest.json"] = json.dumps(
@@ -116,24 +154,38 @@ def write_archive(
                 }
             ]
         ).encode()
-    _write_tar(layout, out, blobs, descriptors, extra)
+    _write_tar(layout, out, top, blobs, small_blobs, extra)
 
 
-def _write_tar(layout: Path, out, blobs: list, descriptors: list, extra: dict) -> None:
-    index = {"schemaVersion": 2, "mediaType": mt.INDEX, "manifests": descriptors}
+def _whole(fmt: str, platform, one_image: bool) -> bool:
+    """Whether a multi-platform tag is exported whole (an oci-archive with no platform chosen)."""
+    return fmt == "oci-archive" and platform is None and not one_image
+
+
+def _write_tar(
+    layout: Path, out, top: dict, blobs: list, small_blobs: dict[str, bytes], extra: dict[str, bytes]
+) -> None:
+    index = {"schemaVersion": 2, "mediaType": mt.INDEX, "manifests": [top]}
     small = {
         "oci-layout": lo.canonical_json(lo.LAYOUT_VERSION),
         "index.json": lo.canonical_json(index),
         **extra,
     }
+    entries: dict[str, tuple[int, bytes | None]] = {digest: (size, None) for digest, size in blobs}
+    entries.update((digest, (len(data), data)) for digest, data in small_blobs.items())
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         tar.addfile(_info("blobs", 0, tarfile.DIRTYPE))
         tar.addfile(_info("blobs/sha256", 0, tarfile.DIRTYPE))
-        for digest, size in sorted(set(blobs)):
+        for digest in sorted(entries):
+            size, data = entries[digest]
+            name = f"blobs/sha256/{digest.split(':')[1]}"
+            if data is not None:
+                tar.addfile(_info(name, size), io.BytesIO(data))
+                continue
             # Checked while copied: a corrupt or truncated blob aborts the export (the caller's
             # atomic writer then leaves no archive behind).
             with lo.VerifyingReader(layout, digest, size) as reader:
-                tar.addfile(_info(f"blobs/sha256/{digest.split(':')[1]}", size), reader)
+                tar.addfile(_info(name, size), reader)
                 reader.drain()
         for name in sorted(small):
             tar.addfile(_info(name, len(small[name])), io.BytesIO(small[name]))
@@ -142,25 +194,37 @@ def _write_tar(layout: Path, out, blobs: list, descriptors: list, extra: dict) -
 def export(
     layout, tag: str, fmt: str, output, with_referrers: bool = True, platform=None, one_image: bool = False
 ) -> None:
-    """Write `tag` of `layout` as an archive at `output` (atomically). podman load (4.3) refuses an
-    oci-archive whose index lists more than the image, so `load` leaves the referrers out."""
-    output = Path(output)
-    if output.is_dir():
-        raise UsageError(f"cannot write {output}: it is a directory", hint="give a file name, e.g. image.tar")
-    if not output.parent.is_dir():
-        raise UsageError(f"cannot write {output}: {output.parent} is not a directory")
-    if not os.access(output.parent, os.W_OK):
-        raise CfError(f"cannot write {output}: {output.parent} is not writable")
+    """Write `tag` of `layout` as an archive at `output`: atomically to a new or regular file
+    (fsutil.open_output refuses devices, FIFOs, sockets, directories and symlinks), or to stdout
+    when `output` is `-`. `platform`, `one_image`: as write_archive takes them."""
+    from chrootforge.oci.writer import tagged_descriptor
+
+    # a wrong tag (or platform) fails before a temp file exists
+    if _whole(fmt, platform, one_image):
+        tagged_descriptor(layout, tag)
+    else:
+        resolve(layout, tag, platform)
+    output = os.fspath(output)
+    if output != "-" and is_inside(output, layout):
+        raise UsageError(
+            f"refusing to write the archive {output} inside the layout {layout} it reads",
+            hint="write it outside the layout",
+        )
     try:
-        with atomic_writer(output) as handle:
+        with open_output(output, "the archive") as handle:
             write_archive(layout, tag, fmt, handle, with_referrers, platform, one_image)
+    except BrokenPipeError:
+        raise  # the reader went away (`| head`): the CLI exits 1 without a message
     except OSError as err:
-        raise CfError(f"cannot write {output}: {err.strerror or err}") from None
+        raise CfError(
+            f"cannot write {'stdout' if output == '-' else output}: {err.strerror or err}"
+        ) from None
 
 
 def load(layout, tag: str, into: str = "podman", extra_args: list[str] | None = None, platform=None) -> str:
     """Load `tag` (of a multi-platform tag, `platform`'s image) into podman or docker via their
-    CLI; returns the tool's output."""
+    CLI; returns the tool's output. Without its referrers: the stores keep only the image, under
+    the layout's own manifest digest."""
     if into not in ("podman", "docker"):
         raise UsageError(f"cannot load into {into!r}", hint="use podman or docker")
     fmt = "oci-archive" if into == "podman" else "docker-archive"

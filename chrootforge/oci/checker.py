@@ -8,7 +8,8 @@ blobs, which `chrootforge gc` removes) does not make a layout invalid.
 from __future__ import annotations
 
 import hashlib
-import json
+import os
+import stat
 import zlib
 from pathlib import Path
 
@@ -42,8 +43,14 @@ class _Checker:
         sha = hashlib.sha256()
         got_size = 0
         try:
-            with open(path, "rb") as handle:
-                while data := handle.read(1 << 20):
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO must not hang
+            with open(fd, "rb") as handle:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    self.problems.append(f"{where}: blob {digest} is not a regular file")
+                    return False
+                # Past the declared size the digest cannot match: stop (a link to /dev/zero).
+                limit = size if isinstance(size, int) else float("inf")
+                while got_size <= limit and (data := handle.read(1 << 20)):
                     sha.update(data)
                     got_size += len(data)
         except FileNotFoundError:
@@ -65,17 +72,11 @@ class _Checker:
     def json_blob(self, where: str, desc: dict) -> dict | None:
         if not self.blob(where, desc):
             return None
-        try:
-            doc = json.loads(lo.blob_path(self.layout, desc["digest"]).read_bytes())
-        except ValueError as err:
-            self.problems.append(f"{where}: blob {desc['digest']} is not valid JSON: {err}")
+        try:  # as every reader reads it: at most 4 MiB, JSON of bounded depth, an object
+            return lo.read_json_blob(self.layout, desc["digest"], desc["size"], "blob")
+        except CfError as err:
+            self.problems.append(f"{where}: {err}")
             return None
-        if not isinstance(doc, dict):
-            self.problems.append(
-                f"{where}: blob {desc['digest']} is a JSON {type(doc).__name__}, not an object"
-            )
-            return None
-        return doc
 
     def manifest(self, where: str, desc: dict, all_digests: set[str]) -> None:
         media = desc.get("mediaType")
@@ -83,19 +84,23 @@ class _Checker:
         if doc is None:
             return
         try:
-            if media == mt.INDEX:
+            if media in mt.INDEX_TYPES:
                 shapes.index(doc, where)
-            elif media == mt.MANIFEST:
+            elif media in mt.MANIFEST_TYPES:
                 shapes.manifest(doc, where)
         except shapes.ShapeError as err:
             self.problems.append(str(err))
             return
-        if media == mt.INDEX:
+        if media not in mt.INDEX_TYPES | mt.MANIFEST_TYPES:
+            self.problems.append(f"{where}: unsupported descriptor media type {media!r}")
+            return
+        declared = doc.get("mediaType")
+        if declared is not None and declared != media:
+            self.problems.append(f"{where}: the document says it is a {declared!r}, its descriptor {media!r}")
+            return
+        if media in mt.INDEX_TYPES:
             for i, sub in enumerate(doc.get("manifests", [])):
                 self.manifest(f"{where} > manifest {i}", sub, all_digests)
-            return
-        if media != mt.MANIFEST:
-            self.problems.append(f"{where}: unsupported descriptor media type {media!r}")
             return
         subject = doc.get("subject")
         if (
@@ -106,7 +111,7 @@ class _Checker:
             self.problems.append(f"{where}: subject {subject['digest']} does not resolve")
         config_desc = doc["config"]
         layers = doc["layers"]
-        if config_desc.get("mediaType") != mt.CONFIG:  # an artifact: its blobs only
+        if config_desc.get("mediaType") not in mt.CONFIG_TYPES:  # an artifact: its blobs only
             self.blob(f"{where} config", config_desc)
             for i, layer in enumerate(layers):
                 self.blob(f"{where} blob {i}", layer)
@@ -182,7 +187,10 @@ def check(layout) -> tuple[list[str], list[str]]:
         )
         checker.manifest(where, desc, digests)
     notices = []
-    garbage = lo.unreferenced_blobs(layout)
+    try:
+        garbage = lo.unreferenced_blobs(layout)
+    except CfError:  # a document the walk cannot follow: already among the problems
+        garbage = []
     if garbage:
         notices.append(
             f"{len(garbage)} blobs ({sum(s for _, s in garbage) / 1e6:.1f} MB) are not referenced "

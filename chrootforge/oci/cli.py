@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+CONFIG_MAX = 4 << 20  # a --config file (what a config blob may be)
+
 
 def _label(text: str) -> tuple[str, str]:
     import argparse
@@ -13,42 +15,105 @@ def _label(text: str) -> tuple[str, str]:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("commit", help="write a root filesystem as an image into an OCI layout")
-    p.add_argument("rootfs")
-    p.add_argument("--layout", required=True, help="OCI layout directory (created if missing)")
-    p.add_argument("--tag", required=True, help="NAME or NAME:TAG")
-    p.add_argument("--parent", help="a tag in the same layout; ROOTFS is the child's full tree")
-    p.add_argument("--compression", choices=("gzip", "zstd"), default="gzip")
-    p.add_argument("--config", help="JSON file with image config fields (Env, Entrypoint, Cmd, ...)")
-    p.add_argument("--label", action="append", type=_label, default=[], metavar="K=V")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p = sub.add_parser(
+        "commit",
+        help="write a root filesystem as an image into an OCI layout",
+        description="Write the directory ROOTFS as a new image TAG of the OCI layout --layout: one "
+        "layer, its config and manifest, published atomically. With --parent, ROOTFS is the "
+        "child's full tree and only what differs from the parent becomes the new layer. Times: "
+        "SOURCE_DATE_EPOCH when set, else the parent's `created`, else 0 (1970), so the same tree "
+        "gives the same digest. The parent's runtime config is inherited; its name, title and "
+        "build-key labels are not. A multi-platform parent gives its image of --platform.",
+    )
+    p.add_argument("rootfs", metavar="ROOTFS", help="the image's root directory")
+    p.add_argument("--layout", required=True, metavar="DIR", help="OCI layout directory (created if missing)")
+    p.add_argument(
+        "--tag", required=True, help="NAME or NAME:TAG (NAME alone means NAME:latest to other tools)"
+    )
+    p.add_argument(
+        "--parent", metavar="TAG", help="a tag in the same layout; ROOTFS is the child's full tree"
+    )
+    p.add_argument(
+        "--compression", choices=("gzip", "zstd"), default="gzip", help="layer compression (default gzip)"
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="JSON object of image config fields, in the image-spec's formats: Env, Entrypoint, Cmd, "
+        "WorkingDir, User, ExposedPorts, Volumes, Labels, StopSignal",
+    )
+    p.add_argument(
+        "--label", action="append", type=_label, default=[], metavar="K=V", help="a label (repeatable)"
+    )
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+    p.add_argument(
+        "--single-id",
+        action="store_true",
+        help="ROOTFS was written in single-id mode (run/shell --single-id, umoci unpack --rootless): "
+        "its files belong to id 0 of that mode, and the owners recorded in user.rootlesscontainers "
+        "xattrs are the image's",
+    )
     _platform_option(
         p, "the image's platform: the config's os, architecture and variant (default: this machine's)"
     )
     p.set_defaults(func=_commit)
 
-    p = sub.add_parser("verify", help="check every blob, digest, size and diff_id of a layout")
-    p.add_argument("layout")
+    p = sub.add_parser(
+        "verify",
+        help="check every blob, digest, size and diff_id of a layout",
+        description="Check a whole OCI layout: every reference resolves, every document has the "
+        "right shape, every blob matches its digest and size, every diff_id matches its layer, and "
+        "every layer would unpack inside the root. Exit 1 with one line per problem; blobs that "
+        "nothing references are only a notice (gc removes them).",
+    )
+    p.add_argument("layout", metavar="LAYOUT")
     p.set_defaults(func=_verify)
 
-    p = sub.add_parser("gc", help="remove the blobs of a layout that no tag or referrer reaches")
-    p.add_argument("layout")
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser(
+        "gc",
+        help="remove the blobs of a layout that no tag or referrer reaches",
+        description="Remove the blobs of LAYOUT that no tag or referrer reaches, and the temp files "
+        "of commits that died, under the layout lock (never a blob a concurrent commit is "
+        "publishing). --dry-run lists them and their sizes and removes nothing.",
+    )
+    p.add_argument("layout", metavar="LAYOUT")
+    p.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_gc)
 
-    p = sub.add_parser("inspect", help="show the tags, platforms, layers, sizes and config of a layout")
+    p = sub.add_parser(
+        "inspect",
+        help="show the tags, platforms, layers, sizes and config of a layout",
+        description="Show every tag of LAYOUT, or only TAG: its manifest digest, layers and sizes, "
+        "config and referrers; a multi-platform tag shows its index and each platform's image. TAG "
+        "may be a short name (hello, hello:1) that matches one tag.",
+    )
     p.add_argument("target", metavar="LAYOUT[:TAG]")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the description as JSON")
     p.set_defaults(func=_inspect)
 
-    p = sub.add_parser("export", help="write a tag as an oci-archive or docker-archive tar")
+    p = sub.add_parser(
+        "export",
+        help="write a tag as an oci-archive (the default) or docker-archive tar",
+        description="Write TAG of LAYOUT as a tar that podman load, skopeo (oci-archive:FILE), "
+        "containerd and docker load read. oci-archive, the default, carries the image's referrers "
+        "(its SBOM) inside an image index, so that the archive holds one image; docker-archive "
+        "adds Docker's manifest.json and never carries referrers. -o FILE must be a new or a "
+        "regular file (never a device, FIFO, socket, directory or symlink); -o - writes to stdout.",
+    )
     p.add_argument("target", metavar="LAYOUT:TAG")
-    p.add_argument("--format", choices=("oci-archive", "docker-archive"), default="oci-archive")
-    p.add_argument("-o", "--output", required=True)
+    p.add_argument(
+        "--format",
+        choices=("oci-archive", "docker-archive"),
+        default="oci-archive",
+        help="archive format (default oci-archive)",
+    )
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="the archive to write; - for stdout")
     p.add_argument(
         "--no-referrers",
         action="store_true",
-        help="oci-archive: leave out the image's referrers (its SBOM); podman load needs this",
+        help="oci-archive: leave out the image's referrers (its SBOM); the archive's tag then names "
+        "the image manifest itself",
     )
     _platform_option(
         p,
@@ -57,9 +122,16 @@ def register(sub) -> None:
     )
     p.set_defaults(func=_export)
 
-    p = sub.add_parser("load", help="load a tag into podman or docker through their CLI")
+    p = sub.add_parser(
+        "load",
+        help="load a tag into podman or docker through their CLI",
+        description="Export TAG of LAYOUT (oci-archive for podman, docker-archive for docker, "
+        "without referrers) to a temp file and run `podman load` or `docker load` on it.",
+    )
     p.add_argument("target", metavar="LAYOUT:TAG")
-    p.add_argument("--into", choices=("podman", "docker"), default="podman")
+    p.add_argument(
+        "--into", choices=("podman", "docker"), default="podman", help="the consumer (default podman)"
+    )
     p.add_argument(
         "--podman-arg",
         action="append",
@@ -103,36 +175,44 @@ def _target(text: str, need_tag: bool):
 
 
 def _commit(args) -> int:
-    import json
-
-    from chrootforge import log
+    from chrootforge import log, untrusted
     from chrootforge.errors import UsageError
+    from chrootforge.oci.imageconfig import normalise
     from chrootforge.oci.writer import commit
 
     config = None
     if args.config:
+        where = f"--config {args.config}"
+        from chrootforge.fsutil import read_input
+
         try:
-            with open(args.config) as handle:
-                config = json.load(handle)
+            data = read_input(args.config, CONFIG_MAX)  # a pipe is fine: <(...)
         except OSError as err:
-            raise UsageError(f"cannot read --config {args.config}: {err.strerror}") from None
-        except ValueError as err:
-            raise UsageError(f"--config {args.config} is not valid JSON: {err}") from None
+            raise UsageError(f"cannot read {where}: {err.strerror}") from None
+        try:
+            config = untrusted.loads_json(data, where)
+        except untrusted.BadDocument as err:
+            raise UsageError(str(err)) from None
         if not isinstance(config, dict):
-            raise UsageError(f"--config {args.config} must hold a JSON object")
+            raise UsageError(f"{where} must hold a JSON object")
+        config = normalise(config, where)
     if args.quiet:
         log.set_quiet(True)
-    result = commit(
-        args.rootfs,
-        args.layout,
-        args.tag,
-        parent=args.parent,
-        compression=args.compression,
-        config=config,
-        labels=dict(args.label) or None,
-        quiet=args.quiet or log.is_quiet(),
-        platform=_platform(args),
-    )
+    options = {
+        "parent": args.parent,
+        "compression": args.compression,
+        "config": config,
+        "labels": dict(args.label) or None,
+        "quiet": args.quiet or log.is_quiet(),
+        "platform": _platform(args),
+    }
+    if args.single_id:
+        from chrootforge.oci.mapped import commit_as
+        from chrootforge.sandbox.idmap import detect_idmap
+
+        result = commit_as(detect_idmap(single_id=True), args.rootfs, args.layout, args.tag, **options)
+    else:
+        result = commit(args.rootfs, args.layout, args.tag, **options)
     print(result.digest)
     return 0
 
@@ -153,13 +233,30 @@ def _verify(args) -> int:
 def _gc(args) -> int:
     import json
 
+    from chrootforge.cache.cli import human
     from chrootforge.oci.layout import gc
 
-    files, freed = gc(args.layout)
+    removed = gc(args.layout, dry_run=args.dry_run)
+    freed = sum(size for _, size in removed)
+    files = [(str(path.relative_to(args.layout)), size) for path, size in removed]
     if args.json:
-        print(json.dumps({"layout": args.layout, "removed": files, "bytes_freed": freed}))
-    else:
-        print(f"{args.layout}: removed {files} unreferenced files, {freed / 1e6:.1f} MB freed")
+        rows = [{"path": path, "bytes": size} for path, size in files]
+        print(
+            json.dumps(
+                {
+                    "layout": args.layout,
+                    "dry_run": args.dry_run,
+                    "removed": len(files),
+                    "bytes_freed": freed,
+                    "files": rows,
+                }
+            )
+        )
+        return 0
+    verb = "would remove" if args.dry_run else "removed"
+    for path, size in files:
+        print(f"{verb} {path} ({human(size)})")
+    print(f"{args.layout}: {verb} {len(files)} unreferenced files, {human(freed)}")
     return 0
 
 

@@ -60,7 +60,7 @@ def entries(layout: Path, desc: dict, where: str) -> list[dict]:
     return [
         shapes.descriptor(d, f"{where} entry {i + 1}")
         for i, d in enumerate(doc.get("manifests", []))
-        if isinstance(d, dict) and d.get("mediaType") == mt.MANIFEST
+        if isinstance(d, dict) and d.get("mediaType") in mt.MANIFEST_TYPES
     ]
 
 

@@ -12,15 +12,20 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Self
 
+from chrootforge import untrusted
 from chrootforge.errors import CfError, UsageError, VerificationError
-from chrootforge.fsutil import atomic_write, file_lock
+from chrootforge.fsutil import atomic_write, file_lock, read_regular, start_writeback
 from chrootforge.oci import mediatypes as mt
 
 LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
+MAX_INDEX = 64 << 20  # index.json: about 200,000 tags
+WRITEBACK = 8 << 20  # a blob being written goes to disk in pieces this big (fsutil.start_writeback)
 
 
 def canonical_json(obj) -> bytes:
@@ -45,11 +50,15 @@ def _writable(path: Path) -> None:
         raise CfError(f"{path} is not writable", hint="choose a --layout directory you can write to")
 
 
-def ensure_layout(layout: str | os.PathLike) -> Path:
-    """Create the layout skeleton if needed (an existing non-layout, non-empty dir is refused)."""
+def check_layout_target(layout: str | os.PathLike) -> Path:
+    """Refuse a path a layout may not be written at, before anything is created there or beside
+    it: anything but a directory (a device, a file, ...), or a non-empty directory that is not a
+    layout."""
     layout = Path(layout)
     if layout.exists() and not layout.is_dir():
-        raise UsageError(f"{layout} exists and is not a directory")
+        raise UsageError(
+            f"{layout} exists and is not a directory", hint="give a new directory or an OCI layout"
+        )
     # Only the names a concurrent commit may be creating right now are tolerated.
     skeleton = {".tmp", ".index.lock", "blobs", "index.json", "oci-layout"}
     if (
@@ -64,6 +73,12 @@ def ensure_layout(layout: str | os.PathLike) -> Path:
             f"{layout} is not an OCI layout and not empty",
             hint="give an empty or new directory, or an existing OCI layout",
         )
+    return layout
+
+
+def ensure_layout(layout: str | os.PathLike) -> Path:
+    """Create the layout skeleton if needed (check_layout_target refuses what is not one)."""
+    layout = check_layout_target(layout)
     _writable(layout / "blobs" / "sha256")
     _writable(layout / ".tmp")
     with file_lock(layout / ".index.lock"):
@@ -78,29 +93,75 @@ def ensure_layout(layout: str | os.PathLike) -> Path:
     return layout
 
 
-def _clean_stale_temps(tmpdir: Path) -> None:
-    """Remove temp blobs of commits that died (their pid is in the name)."""
-    for path in tmpdir.glob("blob.*.tmp"):
+def view_dir(layout: Path) -> Path:
+    """A new directory in <layout>/.tmp for a process's scratch layout (a pull's check)."""
+    path = Path(layout) / ".tmp" / f"view.{os.getpid()}.{os.urandom(6).hex()}"
+    path.mkdir()
+    return path
+
+
+def _stale_temps(tmpdir: Path) -> list[Path]:
+    """Temp blobs and views of processes that died (their pid is in the name)."""
+    out = []
+    for path in sorted([*tmpdir.glob("blob.*.tmp"), *tmpdir.glob("view.*")]):
         try:
-            pid = int(path.name.split(".")[1])
-            os.kill(pid, 0)
+            os.kill(int(path.name.split(".")[1]), 0)
         except ProcessLookupError:
-            with contextlib.suppress(OSError):
-                path.unlink()
+            out.append(path)
         except (ValueError, PermissionError, IndexError):
             pass
+    return out
+
+
+def _remove_temp(path: Path) -> None:
+    """A temp blob, or a pull's scratch view (a directory)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+def _temp_size(path: Path) -> int:
+    if path.is_dir() and not path.is_symlink():
+        return sum(p.lstat().st_size for p in path.rglob("*"))
+    return path.lstat().st_size
+
+
+def _clean_stale_temps(tmpdir: Path) -> None:
+    for path in _stale_temps(tmpdir):
+        with contextlib.suppress(OSError):
+            _remove_temp(path)
+
+
+def _not_a_layout_dir(layout: Path) -> UsageError:
+    """What is wrong with a layout path that is not a directory, with the likely intent."""
+    if layout.exists():
+        return UsageError(f"{layout} is not a directory (an OCI layout is a directory)")
+    hint = None
+    for parent in layout.parents:
+        if (parent / "oci-layout").is_file():  # `out/layout/nginx` meant `out/layout:nginx`
+            hint = f"did you mean {parent}:{layout.relative_to(parent)}?"
+            break
+    return UsageError(f"{layout} does not exist", hint=hint)
 
 
 def open_layout(layout: str | os.PathLike) -> Path:
     """Check that `layout` is an OCI layout we can read."""
     layout = Path(layout)
     marker = layout / "oci-layout"
+    if not layout.is_dir():
+        raise _not_a_layout_dir(layout)
     try:
-        data = json.loads(marker.read_text())
+        data = untrusted.loads_json(read_regular(marker, 4096), str(marker))
     except FileNotFoundError:
-        raise UsageError(f"{layout} is not an OCI layout (no oci-layout file)") from None
-    except (OSError, ValueError) as err:
-        raise UsageError(f"{layout}: unreadable oci-layout file: {err}") from None
+        raise UsageError(
+            f"{layout} is not an OCI layout (no oci-layout file)",
+            hint="give the directory that holds oci-layout, index.json and blobs/",
+        ) from None
+    except untrusted.BadDocument as err:
+        raise UsageError(str(err)) from None
+    except OSError as err:
+        raise UsageError(f"{marker} is unreadable: {err.strerror or err}") from None
     if not isinstance(data, dict) or data.get("imageLayoutVersion") != "1.0.0":
         raise UsageError(f"{layout}: unsupported oci-layout {data!r}")
     return layout
@@ -112,13 +173,13 @@ def read_index(layout: Path) -> dict:
 
     path = Path(layout) / "index.json"
     try:
-        index = json.loads(path.read_text())
+        index = untrusted.loads_json(read_regular(path, MAX_INDEX), str(path))
     except FileNotFoundError:
         raise UsageError(f"{layout} has no index.json") from None
+    except untrusted.BadDocument:
+        raise
     except OSError as err:
-        raise CfError(f"{path} is unreadable: {err.strerror}") from None
-    except ValueError as err:
-        raise CfError(f"{path} is not valid JSON: {err}") from None
+        raise CfError(f"{path} is unreadable: {err.strerror or err}") from None
     shapes.index(index, str(path))
     index.setdefault("manifests", [])
     return index
@@ -147,6 +208,7 @@ class BlobWriter:
         self.layout = Path(layout)
         self.sha = hashlib.sha256()
         self.size = 0
+        self.flushed = 0  # bytes handed to start_writeback
         name = f"blob.{os.getpid()}.{os.urandom(6).hex()}.tmp"
         self.tmp = self.layout / ".tmp" / name
         try:
@@ -163,6 +225,9 @@ class BlobWriter:
                 view = view[os.write(self.fd, view) :]
         except OSError as err:
             raise _write_error(self.layout, err) from None
+        if self.size - self.flushed >= WRITEBACK:  # a big blob: the disk starts on it now
+            start_writeback(self.fd, self.flushed, self.size - self.flushed)
+            self.flushed = self.size
 
     @property
     def digest(self) -> str:
@@ -298,7 +363,15 @@ class VerifyingReader:
         self.layout, self.digest, self.size, self.what = Path(layout), digest, size, what
         path = blob_path(layout, digest)
         try:
-            self.handle = open(path, "rb")  # noqa: SIM115 - closed by close()/the context manager
+            # O_NONBLOCK: a FIFO planted as a blob must not hang the open; it is refused below.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            self.handle = os.fdopen(fd, "rb")
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                self.handle.close()
+                raise VerificationError(
+                    f"{what} {digest} in {layout} is not a regular file",
+                    hint="the layout is damaged; remove that entry of blobs/sha256 and pull or rebuild",
+                )
         except FileNotFoundError:
             raise VerificationError(
                 f"{what} {digest} is missing from {layout}", hint="run chrootforge verify"
@@ -372,74 +445,98 @@ def read_blob(layout: Path, digest: str, size: int | None = None, what: str = "b
 
 def read_json_blob(layout: Path, digest: str, size: int | None = None, what: str = "blob") -> dict:
     """A verified JSON object blob (a manifest, config or index)."""
-    data = read_blob(layout, digest, size, what)
-    try:
-        doc = json.loads(data)
-    except ValueError as err:
-        raise CfError(f"{what} {digest} in {layout} is not valid JSON: {err}") from None
+    doc = untrusted.loads_json(read_blob(layout, digest, size, what), f"{what} {digest} in {layout}")
     if not isinstance(doc, dict):
         raise CfError(f"{what} {digest} in {layout} is a JSON {type(doc).__name__}, not an object")
     return doc
 
 
 # -- garbage -----------------------------------------------------------------------------------
-def reachable_blobs(layout: Path, index: dict) -> set[str]:
-    """Every blob digest that a descriptor of the index reaches (manifests, nested indexes,
-    configs, layers, referrers). Unreadable or malformed documents reach only themselves."""
-    seen: set[str] = set()
-    todo = [d for d in index.get("manifests", []) if isinstance(d, dict)]
+def _root_name(i: int, desc: dict) -> str:
+    name = (desc.get("annotations") or {}).get(mt.REF_NAME) if isinstance(desc, dict) else None
+    return f"tag {name}" if name else f"index.json manifest {i}"
+
+
+def reachable_blobs(layout: Path, index: dict) -> tuple[set[str], list[str]]:
+    """(digests, doubts): every blob that a descriptor of the index reaches (manifests and nested
+    indexes of both the OCI and the Docker v2 family, their configs, layers and referrers), and
+    one line for each document the walk cannot follow: a manifest that is missing, corrupt or
+    malformed, or of a media type it does not know. What such a document references is unknown,
+    so while there are doubts no blob may be called garbage."""
+    from chrootforge.oci import shapes
+
+    seen: set[str] = set()  # every blob reached
+    walked: set[str] = set()  # the manifests and indexes among them, read and followed
+    doubts: list[str] = []
+    todo = [(_root_name(i, d), d) for i, d in enumerate(index.get("manifests", []))]
     while todo:
-        desc = todo.pop()
-        digest = desc.get("digest")
-        if not isinstance(digest, str) or digest in seen:
+        where, desc = todo.pop()
+        digest = desc.get("digest") if isinstance(desc, dict) else None
+        if not isinstance(digest, str):
+            doubts.append(f"{where}: a descriptor without a digest")
+            continue
+        if digest in walked:
             continue
         seen.add(digest)
-        if desc.get("mediaType") not in (mt.MANIFEST, mt.INDEX):
+        walked.add(digest)
+        media = desc.get("mediaType")
+        if media not in mt.MANIFEST_TYPES | mt.INDEX_TYPES:
+            doubts.append(f"{where}: {digest[:19]} is a {str(media)[:100]!r}, not a manifest type it knows")
             continue
+        size = desc.get("size")
         try:
-            doc = read_json_blob(
-                layout, digest, desc.get("size") if isinstance(desc.get("size"), int) else None
-            )
-        except CfError:
-            continue
-        if desc.get("mediaType") == mt.INDEX:
-            children = _list(doc.get("manifests"))
-        else:
-            children = [doc.get("config"), *_list(doc.get("layers"))]
-        todo += [c for c in children if isinstance(c, dict)]
-    return seen
-
-
-def _list(value) -> list:
-    return value if isinstance(value, list) else []
+            doc = read_json_blob(layout, digest, size if isinstance(size, int) else None, "manifest")
+            if media in mt.INDEX_TYPES:
+                children = shapes.index(doc, where).get("manifests", [])
+                todo += [(f"{where} > manifest {i}", child) for i, child in enumerate(children)]
+            else:
+                doc = shapes.manifest(doc, where)
+                # (a referrer keeps its subject's manifest blob: verify checks that it resolves)
+                seen.update(
+                    d["digest"] for d in [doc["config"], *doc["layers"], doc.get("subject") or {}] if d
+                )
+        except CfError as err:
+            doubts.append(f"{where}: {err}")
+    return seen, doubts
 
 
 def unreferenced_blobs(layout: Path) -> list[tuple[Path, int]]:
-    """(path, size) of blobs that nothing in index.json reaches."""
-    live = {d.split(":", 1)[-1] for d in reachable_blobs(layout, read_index(layout))}
+    """(path, size) of blobs that nothing in index.json reaches; CfError when that cannot be told
+    (a document reachable from the index that the walk cannot follow)."""
+    live, doubts = reachable_blobs(layout, read_index(layout))
+    if doubts:
+        raise CfError(
+            f"{layout}: cannot tell which blobs are unreferenced: {doubts[0]}"
+            + (f" (and {len(doubts) - 1} more)" if len(doubts) > 1 else ""),
+            hint=f"nothing was removed; `chrootforge verify {layout}` lists the problems: "
+            "repair or untag those images first",
+        )
+    hexes = {d.split(":", 1)[-1] for d in live}
     out = []
     for path in sorted((Path(layout) / "blobs" / "sha256").iterdir()):
-        if path.name not in live:
+        if path.name not in hexes:
             with contextlib.suppress(OSError):
                 out.append((path, path.lstat().st_size))
     return out
 
 
-def gc(layout) -> tuple[int, int]:
+def gc(layout, dry_run: bool = False) -> list[tuple[Path, int]]:
     """Remove blobs no tag or referrer reaches, and temp files of dead commits, under the layout
-    lock (so never a blob a concurrent commit is publishing). Returns (files, bytes) freed."""
+    lock (so never a blob a concurrent commit is publishing). Returns (path, bytes) of each file
+    removed; with dry_run, of each file it would remove, removing nothing. Removes nothing
+    (CfError) when a document reachable from the index cannot be followed."""
     layout = open_layout(layout)
-    files = freed = 0
+    removed = []
     with file_lock(layout / ".index.lock"):
-        for path, size in unreferenced_blobs(layout):
+        garbage = unreferenced_blobs(layout)
+        for path in _stale_temps(layout / ".tmp"):
+            with contextlib.suppress(OSError):
+                garbage.append((path, _temp_size(path)))
+        for path, size in garbage:
+            if dry_run:
+                removed.append((path, size))
+                continue
             with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-                files += 1
-                freed += size
-        before = {p: p.stat().st_size for p in (layout / ".tmp").glob("blob.*.tmp") if p.is_file()}
-        _clean_stale_temps(layout / ".tmp")
-        for path, size in before.items():
-            if not path.exists():
-                files += 1
-                freed += size
-    return files, freed
+                _remove_temp(path)
+                removed.append((path, size))
+    return removed

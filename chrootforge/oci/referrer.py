@@ -93,6 +93,28 @@ def _attach_change(digest: str, size: int, artifact_type: str, subject: str, lay
     return change
 
 
+def detach_referrer(layout, tag: str, artifact_type: str) -> bool:
+    """Remove the referrer of `artifact_type` from the image tagged `tag` (its blobs stay until
+    gc); whether there was one."""
+    subject = resolve(layout, tag).descriptor["digest"]
+    found = []
+
+    def change(manifests: list[dict]) -> list[dict]:
+        kept = [
+            m
+            for m in manifests
+            if not (
+                (m.get("annotations") or {}).get(SUBJECT_KEY) == subject
+                and m.get("artifactType") == artifact_type
+            )
+        ]
+        found.append(len(kept) != len(manifests))
+        return kept
+
+    lo.update_index(lo.open_layout(layout), change)
+    return bool(found and found[-1])
+
+
 def referrers(index: dict, manifest_digest: str) -> list[dict]:
     """Index descriptors of artifacts attached to `manifest_digest`."""
     return [

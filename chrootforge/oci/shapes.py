@@ -11,7 +11,7 @@ import re
 
 from chrootforge.errors import CfError
 
-DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}\Z")
 
 
 class ShapeError(CfError):

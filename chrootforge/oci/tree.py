@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 from chrootforge import log
 from chrootforge.errors import UsageError
+from chrootforge.ownerxattr import XATTR as RECORD_XATTR
+from chrootforge.ownerxattr import Records
 
 # Kinds, as in tar: regular file, directory, symlink, char/block device, fifo.
 FILE, DIR, SYMLINK, CHAR, BLOCK, FIFO = "f", "d", "l", "c", "b", "p"
@@ -109,8 +111,14 @@ def read_xattrs(path: str) -> tuple[tuple[str, bytes], ...]:
 
 
 def entry_from_stat(
-    rel: str, full: str, st: os.stat_result, epoch: int, owners: Owners | None = None
+    rel: str,
+    full: str,
+    st: os.stat_result,
+    epoch: int,
+    owners: Owners | None = None,
+    records: Records | None = None,
 ) -> Entry | None:
+    """records: the tree was written in single-id mode, its owners are recorded (ownerxattr)."""
     kind = _KIND_OF.get(stat.S_IFMT(st.st_mode))
     if kind is None:
         log.notice(f"skipping {rel}: sockets (and other special files) cannot go in a layer")
@@ -127,6 +135,17 @@ def entry_from_stat(
                 hint="only the build's sandbox should write into its root",
             )
         uid, gid = mapped
+    xattrs = read_xattrs(full)
+    if records is not None:
+        value = dict(xattrs).get(RECORD_XATTR)
+        recorded = records.owner(rel, link, uid, gid, value)
+        if recorded is None:
+            raise UsageError(
+                f"{full}: its {RECORD_XATTR} xattr is not a valid owner record",
+                hint="remove the xattr (setfattr -x) or chown the file inside the build",
+            )
+        uid, gid = recorded
+        xattrs = tuple(item for item in xattrs if item[0] != RECORD_XATTR)
     return Entry(
         rel,
         kind,
@@ -137,7 +156,7 @@ def entry_from_stat(
         st.st_size if kind == FILE else 0,
         link,
         rdev,
-        read_xattrs(full),
+        xattrs,
         inode,
     )
 
@@ -146,7 +165,7 @@ def sort_key(name: str) -> bytes:
     return os.fsencode(name)
 
 
-def walk(root: str | os.PathLike, epoch: int, owners: Owners | None = None):
+def walk(root: str | os.PathLike, epoch: int, owners: Owners | None = None, records: Records | None = None):
     """Yield the Entries under `root` in layer order (depth first, siblings by bytes)."""
     root = os.fspath(root)
     try:
@@ -155,10 +174,12 @@ def walk(root: str | os.PathLike, epoch: int, owners: Owners | None = None):
         raise UsageError(f"rootfs {root} does not exist") from None
     if not stat.S_ISDIR(st.st_mode):
         raise UsageError(f"rootfs {root} is not a directory")
-    yield from _walk_dir(root, "", st.st_dev, epoch, owners)
+    yield from _walk_dir(root, "", st.st_dev, epoch, owners, records)
 
 
-def _walk_dir(full_dir: str, rel_dir: str, root_dev: int, epoch: int, owners: Owners | None):
+def _walk_dir(
+    full_dir: str, rel_dir: str, root_dev: int, epoch: int, owners: Owners | None, records: Records | None
+):
     try:
         with os.scandir(full_dir) as it:
             names = sorted((e.name for e in it), key=sort_key)
@@ -174,7 +195,7 @@ def _walk_dir(full_dir: str, rel_dir: str, root_dev: int, epoch: int, owners: Ow
             continue
         full = os.path.join(full_dir, name)
         est = os.lstat(full)
-        entry = entry_from_stat(rel, full, est, epoch, owners)
+        entry = entry_from_stat(rel, full, est, epoch, owners, records)
         if entry is None:
             continue
         yield entry
@@ -182,4 +203,4 @@ def _walk_dir(full_dir: str, rel_dir: str, root_dev: int, epoch: int, owners: Ow
             if est.st_dev != root_dev:
                 log.notice(f"{rel} is a mount point of another file system: committed empty")
                 continue
-            yield from _walk_dir(full, rel, root_dev, epoch, owners)
+            yield from _walk_dir(full, rel, root_dev, epoch, owners, records)

@@ -5,18 +5,19 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-import queue
-import threading
 from pathlib import Path
 
 from chrootforge import log
 from chrootforge.errors import CfError, UsageError
+from chrootforge.fsutil import is_inside
 from chrootforge.oci import imageconfig, refs, shapes, tree
 from chrootforge.oci import layout as lo
 from chrootforge.oci import mediatypes as mt
 from chrootforge.oci.compress import compressor
+from chrootforge.oci.fanout import Fanout
 from chrootforge.oci.tarwrite import write_tar
 from chrootforge.oci.tree import Owners
+from chrootforge.ownerxattr import Records
 from chrootforge.progress import ByteProgress
 
 
@@ -53,16 +54,16 @@ def tagged_descriptor(layout, tag: str) -> tuple[str, dict]:
     tagged = lo.tagged(lo.read_index(layout))
     match = refs.match_tag(tag, tagged)
     if match is None:
-        known = ", ".join(sorted(tagged)) or "none"
-        raise CfError(f"tag {tag!r} is not in {layout}", hint=f"tags in the layout: {known}")
+        raise refs.missing_tag(tag, tagged, str(layout))
     return match, tagged[match]
 
 
 def resolve(layout, tag: str, platform=None) -> Resolved:
-    """The manifest and config of a tag in a layout (CfError if missing). When the tag is an image
-    index, the image of `platform` (a chrootforge.platforms.Platform; default: the only one, else
-    this machine's: imageindex.choose); a plain manifest of another platform is an error when a
-    platform is asked for. Resolved.tag is the stored tag."""
+    """The manifest and config of a tag in a layout (CfError if missing). When the tag is an OCI
+    image index, the image of `platform` (a chrootforge.platforms.Platform; default: the only one,
+    else this machine's: imageindex.choose); a plain manifest of another platform is an error when
+    a platform is asked for. Resolved.tag is the stored tag. A Docker manifest list (as other
+    tools leave one) is refused with the reason."""
     from chrootforge.oci import imageindex
 
     layout = lo.open_layout(layout)
@@ -81,13 +82,21 @@ def resolve(layout, tag: str, platform=None) -> Resolved:
 
 def load_image(layout: Path, match: str, desc: dict, index_desc: dict | None = None) -> Resolved:
     """The image manifest `desc` (of tag `match`, through `index_desc` if any) and its config."""
-    if desc["mediaType"] != mt.MANIFEST:
+    if desc["mediaType"] in mt.INDEX_TYPES:
+        raise CfError(
+            f"tag {match} in {layout} is a multi-platform index, not one image",
+            hint="pull the image with chrootforge pull (it picks this machine's platform), or copy "
+            "one platform with skopeo copy --override-arch",
+        )
+    if desc["mediaType"] not in mt.MANIFEST_TYPES:
         raise CfError(f"tag {match} in {layout} points at a {desc['mediaType']}, not an image manifest")
-    manifest = shapes.manifest(
-        lo.read_json_blob(layout, desc["digest"], desc["size"], "manifest"),
-        f"manifest {desc['digest']} of {match} in {layout}",
-    )
+    where = f"manifest {desc['digest']} of {match} in {layout}"
+    manifest = shapes.manifest(lo.read_json_blob(layout, desc["digest"], desc["size"], "manifest"), where)
+    if manifest.get("mediaType", desc["mediaType"]) != desc["mediaType"]:
+        raise CfError(f"{where} says it is a {manifest['mediaType']!r}, its tag says {desc['mediaType']!r}")
     cdesc = manifest["config"]
+    if cdesc["mediaType"] not in mt.CONFIG_TYPES:
+        raise CfError(f"tag {match} in {layout} is an artifact ({cdesc['mediaType']}), not an image")
     config = shapes.image_config(
         lo.read_json_blob(layout, cdesc["digest"], cdesc["size"], "config"),
         f"config {cdesc['digest']} of {match} in {layout}",
@@ -107,82 +116,45 @@ def _hash_file(root: str, rel: str) -> str:
     return sha.hexdigest()
 
 
-class _Stage:
-    """Runs `consume(chunk)` on a worker thread, so reading the tree overlaps hashing and
-    compressing (all three release the GIL). Errors surface in the producer."""
+class _RawDigest:
+    """The diff_id and size of the uncompressed stream: a consumer of the fanout."""
 
-    _END = object()
+    def __init__(self):
+        self.sha = hashlib.sha256()
+        self.size = 0
 
-    def __init__(self, consume):
-        self.consume = consume
-        self.queue: queue.Queue = queue.Queue(maxsize=8)
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="layer-sink", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while True:
-            item = self.queue.get()
-            if item is self._END:
-                return
-            if self.error is None:
-                try:
-                    self.consume(item)
-                except BaseException as err:  # noqa: BLE001 - re-raised in the producer
-                    self.error = err
-
-    def __call__(self, data) -> None:
-        if self.error is not None:
-            raise self.error
-        self.queue.put(data)
-
-    def close(self) -> None:
-        self.queue.put(self._END)
-        self.thread.join()
-        if self.error is not None:
-            raise self.error
-
-    def close_quietly(self) -> None:
-        if self.thread.is_alive():
-            self.error = self.error or RuntimeError("aborted")  # the worker drops the rest
-            self.queue.put(self._END)
-            self.thread.join()
+    def __call__(self, block: memoryview) -> None:
+        self.sha.update(block)
+        self.size += len(block)
 
 
 def _write_layer(staging: lo.Staging, items, root: str, compression: str, quiet: bool, label: str):
-    """Tar + compress + hash in one streaming pass into a staged blob.
+    """Tar + compress + hash in one streaming pass into a staged blob: the tar is read into blocks
+    that a hashing thread and a compressing thread take at once (fanout.py).
     Returns (desc, diff_id, raw size, n)."""
     blob = staging.writer()
-    raw_sha = hashlib.sha256()
-    raw_size = 0
-    comp = stage = None
+    raw = _RawDigest()
+    comp = stream = None
     progress = ByteProgress(label, enabled=False if quiet else None)
     try:
-        comp = active = compressor(compression, blob.write)
-
-        def sink(data) -> None:
-            nonlocal raw_size
-            raw_sha.update(data)
-            raw_size += len(data)
-            active.write(data)
-
-        stage = _Stage(sink)
-        count = write_tar(items, root, stage, progress)
-        stage.close()
-        stage = None
+        comp = compressor(compression, blob.write)
+        stream = Fanout([raw, comp.write])
+        count = write_tar(items, root, stream, progress)
+        stream.close()
+        stream = None
         comp.close()
         comp = None
         digest, size = blob.finish()
     except BaseException:
-        if stage is not None:
-            stage.close_quietly()
+        if stream is not None:
+            stream.abort()
         if comp is not None:
             comp.abort()
         raise
     finally:
         progress.close()
     desc = {"mediaType": mt.LAYER_TYPES[compression], "digest": digest, "size": size}
-    return desc, "sha256:" + raw_sha.hexdigest(), raw_size, count
+    return desc, "sha256:" + raw.sha.hexdigest(), raw.size, count
 
 
 def _index_descriptor(manifest_digest: str, size: int, tag: str, media_type: str = mt.MANIFEST) -> dict:
@@ -217,6 +189,17 @@ def tag(layout, source: str, new_tag: str) -> None:
     set_tag(Path(layout), new_tag, desc["digest"], desc["size"], desc["mediaType"])
 
 
+def _default_epoch(base: Resolved | None) -> int:
+    """SOURCE_DATE_EPOCH when set; else the parent's `created`; else 0."""
+    if os.environ.get("SOURCE_DATE_EPOCH", "").strip() or base is None:
+        return tree.source_date_epoch()
+    created = imageconfig.parse_created(base.config.get("created"))
+    if created is None:
+        log.notice(f"parent {base.tag} has no usable `created` time: committing with epoch 0")
+        return 0
+    return created
+
+
 def commit(
     rootfs,
     layout,
@@ -229,32 +212,41 @@ def commit(
     quiet: bool = False,
     epoch: int | None = None,
     owners: Owners | None = None,
+    records: Records | None = None,
     platform=None,
 ) -> CommitResult:
     """Commit `rootfs` (the FULL tree) as `tag` in `layout`; with `parent` (a tag of the same layout)
     only the difference becomes the new layer and the parent's layers are shared.
 
     epoch: the build's one timestamp (config `created`, history, every mtime's clamp); None takes
-    SOURCE_DATE_EPOCH, else 0. owners: how host ids map to the image's ids (an IdMap's
-    to_inside), when real root commits a tree its sandbox wrote with an unprivileged range.
+    SOURCE_DATE_EPOCH, else the parent's `created` (so the parent's files, clamped to it, compare
+    equal and stay out of the new layer), else 0. owners: how host ids map to the image's ids (an
+    IdMap's to_inside), when real root commits a tree its sandbox wrote with an unprivileged range.
+    The parent's identity labels (imageconfig.IDENTITY_LABELS) are not inherited.
+    records: the tree was written in single-id mode; the owners are its records (ownerxattr).
     platform: the config's os/architecture/variant (chrootforge.platforms.Platform; default this
-    machine's).
+    machine's); a multi-platform parent gives its image of that platform.
     Nothing of a failed commit stays in the layout (lo.Staging)."""
     refs.check_tag(tag)
     if compression not in mt.LAYER_TYPES:
         raise UsageError(f"unknown compression {compression!r}", hint="use gzip or zstd")
     runtime_override = imageconfig.normalise(config)
-    for key, value in (labels or {}).items():
-        if not isinstance(value, str):
-            raise UsageError(f"label {key!r} must be a string")
-    epoch = tree.source_date_epoch() if epoch is None else epoch
+    if labels and (problem := imageconfig.labels_problem(labels)):
+        raise UsageError(f"labels: {problem}")
     root = os.fspath(rootfs)
     if not os.path.isdir(root):
         raise UsageError(f"rootfs {root} does not exist or is not a directory")
+    if is_inside(layout, root):  # the walk would read the blobs being written, without end
+        raise UsageError(
+            f"the layout {layout} is inside the rootfs {root}: the image would hold itself",
+            hint="write the layout outside the rootfs",
+        )
     base: Resolved | None = resolve(layout, parent, platform) if parent else None  # the same platform's
+    if epoch is None:
+        epoch = _default_epoch(base)
     layout = lo.ensure_layout(layout)
 
-    entries = tree.walk(root, epoch, owners)
+    entries = tree.walk(root, epoch, owners, records)
     if base is not None:
         from chrootforge.oci import diff, parentindex
 
@@ -268,7 +260,8 @@ def commit(
         desc, diff_id, raw_size, count = _write_layer(
             staging, items, root, compression, quiet, f"commit {tag}"
         )
-        parent_layers = list(base.manifest["layers"]) if base else []
+        # (a parent with Docker media types: the same layer bytes under their OCI names)
+        parent_layers = [mt.oci_descriptor(d) for d in base.manifest["layers"]] if base else []
         parent_diff_ids = list(base.config["rootfs"]["diff_ids"]) if base else []
         parent_history = list(base.config.get("history", [])) if base else []
         runtime = imageconfig.merge(

@@ -12,12 +12,11 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from chrootforge import log
+from chrootforge import log, untrusted
 from chrootforge.errors import CfError, UsageError
 
 
@@ -44,11 +43,17 @@ def candidate_files(authfile: str | None, env: Mapping[str, str] | None = None) 
 
 
 def _normalise_key(key: str) -> str:
-    """Legacy docker keys are URLs (`https://host/v1/`): only their host counts."""
+    """Legacy docker keys are URLs (`https://host/v1/`): only their host counts. Docker Hub's
+    names (`https://index.docker.io/v1/` of docker login) all mean docker.io."""
     for scheme in ("https://", "http://"):
         if key.startswith(scheme):
-            return key[len(scheme) :].split("/", 1)[0]
-    return key.rstrip("/")
+            key = key[len(scheme) :].split("/", 1)[0]
+            break
+    key = key.rstrip("/")
+    host, sep, rest = key.partition("/")
+    if host in ("index.docker.io", "registry-1.docker.io"):
+        return "docker.io" + sep + rest
+    return key
 
 
 def _lookup_keys(registry: str, repository: str) -> list[str]:
@@ -79,7 +84,7 @@ def _decode_entry(entry, path: Path, key: str) -> tuple[str, str] | None:
 
 def _read(path: Path, explicit: bool) -> dict | None:
     try:
-        data = json.loads(path.read_bytes())
+        data = untrusted.read_json(path, f"the auth file {path}")
     except FileNotFoundError:
         if explicit:
             raise UsageError(f"--authfile {path} does not exist") from None
@@ -88,11 +93,10 @@ def _read(path: Path, explicit: bool) -> dict | None:
         raise CfError(f"cannot read the auth file {path}: permission denied") from None
     except OSError as err:
         raise CfError(f"cannot read the auth file {path}: {err.strerror}") from None
-    except (ValueError, UnicodeDecodeError) as err:
+    except untrusted.BadDocument as err:
         # json's message gives a position only, never the content
         raise CfError(
-            f"the auth file {path} is not valid JSON: {getattr(err, 'msg', 'undecodable')}",
-            hint="fix or remove it; podman login and docker login write this format",
+            str(err), hint="fix or remove it; podman login and docker login write this format"
         ) from None
     if not isinstance(data, dict) or not isinstance(data.get("auths", {}), dict):
         raise CfError(f'the auth file {path} has no valid "auths" object')
@@ -104,7 +108,7 @@ def from_file(path: Path, registry: str, repository: str, explicit: bool = False
     if data is None:
         return None
     auths = {_normalise_key(k): v for k, v in data.get("auths", {}).items()}
-    for key in _lookup_keys(registry, repository):
+    for key in _lookup_keys(_normalise_key(registry), repository):
         if key in auths:
             found = _decode_entry(auths[key], path, key)
             if found:

@@ -13,15 +13,16 @@ import json
 import threading
 from pathlib import Path
 
-from chrootforge import log
-from chrootforge.fsutil import atomic_write, file_lock, user_cache_dir
+from chrootforge import log, untrusted
+from chrootforge.cache.kinds import bookkeeping
+from chrootforge.fsutil import atomic_write, file_lock
 
 MAX_REPOS = 4
 MAX_DIGESTS = 20000
 
 
 def cache_file() -> Path:
-    return user_cache_dir() / "registry" / "blob-locations.json"
+    return bookkeeping("registry") / "blob-locations.json"
 
 
 def merge(
@@ -40,7 +41,7 @@ def merge(
 
 def _load(path: Path) -> dict:
     try:
-        data = json.loads(path.read_text())
+        data = untrusted.read_json(path)
     except FileNotFoundError:
         return {}
     except (OSError, ValueError):

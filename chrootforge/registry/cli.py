@@ -6,10 +6,13 @@ from chrootforge.registry.options import add_registry_options
 
 
 def register(sub) -> None:
-    for name, summary, source, dest, func in (
+    for name, summary, description, source, dest, func in (
         (
             "push",
             "push an image of a layout (and its SBOM) to a registry",
+            "Push TAG of LAYOUT, with its referrers (the SBOM), to a registry as REPO:TAG (default "
+            "TAG: latest), and print the manifest digest. Blobs the registry has are not uploaded "
+            "again. docs/registry.md describes auth, TLS and failures.",
             "LAYOUT:TAG",
             "docker://HOST[:PORT]/REPO[:TAG]",
             _push,
@@ -17,12 +20,16 @@ def register(sub) -> None:
         (
             "pull",
             "pull an image (and its SBOM) from a registry into a layout",
+            "Pull an image by tag (default latest) or digest, with its referrers, into LAYOUT "
+            "(created if missing) under TAG (default HOST[:PORT]/REPO:TAG; a pull by digest needs "
+            "one). Every blob is checked before the tag is published. docs/registry.md describes "
+            "auth, TLS and failures.",
             "docker://HOST[:PORT]/REPO(:TAG|@sha256:HEX)",
             "LAYOUT[:TAG]",
             _pull,
         ),
     ):
-        p = sub.add_parser(name, help=summary)
+        p = sub.add_parser(name, help=summary, description=description)
         p.add_argument("source", metavar=source)
         p.add_argument("dest", metavar=dest)
         p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -34,7 +41,25 @@ def register(sub) -> None:
                 "OCI image index, with every image)",
             )
         add_registry_options(p)
+        _add_signature_options(p, name)
         p.set_defaults(func=func)
+
+
+def _add_signature_options(p, command: str) -> None:
+    """push signs; pull enforces a containers-policy.json (docs/registry.md, Signatures)."""
+    from chrootforge.registry.signing.options import add_registries_d_option, add_sign_options
+
+    if command == "push":
+        add_sign_options(p)
+        return
+    g = p.add_argument_group("signature policy (docs/registry.md, Signatures)")
+    g.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="containers-policy.json(5) to enforce (default: ~/.config/containers/policy.json if it "
+        "exists, else /etc/containers/policy.json)",
+    )
+    add_registries_d_option(g)
 
 
 def _interrupt_on_sigterm() -> None:
@@ -53,14 +78,16 @@ def _push(args) -> int:
 
     from chrootforge.errors import UsageError
     from chrootforge.oci.refs import split_layout_ref
-    from chrootforge.registry.image_push import push
     from chrootforge.registry.options import options_from_args
+    from chrootforge.registry.signing.options import sign_options_from_args
+    from chrootforge.registry.signing.sign import Signing, push_signed
 
     _interrupt_on_sigterm()
     layout, tag = split_layout_ref(args.source)
     if not tag:
         raise UsageError(f"{args.source!r} names no tag", hint="write LAYOUT:TAG")
-    result = push(layout, tag, args.dest, options_from_args(args))
+    signing = Signing.prepare(sign_options_from_args(args))  # keys unlocked before any upload
+    result = push_signed(layout, tag, args.dest, options_from_args(args), signing)
     print(json.dumps(dataclasses.asdict(result), indent=2) if args.json else result.digest)
     return 0
 
@@ -69,6 +96,7 @@ def _pull(args) -> int:
     import json
 
     from chrootforge.oci.refs import split_layout_ref
+    from chrootforge.registry import policy
     from chrootforge.registry.image_pull import layout_tag, pull
     from chrootforge.registry.options import options_from_args
     from chrootforge.registry.reference import parse_ref
@@ -82,7 +110,11 @@ def _pull(args) -> int:
         from chrootforge.platforms import parse_platform
 
         platform = parse_platform(args.platform, "--platform")
-    digest = pull(ref, layout, tag, options_from_args(args), platform=platform)
+    options = options_from_args(args)
+    # signatures are checked before anything is downloaded; the pull then takes the verified digest
+    # (of the index, for a multi-platform tag: its child of `platform` is then chosen)
+    admitted = policy.admit(ref, options, policy.load(args.policy), args.registries_d)
+    digest = pull(admitted, layout, tag, options, platform=platform)
     if args.json:
         print(json.dumps({"reference": str(ref), "digest": digest, "layout": layout, "tag": tag}, indent=2))
     else:

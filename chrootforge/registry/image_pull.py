@@ -3,17 +3,19 @@
 1. The manifest (by tag or digest): at most 4 MiB, its digest checked against the reference or the
    registry's Docker-Content-Digest, its media type and descriptors checked (manifests.py). An OCI
    image index comes whole, with every image of it (a multi-platform image), unless `platform`
-   picks one; a Docker manifest list resolves to one image (`platform`, else this machine's).
+   picks one; a Docker manifest list resolves to one image (`platform`, else this machine's). A
+   Docker v2 schema 2 manifest is stored in its OCI form (manifests.oci_form: the same blobs, a
+   new manifest digest).
 2. The referrers (API or fallback tag): each artifact manifest checked, its subject must be the image.
 3. Every blob the layout lacks, in parallel: streamed into a temp file, never past its declared
    size, resumed with Range after a broken connection, digest compared at the end.
-4. Only then store.Staging.publish(): blobs renamed into place, index.json updated last.
+4. The staged image checked whole, by the checker `chrootforge verify` runs (store.Staging.check).
+5. Only then store.Staging.publish(): blobs renamed into place, index.json updated last.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import threading
 import time
@@ -21,7 +23,7 @@ from collections.abc import Callable
 
 import requests
 
-from chrootforge import log
+from chrootforge import log, untrusted
 from chrootforge.errors import UsageError, VerificationError
 from chrootforge.oci import mediatypes as mt
 from chrootforge.oci import refs
@@ -33,6 +35,7 @@ from chrootforge.registry.manifests import (
     check_descriptor,
     choose_platform,
     image_blobs,
+    oci_form,
     parse_manifest,
     sha256_digest,
 )
@@ -44,24 +47,25 @@ from chrootforge.registry.referrers import list_referrers
 from chrootforge.registry.store import Staging
 from chrootforge.registry.transport import (
     ACCEPT_MANIFESTS,
+    NETWORK_HINT,
     Client,
     RegistryError,
     backoff,
     describe_network_error,
-    read_limited,
 )
 
 
-def fetch_manifest(client: Client, reference: str) -> tuple[bytes, str, str]:
-    """(raw bytes, media type, digest) of a manifest, its digest checked."""
+def fetch_manifest(client: Client, reference: str) -> tuple[bytes, str, str, dict]:
+    """(raw bytes, media type, digest, document) of a manifest, its digest checked."""
     where = f"{client.registry}/{client.repository}{'@' if is_digest(reference) else ':'}{reference}"
     resp = client.request(
         "GET",
         f"manifests/{reference}",
         what=f"reading the manifest {reference}",
         headers={"Accept": ACCEPT_MANIFESTS},
+        read=MAX_MANIFEST,
     )
-    raw = read_limited(resp, MAX_MANIFEST, f"the manifest {where}")
+    raw = resp.content
     digest = sha256_digest(raw)
     if is_digest(reference) and digest != reference:
         raise VerificationError(f"{where}: the registry sent a manifest whose digest is {digest}")
@@ -70,8 +74,8 @@ def fetch_manifest(client: Client, reference: str) -> tuple[bytes, str, str]:
         raise VerificationError(
             f"{where}: the manifest's digest is {digest[:19]}, the registry says {claimed[:19]}"
         )
-    media_type, _ = parse_manifest(raw, resp.headers.get("Content-Type"), where)
-    return raw, media_type, digest
+    media_type, doc = parse_manifest(raw, resp.headers.get("Content-Type"), where)
+    return raw, media_type, digest, doc
 
 
 def remote_digest(ref: str | RemoteRef, options: RegistryOptions | None = None) -> str | None:
@@ -99,7 +103,7 @@ def remote_digest(ref: str | RemoteRef, options: RegistryOptions | None = None) 
 
 
 _CHUNK = 256 << 10  # urllib3 returns a read only when it is full: small enough to keep progress on a cut
-_CONTENT_RANGE = re.compile(r"^bytes (\d+)-\d+/(?:\d+|\*)$")
+_CONTENT_RANGE = re.compile(r"^bytes (\d+)-\d+/(?:\d+|\*)\Z")
 
 
 def _range_start(resp) -> int | None:
@@ -163,7 +167,7 @@ class _Downloader:
                     raise RegistryError(
                         f"{where}: {reason}",
                         retryable=True,
-                        hint="is the registry up and reachable? --timeout and --retry-times tune the limits",
+                        hint=NETWORK_HINT,
                     ) from None
                 log.info(f"blob {short}: {reason}; resuming at byte {writer.size}")
                 time.sleep(backoff(failures - 1))
@@ -177,31 +181,31 @@ class _Downloader:
 
 def _image(client: Client, ref: RemoteRef, top=None, platform=None) -> tuple[bytes, str, str, dict]:
     """The image manifest of `ref` (through an index when it names one: `platform`'s image, else
-    this machine's). `top`: the manifest of ref, when already fetched."""
-    raw, media_type, digest = top or fetch_manifest(client, ref.reference)
+    this machine's). `top`: the manifest of ref (fetch_manifest), when already fetched."""
+    raw, media_type, digest, doc = top or fetch_manifest(client, ref.reference)
     if media_type in INDEX_TYPES:
         wanted = (platform.os, platform.architecture) if platform is not None else None
-        entry = choose_platform(json.loads(raw), ref.name, wanted)
-        raw, media_type, digest = _entry(client, ref, entry)
-    return raw, media_type, digest, json.loads(raw)
+        entry = choose_platform(doc, ref.name, wanted)
+        raw, media_type, digest, doc = _entry(client, ref, entry)
+    return raw, media_type, digest, doc
 
 
-def _entry(client: Client, ref: RemoteRef, entry: dict) -> tuple[bytes, str, str]:
-    raw, media_type, digest = fetch_manifest(client, entry["digest"])
+def _entry(client: Client, ref: RemoteRef, entry: dict) -> tuple[bytes, str, str, dict]:
+    """An index entry's image manifest (fetch_manifest), checked against the entry."""
+    raw, media_type, digest, doc = fetch_manifest(client, entry["digest"])
     if len(raw) != entry["size"] or media_type not in MANIFEST_TYPES:
         raise VerificationError(
             f"{ref.name}: the index entry {entry['digest'][:19]} does not match its manifest"
         )
-    return raw, media_type, digest
+    return raw, media_type, digest, doc
 
 
 def _referrers(client: Client, subject: str) -> list[tuple[dict, bytes, dict]]:
     """(descriptor, raw, manifest) of each referrer, checked."""
     out = []
     for desc in list_referrers(client, subject):
-        raw, media_type, digest = fetch_manifest(client, desc["digest"])
+        raw, media_type, digest, manifest = fetch_manifest(client, desc["digest"])
         where = f"{client.registry}/{client.repository}@{digest[:19]}"
-        manifest = json.loads(raw)
         if len(raw) != desc["size"] or media_type not in MANIFEST_TYPES:
             raise VerificationError(f"{where}: the referrer does not match its descriptor")
         if (manifest.get("subject") or {}).get("digest") != subject:
@@ -240,16 +244,20 @@ class Pulled:
     read_blob: Callable[[str, int], bytes]  # (digest, max bytes) -> bytes (ValueError if larger)
 
 
-def _index_images(client: Client, ref: RemoteRef, raw: bytes):
+def _index_images(client: Client, ref: RemoteRef, index: dict):
     """Every image of an OCI image index: (entry, raw, media type, manifest, blobs, referrers).
     Entries whose platform is unknown/unknown (build attestations) count as artifacts."""
     out = []
-    for i, entry in enumerate(json.loads(raw).get("manifests") or []):
+    for i, entry in enumerate(index.get("manifests") or []):
         entry = check_descriptor(entry, f"{ref.name} index entry {i + 1}", MANIFEST_TYPES | INDEX_TYPES)
         if entry["mediaType"] not in MANIFEST_TYPES:
             raise VerificationError(f"{ref.name}: a nested index in an image index is not supported")
-        body, media_type, digest = _entry(client, ref, entry)
-        manifest = json.loads(body)
+        body, media_type, digest, manifest = _entry(client, ref, entry)
+        if oci_form(media_type, manifest) is not None:  # its OCI form would change the index's digest
+            raise VerificationError(
+                f"{ref.name}: the image index lists the Docker v2 schema 2 manifest {digest[:19]}",
+                hint="pull --platform OS/ARCH takes one image of it (stored in its OCI form)",
+            )
         artifact = (entry.get("platform") or {}).get("os") == "unknown"
         where = f"{ref.name}@{digest[:19]}"
         out.append(
@@ -288,19 +296,31 @@ def pull(
     try:
         top = fetch_manifest(client, ref.reference)
         subjects: dict[str, str] = {}
+        bodies: list[bytes] = []
+        converted = None
         if top[1] == mt.INDEX and platform is None and accept is None:
-            raw, media_type, digest = top
-            manifest = json.loads(raw)
-            images = _index_images(client, ref, raw)
+            raw, media_type, digest, manifest = top
+            remote = digest
+            images = _index_images(client, ref, manifest)
             blobs = [b for image in images for b in image[4]]
             found = [f for image in images for f in image[5]]
             subjects = {desc["digest"]: image[0]["digest"] for image in images for desc, _, _ in image[5]}
             bodies = [image[1] for image in images]
         else:
-            raw, media_type, digest, manifest = _image(client, ref, top, platform)
+            raw, media_type, remote, manifest = _image(client, ref, top, platform)
             blobs = image_blobs(manifest, ref.name)
-            found = _referrers(client, digest)
-            bodies = []
+            found = _referrers(client, remote)
+            converted = oci_form(media_type, manifest)
+            if converted is not None:
+                raw, media_type = converted, mt.MANIFEST
+                manifest = untrusted.loads_json(raw, ref.name)
+                if found:  # their subject is the Docker manifest, which the layout will not hold
+                    log.notice(
+                        f"{ref.name}: {len(found)} referrer(s) of the Docker manifest {remote[:19]} "
+                        "left behind (the layout stores the image in its OCI form)"
+                    )
+                    found = []
+            digest = sha256_digest(raw)
         staging = Staging(layout)
         everything = blobs + [b for _, _, art in found for b in image_blobs(art, ref.name, artifact=True)]
         wanted: dict[str, dict] = {}
@@ -324,14 +344,13 @@ def pull(
                 writer = staging.new_blob()
                 writer.write(body)
                 staging.ready(writer)
+        image = {"mediaType": media_type, "digest": digest, "size": len(raw)}
+        attached = [desc for desc, _, _ in found]
+        needed = {digest, *map(sha256_digest, bodies), *(d["digest"] for d in everything + attached)}
+        staging.check(ref.name, tag, image, attached, needed, subjects)
         if accept is not None:
             accept(Pulled(digest, manifest, [(desc, art) for desc, _, art in found], staging.read))
-        staging.publish(
-            tag,
-            {"mediaType": media_type, "digest": digest, "size": len(raw)},
-            [desc for desc, _, _ in found],
-            subjects,
-        )
+        staging.publish(tag, image, attached, needed, subjects)
         _remember(ref, everything)
     except BaseException:
         if staging is not None:
@@ -340,8 +359,9 @@ def pull(
     finally:
         client.close()
     if not options.quiet:
+        note = f"; converted from Docker v2 schema 2 {remote}" if converted is not None else ""
         log.info(
             f"pulled {ref.name} into {layout} as {tag}: {digest} ({len(wanted)} blob(s) downloaded, "
-            f"{meter.moved / 1e6:.1f} MB" + (f"; {len(found)} referrer(s)" if found else "") + ")"
+            f"{meter.moved / 1e6:.1f} MB" + (f"; {len(found)} referrer(s)" if found else "") + note + ")"
         )
     return digest

@@ -10,10 +10,9 @@ each image manifest by digest with its referrers, and then the index by tag.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
-from chrootforge import log
+from chrootforge import log, untrusted
 from chrootforge.errors import UsageError, VerificationError
 from chrootforge.oci import imageindex
 from chrootforge.oci import layout as lo
@@ -68,7 +67,7 @@ def _read_manifest(layout: Path, desc: dict) -> tuple[bytes, dict]:
             f"{layout}: manifest {desc['digest'][:19]} does not match its digest",
             hint=f"chrootforge verify {layout}",
         )
-    return raw, json.loads(raw)
+    return raw, untrusted.loads_json(raw, f"{layout}: manifest {desc['digest'][:19]}")
 
 
 def _add_blobs(layout: Path, manifest: dict, blobs: dict) -> None:

@@ -1,31 +1,31 @@
 """What a pull accepts from a registry: manifests up to 4 MiB, of known media types, whose
 descriptors are well formed. Pure functions; every refusal is a VerificationError naming the place.
 
-Images (the pulled tag) must use known config and layer types. Referrer artifacts (an SBOM) carry
-media types of their own choosing by design, so their config and blob types only need to be
-syntactically valid media types.
+Images (the pulled tag) must use known config and layer types: OCI's or Docker's v2 schema 2
+(oci_form() renames the latter to the former before anything is stored). Referrer artifacts (an
+SBOM) carry media types of their own choosing by design, so their config and blob types only need
+to be syntactically valid media types.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 
+from chrootforge import untrusted
 from chrootforge.errors import VerificationError
 from chrootforge.oci import mediatypes as mt
-from chrootforge.registry.transport import DOCKER_LIST, DOCKER_MANIFEST
+from chrootforge.oci.layout import canonical_json
 
 MAX_MANIFEST = 4 << 20
-DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
-MANIFEST_TYPES = frozenset((mt.MANIFEST, DOCKER_MANIFEST))
-INDEX_TYPES = frozenset((mt.INDEX, DOCKER_LIST))
-CONFIG_TYPES = frozenset((mt.CONFIG, DOCKER_CONFIG))
-LAYER_TYPES = frozenset((mt.LAYER_GZIP, mt.LAYER_ZSTD, mt.LAYER_TAR, mt.DOCKER_LAYER_GZIP))
+MANIFEST_TYPES = mt.MANIFEST_TYPES
+INDEX_TYPES = mt.INDEX_TYPES
+CONFIG_TYPES = mt.CONFIG_TYPES
+LAYER_TYPES = frozenset(mt.COMPRESSION_OF)  # OCI tar, tar+gzip, tar+zstd; Docker tar and tar.gzip
 _MEDIA_TYPE_RE = re.compile(
-    r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$"
+    r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\Z"
 )
-_DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
+_DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}\Z")
 _MAX_BLOB = 1 << 40  # a descriptor claiming more than 1 TiB is not an image layer
 
 
@@ -48,9 +48,13 @@ def check_descriptor(desc, where: str, allowed: frozenset | None) -> dict:
     if not isinstance(media_type, str) or not _MEDIA_TYPE_RE.match(media_type):
         raise VerificationError(f"{where}: descriptor {digest[:19]} has an invalid media type")
     if allowed is not None and media_type not in allowed:
+        foreign = "foreign" in media_type or "nondistributable" in media_type
         raise VerificationError(
             f"{where}: descriptor {digest[:19]} has the unknown media type {media_type!r}",
-            hint="chrootforge pulls OCI and Docker v2 images only",
+            hint="a foreign (non-distributable) layer lives outside the registry; chrootforge does "
+            "not fetch those"
+            if foreign
+            else "chrootforge pulls OCI and Docker v2 schema 2 images only",
         )
     if desc.get("urls"):
         raise VerificationError(
@@ -64,9 +68,9 @@ def parse_manifest(raw: bytes, content_type: str | None, where: str) -> tuple[st
     if len(raw) > MAX_MANIFEST:
         raise VerificationError(f"{where}: the manifest is {len(raw)} bytes, more than {MAX_MANIFEST}")
     try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise VerificationError(f"{where}: the manifest is not valid JSON") from None
+        doc = untrusted.loads_json(raw, f"the manifest {where}")
+    except untrusted.BadDocument as err:
+        raise VerificationError(str(err)) from None
     if not isinstance(doc, dict):
         raise VerificationError(f"{where}: the manifest is not a JSON object")
     declared = doc.get("mediaType")
@@ -74,6 +78,11 @@ def parse_manifest(raw: bytes, content_type: str | None, where: str) -> tuple[st
     media_type = declared or header
     if declared and header and header != declared and header not in ("application/json", "text/plain"):
         raise VerificationError(f"{where}: the manifest says {declared!r} but was served as {header!r}")
+    if media_type in mt.DOCKER_SCHEMA1:
+        raise VerificationError(
+            f"{where}: a Docker schema 1 manifest ({media_type}); chrootforge pulls schema 2 and OCI",
+            hint="schema 1 is deprecated: push the image again with a current docker, podman or skopeo",
+        )
     if media_type not in MANIFEST_TYPES | INDEX_TYPES:
         raise VerificationError(
             f"{where}: unknown manifest media type {str(media_type)[:100]!r}",
@@ -120,3 +129,24 @@ def choose_platform(index: dict, where: str, wanted: tuple[str, str] | None = No
         f"{where}: no image for {os_name}/{arch} in the index",
         hint=f"it has: {', '.join(seen[:10]) or 'no platforms'}",
     )
+
+
+def oci_form(media_type: str, manifest: dict) -> bytes | None:
+    """The OCI form of an image manifest that uses Docker v2 schema 2 names anywhere (the type it
+    was served or declared as, the config's, a layer's), as canonical JSON; None when it is OCI
+    throughout (then its bytes, and digest, stay as the registry sent them). Only names change: a
+    Docker config is an OCI config, a Docker tar.gzip layer an OCI tar+gzip one, byte for byte, so
+    every blob and diff_id stays valid; the manifest gets a new digest, as with skopeo's
+    `copy --format oci`."""
+    descriptors = [manifest["config"], *manifest["layers"]]
+    if mt.DOCKER_MANIFEST not in (media_type, manifest.get("mediaType")) and not any(
+        d["mediaType"] in mt.OCI_NAME for d in descriptors
+    ):
+        return None
+    converted = dict(
+        manifest,
+        mediaType=mt.MANIFEST,
+        config=mt.oci_descriptor(manifest["config"]),
+        layers=[mt.oci_descriptor(d) for d in manifest["layers"]],
+    )
+    return canonical_json(converted)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 
 from chrootforge.errors import UsageError
@@ -14,6 +15,7 @@ from chrootforge.errors import UsageError
 ENV_TIMEOUT = "CHROOTFORGE_REGISTRY_TIMEOUT"
 ENV_RETRIES = "CHROOTFORGE_REGISTRY_RETRIES"
 ENV_CHUNK = "CHROOTFORGE_REGISTRY_CHUNK_SIZE"
+ENV_MIN_RATE = "CHROOTFORGE_REGISTRY_MIN_RATE"  # bytes/s every transfer must keep (pace.py)
 ENV_CERTS_D = "CHROOTFORGE_CERTS_D"  # replaces the certs.d base directories (os.pathsep-separated)
 
 
@@ -25,6 +27,8 @@ def _env_number(name: str, default: float, kind=float, minimum: float = 0) -> fl
         value = kind(text)
     except ValueError:
         raise UsageError(f"${name}={text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise UsageError(f"${name}={text!r} is not a finite number")
     if value < minimum:
         raise UsageError(f"${name} must be at least {minimum}")
     return value
@@ -34,7 +38,9 @@ def _env_number(name: str, default: float, kind=float, minimum: float = 0) -> fl
 class RegistryOptions:
     """Auth: `creds` ("USER:PASS") wins over `authfile`, which wins over the default auth files.
     TLS: `cert_dir` (ca.crt, *.cert/*.key) wins over certs.d; `tls_verify=False` also allows plain
-    HTTP. `timeout` is per network operation (connect, or silence while reading) in seconds;
+    HTTP. `timeout` is per network operation (connect, or silence while reading) in seconds, and
+    the window over which a request attempt must move at least `min_rate` bytes per second (so a
+    request that moves little ends after `timeout` seconds overall; 0 turns the floor off);
     `retries` is how often a failed request is tried again; `chunk_size` is where uploads switch
     from one request to chunks; `jobs` is how many blobs move at once."""
 
@@ -44,6 +50,7 @@ class RegistryOptions:
     tls_verify: bool = True
     timeout: float = dataclasses.field(default_factory=lambda: _env_number(ENV_TIMEOUT, 60.0, float, 0.1))
     retries: int = dataclasses.field(default_factory=lambda: int(_env_number(ENV_RETRIES, 3, int, 0)))
+    min_rate: float = dataclasses.field(default_factory=lambda: _env_number(ENV_MIN_RATE, 1024.0, float, 0))
     chunk_size: int = dataclasses.field(
         default_factory=lambda: int(_env_number(ENV_CHUNK, 16 << 20, int, 64 << 10))
     )
@@ -80,7 +87,7 @@ def add_registry_options(parser: argparse.ArgumentParser) -> None:
         const=True,
         default=True,
         metavar="BOOL",
-        help="verify the registry's certificate (false also allows plain HTTP)",
+        help="verify the registry's certificate (default true; false also allows plain HTTP)",
     )
     g.add_argument(
         "--retry-times",
@@ -94,7 +101,8 @@ def add_registry_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         metavar="SECONDS",
-        help=f"network timeout per operation (default 60, or ${ENV_TIMEOUT})",
+        help=f"seconds of silence, or of less than ${ENV_MIN_RATE} (default 1024) bytes/s, that "
+        f"end a request attempt (default 60, or ${ENV_TIMEOUT})",
     )
 
 
@@ -106,8 +114,8 @@ def options_from_args(args: argparse.Namespace) -> RegistryOptions:
             raise UsageError("--retry-times must be 0 or more")
         extra["retries"] = args.retry_times
     if args.timeout is not None:
-        if args.timeout <= 0:
-            raise UsageError("--timeout must be positive")
+        if not (math.isfinite(args.timeout) and args.timeout > 0):
+            raise UsageError(f"--timeout {args.timeout:g}: must be a positive number of seconds")
         extra["timeout"] = args.timeout
     if args.creds is not None and ":" not in args.creds:
         raise UsageError("--creds must be USER:PASS")

@@ -8,12 +8,13 @@ import re
 from chrootforge.errors import UsageError
 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-_HOST_RE = re.compile(rf"^(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{{1,5}})?$")
+_HOST_RE = re.compile(rf"^(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{{1,5}})?\Z")
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_REPO_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
-_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
+_REPO_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*\Z")
+_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
+_DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}\Z")
 _FORM = "docker://HOST[:PORT]/REPO[:TAG] or docker://HOST[:PORT]/REPO@sha256:HEX"
+_REPO_FORM = "docker://HOST[:PORT]/REPO"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,26 +48,54 @@ def is_digest(text: str) -> bool:
     return bool(_DIGEST_RE.match(text))
 
 
-def parse_ref(text: str, default_tag: str | None = "latest") -> RemoteRef:
-    """Parse a docker:// reference; a missing tag becomes `default_tag` (None: left unset)."""
+def _is_host(text: str) -> bool:
+    """Docker's rule for a reference's first component: a host has a '.' or a port, or is
+    localhost (so `alpine` and `library/alpine` name images on no host)."""
+    return "." in text or ":" in text or text == "localhost"
+
+
+def _no_host(text: str, image: str, repository_only: bool) -> UsageError:
+    """`image` (what follows docker://) names no registry: say so, and where it might live."""
+    image = image.rstrip("/")
+    if repository_only:  # a repository of one's own registry (a remote cache)
+        return UsageError(
+            f"{text!r} names no registry host: {image!r} is only a repository name",
+            hint=f"write docker://HOST[:PORT]/{image}",
+        )
+    hub = image if "/" in image.split("@")[0].rsplit(":", 1)[0] else f"library/{image}"
+    return UsageError(
+        f"{text!r} names no registry host: {image!r} is only an image name",
+        hint=f"write docker://HOST[:PORT]/{image} for the registry that holds it, or "
+        f"docker://docker.io/{hub} for Docker Hub",
+    )
+
+
+def parse_ref(text: str, default_tag: str | None = "latest", repository_only: bool = False) -> RemoteRef:
+    """Parse a docker:// reference; a missing tag becomes `default_tag` (None: left unset).
+    `repository_only`: a repository is asked for (a remote cache): hints show no tag."""
     if isinstance(text, RemoteRef):
         return text
+    form = _REPO_FORM if repository_only else _FORM
     if not text.startswith("docker://"):
-        raise UsageError(f"{text!r} is not a registry reference", hint=f"write {_FORM}")
+        raise UsageError(f"{text!r} is not a registry reference", hint=f"write {form}")
     rest = text[len("docker://") :]
     host, sep, path = rest.partition("/")
     if not sep or not path:
-        raise UsageError(f"{text!r} names no repository", hint=f"write {_FORM}")
+        if not host:
+            raise UsageError(f"{text!r} names no registry and no repository", hint=f"write {form}")
+        bare = host.split("@")[0].split(":")[0]  # alpine:3, alpine@sha256:... are image names
+        if not ("." in bare or bare == "localhost" or host.startswith("[")):
+            raise _no_host(text, host, repository_only)
+        raise UsageError(
+            f"{text!r} names no repository on {host}", hint=f"write {form}, e.g. docker://{host}/team/app"
+        )
     if "@" in host or not _HOST_RE.match(host):
         raise UsageError(
             f"{text!r}: {host!r} is not a registry HOST[:PORT]",
             hint="credentials go in --creds or an auth file, never in the reference",
         )
-    if not ("." in host or ":" in host or host == "localhost"):
-        raise UsageError(
-            f"{text!r} does not start with a registry host",
-            hint=f"write {_FORM}, e.g. docker://registry.example.com/{rest}",
-        )
+    if not _is_host(host):
+        raise _no_host(text, rest, repository_only)
     digest = tag = None
     if "@" in path:
         path, _, digest = path.partition("@")

@@ -22,7 +22,7 @@ from chrootforge.registry.manifests import (
     parse_manifest,
     sha256_digest,
 )
-from chrootforge.registry.transport import ACCEPT_MANIFESTS, Client, read_limited
+from chrootforge.registry.transport import ACCEPT_MANIFESTS, Client
 
 MAX_REFERRERS = 64
 
@@ -65,12 +65,12 @@ def _get_fallback(client: Client, subject: str, scopes: tuple[str, ...]) -> dict
         scopes=scopes,
         headers={"Accept": ACCEPT_MANIFESTS},
         expect=(200, 404),
+        read=MAX_MANIFEST,
     )
     if resp.status_code == 404:
-        resp.close()
         return None
     where = f"{client.registry}/{client.repository}:{tag}"
-    raw = read_limited(resp, MAX_MANIFEST, f"the manifest {where}")
+    raw = resp.content
     media_type, doc = parse_manifest(raw, resp.headers.get("Content-Type"), where)
     if media_type not in INDEX_TYPES:
         raise VerificationError(
@@ -128,9 +128,10 @@ def list_referrers(client: Client, subject: str) -> list[dict]:
         what="listing referrers",
         headers={"Accept": mt.INDEX},
         expect=tuple(range(200, 500)),
+        read=MAX_MANIFEST,
     )
     if resp.status_code == 200:
-        raw = read_limited(resp, MAX_MANIFEST, where)
+        raw = resp.content
         media_type, doc = parse_manifest(raw, resp.headers.get("Content-Type"), where)
         if media_type not in INDEX_TYPES:
             raise VerificationError(f"{where}: the referrers API answered with {media_type}, not an index")

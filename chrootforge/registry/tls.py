@@ -93,7 +93,7 @@ def tls_config(registry: str, tls_verify: bool = True, cert_dir: str | None = No
     return plan_from_files(tls_verify, found, names)
 
 
-_HASHED = re.compile(r"^[0-9a-f]{8}\.[0-9]+$")
+_HASHED = re.compile(r"^[0-9a-f]{8}\.[0-9]+\Z")
 
 
 def _same_file(a: str | None, b: str | None) -> bool:

@@ -5,6 +5,9 @@
   from the realm, refreshed before it expires and again when the registry says it is invalid).
 - Connection errors, timeouts, 408/429/5xx are retried with backoff (`retries` times) unless the
   caller says the request must not be repeated blindly (uploads resume instead, see upload.py).
+- Every attempt runs under a Pace (pace.py): --timeout seconds of silence, or a window of
+  --timeout seconds moving less than the minimum rate, ends it. A small body (manifest, token,
+  referrers) is read inside the attempt (`read=`), so one that breaks off or trickles is retried.
 - Redirects are followed by hand (at most 10, loops refused, no https->http downgrade); the
   Authorization header only goes to the registry's own origin.
 - Nothing here ever puts a credential or token in a message.
@@ -13,31 +16,38 @@
 from __future__ import annotations
 
 import base64
-import json
 import os
 import random
 import re
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from urllib.parse import urljoin, urlparse
 
 import requests
+import urllib3
 
-from chrootforge import __version__, log
+from chrootforge import __version__, log, untrusted
 from chrootforge.errors import CfError
 from chrootforge.oci import mediatypes as mt
 from chrootforge.registry.authfile import Credentials, find_credentials
 from chrootforge.registry.challenge import Challenge, select_challenge
-from chrootforge.registry.options import ENV_RETRIES, ENV_TIMEOUT, RegistryOptions
+from chrootforge.registry.options import ENV_MIN_RATE, ENV_RETRIES, ENV_TIMEOUT, RegistryOptions
+from chrootforge.registry.pace import Pacer
 from chrootforge.registry.tls import ssl_context, tls_config
 
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-ACCEPT_MANIFESTS = f"{mt.MANIFEST}, {mt.INDEX}, {DOCKER_MANIFEST}, {DOCKER_LIST}"
+ACCEPT_MANIFESTS = f"{mt.MANIFEST}, {mt.INDEX}, {mt.DOCKER_MANIFEST}, {mt.DOCKER_LIST}"
 RETRY_STATUS = frozenset((408, 429, 500, 502, 503, 504))
 MAX_REDIRECTS = 10
+# what OpenSSL says when the server answers a TLS hello with plain HTTP ("HTTP/1.1 400 ...")
+_NOT_TLS = r"wrong version number|record layer failure|packet length too long|unknown protocol|http request"
+_WARNED: set[str] = set()  # registries warned about credentials over an unverified connection
 SMALL_BODY = 1 << 20  # token and error bodies
+NETWORK_HINT = (
+    f"is the registry up and reachable? --timeout/${ENV_TIMEOUT}, --retry-times/${ENV_RETRIES} "
+    f"and ${ENV_MIN_RATE} tune the limits"
+)
 
 
 class RegistryError(CfError):
@@ -91,7 +101,7 @@ def error_detail(resp) -> tuple[str, str | None]:
     code = None
     try:
         body = read_limited(resp, 64 << 10, "error body")
-        errors = json.loads(body).get("errors")
+        errors = untrusted.loads_json(body, "error body").get("errors")
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):
             code = str(errors[0].get("code", "")) or None
             parts = [
@@ -136,19 +146,66 @@ class _TLSAdapter(requests.adapters.HTTPAdapter):
         conn.cert_reqs = "CERT_REQUIRED" if verify else "CERT_NONE"
 
 
+class _PlainAdapter(requests.adapters.HTTPAdapter):
+    """Plain HTTP (--tls-verify=false) through connections whose sockets the pacer paces."""
+
+    def __init__(self, pacer: Pacer, **kwargs):
+        self._pool_class = pacer.http_pool()
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(
+            self.poolmanager.pool_classes_by_scheme, http=self._pool_class
+        )
+
+
+def _preload(resp: requests.Response, limit: int, what: str) -> requests.Response:
+    """Read the whole body now (at most `limit` bytes), inside the attempt: a body that breaks off
+    or trickles then fails the attempt, which is retried. It is served from .content after."""
+    resp._content = read_limited(resp, limit, what)  # requests' own cache of a read body
+    return resp
+
+
+def _unverified_is_intended(verify: bool) -> None:
+    """--tls-verify=false was asked for: urllib3 must not warn about it on every connection."""
+    if not verify:
+        warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
+
+
+class _PacedSession(requests.Session):
+    """Each request (its redirects and the reading of its body) under a fresh Pace."""
+
+    def __init__(self, pacer: Pacer):
+        super().__init__()
+        self.pacer = pacer
+
+    def request(self, *args, **kwargs):
+        self.pacer.begin()
+        return super().request(*args, **kwargs)
+
+
 def tls_session(host: str, options: RegistryOptions | None = None) -> requests.Session:
     """A session trusting for HOST[:PORT] what the registry client would (system CAs, certs.d or
-    --cert-dir, --tls-verify=false), for other servers of a build (the binhost). It reads
-    ~/.netrc, as requests does: that is where such a server's credentials go."""
+    --cert-dir, --tls-verify=false), with the same floor under every transfer (pace.py), for
+    other servers of a build (the binhost). It reads ~/.netrc, as requests does: that is where
+    such a server's credentials go."""
     options = options or RegistryOptions()
-    session = requests.Session()
+    _unverified_is_intended(options.tls_verify)
+    pacer = Pacer(options.timeout, options.min_rate)
+    session = _PacedSession(pacer)
     session.headers.update({"User-Agent": f"chrootforge/{__version__}"})
     session.verify = options.tls_verify
-    session.mount(
-        "https://",
-        _TLSAdapter(ssl_context(tls_config(host, options.tls_verify, options.cert_dir)), max_retries=0),
-    )
+    context = pacer.pace_tls(ssl_context(tls_config(host, options.tls_verify, options.cert_dir)))
+    session.mount("https://", _TLSAdapter(context, max_retries=0))
+    session.mount("http://", _PlainAdapter(pacer, max_retries=0))
     return session
+
+
+def api_host(registry: str) -> str:
+    """Where a registry's API answers: Docker Hub's name is docker.io, its API registry-1.docker.io
+    (as containers/image and docker resolve it); every other registry answers at its name."""
+    return "registry-1.docker.io" if registry in ("docker.io", "index.docker.io") else registry
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -161,9 +218,11 @@ class Client:
 
     def __init__(self, registry: str, repository: str, options: RegistryOptions | None = None):
         self.registry = registry
+        self.endpoint = api_host(registry)
         self.repository = repository
         self.options = options or RegistryOptions()
         self.tls = tls_config(registry, self.options.tls_verify, self.options.cert_dir)
+        _unverified_is_intended(self.tls.verify)
         self.credentials: Credentials | None = find_credentials(
             registry, repository, self.options.creds, self.options.authfile
         )
@@ -172,16 +231,16 @@ class Client:
         self.session.headers.update(
             {"User-Agent": f"chrootforge/{__version__}", "Accept-Encoding": "identity"}
         )
+        self.pacer = Pacer(self.options.timeout, self.options.min_rate)
         adapter = _TLSAdapter(
-            ssl_context(self.tls),
+            self.pacer.pace_tls(ssl_context(self.tls)),
             pool_connections=4,
             pool_maxsize=max(4, self.options.jobs + 2),
             max_retries=0,
         )
         self.session.mount("https://", adapter)
         self.session.mount(
-            "http://",
-            requests.adapters.HTTPAdapter(pool_maxsize=max(4, self.options.jobs + 2), max_retries=0),
+            "http://", _PlainAdapter(self.pacer, pool_maxsize=max(4, self.options.jobs + 2), max_retries=0)
         )
         self.base: str | None = None
         self._lock = threading.Lock()
@@ -205,17 +264,22 @@ class Client:
         body: Callable[[], Iterable[bytes] | bytes] | None = None,
         expect: tuple[int, ...] = (200,),
         retry: bool = True,
+        read: int | None = None,
     ) -> requests.Response:
         """One API call with auth, retries and redirects; a response whose status is in `expect`
-        (streamed: read or close it), else RegistryError. `body` builds a fresh body per try."""
+        (streamed: read or close it), else RegistryError. `body` builds a fresh body per try.
+        `read`: the body (at most that many bytes) is read within each attempt, into .content."""
         if not url.startswith(("http://", "https://")):
             url = self.url(url)
         scopes = scopes or self.pull_scope()
-        resp = self._retrying(
-            lambda: self._authenticated(method, url, what, scopes, headers or {}, body),
-            f"{self._where()}: {what}",
-            self.options.retries if retry else 0,
-        )
+
+        def attempt() -> requests.Response:
+            resp = self._authenticated(method, url, what, scopes, headers or {}, body)
+            if read is None or resp.status_code not in expect:
+                return resp
+            return _preload(resp, read, f"{self._where()}: the answer to {what}")
+
+        resp = self._retrying(attempt, f"{self._where()}: {what}", self.options.retries if retry else 0)
         if resp.status_code in expect:
             return resp
         detail, code = error_detail(resp)
@@ -249,8 +313,7 @@ class Client:
         tries = retries + 1
         raise RegistryError(
             f"{where}: {last} (after {tries} attempt{'s' if tries > 1 else ''})",
-            hint=f"is it up and reachable? --timeout/${ENV_TIMEOUT} and "
-            f"--retry-times/${ENV_RETRIES} tune the limits",
+            hint=NETWORK_HINT,
             retryable=True,
         )
 
@@ -272,12 +335,12 @@ class Client:
             resp = None
             if not self.tls.verify:  # an insecure registry may speak plain HTTP: try https once
                 try:
-                    resp = self._send("GET", f"https://{self.registry}/v2/", {}, None, auth_origin=None)
-                    base = f"https://{self.registry}"
+                    resp = self._send("GET", f"https://{self.endpoint}/v2/", {}, None, auth_origin=None)
+                    base = f"https://{self.endpoint}"
                 except (requests.ConnectionError, requests.Timeout):
                     resp = None
             if resp is None:
-                base = f"{'https' if self.tls.verify else 'http'}://{self.registry}"
+                base = f"{'https' if self.tls.verify else 'http'}://{self.endpoint}"
                 resp = self._retrying(
                     lambda: self._send("GET", f"{base}/v2/", {}, None, auth_origin=None),
                     f"{self.registry}: cannot reach the registry",
@@ -293,8 +356,10 @@ class Client:
                 self._challenge = select_challenge(resp.headers.get("WWW-Authenticate"), self.registry)
             resp.close()
             self.base = base
-            if base.startswith("http://") and self.credentials:
-                log.warn(f"sending credentials for {self.registry} over plain HTTP")
+            if not self.tls.verify and self.credentials and self.registry not in _WARNED:
+                _WARNED.add(self.registry)  # once per registry and process (a build pushes many)
+                how = "plain HTTP" if base.startswith("http://") else "TLS without checking its certificate"
+                log.warn(f"sending credentials for {self.registry} over {how} (--tls-verify=false)")
 
     def _authenticated(self, method, url, what, scopes, headers, body):
         self.ping()
@@ -357,7 +422,11 @@ class Client:
         started = time.monotonic()
         where = f"{self.registry}: the token server {realm_host}"
         resp = self._retrying(
-            lambda: self._send("GET", prepared.url or realm, {}, None, auth_origin=realm, authz=basic),
+            lambda: _preload(
+                self._send("GET", prepared.url or realm, {}, None, auth_origin=realm, authz=basic),
+                SMALL_BODY,
+                f"{where}: the token response",
+            ),
             where,
             self.options.retries,
             realm_host,
@@ -377,7 +446,7 @@ class Client:
         if resp.status_code != 200:
             raise RegistryError(f"{where} answered {error_detail(resp)[0]}", status=resp.status_code)
         try:
-            data = json.loads(read_limited(resp, SMALL_BODY, "the token response"))
+            data = untrusted.loads_json(resp.content, where)
             token = data.get("token") or data.get("access_token")
             lifetime = float(data.get("expires_in") or 60)
         except (ValueError, AttributeError, TypeError, RegistryError):
@@ -393,6 +462,7 @@ class Client:
         """One request, following redirects by hand."""
         seen: set[str] = set()
         timeout = (self.options.timeout, self.options.timeout)
+        self.pacer.begin()  # (for this attempt, its redirects and the reading of its body)
         for _hop in range(MAX_REDIRECTS + 1):
             sent = dict(headers)
             if authz and auth_origin and _origin(url) == _origin(auth_origin):
@@ -477,6 +547,12 @@ class Client:
             r"alert (bad certificate|certificate required|handshake failure)", reason, re.IGNORECASE
         ):
             hint = f"the registry wants a client certificate: put NAME.cert and NAME.key in {where}"
+        elif re.search(_NOT_TLS, reason, re.IGNORECASE):  # the server answered the TLS hello in clear
+            return RegistryError(
+                f"TLS with {host} failed: it answered in plain HTTP (a registry without TLS?)",
+                hint="--tls-verify=false lets chrootforge use plain HTTP with it (only on a network you "
+                "trust: nothing is encrypted)",
+            )
         else:
             hint = (
                 f"put the registry's CA as ca.crt in {where} (and a client NAME.cert/NAME.key if it "
@@ -490,9 +566,11 @@ def _scope_key(scopes: Iterable[str]) -> tuple[str, ...]:
 
 
 def describe_network_error(err: BaseException, timeout: float) -> str:
-    """One short phrase for a connection error, a timeout included."""
-    reason = _printable(_root_cause(err))
-    return f"no answer within {timeout:g}s" if reason == "timed out" else reason
+    """One short phrase for a connection error (chrootforge.neterror), a timeout's with its limit."""
+    from chrootforge.neterror import cause
+
+    reason = cause(err)
+    return f"no answer within {timeout:g}s" if reason.startswith("timed out") else reason
 
 
 def _root_cause(err: BaseException) -> str:

@@ -23,7 +23,7 @@ from chrootforge.registry.blobcache import BlobLocations
 from chrootforge.registry.meter import Meter
 from chrootforge.registry.transport import Client, RegistryError, backoff
 
-_RANGE_RE = re.compile(r"^(?:bytes=)?0-(\d+)$")
+_RANGE_RE = re.compile(r"^(?:bytes=)?0-(\d+)\Z")
 _READ = 1 << 20
 # registry answers after which a fresh upload session may succeed
 _RESTARTABLE = frozenset(("BLOB_UPLOAD_INVALID", "BLOB_UPLOAD_UNKNOWN"))

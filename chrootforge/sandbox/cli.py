@@ -19,7 +19,9 @@ def register(sub) -> None:
 
     for command in OWN_WORDS:
         # Only for the command list and the dispatch: handle_words() parses what follows.
-        sub.add_parser(command, help=SUMMARY[command], usage=USAGE[command], add_help=False)
+        sub.add_parser(
+            command, help=SUMMARY[command], description=SUMMARY[command], usage=USAGE[command], add_help=False
+        )
 
 
 def handle_words(command: str, words: list[str]) -> int:

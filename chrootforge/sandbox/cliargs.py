@@ -48,11 +48,16 @@ def parse_tmpfs(text: str) -> Tmpfs:
 
 
 def parse_env(items: list[str]) -> dict[str, str]:
+    from chrootforge.envvars import name_problem, value_problem
+
     env = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not key or "\0" in item:
+        if not sep:
             raise UsageError(f"malformed --env {item!r}: expected NAME=VALUE")
+        problem = name_problem(key) or value_problem(key, value)
+        if problem:
+            raise UsageError(f"--env: {problem}", hint="write --env NAME=VALUE")
         env[key] = value
     return env
 

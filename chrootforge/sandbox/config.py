@@ -60,6 +60,7 @@ class SandboxConfig:
         "binpkgs",
         "cwd",
         "distfiles",
+        "domainname",
         "env",
         "hostname",
         "idmap",
@@ -69,11 +70,13 @@ class SandboxConfig:
         "network",
         "platform",
         "portage_tmpfs_size",
+        "readonly_root",
         "repos",
         "root",
         "single_id",
         "sys",
         "tmpfs",
+        "umask",
     )
 
     def __init__(
@@ -97,6 +100,11 @@ class SandboxConfig:
         idmap: IdMap | None = None,  # None: detect_idmap()
         single_id: bool = False,  # with idmap=None: the degraded single-id map
         platform: Platform | None = None,  # the payload's, when it may not be this machine's
+        # The root read-only, before anything is mounted on it: every mount target must already
+        # exist there (nothing can be created), and only the tmpfs and binds on it are writable.
+        readonly_root: bool = False,
+        umask: int | None = None,  # the payload's umask (None: the caller's)
+        domainname: str | None = None,  # the UTS namespace's domain name (None: the host's)
     ) -> None:
         self.root = root
         self.argv = argv
@@ -117,6 +125,9 @@ class SandboxConfig:
         self.idmap = idmap
         self.single_id = single_id
         self.platform = platform
+        self.readonly_root = readonly_root
+        self.umask = umask
+        self.domainname = domainname
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)

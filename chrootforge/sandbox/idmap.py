@@ -195,7 +195,8 @@ def detect_idmap(
             "cannot map the full id range: " + "; ".join(problems),
             hint="as root: "
             + " && ".join(fixes)
-            + " (pick a range no other user has), or pass --single-id for a degraded single-id map",
+            + " (pick a range no other user has), or pass --single-id (only id 0 inside; other owners "
+            "are kept as xattr records: README, Without /etc/subuid)",
         )
     assert subuid is not None and subgid is not None  # else `problems` raised above
     return full_map(uid, gid, subuid, subgid)
@@ -203,8 +204,9 @@ def detect_idmap(
 
 def _announce_single_id() -> None:
     log.notice(
-        "single-id mode: only id 0 exists inside the namespace; files keep no other "
-        "owners (portage runs with PORTAGE_USERNAME=root, FEATURES=-userpriv)"
+        "single-id mode (no /etc/subuid range used): only id 0 exists inside the namespace, so "
+        "chown to any other id fails there; stages and images extracted in this mode keep their "
+        "other owners in the user.rootlesscontainers xattr (README: Running rootless)"
     )
 
 
@@ -220,7 +222,8 @@ def root_map(subuid_path: str = "/etc/subuid", subgid_path: str = "/etc/subgid")
             return range_map(0, 0)
         raise UsageError(
             f"running as id 0 of a user namespace that maps fewer than {FULL_RANGE} ids from 0",
-            hint="map 65536 ids into that namespace, or pass --single-id for a degraded single-id map",
+            hint="map 65536 ids into that namespace, or pass --single-id (only id 0 inside; README, "
+            "Without /etc/subuid)",
         )
     starts = _root_range_starts(subuid_path, subgid_path)
     for ext, start, path in zip(own, starts, (subuid_path, subgid_path), strict=True):

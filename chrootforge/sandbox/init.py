@@ -114,7 +114,10 @@ def serve(argv: list[str], env: dict[str, str], cwd: str, err_fd: int, out_fd: i
         return userns.SETUP_FAILED
     actions = [] if out_fd is None else [(os.POSIX_SPAWN_DUP2, out_fd, 1), (os.POSIX_SPAWN_DUP2, out_fd, 2)]
     try:
-        payload = spawn(argv, env, actions)
+        # A session of its own: the payload has no controlling terminal, so it can neither open
+        # the caller's through /dev/tty nor push input into it (TIOCSTI) for the caller's shell
+        # to run once we exit; the terminal's ^C reaches it through PID 1's forwarding.
+        payload = spawn(argv, env, actions, setsid=True)
     except OSError as err:
         return exec_failed(argv[0], err, err_fd)
     finally:

@@ -92,6 +92,9 @@ class _Mounter:
         elif op == "root":
             host = _field(step, step.host, "host")
             sc.mount(step.source, host, step.fstype, step.flags, step.data)
+            # A bind ignores MS_RDONLY: set it afterwards (nothing is on it yet). Device nodes in
+            # the rootfs stay inert (nodev): the sandbox's /dev binds its few harmless ones.
+            restrict_tree(host, readonly=bool(step.flags & sc.MS_RDONLY), nodev=True)
             self.root = RootDir(host)  # an fd of the new root's top, not of what it covers
         elif op == "mount":
             self._fresh_mount(step)
@@ -172,10 +175,16 @@ def _field(step: MountStep, value: str | None, name: str) -> str:
 def readonly_tree(target: str) -> None:
     """Make a bind and every mount below it read-only (one mount_setattr call on Linux >= 5.12;
     otherwise a remount per mount point). The sandbox then locks the flags (runner.py)."""
+    restrict_tree(target, readonly=True)
+
+
+def restrict_tree(target: str, readonly: bool = False, nodev: bool = False) -> None:
+    """Make a mount and every mount below it read-only and/or nodev (as readonly_tree)."""
+    attrs = (sc.MOUNT_ATTR_RDONLY if readonly else 0) | (sc.MOUNT_ATTR_NODEV if nodev else 0)
     fd = os.open(target, os.O_PATH | os.O_CLOEXEC)
     try:
         try:
-            sc.mount_setattr_rdonly(fd)
+            sc.mount_setattr(fd, attrs)
             return
         except OSError as err:
             if err.errno not in (errno.ENOSYS, errno.EINVAL, errno.EPERM):
@@ -183,12 +192,14 @@ def readonly_tree(target: str) -> None:
         where = os.readlink(f"/proc/self/fd/{fd}")
     finally:
         os.close(fd)
+    extra = (sc.MS_RDONLY if readonly else 0) | (sc.MS_NODEV if nodev else 0)
     for point in _mounts_under(where):
-        _remount_ro(point)
+        _remount(point, extra)
 
 
-def _remount_ro(target: str) -> None:
-    sc.mount(None, target, None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | locked_flags(target))
+def _remount(target: str, extra: int) -> None:
+    keep = sc.MS_RDONLY if os.statvfs(target).f_flag & os.ST_RDONLY else 0  # never made writable
+    sc.mount(None, target, None, sc.MS_REMOUNT | sc.MS_BIND | extra | keep | locked_flags(target))
 
 
 def _mounts_under(target: str) -> list[str]:

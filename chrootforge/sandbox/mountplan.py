@@ -88,7 +88,8 @@ def root_mountpoint(root: HostPath | OverlayRoot) -> str:
     return os.fspath(root)
 
 
-def _root_step(root: HostPath | OverlayRoot) -> MountStep:
+def _root_step(root: HostPath | OverlayRoot, readonly: bool = False) -> MountStep:
+    ro = sc.MS_RDONLY if readonly else 0
     if isinstance(root, OverlayRoot):
         if not root.lower:
             raise UsageError("an overlay root needs at least one lower directory")
@@ -97,8 +98,10 @@ def _root_step(root: HostPath | OverlayRoot) -> MountStep:
                 raise UsageError(f"overlay directory {path} contains ',' or ':' (unsupported)")
         lower = ":".join(os.fspath(p) for p in root.lower)
         data = f"lowerdir={lower},upperdir={root.upper},workdir={root.work},{OVERLAY_OPTIONS}"
-        return MountStep("root", "/", "overlay", "overlay", 0, data, host=root_mountpoint(root))
-    return MountStep("root", "/", os.fspath(root), None, sc.MS_BIND | sc.MS_REC, host=root_mountpoint(root))
+        return MountStep("root", "/", "overlay", "overlay", ro, data, host=root_mountpoint(root))
+    return MountStep(
+        "root", "/", os.fspath(root), None, sc.MS_BIND | sc.MS_REC | ro, host=root_mountpoint(root)
+    )
 
 
 def _tmpfs(
@@ -128,7 +131,7 @@ def _is_dir(path) -> bool:
 def plan_mounts(config: SandboxConfig) -> list[MountStep]:
     """The ordered mount steps for `config` (pure except for telling dir sources from files)."""
     single = config.idmap.single_id if config.idmap is not None else config.single_id
-    steps = [MountStep("private"), _root_step(config.root)]
+    steps = [MountStep("private"), _root_step(config.root, config.readonly_root)]
     # /proc fresh in the new pid namespace; masked /proc (some containers) refuses: rbind the host's.
     steps.append(
         MountStep(

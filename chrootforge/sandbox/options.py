@@ -72,7 +72,7 @@ OPTIONS = (
         "the root's platform, e.g. linux/arm64: a foreign one runs under QEMU's static emulator, "
         "registered in the sandbox's own binfmt_misc",
     ),
-    Option("--cwd", "value", "DIR", "working directory inside"),
+    Option("--cwd", "value", "DIR", "working directory inside (default: / for run, /root for shell)"),
     Option(
         "--hostname", "value", "NAME", "the sandbox's host name (default: chrootforge)", default="chrootforge"
     ),
@@ -135,6 +135,8 @@ def parse(command: str, words: list[str]) -> Parsed:
                 raise _error(command, f"argument {name}: expected one argument")
             value = head[at]
             at += 1
+        if not value:
+            raise _error(command, f"argument {name}: an empty value")
         if option.choices and value not in option.choices:
             raise _error(
                 command,
@@ -148,6 +150,8 @@ def parse(command: str, words: list[str]) -> Parsed:
             values[option.dest] = value
     if not positionals:
         raise _error(command, "the following arguments are required: ROOTFS")
+    if not positionals[0]:
+        raise _error(command, "ROOTFS is empty")
     extra = positionals[1:] + (argv if command == "shell" else [])
     if extra:
         raise _error(command, f"unexpected arguments: {' '.join(extra)}")

@@ -10,6 +10,7 @@ undoes in it what the plan created once PID 1 is gone.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -21,6 +22,10 @@ from chrootforge.sandbox import syscalls as sc
 from chrootforge.sandbox.config import SandboxConfig
 from chrootforge.sandbox.idmap import detect_idmap
 from chrootforge.sandbox.mountplan import plan_mounts, root_mountpoint, validate_sources
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 
 def run_sandboxed(config: SandboxConfig) -> int:
@@ -50,7 +55,7 @@ def run_sandboxed(config: SandboxConfig) -> int:
     log_handle = None
     out_r = out_w = None
     if config.log_file is not None:
-        log_handle = open(config.log_file, "ab")  # noqa: SIM115 - closed on every path below
+        log_handle = _open_log(config.log_file)
         if config.log_tee:
             out_r, out_w = os.pipe()
         else:
@@ -149,6 +154,19 @@ def run_sandboxed(config: SandboxConfig) -> int:
     return code
 
 
+def _open_log(path) -> BinaryIO:
+    """The --log file, for appending. A FIFO that nobody reads is refused at once (O_NONBLOCK),
+    never an open that waits for a reader."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+    except OSError as err:
+        if err.errno == errno.ENXIO:
+            raise CfError(f"cannot write the log {path}: it is a FIFO that nobody reads") from None
+        raise CfError(f"cannot write the log {path}: {err.strerror}") from None
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "ab")
+
+
 def _map_nested(host_proc: int, pid1: int, idmap, ask_r: int, answer_w: int) -> None:
     """In the namespace child: when PID 1 asks (it has entered its nested user namespace), map
     that namespace 1:1 onto ours, and answer b"1", or b"0" and why not."""
@@ -214,6 +232,8 @@ def _pid1(config, steps, argv, env, err_fd, out_w, notice_w, life_r, made_w, nes
             pass
         os.close(life_r)
         sc.sethostname(config.hostname)
+        if config.domainname is not None:
+            sc.setdomainname(config.domainname)
         notices: list[str] = []
         created: list = []
         binfmt_fd = None
@@ -235,6 +255,14 @@ def _pid1(config, steps, argv, env, err_fd, out_w, notice_w, life_r, made_w, nes
         # The payload runs as the same uid: it must not be able to ptrace PID 1 or open its /proc
         # files (mm, environ, fds, root). Not earlier: our parent had to write our maps.
         sc.set_dumpable(False)
+        if config.umask is not None:  # after the mount plan, whose targets keep the caller's
+            os.umask(config.umask)
+        try:
+            # The caller's session keyring would let the payload use the keys in it (possession
+            # grants them): the payload gets an empty one of its own.
+            sc.join_new_session_keyring()
+        except OSError:
+            pass  # keyctl refused (a seccomp filter): then the payload cannot use it either
     except CfError as err:
         userns.report(err_fd, str(err), err.hint or "")
         return userns.SETUP_FAILED

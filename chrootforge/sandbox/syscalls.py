@@ -43,6 +43,9 @@ CLOSE_RANGE_CLOEXEC = 0x4  # Linux 5.11
 AT_RECURSIVE = 0x8000
 AT_EMPTY_PATH = 0x1000
 MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NODEV = 0x4
+SYS_KEYCTL = {"x86_64": 250, "aarch64": 219, "riscv64": 219, "ppc64le": 271, "s390x": 280}
+KEYCTL_JOIN_SESSION_KEYRING = 1
 
 
 class _MountAttr(ctypes.Structure):
@@ -58,6 +61,7 @@ _libc = libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+_libc.setdomainname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 
 
@@ -98,9 +102,15 @@ def sethostname(name: str) -> None:
     _check(_libc.sethostname(raw, len(raw)), "sethostname")
 
 
-def mount_setattr_rdonly(fd: int) -> None:
-    """Make the mount at fd (an O_PATH fd of its root) and every mount below it read-only."""
-    attr = _MountAttr(MOUNT_ATTR_RDONLY, 0, 0, 0)
+def setdomainname(name: str) -> None:
+    raw = name.encode()
+    _check(_libc.setdomainname(raw, len(raw)), "setdomainname")
+
+
+def mount_setattr(fd: int, attr_set: int) -> None:
+    """Set the MOUNT_ATTR_* bits `attr_set` on the mount at fd (an O_PATH fd of its root) and
+    every mount below it."""
+    attr = _MountAttr(attr_set, 0, 0, 0)
     _check(
         _libc.syscall(
             SYS_MOUNT_SETATTR,
@@ -140,6 +150,16 @@ def attach_mount(mount_fd: int, target: str) -> None:
     )
 
 
+def join_new_session_keyring() -> None:
+    """Replace the session keyring we inherited by a new, empty one (keyctl(2)
+    KEYCTL_JOIN_SESSION_KEYRING with no name): whoever we start no longer possesses the caller's
+    keys. OSError when the kernel or a seccomp filter refuses keyctl."""
+    nr = SYS_KEYCTL.get(os.uname().machine)
+    if nr is None:
+        raise OSError(errno.ENOSYS, f"keyctl: unknown syscall number on {os.uname().machine}")
+    _fd(_libc.syscall(nr, KEYCTL_JOIN_SESSION_KEYRING, None), "keyctl")
+
+
 def cloexec_from(first: int) -> None:
     """Mark every descriptor from `first` on close-on-exec (close_range(2), else one by one)."""
     if (
@@ -166,3 +186,19 @@ def set_dumpable(on: bool) -> None:
 
 def set_pdeathsig(sig: int) -> None:
     _check(_libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
+
+
+AT_FDCWD = -100
+RENAME_NOREPLACE = 0x1
+RENAME_EXCHANGE = 0x2
+
+
+def renameat2(src, dst, flags: int) -> None:
+    """rename(2) with flags (glibc 2.28+). Filesystems without them (9p, NFS) fail with EINVAL."""
+    func = getattr(_libc, "renameat2", None)
+    if func is None:
+        raise OSError(errno.ENOSYS, "renameat2 is not in this libc")
+    func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if func(AT_FDCWD, _b(src), AT_FDCWD, _b(dst), flags) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), os.fspath(dst))

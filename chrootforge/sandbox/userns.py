@@ -64,12 +64,17 @@ def close_inherited_fds(keep: int) -> None:
     os.closerange(keep + 1, 1 << 20)
 
 
-def terminal_sent_it() -> bool:
-    """True when we share the terminal's foreground process group: the terminal then delivered
-    SIGINT/SIGQUIT to the payload itself, and forwarding would deliver it twice."""
+def terminal_sent_it(target: int) -> bool:
+    """True when `target` is in the terminal's foreground process group: the terminal then
+    delivered SIGINT/SIGQUIT to it itself, and forwarding would deliver it twice. (The payload
+    runs in a session of its own, so PID 1 always forwards to it.)"""
+    try:
+        group = os.getpgid(target)
+    except OSError:
+        return False
     for fd in (0, 1, 2):
         try:
-            if os.isatty(fd) and os.tcgetpgrp(fd) == os.getpgrp():
+            if os.isatty(fd) and os.tcgetpgrp(fd) == group:
                 return True
         except OSError:
             continue
@@ -84,10 +89,10 @@ _pending: list[int] = []
 
 
 def _forward(signum, _frame) -> None:
-    if signum in (signal.SIGINT, signal.SIGQUIT) and terminal_sent_it():
-        return
     if _target is None:
         _pending.append(signum)
+        return
+    if signum in (signal.SIGINT, signal.SIGQUIT) and terminal_sent_it(_target):
         return
     try:
         os.kill(_target, signum)

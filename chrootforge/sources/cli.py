@@ -34,10 +34,21 @@ def _common(parser) -> None:
 
 
 def register(sub) -> None:
-    fetch = sub.add_parser("fetch", help="download and verify a stage3 or a portage snapshot")
+    fetch = sub.add_parser(
+        "fetch",
+        help="download and verify a stage3 or a portage snapshot",
+        description="Download a Gentoo stage3 or portage snapshot from a mirror (or take a local "
+        "file), verify its OpenPGP signature (and the stage3's DIGESTS) and keep it in the source "
+        "cache; print where it is.",
+    )
     kinds = fetch.add_subparsers(dest="kind", metavar="KIND")
     kinds.required = True
-    stage = kinds.add_parser("stage3", help="a Gentoo stage3 tarball (signature + DIGESTS verified)")
+    stage = kinds.add_parser(
+        "stage3",
+        help="a Gentoo stage3 tarball (signature + DIGESTS verified)",
+        description="Fetch and verify a stage3 of --arch and --variant: the latest release, or "
+        "the one of --date.",
+    )
     stage.add_argument("--arch", default="amd64", help="release arch directory (default amd64)")
     stage.add_argument("--variant", default="openrc", help="e.g. openrc, systemd, musl (default openrc)")
     stage.add_argument(
@@ -48,7 +59,11 @@ def register(sub) -> None:
     )
     _common(stage)
     stage.set_defaults(func=_fetch_stage3)
-    snap = kinds.add_parser("snapshot", help="a portage tree snapshot (signature verified)")
+    snap = kinds.add_parser(
+        "snapshot",
+        help="a portage tree snapshot (signature verified)",
+        description="Fetch and verify a portage tree snapshot: the latest, or the one of --date.",
+    )
     snap.add_argument("--date", metavar="YYYYMMDD", help="a dated snapshot (default: latest)")
     snap.add_argument("--snapshot", metavar="PATH", help="air-gapped: a local snapshot with PATH.gpgsig")
     _common(snap)

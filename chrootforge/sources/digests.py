@@ -13,8 +13,8 @@ import re
 from chrootforge.errors import VerificationError
 
 REQUIRED = ("SHA512", "BLAKE2B")
-_HEADER = re.compile(r"^#\s*([A-Za-z0-9_-]+)\s+HASH\s*$")
-_LINE = re.compile(r"^([0-9a-fA-F]{32,256})\s+\*?(\S.*?)\s*$")
+_HEADER = re.compile(r"^#\s*([A-Za-z0-9_-]+)\s+HASH\s*\Z")
+_LINE = re.compile(r"^([0-9a-fA-F]{32,256})\s+\*?(\S.*?)\s*\Z")
 
 
 def parse_digests(text: str, filename: str) -> dict[str, str]:

@@ -28,7 +28,12 @@ class NotFound(CfError):
 
 
 class Unavailable(CfError):
-    """The mirror failed (5xx, refused, cut, timed out) even after retries: try the next mirror."""
+    """The mirror failed (5xx, refused, cut, timed out) even after retries: try the next mirror.
+    `url` and `cause` (a few words, neterror.cause) let a caller summarize several failures."""
+
+    def __init__(self, url: str, cause: str):
+        super().__init__(f"{url}: {cause}")
+        self.url, self.cause = url, cause
 
 
 class _Retry(Exception):
@@ -89,7 +94,7 @@ def get_small(url: str, *, retries: int = RETRIES) -> bytes:
                 last = err
                 if attempt + 1 < retries:
                     time.sleep(_backoff(attempt))
-    raise Unavailable(f"{url}: {_describe(last)}")
+    raise Unavailable(url, _describe(last))
 
 
 def get_file(
@@ -121,7 +126,7 @@ def get_file(
                 log.info(f"{label}: {_describe(err)}; retrying ({attempt + 1}/{retries})")
             if attempt + 1 < retries:
                 time.sleep(_backoff(attempt))
-    raise Unavailable(f"{url}: {_describe(last)}")
+    raise Unavailable(url, _describe(last))
 
 
 def _download_once(session, url: str, partial: Path, label: str, expected_size: int | None) -> bool:
@@ -171,8 +176,25 @@ def _download_once(session, url: str, partial: Path, label: str, expected_size: 
         return True
 
 
+def summarize(failures: list[CfError]) -> str:
+    """Several failed requests in one line: hosts that failed the same way share their cause
+    ("openpgpkey.gentoo.org, gentoo.org: cannot resolve the host name (DNS)")."""
+    from chrootforge.neterror import host
+
+    groups: dict[str, list[str]] = {}
+    for err in failures:
+        if isinstance(err, Unavailable):
+            hosts = groups.setdefault(err.cause, [])
+            if host(err.url) not in hosts:
+                hosts.append(host(err.url))
+        else:
+            groups.setdefault(str(err), [])
+    return "; ".join(f"{', '.join(hosts)}: {cause}" if hosts else cause for cause, hosts in groups.items())
+
+
 def _describe(err: Exception | None) -> str:
     if err is None:
         return "failed"
-    text = str(err)
-    return text if len(text) < 200 else text[:200] + "…"
+    from chrootforge.neterror import cause
+
+    return cause(err)

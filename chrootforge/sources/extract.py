@@ -9,7 +9,9 @@ two copies of every byte fewer than a zstd subprocess (bench/bench_sources.py).
 
 Owners depend on the uid mapping: `extract()` runs `extract_here()` under the build's mapping
 (chrootforge.sandbox.call_mapped), so files land with the owners that builds will see, and the
-temp dir can be removed by the same mapped root.
+temp dir can be removed by the same mapped root. A single-id mapping has no id but 0: there every
+file belongs to 0, and the archive's other owners are recorded in the user.rootlesscontainers xattr
+(chrootforge.ownerxattr), from the headers the checker saw, so that they reach the images.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import IO
 
 from chrootforge import errors, log
 from chrootforge.errors import CfError, VerificationError
+from chrootforge.progress import ByteProgress
 from chrootforge.sources import compression
 from chrootforge.sources.tarcheck import TarStreamChecker
 
@@ -45,16 +48,18 @@ TAR_ARGS = [
     "--xattrs-include=user.*",
     "--xattrs-include=security.capability",
     "--xattrs-exclude=user.overlay.*",
+    "--xattrs-exclude=user.rootlesscontainers",  # recorded owners: only chrootforge writes them
     "--warning=no-unknown-keyword",
     "-f",
     "-",
 ]
 
 
-def tar_argv(dest: Path) -> list[str]:
+def tar_argv(dest: Path, same_owner: bool = True) -> list[str]:
     # (namespace) root keeps the archive's owners; a plain user (extract_here on a read-only tree
-    # such as a portage snapshot) gets its own: chown would fail there
-    owner = "--same-owner" if os.geteuid() == 0 else "--no-same-owner"
+    # such as a portage snapshot) gets its own: chown would fail there, as it does for any id but 0
+    # in a single-id namespace (same_owner=False: the owners are recorded instead)
+    owner = "--same-owner" if os.geteuid() == 0 and same_owner else "--no-same-owner"
     return ["tar", *TAR_ARGS, owner, "-C", str(dest)]
 
 
@@ -64,6 +69,8 @@ class ExtractResult:
     members: int
     skipped_dev: int
     newest_mtime: int | None = None
+    recorded: int = 0  # single-id: owners recorded in xattrs
+    unrecorded: tuple[str, ...] = ()  # single-id: members whose owner no xattr can hold (symlinks)
 
 
 def _grow_pipe(fd: int) -> None:
@@ -157,15 +164,20 @@ class _ZstdPieces:
         self._thread.join()
 
 
-def _stream(tarball: Path, tmp: Path, skip_dev: bool) -> TarStreamChecker:
+def _stream(tarball: Path, tmp: Path, skip_dev: bool, record_owners: bool = False) -> TarStreamChecker:
     kind = compression.sniff(tarball)
     decomp_argv = compression.decompressor(kind) if kind != "zstd" else None
-    checker = TarStreamChecker(skip_top="dev" if skip_dev else None)
+    checker = TarStreamChecker(skip_top="dev" if skip_dev else None, record_owners=record_owners)
     with contextlib.ExitStack() as stack:
+        # the archive's bytes as they go to tar (a stage takes a minute under TCG: say so)
+        progress = stack.enter_context(ByteProgress(f"extracting {tarball.name}"))
         err_tar = stack.enter_context(tempfile.TemporaryFile())
         err_dec = stack.enter_context(tempfile.TemporaryFile())
         tar = subprocess.Popen(
-            tar_argv(tmp), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err_tar
+            tar_argv(tmp, same_owner=not record_owners),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=err_tar,
         )
         procs = [tar]
         tar_in = _piped(tar.stdin)
@@ -201,9 +213,12 @@ def _stream(tarball: Path, tmp: Path, skip_dev: bool) -> TarStreamChecker:
                 chunks = checker.feed(data)
                 if chunks:
                     _writev_all(out_fd, chunks)  # before the next piece: zstd pieces share a buffer
+                progress.update(len(data))
                 left, forward = checker.pending_data()
                 if in_fd is not None and forward and left >= _SPLICE_MIN:
-                    checker.consumed_data(_splice(in_fd, out_fd, left))
+                    moved = _splice(in_fd, out_fd, left)
+                    checker.consumed_data(moved)
+                    progress.update(moved)
             if decomp is not None and decomp.wait() != 0:
                 err_dec.seek(0)
                 detail = err_dec.read().decode(errors="replace").strip().splitlines()
@@ -253,22 +268,52 @@ def _close_quietly(stream) -> None:
         stream.close()
 
 
-def extract_here(tarball: str | os.PathLike, dest: str | os.PathLike, skip_dev: bool = True) -> ExtractResult:
-    """Extract with the current credentials (the caller is already under the right mapping)."""
+def extract_here(
+    tarball: str | os.PathLike, dest: str | os.PathLike, skip_dev: bool = True, record_owners: bool = False
+) -> ExtractResult:
+    """Extract with the current credentials (the caller is already under the right mapping).
+    record_owners: every file becomes ours, and the archive's owners are recorded in xattrs."""
     tarball, dest = Path(tarball).resolve(), Path(dest).absolute()
     if dest.exists() or dest.is_symlink():
         raise errors.UsageError(f"{dest} already exists", hint="extract into a new directory")
     if not dest.parent.is_dir():
         raise errors.UsageError(f"{dest.parent} is not a directory")
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.extract-", dir=dest.parent))
+    unrecorded: list[str] = []
     try:
         tmp.chmod(0o755)
-        checker = _stream(tarball, tmp, skip_dev)
+        checker = _stream(tarball, tmp, skip_dev, record_owners)
+        if checker.owners:
+            unrecorded = _record_owners(tmp, checker.owners)
         os.rename(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return ExtractResult(dest, checker.stats.members, checker.stats.skipped_dev, checker.stats.newest_mtime)
+    stats = checker.stats
+    recorded = len(checker.owners or ()) - len(unrecorded)
+    return ExtractResult(
+        dest, stats.members, stats.skipped_dev, stats.newest_mtime, recorded, tuple(unrecorded)
+    )
+
+
+def _record_owners(tree: Path, owners: dict[tuple[str, ...], tuple[int, int]]) -> list[str]:
+    """Record the archive's owners on the extracted files (through the root-confined resolver:
+    the tree is the archive's, its symlinks are never followed); the names that cannot hold one."""
+    from chrootforge import ownerxattr
+    from chrootforge.rootpath import PathRefused, RootDir
+
+    unrecorded = []
+    with RootDir(tree) as root:
+        for parts, (uid, gid) in owners.items():
+            rel = "/".join(parts)
+            try:
+                with root.locate(rel, follow=False, what="archive member") as loc:
+                    where = ownerxattr.fd_path(loc.dirfd, loc.entry) if loc.name else str(tree)
+                    if not ownerxattr.record(where, uid, gid):
+                        unrecorded.append(f"/{rel} ({uid}:{gid})")
+            except (FileNotFoundError, PathRefused):
+                continue  # replaced by a later member of another kind (tar's last one wins)
+    return unrecorded
 
 
 def extract(tarball, dest: str | os.PathLike, idmap=None, *, skip_dev: bool = True) -> ExtractResult:
@@ -296,10 +341,22 @@ def extract(tarball, dest: str | os.PathLike, idmap=None, *, skip_dev: bool = Tr
     private = Path(tempfile.mkdtemp(prefix=f".{dest.name}.extract-", dir=dest.parent))
     try:
         owned_dir(private, idmap)
-        result = call_mapped(extract_here, tarball, private / "tree", skip_dev, idmap=idmap)
+        result = call_mapped(extract_here, tarball, private / "tree", skip_dev, idmap.single_id, idmap=idmap)
         os.rename(private / "tree", dest)
     finally:
         remove_tree(private, idmap)
     if result.skipped_dev:
         log.notice(f"skipped {result.skipped_dev} entries under /dev (the sandbox provides /dev)")
+    if idmap.single_id and (result.recorded or result.unrecorded):
+        log.notice(
+            f"single-id: {result.recorded} files of {tarball.name} belong to other ids than 0; "
+            "their owners are recorded in the user.rootlesscontainers xattr"
+        )
+    if result.unrecorded:
+        log.warn(
+            f"single-id: the owners of {len(result.unrecorded)} symlinks of {tarball.name} cannot "
+            f"be recorded (no xattr on symlinks); they belong to 0 here: "
+            + ", ".join(result.unrecorded[:5])
+            + (" ..." if len(result.unrecorded) > 5 else "")
+        )
     return dataclasses.replace(result, dest=dest)

@@ -22,8 +22,9 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from chrootforge import log
+from chrootforge.cache.kinds import source_area
 from chrootforge.errors import CfError, UsageError, VerificationError
-from chrootforge.sources import digests, download, layout
+from chrootforge.sources import digests, download, layout, remedies
 from chrootforge.sources.cache import SourceCache
 from chrootforge.sources.fetched import FetchedFile
 from chrootforge.sources.mirrors import resolve_mirrors
@@ -38,7 +39,7 @@ from chrootforge.sources.verify import (
 
 def _warn_insecure(what: str) -> None:
     log.warn(
-        f"--insecure-skip-verify: the {what} is NOT verified; anyone on the path could have "
+        f"{remedies.insecure()}: the {what} is NOT verified; anyone on the path could have "
         f"replaced it. The result is marked insecure and builds label the image so."
     )
 
@@ -78,7 +79,7 @@ def _trusted(hit: FetchedFile | None, pinned: str, keyrings) -> FetchedFile | No
         raise VerificationError(
             f"{hit.name} in the source cache was verified by {signer or 'nobody'}, "
             f"and this run does not trust that key: {err}",
-            hint="pass the signer's key with --keyring, or fetch the file again",
+            hint=f"give the signer's key with {remedies.keyring()}, or fetch the file again",
         ) from None
     return dataclasses.replace(hit, verified_by=fpr)
 
@@ -94,19 +95,18 @@ def resolve_stage3(
     """The release that "latest" names right now: the small clearsigned latest file, verified."""
     if insecure:
         _warn_insecure("latest-stage3 file")
-    failures: list[str] = []
+    failures: list[CfError] = []
     with _verifier(GENTOO_RELENG, keyrings, insecure) as verifier:
         for mirror in resolve_mirrors(mirrors):
             try:
                 return _discover(mirror, arch, variant, verifier)
             except (download.NotFound, download.Unavailable) as err:
                 log.info(f"mirror {mirror}: {err}")
-                failures.append(str(err))
+                failures.append(err)
     raise CfError(
         f"cannot resolve the latest {layout.stage_name(arch, variant)} from any mirror: "
-        + "; ".join(failures),
-        hint="check the mirrors (--mirror or GENTOO_MIRRORS); with no network, build from a lock "
-        "file (chrootforge lock) and a warm cache",
+        + download.summarize(failures),
+        hint=f"check the mirrors ({remedies.mirrors()}); {remedies.offline()}",
     )
 
 
@@ -145,7 +145,7 @@ def fetch_stage3(
     if insecure:
         _warn_insecure("stage3")
     mirror_list = resolve_mirrors(mirrors)
-    failures: list[str] = []
+    failures: list[CfError] = []
     with _verifier(GENTOO_RELENG, keyrings, insecure) as verifier:
         for mirror in mirror_list:
             try:
@@ -161,17 +161,18 @@ def fetch_stage3(
                 return _download_stage(cache, mirror, ref, verifier)
             except (download.NotFound, download.Unavailable) as err:
                 log.info(f"mirror {mirror}: {err}")
-                failures.append(str(err))
+                failures.append(err)
     what = f"{base}" + (f" {date}" if date else " (latest)")
     raise CfError(
-        f"could not fetch {what} from any mirror: " + "; ".join(failures),
-        hint="check --arch/--variant/--date and the mirrors (--mirror or GENTOO_MIRRORS)",
+        f"could not fetch {what} from any mirror: " + download.summarize(failures),
+        hint=f"check {remedies.stage_choice()} and the mirrors ({remedies.mirrors()}); {remedies.offline()}",
     )
 
 
 def _newest_named(cache: SourceCache, arch: str, base: str) -> FetchedFile | None:
     best = None
-    for path in (cache.root / "names").glob("*.json") if (cache.root / "names").is_dir() else ():
+    names = source_area(cache.root, "names")
+    for path in names.glob("*.json") if names.is_dir() else ():
         key = unquote(path.name[:-5])
         if key.startswith(f"stage3/{arch}/") and key.rsplit("/", 1)[-1].startswith(f"{base}-"):
             hit = cache.lookup(key)
@@ -205,10 +206,10 @@ def _download_stage(
         )
         if hit:  # another process fetched it while we waited for the lock
             return hit
-        asc = scratch / f"{ref.filename}.asc"
-        dig = scratch / f"{ref.filename}.DIGESTS"
+        asc = cache.file_in(scratch, f"{ref.filename}.asc")
+        dig = cache.file_in(scratch, f"{ref.filename}.DIGESTS")
         download.get_file(url, partial, label=ref.filename, expected_size=ref.size)
-        local = scratch / ref.filename
+        local = cache.file_in(scratch, ref.filename)
         shutil.move(partial, local)  # from here on the file is ours: verify this very copy
         try:
             asc.write_bytes(_get_optional(url + ".asc", verifier is None))
@@ -291,9 +292,9 @@ def use_local_stage(path, keyrings=(), insecure: bool = False, cache_dir=None) -
     if hit:
         return hit
     with _verifier(GENTOO_RELENG, keyrings, insecure) as verifier, cache.scratch() as scratch:
-        local = scratch / src.name
+        local = cache.file_in(scratch, src.name)
         shutil.copyfile(src, local)  # verify our own copy: the original may change under us
-        asc, dig = scratch / f"{src.name}.asc", scratch / f"{src.name}.DIGESTS"
+        asc, dig = cache.file_in(scratch, f"{src.name}.asc"), cache.file_in(scratch, f"{src.name}.DIGESTS")
         for beside, copy in ((Path(f"{src}.asc"), asc), (Path(f"{src}.DIGESTS"), dig)):
             if beside.is_file():
                 shutil.copyfile(beside, copy)
@@ -316,16 +317,16 @@ def resolve_snapshot(mirrors=None) -> str:
     (small; a new publication carries a new signature). Used as the tree's identity in cache keys."""
     import hashlib
 
-    failures: list[str] = []
+    failures: list[CfError] = []
     for mirror in resolve_mirrors(mirrors):
         url = layout.join(mirror, f"snapshots/{layout.snapshot_filename(None)}.gpgsig")
         try:
             return "sig-sha256:" + hashlib.sha256(download.get_small(url)).hexdigest()
         except (download.NotFound, download.Unavailable) as err:
-            failures.append(str(err))
+            failures.append(err)
     raise CfError(
-        "cannot resolve the latest portage snapshot from any mirror: " + "; ".join(failures),
-        hint="check the mirrors, or build from a lock file (chrootforge lock) and a warm cache",
+        "cannot resolve the latest portage snapshot from any mirror: " + download.summarize(failures),
+        hint=f"check the mirrors ({remedies.mirrors()}); {remedies.offline()}",
     )
 
 
@@ -354,7 +355,7 @@ def fetch_snapshot(
         )
     if insecure:
         _warn_insecure("portage snapshot")
-    failures: list[str] = []
+    failures: list[CfError] = []
     with _verifier(GENTOO_SNAPSHOT, keyrings, insecure) as verifier:
         for mirror in resolve_mirrors(mirrors):
             url = layout.join(mirror, f"snapshots/{filename}")
@@ -363,10 +364,11 @@ def fetch_snapshot(
                 return _download_snapshot(cache, url, filename, key, verifier, latest=not date)
             except (download.NotFound, download.Unavailable) as err:
                 log.info(f"mirror {mirror}: {err}")
-                failures.append(str(err))
+                failures.append(err)
     raise CfError(
-        f"could not fetch {filename} from any mirror: " + "; ".join(failures),
-        hint="check --date and the mirrors (--mirror or GENTOO_MIRRORS)",
+        f"could not fetch {filename} from any mirror: " + download.summarize(failures),
+        hint=f"check {remedies.snapshot_choice()} and the mirrors ({remedies.mirrors()}); "
+        f"{remedies.offline()}",
     )
 
 
@@ -374,7 +376,7 @@ def _download_snapshot(
     cache: SourceCache, url: str, filename: str, key: str, verifier: Verifier | None, *, latest: bool
 ) -> FetchedFile:
     with cache.scratch() as scratch:
-        sig = scratch / f"{filename}.gpgsig"
+        sig = cache.file_in(scratch, f"{filename}.gpgsig")
         try:
             sig.write_bytes(_get_optional(url + ".gpgsig", verifier is None))
         except download.NotFound:
@@ -394,7 +396,7 @@ def _download_snapshot(
         partial = cache.partial_path(url)
         with cache.download_lock(partial):
             download.get_file(url, partial, label=filename)
-            local = scratch / filename
+            local = cache.file_in(scratch, filename)
             shutil.move(partial, local)
         record = _verify_snapshot_files(local, sig, verifier, url)
         return cache.store(local, record, key=key, extras={".gpgsig": sig})
@@ -417,9 +419,9 @@ def use_local_snapshot(path, keyrings=(), insecure: bool = False, cache_dir=None
     if hit:
         return hit
     with _verifier(GENTOO_SNAPSHOT, keyrings, insecure) as verifier, cache.scratch() as scratch:
-        local = scratch / src.name
+        local = cache.file_in(scratch, src.name)
         shutil.copyfile(src, local)
-        sig = scratch / f"{src.name}.gpgsig"
+        sig = cache.file_in(scratch, f"{src.name}.gpgsig")
         beside = next((p for p in (Path(f"{src}.gpgsig"), Path(f"{src}.asc")) if p.is_file()), None)
         if beside is not None:
             shutil.copyfile(beside, sig)

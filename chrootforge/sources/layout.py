@@ -9,6 +9,7 @@ import dataclasses
 import re
 
 from chrootforge.errors import UsageError, VerificationError
+from chrootforge.sources import grammar
 
 DEFAULT_MIRROR = "https://distfiles.gentoo.org"
 # releases/<dir-arch>/ holds stages whose file names use a more specific "micro" arch
@@ -38,19 +39,28 @@ VARIANT_WORDS = {
     "minimal",
     "glibc",
 }
-_STAMP = re.compile(r"^\d{8}T\d{6}Z$")
-_NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
-_DATA = re.compile(r"^(\d{8}T\d{6}Z)/(stage3-[A-Za-z0-9_.+-]+\.tar\.(?:xz|bz2|zst|gz))\s+(\d+)\s*$")
-_SNAPDATE = re.compile(r"^(\d{8}|latest)$")
+_DATA = re.compile(r"^(\S+)/(\S+)\s+(\d+)\s*\Z")
 _LATEST_HINT = "the mirror's latest-stage3 file is not in the expected format; try another mirror or --date"
 
 
 @dataclasses.dataclass(frozen=True)
 class StageRef:
+    """A mirror release of a stage3. Its fields become a URL and cache names, so it checks them
+    itself against Gentoo's grammar, whatever made it (a spec, a lock file, a latest file)."""
+
     arch: str
     stamp: str
     filename: str
     size: int | None = None
+
+    def __post_init__(self) -> None:
+        problem = (
+            grammar.arch(self.arch)
+            or grammar.stamp(self.stamp)
+            or grammar.stage_file(self.filename, self.stamp)
+        )
+        if problem:
+            raise UsageError(f"refusing the stage3 release {self.stamp!r}/{self.filename!r}: {problem}")
 
     @property
     def relpath(self) -> str:
@@ -63,9 +73,9 @@ class StageRef:
 
 def stage_name(arch: str, variant: str) -> str:
     """'amd64','openrc' -> 'stage3-amd64-openrc' (x86 -> i686, arm -> armv7a_hardfp, ...)."""
-    for value, what in ((arch, "arch"), (variant, "variant")):
-        if not _NAME.match(value or ""):
-            raise UsageError(f"bad {what} {value!r}")
+    for problem in (grammar.arch(arch), grammar.variant(variant)):
+        if problem:
+            raise UsageError(f"bad stage3: {problem}")
     if variant.split("-", 1)[0] not in VARIANT_WORDS:
         return f"stage3-{variant}"  # the variant already names its micro-arch (armv6j_hardfp-openrc)
     return f"stage3-{MICROARCH.get(arch, arch)}-{variant}"
@@ -94,7 +104,7 @@ def latest_relpath(arch: str, variant: str) -> str:
 
 
 def dated_stage(arch: str, variant: str, stamp: str) -> StageRef:
-    if not _STAMP.match(stamp):
+    if grammar.stamp(stamp):
         raise UsageError(f"bad --date {stamp!r}", hint="stage3 dates look like 20240101T170000Z")
     return StageRef(arch, stamp, f"{stage_name(arch, variant)}-{stamp}.tar.xz")
 
@@ -113,6 +123,10 @@ def parse_latest(text: str, arch: str, variant: str) -> StageRef:
                 f"unexpected line in the latest-stage3 file: {line[:80]!r}", hint=_LATEST_HINT
             )
         stamp, filename, size = match.groups()
+        if grammar.stamp(stamp) or grammar.stage_file(filename, stamp):
+            raise VerificationError(
+                f"the latest-stage3 file names {line[:80]!r}, not a stage3 release", hint=_LATEST_HINT
+            )
         if not filename.startswith(f"{expected}-{stamp}."):
             raise VerificationError(
                 f"the latest file names {filename}, not a {expected} stage", hint=_LATEST_HINT
@@ -127,7 +141,7 @@ def parse_latest(text: str, arch: str, variant: str) -> StageRef:
 
 def snapshot_filename(date: str | None) -> str:
     value = date or "latest"
-    if not _SNAPDATE.match(value):
+    if value != "latest" and grammar.day(value):
         raise UsageError(f"bad snapshot date {value!r}", hint="use YYYYMMDD or 'latest'")
     return f"gentoo-{value}.tar.xz"
 

@@ -27,9 +27,33 @@ def resolve_mirrors(
     return [normalize(m) for m in usable] or [DEFAULT_MIRROR]
 
 
+def url_problem(mirror: str) -> str | None:
+    """Why a mirror URL cannot be a base that release paths are appended to, or None. (A plain
+    path, a local mirror copy, is not a URL: None.)"""
+    from urllib.parse import urlsplit
+
+    if not mirror.startswith(("http://", "https://", "file://")):
+        if "://" in mirror:
+            return f"mirror {mirror!r} must be an http://, https:// or file:// URL, or a directory"
+        return None
+    try:
+        url = urlsplit(mirror)
+        url.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        return f"mirror {mirror!r} is not a URL"
+    if url.scheme != "file" and not url.hostname:
+        return f"mirror {mirror!r} names no host"
+    if url.query or url.fragment or any(ord(c) <= 32 or ord(c) == 127 for c in mirror):
+        return f"mirror {mirror!r} must be a plain URL (no query, fragment, spaces or control characters)"
+    return None
+
+
 def normalize(mirror: str) -> str:
     """http(s)/file URLs pass; a plain path (a local mirror copy) becomes a file:// URL."""
     if mirror.startswith(("http://", "https://", "file://")):
+        problem = url_problem(mirror)
+        if problem:
+            raise UsageError(problem, hint="a mirror is https://HOST/PATH, file:///PATH or a directory")
         return mirror.rstrip("/")
     if "://" in mirror:
         raise UsageError(

@@ -4,7 +4,8 @@ pristine_root(tarball, idmap=None, cache_dir=None, holds=None) -> Path
     <cache>/<sha512[:32]>-<idmap key>/ : the stage extracted under `idmap`, made once under a
     lock, atomically (extract() renames a finished temp dir into place). Owners on disk depend
     on the mapping, hence the idmap in the key. Never modify it. The entry is held
-    (chrootforge.holds) in `holds`, or until this process exits: `cache prune` leaves it alone.
+    (chrootforge.holds) in `holds`, else in the run's (`holds.current()`): `cache prune` leaves it
+    alone.
 fresh_builder(pristine, workdir, idmap=None) -> OverlayRoot | Path
     A writable root for one build: an overlay (pristine as lower, upper/work in workdir) when
     overlayfs works in a user namespace on workdir's filesystem; else a reflink/plain copy.
@@ -16,16 +17,17 @@ import json
 import os
 from pathlib import Path
 
-from chrootforge import log
+from chrootforge import holds as hl
+from chrootforge import log, untrusted
+from chrootforge.cache.kinds import confined, kind_root
 from chrootforge.errors import CfError
-from chrootforge.fsutil import atomic_write, file_lock, user_cache_dir
-from chrootforge.holds import process_holds
+from chrootforge.fsutil import atomic_write, file_lock
 from chrootforge.sources.fetched import FetchedFile
 from chrootforge.sources.mapping import idmap_key, remove_under_mapping, run_under_mapping
 
 
 def default_root() -> Path:
-    return user_cache_dir() / "stages"
+    return kind_root("stages")
 
 
 def pristine_root(tarball: FetchedFile, idmap=None, cache_dir=None, holds=None) -> Path:
@@ -38,7 +40,8 @@ def pristine_root(tarball: FetchedFile, idmap=None, cache_dir=None, holds=None) 
     root.mkdir(parents=True, exist_ok=True)
     path = Path(tarball.path)
     key = f"{tarball.sha512[:32]}-{idmap_key(idmap)}"
-    dest = (holds or process_holds()).hold(root / key)  # before looking: prune may not take it now
+    # held before looking: prune may not take it now (in the run's holds: holds.current())
+    dest = (holds or hl.current()).hold(confined(root, key, what="stage cache key"))
     if dest.is_dir():
         return dest
     with file_lock(root / f".{key}.lock"):
@@ -70,7 +73,7 @@ def _facts(pristine: Path) -> Path:
 def newest_mtime(pristine: Path) -> int | None:
     """The newest mtime among the stage's members, as its tar headers said (read at extraction)."""
     try:
-        return json.loads(_facts(Path(pristine)).read_text()).get("newest_mtime")
+        return untrusted.read_json(_facts(Path(pristine))).get("newest_mtime")
     except (OSError, ValueError):
         return None
 

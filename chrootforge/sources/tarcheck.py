@@ -115,9 +115,12 @@ def split_path(raw: str, member: str, *, link: bool = False) -> tuple[str, ...]:
 class TarStreamChecker:
     """Feed tar bytes in any chunking; get back the chunks that are safe to hand to tar."""
 
-    def __init__(self, skip_top: str | None = "dev"):
+    def __init__(self, skip_top: str | None = "dev", record_owners: bool = False):
         self.skip_top = skip_top
         self.stats = CheckStats()
+        # record_owners: the owner of every extracted member that is not 0:0, by its components
+        # (the last member of a name wins), for a single-id extraction (ownerxattr.py)
+        self.owners: dict[tuple[str, ...], tuple[int, int]] | None = {} if record_owners else None
         self.symlinks: dict[tuple[str, ...], str] = {}
         self._link_names: set[str] = set()  # last components of the symlinks: a cheap pre-filter
         self.files: set[tuple[str, ...]] = set()  # non-directories, possible hardlink targets
@@ -258,9 +261,11 @@ class TarStreamChecker:
                 name_b = prefix + b"/" + name_b
         link_b = _cstr(header[157:257])
         pax_mtime = None
+        pax_ids: dict[str, bytes] = {}
         if self._ext:
             pax: dict[str, bytes] = self._ext.get("pax", {})  # type: ignore[assignment]
             pax_mtime = pax.get("mtime")
+            pax_ids = {k: pax[k] for k in ("uid", "gid") if k in pax}
             name_b = self._ext.get("longname", name_b)  # type: ignore[assignment]
             name_b = pax.get("path", name_b)
             name_b = pax.get("GNU.sparse.name", name_b)
@@ -287,6 +292,8 @@ class TarStreamChecker:
         self.stats.members += 1
         if forward:
             self._note_mtime(header, pax_mtime)
+            if self.owners is not None and typeflag != HARDLINK:  # a hardlink shares its target's
+                self._note_owner(split_path(name, name), header, pax_ids)
         self._forward = forward
         self._data_left = -(-size // BLOCK) * BLOCK
         out = [*held, header] if forward else []
@@ -306,6 +313,18 @@ class TarStreamChecker:
             return
         if self.stats.newest_mtime is None or mtime > self.stats.newest_mtime:
             self.stats.newest_mtime = mtime
+
+    def _note_owner(self, parts: tuple[str, ...], header: bytes, pax_ids: dict[str, bytes]) -> None:
+        assert self.owners is not None
+        try:
+            uid = int(pax_ids["uid"]) if "uid" in pax_ids else _num(header[108:116], "uid")
+            gid = int(pax_ids["gid"]) if "gid" in pax_ids else _num(header[116:124], "gid")
+        except ValueError:
+            raise UnsafeArchive("bad PAX uid or gid", "/".join(parts)) from None
+        if uid or gid:
+            self.owners[parts] = (uid, gid)
+        else:
+            self.owners.pop(parts, None)
 
     def _on_sparse_ext(self, block: bytes) -> list:
         if not block[504]:

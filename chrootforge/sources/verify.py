@@ -18,6 +18,7 @@ from typing import Any, Self
 
 from chrootforge import log
 from chrootforge.errors import CfError, UsageError, VerificationError
+from chrootforge.sources import remedies
 
 # Gentoo Linux Release Engineering (Automated Weekly Release Key)
 GENTOO_RELENG = "13EBBDBEDE7A12775DFDB1BABB572E0E2D182910"
@@ -35,11 +36,12 @@ def well_known_keyrings() -> list[Path]:
 
 
 def missing_key_hint(fingerprint: str) -> str:
+    table = "tree" if fingerprint == GENTOO_SNAPSHOT else "stage3"
     return (
         f"get the Gentoo key once on a connected machine: `gpg --keyserver hkps://keys.gentoo.org "
         f"--recv-keys {fingerprint} && gpg --export --armor {fingerprint} > gentoo-release.asc` "
-        f"(on Gentoo it is /usr/share/openpgp-keys/gentoo-release.asc), then pass "
-        f"--keyring gentoo-release.asc"
+        f"(on Gentoo it is /usr/share/openpgp-keys/gentoo-release.asc), then give it with "
+        f"{remedies.keyring(table).replace('FILE', 'gentoo-release.asc')}"
     )
 
 
@@ -76,7 +78,10 @@ class Verifier:
             for path in self.keyrings:
                 fprs = self._import(path)
                 if not fprs:
-                    raise UsageError(f"--keyring {path}: no OpenPGP public key found in it")
+                    raise UsageError(
+                        f"keyring {path}: no OpenPGP public key found in it",
+                        hint=f"give an armored or binary public key file with {remedies.keyring()}",
+                    )
                 self.accepted.update(fprs)
             present = set()
             for path in well_known_keyrings() if self.use_well_known else []:
@@ -105,7 +110,11 @@ class Verifier:
     def _import(self, path: Path) -> set[str]:
         if not path.is_file():
             raise UsageError(f"keyring {path} does not exist")
-        result = self._gpg.import_keys(path.read_bytes())
+        return self.import_data(path.read_bytes())
+
+    def import_data(self, data: bytes) -> set[str]:
+        """Import keys (armored or binary); their primary fingerprints (not yet accepted)."""
+        result = self._gpg.import_keys(data)
         return {fp.upper() for fp in (result.fingerprints or []) if fp}
 
     def _judge(self, result, what: str) -> str:
@@ -131,8 +140,8 @@ class Verifier:
         if primary in self.accepted or signing in self.accepted:
             return primary
         raise VerificationError(
-            f"{what}: signed by {primary}, which is not a pinned or --keyring key",
-            hint="only the Gentoo release keys and keys given with --keyring are accepted",
+            f"{what}: signed by {primary}, which is not a pinned Gentoo key nor in a trusted keyring",
+            hint=f"only the Gentoo release keys and those given with {remedies.keyring()} are trusted",
         )
 
     def verify_detached(self, data_path: Path, sig_path: Path, what: str) -> str:
@@ -145,6 +154,14 @@ class Verifier:
         with open(sig_path, "rb") as sig:
             result = self._gpg.verify_file(sig, str(data_path))
         return self._judge(result, what)
+
+    def verify_signed(self, blob: bytes, what: str) -> tuple[bytes, str]:
+        """(the signed data, signer fingerprint) of an OpenPGP Signed Message (gpg --sign)."""
+        result = self._gpg.decrypt(blob)
+        if any(s.startswith("[GNUPG:] BEGIN_DECRYPTION") for s in (result.stderr or "").splitlines()):
+            raise VerificationError(f"{what}: an encrypted message, not a signed one")
+        fpr = self._judge(result, what)
+        return bytes(result.data or b""), fpr
 
     def verify_clearsigned(self, raw: bytes, what: str) -> tuple[str, str]:
         """Return (the signed text exactly as gpg verified it, signer fingerprint)."""
@@ -209,7 +226,7 @@ def _explain(status: str) -> str:
 
 def _hint(status: str, pinned: set[str]) -> str:
     if status in ("ERRSIG", "NO_PUBKEY"):
-        return "pass the signer's public key with --keyring FILE" + (
+        return f"give the signer's public key with {remedies.keyring()}" + (
             f" (expected {', '.join(sorted(pinned))})" if pinned else ""
         )
     if status in ("EXPKEYSIG", "KEYREVOKED", "REVKEYSIG"):

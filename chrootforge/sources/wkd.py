@@ -24,8 +24,9 @@ from pathlib import Path
 from urllib.parse import quote, urlparse
 
 from chrootforge import log
-from chrootforge.errors import UsageError, VerificationError
+from chrootforge.errors import CfError, UsageError, VerificationError
 from chrootforge.fsutil import atomic_write
+from chrootforge.sources import remedies
 
 # The pinned fingerprints of sources.verify -> the address Gentoo publishes each key under.
 ADDRESSES = {
@@ -86,9 +87,9 @@ def configured_base() -> str | None:
 
 
 def key_file(fingerprint: str) -> Path:
-    from chrootforge.sources.cache import default_root
+    from chrootforge.cache.kinds import confined, kind_root, source_area
 
-    return default_root() / "keys" / f"{fingerprint}.asc"
+    return confined(source_area(kind_root("sources"), "keys"), f"{fingerprint}.asc", what="key file")
 
 
 def import_pinned(gpg, pinned) -> set[str]:
@@ -143,12 +144,12 @@ def _expired(gpg, fingerprint: str) -> bool:
 def _fetch(gpg, fingerprint: str, address: str, base: str | None, cached: Path) -> None:
     from chrootforge.sources import download
 
-    failures = []
+    failures: list[CfError] = []
     for url in urls(address, base):
         try:
             data = download.get_small(url, retries=2)
         except (download.NotFound, download.Unavailable) as err:
-            failures.append(str(err))
+            failures.append(err)
             continue
         served = _import(gpg, data)
         if fingerprint not in served:
@@ -156,7 +157,7 @@ def _fetch(gpg, fingerprint: str, address: str, base: str | None, cached: Path) 
             raise VerificationError(
                 f"{url} served {got} for {address}, not the pinned key {fingerprint}",
                 hint="refused: that key directory, or the way to it, cannot be trusted; "
-                f"pass the Gentoo key with --keyring FILE ({_MANUAL})",
+                f"give the Gentoo key with {remedies.keyring(_table(fingerprint))} ({_MANUAL})",
             )
         exported = gpg.export_keys(fingerprint)  # the pinned key alone, whatever else came with it
         cached.parent.mkdir(parents=True, exist_ok=True)
@@ -165,6 +166,14 @@ def _fetch(gpg, fingerprint: str, address: str, base: str | None, cached: Path) 
         return
     raise _Unreachable(
         f"no OpenPGP key to verify the signature (need key {fingerprint}), and Gentoo's "
-        f"key directory could not be reached: {'; '.join(failures)}",
-        hint=f"check the network, or pass the key with --keyring FILE ({_MANUAL})",
+        f"key directory could not be reached ({download.summarize(failures)})",
+        hint=f"{remedies.offline()}; or give the key with {remedies.keyring(_table(fingerprint))} "
+        f"({_MANUAL})",
     )
+
+
+def _table(fingerprint: str) -> str:
+    """The spec table whose `keyring` trusts this pinned key."""
+    from chrootforge.sources.verify import GENTOO_SNAPSHOT
+
+    return "tree" if fingerprint == GENTOO_SNAPSHOT else "stage3"

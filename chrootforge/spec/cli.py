@@ -27,12 +27,10 @@ def register(sub) -> None:
 
 
 def _new(args) -> int:
-    from pathlib import Path
-
     from chrootforge.errors import UsageError
-    from chrootforge.spec.new import is_image_target, new_image, new_namespace
+    from chrootforge.spec.new import is_image_target, new_image, new_namespace, target_path
 
-    target = Path(args.target)
+    target = target_path(args.target)
     if is_image_target(target):
         path = new_image(target, args.parent, args.packages)
         print(f"wrote {path}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from chrootforge.atoms import atom_cp, provided_cp
+from chrootforge.errors import shown
 from chrootforge.spec import checks, schema, source
 from chrootforge.spec.model import (
     PHASES,
@@ -38,7 +39,7 @@ def load_image(ns: Namespace, name: str) -> Image:
     spec = source.load(folder / FILENAME)
     data = spec.data
     top = schema.read(spec, (), data, Image)
-    problem = checks.name("image")(name)
+    problem = checks.name("image")(name) or checks.repository(ns.prefix, name)
     if problem:
         raise spec.error((), problem)
     if top["parent"] == name:
@@ -99,9 +100,22 @@ def _check_provided(spec: source.SpecFile, top: dict) -> None:
 
 
 def _resolve_hook(spec, folder: Path, phase: str, ref: str) -> Path:
-    """A script in the image folder, else a stock hook in hooks/ (with or without .sh)."""
-    local = (folder / ref).resolve()
-    if local.is_file():
+    """A script of the namespace (relative to the image folder), else a stock hook in hooks/ (with
+    or without .sh). A script outside the namespace folder, symlinks followed, is refused: the
+    build copies hooks as its own user, so a spec must not reach other files of the host."""
+    try:
+        local = (folder / ref).resolve()
+        namespace = folder.resolve().parent
+        is_file = local.is_file()
+    except OSError as err:  # a name too long, a symlink loop
+        raise spec.error(("hooks", phase), f"hook '{shown(ref[:200])}': {err.strerror}") from None
+    if is_file:
+        if not local.is_relative_to(namespace):
+            raise spec.error(
+                ("hooks", phase),
+                f"hook '{ref}' is {local}, outside the namespace {namespace}",
+                hint="keep hook scripts inside the namespace folder",
+            )
         return local
     stock = stock_hooks_dir()
     for candidate in (stock / ref, stock / f"{ref}.sh"):

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from chrootforge.errors import UsageError
 from chrootforge.platforms import ARCHES, Platform, host_platform, parse_platform
-from chrootforge.spec import schema, source
+from chrootforge.sources import grammar
+from chrootforge.spec import checks, schema, source
 from chrootforge.spec.model import Namespace, Stage3Source, TreeSource
 
 FILENAME = "chrootforge.toml"
@@ -144,11 +145,20 @@ def _tree(spec: source.SpecFile, table: dict, platform: Platform) -> TreeSource:
             "[tree] needs a path (a repository directory) or a snapshot "
             '("latest", a date YYYYMMDD, or a file)',
         )
+    if snapshot and re.fullmatch(r"\d{8}", snapshot) and grammar.day(snapshot):
+        raise spec.error(("tree", "snapshot"), f"[tree] snapshot {grammar.day(snapshot)}")
     if snapshot and snapshot != "latest" and not re.fullmatch(r"\d{8}", snapshot):
         values["snapshot_path"] = schema.expand_path(schema.At(spec, ("tree", "snapshot")), snapshot)
         values["snapshot"] = None
     if "name" not in table:
         values["name"] = _repo_name(path) if path else "gentoo"
+        problem = checks.repo_name(values["name"])
+        if problem:
+            raise spec.error(
+                ("tree", "path"),
+                f"{path}/profiles/repo_name: {problem}",
+                hint='set [tree] name = "NAME" to name the repository',
+            )
     profile = values["profile"]
     if path and profile and profile != written and (path / "profiles").is_dir():
         if not (path / "profiles" / profile).is_dir():
@@ -163,6 +173,6 @@ def _tree(spec: source.SpecFile, table: dict, platform: Platform) -> TreeSource:
 
 def _repo_name(path: Path) -> str:
     try:
-        return (path / "profiles" / "repo_name").read_text().strip() or "gentoo"
+        return (path / "profiles" / "repo_name").read_text(errors="replace").strip() or "gentoo"
     except OSError:
         return "gentoo"

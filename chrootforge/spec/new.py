@@ -18,6 +18,21 @@ from chrootforge.spec.namespace import FILENAME as NS_FILE
 from chrootforge.spec.namespace import load_namespace
 
 
+def target_path(text: str) -> Path:
+    """The folder NS or NS/IMAGE as the user wrote it; one whose last part is `.` or `..` is
+    refused: it names the folder by where it is, not by the name the namespace or image takes
+    (`new NS/..` would have made a namespace of NS's parent)."""
+    import os
+
+    last = os.path.basename(text.rstrip("/"))
+    if last in (".", ".."):
+        raise UsageError(
+            f"chrootforge new {text}: the path must end with the folder's own name, not '{last}'",
+            hint="e.g. chrootforge new NS (a namespace) or chrootforge new NS/IMAGE (an image)",
+        )
+    return Path(text)
+
+
 def _as_written(target: Path) -> Path:
     """Absolute, with `..` folded, but symlinks kept: whether TARGET is NS/IMAGE is decided by the
     path the user wrote, not by where a symlink named IMAGE points."""
@@ -38,12 +53,18 @@ def new_namespace(folder: Path) -> Path:
         raise UsageError(f"{folder}: {problem}", hint="the folder's name is the namespace's name")
     path = folder / NS_FILE
     _refuse_existing(path)
-    # As examples/gentoo: emerge downloads distfiles (network host), and portage's own namespace
-    # sandboxes are off (the build already runs in namespaces).
+    # The documented defaults everywhere but where a namespace that builds from Gentoo's mirrors
+    # needs otherwise; each such value says why in the file (portage's own ipc-, network- and
+    # pid-sandbox stay on: they work inside the build sandbox, README "What the sandbox guarantees").
     values: dict[tuple[str, ...], object] = {
         ("tree", "snapshot"): "latest",
         ("build", "network"): "host",
-        ("make_conf", "FEATURES"): "-ipc-sandbox -network-sandbox -pid-sandbox",
+    }
+    why: dict[tuple[str, ...], str] = {
+        ("tree", "snapshot"): "[tree] needs a path or a snapshot; this takes Gentoo's latest, verified.",
+        ("build", "network"): "emerge downloads the packages' sources (distfiles) from Gentoo's "
+        'mirrors. Portage\'s network-sandbox still keeps every other build phase offline. For "none", '
+        "seed [build] distfiles with every source the images need.",
     }
     text = scaffold.render(
         Namespace,
@@ -52,6 +73,7 @@ def new_namespace(folder: Path) -> Path:
         "As it is, it builds from Gentoo's latest amd64 openrc stage3 and tree "
         "snapshot, downloaded and verified against the pinned release keys.",
         shown={("name",): folder.name, ("output", "prefix"): f"localhost/{folder.name}"},
+        why=why,
     )
     folder.mkdir(parents=True, exist_ok=True)
     _write(path, text)
@@ -123,20 +145,10 @@ def _refuse_existing(path: Path) -> None:
 
 
 def _write(path: Path, text: str) -> None:
-    """Write a new file atomically; never replace one (link(2) fails when `path` exists)."""
-    import os
-    import tempfile
+    """Write a new file atomically; never replace one."""
+    from chrootforge.fsutil import atomic_write
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            raise UsageError(f"{path} appeared meanwhile: chrootforge new does not overwrite it") from None
-    finally:
-        os.unlink(tmp)
+        atomic_write(path, text, replace=False)
+    except FileExistsError:
+        raise UsageError(f"{path} appeared meanwhile: chrootforge new does not overwrite it") from None

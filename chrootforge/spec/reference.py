@@ -19,6 +19,12 @@ BEGIN = (
 )
 END = "<!-- END spec keys -->"
 FILES = (("Namespace", "chrootforge.toml", Namespace), ("Image", "image.toml", Image))
+NOT_CONTENT = "†"
+LEGEND = (
+    f"{NOT_CONTENT}: a name, a destination or where an input is found, not what the images are: "
+    "not in the build key nor in the images (the stage3, the tree and the repositories count by "
+    "content)."
+)
 
 
 def _cell(text: str) -> str:
@@ -32,20 +38,25 @@ def _table_md(table: schema.Table) -> list[str]:
     if table.help:
         out += [table.help, ""]
     if table.shape == "map":
-        out += [f"Each key is a {table.section.label}, each value a {table.section.value_kind.toml}.", ""]
+        mark = "" if table.section.content else f" {NOT_CONTENT}"
+        out += [
+            f"Each key is a {table.section.label}, each value a {table.section.value_kind.toml}{mark}.",
+            "",
+        ]
         return out
     out += ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
     for k in table.keys:
         default = k.shown_default()
         if not k.default_doc and not k.required and k.default is not None:
             default = f"`{default}`"
-        out.append(f"| `{k.name}` | {_cell(k.kind.toml)} | {_cell(default)} | {_cell(k.help)} |")
+        mark = "" if k.content else f" {NOT_CONTENT}"
+        out.append(f"| `{k.name}` | {_cell(k.kind.toml)} | {_cell(default)} | {_cell(k.help)}{mark} |")
     return out + [""]
 
 
 def render() -> str:
     """The generated block, markers included."""
-    out = [BEGIN, ""]
+    out = [BEGIN, "", LEGEND, ""]
     for title, filename, model in FILES:
         out += [f"### {title}: `{filename}`", ""]
         for table in schema.tables_of(model):

@@ -19,11 +19,13 @@ def _comment(text: str, prefix: str = "# ") -> list[str]:
     )
 
 
-def _key_lines(k: schema.Key, path: tuple[str, ...], values: dict, shown: dict) -> list[str]:
+def _key_lines(k: schema.Key, path: tuple[str, ...], values: dict, shown: dict, why: dict) -> list[str]:
     default = k.shown_default()
     about = k.help + ("" if k.required else f" (default: {default})")
     out = _comment(about)
     if path in values:
+        if path in why:  # a value that is not the default says why it is not
+            out += _comment(f"Not the default here: {why[path]}")
         out.append(f"{k.name} = {k.kind.literal(values[path])}")
     else:
         out.append(f"#{k.name} = {k.kind.literal(shown.get(path, schema.placeholder(k)))}")
@@ -37,14 +39,17 @@ def render(
     *,
     shown: dict[tuple[str, ...], object] | None = None,
     example_names: dict[str, str] | None = None,
+    why: dict[tuple[str, ...], str] | None = None,
 ) -> str:
     """The file for `model` (Namespace or Image).
 
-    `values` maps key paths, e.g. ("tree", "snapshot") or ("make_conf", "FEATURES"), to the values
-    written uncommented; `shown` to what a commented-out key shows instead of its example or default;
-    `example_names` names the example table of a `tables` section (e.g. {"package": the first package}).
+    `values` maps key paths, e.g. ("tree", "snapshot") or ("build", "network"), to the values
+    written uncommented; `why` to the reason a value differs from the key's documented default
+    (written above it); `shown` to what a commented-out key shows instead of its example or
+    default; `example_names` names the example table of a `tables` section (e.g. {"package": the
+    first package}).
     """
-    shown = shown or {}
+    shown, why = shown or {}, why or {}
     out = _comment(title)
     out += _comment(
         "Commented-out keys show their default or an example; docs/pipeline.md describes every key."
@@ -57,6 +62,8 @@ def render(
             given = {path[1]: v for path, v in values.items() if len(path) == 2 and path[0] == table.name}
             out.append(("" if given else "#") + f"[{table.name}]")
             for name, value in given.items():
+                if (table.name, name) in why:
+                    out += _comment(f"Not the default here: {why[(table.name, name)]}")
                 out.append(f"{schema.quote_key(name)} = {table.section.value_kind.literal(value)}")
             for name, value in (table.section.example or {}).items():
                 if name not in given:
@@ -74,5 +81,5 @@ def render(
         if table.name:
             out.append(table.header())
         for k in table.keys:
-            out += _key_lines(k, (table.name, k.name) if table.name else (k.name,), values, shown)
+            out += _key_lines(k, (table.name, k.name) if table.name else (k.name,), values, shown, why)
     return "\n".join(out) + "\n"

@@ -8,7 +8,10 @@ A field declared with `section(...)`, `tables(...)` or `table_map(...)` holds a 
 - `read` turns one TOML table into a model's field values (types checked, defaults applied, values
   validated, unknown keys refused with the closest known one), errors at the key's file:line;
 - `walk` lists the sections and keys in order, for the key reference in docs/pipeline.md
-  (spec/reference.py) and for `chrootforge new` (spec/scaffold.py).
+  (spec/reference.py) and for `chrootforge new` (spec/scaffold.py);
+- `content_digest` hashes what of a loaded spec decides what the images are, for the build key:
+  every key but those declared `content=False` (where an image goes, how it is named, where an
+  input is found: the build key has the inputs by content, build.image_key).
 """
 
 from __future__ import annotations
@@ -20,14 +23,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from chrootforge.errors import UsageError
-from chrootforge.spec import source
+from chrootforge.errors import UsageError, shown
+from chrootforge.spec import checks, source
 from chrootforge.spec.source import SpecFile
 
 REQUIRED = object()  # the default of a key that must be given
 _META = "chrootforge.spec"
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+\Z")
 
 Check = Callable[[object], "str | None"]
 
@@ -40,7 +43,8 @@ class At:
 
     @property
     def name(self) -> str:
-        return self.path[-1] if self.path else ""
+        """The key's name as a message shows it (a quoted TOML key may hold anything)."""
+        return shown(self.path[-1]) if self.path else ""
 
     def error(self, message: str, hint: str | None = None) -> UsageError:
         return self.spec.error(self.path, message, hint=hint)
@@ -64,13 +68,25 @@ class Kind:
         return toml_literal(value)
 
 
+def text(at: At, value: str, lines: bool = False) -> str:
+    """`value`, unless it holds control characters: every spec string is one line of text unless its
+    key takes lines (`lines`: newlines and tabs pass), and none ever holds a NUL."""
+    problem = checks.control_characters(value, lines)
+    if problem:
+        raise at.error(f"'{at.name}': {problem}")
+    return value
+
+
 class Str(Kind):
     toml = "string"
+
+    def __init__(self, lines: bool = False):
+        self.lines = lines
 
     def convert(self, at, value):
         if not isinstance(value, str):
             raise at.bad("a string", value)
-        return value
+        return text(at, value, self.lines)
 
 
 class Bool(Kind):
@@ -98,24 +114,22 @@ class Choice(Kind):
 
     def convert(self, at, value):
         if value not in self.choices:
-            shown = f"'{value}'" if isinstance(value, str) else type(value).__name__
-            raise at.error(f"'{at.name}' must be one of {', '.join(self.choices)}, not {shown}")
+            given = f"'{shown(value)}'" if isinstance(value, str) else type(value).__name__
+            raise at.error(f"'{at.name}' must be one of {', '.join(self.choices)}, not {given}")
         return value
 
 
 class StrList(Kind):
     """A list of strings; with `single`, one string stands for a list of it; with `words`, a string
-    is split on white space (USE flags, keywords)."""
+    is split on white space (USE flags, keywords); with `lines`, an item may hold newlines."""
 
-    def __init__(self, single: bool = False, words: bool = False):
-        self.single, self.words = single, words
+    def __init__(self, single: bool = False, words: bool = False, lines: bool = False):
+        self.single, self.words, self.lines = single, words, lines
         self.toml = "list of strings" + (" (or a string)" if single or words else "")
 
     def convert(self, at, value):
-        if isinstance(value, str) and self.words:
-            return tuple(value.split())
-        if isinstance(value, str) and self.single:
-            return (value,)
+        if isinstance(value, str) and (self.words or self.single):
+            value = [value]
         if not isinstance(value, list):
             raise at.bad("a list of strings", value)
         for item in value:
@@ -123,29 +137,37 @@ class StrList(Kind):
                 raise at.error(
                     f"'{at.name}' must be a list of strings, not a list with {type(item).__name__}"
                 )
+            text(at, item, self.lines or self.words)  # words: a newline only separates them
         if self.words:
             return tuple(word for v in value for word in v.split())
         return tuple(value)
 
 
 class StrMap(Kind):
-    """A table of strings (numbers are taken as their text), kept as sorted (key, value) pairs."""
+    """A table of strings (numbers are taken as their text), kept as sorted (key, value) pairs.
+    `name_check` checks every key; a value may hold newlines with `lines`."""
 
     toml = "table of strings"
 
-    def __init__(self, sort: bool = True):
-        self.sort = sort
+    def __init__(
+        self, sort: bool = True, name_check: Callable[[str], str | None] | None = None, lines: bool = False
+    ):
+        self.sort, self.name_check, self.lines = sort, name_check, lines
 
     def convert(self, at, value):
         if not isinstance(value, dict):
             raise at.bad("a table", value)
         out = []
         for k, v in value.items():
+            here = at.child(k)
+            problem = self.name_check(k) if self.name_check else checks.control_characters(k)
+            if problem:
+                raise here.error(problem)
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 v = str(v)
             elif not isinstance(v, str):
-                raise at.child(k).error(f"'{at.name}.{k}' must be a string")
-            out.append((k, v))
+                raise here.error(f"'{at.name}.{shown(k)}' must be a string")
+            out.append((k, text(here, v, self.lines)))
         return tuple(sorted(out)) if self.sort else tuple(out)
 
     def literal(self, value) -> str:
@@ -160,7 +182,7 @@ class PathKind(Kind):
     def convert(self, at, value):
         if not isinstance(value, str):
             raise at.bad("a string", value)
-        return expand_path(at, value)
+        return expand_path(at, text(at, value))
 
 
 class PathList(Kind):
@@ -219,16 +241,16 @@ def expand_path(at: At, value: str) -> Path:
         if suffix and f"{name}_{suffix}" in os.environ:
             return os.environ[f"{name}_{suffix}"]
         if name not in os.environ:
+            from chrootforge.envvars import unset_hint
+
             also = f" (nor ${{{name}_{suffix}}})" if suffix else ""
-            raise at.error(
-                f"${{{name}}} is not set in the environment{also}",
-                hint=f"export {name}=..."
-                + (f" or {name}_{suffix}=..." if suffix else "")
-                + " or give the path directly",
-            )
+            hint = unset_hint(name, os.environ)
+            if suffix:
+                hint = f"{hint}; for this platform, {name}_{suffix} is read first"
+            raise at.error(f"${{{name}}} is not set in the environment{also}", hint=hint)
         return os.environ[name]
 
-    path = Path(os.path.expanduser(_VAR_RE.sub(var, value)))
+    path = Path(os.path.expanduser(text(at, _VAR_RE.sub(var, value))))
     if not path.is_absolute():
         path = at.spec.path.parent / path
     return Path(os.path.normpath(path))
@@ -247,6 +269,9 @@ class Key:
     section: str = ""  # the table of a model that spans several (the namespace)
     example: object = None  # what `chrootforge new` shows for it (else the default)
     default_doc: str | None = None  # the default in words, when other values decide it
+    # False: a name, a destination or where an input comes from, never what an image is; left out
+    # of the build key (and so of the image: its labels carry the key).
+    content: bool = True
     name: str = ""  # filled in by keys_of()
     field: str = ""
 
@@ -277,6 +302,8 @@ class Section:
     name_check: Check | None = None  # checks every name (tables, map)
     example: dict | None = None  # shown by `chrootforge new` (tables, map)
     toml_name: str | None = None
+    content: bool = True  # as Key.content
+    name_field: str = "name"  # tables: the model's field that holds the table's name
     name: str = ""
     field: str = ""
 
@@ -429,6 +456,36 @@ def read_tables(
             allowed = ", ".join(allowed_names(sec.table_model))
             raise at.error(f"[{sec.name}.{quote_key(name)}] must be a table with {allowed}")
         yield name, read(spec, at.path, value, sec.table_model)
+
+
+# -- the build key's view of a spec ----------------------------------------------------------------
+def content_of(value) -> dict:
+    """What of a loaded model (a Namespace, an Image, or a table's model) decides what the images
+    are: every declared key and table but those declared `content=False`, as loaded (defaults
+    filled in, strings split or joined as their kind does: so comments, layout, key order and
+    spelling a default out do not count). A content key never holds a host path: json.dumps
+    refuses one, so a key cannot come to depend on where a file is."""
+    out: dict = {}
+    for decl in declared(type(value)):
+        if not decl.content:
+            continue
+        item = getattr(value, decl.field)
+        if isinstance(decl, Section) and decl.shape == "table":
+            item = content_of(item) if item is not None else None
+        elif isinstance(decl, Section) and decl.shape == "tables":
+            item = {getattr(entry, decl.name_field): content_of(entry) for entry in item}
+        elif isinstance(decl, Section):
+            item = dict(item)
+        out[decl.name] = item
+    return out
+
+
+def content_digest(value) -> str:
+    """sha256 of the canonical JSON of content_of(value)."""
+    import hashlib
+
+    blob = json.dumps(content_of(value), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 # -- TOML text ---------------------------------------------------------------------------------------

@@ -14,12 +14,13 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from chrootforge.errors import UsageError
+from chrootforge import untrusted
+from chrootforge.errors import UsageError, shown
 
 _BARE = r"[A-Za-z0-9_-]+"
 _KEY_PART = rf'(?:{_BARE}|"(?:[^"\\]|\\.)*"|\'[^\']*\')'
 _DOTTED = rf"{_KEY_PART}(?:\s*\.\s*{_KEY_PART})*"
-_HEADER_RE = re.compile(rf"^\s*\[(\[)?\s*({_DOTTED})\s*\]\]?\s*(?:#.*)?$")
+_HEADER_RE = re.compile(rf"^\s*\[(\[)?\s*({_DOTTED})\s*\]\]?\s*(?:#.*)?\Z")
 _KEYLINE_RE = re.compile(rf"^\s*({_DOTTED})\s*=")
 _PART_RE = re.compile(_KEY_PART)
 _POS_RE = re.compile(r"\(at line (\d+), column (\d+)\)")
@@ -101,14 +102,18 @@ class SpecFile:
 
 def load(path: str | Path) -> SpecFile:
     path = Path(path)
+    from chrootforge.fsutil import read_regular
+
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path, untrusted.MAX_FILE).decode("utf-8")
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as err:
+    except OSError as err:
+        raise UsageError(f"{path}: cannot read: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
         raise UsageError(f"{path}: cannot read: {err}") from None
     try:
-        data = tomllib.loads(text)
+        data = untrusted.loads_toml(text)
     except tomllib.TOMLDecodeError as err:
         message = str(err)
         pos = _POS_RE.search(message)
@@ -140,4 +145,4 @@ def check_keys(spec: SpecFile, key: tuple[str, ...], table: dict, allowed) -> No
             close = suggest(name, allowed)
             what = f"[{'.'.join(key)}]" if key else "the top level"
             hint = f"did you mean '{close}'?" if close else f"allowed keys: {', '.join(sorted(allowed))}"
-            raise spec.error((*key, name), f"unknown key '{name}' in {what}", hint=hint)
+            raise spec.error((*key, name), f"unknown key '{shown(name)}' in {what}", hint=hint)

@@ -11,15 +11,16 @@ import json
 import os
 from collections.abc import Callable
 
-from chrootforge import log
-from chrootforge.fsutil import atomic_write, file_lock, user_cache_dir
+from chrootforge import log, untrusted
+from chrootforge.cache.kinds import bookkeeping
+from chrootforge.fsutil import atomic_write, file_lock
 
 KVM = "/dev/kvm"
 PROBE_TIMEOUT = 25.0
 
 
 def _cache_file():
-    return user_cache_dir() / "vm-accel.json"
+    return bookkeeping("vm-accel.json")
 
 
 def probe_key(artifacts_key: str) -> str:
@@ -42,7 +43,7 @@ def choose(artifacts_key: str, probe: Callable[[float], bool]) -> tuple[str, str
     key = probe_key(artifacts_key)
     cache = _cache_file()
     try:
-        known = json.loads(cache.read_text())
+        known = untrusted.read_json(cache)
     except (OSError, ValueError):
         known = {}
     if key not in known:
@@ -51,7 +52,7 @@ def choose(artifacts_key: str, probe: Callable[[float], bool]) -> tuple[str, str
         cache.parent.mkdir(parents=True, exist_ok=True)
         with file_lock(cache.parent / ".vm-accel.lock"):
             try:
-                known = json.loads(cache.read_text())
+                known = untrusted.read_json(cache)
             except (OSError, ValueError):
                 known = {}
             known[key] = works

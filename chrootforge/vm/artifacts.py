@@ -18,9 +18,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from chrootforge import log
+from chrootforge import holds, log, untrusted
+from chrootforge.cache.kinds import confined, kind_root
 from chrootforge.errors import CfError
-from chrootforge.fsutil import atomic_write, file_lock, user_cache_dir
+from chrootforge.fsutil import atomic_write, file_lock
 from chrootforge.vm import recipe as rcp
 
 FILES = ("vmlinux", "initramfs.cpio", "rootfs.sqfs")
@@ -47,12 +48,12 @@ class Artifacts:
 
 def cache_root() -> Path:
     explicit = os.environ.get("CHROOTFORGE_VM_ARTIFACTS")
-    return Path(explicit) if explicit else user_cache_dir() / "vm"
+    return Path(explicit) if explicit else kind_root("vm")
 
 
 def _load(entry: Path, key: str) -> Artifacts | None:
     try:
-        manifest = json.loads((entry / "manifest.json").read_text())
+        manifest = untrusted.read_json(entry / "manifest.json")
     except (OSError, ValueError):
         return None
     if manifest.get("key") != key or not all((entry / name).is_file() for name in FILES):
@@ -72,10 +73,6 @@ def ensure(recipe: rcp.Recipe | None = None) -> Artifacts:
     recipe = recipe or rcp.resolve()
     key = recipe.key()
     root = cache_root()
-    entry = root / key
-    found = _load(entry, key)
-    if found:
-        return found
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -83,6 +80,11 @@ def ensure(recipe: rcp.Recipe | None = None) -> Artifacts:
             f"cannot create the VM cache {root}: {err.strerror}",
             hint="set CHROOTFORGE_VM_ARTIFACTS or XDG_CACHE_HOME to a writable directory",
         ) from None
+    # held for the run (holds.current()) before it is looked at: prune leaves a guest's image alone
+    entry = holds.current().hold(confined(root, key, what="VM artifacts key"))
+    found = _load(entry, key)
+    if found:
+        return found
     with file_lock(root / f".{key}.lock"):
         found = _load(entry, key)  # another process may have built it while we waited
         if found:
@@ -127,7 +129,7 @@ def _build(recipe: rcp.Recipe, tmp: Path) -> dict:
     sizes = {name: (tmp / name).stat().st_size for name in FILES}
     return {
         "key": recipe.key(),
-        "recipe": json.loads(json.dumps(recipe.__dict__)),
+        "recipe": untrusted.loads_json(json.dumps(recipe.__dict__), "the vm recipe"),
         "mode": mode,
         "seconds": seconds,
         "sizes": sizes,

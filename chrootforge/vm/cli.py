@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-_SIZE = re.compile(r"^(\d+)([KMGT]?)(i?B)?$", re.IGNORECASE)
+_SIZE = re.compile(r"^(\d+)([KMGT]?)(i?B)?\Z", re.IGNORECASE)
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
@@ -39,6 +39,8 @@ def register(sub) -> None:
     run = vsub.add_parser(
         "run",
         help="run CMD as the unprivileged guest user in a fresh guest",
+        description="Boot a fresh guest (no network device), run CMD as the user `cf` (or root "
+        "with --root) with the --share directories mounted, and exit with CMD's status.",
         usage="%(prog)s [--share SRC:DST[:ro]]... [--timeout S] [--memory M] [--binfmt PLATFORM]... "
         "-- CMD...",
     )
@@ -70,7 +72,9 @@ def register(sub) -> None:
         metavar="NAME=VALUE",
         help="set a variable for CMD (the environment starts clean)",
     )
-    run.add_argument("--cwd", default="/home/cf", metavar="DIR", help="working directory in the guest")
+    run.add_argument(
+        "--cwd", default="/home/cf", metavar="DIR", help="working directory in the guest (default /home/cf)"
+    )
     run.add_argument(
         "--root",
         action="store_true",
@@ -86,7 +90,12 @@ def register(sub) -> None:
     )
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD...")
     run.set_defaults(func=_run)
-    prep = vsub.add_parser("prepare", help="build (or find) the guest artifacts and print where they are")
+    prep = vsub.add_parser(
+        "prepare",
+        help="build (or find) the guest artifacts and print where they are",
+        description="Build the guest's kernel, initramfs and root image from Debian's packages "
+        "(without root), or find them in the cache, and print where they are.",
+    )
     prep.add_argument("--json", action="store_true", help="print the artifacts' manifest as JSON")
     prep.set_defaults(func=_prepare)
 
@@ -113,8 +122,8 @@ def _run(args) -> int:
     env = []
     for item in args.env:
         name, sep, value = item.partition("=")
-        if not sep or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
-            raise UsageError(f"--env {item!r}: expected NAME=VALUE")
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or "\0" in value:
+            raise UsageError(f"--env {item!r}: expected NAME=VALUE (NAME: letters, digits and _)")
         env.append((name, value))
     shares = [parse_share(text) for text in args.share]
     dests = [s.dest for s in shares]

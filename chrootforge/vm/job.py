@@ -14,7 +14,7 @@ from pathlib import Path
 
 from chrootforge.vm.shares import Share
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 _STATUS = re.compile(r"^chrootforge-vm: status (\d+)\s*$", re.MULTILINE)
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 GUEST_USER_UID = 1000  # the guest user's uid when the host caller is root
@@ -60,7 +60,7 @@ def command_argv(job: Job) -> list[str]:
         "CHROOTFORGE_VM_GUEST": "1",
     }
     for name, _ in job.env:
-        if not _ENV_NAME.match(name):
+        if not _ENV_NAME.fullmatch(name):
             raise ValueError(f"bad environment variable name {name!r}")
     if not job.argv or "=" in job.argv[0]:
         raise ValueError(f"bad command {job.argv[:1]!r}: it must be given and hold no '='")

@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from chrootforge import untrusted
 from chrootforge.errors import CfError
 
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
@@ -68,7 +68,7 @@ def runtime_requirements(root: Path = SOURCE_ROOT) -> tuple[str, ...]:
     """chrootforge's own dependencies, from pyproject.toml (else from the installed metadata)."""
     pyproject = root / "pyproject.toml"
     if pyproject.is_file():
-        return tuple(tomllib.loads(pyproject.read_text())["project"]["dependencies"])
+        return tuple(untrusted.loads_toml(pyproject.read_text())["project"]["dependencies"])
     from importlib import metadata
 
     return tuple(r for r in metadata.requires("chrootforge") or () if "extra ==" not in r)
@@ -132,12 +132,13 @@ def _apt_packages() -> dict[str, str]:
 def apt_packages() -> dict[str, str]:
     """The kernel and busybox package versions apt would download, memoized per state of the apt
     lists: apt-cache takes seconds on a loaded host, and every `vm run` needs the answer."""
-    from chrootforge.fsutil import atomic_write, user_cache_dir
+    from chrootforge.cache.kinds import bookkeeping
+    from chrootforge.fsutil import atomic_write
 
     stamp = apt_stamp()
-    memo = user_cache_dir() / "vm-apt.json"
+    memo = bookkeeping("vm-apt.json")
     try:
-        known = json.loads(memo.read_text())
+        known = untrusted.read_json(memo)
     except (OSError, ValueError):
         known = {}
     if stamp and known.get("stamp") == stamp:

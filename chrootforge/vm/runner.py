@@ -7,13 +7,13 @@
 - The status comes from isa-debug-exit and must match the "status N" line of the guest's init;
   without one (a panic, a hang past the timeout, a failed init) it is an error showing the console.
 - Each run has a private dir under $XDG_CACHE_HOME/chrootforge/vm-runs/ (job file, logs, scratch
-  disk), held by an flock while in use: runs killed with SIGKILL are swept by the next run.
+  disk), held while in use (chrootforge.holds): runs killed with SIGKILL are swept by the next run,
+  or by `cache prune`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import signal
@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from chrootforge import log
+from chrootforge import holds, log
+from chrootforge.cache.kinds import bookkeeping, kind_root
 from chrootforge.errors import CfError
-from chrootforge.fsutil import atomic_write, user_cache_dir
+from chrootforge.fsutil import atomic_write
 from chrootforge.vm import qemu
 from chrootforge.vm.job import Job, job_script, parse_status
 
@@ -46,38 +47,32 @@ class BootResult:
 
 
 def runs_root() -> Path:
-    return user_cache_dir() / "vm-runs"
+    return kind_root("vm-runs")
 
 
 def _sweep_stale(root: Path) -> None:
+    """Run dirs of killed runs: nobody holds them (a running guest's run holds its own)."""
     for path in root.glob("run.*"):
-        try:
-            fd = os.open(path / ".lock", os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            continue  # in use
-        finally:
-            os.close(fd)
-        shutil.rmtree(path, ignore_errors=True)
+        with holds.claim(path) as free:
+            if free:
+                shutil.rmtree(path, ignore_errors=True)
 
 
 @contextlib.contextmanager
 def run_dir() -> Iterator[Path]:
+    """A private dir for one guest run, held while it exists (chrootforge.holds), then removed."""
     root = runs_root()
     root.mkdir(parents=True, exist_ok=True)
     _sweep_stale(root)
     path = root / f"run.{os.getpid()}.{os.urandom(4).hex()}"
-    path.mkdir(mode=0o700)
-    fd = os.open(path / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
+    mine = holds.Holds()
+    mine.hold(path)  # before it exists: neither a sweep nor `cache prune` takes it
     try:
+        path.mkdir(mode=0o700)
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
-        os.close(fd)
+        mine.release(path)
 
 
 def make_scratch(path: Path, size_bytes: int, uid: int, gid: int) -> None:
@@ -206,7 +201,7 @@ def _restore_sigterm(previous) -> None:
 
 def describe_failure(result: BootResult, what: str, timeout: float | None) -> CfError:
     tail = "\n".join("    " + line for line in result.console.splitlines()[-CONSOLE_TAIL:])
-    saved = runs_root() / "last-failure.console.log"
+    saved = bookkeeping("vm-last-failure.console.log")
     with contextlib.suppress(OSError):
         atomic_write(saved, result.console)
     if result.timed_out:

@@ -10,14 +10,13 @@ copies back what is new; merge.py checks it and merges it into the host layout.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from chrootforge import log
+from chrootforge import log, untrusted
 from chrootforge.errors import CfError, UsageError
 
 SCRATCH_BYTES = 64 << 30  # sparse: only what the build writes takes space
@@ -86,6 +85,10 @@ def input_dirs(project, stage3: Path | None) -> list[Path]:
         dirs.append(ns.distfiles)
     for image in project.images.values():
         files += [hook.path for hook in image.hooks]
+    if any(image.check_binaries for image in project.images.values()):
+        from chrootforge.gentoo.plan import check_binaries_script
+
+        files.append(check_binaries_script())  # the stock check every image runs after its strip
     for name in PATH_VARS:
         if os.environ.get(name):
             files.append(Path(os.environ[name]))
@@ -117,8 +120,19 @@ def guest_args(targets: list[Path], options: VmBuildOptions, quiet: bool) -> lis
 
 
 def build_in_vm(targets: list[str], options: VmBuildOptions):
-    """Build `targets` in a guest; merge the results into the host layout -> the BuildReport."""
-    from chrootforge.fsutil import file_lock, user_cache_dir
+    """Build `targets` in a guest; merge the results into the host layout -> the BuildReport.
+    What the run uses in the user cache (the binpkgs it shares, the guest's artifacts) is held
+    until it ends."""
+    from chrootforge import holds
+
+    with holds.session():
+        return _build_in_vm(targets, options)
+
+
+def _build_in_vm(targets: list[str], options: VmBuildOptions):
+    from chrootforge import holds
+    from chrootforge.cache.kinds import entry
+    from chrootforge.fsutil import file_lock
     from chrootforge.gentoo import state as st
     from chrootforge.gentoo.inputs import binpkg_key, identify
     from chrootforge.spec.graph import load_project, parse_targets
@@ -147,7 +161,8 @@ def build_in_vm(targets: list[str], options: VmBuildOptions):
     # the binpkgs the guest reuses and adds to: the host's, keyed by content as a host build keys
     # them (gentoo.inputs.binpkg_key); images with their own package.env start empty in the guest
     binpkgs_name = binpkg_key(ns, identify(ns, stage3))
-    binpkgs = user_cache_dir() / "binpkgs" / binpkgs_name
+    # held until the guest's new packages are merged back (holds.current(): the run's)
+    binpkgs = holds.current().hold(entry("binpkgs", binpkgs_name))
     try:
         bdir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -210,7 +225,7 @@ def _report(text: str, status: int, layout: Path):
 
     if status in (0, 1):
         try:
-            data = json.loads(text)
+            data = untrusted.loads_json(text, "the guest's build report")
             images = [ImageResult(**image) for image in data.pop("images")]
             data["layout"] = str(layout)
             return BuildReport(images=images, **data)

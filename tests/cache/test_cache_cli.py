@@ -21,10 +21,22 @@ FILL = textwrap.dedent("""
     stage = pristine_root(unverified_stage(sys.argv[1]))
     root = user_cache_dir()
     for rel, size in (("sources/blobs/ab12/stage3.tar.xz", 3000), ("trees/t1/metadata/layout.conf", 200),
-                      ("distfiles/hello-1.0.tar.gz", 5000), ("binpkgs/ns-1/app/hello-1.gpkg.tar", 7000)):
+                      ("distfiles/hello-1.0.tar.gz", 5000), ("binpkgs/ns-1/app/hello-1.gpkg.tar", 7000),
+                      # a work dir kept by `build --keep`, packages downloaded from a binhost, and
+                      # what killed runs left: a fetch's scratch dir, a guest's run dir
+                      ("work/0a1b2c3d4e5f6a7b/hello/rootfs/bin/hello", 900),
+                      ("binhost/5d6e7f8091a2b3c4/k1/app/hello-1.gpkg.tar", 800),
+                      ("sources/tmp/fetch-dead/stage3.tar.xz", 600), ("vm-runs/run.1.ab/scratch.img", 400)):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_bytes(b"x" * size)
     (root / "trees/t1/metadata").chmod(0o555)  # snapshots may hold read-only directories
+    # a kept build root holds what emerge made as other ids: a 0700 directory of id 250 inside
+    from chrootforge.sandbox import owned_dir
+    from chrootforge.sources.mapping import run_under_mapping
+    kept = root / "work/0a1b2c3d4e5f6a7b/hello/rootfs"
+    owned_dir(kept)  # (as root: the namespace's root is another host id, the build gives it the dir)
+    assert run_under_mapping(["sh", "-c", f"mkdir -p {kept}/var/tmp/p && touch {kept}/var/tmp/p/f && "
+                              f"chown -R 250:250 {kept}/var/tmp/p && chmod 700 {kept}/var/tmp/p"]) == 0
     print(stage)
 """)
 
@@ -83,10 +95,17 @@ def test_prune_skips_what_a_running_build_holds_and_removes_the_rest(identity, s
         "trees",
         "distfiles",
         "binpkgs",
+        "binhost",
+        "work",
         "vm",
+        "vm-runs",
     ]
     assert kinds["stages"]["entries"] == 1 and kinds["stages"]["bytes"] > 1000
     assert kinds["distfiles"]["bytes"] == 5000 and kinds["binpkgs"]["entries"] == 1
+    assert kinds["work"]["entries"] == 1 and kinds["work"]["bytes"] >= 900
+    assert kinds["binhost"]["entries"] == 1 and kinds["binhost"]["bytes"] >= 800
+    assert kinds["sources"]["entries"] == 2 and kinds["vm-runs"]["entries"] == 1
+    assert listing["other_bytes"] < 100, "nothing big is left uncounted as 'other'"
     assert listing["total_bytes"] >= sum(k["bytes"] for k in listing["kinds"])
     table = identity.cf("cache", "ls", env=env)
     assert table.returncode == 0 and "stages" in table.stdout and "total" in table.stdout
@@ -104,8 +123,16 @@ def test_prune_skips_what_a_running_build_holds_and_removes_the_rest(identity, s
         held = {e["name"] for e in result["held"]}
         removed = {e["name"] for e in result["removed"]}
         assert held == {"stages/" + stage.rsplit("/", 1)[1], "distfiles/hello-1.0.tar.gz"}
-        assert removed == {"sources/blobs/ab12", "trees/t1", "binpkgs/ns-1"}
-        assert result["freed_bytes"] >= 3000 + 200 + 7000 and result["failed"] == []
+        assert removed == {
+            "sources/blobs/ab12",
+            "sources/tmp/fetch-dead",
+            "trees/t1",
+            "binpkgs/ns-1",
+            "binhost/5d6e7f8091a2b3c4/k1",
+            "work/0a1b2c3d4e5f6a7b",
+            "vm-runs/run.1.ab",
+        }
+        assert result["freed_bytes"] >= 3000 + 200 + 7000 + 900 + 800 + 600 + 400 and result["failed"] == []
         assert identity.run(["test", "-d", f"{stage}/etc"]).returncode == 0
     finally:
         holder.stdin.close()

@@ -194,7 +194,8 @@ class _Server(http.server.ThreadingHTTPServer):
 
 
 class FakeRegistry:
-    def __init__(self, referrers_api: bool = False):
+    def __init__(self, referrers_api: bool = False, tls=None):
+        """`tls`: a tests.helpers.registry.Pki whose server certificate it then serves HTTPS with."""
         self.referrers_api = referrers_api
         self.repos: dict[str, dict] = {}
         self.uploads: dict[str, bytearray] = {}
@@ -204,6 +205,12 @@ class FakeRegistry:
         self.lock = threading.Lock()
         self.release = threading.Event()  # wakes hung handlers at stop()
         self.httpd = _Server(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            import ssl
+
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(tls.server_crt, tls.server_key)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
         self.httpd.fake = self
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
@@ -346,5 +353,90 @@ def stall_blob(after: int):
         fake.release.wait()
         h.close_connection = True
         return True
+
+    return fault
+
+
+def _answer(h: Handler) -> tuple[int, dict, bytes]:
+    """What the fake would answer to a GET/HEAD of a manifest or blob (else an empty JSON object)."""
+    fake: FakeRegistry = h.server.fake
+    path = urlparse(h.path).path
+    for name, pattern in _ROUTES:
+        match = pattern.match(path)
+        if match and name in ("manifest", "blob"):
+            repo = fake.repo(match["name"])
+            ref = match["ref"]
+            if name == "blob" and ref in repo["blobs"]:
+                return 200, {"Docker-Content-Digest": ref}, repo["blobs"][ref]
+            if name == "manifest" and ref in repo["manifests"]:
+                data, media_type = repo["manifests"][ref]
+                return 200, {"Content-Type": media_type, "Docker-Content-Digest": digest_of(data)}, data
+    return 200, {"Content-Type": "application/json"}, b"{}"
+
+
+def trickle(path_re: str, head: bool = True, fast: int = 0, delay: float = 1.0, method: str | None = None):
+    """Answer matching requests one byte every `delay` seconds: the status line and headers too
+    when `head`, else the headers at once and then the body (its first `fast` bytes at once).
+    The answer is the real one (_answer); it goes on until the client hangs up."""
+
+    def fault(h: Handler) -> bool:
+        if not re.search(path_re, h.path) or (method is not None and h.command != method):
+            return False
+        status, headers, body = _answer(h)
+        if h.command in ("PUT", "PATCH", "POST"):
+            h.body()
+        head_bytes = f"HTTP/1.1 {status} OK\r\nContent-Length: {len(body)}\r\n".encode()
+        head_bytes += b"".join(f"{k}: {v}\r\n".encode() for k, v in headers.items()) + b"\r\n"
+        if h.command == "HEAD":
+            body = b""
+        slow = head_bytes + body if head else body[fast:]
+        h.close_connection = True
+        try:
+            if not head:
+                h.wfile.write(head_bytes + body[:fast])
+                h.wfile.flush()
+            for i in range(len(slow)):
+                if h.server.fake.release.wait(delay):
+                    return True
+                h.wfile.write(slow[i : i + 1])
+                h.wfile.flush()
+        except OSError:
+            pass  # the client gave up: what this fault is for
+        return True
+
+    return fault
+
+
+def slow_reader(path_re: str, delay: float = 1.0, method: str | None = None):
+    """Read the request body of matching requests one byte every `delay` seconds, never answer."""
+
+    def fault(h: Handler) -> bool:
+        if not re.search(path_re, h.path) or (method is not None and h.command != method):
+            return False
+        h.close_connection = True
+        try:
+            for _ in range(int(h.headers.get("Content-Length") or 0)):
+                if h.server.fake.release.wait(delay) or not h.rfile.read(1):
+                    return True
+        except OSError:
+            pass
+        return True
+
+    return fault
+
+
+def bearer_realm(realm_path: str = "/token"):
+    """Ask for a Bearer token from this server's `realm_path` (over plain HTTP) and accept any."""
+
+    def fault(h: Handler) -> bool:
+        if h.path.startswith(realm_path):
+            h.reply(200, json.dumps({"token": "t0ken", "expires_in": 300}).encode())
+            return True
+        if h.path.startswith("/v2/") and not h.headers.get("Authorization"):
+            host = h.headers.get("Host")
+            challenge = f'Bearer realm="http://{host}{realm_path}",service="fake"'
+            h.reply(401, b'{"errors":[{"code":"UNAUTHORIZED"}]}', {"WWW-Authenticate": challenge})
+            return True
+        return False
 
     return fault

@@ -1,8 +1,12 @@
-"""Run chrootforge as root and as an unprivileged user with a subuid range.
+"""Run chrootforge as root and as an unprivileged user with a subuid range (and one without).
 
 When the suite runs as root, it creates the user `cftest` with /etc/subuid and /etc/subgid ranges and
 stages a copy of the code that this user can read (the checkout may sit below a 0700 home). When the
 suite runs unprivileged, the "root" identity is skipped and the "user" identity is the caller.
+
+The "single" identity is a user with no /etc/subuid or /etc/subgid entry, who can only use
+--single-id: as root, the suite creates `cfsingle` for it (and removes any range it has); run
+unprivileged, it is the caller, whose commands pass --single-id anyway.
 """
 
 from __future__ import annotations
@@ -21,11 +25,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.world.cache import SHARED_TMP
+
 REPO = Path(__file__).resolve().parents[2]
 TEST_USER = "cftest"
+SINGLE_USER = "cfsingle"  # no sub-ids: only --single-id works for it
 SUBID_START = 300000
 SUBID_COUNT = 65536
-SHARED_TMP = Path(os.environ.get("CHROOTFORGE_TEST_TMP", "/var/tmp/chrootforge-tests"))
 
 
 def _ensure_subid(path: str, user: str) -> None:
@@ -44,14 +50,44 @@ def _ensure_shared_tmp() -> None:
         os.chmod(SHARED_TMP, 0o1777)
 
 
-def ensure_test_user() -> pwd.struct_passwd:
+def _drop_subid(path: str, user: str) -> None:
+    """Remove every range of `user` (useradd may have added one) by an atomic rewrite."""
+    if not os.path.exists(path):
+        return
+    lines = Path(path).read_text().splitlines(keepends=True)
+    kept = [line for line in lines if line.split(":")[0] != user]
+    if kept != lines:
+        tmp = Path(f"{path}.cftest-tmp")
+        tmp.write_text("".join(kept))
+        shutil.copymode(path, tmp)
+        os.replace(tmp, path)
+
+
+def ensure_test_user(name: str = TEST_USER) -> pwd.struct_passwd:
     try:
-        entry = pwd.getpwnam(TEST_USER)
+        entry = pwd.getpwnam(name)
     except KeyError:
-        subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", TEST_USER], check=True)
-        entry = pwd.getpwnam(TEST_USER)
-    _ensure_subid("/etc/subuid", TEST_USER)
-    _ensure_subid("/etc/subgid", TEST_USER)
+        # no automatic sub-id ranges (login.defs SUB_UID_COUNT): the ranges are set below
+        subprocess.run(
+            [
+                "useradd",
+                "--create-home",
+                "--shell",
+                "/bin/sh",
+                "-K",
+                "SUB_UID_COUNT=0",
+                "-K",
+                "SUB_GID_COUNT=0",
+            ]
+            + [name],
+            check=True,
+        )
+        entry = pwd.getpwnam(name)
+    for path in ("/etc/subuid", "/etc/subgid"):
+        if name == SINGLE_USER:
+            _drop_subid(path, name)
+        else:
+            _ensure_subid(path, name)
     runtime = Path(f"/run/user/{entry.pw_uid}")
     runtime.mkdir(parents=True, exist_ok=True)
     os.chown(runtime, entry.pw_uid, entry.pw_gid)
@@ -202,6 +238,14 @@ class Identity:
 
 
 _identities: dict[str, Identity] = {}
+_staged: list[Path] = []
+
+
+def _user_env() -> Path:
+    """stage_user_env(), once for every unprivileged identity of the session."""
+    if not _staged:
+        _staged.append(stage_user_env())
+    return _staged[0]
 
 
 def _base_env(home: str, uid: int) -> dict[str, str]:
@@ -224,7 +268,7 @@ def get_identity(name: str) -> Identity:
             pytest.skip("the suite runs unprivileged: the root identity is not available")
         ident = Identity("root", 0, 0, me.pw_dir, [sys.executable], {})
     elif os.getuid() == 0:
-        entry = ensure_test_user()
+        entry = ensure_test_user(SINGLE_USER if name == "single" else TEST_USER)
         base = Path(getattr(sys, "_base_executable", sys.executable)).resolve()
         probe = subprocess.run(
             [
@@ -243,11 +287,15 @@ def get_identity(name: str) -> Identity:
         if probe.returncode != 0:
             pytest.skip(f"the test user cannot run {base}; create the venv with /usr/bin/python3")
         _ensure_shared_tmp()
-        stage = stage_user_env()
+        stage = _user_env()
         env = _base_env(entry.pw_dir, entry.pw_uid)
         env["PYTHONPATH"] = f"{stage / 'src'}:{stage / 'site'}"
         env["CHROOTFORGE_SRC"] = str(stage / "src")
-        ident = Identity("user", entry.pw_uid, entry.pw_gid, entry.pw_dir, [str(base)], env)
+        ident = Identity(name, entry.pw_uid, entry.pw_gid, entry.pw_dir, [str(base)], env)
+    elif name == "single":
+        ident = Identity(
+            "single", me.pw_uid, me.pw_gid, me.pw_dir, [sys.executable], {"CHROOTFORGE_SRC": str(REPO)}
+        )
     else:
         if not any(
             line.split(":")[0] in (me.pw_name, str(me.pw_uid))
@@ -275,3 +323,9 @@ def root_identity() -> Identity:
 @pytest.fixture
 def user_identity() -> Identity:
     return get_identity("user")
+
+
+@pytest.fixture
+def single_identity() -> Identity:
+    """A user without /etc/subuid or /etc/subgid ranges (as root: cfsingle; else the caller)."""
+    return get_identity("single")

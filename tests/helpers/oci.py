@@ -135,6 +135,17 @@ def manifest_of(layout: Path, tag: str) -> dict:
     raise KeyError(tag)
 
 
+def unmount_below(*paths: Path) -> None:
+    """Unmount whatever is mounted at or below `paths` (deepest first): podman's overlay driver,
+    run as root, leaves its storage directory bind-mounted onto itself after it exits."""
+    roots = [str(Path(p).resolve()) for p in paths]
+    with open("/proc/self/mountinfo") as handle:
+        points = [line.split()[4].replace("\\040", " ") for line in handle]
+    below = [m for m in points if any(m == r or m.startswith(r + "/") for r in roots)]
+    for point in sorted(set(below), key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], check=False, capture_output=True)
+
+
 class Podman:
     """podman with private storage under `base`, as `identity` (root or rootless)."""
 
@@ -187,6 +198,7 @@ class Podman:
 
     def cleanup(self) -> None:
         if self.identity.is_root:
+            unmount_below(self.base, self.runroot)
             shutil.rmtree(self.base, ignore_errors=True)
             shutil.rmtree(self.runroot, ignore_errors=True)
             return
@@ -196,3 +208,115 @@ class Podman:
             os.kill(int(pidfile.read_text().strip()), signal.SIGKILL)
         shutil.rmtree(self.base, ignore_errors=True)
         shutil.rmtree(self.runroot, ignore_errors=True)
+
+
+def layer_bytes(entries) -> bytes:
+    """An uncompressed layer of (TarInfo, data) entries."""
+    import io
+    import tarfile
+
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in entries:
+            tar.addfile(info, io.BytesIO(data) if info.type == tarfile.REGTYPE else None)
+    return raw.getvalue()
+
+
+def store_image(layout: Path, tag: str, layers: list[list]) -> None:
+    """Write an image of these raw layers (gzip) into `layout`, tagged `tag`."""
+    import gzip
+
+    from chrootforge.oci import layout as lo
+    from chrootforge.oci import mediatypes as mt
+    from chrootforge.oci.writer import retag
+
+    lo.ensure_layout(layout)
+    with lo.Staging(layout) as staging:
+        descs, diff_ids = [], []
+        for entries in layers:
+            raw = layer_bytes(entries)
+            diff_ids.append("sha256:" + hashlib.sha256(raw).hexdigest())
+            digest, size = staging.add_bytes(gzip.compress(raw, mtime=0))
+            descs.append({"mediaType": mt.LAYER_GZIP, "digest": digest, "size": size})
+        config = {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}}
+        cdigest, csize = staging.add_bytes(lo.canonical_json(config))
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": mt.MANIFEST,
+            "config": {"mediaType": mt.CONFIG, "digest": cdigest, "size": csize},
+            "layers": descs,
+        }
+        mdigest, msize = staging.add_bytes(lo.canonical_json(manifest))
+        staging.publish(retag(tag, mdigest, msize))
+
+
+def layers_of(layout: Path, tag: str) -> list[dict[str, tuple]]:
+    """Each (gzip) layer of the image tagged `tag`: name -> (uid, gid, mode, link, PAX keys)."""
+    import gzip
+    import io
+    import json
+    import tarfile
+
+    index = json.loads((layout / "index.json").read_text())
+    desc = next(
+        m
+        for m in index["manifests"]
+        if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag
+    )
+    manifest = json.loads((layout / "blobs/sha256" / desc["digest"][7:]).read_bytes())
+    out = []
+    for layer in manifest["layers"]:
+        data = gzip.decompress((layout / "blobs/sha256" / layer["digest"][7:]).read_bytes())
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            out.append(
+                {
+                    m.name.rstrip("/"): (
+                        m.uid,
+                        m.gid,
+                        m.mode & 0o7777,
+                        m.linkname,
+                        tuple(sorted(m.pax_headers)),
+                    )
+                    for m in tar.getmembers()
+                }
+            )
+    return out
+
+
+def merged(layers: list[dict]) -> dict:
+    """The tree the layers make (whiteouts are kept as names; enough to compare owners)."""
+    tree: dict = {}
+    for layer in layers:
+        tree.update(layer)
+    return tree
+
+
+def rewrite_image(
+    layout: Path, tag: str, *, manifest=None, config=None, media_type: str | None = None
+) -> str:
+    """Store the image tagged `tag` again with its config and/or manifest changed, as another tool
+    might have written it: `config`/`manifest` map the parsed document to a new one (a dict, or raw
+    bytes); the new blobs are hashed properly and `tag` is repointed (its descriptor's media type
+    set to `media_type` if given). Returns the new manifest digest."""
+    import json
+
+    from chrootforge.oci import layout as lo
+
+    def store(doc) -> tuple[str, int]:
+        return lo.write_blob(layout, doc if isinstance(doc, bytes) else json.dumps(doc).encode())
+
+    index = json.loads((layout / "index.json").read_text())
+    desc = next(
+        d
+        for d in index["manifests"]
+        if d.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag
+    )
+    doc = json.loads((layout / "blobs" / "sha256" / desc["digest"][7:]).read_bytes())
+    if config is not None:
+        old = json.loads((layout / "blobs" / "sha256" / doc["config"]["digest"][7:]).read_bytes())
+        digest, size = store(config(old))
+        doc["config"] = dict(doc["config"], digest=digest, size=size)
+    digest, size = store(manifest(doc) if manifest is not None else doc)
+    desc.update(digest=digest, size=size, mediaType=media_type or desc["mediaType"])
+    (layout / "index.json").write_text(json.dumps(index))
+    return digest

@@ -9,11 +9,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,6 +32,29 @@ class WorldInputs:
             f"CHROOTFORGE_WORLD_STAGE{self.suffix}": str(self.stage),
             f"CHROOTFORGE_WORLD_KEYRING{self.suffix}": str(self.keyring),
             f"CHROOTFORGE_WORLD_DISTFILES{self.suffix}": str(self.distfiles),
+        }
+
+
+@dataclasses.dataclass
+class BuiltLayout:
+    """Who built a layout, where, and with which environment: `cf()` runs chrootforge the same way."""
+
+    identity: Any
+    tmp: Path
+    layout: Path
+    env: dict
+
+    def cf(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
+        kwargs.setdefault("timeout", 900)
+        return self.identity.cf(*args, env=self.env, **kwargs)
+
+    def refs(self, layout: Path | None = None) -> dict[str, str]:
+        """Tag (ref name) -> manifest digest of the layout (or of another one)."""
+        index = json.loads(((layout or self.layout) / "index.json").read_text())
+        return {
+            m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
+            for m in index["manifests"]
+            if "org.opencontainers.image.ref.name" in m.get("annotations", {})
         }
 
 
@@ -91,6 +116,9 @@ class Podman:
     def cleanup(self) -> None:
         self(*["rm", "-af", "-t", "0"], check=False)
         if self.identity.is_root:
+            from tests.helpers.oci import unmount_below
+
+            unmount_below(self.base, self.runroot)
             shutil.rmtree(self.base, ignore_errors=True)
             shutil.rmtree(self.runroot, ignore_errors=True)
             return

@@ -27,6 +27,30 @@ OWNED_FILES = (
     ("/home/user", 1000, 1000, 0o700, None),
 )
 
+# `python tree_inspect.py ROOT OUT`, run inside a mapping: a JSON of every entry's stat and xattrs
+# (hex) under "tree", `ls -lnR` under "ls" and the uid_map, as the namespace sees them.
+TREE_INSPECT = textwrap.dedent("""
+    import json, os, subprocess, sys
+    root, out = sys.argv[1:3]
+    tree = {}
+    for dirpath, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            xattrs = {}
+            if not os.path.islink(path):
+                for key in os.listxattr(path, follow_symlinks=False):
+                    xattrs[key] = os.getxattr(path, key, follow_symlinks=False).hex()
+            tree[os.path.relpath(path, root)] = {
+                "uid": st.st_uid, "gid": st.st_gid, "mode": st.st_mode, "ino": st.st_ino,
+                "nlink": st.st_nlink, "xattrs": xattrs,
+                "link": os.readlink(path) if os.path.islink(path) else None}
+    ls = subprocess.run(["ls", "-lnR", root], capture_output=True, text=True).stdout
+    with open(out, "w") as handle:
+        json.dump({"tree": tree, "ls": ls, "uid_map": open("/proc/self/uid_map").read()}, handle)
+""")
+
+
 _BUILD = textwrap.dedent("""
     import os, sys
     from pathlib import Path

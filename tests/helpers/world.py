@@ -24,16 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.identity import SHARED_TMP, Identity, shared_dir
+from tests.helpers.identity import Identity, shared_dir
 from tests.helpers.rootfs import remove_as
-from tests.world.cache import EXAMPLES
-
-
-def world_cache_dir() -> Path:
-    explicit = os.environ.get("CHROOTFORGE_WORLD_CACHE")
-    if explicit:
-        return Path(explicit)
-    return SHARED_TMP / ("world" if os.getuid() == 0 else f"world-{os.getuid()}")
+from tests.world.cache import EXAMPLES, world_cache_dir
 
 
 @pytest.fixture(scope="session")

@@ -206,6 +206,39 @@ def test_child_layer_holds_only_the_difference(tmp_path):
     assert same.entries == 0
 
 
+def test_child_without_source_date_epoch_takes_the_parents_time_not_its_name(tmp_path, monkeypatch):
+    """Unset SOURCE_DATE_EPOCH used to mean 1970 for the child: every mtime clamped to 0, so an
+    unchanged tree repeated the whole parent in its layer. The parent's `created` is the default,
+    and the labels that name the parent (ref.name, title, build key...) are not inherited."""
+    import tarfile
+
+    parent_tree = rich_tree(tmp_path / "parent")
+    layout = tmp_path / "L"
+    identity_labels = {
+        "org.opencontainers.image.ref.name": "localhost/ns/base:1",
+        "org.opencontainers.image.title": "base",
+        "org.opencontainers.image.version": "1",
+        "org.opencontainers.image.created": "2023-11-14T22:13:20Z",
+        "org.chrootforge.build-key": "f" * 64,
+    }
+    oci.commit(parent_tree, layout, "base", quiet=True, labels={**identity_labels, "keep": "me"})
+    unpacked = tmp_path / "unpacked"
+    oci.unpack(layout, "base", unpacked)
+    monkeypatch.delenv("SOURCE_DATE_EPOCH")
+    out = cf("commit", str(unpacked), "--layout", str(layout), "--tag", "child", "--parent", "base")
+    assert out.returncode == 0, out.stderr
+    child = oci.resolve(layout, "child")
+    assert child.config["created"] == oci.resolve(layout, "base").config["created"]
+    with tarfile.open(layout / "blobs" / "sha256" / child.manifest["layers"][-1]["digest"][7:]) as tar:
+        assert tar.getnames() == []  # nothing changed: nothing of the parent is repeated
+    assert child.config["config"]["Labels"] == {"keep": "me"}
+    # SOURCE_DATE_EPOCH, when set, still wins
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", str(EPOCH + 100))
+    later = oci.commit(unpacked, layout, "later", parent="base", quiet=True)
+    assert oci.resolve(layout, "later").config["created"] == "2023-11-14T22:15:00Z"
+    assert later.entries == 0
+
+
 def test_umoci_applies_the_child_like_we_do(tmp_path):
     if not shutil.which("umoci"):
         pytest.skip("umoci is not installed")
@@ -407,12 +440,12 @@ def test_bad_input_is_one_clear_line(tmp_path):
         (("commit", str(tree), "--layout", str(tmp_path / "L2"), "--tag", "Bad Tag!"), 2, "invalid tag"),
         (("verify", str(tree)), 2, "is not an OCI layout"),
         (("inspect", str(tree)), 2, "is not an OCI layout"),
-        (("commit", str(tree), "--layout", str(tree), "--tag", "x"), 2, "is not an OCI layout and not empty"),
+        (("commit", str(tree), "--layout", str(tree), "--tag", "x"), 2, "the image would hold itself"),
         (("commit", str(tree), "--layout", "/proc/cf-nope/L", "--tag", "x"), 1, "cannot create"),
         (
             ("commit", str(tree), "--layout", str(tmp_path / "L3"), "--tag", "x", "--parent", "nope"),
             2,
-            "is not an OCI layout",
+            "L3 does not exist",
         ),
     ]
     for argv, code, message in cases:

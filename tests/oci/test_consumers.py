@@ -134,6 +134,70 @@ def test_podman_runs_the_image(identity, images):
         podman.cleanup()
 
 
+def _archive_index(archive: Path) -> tuple[dict, dict]:
+    """index.json of an archive, and its blobs by digest."""
+    import tarfile
+
+    with tarfile.open(archive) as tar:
+        index = json.loads(tar.extractfile("index.json").read())
+        blobs = {
+            "sha256:" + m.name.rsplit("/", 1)[1]: tar.extractfile(m).read()
+            for m in tar.getmembers()
+            if m.name.startswith("blobs/sha256/") and m.isfile()
+        }
+    return index, blobs
+
+
+def test_default_oci_archive_loads_into_podman_and_skopeo_with_its_sbom(identity, images):
+    """podman load and skopeo's oci-archive: refuse an index.json with two entries ("more than one
+    image in oci"); the default export carries the SBOM inside an image index instead."""
+    need("podman")
+    need("skopeo")
+    from chrootforge import oci
+
+    layout = images["layout"]
+    found = oci.resolve(layout, "bb:1")
+    base = identity.mkdtemp("archive.")
+    archive = base / "bb.tar"
+    out = identity.cf("export", f"{layout}:bb:1", "-o", str(archive))
+    assert out.returncode == 0, out.stderr
+    index, blobs = _archive_index(archive)
+    assert len(index["manifests"]) == 1
+    top = index["manifests"][0]
+    assert top["annotations"]["org.opencontainers.image.ref.name"] == "bb:1"
+    nested = json.loads(blobs[top["digest"]])
+    image, sbom = nested["manifests"]
+    assert image["digest"] == found.descriptor["digest"]  # the image manifest itself is unchanged
+    assert image["platform"] == {"architecture": found.config["architecture"], "os": "linux"}
+    assert sbom["platform"] == {"architecture": "unknown", "os": "unknown"}
+    artifact = json.loads(blobs[sbom["digest"]])
+    assert artifact["subject"]["digest"] == found.descriptor["digest"]
+    assert json.loads(blobs[artifact["layers"][0]["digest"]]) == {"spdxVersion": "SPDX-2.3"}
+
+    out = identity.run(["skopeo", "inspect", f"oci-archive:{archive}"])
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["Env"] == ["GREETING=hi"]
+    podman = Podman(identity, identity.mkdtemp("podman."))
+    try:
+        out = podman.run("load", "-i", str(archive))
+        assert out.returncode == 0, out.stderr
+        out = podman.run("image", "inspect", "localhost/bb:1", "--format", "{{.Id}}")
+        assert out.returncode == 0 and out.stdout.strip() == found.manifest["config"]["digest"][7:], (
+            out.stderr
+        )
+        out = podman.run_image("localhost/bb:1")
+        assert out.stdout == "default cmd ran\nmade by chrootforge\n", out.stderr
+    finally:
+        podman.cleanup()
+
+    bare = base / "bare.tar"
+    out = identity.cf("export", f"{layout}:bb:1", "--no-referrers", "-o", str(bare))
+    assert out.returncode == 0, out.stderr
+    index, blobs = _archive_index(bare)
+    assert [m["digest"] for m in index["manifests"]] == [found.descriptor["digest"]]
+    assert sbom["digest"] not in blobs
+
+
 def test_skopeo_inspect_and_copy(images, tmp_path):
     need("skopeo")
     from chrootforge import oci
@@ -302,30 +366,43 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 [metrics]
   address = ""
 """)
-    archive = tmp_path / "zstd.tar"
-    out = subprocess.run(
-        [*oci_cf(), "export", f"{images['layout']}:bb:zstd", "--format", "oci-archive", "-o", str(archive)],
-        check=False,
-        capture_output=True,
-        text=True,
-    )
-    assert out.returncode == 0, out.stderr
+    archives = {}
+    for tag in ("bb:zstd", "bb:1"):  # bb:1 has an SBOM: its archive holds an image index
+        archives[tag] = tmp_path / f"{tag}.tar"
+        out = subprocess.run(
+            [
+                *oci_cf(),
+                "export",
+                f"{images['layout']}:{tag}",
+                "--format",
+                "oci-archive",
+                "-o",
+                str(archives[tag]),
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+        )
+        assert out.returncode == 0, out.stderr
     try:
         with _daemon(["containerd", "--config", str(cfg)], sock, base / "containerd.log", "containerd"):
             ctr = ["ctr", "--address", str(sock), "--namespace", "cftest"]
-            out = subprocess.run(
-                [*ctr, "images", "import", str(archive)],
-                check=False,
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
-            assert out.returncode == 0, out.stdout + out.stderr
-            out = subprocess.run([*ctr, "images", "ls", "-q"], check=False, capture_output=True, text=True)
-            assert "localhost/bb:zstd" in out.stdout.split()
-            out = subprocess.run([*ctr, "images", "check"], check=False, capture_output=True, text=True)
-            line = next(x for x in out.stdout.splitlines() if x.startswith("localhost/bb:zstd"))
-            assert "complete" in line, out.stdout
+            for tag, archive in archives.items():
+                out = subprocess.run(
+                    [*ctr, "images", "import", str(archive)],
+                    check=False,
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                )
+                assert out.returncode == 0, out.stdout + out.stderr
+                out = subprocess.run(
+                    [*ctr, "images", "ls", "-q"], check=False, capture_output=True, text=True
+                )
+                assert f"localhost/{tag}" in out.stdout.split()
+                out = subprocess.run([*ctr, "images", "check"], check=False, capture_output=True, text=True)
+                line = next(x for x in out.stdout.splitlines() if x.startswith(f"localhost/{tag} "))
+                assert "complete" in line, out.stdout
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
 import threading
 from pathlib import Path
 
+import pytest
+
 from chrootforge import oci
 from chrootforge.oci import layout as lo
+from tests.helpers.oci import rewrite_image
 
 # Inside a private mount namespace with a 256 KiB tmpfs at BASE/fs: a good commit, then for each
 # amount of free space left (0..3 pages) a commit that must fail cleanly, whatever stage it hits.
@@ -144,7 +148,7 @@ def test_gc_alongside_eight_commits(tmp_path):
 
     def collect() -> None:
         while not stop.is_set():
-            freed.append(lo.gc(layout))
+            freed.extend(lo.gc(layout))
 
     collector = threading.Thread(target=collect)
     collector.start()
@@ -185,3 +189,87 @@ def test_verify_notices_and_gc_removes_unreferenced_blobs(tmp_path):
     assert oci.verify(layout) == [] and lo.unreferenced_blobs(layout) == []
     assert oci.resolve(layout, "img")
     assert Path(layout).is_dir()
+
+
+DEEP = "[" * 100_000 + "]" * 100_000  # past Python's recursion limit
+MIDDLING = "[" * 200 + "]" * 200  # parses, but nests deeper than any layout document
+
+
+def _with_deep_field(doc: dict, nested: str) -> bytes:
+    return (json.dumps(doc)[:-1] + ', "x-deep": ' + nested + "}").encode()
+
+
+@pytest.mark.parametrize("target", ["oci-layout", "index.json", "manifest", "config", "referrer", "middling"])
+def test_deeply_nested_json_in_a_layout_is_one_clear_line(tmp_path, target):
+    tree = tmp_path / "t"
+    (tree / "etc").mkdir(parents=True)
+    (tree / "etc" / "f").write_text("x")
+    layout = tmp_path / "L"
+    oci.commit(tree, layout, "img", quiet=True)
+    if target in ("oci-layout", "index.json", "referrer"):  # (the others change the image's digest)
+        oci.attach_referrer(layout, "img", b'{"spdxVersion": "SPDX-2.3"}', "application/spdx+json")
+    if target == "oci-layout":
+        # (the marker is read with a 4 KiB bound, so its deep document must nest within that size)
+        (layout / "oci-layout").write_text('{"imageLayoutVersion": ' + "[" * 1000 + "]" * 1000 + "}")
+    elif target == "index.json":
+        index = json.loads((layout / "index.json").read_text())
+        (layout / "index.json").write_bytes(_with_deep_field(index, DEEP))
+    elif target == "referrer":
+        index = json.loads((layout / "index.json").read_text())
+        entry = next(d for d in index["manifests"] if "dev.chrootforge.subject" in d["annotations"])
+        old = json.loads(lo.blob_path(layout, entry["digest"]).read_bytes())
+        entry["digest"], entry["size"] = lo.write_blob(layout, _with_deep_field(old, DEEP))
+        (layout / "index.json").write_text(json.dumps(index))
+    else:
+        nested = MIDDLING if target == "middling" else DEEP
+        change = {"manifest": lambda d: _with_deep_field(d, nested)}
+        rewrite_image(layout, "img", **({"config": change["manifest"]} if target == "config" else change))
+    reachable = _mentioned(layout)
+    (tmp_path / "child").mkdir()
+    runs = {
+        "verify": ["verify", str(layout)],
+        "inspect": ["inspect", f"{layout}:img"],
+        "export": ["export", f"{layout}:img", "-o", str(tmp_path / "out.tar")],
+        "commit": [
+            "commit",
+            str(tmp_path / "child"),
+            "--layout",
+            str(layout),
+            "--tag",
+            "c",
+            "--parent",
+            "img",
+        ],
+        "sbom": ["sbom", f"{layout}:img"],
+        "push": ["push", f"{layout}:img", "docker://127.0.0.1:9/r/img:1", "--retry-times", "0"],
+        "gc": ["gc", str(layout)],
+    }
+    for name, args in runs.items():
+        out = subprocess.run(
+            [sys.executable, "-m", "chrootforge", *args], capture_output=True, text=True, check=False
+        )
+        assert "Traceback" not in out.stderr and "internal error" not in out.stderr, (name, out.stderr)
+        if name == "verify" or (name == "gc" and target != "config"):  # (gc reads no config)
+            assert out.returncode in (1, 2) and "nests deeper than 64 levels" in out.stderr, (
+                name,
+                out.stderr,
+            )
+        if out.returncode:
+            lines = out.stderr.strip().splitlines()
+            if name != "verify":
+                assert lines[0].startswith("chrootforge: error: ") and len(lines) <= 2, (name, out.stderr)
+    assert {p.name for p in (layout / "blobs" / "sha256").iterdir()} >= reachable  # gc kept them all
+
+
+def _mentioned(layout: Path) -> set[str]:
+    """The hex of every digest that index.json mentions, and what those blobs mention, read as
+    bytes (no parser): what gc must never remove."""
+    found: set[str] = set()
+    todo = [layout / "index.json"]
+    while todo:
+        for hexdigest in re.findall(rb"sha256:([0-9a-f]{64})", todo.pop().read_bytes()):
+            name = hexdigest.decode()
+            if name not in found and (layout / "blobs" / "sha256" / name).exists():
+                found.add(name)
+                todo.append(layout / "blobs" / "sha256" / name)
+    return found

@@ -9,9 +9,6 @@ must be exactly as it was.
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import io
 import json
 import os
 import tarfile
@@ -22,8 +19,7 @@ import pytest
 from chrootforge import oci
 from chrootforge.errors import CfError
 from chrootforge.oci import layout as lo
-from chrootforge.oci import mediatypes as mt
-from chrootforge.oci.writer import retag
+from tests.helpers.oci import store_image
 
 SECRET = b"host secret\n"
 
@@ -58,36 +54,6 @@ def hard(name, target):
 
 def f(name, data=b"x"):
     return member(name, data=data)
-
-
-def layer_bytes(entries) -> bytes:
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for info, data in entries:
-            tar.addfile(info, io.BytesIO(data) if info.type == tarfile.REGTYPE else None)
-    return raw.getvalue()
-
-
-def store_image(layout: Path, tag: str, layers: list[list]) -> None:
-    """Write an image of these raw layers (gzip) into `layout`, tagged `tag`."""
-    lo.ensure_layout(layout)
-    with lo.Staging(layout) as staging:
-        descs, diff_ids = [], []
-        for entries in layers:
-            raw = layer_bytes(entries)
-            diff_ids.append("sha256:" + hashlib.sha256(raw).hexdigest())
-            digest, size = staging.add_bytes(gzip.compress(raw, mtime=0))
-            descs.append({"mediaType": mt.LAYER_GZIP, "digest": digest, "size": size})
-        config = {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}}
-        cdigest, csize = staging.add_bytes(lo.canonical_json(config))
-        manifest = {
-            "schemaVersion": 2,
-            "mediaType": mt.MANIFEST,
-            "config": {"mediaType": mt.CONFIG, "digest": cdigest, "size": csize},
-            "layers": descs,
-        }
-        mdigest, msize = staging.add_bytes(lo.canonical_json(manifest))
-        staging.publish(retag(tag, mdigest, msize))
 
 
 def victim_state(victim: Path) -> dict:

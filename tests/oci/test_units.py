@@ -57,11 +57,11 @@ def test_capability_v3_becomes_v2():
 
 def test_config_normalise_and_merge():
     cfg = imageconfig.normalise(
-        {"Env": {"A": "1"}, "Cmd": "echo hi", "ExposedPorts": ["80/tcp"], "Labels": {"x": "y"}}
+        {"Env": {"A": "1"}, "Cmd": ["echo", "hi"], "ExposedPorts": ["80/tcp"], "Labels": {"x": "y"}}
     )
     assert cfg == {
         "Env": ["A=1"],
-        "Cmd": ["/bin/sh", "-c", "echo hi"],
+        "Cmd": ["echo", "hi"],
         "ExposedPorts": {"80/tcp": {}},
         "Labels": {"x": "y"},
     }

@@ -114,7 +114,7 @@ def test_plan_shows_provided_unprovided_uninstall_runtime_libs_keep(ns):
     conf = generate(project.namespace, project.images["app"], plan.provided)
     assert conf.provided_append == "dev-build/make-4.4\nsys-libs/glibc-2.39\n"
     text = render_plan(plan)
-    provided = text[text.index("profile/package.provided:") : text.index("   emerge:")]
+    provided = text[text.index("profile/package.provided:") : text.index("   builder deps:")]
     assert provided.splitlines()[1:] == [
         "       dev-build/make-4.4",
         "       sys-libs/glibc-2.39",

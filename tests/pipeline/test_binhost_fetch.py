@@ -45,6 +45,7 @@ class Binhost:
         self.files: dict[str, bytes | int] = {}
         self.log: list[str] = []
         self.hang = False
+        self.trickle = False  # the body, one byte every 0.3 s
         owner = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -65,7 +66,14 @@ class Binhost:
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                for i in range(len(body)) if owner.trickle else ():
+                    time.sleep(0.3)
+                    try:
+                        self.wfile.write(body[i : i + 1])
+                        self.wfile.flush()
+                    except OSError:  # the client gave up, as it should
+                        return
+                self.wfile.write(b"" if owner.trickle else body)
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
@@ -160,6 +168,7 @@ def test_no_directory_for_this_key_builds_without(server, tmp_path, capfd):
         "index-500",
         "package-404",
         "hang",
+        "trickle",
         "refused",
     ],
 )
@@ -195,6 +204,8 @@ def test_a_bad_binhost_is_refused_and_the_build_goes_on(server, tmp_path, capfd,
         server.put(path, 404)
     elif case == "hang":
         server.hang = True
+    elif case == "trickle":  # never silent for a second, yet hopeless
+        server.trickle = True
     mirror = Mirror(
         "http://127.0.0.1:1/bin" if case == "refused" else server.url,
         KEY,
@@ -213,7 +224,7 @@ def test_a_bad_binhost_is_refused_and_the_build_goes_on(server, tmp_path, capfd,
     leftovers = [
         p
         for p in [*(tmp_path / "binhost").rglob("*"), *view.rglob("*")]
-        if p.is_file() and p.name != "Packages" and not p.name.endswith(".lock")
+        if p.is_file() and p.name != "Packages" and not p.name.endswith((".lock", ".hold"))
     ]
     assert leftovers == []  # nothing partial, nothing unverified
     if case == "traversal":

@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.identity import get_identity
+from tests.helpers.layout import LayoutReader
 from tests.helpers.pipeline import Podman
 from tests.helpers.rootfs import remove_as
 
@@ -39,7 +40,7 @@ PREFIX = "localhost/chrootforge"  # examples/world: [output] prefix
 
 
 @dataclass
-class Built:
+class Built(LayoutReader):
     identity: object
     tmp: Path
     ns: Path
@@ -47,39 +48,11 @@ class Built:
     env: dict
     report: dict
     podman: Podman
+    prefix = PREFIX
 
     def cf(self, *args, **kwargs):
         kwargs.setdefault("timeout", 900)
         return self.identity.cf(*args, env=self.env, **kwargs)
-
-    def index(self) -> dict[str, str]:
-        index = json.loads((self.layout / "index.json").read_text())
-        return {
-            m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
-            for m in index["manifests"]
-            if "org.opencontainers.image.ref.name" in m.get("annotations", {})
-        }
-
-    def blob(self, digest: str) -> bytes:
-        return (self.layout / "blobs" / "sha256" / digest.split(":")[1]).read_bytes()
-
-    def manifest(self, image: str) -> dict:
-        return json.loads(self.blob(self.index()[f"{PREFIX}/{image}:latest"]))
-
-    def config(self, image: str) -> dict:
-        return json.loads(self.blob(self.manifest(image)["config"]["digest"]))
-
-    def top_layer_names(self, image: str) -> set[str]:
-        data = self.blob(self.manifest(image)["layers"][-1]["digest"])
-        with tarfile.open(fileobj=io.BytesIO(gzip.decompress(data))) as tar:
-            return {m.name.lstrip("./").rstrip("/") for m in tar.getmembers()}
-
-    def all_names(self, image: str) -> set[str]:
-        names = set()
-        for layer in self.manifest(image)["layers"]:
-            with tarfile.open(fileobj=io.BytesIO(gzip.decompress(self.blob(layer["digest"])))) as tar:
-                names |= {m.name.lstrip("./").rstrip("/") for m in tar.getmembers()}
-        return names
 
     def result(self, image: str) -> dict:
         return next(r for r in self.report["images"] if r["image"] == image)
@@ -107,6 +80,7 @@ def _build(identity, ns: Path, layout: Path, env: dict, *extra: str):
 # Manifest digests of each identity's build (the two builds differ in user, stage path, cache and
 # layout path; SOURCE_DATE_EPOCH is unset in both): they must be equal (issue 10).
 DIGESTS: dict[str, dict[str, str]] = {}
+PROVENANCE: dict[str, dict[str, bytes]] = {}  # and their provenance documents: the same bytes too
 
 
 def _stage_elsewhere(stage: Path, dest: Path) -> Path:
@@ -138,6 +112,10 @@ def built(request, world_inputs, world_repo) -> Built:
     podman = Podman(identity, tmp / "podman")
     b = Built(identity, tmp, ns, layout, env, json.loads(proc.stdout), podman)
     DIGESTS[identity.name] = {image: b.index()[f"{PREFIX}/{image}:latest"] for image in IMAGES}
+    PROVENANCE[identity.name] = {
+        image: (layout.parent / "layout.build" / "provenance" / f"{image}.intoto.json").read_bytes()
+        for image in IMAGES
+    }
     for image in IMAGES:
         image_id = (
             podman("pull", "-q", f"oci:{layout}:{PREFIX}/{image}:latest").stdout.strip().splitlines()[-1]
@@ -155,6 +133,19 @@ def test_every_image_built(built):
     for r in built.report["images"]:
         assert r["layers"] == DEPTH[r["image"]]
         assert {"emerge", "commit"} <= set(r["steps"])
+
+
+def test_emerge_log_shows_the_line_that_ran(built):
+    """[build] jobs reaches emerge (it was always --jobs=1): the log shows the exact lines that ran,
+    the builder's build-deps pass (ROOT=/) first, then the image's own emerge."""
+    text = (built.layout.parent / "layout.build/logs/hello/emerge.log").read_text()
+    ran = [line for line in text.splitlines() if line.startswith("$ ")]
+    assert len(ran) == 2, text[-3000:]
+    deps, own = ran
+    assert deps.startswith("$ ROOT=/ ") and " emerge --onlydeps " in deps, deps
+    assert own.startswith("$ ROOT=/emerge-root ") and " emerge --buildpkg " in own, own
+    for line in ran:
+        assert "--jobs=2" in line.split() and line.endswith(" app-misc/hello"), line
 
 
 def test_child_reuses_parent_layers(built):
@@ -337,7 +328,12 @@ def test_zz_noop_rebuild(built):
 
 def test_zz_touch_leaf_rebuilds_only_it_with_binpkgs(built):
     spec = built.ns / "hello" / "image.toml"
-    spec.write_text(spec.read_text() + "\n# touched\n")
+    spec.write_text(spec.read_text() + "\n# a comment: not content, nothing to rebuild\n")
+    proc = _build(built.identity, built.ns, built.layout, built.env)
+    assert proc.returncode == 0, proc.stderr
+    assert {r["status"] for r in json.loads(proc.stdout)["images"]} == {"up-to-date"}
+    text = spec.read_text().replace('description = "hello, ', 'description = "touched: hello, ')
+    spec.write_text(text)
     before = built.index()
     proc = _build(built.identity, built.ns, built.layout, built.env)
     assert proc.returncode == 0, proc.stderr
@@ -352,7 +348,8 @@ def test_zz_touch_leaf_rebuilds_only_it_with_binpkgs(built):
     }
     after = built.index()
     assert after[f"{PREFIX}/s6:latest"] == before[f"{PREFIX}/s6:latest"]
-    log = (built.layout.parent / "layout.build/logs/hello/emerge.log").read_text()
+    logs = built.layout.parent / "layout.build/logs/hello"
+    log = "".join(p.read_text() for p in [logs / "emerge.log", *sorted(logs.glob("packages/*.log"))])
     assert ">>> Emerging binary" in log and ">>> Compiling source" not in log
 
 
@@ -378,6 +375,10 @@ def test_zz_failures_leave_tags_intact(built):
     image("unknown", 'parent = "scratch"\npackages = ["app-misc/nope"]\n')
     proc = run("unknown")
     assert proc.returncode == 1 and "emerge failed" in proc.stderr and "emerge.log" in proc.stderr
+    lines = proc.stderr.splitlines()
+    at = next(i for i, line in enumerate(lines) if "emerge failed" in line)
+    tail = lines[at + 1 : next(i for i in range(at, len(lines)) if lines[i].startswith("  hint:"))]
+    assert len(tail) > 3 and all(line.startswith("    | ") for line in tail), proc.stderr  # single-spaced
     image(
         "failing",
         'parent = "scratch"\npackages = ["app-misc/hello"]\n'
@@ -385,6 +386,9 @@ def test_zz_failures_leave_tags_intact(built):
     )
     proc = run("failing")
     assert proc.returncode == 1 and "logs/failing/emerge.log" in proc.stderr, proc.stderr
+    # emerge --jobs=2 leaves the compiler's error in the package's own log: the message names it
+    assert "the failed package's build log: " in proc.stderr, proc.stderr
+    assert "logs/failing/packages/app-misc:hello-1.0:" in proc.stderr, proc.stderr
     image("hookfail", 'parent = "scratch"\n[hooks]\nconfigure_rootfs = ["boom.sh"]\n')
     (bad / "hookfail" / "boom.sh").write_text("echo about to fail\nexit 7\n")
     proc = run("hookfail")
@@ -411,6 +415,51 @@ def test_zz_failures_leave_tags_intact(built):
     assert proc.returncode == 2 and "missing-stage.tar.zst does not exist" in proc.stderr
     assert (built.layout / "index.json").read_bytes() == before
     assert "Traceback" not in proc.stderr
+
+
+def test_zz_names_and_destinations_change_no_digest(built):
+    """The same images under another prefix, other tags, with a registry to push to, into another
+    layout, with emerge's [build] jobs changed: the same build keys and the same manifest digests
+    (before, each of these changed every key and digest; issue 18). And [build] jobs reaches emerge."""
+    other = built.tmp / "renamed" / "world"
+    shutil.copytree(built.ns, other)
+    text = (other / "chrootforge.toml").read_text()
+    for old, new in (
+        ('prefix = "localhost/chrootforge"', 'prefix = "registry.example.com:5000/team/renamed"'),
+        ('tags = ["latest"]', 'tags = ["v1", "stable"]  # other names'),
+        ("[output]", '[output]\nregistry = "docker://registry.example.com:5000/team"'),
+        ("[build]", "[build]\njobs = 3"),
+    ):
+        assert old in text
+        text = text.replace(old, new)
+    (other / "chrootforge.toml").write_text(text)
+    if not built.identity.is_root and os.getuid() == 0:
+        for path in [other.parent, other, *other.rglob("*")]:
+            os.chown(path, built.identity.uid, built.identity.gid)
+    layout = built.tmp / "renamed-layout"
+    proc = built.cf("build", "--json", "--layout", str(layout), str(other / "busybox"), str(other / "glibc"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [r["status"] for r in json.loads(proc.stdout)["images"]] == ["built", "built"]
+    index = json.loads((layout / "index.json").read_text())
+    refs = {
+        m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
+        for m in index["manifests"]
+        if "org.opencontainers.image.ref.name" in m.get("annotations", {})
+    }
+    for image in ("busybox", "glibc"):
+        for tag in ("v1", "stable"):
+            assert (
+                refs[f"registry.example.com:5000/team/renamed/{image}:{tag}"]
+                == DIGESTS[built.identity.name][image]
+            )
+        key = json.loads((layout.parent / f"renamed-layout.build/state/{image}.json").read_text())["key"]
+        assert (
+            key == json.loads((built.layout.parent / f"layout.build/state/{image}.json").read_text())["key"]
+        )
+    log = (layout.parent / "renamed-layout.build/logs/busybox/emerge.log").read_text()
+    assert "--jobs=3" in log.splitlines()[0].split()
+    labels = json.dumps(built.config("busybox")["config"]["Labels"])
+    assert "localhost/" not in labels and "latest" not in labels  # no name in the config
 
 
 def _descendants(pid: int) -> set[int]:
@@ -503,6 +552,59 @@ def test_zz_same_digests_anywhere(built):
     if set(DIGESTS) != {"root", "user"}:
         pytest.skip("needs both identities' builds (run the whole module)")
     assert DIGESTS["root"] == DIGESTS["user"]
+    assert PROVENANCE["root"] == PROVENANCE["user"]
+
+
+def test_provenance_names_the_inputs(built):
+    """in-toto Statement v1 / SLSA provenance v1 (checked against the specifications' fields), with
+    the same stage, tree and parent the image's labels and state name, and the spec files by sha256."""
+    from tests.pipeline import provenance_schema
+
+    for image in ("busybox", "hello"):
+        data = (built.layout.parent / "layout.build" / "provenance" / f"{image}.intoto.json").read_bytes()
+        doc = json.loads(data)
+        provenance_schema.slsa_provenance_v1(doc)
+        assert doc["subject"] == [
+            {
+                "name": f"{PREFIX}/{image}:latest",
+                "digest": {"sha256": built.index()[f"{PREFIX}/{image}:latest"][7:]},
+            }
+        ]
+        bd = doc["predicate"]["buildDefinition"]
+        labels = built.config(image)["config"]["Labels"]
+        deps = {d["name"]: d for d in bd["resolvedDependencies"]}
+        stage = deps[labels["org.chrootforge.stage3.name"]]
+        assert stage["digest"] == {"sha512": labels["org.chrootforge.stage3.sha512"]}
+        assert stage["annotations"]["verifiedBy"] == labels["org.chrootforge.stage3.verified-by"]
+        assert deps["tree"]["annotations"]["treeId"] == labels["org.chrootforge.tree"]
+        assert bd["internalParameters"]["buildKey"] == labels["org.chrootforge.build-key"]
+        assert bd["internalParameters"]["buildEpoch"] == calendar.timegm(
+            time.strptime(labels["org.opencontainers.image.created"], "%Y-%m-%dT%H:%M:%SZ")
+        )
+        for name in ("chrootforge.toml", f"{image}/image.toml"):
+            assert (
+                deps[name]["digest"]["sha256"] == hashlib.sha256((built.ns / name).read_bytes()).hexdigest()
+            )
+        assert str(built.tmp) not in data.decode()
+        shown = built.cf("provenance", f"{built.layout}:{PREFIX}/{image}:latest")
+        assert shown.returncode == 0 and json.loads(shown.stdout) == doc
+    hello = json.loads(
+        (built.layout.parent / "layout.build" / "provenance" / "hello.intoto.json").read_text()
+    )
+    parents = [
+        d
+        for d in hello["predicate"]["buildDefinition"]["resolvedDependencies"]
+        if d.get("annotations", {}).get("kind") == "parent image"
+    ]
+    assert parents == [
+        {
+            "annotations": {"kind": "parent image"},
+            "digest": {"sha256": built.index()[f"{PREFIX}/s6:latest"][7:]},
+            "name": f"{PREFIX}/s6:latest",
+        }
+    ]
+    # an unsigned build attaches no envelope
+    assert built.cf("provenance", "--envelope", f"{built.layout}:{PREFIX}/hello:latest").returncode == 1
 
 
 def test_one_epoch_everywhere(built):
@@ -614,7 +716,14 @@ def test_zz_shell_on_failure_and_keep(built):
         assert "boom" in screen.split("leave with `exit`", 1)[1]
         assert code == 1
         assert work.exists() == bool(keep)
-    remove_as(built.identity, work)
+    assert "cache prune --kind work --older-than 0" in screen  # what the kept dir's notice says
+    # the kept dir is a "work" entry of the cache, not "other", and that command removes it
+    listing = json.loads(built.cf("cache", "ls", "--json").stdout)
+    assert next(k for k in listing["kinds"] if k["kind"] == "work")["entries"] >= 1
+    pruned = built.cf("cache", "prune", "--kind", "work", "--older-than", "0", "--json")
+    assert pruned.returncode == 0, pruned.stderr
+    assert f"work/{digest}" in {e["name"] for e in json.loads(pruned.stdout)["removed"]}
+    assert not work.exists()
     shutil.rmtree(built.ns / name)
 
 

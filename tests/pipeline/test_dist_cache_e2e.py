@@ -247,3 +247,52 @@ def test_push_publishes_only_a_successful_build_and_a_failed_push_is_one_error(t
     assert [p["reference"] for r in report["images"] for p in r["pushed"]] == [
         f"docker://{htpasswd_registry.host}/{repo}/{image}:latest" for image in ("one", "two")
     ]
+
+
+def test_a_pushing_runner_and_a_plain_one_share_the_cache(tiny, htpasswd_registry):
+    """Issue 18: `[output] registry` (and another prefix and tags) changed every build key and
+    digest, so a runner that pushes and one that does not never met in the remote cache. Now the
+    plain runner pulls what the pushing one stored: the same keys, the same images."""
+    import os
+
+    ns = tiny.tmp / "tinyreg"
+    shutil.copytree(tiny.ns, ns)
+    toml = ns / "chrootforge.toml"
+    toml.write_text(
+        toml.read_text()
+        .replace(
+            "[output]\n",
+            f'[output]\nregistry = "docker://{htpasswd_registry.host}/reg{secrets.token_hex(4)}"\n',
+        )
+        .replace('prefix = "localhost/chrootforge"', 'prefix = "registry.example.com/elsewhere"')
+        .replace('tags = ["latest"]', 'tags = ["v1"]')
+    )
+    if os.getuid() == 0:
+        for path in [ns, *ns.rglob("*")]:
+            os.chown(path, tiny.identity.uid, tiny.identity.gid)
+    cache = f"docker://{htpasswd_registry.host}/shared{secrets.token_hex(4)}-cache"
+    pusher = tiny.identity.cf(
+        "build",
+        "--json",
+        "--layout",
+        str(tiny.tmp / "pusher"),
+        "--push",
+        "--remote-cache",
+        cache,
+        *tiny.auth,
+        str(ns),
+        env=tiny.env,
+        timeout=600,
+    )
+    assert pusher.returncode == 0, pusher.stderr
+    pushed = {r["image"]: r for r in json.loads(pusher.stdout)["images"]}
+    assert {n: (r["status"], r["cache"]) for n, r in pushed.items()} == {
+        "one": ("built", "stored"),
+        "two": ("built", "stored"),
+    }
+    proc, plain = tiny.build("plainrunner", "--remote-cache", cache, *tiny.auth)
+    assert proc.returncode == 0, proc.stderr
+    assert {n: r["status"] for n, r in plain.items()} == {"one": "pulled", "two": "pulled"}
+    assert {n: r["digest"] for n, r in plain.items()} == {n: r["digest"] for n, r in pushed.items()}
+    for image in ("one", "two"):
+        assert tiny.state("plainrunner", image)["key"] == tiny.state("pusher", image)["key"]

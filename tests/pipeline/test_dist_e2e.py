@@ -8,6 +8,10 @@ htpasswd), real skopeo and a real binhost (`python3 -m http.server` over a runne
 - binhost: B rebuilds the leaf with --force, an empty binpkgs cache and A's binpkgs as the binhost:
   only binary merges, and the image equals A's (its package.provided came from pulled parents);
 - re-push: A's second `build --push` uploads no blob bytes.
+- signing (issue 21): A signs what it pushes and stores with a sigstore key (cosign's format);
+  B takes cache entries only under a policy that wants that key's signature; every image carries
+  its provenance (in-toto/SLSA), signed by A in a DSSE envelope that openssl verifies with
+  cosign.pub; B's pulled layout and its export carry both.
 The full world (busybox, glibc, s6, hello) is built once, by A.
 """
 
@@ -28,7 +32,9 @@ import pytest
 from tests.helpers.identity import get_identity, shared_dir
 from tests.helpers.registry import PASSWORD, USER, free_port
 from tests.helpers.rootfs import remove_as
-from tests.registry.checks import no_secrets
+from tests.helpers.signing import sigstore_signed, write_policy, write_registries_d
+from tests.pipeline import provenance_schema
+from tests.registry.checks import no_secrets, one_error_line
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -131,9 +137,31 @@ def world(world_inputs, world_repo, htpasswd_registry):
 
 
 @pytest.fixture(scope="module")
-def runner_a(world, world_inputs, htpasswd_registry, cert_dirs):
+def signing(world, htpasswd_registry, signing_keys):
+    """registries.d (sigstore attachments on for the registry) and B's policy for the cache."""
+    _, repo = world
+    base = shared_dir("dist-sign.")
+    regd = write_registries_d(base / "registries.d", htpasswd_registry.host, None, attachments=True)
+    policy = write_policy(
+        base / "policy.json",
+        {f"{htpasswd_registry.host}/{repo}-cache": [sigstore_signed(signing_keys.cosign_pub)]},
+        default=[{"type": "insecureAcceptAnything"}],
+    )
+    flags = [
+        "--sign-by-sigstore-private-key",
+        str(signing_keys.cosign_key),
+        "--sign-passphrase-file",
+        str(signing_keys.passphrase),
+    ]
+    yield {"regd": regd, "policy": policy, "flags": flags, "base": base}
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def runner_a(world, world_inputs, htpasswd_registry, cert_dirs, signing):
     ns, repo = world
     a = _runner(get_identity("user"), ns, htpasswd_registry, cert_dirs["ca"], repo, world_inputs.env())
+    a.flags += ["--registries.d", str(signing["regd"]), *signing["flags"]]
     proc, _ = a.build("--push")
     assert proc.returncode == 0, f"{proc.stdout[-2000:]}\n{proc.stderr[-5000:]}"
     yield a
@@ -141,10 +169,11 @@ def runner_a(world, world_inputs, htpasswd_registry, cert_dirs):
 
 
 @pytest.fixture(scope="module")
-def runner_b(runner_a, world, world_inputs, htpasswd_registry, cert_dirs):
+def runner_b(runner_a, world, world_inputs, htpasswd_registry, cert_dirs, signing):
     ns, repo = world
     identity = get_identity("root") if os.getuid() == 0 else get_identity("user")
     b = _runner(identity, ns, htpasswd_registry, cert_dirs["ca"], repo, world_inputs.env())
+    b.flags += ["--registries.d", str(signing["regd"]), "--policy", str(signing["policy"])]
     proc, _ = b.build("--push")
     assert proc.returncode == 0, f"{proc.stdout[-2000:]}\n{proc.stderr[-5000:]}"
     yield b
@@ -173,7 +202,9 @@ def test_a_builds_stores_and_pushes(runner_a, world, htpasswd_registry, cert_dir
     host = htpasswd_registry.host
     for r in report["images"]:
         assert [p["reference"] for p in r["pushed"]] == [f"docker://{host}/{repo}/{r['image']}:latest"]
-        assert r["pushed"][0]["digest"] == r["digest"] and r["pushed"][0]["referrers"] == 2
+        # the SBOM, the build state, the provenance and its signed envelope
+        assert r["pushed"][0]["digest"] == r["digest"] and r["pushed"][0]["referrers"] == 4
+        assert r["pushed"][0]["signed"]
         # real clients see what was pushed: the image under its name, and the cache entry by key
         pushed = _skopeo(f"docker://{host}/{repo}/{r['image']}:latest", cert_dir=cert_dirs["ca"])
         assert pushed["Digest"] == r["digest"]
@@ -188,6 +219,8 @@ def test_a_builds_stores_and_pushes(runner_a, world, htpasswd_registry, cert_dir
     assert sorted(m["artifactType"] for m in index["manifests"]) == [
         "application/spdx+json",
         "application/vnd.chrootforge.build-state.v1+json",
+        "application/vnd.in-toto+json",
+        "application/vnd.in-toto.provenance+dsse",
     ]
 
 
@@ -266,7 +299,8 @@ def _binhost_leaf(runner: Runner, runner_a: Runner, url: str) -> None:
     assert status == {"busybox": "up-to-date", "glibc": "up-to-date", "s6": "up-to-date", "hello": "built"}
     hello = next(r for r in report["images"] if r["image"] == "hello")
     assert "binhost" in hello["steps"] and "emerge" in hello["steps"]
-    log = (runner.layout.parent / "layout.build" / "logs" / "hello" / "emerge.log").read_text()
+    logs = runner.layout.parent / "layout.build" / "logs" / "hello"
+    log = "".join(p.read_text() for p in [logs / "emerge.log", *sorted(logs.glob("packages/*.log"))])
     assert log.count(">>> Emerging binary") >= 1 and "app-misc/hello-1.0" in log
     assert ">>> Emerging (" not in log and ">>> Compiling source" not in log
     assert "binary package(s) from http://127.0.0.1" in proc.stderr
@@ -315,3 +349,126 @@ def test_a_repush_uploads_no_blob_bytes(runner_a, htpasswd_registry):
         if "/blobs/uploads" in entry[1] and entry[0] in ("POST", "PATCH", "PUT")
     ]
     assert uploads == []
+
+
+# -- signing and provenance (issue 21) --------------------------------------------------------------
+def test_b_took_only_signed_cache_entries_and_a_foreign_key_is_refused(
+    runner_a, runner_b, world, htpasswd_registry, cert_dirs, signing, signing_keys
+):
+    """B's policy wants cosign.pub's signature on the cache: it pulled every image (above), so
+    every entry A stored was signed; a policy naming another key refuses them, in one line."""
+    _, repo = world
+    other = write_policy(
+        signing["base"] / "other.json",
+        {f"{htpasswd_registry.host}/{repo}-cache": [sigstore_signed(signing_keys.other_pub)]},
+    )
+    key = runner_a.state("busybox")["key"]
+    proc = runner_b.identity.cf(
+        "pull",
+        f"docker://{htpasswd_registry.host}/{repo}-cache:cf-{key.split(':')[1]}",
+        f"{runner_b.tmp / 'foreign'}:x",
+        "--cert-dir",
+        str(cert_dirs["ca"]),
+        "--creds",
+        f"{USER}:{PASSWORD}",
+        "--policy",
+        str(other),
+        "--registries.d",
+        str(signing["regd"]),
+        env=runner_b.env,
+    )
+    assert proc.returncode == 1
+    one_error_line(proc.stderr, "the policy's key does not verify")
+    assert not (runner_b.tmp / "foreign").exists()
+
+
+def _verify_envelope(runner: Runner, ref: str, statement: bytes, signing_keys, keyid: str) -> None:
+    """The image's DSSE envelope signs exactly `statement`, by cosign.pub (checked by openssl)."""
+    import subprocess as sp
+
+    from chrootforge.registry.signing import dsse
+
+    shown = runner.identity.cf("provenance", "--envelope", f"{runner.layout}:{ref}", env=runner.env)
+    assert shown.returncode == 0, shown.stderr
+    payload_type, payload, sigs = dsse.decode(shown.stdout.encode())
+    assert payload_type == "application/vnd.in-toto+json" and payload == statement
+    assert [k for k, _ in sigs] == [keyid]
+    work = runner.tmp / f"dsse-{ref.split('/')[-1].replace(':', '-')}"
+    work.mkdir(exist_ok=True)
+    (work / "pae").write_bytes(dsse.pae(payload_type, payload))
+    (work / "sig").write_bytes(sigs[0][1])
+    verify = sp.run(
+        [
+            "openssl",
+            "dgst",
+            "-sha256",
+            "-verify",
+            str(signing_keys.cosign_pub),
+            "-signature",
+            str(work / "sig"),
+            str(work / "pae"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert verify.returncode == 0 and "Verified OK" in verify.stdout, verify.stderr
+
+
+def test_provenance_travels_valid_and_signed(runner_a, runner_b, signing_keys):
+    import hashlib
+
+    from cryptography.hazmat.primitives import serialization
+
+    pub = serialization.load_pem_public_key(signing_keys.cosign_pub.read_bytes())
+    keyid = (
+        "sha256:"
+        + hashlib.sha256(
+            pub.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        ).hexdigest()
+    )
+    for image in IMAGES:
+        ref = f"{PREFIX}/{image}:latest"
+        written = (
+            runner_a.layout.parent / "layout.build" / "provenance" / f"{image}.intoto.json"
+        ).read_bytes()
+        doc = json.loads(written)
+        provenance_schema.slsa_provenance_v1(doc)
+        assert doc["subject"][0]["digest"]["sha256"] == runner_a.digests()[image].split(":")[1]
+        assert str(runner_a.tmp) not in written.decode() and "/home/" not in written.decode()
+        _verify_envelope(runner_a, ref, written, signing_keys, keyid)  # A signed what it built
+        # B pulled the image: its provenance and envelope came along (unless B rebuilt it since:
+        # the binhost test rebuilds hello, which then has B's own, unsigned, provenance)
+        shown = runner_b.identity.cf("provenance", f"{runner_b.layout}:{ref}", env=runner_b.env)
+        assert shown.returncode == 0, shown.stderr
+        theirs = json.loads(shown.stdout)
+        assert theirs["subject"] == doc["subject"]
+        if "binhost" in theirs["predicate"]["buildDefinition"]["externalParameters"]:
+            assert image == "hello"
+            envelope = runner_b.identity.cf(
+                "provenance", "--envelope", f"{runner_b.layout}:{ref}", env=runner_b.env
+            )
+            assert envelope.returncode == 1  # A's envelope does not sign B's statement: it went
+        else:
+            assert theirs == doc
+            _verify_envelope(runner_b, ref, written, signing_keys, keyid)
+    hello = json.loads(
+        (runner_a.layout.parent / "layout.build" / "provenance" / "hello.intoto.json").read_text()
+    )
+    deps = {d["name"]: d for d in hello["predicate"]["buildDefinition"]["resolvedDependencies"]}
+    assert deps[f"{PREFIX}/s6:latest"]["digest"]["sha256"] == runner_a.digests()["s6"].split(":")[1]
+
+
+def test_export_carries_the_provenance(runner_b):
+    import tarfile
+
+    archive = runner_b.tmp / "s6.oci.tar"
+    proc = runner_b.identity.cf(
+        "export", f"{runner_b.layout}:{PREFIX}/s6:latest", "-o", str(archive), env=runner_b.env
+    )
+    assert proc.returncode == 0, proc.stderr
+    with tarfile.open(archive) as tar:
+        index = json.load(tar.extractfile("index.json"))
+        top = json.load(tar.extractfile(f"blobs/sha256/{index['manifests'][0]['digest'][7:]}"))
+    types = sorted(m.get("artifactType", "") for m in top["manifests"])
+    assert "application/vnd.in-toto+json" in types and "application/vnd.in-toto.provenance+dsse" in types

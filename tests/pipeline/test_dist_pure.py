@@ -127,7 +127,11 @@ def _file(**changes) -> dict:
 @pytest.mark.parametrize(
     "data, why",
     [
-        (b"\x00not json", "not JSON"),
+        (b"\x00not json", "the build state is not valid JSON"),
+        (
+            b'{"format": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+            "the build state nests deeper than 64 levels",
+        ),
         (b"[]", "format"),
         (_doc(format=2), "format"),
         (_doc(key="sha256:" + "00" * 32), "not hello with"),
@@ -265,7 +269,7 @@ def test_binhost_config_replaces_the_stages_binrepos(ns):
     text = build.plan([str(ns.root / "a")])
     assert "binhost: https://binhost.example.com/cf/<binpkgs key>/" in text and "--getbinpkg" in text
     # without a binhost: no binrepos.conf, nothing moved, no --getbinpkg
-    text = build.plan([str(ns.root / "a")], binhost=None)
+    text = build.plan([str(ns.root / "a")], dist=None)
     ns.write(
         "chrootforge.toml",
         ns.root.joinpath("chrootforge.toml")
@@ -276,7 +280,9 @@ def test_binhost_config_replaces_the_stages_binrepos(ns):
     plan = plan_image(project, "a", None)
     assert "binrepos.conf" not in plan.portage.files and "binrepos" not in plan.portage.install_script()
     assert "--getbinpkg" not in build.plan([str(ns.root / "a")])
-    assert "--getbinpkg" in build.plan([str(ns.root / "a")], binhost="http://127.0.0.1:8000/")
+    assert "--getbinpkg" in build.plan(
+        [str(ns.root / "a")], dist=DistOptions(binhost="http://127.0.0.1:8000/")
+    )
 
 
 # -- -march=native and the keys -----------------------------------------------------------------------

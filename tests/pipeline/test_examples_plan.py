@@ -1,4 +1,5 @@
-"""The shipped examples load and plan without a stage: examples/gentoo (real Gentoo) and examples/world."""
+"""The shipped examples load and plan without a stage: examples/gentoo (real Gentoo), examples/world
+and examples/source."""
 
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def test_gentoo_example_plan():
     assert nginx.config["StopSignal"] == "SIGTERM"
     run = next(e for e in nginx.services if e.path == "/etc/service/nginx/run")
     assert "exec nginx -g 'daemon off;'" in run.content
-    assert [h[0] for h in nginx.hooks["finish_rootfs"]] == ["check-binaries"]
+    assert nginx.check_binaries is not None and not nginx.hooks["finish_rootfs"]  # the default check
     mounts = describe_mounts(project.namespace, nginx)
     assert any(m.startswith("/var/db/repos/gentoo") and m.endswith("(read-only)") for m in mounts)
     assert any(m.startswith("/var/tmp/portage") and "tmpfs" in m for m in mounts)
@@ -104,5 +105,45 @@ def test_world_example_plans(monkeypatch):
     hello = plan_image(project, "hello", [])
     assert hello.config["Cmd"] == ["s6-svscan", "-t0", "/service"]
     assert "GREETING_SOURCE=chrootforge" in hello.config["Env"]
-    assert hello.portage.profile == "/var/db/repos/gentoo/profiles/default/linux/amd64"
+    assert hello.portage.profile == "/var/db/repos/gentoo/profiles/default/linux/amd64/23.0"
     assert project.namespace.tree.name == "cfworld"
+
+
+def test_source_example_plans(monkeypatch):
+    """examples/source: a static busybox from scratch, glibc on it, and from-source packages above."""
+    for var in ("CHROOTFORGE_WORLD_STAGE", "CHROOTFORGE_WORLD_KEYRING", "CHROOTFORGE_WORLD_DISTFILES"):
+        monkeypatch.setenv(var, "/nonexistent")
+    project, requested = load_project(REPO / "examples" / "source")
+    assert build_order(project.images, requested) == [
+        "busybox",
+        "glibc",
+        "hello",
+        "nginx",
+        "skalibs",
+        "skahello",
+    ]
+    busybox = plan_image(project, "busybox", None)
+    assert busybox.parent is None
+    assert "sys-apps/busybox static make-symlinks" in busybox.portage.files["package.use/zz-chrootforge"]
+    nginx = plan_image(project, "nginx", [])
+    assert nginx.builder_deps_argv[-1] == "www-servers/nginx" and "--onlydeps" in nginx.builder_deps_argv
+    assert nginx.config["Cmd"] == ["nginx", "-g", "daemon off;"]
+    assert project.namespace.prefix == "localhost/chrootforge/source"
+    assert nginx.portage.profile == "/var/db/repos/gentoo/profiles/default/linux/amd64/23.0"
+
+
+def test_wide_bench_namespace_plans(monkeypatch):
+    """bench/bench_build.py's --jobs namespace: six independent leaves on glibc, every package from
+    the test world's repository, so --jobs 2 has siblings to build side by side."""
+    for var in ("CHROOTFORGE_WORLD_STAGE", "CHROOTFORGE_WORLD_KEYRING", "CHROOTFORGE_WORLD_DISTFILES"):
+        monkeypatch.setenv(var, "/nonexistent")
+    project, requested = load_project(REPO / "bench" / "namespaces" / "wide")
+    order = build_order(project.images, requested)
+    assert order[:2] == ["busybox", "glibc"] and len(order) == 8
+    leaves = order[2:]
+    assert all(project.images[name].parent == "glibc" for name in leaves)
+    assert project.namespace.tree.name == "cfworld"
+    repo = REPO / "examples" / "repo"
+    for name in leaves:
+        argv = plan_image(project, name, []).emerge_argv
+        assert argv[-1] == project.images[name].packages[0] and (repo / argv[-1]).is_dir()

@@ -6,6 +6,7 @@ import json
 import os
 import stat
 import subprocess
+from pathlib import Path
 
 from chrootforge.atoms import atom_cp, check_atom, split_cpv
 from chrootforge.gentoo import records, s6
@@ -162,7 +163,9 @@ def test_portage_install_script_runs(tmp_path, ns):
         (src / "files" / rel).write_text(content)
     (src / "make.conf.append").write_text(conf.make_conf_append)
     (src / "package.provided").write_text(conf.provided_append)
-    script = conf.install_script(str(src)).replace("/etc/portage", str(etc))
+    script = (conf.install_script(str(src)) + conf.provided_script(str(src))).replace(
+        "/etc/portage", str(etc)
+    )
     subprocess.run(["sh", "-c", script], check=True)
     assert (etc / "package.use/00-stage").read_text() == "stage/pkg flag\n"
     assert "x/y z" in (etc / "package.use/zz-chrootforge").read_text()
@@ -221,6 +224,36 @@ def test_slim_plan_runs(tmp_path):
     for rel in gone:
         assert not (root / rel).exists(), rel
     assert not (root / "var/db").exists() or not any((root / "var/db").iterdir())
+    assert not (root / "usr/share/doc").exists() and list((root / "var/cache").iterdir()) == []
+
+
+def test_slim_keeps_directories_that_were_empty_on_purpose(tmp_path):
+    """Empty directories the removals leave behind go; those a hook or package made empty (a
+    volume, a spool, a log directory) stay, as they would in kubler's images."""
+    root = tmp_path / "root"
+    for rel in ("var/log/app", "var/lib/app/data", "usr/share/app/empty", "var/cache/nginx"):
+        (root / rel).mkdir(parents=True)
+    for rel in (
+        "var/lib/portage/world",
+        "var/log/portage/build.log",
+        "var/lib/gone/deep/file",
+        "usr/share/doc/x/README",
+    ):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("x")
+    (root / "var/lib/gone/deep/file").unlink()  # empty before: stays (deep and gone alike)
+    subprocess.run(["sh", "-c", plan_slim(Strip()).shell(str(root))], check=True)
+    for rel in (
+        "var/log/app",
+        "var/lib/app/data",
+        "usr/share/app/empty",
+        "var/cache/nginx",
+        "var/lib/gone/deep",
+    ):
+        assert (root / rel).is_dir(), rel
+    for rel in ("var/lib/portage", "var/log/portage", "usr/share/doc"):
+        assert not (root / rel).exists(), rel
+    assert not list(tmp_path.glob("cf-empty*")) and not list(Path("/tmp").glob("cf-empty.*.now"))
     # locales=None keeps everything, docs=False keeps docs
     plan2 = plan_slim(Strip(docs=False, locales=None, static_libs=False))
     assert "usr/share/doc" not in plan2.remove and plan2.keep_locales is None and not plan2.remove_names
@@ -248,3 +281,26 @@ def test_sbom_shape():
     contains = [r for r in doc["relationships"] if r["relationshipType"] == "CONTAINS"]
     assert {r["relatedSpdxElement"] for r in contains} == ids - {"SPDXRef-Image"}
     assert all(r["relatedSpdxElement"] in ids | {"SPDXRef-DOCUMENT"} for r in doc["relationships"])
+
+
+def test_emerge_failure_tail_is_single_spaced(tmp_path):
+    """The tail printed when emerge fails: one log line per message line (it was double-spaced),
+    a progress line rewritten with carriage returns as it ended up."""
+    from chrootforge.gentoo.executor import tail_block
+
+    log = tmp_path / "emerge.log"
+    log.write_text(
+        "".join(f"line {i}\n" for i in range(30)) + "fetching 10%\r50%\r100%\n * ERROR: x failed\n"
+    )
+    block = tail_block(log, 4).splitlines()
+    assert block == ["    | line 28", "    | line 29", "    | 100%", "    |  * ERROR: x failed"]
+    assert tail_block(tmp_path / "missing.log", 4) == ""
+
+
+def test_emerge_command_line_is_what_runs():
+    from chrootforge.gentoo import emerge
+
+    argv = emerge.emerge_argv([">=app-misc/hello-1"], 7)
+    assert "--jobs=7" in argv
+    line = emerge.command_line(argv)
+    assert line.startswith("ROOT=/emerge-root ") and line.endswith("--jobs=7 '>=app-misc/hello-1'")

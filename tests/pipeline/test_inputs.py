@@ -76,7 +76,14 @@ def test_lock_round_trip_and_refusals(ns, tmp_path, cache):
     for broken, message in (
         ("version = 7\n", "version"),
         ("version = 1\n[tree]\nid='x'\n", r"\[stage3\]"),
-        ("version = 1\n[stage3]\nname='x'\nsha512='y'\nsigner='z'\n[tree]\n", "needs an id"),
+        (
+            "version = 1\n[stage3]\nname='x'\nsha512='"
+            + "a" * 128
+            + "'\nsigner='"
+            + "F" * 40
+            + "'\n[tree]\n",
+            "needs an id",
+        ),
         ("[[[", "not a valid lock"),
     ):
         path.write_text(broken)

@@ -167,19 +167,54 @@ def test_keys_include_the_platform(two, monkeypatch, tmp_path):
 
 def test_lock_keeps_a_stage_per_arch(tmp_path):
     lock = lockfile.Lock(
-        lockfile.LockedStage("stage3-amd64-x.tar.xz", "ab" * 64, "F" * 40, "20240101T000000Z", "amd64"),
+        lockfile.LockedStage(
+            "stage3-amd64-openrc-20240101T000000Z.tar.xz", "ab" * 64, "F" * 40, "20240101T000000Z", "amd64"
+        ),
         lockfile.LockedTree(id="sha256:" + "0" * 64),
         more_stages=(
-            lockfile.LockedStage("stage3-arm64-x.tar.xz", "cd" * 64, "F" * 40, "20240101T000000Z", "arm64"),
+            lockfile.LockedStage(
+                "stage3-arm64-openrc-20240101T000000Z.tar.xz",
+                "cd" * 64,
+                "F" * 40,
+                "20240101T000000Z",
+                "arm64",
+            ),
         ),
     )
     text = lockfile.render(lock, "t")
-    assert '[stage3."arm64"]' in text
+    assert "[stage3.arm64]" in text
     back = lockfile.parse(text, tmp_path / "chrootforge.lock")
     assert back == lock
     assert back.stage_for("arm64").sha512 == "cd" * 64 and back.stage_for("riscv") is None
     # a lock from before platforms: its one stage serves whatever arch the namespace has
     old = lockfile.parse(
-        text.split('[stage3."arm64"]')[0].replace('arch = "amd64"\n', "") + '[tree]\nid = "x"\n', tmp_path
+        text.split("[stage3.arm64]")[0].replace('arch = "amd64"\n', "")
+        + f'[tree]\nid = "sha256:{"0" * 64}"\n',
+        tmp_path,
     )
     assert old.stage_for("arm64") is old.stage3
+
+
+def test_lock_checks_each_arch_table_and_reports_its_changes(tmp_path):
+    stage = lockfile.LockedStage(
+        "stage3-amd64-openrc-20240101T000000Z.tar.xz", "ab" * 64, "F" * 40, "20240101T000000Z", "amd64"
+    )
+    arm = lockfile.LockedStage(
+        "stage3-arm64-openrc-20240101T000000Z.tar.xz", "cd" * 64, "F" * 40, "20240101T000000Z", "arm64"
+    )
+    one = lockfile.Lock(stage, lockfile.LockedTree(id="sha256:" + "0" * 64))
+    two = dataclasses.replace(one, more_stages=(arm,))
+    text = lockfile.render(two, "t")
+    path = tmp_path / "chrootforge.lock"
+    # a further arch's table is checked as [stage3] is, and the error names its line
+    bad = text.replace('sha512 = "' + "cd" * 64, 'sha512 = "' + "cd" * 63)
+    with pytest.raises(UsageError) as err:
+        lockfile.parse(bad, path)
+    line = bad.splitlines().index('sha512 = "' + "cd" * 63 + '"') + 1
+    assert f"{path}:{line}: [stage3.arm64] sha512 is wrong" in str(err.value)
+    with pytest.raises(UsageError, match=r"\[stage3\.ARM\] is wrong"):
+        lockfile.parse(text.replace("[stage3.arm64]", "[stage3.ARM]"), path)
+    with pytest.raises(UsageError, match=r"\[stage3\.arm64\] name is wrong"):
+        lockfile.parse(text.replace("stage3-arm64-openrc-20240101T000000Z", "stage3-arm64-openrc-2024"), path)
+    assert lockfile.changes(one, two) == ["[stage3.arm64] written"]
+    assert lockfile.changes(two, one) == ["[stage3.arm64] removed"]

@@ -110,7 +110,6 @@ def test_new_namespace_and_image(tmp_path):
     ns = load_namespace(ns_dir)
     assert ns.name == "myns" and ns.tree.snapshot == "latest" and ns.stage3.path is None
     assert ns.network == "host" and ns.prefix == "localhost/myns"
-    assert "-network-sandbox" in ns.make_conf["FEATURES"]
     text = path.read_text()
     assert '#arch = "amd64"' in text and '#prefix = "localhost/myns"' in text
     (ns_dir / "base").mkdir()  # an existing folder without image.toml is fine
@@ -136,6 +135,30 @@ def test_every_commented_key_of_a_new_image_is_valid(tmp_path):
     assert image.runtime_libs == ("libgcc_s.so.1", "libstdc++.so.6")
     assert image.package_settings[0].atom == "app-misc/hello" and image.services[0].name == "web"
     assert image.config.cmd == ("/bin/sh",) and [h.name for h in image.hooks] == ["check-binaries"]
+
+
+def test_new_namespace_follows_the_documented_defaults(tmp_path):
+    """Portage's own sandboxes stay on (they work inside the build sandbox), and every value that
+    is not its key's documented default says why, right above it."""
+    path = new_namespace(tmp_path / "myns")
+    ns = load_namespace(tmp_path / "myns")
+    text = path.read_text()
+    assert "FEATURES" not in ns.make_conf
+    assert not any(f"-{what}-sandbox" in text for what in ("ipc", "network", "pid"))
+    lines = path.read_text().splitlines()
+    defaults = {(t.name, k.name): k.default for t in schema.tables_of(Namespace) for k in t.keys if t.name}
+    table = ""
+    for i, line in enumerate(lines):
+        if line.startswith("["):
+            table = line.strip("[]")
+        elif line and not line.startswith("#") and "=" in line:
+            name, value = (part.strip() for part in line.split("=", 1))
+            default = defaults.get((table, name))
+            if default is None or tomllib.loads(f"v = {value}")["v"] != default:
+                assert lines[i - 1].startswith("# ") and any(
+                    "Not the default here:" in lines[j] for j in range(max(0, i - 4), i)
+                ), f"{table}.{name} = {value} deviates without a reason:\n" + "\n".join(lines[i - 4 : i + 1])
+    assert any(line == 'network = "host"' for line in lines)
 
 
 def test_new_refuses_to_overwrite_and_bad_input(tmp_path):

@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 
 from chrootforge import oci
+from chrootforge.errors import CfError
 from chrootforge.oci import mediatypes as mt
+from chrootforge.oci.layout import gc as oci_gc
 from chrootforge.registry import RegistryOptions, pull, push
 from tests.helpers import fakeregistry as fr
 from tests.registry.checks import cli, cli_on_tty, one_error_line
@@ -55,13 +57,20 @@ def snapshot(layout: Path) -> dict[str, str]:
     }
 
 
-def pull_fails(fake, layout: Path, fragment: str, ref: str = "img/bb:1", env: dict | None = None) -> str:
+def pull_fails(
+    fake,
+    layout: Path,
+    fragment: str,
+    ref: str = "img/bb:1",
+    env: dict | None = None,
+    tls_verify: bool = False,
+) -> str:
     before = snapshot(layout)
     out = cli(
         "pull",
         f"docker://{fake.host}/{ref}",
         f"{layout}:got:1",
-        "--tls-verify=false",
+        *([] if tls_verify else ["--tls-verify=false"]),
         env={**FAST, **(env or {})},
     )
     assert out.returncode == 1, out.stderr
@@ -310,3 +319,159 @@ def test_referrers_api_when_the_registry_has_it(registry_images, tmp_path, monke
         assert oci.verify(tmp_path / "got") == []
     finally:
         server.stop()
+
+
+def _serve_variant(fake, images, tag: str, config=None, layers=None) -> None:
+    """Serve bb:1 as img/bb:TAG with its config changed (`config`: dict -> dict or bytes) and/or
+    its layers replaced (`layers`: [(blob bytes, media type)]); every digest and size is right."""
+    repo = fake.repo("img/bb")
+    manifest = images.manifest(images.base)
+    if config is not None:
+        old = json.loads(fake.read_blob(images.layout, manifest["config"]["digest"]))
+        new = config(old)
+        data = new if isinstance(new, bytes) else json.dumps(new).encode()
+        repo["blobs"][fr.digest_of(data)] = data
+        manifest = dict(manifest, config=dict(manifest["config"], digest=fr.digest_of(data), size=len(data)))
+    if layers is not None:
+        for data, _ in layers:
+            repo["blobs"][fr.digest_of(data)] = data
+        manifest = dict(
+            manifest,
+            layers=[
+                {"mediaType": media, "digest": fr.digest_of(data), "size": len(data)}
+                for data, media in layers
+            ],
+        )
+    fake.put_manifest("img/bb", tag, json.dumps(manifest).encode(), mt.MANIFEST)
+
+
+def _gzip_tar(name: str) -> bytes:
+    import gzip
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo(name)
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"bad"))
+    return gzip.compress(buf.getvalue(), mtime=0)
+
+
+def _diff_ids(config: dict, *layers: bytes) -> dict:
+    import gzip
+
+    ids = ["sha256:" + hashlib.sha256(gzip.decompress(data)).hexdigest() for data in layers]
+    return dict(config, rootfs={"type": "layers", "diff_ids": ids})
+
+
+ESCAPE = _gzip_tar("../escaped")
+
+
+@pytest.mark.parametrize(
+    "case, fragment",
+    [
+        ("diff_id", "diff_id: expected sha256:"),
+        ("diff_id count", "'rootfs.diff_ids' has 2 entries for 1 layers"),
+        ("no rootfs", "field 'rootfs' must be an object"),
+        ("config list", "is a JSON list, not an object"),
+        ("config huge", "more than the 4194304 a manifest or config may have"),
+        ("config deep", "nests deeper than 64 levels"),
+        ("not gzip", "does not decompress"),
+        ("escaping entry", "escaped"),
+    ],
+)
+def test_an_invalid_image_is_refused_before_anything_is_stored(
+    fake, earlier, registry_images, case, fragment
+):
+    """pull checks the staged image with verify's own checker: an image verify would refuse never
+    reaches the layout."""
+    changes = {
+        "diff_id": {"config": lambda c: _diff_ids(c, _gzip_tar("other"))},
+        "diff_id count": {
+            "config": lambda c: dict(c, rootfs={"type": "layers", "diff_ids": c["rootfs"]["diff_ids"] * 2})
+        },
+        "no rootfs": {"config": lambda c: {k: v for k, v in c.items() if k != "rootfs"}},
+        "config list": {"config": lambda c: [c]},
+        "config huge": {"config": lambda c: dict(c, pad="x" * (5 << 20))},
+        "config deep": {
+            "config": lambda c: (json.dumps(c)[:-1] + ', "x": ' + "[" * 50_000 + "]" * 50_000 + "}").encode()
+        },
+        "not gzip": {"layers": [(b"\x1f\x8b\x08 not really gzip", mt.LAYER_GZIP)]},
+        "escaping entry": {"layers": [(ESCAPE, mt.LAYER_GZIP)], "config": lambda c: _diff_ids(c, ESCAPE)},
+    }
+    _serve_variant(fake, registry_images, "bad", **changes[case])
+    stderr = pull_fails(fake, earlier, fragment, ref="img/bb:bad")
+    assert f"{fake.host}/img/bb:bad is not a valid image" in stderr
+
+
+def test_a_damaged_blob_already_in_the_layout_is_not_reused(fake, earlier, registry_images):
+    out = cli("pull", f"docker://{fake.host}/img/bb:1", f"{earlier}:first:1", "--tls-verify=false", env=FAST)
+    assert out.returncode == 0, out.stderr
+    layer = registry_images.manifest(registry_images.base)["layers"][0]["digest"]
+    path = earlier / "blobs" / "sha256" / layer[7:]
+    damaged = bytearray(path.read_bytes())
+    damaged[len(damaged) // 2] ^= 1
+    path.write_bytes(bytes(damaged))
+    before = snapshot(earlier)
+    out = cli("pull", f"docker://{fake.host}/img/bb:1", f"{earlier}:second:1", "--tls-verify=false", env=FAST)
+    assert out.returncode == 1, out.stderr
+    one_error_line(out.stderr, "is not a valid image")
+    assert layer in out.stderr
+    assert snapshot(earlier) == before
+
+
+def test_a_blob_removed_by_gc_during_the_pull_is_never_published(fake, earlier, registry_images, tmp_path):
+    """The pull reuses a blob the layout holds unreferenced; gc removes it between the check and
+    the publication: the tag must not appear (verify would find a dangling reference)."""
+    options = RegistryOptions(tls_verify=False, quiet=True, retries=0)
+    pull(f"docker://{fake.host}/img/bb:1", earlier, "first:1", options)
+    index = json.loads((earlier / "index.json").read_text())
+    index["manifests"] = [d for d in index["manifests"] if d["annotations"].get(mt.REF_NAME) == "keep:1"]
+    (earlier / "index.json").write_text(json.dumps(index))  # first:1's blobs are now garbage
+    before = (earlier / "index.json").read_bytes()
+    with pytest.raises(CfError, match="left .* during the pull"):
+        pull(f"docker://{fake.host}/img/bb:1", earlier, "got:1", options, accept=lambda _: oci_gc(earlier))
+    assert (earlier / "index.json").read_bytes() == before
+    assert oci.verify(earlier) == []
+
+
+@pytest.mark.parametrize(
+    "media_type, fragment",
+    [
+        ("application/vnd.docker.distribution.manifest.v1+prettyjws", "a Docker schema 1 manifest"),
+        ("application/vnd.example.future+json", "unknown manifest media type"),
+    ],
+)
+def test_an_unsupported_manifest_type_stores_nothing(fake, earlier, registry_images, media_type, fragment):
+    doc = dict(registry_images.manifest(registry_images.base), mediaType=media_type)
+    fake.put_manifest("img/bb", "odd", json.dumps(doc).encode(), media_type)
+    pull_fails(fake, earlier, fragment, ref="img/bb:odd")
+
+
+def test_a_foreign_docker_layer_stores_nothing(fake, earlier, registry_images):
+    doc = registry_images.manifest(registry_images.base)
+    foreign = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+    doc = dict(
+        doc,
+        mediaType="application/vnd.docker.distribution.manifest.v2+json",
+        config=dict(doc["config"], mediaType="application/vnd.docker.container.image.v1+json"),
+        layers=[dict(doc["layers"][0], mediaType=foreign)],
+    )
+    fake.put_manifest("img/bb", "foreign", json.dumps(doc).encode(), doc["mediaType"], registry_images.layout)
+    stderr = pull_fails(fake, earlier, f"unknown media type '{foreign}'", ref="img/bb:foreign")
+    assert "foreign (non-distributable) layer" in stderr
+
+
+def test_a_deeply_nested_manifest_is_one_line(fake, earlier):
+    raw = b'{"schemaVersion": 2, "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    fake.repo("img/bb")["manifests"]["deep"] = (raw, mt.MANIFEST)
+    pull_fails(
+        fake, earlier, f"the manifest {fake.host}/img/bb:deep nests deeper than 64 levels", ref="img/bb:deep"
+    )
+
+
+def test_a_plain_http_registry_is_told_about_tls_verify_false(fake, earlier):
+    stderr = pull_fails(fake, earlier, "it answered in plain HTTP", tls_verify=True)
+    assert "hint: --tls-verify=false lets chrootforge use plain HTTP" in stderr
+    assert "ca.crt" not in stderr  # installing a CA cannot help a server without TLS

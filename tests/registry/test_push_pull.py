@@ -311,3 +311,25 @@ def test_tls_trust_comes_from_cert_dir_certs_d_or_is_switched_off(
     shutil.rmtree(tmp_path / "certs.d")
     out = run(*base, "--tls-verify=false")
     assert out.returncode == 0, out.stderr
+
+
+def test_tls_verify_false_warns_once_and_urllib3_never(htpasswd_registry, registry_images, tmp_path):
+    """One chrootforge warning (credentials over an unchecked connection), none of urllib3's
+    InsecureRequestWarning per connection, for a push and a pull of several blobs."""
+    images = registry_images
+    dest = f"docker://{htpasswd_registry.host}/insecure/bb:2"
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "CHROOTFORGE_CERTS_D": str(tmp_path / "none")}
+    creds = ["--tls-verify=false", "--creds", f"{USER}:{PASSWORD}"]
+    for args in (
+        ("push", f"{images.layout}:{images.child}", dest),
+        ("pull", dest, f"{tmp_path / 'layout'}:bb:2"),
+    ):
+        out = cli(*args, *creds, env=env)
+        assert out.returncode == 0, out.stderr
+        assert "InsecureRequestWarning" not in out.stderr and "warnings.warn" not in out.stderr, out.stderr
+        warned = [line for line in out.stderr.splitlines() if line.startswith("chrootforge: WARNING:")]
+        assert warned == [
+            f"chrootforge: WARNING: sending credentials for {htpasswd_registry.host} over TLS without "
+            "checking its certificate (--tls-verify=false)"
+        ], out.stderr
+        no_secrets(out.stdout, out.stderr)

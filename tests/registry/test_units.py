@@ -43,8 +43,10 @@ def test_parse_ref(text, registry, repo, tag, digest):
     "text, fragment",
     [
         ("127.0.0.1:5000/x:1", "not a registry reference"),
-        ("docker://alpine", "names no repository"),
-        ("docker://library/alpine:3", "does not start with a registry host"),
+        ("docker://alpine", "names no registry host"),
+        ("docker://library/alpine:3", "names no registry host"),
+        ("docker://registry.example.com", "names no repository on registry.example.com"),
+        ("docker://localhost:5000/", "names no repository on localhost:5000"),
         ("docker://user:pw@host.io/x", "not a registry HOST"),
         ("docker://host.io/UPPER:1", "invalid repository"),
         ("docker://host.io/x:bad/tag", "invalid repository"),
@@ -56,6 +58,52 @@ def test_parse_ref(text, registry, repo, tag, digest):
 def test_parse_ref_refuses(text, fragment):
     with pytest.raises(UsageError, match=fragment):
         parse_ref(text)
+
+
+@pytest.mark.parametrize(
+    "text, image, hub",
+    [
+        ("docker://alpine", "alpine", "library/alpine"),
+        ("docker://alpine:3.19", "alpine:3.19", "library/alpine:3.19"),
+        (f"docker://alpine@{D1}", f"alpine@{D1}", f"library/alpine@{D1}"),
+        ("docker://library/alpine", "library/alpine", "library/alpine"),
+        ("docker://someone/app:1", "someone/app:1", "someone/app:1"),
+    ],
+)
+def test_a_reference_without_a_host_says_the_host_is_missing(text, image, hub):
+    with pytest.raises(UsageError) as caught:
+        parse_ref(text)
+    assert str(caught.value) == f"{text!r} names no registry host: {image!r} is only an image name"
+    assert caught.value.hint == (
+        f"write docker://HOST[:PORT]/{image} for the registry that holds it, "
+        f"or docker://docker.io/{hub} for Docker Hub"
+    )
+
+
+@pytest.mark.parametrize(
+    "text", ["cache", "docker://cache", "docker://reg.example.com", "docker://reg.example.com/"]
+)
+def test_a_remote_cache_hint_offers_no_tag(text):
+    from chrootforge.buildcache import parse_cache_ref
+
+    with pytest.raises(UsageError) as caught:
+        parse_cache_ref(text)
+    assert "TAG" not in (caught.value.hint or "") and "@sha256" not in (caught.value.hint or "")
+    assert "docker://" in caught.value.hint
+    with pytest.raises(UsageError, match="names a tag or digest") as caught:
+        parse_cache_ref("docker://reg.example.com/ci/cache:1")
+    assert "TAG" not in caught.value.hint
+
+
+def test_docker_hub_is_reached_at_its_api_host_with_docker_logins_credentials(tmp_path):
+    from chrootforge.registry.transport import api_host
+
+    assert api_host("docker.io") == api_host("index.docker.io") == "registry-1.docker.io"
+    assert api_host("registry.example.com:5000") == "registry.example.com:5000"
+    path = tmp_path / "config.json"  # what `docker login` writes for Docker Hub
+    path.write_text(json.dumps({"auths": {"https://index.docker.io/v1/": _auth("hubuser", "pw")}}))
+    for registry in ("docker.io", "index.docker.io"):
+        assert authfile.find_credentials(registry, "library/alpine", authfile=str(path)).username == "hubuser"
 
 
 # -- challenges ------------------------------------------------------------------------------
@@ -272,7 +320,7 @@ def test_manifest_checks_accept_images_and_artifacts():
         (
             _manifest(mediaType="application/vnd.docker.distribution.manifest.v1+prettyjws"),
             None,
-            "unknown manifest",
+            "a Docker schema 1 manifest",
         ),
         (_manifest(mediaType=None), "text/html", "unknown manifest"),
         (_manifest(schemaVersion=1), None, "schemaVersion"),
@@ -370,3 +418,45 @@ def test_system_trust_is_read_lazily_from_a_hashed_directory(tmp_path, monkeypat
         for c in tls.ssl_context(tls.TLSConfig(True, None)).get_ca_certs()
     ]
     assert subjects == ["cf test token signer"]  # an explicit $SSL_CERT_FILE bundle is honoured
+
+
+def test_build_with_a_remote_cache_without_a_repository_is_one_line_without_tag(tmp_path):
+    from tests.registry.checks import cli, one_error_line
+
+    assert cli("new", str(tmp_path / "ns")).returncode == 0
+    assert cli("new", str(tmp_path / "ns" / "img")).returncode == 0
+    for value, fragment in (
+        ("docker://reg.example.com", "names no repository on reg.example.com"),
+        ("docker://cache", "names no registry host"),
+    ):
+        out = cli("build", str(tmp_path / "ns" / "img"), "--remote-cache", value)
+        assert out.returncode == 2, out.stderr
+        one_error_line(out.stderr, fragment)
+        assert "TAG" not in out.stderr and "docker://" in out.stderr.splitlines()[1]
+
+
+@pytest.mark.parametrize(
+    "served, declared, config, layer",
+    [
+        (mt.DOCKER_MANIFEST, mt.DOCKER_MANIFEST, mt.DOCKER_CONFIG, mt.DOCKER_LAYER_GZIP),
+        (mt.DOCKER_MANIFEST, None, mt.CONFIG, mt.LAYER_GZIP),  # only the Content-Type says Docker
+        (mt.MANIFEST, mt.MANIFEST, mt.CONFIG, mt.DOCKER_LAYER_TAR),  # an OCI manifest, a Docker layer
+        (mt.MANIFEST, mt.MANIFEST, mt.DOCKER_CONFIG, mt.LAYER_ZSTD),
+    ],
+)
+def test_the_oci_form_renames_docker_types_and_keeps_every_blob(served, declared, config, layer):
+    doc = _manifest(
+        config={"mediaType": config, "digest": D1, "size": 2},
+        layers=[{"mediaType": layer, "digest": D2, "size": 5}],
+    )
+    if declared is None:
+        doc.pop("mediaType")
+    else:
+        doc["mediaType"] = declared
+    raw = manifests.oci_form(served, doc)
+    assert raw is not None
+    got = json.loads(raw)
+    assert got["mediaType"] == mt.MANIFEST and got["schemaVersion"] == 2
+    assert got["config"] == {"mediaType": mt.CONFIG, "digest": D1, "size": 2}
+    assert got["layers"] == [{"mediaType": mt.OCI_NAME.get(layer, layer), "digest": D2, "size": 5}]
+    assert manifests.oci_form(mt.MANIFEST, got) is None  # OCI throughout: kept byte for byte

@@ -48,6 +48,10 @@ def test_other_bad_options(identity, busybox_rootfs):
     root = str(busybox_rootfs)
     _clean(identity.cf("run", root, "--tmpfs", "/x:huge", "--", "/bin/true"), 2, "bad size")
     _clean(identity.cf("run", root, "--env", "NOVALUE", "--", "/bin/true"), 2, "--env")
+    for bad in ("A\nB=1", "A\n=1", "MY VAR=1"):
+        result = identity.cf("run", root, "--env", bad, "--", "/bin/true")
+        _clean(result, 2, "--env: environment variable name")
+        assert len(result.stderr.splitlines()) == 2  # the error and its hint, each one line
     _clean(identity.cf("run", root, "--repo", "gentoo", "--", "/bin/true"), 2, "--repo")
     _clean(identity.cf("run", root, "--"), 2, "no command")
     _clean(identity.cf("run", root, "--network", "bridge", "--", "/bin/true"), 2, "invalid choice")

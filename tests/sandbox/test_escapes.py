@@ -9,6 +9,7 @@ chrootforge/sandbox/init.py, spawn_locked) and that its root is never host root 
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import textwrap
 from pathlib import Path
@@ -248,3 +249,192 @@ def test_shell_keeps_readonly_binds_locked(identity, scratch, busybox_rootfs):
     for attempt in ("remount", "umount", "write"):
         assert f"{attempt}=0" not in result.stdout and f"{attempt}=" in result.stdout, result.stdout
     assert (src / "file").read_text() == ORIGINAL
+
+
+# The payload as the caller's own kernel-side state sees it: the terminal it was started from and
+# the session keyring it inherited. Both are shared with the host's shell unless the sandbox cuts
+# them off; each case runs the host's Python inside (a root of symlinks into a read-only /usr).
+HOST_PYTHON = Path("/usr/bin/python3")
+
+TTY_INJECT = textwrap.dedent("""
+    import fcntl, os, termios
+    results = []
+    for name in ("/dev/tty", "/proc/self/fd/0"):
+        try:
+            fd = os.open(name, os.O_RDWR)
+        except OSError as err:
+            results.append(f"{name}:open:{err.errno}")
+            continue
+        try:
+            for ch in b"echo PWNED-BY-SANDBOX\\n":
+                fcntl.ioctl(fd, termios.TIOCSTI, bytes([ch]))
+            results.append(f"{name}:TYPED")
+        except OSError as err:
+            results.append(f"{name}:{err.errno}")
+    print("tiocsti", " ".join(results), flush=True)
+""")
+
+
+def _host_python_root(identity, scratch) -> Path:
+    root = scratch(identity, "pyroot.")
+    (root / "usr").mkdir()
+    for name in ("bin", "lib", "lib64", "sbin"):
+        os.symlink(f"usr/{name}", root / name)
+    return root
+
+
+def _in_pty(argv: list[str], env: dict[str, str], timeout: float = 60) -> str:
+    """Run argv as a session leader on a new terminal; what the terminal showed."""
+    import pty
+    import select
+    import signal
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:
+        try:
+            os.execvpe(argv[0], argv, env)
+        finally:
+            os._exit(127)
+    out = bytearray()
+    end = time.monotonic() + timeout
+    try:
+        while time.monotonic() < end:
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            if ready:
+                try:
+                    data = os.read(fd, 4096)
+                except OSError:
+                    break
+                if not data:
+                    break
+                out.extend(data)
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(pid, 0)
+        os.close(fd)
+    return out.decode(errors="replace")
+
+
+def test_payload_cannot_type_into_the_callers_terminal(identity, scratch):
+    """A payload that pushes a command line into the terminal it was started from (TIOCSTI on
+    /dev/tty or an inherited tty descriptor) gets it run by the caller's shell after the sandbox
+    exits: a host command as the caller. Even with stdio redirected away from the terminal, the
+    terminal must be out of reach; the shell here reads what was left for it."""
+    if not HOST_PYTHON.exists():
+        pytest.skip("needs /usr/bin/python3")
+    root = _host_python_root(identity, scratch)
+    inner = identity.cf_argv(
+        "run", str(root), "--bind", "/usr:/usr:ro", "--", str(HOST_PYTHON), "-c", TTY_INJECT
+    )
+    script = '"$@" </dev/null; read -t 2 left; echo "LEFT=[$left]"'
+    argv = identity._wrap(["bash", "-c", script, "bash", *inner])
+    env = dict(os.environ)
+    env.update(identity.env)
+    text = _in_pty(argv, env)
+    assert "tiocsti " in text, text
+    assert "TYPED" not in text, text
+    assert "LEFT=[]" in text and "PWNED-BY-SANDBOX" not in text.split("tiocsti", 1)[1], text
+
+
+KEYRING_READ = textwrap.dedent("""
+    import ctypes, sys
+    libc = ctypes.CDLL(None, use_errno=True)
+    REQUEST_KEY, KEYCTL, KEYCTL_READ = 249, 250, 11
+    serial = libc.syscall(REQUEST_KEY, b"user", b"cf-test-secret", None, 0)
+    buf = ctypes.create_string_buffer(64)
+    got = libc.syscall(KEYCTL, KEYCTL_READ, serial, buf, 64) if serial > 0 else -1
+    print("key", serial, buf.raw[:max(got, 0)].decode(errors="replace") or "-", flush=True)
+""")
+
+ADD_KEY_AND_EXEC = textwrap.dedent("""
+    import ctypes, os, sys
+    libc = ctypes.CDLL(None, use_errno=True)
+    ADD_KEY, KEYCTL, JOIN_SESSION_KEYRING, KEY_SPEC_SESSION_KEYRING = 248, 250, 1, -3
+    # A session keyring of the test's own, holding the secret, for the command that follows.
+    if libc.syscall(KEYCTL, JOIN_SESSION_KEYRING, None) <= 0:
+        print("SKIP keyctl refused", ctypes.get_errno())
+        sys.exit(77)
+    serial = libc.syscall(ADD_KEY, b"user", b"cf-test-secret", b"HOST-SECRET", 11,
+                          KEY_SPEC_SESSION_KEYRING)
+    if serial <= 0:
+        sys.exit(f"add_key: errno {ctypes.get_errno()}")
+    os.execvp(sys.argv[1], sys.argv[1:])
+""")
+
+
+def test_payload_cannot_use_the_callers_session_keyring(identity, scratch):
+    """The caller's session keyring (tokens, ticket caches, fscrypt keys) is possessed by every
+    process that inherits it, and possession grants reading: the payload gets an empty one."""
+    if os.uname().machine != "x86_64" or not HOST_PYTHON.exists():
+        pytest.skip("the key syscall numbers here are x86_64's; needs /usr/bin/python3")
+    root = _host_python_root(identity, scratch)
+    inner = identity.cf_argv(
+        "run", str(root), "--bind", "/usr:/usr:ro", "--", str(HOST_PYTHON), "-c", KEYRING_READ
+    )
+    result = identity.run([str(HOST_PYTHON), "-c", ADD_KEY_AND_EXEC, *inner], timeout=60)
+    if result.returncode == 77:
+        pytest.skip(result.stdout)
+    assert result.returncode == 0, result.stderr
+    assert "key " in result.stdout, result.stdout
+    assert "HOST-SECRET" not in result.stdout, result.stdout
+
+
+def test_device_nodes_in_the_rootfs_are_inert(identity, fresh_busybox_rootfs):
+    """A rootfs made by another tool as root may hold device nodes (a hostile image unpacked by
+    umoci or tar as root). Inside, they must not reach the host's devices: /dev/kmsg would let the
+    payload write the host's kernel log, a disk node its blocks. The witness here is a harmless
+    node (null); the sandbox's own /dev/null keeps working."""
+    if os.getuid() != 0:
+        pytest.skip("only real root can make device nodes on the host")
+    node = fresh_busybox_rootfs / "owned" / "hostnull"
+    os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    os.chmod(node, 0o666)
+    result = identity.cf(
+        "run",
+        str(fresh_busybox_rootfs),
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo x > /owned/hostnull; echo node=$?; echo x > /dev/null; echo dev=$?",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "dev=0" in result.stdout, result.stdout
+    assert "node=0" not in result.stdout, result.stdout
+
+
+# Every process the payload can see through /proc: whose root it can enter, and write through.
+PROC_ROOTS = textwrap.dedent("""
+    for d in /proc/[0-9]*; do
+        [ -d "$d/root/$1" ] || continue
+        echo "reached $d"
+        echo pwned > "$d/root/$1/written-through-${d#/proc/}" 2>/dev/null && echo "WROTE via $d"
+    done
+    echo done
+""")
+
+
+def test_host_proc_fallback_reaches_no_host_process(identity, scratch, busybox_rootfs):
+    """Inside a container that masks /proc paths, the kernel refuses a fresh proc and the sandbox
+    binds the host's: the payload then sees the host's processes. Through /proc/PID/root of one it
+    may ptrace (the same host uid, rootless: chrootforge itself) it would reach the host's files.
+    No process outside the sandbox may be open to it."""
+    if os.getuid() != 0:
+        pytest.skip("masking /proc in an outer mount namespace needs real root")
+    target = scratch(identity, "target.")
+    os.chmod(target, 0o777)
+    inner = identity._wrap(
+        identity.cf_argv("run", str(busybox_rootfs), "--", "/bin/sh", "-c", PROC_ROOTS, "sh", str(target))
+    )
+    argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c"]
+    argv += ['mount --bind /dev/null /proc/uptime && exec "$@"', "sh", *inner]
+    env = dict(os.environ)
+    env.update(identity.env)
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env, check=False)
+    assert "bound the host's /proc instead" in result.stderr or "refused" in result.stderr, result.stderr
+    assert "done" in result.stdout, result.stderr
+    assert "reached" not in result.stdout, result.stdout
+    assert list(target.iterdir()) == [], result.stdout

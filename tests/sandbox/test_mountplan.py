@@ -125,6 +125,19 @@ def test_bad_repo_names_refused():
             plan_mounts(_cfg(repos={name: Path("/tmp")}))
 
 
+def test_readonly_root_only_the_root():
+    """readonly_root marks the root step read-only (a bind is remounted so by the mounter); the
+    mounts on it are as they were."""
+    plain, readonly = (
+        plan_mounts(_cfg(tmpfs=[Tmpfs("/t")])),
+        plan_mounts(_cfg(tmpfs=[Tmpfs("/t")], readonly_root=True)),
+    )
+    assert not plain[1].flags & sc.MS_RDONLY and readonly[1].flags & sc.MS_RDONLY
+    assert [s for s in plain if s.op != "root"] == [s for s in readonly if s.op != "root"]
+    overlay = OverlayRoot([Path("/l1")], Path("/u/upper"), Path("/u/work"))
+    assert plan_mounts(_cfg(root=overlay, readonly_root=True))[1].flags & sc.MS_RDONLY
+
+
 def test_overlay_root():
     root = OverlayRoot([Path("/l1"), Path("/l2")], Path("/u/upper"), Path("/u/work"))
     step = plan_mounts(_cfg(root=root))[1]
@@ -274,6 +287,11 @@ def test_cli_values(tmp_path):
     assert cliargs.parse_env(["A=1", "B=x=y", "C="]) == {"A": "1", "B": "x=y", "C": ""}
     with pytest.raises(UsageError):
         cliargs.parse_env(["NOEQUALS"])
+    # names runc or a shell would split or drop, values no environment can hold (issue 18)
+    for bad in ("A\nB=1", "A\n=1", "MY VAR=1", "A\tB=1", "=1", "A\x00B=1", "A=x\x00y", "\x1b[2J=1"):
+        with pytest.raises(UsageError, match="--env: "):
+            cliargs.parse_env([bad])
+    assert cliargs.parse_env(["lower.dotted=1", "MULTI=a\nb"]) == {"lower.dotted": "1", "MULTI": "a\nb"}
     assert cliargs.parse_repo(f"gentoo={tmp_path}") == ("gentoo", str(tmp_path.resolve()))
     for bad in (f"={tmp_path}", "gentoo=", f"a/b={tmp_path}", f"x={tmp_path}/missing"):
         with pytest.raises(UsageError):

@@ -647,3 +647,70 @@ def test_payload_starts_with_default_signals_and_its_cwd(identity, busybox_rootf
     missing = identity.cf("run", str(busybox_rootfs), "--cwd", "/no/such/dir", "--", "/bin/true")
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
     assert "cannot enter working directory /no/such/dir" in missing.stderr
+
+
+READONLY_ROOT = """\
+import os, sys
+from pathlib import Path
+from chrootforge.sandbox import Bind, SandboxConfig, Tmpfs, owned_dir, run_sandboxed
+root = Path(sys.argv[1]) / "root"
+owned_dir(root)  # the sandbox's root owns it (as real root: its unprivileged range)
+binds = [Bind("/usr", "/usr", readonly=True)]
+for name in ("proc", "dev", "run", "usr", "scratch"):
+    (root / name).mkdir()
+for name in ("bin", "sbin", "lib", "lib64"):
+    if os.path.islink("/" + name):
+        os.symlink(os.readlink("/" + name), root / name)
+    elif os.path.isdir("/" + name):
+        (root / name).mkdir()
+        binds.append(Bind("/" + name, "/" + name, readonly=True))
+os.chmod(root, 0o755)
+config = SandboxConfig(root=root, argv=["/bin/sh", "-c", sys.argv[3]], binds=binds,
+                       tmpfs=[Tmpfs("/scratch")], readonly_root=sys.argv[2] == "ro")
+sys.exit(run_sandboxed(config))
+"""
+
+
+@pytest.mark.parametrize("mode", ["ro", "rw"])
+def test_readonly_root_takes_writes_only_on_its_mounts(identity, mode):
+    """readonly_root (the kubler importer's probe): the root refuses every write, as root of the
+    sandbox too, while a tmpfs on it takes them; the same root without it is written to."""
+    base = identity.mkdtemp("roroot.")
+    payload = (
+        "touch /new && echo wrote-root; mkdir /made && echo made-dir; echo x > /scratch/f && cat /scratch/f"
+    )
+    result = identity.run([*identity.python, "-c", READONLY_ROOT, str(base), mode, payload])
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.split()
+    if mode == "ro":
+        assert lines == ["x"]
+        assert "Read-only file system" in result.stderr
+        assert not (base / "root" / "new").exists() and not (base / "root" / "made").exists()
+    else:
+        assert lines == ["wrote-root", "made-dir", "x"]
+    assert not (base / "root" / "scratch" / "f").exists()  # the tmpfs went with the sandbox
+    from tests.helpers.rootfs import remove_as
+
+    remove_as(identity, base)
+
+
+def test_umask_and_domain_name_are_the_configs_not_the_callers(identity, busybox_rootfs):
+    """A build's sandbox fixes the payload's umask and the UTS domain name (gentoo/repro.py): a
+    caller with umask 077 and whatever domain name still gives the payload umask 022 and the
+    configured name; without them set, the payload keeps the caller's umask."""
+    script = (
+        "import os, sys\n"
+        "from chrootforge.sandbox import SandboxConfig, run_sandboxed\n"
+        "os.umask(0o077)\n"
+        "extra = dict(umask=0o022, domainname='cf.test') if sys.argv[2] == 'fixed' else {}\n"
+        "sys.exit(run_sandboxed(SandboxConfig(root=sys.argv[1], argv=['/bin/sh', '-c', sys.argv[3]],"
+        " **extra)))\n"
+    )
+    payload = "umask; cat /proc/sys/kernel/domainname; touch /tmp/made; ls -l /tmp/made; rm /tmp/made"
+    fixed = identity.run([*identity.python, "-c", script, str(busybox_rootfs), "fixed", payload])
+    assert fixed.returncode == 0, fixed.stderr
+    lines = fixed.stdout.splitlines()
+    assert lines[0] == "0022" and lines[1] == "cf.test" and lines[2].startswith("-rw-r--r--")
+    plain = identity.run([*identity.python, "-c", script, str(busybox_rootfs), "caller", payload])
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout.splitlines()[0] == "0077"

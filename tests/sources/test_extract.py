@@ -12,9 +12,10 @@ from chrootforge.errors import VerificationError
 from chrootforge.sources.extract import extract
 from tests.helpers.identity import shared_dir
 from tests.helpers.mirror import make_tar, member, stage_members
+from tests.helpers.rootfs import TREE_INSPECT
 
-# Runs as the identity: extract, then list the tree from inside the same mapping (ls -lnR and a
-# JSON of stat + xattrs), the way a build would see it.
+# Runs as the identity: extract, then list the tree from inside the same mapping (TREE_INSPECT),
+# the way a build would see it.
 DRIVER = textwrap.dedent("""
     import json, os, sys
     from chrootforge.sources.extract import extract
@@ -24,33 +25,13 @@ DRIVER = textwrap.dedent("""
     code = run_under_mapping([sys.executable, sys.argv[4], dest, out])
     print(json.dumps({"members": result.members, "skipped_dev": result.skipped_dev, "code": code}))
 """)
-INSPECT = textwrap.dedent("""
-    import json, os, subprocess, sys
-    root, out = sys.argv[1:3]
-    tree = {}
-    for dirpath, dirs, files in os.walk(root):
-        for name in dirs + files:
-            path = os.path.join(dirpath, name)
-            st = os.lstat(path)
-            xattrs = {}
-            if not os.path.islink(path):
-                for key in os.listxattr(path, follow_symlinks=False):
-                    xattrs[key] = os.getxattr(path, key, follow_symlinks=False).hex()
-            tree[os.path.relpath(path, root)] = {
-                "uid": st.st_uid, "gid": st.st_gid, "mode": st.st_mode, "ino": st.st_ino,
-                "nlink": st.st_nlink, "xattrs": xattrs,
-                "link": os.readlink(path) if os.path.islink(path) else None}
-    ls = subprocess.run(["ls", "-lnR", root], capture_output=True, text=True).stdout
-    with open(out, "w") as handle:
-        json.dump({"tree": tree, "ls": ls, "uid_map": open("/proc/self/uid_map").read()}, handle)
-""")
 
 
 @pytest.fixture(scope="module")
 def scripts():
     folder = shared_dir("extract-scripts.")
     (folder / "driver.py").write_text(DRIVER)
-    (folder / "tree_inspect.py").write_text(INSPECT)
+    (folder / "tree_inspect.py").write_text(TREE_INSPECT)
     for path in folder.iterdir():
         path.chmod(0o644)
     return folder
@@ -290,3 +271,140 @@ def test_truncated_and_corrupt_zstd(tmp_path):
     with pytest.raises(VerificationError, match="corrupt zstd stream"):
         extract(tmp_path / "bad.tar.zst", tmp_path / "out")
     assert leftovers(tmp_path, "out") == []
+
+
+def test_extraction_reports_progress_off_a_terminal(tmp_path, capfd, monkeypatch):
+    """A stage extraction takes a minute in the --vm guest, whose stderr is a log: plain lines
+    (every PLAIN_EVERY seconds; 0 here) say how far it is, and the last one that it is done."""
+    from chrootforge import progress
+    from chrootforge.sources.extract import extract_here
+
+    monkeypatch.setattr(progress, "PLAIN_EVERY", 0.0)
+    tarball = tmp_path / "stage3-amd64-openrc-20240101T170000Z.tar.xz"
+    tarball.write_bytes(make_tar([*stage_members(), member("./big", "file", os.urandom(1 << 20))], "xz"))
+    extract_here(tarball, tmp_path / "out")
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.startswith("extracting ")]
+    assert lines and all(line.startswith(f"extracting {tarball.name}:") for line in lines), lines
+    assert "done in" in lines[-1] and "\r" not in "".join(lines)
+
+
+def test_extraction_draws_progress_on_a_terminal(tmp_path):
+    import subprocess
+    import sys
+
+    tarball = tmp_path / "stage3.tar.zst"
+    tarball.write_bytes(make_tar([*stage_members(), member("./big", "file", os.urandom(1 << 20))], "zst"))
+    code = (
+        "import sys; from chrootforge.sources.extract import extract_here; "
+        "extract_here(sys.argv[1], sys.argv[2])"
+    )
+    leader, follower = os.openpty()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", code, str(tarball), str(tmp_path / "out")],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=follower,
+            check=False,
+        )
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # EIO: drained
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(leader)
+    screen = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0, screen
+    assert "extracting stage3.tar.zst:" in screen and "MB/s" in screen
+
+
+# -- single-id mode: only id 0 exists, the archive's other owners are recorded --------------------
+SINGLE_DRIVER = textwrap.dedent("""
+    import json, sys
+    from chrootforge.sandbox.idmap import detect_idmap
+    from chrootforge.sources.extract import extract
+    from chrootforge.sources.mapping import run_under_mapping
+    tarball, dest, out, inspect = sys.argv[1:5]
+    idmap = detect_idmap(single_id=True)
+    result = extract(tarball, dest, idmap)
+    code = run_under_mapping([sys.executable, inspect, dest, out], idmap)
+    print(json.dumps({"recorded": result.recorded, "unrecorded": list(result.unrecorded),
+                      "code": code, "uid_map": idmap.uid_lines()}))
+""")
+
+
+def single_id_members() -> list:
+    from chrootforge import ownerxattr
+
+    return [
+        *stage_members(),
+        member("./home/user/link", "symlink", link="notes", uid=1000, gid=1000),
+        member("./var/mail", "dir", uid=0, gid=8, mode=0o2775),
+        member("./usr/bin/wall", "file", b"wall", uid=0, gid=5, mode=0o2755),
+        # a record that comes with the archive claims nothing: only extraction writes records
+        member("./etc/claims", "file", b"x", xattrs={ownerxattr.XATTR: ownerxattr.encode(250, 250)}),
+        member("./etc/claims2", "file", b"x", uid=7, gid=7, xattrs={ownerxattr.XATTR: b""}),
+    ]
+
+
+@pytest.mark.parametrize("who", ["single", "root"])
+def test_single_id_extraction_records_the_owners(who, scripts):
+    """A user without /etc/subuid (and root with --single-id) extracts a stage: chown to 250 is
+    impossible there (EINVAL), so every file becomes id 0's and the archive's owners are recorded
+    in user.rootlesscontainers; setuid/setgid bits and capabilities stay; a symlink's owner, which
+    no xattr can hold, is reported."""
+    from chrootforge import ownerxattr
+    from tests.helpers.identity import get_identity
+
+    identity = get_identity(who)
+    work = identity.mkdtemp("single-extract.")
+    if identity.is_root:
+        from chrootforge.sandbox import owned_dir
+        from chrootforge.sandbox.idmap import detect_idmap
+
+        owned_dir(work, detect_idmap(single_id=True))
+    (work / "driver.py").write_text(SINGLE_DRIVER)
+    tarball = work / "stage.tar.xz"
+    tarball.write_bytes(make_tar(single_id_members(), "xz"))
+    for path in (tarball, work / "driver.py"):
+        path.chmod(0o644)
+    out = work / "inspect.json"
+    argv = [
+        str(work / "driver.py"),
+        str(tarball),
+        str(work / "root"),
+        str(out),
+        str(scripts / "tree_inspect.py"),
+    ]
+    done = identity.run([*identity.python, *argv])
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["code"] == 0 and summary["uid_map"].split()[0::2] == ["0", "1"]
+    assert "single-id mode" in done.stderr
+    tree = json.loads(out.read_text())["tree"]
+    assert {(e["uid"], e["gid"]) for e in tree.values()} == {(0, 0)}  # inside: only id 0
+
+    def recorded(path):
+        value = tree[path]["xattrs"].get(ownerxattr.XATTR)
+        return ownerxattr.decode(bytes.fromhex(value)) if value is not None else None
+
+    assert recorded("var/cache/distfiles") == (250, 250) and recorded("var/cache/distfiles/.keep") == (
+        250,
+        250,
+    )
+    assert recorded("home/user") == (1000, 1000) and recorded("home/user/notes") == (1000, 1000)
+    assert recorded("var/mail") == (0, 8) and tree["var/mail"]["mode"] & 0o7777 == 0o2775
+    assert recorded("usr/bin/wall") == (0, 5) and tree["usr/bin/wall"]["mode"] & 0o7777 == 0o2755
+    assert recorded("usr/bin/su") is None and tree["usr/bin/su"]["mode"] & 0o7777 == 0o4755
+    assert recorded("etc/claims") is None and recorded("etc/claims2") == (7, 7)
+    cap = bytes.fromhex(tree["usr/bin/ping"]["xattrs"]["security.capability"])
+    assert int.from_bytes(cap[4:8], "little") & (1 << 13)
+    assert summary["recorded"] == 7
+    assert summary["unrecorded"] == ["/home/user/link (1000:1000)"]
+    assert "owners of 1 symlinks" in done.stderr and "/home/user/link (1000:1000)" in done.stderr

@@ -37,6 +37,10 @@ def test_parse_latest():
         "20231126T163200Z/../../x.tar.xz 1\n",
         "20231126T163200Z/stage3-amd64-openrc-20231126T163200Z.tar.xz\n",  # no size
         "20231126T163200Z/stage3-amd64-systemd-20231126T163200Z.tar.xz 5\n",  # another variant
+        "20231399T163200Z/stage3-amd64-openrc-20231399T163200Z.tar.xz 5\n",  # no such day
+        "20231126T163200Z/stage3-amd64-openrc-20231126T163200Z.tar.xz;id 5\n",
+        "20231126T163200Z/stage3-amd64-openrc-20231126T163200Z.tar.xz/../../../x 5\n",
+        "x/../20231126T163200Z/stage3-amd64-openrc-20231126T163200Z.tar.xz 5\n",
     ],
 )
 def test_parse_latest_refuses(text):

@@ -168,3 +168,32 @@ def test_non_regular_member_with_data_is_refused():
     block[148:156] = b"%06o\0 " % sum(block[:512])
     with pytest.raises(UnsafeArchive, match="data size"):
         run_checker(bytes(block[:512]) + bytes(512) + bytes(1024))
+
+
+def test_records_the_owners_a_single_id_extraction_cannot_give():
+    """record_owners: every extracted member not owned by 0:0, the last of a name winning; PAX
+    uid/gid over the header's (big ids); hardlinks share their target's; /dev members skipped."""
+    big = member("./big", data=b"b", uid=7)
+    big[0].pax_headers = {"uid": "3000000", "gid": "3000001"}  # beyond the header's octal field
+    raw = make_tar(
+        [
+            member("./d", "dir", uid=250, gid=250),
+            member("./d/f", data=b"x", gid=5),
+            member("./d/h", "hardlink", link="./d/f", uid=9, gid=9),
+            member("./d/again", data=b"1", uid=701, gid=701),
+            member("./d/again", data=b"2"),  # replaced by a root-owned member: no record
+            member("./dev", "dir"),
+            member("./dev/tty", "char", uid=0, gid=5),
+            big,
+        ],
+        "",
+    )
+    checker = TarStreamChecker(record_owners=True)
+    checker.feed(raw)
+    checker.finish()
+    assert checker.owners == {
+        ("d",): (250, 250),
+        ("d", "f"): (0, 5),
+        ("big",): (3000000, 3000001),
+    }
+    assert run_checker(raw)[1].owners is None  # not asked for: nothing is kept

@@ -22,6 +22,17 @@ from chrootforge.fsutil import file_lock
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
 EXAMPLES = REPO_ROOT / "examples"
+SUITE = "bookworm"  # the Debian suite of the stage, of the pinned .debs and of the source archive
+SHARED_TMP = Path(os.environ.get("CHROOTFORGE_TEST_TMP", "/var/tmp/chrootforge-tests"))
+
+
+def world_cache_dir() -> Path:
+    """Where the world is built and cached: $CHROOTFORGE_WORLD_CACHE, else
+    /var/tmp/chrootforge-tests/world (world-<uid> when not root), shared with the test suite."""
+    explicit = os.environ.get("CHROOTFORGE_WORLD_CACHE")
+    if explicit:
+        return Path(explicit)
+    return SHARED_TMP / ("world" if os.getuid() == 0 else f"world-{os.getuid()}")
 
 
 def cache_key(inputs: dict) -> str:

@@ -1,4 +1,5 @@
-"""The distfiles of the test repository: Debian .debs fetched with apt, and the hello source tarball.
+"""The distfiles of the test repository: Debian .debs fetched with apt, upstream tarballs from Debian's
+source archive (tests/world/debsrc.py), and our source tarballs (examples/src).
 
     python -m tests.world.distfiles --cache-dir DIR [--write-manifests]
 
@@ -28,7 +29,8 @@ import sys
 import tarfile
 from pathlib import Path
 
-from tests.world.cache import EXAMPLES, Step, keyed_build, source_digests, tree_digest
+from tests.world import debsrc
+from tests.world.cache import EXAMPLES, SUITE, Step, keyed_build, source_digests, tree_digest
 
 REPO = EXAMPLES / "repo"
 SRC = EXAMPLES / "src"
@@ -105,7 +107,8 @@ def pinned_debs(repo: Path = REPO, arch: str = HOST_ARCH) -> list[Deb]:
 
 def expected_names(arch: str = HOST_ARCH) -> set[str]:
     """The files of `arch`'s distfiles directory."""
-    return {d.filename for d in pinned_debs(arch=arch)} | {f"{s.name}.tar" for s in source_tarballs()}
+    debs = {d.filename for d in pinned_debs(arch=arch)}
+    return debs | {f"{s.name}.tar" for s in source_tarballs()} | {o.distfile for o in upstream_origs()}
 
 
 def source_tarballs(src: Path = SRC) -> list[Path]:
@@ -209,21 +212,52 @@ def manifest_entries(repo: Path = REPO) -> dict[str, tuple[Path, str]]:
     return entries
 
 
+def src_uri_names(ebuild: Path) -> list[str]:
+    """The distfile names an ebuild's SRC_URI gives: ${P}, ${PN}, ${PV} and the ebuild's own global
+    assignments (DEB_PV, MY_P, ...) expanded in order, a `-> NAME` rename and USE-conditional groups
+    understood."""
+    text = ebuild.read_text()
+    pn = ebuild.parent.name
+    pv = re.sub(r"-r\d+$", "", ebuild.stem[len(pn) + 1 :])
+    values = {"P": f"{pn}-{pv}", "PN": pn, "PV": pv}
+    for name, value in re.findall(r'^([A-Z][A-Z0-9_]*)="(.*?)"$', text, re.MULTILINE | re.DOTALL):
+        values[name] = re.sub(r"\$\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), value)
+    names, words = [], values.get("SRC_URI", "").split()
+    for i, word in enumerate(words):
+        if word in ("(", ")", "->") or word.endswith("?"):
+            continue
+        if i + 1 < len(words) and words[i + 1] == "->":
+            continue  # renamed: the name follows the arrow
+        names.append(word.rsplit("/", 1)[-1])
+    return names
+
+
 def distfiles_of(ebuild_dir: Path, names: set[str]) -> list[str]:
-    """Which of `names` the ebuilds in ebuild_dir mention in SRC_URI (after DEB_PV/P expansion)."""
-    used = []
-    for ebuild in ebuild_dir.glob("*.ebuild"):
-        text = ebuild.read_text()
-        pv = ebuild.stem[len(ebuild_dir.name) + 1 :]
-        src = (
-            _ebuild_var(text, "SRC_URI")
-            .replace("${DEB_PV}", _ebuild_var(text, "DEB_PV"))
-            .replace("${P}", f"{ebuild_dir.name}-{pv}")
-            .replace("${PN}", ebuild_dir.name)
-            .replace("${PV}", pv)
-        )
-        used += [uri.rsplit("/", 1)[-1] for uri in src.split()]
+    """Which of `names` the ebuilds in ebuild_dir mention in SRC_URI."""
+    used = [name for ebuild in ebuild_dir.glob("*.ebuild") for name in src_uri_names(ebuild)]
     return sorted(n for n in set(used) if n in names)
+
+
+def upstream_origs(repo: Path = REPO, src: Path = SRC) -> list[debsrc.Orig]:
+    """Every distfile of the repo that is neither a pinned .deb nor one of our source tarballs: an
+    upstream tarball, taken from Debian's source archive (tests/world/debsrc.py). The same for
+    every arch."""
+    ours = {f"{p.name}.tar" for p in source_tarballs(src)}
+    origs = {}
+    for ebuild in sorted(repo.glob("*/*/*.ebuild")):
+        if _ebuild_var(ebuild.read_text(), "DEB_PV"):
+            continue
+        for name in src_uri_names(ebuild):
+            if name in ours:
+                continue
+            orig = debsrc.orig_of(name)
+            if orig is None:
+                raise DistfilesError(
+                    f"{ebuild.relative_to(repo)}: distfile {name} is neither a .deb, one of "
+                    "examples/src, nor an upstream tarball Debian's source archive has"
+                )
+            origs[name] = orig
+    return [origs[name] for name in sorted(origs)]
 
 
 def write_manifests(distdirs: list[Path], repo: Path = REPO) -> list[Path]:
@@ -263,21 +297,37 @@ def check_against_manifests(distdir: Path, repo: Path = REPO) -> None:
 
 def inputs(arch: str = HOST_ARCH) -> dict:
     out = {
-        "recipe": source_digests("distfiles.py", "cache.py"),
+        "recipe": source_digests("distfiles.py", "debsrc.py", "cache.py"),
         "debs": [dataclasses.astuple(d) for d in pinned_debs(arch=arch)],
         "sources": {p.name: tree_digest(p) for p in source_tarballs()},
+        "origs": [dataclasses.astuple(o) for o in upstream_origs()],
+        "suite": SUITE,
     }
     if arch != HOST_ARCH:
-        out["recipe"] = source_digests("distfiles.py", "cache.py", "foreign.py")
+        out["recipe"] = source_digests("distfiles.py", "debsrc.py", "cache.py", "foreign.py")
         out["arch"] = arch
     return out
 
 
-def build(dest: Path, quiet: bool = False, arch: str = HOST_ARCH, cache_dir: Path | None = None) -> None:
+def build(
+    dest: Path, apt_dir: Path, quiet: bool = False, arch: str = HOST_ARCH, cache_dir: Path | None = None
+) -> None:
     step = Step("distfiles" if arch == HOST_ARCH else f"distfiles {arch}", quiet)
     debs = pinned_debs(arch=arch)
     step(f"apt-get download {len(debs)} {arch} .debs")
     apt_download(debs, dest, arch, cache_dir)
+    origs = upstream_origs()
+    if arch != HOST_ARCH and cache_dir is not None:  # the same tarballs as the host arch's: copied
+        host = ensure_distfiles(cache_dir, quiet, check=False)
+        step(f"{len(origs)} upstream tarballs from {host}")
+        for orig in origs:
+            shutil.copyfile(host / orig.distfile, dest / orig.distfile)
+        origs = []
+    try:
+        if origs:
+            debsrc.fetch(origs, dest, apt_dir, SUITE, step)
+    except debsrc.SourceArchiveError as err:
+        raise DistfilesError(str(err)) from None
     for src in source_tarballs():
         step(f"source tarball {src.name}.tar")
         write_source_tarball(src, dest / f"{src.name}.tar")
@@ -291,7 +341,8 @@ def ensure_distfiles(cache_dir: Path, quiet: bool = False, check: bool = True, a
     Manifests."""
     kind = "distfiles" if arch == HOST_ARCH else f"distfiles-{arch}"
     cache_dir = Path(cache_dir)
-    path = keyed_build(cache_dir, kind, inputs(arch), lambda tmp: build(tmp, quiet, arch, cache_dir))
+    apt_dir = cache_dir / "apt-src"
+    path = keyed_build(cache_dir, kind, inputs(arch), lambda tmp: build(tmp, apt_dir, quiet, arch, cache_dir))
     if check:
         check_against_manifests(path)
     return path

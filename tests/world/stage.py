@@ -22,14 +22,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.world.cache import HERE, Step, cache_key, keyed_build, source_digests
+from tests.world.cache import HERE, SUITE, Step, cache_key, keyed_build, source_digests
 from tests.world.signing import PUBLIC_KEY_NAME, SigningError, ensure_key, sign_release
 
-SUITE = "bookworm"
 PORTAGE_VERSION = "3.0.83"
 REPO_NAME = "cfworld"  # must match examples/repo/profiles/repo_name
-PROFILE = "default/linux/amd64"  # a profile of examples/repo, the target of make.profile
 HOST_ARCH = "amd64"  # built by mmdebstrap natively; other arches by stage_foreign.py (emulated)
+ARCH = HOST_ARCH
+# Each arch's profile's CHOST (its arch/ make.defaults): the stage gets the tool names a Gentoo stage
+# has for it (${CHOST}-gcc, -ar, ...), beside Debian's own triplet names.
+CHOSTS = {"amd64": "x86_64-pc-linux-gnu", "arm64": "aarch64-unknown-linux-gnu"}
+CHOST = CHOSTS[ARCH]
 # What emerge and the test ebuilds need on top of minbase. binutils gives `ar` (the -bin ebuilds
 # unpack .debs with it); pax-utils gives scanelf (NEEDED.ELF.2, stripping); file is used by the
 # QA checks; python-is-python3 gives /usr/bin/python for portage's `#!/usr/bin/env python` helpers.
@@ -117,7 +120,11 @@ def sha256_file(path: Path) -> str:
 
 
 def profile_for(arch: str) -> str:
-    return PROFILE if arch == HOST_ARCH else f"default/linux/{arch}"
+    """The profile of examples/repo that `arch`'s stage points make.profile at."""
+    return f"default/linux/{arch}/23.0"
+
+
+PROFILE = profile_for(ARCH)
 
 
 def inputs(wheel: Path, arch: str = HOST_ARCH) -> dict:
@@ -128,6 +135,7 @@ def inputs(wheel: Path, arch: str = HOST_ARCH) -> dict:
         "suite": SUITE,
         "repo_name": REPO_NAME,
         "profile": profile_for(arch),
+        "chost": CHOSTS[arch],
     }
     if arch != HOST_ARCH:
         out["recipe"].update(source_digests("stage_foreign.py", "foreign.py"))
@@ -137,7 +145,7 @@ def inputs(wheel: Path, arch: str = HOST_ARCH) -> dict:
 
 def mmdebstrap_argv(wheel: Path, out: Path) -> list[str]:
     """unshare mode works rootless and as root, and gives the same numeric owners either way."""
-    hook = f'python3 {HERE / "stage_setup.py"} "$1" {wheel} {REPO_NAME} {PROFILE}'
+    hook = f'python3 {HERE / "stage_setup.py"} "$1" {wheel} {REPO_NAME} {PROFILE} {CHOST}'
     return [
         "mmdebstrap",
         "--mode=unshare",
@@ -173,7 +181,7 @@ def build(dest: Path, wheel: Path, cache_dir: Path, key: str, step: Step, arch: 
     else:
         from tests.world import stage_foreign
 
-        stage_foreign.build(dest, arch, wheel, REPO_NAME, profile_for(arch), tarball, step)
+        stage_foreign.build(dest, arch, wheel, REPO_NAME, profile_for(arch), CHOSTS[arch], tarball, step)
     step("signing: .DIGESTS and .asc with the test release key")
     fingerprint, public = ensure_key(cache_dir)
     sign_release(cache_dir, tarball)

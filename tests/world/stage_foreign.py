@@ -24,8 +24,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.world.cache import HERE, Step
-from tests.world.stage import PACKAGES, SUITE, StageError, _run_logged
+from tests.world.cache import HERE, SUITE, Step
+from tests.world.stage import PACKAGES, StageError, _run_logged
 
 # What mmdebstrap's cleanup/reproducible removes, and the .debs this recipe kept for step 3.
 MACHINE_FILES = (
@@ -46,7 +46,7 @@ dpkg --install --force-depends $(cat /cf/in/essential)
 dpkg --install --force-depends --skip-same-version *.deb
 dpkg --configure --pending
 dpkg --audit
-python3 /cf/setup/stage_setup.py / /cf/wheel/"$CF_WHEEL" "$CF_REPO" "$CF_PROFILE"
+python3 /cf/setup/stage_setup.py / /cf/wheel/"$CF_WHEEL" "$CF_REPO" "$CF_PROFILE" "$CF_CHOST"
 """
 
 
@@ -81,7 +81,14 @@ def essential_debs(archives: Path) -> list[str]:
 
 
 def build(
-    dest: Path, arch: str, wheel: Path, repo_name: str, profile: str, tarball: Path, step: Step
+    dest: Path,
+    arch: str,
+    wheel: Path,
+    repo_name: str,
+    profile: str,
+    chost: str,
+    tarball: Path,
+    step: Step,
 ) -> None:
     from chrootforge.platforms import parse_platform
     from chrootforge.sandbox import (
@@ -122,6 +129,7 @@ def build(
                 "CF_WHEEL": wheel.name,
                 "CF_REPO": repo_name,
                 "CF_PROFILE": profile,
+                "CF_CHOST": chost,
             },
             binds=[
                 Bind(cf, "/cf/in", readonly=True),

@@ -1,7 +1,7 @@
 """Turn a fresh Debian rootfs into a Gentoo-like stage3 (run as mmdebstrap's customize hook).
 
 Usage (inside mmdebstrap's namespace, as its root):
-    python3 stage_setup.py ROOTFS WHEEL REPO_NAME PROFILE
+    python3 stage_setup.py ROOTFS WHEEL REPO_NAME PROFILE CHOST
 
 Stdlib only: it runs with the host's /usr/bin/python3, outside the chroot, writing into ROOTFS; the
 commands that must see the rootfs (its pip, its python) run under `chroot`. Every edit checks that
@@ -12,6 +12,7 @@ produce a silently broken stage.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -135,6 +136,86 @@ def recompile_python(root: Path) -> None:
     chroot(root, "python3", "-m", "compileall", "-q", "-j1", "--invalidation-mode", "checked-hash", *dirs)
 
 
+def chroot_output(root: Path, *argv: str) -> str:
+    proc = subprocess.run(
+        ["chroot", str(root), *argv],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
+    )
+    return proc.stdout.strip()
+
+
+def chost_tools(root: Path, chost: str) -> list[str]:
+    """${CHOST}-gcc, -ar, -ranlib, -nm, -strip, ... as gcc-config and binutils-config give a Gentoo
+    stage: a symlink to Debian's tool of its own triplet (x86_64-linux-gnu-gcc), for every such tool.
+    Build systems look for them (zlib's configure takes ${CHOST}-gcc, or else builds its shared
+    library without -fPIC)."""
+    triplet = chroot_output(root, "gcc", "-dumpmachine")
+    bindir = root / "usr/bin"
+    made = []
+    for tool in sorted(bindir.glob(f"{triplet}-*")):
+        name = chost + tool.name[len(triplet) :]
+        link = bindir / name
+        if not link.exists() and not link.is_symlink():
+            link.symlink_to(tool.name)
+            made.append(name)
+    for needed in ("gcc", "cpp", "ar", "as", "ld", "nm", "ranlib", "strip", "objcopy", "objdump", "readelf"):
+        if not (bindir / f"{chost}-{needed}").exists():
+            die(f"/usr/bin/{chost}-{needed} is missing: Debian has no /usr/bin/{triplet}-{needed}")
+    return made
+
+
+# The builder's toolchain, which dpkg owns: listed in package.provided, so that emerge takes it as
+# installed (the profile's @system names it, and ebuilds may depend on it).
+TOOLCHAIN = {
+    "gcc": "sys-devel/gcc",
+    "binutils": "sys-devel/binutils",
+    "libc6": "sys-libs/glibc",
+    "make": "sys-devel/make",
+}
+
+
+def upstream_version(debian: str) -> str:
+    """`4:12.2.0-3` -> `12.2.0`: no epoch, no Debian revision."""
+    version = debian.split(":", 1)[-1].rsplit("-", 1)[0]
+    if not re.fullmatch(r"\d+(\.\d+)*", version):
+        die(f"Debian version {debian!r} has no plain upstream version to provide")
+    return version
+
+
+def provide_toolchain(root: Path) -> None:
+    lines = ["# The stage's toolchain, installed by dpkg (tests/world/stage_setup.py)"]
+    for package, atom in sorted(TOOLCHAIN.items(), key=lambda item: item[1]):
+        version = chroot_output(root, "dpkg-query", "-W", "-f", "${Version}", package)
+        lines.append(f"{atom}-{upstream_version(version)}")
+    profile = root / "etc/portage/profile"
+    profile.mkdir(parents=True, exist_ok=True)
+    (profile / "package.provided").write_text("\n".join(lines) + "\n")
+
+
+# The loader's search path as a Gentoo stage has it: env-update writes /etc/ld.so.conf from the
+# LDPATH of /etc/env.d. Gentoo's glibc and baselayout give these two files; here Debian's own
+# multiarch directories come in through ld.so.conf.d, and ebuilds install into lib64. Without them
+# the first merge's env-update would write an ld.so.conf without Debian's include line.
+ENV_D = {
+    "00glibc": 'LDPATH="include ld.so.conf.d/*.conf"\n',
+    "50baselayout": 'LDPATH="/lib64:/usr/lib64:/usr/local/lib64:/lib:/usr/lib:/usr/local/lib"\n',
+}
+
+
+def library_path(root: Path) -> None:
+    envd = root / "etc/env.d"
+    envd.mkdir(exist_ok=True)
+    for name, text in ENV_D.items():
+        (envd / name).write_text(text)
+    chroot(root, "env-update")
+    conf = (root / "etc/ld.so.conf").read_text()
+    if "include ld.so.conf.d/*.conf" not in conf or "/usr/lib64" not in conf:
+        die(f"env-update wrote an unexpected /etc/ld.so.conf:\n{conf}")
+
+
 def add_line(path: Path, name: str, line: str) -> None:
     lines = path.read_text().splitlines() if path.exists() else []
     if not any(entry.split(":")[0] == name for entry in lines):
@@ -166,6 +247,7 @@ def make_layout(root: Path, repo_name: str, profile: str) -> None:
         "etc/portage/repos.conf": (0o755, 0, 0),
         "etc/portage/env": (0o755, 0, 0),
         "etc/portage/package.use": (0o755, 0, 0),
+        "etc/portage/profile": (0o755, 0, 0),
     }
     for rel, (mode, uid, gid) in dirs.items():
         path = root / rel
@@ -185,13 +267,16 @@ def make_layout(root: Path, repo_name: str, profile: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 5:
-        die("usage: stage_setup.py ROOTFS WHEEL REPO_NAME PROFILE")
-    root, wheel, repo_name, profile = Path(argv[1]), Path(argv[2]), argv[3], argv[4]
+    if len(argv) != 6:
+        die("usage: stage_setup.py ROOTFS WHEEL REPO_NAME PROFILE CHOST")
+    root, wheel, repo_name, profile, chost = Path(argv[1]), Path(argv[2]), argv[3], argv[4], argv[5]
     install_portage(root, wheel)
     recompile_python(root)
     add_portage_account(root)
     make_layout(root, repo_name, profile)
+    chost_tools(root, chost)
+    provide_toolchain(root)
+    library_path(root)
     for cache in ("root/.cache", "var/cache/apt/archives/partial"):
         shutil.rmtree(root / cache, ignore_errors=True)
     return 0

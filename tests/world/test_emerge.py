@@ -213,9 +213,9 @@ echo "PROBE $(cat /emerge-root/tmp/probe-ran 2>/dev/null)"
         "s6-bin-2.11.3.2_p1",
         "execline-bin-2.9.3.0_p1",
         "skalibs-bin-2.13.1.1_p1",
-        "glibc-bin-2.36_p9_p12_p14",
+        "glibc-bin-2.36_p9_p12_p14-r1",
         "busybox-bin-1.35.0_p4_p12_p1_p1",
-        "baselayout-1.0-r1",
+        "baselayout-1.0-r2",
     } <= {p.name for p in (emerged / "var/db/pkg").glob("*/*")}, pkgs
     assert (emerged / "usr/bin/s6-svscan").is_file()
     assert (emerged / "lib64/ld-linux-x86-64.so.2").is_symlink()
@@ -228,3 +228,41 @@ echo "PROBE $(cat /emerge-root/tmp/probe-ran 2>/dev/null)"
     assert len(gpkgs) >= 6 and any(n.startswith("s6-bin-") for n in gpkgs), gpkgs
     other = root / "other-root"
     assert (other / "usr/bin/s6-svscan").is_file() and (other / "usr/lib/x86_64-linux-gnu").is_dir()
+
+
+def test_portage_resolves_use_through_the_profile_chain(world):
+    """default/linux/amd64/23.0 stacks base, arch/base, arch/amd64, releases/23.0 and
+    features/container as on Gentoo: arch/base masks PCRE2's JIT, arch/amd64 unmasks it,
+    features/container masks it again; features/container forces busybox's make-symlinks, which
+    USE=-make-symlinks cannot turn off; @system is the builder's toolchain, provided by the stage."""
+    identity, root, repo, dist = world
+    script = """
+set +e
+echo "PROFILE $(readlink /etc/portage/make.profile)"
+emerge -pv --color=n dev-libs/libpcre2 2>&1 | grep '^\\[ebuild' | sed 's/^/PCRE /'
+USE=-make-symlinks emerge -pv --color=n sys-apps/busybox 2>&1 | grep '^\\[ebuild' | sed 's/^/BUSYBOX /'
+emerge -pv --color=n 'dev-libs/libpcre2[jit]' > /tmp/jit.log 2>&1
+echo "JIT rc=$?"; sed 's/^/JIT /' /tmp/jit.log
+emerge -pv --color=n 'dev-libs/libpcre2[static-libs]' 2>&1 | sed 's/^/STATIC /'
+emerge -pv --color=n @system 2>&1 | sed 's/^/SYSTEM /'
+"""
+    proc, _ = sandbox(identity, root, repo, dist, script)
+    out = proc.stdout
+    assert proc.returncode == 0, out[-3000:] + proc.stderr[-3000:]
+    assert "PROFILE ../../var/db/repos/gentoo/profiles/default/linux/amd64/23.0" in out
+    # the masked flag: shown as (-jit), and asking for it is refused with portage's own message
+    assert re.search(r'^PCRE .*libpcre2-10\.42.* USE="\(-jit\) -static-libs"', out, re.MULTILINE), out
+    assert "JIT rc=1" in out
+    assert 'JIT emerge: there are no ebuilds to satisfy "dev-libs/libpcre2[jit]".' in out
+    # an unmasked flag is merely a USE change portage proposes
+    assert "STATIC >=dev-libs/libpcre2-10.42 static-libs" in out
+    # the forced flag stays on whatever USE says
+    assert re.search(r'^BUSYBOX .*busybox-1\.35\.0.* USE="\(make-symlinks\)', out, re.MULTILINE), out
+    system = [line for line in out.splitlines() if "pulled in by 'system'" in line]
+    assert sorted(line.split()[1] for line in system) == [
+        "sys-devel/binutils",
+        "sys-devel/gcc",
+        "sys-devel/make",
+        "sys-libs/glibc",
+    ]
+    assert "SYSTEM Total: 0 packages" in out

@@ -98,7 +98,8 @@ def test_mmdebstrap_command():
         include
     )
     hook = argv[argv.index("--customize-hook") + 1]
-    assert "stage_setup.py" in hook and "/w/portage.whl cfworld default/linux/amd64" in hook
+    assert "stage_setup.py" in hook
+    assert "/w/portage.whl cfworld default/linux/amd64/23.0 x86_64-pc-linux-gnu" in hook
     assert argv[-2:] == ["bookworm", "/o/stage.tar.zst"]
 
 
@@ -135,7 +136,7 @@ def test_every_bin_ebuild_is_versioned_after_its_debian_version():
     for ebuild in (EXAMPLES / "repo").glob("*/*/*.ebuild"):
         match = re.search(r'^DEB_PV="(.+)"$', ebuild.read_text(), re.MULTILINE)
         if match:
-            pv = ebuild.stem[len(ebuild.parent.name) + 1 :]
+            pv = re.sub(r"-r\d+$", "", ebuild.stem[len(ebuild.parent.name) + 1 :])  # a revision of ours
             assert pv == df.gentoo_version(match.group(1)), ebuild.name
             seen += 1
     assert seen == 6  # busybox, glibc, s6, skalibs, execline, gcc runtime

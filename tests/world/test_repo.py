@@ -59,35 +59,104 @@ def test_pkgcheck_catches_a_broken_ebuild(tmp_path):
     assert "UnknownKeywords" in result.stdout, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("arch", df.ARCHES)
-def test_profile_and_layout(arch):
+def profile_of(arch: str) -> str:
+    return f"default/linux/{arch}/23.0"
+
+
+def profile_chain(profile: str) -> list[str]:
+    """The profile's stack as PMS defines it: each directory after its parents (depth first, in
+    the order of its parent file), paths relative to profiles/."""
+    base = REPO / "profiles"
+    out: list[str] = []
+
+    def visit(path: Path) -> None:
+        parent = path / "parent"
+        if parent.exists():
+            for line in parent.read_text().split():
+                visit((path / line).resolve())
+        rel = path.relative_to(base.resolve()).as_posix()
+        if rel not in out:
+            out.append(rel)
+
+    visit((base / profile).resolve())
+    return out
+
+
+def test_profile_and_layout():
     assert (REPO / "profiles/repo_name").read_text().strip() == "cfworld"
     layout = (REPO / "metadata/layout.conf").read_text()
     assert re.search(r"^masters =\s*$", layout, re.MULTILINE)
     assert "thin-manifests = true" in layout and "manifest-hashes = BLAKE2B SHA512" in layout
-    profile = REPO / f"profiles/default/linux/{arch}"
-    assert (profile / "parent").read_text().strip() == "../../../base"
-    defaults = (profile / "make.defaults").read_text() + (REPO / "profiles/base/make.defaults").read_text()
+    desc = [line.split() for line in (REPO / "profiles/profiles.desc").read_text().splitlines()]
+    assert desc == [[arch, profile_of(arch), "stable"] for arch in df.ARCHES]
+    assert (REPO / "profiles/arch.list").read_text().split() == list(df.ARCHES)
+
+
+@pytest.mark.parametrize("arch", df.ARCHES)
+def test_profile_is_a_gentoo_shaped_chain(arch):
+    """Like default/linux/ARCH/23.0 (amd64, arm64): base, the arch, the releases and a features
+    profile, each with its eapi file; the variables and the mask/force files where Gentoo keeps
+    them."""
+    chain = profile_chain(profile_of(arch))
+    assert chain == [
+        "base",
+        "default/linux",
+        "arch/base",
+        f"arch/{arch}",
+        f"default/linux/{arch}",
+        "releases/23.0",
+        "features/container",
+        profile_of(arch),
+    ]
+    for rel in chain:
+        assert (REPO / "profiles" / rel / "eapi").read_text().strip() == "8", rel
+
+    def defaults(rel: str) -> str:
+        return (REPO / "profiles" / rel / "make.defaults").read_text()
+
     for var in (
-        "ARCH",
-        "ACCEPT_KEYWORDS",
-        "CHOST",
-        "CFLAGS",
         "USE_EXPAND",
+        "USE_EXPAND_HIDDEN",
         "USE_EXPAND_IMPLICIT",
+        "USE_EXPAND_UNPREFIXED",
         "USE_EXPAND_VALUES_ARCH",
         "USE_EXPAND_VALUES_ELIBC",
         "USE_EXPAND_VALUES_KERNEL",
-        "ELIBC",
-        "KERNEL",
+        "IUSE_IMPLICIT",
         "ACCEPT_LICENSE",
+        "NGINX_MODULES_HTTP",
     ):
-        assert re.search(rf"^{var}=", defaults, re.MULTILINE), var
-    assert f'ARCH="{arch}"' in defaults
-    assert (profile / "packages").read_text().strip() == ""
-    desc = [line.split() for line in (REPO / "profiles/profiles.desc").read_text().splitlines()]
-    assert [arch, f"default/linux/{arch}", "stable"] in desc
-    assert arch in (REPO / "profiles/arch.list").read_text().split()
+        assert re.search(rf"^{var}=", defaults("base"), re.MULTILINE), var
+    assert (
+        arch in re.search(r'^USE_EXPAND_VALUES_ARCH="(.*)"$', defaults("base"), re.MULTILINE).group(1).split()
+    )
+    for var in ("ARCH", "ACCEPT_KEYWORDS", "CHOST", "CFLAGS", f"LIBDIR_{arch}"):
+        assert re.search(rf"^{var}=", defaults(f"arch/{arch}"), re.MULTILINE), var
+    assert f'ARCH="{arch}"' in defaults(f"arch/{arch}")
+    assert re.search(r'^ELIBC="glibc"$', defaults("default/linux"), re.MULTILINE)
+    files = {p.relative_to(REPO / "profiles").as_posix() for p in (REPO / "profiles").rglob("*")}
+    assert {
+        "base/use.mask",
+        "arch/base/use.mask",
+        f"arch/{arch}/use.mask",
+        f"arch/{arch}/use.force",
+        "arch/base/package.use.mask",
+        f"arch/{arch}/package.use.mask",
+        "features/container/package.use.mask",
+        "features/container/package.use.force",
+        "base/packages",
+        "default/linux/packages",
+    } <= files
+    assert arch in (REPO / "profiles/arch/base/use.mask").read_text().split()
+    assert (REPO / f"profiles/arch/{arch}/use.force").read_text().split()[-1] == arch
+    system = {
+        line[1:]
+        for rel in chain
+        if (REPO / "profiles" / rel / "packages").exists()
+        for line in (REPO / "profiles" / rel / "packages").read_text().splitlines()
+        if line.startswith("*")
+    }
+    assert system == {"sys-devel/binutils", "sys-devel/gcc", "sys-devel/make", "sys-libs/glibc"}
 
 
 def test_every_ebuild_is_eapi8_and_every_distfile_has_a_manifest_line():
