@@ -100,6 +100,9 @@ def _platforms(spec: source.SpecFile, data: dict) -> tuple[Platform, ...]:
     at = schema.At(spec, ("stage3", "arch"))
     if not isinstance(arch, str):
         raise at.bad("a string", arch)
+    problem = grammar.arch(arch)  # (as the schema checks it, before it names a platform)
+    if problem:
+        raise at.error(problem)
     if platforms is not None:
         if len(platforms) > 1 or platforms[0].arch.gentoo != arch:
             raise at.error(

@@ -83,6 +83,7 @@ def test_verify_inspect_and_skopeo(identity, multi_layout):
     image = json.loads(proc.stdout)["images"][0]
     assert image["digest"] == m.index_digest and image["mediaType"] == mt.INDEX
     assert [(p["platform"], p["digest"]) for p in image["platforms"]] == list(m.digests.items())
+    assert [(e["platform"], e["digest"]) for e in image["manifests"]] == list(m.digests.items())
     text = identity.cf("inspect", f"{m.layout}:{m.tag}").stdout
     assert f"index    {m.index_digest}  platforms: linux/amd64, linux/arm64" in text
     raw = identity.run(["skopeo", "inspect", "--raw", f"oci:{m.layout}:{m.tag}"], check=True).stdout
@@ -114,13 +115,30 @@ def test_export_and_load(identity, multi_layout):
         with tarfile.open(whole) as tar:
             index = json.loads(tar.extractfile("index.json").read())
             names = set(tar.getnames())
-        assert index["manifests"][0]["digest"] == m.index_digest
-        assert {d["annotations"].get("dev.chrootforge.subject") for d in index["manifests"][1:]} == set(
-            m.digests.values()
-        )
-        assert all(f"blobs/sha256/{d[7:]}" in names for d in m.digests.values())
+            # ONE descriptor (podman and skopeo refuse more): an index of the images, with their
+            # platforms, and of their referrers (each SBOM), which platform-choosing consumers skip
+            [top] = index["manifests"]
+            assert top["mediaType"] == mt.INDEX and top["annotations"][mt.REF_NAME] == m.tag
+            inner = json.loads(tar.extractfile(f"blobs/sha256/{top['digest'][7:]}").read())
+        platforms = [(d["digest"], d["platform"].get("os")) for d in inner["manifests"]]
+        assert platforms[:2] == [(m.digests[AMD64], "linux"), (m.digests[ARM64], "linux")]
+        assert {d for d, os_name in platforms[2:] if os_name == "unknown"} == set(m.sboms.values())
+        assert all(f"blobs/sha256/{d[7:]}" in names for d in [*m.digests.values(), *m.sboms.values()])
         raw = identity.run(["skopeo", "inspect", "--raw", f"oci-archive:{whole}:{m.tag}"], check=True).stdout
         assert json.loads(raw)["manifests"][1]["digest"] == m.digests[ARM64]
+        copied = out / "copied"
+        identity.run(
+            ["skopeo", "--override-arch", "arm64", "copy", f"oci-archive:{whole}:{m.tag}", f"oci:{copied}:x"],
+            check=True,
+        )
+        assert tagged(copied)["x"]["digest"] == m.digests[ARM64]
+        # without the referrers, the archive's tag names the layout's own index
+        bare = out / "bare.tar"
+        proc = identity.cf("export", f"{m.layout}:{m.tag}", "--no-referrers", "-o", str(bare))
+        assert proc.returncode == 0, proc.stderr
+        with tarfile.open(bare) as tar:
+            [top] = json.loads(tar.extractfile("index.json").read())["manifests"]
+        assert top["digest"] == m.index_digest
 
         arm = out / "arm.tar"
         proc = identity.cf(
