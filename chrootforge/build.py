@@ -145,9 +145,6 @@ def prepare(
 
     folder, names = parse_targets(targets)
     project, requested = load_project(folder, names, platform)
-
-    folder, names = parse_targets(targets)
-    project, requested = load_project(folder, names)
     if network:
         project.namespace = dataclasses.replace(project.namespace, network=network)
     layout_path = Path(layout).resolve() if layout else project.namespace.layout

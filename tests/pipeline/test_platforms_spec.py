@@ -218,3 +218,30 @@ def test_lock_checks_each_arch_table_and_reports_its_changes(tmp_path):
         lockfile.parse(text.replace("stage3-arm64-openrc-20240101T000000Z", "stage3-arm64-openrc-2024"), path)
     assert lockfile.changes(one, two) == ["[stage3.arm64] written"]
     assert lockfile.changes(two, one) == ["[stage3.arm64] removed"]
+
+
+def test_plan_and_graph_have_every_platforms_view(two, monkeypatch, tmp_path):
+    """--plan and --plan --json load the namespace once per platform: each view's stage3, profile,
+    emulation and build key."""
+    from chrootforge import build, buildplan
+
+    stages = {}
+    for arch in ("amd64", "arm64"):
+        stages[arch] = tmp_path / f"stage3-{arch}-openrc-20240101T000000Z.tar.xz"
+        stages[arch].write_bytes(arch.encode())
+    monkeypatch.setenv("STAGE", str(stages["amd64"]))
+    monkeypatch.setenv("STAGE_ARM64", str(stages["arm64"]))
+    two.image("a", 'parent = "scratch"\n')
+    layout = str(tmp_path / "layout")
+    text = build.plan([str(two.root)], layout)
+    assert (
+        "platform: linux/amd64 (this machine's CPU), stage3 amd64, profile default/linux/amd64/23.0" in text
+    )
+    assert "platform: linux/arm64 (every step under QEMU's qemu-aarch64-static" in text
+    assert "stage3 arm64, profile default/linux/arm64/23.0" in text
+    doc = buildplan.graph([str(two.root)], layout)
+    assert doc["platform"] == "linux/amd64" and doc["platforms"] == ["linux/amd64", "linux/arm64"]
+    [image] = doc["images"]
+    keys = {p["platform"]: p["key"] for p in image["platforms"]}
+    assert list(keys) == ["linux/amd64", "linux/arm64"] and image["key"] == keys["linux/amd64"]
+    assert doc["keys"] == "complete" and len(set(keys.values())) == 2
