@@ -9,7 +9,7 @@ point the examples at it.
 
 examples/world and examples/source name their stage3, its signing key and their distfiles through
 CHROOTFORGE_WORLD_STAGE, CHROOTFORGE_WORLD_KEYRING and CHROOTFORGE_WORLD_DISTFILES: those are
-amd64's (the default ARCH). Another arch's (arm64: its stage built under emulation, ~30 min the
+amd64's (the default ARCH). Another arch's (arm64: its stage built under emulation, ten minutes here the
 first time) carry its suffix (CHROOTFORGE_WORLD_STAGE_ARM64, ...), which is what a namespace view
 for that platform takes first for ${CHROOTFORGE_WORLD_STAGE} (spec/schema.py). So, with both
 evaluated, adding `platforms = ["linux/amd64", "linux/arm64"]` to [build] of examples/world builds
