@@ -11,10 +11,10 @@ test *ARGS:
 demo:
     {{py}} scripts/demo.py
 
-# Build (or find) the synthetic test world; print the `export` lines the example namespaces read:
-# eval "$(.venv/bin/just world-env)"
-world-env:
-    @{{py}} -m tests.world.env
+# Build (or find) the synthetic test world of ARCH (amd64 or arm64; built once, cached); print the
+# `export` lines the example namespaces read: eval "$(.venv/bin/just world-env [arm64])"
+world-env ARCH="amd64":
+    @{{py}} -m tests.world.env {{ARCH}}
 
 # Benchmarks: ratios against peer tools, run side by side.
 bench:

@@ -15,6 +15,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from chrootforge import __version__, log, untrusted
 from chrootforge.errors import CfError, UsageError
@@ -39,6 +40,8 @@ class ImageResult:
     error: str = ""
     cache: str = ""  # --remote-cache: where it was pulled from, or how storing went
     pushed: list[dict] = field(default_factory=list)  # --push: reference, digest, uploaded_bytes
+    # several platforms: digest is the image index's; each platform's own result, by platform
+    platforms: dict[str, dict] = field(default_factory=dict)
 
 
 @dataclass
@@ -95,6 +98,7 @@ def image_key(project: Project, name: str, parent_digest: str, inputs) -> str:
         hooks.append(["check_binaries", "check-binaries", st.file_digest(check_binaries_script())])
     parts = {
         "version": __version__,
+        "platform": str(ns.platform),
         "namespace": content_digest(ns),
         "spec": [name, content_digest(image)],
         "hooks": hooks,
@@ -121,19 +125,26 @@ def check_jobs(jobs: int) -> None:
 
 
 def prepare(
-    targets: list[str], layout: str | None, dist, shell, no_deps: bool = False, network: str | None = None
+    targets: list[str],
+    layout: str | None,
+    dist,
+    shell,
+    no_deps: bool = False,
+    network: str | None = None,
+    platform=None,
 ):
     """What a build and its --plan check and load alike: the targets, the specs and the image
     graph, --shell's one image, and every registry reference (builddist) ->
     (project, requested, order, layout path, Distribution or None). `network` (--network)
-    replaces [build] network, so the build key has the network the build runs with."""
+    replaces [build] network, so the build key has the network the build runs with. `platform`:
+    the namespace as that one of its platforms sees it (default its first)."""
     import dataclasses
 
     from chrootforge.builddist import Distribution
     from chrootforge.oci.layout import check_layout_target
 
     folder, names = parse_targets(targets)
-    project, requested = load_project(folder, names)
+    project, requested = load_project(folder, names, platform)
     if network:
         project.namespace = dataclasses.replace(project.namespace, network=network)
     layout_path = Path(layout).resolve() if layout else project.namespace.layout
@@ -148,24 +159,55 @@ def prepare(
 def plan(
     targets: list[str], layout: str | None = None, *, dist=None, shell=None, network: str | None = None
 ) -> str:
-    """The plan of every image, as text (no stage needed); refuses what build() refuses."""
+    """The plan of every image of every platform, as text (no stage needed); refuses what build()
+    refuses."""
+    from chrootforge.buildindex import platform_layout
     from chrootforge.gentoo.mountview import describe_mounts
 
     project, requested, _order, layout_path, _dist = prepare(targets, layout, dist, shell, network=network)
+    platforms = project.namespace.platforms
     order = build_order(project.images, requested)
     out = [
         f"namespace {project.namespace.name} ({project.namespace.root})",
         f"layout {layout_path}",
+        "platforms: "
+        + ", ".join(map(str, platforms))
+        + (" (every tag an image index of one image per platform)" if len(platforms) > 1 else ""),
         "order: " + " -> ".join(order),
     ]
-    for name in order:
-        parent = project.images[name].parent
-        state = st.load_state(layout_path, parent) if parent != SCRATCH else None
-        p = plan_image(
-            project, name, state.packages() if state else None, tuple(state.provided) if state else ()
-        )
-        out.append(render_plan(p, describe_mounts(project.namespace, p)))
+    for platform in platforms:
+        view = project
+        if platform != project.namespace.platform:  # (the [build] binhost --binhost gave, too)
+            view = prepare(targets, layout, binhost_only(dist), None, network=network, platform=platform)[0]
+        states = layout_path if len(platforms) == 1 else platform_layout(layout_path, platform)
+        for name in order:
+            parent = view.images[name].parent
+            state = st.load_state(states, parent) if parent != SCRATCH else None
+            p = plan_image(
+                view, name, state.packages() if state else None, tuple(state.provided) if state else ()
+            )
+            out.append(render_plan(p, describe_mounts(view.namespace, p), _platform_line(view.namespace)))
     return "\n".join(out) + "\n"
+
+
+def binhost_only(dist):
+    """The part of the builddist options that every platform view of the namespace takes:
+    --binhost (pushing and the remote cache's references are checked once)."""
+    from chrootforge.builddist import DistOptions
+
+    return DistOptions(binhost=dist.binhost) if dist is not None and dist.binhost else None
+
+
+def _platform_line(ns) -> str:
+    """What --plan says about the platform every step of an image runs for."""
+    from chrootforge.platforms import runs_natively
+
+    if runs_natively(ns.platform):
+        return f"{ns.platform} (this machine's CPU), stage3 {ns.stage3.arch}, profile {ns.tree.profile}"
+    return (
+        f"{ns.platform} (every step under QEMU's qemu-{ns.platform.arch.qemu}-static, registered in "
+        f"the sandbox's own binfmt_misc), stage3 {ns.stage3.arch}, profile {ns.tree.profile}"
+    )
 
 
 def build(
@@ -185,7 +227,8 @@ def build(
     """jobs: how many independent images build at the same time. shell: an executor.ShellRequest
     (`--shell` opens it for the one named image instead of building it, once its parents are
     ready; `--shell-on-failure` for any image whose emerge or hook fails). dist: the
-    builddist options (--push, --remote-cache, --binhost).
+    builddist options (--push, --remote-cache, --binhost). With several [build] platforms, each
+    builds into its own layout and every tag becomes an image index (_build_platforms).
 
     Every cache entry the build uses is held (chrootforge.holds) from before its first use until
     the build has ended, so that `cache prune` leaves it alone (docs/cache.md)."""
@@ -202,14 +245,43 @@ def build(
 
 
 def _build(targets, force, force_all, no_deps, layout, network, single_id, stage3, jobs, shell, dist):
-    from chrootforge.gentoo import inputs as inp
-    from chrootforge.gentoo.native_cpu import resolve_for
 
+    started = time.monotonic()
     started = time.monotonic()
     check_jobs(jobs)
     project, requested, order, layout_path, distribution = prepare(
         targets, layout, dist, shell, no_deps, network
     )
+    options = _Options(targets, force, force_all, no_deps, network, single_id, stage3, jobs, shell, dist)
+    if len(project.namespace.platforms) > 1:
+        report = _build_platforms(project, layout_path, options, distribution)
+    else:
+        report = _build_one(project, requested, order, layout_path, options, distribution)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+@dataclass(frozen=True)
+class _Options:
+    targets: list[str]
+    force: bool
+    force_all: bool
+    no_deps: bool
+    network: str | None
+    single_id: bool
+    stage3: str | None
+    jobs: int
+    shell: object
+    dist: Any  # builddist.DistOptions | None
+
+
+def _build_one(project, requested, order, layout_path: Path, options: _Options, distribution) -> BuildReport:
+    """One platform's build into one layout (the namespace's platform view in `project`)."""
+    from chrootforge.gentoo import inputs as inp
+    from chrootforge.gentoo.native_cpu import resolve_for
+
+    force, force_all, single_id, stage3 = options.force, options.force_all, options.single_id, options.stage3
+    jobs, shell, dist = options.jobs, options.shell, options.dist
     ns = project.namespace
     report = BuildReport(ns.name, str(layout_path))
     stage_override = Path(stage3).resolve() if stage3 else None
@@ -219,15 +291,8 @@ def _build(targets, force, force_all, no_deps, layout, network, single_id, stage
     forced = set(order) if force_all else (set(requested) if force else set())
     run = _Run(project, layout_path, inputs, stage_override, ns.network, single_id)
     run.remote_cache = dist.remote_cache if dist is not None else None  # recorded in the provenance
-    bdir = st.build_dir(layout_path)
-    try:
-        bdir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UsageError(f"cannot create {bdir}: {err.strerror}", hint="choose a writable --layout") from None
-    from chrootforge.fsutil import file_lock
-
     # One build per layout at a time: builds share the work dirs and the state files.
-    with file_lock(bdir / ".build.lock"):
+    with _build_lock(layout_path):
         scheduler = _Scheduler(
             project, order, forced, layout_path, inputs, run, report, jobs, shell, distribution
         )
@@ -235,8 +300,96 @@ def _build(targets, force, force_all, no_deps, layout, network, single_id, stage
         report.ok = all(r.status != "failed" for r in report.images)
         if distribution is not None:
             distribution.publish(report)
-    report.seconds = time.monotonic() - started
     return report
+
+
+def _build_platforms(project, layout_path: Path, options: _Options, publish) -> BuildReport:
+    """Each platform into its own layout, then an image index per tag (buildindex.py). `publish`:
+    the distribution of the whole build (its --push runs once, at the end, with the indexes)."""
+    import dataclasses
+
+    from chrootforge.buildindex import OK, assemble, platform_layout
+
+    ns, dist = project.namespace, options.dist
+    if options.shell is not None:
+        raise UsageError(
+            "--shell and --shell-on-failure open one build sandbox, but the namespace builds for "
+            + ", ".join(map(str, ns.platforms)),
+            hint="open it in a namespace copy whose [build] platforms names one platform",
+        )
+    per_platform = None  # each platform's remote cache, nothing pushed (and signed) but there
+    if dist is not None:
+        per_platform = dataclasses.replace(
+            dist, push=False, signing=dist.signing if dist.remote_cache else None
+        )
+    report = BuildReport(ns.name, str(layout_path))
+    with _build_lock(layout_path):
+        reports = []
+        for platform in ns.platforms:
+            sub = platform_layout(layout_path, platform)
+            view, wanted, order, _sub, distribution = prepare(
+                options.targets, str(sub), per_platform, None, options.no_deps, options.network, platform
+            )
+            _check_same_output(project.namespace, view.namespace)
+            log.info(f"platform {platform}")
+            reports.append((platform, sub, _build_one(view, wanted, order, sub, options, distribution)))
+        for first in reports[0][2].images:
+            results = {str(p): next(r for r in rep.images if r.image == first.image) for p, _, rep in reports}
+            merged = _merge_results(first.image, first.refs, results)
+            if all(r.status in OK for r in results.values()):
+                images = [(p, sub, results[str(p)].digest) for p, sub, _rep in reports]
+                merged.digest, _size = assemble(layout_path, first.refs, images)
+                log.info(f"{first.image}: image index {merged.digest[:19]} ({', '.join(results)})")
+            report.images.append(merged)
+        report.ok = all(rep.ok for _, _, rep in reports)
+        if publish is not None:
+            publish.publish(report)
+    return report
+
+
+def _build_lock(layout_path: Path):
+    """The layout's build lock (its build dir made first)."""
+    from chrootforge.fsutil import file_lock
+
+    bdir = st.build_dir(layout_path)
+    try:
+        bdir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"cannot create {bdir}: {err.strerror}", hint="choose a writable --layout") from None
+    return file_lock(bdir / ".build.lock")
+
+
+def _check_same_output(first, other) -> None:
+    """What the layout is and how it is named cannot differ between platforms."""
+    for field_name in ("layout", "tags", "prefix", "compression", "registry"):
+        if getattr(first, field_name) != getattr(other, field_name):
+            raise UsageError(
+                f"{first.spec_path}: [output] {field_name} differs between {first.platform} and "
+                f"{other.platform} (a ${{VAR}} with a per-platform value?)",
+                hint="one layout holds every platform's images: give them the same output settings",
+            )
+
+
+def _merge_results(image: str, refs: list[str], results: dict[str, ImageResult]) -> ImageResult:
+    """One image's result over its platforms (its digest is set once the index is written)."""
+    statuses = [r.status for r in results.values()]
+    for status in ("failed", "skipped", "shell", "built", "pulled", "up-to-date"):
+        if status in statuses:
+            break
+    return ImageResult(
+        image,
+        refs,
+        status,
+        sum(r.seconds for r in results.values()),
+        size=sum(r.size for r in results.values()),
+        layers=max((r.layers for r in results.values()), default=0),
+        error=next((r.error for r in results.values() if r.error), ""),
+        cache=next((r.cache for r in results.values() if r.cache), ""),
+        platforms={
+            p: {k: getattr(r, k) for k in ("status", "digest", "seconds", "size", "layers", "error", "cache")}
+            for p, r in results.items()
+        },
+    )
 
 
 class _Scheduler:
@@ -484,6 +637,7 @@ class _Run:
             network=self.network,
             compression=ns.compression,
             epoch=self.epoch,
+            platform=ns.platform,
         )
         return self.ctx
 
@@ -706,6 +860,11 @@ def summary_table(report: BuildReport) -> str:
         rows.append(
             (r.image, r.refs[0] if r.refs else "-", r.status, size, str(r.layers or "-"), f"{r.seconds:.1f}s")
         )
+        for platform, p in r.platforms.items():
+            psize = f"{p['size'] / 1048576:.1f} MiB" if p["size"] else "-"
+            rows.append(
+                ("", f"  {platform}", p["status"], psize, str(p["layers"] or "-"), f"{p['seconds']:.1f}s")
+            )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.append(f"total {report.seconds:.1f}s, layout {report.layout}")

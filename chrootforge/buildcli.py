@@ -160,7 +160,16 @@ def _lock(args) -> int:
             raise
         log.notice(f"replacing a lock file that cannot be read: {err}")
         old = None
-    new = resolve_lock(ns, keep=None if args.update else old)
+    keep = None if args.update else old
+    new = resolve_lock(ns, keep=keep)
+    if len(ns.platforms) > 1:  # each platform's stage3, one lock entry per arch
+        import dataclasses
+
+        more = tuple(
+            resolve_lock(load_namespace(Path(args.namespace), platform), keep=keep).stage3
+            for platform in ns.platforms[1:]
+        )
+        new = dataclasses.replace(new, more_stages=more)
     path = ns.root / lockfile.FILENAME
     if old == new:  # an unchanged lock is left as it is: a second run is a no-op (exit 0)
         log.info(f"{path}: unchanged")

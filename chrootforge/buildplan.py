@@ -11,6 +11,11 @@ or a removal bumps `version`:
      "images": [{"name", "parent" (null for scratch), "level", "tags", "refs", "platform",
                  "key" (the build key, or null), "spec_key"}, ...]}   # parents first
 
+With several [build] platforms, `platform` and each image's `platform` and `key` are the first
+platform's; `platforms` lists them all, and each image's `platforms` holds every platform's
+{"platform", "key"} (each platform has its own key and remote cache entry; the keys count for
+`keys` too).
+
 `key` is the build key (the remote cache tag is cf-<its hex>) when it is known without building:
 the inputs are identified offline (a local stage3 or a lock file, a tree directory or a pinned
 snapshot, no -march=native) and the parent is scratch or up to date in the layout; otherwise null,
@@ -67,6 +72,27 @@ def _spec_key(project, name: str, parent_key: str) -> str:
     return st.cache_key(parts)
 
 
+def _keys(project, order: list[str], layout: Path, stage_override: Path | None):
+    """({image: build key or None}, why some are None) of one platform's view, its images' states
+    in `layout`."""
+    from chrootforge.build import _refs_present, image_key
+
+    inputs, why = _offline_inputs(project, stage_override)
+    keys: dict[str, str | None] = {}
+    for name in order:
+        parent = project.images[name].parent
+        key = None
+        if inputs is not None:
+            if parent == SCRATCH:
+                key = image_key(project, name, "", inputs)
+            elif keys.get(parent):
+                state = st.load_state(layout, parent)
+                if state is not None and state.key == keys[parent] and _refs_present(layout, state):
+                    key = image_key(project, name, state.manifest_digest, inputs)
+        keys[name] = key
+    return keys, why
+
+
 def graph(
     targets: list[str],
     layout: str | None = None,
@@ -77,16 +103,28 @@ def graph(
     stage3: str | None = None,
 ) -> dict:
     """The graph of `targets`, after every check a build makes (build.prepare)."""
-    from chrootforge.build import _refs_present, image_key, prepare, ref_name
-    from chrootforge.oci.imageconfig import host_arch
+    from chrootforge.build import binhost_only, prepare, ref_name
+    from chrootforge.buildindex import platform_layout
 
     project, requested, _order, layout_path, _dist = prepare(targets, layout, dist, shell, network=network)
     ns = project.namespace
     order = build_order(project.images, requested)
     stage_override = Path(stage3).resolve() if stage3 else None
-    inputs, why = _offline_inputs(project, stage_override)
-    platform = f"linux/{host_arch()}"
-    keys: dict[str, str | None] = {}
+    platform = str(ns.platform)
+    per_platform: dict[str, dict[str, str | None]] = {}  # platform -> image -> key
+    why = None
+    for view_platform in ns.platforms:
+        view, states = project, layout_path
+        if len(ns.platforms) > 1:
+            states = platform_layout(layout_path, view_platform)
+            if view_platform != ns.platform:
+                view = prepare(
+                    targets, layout, binhost_only(dist), None, network=network, platform=view_platform
+                )[0]
+        found, problem = _keys(view, order, states, stage_override)
+        per_platform[str(view_platform)] = found
+        why = why or problem
+    keys = per_platform[platform]
     spec_keys: dict[str, str] = {}
     images: list[dict] = []
     levels: dict[str, int] = {}
@@ -94,15 +132,7 @@ def graph(
         image = project.images[name]
         parent = image.parent if image.parent != SCRATCH else None
         spec_keys[name] = _spec_key(project, name, spec_keys.get(parent, "") if parent else "")
-        key = None
-        if inputs is not None:
-            if parent is None:
-                key = image_key(project, name, "", inputs)
-            elif keys.get(parent):
-                state = st.load_state(layout_path, parent)
-                if state is not None and state.key == keys[parent] and _refs_present(layout_path, state):
-                    key = image_key(project, name, state.manifest_digest, inputs)
-        keys[name] = key
+        key = keys[name]
         levels[name] = len(ancestors(project.images, name))
         images.append(
             {
@@ -116,17 +146,21 @@ def graph(
                 "spec_key": spec_keys[name],
             }
         )
+        if len(ns.platforms) > 1:
+            images[-1]["platforms"] = [{"platform": p, "key": k[name]} for p, k in per_platform.items()]
     depth = max(levels.values(), default=-1)
     doc: dict = {
         "version": VERSION,
         "namespace": ns.name,
         "targets": sorted(requested),
         "platform": platform,
+        **({"platforms": list(per_platform)} if len(ns.platforms) > 1 else {}),
         "levels": [[name for name in order if levels[name] == n] for n in range(depth + 1)],
         "images": images,
     }
-    known = sum(1 for k in keys.values() if k)
-    doc["keys"] = "complete" if known == len(keys) else ("partial" if known else "unavailable")
+    every = [k for found in per_platform.values() for k in found.values()]
+    known = sum(1 for k in every if k)
+    doc["keys"] = "complete" if known == len(every) else ("partial" if known else "unavailable")
     if doc["keys"] != "complete":
         doc["keys_note"] = (
             why or "a parent is not built in the layout: its children's keys hang on its digest"

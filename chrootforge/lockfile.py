@@ -1,6 +1,7 @@
 """NS/chrootforge.lock: the exact inputs of a namespace, so a build is the same anywhere, offline too.
 
-    [stage3]  name, release (the stamp of a mirror release), sha512, signer
+    [stage3]  name, release (the stamp of a mirror release), sha512, signer, arch
+    [stage3.ARCH]  the same, for each further platform's arch (a multi-platform namespace)
     [tree]    name, date, sha512, signer   (a snapshot)   or   id   (a repository directory)
     [repos]   NAME = tree id                 (each extra repository)
 
@@ -33,6 +34,7 @@ class LockedStage:
     sha512: str
     signer: str
     release: str = ""  # a mirror release stamp; "" for a local stage file
+    arch: str = ""  # Gentoo's arch of the stage; "" (a lock written before platforms): any
 
 
 @dataclass(frozen=True)
@@ -46,9 +48,21 @@ class LockedTree:
 
 @dataclass(frozen=True)
 class Lock:
-    stage3: LockedStage
+    stage3: LockedStage  # the first platform's
     tree: LockedTree
     repos: dict[str, str] = field(default_factory=dict)
+    more_stages: tuple[LockedStage, ...] = ()  # the other platforms', each with its arch
+
+    def stage_for(self, arch: str) -> LockedStage | None:
+        """The pinned stage3 of `arch` (Gentoo's name), if the lock has one."""
+        for stage in (self.stage3, *self.more_stages):
+            if stage.arch in ("", arch):
+                return stage
+        return None
+
+    def stages(self) -> tuple[tuple[str, LockedStage], ...]:
+        """Each pinned stage3 with its lock section: ("stage3", first), ("stage3.ARCH", more)..."""
+        return (("stage3", self.stage3), *((f"stage3.{s.arch}", s) for s in self.more_stages))
 
 
 def _quote(value: str) -> str:
@@ -62,10 +76,10 @@ def render(lock: Lock, namespace: str) -> str:
         f"version = {VERSION}",
         "",
     ]
-    for section, value in (("stage3", lock.stage3), ("tree", lock.tree)):
+    for section, value in (*lock.stages(), ("tree", lock.tree)):
         lines.append(f"[{section}]")
         for key, item in sorted(vars(value).items()):
-            if item:
+            if item and not (section.startswith("stage3.") and key == "arch"):  # the section names it
                 lines.append(f"{key} = {_quote(item)}")
         lines.append("")
     if lock.repos:
@@ -82,6 +96,7 @@ _CHECKS = {
     ("stage3", "sha512"): grammar.sha512,
     ("stage3", "signer"): grammar.signer,
     ("stage3", "release"): grammar.stamp,
+    ("stage3", "arch"): grammar.arch,
     ("tree", "id"): grammar.tree_id,
     ("tree", "date"): grammar.day,
     ("tree", "sha512"): grammar.sha512,
@@ -129,10 +144,11 @@ def parse(text: str, path: Path) -> Lock:
         if name not in ("version", "stage3", "tree", "repos"):
             raise UsageError(f"{path}: {name!r} is not a part of a lock file", hint=_HINT)
 
-    def table(name: str, cls, required: tuple[str, ...]):
-        values = data.get(name)
+    def table(name: str, cls, required: tuple[str, ...], values=None, nested: tuple[str, ...] = ()):
+        values = data.get(name) if values is None else values
         if not isinstance(values, dict):
             raise UsageError(f"{path}: [{name}] is missing", hint=_HINT)
+        values = {k: v for k, v in values.items() if k not in nested}
         known = {f.name for f in fields(cls)}
         for key, value in values.items():
             if key not in known or not isinstance(value, str):
@@ -141,19 +157,36 @@ def parse(text: str, path: Path) -> Lock:
             if not values.get(key):
                 raise reader.error(name, key, "is missing")
         for key, value in values.items():
-            check = _CHECKS.get((name, key))
+            check = _CHECKS.get((name.split(".")[0], key))
             problem = check(value) if check is not None and value else None
             if problem:
                 raise reader.error(name, key, f"is wrong: {problem}")
         return cls(**values)
 
-    stage = table("stage3", LockedStage, ("name", "sha512", "signer"))
-    # a mirror release's file name carries its stamp; a local stage's is any plain file name
-    problem = (
-        grammar.stage_file(stage.name, stage.release) if stage.release else grammar.file_name(stage.name)
+    stage_fields = ("name", "sha512", "signer")
+    raw_stage = data.get("stage3")
+    # [stage3.ARCH]: the stage of each further platform (TOML nests it in [stage3])
+    arches = (
+        tuple(k for k, v in raw_stage.items() if isinstance(v, dict)) if isinstance(raw_stage, dict) else ()
     )
-    if problem:
-        raise reader.error("stage3", "name", f"is wrong: {problem}")
+    for arch in arches:
+        problem = grammar.arch(arch)
+        if problem:
+            raise reader.error(f"stage3.{arch}", None, f"is wrong: {problem}")
+    stage = table("stage3", LockedStage, stage_fields, nested=arches)
+    more = tuple(
+        table(f"stage3.{arch}", LockedStage, stage_fields, {**raw_stage[arch], "arch": arch})  # type: ignore[index]
+        for arch in arches
+    )
+    for section, pinned in (("stage3", stage), *((f"stage3.{s.arch}", s) for s in more)):
+        # a mirror release's file name carries its stamp; a local stage's is any plain file name
+        problem = (
+            grammar.stage_file(pinned.name, pinned.release)
+            if pinned.release
+            else grammar.file_name(pinned.name)
+        )
+        if problem:
+            raise reader.error(section, "name", f"is wrong: {problem}")
     tree = table("tree", LockedTree, ())
     if tree.id and (tree.name or tree.sha512 or tree.date or tree.signer):
         raise reader.error(
@@ -179,7 +212,7 @@ def parse(text: str, path: Path) -> Lock:
         )
         if problem:
             raise reader.error("repos", name, f"is wrong: {problem}")
-    return Lock(stage, tree, dict(repos))
+    return Lock(stage, tree, dict(repos), more)
 
 
 def changes(old: Lock | None, new: Lock) -> list[str]:
@@ -187,7 +220,13 @@ def changes(old: Lock | None, new: Lock) -> list[str]:
     if old is None:
         return ["written"]
     out = []
-    for section, a, b in (("stage3", old.stage3, new.stage3), ("tree", old.tree, new.tree)):
+    old_stages, new_stages = dict(old.stages()), dict(new.stages())
+    for section in sorted(set(old_stages) ^ set(new_stages)):
+        out.append(f"[{section}] {'written' if section in new_stages else 'removed'}")
+    pairs: list[tuple[str, LockedStage | LockedTree, LockedStage | LockedTree]] = [
+        (s, old_stages[s], new_stages[s]) for s in new_stages if s in old_stages
+    ]
+    for section, a, b in (*pairs, ("tree", old.tree, new.tree)):
         for f in fields(a):
             before, after = getattr(a, f.name), getattr(b, f.name)
             if before != after:

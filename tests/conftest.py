@@ -9,4 +9,6 @@ pytest_plugins = [
     "tests.helpers.registry",
     "tests.helpers.signing",
     "tests.helpers.vm",
+    "tests.helpers.binfmt",
+    "tests.helpers.multiplatform",
 ]

@@ -88,6 +88,7 @@ class BuildContext:
     network: str
     compression: str
     epoch: int  # the build's one timestamp: SOURCE_DATE_EPOCH of every step (gentoo/repro.py)
+    platform: object = None  # the images' (chrootforge.platforms.Platform): a foreign one is emulated
 
 
 class ImageBuilder:
@@ -282,6 +283,7 @@ class ImageBuilder:
             parent=self.parent_ref,
             compression=self.ctx.compression,
             symlinks=self.parent_symlinks,
+            platform=self.ctx.platform,
         )
 
     def _warn_unrecorded(self) -> None:
@@ -518,6 +520,7 @@ class ImageBuilder:
             idmap=self.ctx.idmap,
             argv=argv,
             env=env,
+            platform=self.ctx.platform,
             **extra,
         )
 

@@ -18,8 +18,12 @@ def commit(
     parent: str | None,
     compression: str,
     symlinks: SymlinkOwners | None = None,
+    platform=None,
 ) -> str:
-    """Commit `rootfs` as request.tags (what the build decided the image is), onto `parent` with
-    `compression` (where this build puts it); returns the manifest digest."""
-    whole = dataclasses.replace(request, parent=parent, compression=compression, quiet=True)
+    """Commit `rootfs` as request.tags (what the build decided the image is), an image of `platform`
+    (default this machine's), onto `parent` with `compression` (where this build puts it); returns
+    the manifest digest."""
+    whole = dataclasses.replace(
+        request, parent=parent, compression=compression, quiet=True, platform=platform
+    )
     return commit_as(idmap, rootfs, layout, whole, symlinks).digest

@@ -97,6 +97,20 @@ def _mismatch(what: str, got: str, locked: str, ns: Namespace) -> VerificationEr
     return lockcheck.mismatch(ns, what, got, locked, cut=True)
 
 
+def _check_stage_arch(ns: Namespace, path: Path) -> None:
+    """A local stage3 named the Gentoo way (stage3-<arch>-...) must be of the platform's arch: a
+    ${VAR} that fell back from $VAR_<ARCH> to another platform's stage stops here."""
+    from chrootforge.sources.layout import stage_arch
+
+    arch = stage_arch(path.name)
+    if arch is not None and arch != ns.stage3.arch:
+        raise UsageError(
+            f"stage3 {path.name} is a stage for {arch}, but the build is for {ns.platform}",
+            hint=f"give the {ns.stage3.arch} stage3 for {ns.platform} in [stage3] path "
+            f"(a ${{VAR}} there takes ${{VAR_{ns.platform.env_suffix}}} for this platform)",
+        )
+
+
 @_namespace_hints
 def identify(ns: Namespace, stage_override: Path | None = None) -> Inputs:
     lock = lockfile.load(ns.root)
@@ -110,13 +124,16 @@ def identify(ns: Namespace, stage_override: Path | None = None) -> Inputs:
                 f"stage3 {path} does not exist",
                 hint=f"fix [stage3] path in {ns.spec_path} or run `chrootforge fetch stage3`",
             )
+        _check_stage_arch(ns, path)
         sha512 = _memo_sha512(path)
-        if lock is not None and sha512 != lock.stage3.sha512:
-            raise _mismatch(f"stage3 {path.name}: its sha512", sha512, lock.stage3.sha512, ns)
+        pinned = lockcheck.pinned_stage(ns, lock) if lock is not None else None
+        if pinned is not None and sha512 != pinned.sha512:
+            raise _mismatch(f"stage3 {path.name}: its sha512", sha512, pinned.sha512, ns)
         stage_id = f"{path.name}:{sha512}"
     elif lock is not None:
-        release = _locked_release(ns, lock)
-        stage_id = f"{lock.stage3.name}:{lock.stage3.sha512}"
+        pinned = lockcheck.pinned_stage(ns, lock)
+        release = StageRef(ns.stage3.arch, pinned.release, pinned.name)  # fits: a mirror release
+        stage_id = f"{pinned.name}:{pinned.sha512}"
     else:
         # "latest" is resolved on every run (the small signed latest file); the release it names is
         # fetched (from the source cache when it is there) so that its sha512 is known: the same
@@ -152,13 +169,6 @@ def _fetch_mirror_stage(s, release=None, date: str | None = None):
         insecure=s.insecure,
         release=release,
     )
-
-
-def _locked_release(ns: Namespace, lock: lockfile.Lock):
-    """The mirror release the lock pins (lockcheck.fits made sure that it pins one)."""
-    from chrootforge.sources.layout import StageRef
-
-    return StageRef(ns.stage3.arch, lock.stage3.release, lock.stage3.name)
 
 
 def _tree_id(ns: Namespace, lock: lockfile.Lock | None) -> str:
@@ -212,7 +222,7 @@ def fetch_stage(ns: Namespace, inputs: Inputs, stage_override: Path | None = Non
         # a dated release is served from the source cache when it is there: no network needed
         record = _fetch_mirror_stage(s, release=inputs.stage_release)
     if inputs.lock is not None:
-        locked = inputs.lock.stage3
+        locked = lockcheck.pinned_stage(ns, inputs.lock)
         lockcheck.check_record(ns, "stage3", record, locked.name, locked.sha512, locked.signer)
     return record
 
@@ -281,15 +291,18 @@ def resolve_lock(ns: Namespace, keep: lockfile.Lock | None = None) -> lockfile.L
         stage = fetch.use_local_stage(s.path, keyrings=s.keyrings, insecure=s.insecure)
         release = ""
     elif kept is not None:
-        release = kept.stage3.release
-        stage = _fetch_mirror_stage(s, release=StageRef(s.arch, release, kept.stage3.name))
+        k = lockcheck.pinned_stage(ns, kept)
+        release = k.release
+        stage = _fetch_mirror_stage(s, release=StageRef(s.arch, release, k.name))
     else:
         ref = _latest_release(s) if not s.date else None
         stage = _fetch_mirror_stage(s, release=ref, date=s.date)
         release = ref.stamp if ref else (s.date or "")
-    locked_stage = lockfile.LockedStage(stage.name, stage.sha512, stage.verified_by or "UNVERIFIED", release)
+    locked_stage = lockfile.LockedStage(
+        stage.name, stage.sha512, stage.verified_by or "UNVERIFIED", release, s.arch
+    )
     if kept is not None:  # the same release must still be the same bytes, signed by the same key
-        k = kept.stage3
+        k = lockcheck.pinned_stage(ns, kept)
         lockcheck.check_record(ns, "stage3", stage, k.name, k.sha512, k.signer)
     if ns.tree.path is not None:
         repos = {name: tree_id(path) for name, path in sorted(ns.repos.items())}
@@ -375,6 +388,7 @@ def binpkg_key(ns: Namespace, inputs: Inputs, package_env: tuple = ()) -> str:
     directory, and so the binhost directory a build reads (gentoo/binhost.py)."""
     flags = inputs.native.resolve if inputs.native else str
     parts = {
+        "platform": str(ns.platform),
         "stage": inputs.stage_id,
         "tree": inputs.tree_id,
         "profile": ns.tree.profile or "",

@@ -51,7 +51,9 @@ def stage_problem(ns, lock: lockfile.Lock, stage_path: Path | None) -> str | Ver
     """Why the lock's [stage3] is not what the spec (or --stage3) names, or None."""
     from chrootforge.sources.layout import stage_name
 
-    s, locked = ns.stage3, lock.stage3
+    s, locked = ns.stage3, lock.stage_for(ns.stage3.arch)
+    if locked is None:
+        return f"it pins no stage3 for {ns.platform} ({s.arch})"
     if stage_path is not None:
         if locked.name != stage_path.name:
             return mismatch(ns, f"the stage3 file {stage_path}: its name", stage_path.name, locked.name)
@@ -92,6 +94,14 @@ def tree_problem(ns, lock: lockfile.Lock) -> str | VerificationError | None:
     if t.snapshot and t.snapshot != "latest" and tree.date != t.snapshot:
         return f"[tree] date is {tree.date or 'missing'}, but [tree] snapshot is {t.snapshot}"
     return None
+
+
+def pinned_stage(ns, lock: lockfile.Lock) -> lockfile.LockedStage:
+    """The lock's stage3 for the namespace's platform (`fits` made sure that it has one)."""
+    stage = lock.stage_for(ns.stage3.arch)
+    if stage is None:
+        raise _stale(ns, f"it pins no stage3 for {ns.platform} ({ns.stage3.arch})")
+    return stage
 
 
 def check_record(ns, what: str, record, name: str, sha512: str, signer: str) -> None:

@@ -26,6 +26,7 @@ def sandbox_config(
     env=None,
     log_file=None,
     binhost: Path | None = None,
+    platform=None,
 ):
     """The one definition of an image build's sandbox (used by the executor and by --plan)."""
     from chrootforge.sandbox import Bind, SandboxConfig
@@ -48,6 +49,7 @@ def sandbox_config(
         hostname=repro.HOSTNAME,
         domainname=repro.DOMAINNAME,
         umask=repro.BUILD_UMASK,
+        platform=platform,
     )
 
 

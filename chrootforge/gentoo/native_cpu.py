@@ -197,7 +197,9 @@ def _run_gcc(ns, inputs, stage_override, single_id: bool) -> NativeCpu:
     output = work / "gcc.log"
     try:
         root = fresh_builder(pristine, work / "builder", idmap)
-        code = run_sandboxed(SandboxConfig(root=root, argv=list(GCC_ARGV), idmap=idmap, log_file=output))
+        code = run_sandboxed(
+            SandboxConfig(root=root, argv=list(GCC_ARGV), idmap=idmap, log_file=output, platform=ns.platform)
+        )
         text = output.read_text(errors="replace") if output.exists() else ""
         if code != 0:
             raise CfError(

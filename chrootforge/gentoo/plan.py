@@ -110,9 +110,12 @@ def _has_s6(image: Image, chain: list[Image]) -> bool:
     return any("s6" in atom.split("/")[-1] for img in [image, *chain] for atom in img.packages)
 
 
-def render_plan(plan: ImagePlan, mounts: list[str] | None = None) -> str:
-    """A human-readable plan (what `chrootforge build --plan` prints)."""
+def render_plan(plan: ImagePlan, mounts: list[str] | None = None, platform: str = "") -> str:
+    """A human-readable plan (what `chrootforge build --plan` prints); `platform`: the line that
+    says which platform every step of the image runs for."""
     out = [f"== image {plan.name} (parent: {plan.parent or 'scratch'})", "   tags: " + " ".join(plan.refs)]
+    if platform:
+        out.append(f"   platform: {platform}")
     for note in plan.notes:
         out.append(f"   note: {note}")
     if mounts:

@@ -23,7 +23,7 @@ def register(sub) -> None:
         "child's full tree and only what differs from the parent becomes the new layer. Times: "
         "SOURCE_DATE_EPOCH when set, else the parent's `created`, else 0 (1970), so the same tree "
         "gives the same digest. The parent's runtime config is inherited; its name, title and "
-        "build-key labels are not.",
+        "build-key labels are not. A multi-platform parent gives its image of --platform.",
     )
     p.add_argument("rootfs", metavar="ROOTFS", help="the image's root directory")
     p.add_argument("--layout", required=True, metavar="DIR", help="OCI layout directory (created if missing)")
@@ -53,6 +53,9 @@ def register(sub) -> None:
         "its files belong to id 0 of that mode, and the owners recorded in user.rootlesscontainers "
         "xattrs are the image's",
     )
+    _platform_option(
+        p, "the image's platform: the config's os, architecture and variant (default: this machine's)"
+    )
     p.set_defaults(func=_commit)
 
     p = sub.add_parser(
@@ -80,9 +83,10 @@ def register(sub) -> None:
 
     p = sub.add_parser(
         "inspect",
-        help="show the tags, layers, sizes and config of a layout",
+        help="show the tags, platforms, layers, sizes and config of a layout",
         description="Show every tag of LAYOUT, or only TAG: its manifest digest, layers and sizes, "
-        "config and referrers. TAG may be a short name (hello, hello:1) that matches one tag.",
+        "config and referrers; a multi-platform tag shows its index and each platform's image. TAG "
+        "may be a short name (hello, hello:1) that matches one tag.",
     )
     p.add_argument("target", metavar="LAYOUT[:TAG]")
     p.add_argument("--json", action="store_true", help="print the description as JSON")
@@ -111,6 +115,11 @@ def register(sub) -> None:
         help="oci-archive: leave out the image's referrers (its SBOM); the archive's tag then names "
         "the image manifest itself",
     )
+    _platform_option(
+        p,
+        "of a multi-platform tag, this platform's image (docker-archive holds one image: default the "
+        "only one, else this machine's; oci-archive: default the whole index)",
+    )
     p.set_defaults(func=_export)
 
     p = sub.add_parser(
@@ -137,7 +146,22 @@ def register(sub) -> None:
         metavar="ARG",
         help="extra global docker argument (repeatable), e.g. --docker-arg=-H=unix:///s",
     )
+    _platform_option(
+        p, "of a multi-platform tag, this platform's image (default: the only one, else this machine's)"
+    )
     p.set_defaults(func=_load)
+
+
+def _platform_option(parser, help_text: str) -> None:
+    parser.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help=help_text)
+
+
+def _platform(args):
+    if not getattr(args, "platform", None):
+        return None
+    from chrootforge.platforms import parse_platform
+
+    return parse_platform(args.platform, "--platform")
 
 
 def _target(text: str, need_tag: bool):
@@ -181,6 +205,7 @@ def _commit(args) -> int:
         config=config,
         labels=dict(args.label) or None,
         quiet=args.quiet or log.is_quiet(),
+        platform=_platform(args),
     )
     if args.single_id:
         from chrootforge.oci.mapped import commit_as
@@ -251,7 +276,9 @@ def _export(args) -> int:
     from chrootforge.oci.archive import export
 
     layout, tag = _target(args.target, need_tag=True)
-    export(layout, tag, args.format, args.output, with_referrers=not args.no_referrers)
+    export(
+        layout, tag, args.format, args.output, with_referrers=not args.no_referrers, platform=_platform(args)
+    )
     return 0
 
 
@@ -259,5 +286,7 @@ def _load(args) -> int:
     from chrootforge.oci.archive import load
 
     layout, tag = _target(args.target, need_tag=True)
-    load(layout, tag, args.into, args.podman_arg if args.into == "podman" else args.docker_arg)
+    load(
+        layout, tag, args.into, args.podman_arg if args.into == "podman" else args.docker_arg, _platform(args)
+    )
     return 0

@@ -4,26 +4,11 @@ from __future__ import annotations
 
 import datetime
 import json
-import platform
 import re
 
 from chrootforge.errors import UsageError
 
 FIELDS = ("Env", "Entrypoint", "Cmd", "WorkingDir", "User", "ExposedPorts", "Volumes", "Labels", "StopSignal")
-_ARCH = {
-    "x86_64": "amd64",
-    "aarch64": "arm64",
-    "armv7l": "arm",
-    "i686": "386",
-    "ppc64le": "ppc64le",
-    "s390x": "s390x",
-    "riscv64": "riscv64",
-}
-
-
-def host_arch() -> str:
-    machine = platform.machine()
-    return _ARCH.get(machine, machine)
 
 
 def timestamp(epoch: int) -> str:
@@ -254,11 +239,14 @@ def merge(base: dict, override: dict, labels: dict | None) -> dict:
     return out
 
 
-def image_config(runtime: dict, diff_ids: list[str], history: list[dict], epoch: int) -> dict:
+def image_config(runtime: dict, diff_ids: list[str], history: list[dict], epoch: int, platform=None) -> dict:
+    """The config document; `platform` (chrootforge.platforms.Platform) gives its architecture,
+    os and variant (default: this machine's)."""
+    from chrootforge.platforms import host_platform
+
     return {
         "created": timestamp(epoch),
-        "architecture": host_arch(),
-        "os": "linux",
+        **(platform or host_platform()).oci(),
         "config": runtime,
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
         "history": history,

@@ -20,6 +20,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from chrootforge.oci.tree import Owners
     from chrootforge.oci.writer import CommitResult
+    from chrootforge.platforms import Platform
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class CommitRequest:
     history: tuple[dict, ...] | None = None
     epoch: int | None = None  # the build's one timestamp (see oci.writer.commit)
     quiet: bool = False
+    platform: Platform | None = None  # the config's os/architecture/variant (default this machine's)
 
 
 def unpack_as(idmap, layout: Path, tag: str, dest: Path) -> SymlinkOwners:
@@ -84,6 +86,7 @@ def commit_request(
         history=None if request.history is None else list(request.history),
         quiet=request.quiet,
         epoch=request.epoch,
+        platform=request.platform,
         owners=owners,
         records=records,
     )

@@ -48,11 +48,30 @@ def attach_referrer(
         if annotations:
             manifest["annotations"] = {str(k): str(v) for k, v in annotations.items()}
         digest, size = staging.add_bytes(lo.canonical_json(manifest))
-        staging.publish(_attach_change(digest, size, artifact_type, subject["digest"]))
+        staging.publish(_attach_change(digest, size, artifact_type, subject["digest"], layout))
     return digest
 
 
-def _attach_change(digest: str, size: int, artifact_type: str, subject: str):
+def live_subjects(layout, manifests: list[dict]) -> set[str]:
+    """The digests a referrer may stay attached to: every tagged manifest, and the images of
+    every tagged image index."""
+    from chrootforge.errors import CfError
+    from chrootforge.oci import imageindex
+
+    live = set()
+    for m in manifests:
+        if not (m.get("annotations") or {}).get(mt.REF_NAME):
+            continue
+        live.add(m["digest"])
+        if m.get("mediaType") == mt.INDEX:
+            try:
+                live.update(d["digest"] for d in imageindex.entries(layout, m, f"index {m['digest']}"))
+            except CfError:
+                pass  # an unreadable index keeps no referrer alive (verify reports it)
+    return live
+
+
+def _attach_change(digest: str, size: int, artifact_type: str, subject: str, layout):
     desc = {
         "mediaType": mt.MANIFEST,
         "digest": digest,
@@ -62,7 +81,7 @@ def _attach_change(digest: str, size: int, artifact_type: str, subject: str):
     }
 
     def change(manifests: list[dict]) -> list[dict]:
-        live = {m["digest"] for m in manifests if (m.get("annotations") or {}).get(mt.REF_NAME)}
+        live = live_subjects(layout, manifests)
         kept = []
         for m in manifests:
             subj = (m.get("annotations") or {}).get(SUBJECT_KEY)

@@ -7,6 +7,7 @@ tar writing, compression and thread pools: `push` starts faster by that much.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from chrootforge.errors import CfError
 from chrootforge.oci import layout as lo
@@ -17,21 +18,47 @@ from chrootforge.oci import refs, shapes
 @dataclasses.dataclass(frozen=True)
 class Resolved:
     tag: str
-    descriptor: dict
+    descriptor: dict  # the image manifest's
     manifest: dict
     config: dict
+    index: dict | None = None  # the tag's descriptor when it points at an image index
 
 
-def resolve(layout, tag: str) -> Resolved:
-    """The manifest and config of a tag in a layout (CfError if missing). A short name works when it
-    names one tag only (refs.match_tag); Resolved.tag is the stored tag."""
+def tagged_descriptor(layout, tag: str) -> tuple[str, dict]:
+    """(stored tag, its index.json descriptor): a manifest or an image index. A short name works
+    when it names one tag only (refs.match_tag)."""
     layout = lo.open_layout(layout)
-    index = lo.read_index(layout)
-    tagged = lo.tagged(index)
+    tagged = lo.tagged(lo.read_index(layout))
     match = refs.match_tag(tag, tagged)
     if match is None:
         raise refs.missing_tag(tag, tagged, str(layout))
-    desc = tagged[match]
+    return match, tagged[match]
+
+
+def resolve(layout, tag: str, platform=None) -> Resolved:
+    """The manifest and config of a tag in a layout (CfError if missing). When the tag is an OCI
+    image index, the image of `platform` (a chrootforge.platforms.Platform; default: the only one,
+    else this machine's: imageindex.choose); a plain manifest of another platform is an error when
+    a platform is asked for. Resolved.tag is the stored tag. A Docker manifest list (as other
+    tools leave one) is refused with the reason."""
+    from chrootforge.oci import imageindex
+
+    layout = lo.open_layout(layout)
+    match, desc = tagged_descriptor(layout, tag)
+    index_desc = None
+    if desc["mediaType"] == mt.INDEX:
+        index_desc = desc
+        where = f"tag {match} in {layout}"
+        desc = imageindex.choose(imageindex.entries(layout, desc, where), platform, where)
+    found = load_image(layout, match, desc, index_desc)
+    if platform is not None and index_desc is None and not imageindex.same_platform(found.config, platform):
+        has = imageindex.platform_text(found.config)
+        raise CfError(f"tag {match} in {layout} is an image for {has}, not {platform}")
+    return found
+
+
+def load_image(layout: Path, match: str, desc: dict, index_desc: dict | None = None) -> Resolved:
+    """The image manifest `desc` (of tag `match`, through `index_desc` if any) and its config."""
     if desc["mediaType"] in mt.INDEX_TYPES:
         raise CfError(
             f"tag {match} in {layout} is a multi-platform index, not one image",
@@ -52,4 +79,4 @@ def resolve(layout, tag: str) -> Resolved:
         f"config {cdesc['digest']} of {match} in {layout}",
         len(manifest["layers"]),
     )
-    return Resolved(match, desc, manifest, config)
+    return Resolved(match, desc, manifest, config, index_desc)

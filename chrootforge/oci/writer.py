@@ -15,7 +15,7 @@ from chrootforge.oci import layout as lo
 from chrootforge.oci import mediatypes as mt
 from chrootforge.oci.compress import compressor
 from chrootforge.oci.fanout import Fanout
-from chrootforge.oci.resolved import Resolved, resolve
+from chrootforge.oci.resolved import Resolved, resolve, tagged_descriptor
 from chrootforge.oci.tarwrite import write_tar
 from chrootforge.oci.tree import Owners
 from chrootforge.ownerxattr import Records
@@ -91,19 +91,19 @@ def _write_layer(staging: lo.Staging, items, root: str, compression: str, quiet:
     return desc, "sha256:" + raw.sha.hexdigest(), raw.size, count
 
 
-def _index_descriptor(manifest_digest: str, size: int, tag: str) -> dict:
+def _index_descriptor(manifest_digest: str, size: int, tag: str, media_type: str = mt.MANIFEST) -> dict:
     return {
-        "mediaType": mt.MANIFEST,
+        "mediaType": media_type,
         "digest": manifest_digest,
         "size": size,
         "annotations": {mt.REF_NAME: tag, mt.CONTAINERD_NAME: refs.full_name(tag)},
     }
 
 
-def retag(tag: str, manifest_digest: str, size: int):
-    """The index change pointing `tag` at a manifest: its old descriptor (if any) is replaced,
-    other tags kept."""
-    new = _index_descriptor(manifest_digest, size, tag)
+def retag(tag: str, manifest_digest: str, size: int, media_type: str = mt.MANIFEST):
+    """The index change pointing `tag` at a manifest (or an image index): its old descriptor (if
+    any) is replaced, other tags kept."""
+    new = _index_descriptor(manifest_digest, size, tag, media_type)
 
     def change(manifests: list[dict]) -> list[dict]:
         kept = [m for m in manifests if (m.get("annotations") or {}).get(mt.REF_NAME) != tag]
@@ -112,15 +112,15 @@ def retag(tag: str, manifest_digest: str, size: int):
     return change
 
 
-def set_tag(layout: Path, tag: str, manifest_digest: str, size: int) -> None:
-    lo.update_index(layout, retag(tag, manifest_digest, size))
+def set_tag(layout: Path, tag: str, manifest_digest: str, size: int, media_type: str = mt.MANIFEST) -> None:
+    lo.update_index(layout, retag(tag, manifest_digest, size, media_type))
 
 
 def tag(layout, source: str, new_tag: str) -> None:
-    """Give the image tagged `source` the extra tag `new_tag`."""
+    """Give the image (or image index) tagged `source` the extra tag `new_tag`."""
     refs.check_tag(new_tag)
-    found = resolve(layout, source)
-    set_tag(Path(layout), new_tag, found.descriptor["digest"], found.descriptor["size"])
+    _match, desc = tagged_descriptor(layout, source)
+    set_tag(Path(layout), new_tag, desc["digest"], desc["size"], desc["mediaType"])
 
 
 def _default_epoch(base: Resolved | None) -> int:
@@ -147,6 +147,7 @@ def commit(
     epoch: int | None = None,
     owners: Owners | None = None,
     records: Records | None = None,
+    platform=None,
 ) -> CommitResult:
     """Commit `rootfs` (the FULL tree) as `tag` in `layout`; with `parent` (a tag of the same layout)
     only the difference becomes the new layer and the parent's layers are shared.
@@ -157,6 +158,8 @@ def commit(
     IdMap's to_inside), when real root commits a tree its sandbox wrote with an unprivileged range.
     The parent's identity labels (imageconfig.IDENTITY_LABELS) are not inherited.
     records: the tree was written in single-id mode; the owners are its records (ownerxattr).
+    platform: the config's os/architecture/variant (chrootforge.platforms.Platform; default this
+    machine's); a multi-platform parent gives its image of that platform.
     Nothing of a failed commit stays in the layout (lo.Staging)."""
     refs.check_tag(tag)
     if compression not in mt.LAYER_TYPES:
@@ -172,7 +175,7 @@ def commit(
             f"the layout {layout} is inside the rootfs {root}: the image would hold itself",
             hint="write the layout outside the rootfs",
         )
-    base: Resolved | None = resolve(layout, parent) if parent else None
+    base: Resolved | None = resolve(layout, parent, platform) if parent else None  # the same platform's
     if epoch is None:
         epoch = _default_epoch(base)
     layout = lo.ensure_layout(layout)
@@ -203,6 +206,7 @@ def commit(
             parent_diff_ids + [diff_id],
             parent_history + imageconfig.new_history(history, epoch),
             epoch,
+            platform,
         )
         cfg_digest, cfg_size = staging.add_bytes(lo.canonical_json(cfg))
         manifest = {

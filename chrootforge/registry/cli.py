@@ -33,6 +33,13 @@ def register(sub) -> None:
         p.add_argument("source", metavar=source)
         p.add_argument("dest", metavar=dest)
         p.add_argument("--json", action="store_true", help="print the result as JSON")
+        if name == "pull":
+            p.add_argument(
+                "--platform",
+                metavar="OS/ARCH[/VARIANT]",
+                help="only this platform's image of a multi-platform one (default: the whole "
+                "OCI image index, with every image)",
+            )
         add_registry_options(p)
         _add_signature_options(p, name)
         p.set_defaults(func=func)
@@ -98,10 +105,16 @@ def _pull(args) -> int:
     layout, tag = split_layout_ref(args.dest)
     ref = parse_ref(args.source)
     tag = layout_tag(ref, tag)
+    platform = None
+    if args.platform:
+        from chrootforge.platforms import parse_platform
+
+        platform = parse_platform(args.platform, "--platform")
     options = options_from_args(args)
     # signatures are checked before anything is downloaded; the pull then takes the verified digest
+    # (of the index, for a multi-platform tag: its child of `platform` is then chosen)
     admitted = policy.admit(ref, options, policy.load(args.policy), args.registries_d)
-    digest = pull(admitted, layout, tag, options)
+    digest = pull(admitted, layout, tag, options, platform=platform)
     if args.json:
         print(json.dumps({"reference": str(ref), "digest": digest, "layout": layout, "tag": tag}, indent=2))
     else:

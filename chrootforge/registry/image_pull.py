@@ -1,9 +1,11 @@
 """pull: an image and its referrers from a registry into an OCI layout, verified on the way in.
 
 1. The manifest (by tag or digest): at most 4 MiB, its digest checked against the reference or the
-   registry's Docker-Content-Digest, its media type and descriptors checked (manifests.py). An
-   index resolves to this machine's linux/ARCH image. A Docker v2 schema 2 manifest is stored in
-   its OCI form (manifests.oci_form: the same blobs, a new manifest digest).
+   registry's Docker-Content-Digest, its media type and descriptors checked (manifests.py). An OCI
+   image index comes whole, with every image of it (a multi-platform image), unless `platform`
+   picks one; a Docker manifest list resolves to one image (`platform`, else this machine's). A
+   Docker v2 schema 2 manifest is stored in its OCI form (manifests.oci_form: the same blobs, a
+   new manifest digest).
 2. The referrers (API or fallback tag): each artifact manifest checked, its subject must be the image.
 3. Every blob the layout lacks, in parallel: streamed into a temp file, never past its declared
    size, resumed with Range after a broken connection, digest compared at the end.
@@ -30,6 +32,7 @@ from chrootforge.registry.manifests import (
     INDEX_TYPES,
     MANIFEST_TYPES,
     MAX_MANIFEST,
+    check_descriptor,
     choose_platform,
     image_blobs,
     oci_form,
@@ -176,16 +179,24 @@ class _Downloader:
         return writer
 
 
-def _image(client: Client, ref: RemoteRef) -> tuple[bytes, str, str, dict]:
-    """The image manifest of `ref` (through an index when it names one)."""
-    raw, media_type, digest, doc = fetch_manifest(client, ref.reference)
+def _image(client: Client, ref: RemoteRef, top=None, platform=None) -> tuple[bytes, str, str, dict]:
+    """The image manifest of `ref` (through an index when it names one: `platform`'s image, else
+    this machine's). `top`: the manifest of ref (fetch_manifest), when already fetched."""
+    raw, media_type, digest, doc = top or fetch_manifest(client, ref.reference)
     if media_type in INDEX_TYPES:
-        entry = choose_platform(doc, ref.name)
-        raw, media_type, digest, doc = fetch_manifest(client, entry["digest"])
-        if len(raw) != entry["size"] or media_type not in MANIFEST_TYPES:
-            raise VerificationError(
-                f"{ref.name}: the index entry for this platform does not match its manifest"
-            )
+        wanted = (platform.os, platform.architecture) if platform is not None else None
+        entry = choose_platform(doc, ref.name, wanted)
+        raw, media_type, digest, doc = _entry(client, ref, entry)
+    return raw, media_type, digest, doc
+
+
+def _entry(client: Client, ref: RemoteRef, entry: dict) -> tuple[bytes, str, str, dict]:
+    """An index entry's image manifest (fetch_manifest), checked against the entry."""
+    raw, media_type, digest, doc = fetch_manifest(client, entry["digest"])
+    if len(raw) != entry["size"] or media_type not in MANIFEST_TYPES:
+        raise VerificationError(
+            f"{ref.name}: the index entry {entry['digest'][:19]} does not match its manifest"
+        )
     return raw, media_type, digest, doc
 
 
@@ -233,37 +244,83 @@ class Pulled:
     read_blob: Callable[[str, int], bytes]  # (digest, max bytes) -> bytes (ValueError if larger)
 
 
+def _index_images(client: Client, ref: RemoteRef, index: dict):
+    """Every image of an OCI image index: (entry, raw, media type, manifest, blobs, referrers).
+    Entries whose platform is unknown/unknown (build attestations) count as artifacts."""
+    out = []
+    for i, entry in enumerate(index.get("manifests") or []):
+        entry = check_descriptor(entry, f"{ref.name} index entry {i + 1}", MANIFEST_TYPES | INDEX_TYPES)
+        if entry["mediaType"] not in MANIFEST_TYPES:
+            raise VerificationError(f"{ref.name}: a nested index in an image index is not supported")
+        body, media_type, digest, manifest = _entry(client, ref, entry)
+        if oci_form(media_type, manifest) is not None:  # its OCI form would change the index's digest
+            raise VerificationError(
+                f"{ref.name}: the image index lists the Docker v2 schema 2 manifest {digest[:19]}",
+                hint="pull --platform OS/ARCH takes one image of it (stored in its OCI form)",
+            )
+        artifact = (entry.get("platform") or {}).get("os") == "unknown"
+        where = f"{ref.name}@{digest[:19]}"
+        out.append(
+            (
+                entry,
+                body,
+                media_type,
+                manifest,
+                image_blobs(manifest, where, artifact=artifact),
+                _referrers(client, digest),
+            )
+        )
+    if not out:
+        raise VerificationError(f"{ref.name}: the image index lists no image")
+    return out
+
+
 def pull(
     src: str | RemoteRef,
     layout,
     tag: str | None = None,
     options: RegistryOptions | None = None,
     accept: Callable[[Pulled], None] | None = None,
+    platform=None,
 ) -> str:
     """Pull docker://HOST/REPO(:TAG|@DIGEST) into LAYOUT as TAG (default HOST/REPO:TAG); returns the
-    manifest digest. See the module docstring for what is checked. `accept` (build's remote
-    cache) checks the image's content before it is published: an exception it raises leaves the
-    layout untouched, as any other failed pull does."""
+    digest of what the tag points at (an OCI image index comes whole, unless `platform`, a
+    chrootforge.platforms.Platform, picks one of its images). See the module docstring for what
+    is checked. `accept` (build's remote cache) checks the image's content before it is
+    published: an exception it raises leaves the layout untouched, as any other failed pull does."""
     options = options or RegistryOptions()
     ref = parse_ref(src) if isinstance(src, str) else src
     tag = layout_tag(ref, tag)
     client = Client(ref.registry, ref.repository, options)
     staging = None
     try:
-        raw, media_type, remote, manifest = _image(client, ref)
-        blobs = image_blobs(manifest, ref.name)
-        found = _referrers(client, remote)
-        converted = oci_form(media_type, manifest)
-        if converted is not None:
-            raw, media_type = converted, mt.MANIFEST
-            manifest = untrusted.loads_json(raw, ref.name)
-            if found:  # their subject is the Docker manifest, which the layout will not hold
-                log.notice(
-                    f"{ref.name}: {len(found)} referrer(s) of the Docker manifest {remote[:19]} "
-                    "left behind (the layout stores the image in its OCI form)"
-                )
-                found = []
-        digest = sha256_digest(raw)
+        top = fetch_manifest(client, ref.reference)
+        subjects: dict[str, str] = {}
+        bodies: list[bytes] = []
+        converted = None
+        if top[1] == mt.INDEX and platform is None and accept is None:
+            raw, media_type, digest, manifest = top
+            remote = digest
+            images = _index_images(client, ref, manifest)
+            blobs = [b for image in images for b in image[4]]
+            found = [f for image in images for f in image[5]]
+            subjects = {desc["digest"]: image[0]["digest"] for image in images for desc, _, _ in image[5]}
+            bodies = [image[1] for image in images]
+        else:
+            raw, media_type, remote, manifest = _image(client, ref, top, platform)
+            blobs = image_blobs(manifest, ref.name)
+            found = _referrers(client, remote)
+            converted = oci_form(media_type, manifest)
+            if converted is not None:
+                raw, media_type = converted, mt.MANIFEST
+                manifest = untrusted.loads_json(raw, ref.name)
+                if found:  # their subject is the Docker manifest, which the layout will not hold
+                    log.notice(
+                        f"{ref.name}: {len(found)} referrer(s) of the Docker manifest {remote[:19]} "
+                        "left behind (the layout stores the image in its OCI form)"
+                    )
+                    found = []
+            digest = sha256_digest(raw)
         staging = Staging(layout)
         everything = blobs + [b for _, _, art in found for b in image_blobs(art, ref.name, artifact=True)]
         wanted: dict[str, dict] = {}
@@ -282,18 +339,18 @@ def pull(
             )
         finally:
             meter.close()
-        for body in [raw] + [art_raw for _, art_raw, _ in found]:
+        for body in [raw, *bodies] + [art_raw for _, art_raw, _ in found]:
             if not staging.has(sha256_digest(body)):
                 writer = staging.new_blob()
                 writer.write(body)
                 staging.ready(writer)
         image = {"mediaType": media_type, "digest": digest, "size": len(raw)}
         attached = [desc for desc, _, _ in found]
-        needed = {digest, *(d["digest"] for d in everything + attached)}
-        staging.check(ref.name, tag, image, attached, needed)
+        needed = {digest, *map(sha256_digest, bodies), *(d["digest"] for d in everything + attached)}
+        staging.check(ref.name, tag, image, attached, needed, subjects)
         if accept is not None:
             accept(Pulled(digest, manifest, [(desc, art) for desc, _, art in found], staging.read))
-        staging.publish(tag, image, attached, needed)
+        staging.publish(tag, image, attached, needed, subjects)
         _remember(ref, everything)
     except BaseException:
         if staging is not None:

@@ -3,6 +3,8 @@
 Order: every blob (config, layers, the referrers' blobs; in parallel, largest first), then the
 manifest by tag, then the referrer manifests. A registry never holds a manifest whose blobs are
 missing; a failure part-way leaves at most unreferenced blobs, which the next push reuses.
+A tag that is an image index (a multi-platform image) sends every image of it: all their blobs,
+each image manifest by digest with its referrers, and then the index by tag.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from pathlib import Path
 
 from chrootforge import log, untrusted
 from chrootforge.errors import UsageError, VerificationError
+from chrootforge.oci import imageindex
 from chrootforge.oci import layout as lo
 from chrootforge.oci import mediatypes as mt
 from chrootforge.oci.referrer import referrers as layout_referrers
-from chrootforge.oci.resolved import resolve
+from chrootforge.oci.resolved import resolve, tagged_descriptor
 from chrootforge.registry.blobcache import BlobLocations
 from chrootforge.registry.manifests import sha256_digest
 from chrootforge.registry.meter import Meter
@@ -48,6 +51,7 @@ class _Local:
     digest: str
     blobs: dict  # digest -> (size, path)
     referrers: list  # [(raw manifest, manifest)]
+    images: tuple[_Local, ...] = ()  # an index's images, put by digest before it
 
 
 def _read_manifest(layout: Path, desc: dict) -> tuple[bytes, dict]:
@@ -84,18 +88,49 @@ def _add_blobs(layout: Path, manifest: dict, blobs: dict) -> None:
 
 
 def _collect(layout, tag: str) -> _Local:
+    _match, top = tagged_descriptor(layout, tag)
+    if top["mediaType"] == mt.INDEX:
+        layout = Path(layout)
+        raw, _index = _read_manifest(layout, top)
+        images = tuple(
+            _collect_image(layout, desc) for desc in imageindex.entries(layout, top, f"tag {tag} in {layout}")
+        )
+        blobs = {digest: blob for image in images for digest, blob in image.blobs.items()}
+        return _Local(raw, mt.INDEX, top["digest"], blobs, [], images)
     found = resolve(layout, tag)
-    layout = Path(layout)
-    raw, manifest = _read_manifest(layout, found.descriptor)
+    return _collect_image(Path(layout), found.descriptor)
+
+
+def _collect_image(layout: Path, descriptor: dict) -> _Local:
+    raw, manifest = _read_manifest(layout, descriptor)
     blobs: dict = {}
     _add_blobs(layout, manifest, blobs)
     artifacts = []
-    for desc in layout_referrers(lo.read_index(layout), found.descriptor["digest"]):
+    for desc in layout_referrers(lo.read_index(layout), descriptor["digest"]):
         art_raw, art = _read_manifest(layout, desc)
         _add_blobs(layout, art, blobs)
         artifacts.append((art_raw, art))
-    media_type = manifest.get("mediaType") or found.descriptor.get("mediaType") or mt.MANIFEST
-    return _Local(raw, media_type, found.descriptor["digest"], blobs, artifacts)
+    media_type = manifest.get("mediaType") or descriptor.get("mediaType") or mt.MANIFEST
+    return _Local(raw, media_type, descriptor["digest"], blobs, artifacts)
+
+
+def _put_manifest(client: Client, reference: str, local: _Local) -> None:
+    resp = client.request(
+        "PUT",
+        f"manifests/{reference}",
+        what=f"putting the manifest {reference}",
+        scopes=client.push_scope(),
+        headers={"Content-Type": local.media_type},
+        body=lambda: local.manifest,
+        expect=(201,),
+    )
+    got = resp.headers.get("Docker-Content-Digest")
+    resp.close()
+    if got and got != local.digest:
+        raise RegistryError(
+            f"{client.registry} stored the manifest as {got}, not {local.digest}",
+            hint="the registry rewrote the manifest; its digest would not match the layout's",
+        )
 
 
 def _push_blobs(pusher: BlobPusher, blobs: dict, jobs: int) -> list[BlobOutcome]:
@@ -131,23 +166,12 @@ def push(layout, tag: str, dest: str | RemoteRef, options: RegistryOptions | Non
         if not options.quiet:
             for outcome in outcomes:
                 _report(outcome)
-        resp = client.request(
-            "PUT",
-            f"manifests/{ref.reference}",
-            what=f"putting the manifest {ref.reference}",
-            scopes=client.push_scope(),
-            headers={"Content-Type": local.media_type},
-            body=lambda: local.manifest,
-            expect=(201,),
-        )
-        got = resp.headers.get("Docker-Content-Digest")
-        resp.close()
-        if got and got != local.digest:
-            raise RegistryError(
-                f"{ref.registry} stored the manifest as {got}, not {local.digest}",
-                hint="the registry rewrote the manifest; its digest would not match the layout's",
-            )
-        via = push_referrers(client, local.digest, local.referrers)
+        via = None
+        for image in local.images:  # an index's images first, by digest: it never dangles
+            _put_manifest(client, image.digest, image)
+            via = push_referrers(client, image.digest, image.referrers) or via
+        _put_manifest(client, ref.reference, local)
+        via = push_referrers(client, local.digest, local.referrers) or via
     finally:
         meter.close()
         locations.save()
@@ -160,7 +184,7 @@ def push(layout, tag: str, dest: str | RemoteRef, options: RegistryOptions | Non
         count["uploaded"],
         count["skipped"],
         count["mounted"],
-        tuple(sha256_digest(raw) for raw, _ in local.referrers),
+        tuple(sha256_digest(raw) for image in (local, *local.images) for raw, _ in image.referrers),
         via,
     )
     if not options.quiet:

@@ -10,7 +10,6 @@ to be syntactically valid media types.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 
 from chrootforge import untrusted
@@ -107,10 +106,10 @@ def image_blobs(manifest: dict, where: str, artifact: bool = False) -> list[dict
 
 
 def host_platform() -> tuple[str, str]:
-    machine = os.uname().machine.lower()
-    return "linux", {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(
-        machine, machine
-    )
+    from chrootforge.platforms import host_platform as host
+
+    platform = host()
+    return platform.os, platform.architecture
 
 
 def choose_platform(index: dict, where: str, wanted: tuple[str, str] | None = None) -> dict:

@@ -24,7 +24,7 @@ from chrootforge.errors import CfError, VerificationError
 from chrootforge.oci import layout as lo
 from chrootforge.oci import mediatypes as mt
 from chrootforge.oci import refs
-from chrootforge.oci.referrer import SUBJECT_KEY
+from chrootforge.oci.referrer import SUBJECT_KEY, live_subjects
 
 
 class Staging:
@@ -62,7 +62,15 @@ class Staging:
             raise ValueError(f"blob {digest[:19]} is larger than {limit} bytes")
         return data
 
-    def check(self, name: str, tag: str, image: dict, referrers: list[dict], needed: set[str]) -> None:
+    def check(
+        self,
+        name: str,
+        tag: str,
+        image: dict,
+        referrers: list[dict],
+        needed: set[str],
+        subjects: dict[str, str] | None = None,
+    ) -> None:
         """VerificationError unless the image, as publish() would store it, passes the checker that
         `chrootforge verify` runs. It runs on a view: a layout in .tmp whose index.json holds only
         this image and its referrers, and whose blobs (`needed`) are symlinks to the staged temp
@@ -80,7 +88,7 @@ class Staging:
                 target = staged.get(digest) or lo.blob_path(self.layout, digest)
                 os.symlink(os.path.abspath(target), lo.blob_path(view, digest))
             (view / "oci-layout").write_bytes(lo.canonical_json(lo.LAYOUT_VERSION))
-            manifests = [_tagged(tag, image)] + [_attached(d, image["digest"]) for d in referrers]
+            manifests = [_tagged(tag, image), *_attach_all(referrers, image, subjects)]
             index = {"schemaVersion": 2, "mediaType": mt.INDEX, "manifests": manifests}
             (view / "index.json").write_bytes(lo.canonical_json(index))
             problems, _ = checker.check(view)
@@ -114,17 +122,26 @@ class Staging:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
 
-    def publish(self, tag: str, image: dict, referrers: list[dict], needed: set[str]) -> None:
-        """Store the verified blobs and point `tag` at `image`, adding the referrer descriptors (the
-        layout's convention: no ref.name, annotated with their subject), as ONE publication under
-        the layout lock (oci.layout.Staging): if anything fails, no new blob stays behind.
-        `needed`: every blob digest the image and its referrers reference (checked present)."""
+    def publish(
+        self,
+        tag: str,
+        image: dict,
+        referrers: list[dict],
+        needed: set[str],
+        subjects: dict[str, str] | None = None,
+    ) -> None:
+        """Store the verified blobs and point `tag` at `image` (a manifest or an image index),
+        adding the referrer descriptors (the layout's convention: no ref.name, annotated with
+        their subject: `image`, or for an index's images subjects[referrer digest]), as ONE
+        publication under the layout lock (oci.layout.Staging): if anything fails, no new blob
+        stays behind. `needed`: every blob digest the image and its referrers reference (checked
+        present)."""
         with self.lock:
             verified, self.verified = self.verified, []
         staging = lo.Staging(Path(self.layout))
         staging.writers = verified
         tagged = _tagged(tag, image)
-        attached = [_attached(desc, image["digest"]) for desc in referrers]
+        attached = _attach_all(referrers, image, subjects)
 
         def change(manifests: list[dict]) -> list[dict]:
             gone = sorted(d for d in needed if not lo.blob_path(self.layout, d).exists())
@@ -134,7 +151,7 @@ class Staging:
                     hint="nothing was stored; pull again",
                 )
             out = [m for m in manifests if (m.get("annotations") or {}).get(mt.REF_NAME) != tag] + [tagged]
-            live = {m["digest"] for m in out if (m.get("annotations") or {}).get(mt.REF_NAME)}
+            live = live_subjects(self.layout, out)
             new = {d["digest"] for d in attached}
             # as oci.referrer does: referrers of images no longer tagged go, ours replace equal ones
             out = [
@@ -160,6 +177,12 @@ def _tagged(tag: str, image: dict) -> dict:
         "size": image["size"],
         "annotations": {mt.REF_NAME: tag, mt.CONTAINERD_NAME: refs.full_name(tag)},
     }
+
+
+def _attach_all(referrers: list[dict], image: dict, subjects: dict[str, str] | None) -> list[dict]:
+    """The index entries of `referrers`: each attached to `image`, or (the images of a pulled
+    index) to the image subjects[its digest] names."""
+    return [_attached(d, (subjects or {}).get(d["digest"], image["digest"])) for d in referrers]
 
 
 def _attached(desc: dict, subject: str) -> dict:

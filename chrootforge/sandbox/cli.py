@@ -61,6 +61,11 @@ def _config(parsed, argv: list[str], interactive: bool):
                 raise UsageError(f"--{name} {value} is not a directory")
             dirs[name] = os.path.realpath(value)
     log_file = values.get("log")
+    platform = None
+    if values["platform"] is not None:
+        from chrootforge.platforms import parse_platform
+
+        platform = parse_platform(values["platform"], "--platform")
     return SandboxConfig(
         root=root,
         argv=argv,
@@ -77,6 +82,7 @@ def _config(parsed, argv: list[str], interactive: bool):
         single_id=values["single_id"],
         log_file=log_file,
         log_tee=values.get("tee", False),
+        platform=platform,
         **dirs,
     )
 

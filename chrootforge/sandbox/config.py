@@ -11,6 +11,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from os import PathLike
 
+    from chrootforge.platforms import Platform
     from chrootforge.sandbox.idmap import IdMap
 
     HostPath = str | PathLike[str]
@@ -67,6 +68,7 @@ class SandboxConfig:
         "log_file",
         "log_tee",
         "network",
+        "platform",
         "portage_tmpfs_size",
         "readonly_root",
         "repos",
@@ -97,6 +99,7 @@ class SandboxConfig:
         log_tee: bool = False,  # with log_file: also copy the output to our stdout
         idmap: IdMap | None = None,  # None: detect_idmap()
         single_id: bool = False,  # with idmap=None: the degraded single-id map
+        platform: Platform | None = None,  # the payload's, when it may not be this machine's
         # The root read-only, before anything is mounted on it: every mount target must already
         # exist there (nothing can be created), and only the tmpfs and binds on it are writable.
         readonly_root: bool = False,
@@ -121,6 +124,7 @@ class SandboxConfig:
         self.log_tee = log_tee
         self.idmap = idmap
         self.single_id = single_id
+        self.platform = platform
         self.readonly_root = readonly_root
         self.umask = umask
         self.domainname = domainname

@@ -91,12 +91,10 @@ def spawn(argv: list[str], env: dict[str, str], file_actions=(), setsid: bool = 
 
 def exec_failed(argv0: str, err: OSError, err_fd: int) -> int:
     """Report a payload that could not be executed; the exit status a shell would give."""
-    userns.report(
-        err_fd,
-        f"cannot run {argv0} in the sandbox: {err.strerror}",
-        "check the command exists in the root (and PATH inside it)",
-        kind="exec",
-    )
+    hint = "check the command exists in the root (and PATH inside it)"
+    if err.errno == errno.ENOEXEC:
+        hint = "is it a program for another platform? give its platform, e.g. --platform linux/arm64"
+    userns.report(err_fd, f"cannot run {argv0} in the sandbox: {err.strerror}", hint, kind="exec")
     return PAYLOAD_EXEC_FAILED if err.errno == errno.ENOENT else 126
 
 

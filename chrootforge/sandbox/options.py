@@ -65,6 +65,13 @@ OPTIONS = (
         choices=("none", "ro"),
         default="none",
     ),
+    Option(
+        "--platform",
+        "value",
+        "OS/ARCH[/VARIANT]",
+        "the root's platform, e.g. linux/arm64: a foreign one runs under QEMU's static emulator, "
+        "registered in the sandbox's own binfmt_misc",
+    ),
     Option("--cwd", "value", "DIR", "working directory inside (default: / for run, /root for shell)"),
     Option(
         "--hostname", "value", "NAME", "the sandbox's host name (default: chrootforge)", default="chrootforge"

@@ -28,6 +28,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import BinaryIO
 
+    from chrootforge.sandbox.emulation import Emulation
     from chrootforge.sandbox.mountplan import MountStep
 
 
@@ -38,6 +39,11 @@ def run_sandboxed(config: SandboxConfig) -> int:
     steps = plan_mounts(config)
     idmap = config.idmap or detect_idmap(config.single_id)
     validate_sources(config, idmap)
+    emulation = None
+    if config.platform is not None:
+        from chrootforge.sandbox import emulation as emulator  # only foreign-arch runs pay for it
+
+        emulation = emulator.plan(config.platform)
     env = config.payload_env()
     if config.env is None or "TERM" not in config.env:
         env["TERM"] = os.environ.get("TERM", "dumb")
@@ -84,7 +90,9 @@ def run_sandboxed(config: SandboxConfig) -> int:
         pid1 = userns.fork_forwarding()
         if pid1 == 0:
             channels.close_child_ends()
-            os._exit(_pid1(_Pid1(config, steps, argv, env, use_pty, err_fd, out_w, notice_w, channels)))
+            os._exit(
+                _pid1(_Pid1(config, steps, argv, env, use_pty, emulation, err_fd, out_w, notice_w, channels))
+            )
         channels.close_pid1_ends()
         os.close(notice_w)
         if out_w is not None:
@@ -231,6 +239,7 @@ class _Pid1(Value):
         "argv",
         "env",
         "use_pty",
+        "emulation",
         "err_fd",
         "out_w",
         "notice_w",
@@ -241,17 +250,23 @@ class _Pid1(Value):
     argv: list[str]  # the payload
     env: dict[str, str]  # its environment
     use_pty: bool  # serve it through a pseudo-terminal (ptyrelay)
+    emulation: Emulation | None  # the foreign arch's binfmt_misc handler to register (emulation.py)
     err_fd: int  # the error pipe (Reports) to chrootforge
     out_w: int | None  # the payload's stdout and stderr when --log is given
     notice_w: int  # the notice pipe (Reports) to chrootforge
     channels: _Channels  # the pipes to the namespace child (PID 1 closed the child's ends)
 
-    def __init__(self, config, steps, argv, env, use_pty, err_fd, out_w, notice_w, channels) -> None:
-        self._init(config, steps, argv, env, use_pty, err_fd, out_w, notice_w, channels)
+    def __init__(
+        self, config, steps, argv, env, use_pty, emulation, err_fd, out_w, notice_w, channels
+    ) -> None:
+        self._init(config, steps, argv, env, use_pty, emulation, err_fd, out_w, notice_w, channels)
 
 
 def _pid1(job: _Pid1) -> int:
-    """PID 1 before the payload: die with our parent, set up the filesystem, lock it, then serve."""
+    """PID 1 before the payload: die with our parent, set up the filesystem, lock it, then serve.
+
+    With an emulation, PID 1 keeps the fd of the sandbox's binfmt_misc for its whole life (the
+    payload never gets it: init.spawn closes every fd above stderr)."""
     config, err_fd, notice_w = job.config, job.err_fd, job.notice_w
     life_r, made_w, ask_w, answer_r = job.channels.pid1_ends()
     try:
@@ -268,11 +283,18 @@ def _pid1(job: _Pid1) -> int:
             sc.setdomainname(config.domainname)
         notices: list[str] = []
         created: list = []
+        binfmt_fd = None
         try:
+            if job.emulation is not None:  # while the host's files (the emulator) are in sight
+                from chrootforge.sandbox import emulation as emulator
+
+                binfmt_fd = emulator.install(job.emulation, notices)
             mounter.apply_plan(job.steps, notices, created)
         finally:
             userns.write_all(made_w, rootpath.encode_created(created))
             os.close(made_w)
+        if binfmt_fd is not None:
+            emulator.attach(binfmt_fd)
         for text in notices:
             userns.report(notice_w, text, kind="notice")
         os.close(notice_w)

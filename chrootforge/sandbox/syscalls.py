@@ -33,6 +33,12 @@ _PIVOT_ROOT_NR = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "
 # mount_setattr(2) (Linux 5.12) has the same number on every architecture (the new syscall table).
 SYS_MOUNT_SETATTR = 442
 SYS_CLOSE_RANGE = 436  # Linux 5.9, also the same everywhere
+# The new mount API (Linux 5.2), the same numbers everywhere too.
+SYS_MOVE_MOUNT, SYS_FSOPEN, SYS_FSCONFIG, SYS_FSMOUNT = 429, 430, 431, 432
+FSOPEN_CLOEXEC = FSMOUNT_CLOEXEC = 0x1
+FSCONFIG_CMD_CREATE = 6
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+AT_FDCWD = -100
 CLOSE_RANGE_CLOEXEC = 0x4  # Linux 5.11
 AT_RECURSIVE = 0x8000
 AT_EMPTY_PATH = 0x1000
@@ -118,6 +124,32 @@ def mount_setattr(fd: int, attr_set: int) -> None:
     )
 
 
+def _fd(result: int, what: str) -> int:
+    if result < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+    return result
+
+
+def detached_mount(fstype: str) -> int:
+    """A new filesystem of `fstype`, mounted nowhere yet: the fd of its mount (close-on-exec).
+    It lives as long as a descriptor or an attachment (move_mount) holds it."""
+    fs = _fd(_libc.syscall(SYS_FSOPEN, fstype.encode(), FSOPEN_CLOEXEC), f"fsopen {fstype}")
+    try:
+        _fd(_libc.syscall(SYS_FSCONFIG, fs, FSCONFIG_CMD_CREATE, None, None, 0), f"fsconfig {fstype}")
+        return _fd(_libc.syscall(SYS_FSMOUNT, fs, FSMOUNT_CLOEXEC, 0), f"fsmount {fstype}")
+    finally:
+        os.close(fs)
+
+
+def attach_mount(mount_fd: int, target: str) -> None:
+    """Attach a detached mount (detached_mount) at `target`."""
+    _check(
+        _libc.syscall(SYS_MOVE_MOUNT, mount_fd, b"", AT_FDCWD, os.fsencode(target), MOVE_MOUNT_F_EMPTY_PATH),
+        f"move_mount {target}",
+    )
+
+
 def join_new_session_keyring() -> None:
     """Replace the session keyring we inherited by a new, empty one (keyctl(2)
     KEYCTL_JOIN_SESSION_KEYRING with no name): whoever we start no longer possesses the caller's
@@ -125,10 +157,7 @@ def join_new_session_keyring() -> None:
     nr = SYS_KEYCTL.get(os.uname().machine)
     if nr is None:
         raise OSError(errno.ENOSYS, f"keyctl: unknown syscall number on {os.uname().machine}")
-    result = _libc.syscall(nr, KEYCTL_JOIN_SESSION_KEYRING, None)
-    if result < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"keyctl: {os.strerror(err)}")
+    _fd(_libc.syscall(nr, KEYCTL_JOIN_SESSION_KEYRING, None), "keyctl")
 
 
 def cloexec_from(first: int) -> None:

@@ -14,6 +14,15 @@ from chrootforge.sources import grammar
 DEFAULT_MIRROR = "https://distfiles.gentoo.org"
 # releases/<dir-arch>/ holds stages whose file names use a more specific "micro" arch
 MICROARCH = {"x86": "i686", "arm": "armv7a_hardfp", "riscv": "rv64_lp64d"}
+# stage3-<this>-...: the arch (Gentoo's) of the other words releases use
+STAGE_WORDS = {
+    "amd64": "amd64",
+    "arm64": "arm64",
+    "ppc64": "ppc64",
+    "ppc64le": "ppc64",
+    "s390x": "s390",
+    "i486": "x86",
+}
 # the first word of a variant without a micro-arch (e.g. openrc, musl-hardened, nomultilib-systemd)
 VARIANT_WORDS = {
     "openrc",
@@ -70,6 +79,24 @@ def stage_name(arch: str, variant: str) -> str:
     if variant.split("-", 1)[0] not in VARIANT_WORDS:
         return f"stage3-{variant}"  # the variant already names its micro-arch (armv6j_hardfp-openrc)
     return f"stage3-{MICROARCH.get(arch, arch)}-{variant}"
+
+
+def stage_arch(filename: str) -> str | None:
+    """Gentoo's arch of a stage3 named the release way (stage3-amd64-openrc-..., stage3-i686-...,
+    stage3-armv7a_hardfp-...); None for other names."""
+    if not filename.startswith("stage3-"):
+        return None
+    word = filename[len("stage3-") :].split("-", 1)[0]
+    by_micro = {micro: arch for arch, micro in MICROARCH.items()}
+    if word in by_micro:
+        return by_micro[word]
+    if word in STAGE_WORDS:
+        return STAGE_WORDS[word]
+    if re.fullmatch(r"arm(v\d\w*)?", word.split("_", 1)[0]):
+        return "arm"
+    if word.startswith("rv64"):
+        return "riscv"
+    return None
 
 
 def latest_relpath(arch: str, variant: str) -> str:

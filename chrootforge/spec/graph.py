@@ -50,9 +50,10 @@ def parse_targets(targets: list[str]) -> tuple[Path, list[str] | None]:
     return roots.pop(), names
 
 
-def load_project(folder: Path, wanted: list[str] | None = None) -> tuple[Project, list[str]]:
-    """Load the namespace and, from `wanted` (None = all), every image and ancestor it needs."""
-    ns = load_namespace(folder)
+def load_project(folder: Path, wanted: list[str] | None = None, platform=None) -> tuple[Project, list[str]]:
+    """Load the namespace (as `platform` sees it, default its first) and, from `wanted` (None =
+    all), every image and ancestor it needs."""
+    ns = load_namespace(folder, platform)
     project = Project(ns)
     available = image_names(ns)
     todo = list(available if wanted is None else wanted)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import ClassVar
 
+from chrootforge.platforms import Platform
 from chrootforge.sources import grammar
 from chrootforge.spec import checks
 from chrootforge.spec.schema import (
@@ -22,6 +23,7 @@ from chrootforge.spec.schema import (
     Locales,
     PathKind,
     PathList,
+    Platforms,
     Str,
     StrList,
     StrMap,
@@ -81,7 +83,14 @@ class Stage3Source:
         content=False,
     )
     # (each of these becomes part of a mirror URL and of cache names: Gentoo's grammar only)
-    arch: str = key(STR, "the stage's architecture", "amd64", each=grammar.arch)
+    arch: str = key(
+        STR,
+        "the stage's architecture (Gentoo's name: releases/ARCH/autobuilds, stage3-ARCH-...)",
+        "",
+        default_doc="each platform's (amd64, arm64, arm, x86, riscv, ppc64, s390)",
+        example="amd64",
+        each=grammar.arch,
+    )
     variant: str = key(
         STR, "the stage's variant (e.g. openrc, systemd, musl)", "openrc", each=grammar.variant
     )
@@ -268,6 +277,19 @@ class Namespace:
         check=checks.at_least(1),
         content=False,
     )
+    platforms: tuple[Platform, ...] = key(
+        Platforms(),
+        "the platforms every image is built for, os/arch[/variant]; with more than one, each tag "
+        "is an OCI image index of one image per platform. A foreign one runs under QEMU's "
+        "emulator. Per platform, ${VAR} takes $VAR_<ARCH> when set (e.g. $STAGE_ARM64), and a "
+        "profile's arch component follows the platform",
+        (),
+        section="build",
+        default_doc="[stage3] arch's platform, else this machine's",
+        example=["linux/amd64", "linux/arm64"],
+        # which images are built, not what one is: each image's key has its own platform
+        content=False,
+    )
     binhost: str | None = key(
         STR,
         "a binhost serving chrootforge binpkgs caches (http, https or file URL of "
@@ -283,6 +305,10 @@ class Namespace:
     root: Path  # the namespace folder
     spec_path: Path
     text: str = ""  # raw file text (its ${VAR}s)
+    # The platform this view of the namespace builds for (load_namespace reads the file once per
+    # platform: stage3, profile and ${VAR}s may differ between them). Not a key of the file: the
+    # build key names it on its own (build.image_key).
+    platform: Platform = Platform("linux", "amd64")
 
 
 # -- image.toml --------------------------------------------------------------------------------------

@@ -192,6 +192,31 @@ class PathList(Kind):
         return tuple(expand_path(at, v) for v in StrList(single=True).convert(at, value))
 
 
+class Platforms(Kind):
+    """A list of "os/arch[/variant]" (chrootforge/platforms.py), normalized, without repeats."""
+
+    toml = 'list of strings ("os/arch[/variant]")'
+
+    def convert(self, at, value):
+        from chrootforge.platforms import parse_platform
+
+        out = []
+        for text in StrList(single=True).convert(at, value):
+            try:
+                platform = parse_platform(text, "platform")
+            except UsageError as err:
+                raise at.error(f"'{at.name}': {err}", hint=err.hint) from None
+            if platform in out:
+                raise at.error(f"'{at.name}' names {platform} twice")
+            out.append(platform)
+        if not out:
+            raise at.error(f"'{at.name}' is empty", hint='e.g. ["linux/amd64", "linux/arm64"]')
+        return tuple(out)
+
+    def literal(self, value) -> str:
+        return toml_literal([str(p) for p in value])
+
+
 class Locales(Kind):
     toml = 'list of strings, or "all"'
 
@@ -205,14 +230,24 @@ class Locales(Kind):
 
 
 def expand_path(at: At, value: str) -> Path:
+    """${VAR} from the environment (for one platform's view of a namespace, ${VAR_<ARCH>} first,
+    e.g. $STAGE_ARM64 for ${STAGE}), ~ expanded, relative to the spec file's folder."""
     import os
+
+    suffix = at.spec.env_suffix
 
     def var(match):
         name = match.group(1)
+        if suffix and f"{name}_{suffix}" in os.environ:
+            return os.environ[f"{name}_{suffix}"]
         if name not in os.environ:
             from chrootforge.envvars import unset_hint
 
-            raise at.error(f"${{{name}}} is not set in the environment", hint=unset_hint(name, os.environ))
+            also = f" (nor ${{{name}_{suffix}}})" if suffix else ""
+            hint = unset_hint(name, os.environ)
+            if suffix:
+                hint = f"{hint}; for this platform, {name}_{suffix} is read first"
+            raise at.error(f"${{{name}}} is not set in the environment{also}", hint=hint)
         return os.environ[name]
 
     path = Path(os.path.expanduser(text(at, _VAR_RE.sub(var, value))))

@@ -77,6 +77,9 @@ class SpecFile:
     path: Path
     text: str
     data: dict
+    # Set while a namespace file is read for one platform: `${NAME}` then takes `$NAME_<SUFFIX>`
+    # when that is set (schema.expand_path), e.g. ARM64 for linux/arm64.
+    env_suffix: str = ""
 
     def __post_init__(self):
         self._lines = _key_lines(self.text)

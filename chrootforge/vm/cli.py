@@ -41,7 +41,8 @@ def register(sub) -> None:
         help="run CMD as the unprivileged guest user in a fresh guest",
         description="Boot a fresh guest (no network device), run CMD as the user `cf` (or root "
         "with --root) with the --share directories mounted, and exit with CMD's status.",
-        usage="%(prog)s [--share SRC:DST[:ro]]... [--timeout S] [--memory M] -- CMD...",
+        usage="%(prog)s [--share SRC:DST[:ro]]... [--timeout S] [--memory M] [--binfmt PLATFORM]... "
+        "-- CMD...",
     )
     run.add_argument(
         "--share",
@@ -78,6 +79,14 @@ def register(sub) -> None:
         "--root",
         action="store_true",
         help="run CMD as the guest's root (to change kernel settings; the user is `cf`)",
+    )
+    run.add_argument(
+        "--binfmt",
+        action="append",
+        default=[],
+        metavar="PLATFORM",
+        help="the guest's root registers QEMU's static emulator for PLATFORM (e.g. linux/arm64), "
+        "for `chrootforge run --platform` in the guest (repeatable)",
     )
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD...")
     run.set_defaults(func=_run)
@@ -130,6 +139,13 @@ def _run(args) -> int:
     scratch = parse_size(args.scratch, "--scratch", "G") if args.scratch else None
     uid, gid = guest_ids(os.getuid(), os.getgid())
     source = Share(SOURCE_ROOT, SOURCE_MOUNT, True)
+    emulators: list[Share] = []
+    binfmt: list[str] = []
+    if args.binfmt:
+        from chrootforge.platforms import parse_platform
+        from chrootforge.vm.emulators import guest_binfmt
+
+        emulators, binfmt = guest_binfmt([parse_platform(p, "--binfmt") for p in args.binfmt])
     job = Job(
         argv=tuple(command),
         uid=uid,
@@ -137,7 +153,8 @@ def _run(args) -> int:
         as_root=args.root,
         cwd=args.cwd,
         env=(*pycache_env(SOURCE_ROOT), *env),
-        shares=(source, *shares),
+        shares=(source, *shares, *emulators),
+        binfmt=tuple(binfmt),
     )
     result = runner.run_job(
         job, runner.Resources(timeout=args.timeout, memory_mb=memory, scratch_bytes=scratch)

@@ -1,7 +1,8 @@
 """The job a guest runs, as the shell fragment its stage-2 init sources (vm/guest-init).
 
-The fragment only assigns variables, defines `cf_mounts` and sets "$@" to the command; every value
-is shell-quoted, so no argument, path or variable can inject anything into the guest's init.
+The fragment only assigns variables, defines `cf_mounts` and `cf_binfmt` and sets "$@" to the
+command; every value is shell-quoted, so no argument, path or variable can inject anything into the
+guest's init.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class Job:
     cwd: str = "/home/cf"
     env: tuple[tuple[str, str], ...] = ()
     shares: tuple[Share, ...] = ()
+    binfmt: tuple[str, ...] = ()  # binfmt_misc registration lines the guest's root writes
 
 
 def guest_ids(uid: int, gid: int) -> tuple[int, int]:
@@ -81,6 +83,8 @@ def job_script(job: Job) -> str:
         f"    cf_share {share_tag(i)} {'ro' if s.readonly else 'rw'} {q(s.dest)}"
         for i, s in enumerate(job.shares)
     ]
+    lines += ["}", "cf_binfmt() {", "    :"]
+    lines += [f"    cf_register {q(line)}" for line in job.binfmt]
     lines += ["}", "set -- " + " ".join(q(arg) for arg in command_argv(job))]
     return "\n".join(lines) + "\n"
 

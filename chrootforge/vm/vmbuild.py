@@ -97,9 +97,12 @@ def input_dirs(project, stage3: Path | None) -> list[Path]:
 
 
 def passed_env(project) -> list[tuple[str, str]]:
-    """The variables the specs name as ${VAR}, and the few chrootforge itself reads."""
+    """The variables the specs name as ${VAR} (with each platform's ${VAR_<ARCH>}), and the few
+    chrootforge itself reads."""
     texts = [project.namespace.text, *(image.text for image in project.images.values())]
-    names = {name for text in texts for name in _VAR.findall(text)} | set(PATH_VARS) | set(PLAIN_VARS)
+    names = {name for text in texts for name in _VAR.findall(text)}
+    names |= {f"{name}_{p.env_suffix}" for name in names for p in project.namespace.platforms}
+    names |= set(PATH_VARS) | set(PLAIN_VARS)
     return sorted((name, os.environ[name]) for name in names if name in os.environ)
 
 
@@ -134,6 +137,7 @@ def _build_in_vm(targets: list[str], options: VmBuildOptions):
     from chrootforge.gentoo.inputs import binpkg_key, identify
     from chrootforge.spec.graph import load_project, parse_targets
     from chrootforge.vm import merge, runner
+    from chrootforge.vm.emulators import guest_binfmt
     from chrootforge.vm.job import Job, guest_ids, pycache_env
     from chrootforge.vm.recipe import SOURCE_ROOT, guest_dir
     from chrootforge.vm.rootfs import SOURCE_MOUNT
@@ -142,13 +146,15 @@ def _build_in_vm(targets: list[str], options: VmBuildOptions):
     folder, names = parse_targets(targets)
     project, _requested = load_project(folder, names)
     ns = project.namespace
+    views = [load_project(folder, names, platform)[0] for platform in ns.platforms]
     if (options.network or ns.network) == "host":
         raise UsageError(
             "--vm: the guest has no network device, so --network host cannot work there",
             hint="build on the host for that, or provide the distfiles ([build] distfiles)",
         )
     stage3 = Path(options.stage3).resolve() if options.stage3 else None
-    inputs = [check_input_dir(d) for d in minimal_dirs(input_dirs(project, stage3))]
+    inputs = [check_input_dir(d) for d in minimal_dirs([d for v in views for d in input_dirs(v, stage3)])]
+    emulators, binfmt = guest_binfmt(list(ns.platforms))  # the guest's root registers them
     guest_dir()
     layout = Path(options.layout).resolve() if options.layout else ns.layout
     bdir = st.build_dir(layout)
@@ -162,7 +168,7 @@ def _build_in_vm(targets: list[str], options: VmBuildOptions):
     except OSError as err:
         raise UsageError(f"cannot create {bdir}: {err.strerror}", hint="choose a writable --layout") from None
     resolved = [Path(t).resolve() for t in targets]
-    shares = [Share(SOURCE_ROOT, SOURCE_MOUNT, True)]
+    shares = [Share(SOURCE_ROOT, SOURCE_MOUNT, True), *emulators]
     shares += [Share(d, str(d), True) for d in inputs]
     with file_lock(bdir / ".build.lock"), runner.run_dir() as rd:
         out = rd / "out"
@@ -195,6 +201,7 @@ def _build_in_vm(targets: list[str], options: VmBuildOptions):
             cwd="/",
             env=tuple(env),
             shares=tuple(shares),
+            binfmt=tuple(binfmt),
         )
         log.info(f"vm: building {' '.join(t.name for t in resolved)} in a QEMU guest (no network)")
         result = runner.run_job(

@@ -19,12 +19,13 @@ APPLETS = ("sh", "echo", "cat", "ls", "id", "test", "stat", "readlink", "true")
 EPOCH = 1700000000
 
 
-def make_busybox_rootfs(root: Path) -> Path:
-    """A tiny runnable root: Debian's busybox-static plus applet symlinks."""
+def make_busybox_rootfs(root: Path, busybox: Path = BUSYBOX) -> Path:
+    """A tiny runnable root: Debian's busybox-static (or another arch's `busybox`) plus applet
+    symlinks."""
     if not BUSYBOX.exists():
         pytest.skip("busybox-static is not installed (apt-get install busybox-static)")
     (root / "bin").mkdir(parents=True)
-    shutil.copy2(BUSYBOX, root / "bin" / "busybox")
+    shutil.copy2(busybox, root / "bin" / "busybox")
     for applet in APPLETS:
         (root / "bin" / applet).symlink_to("busybox")
     for d in ("tmp", "etc", "proc", "sys", "dev"):
@@ -34,6 +35,30 @@ def make_busybox_rootfs(root: Path) -> Path:
     (root / "etc" / "motd").write_text("made by chrootforge\n")
     os.link(root / "etc" / "motd", root / "etc" / "motd.link")
     return root
+
+
+@contextlib.contextmanager
+def fixed_epoch(epoch: int = EPOCH):
+    """SOURCE_DATE_EPOCH=epoch for what commits meanwhile (restored afterwards)."""
+    old = os.environ.get("SOURCE_DATE_EPOCH")
+    os.environ["SOURCE_DATE_EPOCH"] = str(epoch)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("SOURCE_DATE_EPOCH", None)
+        else:
+            os.environ["SOURCE_DATE_EPOCH"] = old
+
+
+def open_to_all(root: Path) -> None:
+    """Directories 0755 and files 0644 (0755 if executable): every test identity may read them."""
+    for dirpath, _dirs, files in os.walk(root):
+        os.chmod(dirpath, 0o755)
+        for name in files:
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o755 if os.access(path, os.X_OK) else 0o644)
 
 
 def chown_tree(root: Path, uid: int, gid: int) -> None:

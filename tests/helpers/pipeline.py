@@ -25,12 +25,13 @@ class WorldInputs:
     stage: Path
     keyring: Path
     distfiles: Path
+    suffix: str = ""  # another arch's: "_ARM64" (what `just world-env arm64` prints)
 
     def env(self) -> dict[str, str]:
         return {
-            "CHROOTFORGE_WORLD_STAGE": str(self.stage),
-            "CHROOTFORGE_WORLD_KEYRING": str(self.keyring),
-            "CHROOTFORGE_WORLD_DISTFILES": str(self.distfiles),
+            f"CHROOTFORGE_WORLD_STAGE{self.suffix}": str(self.stage),
+            f"CHROOTFORGE_WORLD_KEYRING{self.suffix}": str(self.keyring),
+            f"CHROOTFORGE_WORLD_DISTFILES{self.suffix}": str(self.distfiles),
         }
 
 
@@ -61,6 +62,17 @@ class BuiltLayout:
 def world_inputs(world_stage, world_distfiles) -> WorldInputs:
     """The world engineer's stage and distfiles (tests/helpers/world.py), as examples/world reads them."""
     return WorldInputs(Path(world_stage.tarball), Path(world_stage.keyring), Path(world_distfiles))
+
+
+@pytest.fixture(scope="session")
+def world_inputs_arm64(world_stage_arm64, world_distfiles_arm64) -> WorldInputs:
+    """The arm64 world's, under the names `just world-env arm64` prints."""
+    return WorldInputs(
+        Path(world_stage_arm64.tarball),
+        Path(world_stage_arm64.keyring),
+        Path(world_distfiles_arm64),
+        "_ARM64",
+    )
 
 
 class Podman:

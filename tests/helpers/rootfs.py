@@ -58,6 +58,7 @@ _BUILD = textwrap.dedent("""
 
     root = Path(sys.argv[1])
     owned = eval(sys.argv[2])
+    binary = sys.argv[3]
     root.mkdir(mode=0o755)
     for d in ("bin", "sbin", "usr/bin", "usr/sbin", "etc", "root", "tmp", "var/tmp", "home",
               "proc", "dev", "sys", "run", "var/db/repos"):
@@ -65,11 +66,12 @@ _BUILD = textwrap.dedent("""
     os.chmod(root / "tmp", 0o1777)
     os.chmod(root / "var/tmp", 0o1777)
     os.chmod(root / "root", 0o700)
-    data = open("/bin/busybox", "rb").read()
+    data = open(binary, "rb").read()
     with open(root / "bin/busybox", "wb") as out:
         out.write(data)
     os.chmod(root / "bin/busybox", 0o755)
     import subprocess
+    # the host's busybox names the applets (a foreign one cannot run here; Debian builds both alike)
     applets = subprocess.run(["/bin/busybox", "--list-full"], capture_output=True, text=True,
                              check=True).stdout.split()
     for applet in applets:
@@ -111,12 +113,13 @@ _BUILD = textwrap.dedent("""
 """)
 
 
-def make_busybox_rootfs(identity, dest: Path) -> Path:
-    """Build the busybox rootfs at `dest` (must not exist; its parent writable by identity)."""
+def make_busybox_rootfs(identity, dest: Path, binary: Path = BUSYBOX) -> Path:
+    """Build the busybox rootfs at `dest` (must not exist; its parent writable by identity), with
+    `binary` as its busybox (another architecture's static one makes a foreign rootfs)."""
     if not BUSYBOX.exists():
         pytest.skip("busybox-static is not installed (apt-get install busybox-static)")
     owned = repr(OWNED_FILES)
-    result = identity.run([*identity.python, "-c", _BUILD, str(dest), owned])
+    result = identity.run([*identity.python, "-c", _BUILD, str(dest), owned, str(binary)])
     if result.returncode != 0:
         raise RuntimeError(
             f"building the busybox rootfs as {identity.name} failed:\n{result.stdout}{result.stderr}"
@@ -135,14 +138,17 @@ def remove_as(identity, path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-class _RootfsCache:
-    def __init__(self):
+class RootfsCache:
+    """One busybox rootfs per identity (with `binary` as its busybox), removed at the end."""
+
+    def __init__(self, binary: Path = BUSYBOX):
+        self.binary = binary
         self.built: dict[str, tuple[object, Path, Path]] = {}
 
     def get(self, identity) -> Path:
         if identity.name not in self.built:
             parent = identity.mkdtemp("busybox.")
-            rootfs = make_busybox_rootfs(identity, parent / "rootfs")
+            rootfs = make_busybox_rootfs(identity, parent / "rootfs", self.binary)
             self.built[identity.name] = (identity, parent, rootfs)
         return self.built[identity.name][2]
 
@@ -153,7 +159,7 @@ class _RootfsCache:
 
 @pytest.fixture(scope="session")
 def _busybox_rootfs_cache():
-    cache = _RootfsCache()
+    cache = RootfsCache()
     yield cache
     cache.cleanup()
 

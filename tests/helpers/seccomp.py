@@ -1,10 +1,14 @@
 """Run a command under a seccomp filter that blocks user namespaces, as CI containers do.
 
     python3 tests/helpers/seccomp.py CMD...
+    python3 tests/helpers/seccomp.py --fsopen CMD...
 
 The filter (raw BPF, installed with prctl through ctypes) refuses unshare(2) and clone(2) with
 CLONE_NEWUSER with EPERM, and clone3(2) with ENOSYS, so that glibc falls back to clone(2) for threads
-(clone3 passes its flags in memory, where a filter cannot look). Everything else is allowed. It is a
+(clone3 passes its flags in memory, where a filter cannot look). Everything else is allowed.
+
+With --fsopen it refuses only fsopen(2), with EPERM: what a kernel before 6.7 answers a user
+namespace that asks for a binfmt_misc (chrootforge makes nothing else through fsopen). It is a
 plain script with no imports from the project, so it runs inside the QEMU guest too.
 """
 
@@ -18,6 +22,7 @@ import sys
 
 AUDIT_ARCH_X86_64 = 0xC000003E
 NR_CLONE, NR_UNSHARE, NR_CLONE3 = 56, 272, 435  # x86_64
+NR_FSOPEN = 430  # the same on every arch
 CLONE_NEWUSER = 0x10000000
 RET_ALLOW = 0x7FFF0000
 RET_ERRNO = 0x00050000
@@ -50,8 +55,22 @@ def program() -> bytes:
     )
 
 
-def install() -> None:
-    code = program()
+def fsopen_program() -> bytes:
+    return b"".join(
+        (
+            _insn(LD_ABS_W, 0, 0, 4),
+            _insn(JEQ_K, 1, 0, AUDIT_ARCH_X86_64),
+            _insn(RET_K, 0, 0, RET_ALLOW),
+            _insn(LD_ABS_W, 0, 0, 0),
+            _insn(JEQ_K, 0, 1, NR_FSOPEN),
+            _insn(RET_K, 0, 0, RET_ERRNO | errno.EPERM),
+            _insn(RET_K, 0, 0, RET_ALLOW),
+        )
+    )
+
+
+def install(code: bytes | None = None) -> None:
+    code = program() if code is None else code
     count = len(code) // 8
     buffer = ctypes.create_string_buffer(code, len(code))
 
@@ -68,10 +87,13 @@ def install() -> None:
 
 
 def main(argv: list[str]) -> int:
+    code = None
+    if argv[:1] == ["--fsopen"]:
+        argv, code = argv[1:], fsopen_program()
     if not argv:
-        print("usage: seccomp.py CMD...", file=sys.stderr)
+        print("usage: seccomp.py [--fsopen] CMD...", file=sys.stderr)
         return 2
-    install()
+    install(code)
     os.execvp(argv[0], argv)
     return 127
 

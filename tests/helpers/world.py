@@ -8,6 +8,8 @@
   the unprivileged test user can read it too.
 - `world_distfiles` (session): the cached distfiles dir (checked against the repo's Manifests).
   Treat it as read-only: bind a copy (`copy_distfiles`) where portage may write.
+- `world_stage_arm64`, `world_distfiles_arm64` (session): the same for arm64 (the stage is built
+  under chrootforge's emulated sandbox; the .debs are Debian's arm64 ones).
 - `world_repo` (session): a world-readable copy of examples/repo made for this session.
 - `world_builder` (session): `world_builder(identity, purpose="pristine")` extracts the stage once per
   identity and purpose under that identity's id mapping (the way builds see it) and returns the
@@ -52,6 +54,29 @@ def world_distfiles(world_cache) -> Path:
 
     try:
         return ensure_distfiles(world_cache, quiet=False)
+    except DistfilesError as err:
+        pytest.fail(str(err))
+
+
+@pytest.fixture(scope="session")
+def world_stage_arm64(world_cache):
+    """The arm64 synthetic stage3 (built under emulation, tests/world/stage_foreign.py: ~30 min
+    of CPU the first time on a 2-core machine; cached like the amd64 one)."""
+    from tests.world.signing import SigningError
+    from tests.world.stage import StageError, ensure_stage
+
+    try:
+        return ensure_stage(world_cache, quiet=False, arch="arm64")
+    except (StageError, SigningError) as err:
+        pytest.fail(f"cannot build the arm64 synthetic stage: {err}")
+
+
+@pytest.fixture(scope="session")
+def world_distfiles_arm64(world_cache) -> Path:
+    from tests.world.distfiles import DistfilesError, ensure_distfiles
+
+    try:
+        return ensure_distfiles(world_cache, quiet=False, arch="arm64")
     except DistfilesError as err:
         pytest.fail(str(err))
 

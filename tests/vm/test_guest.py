@@ -193,3 +193,83 @@ def test_killed_chrootforge_leaves_no_qemu(sig, vm_artifacts):
             child.wait()
         for pid in qemu_processes(str(marker)):
             os.kill(pid, signal.SIGKILL)
+
+
+EMULATION = r"""
+as_user() { setpriv --reuid=cf --regid=cf --init-groups -- "$@"; }
+cd /tmp
+RUN="python3 -m chrootforge run --platform linux/arm64 /mnt/root -- /bin/uname -m"
+echo "== no emulator in the guest"
+cat /proc/sys/fs/binfmt_misc/qemu-aarch64
+as_user $RUN 2>&1
+echo "rc=$?"
+echo "== refused"
+cp /cf/emulators/0/qemu-aarch64-static /usr/bin/
+as_user $RUN 2>&1
+echo "rc=$?"
+echo "== none"
+echo -1 > /proc/sys/fs/binfmt_misc/qemu-aarch64
+as_user $RUN 2>&1
+echo "rc=$?"
+echo "== no emulator at all"
+rm /usr/bin/qemu-aarch64-static
+as_user $RUN 2>&1
+echo "rc=$?"
+"""
+
+
+def test_emulation_on_a_kernel_before_6_7(vm_artifacts, arm64_rootfs_of):
+    """The guest's 6.1 kernel refuses binfmt_misc in a user namespace. With `vm run --binfmt`, the
+    guest's root registers the emulator and chrootforge's sandbox in the guest takes that
+    registration, saying so; without one, the error names the ways out."""
+    user = get_identity("user")
+    root = arm64_rootfs_of(user)
+    proc = user.cf(
+        "vm",
+        "run",
+        "--root",
+        "--binfmt",
+        "linux/arm64",
+        "--share",
+        f"{root}:/mnt/root:ro",
+        "--",
+        "sh",
+        "-c",
+        EMULATION,
+        env=vm_env(),
+        timeout=BOOT_TIMEOUT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    cases = parse_cases(proc.stdout)
+    text, code = cases["no emulator in the guest"]
+    assert code == 0, text
+    assert "interpreter /cf/emulators/0/qemu-aarch64-static\nflags: POCF\n" in text
+    lines = text.splitlines()
+    assert "aarch64" in lines
+    assert (
+        "chrootforge: notice: running linux/arm64 programs with the host's binfmt_misc registration "
+        "qemu-aarch64 (no /usr/bin/qemu-aarch64-static here)"
+    ) in lines, text
+    text, code = cases["refused"]
+    assert code == 0, text
+    assert sorted(text.splitlines()) == [
+        "aarch64",
+        "chrootforge: notice: this kernel does not let a user namespace mount binfmt_misc "
+        "(Operation not permitted); running linux/arm64 programs with the host's registration "
+        "qemu-aarch64 (/cf/emulators/0/qemu-aarch64-static)",
+    ], text
+    text, code = cases["none"]
+    assert code == 1, text
+    assert text.startswith(
+        "chrootforge: error: cannot run linux/arm64 programs: this kernel does not let a user "
+        "namespace mount binfmt_misc (Operation not permitted), and the host has no registration "
+        "for aarch64 with the F flag\n"
+    ), text
+    assert "--vm on" in text and "Traceback" not in text
+    text, code = cases["no emulator at all"]
+    assert code == 1, text
+    assert text == (
+        "chrootforge: error: cannot run linux/arm64 programs on this amd64 machine: no emulator "
+        "/usr/bin/qemu-aarch64-static\n  hint: install QEMU's static emulators: apt-get install "
+        "qemu-user-static (Debian, Ubuntu; dnf install qemu-user-static on Fedora)\n"
+    ), text

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 import pytest
 
 from chrootforge.errors import CfError, UsageError
+from chrootforge.sandbox import binfmt
 from chrootforge.vm import accel, kernel, merge, qemu, recipe, rootfs, vmbuild
 from chrootforge.vm.cli import parse_size
 from chrootforge.vm.job import Job, command_argv, guest_ids, job_script, parse_status
@@ -98,6 +99,26 @@ def test_job_script_quotes_everything(tmp_path):
     assert args.split(b"\0")[:-1] == [a.encode() for a in command_argv(job)]
     assert command_argv(job)[-len(HOSTILE) - 1 :] == ["printf", *HOSTILE]
     assert "V=$(id)" in command_argv(job) and not (tmp_path / "pwned").exists()
+
+
+def test_job_script_registers_emulators_quoted(tmp_path):
+    from chrootforge.platforms import parse_platform
+    from chrootforge.vm.emulators import guest_binfmt
+
+    shares, lines = guest_binfmt(
+        [parse_platform(p) for p in ("linux/amd64", "linux/arm64", "arm64", "linux/386")]
+    )
+    assert shares == [Share(Path("/usr/bin"), "/cf/emulators/0", True)]  # amd64 and 386: the guest's own
+    assert lines == [binfmt.registration("aarch64", "/cf/emulators/0/qemu-aarch64-static").line().decode()]
+    job = Job(argv=("true",), uid=1, gid=1, binfmt=(*lines, "$(touch /tmp/pwned)'x"))
+    probe = tmp_path / "probe.sh"
+    probe.write_text('cf_register() { printf "<%s>\\n" "$1"; }\n. "$1"\ncf_binfmt\n')
+    (tmp_path / "job.sh").write_text(job_script(job))
+    out = subprocess.run(
+        ["sh", str(probe), str(tmp_path / "job.sh")], capture_output=True, check=True, text=True
+    )
+    assert out.stdout.splitlines() == [f"<{lines[0]}>", "<$(touch /tmp/pwned)'x>"]
+    assert "\\x7f\\x45" in lines[0]  # the kernel, not the shell, decodes the escapes
 
 
 def test_job_rejects_bad_env_and_commands():
@@ -368,17 +389,28 @@ def test_guest_build_args_and_env(monkeypatch, tmp_path):
         str(tmp_path / "s.tar"),
         str(tmp_path / "ns" / "busybox"),
     ]
+    from chrootforge.platforms import parse_platform
+
     project = SimpleNamespace(
-        namespace=SimpleNamespace(text='path = "${STAGE_DIR}/x"'),
+        namespace=SimpleNamespace(
+            text='path = "${STAGE_DIR}/x"', platforms=(parse_platform("amd64"), parse_platform("arm64"))
+        ),
         images={"a": SimpleNamespace(text="k = '${IMG_VAR}' ${UNSET_ONE}")},
     )
     monkeypatch.setenv("STAGE_DIR", "/s")
+    monkeypatch.setenv("STAGE_DIR_ARM64", "/s64")  # a platform's own value goes too
     monkeypatch.setenv("IMG_VAR", "v")
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     monkeypatch.setenv("UNRELATED", "secret")
+    monkeypatch.setenv("UNRELATED_ARM64", "secret")
     monkeypatch.delenv("UNSET_ONE", raising=False)
     env = dict(vmbuild.passed_env(project))
-    assert env == {"STAGE_DIR": "/s", "IMG_VAR": "v", "SOURCE_DATE_EPOCH": "1700000000"}
+    assert env == {
+        "STAGE_DIR": "/s",
+        "STAGE_DIR_ARM64": "/s64",
+        "IMG_VAR": "v",
+        "SOURCE_DATE_EPOCH": "1700000000",
+    }
 
 
 def test_vm_build_refuses_what_needs_the_network(tmp_path):

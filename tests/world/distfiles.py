@@ -9,7 +9,10 @@ its Debian version (DEB_PV) and its .deb files (SRC_URI); this module downloads 
 match the pinned versions; a fetched file whose size or hashes differ fails loudly. When Debian
 drops a pinned version, bump DEB_PV (and the ebuild's version) and run with --write-manifests.
 
-apt-get download works as root and, as long as apt's package lists exist, as any user.
+apt-get download works as root and, as long as apt's package lists exist, as any user. The .debs of
+another architecture (`--arch arm64`: the ebuilds' `arm64? ( ... )` groups) come through a private
+apt state (tests/world/foreign.py); each arch has its own distfiles directory, and the Manifests
+hold the DIST lines of every arch.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from tests.world.cache import EXAMPLES, SUITE, Step, keyed_build, source_digests
 
 REPO = EXAMPLES / "repo"
 SRC = EXAMPLES / "src"
+ARCHES = ("amd64", "arm64")  # the arches the repo's profiles and -bin ebuilds cover
+HOST_ARCH = "amd64"  # whose .debs the machine's own apt fetches
 MTIME = 1700000000  # fixed mtime in the source tarball, so its Manifest hashes are stable
 
 
@@ -65,21 +70,45 @@ def gentoo_version(debian_version: str) -> str:
     return upstream + "".join(f"_p{int(n)}" for n in re.findall(r"\d+", revision))
 
 
-def pinned_debs(repo: Path = REPO) -> list[Deb]:
-    """The .deb distfiles every ebuild of the repo names, with their pinned Debian versions."""
+def arch_uris(src_uri: str, arch: str) -> list[str]:
+    """The URIs of a SRC_URI that a build for `arch` fetches: the unconditional ones and those
+    inside `arch? ( ... )` groups (of this arch; another flag's group is left out)."""
+    out, stack, flag = [], [], None
+    for token in src_uri.split():
+        if token.endswith("?"):
+            flag = token[:-1]
+        elif token == "(":
+            stack.append(flag)
+            flag = None
+        elif token == ")":
+            stack.pop()
+        elif all(f == arch for f in stack):
+            out.append(token)
+    return out
+
+
+def pinned_debs(repo: Path = REPO, arch: str = HOST_ARCH) -> list[Deb]:
+    """The .deb distfiles every ebuild of the repo names for `arch`, with their pinned Debian
+    versions."""
     debs = []
     for ebuild in sorted(repo.glob("*/*/*.ebuild")):
         text = ebuild.read_text()
         deb_pv = _ebuild_var(text, "DEB_PV")
         if not deb_pv:
             continue
-        for uri in _ebuild_var(text, "SRC_URI").replace("${DEB_PV}", deb_pv).split():
+        for uri in arch_uris(_ebuild_var(text, "SRC_URI").replace("${DEB_PV}", deb_pv), arch):
             name = uri.rsplit("/", 1)[-1]
             package, version, _arch = name[: -len(".deb")].split("_")
             debs.append(Deb(package, version, name, f"{ebuild.parent.parent.name}/{ebuild.parent.name}"))
     if not debs:
         raise DistfilesError(f"no -bin ebuild with DEB_PV under {repo}")
     return debs
+
+
+def expected_names(arch: str = HOST_ARCH) -> set[str]:
+    """The files of `arch`'s distfiles directory."""
+    debs = {d.filename for d in pinned_debs(arch=arch)}
+    return debs | {f"{s.name}.tar" for s in source_tarballs()} | {o.distfile for o in upstream_origs()}
 
 
 def source_tarballs(src: Path = SRC) -> list[Path]:
@@ -121,8 +150,22 @@ def _epoch_version(package: str, version: str) -> str:
     )
 
 
-def apt_download(debs: list[Deb], dest: Path) -> None:
-    """Download the pinned .debs into dest under their pool names."""
+def apt_download(debs: list[Deb], dest: Path, arch: str = HOST_ARCH, cache_dir: Path | None = None) -> None:
+    """Download the pinned .debs into dest under their pool names (another arch's through the
+    private apt state under cache_dir)."""
+    if arch != HOST_ARCH:
+        from tests.world.foreign import ForeignAptError, download
+
+        try:
+            got = download(
+                Path(cache_dir or dest.parent), arch, [(d.package, d.version) for d in debs], dest / ".apt"
+            )
+        except ForeignAptError as err:
+            raise DistfilesError(str(err)) from None
+        for deb in debs:
+            got[deb.package].rename(dest / deb.filename)
+        shutil.rmtree(dest / ".apt")
+        return
     work = dest / ".apt"
     work.mkdir()
     specs = [f"{d.package}={_epoch_version(d.package, d.version)}" for d in debs]
@@ -137,7 +180,7 @@ def apt_download(debs: list[Deb], dest: Path) -> None:
         found = [
             p
             for p in work.iterdir()
-            if p.name.startswith(f"{deb.package}_") and p.name.endswith("_amd64.deb")
+            if p.name.startswith(f"{deb.package}_") and p.name.endswith(f"_{arch}.deb")
         ]
         if len(found) != 1:
             raise DistfilesError(f"apt-get download left {found} for {deb.package}")
@@ -197,7 +240,8 @@ def distfiles_of(ebuild_dir: Path, names: set[str]) -> list[str]:
 
 def upstream_origs(repo: Path = REPO, src: Path = SRC) -> list[debsrc.Orig]:
     """Every distfile of the repo that is neither a pinned .deb nor one of our source tarballs: an
-    upstream tarball, taken from Debian's source archive (tests/world/debsrc.py)."""
+    upstream tarball, taken from Debian's source archive (tests/world/debsrc.py). The same for
+    every arch."""
     ours = {f"{p.name}.tar" for p in source_tarballs(src)}
     origs = {}
     for ebuild in sorted(repo.glob("*/*/*.ebuild")):
@@ -216,15 +260,15 @@ def upstream_origs(repo: Path = REPO, src: Path = SRC) -> list[debsrc.Orig]:
     return [origs[name] for name in sorted(origs)]
 
 
-def write_manifests(distdir: Path, repo: Path = REPO) -> list[Path]:
-    """(Re)write every package Manifest of the repo from the files in distdir."""
-    names = {p.name for p in distdir.iterdir() if p.is_file() and not p.name.startswith(".")}
+def write_manifests(distdirs: list[Path], repo: Path = REPO) -> list[Path]:
+    """(Re)write every package Manifest of the repo from the files in distdirs (one per arch)."""
+    where = {p.name: p for d in distdirs for p in d.iterdir() if p.is_file() and not p.name.startswith(".")}
     written = []
     for pkg in sorted(p for p in repo.glob("*/*") if list(p.glob("*.ebuild"))):
-        used = distfiles_of(pkg, names)
+        used = distfiles_of(pkg, set(where))
         if not used:
             continue
-        text = "".join(dist_line(distdir / name) + "\n" for name in used)
+        text = "".join(dist_line(where[name]) + "\n" for name in used)
         manifest = pkg / "Manifest"
         if not manifest.exists() or manifest.read_text() != text:
             manifest.write_text(text)
@@ -251,23 +295,37 @@ def check_against_manifests(distdir: Path, repo: Path = REPO) -> None:
         )
 
 
-def inputs() -> dict:
-    return {
+def inputs(arch: str = HOST_ARCH) -> dict:
+    out = {
         "recipe": source_digests("distfiles.py", "debsrc.py", "cache.py"),
-        "debs": [dataclasses.astuple(d) for d in pinned_debs()],
+        "debs": [dataclasses.astuple(d) for d in pinned_debs(arch=arch)],
         "sources": {p.name: tree_digest(p) for p in source_tarballs()},
         "origs": [dataclasses.astuple(o) for o in upstream_origs()],
         "suite": SUITE,
     }
+    if arch != HOST_ARCH:
+        out["recipe"] = source_digests("distfiles.py", "debsrc.py", "cache.py", "foreign.py")
+        out["arch"] = arch
+    return out
 
 
-def build(dest: Path, apt_dir: Path, quiet: bool = False) -> None:
-    step = Step("distfiles", quiet)
-    debs = pinned_debs()
-    step(f"apt-get download {len(debs)} .debs")
-    apt_download(debs, dest)
+def build(
+    dest: Path, apt_dir: Path, quiet: bool = False, arch: str = HOST_ARCH, cache_dir: Path | None = None
+) -> None:
+    step = Step("distfiles" if arch == HOST_ARCH else f"distfiles {arch}", quiet)
+    debs = pinned_debs(arch=arch)
+    step(f"apt-get download {len(debs)} {arch} .debs")
+    apt_download(debs, dest, arch, cache_dir)
+    origs = upstream_origs()
+    if arch != HOST_ARCH and cache_dir is not None:  # the same tarballs as the host arch's: copied
+        host = ensure_distfiles(cache_dir, quiet, check=False)
+        step(f"{len(origs)} upstream tarballs from {host}")
+        for orig in origs:
+            shutil.copyfile(host / orig.distfile, dest / orig.distfile)
+        origs = []
     try:
-        debsrc.fetch(upstream_origs(), dest, apt_dir, SUITE, step)
+        if origs:
+            debsrc.fetch(origs, dest, apt_dir, SUITE, step)
     except debsrc.SourceArchiveError as err:
         raise DistfilesError(str(err)) from None
     for src in source_tarballs():
@@ -278,10 +336,13 @@ def build(dest: Path, apt_dir: Path, quiet: bool = False) -> None:
     step("done")
 
 
-def ensure_distfiles(cache_dir: Path, quiet: bool = False, check: bool = True) -> Path:
-    """The cached distfiles directory (built once per input key); checked against the Manifests."""
-    apt_dir = Path(cache_dir) / "apt-src"
-    path = keyed_build(Path(cache_dir), "distfiles", inputs(), lambda tmp: build(tmp, apt_dir, quiet))
+def ensure_distfiles(cache_dir: Path, quiet: bool = False, check: bool = True, arch: str = HOST_ARCH) -> Path:
+    """The cached distfiles directory of `arch` (built once per input key); checked against the
+    Manifests."""
+    kind = "distfiles" if arch == HOST_ARCH else f"distfiles-{arch}"
+    cache_dir = Path(cache_dir)
+    apt_dir = cache_dir / "apt-src"
+    path = keyed_build(cache_dir, kind, inputs(arch), lambda tmp: build(tmp, apt_dir, quiet, arch, cache_dir))
     if check:
         check_against_manifests(path)
     return path
@@ -297,12 +358,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="rewrite examples/repo/*/*/Manifest from the fetched distfiles",
     )
+    parser.add_argument("--arch", choices=ARCHES, default=HOST_ARCH, help="whose .debs (default amd64)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     try:
-        path = ensure_distfiles(args.cache_dir, args.quiet, check=not args.write_manifests)
-        if args.write_manifests:
-            for manifest in write_manifests(path):
+        path = ensure_distfiles(args.cache_dir, args.quiet, check=not args.write_manifests, arch=args.arch)
+        if args.write_manifests:  # from every arch's distfiles: a Manifest holds them all
+            dirs = [ensure_distfiles(args.cache_dir, args.quiet, check=False, arch=a) for a in ARCHES]
+            for manifest in write_manifests(dirs):
                 print(f"wrote {manifest}", file=sys.stderr)
     except DistfilesError as err:
         print(f"distfiles: error: {err}", file=sys.stderr)

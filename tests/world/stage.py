@@ -2,7 +2,8 @@
 
     python -m tests.world.stage --cache-dir DIR
 
-prints the path of the signed `stage3-amd64-cfworld-<key>.tar.zst`. Beside it: `.DIGESTS` (BLAKE2B and
+prints the path of the signed `stage3-amd64-cfworld-<key>.tar.zst` (with `--arch arm64`, the arm64
+one: tests/world/stage_foreign.py). Beside it: `.DIGESTS` (BLAKE2B and
 SHA512, in the catalyst format) and a detached `.asc` made with the test release key, whose public
 half is `<DIR>/world-test-key.asc` (and a copy in the stage's directory). The tarball is cached
 under `<DIR>/stage-<key>/`, the key hashing every input (this recipe's source, the package list,
@@ -26,11 +27,12 @@ from tests.world.signing import PUBLIC_KEY_NAME, SigningError, ensure_key, sign_
 
 PORTAGE_VERSION = "3.0.83"
 REPO_NAME = "cfworld"  # must match examples/repo/profiles/repo_name
-ARCH = "amd64"
-PROFILE = f"default/linux/{ARCH}/23.0"  # a profile of examples/repo, the target of make.profile
-# The profile's CHOST (its arch/ make.defaults): the stage gets the tool names a Gentoo stage has
-# for it (${CHOST}-gcc, -ar, ...), beside Debian's own triplet names.
-CHOST = {"amd64": "x86_64-pc-linux-gnu", "arm64": "aarch64-unknown-linux-gnu"}[ARCH]
+HOST_ARCH = "amd64"  # built by mmdebstrap natively; other arches by stage_foreign.py (emulated)
+ARCH = HOST_ARCH
+# Each arch's profile's CHOST (its arch/ make.defaults): the stage gets the tool names a Gentoo stage
+# has for it (${CHOST}-gcc, -ar, ...), beside Debian's own triplet names.
+CHOSTS = {"amd64": "x86_64-pc-linux-gnu", "arm64": "aarch64-unknown-linux-gnu"}
+CHOST = CHOSTS[ARCH]
 # What emerge and the test ebuilds need on top of minbase. binutils gives `ar` (the -bin ebuilds
 # unpack .debs with it); pax-utils gives scanelf (NEEDED.ELF.2, stripping); file is used by the
 # QA checks; python-is-python3 gives /usr/bin/python for portage's `#!/usr/bin/env python` helpers.
@@ -117,16 +119,28 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def inputs(wheel: Path) -> dict:
-    return {
+def profile_for(arch: str) -> str:
+    """The profile of examples/repo that `arch`'s stage points make.profile at."""
+    return f"default/linux/{arch}/23.0"
+
+
+PROFILE = profile_for(ARCH)
+
+
+def inputs(wheel: Path, arch: str = HOST_ARCH) -> dict:
+    out = {
         "recipe": source_digests("stage.py", "stage_setup.py", "cache.py", "signing.py"),
         "packages": sorted(PACKAGES),
         "portage_wheel_sha256": sha256_file(wheel),
         "suite": SUITE,
         "repo_name": REPO_NAME,
-        "profile": PROFILE,
-        "chost": CHOST,
+        "profile": profile_for(arch),
+        "chost": CHOSTS[arch],
     }
+    if arch != HOST_ARCH:
+        out["recipe"].update(source_digests("stage_foreign.py", "foreign.py"))
+        out["arch"] = arch
+    return out
 
 
 def mmdebstrap_argv(wheel: Path, out: Path) -> list[str]:
@@ -157,12 +171,17 @@ def _run_logged(argv: list[str], step: Step, env: dict[str, str]) -> None:
         raise StageError(f"{argv[0]} failed ({proc.returncode}):\n" + "\n".join(tail))
 
 
-def build(dest: Path, wheel: Path, cache_dir: Path, key: str, step: Step) -> None:
+def build(dest: Path, wheel: Path, cache_dir: Path, key: str, step: Step, arch: str = HOST_ARCH) -> None:
     if shutil.which("mmdebstrap") is None:
         raise StageError("mmdebstrap is not installed (apt-get install mmdebstrap uidmap zstd)")
-    tarball = dest / f"stage3-amd64-{REPO_NAME}-{key}.tar.zst"
+    tarball = dest / f"stage3-{arch}-{REPO_NAME}-{key}.tar.zst"
     env = dict(os.environ, SOURCE_DATE_EPOCH=os.environ.get("SOURCE_DATE_EPOCH", "1700000000"))
-    _run_logged(mmdebstrap_argv(wheel, tarball), step, env)
+    if arch == HOST_ARCH:
+        _run_logged(mmdebstrap_argv(wheel, tarball), step, env)
+    else:
+        from tests.world import stage_foreign
+
+        stage_foreign.build(dest, arch, wheel, REPO_NAME, profile_for(arch), CHOSTS[arch], tarball, step)
     step("signing: .DIGESTS and .asc with the test release key")
     fingerprint, public = ensure_key(cache_dir)
     sign_release(cache_dir, tarball)
@@ -183,15 +202,16 @@ def locate(stage_dir: Path) -> WorldStage:
     )
 
 
-def ensure_stage(cache_dir: Path, quiet: bool = False) -> WorldStage:
-    """The signed synthetic stage3, built on first use."""
+def ensure_stage(cache_dir: Path, quiet: bool = False, arch: str = HOST_ARCH) -> WorldStage:
+    """The signed synthetic stage3 of `arch` (amd64, arm64), built on first use."""
     cache_dir = Path(cache_dir)
-    step = Step("stage", quiet)
+    step = Step("stage" if arch == HOST_ARCH else f"stage {arch}", quiet)
     wheel = portage_wheel(cache_dir, step)
-    key_inputs = inputs(wheel)
+    key_inputs = inputs(wheel, arch)
     key = cache_key(key_inputs)
+    kind = "stage" if arch == HOST_ARCH else f"stage-{arch}"  # its own lock: it takes long
     stage_dir = keyed_build(
-        cache_dir, "stage", key_inputs, lambda tmp: build(tmp, wheel, cache_dir, key, step)
+        cache_dir, kind, key_inputs, lambda tmp: build(tmp, wheel, cache_dir, key, step, arch)
     )
     ensure_key(cache_dir)  # (re-)export <cache>/world-test-key.asc even for a stage built earlier
     step(f"ready: {stage_dir}")
@@ -201,10 +221,11 @@ def ensure_stage(cache_dir: Path, quiet: bool = False) -> WorldStage:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.world.stage", description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache-dir", type=Path, required=True)
+    parser.add_argument("--arch", default=HOST_ARCH, help="amd64 (default) or arm64 (built under emulation)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     try:
-        stage = ensure_stage(args.cache_dir, args.quiet)
+        stage = ensure_stage(args.cache_dir, args.quiet, args.arch)
     except (StageError, SigningError) as err:
         print(f"stage: error: {err}", file=sys.stderr)
         return 1

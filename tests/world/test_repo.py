@@ -51,13 +51,16 @@ def test_pkgcheck_catches_a_broken_ebuild(tmp_path):
     """The scan above can fail: the same repo with a damaged ebuild is reported."""
     repo = scan_copy(tmp_path)
     ebuild = next((repo / "app-misc/hello").glob("*.ebuild"))
-    ebuild.write_text(ebuild.read_text().replace('KEYWORDS="amd64"', 'KEYWORDS="amd64 nosucharch"'))
+    ebuild.write_text(
+        ebuild.read_text().replace('KEYWORDS="amd64 arm64"', 'KEYWORDS="amd64 arm64 nosucharch"')
+    )
     result = pkgcheck(repo)
     assert result.returncode != 0
     assert "UnknownKeywords" in result.stdout, result.stdout + result.stderr
 
 
-PROFILE = "default/linux/amd64/23.0"
+def profile_of(arch: str) -> str:
+    return f"default/linux/{arch}/23.0"
 
 
 def profile_chain(profile: str) -> list[str]:
@@ -84,23 +87,26 @@ def test_profile_and_layout():
     layout = (REPO / "metadata/layout.conf").read_text()
     assert re.search(r"^masters =\s*$", layout, re.MULTILINE)
     assert "thin-manifests = true" in layout and "manifest-hashes = BLAKE2B SHA512" in layout
-    desc = (REPO / "profiles/profiles.desc").read_text().split()
-    assert desc == ["amd64", PROFILE, "stable"]
+    desc = [line.split() for line in (REPO / "profiles/profiles.desc").read_text().splitlines()]
+    assert desc == [[arch, profile_of(arch), "stable"] for arch in df.ARCHES]
+    assert (REPO / "profiles/arch.list").read_text().split() == list(df.ARCHES)
 
 
-def test_profile_is_a_gentoo_shaped_chain():
-    """Like default/linux/amd64/23.0: base, the arch, the releases and a features profile, each with
-    its eapi file; the variables and the mask/force files where Gentoo keeps them."""
-    chain = profile_chain(PROFILE)
+@pytest.mark.parametrize("arch", df.ARCHES)
+def test_profile_is_a_gentoo_shaped_chain(arch):
+    """Like default/linux/ARCH/23.0 (amd64, arm64): base, the arch, the releases and a features
+    profile, each with its eapi file; the variables and the mask/force files where Gentoo keeps
+    them."""
+    chain = profile_chain(profile_of(arch))
     assert chain == [
         "base",
         "default/linux",
         "arch/base",
-        "arch/amd64",
-        "default/linux/amd64",
+        f"arch/{arch}",
+        f"default/linux/{arch}",
         "releases/23.0",
         "features/container",
-        PROFILE,
+        profile_of(arch),
     ]
     for rel in chain:
         assert (REPO / "profiles" / rel / "eapi").read_text().strip() == "8", rel
@@ -121,22 +127,28 @@ def test_profile_is_a_gentoo_shaped_chain():
         "NGINX_MODULES_HTTP",
     ):
         assert re.search(rf"^{var}=", defaults("base"), re.MULTILINE), var
-    for var in ("ARCH", "ACCEPT_KEYWORDS", "CHOST", "CFLAGS", "LIBDIR_amd64"):
-        assert re.search(rf"^{var}=", defaults("arch/amd64"), re.MULTILINE), var
+    assert (
+        arch in re.search(r'^USE_EXPAND_VALUES_ARCH="(.*)"$', defaults("base"), re.MULTILINE).group(1).split()
+    )
+    for var in ("ARCH", "ACCEPT_KEYWORDS", "CHOST", "CFLAGS", f"LIBDIR_{arch}"):
+        assert re.search(rf"^{var}=", defaults(f"arch/{arch}"), re.MULTILINE), var
+    assert f'ARCH="{arch}"' in defaults(f"arch/{arch}")
     assert re.search(r'^ELIBC="glibc"$', defaults("default/linux"), re.MULTILINE)
     files = {p.relative_to(REPO / "profiles").as_posix() for p in (REPO / "profiles").rglob("*")}
     assert {
         "base/use.mask",
         "arch/base/use.mask",
-        "arch/amd64/use.mask",
-        "arch/amd64/use.force",
+        f"arch/{arch}/use.mask",
+        f"arch/{arch}/use.force",
         "arch/base/package.use.mask",
-        "arch/amd64/package.use.mask",
+        f"arch/{arch}/package.use.mask",
         "features/container/package.use.mask",
         "features/container/package.use.force",
         "base/packages",
         "default/linux/packages",
     } <= files
+    assert arch in (REPO / "profiles/arch/base/use.mask").read_text().split()
+    assert (REPO / f"profiles/arch/{arch}/use.force").read_text().split()[-1] == arch
     system = {
         line[1:]
         for rel in chain
@@ -156,14 +168,17 @@ def test_every_ebuild_is_eapi8_and_every_distfile_has_a_manifest_line():
             assert df.distfiles_of(pkg, set(entries)), f"{pkg.name}: its distfiles have no DIST line"
 
 
-def test_manifests_match_the_fetched_distfiles(world_distfiles):
+@pytest.mark.parametrize("arch", df.ARCHES)
+def test_manifests_match_the_fetched_distfiles(arch, world_cache):
     # ensure_distfiles already checked this; check again independently of it, and that every
-    # DIST line of the repo has its file.
+    # DIST line of the repo has its file in one arch's distfiles.
     entries = df.manifest_entries(REPO)
-    present = {p.name for p in world_distfiles.iterdir() if not p.name.startswith(".")}
-    assert present == set(entries)
-    for name, (_manifest, line) in entries.items():
-        size, b2, sha = df.file_hashes(world_distfiles / name)
+    distfiles = df.ensure_distfiles(world_cache, quiet=True, arch=arch)
+    present = {p.name for p in distfiles.iterdir() if not p.name.startswith(".")}
+    assert present == df.expected_names(arch) and present <= set(entries)
+    for name in present:
+        line = entries[name][1]
+        size, b2, sha = df.file_hashes(distfiles / name)
         assert line == f"DIST {name} {size} BLAKE2B {b2} SHA512 {sha}"
 
 
@@ -204,6 +219,18 @@ def test_pins_come_from_the_ebuilds():
     for deb in debs.values():
         assert deb.filename == f"{deb.package}_{deb.version}_amd64.deb"
         assert ":" not in deb.version
+    arm64 = {d.package: d for d in df.pinned_debs(REPO, "arm64")}
+    assert set(arm64) == set(debs)
+    assert all(d.filename == f"{d.package}_{d.version}_arm64.deb" for d in arm64.values())
+    # every DIST line is some arch's: nothing is fetched for no arch
+    used = set().union(*(df.expected_names(a) for a in df.ARCHES))
+    assert set(df.manifest_entries(REPO)) == used
+
+
+def test_arch_conditional_src_uri():
+    text = "a.tar amd64? ( x_amd64.deb y_amd64.deb ) arm64? ( x_arm64.deb ) other? ( z )"
+    assert df.arch_uris(text, "amd64") == ["a.tar", "x_amd64.deb", "y_amd64.deb"]
+    assert df.arch_uris(text, "arm64") == ["a.tar", "x_arm64.deb"]
 
 
 def test_apt_version_mismatch_is_a_clear_error():

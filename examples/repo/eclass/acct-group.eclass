@@ -34,7 +34,7 @@ inherit cf-account
 
 DESCRIPTION="System group: ${ACCT_GROUP_NAME}"
 SLOT="0"
-KEYWORDS="amd64"
+KEYWORDS="amd64 arm64"
 S="${WORKDIR}"
 
 # @FUNCTION: acct-group_pkg_preinst

@@ -50,7 +50,7 @@ inherit cf-account
 
 DESCRIPTION="System user: ${ACCT_USER_NAME}"
 SLOT="0"
-KEYWORDS="amd64"
+KEYWORDS="amd64 arm64"
 S="${WORKDIR}"
 
 # @FUNCTION: acct-user_add_deps

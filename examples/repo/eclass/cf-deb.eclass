@@ -71,6 +71,18 @@ cf-deb_install() {
 	chown -R 0:0 "${ED}" || die
 }
 
+# @FUNCTION: cf-deb_multiarch
+# @DESCRIPTION:
+# Echo Debian's multiarch tuple for ARCH: the directory under lib/ and
+# usr/lib/ where the .debs keep their libraries.
+cf-deb_multiarch() {
+	case ${ARCH} in
+		amd64) echo x86_64-linux-gnu ;;
+		arm64) echo aarch64-linux-gnu ;;
+		*) die "${ECLASS}: no Debian multiarch tuple known for ARCH=${ARCH}" ;;
+	esac
+}
+
 # @FUNCTION: cf-deb_pkg_pretend
 # @DESCRIPTION:
 # Refuse to install into the builder itself (ROOT=/) when CF_DEB_ROOT_ONLY

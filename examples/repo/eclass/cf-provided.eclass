@@ -22,7 +22,7 @@ if [[ -z ${_CF_PROVIDED_ECLASS} ]]; then
 _CF_PROVIDED_ECLASS=1
 
 SLOT="0"
-KEYWORDS="amd64"
+KEYWORDS="amd64 arm64"
 S="${WORKDIR}"
 
 # @FUNCTION: cf-provided_pkg_pretend

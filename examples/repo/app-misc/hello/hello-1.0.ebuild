@@ -9,7 +9,7 @@ SRC_URI="https://example.invalid/chrootforge/distfiles/${P}.tar"
 
 LICENSE="MIT"
 SLOT="0"
-KEYWORDS="amd64"
+KEYWORDS="amd64 arm64"
 IUSE="static"
 
 # Its s6 service runs as this user. The C library is not a dependency: as in

@@ -9,7 +9,7 @@ SRC_URI="https://example.invalid/chrootforge/distfiles/${P}.tar"
 
 LICENSE="MIT"
 SLOT="0"
-KEYWORDS="amd64"
+KEYWORDS="amd64 arm64"
 
 src_compile() {
 	emake CC="${CC:-gcc}" CFLAGS="${CFLAGS}" CPPFLAGS="${CPPFLAGS}" LDFLAGS="${LDFLAGS}"

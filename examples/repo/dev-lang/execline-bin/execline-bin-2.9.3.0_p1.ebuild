@@ -9,13 +9,19 @@ DEB_PV="2.9.3.0-1"
 DESCRIPTION="The execline scripting language (from Debian's execline and libexecline2.9)"
 HOMEPAGE="https://skarnet.org/software/execline/"
 SRC_URI="
-	https://deb.debian.org/debian/pool/main/e/execline/execline_${DEB_PV}_amd64.deb
-	https://deb.debian.org/debian/pool/main/e/execline/libexecline2.9_${DEB_PV}_amd64.deb
+	amd64? (
+		https://deb.debian.org/debian/pool/main/e/execline/execline_${DEB_PV}_amd64.deb
+		https://deb.debian.org/debian/pool/main/e/execline/libexecline2.9_${DEB_PV}_amd64.deb
+	)
+	arm64? (
+		https://deb.debian.org/debian/pool/main/e/execline/execline_${DEB_PV}_arm64.deb
+		https://deb.debian.org/debian/pool/main/e/execline/libexecline2.9_${DEB_PV}_arm64.deb
+	)
 "
 
 LICENSE="ISC"
 SLOT="0"
-KEYWORDS="amd64"
+KEYWORDS="amd64 arm64"
 
 RDEPEND="
 	dev-libs/skalibs-bin
@@ -23,5 +29,5 @@ RDEPEND="
 "
 
 src_install() {
-	cf-deb_install usr/bin/execlineb usr/lib/execline usr/lib/x86_64-linux-gnu
+	cf-deb_install usr/bin/execlineb usr/lib/execline "usr/lib/$(cf-deb_multiarch)"
 }

@@ -11,7 +11,7 @@ S="${WORKDIR}"
 
 LICENSE="MIT"
 SLOT="0"
-KEYWORDS="amd64"
+KEYWORDS="amd64 arm64"
 
 src_install() {
 	keepdir /root /tmp /home /etc /run

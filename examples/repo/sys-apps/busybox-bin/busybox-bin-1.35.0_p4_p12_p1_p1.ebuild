@@ -11,11 +11,18 @@ inherit cf-deb
 DEB_PV="1.35.0-4+deb12u1+b1"
 DESCRIPTION="BusyBox, static, with a symlink per applet (from Debian's busybox-static)"
 HOMEPAGE="https://busybox.net/"
-SRC_URI="https://deb.debian.org/debian/pool/main/b/busybox/busybox-static_${DEB_PV}_amd64.deb"
+SRC_URI="
+	amd64? (
+		https://deb.debian.org/debian/pool/main/b/busybox/busybox-static_${DEB_PV}_amd64.deb
+	)
+	arm64? (
+		https://deb.debian.org/debian/pool/main/b/busybox/busybox-static_${DEB_PV}_arm64.deb
+	)
+"
 
 LICENSE="GPL-2"
 SLOT="0"
-KEYWORDS="amd64"
+KEYWORDS="amd64 arm64"
 
 RDEPEND="sys-apps/baselayout"
 

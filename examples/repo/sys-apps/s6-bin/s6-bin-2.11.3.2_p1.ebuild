@@ -9,13 +9,19 @@ DEB_PV="2.11.3.2-1"
 DESCRIPTION="The s6 process supervision suite (from Debian's s6 and libs6-2.11)"
 HOMEPAGE="https://skarnet.org/software/s6/"
 SRC_URI="
-	https://deb.debian.org/debian/pool/main/s/s6/s6_${DEB_PV}_amd64.deb
-	https://deb.debian.org/debian/pool/main/s/s6/libs6-2.11_${DEB_PV}_amd64.deb
+	amd64? (
+		https://deb.debian.org/debian/pool/main/s/s6/s6_${DEB_PV}_amd64.deb
+		https://deb.debian.org/debian/pool/main/s/s6/libs6-2.11_${DEB_PV}_amd64.deb
+	)
+	arm64? (
+		https://deb.debian.org/debian/pool/main/s/s6/s6_${DEB_PV}_arm64.deb
+		https://deb.debian.org/debian/pool/main/s/s6/libs6-2.11_${DEB_PV}_arm64.deb
+	)
 "
 
 LICENSE="ISC"
 SLOT="0"
-KEYWORDS="amd64"
+KEYWORDS="amd64 arm64"
 
 RDEPEND="
 	dev-lang/execline-bin
@@ -24,5 +30,5 @@ RDEPEND="
 "
 
 src_install() {
-	cf-deb_install usr/bin usr/lib/x86_64-linux-gnu
+	cf-deb_install usr/bin "usr/lib/$(cf-deb_multiarch)"
 }
