@@ -249,11 +249,17 @@ class WorldBuild(LayoutView):
         return podman
 
     def run(
-        self, image: str, *argv: str, check: bool = True, user: str | None = None
+        self,
+        image: str,
+        *argv: str,
+        check: bool = True,
+        user: str | None = None,
+        entrypoint: str | None = None,
     ) -> subprocess.CompletedProcess:
         """`podman run` of localhost/test/IMAGE:latest (loaded by to_podman) with ARGV."""
         assert self.podman is not None, "to_podman() first"
         extra = ["--user", user] if user else []
+        extra += ["--entrypoint", entrypoint] if entrypoint else []
         return self.podman(
             "run",
             "--rm",
