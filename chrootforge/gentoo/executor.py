@@ -9,7 +9,6 @@ checks that a configured `user` exists there.
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import shutil
 import sys
@@ -23,6 +22,7 @@ from chrootforge.gentoo import (
     emerge,
     image_io,
     ldcache,
+    packagelogs,
     provided,
     records,
     repro,
@@ -34,7 +34,6 @@ from chrootforge.gentoo import (
 )
 from chrootforge.gentoo.plan import ImagePlan
 from chrootforge.gentoo.status import read_status
-from chrootforge.rootpath import read_inside
 from chrootforge.sandbox import owned_dir
 from chrootforge.spec.model import PHASES
 
@@ -43,10 +42,6 @@ if TYPE_CHECKING:
     from chrootforge.gentoo.binhost_fetch import Mirror
 
 CF_MOUNT = emerge.CF_MOUNT
-# portage names a package's log category:package-version:date-time.log
-_PACKAGE_LOG_NAME = re.compile(r"[A-Za-z0-9+_.-]+:[A-Za-z0-9+_.-]+:[0-9-]+\.log")
-_PACKAGE_LOG = re.compile(rf"{re.escape(CF_MOUNT)}/{emerge.PACKAGE_LOGS}/({_PACKAGE_LOG_NAME.pattern})")
-MAX_PACKAGE_LOG = 256 << 20
 AR_PROBE = "ar-not-deterministic"  # written by repro.deterministic_ar_probe in the status dir
 CHECK_BINARIES = "check-binaries.sh"  # the stock check, copied into the build's hooks dir
 EMERGE_FAILED = "failed-emerge"  # in the status dir: a step's emerge failed
@@ -112,6 +107,7 @@ class ImageBuilder:
         self.binhost_view = self.work / "binhost"  # this build's binrepo (gentoo/binhost.py)
         self.single_id = bool(getattr(ctx.idmap, "single_id", False))
         self.shim_ready = False  # single-id: the owner shim is built (gentoo/singleid.py)
+        self.package_logs_seen: dict[str, int] = {}  # name -> size kept (packagelogs.py)
         self.parent_symlinks: dict = {}  # single-id: owners of the parent's symlinks (oci/mapped.py)
 
     # -- the whole build ------------------------------------------------------------------------
@@ -424,8 +420,8 @@ class ImageBuilder:
         message += tail_block(logfile, 25)
         # With --jobs above 1, the compiler's error is only in the failed package's own log,
         # which emerge names ("Failed to emerge cat/pkg-1, Log file: '/cf/package-logs/...'").
-        named = _PACKAGE_LOG.findall("\n".join(_tail(logfile, 200)))
-        package_log = self.logs / "packages" / named[-1] if named else None
+        named = packagelogs.named_in("\n".join(_tail(logfile, 200)))
+        package_log = self.logs / "packages" / named if named else None
         if package_log is not None and package_log.is_file():
             message += f"\n  the failed package's build log: {package_log}"
             shown_lines = set(_tail(logfile, 25))
@@ -434,25 +430,24 @@ class ImageBuilder:
         return CfError(message, hint=f"read the full log: {package_log or logfile}")
 
     def _keep_package_logs(self) -> None:
-        """Copy the packages' build logs (PORTAGE_LOGDIR) out of the sandbox-written work dir into
-        logs/<image>/packages: each a regular file read inside the work dir (rootpath.read_inside),
-        so a symlink or FIFO there cannot make the host read or wait on anything else."""
-        source = self.cf / emerge.PACKAGE_LOGS
-        if source.is_symlink() or not source.is_dir():
+        """Copy the packages' new or grown build logs into logs/<image>/packages (packagelogs.py)."""
+        names = packagelogs.pending(self.cf, self.package_logs_seen)
+        if not names:
             return
+        if os.getuid() == 0:
+            got = packagelogs.read(str(self.cf), names)
+        else:  # written by portage's sub-ids, which only the sandbox's root may read
+            from chrootforge.sandbox import call_mapped
+
+            got = call_mapped(packagelogs.read, str(self.cf), names, idmap=self.ctx.idmap)
         kept = self.logs / "packages"
         kept.mkdir(exist_ok=True)
-        for name in sorted(os.listdir(source)):
-            if not _PACKAGE_LOG_NAME.fullmatch(name):
+        for name, data in got:
+            if isinstance(data, str):
+                log.warn(f"image {self.plan.name}: not kept: {data}")
                 continue
-            try:
-                rel = f"{emerge.PACKAGE_LOGS}/{name}"
-                data = read_inside(self.cf, rel, MAX_PACKAGE_LOG, what="build log")
-            except CfError as err:
-                log.warn(f"image {self.plan.name}: not kept: {err}")
-                continue
-            if data is not None:
-                (kept / name).write_bytes(data)
+            (kept / name).write_bytes(data)
+            self.package_logs_seen[name] = len(data)
 
     def _sandbox(self, phase: str, script: str, env: dict, log: str | None = None) -> None:
         """Run a step's script; its output goes to logs/<log or phase>.log. A hook or an emerge of
