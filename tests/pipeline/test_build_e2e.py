@@ -41,6 +41,11 @@ HELLOSTATIC = (
 )
 
 
+def make_namespace(dest: Path, repo: Path) -> Path:
+    """examples/world with the tree at `repo` (a session copy of examples/repo), plus hellostatic."""
+    return namespace(dest, repo, files={"hellostatic/image.toml": HELLOSTATIC})
+
+
 def _build(identity, ns: Path, layout: Path, env: dict, *extra: str):
     proc = identity.cf("build", "--json", "--layout", str(layout), *extra, str(ns), env=env, timeout=1200)
     return proc
@@ -62,13 +67,8 @@ def _stage_elsewhere(stage: Path, dest: Path) -> Path:
 
 @pytest.fixture(scope="module", params=["root", "user"])
 def built(request, world_inputs, world_repo) -> WorldBuild:
-    """examples/world with the tree at the session's copy of examples/repo, plus hellostatic."""
     identity = get_identity(request.param)
-
-    def make_ns(tmp: Path) -> Path:
-        return namespace(tmp, world_repo, files={"hellostatic/image.toml": HELLOSTATIC})
-
-    b = WorldBuild.prepare(identity, "pipeline.", make_ns, world_inputs)
+    b = WorldBuild.prepare(identity, "pipeline.", lambda tmp: make_namespace(tmp, world_repo), world_inputs)
     if identity.is_root:
         b.env["CHROOTFORGE_WORLD_STAGE"] = str(_stage_elsewhere(world_inputs.stage, b.tmp / "stage-copy"))
     report = b.build("--jobs", JOBS[identity.name], timeout=1200)
