@@ -172,7 +172,12 @@ def main() -> int:
             registry = Registry(
                 work / f"r{r}", pki, {"htpasswd": {"realm": "bench", "path": str(work / "htpasswd")}}
             ).start()
-            env = {**os.environ, "XDG_CACHE_HOME": str(work / f"r{r}" / "cache")}
+            env = {
+                **os.environ,
+                "XDG_CACHE_HOME": str(work / f"r{r}" / "cache"),
+                # `python -m chrootforge` runs this checkout's code, not what the venv has installed
+                "PYTHONPATH": f"{REPO}:{os.environ.get('PYTHONPATH', '')}".rstrip(":"),
+            }
             os.environ["XDG_CACHE_HOME"] = env["XDG_CACHE_HOME"] + "-api"
             try:
                 contenders = {

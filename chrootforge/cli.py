@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import warnings
 
 from chrootforge import __version__, envvars, log
 from chrootforge.errors import CfError, UsageError
@@ -160,9 +161,21 @@ def _traceback(debug: bool) -> None:
         traceback.print_exc()
 
 
+def _skip_charset_detection(command: str | None) -> None:
+    """requests imports chardet or charset_normalizer as it loads, only to guess the encoding of
+    `Response.text`. chrootforge reads every answer as bytes (JSON through untrusted.loads_json),
+    so its own process loads neither: 5-20 ms off the start of every command that talks HTTP
+    (push, pull, build). requests warns that it found none, and would decode `.text` as UTF-8.
+    Only here, in the CLI's process: a program that imports chrootforge keeps its modules."""
+    for name in ("chardet", "charset_normalizer"):
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # None: "import fails"
+    warnings.filterwarnings("ignore", message="Unable to find acceptable character detection")
+
+
 def entry() -> None:
     """The console script and `python -m chrootforge`."""
     argv = sys.argv[1:]
+    _skip_charset_detection(_first_positional(argv))
     code = main(argv)
     if _first_positional(argv) in ("run", "shell", "push", "pull"):
         # The sandbox has exited (or the transfer is done, its files closed and renamed) and nothing

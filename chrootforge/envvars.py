@@ -54,7 +54,7 @@ def value_problem(name: str, value: str) -> str | None:
 
 
 def _closest(name: str, candidates) -> str | None:
-    import difflib
+    import difflib  # start-up speed: only when a variable looks misspelled
 
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=_CUTOFF)
     return close[0] if close else None

@@ -74,12 +74,14 @@ def atomic_writer(
     perms: int = 0o644,
     replace: bool = True,
     hint: str | None = None,
+    durable: bool = True,
 ) -> Iterator[IO]:
     """Yield a temp file beside `path`; on success fsync it and rename it to `path`.
 
     `path` must be new or a regular file (check_output); with replace=False it must be new, and
     FileExistsError says it appeared meanwhile. On any exception the temp file is removed and
-    `path` is left as it was."""
+    `path` is left as it was. durable=False skips the fsync (a few ms, far more on a busy disk):
+    only for a cache that is as good as none when a crash leaves it empty."""
     path = check_output(path, hint)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -89,7 +91,8 @@ def atomic_writer(
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.chmod(tmp, perms)
         _install(tmp, path, replace, hint)
     except BaseException:
@@ -100,6 +103,7 @@ def atomic_writer(
 
 def _install(tmp: str, path: Path, replace: bool, hint: str | None) -> None:
     """Rename `tmp` to `path` without ever replacing anything but a regular file."""
+    # start-up speed: ctypes (~2 ms) loads with the first file written, not with every command
     from chrootforge.sandbox.syscalls import RENAME_EXCHANGE, RENAME_NOREPLACE, renameat2
 
     for _ in range(3):
@@ -141,11 +145,15 @@ def _install_plain(tmp: str, path: Path, replace: bool, hint: str | None) -> Non
 
 
 def atomic_write(
-    path: str | os.PathLike, data: bytes | str, perms: int = 0o644, replace: bool = True
+    path: str | os.PathLike,
+    data: bytes | str,
+    perms: int = 0o644,
+    replace: bool = True,
+    durable: bool = True,
 ) -> None:
     if isinstance(data, str):
         data = data.encode()
-    with atomic_writer(path, "wb", perms, replace) as handle:
+    with atomic_writer(path, "wb", perms, replace, durable=durable) as handle:
         handle.write(data)
 
 
@@ -276,7 +284,7 @@ _SYNC_FILE_RANGE_WRITE = 2  # <linux/fs.h>: start writeback of the range's dirty
 
 @functools.cache
 def _sync_file_range():
-    import ctypes
+    import ctypes  # start-up speed: only once a large blob is written
 
     try:
         func = ctypes.CDLL(None, use_errno=True).sync_file_range

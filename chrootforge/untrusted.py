@@ -14,7 +14,6 @@ tolerate a corrupt cache file (`except ValueError`) keep doing so.
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 
 from chrootforge.errors import CfError
@@ -87,6 +86,8 @@ def read_json(path: str | Path, where: str | None = None, limit: int = MAX_FILE)
 def loads_toml(text: str) -> dict:
     """tomllib.loads with the same bound; a too-deep document is a tomllib.TOMLDecodeError, so the
     caller's usual one-line syntax error (naming the file) reports it."""
+    import tomllib  # start-up speed: push and pull read JSON only; tomllib (and typing) cost ~5 ms
+
     try:
         doc = tomllib.loads(text)
     except RecursionError:

@@ -55,6 +55,25 @@ def test_run_imports_nothing_heavy():
     assert out.stdout.strip() == "[]"
 
 
+def test_push_starts_without_the_writer_or_charset_detection(tmp_path):
+    """`push` only reads a layout, and reads answers as bytes: neither the commit writer (tar,
+    compression, thread pools), TOML, nor requests' character detection load on its way (start-up
+    speed, issue 22); requests itself does, which shows the probe got that far."""
+    probe = (
+        "import sys\n"
+        "from chrootforge import cli\n"
+        "cli._skip_charset_detection('push')\n"
+        f"code = cli.main(['push', '{tmp_path}/missing:tag', 'docker://127.0.0.1:9/x/y'])\n"
+        "names = ('requests', 'chardet', 'charset_normalizer', 'chrootforge.oci.writer', 'tarfile',"
+        " 'tomllib', 'concurrent.futures')\n"
+        "print(code, [m for m in names if sys.modules.get(m) is not None])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], check=False, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "2 ['requests']", out.stdout
+    assert "missing does not exist" in out.stderr
+
+
 def _parsers():
     """(words, parser) of every command and subcommand of the whole CLI."""
     import argparse

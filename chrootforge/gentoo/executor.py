@@ -40,6 +40,7 @@ from chrootforge.spec.model import PHASES
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from chrootforge.gentoo.binhost_fetch import Mirror
+    from chrootforge.sandbox.idmap import IdMap
 
 CF_MOUNT = emerge.CF_MOUNT
 AR_PROBE = "ar-not-deterministic"  # written by repro.deterministic_ar_probe in the status dir
@@ -79,7 +80,7 @@ class BuildContext:
     workdir: Path  # <layout>.build/work
     logdir: Path  # <layout>.build/logs
     pristine: Path
-    idmap: object
+    idmap: IdMap
     tree: Path
     repos: dict[str, Path]
     distfiles: Path
@@ -439,7 +440,8 @@ class ImageBuilder:
         else:  # written by portage's sub-ids, which only the sandbox's root may read
             from chrootforge.sandbox import call_mapped
 
-            got = call_mapped(packagelogs.read, str(self.cf), names, idmap=self.ctx.idmap)
+            got = call_mapped(self.ctx.idmap, packagelogs.read, str(self.cf), names)
+            got = call_mapped(self.ctx.idmap, packagelogs.read, str(self.cf), names)
         kept = self.logs / "packages"
         kept.mkdir(exist_ok=True)
         for name, data in got:

@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
 from pathlib import Path
-from typing import Any
 
-from chrootforge.oci.mapped import commit_as
+from chrootforge.oci.mapped import CommitRequest, commit_as
 from chrootforge.ownerxattr import SymlinkOwners
-
-
-@dataclass(frozen=True)
-class CommitRequest:
-    """What a build commits for one image, besides the tree itself."""
-
-    tags: tuple[str, ...]  # full ref names; the first is committed, the rest tagged
-    config: dict
-    labels: dict[str, str]
-    history: tuple[dict, ...]
-    epoch: int  # the build's one timestamp (build.py)
 
 
 def commit(
@@ -31,19 +19,7 @@ def commit(
     compression: str,
     symlinks: SymlinkOwners | None = None,
 ) -> str:
-    """Commit `rootfs` as request.tags; returns the manifest digest."""
-    from chrootforge.oci.writer import tag
-
-    kwargs: dict[str, Any] = {
-        "parent": parent,
-        "compression": compression,
-        "config": request.config,
-        "labels": request.labels,
-        "history": list(request.history),
-        "quiet": True,
-        "epoch": request.epoch,
-    }
-    result = commit_as(idmap, rootfs, layout, request.tags[0], symlinks, **kwargs)
-    for extra in request.tags[1:]:
-        tag(layout, request.tags[0], extra)
-    return result.digest
+    """Commit `rootfs` as request.tags (what the build decided the image is), onto `parent` with
+    `compression` (where this build puts it); returns the manifest digest."""
+    whole = dataclasses.replace(request, parent=parent, compression=compression, quiet=True)
+    return commit_as(idmap, rootfs, layout, whole, symlinks).digest

@@ -152,7 +152,7 @@ def read(layout, tag: str, media_type: str = MEDIA_TYPE) -> bytes | None:
     from chrootforge.oci import layout as lo
     from chrootforge.oci import shapes
     from chrootforge.oci.referrer import referrers
-    from chrootforge.oci.writer import resolve
+    from chrootforge.oci.resolved import resolve
 
     found = resolve(layout, tag)
     path = lo.open_layout(layout)

@@ -26,7 +26,7 @@ from pathlib import Path
 from chrootforge import log, ownerxattr
 from chrootforge.errors import CfError
 from chrootforge.oci import layerread
-from chrootforge.oci.writer import resolve
+from chrootforge.oci.resolved import resolve
 from chrootforge.rootpath import PathRefused, RootDir, entry_parts
 
 HostIds = Callable[[int, int], tuple[int, int] | None]
@@ -54,27 +54,19 @@ class _Applier:
         self.own_records: list[str] = []  # record_owners: entries whose layer held the record xattr
 
     def apply(self, layout: Path, desc: dict) -> None:
-        added: set[str] = set()
-        for member, tar in layerread.members(layout, desc):
-            parts = layerread.entry_parts(member)
-            if not parts:
-                continue
-            rel = "/".join(parts)
-            where = f"layer {desc['digest'][:19]}"
+        where = f"layer {desc['digest'][:19]}"
+        for event in layerread.events(layout, desc):
             try:
-                if parts[-1] == ".wh..wh..opq":
-                    self._opaque(parts[:-1], added)
-                elif parts[-1].startswith(".wh."):
-                    target = "/".join([*parts[:-1], parts[-1][4:]])
-                    if target not in added:
-                        self._whiteout(target)
+                if isinstance(event, layerread.Opaque):
+                    self._opaque(event)
+                elif isinstance(event, layerread.Whiteout):
+                    self._whiteout(event.path)
                 else:
-                    self._entry(member, tar, rel)
-                    added.add(rel)
+                    self._entry(event.member, event.tar, event.path)
             except PathRefused as err:
                 raise CfError(
                     f"{where}: {err}", hint="the layer is hostile or damaged; it was not applied any further"
-                ) from None
+                ) from err
 
     def _whiteout(self, target: str) -> None:
         try:
@@ -83,14 +75,13 @@ class _Applier:
         except FileNotFoundError:
             pass  # below a directory that does not exist: nothing to delete
 
-    def _opaque(self, parent: list[str], added: set[str]) -> None:
-        prefix = "/".join(parent)
+    def _opaque(self, marker: layerread.Opaque) -> None:
         try:
-            with self.root.open_dir(prefix, what="opaque marker") as fd:
+            with self.root.open_dir(marker.dir, what="opaque marker") as fd:
                 if fd is None:
                     return  # the directory does not exist: nothing to hide
                 for child in os.listdir(fd):
-                    if (f"{prefix}/{child}" if prefix else child) not in added:
+                    if child not in marker.kept:
                         _remove(fd, child)
         except FileNotFoundError:
             pass
@@ -146,10 +137,10 @@ class _Applier:
                 raise PathRefused(f"refusing hardlink {member.name!r} to the root itself")
             try:
                 st = os.stat(loc.name, dir_fd=loc.dirfd, follow_symlinks=False)
-            except FileNotFoundError:
+            except FileNotFoundError as err:
                 raise PathRefused(
                     f"refusing hardlink {member.name!r}: its target {target!r} is not in the image"
-                ) from None
+                ) from err
             if stat.S_ISDIR(st.st_mode):
                 raise PathRefused(f"refusing hardlink {member.name!r} to the directory {target!r}")
             os.link(loc.name, name, src_dir_fd=loc.dirfd, dst_dir_fd=fd, follow_symlinks=False)
@@ -170,7 +161,7 @@ class _Applier:
             raise CfError(
                 f"cannot give /{rel} owner {member.uid}:{member.gid}: {err.strerror}",
                 hint="unpack as root or inside the user namespace that maps the image's ids",
-            ) from None
+            ) from err
         where = ownerxattr.fd_path(fd, name)  # through our fd of the directory: not followed
         for key, value in layerread.member_xattrs(member):
             if self.record_owners and key == ownerxattr.XATTR:

@@ -31,7 +31,7 @@ from chrootforge.oci import layout as lo
 from chrootforge.oci import mediatypes as mt
 from chrootforge.oci import refs, shapes
 from chrootforge.oci.referrer import referrers
-from chrootforge.oci.writer import Resolved, resolve
+from chrootforge.oci.resolved import Resolved, resolve
 
 FORMATS = ("oci-archive", "docker-archive")
 

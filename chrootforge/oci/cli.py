@@ -154,7 +154,7 @@ def _commit(args) -> int:
     from chrootforge import log, untrusted
     from chrootforge.errors import UsageError
     from chrootforge.oci.imageconfig import normalise
-    from chrootforge.oci.writer import commit
+    from chrootforge.oci.mapped import CommitRequest, commit_request
 
     config = None
     if args.config:
@@ -174,20 +174,21 @@ def _commit(args) -> int:
         config = normalise(config, where)
     if args.quiet:
         log.set_quiet(True)
-    options = {
-        "parent": args.parent,
-        "compression": args.compression,
-        "config": config,
-        "labels": dict(args.label) or None,
-        "quiet": args.quiet or log.is_quiet(),
-    }
+    request = CommitRequest(
+        (args.tag,),
+        parent=args.parent,
+        compression=args.compression,
+        config=config,
+        labels=dict(args.label) or None,
+        quiet=args.quiet or log.is_quiet(),
+    )
     if args.single_id:
         from chrootforge.oci.mapped import commit_as
         from chrootforge.sandbox.idmap import detect_idmap
 
-        result = commit_as(detect_idmap(single_id=True), args.rootfs, args.layout, args.tag, **options)
+        result = commit_as(detect_idmap(single_id=True), args.rootfs, args.layout, request)
     else:
-        result = commit(args.rootfs, args.layout, args.tag, **options)
+        result = commit_request(args.rootfs, args.layout, request)
     print(result.digest)
     return 0
 

@@ -20,10 +20,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from chrootforge.oci import tree
+from chrootforge.oci.layerread import OPAQUE, WHITEOUT_PREFIX
 from chrootforge.oci.parentindex import ParentTree
 from chrootforge.oci.tarwrite import whiteout
-
-OPAQUE = ".wh..wh..opq"
 
 
 def _child_groups(entries: Sequence[tree.Entry]) -> dict[str, frozenset[str]]:
@@ -85,7 +84,9 @@ def plan_child(
             continue
         names = gone | {n for n in old & new if prefix + n in kind_changed}
         if names:
-            markers[d] = [whiteout(f"{prefix}.wh.{n}", epoch) for n in sorted(names, key=tree.sort_key)]
+            markers[d] = [
+                whiteout(f"{prefix}{WHITEOUT_PREFIX}{n}", epoch) for n in sorted(names, key=tree.sort_key)
+            ]
 
     items = list(markers.get("", []))
     for e in entries:

@@ -7,7 +7,7 @@ from chrootforge.oci import layout as lo
 from chrootforge.oci import mediatypes as mt
 from chrootforge.oci import refs, shapes
 from chrootforge.oci.referrer import referrers
-from chrootforge.oci.writer import resolve
+from chrootforge.oci.resolved import resolve
 
 
 def _index(layout, tag: str, desc: dict) -> dict:

@@ -71,9 +71,9 @@ class ParentTree:
             return None
         return {tree.DIR: "dir", tree.SYMLINK: "symlink"}.get(node.entry.kind, node.entry.kind)
 
-    def _check(self, parts: list[str], what: str, name: str, desc: dict) -> None:
+    def _check(self, parts: list[str] | tuple[str, ...], what: str, name: str, desc: dict) -> None:
         """The unpacker's rule (rootpath): nothing is reached through a symlink or a non-dir."""
-        problem = parent_policy_problem(parts, self.kind_of)
+        problem = parent_policy_problem(list(parts), self.kind_of)
         if problem:
             raise CfError(
                 f"layer {desc['digest'][:19]}: refusing {what} {name!r}: {problem}",
@@ -81,71 +81,62 @@ class ParentTree:
             )
 
     def apply_layer(self, layout: Path, desc: dict, layer_no: int, hash_content: bool = True) -> None:
-        added: set[str] = set()
-        for member, tar in layerread.members(layout, desc):
-            parts = layerread.entry_parts(member)
-            if not parts:
-                continue
-            path = "/".join(parts)
-            parent, _, name = path.rpartition("/")
-            if name == ".wh..wh..opq":
-                self._check(parts, "opaque marker", member.name, desc)  # the directory included
-                for child in list(self.children.get(parent, ())):
-                    if f"{parent}/{child}".lstrip("/") not in added:
-                        self.remove(f"{parent}/{child}".lstrip("/"))
-                continue
-            if name.startswith(".wh."):
-                self._check(parts, "whiteout", member.name, desc)
-                target = f"{parent}/{name[4:]}".lstrip("/")
-                if target not in added:
-                    self.remove(target)
-                continue
-            self._check(parts, "layer entry", member.name, desc)
-            existing = self.nodes.get(path)
-            if existing and (existing.entry.kind != tree.DIR or member.type != tarfile.DIRTYPE):
-                self.remove(path)
-            if member.type == tarfile.LNKTYPE:
-                link_parts = entry_parts(member.linkname, "hardlink target")
-                self._check(link_parts, "hardlink target", member.linkname, desc)
-                linked = self.nodes.get("/".join(link_parts))
-                if linked is None or linked.entry.kind == tree.DIR:
-                    raise CfError(
-                        f"layer {desc['digest'][:19]}: refusing hardlink {member.name!r}: its "
-                        f"target {member.linkname!r} is not a file of the image",
-                        hint="the layer is hostile or damaged",
-                    )
-                if linked.group is None:
-                    linked.group = f"{layer_no}:{'/'.join(link_parts)}"
-                self._add(
-                    path, Node(dataclasses.replace(linked.entry, path=path), linked.content, linked.group)
+        for event in layerread.events(layout, desc):
+            if isinstance(event, layerread.Opaque):
+                self._check(event.parts, "opaque marker", event.member.name, desc)  # the directory included
+                for child in list(self.children.get(event.dir, ())):
+                    if child not in event.kept:
+                        self.remove(f"{event.dir}/{child}" if event.dir else child)
+            elif isinstance(event, layerread.Whiteout):
+                self._check(event.parts, "whiteout", event.member.name, desc)
+                self.remove(event.path)
+            else:
+                self._apply_entry(event, desc, layer_no, hash_content)
+
+    def _apply_entry(self, event: layerread.Entry, desc: dict, layer_no: int, hash_content: bool) -> None:
+        member, tar, path = event.member, event.tar, event.path
+        self._check(event.parts, "layer entry", member.name, desc)
+        existing = self.nodes.get(path)
+        if existing and (existing.entry.kind != tree.DIR or member.type != tarfile.DIRTYPE):
+            self.remove(path)
+        if member.type == tarfile.LNKTYPE:
+            link_parts = entry_parts(member.linkname, "hardlink target")
+            self._check(link_parts, "hardlink target", member.linkname, desc)
+            linked = self.nodes.get("/".join(link_parts))
+            if linked is None or linked.entry.kind == tree.DIR:
+                raise CfError(
+                    f"layer {desc['digest'][:19]}: refusing hardlink {member.name!r}: its "
+                    f"target {member.linkname!r} is not a file of the image",
+                    hint="the layer is hostile or damaged",
                 )
-                added.add(path)
-                continue
-            kind = _KIND.get(member.type)
-            if kind is None:
-                continue
-            entry = tree.Entry(
-                path,
-                kind,
-                member.mode & 0o7777,
-                member.uid,
-                member.gid,
-                int(member.mtime),
-                member.size if kind == tree.FILE else 0,
-                member.linkname if kind == tree.SYMLINK else "",
-                (member.devmajor, member.devminor) if kind in (tree.CHAR, tree.BLOCK) else (0, 0),
-                layerread.member_xattrs(member),
-            )
-            content = None
-            if kind == tree.FILE and hash_content:
-                sha = hashlib.sha256()
-                handle = tar.extractfile(member)
-                assert handle is not None  # a regular member always has a body
-                while chunk := handle.read(1 << 20):
-                    sha.update(chunk)
-                content = sha.hexdigest()
-            self._add(path, Node(entry, content))
-            added.add(path)
+            if linked.group is None:
+                linked.group = f"{layer_no}:{'/'.join(link_parts)}"
+            self._add(path, Node(dataclasses.replace(linked.entry, path=path), linked.content, linked.group))
+            return
+        kind = _KIND.get(member.type)
+        if kind is None:
+            return
+        entry = tree.Entry(
+            path,
+            kind,
+            member.mode & 0o7777,
+            member.uid,
+            member.gid,
+            int(member.mtime),
+            member.size if kind == tree.FILE else 0,
+            member.linkname if kind == tree.SYMLINK else "",
+            (member.devmajor, member.devminor) if kind in (tree.CHAR, tree.BLOCK) else (0, 0),
+            layerread.member_xattrs(member),
+        )
+        content = None
+        if kind == tree.FILE and hash_content:
+            sha = hashlib.sha256()
+            handle = tar.extractfile(member)
+            assert handle is not None  # a regular member always has a body
+            while chunk := handle.read(1 << 20):
+                sha.update(chunk)
+            content = sha.hexdigest()
+        self._add(path, Node(entry, content))
 
 
 def load(layout: Path, layers: list[dict], hash_content: bool = True) -> ParentTree:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from chrootforge.oci import layout as lo
 from chrootforge.oci import mediatypes as mt
-from chrootforge.oci.writer import resolve
+from chrootforge.oci.resolved import resolve
 
 SUBJECT_KEY = "dev.chrootforge.subject"
 EMPTY_JSON = b"{}"

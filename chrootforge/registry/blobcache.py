@@ -77,7 +77,9 @@ class BlobLocations:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with file_lock(self.path.with_name(self.path.name + ".lock")):
                 data = merge(_load(self.path), self.seen)
-                atomic_write(self.path, json.dumps(data, separators=(",", ":")) + "\n")
+                # A hint file (a damaged one reads as empty): no fsync on every push's way out.
+                text = json.dumps(data, separators=(",", ":")) + "\n"
+                atomic_write(self.path, text, durable=False)
             self.seen = []
         except OSError as err:
             log.info(f"could not update the blob location cache {self.path}: {err.strerror}")

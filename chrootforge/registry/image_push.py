@@ -15,7 +15,7 @@ from chrootforge.errors import UsageError, VerificationError
 from chrootforge.oci import layout as lo
 from chrootforge.oci import mediatypes as mt
 from chrootforge.oci.referrer import referrers as layout_referrers
-from chrootforge.oci.writer import resolve
+from chrootforge.oci.resolved import resolve
 from chrootforge.registry.blobcache import BlobLocations
 from chrootforge.registry.manifests import sha256_digest
 from chrootforge.registry.meter import Meter

@@ -8,6 +8,15 @@ from __future__ import annotations
 
 import importlib
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the real names, so that mypy checks the calls made through this package
+    from chrootforge.sandbox.config import Bind, OverlayRoot, SandboxConfig, Tmpfs
+    from chrootforge.sandbox.idmap import IdMap, detect_idmap
+    from chrootforge.sandbox.mapped import call_mapped, check_reachable, owned_dir, remove_tree, run_mapped
+    from chrootforge.sandbox.mountplan import MountStep, plan_mounts
+    from chrootforge.sandbox.overlay import overlay_supported
+    from chrootforge.sandbox.runner import run_sandboxed
+
 _EXPORTS = {
     "Bind": "config",
     "OverlayRoot": "config",

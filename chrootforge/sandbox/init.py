@@ -34,13 +34,15 @@ PAYLOAD_EXEC_FAILED = 127
 # Python ignores these; the payload gets the defaults (as subprocess gives its children).
 RESET_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
 GLIBC_INTERNAL = (32, 33)  # SIGCANCEL and SIGSETXID, below SIGRTMIN: see the module docstring
+ASK = b"1"  # enter_locked's request to its parent: map my nested user namespace
 
 
 def enter_locked(ask_fd: int, answer_fd: int) -> None:
     """In PID 1, after the mounts: enter the nested user + mount namespace (CfError if refused).
 
-    Writes b"1" on ask_fd once unshared, and waits for the parent's answer on answer_fd: b"1" when
-    it has written the maps, else b"0" and why. Then takes id 0 of the new namespace. The caller
+    Writes ASK on ask_fd once unshared, and waits for the parent's answer on answer_fd, a
+    userns.Report: "ok" when it has written the maps, else an error saying why not (none when the
+    parent is gone). Then takes id 0 of the new namespace. The caller
     makes itself non-dumpable afterwards: until then our parent must be able to open our /proc
     files (a uid change made us non-dumpable, when real root's namespace child took id 0)."""
     syscalls.set_dumpable(True)
@@ -51,15 +53,12 @@ def enter_locked(ask_fd: int, answer_fd: int) -> None:
             f"cannot lock the sandbox's mounts (a nested user namespace was refused: {err.strerror})",
             hint="raise user.max_user_namespaces; the payload never runs with unlocked mounts",
         ) from None
-    os.write(ask_fd, b"1")
+    os.write(ask_fd, ASK)
     os.close(ask_fd)
-    answer = os.read(answer_fd, 512)
-    os.close(answer_fd)
-    if answer != b"1":
-        raise CfError(
-            "cannot map the sandbox's nested user namespace: "
-            + (answer[1:].decode(errors="replace") or "its parent is gone")
-        )
+    answer = userns.Report.decode_all(userns.read_all(answer_fd), "the sandbox's namespace child")
+    if answer != [userns.Report("ok")]:
+        why = answer[0].message if answer and answer[0].kind == "error" else "its parent is gone"
+        raise CfError(f"cannot map the sandbox's nested user namespace: {why}")
     userns.become_namespace_root()
 
 

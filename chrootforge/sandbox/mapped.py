@@ -2,11 +2,12 @@
 
 run_mapped(argv, idmap=None, cwd=None, env=None) -> exit status
     a host command as id 0 of the mapped namespace (extraction helpers, rm of sub-id trees).
-call_mapped(func, *args, idmap=None, **kwargs) -> func's return value
+call_mapped(idmap, func, *args, **kwargs) -> func's return value
     the one typed way to run Python work under the map (extract a stage, unpack a layer, probe
     overlayfs): a forked child enters the namespace, runs func and sends back its result or its
-    exception (pickled), which call_mapped returns or raises. A dropped or mistyped argument is
-    a TypeError in the caller's traceback, not a silent default in a JSON request.
+    exception (pickled), which call_mapped returns or raises. Its signature is func's (a
+    ParamSpec), so mypy checks the arguments of every call against func, and the result has
+    func's type; what slips past is a TypeError in the caller's traceback.
 owned_dir(path, idmap) / remove_tree(path, idmap)
     directories the namespace writes into, and removal of trees it made (see idmap.py for who
     owns what when real root runs chrootforge).
@@ -21,6 +22,14 @@ import sys
 from chrootforge.errors import CfError
 from chrootforge.sandbox import syscalls, userns
 from chrootforge.sandbox.idmap import IdMap, detect_idmap
+
+TYPE_CHECKING = False  # typing costs `run`'s start a few milliseconds: for the type checker only
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import ParamSpec, TypeVar
+
+    P = ParamSpec("P")
+    R = TypeVar("R")
 
 
 def _enter_mount_ns() -> None:
@@ -78,8 +87,10 @@ def run_mapped(argv: list[str], idmap: IdMap | None = None, cwd=None, env: dict 
     return _supervise(idmap, child)
 
 
-def call_mapped(func, *args, idmap: IdMap | None = None, **kwargs):
-    """func(*args, **kwargs) as id 0 of a mapped user namespace; its result, or its exception."""
+def call_mapped(idmap: IdMap | None, func: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+    """func(*args, **kwargs) as id 0 of a user namespace with `idmap` (None: detect_idmap());
+    its result, or its exception. (The map comes first: a ParamSpec's *args and **kwargs must be
+    the last parameters.)"""
     import pickle  # not at module level: `run` imports this module for check_reachable
 
     idmap = idmap or detect_idmap()
@@ -90,6 +101,7 @@ def call_mapped(func, *args, idmap: IdMap | None = None, **kwargs):
         os.close(result_r)
         for sig in userns.FORWARDED:  # forwarded to us by the parent: end the work, as exec would
             signal.signal(sig, signal.SIG_DFL)
+        outcome: tuple[str, object]
         try:
             _enter_mount_ns()
             outcome = ("ok", func(*args, **kwargs))
@@ -123,7 +135,8 @@ def call_mapped(func, *args, idmap: IdMap | None = None, **kwargs):
     kind, value = pickle.loads(b"".join(chunks))
     if kind == "raise":
         raise value
-    return value
+    result: R = value  # what func returned (pickled by the child)
+    return result
 
 
 def _name(func) -> str:
@@ -188,7 +201,7 @@ def remove_tree(path, idmap: IdMap | None = None) -> None:
         return
     argv = ["rm", "-rf", "--one-file-system", "--", path]
     if os.getuid() == 0:
-        import subprocess
+        import subprocess  # start-up speed: `run` imports this module, never this path
 
         code = subprocess.call(argv)
     else:

@@ -43,7 +43,7 @@ def _lo_up_ioctl() -> None:
 
 
 def _lo_up_pyroute2() -> None:
-    from pyroute2 import IPRoute
+    from pyroute2 import IPRoute  # start-up speed: `run` loads it only when the ioctl way fails
 
     with IPRoute() as ipr:
         index = ipr.link_lookup(ifname="lo")[0]

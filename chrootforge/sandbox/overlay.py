@@ -26,7 +26,7 @@ def overlay_supported(workdir: Path, idmap=None) -> bool:
         from chrootforge.sandbox.mapped import call_mapped
 
         try:
-            _known[dev] = call_mapped(_probe, os.fspath(workdir), idmap=idmap)
+            _known[dev] = call_mapped(idmap, _probe, os.fspath(workdir))
         except (CfError, OSError):
             _known[dev] = False
     return _known[dev]

@@ -22,10 +22,13 @@ from chrootforge.sandbox import syscalls as sc
 from chrootforge.sandbox.config import SandboxConfig
 from chrootforge.sandbox.idmap import detect_idmap
 from chrootforge.sandbox.mountplan import plan_mounts, root_mountpoint, validate_sources
+from chrootforge.values import Value
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import BinaryIO
+
+    from chrootforge.sandbox.mountplan import MountStep
 
 
 def run_sandboxed(config: SandboxConfig) -> int:
@@ -73,41 +76,21 @@ def run_sandboxed(config: SandboxConfig) -> int:
         os.close(notice_r)
         if out_r is not None:
             os.close(out_r)
-        # PID 1 cannot use getppid() to see whether we died before its PR_SET_PDEATHSIG took
-        # effect (its parent is outside its pid namespace): it checks this pipe for EOF instead.
-        life_r, life_w = os.pipe()
-        made_r, made_w = os.pipe()
-        ask_r, ask_w = os.pipe()
-        answer_r, answer_w = os.pipe()
+        channels = _Channels.open()
         host_root = os.stat("/")
         # Our /proc, while it is still the host's: PID 1's pivot_root moves our root too, and the
         # sandbox's /proc names PID 1 by another number.
         host_proc = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         pid1 = userns.fork_forwarding()
         if pid1 == 0:
-            for fd in (life_w, made_r, ask_r, answer_w):
-                os.close(fd)
-            os._exit(
-                _pid1(
-                    config,
-                    steps,
-                    argv,
-                    env,
-                    err_fd,
-                    out_w,
-                    notice_w,
-                    life_r,
-                    made_w,
-                    (ask_w, answer_r),
-                    use_pty,
-                )
-            )
-        for fd in (life_r, made_w, ask_w, answer_r, notice_w):
-            os.close(fd)
+            channels.close_child_ends()
+            os._exit(_pid1(_Pid1(config, steps, argv, env, use_pty, err_fd, out_w, notice_w, channels)))
+        channels.close_pid1_ends()
+        os.close(notice_w)
         if out_w is not None:
             os.close(out_w)
-        made = _read_all(made_r)  # PID 1 closes its end once the mounts are set up
-        _map_nested(host_proc, pid1, idmap, ask_r, answer_w)
+        made = userns.read_all(channels.made[0])  # PID 1 closes its end once the mounts are set up
+        _map_nested(host_proc, pid1, idmap, channels)
         code = userns.wait_child(pid1)
         _leave_rootfs_as_found(steps, rootpath.decode_created(made), config, host_root)
         os._exit(code)
@@ -139,10 +122,10 @@ def run_sandboxed(config: SandboxConfig) -> int:
         userns.restore_handlers(previous)
         if log_handle:
             log_handle.close()
-    for line in userns.read_reports(notice_r):
-        log.notice(line[1])
+    for notice in userns.read_reports(notice_r, "the sandbox's setup"):
+        log.notice(notice.message)
     os.close(notice_r)
-    reports = userns.read_reports(err_fd)
+    reports = userns.read_reports(err_fd, "the sandbox")
     os.close(err_fd)
     userns.raise_reports(reports)
     return code
@@ -161,29 +144,57 @@ def _open_log(path) -> BinaryIO:
     return os.fdopen(fd, "ab")
 
 
-def _map_nested(host_proc: int, pid1: int, idmap, ask_r: int, answer_w: int) -> None:
+class _Channels(Value):
+    """The pipes between the namespace child and PID 1: (read end, write end) of each."""
+
+    __slots__ = ("life", "made", "ask", "answer")  # noqa: RUF023 - the fields' order
+    # never written: PID 1 cannot use getppid() to see whether the child died before PID 1's
+    # PR_SET_PDEATHSIG took effect (its parent is outside its pid namespace): it sees EOF here
+    life: tuple[int, int]
+    made: tuple[int, int]  # PID 1 -> child: what the mount plan created (rootpath.encode_created)
+    ask: tuple[int, int]  # PID 1 -> child: init.ASK, "map my nested user namespace now"
+    answer: tuple[int, int]  # child -> PID 1: one userns.Report, "ok" or an error saying why not
+
+    def __init__(self, life, made, ask, answer) -> None:
+        self._init(life, made, ask, answer)
+
+    @classmethod
+    def open(cls) -> _Channels:
+        return cls(os.pipe(), os.pipe(), os.pipe(), os.pipe())
+
+    def pid1_ends(self) -> tuple[int, int, int, int]:
+        """life read, made write, ask write, answer read."""
+        return self.life[0], self.made[1], self.ask[1], self.answer[0]
+
+    def child_ends(self) -> tuple[int, int, int, int]:
+        """life write, made read, ask read, answer write."""
+        return self.life[1], self.made[0], self.ask[0], self.answer[1]
+
+    def close_child_ends(self) -> None:
+        for fd in self.child_ends():
+            os.close(fd)
+
+    def close_pid1_ends(self) -> None:
+        for fd in self.pid1_ends():
+            os.close(fd)
+
+
+def _map_nested(host_proc: int, pid1: int, idmap, channels: _Channels) -> None:
     """In the namespace child: when PID 1 asks (it has entered its nested user namespace), map
-    that namespace 1:1 onto ours, and answer b"1", or b"0" and why not."""
-    if os.read(ask_r, 1) == b"1":
+    that namespace 1:1 onto ours, and answer with a Report: "ok", or an error saying why not."""
+    ask_r, answer_w = channels.ask[0], channels.answer[1]
+    if os.read(ask_r, 1) == init.ASK:
         try:
             userns.write_nested_maps(host_proc, pid1, idmap)
-            answer = b"1"
+            answer = userns.Report("ok")
         except OSError as err:
-            answer = b"0" + (err.strerror or str(err)).encode()
+            answer = userns.Report("error", err.strerror or str(err))
         try:
-            os.write(answer_w, answer)
+            userns.write_all(answer_w, answer.encode())
         except BrokenPipeError:
             pass  # PID 1 is gone already: its status tells why
     for fd in (ask_r, answer_w, host_proc):
         os.close(fd)
-
-
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    while chunk := os.read(fd, 65536):
-        chunks.append(chunk)
-    os.close(fd)
-    return b"".join(chunks)
 
 
 def _leave_rootfs_as_found(steps, created, config, host_root) -> None:
@@ -211,8 +222,38 @@ def _leave_rootfs_as_found(steps, created, config, host_root) -> None:
         pass
 
 
-def _pid1(config, steps, argv, env, err_fd, out_w, notice_w, life_r, made_w, nest, use_pty) -> int:
+class _Pid1(Value):
+    """What PID 1 is given at its fork: the plan, the payload, and its ends of the pipes."""
+
+    __slots__ = (  # noqa: RUF023 - the fields' order
+        "config",
+        "steps",
+        "argv",
+        "env",
+        "use_pty",
+        "err_fd",
+        "out_w",
+        "notice_w",
+        "channels",
+    )
+    config: SandboxConfig
+    steps: list[MountStep]  # the mount plan (plan_mounts)
+    argv: list[str]  # the payload
+    env: dict[str, str]  # its environment
+    use_pty: bool  # serve it through a pseudo-terminal (ptyrelay)
+    err_fd: int  # the error pipe (Reports) to chrootforge
+    out_w: int | None  # the payload's stdout and stderr when --log is given
+    notice_w: int  # the notice pipe (Reports) to chrootforge
+    channels: _Channels  # the pipes to the namespace child (PID 1 closed the child's ends)
+
+    def __init__(self, config, steps, argv, env, use_pty, err_fd, out_w, notice_w, channels) -> None:
+        self._init(config, steps, argv, env, use_pty, err_fd, out_w, notice_w, channels)
+
+
+def _pid1(job: _Pid1) -> int:
     """PID 1 before the payload: die with our parent, set up the filesystem, lock it, then serve."""
+    config, err_fd, notice_w = job.config, job.err_fd, job.notice_w
+    life_r, made_w, ask_w, answer_r = job.channels.pid1_ends()
     try:
         sc.set_pdeathsig(signal.SIGKILL)
         os.set_blocking(life_r, False)
@@ -228,14 +269,14 @@ def _pid1(config, steps, argv, env, err_fd, out_w, notice_w, life_r, made_w, nes
         notices: list[str] = []
         created: list = []
         try:
-            mounter.apply_plan(steps, notices, created)
+            mounter.apply_plan(job.steps, notices, created)
         finally:
             userns.write_all(made_w, rootpath.encode_created(created))
             os.close(made_w)
         for text in notices:
             userns.report(notice_w, text, kind="notice")
         os.close(notice_w)
-        init.enter_locked(*nest)
+        init.enter_locked(ask_w, answer_r)
         # The payload runs as the same uid: it must not be able to ptrace PID 1 or open its /proc
         # files (mm, environ, fds, root). Not earlier: our parent had to write our maps.
         sc.set_dumpable(False)
@@ -253,11 +294,11 @@ def _pid1(config, steps, argv, env, err_fd, out_w, notice_w, life_r, made_w, nes
     except OSError as err:
         userns.report(err_fd, f"sandbox setup failed: {err}")
         return userns.SETUP_FAILED
-    if use_pty:
+    if job.use_pty:
         from chrootforge.sandbox import ptyrelay  # already loaded by run_sandboxed
 
-        return ptyrelay.serve(argv, env, config.cwd, err_fd)
-    return init.serve(argv, env, config.cwd, err_fd, out_w)
+        return ptyrelay.serve(job.argv, job.env, config.cwd, err_fd)
+    return init.serve(job.argv, job.env, config.cwd, err_fd, job.out_w)
 
 
 def _tee(fd: int, log_handle) -> None:

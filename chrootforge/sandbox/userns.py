@@ -2,8 +2,8 @@
 
 The child unshares CLONE_NEWUSER and tells the parent through a pipe; the parent (still outside)
 writes the maps with newuidmap/newgidmap or directly, then lets the child go on. Failures in any
-child are reported back as one line on a close-on-exec error pipe, so the parent can raise a clean
-CfError instead of the child printing a traceback.
+child are reported back as `Report` values on a close-on-exec error pipe, so the parent can raise
+a clean CfError instead of the child printing a traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import sys
 from chrootforge.errors import CfError
 from chrootforge.sandbox import syscalls
 from chrootforge.sandbox.idmap import IdMap, helper_path
+from chrootforge.values import Value
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -30,15 +31,95 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+# Kinds of Report. error: a setup failure (raised by the parent); exec: the payload could not be
+# executed (printed; its exit status stands); userns: unshare(CLONE_NEWUSER) refused (the message
+# is the errno); notice: printed as a notice; ok: a request was done (the answer to one).
+REPORT_KINDS = ("error", "exec", "userns", "notice", "ok")
+_LENGTH = 4  # bytes of a field's length prefix (big-endian)
+_FIELD_MAX = 1 << 20
+
+
+class Report(Value):
+    """One message between the processes of a sandbox: from a child to its parent on the error
+    or notice pipe, or the answer to a request (PID 1 asking for its nested map). encode() and
+    decode_all() are its wire form: three length-prefixed UTF-8 fields, so no text in a message
+    (control characters included) can split, forge or merge records."""
+
+    __slots__ = ("kind", "message", "hint")
+    kind: str
+    message: str
+    hint: str
+
+    def __init__(self, kind: str, message: str = "", hint: str = "") -> None:
+        if kind not in REPORT_KINDS:
+            raise ValueError(f"unknown report kind {kind!r}")
+        self._init(kind, message, hint)
+
+    def encode(self) -> bytes:
+        out = b""
+        for field in (self.kind, self.message, self.hint):
+            data = field.encode(errors="replace")
+            if len(data) > _FIELD_MAX:  # cut on a character boundary
+                data = data[:_FIELD_MAX].decode(errors="ignore").encode()
+            out += len(data).to_bytes(_LENGTH, "big") + data
+        return out
+
+    @classmethod
+    def decode_all(cls, data: bytes, where: str = "a sandbox process") -> list[Report]:
+        """The reports in `data`, in order; a CfError saying so when it is not a whole number of
+        well-formed records (truncated, an unknown kind, a field that is not UTF-8, an errno that
+        is not a number)."""
+        out: list[Report] = []
+        at = 0
+        while at < len(data):
+            fields: list[str] = []
+            for _ in range(3):
+                size = int.from_bytes(data[at : at + _LENGTH], "big")
+                end = at + _LENGTH + size
+                if at + _LENGTH > len(data) or size > _FIELD_MAX or end > len(data):
+                    raise _garbled(where, f"a record is cut short at byte {at}")
+                try:
+                    fields.append(data[at + _LENGTH : end].decode())
+                except UnicodeDecodeError:
+                    raise _garbled(where, f"the field at byte {at} is not UTF-8") from None
+                at = end
+            kind, message, hint = fields
+            if kind not in REPORT_KINDS:
+                raise _garbled(where, f"unknown kind {kind[:40]!r}")
+            if kind == "userns" and not message.isdigit():
+                raise _garbled(where, f"a refused user namespace with errno {message[:40]!r}")
+            out.append(cls(kind, message, hint))
+        return out
+
+
+def _garbled(where: str, problem: str) -> CfError:
+    return CfError(
+        f"garbled report from {where}: {problem}",
+        hint="this is a bug of chrootforge (or something else wrote into its pipe): please report it",
+    )
+
+
 def report(err_fd: int, message: str, hint: str = "", kind: str = "error") -> None:
-    """From a child: send one error to the parent (best effort)."""
+    """From a child: send one report to the parent (best effort, one write)."""
     try:
-        os.write(err_fd, f"{kind}\x1f{message}\x1f{hint}\x1e".encode(errors="replace"))
+        os.write(err_fd, Report(kind, message, hint).encode())
     except OSError:
         pass
 
 
-def read_reports(err_fd: int) -> list[tuple[str, str, str]]:
+def read_all(fd: int) -> bytes:
+    """Everything until EOF; closes fd."""
+    chunks = []
+    try:
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
+
+
+def read_reports(err_fd: int, where: str = "a sandbox process") -> list[Report]:
+    """The reports waiting on `err_fd` (its writers have exited; nothing more is awaited)."""
     os.set_blocking(err_fd, False)
     data = b""
     while True:
@@ -49,12 +130,7 @@ def read_reports(err_fd: int) -> list[tuple[str, str, str]]:
         if not chunk:
             break
         data += chunk
-    out = []
-    for record in data.decode(errors="replace").split("\x1e"):
-        if record:
-            kind, message, hint = (record.split("\x1f") + ["", ""])[:3]
-            out.append((kind, message, hint))
-    return out
+    return Report.decode_all(data, where)
 
 
 def close_inherited_fds(keep: int) -> None:
@@ -319,15 +395,15 @@ def kill_and_reap(pid: int) -> None:
         pass
 
 
-def raise_reports(reports: list[tuple[str, str, str]]) -> None:
+def raise_reports(reports: list[Report]) -> None:
     """Raise the first setup error; print payload exec failures (their exit status stands)."""
-    for kind, message, hint in reports:
-        if kind == "exec":
-            print(CfError(message, hint=hint or None).render(), file=sys.stderr, flush=True)
-    for kind, message, hint in reports:
-        if kind == "userns":
+    for item in reports:
+        if item.kind == "exec":
+            print(CfError(item.message, hint=item.hint or None).render(), file=sys.stderr, flush=True)
+    for item in reports:
+        if item.kind == "userns":
             from chrootforge.sandbox.blocked import userns_blocked_error
 
-            raise userns_blocked_error(int(message))
-        if kind == "error":
-            raise CfError(message, hint=hint or None)
+            raise userns_blocked_error(int(item.message))
+        if item.kind == "error":
+            raise CfError(item.message, hint=item.hint or None)

@@ -341,7 +341,7 @@ def extract(tarball, dest: str | os.PathLike, idmap=None, *, skip_dev: bool = Tr
     private = Path(tempfile.mkdtemp(prefix=f".{dest.name}.extract-", dir=dest.parent))
     try:
         owned_dir(private, idmap)
-        result = call_mapped(extract_here, tarball, private / "tree", skip_dev, idmap.single_id, idmap=idmap)
+        result = call_mapped(idmap, extract_here, tarball, private / "tree", skip_dev, idmap.single_id)
         os.rename(private / "tree", dest)
     finally:
         remove_tree(private, idmap)

@@ -444,12 +444,12 @@ class Images:
     sbom_type: str = "application/spdx+json"
 
     def digest(self, tag: str) -> str:
-        from chrootforge.oci.writer import resolve
+        from chrootforge.oci.resolved import resolve
 
         return resolve(self.layout, tag).descriptor["digest"]
 
     def manifest(self, tag: str) -> dict:
-        from chrootforge.oci.writer import resolve
+        from chrootforge.oci.resolved import resolve
 
         return resolve(self.layout, tag).manifest
 

@@ -95,6 +95,14 @@ def corpus(victim: Path) -> dict[str, list[list]]:
             [sym("dir", str(victim))],
             [f("dir/planted", b"pwned")],
         ],
+        # a whiteout must name an entry: `.wh.` alone, `.wh..` and `.wh...` name its directory or
+        # climb out of it
+        "whiteout of dotdot": [[f(".wh...")]],
+        "whiteout of dotdot below a directory": [[d("a")], [f("a/.wh...")]],
+        "whiteout of dotdot below a missing directory": [[f("nowhere/.wh...")]],
+        "whiteout of dot": [[d("a"), f("a/keep")], [f("a/.wh..")]],
+        "whiteout with an empty name": [[d("a"), f("a/keep")], [f("a/.wh.")]],
+        "whiteout with an empty name in the root": [[f("keep")], [f(".wh.")]],
         "file replaced by a symlink then written below": [
             [f("node")],
             [sym("node", rel)],

@@ -25,7 +25,7 @@ EPOCH = 1700000000
 
 DRIVER = textwrap.dedent("""
     import json, os, subprocess, sys
-    from chrootforge.oci.mapped import commit_as, unpack_as
+    from chrootforge.oci.mapped import CommitRequest, commit_as, unpack_as
     from chrootforge.sandbox.idmap import detect_idmap
     from chrootforge.sources.mapping import run_under_mapping
     layout, root, inspect, out = sys.argv[1:5]
@@ -35,9 +35,9 @@ DRIVER = textwrap.dedent("""
     change = "echo new > new && ln -sfn elsewhere usr/bin/moved && rm etc/gone && chmod 0700 home/x"
     assert run_under_mapping(["sh", "-c", f"cd {root} && {change}"], idmap) == 0
     kw = dict(epoch=1700000000, quiet=True)
-    child = commit_as(idmap, root, layout, "child", symlinks, parent="parent", **kw)
-    copy = commit_as(idmap, root, layout, "copy", symlinks, **kw)
-    bare = commit_as(idmap, root, layout, "bare", **kw)  # without what unpack knew of symlinks
+    child = commit_as(idmap, root, layout, CommitRequest(("child",), parent="parent", **kw), symlinks)
+    copy = commit_as(idmap, root, layout, CommitRequest(("copy",), **kw), symlinks)
+    bare = commit_as(idmap, root, layout, CommitRequest(("bare",), **kw))  # without unpack's symlinks
     cli = subprocess.run([sys.executable, "-m", "chrootforge", "commit", "--single-id", root,
                           "--layout", layout, "--tag", "cli", "--quiet"],
                          capture_output=True, text=True, env=dict(os.environ, SOURCE_DATE_EPOCH="1700000000"))

@@ -104,3 +104,54 @@ def test_pyroute2_fallback_brings_lo_up(identity):
     assert "<LOOPBACK,UP" in result.stdout
     before = identity.run(["unshare", "--user", "--map-root-user", "--net", "ip", "-o", "link", "show", "lo"])
     assert "<LOOPBACK>" in before.stdout  # a fresh namespace starts with lo down
+
+
+CALL = textwrap.dedent("""
+    import os
+    from chrootforge.sandbox import call_mapped
+    print(call_mapped(None, os.getuid), call_mapped(None, int, "12", base=8))
+    try:
+        call_mapped(None, int, "twelve")
+    except ValueError as err:
+        print("raised", type(err).__name__)
+""")
+
+
+def test_call_mapped_result_and_exception(identity):
+    """func runs as id 0 of the namespace; its result comes back, and its exception is raised."""
+    result = identity.run([*identity.python, "-c", CALL])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0", "10", "raised", "ValueError"]
+
+
+TYPED = textwrap.dedent("""
+    from chrootforge.sandbox.mapped import call_mapped
+
+    def work(path: str, count: int = 1) -> int:
+        return count
+
+    good: int = call_mapped(None, work, "p", count=2)
+    wrong_result: str = call_mapped(None, work, "p")
+    call_mapped(None, work, 3)
+    call_mapped(None, work, "p", cuont=2)
+    call_mapped(None, work)
+""")
+
+
+def test_mypy_checks_call_mapped_arguments_against_func(tmp_path):
+    """call_mapped's ParamSpec signature: a mistyped, misnamed or missing argument, or a wrong use
+    of the result, is a mypy error at the call."""
+    import subprocess
+    import sys
+
+    source = tmp_path / "calls.py"
+    source.write_text(TYPED)
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--follow-imports=silent", "--cache-dir", str(tmp_path / "cache")]
+        + ["--no-error-summary", "--hide-error-context", str(source)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    lines = {int(line.split(":")[1]) for line in result.stdout.splitlines() if ": error:" in line}
+    assert lines == {8, 9, 10, 11}, result.stdout

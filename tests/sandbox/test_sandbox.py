@@ -215,6 +215,35 @@ def test_exit_status_passes_through(identity, busybox_rootfs):
     assert "Traceback" not in missing.stderr
 
 
+def _imported(identity, *argv: str) -> set[str]:
+    result = identity.run([*identity.python, "-X", "importtime", *argv])
+    assert result.returncode == 0, result.stderr
+    return {
+        line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")
+    }
+
+
+def test_run_start_imports_nothing_it_does_not_need(identity, busybox_rootfs):
+    """`run`'s start-up is measured against the interpreter's own (bench/bench_sandbox.py): the
+    whole run, sandbox included, imports neither typing, dataclasses, inspect nor argparse (unless
+    the interpreter's own start does: a .pth file of the test user's site directory may)."""
+    imported = _imported(identity, "-m", "chrootforge", "run", str(busybox_rootfs), "--", "/bin/true")
+    assert "chrootforge.sandbox.runner" in imported
+    own = _imported(identity, "-c", "pass")
+    assert (imported - own).isdisjoint({"typing", "dataclasses", "inspect", "argparse"})
+
+
+def test_reports_keep_every_character_of_a_message(identity, busybox_rootfs):
+    """A command name holding the separators the error pipe once used (\x1f, \x1e) is reported
+    whole, with its hint, not cut into a message, a stray hint and a record of unknown kind."""
+    name = "/no/such\x1fcommand\x1eafter-the-separators"
+    missing = identity.cf("run", str(busybox_rootfs), "--", name)
+    assert missing.returncode == 127, missing.stderr
+    assert f"cannot run {name} in the sandbox" in missing.stderr
+    assert "hint: check the command exists in the root" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
 def _pgrep(pattern: str) -> list[str]:
     out = subprocess.run(["pgrep", "-f", pattern], check=False, capture_output=True, text=True).stdout
     return out.split()

@@ -50,18 +50,18 @@ class Signing:
         """Find and unlock the keys (a trial signature for OpenPGP); None when nothing signs."""
         if options is None or not options.enabled:
             return None
-        from chrootforge.registry.signing import registries_d
+        from chrootforge.registry.signing import registries_d  # start-up speed: only when signing
 
         passphrase = read_passphrase(options.passphrase_file) if options.passphrase_file else None
         signing = cls(options, registries_d.load(options.registries_d))
         if options.sigstore_key:
-            from chrootforge.registry.signing.keys import load_private_key
+            from chrootforge.registry.signing.keys import load_private_key  # start-up: cryptography
 
             signing.sigstore = load_private_key(
                 options.sigstore_key, passphrase.encode() if passphrase is not None else None
             )
         if options.sign_by:
-            from chrootforge.registry.signing.openpgp import OpenPGPSigner
+            from chrootforge.registry.signing.openpgp import OpenPGPSigner  # start-up speed: gnupg
 
             signer = OpenPGPSigner(options.sign_by, passphrase)
             signer.check()
@@ -75,7 +75,7 @@ class Signing:
 
     # -- recognizing our own signatures (a re-push adds none) --------------------------------------
     def _is_ours_simple(self, blob: bytes, digest: str, identity: str) -> bool:
-        from chrootforge.registry.signing import openpgp
+        from chrootforge.registry.signing import openpgp  # start-up speed: gnupg
 
         assert self.openpgp is not None
         if self._openpgp_public is None:
@@ -88,7 +88,7 @@ class Signing:
         return claim.manifest_digest == digest and claim.docker_reference == identity
 
     def _is_ours_sigstore(self, payload: bytes, annotations: dict, digest: str, identity: str) -> bool:
-        from chrootforge.registry.signing import attachments, keys
+        from chrootforge.registry.signing import attachments, keys  # start-up: cryptography
 
         encoded = annotations.get(attachments.SIGNATURE_ANNOTATION)
         try:
@@ -107,7 +107,7 @@ class Signing:
     # -- push ---------------------------------------------------------------------------------------
     def push(self, layout, tag: str, dest, options):
         """Push LAYOUT:TAG to dest, then store its signatures; returns the PushResult."""
-        from chrootforge.oci.writer import resolve
+        from chrootforge.oci.resolved import resolve
         from chrootforge.registry.image_push import push
         from chrootforge.registry.reference import parse_ref
         from chrootforge.registry.signing import lookaside
