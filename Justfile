@@ -7,6 +7,10 @@ py := ".venv/bin/python"
 test *ARGS:
     {{py}} -m pytest -q {{ARGS}}
 
+# The suite without the tests marked slow (those that build the synthetic stage or run emerge).
+test-fast *ARGS:
+    {{py}} -m pytest -q -m "not slow" {{ARGS}}
+
 # Build the example images and run one.
 demo:
     {{py}} scripts/demo.py

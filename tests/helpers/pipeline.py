@@ -9,13 +9,11 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import signal
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -32,29 +30,6 @@ class WorldInputs:
             f"CHROOTFORGE_WORLD_STAGE{self.suffix}": str(self.stage),
             f"CHROOTFORGE_WORLD_KEYRING{self.suffix}": str(self.keyring),
             f"CHROOTFORGE_WORLD_DISTFILES{self.suffix}": str(self.distfiles),
-        }
-
-
-@dataclasses.dataclass
-class BuiltLayout:
-    """Who built a layout, where, and with which environment: `cf()` runs chrootforge the same way."""
-
-    identity: Any
-    tmp: Path
-    layout: Path
-    env: dict
-
-    def cf(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
-        kwargs.setdefault("timeout", 900)
-        return self.identity.cf(*args, env=self.env, **kwargs)
-
-    def refs(self, layout: Path | None = None) -> dict[str, str]:
-        """Tag (ref name) -> manifest digest of the layout (or of another one)."""
-        index = json.loads(((layout or self.layout) / "index.json").read_text())
-        return {
-            m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
-            for m in index["manifests"]
-            if "org.opencontainers.image.ref.name" in m.get("annotations", {})
         }
 
 

@@ -16,26 +16,16 @@ image is checked with podman.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
-import json
-import os
 import re
-import shutil
-import tarfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.helpers.identity import get_identity
-from tests.helpers.pipeline import Podman
-from tests.helpers.rootfs import remove_as
+from tests.helpers.world_build import WorldBuild, namespace, own
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[2]
-PREFIX = "localhost/chrootforge"
 CANCEL_ERROR = "libgcc_s.so.1 must be installed for pthread_cancel to work"
 GCC_BIN = "sys-devel/gcc-bin-12.2.0_p14_p12_p1"
 
@@ -75,67 +65,6 @@ GCC_HOOK = (
 IMAGES = ["busybox", "glibc", "cancel", "gccrt", "scaffolded", "noacct", "withacct"]
 
 
-@dataclass
-class World:
-    identity: object
-    tmp: Path
-    ns: Path
-    layout: Path
-    env: dict
-    report: dict
-    stderr: str
-    podman: Podman
-
-    def cf(self, *args, **kwargs):
-        kwargs.setdefault("timeout", 900)
-        return self.identity.cf(*args, env=self.env, **kwargs)
-
-    def blob(self, digest: str) -> bytes:
-        return (self.layout / "blobs" / "sha256" / digest.split(":")[1]).read_bytes()
-
-    def manifest(self, image: str) -> dict:
-        index = json.loads((self.layout / "index.json").read_text())
-        ref = f"{PREFIX}/{image}:latest"
-        digest = next(
-            m["digest"]
-            for m in index["manifests"]
-            if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == ref
-        )
-        return json.loads(self.blob(digest))
-
-    def top_layer(self, image: str) -> dict[str, bytes | None]:
-        """name -> content (None for what is not a regular file) of the image's own layer."""
-        data = gzip.decompress(self.blob(self.manifest(image)["layers"][-1]["digest"]))
-        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-            return {
-                m.name.lstrip("./").rstrip("/"): tar.extractfile(m).read() if m.isreg() else None
-                for m in tar.getmembers()
-            }
-
-    def state(self, image: str) -> dict:
-        return json.loads((self.layout.parent / f"{self.layout.name}.build/state/{image}.json").read_text())
-
-    def sbom(self, image: str) -> dict:
-        return json.loads(
-            (self.layout.parent / f"{self.layout.name}.build/sbom/{image}.spdx.json").read_text()
-        )
-
-    def log(self, image: str, step: str) -> str:
-        return (self.layout.parent / f"{self.layout.name}.build/logs/{image}/{step}.log").read_text()
-
-    def run(self, image: str, *argv: str, check: bool = True, user: str | None = None):
-        extra = ["--user", user] if user else []
-        return self.podman(
-            "run",
-            "--rm",
-            *self.podman.run_args(),
-            *extra,
-            f"localhost/test/{image}:latest",
-            *argv,
-            check=check,
-        )
-
-
 def _records(doc: dict) -> set[str]:
     """The Gentoo packages of an SBOM (what /var/db/pkg listed), as cat/pkg-version."""
     return {
@@ -145,43 +74,25 @@ def _records(doc: dict) -> set[str]:
     }
 
 
-def _chown_tree(path: Path, identity) -> None:
-    if not identity.is_root and os.getuid() == 0:
-        for p in [path, *path.rglob("*")]:
-            os.chown(p, identity.uid, identity.gid, follow_symlinks=False)
+def make_namespace(tmp: Path, repo: Path) -> Path:
+    """busybox -> glibc of examples/world, plus the images of SPECS and gccrt's hook."""
+    specs = {f"{name}/image.toml": spec.replace("        ", "") for name, spec in SPECS.items()}
+    files = {**specs, "gccrt/gcc-runtime.sh": GCC_HOOK}
+    return namespace(tmp, repo, drop=("s6", "hello", "greeter"), files=files)
 
 
 @pytest.fixture(scope="module", params=["root", "user"])
-def world(request, world_inputs, world_repo) -> World:
+def world(request, world_inputs, world_repo) -> WorldBuild:
     identity = get_identity(request.param)
-    tmp = identity.mkdtemp("authoring.")
-    ns = tmp / "world"
-    shutil.copytree(REPO / "examples" / "world", ns, ignore=shutil.ignore_patterns("s6", "hello", "greeter"))
-    text = (ns / "chrootforge.toml").read_text().replace('path = "../repo"', f'path = "{world_repo}"')
-    (ns / "chrootforge.toml").write_text(text)
-    for name, spec in SPECS.items():
-        (ns / name).mkdir()
-        (ns / name / "image.toml").write_text(spec.replace("        ", ""))
-    (ns / "gccrt" / "gcc-runtime.sh").write_text(GCC_HOOK)
-    _chown_tree(tmp, identity)
-    env = {**world_inputs.env(), "XDG_CACHE_HOME": str(tmp / "cache"), "SOURCE_DATE_EPOCH": "1700000000"}
-    new = identity.cf(
-        "new", str(ns / "scaffolded"), "--parent", "glibc", "--package", "app-misc/hello", env=env
+    w = WorldBuild.prepare(
+        identity, "authoring.", lambda tmp: make_namespace(tmp, world_repo), world_inputs, epoch="1700000000"
     )
+    new = w.cf("new", str(w.ns / "scaffolded"), "--parent", "glibc", "--package", "app-misc/hello")
     assert new.returncode == 0, new.stderr
-    layout = tmp / "layout"
-    proc = identity.cf("build", "--json", "--layout", str(layout), str(ns), env=env, timeout=1800)
-    assert proc.returncode == 0, f"build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
-    podman = Podman(identity, tmp / "podman")
-    w = World(identity, tmp, ns, layout, env, json.loads(proc.stdout), proc.stderr, podman)
-    for image in IMAGES:
-        image_id = (
-            podman("pull", "-q", f"oci:{layout}:{PREFIX}/{image}:latest").stdout.strip().splitlines()[-1]
-        )
-        podman("tag", image_id, f"localhost/test/{image}:latest")
+    w.build()
+    w.to_podman(IMAGES)
     yield w
-    podman.cleanup()
-    remove_as(identity, tmp)
+    w.remove()
 
 
 def test_all_built(world):
@@ -260,7 +171,8 @@ def test_strip_keep(world):
     assert len(docs) == 1 and docs[0].startswith("usr/share/doc/threadcancel-1.0/README")
     assert not any(n.startswith("usr/share/doc") for n in world.top_layer("cancel"))  # no keep: stripped
     assert (
-        "WARNING: image gccrt: [strip] keep pattern '/usr/share/zoneinfo/UTC' matches nothing" in world.stderr
+        "WARNING: image gccrt: [strip] keep pattern '/usr/share/zoneinfo/UTC' matches nothing"
+        in world.proc.stderr
     )
 
 
@@ -303,7 +215,7 @@ def test_uninstall_removes_files_and_records(world):
 def test_force_uninstall(world):
     assert (
         "WARNING: image cancel: uninstall (force_uninstall): app-misc/hello-1.0 needs acct-user/hello"
-        in world.stderr
+        in world.proc.stderr
     )
     assert "acct-user/hello-0" not in _records(world.sbom("cancel"))
     assert "app-misc/hello-1.0" in _records(world.sbom("cancel"))
@@ -314,7 +226,7 @@ def test_uninstall_of_a_needed_package_fails(world):
     (world.ns / "needs" / "image.toml").write_text(
         'parent = "glibc"\npackages = ["app-misc/hello"]\nuninstall = ["acct-user/hello"]\n'
     )
-    _chown_tree(world.ns / "needs", world.identity)
+    own(world.identity, world.ns / "needs")
     before = (world.layout / "index.json").read_bytes()
     proc = world.cf("build", "--layout", str(world.layout), str(world.ns / "needs"))
     assert proc.returncode == 1

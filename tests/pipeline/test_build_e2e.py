@@ -20,56 +20,30 @@ import signal
 import subprocess
 import tarfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.helpers.identity import get_identity
-from tests.helpers.layout import LayoutReader
-from tests.helpers.pipeline import Podman
 from tests.helpers.rootfs import remove_as
+from tests.helpers.world_build import WorldBuild, namespace
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[2]
 IMAGES = ["busybox", "glibc", "s6", "greeter", "hello", "hellostatic"]  # the build's order
 DEPTH = {"busybox": 1, "glibc": 2, "s6": 3, "greeter": 4, "hello": 4, "hellostatic": 5}
 # Built with --jobs 2 by the user (greeter and hello are siblings), serially by root.
 JOBS = {"root": "1", "user": "2"}
 PREFIX = "localhost/chrootforge"  # examples/world: [output] prefix
-
-
-@dataclass
-class Built(LayoutReader):
-    identity: object
-    tmp: Path
-    ns: Path
-    layout: Path
-    env: dict
-    report: dict
-    podman: Podman
-    prefix = PREFIX
-
-    def cf(self, *args, **kwargs):
-        kwargs.setdefault("timeout", 900)
-        return self.identity.cf(*args, env=self.env, **kwargs)
-
-    def result(self, image: str) -> dict:
-        return next(r for r in self.report["images"] if r["image"] == image)
+# hello with USE=static on top of hello, whose parent built it without
+HELLOSTATIC = (
+    'parent = "hello"\npackages = ["app-misc/hello"]\n\n[package."app-misc/hello"]\nuse = ["static"]\n'
+    '\n[config]\ncmd = ["hello"]\n'
+)
 
 
 def make_namespace(dest: Path, repo: Path) -> Path:
     """examples/world with the tree at `repo` (a session copy of examples/repo), plus hellostatic."""
-    ns = dest / "world"
-    shutil.copytree(REPO / "examples" / "world", ns)
-    text = (ns / "chrootforge.toml").read_text().replace('path = "../repo"', f'path = "{repo}"')
-    (ns / "chrootforge.toml").write_text(text)
-    (ns / "hellostatic").mkdir()
-    (ns / "hellostatic" / "image.toml").write_text(
-        'parent = "hello"\npackages = ["app-misc/hello"]\n\n[package."app-misc/hello"]\nuse = ["static"]\n'
-        '\n[config]\ncmd = ["hello"]\n'
-    )
-    return ns
+    return namespace(dest, repo, files={"hellostatic/image.toml": HELLOSTATIC})
 
 
 def _build(identity, ns: Path, layout: Path, env: dict, *extra: str):
@@ -92,38 +66,21 @@ def _stage_elsewhere(stage: Path, dest: Path) -> Path:
 
 
 @pytest.fixture(scope="module", params=["root", "user"])
-def built(request, world_inputs, world_repo) -> Built:
+def built(request, world_inputs, world_repo) -> WorldBuild:
     identity = get_identity(request.param)
-    tmp = identity.mkdtemp("pipeline.")
-    ns = make_namespace(tmp, world_repo)
-    if not identity.is_root and os.getuid() == 0:
-        for path in [ns, *ns.rglob("*")]:
-            os.chown(path, identity.uid, identity.gid)
-    env = {**world_inputs.env(), "XDG_CACHE_HOME": str(tmp / "cache"), "SOURCE_DATE_EPOCH": ""}
+    b = WorldBuild.prepare(identity, "pipeline.", lambda tmp: make_namespace(tmp, world_repo), world_inputs)
     if identity.is_root:
-        env["CHROOTFORGE_WORLD_STAGE"] = str(_stage_elsewhere(world_inputs.stage, tmp / "stage-copy"))
-    layout = tmp / "layout"
-    proc = _build(identity, ns, layout, env, "--jobs", JOBS[identity.name])
-    assert proc.returncode == 0, f"build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+        b.env["CHROOTFORGE_WORLD_STAGE"] = str(_stage_elsewhere(world_inputs.stage, b.tmp / "stage-copy"))
+    report = b.build("--jobs", JOBS[identity.name], timeout=1200)
     print(
         f"\n[world timing] {identity.name}: cold build of {len(IMAGES)} images with --jobs "
-        f"{JOBS[identity.name]}: {json.loads(proc.stdout)['seconds']:.1f}s"
+        f"{JOBS[identity.name]}: {report['seconds']:.1f}s"
     )
-    podman = Podman(identity, tmp / "podman")
-    b = Built(identity, tmp, ns, layout, env, json.loads(proc.stdout), podman)
-    DIGESTS[identity.name] = {image: b.index()[f"{PREFIX}/{image}:latest"] for image in IMAGES}
-    PROVENANCE[identity.name] = {
-        image: (layout.parent / "layout.build" / "provenance" / f"{image}.intoto.json").read_bytes()
-        for image in IMAGES
-    }
-    for image in IMAGES:
-        image_id = (
-            podman("pull", "-q", f"oci:{layout}:{PREFIX}/{image}:latest").stdout.strip().splitlines()[-1]
-        )
-        podman("tag", image_id, f"localhost/test/{image}:latest")
+    DIGESTS[identity.name] = b.digests(IMAGES)
+    PROVENANCE[identity.name] = {image: b.provenance(image) for image in IMAGES}
+    b.to_podman(IMAGES)
     yield b
-    podman.cleanup()
-    remove_as(identity, tmp)
+    b.remove()
 
 
 # -- the build itself ----------------------------------------------------------------------------

@@ -33,11 +33,11 @@ from tests.helpers.identity import get_identity, shared_dir
 from tests.helpers.registry import PASSWORD, USER, free_port
 from tests.helpers.rootfs import remove_as
 from tests.helpers.signing import sigstore_signed, write_policy, write_registries_d
+from tests.helpers.world_build import namespace
 from tests.pipeline import provenance_schema
 from tests.registry.checks import no_secrets, one_error_line
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[2]
 IMAGES = ["busybox", "glibc", "s6", "hello"]
 PREFIX = "localhost/chrootforge"
 
@@ -122,12 +122,11 @@ def world(world_inputs, world_repo, htpasswd_registry):
     """examples/world in a world-readable folder, pushing to a repository of its own."""
     repo = f"dist{secrets.token_hex(4)}"
     base = shared_dir("dist-ns.")
-    ns = base / "world"
+    registry = f'[output]\nregistry = "docker://{htpasswd_registry.host}/{repo}"\n'
     # the busybox -> glibc -> s6 -> hello chain (greeter, a second leaf, only adds time here)
-    shutil.copytree(REPO / "examples" / "world", ns, ignore=shutil.ignore_patterns("greeter"))
-    text = (ns / "chrootforge.toml").read_text().replace('path = "../repo"', f'path = "{world_repo}"')
-    text = text.replace("[output]\n", f'[output]\nregistry = "docker://{htpasswd_registry.host}/{repo}"\n')
-    (ns / "chrootforge.toml").write_text(text)
+    ns = namespace(
+        base, world_repo, drop=("greeter",), edit=lambda text: text.replace("[output]\n", registry)
+    )
     for dirpath, _dirs, files in os.walk(base):
         os.chmod(dirpath, 0o755)
         for name in files:

@@ -12,8 +12,6 @@ Prune runs over and over, from the moment the build's inputs are ready until it 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import threading
 import time
@@ -23,20 +21,9 @@ import pytest
 
 from tests.helpers.identity import get_identity
 from tests.helpers.rootfs import remove_as
+from tests.helpers.world_build import namespace, own
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _namespace(dest: Path, repo: Path) -> Path:
-    """examples/world's busybox alone."""
-    ns = dest / "world"
-    shutil.copytree(REPO / "examples" / "world", ns)
-    for extra in ("glibc", "s6", "hello", "greeter"):
-        shutil.rmtree(ns / extra)
-    text = (ns / "chrootforge.toml").read_text().replace('path = "../repo"', f'path = "{repo}"')
-    (ns / "chrootforge.toml").write_text(text)
-    return ns
 
 
 def _entries(cache: Path, kind: str) -> set[str]:
@@ -124,10 +111,8 @@ def test_prune_during_a_forced_build_skips_what_the_build_uses(who, world_inputs
     identity = get_identity(who)
     tmp = identity.mkdtemp("holds.")
     try:
-        ns = _namespace(tmp, world_repo)
-        if not identity.is_root:
-            for path in [ns, *ns.rglob("*")]:
-                os.chown(path, identity.uid, identity.gid)
+        ns = namespace(tmp, world_repo, drop=("glibc", "s6", "hello", "greeter"))  # busybox alone
+        own(identity, ns)
         cache = tmp / "cache"
         env = {**world_inputs.env(), "XDG_CACHE_HOME": str(cache), "SOURCE_DATE_EPOCH": ""}
         layout = tmp / "layout"

@@ -8,30 +8,25 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.helpers.mirror import STAMP, STAMP2
 from tests.helpers.rootfs import remove_as
+from tests.helpers.world_build import namespace
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _namespace(dest: Path, repo: Path, mirror_url: str, keyring: Path) -> Path:
     """examples/world's busybox and glibc, with the stage3 from the mirror (the latest openrc)."""
-    ns = dest / "world"
-    shutil.copytree(REPO / "examples" / "world", ns)
-    for extra in ("s6", "hello", "greeter"):
-        shutil.rmtree(ns / extra)
-    text = (ns / "chrootforge.toml").read_text()
-    text = re.sub(r'path = "\$\{CHROOTFORGE_WORLD_STAGE\}".*\n', f'mirror = "{mirror_url}"\n', text)
-    text = re.sub(r'keyring = "\$\{CHROOTFORGE_WORLD_KEYRING\}".*\n', f'keyring = "{keyring}"\n', text)
-    text = text.replace('path = "../repo"', f'path = "{repo}"')
-    (ns / "chrootforge.toml").write_text(text)
-    return ns
+
+    def from_the_mirror(text: str) -> str:
+        text = re.sub(r'path = "\$\{CHROOTFORGE_WORLD_STAGE\}".*\n', f'mirror = "{mirror_url}"\n', text)
+        return re.sub(r'keyring = "\$\{CHROOTFORGE_WORLD_KEYRING\}".*\n', f'keyring = "{keyring}"\n', text)
+
+    return namespace(dest, repo, drop=("s6", "hello", "greeter"), edit=from_the_mirror)
 
 
 def test_latest_is_resolved_each_run_and_a_lock_pins_it(

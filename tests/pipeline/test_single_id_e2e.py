@@ -13,65 +13,36 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.helpers.identity import get_identity
 from tests.helpers.oci import layers_of, merged
-from tests.helpers.pipeline import BuiltLayout, Podman
-from tests.helpers.rootfs import remove_as
+from tests.helpers.pipeline import Podman
+from tests.helpers.world_build import WorldBuild, namespace
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[2]
 IMAGES = ["busybox", "glibc", "s6", "greeter", "hello", "queue", "queuechild"]
 PREFIX = "localhost/chrootforge"
 
 
-def make_namespace(dest: Path, repo: Path) -> Path:
-    ns = dest / "world"
-    shutil.copytree(REPO / "examples" / "world", ns)
-    text = (ns / "chrootforge.toml").read_text().replace('path = "../repo"', f'path = "{repo}"')
-    (ns / "chrootforge.toml").write_text(text)
-    (ns / "queue").mkdir()
-    (ns / "queue" / "image.toml").write_text(
-        'parent = "hello"\npackages = ["app-misc/hello-queue"]\n\n[config]\nuser = "hello"\n'
-        'cmd = ["/usr/bin/hello-queue", "hi"]\n'
+# queue: hello + app-misc/hello-queue; queuechild: queue + one more package; linked: a symlink's owner
+FILES = {
+    "queue/image.toml": 'parent = "hello"\npackages = ["app-misc/hello-queue"]\n\n[config]\nuser = "hello"\n'
+    'cmd = ["/usr/bin/hello-queue", "hi"]\n',
+    "queuechild/image.toml": 'parent = "queue"\npackages = ["app-misc/threadcancel"]\n',
+    "linked/image.toml": 'parent = "busybox"\n\n[hooks]\npost_emerge = ["link.sh"]\n',
+    "linked/link.sh": 'set -e\nln -s sh "$CF_ROOT/bin/owned-link"\nchown -h 701:701 "$CF_ROOT/bin/owned-link"\n'
+    'touch "$CF_ROOT/owned-file"\nchown 701:701 "$CF_ROOT/owned-file"\n',
+}
+
+
+def _build(identity, world_inputs, world_repo, *flags: str) -> WorldBuild:
+    w = WorldBuild.prepare(
+        identity, "single-e2e.", lambda tmp: namespace(tmp, world_repo, files=FILES), world_inputs
     )
-    (ns / "queuechild").mkdir()
-    (ns / "queuechild" / "image.toml").write_text('parent = "queue"\npackages = ["app-misc/threadcancel"]\n')
-    (ns / "linked").mkdir()
-    (ns / "linked" / "image.toml").write_text('parent = "busybox"\n\n[hooks]\npost_emerge = ["link.sh"]\n')
-    (ns / "linked" / "link.sh").write_text(
-        'set -e\nln -s sh "$CF_ROOT/bin/owned-link"\nchown -h 701:701 "$CF_ROOT/bin/owned-link"\n'
-        'touch "$CF_ROOT/owned-file"\nchown 701:701 "$CF_ROOT/owned-file"\n'
-    )
-    return ns
-
-
-@dataclass
-class World(BuiltLayout):
-    proc: Any = None  # the build's CompletedProcess
-
-    def digests(self, layout: Path | None = None) -> dict[str, str]:
-        refs = self.refs(layout)
-        return {image: refs[f"{PREFIX}/{image}:latest"] for image in IMAGES}
-
-
-def _build(identity, world_inputs, world_repo, *flags: str) -> World:
-    tmp = identity.mkdtemp("single-e2e.")
-    ns = make_namespace(tmp, world_repo)
-    if not identity.is_root and os.getuid() == 0:
-        for path in [ns, *ns.rglob("*")]:
-            os.chown(path, identity.uid, identity.gid)
-    env = {**world_inputs.env(), "XDG_CACHE_HOME": str(tmp / "cache"), "SOURCE_DATE_EPOCH": ""}
-    layout = tmp / "layout"
-    proc = identity.cf("build", "--json", "--layout", str(layout), *flags, str(ns), env=env, timeout=1800)
-    assert proc.returncode == 0, f"build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-    return World(identity, tmp, layout, env, proc)
+    w.build(*flags)
+    return w
 
 
 @pytest.fixture(scope="module")
@@ -79,16 +50,14 @@ def full(world_inputs, world_repo):
     """The reference: the same namespace built with the full id map (a user with a subuid range)."""
     world = _build(get_identity("user"), world_inputs, world_repo)
     yield world
-    remove_as(world.identity, world.tmp)
+    world.remove()
 
 
 @pytest.fixture(scope="module", params=["single", "root"])
 def single(request, world_inputs, world_repo):
     world = _build(get_identity(request.param), world_inputs, world_repo, "--single-id")
     yield world
-    remove_as(world.identity, world.tmp)
-    if world.tmp.exists():
-        shutil.rmtree(world.tmp, ignore_errors=True)
+    world.remove()
 
 
 def test_single_id_build_says_what_it_changes(single):
@@ -105,7 +74,7 @@ def test_single_id_build_says_what_it_changes(single):
 
 def test_same_images_as_a_full_id_map(single, full):
     """The measure of faithfulness: every image's manifest digest equals the full-map build's."""
-    ours, theirs = single.digests(), full.digests()
+    ours, theirs = single.digests(IMAGES), full.digests(IMAGES)
     for image in IMAGES:
         same = "same" if ours[image] == theirs[image] else "DIFFERENT"
         print(
@@ -116,7 +85,7 @@ def test_same_images_as_a_full_id_map(single, full):
 
 def test_a_symlinks_owner_is_the_one_loss_and_it_is_reported(single, full):
     ref = f"{PREFIX}/linked:latest"
-    assert single.refs()[ref] != full.refs()[ref]
+    assert single.index()[ref] != full.index()[ref]
     ours, theirs = layers_of(single.layout, ref)[-1], layers_of(full.layout, ref)[-1]
     assert theirs["bin/owned-link"][:2] == (701, 701) and ours["bin/owned-link"][:2] == (0, 0)
     assert ours["owned-file"][:2] == theirs["owned-file"][:2] == (701, 701)
@@ -217,4 +186,4 @@ def test_rebuild_from_binary_packages(single):
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = (layout.parent / "again.build/logs/queue/emerge.log").read_text()
     assert "[binary" in log and "app-misc/hello-queue" in log
-    assert single.digests(layout) == single.digests()
+    assert single.digests(IMAGES, layout) == single.digests(IMAGES)

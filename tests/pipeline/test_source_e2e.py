@@ -15,24 +15,17 @@ layout: the same digests again. Last, images that cannot start must not build.
 from __future__ import annotations
 
 import calendar
-import json
-import os
 import re
-import shutil
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.helpers.identity import get_identity
-from tests.helpers.layout import LayoutReader
-from tests.helpers.pipeline import Podman
-from tests.helpers.rootfs import remove_as
+from tests.helpers.world_build import LayoutView, WorldBuild, namespace, own
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[2]
 IMAGES = ("busybox", "glibc", "hello", "nginx", "skalibs", "skahello")  # examples/source
 DEPTH = {"busybox": 1, "glibc": 2, "hello": 3, "nginx": 3, "skalibs": 3, "skahello": 4, "probe": 3}
 PREFIX = "localhost/chrootforge/source"  # examples/source: [output] prefix
@@ -51,7 +44,7 @@ COMPILED = (
 # The user's build runs in another environment than root's; none of it may reach the images.
 USER_ENV = {"TZ": "Pacific/Kiritimati", "LANG": "fr_FR.UTF-8", "LC_ALL": "fr_FR.UTF-8"}
 USER_UMASK = "077"
-BUILDS: dict[str, Built] = {}  # each identity's build, for the comparison
+BUILDS: dict[str, WorldBuild] = {}  # each identity's build, for the comparison
 
 PROBE_BASHRC = r"""
 if [[ ${EBUILD_PHASE} == compile ]]; then
@@ -80,94 +73,41 @@ PROBE_HOOK = (
 )
 
 
-@dataclass
-class Built(LayoutReader):
-    identity: object
-    tmp: Path
-    ns: Path
-    layout: Path
-    env: dict
-    report: dict
-    podman: Podman
-    started: float
-    prefix = PREFIX
-
-    def cf(self, *args, **kwargs):
-        kwargs.setdefault("timeout", 1800)
-        return _cf(self.identity, self.env, *args, **kwargs)
-
-    def logs(self, image: str) -> str:
-        return "\n".join(p.read_text(errors="replace") for p in sorted(self.logdir(image).rglob("*.log")))
-
-    def logdir(self, image: str) -> Path:
-        return Path(f"{self.layout}.build") / "logs" / image
-
-    def run(self, image: str, *argv: str) -> str:
-        return self.podman(
-            "run", "--rm", *self.podman.run_args(), f"localhost/test/{image}:latest", *argv
-        ).stdout
-
-    def epoch(self) -> int:
-        return calendar.timegm(time.strptime(self.config("busybox")["created"], "%Y-%m-%dT%H:%M:%SZ"))
-
-
-def _cf(identity, env: dict, *args: str, **kwargs):
-    """chrootforge as identity; the user's runs under umask 077 (USER_UMASK)."""
-    argv = identity.cf_argv(*args)
-    if not identity.is_root:
-        argv = ["sh", "-c", f'umask {USER_UMASK}; exec "$@"', "sh", *argv]
-    return identity.run(argv, env=env, **kwargs)
-
-
-def make_namespace(dest: Path, repo: Path) -> Path:
+def make_namespace(tmp: Path, repo: Path) -> Path:
     """examples/source with the tree at `repo` (a session copy of examples/repo), plus the probe."""
-    ns = dest / "source"
-    shutil.copytree(REPO / "examples" / "source", ns)
-    text = (ns / "chrootforge.toml").read_text().replace('path = "../repo"', f'path = "{repo}"')
-    (ns / "chrootforge.toml").write_text(text)
-    (ns / "probe").mkdir()
-    (ns / "probe" / "image.toml").write_text(PROBE_SPEC)
     bashrc = "cat >> /etc/portage/bashrc <<'CFEOF'\n" + PROBE_BASHRC + "CFEOF\n"
-    (ns / "probe" / "bashrc.sh").write_text(bashrc)
-    (ns / "probe" / "env.sh").write_text(PROBE_HOOK)
-    return ns
+    probe = {"probe/image.toml": PROBE_SPEC, "probe/bashrc.sh": bashrc, "probe/env.sh": PROBE_HOOK}
+    return namespace(tmp, repo, "source", files=probe)
 
 
-def _own(identity, root: Path) -> None:
-    if not identity.is_root and os.getuid() == 0:
-        for path in [root, *root.rglob("*")]:
-            os.chown(path, identity.uid, identity.gid)
+def build_epoch(built: WorldBuild) -> int:
+    """The epoch the images were made at (their configs' `created`)."""
+    return calendar.timegm(time.strptime(built.config("busybox")["created"], "%Y-%m-%dT%H:%M:%SZ"))
 
 
 @pytest.fixture(scope="module", params=["root", "user"])
-def built(request, world_inputs, world_repo) -> Built:
+def built(request, world_inputs, world_repo) -> WorldBuild:
     identity = get_identity(request.param)
     if BUILDS:  # the other identity's build: this one starts at least a minute after it began
         wait = 60 - (time.monotonic() - min(b.started for b in BUILDS.values()))
         if wait > 0:
             time.sleep(wait)
-    tmp = identity.mkdtemp("source.")
-    ns = make_namespace(tmp, world_repo)
-    _own(identity, ns)
-    env = {**world_inputs.env(), "XDG_CACHE_HOME": str(tmp / "cache"), "SOURCE_DATE_EPOCH": ""}
-    if not identity.is_root:
-        env.update(USER_ENV)
-    layout = tmp / "layout"
-    started = time.monotonic()
-    proc = _cf(identity, env, "build", "--json", "--layout", str(layout), str(ns), timeout=3600)
-    assert proc.returncode == 0, f"build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-    report = json.loads(proc.stdout)
+    b = WorldBuild.prepare(
+        identity,
+        "source.",
+        lambda tmp: make_namespace(tmp, world_repo),
+        world_inputs,
+        env=None if identity.is_root else USER_ENV,
+        prefix=PREFIX,
+        umask=None if identity.is_root else USER_UMASK,  # the user's chrootforge runs under umask 077
+        cf_timeout=1800,
+    )
+    report = b.build(timeout=3600)
     print(f"\n[world timing] {identity.name}: cold build of examples/source: {report['seconds']:.1f}s")
-    podman = Podman(identity, tmp / "podman")
-    b = Built(identity, tmp, ns, layout, env, report, podman, started)
     BUILDS[identity.name] = b
-    for image in (*IMAGES, "probe"):
-        image_id = (
-            podman("pull", "-q", f"oci:{layout}:{PREFIX}/{image}:latest").stdout.strip().splitlines()[-1]
-        )
-        podman("tag", image_id, f"localhost/test/{image}:latest")
+    b.to_podman((*IMAGES, "probe"))
     yield b
-    podman.cleanup()  # the build itself stays for the comparison of the two (kept_builds)
+    b.close()  # the build itself stays for the comparison of the two (kept_builds)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -175,7 +115,7 @@ def kept_builds():
     """Both identities' builds stay until the module ends: the second is compared with the first."""
     yield
     for b in BUILDS.values():
-        remove_as(b.identity, b.tmp)
+        b.remove()
     BUILDS.clear()
 
 
@@ -201,7 +141,7 @@ def test_the_epoch_and_fixed_environment_reach_phases_and_hooks(built):
     locale, umask 022, the sandbox's host and domain name, the build path mapped away in CFLAGS, and
     a deterministic ${CHOST}-ar: whatever the caller's environment (the user's is another)."""
     logs = built.logs("probe")
-    epoch = built.epoch()
+    epoch = build_epoch(built)
     # Portage itself gives a phase LC_ALL unset (LANG decides) and, with its network-sandbox, a UTS
     # namespace of its own named localhost.
     phase = f"SDE={epoch} TZ=UTC LC_ALL=unset LANG=C.UTF-8 umask=0022 host=localhost domain=(none)"
@@ -211,7 +151,7 @@ def test_the_epoch_and_fixed_environment_reach_phases_and_hooks(built):
     cflags = re.search(r"^CFPROBE cflags (.*)$", logs, re.MULTILINE).group(1)
     assert cflags.split()[-1] == "-ffile-prefix-map=/var/tmp/portage=."
     # busybox embeds the build date: the epoch's, not the clock's
-    banner = built.run("busybox", "sh", "-c", "busybox | head -n 1")
+    banner = built.run("busybox", "sh", "-c", "busybox | head -n 1").stdout
     assert time.strftime("(%Y-%m-%d %H:%M:%S UTC)", time.gmtime(epoch)) in banner, banner
 
 
@@ -228,14 +168,14 @@ def test_no_build_path_and_no_loader_state_in_the_images(built):
 
 
 def test_the_forced_flag_is_on_in_the_build(built):
-    state = json.loads((Path(f"{built.layout}.build") / "state/busybox.json").read_text())
+    state = built.state("busybox")
     busybox = next(r for r in state["records"] if r["name"] == "busybox")
     assert {"make-symlinks", "static"} <= set(busybox["use"])
 
 
 # -- running the images -------------------------------------------------------------------------
 def test_busybox_is_static_on_an_empty_root(built):
-    assert built.run("busybox", "sh", "-c", "echo ok-$((6*7))").strip() == "ok-42"
+    assert built.run("busybox", "sh", "-c", "echo ok-$((6*7))").stdout.strip() == "ok-42"
     names = built.top_layer_names("busybox")
     assert {"bin/busybox", "bin/sh", "etc/passwd"} <= names
     assert not any(re.match(r"(usr/)?lib(64)?/", n) for n in names)  # no C library: static
@@ -244,29 +184,29 @@ def test_busybox_is_static_on_an_empty_root(built):
 
 
 def test_hello_runs_on_the_glibc_image(built):
-    assert built.run("hello", "hello").strip() == "Hello, world!"
+    assert built.run("hello", "hello").stdout.strip() == "Hello, world!"
 
 
 def test_a_library_of_the_parent_is_found_by_a_program_of_the_child(built):
     """skalibs (in /usr/lib64, a directory Debian's loader does not search by itself) sits in the
     parent; skahello, in the child, starts because /etc/ld.so.cache lists it."""
-    assert built.run("skahello", "skahello", "podman").strip() == "Hello, podman, from skalibs! argc=2"
+    assert built.run("skahello", "skahello", "podman").stdout.strip() == "Hello, podman, from skalibs! argc=2"
     assert "usr/lib64/libskarnet.so.2.13.1.1" in built.top_layer_names("skalibs")
     assert not any("libskarnet" in n for n in built.top_layer_names("skahello"))
-    conf = built.run("skalibs", "cat", "/etc/ld.so.conf").splitlines()
+    conf = built.run("skalibs", "cat", "/etc/ld.so.conf").stdout.splitlines()
     assert {"include ld.so.conf.d/*.conf", "/lib64", "/usr/lib64"} <= set(conf)
     assert "etc/ld.so.cache" in built.top_layer_names("skalibs")
 
 
 def test_nginx_checks_its_config_and_answers_over_loopback(built):
-    out = built.podman("run", "--rm", *built.podman.run_args(), "localhost/test/nginx:latest", "nginx", "-t")
+    out = built.run("nginx", "nginx", "-t")
     assert "test is successful" in out.stderr
     page = built.run(
         "nginx",
         "sh",
         "-c",
         "nginx && wget -q -O - http://127.0.0.1/ && wget -S -O /dev/null http://127.0.0.1/ 2>&1",
-    )
+    ).stdout
     assert "<title>Welcome to nginx!</title>" in page and "HTTP/1.1 200 OK" in page, page
     assert "Server: nginx/1.22.1" in page
     assert {"usr/lib64/libpcre2-8.so.0.11.2", "usr/lib64/libz.so.1.2.13"} <= built.top_layer_names("nginx")
@@ -281,9 +221,7 @@ def test_zz_binary_packages_give_the_same_layers(built):
     layout = built.tmp / "from-binpkgs"
     proc = built.cf("build", "--json", "--layout", str(layout), str(built.ns))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    again = Built(
-        built.identity, built.tmp, built.ns, layout, built.env, json.loads(proc.stdout), built.podman, 0
-    )
+    again = LayoutView(layout, PREFIX)
     logs = "\n".join(again.logs(image) for image in IMAGES)
     assert ">>> Emerging binary" in logs and ">>> Compiling source" not in logs
     assert {image: again.digest(image) for image in IMAGES} == {
@@ -327,7 +265,7 @@ def _image(built, name: str, spec: str, hooks: dict[str, str] | None = None) -> 
     (folder / "image.toml").write_text(spec)
     for file, text in (hooks or {}).items():
         (folder / file).write_text(text)
-    _own(built.identity, folder)
+    own(built.identity, folder)
     return folder
 
 

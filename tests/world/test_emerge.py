@@ -18,6 +18,8 @@ import pytest
 from tests.helpers.rootfs import remove_as
 from tests.helpers.world import copy_distfiles
 
+pytestmark = pytest.mark.slow
+
 # Every ebuild phase appends "<phase> <category/pf> uid=N gid=N" here: userpriv drops compile to 250.
 PHASE_IDS_BASHRC = r"""
 case ${EBUILD_PHASE} in

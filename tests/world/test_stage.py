@@ -12,6 +12,8 @@ import pytest
 
 from chrootforge.sources.digests import parse_digests
 
+pytestmark = pytest.mark.slow  # every test reads the synthetic stage (built when it is not cached)
+
 REQUIRED_FILES = [
     "usr/bin/emerge",
     "usr/bin/ebuild",

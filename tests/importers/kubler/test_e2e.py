@@ -11,7 +11,6 @@ import os
 import shutil
 import time
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,8 +18,7 @@ import pytest
 from chrootforge.importers.kubler import tomlout
 from chrootforge.spec.model import Namespace
 from tests.helpers.identity import get_identity
-from tests.helpers.pipeline import Podman
-from tests.helpers.rootfs import remove_as
+from tests.helpers.world_build import WorldBuild
 
 pytestmark = pytest.mark.slow
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -28,33 +26,14 @@ PREFIX = "localhost/kworld"
 IMAGES = ["busybox", "glibc", "s6", "hello"]
 
 
-@dataclass
-class Built:
-    identity: object
-    tmp: Path
-    ns: Path
-    layout: Path
-    report: dict
-    podman: Podman
+def podman_config(built: WorldBuild, image: str) -> dict:
+    """The image's config as podman sees it."""
+    out = built.podman("inspect", f"localhost/test/{image}:latest", "--format", "{{json .Config}}").stdout
+    return json.loads(out)
 
-    def config(self, image: str) -> dict:
-        out = self.podman("inspect", f"localhost/test/{image}:latest", "--format", "{{json .Config}}").stdout
-        return json.loads(out)
 
-    def run(self, image: str, *argv: str, entrypoint: str | None = None) -> str:
-        extra = ["--entrypoint", entrypoint] if entrypoint else []
-        return self.podman(
-            "run", "--rm", *self.podman.run_args(), *extra, f"localhost/test/{image}:latest", *argv
-        ).stdout
-
-    def sh(self, image: str, script: str) -> str:
-        return self.run(image, "-c", script, entrypoint="/bin/sh")
-
-    def log(self, image: str, step: str) -> str:
-        return (self.layout.parent / f"{self.layout.name}.build/logs/{image}/{step}.log").read_text()
-
-    def state(self, image: str) -> dict:
-        return json.loads((self.layout.parent / f"{self.layout.name}.build/state/{image}.json").read_text())
+def sh(built: WorldBuild, image: str, script: str) -> str:
+    return built.run(image, "-c", script, entrypoint="/bin/sh").stdout
 
 
 def _point_at_the_world(ns: Path, repo: Path) -> None:
@@ -71,30 +50,22 @@ def _point_at_the_world(ns: Path, repo: Path) -> None:
 
 
 @pytest.fixture(scope="module", params=["root", "user"])
-def built(request, world_inputs, world_repo) -> Built:
+def built(request, world_inputs, world_repo) -> WorldBuild:
     identity = get_identity(request.param)
-    tmp = identity.mkdtemp("kworld.")
-    shutil.copytree(FIXTURES / "kworld", tmp / "kworld")
-    if not identity.is_root and os.getuid() == 0:
-        for path in [tmp, *tmp.rglob("*")]:
-            os.chown(path, identity.uid, identity.gid, follow_symlinks=False)
-    ns = tmp / "ns"
-    proc = identity.cf("import", "kubler", str(tmp / "kworld"), str(ns))
+
+    def kworld(tmp: Path) -> Path:
+        shutil.copytree(FIXTURES / "kworld", tmp / "kworld")
+        return tmp / "kworld"
+
+    w = WorldBuild.prepare(identity, "kworld.", kworld, world_inputs, epoch="1700000000", prefix=PREFIX)
+    w.ns = w.tmp / "ns"  # what the import writes, which is built
+    proc = w.cf("import", "kubler", str(w.tmp / "kworld"), str(w.ns))
     assert proc.returncode == 0, proc.stderr
-    _point_at_the_world(ns, world_repo)
-    env = {**world_inputs.env(), "XDG_CACHE_HOME": str(tmp / "cache"), "SOURCE_DATE_EPOCH": "1700000000"}
-    layout = tmp / "layout"
-    proc = identity.cf("build", "--json", "--layout", str(layout), str(ns), env=env, timeout=1800)
-    assert proc.returncode == 0, f"build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
-    podman = Podman(identity, tmp / "podman")
-    for image in IMAGES:
-        image_id = (
-            podman("pull", "-q", f"oci:{layout}:{PREFIX}/{image}:latest").stdout.strip().splitlines()[-1]
-        )
-        podman("tag", image_id, f"localhost/test/{image}:latest")
-    yield Built(identity, tmp, ns, layout, json.loads(proc.stdout), podman)
-    podman.cleanup()
-    remove_as(identity, tmp)
+    _point_at_the_world(w.ns, world_repo)
+    w.build()
+    w.to_podman(IMAGES)
+    yield w
+    w.remove()
 
 
 def test_every_image_built_with_its_kubler_hooks(built):
@@ -119,13 +90,13 @@ def test_the_builder_chain_and_a_dynamic_call(built):
     """bob's configure_bob runs again in hello's builder (its `echo +static` is a kept command)
     and hello's configure_rootfs_build reads that file (a dynamic update_use, kept in the hook):
     it comes after the key bob's static `update_use -static` became, as in kubler."""
-    assert built.run("hello").strip() == "hello 1.0 (static)"
+    assert built.run("hello").stdout.strip() == "hello 1.0 (static)"
     spec = tomllib.loads((built.ns / "hello" / "image.toml").read_text())
     assert spec["package"]["app-misc/hello"] == {"use": ["-static"]}  # the key, inherited from bob
 
 
 def test_the_template_became_the_config(built):
-    cfg = built.config("hello")
+    cfg = podman_config(built, "hello")
     assert cfg["User"] == "hello" and cfg["WorkingDir"] == "/home/hello"
     assert cfg["Entrypoint"] == ["hello"] and cfg["Cmd"] == ["--version"]
     assert {"GREETING_SOURCE=kubler", "HELLO_HOME=/home/hello", "LANG=C.UTF-8"} <= set(cfg["Env"])
@@ -134,37 +105,37 @@ def test_the_template_became_the_config(built):
     assert cfg["Labels"]["maintainer"] == "Kworld Maintainer <kworld@example.invalid>"
     assert cfg["Labels"]["org.example.kworld"] == "hello"
     assert cfg["Labels"]["kubler.healthcheck"] == "--interval=30s --timeout=3s CMD hello || exit 1"
-    assert built.config("s6")["Cmd"] == ["/usr/bin/s6-svscan", "-t0", "/service"]
-    assert built.config("s6")["StopSignal"] == "SIGTERM"
-    assert built.config("busybox")["Cmd"] == ["/bin/sh"]
+    assert podman_config(built, "s6")["Cmd"] == ["/usr/bin/s6-svscan", "-t0", "/service"]
+    assert podman_config(built, "s6")["StopSignal"] == "SIGTERM"
+    assert podman_config(built, "busybox")["Cmd"] == ["/bin/sh"]
 
 
 def test_the_templates_steps_ran_in_the_images(built):
     """RUN (with the ENV before it, as the USER before it), COPY and WORKDIR."""
-    assert built.sh("glibc", "cat /etc/kworld-glibc").strip() == "glibc C.UTF-8"
-    out = built.sh("hello", "id -u; pwd; cat /tmp/kworld-run-uid /etc/kworld/greeting.txt").split("\n")
+    assert sh(built, "glibc", "cat /etc/kworld-glibc").strip() == "glibc C.UTF-8"
+    out = sh(built, "hello", "id -u; pwd; cat /tmp/kworld-run-uid /etc/kworld/greeting.txt").split("\n")
     assert out[:4] == ["701", "/home/hello", "701", "copied by COPY"]
-    assert built.sh("s6", "readlink /service/heartbeat").strip() == "/etc/service/heartbeat"
+    assert sh(built, "s6", "readlink /service/heartbeat").strip() == "/etc/service/heartbeat"
 
 
 def test_the_kept_hooks_ran(built):
     # busybox's finish_rootfs_build: sed-or-die found root's line, mkdir made an empty log dir
     assert (
-        built.sh("busybox", "test -d /var/log/kworld && head -1 /etc/passwd").strip()
+        sh(built, "busybox", "test -d /var/log/kworld && head -1 /etc/passwd").strip()
         == "root:x:0:0:root:/root:/bin/sh"
     )
     # s6's copies from /config (the image folder the hook carries), mode kept
-    assert built.sh("s6", "test -x /etc/service/heartbeat/run && head -2 /etc/service/heartbeat/run") == (
+    assert sh(built, "s6", "test -x /etc/service/heartbeat/run && head -2 /etc/service/heartbeat/run") == (
         '#!/bin/sh\nwhile :; do echo "heartbeat ${BOB_GREETING:-from s6}"; sleep 1; done\n'
     )
     # hello's: a BOB_ variable of kubler.conf reached the hook
-    assert built.sh("hello", "cat /etc/kworld-greeting").strip() == "greetings from kubler.conf"
+    assert sh(built, "hello", "cat /etc/kworld-greeting").strip() == "greetings from kubler.conf"
 
 
 def test_uninstall_package_became_the_uninstall_key(built):
     packages = {f"{r['category']}/{r['name']}" for r in built.state("hello")["records"]}
     assert "acct-user/hello" in packages and "acct-group/hello" not in packages
-    assert built.sh("hello", "grep ^hello: /etc/group").strip() == "hello:x:701:"
+    assert sh(built, "hello", "grep ^hello: /etc/group").strip() == "hello:x:701:"
 
 
 def test_s6_supervises_the_copied_service(built):
