@@ -13,11 +13,12 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from chrootforge import __version__, log, untrusted
+from chrootforge.buildoptions import BuildOptions
 from chrootforge.errors import CfError, UsageError
 from chrootforge.gentoo import records as rec
 from chrootforge.gentoo import runtimelibs
@@ -54,6 +55,48 @@ class BuildReport:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_json(cls, doc, where: str = "build report") -> BuildReport:
+        """The report to_json() wrote (read back from a VM guest): each field of the type it has
+        here, or a ValueError naming it."""
+        return _decoded(cls, doc, where, nested={"images": ImageResult})
+
+
+def _decoded(cls, doc, where: str, nested: dict | None = None):
+    """A dataclass from the dict that asdict() made of one: known fields, of the declared kinds."""
+    if not isinstance(doc, dict):
+        raise ValueError(f"{where}: not an object")
+    kinds: dict[str, type | tuple[type, ...]] = {
+        "str": str,
+        "float": (int, float),
+        "int": int,
+        "bool": bool,
+        "list": list,
+        "dict": dict,
+    }
+    values = {}
+    for f in fields(cls):
+        if f.name not in doc:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise ValueError(f"{where}: {f.name} is missing")
+            continue
+        value = doc[f.name]
+        if nested and f.name in nested:
+            if not isinstance(value, list):
+                raise ValueError(f"{where}: {f.name} is not a list")
+            value = [_decoded(nested[f.name], v, f"{where}: {f.name}[{i}]") for i, v in enumerate(value)]
+        else:
+            kind = str(f.type).split("[")[0]
+            want = kinds.get(kind)
+            bad_bool = kind in ("int", "float") and isinstance(value, bool)
+            if want is not None and (not isinstance(value, want) or bad_bool):
+                raise ValueError(f"{where}: {f.name} = {value!r} is not a {kind}")
+        values[f.name] = value
+    unknown = sorted(set(doc) - set(values) - {f.name for f in fields(cls)})
+    if unknown:
+        raise ValueError(f"{where}: unknown field {unknown[0]!r}")
+    return cls(**values)
 
 
 def ref_name(ns, image: str, tag: str) -> str:
@@ -210,21 +253,12 @@ def _platform_line(ns) -> str:
     )
 
 
-def build(
-    targets: list[str],
-    *,
-    force: bool = False,
-    force_all: bool = False,
-    no_deps: bool = False,
-    layout: str | None = None,
-    network: str | None = None,
-    single_id: bool = False,
-    stage3: str | None = None,
-    jobs: int = 1,
-    shell=None,
-    dist=None,
-) -> BuildReport:
-    """jobs: how many independent images build at the same time. shell: an executor.ShellRequest
+_DEFAULTS = BuildOptions()
+
+
+def build(targets: list[str], options: BuildOptions = _DEFAULTS, *, shell=None, dist=None) -> BuildReport:
+    """options: buildoptions.BuildOptions (jobs: how many independent images build at the same
+    time). shell: an executor.ShellRequest
     (`--shell` opens it for the one named image instead of building it, once its parents are
     ready; `--shell-on-failure` for any image whose emerge or hook fails). dist: the
     builddist options (--push, --remote-cache, --binhost). With several [build] platforms, each
@@ -239,20 +273,16 @@ def build(
     # binds in, the layout) gets the same modes whatever the caller's umask: an overlay's root
     # takes its upper directory's mode, and a 0700 one would lock the builder's users out.
     with holds.session(), build_umask():
-        return _build(
-            targets, force, force_all, no_deps, layout, network, single_id, stage3, jobs, shell, dist
-        )
+        return _build(_Options(targets, options, shell, dist))
 
 
-def _build(targets, force, force_all, no_deps, layout, network, single_id, stage3, jobs, shell, dist):
-
+def _build(options: _Options) -> BuildReport:
     started = time.monotonic()
-    started = time.monotonic()
-    check_jobs(jobs)
+    asked = options.asked
+    check_jobs(asked.jobs)
     project, requested, order, layout_path, distribution = prepare(
-        targets, layout, dist, shell, no_deps, network
+        options.targets, asked.layout, options.dist, options.shell, asked.no_deps, asked.network
     )
-    options = _Options(targets, force, force_all, no_deps, network, single_id, stage3, jobs, shell, dist)
     if len(project.namespace.platforms) > 1:
         report = _build_platforms(project, layout_path, options, distribution)
     else:
@@ -264,13 +294,7 @@ def _build(targets, force, force_all, no_deps, layout, network, single_id, stage
 @dataclass(frozen=True)
 class _Options:
     targets: list[str]
-    force: bool
-    force_all: bool
-    no_deps: bool
-    network: str | None
-    single_id: bool
-    stage3: str | None
-    jobs: int
+    asked: BuildOptions
     shell: object
     dist: Any  # builddist.DistOptions | None
 
@@ -280,8 +304,9 @@ def _build_one(project, requested, order, layout_path: Path, options: _Options, 
     from chrootforge.gentoo import inputs as inp
     from chrootforge.gentoo.native_cpu import resolve_for
 
-    force, force_all, single_id, stage3 = options.force, options.force_all, options.single_id, options.stage3
-    jobs, shell, dist = options.jobs, options.shell, options.dist
+    asked = options.asked
+    force, force_all, single_id, stage3 = asked.force, asked.force_all, asked.single_id, asked.stage3
+    jobs, shell, dist = asked.jobs, options.shell, options.dist
     ns = project.namespace
     report = BuildReport(ns.name, str(layout_path))
     stage_override = Path(stage3).resolve() if stage3 else None
@@ -328,7 +353,13 @@ def _build_platforms(project, layout_path: Path, options: _Options, publish) -> 
         for platform in ns.platforms:
             sub = platform_layout(layout_path, platform)
             view, wanted, order, _sub, distribution = prepare(
-                options.targets, str(sub), per_platform, None, options.no_deps, options.network, platform
+                options.targets,
+                str(sub),
+                per_platform,
+                None,
+                options.asked.no_deps,
+                options.asked.network,
+                platform,
             )
             _check_same_output(project.namespace, view.namespace)
             log.info(f"platform {platform}")

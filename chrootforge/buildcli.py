@@ -221,6 +221,7 @@ def _build(args) -> int:
     import sys
 
     from chrootforge import build
+    from chrootforge.buildoptions import BuildOptions
 
     shell, dist = _checked(args)
     if args.plan:
@@ -244,33 +245,9 @@ def _build(args) -> int:
                 "not with --shell, --shell-on-failure, --push, --remote-cache or --binhost",
                 hint="use --vm off where user namespaces work",
             )
-        report = vmbuild.build_in_vm(
-            args.targets,
-            vmbuild.VmBuildOptions(
-                force=args.force,
-                force_all=args.force_all,
-                no_deps=args.no_deps,
-                layout=args.layout,
-                network=args.network,
-                single_id=args.single_id,
-                stage3=args.stage3,
-                jobs=args.jobs,
-            ),
-        )
+        report = vmbuild.build_in_vm(args.targets, BuildOptions.from_args(args))
     else:
-        report = build.build(
-            args.targets,
-            force=args.force,
-            force_all=args.force_all,
-            no_deps=args.no_deps,
-            layout=args.layout,
-            network=args.network,
-            single_id=args.single_id,
-            stage3=args.stage3,
-            jobs=args.jobs,
-            shell=shell,
-            dist=dist,
-        )
+        report = build.build(args.targets, BuildOptions.from_args(args), shell=shell, dist=dist)
     if args.json:
         print(json.dumps(report.to_json(), indent=1))
     else:

@@ -10,33 +10,20 @@ copies back what is new; merge.py checks it and merges it into the host layout.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 from chrootforge import log, untrusted
+from chrootforge.buildoptions import BuildOptions
 from chrootforge.errors import CfError, UsageError
 
 SCRATCH_BYTES = 64 << 30  # sparse: only what the build writes takes space
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 PATH_VARS = ("CHROOTFORGE_GENTOO_KEYRING", "CHROOTFORGE_HOOKS")  # read by chrootforge, naming host paths
 PLAIN_VARS = ("SOURCE_DATE_EPOCH",)
-
-
-@dataclass(frozen=True)
-class VmBuildOptions:
-    force: bool = False
-    force_all: bool = False
-    no_deps: bool = False
-    layout: str | None = None
-    network: str | None = None
-    single_id: bool = False
-    stage3: str | None = None
-    jobs: int = 1
-    memory_mb: int = 4096
-    timeout: float | None = None
 
 
 def want_vm(mode: str) -> bool:
@@ -106,30 +93,27 @@ def passed_env(project) -> list[tuple[str, str]]:
     return sorted((name, os.environ[name]) for name in names if name in os.environ)
 
 
-def guest_args(targets: list[Path], options: VmBuildOptions, quiet: bool) -> list[str]:
-    """The `chrootforge build` options for the guest (after --json --layout, which build-job adds)."""
-    args = ["-q"] if quiet else []
-    args += ["--force"] if options.force else []
-    args += ["--force-all"] if options.force_all else []
-    args += ["--no-deps"] if options.no_deps else []
-    args += ["--single-id"] if options.single_id else []
-    args += ["--jobs", str(options.jobs)] if options.jobs != 1 else []
-    if options.stage3:
-        args += ["--stage3", str(Path(options.stage3).resolve())]
-    return [*args, *(str(t) for t in targets)]
+def guest_args(targets: list[Path], options: BuildOptions, quiet: bool) -> list[str]:
+    """The `chrootforge build` options for the guest (after --json --layout, which build-job adds;
+    the guest has no network to choose, and sees the stage3 at its host path)."""
+    stage3 = str(Path(options.stage3).resolve()) if options.stage3 else None
+    guest = dataclasses.replace(options, layout=None, network=None, stage3=stage3)
+    return [*(["-q"] if quiet else []), *guest.to_argv(), *(str(t) for t in targets)]
 
 
-def build_in_vm(targets: list[str], options: VmBuildOptions):
+def build_in_vm(
+    targets: list[str], options: BuildOptions, memory_mb: int = 4096, timeout: float | None = None
+):
     """Build `targets` in a guest; merge the results into the host layout -> the BuildReport.
     What the run uses in the user cache (the binpkgs it shares, the guest's artifacts) is held
     until it ends."""
     from chrootforge import holds
 
     with holds.session():
-        return _build_in_vm(targets, options)
+        return _build_in_vm(targets, options, memory_mb, timeout)
 
 
-def _build_in_vm(targets: list[str], options: VmBuildOptions):
+def _build_in_vm(targets: list[str], options: BuildOptions, memory_mb: int, timeout: float | None):
     from chrootforge import holds
     from chrootforge.cache.kinds import entry
     from chrootforge.fsutil import file_lock
@@ -206,9 +190,7 @@ def _build_in_vm(targets: list[str], options: VmBuildOptions):
         log.info(f"vm: building {' '.join(t.name for t in resolved)} in a QEMU guest (no network)")
         result = runner.run_job(
             job,
-            runner.Resources(
-                timeout=options.timeout, memory_mb=options.memory_mb, scratch_bytes=SCRATCH_BYTES
-            ),
+            runner.Resources(timeout=timeout, memory_mb=memory_mb, scratch_bytes=SCRATCH_BYTES),
         )
         merged = merge.merge_results(out, layout, bdir, binpkgs)
         if merged:
@@ -221,15 +203,14 @@ def _build_in_vm(targets: list[str], options: VmBuildOptions):
 def _report(text: str, status: int, layout: Path):
     """The guest's build report, its layout path replaced by the host's. Exit 0 or 1 come with a
     report (1: an image failed); any other status means the build or the copy-out broke off."""
-    from chrootforge.build import BuildReport, ImageResult
+    from chrootforge.build import BuildReport
 
     if status in (0, 1):
         try:
-            data = untrusted.loads_json(text, "the guest's build report")
-            images = [ImageResult(**image) for image in data.pop("images")]
-            data["layout"] = str(layout)
-            return BuildReport(images=images, **data)
-        except (ValueError, TypeError, KeyError, AttributeError):
-            pass
+            report = BuildReport.from_json(untrusted.loads_json(text, "the guest's build report"))
+            report.layout = str(layout)
+            return report
+        except ValueError as err:
+            log.warn(f"the guest's build report is unreadable: {err}")
     error = UsageError if status == 2 else CfError
     raise error(f"the build in the guest failed (exit {status}) before it could report; its error is above")

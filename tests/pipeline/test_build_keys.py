@@ -7,6 +7,7 @@ import json
 import pytest
 
 from chrootforge import build
+from chrootforge.buildoptions import BuildOptions
 from chrootforge.errors import UsageError
 from chrootforge.gentoo.inputs import Inputs, identify
 from chrootforge.gentoo.state import tree_id
@@ -65,7 +66,7 @@ def test_no_deps_needs_built_parents(ns, tmp_path, monkeypatch):
     ns.image("a", 'parent = "scratch"\n')
     ns.image("b", 'parent = "a"\n')
     with pytest.raises(UsageError, match="parent 'a' has not been built"):
-        build.build([str(ns.root / "b")], no_deps=True, layout=str(tmp_path / "layout"))
+        build.build([str(ns.root / "b")], BuildOptions(no_deps=True, layout=str(tmp_path / "layout")))
     assert not (tmp_path / "layout" / "index.json").exists()
 
 

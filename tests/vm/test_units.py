@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from chrootforge.buildoptions import BuildOptions
 from chrootforge.errors import CfError, UsageError
 from chrootforge.sandbox import binfmt
 from chrootforge.vm import accel, kernel, merge, qemu, recipe, rootfs, vmbuild
@@ -379,7 +380,7 @@ def test_merge_results_end_to_end(tmp_path):
 
 # -- the build's inputs ----------------------------------------------------------------------------
 def test_guest_build_args_and_env(monkeypatch, tmp_path):
-    opts = vmbuild.VmBuildOptions(force=True, no_deps=True, stage3=str(tmp_path / "s.tar"))
+    opts = BuildOptions(force=True, no_deps=True, stage3=str(tmp_path / "s.tar"))
     args = vmbuild.guest_args([tmp_path / "ns" / "busybox"], opts, quiet=True)
     assert args == [
         "-q",
@@ -420,9 +421,9 @@ def test_vm_build_refuses_what_needs_the_network(tmp_path):
     (ns / "tree").mkdir()
     (ns / "img" / "image.toml").write_text('parent = "scratch"\npackages = ["a/b"]\n')
     with pytest.raises(UsageError, match="offline"):
-        vmbuild.build_in_vm([str(ns / "img")], vmbuild.VmBuildOptions())
+        vmbuild.build_in_vm([str(ns / "img")], BuildOptions())
     with pytest.raises(UsageError, match="no network"):
-        vmbuild.build_in_vm([str(ns / "img")], vmbuild.VmBuildOptions(network="host", stage3=str(tmp_path)))
+        vmbuild.build_in_vm([str(ns / "img")], BuildOptions(network="host", stage3=str(tmp_path)))
 
 
 # -- acceleration ----------------------------------------------------------------------------------
