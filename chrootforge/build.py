@@ -386,7 +386,7 @@ def _build_lock(layout_path: Path):
     try:
         bdir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise UsageError(f"cannot create {bdir}: {err.strerror}", hint="choose a writable --layout") from None
+        raise UsageError(f"cannot create {bdir}: {err.strerror}", hint="choose a writable --layout") from err
     return file_lock(bdir / ".build.lock")
 
 

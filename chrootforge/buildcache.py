@@ -87,8 +87,8 @@ class _Check:
         try:
             config = untrusted.loads_json(pulled.read_blob(config_desc["digest"], _MAX_CONFIG), "its config")
             labels = (config.get("config") or {}).get("Labels") or {}
-        except (ValueError, AttributeError):
-            raise Refused("its config is not an image config") from None
+        except (ValueError, AttributeError) as err:
+            raise Refused("its config is not an image config") from err
         if labels.get(KEY_LABEL) != self.key:
             raise Refused(f"its config says build key {str(labels.get(KEY_LABEL))[:19]}, not {self.key[:19]}")
         states = [
@@ -109,7 +109,7 @@ class _Check:
             data = pulled.read_blob(layers[0]["digest"], state_referrer.MAX_SIZE)
             self.state = state_referrer.decode(data, self.image, self.key)
         except state_referrer.BadState as err:
-            raise Refused(str(err)) from None
+            raise Refused(str(err)) from err
 
 
 class RemoteCache:

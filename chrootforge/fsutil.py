@@ -56,8 +56,8 @@ def check_output(path: str | os.PathLike, hint: str | None = None) -> Path:
         st = os.lstat(path)
     except FileNotFoundError:
         st = None
-    except NotADirectoryError:
-        raise UsageError(f"cannot write {path}: a component of its directory is not a directory") from None
+    except NotADirectoryError as err:
+        raise UsageError(f"cannot write {path}: a component of its directory is not a directory") from err
     if st is not None and not stat.S_ISREG(st.st_mode):
         raise _refusal(path, st, hint)
     parent = path.parent
@@ -86,7 +86,7 @@ def atomic_writer(
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as err:
-        raise CfError(f"cannot write {path}: {err.strerror or err}") from None
+        raise CfError(f"cannot write {path}: {err.strerror or err}") from err
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
@@ -252,9 +252,7 @@ def file_lock(path: str | os.PathLike, shared: bool = False) -> Iterator[None]:
     except OSError as err:
         if err.errno != errno.ELOOP:
             raise
-        raise CfError(
-            f"lock file {path} is a symlink", hint="remove it; chrootforge makes it again"
-        ) from None
+        raise CfError(f"lock file {path} is a symlink", hint="remove it; chrootforge makes it again") from err
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise CfError(

@@ -134,7 +134,7 @@ def parse(text: str, path: Path) -> Lock:
     try:
         data = untrusted.loads_toml(text)
     except tomllib.TOMLDecodeError as err:
-        raise UsageError(f"{path}: not a valid lock file: {err}", hint=_HINT) from None
+        raise UsageError(f"{path}: not a valid lock file: {err}", hint=_HINT) from err
     if data.get("version") != VERSION:
         raise UsageError(
             f"{path}: lock file version {data.get('version')!r}, this chrootforge reads {VERSION}", hint=_HINT
@@ -246,7 +246,7 @@ def load(ns_root: Path) -> Lock | None:
     except FileNotFoundError:
         return None
     except OSError as err:
-        raise UsageError(f"{path}: cannot read: {err.strerror}") from None
+        raise UsageError(f"{path}: cannot read: {err.strerror}") from err
     return parse(text, path)
 
 

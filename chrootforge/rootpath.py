@@ -222,7 +222,7 @@ class RootDir:
                     if isinstance(err, NotADirectoryError) or err.errno == 40:  # ELOOP: a symlink
                         raise PathRefused(
                             f"refusing {what} {path!r}: {loc.inside} is not a directory (or is a symlink)"
-                        ) from None
+                        ) from err
                     raise
         try:
             yield fd
@@ -339,7 +339,7 @@ def read_inside(root: str | os.PathLike, path: str, limit: int, what: str = "fil
                         return read_regular_fd(fd, limit, loc.inside)
                     except OSError as err:
                         problem = f"refusing {what} {loc.inside} in {rd.root}: {err.strerror}"
-                        raise PathRefused(problem) from None
+                        raise PathRefused(problem) from err
                     finally:
                         os.close(fd)
             except FileNotFoundError:

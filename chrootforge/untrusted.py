@@ -58,14 +58,14 @@ def loads_json(data: bytes | str, where: str, pairs_hook=None):
 
     try:
         doc = json.loads(data, object_pairs_hook=guarded if pairs_hook else None)
-    except RecursionError:
-        raise BadDocument(_too_deep(where)) from None
-    except UnicodeDecodeError:  # (its message would quote the bytes: auth files hold secrets)
-        raise BadDocument(f"{where} is not valid JSON: not UTF-8 text") from None
+    except RecursionError as err:
+        raise BadDocument(_too_deep(where)) from err
+    except UnicodeDecodeError as err:  # (its message would quote the bytes: auth files hold secrets)
+        raise BadDocument(f"{where} is not valid JSON: not UTF-8 text") from err
     except ValueError as err:  # json's messages give a position, never the content
         if raised:
-            raise raised[0] from None
-        raise BadDocument(f"{where} is not valid JSON: {err}") from None
+            raise raised[0] from err
+        raise BadDocument(f"{where} is not valid JSON: {err}") from err
     if depth_exceeds(doc):
         raise BadDocument(_too_deep(where))
     return doc
@@ -90,8 +90,8 @@ def loads_toml(text: str) -> dict:
 
     try:
         doc = tomllib.loads(text)
-    except RecursionError:
-        raise tomllib.TOMLDecodeError(_too_deep("the document")) from None
+    except RecursionError as err:
+        raise tomllib.TOMLDecodeError(_too_deep("the document")) from err
     if depth_exceeds(doc):
         raise tomllib.TOMLDecodeError(_too_deep("the document"))
     return doc

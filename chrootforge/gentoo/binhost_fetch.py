@@ -65,7 +65,7 @@ class Mirror:
         try:
             entries = bh.parse_index(data.decode("utf-8", errors="replace"))
         except bh.BadIndex as err:
-            raise BinhostError(f"{self.url}Packages: {err}") from None
+            raise BinhostError(f"{self.url}Packages: {err}") from err
         atomic_write(view / "Packages", data)  # (no Packages.gz there, which portage would read first)
         return entries
 
@@ -160,7 +160,7 @@ class Mirror:
                     raise BinhostError(
                         f"{url}: {describe_network_error(err, options.timeout)}",
                         hint="is the binhost up and reachable from this machine?",
-                    ) from None
+                    ) from err
                 time.sleep(backoff(failures - 1))
         with contextlib.closing(resp):
             if resp.status_code == 404 and missing_ok:
@@ -175,7 +175,7 @@ class Mirror:
                         raise BinhostError(f"{url} is larger than {limit} bytes")
                     yield block
             except requests.RequestException as err:
-                raise BinhostError(f"{url}: {describe_network_error(err, options.timeout)}") from None
+                raise BinhostError(f"{url}: {describe_network_error(err, options.timeout)}") from err
 
     def _read_file(self, path: str, limit: int, missing_ok: bool):
         if missing_ok and not os.path.lexists(path):
@@ -189,7 +189,7 @@ class Mirror:
                         raise BinhostError(f"{path} is larger than {limit} bytes")
                     yield block
         except OSError as err:
-            raise BinhostError(f"cannot read {path}: {err.strerror}") from None
+            raise BinhostError(f"cannot read {path}: {err.strerror}") from err
 
     def _registry_options(self):
         from chrootforge.registry import RegistryOptions

@@ -211,7 +211,7 @@ def _run_gcc(ns, inputs, stage_override, single_id: bool) -> NativeCpu:
         except ValueError as err:
             raise CfError(
                 f"-march=native: {err}", hint="give the CPU by name, e.g. -march=x86-64-v3"
-            ) from None
+            ) from err
     finally:
         remove_builder(work, idmap)
         mine.release(work)

@@ -82,7 +82,7 @@ def decode(data: bytes, image: str, key: str) -> dict:
     try:
         doc = untrusted.loads_json(data, "the build state")
     except untrusted.BadDocument as err:
-        raise BadState(str(err)) from None
+        raise BadState(str(err)) from err
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise BadState(f"the build state is not format {FORMAT}")
     if doc.get("image") != image or doc.get("key") != key:
@@ -135,8 +135,8 @@ def _cpv(value, what: str) -> str:
     value = _text(value, what)
     try:
         cp, _ = split_cpv(value)
-    except ValueError:
-        raise BadState(f"the build state's {what} {_short(value)} is not category/name-version") from None
+    except ValueError as err:
+        raise BadState(f"the build state's {what} {_short(value)} is not category/name-version") from err
     if checks.cp(cp):
         raise BadState(f"the build state's {what} {_short(value)} is not category/name-version")
     return value
@@ -171,8 +171,8 @@ def _record(value) -> dict:
         _text(value.get(field, ""), f"record {field}")
     try:
         record = rec.InstalledPackage.from_json(value)
-    except (TypeError, ValueError):
-        raise BadState("a package record of the build state is malformed") from None
+    except (TypeError, ValueError) as err:
+        raise BadState("a package record of the build state is malformed") from err
     return rec.dump([record])[0] | {"use": list(record.use), "iuse": list(record.iuse)}
 
 

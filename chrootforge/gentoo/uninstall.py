@@ -133,7 +133,7 @@ def run(
     try:
         needed = needed_by(installed, set(plan.packages), provided)
     except ValueError as err:
-        raise CfError(f"image {image}: uninstall: cannot read the installed dependencies: {err}") from None
+        raise CfError(f"image {image}: uninstall: cannot read the installed dependencies: {err}") from err
     if needed and not plan.force:
         raise CfError(
             f"image {image}: uninstall: " + "; ".join(needed),

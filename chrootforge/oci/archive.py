@@ -212,9 +212,7 @@ def export(
     except BrokenPipeError:
         raise  # the reader went away (`| head`): the CLI exits 1 without a message
     except OSError as err:
-        raise CfError(
-            f"cannot write {'stdout' if output == '-' else output}: {err.strerror or err}"
-        ) from None
+        raise CfError(f"cannot write {'stdout' if output == '-' else output}: {err.strerror or err}") from err
 
 
 def load(layout, tag: str, into: str = "podman", extra_args: list[str] | None = None, platform=None) -> str:
@@ -231,10 +229,10 @@ def load(layout, tag: str, into: str = "podman", extra_args: list[str] | None = 
         argv = [into, *(extra_args or []), "load", "-i", str(archive)]
         try:
             proc = subprocess.run(argv, check=False, capture_output=True, text=True)
-        except FileNotFoundError:
+        except FileNotFoundError as err:
             raise CfError(
                 f"{into} is not installed", hint=f"install {into} or use chrootforge export"
-            ) from None
+            ) from err
     if proc.returncode != 0:
         raise CfError(f"{' '.join(argv[:-2])} failed: {proc.stderr.strip() or proc.stdout.strip()}")
     log.info(proc.stdout.strip())

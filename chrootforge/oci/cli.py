@@ -188,11 +188,11 @@ def _commit(args) -> int:
         try:
             data = read_input(args.config, CONFIG_MAX)  # a pipe is fine: <(...)
         except OSError as err:
-            raise UsageError(f"cannot read {where}: {err.strerror}") from None
+            raise UsageError(f"cannot read {where}: {err.strerror}") from err
         try:
             config = untrusted.loads_json(data, where)
         except untrusted.BadDocument as err:
-            raise UsageError(str(err)) from None
+            raise UsageError(str(err)) from err
         if not isinstance(config, dict):
             raise UsageError(f"{where} must hold a JSON object")
         config = normalise(config, where)

@@ -186,7 +186,7 @@ def normalise(config: dict | None, where: str = "image config") -> dict:
         except ValueError as err:
             raise UsageError(
                 f"{where}: {err}", hint="the image-spec's config properties: see docs/layout.md"
-            ) from None
+            ) from err
     return out
 
 

@@ -45,7 +45,7 @@ def _writable(path: Path) -> None:
     except OSError as err:
         raise CfError(
             f"cannot create {path}: {err.strerror}", hint="choose a --layout directory you can write to"
-        ) from None
+        ) from err
     if not os.access(path, os.W_OK | os.X_OK):
         raise CfError(f"{path} is not writable", hint="choose a --layout directory you can write to")
 
@@ -153,15 +153,15 @@ def open_layout(layout: str | os.PathLike) -> Path:
         raise _not_a_layout_dir(layout)
     try:
         data = untrusted.loads_json(read_regular(marker, 4096), str(marker))
-    except FileNotFoundError:
+    except FileNotFoundError as err:
         raise UsageError(
             f"{layout} is not an OCI layout (no oci-layout file)",
             hint="give the directory that holds oci-layout, index.json and blobs/",
-        ) from None
+        ) from err
     except untrusted.BadDocument as err:
-        raise UsageError(str(err)) from None
+        raise UsageError(str(err)) from err
     except OSError as err:
-        raise UsageError(f"{marker} is unreadable: {err.strerror or err}") from None
+        raise UsageError(f"{marker} is unreadable: {err.strerror or err}") from err
     if not isinstance(data, dict) or data.get("imageLayoutVersion") != "1.0.0":
         raise UsageError(f"{layout}: unsupported oci-layout {data!r}")
     return layout
@@ -174,12 +174,12 @@ def read_index(layout: Path) -> dict:
     path = Path(layout) / "index.json"
     try:
         index = untrusted.loads_json(read_regular(path, MAX_INDEX), str(path))
-    except FileNotFoundError:
-        raise UsageError(f"{layout} has no index.json") from None
+    except FileNotFoundError as err:
+        raise UsageError(f"{layout} has no index.json") from err
     except untrusted.BadDocument:
         raise
     except OSError as err:
-        raise CfError(f"{path} is unreadable: {err.strerror or err}") from None
+        raise CfError(f"{path} is unreadable: {err.strerror or err}") from err
     shapes.index(index, str(path))
     index.setdefault("manifests", [])
     return index
@@ -214,7 +214,7 @@ class BlobWriter:
         try:
             self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         except OSError as err:
-            raise _write_error(self.layout, err) from None
+            raise _write_error(self.layout, err) from err
 
     def write(self, data) -> None:
         self.sha.update(data)
@@ -224,7 +224,7 @@ class BlobWriter:
             while view:
                 view = view[os.write(self.fd, view) :]
         except OSError as err:
-            raise _write_error(self.layout, err) from None
+            raise _write_error(self.layout, err) from err
         if self.size - self.flushed >= WRITEBACK:  # a big blob: the disk starts on it now
             start_writeback(self.fd, self.flushed, self.size - self.flushed)
             self.flushed = self.size
@@ -239,7 +239,7 @@ class BlobWriter:
             try:
                 os.fsync(self.fd)
             except OSError as err:
-                raise _write_error(self.layout, err) from None
+                raise _write_error(self.layout, err) from err
             os.close(self.fd)
             self.fd = -1
             os.chmod(self.tmp, 0o644)
@@ -320,7 +320,7 @@ class Staging:
                     with contextlib.suppress(OSError):
                         path.unlink()
                 if isinstance(err, OSError):
-                    raise _write_error(self.layout, err) from None
+                    raise _write_error(self.layout, err) from err
                 raise
         self.writers = []
 
@@ -372,12 +372,12 @@ class VerifyingReader:
                     f"{what} {digest} in {layout} is not a regular file",
                     hint="the layout is damaged; remove that entry of blobs/sha256 and pull or rebuild",
                 )
-        except FileNotFoundError:
+        except FileNotFoundError as err:
             raise VerificationError(
                 f"{what} {digest} is missing from {layout}", hint="run chrootforge verify"
-            ) from None
+            ) from err
         except OSError as err:
-            raise CfError(f"cannot read {what} {digest} in {layout}: {err.strerror}") from None
+            raise CfError(f"cannot read {what} {digest} in {layout}: {err.strerror}") from err
         self.sha = hashlib.sha256()
         self.seen = 0
         self.checked = False
@@ -386,7 +386,7 @@ class VerifyingReader:
         try:
             data = self.handle.read(n)
         except OSError as err:
-            raise CfError(f"cannot read {self.what} {self.digest} in {self.layout}: {err.strerror}") from None
+            raise CfError(f"cannot read {self.what} {self.digest} in {self.layout}: {err.strerror}") from err
         self.sha.update(data)
         self.seen += len(data)
         if self.size is not None and self.seen > self.size:

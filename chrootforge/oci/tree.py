@@ -74,8 +74,8 @@ def source_date_epoch() -> int:
         return 0
     try:
         value = int(raw)
-    except ValueError:
-        raise UsageError(f"SOURCE_DATE_EPOCH={raw!r} is not an integer") from None
+    except ValueError as err:
+        raise UsageError(f"SOURCE_DATE_EPOCH={raw!r} is not an integer") from err
     if value < 0:
         raise UsageError(f"SOURCE_DATE_EPOCH={raw!r} is negative")
     return value
@@ -170,8 +170,8 @@ def walk(root: str | os.PathLike, epoch: int, owners: Owners | None = None, reco
     root = os.fspath(root)
     try:
         st = os.stat(root)  # the root itself may be a symlink to the tree
-    except FileNotFoundError:
-        raise UsageError(f"rootfs {root} does not exist") from None
+    except FileNotFoundError as err:
+        raise UsageError(f"rootfs {root} does not exist") from err
     if not stat.S_ISDIR(st.st_mode):
         raise UsageError(f"rootfs {root} is not a directory")
     yield from _walk_dir(root, "", st.st_dev, epoch, owners, records)
@@ -187,7 +187,7 @@ def _walk_dir(
         raise UsageError(
             f"cannot read {full_dir}: {err.strerror}",
             hint="commit as the owner of the tree (or inside its user namespace)",
-        ) from None
+        ) from err
     for name in names:
         rel = f"{rel_dir}/{name}" if rel_dir else name
         if name.startswith(".wh."):

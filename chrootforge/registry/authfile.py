@@ -71,8 +71,8 @@ def _decode_entry(entry, path: Path, key: str) -> tuple[str, str] | None:
     if entry.get("auth"):
         try:
             text = base64.b64decode(str(entry["auth"]), validate=True).decode()
-        except (binascii.Error, ValueError, UnicodeDecodeError):
-            raise bad from None
+        except (binascii.Error, ValueError, UnicodeDecodeError) as err:
+            raise bad from err
         user, sep, password = text.partition(":")
         if not sep or not user:
             raise bad
@@ -85,19 +85,19 @@ def _decode_entry(entry, path: Path, key: str) -> tuple[str, str] | None:
 def _read(path: Path, explicit: bool) -> dict | None:
     try:
         data = untrusted.read_json(path, f"the auth file {path}")
-    except FileNotFoundError:
+    except FileNotFoundError as err:
         if explicit:
-            raise UsageError(f"--authfile {path} does not exist") from None
+            raise UsageError(f"--authfile {path} does not exist") from err
         return None
-    except PermissionError:
-        raise CfError(f"cannot read the auth file {path}: permission denied") from None
+    except PermissionError as err:
+        raise CfError(f"cannot read the auth file {path}: permission denied") from err
     except OSError as err:
-        raise CfError(f"cannot read the auth file {path}: {err.strerror}") from None
+        raise CfError(f"cannot read the auth file {path}: {err.strerror}") from err
     except untrusted.BadDocument as err:
         # json's message gives a position only, never the content
         raise CfError(
             str(err), hint="fix or remove it; podman login and docker login write this format"
-        ) from None
+        ) from err
     if not isinstance(data, dict) or not isinstance(data.get("auths", {}), dict):
         raise CfError(f'the auth file {path} has no valid "auths" object')
     return data

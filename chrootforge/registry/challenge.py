@@ -133,7 +133,7 @@ def select_challenge(header: str | None, registry: str) -> Challenge:
     try:
         challenges = parse_challenges(header)
     except ValueError as err:
-        raise ChallengeError(f"{what} ({err}): {_describe(header)}") from None
+        raise ChallengeError(f"{what} ({err}): {_describe(header)}") from err
     by_scheme = {c.scheme: c for c in challenges}
     if "bearer" in by_scheme:
         bearer = by_scheme["bearer"]

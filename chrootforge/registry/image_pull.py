@@ -168,7 +168,7 @@ class _Downloader:
                         f"{where}: {reason}",
                         retryable=True,
                         hint=NETWORK_HINT,
-                    ) from None
+                    ) from err
                 log.info(f"blob {short}: {reason}; resuming at byte {writer.size}")
                 time.sleep(backoff(failures - 1))
         if writer.digest != digest:

@@ -58,10 +58,10 @@ def _read_manifest(layout: Path, desc: dict) -> tuple[bytes, dict]:
     path = lo.blob_path(layout, desc["digest"])
     try:
         raw = path.read_bytes()
-    except OSError:
+    except OSError as err:
         raise VerificationError(
             f"{layout}: manifest {desc['digest'][:19]} is missing", hint=f"chrootforge verify {layout}"
-        ) from None
+        ) from err
     if sha256_digest(raw) != desc["digest"]:
         raise VerificationError(
             f"{layout}: manifest {desc['digest'][:19]} does not match its digest",
@@ -75,10 +75,10 @@ def _add_blobs(layout: Path, manifest: dict, blobs: dict) -> None:
         path = lo.blob_path(layout, desc["digest"])
         try:
             size = path.stat().st_size
-        except OSError:
+        except OSError as err:
             raise VerificationError(
                 f"{layout}: blob {desc['digest'][:19]} is missing", hint=f"chrootforge verify {layout}"
-            ) from None
+            ) from err
         if size != desc["size"]:
             raise VerificationError(
                 f"{layout}: blob {desc['digest'][:19]} has {size} bytes, its descriptor says {desc['size']}",

@@ -70,7 +70,7 @@ def parse_manifest(raw: bytes, content_type: str | None, where: str) -> tuple[st
     try:
         doc = untrusted.loads_json(raw, f"the manifest {where}")
     except untrusted.BadDocument as err:
-        raise VerificationError(str(err)) from None
+        raise VerificationError(str(err)) from err
     if not isinstance(doc, dict):
         raise VerificationError(f"{where}: the manifest is not a JSON object")
     declared = doc.get("mediaType")

@@ -25,8 +25,8 @@ def _env_number(name: str, default: float, kind=float, minimum: float = 0) -> fl
         return default
     try:
         value = kind(text)
-    except ValueError:
-        raise UsageError(f"${name}={text!r} is not a number") from None
+    except ValueError as err:
+        raise UsageError(f"${name}={text!r} is not a number") from err
     if not math.isfinite(value):
         raise UsageError(f"${name}={text!r} is not a finite number")
     if value < minimum:

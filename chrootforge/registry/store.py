@@ -95,7 +95,7 @@ class Staging:
         except OSError as err:
             raise CfError(
                 f"cannot check the pulled image in {self.layout}/.tmp: {err.strerror or err}"
-            ) from None
+            ) from err
         finally:
             shutil.rmtree(view, ignore_errors=True)
         if problems:

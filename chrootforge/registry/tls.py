@@ -89,7 +89,7 @@ def tls_config(registry: str, tls_verify: bool = True, cert_dir: str | None = No
     try:
         names = [p.name for p in found.iterdir() if p.is_file()]
     except OSError as err:
-        raise CfError(f"cannot read the certificate directory {found}: {err.strerror}") from None
+        raise CfError(f"cannot read the certificate directory {found}: {err.strerror}") from err
     return plan_from_files(tls_verify, found, names)
 
 
@@ -131,7 +131,7 @@ def ssl_context(config: TLSConfig) -> ssl.SSLContext:
             raise CfError(
                 f"cannot load the CA certificate {ca}: {getattr(err, 'strerror', None) or err}",
                 hint="it must be a PEM certificate",
-            ) from None
+            ) from err
     if config.client_cert:
         cert, key = config.client_cert
         try:
@@ -141,5 +141,5 @@ def ssl_context(config: TLSConfig) -> ssl.SSLContext:
                 f"cannot load the client certificate {cert} with {key.name}: "
                 f"{getattr(err, 'strerror', None) or err}",
                 hint="both must be PEM, and the key must belong to the certificate",
-            ) from None
+            ) from err
     return context

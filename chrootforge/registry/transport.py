@@ -297,7 +297,7 @@ class Client:
             try:
                 resp = send()
             except requests.exceptions.SSLError as err:
-                raise self._tls_error(err, tls_host) from None
+                raise self._tls_error(err, tls_host) from err
             except (
                 requests.ConnectionError,
                 requests.Timeout,

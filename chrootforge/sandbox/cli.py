@@ -40,7 +40,7 @@ def handle_words(command: str, words: list[str]) -> int:
         from chrootforge.errors import CfError
 
         where = f"{err.filename}: " if err.filename else ""
-        raise CfError(f"{where}{err.strerror or err}") from None
+        raise CfError(f"{where}{err.strerror or err}") from err
 
 
 def _config(parsed, argv: list[str], interactive: bool):

@@ -16,10 +16,10 @@ def _must_exist(path: str, what: str) -> None:
     """A usage error naming `what` when path is missing or cannot be reached."""
     try:
         os.stat(path)
-    except FileNotFoundError:
-        raise UsageError(f"{what} does not exist") from None
+    except FileNotFoundError as err:
+        raise UsageError(f"{what} does not exist") from err
     except OSError as err:
-        raise UsageError(f"{what}: cannot access it: {err.strerror}") from None
+        raise UsageError(f"{what}: cannot access it: {err.strerror}") from err
 
 
 def parse_bind(text: str) -> Bind:

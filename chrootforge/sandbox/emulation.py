@@ -112,7 +112,7 @@ def install(emulation: Emulation, notices: list[str]) -> int | None:
         mount_fd = syscalls.detached_mount("binfmt_misc")
     except OSError as err:
         if err.errno not in REFUSED:
-            raise CfError(f"cannot mount the sandbox's binfmt_misc: {err.strerror}") from None
+            raise CfError(f"cannot mount the sandbox's binfmt_misc: {err.strerror}") from err
         _host_fallback(emulation, err, notices)
         return None
     try:
@@ -135,7 +135,7 @@ def _register(mount_fd: int, registration: binfmt.Registration) -> None:
             f"cannot register {registration.interpreter} in the sandbox's binfmt_misc: {err.strerror}",
             hint="the emulator must be a file the sandbox's root may execute (chmod a+rx), "
             "on a filesystem mounted without noexec",
-        ) from None
+        ) from err
 
 
 def _host_fallback(emulation: Emulation, err: OSError, notices: list[str]) -> None:

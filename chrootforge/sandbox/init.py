@@ -52,7 +52,7 @@ def enter_locked(ask_fd: int, answer_fd: int) -> None:
         raise CfError(
             f"cannot lock the sandbox's mounts (a nested user namespace was refused: {err.strerror})",
             hint="raise user.max_user_namespaces; the payload never runs with unlocked mounts",
-        ) from None
+        ) from err
     os.write(ask_fd, ASK)
     os.close(ask_fd)
     answer = userns.Report.decode_all(userns.read_all(answer_fd), "the sandbox's namespace child")

@@ -36,7 +36,7 @@ def _enter_mount_ns() -> None:
     try:
         syscalls.unshare(syscalls.CLONE_NEWNS)
     except OSError as err:
-        raise CfError(f"cannot create a mount namespace: {err.strerror or err}") from None
+        raise CfError(f"cannot create a mount namespace: {err.strerror or err}") from err
     # Nothing mounted in here may propagate back to the host.
     syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_PRIVATE)
 

@@ -47,7 +47,7 @@ def apply_plan(steps: list[MountStep], notices: list[str], created: list[Created
                 where = step.target or step.host or "/"
                 raise CfError(
                     f"sandbox setup failed at {step.op} {where}: {err.strerror}", hint=_hint(step, err)
-                ) from None
+                ) from err
             finally:
                 created += [c.replace(step=number) for c in mounter.created]
                 mounter.created = []

@@ -74,7 +74,7 @@ def run_sandboxed(config: SandboxConfig) -> int:
                 f"cannot create the sandbox's mount/pid/uts/ipc/net namespaces: {err.strerror or err}",
                 hint="a seccomp or LSM policy may allow user namespaces but not these; "
                 "try --network host, or run the build inside a virtual machine",
-            ) from None
+            ) from err
         if hermetic:
             network.bring_up_loopback()
 
@@ -146,8 +146,8 @@ def _open_log(path) -> BinaryIO:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
     except OSError as err:
         if err.errno == errno.ENXIO:
-            raise CfError(f"cannot write the log {path}: it is a FIFO that nobody reads") from None
-        raise CfError(f"cannot write the log {path}: {err.strerror}") from None
+            raise CfError(f"cannot write the log {path}: it is a FIFO that nobody reads") from err
+        raise CfError(f"cannot write the log {path}: {err.strerror}") from err
     os.set_blocking(fd, True)
     return os.fdopen(fd, "ab")
 

@@ -80,8 +80,8 @@ class Report(Value):
                     raise _garbled(where, f"a record is cut short at byte {at}")
                 try:
                     fields.append(data[at + _LENGTH : end].decode())
-                except UnicodeDecodeError:
-                    raise _garbled(where, f"the field at byte {at} is not UTF-8") from None
+                except UnicodeDecodeError as err:
+                    raise _garbled(where, f"the field at byte {at} is not UTF-8") from err
                 at = end
             kind, message, hint = fields
             if kind not in REPORT_KINDS:
@@ -275,7 +275,7 @@ def write_maps(pid: int, idmap: IdMap) -> None:
         raise CfError(
             f"cannot write the id map of process {pid}: {err.strerror}",
             hint="the map must only name your own uid/gid (or run as root)",
-        ) from None
+        ) from err
 
 
 def write_nested_maps(proc: int, pid: int, idmap: IdMap) -> None:

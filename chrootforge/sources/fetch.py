@@ -80,7 +80,7 @@ def _trusted(hit: FetchedFile | None, pinned: str, keyrings) -> FetchedFile | No
             f"{hit.name} in the source cache was verified by {signer or 'nobody'}, "
             f"and this run does not trust that key: {err}",
             hint=f"give the signer's key with {remedies.keyring()}, or fetch the file again",
-        ) from None
+        ) from err
     return dataclasses.replace(hit, verified_by=fpr)
 
 
@@ -214,11 +214,11 @@ def _download_stage(
         try:
             asc.write_bytes(_get_optional(url + ".asc", verifier is None))
             dig.write_bytes(_get_optional(url + ".DIGESTS", verifier is None))
-        except download.NotFound:
+        except download.NotFound as err:
             raise VerificationError(
                 f"{ref.filename}: the mirror has no .asc or .DIGESTS beside it",
                 hint="no signature, no trust; try another mirror",
-            ) from None
+            ) from err
         record = _verify_stage_files(local, asc, dig, verifier, url)
         return cache.store(local, record, key=ref.cache_key, extras={".asc": asc, ".DIGESTS": dig})
 
@@ -379,11 +379,11 @@ def _download_snapshot(
         sig = cache.file_in(scratch, f"{filename}.gpgsig")
         try:
             sig.write_bytes(_get_optional(url + ".gpgsig", verifier is None))
-        except download.NotFound:
+        except download.NotFound as err:
             raise VerificationError(
                 f"{filename}: the mirror has no .gpgsig beside it",
                 hint="no signature, no trust; try another mirror",
-            ) from None
+            ) from err
         if verifier is not None and latest:
             hit = _trusted(
                 cache.find_by_signature(filename, sig.read_bytes(), ".gpgsig"),

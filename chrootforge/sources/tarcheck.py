@@ -61,8 +61,8 @@ def _num(field: bytes, what: str) -> int:
     text = field.split(b"\0", 1)[0].strip(b" ")
     try:
         return int(text, 8) if text else 0
-    except ValueError:
-        raise UnsafeArchive(f"bad {what} field {text!r}") from None
+    except ValueError as err:
+        raise UnsafeArchive(f"bad {what} field {text!r}") from err
 
 
 def _checksum_ok(header: bytes) -> bool:
@@ -90,8 +90,8 @@ def parse_pax(data: bytes) -> dict[str, bytes]:
             raise UnsafeArchive("malformed PAX header")
         try:
             length = int(data[pos:space])
-        except ValueError:
-            raise UnsafeArchive("malformed PAX record length") from None
+        except ValueError as err:
+            raise UnsafeArchive("malformed PAX record length") from err
         record = data[space + 1 : pos + length]
         if length <= 0 or pos + length > len(data) or not record.endswith(b"\n") or b"=" not in record:
             raise UnsafeArchive("malformed PAX record")
@@ -274,8 +274,8 @@ class TarStreamChecker:
             if "size" in pax:
                 try:
                     size = int(pax["size"])
-                except ValueError:
-                    raise UnsafeArchive("bad PAX size") from None
+                except ValueError as err:
+                    raise UnsafeArchive("bad PAX size") from err
         name = name_b.decode("utf-8", "surrogateescape")
         link = link_b.decode("utf-8", "surrogateescape")
         self._ext = {}
@@ -319,8 +319,8 @@ class TarStreamChecker:
         try:
             uid = int(pax_ids["uid"]) if "uid" in pax_ids else _num(header[108:116], "uid")
             gid = int(pax_ids["gid"]) if "gid" in pax_ids else _num(header[116:124], "gid")
-        except ValueError:
-            raise UnsafeArchive("bad PAX uid or gid", "/".join(parts)) from None
+        except ValueError as err:
+            raise UnsafeArchive("bad PAX uid or gid", "/".join(parts)) from err
         if uid or gid:
             self.owners[parts] = (uid, gid)
         else:

@@ -74,7 +74,7 @@ class Verifier:
             try:
                 self._gpg = gnupg.GPG(gnupghome=self._home, options=["--no-autostart"])
             except (OSError, ValueError) as err:
-                raise CfError(f"cannot run gpg: {err}", hint="install GnuPG (apt-get install gpg)") from None
+                raise CfError(f"cannot run gpg: {err}", hint="install GnuPG (apt-get install gpg)") from err
             for path in self.keyrings:
                 fprs = self._import(path)
                 if not fprs:

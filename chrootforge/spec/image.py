@@ -108,7 +108,7 @@ def _resolve_hook(spec, folder: Path, phase: str, ref: str) -> Path:
         namespace = folder.resolve().parent
         is_file = local.is_file()
     except OSError as err:  # a name too long, a symlink loop
-        raise spec.error(("hooks", phase), f"hook '{shown(ref[:200])}': {err.strerror}") from None
+        raise spec.error(("hooks", phase), f"hook '{shown(ref[:200])}': {err.strerror}") from err
     if is_file:
         if not local.is_relative_to(namespace):
             raise spec.error(

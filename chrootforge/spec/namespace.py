@@ -114,7 +114,7 @@ def _platforms(spec: source.SpecFile, data: dict) -> tuple[Platform, ...]:
     try:
         return (parse_platform(arch, "[stage3] arch"),)
     except UsageError as err:
-        raise at.error(str(err), hint='set [build] platforms instead, e.g. ["linux/ppc64le"]') from None
+        raise at.error(str(err), hint='set [build] platforms instead, e.g. ["linux/ppc64le"]') from err
 
 
 def platform_profile(profile: str | None, platform: Platform) -> str | None:

@@ -150,5 +150,5 @@ def _write(path: Path, text: str) -> None:
 
     try:
         atomic_write(path, text, replace=False)
-    except FileExistsError:
-        raise UsageError(f"{path} appeared meanwhile: chrootforge new does not overwrite it") from None
+    except FileExistsError as err:
+        raise UsageError(f"{path} appeared meanwhile: chrootforge new does not overwrite it") from err

@@ -205,7 +205,7 @@ class Platforms(Kind):
             try:
                 platform = parse_platform(text, "platform")
             except UsageError as err:
-                raise at.error(f"'{at.name}': {err}", hint=err.hint) from None
+                raise at.error(f"'{at.name}': {err}", hint=err.hint) from err
             if platform in out:
                 raise at.error(f"'{at.name}' names {platform} twice")
             out.append(platform)

@@ -106,12 +106,12 @@ def load(path: str | Path) -> SpecFile:
 
     try:
         text = read_regular(path, untrusted.MAX_FILE).decode("utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
+    except FileNotFoundError as err:
+        raise UsageError(f"{path}: no such file") from err
     except OSError as err:
-        raise UsageError(f"{path}: cannot read: {err.strerror or err}") from None
+        raise UsageError(f"{path}: cannot read: {err.strerror or err}") from err
     except UnicodeDecodeError as err:
-        raise UsageError(f"{path}: cannot read: {err}") from None
+        raise UsageError(f"{path}: cannot read: {err}") from err
     try:
         data = untrusted.loads_toml(text)
     except tomllib.TOMLDecodeError as err:
@@ -123,13 +123,13 @@ def load(path: str | Path) -> SpecFile:
             raise UsageError(
                 f"{path}:{line}:{col}: TOML syntax error: {message}",
                 hint="see https://toml.io for the syntax",
-            ) from None
+            ) from err
         if "end of document" in message:  # tomllib gives no position there: it is the last line
             line = text.count("\n") + 1
             raise UsageError(
                 f"{path}:{line}: TOML syntax error: {message}", hint="an unclosed [ { or string?"
-            ) from None
-        raise UsageError(f"{path}: TOML syntax error: {message}") from None
+            ) from err
+        raise UsageError(f"{path}: TOML syntax error: {message}") from err
     return SpecFile(path, text, data)
 
 

@@ -79,7 +79,7 @@ def ensure(recipe: rcp.Recipe | None = None) -> Artifacts:
         raise CfError(
             f"cannot create the VM cache {root}: {err.strerror}",
             hint="set CHROOTFORGE_VM_ARTIFACTS or XDG_CACHE_HOME to a writable directory",
-        ) from None
+        ) from err
     # held for the run (holds.current()) before it is looked at: prune leaves a guest's image alone
     entry = holds.current().hold(confined(root, key, what="VM artifacts key"))
     found = _load(entry, key)

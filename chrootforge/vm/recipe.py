@@ -77,11 +77,11 @@ def runtime_requirements(root: Path = SOURCE_ROOT) -> tuple[str, ...]:
 def _apt_cache(*args: str) -> str:
     try:
         proc = subprocess.run(["apt-cache", *args], capture_output=True, text=True, check=False)
-    except FileNotFoundError:
+    except FileNotFoundError as err:
         raise CfError(
             "apt-cache is not installed: the VM guest is built from Debian's packages",
             hint="run chrootforge vm on a Debian or Ubuntu host (apt, dpkg, mmdebstrap)",
-        ) from None
+        ) from err
     if proc.returncode != 0 or not proc.stdout.strip():
         raise CfError(
             f"apt-cache {' '.join(args)} found nothing: {proc.stderr.strip()}",

@@ -126,8 +126,8 @@ def build_rootfs(recipe, guest: Path, work: Path, out: Path, log: Path, mode: st
                 stderr=subprocess.STDOUT,
                 check=False,
             )
-        except FileNotFoundError:
-            raise CfError("tar2sqfs is not installed", hint="apt-get install squashfs-tools-ng") from None
+        except FileNotFoundError as err:
+            raise CfError("tar2sqfs is not installed", hint="apt-get install squashfs-tools-ng") from err
     if proc.returncode != 0:
         raise CfError(f"tar2sqfs failed (exit {proc.returncode}); log {log}")
     tar.unlink()

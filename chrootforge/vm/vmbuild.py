@@ -150,7 +150,7 @@ def _build_in_vm(targets: list[str], options: BuildOptions, memory_mb: int, time
     try:
         bdir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise UsageError(f"cannot create {bdir}: {err.strerror}", hint="choose a writable --layout") from None
+        raise UsageError(f"cannot create {bdir}: {err.strerror}", hint="choose a writable --layout") from err
     resolved = [Path(t).resolve() for t in targets]
     shares = [Share(SOURCE_ROOT, SOURCE_MOUNT, True), *emulators]
     shares += [Share(d, str(d), True) for d in inputs]

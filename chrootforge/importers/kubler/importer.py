@@ -184,7 +184,7 @@ def _publish(result: NamespaceResult, import_md: str, target: Path) -> None:
         try:
             os.rename(work, target)
         except OSError as err:  # made meanwhile (rename never replaces a non-empty folder)
-            raise UsageError(f"{target} exists ({err.strerror})", hint="import into a new folder") from None
+            raise UsageError(f"{target} exists ({err.strerror})", hint="import into a new folder") from err
         _fsync_dir(target.parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -231,7 +231,7 @@ def _validate(work: Path) -> None:
         raise UsageError(
             f"internal error: the imported namespace does not load: {err}",
             hint="please report it, with the kubler namespace; nothing was written",
-        ) from None
+        ) from err
 
 
 def _sync_tree(root: Path) -> None:

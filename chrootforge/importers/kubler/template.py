@@ -140,7 +140,7 @@ def map_template(
             else:
                 add(f"omitted: chrootforge has no {kw} (docs/import.md)")
         except ValueError as err:
-            raise error(site, f"{ins.keyword}: {err}") from None
+            raise error(site, f"{ins.keyword}: {err}") from err
     if froms == 0:
         raise error((rel, 1), "Dockerfile.template has no FROM", hint="start it with FROM ${IMAGE_PARENT}")
     if own_env:

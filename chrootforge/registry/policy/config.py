@@ -112,7 +112,7 @@ def parse(data: bytes, source: str) -> Policy:
     try:
         top = untrusted.loads_json(data, f"policy {source}", pairs_hook=_no_duplicates)
     except (ValueError, UnicodeDecodeError) as err:
-        raise PolicyError(f"policy {source}: not valid JSON: {str(err)[:120]}") from None
+        raise PolicyError(f"policy {source}: not valid JSON: {str(err)[:120]}") from err
     doc.obj(top, "the top level", {"default", "transports"}, {"default"})
     default = _requirements(doc, top["default"], "default")
     transports: dict[str, dict[str, tuple[Requirement, ...]]] = {}
@@ -145,8 +145,8 @@ def _key_data(doc: _Doc, value, path: str) -> bytes:
     text = doc.string(value, f"{path}.keyData")
     try:
         return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise doc.error(f"{path}.keyData", "is not base64") from None
+    except (binascii.Error, ValueError) as err:
+        raise doc.error(f"{path}.keyData", "is not base64") from err
 
 
 def _requirement(doc: _Doc, value, path: str) -> Requirement:
@@ -224,7 +224,7 @@ def _identity(doc: _Doc, value, path: str) -> IdentityMatch:
         try:
             ref = dockerref.parse(text)
         except BadReference as err:
-            raise doc.error(f"{path}.dockerReference", str(err)) from None
+            raise doc.error(f"{path}.dockerReference", str(err)) from err
         if ref.name_only:
             raise doc.error(f"{path}.dockerReference", f"{text!r} has neither a tag nor a digest")
         return IdentityMatch(kind, reference=text)
@@ -234,7 +234,7 @@ def _identity(doc: _Doc, value, path: str) -> IdentityMatch:
         try:
             dockerref.parse(text)
         except BadReference as err:
-            raise doc.error(f"{path}.dockerRepository", str(err)) from None
+            raise doc.error(f"{path}.dockerRepository", str(err)) from err
         return IdentityMatch(kind, repository=text)
     doc.obj(value, path, {"type", "prefix", "signedPrefix"}, {"prefix", "signedPrefix"})
     prefix = doc.string(value["prefix"], f"{path}.prefix")
@@ -266,8 +266,8 @@ def load(path: str | os.PathLike | None = None) -> Policy | None:
         return None
     try:
         data = read_regular(chosen, MAX_POLICY)
-    except FileNotFoundError:
-        raise PolicyError(f"policy {chosen} does not exist") from None
+    except FileNotFoundError as err:
+        raise PolicyError(f"policy {chosen} does not exist") from err
     except OSError as err:
-        raise PolicyError(f"cannot read the policy {chosen}: {err.strerror or err}") from None
+        raise PolicyError(f"cannot read the policy {chosen}: {err.strerror or err}") from err
     return parse(data, str(chosen))

@@ -33,10 +33,10 @@ def _read_key(path: str, what: str) -> bytes:
 
     try:
         return read_regular(path, 1 << 20)
-    except FileNotFoundError:
-        raise PolicyError(f"{what}: the key file {path} does not exist") from None
+    except FileNotFoundError as err:
+        raise PolicyError(f"{what}: the key file {path} does not exist") from err
     except OSError as err:
-        raise PolicyError(f"{what}: cannot read the key file {path}: {err.strerror or err}") from None
+        raise PolicyError(f"{what}: cannot read the key file {path}: {err.strerror or err}") from err
 
 
 class _Signatures:
@@ -132,7 +132,7 @@ def _signed_by(req: Requirement, sigs: _Signatures, where: str) -> str | None:
             try:
                 return openpgp.verify(blob, keyrings, url)[0]
             except VerificationError as err:
-                raise _Unverified(str(err).removeprefix(f"{url}: ")) from None
+                raise _Unverified(str(err).removeprefix(f"{url}: ")) from err
 
         return verified
 
@@ -160,8 +160,8 @@ def _sigstore_signed(req: Requirement, sigs: _Signatures, where: str) -> str | N
                 raise _Unverified(f"a signature without the {attachments.SIGNATURE_ANNOTATION} annotation")
             try:
                 signature = base64.b64decode(encoded, validate=True)
-            except (binascii.Error, ValueError):
-                raise _Unverified("a signature annotation that is not base64") from None
+            except (binascii.Error, ValueError) as err:
+                raise _Unverified("a signature annotation that is not base64") from err
             if not keys.verify(public_key, signature, payload):
                 raise _Unverified("a signature the policy's key does not verify (another key, or altered)")
             return payload

@@ -51,8 +51,8 @@ def _get_manifest(client: Client, digest: str, scopes=()) -> tuple[dict, str] | 
     content_type = (resp.headers.get("Content-Type") or "").split(";")[0].strip()
     try:
         doc = untrusted.loads_json(raw, where)
-    except ValueError:
-        raise VerificationError(f"{where}: the signatures manifest is not JSON") from None
+    except ValueError as err:
+        raise VerificationError(f"{where}: the signatures manifest is not JSON") from err
     media_type = (doc.get("mediaType") if isinstance(doc, dict) else None) or content_type
     if not isinstance(doc, dict) or media_type != mt.MANIFEST or not isinstance(doc.get("layers"), list):
         raise VerificationError(f"{where}: not an OCI image manifest of signatures ({str(media_type)[:60]})")
@@ -146,8 +146,8 @@ def store(client: Client, digest: str, payload: bytes, signature_b64: str, prese
             config = untrusted.loads_json(
                 get_blob(client, doc.get("config") or {}, MAX_MANIFEST, where, client.push_scope()), where
             )
-        except ValueError:
-            raise VerificationError(f"{where}: the signatures config is not JSON") from None
+        except ValueError as err:
+            raise VerificationError(f"{where}: the signatures config is not JSON") from err
         if not isinstance(config, dict):
             raise VerificationError(f"{where}: the signatures config is not an object")
     added = {

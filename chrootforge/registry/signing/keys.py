@@ -98,10 +98,10 @@ def read_key_file(path: str | Path, what: str) -> bytes:
 
     try:
         return read_regular(path, MAX_KEY_FILE)
-    except FileNotFoundError:
-        raise KeyProblem(f"{what} {path} does not exist") from None
+    except FileNotFoundError as err:
+        raise KeyProblem(f"{what} {path} does not exist") from err
     except OSError as err:
-        raise KeyProblem(f"cannot read {what} {path}: {err.strerror or err}") from None
+        raise KeyProblem(f"cannot read {what} {path}: {err.strerror or err}") from err
 
 
 @dataclass(frozen=True)
@@ -156,13 +156,13 @@ def load_private_key(path: str | Path, passphrase: bytes | None) -> SigstoreSign
         if kind in COSIGN_TYPES:
             try:
                 der = decrypt_cosign(der, passphrase if passphrase is not None else b"")
-            except secretbox.SecretBoxError:
+            except secretbox.SecretBoxError as err:
                 raise KeyProblem(
                     f"{where}: wrong passphrase" if passphrase is not None else f"{where} is encrypted",
                     hint="check the file given with --sign-passphrase-file"
                     if passphrase is not None
                     else "give its passphrase with --sign-passphrase-file FILE",
-                ) from None
+                ) from err
             key = serialization.load_der_private_key(der, None)
         elif kind == "ENCRYPTED PRIVATE KEY":
             if passphrase is None:
@@ -171,10 +171,10 @@ def load_private_key(path: str | Path, passphrase: bytes | None) -> SigstoreSign
                 )
             try:
                 key = serialization.load_der_private_key(der, passphrase)
-            except ValueError:
+            except ValueError as err:
                 raise KeyProblem(
                     f"{where}: wrong passphrase", hint="check the --sign-passphrase-file"
-                ) from None
+                ) from err
         elif kind in ("PRIVATE KEY", "EC PRIVATE KEY"):
             key = serialization.load_der_private_key(der, None)
         else:
@@ -185,7 +185,7 @@ def load_private_key(path: str | Path, passphrase: bytes | None) -> SigstoreSign
     except (ValueError, TypeError) as err:
         if isinstance(err, KeyProblem):
             raise
-        raise KeyProblem(f"{where} cannot be read: {str(err).splitlines()[0][:120]}") from None
+        raise KeyProblem(f"{where} cannot be read: {str(err).splitlines()[0][:120]}") from err
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
         raise KeyProblem(f"{where} is not an ECDSA P-256 key", hint="sigstore signatures use ECDSA P-256")
     return SigstoreSigner(key, str(path))
@@ -201,8 +201,8 @@ def load_public_key(data: bytes, where: str):
         raise VerificationError(f"{where}: no PEM public key in it", hint="give the cosign.pub of the signer")
     try:
         return serialization.load_der_public_key(blocks[0][1])
-    except (ValueError, TypeError):
-        raise VerificationError(f"{where}: the public key cannot be read") from None
+    except (ValueError, TypeError) as err:
+        raise VerificationError(f"{where}: the public key cannot be read") from err
 
 
 def verify(public_key, signature: bytes, data: bytes) -> bool:

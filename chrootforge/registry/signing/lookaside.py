@@ -46,7 +46,7 @@ def check_writable(base: str) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise LookasideError(f"cannot create the lookaside directory {path.parent}: {err.strerror}") from None
+        raise LookasideError(f"cannot create the lookaside directory {path.parent}: {err.strerror}") from err
     if not os.access(path.parent, os.W_OK | os.X_OK):
         raise LookasideError(f"the lookaside directory {path.parent} is not writable")
     return path
@@ -77,7 +77,7 @@ def _read_one(url: str, session) -> bytes | None:
         except FileNotFoundError:
             return None
         except OSError as err:
-            raise LookasideError(f"cannot read the signature {path}: {err.strerror or err}") from None
+            raise LookasideError(f"cannot read the signature {path}: {err.strerror or err}") from err
     if scheme in ("http", "https"):
         return _fetch(url, session)
     raise UsageError(
@@ -97,7 +97,7 @@ def _fetch(url: str, session) -> bytes | None:
         raise LookasideError(
             f"the lookaside {host} cannot be reached: {describe_network_error(err, 30)}",
             hint="check the lookaside URL in registries.d and that the server is up",
-        ) from None
+        ) from err
     if resp.status_code == 404:
         resp.close()
         return None
@@ -109,7 +109,7 @@ def _fetch(url: str, session) -> bytes | None:
     try:
         return read_limited(resp, MAX_SIGNATURE, f"the signature {url}")
     except (requests.RequestException, CfError) as err:
-        raise LookasideError(f"reading {url} failed: {str(err).splitlines()[0]}") from None
+        raise LookasideError(f"reading {url} failed: {str(err).splitlines()[0]}") from err
 
 
 def write(base: str, digest: str, blob: bytes) -> str:
@@ -127,7 +127,7 @@ def write(base: str, digest: str, blob: bytes) -> str:
         except FileNotFoundError:
             pass
         except OSError as err:
-            raise LookasideError(f"cannot read {path}: {err.strerror}") from None
+            raise LookasideError(f"cannot read {path}: {err.strerror}") from err
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(path, blob, replace=False)
@@ -135,5 +135,5 @@ def write(base: str, digest: str, blob: bytes) -> str:
         except FileExistsError:
             continue  # another push took this number meanwhile
         except OSError as err:
-            raise LookasideError(f"cannot write the signature {path}: {err.strerror or err}") from None
+            raise LookasideError(f"cannot write the signature {path}: {err.strerror or err}") from err
     raise LookasideError(f"{base}: already {MAX_SIGNATURES} signatures for {digest[:19]}")

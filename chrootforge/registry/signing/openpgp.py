@@ -55,7 +55,7 @@ def _gpg(home: str | None, extra: list[str] | None = None) -> Any:
     try:
         return gnupg.GPG(gnupghome=home, options=extra or None)
     except (OSError, ValueError) as err:
-        raise CfError(f"cannot run gpg: {err}", hint="install GnuPG (apt-get install gpg)") from None
+        raise CfError(f"cannot run gpg: {err}", hint="install GnuPG (apt-get install gpg)") from err
 
 
 @dataclass
@@ -156,4 +156,4 @@ def verify(blob: bytes, keyrings: list[bytes], what: str) -> tuple[bytes, str]:
             raise VerificationError(
                 message,
                 hint="only signatures by the keys the policy names (keyPath, keyPaths, keyData) count",
-            ) from None
+            ) from err

@@ -83,8 +83,8 @@ def parse(data: bytes, kind: str) -> Claim:
         doc = untrusted.loads_json(data, "the payload", pairs_hook=_no_duplicates)
     except BadPayload:
         raise
-    except (ValueError, UnicodeDecodeError):
-        raise BadPayload("the payload is not JSON") from None
+    except (ValueError, UnicodeDecodeError) as err:
+        raise BadPayload("the payload is not JSON") from err
     top = _exact(doc, {"critical", "optional"}, "the payload")
     critical = _exact(top["critical"], {"type", "image", "identity"}, "critical")
     if critical["type"] != kind:

@@ -122,7 +122,7 @@ def load(directory: str | os.PathLike | None = None) -> Config:
     except FileNotFoundError:
         return Config(None, {}, str(path))
     except OSError as err:
-        raise UsageError(f"cannot read {path}: {err.strerror}") from None
+        raise UsageError(f"cannot read {path}: {err.strerror}") from err
     for name in names:
         file = path / name
         try:
@@ -130,9 +130,9 @@ def load(directory: str | os.PathLike | None = None) -> Config:
         except FileNotFoundError:
             continue  # removed meanwhile, as podman tolerates
         except (OSError, UnicodeDecodeError) as err:
-            raise UsageError(f"cannot read {file}: {getattr(err, 'strerror', None) or err}") from None
+            raise UsageError(f"cannot read {file}: {getattr(err, 'strerror', None) or err}") from err
         except YamlError as err:
-            raise UsageError(str(err), hint="registries.d(5) files are YAML mappings") from None
+            raise UsageError(str(err), hint="registries.d(5) files are YAML mappings") from err
         if "default-docker" in doc:
             if default is not None:
                 raise UsageError(f"{file}: default-docker is defined both in {default.where} and here")

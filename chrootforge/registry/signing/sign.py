@@ -27,14 +27,14 @@ def read_passphrase(path: str) -> str:
 
     try:
         data = read_input(path, 64 << 10)  # a pipe (/dev/fd/N) is fine
-    except FileNotFoundError:
-        raise UsageError(f"--sign-passphrase-file {path} does not exist") from None
+    except FileNotFoundError as err:
+        raise UsageError(f"--sign-passphrase-file {path} does not exist") from err
     except OSError as err:
-        raise UsageError(f"cannot read --sign-passphrase-file {path}: {err.strerror or err}") from None
+        raise UsageError(f"cannot read --sign-passphrase-file {path}: {err.strerror or err}") from err
     try:
         return data.decode("utf-8").split("\n", 1)[0].removesuffix("\r")
-    except UnicodeDecodeError:
-        raise UsageError(f"--sign-passphrase-file {path} is not UTF-8 text") from None
+    except UnicodeDecodeError as err:
+        raise UsageError(f"--sign-passphrase-file {path} is not UTF-8 text") from err
 
 
 @dataclass

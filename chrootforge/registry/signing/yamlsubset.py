@@ -48,10 +48,10 @@ def _scalar(text: str, where: str, line: int) -> str | dict | None:
             raise YamlError(where, line, "an unterminated double-quoted string")
         try:
             value = untrusted.loads_json(text, where)  # YAML's double-quoted escapes are a superset of JSON's
-        except ValueError:
+        except ValueError as err:
             raise YamlError(
                 where, line, f"a double-quoted string chrootforge cannot read: {text[:60]}"
-            ) from None
+            ) from err
         if not isinstance(value, str):
             raise YamlError(where, line, "expected a string")
         return value
