@@ -81,7 +81,7 @@ def main() -> int:
     try:
         return _measure(args, base, user)
     finally:  # layouts, caches, extracted stages: sub-id owned files too (root, or under the mapping)
-        from chrootforge.sources.mapping import remove_under_mapping
+        from chrootforge.sources.mapped_run import remove_under_mapping
 
         remove_under_mapping(base)
 

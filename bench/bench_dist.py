@@ -66,7 +66,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
-    from chrootforge.sources.mapping import remove_under_mapping
+    from chrootforge.sources.mapped_run import remove_under_mapping
     from tests.world.distfiles import ensure_distfiles
     from tests.world.stage import ensure_stage
 

@@ -132,7 +132,7 @@ def main() -> int:
             f"(ratio {emulated / native:.2f}x)"
         )
     finally:
-        from chrootforge.sources.mapping import remove_under_mapping
+        from chrootforge.sources.mapped_run import remove_under_mapping
 
         remove_under_mapping(base)
     return 0

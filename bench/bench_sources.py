@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from chrootforge import log
 from chrootforge.sources.extract import extract
-from chrootforge.sources.mapping import remove_under_mapping
+from chrootforge.sources.mapped_run import remove_under_mapping
 
 WORK = Path(os.environ.get("CHROOTFORGE_BENCH_DIR", "/var/tmp/chrootforge-bench"))
 VERSION = "v1"

@@ -31,7 +31,7 @@ SHARED_ARTIFACTS = Path(os.environ.get("CHROOTFORGE_TEST_TMP", "/var/tmp/chrootf
 
 
 def boot_to_job(accel: str, artifacts) -> float:
-    from chrootforge.vm import runner
+    from chrootforge.vm import guestrun as runner
     from chrootforge.vm.job import Job
 
     with open(os.devnull, "wb") as sink:
@@ -61,7 +61,7 @@ def main() -> int:
     parser.add_argument("--no-build", action="store_true", help="skip the --vm build against the host build")
     args = parser.parse_args()
     from chrootforge.vm import artifacts as art
-    from chrootforge.vm import runner
+    from chrootforge.vm import guestrun as runner
 
     base = Path(tempfile.mkdtemp(prefix="bench-vm.", dir="/var/tmp"))
     os.chmod(base, 0o755)

@@ -193,7 +193,7 @@ def main() -> int:
         size = stage.tarball.stat().st_size / 1048576
         print(f"  stage tarball: {size:.0f} MiB (zstd)")
     finally:
-        from chrootforge.sources.mapping import remove_under_mapping
+        from chrootforge.sources.mapped_run import remove_under_mapping
 
         for sub in ("root", "tar-root"):
             if os.getuid() == 0:

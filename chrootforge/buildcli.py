@@ -103,7 +103,7 @@ def register(sub) -> None:
         "~/.config/containers/policy.json, else /etc/containers/policy.json)",
     )
     from chrootforge.registry.options import add_registry_options
-    from chrootforge.registry.signing.options import add_sign_options
+    from chrootforge.registry.signing.signoptions import add_sign_options
 
     add_registry_options(p)
     add_sign_options(p)
@@ -289,7 +289,7 @@ def _checked(args):
 
 
 def _dist_options(args, registry):
-    from chrootforge.registry.signing.options import sign_options_from_args
+    from chrootforge.registry.signing.signoptions import sign_options_from_args
 
     signing = sign_options_from_args(args)
     if not (args.push or args.remote_cache or args.binhost or signing.enabled):

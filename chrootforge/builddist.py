@@ -24,8 +24,8 @@ from chrootforge.errors import UsageError
 TYPE_CHECKING = False  # the registry modules load only when a build uses a registry
 if TYPE_CHECKING:
     from chrootforge.registry import RegistryOptions
-    from chrootforge.registry.signing.options import SignOptions
     from chrootforge.registry.signing.sign import Signing
+    from chrootforge.registry.signing.signoptions import SignOptions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,7 +142,7 @@ class Distribution:
 
 def _sign_options(ns, given: SignOptions | None) -> SignOptions:
     """The --sign-* flags, each over its [output] key."""
-    from chrootforge.registry.signing.options import SignOptions
+    from chrootforge.registry.signing.signoptions import SignOptions
 
     given = given or SignOptions()
     return SignOptions(

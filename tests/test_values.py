@@ -39,7 +39,7 @@ def test_pickles_as_values():  # call_mapped hands id maps and results across pr
 def test_idmap_cache_keys_did_not_change():
     """The stage cache keys extracted stages by idmap_key(); these were the keys when IdMap was a
     dataclass, so no cache is invalidated."""
-    from chrootforge.sources.mapping import idmap_key
+    from chrootforge.sources.mapped_run import idmap_key
 
     assert idmap_key(full_map(1000, 1000, (300000, 65536), (400000, 65536))) == "e3cedf1b53bd83df"
     assert idmap_key(range_map(1879048192, 1879048192)) == "a98a638bcd2bbcf6"

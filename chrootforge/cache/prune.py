@@ -152,7 +152,7 @@ def _lock_free(lock: Path | None):
 def _remove(entry: Entry, cache_root: Path | None) -> None:
     kind = BY_NAME[entry.kind]
     if entry.kind == "stages":
-        from chrootforge.sources.mapping import remove_under_mapping
+        from chrootforge.sources.mapped_run import remove_under_mapping
 
         key = stale_key(entry.path.name, ".extract-")
         remove_under_mapping(entry.path, _stage_idmap(key, entry.name))
@@ -188,7 +188,7 @@ def _remove_maybe_mapped(path: Path) -> None:
     try:
         _remove_plain(path)
     except PermissionError:
-        from chrootforge.sources.mapping import remove_under_mapping
+        from chrootforge.sources.mapped_run import remove_under_mapping
 
         remove_under_mapping(path, None if os.getuid() == 0 else _user_idmap())
 
@@ -202,7 +202,7 @@ def _user_idmap():
 def _stage_idmap(key: str, name: str):
     """The mapping a stage was extracted under: its key ends with that mapping's idmap_key."""
     from chrootforge.sandbox.idmap import single_map
-    from chrootforge.sources.mapping import idmap_key
+    from chrootforge.sources.mapped_run import idmap_key
 
     candidates = [single_map(os.getuid(), os.getgid())]
     with contextlib.suppress(CfError):

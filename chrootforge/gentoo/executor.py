@@ -110,7 +110,7 @@ class ImageBuilder:
         self.single_id = bool(getattr(ctx.idmap, "single_id", False))
         self.shim_ready = False  # single-id: the owner shim is built (gentoo/singleid.py)
         self.package_logs_seen: dict[str, int] = {}  # name -> size kept (packagelogs.py)
-        self.parent_symlinks: dict = {}  # single-id: owners of the parent's symlinks (oci/mapped.py)
+        self.parent_symlinks: dict = {}  # single-id: owners of the parent's symlinks (oci/mapped_io.py)
 
     # -- the whole build ------------------------------------------------------------------------
     def build(
@@ -269,7 +269,7 @@ class ImageBuilder:
             self.binhost = Mirror(self.plan.binhost, self.binpkgs.name)
             self.binhost_view.mkdir(mode=0o755)
         if self.parent_ref:
-            from chrootforge.oci.mapped import unpack_as
+            from chrootforge.oci.mapped_io import unpack_as
 
             self.parent_symlinks = unpack_as(self.ctx.idmap, self.ctx.layout, self.parent_ref, self.rootfs)
         self.builder = fresh_builder(self.ctx.pristine, self.work / "builder", self.ctx.idmap)

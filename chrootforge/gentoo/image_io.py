@@ -1,11 +1,11 @@
-"""Reading and writing a build's image roots, with the owners the image means (oci/mapped.py)."""
+"""Reading and writing a build's image roots, with the owners the image means (oci/mapped_io.py)."""
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
 
-from chrootforge.oci.mapped import CommitRequest, commit_as
+from chrootforge.oci.mapped_io import CommitRequest, commit_as
 from chrootforge.ownerxattr import SymlinkOwners
 
 

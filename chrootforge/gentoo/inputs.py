@@ -35,7 +35,7 @@ from chrootforge.gentoo.native_cpu import NativeCpu
 from chrootforge.gentoo.state import tree_id
 from chrootforge.sources import remedies
 from chrootforge.sources.fetched import FetchedFile
-from chrootforge.sources.layout import StageRef
+from chrootforge.sources.mirrorlayout import StageRef
 from chrootforge.spec.model import Namespace
 
 _STAMP_RE = re.compile(r"(\d{8})T(\d{6})Z")
@@ -100,7 +100,7 @@ def _mismatch(what: str, got: str, locked: str, ns: Namespace) -> VerificationEr
 def _check_stage_arch(ns: Namespace, path: Path) -> None:
     """A local stage3 named the Gentoo way (stage3-<arch>-...) must be of the platform's arch: a
     ${VAR} that fell back from $VAR_<ARCH> to another platform's stage stops here."""
-    from chrootforge.sources.layout import stage_arch
+    from chrootforge.sources.mirrorlayout import stage_arch
 
     arch = stage_arch(path.name)
     if arch is not None and arch != ns.stage3.arch:
@@ -138,7 +138,7 @@ def identify(ns: Namespace, stage_override: Path | None = None) -> Inputs:
         # "latest" is resolved on every run (the small signed latest file); the release it names is
         # fetched (from the source cache when it is there) so that its sha512 is known: the same
         # key then as with a lock pinning it.
-        from chrootforge.sources.layout import dated_stage
+        from chrootforge.sources.mirrorlayout import dated_stage
 
         s = ns.stage3
         release = dated_stage(s.arch, s.variant, s.date) if s.date else _latest_release(s)

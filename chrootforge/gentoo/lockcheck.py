@@ -49,7 +49,7 @@ def fits(ns, lock: lockfile.Lock, stage_path: Path | None) -> None:
 
 def stage_problem(ns, lock: lockfile.Lock, stage_path: Path | None) -> str | VerificationError | None:
     """Why the lock's [stage3] is not what the spec (or --stage3) names, or None."""
-    from chrootforge.sources.layout import stage_name
+    from chrootforge.sources.mirrorlayout import stage_name
 
     s, locked = ns.stage3, lock.stage_for(ns.stage3.arch)
     if locked is None:

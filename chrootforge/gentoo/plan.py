@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chrootforge.gentoo import binhost, emerge, portage_conf, s6
+from chrootforge.gentoo.configplan import oci_config
 from chrootforge.gentoo.emerge import EMERGE_ROOT
-from chrootforge.gentoo.imageconfig import oci_config
 from chrootforge.gentoo.provided import ProvidedPlan, child_use_map, plan_provided
 from chrootforge.gentoo.records import InstalledPackage
 from chrootforge.gentoo.runtimelibs import RuntimeLibsPlan

@@ -178,7 +178,7 @@ def _commit(args) -> int:
     from chrootforge import log, untrusted
     from chrootforge.errors import UsageError
     from chrootforge.oci.imageconfig import normalise
-    from chrootforge.oci.mapped import CommitRequest, commit_request
+    from chrootforge.oci.mapped_io import CommitRequest, commit_request
 
     config = None
     if args.config:
@@ -208,7 +208,7 @@ def _commit(args) -> int:
         platform=_platform(args),
     )
     if args.single_id:
-        from chrootforge.oci.mapped import commit_as
+        from chrootforge.oci.mapped_io import commit_as
         from chrootforge.sandbox.idmap import detect_idmap
 
         result = commit_as(detect_idmap(single_id=True), args.rootfs, args.layout, request)

@@ -47,7 +47,7 @@ def register(sub) -> None:
 
 def _add_signature_options(p, command: str) -> None:
     """push signs; pull enforces a containers-policy.json (docs/registry.md, Signatures)."""
-    from chrootforge.registry.signing.options import add_registries_d_option, add_sign_options
+    from chrootforge.registry.signing.signoptions import add_registries_d_option, add_sign_options
 
     if command == "push":
         add_sign_options(p)
@@ -79,8 +79,8 @@ def _push(args) -> int:
     from chrootforge.errors import UsageError
     from chrootforge.oci.refs import split_layout_ref
     from chrootforge.registry.options import options_from_args
-    from chrootforge.registry.signing.options import sign_options_from_args
     from chrootforge.registry.signing.sign import Signing, push_signed
+    from chrootforge.registry.signing.signoptions import sign_options_from_args
 
     _interrupt_on_sigterm()
     layout, tag = split_layout_ref(args.source)

@@ -1,6 +1,6 @@
 """`chrootforge run` and `chrootforge shell`: a command or a login shell inside the sandbox.
 
-Both parse their own words (sandbox/options.py), so that `run` never imports argparse: the
+Both parse their own words (sandbox/runoptions.py), so that `run` never imports argparse: the
 top-level CLI hands everything after the command name to handle_words(). Registration stays light:
 the handlers import the sandbox only when they run.
 """
@@ -15,7 +15,7 @@ OWN_WORDS = ("run", "shell")  # commands whose words chrootforge.cli passes on u
 
 
 def register(sub) -> None:
-    from chrootforge.sandbox.options import SUMMARY, USAGE
+    from chrootforge.sandbox.runoptions import SUMMARY, USAGE
 
     for command in OWN_WORDS:
         # Only for the command list and the dispatch: handle_words() parses what follows.
@@ -28,7 +28,7 @@ def handle_words(command: str, words: list[str]) -> int:
     """Run `chrootforge COMMAND WORDS...` (command in OWN_WORDS)."""
     import sys
 
-    from chrootforge.sandbox import options
+    from chrootforge.sandbox import runoptions as options
 
     parsed = options.parse(command, words)
     if parsed.help:

@@ -24,7 +24,8 @@ from urllib.parse import unquote
 from chrootforge import log
 from chrootforge.cache.kinds import source_area
 from chrootforge.errors import CfError, UsageError, VerificationError
-from chrootforge.sources import digests, download, layout, remedies
+from chrootforge.sources import digests, download, remedies
+from chrootforge.sources import mirrorlayout as layout
 from chrootforge.sources.cache import SourceCache
 from chrootforge.sources.fetched import FetchedFile
 from chrootforge.sources.mirrors import resolve_mirrors

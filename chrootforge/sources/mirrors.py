@@ -8,7 +8,7 @@ from pathlib import Path
 
 from chrootforge import log
 from chrootforge.errors import UsageError
-from chrootforge.sources.layout import DEFAULT_MIRROR
+from chrootforge.sources.mirrorlayout import DEFAULT_MIRROR
 
 
 def resolve_mirrors(

@@ -23,7 +23,7 @@ from chrootforge.cache.kinds import confined, kind_root
 from chrootforge.errors import CfError
 from chrootforge.fsutil import atomic_write, file_lock
 from chrootforge.sources.fetched import FetchedFile
-from chrootforge.sources.mapping import idmap_key, remove_under_mapping, run_under_mapping
+from chrootforge.sources.mapped_run import idmap_key, remove_under_mapping, run_under_mapping
 
 
 def default_root() -> Path:
@@ -84,7 +84,7 @@ def fresh_builder(pristine: Path, workdir: Path, idmap=None, *, allow_overlay: b
     workdir must be empty or missing; it holds the overlay's upper/ and work/ (or a copy in root/).
     """
     from chrootforge.sandbox import OverlayRoot, overlay_supported, owned_dir
-    from chrootforge.sources.mapping import resolved_idmap
+    from chrootforge.sources.mapped_run import resolved_idmap
 
     idmap = resolved_idmap(idmap)
     workdir = Path(workdir)

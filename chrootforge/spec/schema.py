@@ -8,7 +8,7 @@ A field declared with `section(...)`, `tables(...)` or `table_map(...)` holds a 
 - `read` turns one TOML table into a model's field values (types checked, defaults applied, values
   validated, unknown keys refused with the closest known one), errors at the key's file:line;
 - `walk` lists the sections and keys in order, for the key reference in docs/pipeline.md
-  (spec/reference.py) and for `chrootforge new` (spec/scaffold.py);
+  (spec/keydocs.py) and for `chrootforge new` (spec/scaffold.py);
 - `content_digest` hashes what of a loaded spec decides what the images are, for the build key:
   every key but those declared `content=False` (where an image goes, how it is named, where an
   input is found: the build key has the inputs by content, build.image_key).

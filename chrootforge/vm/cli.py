@@ -104,7 +104,7 @@ def _run(args) -> int:
     import os
 
     from chrootforge.errors import UsageError
-    from chrootforge.vm import runner
+    from chrootforge.vm import guestrun as runner
     from chrootforge.vm.job import Job, guest_ids, pycache_env
     from chrootforge.vm.recipe import SOURCE_ROOT
     from chrootforge.vm.rootfs import SOURCE_MOUNT

@@ -120,7 +120,8 @@ def _build_in_vm(targets: list[str], options: BuildOptions, memory_mb: int, time
     from chrootforge.gentoo import state as st
     from chrootforge.gentoo.inputs import binpkg_key, identify
     from chrootforge.spec.graph import load_project, parse_targets
-    from chrootforge.vm import merge, runner
+    from chrootforge.vm import guestrun as runner
+    from chrootforge.vm import merge
     from chrootforge.vm.emulators import guest_binfmt
     from chrootforge.vm.job import Job, guest_ids, pycache_env
     from chrootforge.vm.recipe import SOURCE_ROOT, guest_dir

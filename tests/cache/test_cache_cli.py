@@ -32,7 +32,7 @@ FILL = textwrap.dedent("""
     (root / "trees/t1/metadata").chmod(0o555)  # snapshots may hold read-only directories
     # a kept build root holds what emerge made as other ids: a 0700 directory of id 250 inside
     from chrootforge.sandbox import owned_dir
-    from chrootforge.sources.mapping import run_under_mapping
+    from chrootforge.sources.mapped_run import run_under_mapping
     kept = root / "work/0a1b2c3d4e5f6a7b/hello/rootfs"
     owned_dir(kept)  # (as root: the namespace's root is another host id, the build gives it the dir)
     assert run_under_mapping(["sh", "-c", f"mkdir -p {kept}/var/tmp/p && touch {kept}/var/tmp/p/f && "

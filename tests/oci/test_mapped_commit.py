@@ -11,7 +11,7 @@ from tests.helpers.oci import layers_of
 DRIVER = textwrap.dedent("""
     import sys
     from chrootforge.gentoo import image_io
-    from chrootforge.oci.mapped import CommitRequest
+    from chrootforge.oci.mapped_io import CommitRequest
     from chrootforge.sandbox.idmap import detect_idmap
     root, layout = sys.argv[1:3]
     request = CommitRequest(

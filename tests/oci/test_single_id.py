@@ -25,9 +25,9 @@ EPOCH = 1700000000
 
 DRIVER = textwrap.dedent("""
     import json, os, subprocess, sys
-    from chrootforge.oci.mapped import CommitRequest, commit_as, unpack_as
+    from chrootforge.oci.mapped_io import CommitRequest, commit_as, unpack_as
     from chrootforge.sandbox.idmap import detect_idmap
-    from chrootforge.sources.mapping import run_under_mapping
+    from chrootforge.sources.mapped_run import run_under_mapping
     layout, root, inspect, out = sys.argv[1:5]
     idmap = detect_idmap(single_id=True)
     symlinks = unpack_as(idmap, layout, "parent", root)

@@ -111,7 +111,7 @@ def test_a_missing_profile_for_a_platform_is_a_spec_error(two):
 
 
 def test_each_arch_has_its_stage3_on_the_mirror(two):
-    from chrootforge.sources.layout import dated_stage, latest_relpath
+    from chrootforge.sources.mirrorlayout import dated_stage, latest_relpath
 
     arm = load_namespace(two.root, parse_platform("linux/arm64"))
     stamp = "20240101T000000Z"

@@ -7,7 +7,7 @@ import pytest
 
 from chrootforge.builddist import DistOptions, Distribution, _sign_options
 from chrootforge.errors import UsageError
-from chrootforge.registry.signing.options import SignOptions
+from chrootforge.registry.signing.signoptions import SignOptions
 from chrootforge.spec.graph import load_project
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from chrootforge.errors import UsageError
-from chrootforge.spec import reference, scaffold, schema
+from chrootforge.spec import keydocs as reference
+from chrootforge.spec import scaffold, schema
 from chrootforge.spec.graph import load_project
 from chrootforge.spec.image import load_image
 from chrootforge.spec.model import PHASES, HookNames, Image, ImageConfig, Namespace, Strip
@@ -30,7 +31,7 @@ def _err(func, *args) -> str:
 def test_committed_reference_matches_the_schema():
     text = (REPO / "docs" / "pipeline.md").read_text()
     assert reference.replace_block(text) == text, (
-        "docs/pipeline.md is stale: run python -m chrootforge.spec.reference docs/pipeline.md"
+        "docs/pipeline.md is stale: run python -m chrootforge.spec.keydocs docs/pipeline.md"
     )
 
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as hs
 
 from chrootforge.errors import UsageError
 from chrootforge.registry import dockerref
-from chrootforge.registry.policy import config as pc
+from chrootforge.registry.policy import policyfile as pc
 from chrootforge.registry.policy.identity import IdentityMatch, matches
 from chrootforge.registry.signing import dsse, keys, secretbox
 from chrootforge.registry.signing import payload as pl

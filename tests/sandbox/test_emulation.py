@@ -183,6 +183,6 @@ def test_run_without_platform_loads_no_emulation(user_identity, busybox_rootfs):
 
 @pytest.mark.parametrize("command", ["shell"])
 def test_shell_takes_platform_too(command):
-    from chrootforge.sandbox.options import parse
+    from chrootforge.sandbox.runoptions import parse
 
     assert parse(command, ["--platform", "linux/arm64", "/root"]).values["platform"] == "linux/arm64"

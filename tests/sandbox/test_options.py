@@ -1,4 +1,4 @@
-"""The words of `chrootforge run`/`shell` (sandbox/options.py): pure, no privileges."""
+"""The words of `chrootforge run`/`shell` (sandbox/runoptions.py): pure, no privileges."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from chrootforge.errors import UsageError
-from chrootforge.sandbox.options import help_text, parse
+from chrootforge.sandbox.runoptions import help_text, parse
 
 
 def test_options_before_and_after_rootfs_then_the_command():

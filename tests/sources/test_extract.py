@@ -19,7 +19,7 @@ from tests.helpers.rootfs import TREE_INSPECT
 DRIVER = textwrap.dedent("""
     import json, os, sys
     from chrootforge.sources.extract import extract
-    from chrootforge.sources.mapping import run_under_mapping
+    from chrootforge.sources.mapped_run import run_under_mapping
     tarball, dest, out = sys.argv[1:4]
     result = extract(tarball, dest)
     code = run_under_mapping([sys.executable, sys.argv[4], dest, out])
@@ -329,7 +329,7 @@ SINGLE_DRIVER = textwrap.dedent("""
     import json, sys
     from chrootforge.sandbox.idmap import detect_idmap
     from chrootforge.sources.extract import extract
-    from chrootforge.sources.mapping import run_under_mapping
+    from chrootforge.sources.mapped_run import run_under_mapping
     tarball, dest, out, inspect = sys.argv[1:5]
     idmap = detect_idmap(single_id=True)
     result = extract(tarball, dest, idmap)

@@ -7,7 +7,8 @@ import hashlib
 import pytest
 
 from chrootforge.errors import UsageError, VerificationError
-from chrootforge.sources import digests, layout
+from chrootforge.sources import digests
+from chrootforge.sources import mirrorlayout as layout
 from chrootforge.sources.mirrors import resolve_mirrors
 from tests.helpers.mirror import digests_text
 

@@ -234,7 +234,7 @@ def test_a_mirror_from_the_command_line_or_the_environment_is_checked_too(monkey
 
 
 def test_a_stage_ref_checks_itself_whatever_made_it():
-    from chrootforge.sources.layout import StageRef
+    from chrootforge.sources.mirrorlayout import StageRef
 
     for stamp, name in (
         ("../x", f"stage3-amd64-openrc-{STAMP}.tar.xz"),

@@ -98,7 +98,7 @@ def test_warm_start_from_the_stage_cache(identity, stage_file, overlay):
 
 def test_cache_key_depends_on_content_and_mapping(tmp_path):
     from chrootforge.sandbox.idmap import full_map
-    from chrootforge.sources.mapping import idmap_key
+    from chrootforge.sources.mapped_run import idmap_key
     from chrootforge.sources.stage_cache import pristine_root
 
     m1 = full_map(1000, 1000, (100000, 65536), (100000, 65536))

@@ -29,7 +29,7 @@ def test_world_stage_verifies_and_extracts(user_identity, world_stage):
         import json, os, sys
         from chrootforge.sources.fetched import FetchedFile
         from chrootforge.sources.stage_cache import pristine_root
-        from chrootforge.sources.mapping import run_under_mapping
+        from chrootforge.sources.mapped_run import run_under_mapping
         from chrootforge.sandbox import remove_tree
         fetched = FetchedFile.from_json(json.loads({out.stdout!r}))
         root = pristine_root(fetched, cache_dir={str(cache / "stages")!r})

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from chrootforge.importers.kubler.records import Call, Command, HookRun, UnitProbe
+from chrootforge.importers.kubler.recorded import Call, Command, HookRun, UnitProbe
 
 TRIVIAL = (":", "true", "return", "return 0")  # commands that do nothing a hook must keep
 

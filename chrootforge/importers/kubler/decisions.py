@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from chrootforge.atoms import atom_cp
 from chrootforge.importers.kubler import analysis, settings
 from chrootforge.importers.kubler.helpers import BY_NAME
-from chrootforge.importers.kubler.model import PHASE_OF, SCRIPT, Entry, Site
-from chrootforge.importers.kubler.records import Call, UnitProbe
+from chrootforge.importers.kubler.outcome import PHASE_OF, SCRIPT, Entry, Site
+from chrootforge.importers.kubler.recorded import Call, UnitProbe
 from chrootforge.spec import checks
 
 

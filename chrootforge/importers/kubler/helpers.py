@@ -4,7 +4,7 @@ The names are those kubler's build container defines for build.sh (its build-roo
 sed-or-die script it installs. The probe replaces each with a recording stand-in. A call the probe
 finds static (see analysis.py) becomes what `effect` says:
 
-- "key": a spec key (`key` names it; `mapping.py` converts the arguments, and keeps the call as hook
+- "key": a spec key (`key` names it; `translate.py` converts the arguments, and keeps the call as hook
   code when they do not fit the key);
 - "drop": nothing: chrootforge does it itself, or it only wrote kubler's PACKAGES.md (the SBOM
   lists the packages instead); the compatibility library makes it a no-op when a hook calls it;

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import shlex
 
-from chrootforge.importers.kubler.model import FileEntry, Script, Step
+from chrootforge.importers.kubler.outcome import FileEntry, Script, Step
 
 LIBRARY = "/usr/local/lib/chrootforge/kubler-compat.sh"
 

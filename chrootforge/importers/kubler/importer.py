@@ -1,4 +1,4 @@
-"""`chrootforge import kubler DIR NS`: read, probe, map, write (the effects around mapping.py).
+"""`chrootforge import kubler DIR NS`: read, probe, map, write (the effects around translate.py).
 
 Bad input is one line and writes nothing: the namespace is assembled in a temporary folder beside
 NS, loaded back with chrootforge's own spec loader, planned (`build --plan`), and only then renamed
@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chrootforge.errors import UsageError
-from chrootforge.importers.kubler import hookscript, mapping, probe, report, tomlout
+from chrootforge.importers.kubler import hookscript, probe, report, tomlout
+from chrootforge.importers.kubler import translate as mapping
 from chrootforge.importers.kubler.helpers import NAMES
-from chrootforge.importers.kubler.model import FileEntry, Folder, NamespaceResult
+from chrootforge.importers.kubler.outcome import FileEntry, Folder, NamespaceResult
 from chrootforge.spec import checks
 from chrootforge.spec.model import Image, Namespace
 

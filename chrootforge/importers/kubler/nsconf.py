@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from chrootforge.importers.kubler.model import SCRIPT, Entry
-from chrootforge.importers.kubler.records import Var
+from chrootforge.importers.kubler.outcome import SCRIPT, Entry
+from chrootforge.importers.kubler.recorded import Var
 from chrootforge.spec import checks
 
 # kubler's build containers' portage defaults (engine/docker/bob-core/etc/portage/make.conf and the
@@ -160,7 +160,7 @@ def _is_stamp(text: str) -> bool:
 
 def _stage3_parts(base: str, arch: str) -> tuple[str, str]:
     """stage3-amd64-nomultilib-openrc -> ("amd64", "nomultilib-openrc"), with ARCH when set."""
-    from chrootforge.sources.layout import MICROARCH
+    from chrootforge.sources.mirrorlayout import MICROARCH
 
     rest = base.removeprefix("stage3-")
     if rest == base:

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from chrootforge.errors import CfError
-from chrootforge.importers.kubler.records import (
+from chrootforge.importers.kubler.recorded import (
     Call,
     Command,
     Frame,

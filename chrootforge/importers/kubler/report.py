@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chrootforge.importers.kubler.model import Entry, NamespaceResult
+from chrootforge.importers.kubler.outcome import Entry, NamespaceResult
 
 WIDTH = 200  # longer sources are cut (the file:line points at the whole)
 

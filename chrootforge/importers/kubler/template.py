@@ -6,7 +6,7 @@ from pathlib import PurePosixPath
 
 from chrootforge.errors import UsageError
 from chrootforge.importers.kubler import dockerfile
-from chrootforge.importers.kubler.model import SCRIPT, Entry, Site, Step, where
+from chrootforge.importers.kubler.outcome import SCRIPT, Entry, Site, Step, where
 from chrootforge.spec import checks
 
 HEALTHCHECK_LABEL = "kubler.healthcheck"

@@ -11,7 +11,7 @@ config.py parses the file as strictly as containers/image (unknown or duplicate 
 whole file), identity.py is `signedIdentity`, evaluate.py gathers and checks the signatures.
 """
 
-from chrootforge.registry.policy.config import Policy, PolicyError, load  # noqa: E402
 from chrootforge.registry.policy.evaluate import PolicyRefusal, admit  # noqa: E402
+from chrootforge.registry.policy.policyfile import Policy, PolicyError, load  # noqa: E402
 
 __all__ = ["Policy", "PolicyError", "PolicyRefusal", "admit", "load"]

@@ -10,7 +10,7 @@ from chrootforge import log
 from chrootforge.errors import UsageError, VerificationError
 from chrootforge.registry import dockerref
 from chrootforge.registry.signing import payload as pl
-from chrootforge.registry.signing.options import SignOptions
+from chrootforge.registry.signing.signoptions import SignOptions
 
 TYPE_CHECKING = False  # the key modules (cryptography, gnupg) load only when a key is used
 if TYPE_CHECKING:

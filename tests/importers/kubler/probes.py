@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from chrootforge.importers.kubler.model import FileEntry, Folder
-from chrootforge.importers.kubler.records import Call, Command, HookRun, UnitProbe, Var
+from chrootforge.importers.kubler.outcome import FileEntry, Folder
+from chrootforge.importers.kubler.recorded import Call, Command, HookRun, UnitProbe, Var
 
 
 @dataclass

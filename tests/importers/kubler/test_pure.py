@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from chrootforge.errors import UsageError
-from chrootforge.importers.kubler import analysis, dockerfile, hookscript, mapping, report, settings, tomlout
+from chrootforge.importers.kubler import analysis, dockerfile, hookscript, report, settings, tomlout
+from chrootforge.importers.kubler import translate as mapping
 from chrootforge.importers.kubler.helpers import HELPERS, NAMES
-from chrootforge.importers.kubler.model import FileEntry, Script, Step
+from chrootforge.importers.kubler.outcome import FileEntry, Script, Step
 from chrootforge.spec.model import Image, Namespace
 from tests.importers.kubler.probes import C, U, namespace
 

@@ -1,6 +1,6 @@
 """The spec's key reference in docs/pipeline.md, generated from the declarations in spec/model.py.
 
-    python -m chrootforge.spec.reference docs/pipeline.md [--check]
+    python -m chrootforge.spec.keydocs docs/pipeline.md [--check]
 
 rewrites the part of the file between the BEGIN/END markers (with --check: exits 1 when it differs).
 """
@@ -15,7 +15,7 @@ from chrootforge.spec.model import Image, Namespace
 
 BEGIN = (
     "<!-- BEGIN spec keys: generated from chrootforge/spec/model.py by "
-    "`python -m chrootforge.spec.reference docs/pipeline.md` -->"
+    "`python -m chrootforge.spec.keydocs docs/pipeline.md` -->"
 )
 END = "<!-- END spec keys -->"
 FILES = (("Namespace", "chrootforge.toml", Namespace), ("Image", "image.toml", Image))
@@ -85,7 +85,7 @@ def main(argv: list[str]) -> int:
         if new != text:
             print(
                 f"{path}: the spec key reference is out of date; run "
-                f"python -m chrootforge.spec.reference {path}",
+                f"python -m chrootforge.spec.keydocs {path}",
                 file=sys.stderr,
             )
             return 1

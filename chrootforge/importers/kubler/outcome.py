@@ -1,5 +1,5 @@
 """What an import produces, as plain values: the spec values, the hook scripts' contents and the
-IMPORT.md lines (mapping.py computes them, hookscript.py, report.py and tomlout.py render them)."""
+IMPORT.md lines (translate.py computes them, hookscript.py, report.py and tomlout.py render them)."""
 
 from __future__ import annotations
 
