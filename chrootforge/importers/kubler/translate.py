@@ -17,6 +17,7 @@ from __future__ import annotations
 from chrootforge.errors import UsageError
 from chrootforge.importers.kubler import settings
 from chrootforge.importers.kubler.decisions import Decided, Decisions, key_text
+from chrootforge.importers.kubler.nsconf import namespace_spec
 from chrootforge.importers.kubler.outcome import (
     BUILDERS_DIR,
     COMPAT_HOOK,
@@ -31,7 +32,6 @@ from chrootforge.importers.kubler.outcome import (
     Site,
     where,
 )
-from chrootforge.importers.kubler.nsconf import namespace_spec
 from chrootforge.importers.kubler.recorded import UnitProbe, Var
 from chrootforge.importers.kubler.template import map_template
 from chrootforge.spec import checks
