@@ -302,7 +302,7 @@ class _Options:
 def _build_one(project, requested, order, layout_path: Path, options: _Options, distribution) -> BuildReport:
     """One platform's build into one layout (the namespace's platform view in `project`)."""
     from chrootforge.gentoo import inputs as inp
-    from chrootforge.gentoo.native_cpu import resolve_for
+    from chrootforge.gentoo.native_probe import resolve_for
 
     asked = options.asked
     force, force_all, single_id, stage3 = asked.force, asked.force_all, asked.single_id, asked.stage3

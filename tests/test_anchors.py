@@ -41,8 +41,8 @@ def test_no_pattern_ends_with_a_dollar():
 
 
 def test_the_anchor_refuses_a_trailing_newline():
+    from chrootforge import imageref as reference
     from chrootforge.oci import refs, shapes
-    from chrootforge.registry import reference
 
     assert shapes.DIGEST_RE.match("sha256:" + "a" * 64)
     assert not shapes.DIGEST_RE.match("sha256:" + "a" * 64 + "\n")

@@ -34,8 +34,8 @@ _API = {
     "pull": "chrootforge.registry.image_pull",
     "remote_digest": "chrootforge.registry.image_pull",
     "Pulled": "chrootforge.registry.image_pull",
-    "parse_ref": "chrootforge.registry.reference",
-    "RemoteRef": "chrootforge.registry.reference",
+    "parse_ref": "chrootforge.imageref",
+    "RemoteRef": "chrootforge.imageref",
 }
 
 __all__ = list(_API)

@@ -95,11 +95,11 @@ def _push(args) -> int:
 def _pull(args) -> int:
     import json
 
+    from chrootforge.imageref import parse_ref
     from chrootforge.oci.refs import split_layout_ref
     from chrootforge.registry import policy
     from chrootforge.registry.image_pull import layout_tag, pull
     from chrootforge.registry.options import options_from_args
-    from chrootforge.registry.reference import parse_ref
 
     _interrupt_on_sigterm()
     layout, tag = split_layout_ref(args.dest)

@@ -25,6 +25,7 @@ import requests
 
 from chrootforge import log, untrusted
 from chrootforge.errors import UsageError, VerificationError
+from chrootforge.imageref import RemoteRef, is_digest, parse_ref
 from chrootforge.oci import mediatypes as mt
 from chrootforge.oci import refs
 from chrootforge.registry.blobcache import BlobLocations
@@ -42,7 +43,6 @@ from chrootforge.registry.manifests import (
 from chrootforge.registry.meter import Meter
 from chrootforge.registry.options import RegistryOptions
 from chrootforge.registry.parallel import run_all
-from chrootforge.registry.reference import RemoteRef, is_digest, parse_ref
 from chrootforge.registry.referrers import list_referrers
 from chrootforge.registry.store import Staging
 from chrootforge.registry.transport import (

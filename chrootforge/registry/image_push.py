@@ -14,6 +14,7 @@ from pathlib import Path
 
 from chrootforge import log, untrusted
 from chrootforge.errors import UsageError, VerificationError
+from chrootforge.imageref import RemoteRef, parse_ref
 from chrootforge.oci import imageindex
 from chrootforge.oci import layout as lo
 from chrootforge.oci import mediatypes as mt
@@ -24,7 +25,6 @@ from chrootforge.registry.manifests import sha256_digest
 from chrootforge.registry.meter import Meter
 from chrootforge.registry.options import RegistryOptions
 from chrootforge.registry.parallel import run_all
-from chrootforge.registry.reference import RemoteRef, parse_ref
 from chrootforge.registry.referrers import push_referrers
 from chrootforge.registry.transport import Client, RegistryError
 from chrootforge.registry.upload import BlobOutcome, BlobPusher

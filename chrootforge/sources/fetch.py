@@ -29,9 +29,8 @@ from chrootforge.sources import mirrorlayout as layout
 from chrootforge.sources.cache import SourceCache
 from chrootforge.sources.fetched import FetchedFile
 from chrootforge.sources.mirrors import resolve_mirrors
+from chrootforge.sources.pinned import GENTOO_RELENG, GENTOO_SNAPSHOT
 from chrootforge.sources.verify import (
-    GENTOO_RELENG,
-    GENTOO_SNAPSHOT,
     Verifier,
     keyring_fingerprints,
     unsigned_text_of_clearsigned,

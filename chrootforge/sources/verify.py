@@ -19,10 +19,8 @@ from typing import Any, Self
 from chrootforge import log
 from chrootforge.errors import CfError, UsageError, VerificationError
 from chrootforge.sources import remedies
+from chrootforge.sources.pinned import table_of
 
-# Gentoo Linux Release Engineering (Automated Weekly Release Key)
-GENTOO_RELENG = "13EBBDBEDE7A12775DFDB1BABB572E0E2D182910"
-GENTOO_SNAPSHOT = "DCD05B71EAB94199527F44ACDB6B8C1F96D8BF6D"  # Gentoo ebuild repository signing key
 WELL_KNOWN_KEYRINGS = (
     "/usr/share/openpgp-keys/gentoo-release.asc",  # sec-keys/openpgp-keys-gentoo-release on Gentoo
 )
@@ -36,7 +34,7 @@ def well_known_keyrings() -> list[Path]:
 
 
 def missing_key_hint(fingerprint: str) -> str:
-    table = "tree" if fingerprint == GENTOO_SNAPSHOT else "stage3"
+    table = table_of(fingerprint)
     return (
         f"get the Gentoo key once on a connected machine: `gpg --keyserver hkps://keys.gentoo.org "
         f"--recv-keys {fingerprint} && gpg --export --armor {fingerprint} > gentoo-release.asc` "

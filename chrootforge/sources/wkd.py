@@ -27,6 +27,7 @@ from chrootforge import log
 from chrootforge.errors import CfError, UsageError, VerificationError
 from chrootforge.fsutil import atomic_write
 from chrootforge.sources import remedies
+from chrootforge.sources.pinned import table_of
 
 # The pinned fingerprints of sources.verify -> the address Gentoo publishes each key under.
 ADDRESSES = {
@@ -157,7 +158,7 @@ def _fetch(gpg, fingerprint: str, address: str, base: str | None, cached: Path) 
             raise VerificationError(
                 f"{url} served {got} for {address}, not the pinned key {fingerprint}",
                 hint="refused: that key directory, or the way to it, cannot be trusted; "
-                f"give the Gentoo key with {remedies.keyring(_table(fingerprint))} ({_MANUAL})",
+                f"give the Gentoo key with {remedies.keyring(table_of(fingerprint))} ({_MANUAL})",
             )
         exported = gpg.export_keys(fingerprint)  # the pinned key alone, whatever else came with it
         cached.parent.mkdir(parents=True, exist_ok=True)
@@ -167,13 +168,6 @@ def _fetch(gpg, fingerprint: str, address: str, base: str | None, cached: Path) 
     raise _Unreachable(
         f"no OpenPGP key to verify the signature (need key {fingerprint}), and Gentoo's "
         f"key directory could not be reached ({download.summarize(failures)})",
-        hint=f"{remedies.offline()}; or give the key with {remedies.keyring(_table(fingerprint))} "
+        hint=f"{remedies.offline()}; or give the key with {remedies.keyring(table_of(fingerprint))} "
         f"({_MANUAL})",
     )
-
-
-def _table(fingerprint: str) -> str:
-    """The spec table whose `keyring` trusts this pinned key."""
-    from chrootforge.sources.verify import GENTOO_SNAPSHOT
-
-    return "tree" if fingerprint == GENTOO_SNAPSHOT else "stage3"

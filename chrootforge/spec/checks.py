@@ -212,7 +212,7 @@ def make_value(value: str) -> str | None:
 def registry_base(value: str) -> str | None:
     """docker://HOST[:PORT][/NAMESPACE]: what `build --push` puts IMAGE:TAG under."""
     from chrootforge.errors import UsageError
-    from chrootforge.registry.reference import parse_ref
+    from chrootforge.imageref import parse_ref
 
     if not value.startswith("docker://"):
         return f"registry '{value}' must start with docker://"

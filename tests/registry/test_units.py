@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from chrootforge.errors import CfError, UsageError, VerificationError
+from chrootforge.imageref import parse_ref
 from chrootforge.oci import mediatypes as mt
 from chrootforge.registry import authfile, blobcache, manifests, referrers, tls
 from chrootforge.registry.challenge import ChallengeError, parse_challenges, select_challenge
 from chrootforge.registry.options import ENV_CERTS_D, RegistryOptions, add_registry_options, options_from_args
-from chrootforge.registry.reference import parse_ref
 
 D1 = "sha256:" + "a" * 64
 D2 = "sha256:" + "b" * 64

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from chrootforge.errors import UsageError, VerificationError
-from chrootforge.sources import fetch, verify, wkd
+from chrootforge.sources import fetch, pinned, verify, wkd
 from tests.helpers.identity import shared_dir
 from tests.helpers.mirror import MirrorServer, MirrorTree
 
@@ -35,7 +35,7 @@ def test_urls_advanced_then_direct_and_the_override():
 
 
 def test_the_address_table_covers_exactly_the_pinned_keys():
-    assert set(wkd.ADDRESSES) == {verify.GENTOO_RELENG, verify.GENTOO_SNAPSHOT}
+    assert set(wkd.ADDRESSES) == {pinned.GENTOO_RELENG, pinned.GENTOO_SNAPSHOT}
 
 
 @pytest.mark.parametrize("value", ["http://keys.example.org", "ftp://127.0.0.1/", "127.0.0.1:80"])

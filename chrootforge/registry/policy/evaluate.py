@@ -17,10 +17,10 @@ import binascii
 from pathlib import Path
 
 from chrootforge.errors import VerificationError
+from chrootforge.imageref import RemoteRef
 from chrootforge.registry import dockerref
 from chrootforge.registry.policy.identity import matches
 from chrootforge.registry.policy.policyfile import Policy, PolicyError, Requirement
-from chrootforge.registry.reference import RemoteRef
 from chrootforge.registry.signing import payload as pl
 
 

@@ -107,9 +107,9 @@ class Signing:
     # -- push ---------------------------------------------------------------------------------------
     def push(self, layout, tag: str, dest, options):
         """Push LAYOUT:TAG to dest, then store its signatures; returns the PushResult."""
+        from chrootforge.imageref import parse_ref
         from chrootforge.oci.resolved import resolve
         from chrootforge.registry.image_push import push
-        from chrootforge.registry.reference import parse_ref
         from chrootforge.registry.signing import lookaside
 
         ref = parse_ref(dest) if isinstance(dest, str) else dest
