@@ -19,7 +19,7 @@ from chrootforge.errors import CfError, UsageError
 
 # Modules providing register(subparsers); the order is the order of `chrootforge --help`.
 COMMAND_MODULES = (
-    "chrootforge.buildcli",
+    "chrootforge.build.cli",
     "chrootforge.sources.cli",
     "chrootforge.sandbox.cli",
     "chrootforge.oci.cli",
@@ -33,10 +33,10 @@ COMMAND_MODULES = (
 # Which module registers which command. When argv names a known command, only its module is
 # imported: `chrootforge run` then starts without loading the others (tests check this table).
 COMMAND_OWNERS = {
-    "build": "chrootforge.buildcli",
-    "sbom": "chrootforge.buildcli",
-    "provenance": "chrootforge.buildcli",
-    "lock": "chrootforge.buildcli",
+    "build": "chrootforge.build.cli",
+    "sbom": "chrootforge.build.cli",
+    "provenance": "chrootforge.build.cli",
+    "lock": "chrootforge.build.cli",
     "fetch": "chrootforge.sources.cli",
     "run": "chrootforge.sandbox.cli",
     "shell": "chrootforge.sandbox.cli",

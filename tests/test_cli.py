@@ -47,7 +47,7 @@ def test_run_imports_nothing_heavy():
         "from chrootforge import cli\n"
         "cli.build_parser(['run', '/nonexistent', '--', 'true'])\n"
         "heavy = [m for m in ('requests', 'gnupg', 'zstandard', 'pyroute2', 'chrootforge.oci.cli',"
-        " 'chrootforge.buildcli', 'chrootforge.sources.cli') if m in sys.modules]\n"
+        " 'chrootforge.build.cli', 'chrootforge.sources.cli') if m in sys.modules]\n"
         "print(heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", probe], check=False, capture_output=True, text=True)

@@ -23,7 +23,7 @@ from chrootforge.gentoo import runtimelibs
 from chrootforge.gentoo.state import ImageState
 from chrootforge.spec import checks
 
-ARTIFACT_TYPE = "application/vnd.chrootforge.build-state.v1+json"
+ARTIFACT_TYPE = "application/vnd.chrootforge.build.engine-state.v1+json"
 FORMAT = 1
 MAX_SIZE = 16 << 20  # a state far larger than any real one is refused before it is read
 _MAX_ITEMS = 100_000

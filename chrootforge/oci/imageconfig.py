@@ -203,7 +203,7 @@ IDENTITY_LABELS = frozenset(
         "org.opencontainers.image.base.name",
         "org.opencontainers.image.base.digest",
         "io.containerd.image.name",
-        "org.chrootforge.build-key",
+        "org.chrootforge.build.engine-key",
         "org.chrootforge.namespace",
         "org.chrootforge.version",
         "org.label-schema.name",

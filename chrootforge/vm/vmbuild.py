@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 
 from chrootforge import log, untrusted
-from chrootforge.buildoptions import BuildOptions
+from chrootforge.build.flags import BuildOptions
 from chrootforge.errors import CfError, UsageError
 
 SCRATCH_BYTES = 64 << 30  # sparse: only what the build writes takes space
@@ -204,7 +204,7 @@ def _build_in_vm(targets: list[str], options: BuildOptions, memory_mb: int, time
 def _report(text: str, status: int, layout: Path):
     """The guest's build report, its layout path replaced by the host's. Exit 0 or 1 come with a
     report (1: an image failed); any other status means the build or the copy-out broke off."""
-    from chrootforge.build import BuildReport
+    from chrootforge.build.engine import BuildReport
 
     if status in (0, 1):
         try:

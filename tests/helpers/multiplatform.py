@@ -4,7 +4,7 @@
   point at an OCI image index of two busybox images, linux/amd64 (Debian's busybox) and
   linux/arm64 (Debian's arm64 busybox), each with an SBOM referrer; made the way a multi-platform
   build makes it: each platform's image committed into a layout of its own (with its platform),
-  then buildindex.assemble.
+  then build.platformindex.assemble.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class MultiLayout:
 @pytest.fixture(scope="session")
 def multi_layout(arm64_busybox) -> MultiLayout:
     from chrootforge import oci
-    from chrootforge.buildindex import assemble
+    from chrootforge.build.platformindex import assemble
     from chrootforge.platforms import parse_platform
     from tests.helpers.oci import fixed_epoch, make_busybox_rootfs, open_to_all
 

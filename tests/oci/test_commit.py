@@ -219,7 +219,7 @@ def test_child_without_source_date_epoch_takes_the_parents_time_not_its_name(tmp
         "org.opencontainers.image.title": "base",
         "org.opencontainers.image.version": "1",
         "org.opencontainers.image.created": "2023-11-14T22:13:20Z",
-        "org.chrootforge.build-key": "f" * 64,
+        "org.chrootforge.build.engine-key": "f" * 64,
     }
     oci.commit(parent_tree, layout, "base", quiet=True, labels={**identity_labels, "keep": "me"})
     unpacked = tmp_path / "unpacked"

@@ -1,5 +1,5 @@
 """Multi-platform tags in a layout: an OCI image index of one image per platform, as a
-multi-platform build writes it (buildindex.assemble), checked by the real consumers (skopeo, umoci,
+multi-platform build writes it (build.platformindex.assemble), checked by the real consumers (skopeo, umoci,
 podman) and by chrootforge's own commands, as root and as the unprivileged user."""
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def test_each_platforms_sbom_travels(multi_layout):
 
 
 def test_assembling_again_gives_the_same_index(multi_layout, tmp_path):
-    from chrootforge.buildindex import assemble
+    from chrootforge.build.platformindex import assemble
 
     m = multi_layout
     images = [

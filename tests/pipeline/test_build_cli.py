@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from chrootforge import build
+from chrootforge.build import engine as build
 
 
 def cf(*args: str, cwd=None, env=None) -> subprocess.CompletedProcess:

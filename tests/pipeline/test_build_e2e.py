@@ -534,7 +534,7 @@ def test_provenance_names_the_inputs(built):
         assert stage["digest"] == {"sha512": labels["org.chrootforge.stage3.sha512"]}
         assert stage["annotations"]["verifiedBy"] == labels["org.chrootforge.stage3.verified-by"]
         assert deps["tree"]["annotations"]["treeId"] == labels["org.chrootforge.tree"]
-        assert bd["internalParameters"]["buildKey"] == labels["org.chrootforge.build-key"]
+        assert bd["internalParameters"]["buildKey"] == labels["org.chrootforge.build.engine-key"]
         assert bd["internalParameters"]["buildEpoch"] == calendar.timegm(
             time.strptime(labels["org.opencontainers.image.created"], "%Y-%m-%dT%H:%M:%SZ")
         )

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from chrootforge import build
-from chrootforge.buildoptions import BuildOptions
+from chrootforge.build import engine as build
+from chrootforge.build.flags import BuildOptions
 from chrootforge.errors import UsageError
 from chrootforge.gentoo.inputs import Inputs, identify
 from chrootforge.gentoo.state import tree_id

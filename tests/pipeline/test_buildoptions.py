@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 
 from chrootforge import cli
-from chrootforge.build import BuildReport, ImageResult
-from chrootforge.buildoptions import BuildOptions
+from chrootforge.build.engine import BuildReport, ImageResult
+from chrootforge.build.flags import BuildOptions
 from chrootforge.errors import UsageError
 
 SOME = BuildOptions(

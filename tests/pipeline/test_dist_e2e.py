@@ -209,7 +209,7 @@ def test_a_builds_stores_and_pushes(runner_a, world, htpasswd_registry, cert_dir
         assert pushed["Digest"] == r["digest"]
         key = runner_a.state(r["image"])["key"]
         cached = _skopeo(f"docker://{host}/{repo}-cache:cf-{key.split(':')[1]}", cert_dir=cert_dirs["ca"])
-        assert cached["Digest"] == r["digest"] and cached["Labels"]["org.chrootforge.build-key"] == key
+        assert cached["Digest"] == r["digest"] and cached["Labels"]["org.chrootforge.build.engine-key"] == key
     # the referrers (fallback tag, distribution 2.8): the SBOM and the build state
     hello = report["images"][-1]["digest"]
     index = _skopeo(
@@ -217,7 +217,7 @@ def test_a_builds_stores_and_pushes(runner_a, world, htpasswd_registry, cert_dir
     )
     assert sorted(m["artifactType"] for m in index["manifests"]) == [
         "application/spdx+json",
-        "application/vnd.chrootforge.build-state.v1+json",
+        "application/vnd.chrootforge.build.engine-state.v1+json",
         "application/vnd.in-toto+json",
         "application/vnd.in-toto.provenance+dsse",
     ]

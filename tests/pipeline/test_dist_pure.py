@@ -9,9 +9,9 @@ import json
 
 import pytest
 
-from chrootforge import build
-from chrootforge.buildcache import cache_tag, parse_cache_ref
-from chrootforge.builddist import DistOptions, Distribution
+from chrootforge.build import engine as build
+from chrootforge.build.distribution import DistOptions, Distribution
+from chrootforge.build.remotecache import cache_tag, parse_cache_ref
 from chrootforge.errors import UsageError
 from chrootforge.gentoo import binhost as bh
 from chrootforge.gentoo import state_referrer
@@ -441,7 +441,7 @@ def test_push_destinations(ns, tmp_path):
         + '[output]\nregistry = "docker://registry.example.com:5000/team"\ntags = ["1.0", "latest"]\n',
     )
     ns.image("a", 'parent = "scratch"\n')
-    from chrootforge.buildpush import destination
+    from chrootforge.build.publish import destination
 
     project, _ = load_project(ns.root, None)
     assert (
@@ -480,7 +480,7 @@ def _pulled(
         config
         if config is not None
         else json.dumps(
-            {"config": {"Labels": {"org.chrootforge.build-key": KEY} if labels is None else labels}}
+            {"config": {"Labels": {"org.chrootforge.build.engine-key": KEY} if labels is None else labels}}
         ).encode()
     )
     manifest = {
@@ -506,7 +506,7 @@ def _pulled(
 
 
 def test_a_cache_entry_is_checked_before_publication():
-    from chrootforge.buildcache import Refused, _Check
+    from chrootforge.build.remotecache import Refused, _Check
 
     good = state_referrer.encode(_state())
     check = _Check("hello", KEY)
@@ -517,7 +517,7 @@ def test_a_cache_entry_is_checked_before_publication():
         (_pulled(states=[good, good]), "2 build states"),
         (_pulled(labels={}, states=[good]), "its config says build key None"),
         (
-            _pulled(labels={"org.chrootforge.build-key": "sha256:" + "00" * 32}, states=[good]),
+            _pulled(labels={"org.chrootforge.build.engine-key": "sha256:" + "00" * 32}, states=[good]),
             "its config says build key sha256:0000",
         ),
         (_pulled(config=b"[1, 2]", states=[good]), "not an image config"),

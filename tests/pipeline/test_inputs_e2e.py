@@ -67,7 +67,7 @@ def test_latest_is_resolved_each_run_and_a_lock_pins_it(
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert statuses(report) == {"busybox": "built", "glibc": "built"}
         assert label("glibc", "org.chrootforge.stage3.name").endswith(f"{STAMP}.tar.xz")
-        first_key = label("glibc", "org.chrootforge.build-key")
+        first_key = label("glibc", "org.chrootforge.build.engine-key")
 
         proc, report = build()  # latest unchanged: a no-op
         assert proc.returncode == 0 and statuses(report) == {"busybox": "up-to-date", "glibc": "up-to-date"}
@@ -77,7 +77,7 @@ def test_latest_is_resolved_each_run_and_a_lock_pins_it(
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert statuses(report) == {"busybox": "built", "glibc": "built"}
         assert label("glibc", "org.chrootforge.stage3.name").endswith(f"{STAMP2}.tar.xz")
-        assert label("glibc", "org.chrootforge.build-key") != first_key
+        assert label("glibc", "org.chrootforge.build.engine-key") != first_key
 
         locked = ident.cf("lock", str(ns), env=env)
         assert locked.returncode == 0, locked.stderr

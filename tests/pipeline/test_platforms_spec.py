@@ -147,7 +147,7 @@ def test_a_stage_of_another_arch_is_refused(two, monkeypatch, tmp_path):
 
 
 def test_keys_include_the_platform(two, monkeypatch, tmp_path):
-    from chrootforge.build import image_key
+    from chrootforge.build.engine import image_key
     from chrootforge.spec.model import Project
 
     ns_amd = load_namespace(two.root)
@@ -223,7 +223,8 @@ def test_lock_checks_each_arch_table_and_reports_its_changes(tmp_path):
 def test_plan_and_graph_have_every_platforms_view(two, monkeypatch, tmp_path):
     """--plan and --plan --json load the namespace once per platform: each view's stage3, profile,
     emulation and build key."""
-    from chrootforge import build, buildplan
+    from chrootforge.build import engine as build
+    from chrootforge.build import plangraph as buildplan
 
     stages = {}
     for arch in ("amd64", "arm64"):

@@ -121,7 +121,7 @@ def test_the_schema_checks_can_fail(mutate, fragment):
 
 # -- the graph for CI ------------------------------------------------------------------------------
 def test_plan_graph_levels_and_keys(ns, tmp_path, monkeypatch):
-    from chrootforge import buildplan
+    from chrootforge.build import plangraph as buildplan
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     (ns.root / "stage3.tar.zst").write_bytes(b"not really a stage, but hashed like one")
@@ -153,7 +153,7 @@ def test_plan_graph_levels_and_keys(ns, tmp_path, monkeypatch):
 
 
 def test_plan_graph_without_offline_inputs_has_no_keys(ns, tmp_path, monkeypatch):
-    from chrootforge import buildplan
+    from chrootforge.build import plangraph as buildplan
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     ns.write("chrootforge.toml", 'name = "t"\n[stage3]\narch = "amd64"\n[tree]\npath = "repo"\n')

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from chrootforge.builddist import DistOptions, Distribution, _sign_options
+from chrootforge.build.distribution import DistOptions, Distribution, _sign_options
 from chrootforge.errors import UsageError
 from chrootforge.registry.signing.signoptions import SignOptions
 from chrootforge.spec.graph import load_project

@@ -71,7 +71,7 @@ BAD_IMAGE = [
     (f"[config]\nworkdir = {_s('/srv' + chr(10))}", 3, "one line"),
     (f"[config]\ncmd = [{_s('sh' + chr(0))}]", 3, "NUL"),
     (f"[config]\nentrypoint = {_s('/bin/app' + chr(0))}", 3, "NUL"),
-    ('[config]\nlabels = { "org.chrootforge.build-key" = "sha256:fake" }', 3, "the build's own"),
+    ('[config]\nlabels = { "org.chrootforge.build.engine-key" = "sha256:fake" }', 3, "the build's own"),
     ('[config]\nlabels = { "my label" = "x" }', 3, "without blanks"),
     (f"[config]\nlabels = {{ a = {_s('x' + chr(0))} }}", 3, "NUL"),
     (f"[config]\nstop_signal = {_s('SIGTERM' + chr(10))}", 3, "one line"),

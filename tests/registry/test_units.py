@@ -84,7 +84,7 @@ def test_a_reference_without_a_host_says_the_host_is_missing(text, image, hub):
     "text", ["cache", "docker://cache", "docker://reg.example.com", "docker://reg.example.com/"]
 )
 def test_a_remote_cache_hint_offers_no_tag(text):
-    from chrootforge.buildcache import parse_cache_ref
+    from chrootforge.build.remotecache import parse_cache_ref
 
     with pytest.raises(UsageError) as caught:
         parse_cache_ref(text)

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from chrootforge.buildoptions import BuildOptions
+from chrootforge.build.flags import BuildOptions
 from chrootforge.errors import CfError, UsageError
 from chrootforge.sandbox import binfmt
 from chrootforge.vm import accel, kernel, merge, qemu, recipe, rootfs, vmbuild

@@ -222,7 +222,7 @@ def _write_tree(result: NamespaceResult, import_md: str, work: Path) -> None:
 
 def _validate(work: Path) -> None:
     """Load the namespace and every image with chrootforge's spec loader, and plan them all."""
-    from chrootforge import build
+    from chrootforge.build import engine as build
     from chrootforge.spec.graph import load_project
 
     try:

@@ -3,7 +3,7 @@
 The same value comes from the command line (from_args), is what build.build() and the VM build
 take, gives back the flags that mean it (to_argv: the guest's command line) and crosses JSON
 (to_json/from_json). What only the host's terminal or network can do (--shell, --push, ...) is
-not here: the guest has neither (buildcli passes those separately).
+not here: the guest has neither (build.cli passes those separately).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class BuildOptions:
 
     @classmethod
     def from_args(cls, args) -> BuildOptions:
-        """From `chrootforge build`'s parsed arguments (buildcli.register declares the flags)."""
+        """From `chrootforge build`'s parsed arguments (build.cli.register declares the flags)."""
         return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
 
     def to_argv(self) -> list[str]:

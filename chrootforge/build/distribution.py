@@ -1,11 +1,11 @@
 """What `build` does with registries: --push, --remote-cache, and --binhost's override.
 
-build.py calls this module at four places, and only there:
+build/engine.py calls this module at four places, and only there:
     dist = Distribution.prepare(options, project, layout)   # checks everything before any work
     dist.fetch(name, key, refs)      # before an image is built: pull it from the remote cache?
     dist.after(name, key, refs, status)                     # after it was built or found up to date
     dist.publish(report)             # at the end: push every tag (--push)
-The work itself is in buildcache.py (remote cache) and buildpush.py (--push); the binhost is a
+The work itself is in build/remotecache.py (remote cache) and build/publish.py (--push); the binhost is a
 namespace setting (`[build] binhost`, overridden by --binhost) read by gentoo/binhost.py.
 Signing ([output] sign_by / sign_by_sigstore_private_key, or the --sign-* flags) applies to what
 the build pushes (both flags) and to the provenance of what it builds; its keys are unlocked in
@@ -85,7 +85,7 @@ class Distribution:
         registry_options = dataclasses.replace(options.registry or RegistryOptions(), quiet=quiet)
         cache = registry = None
         if options.remote_cache:
-            from chrootforge.buildcache import RemoteCache, parse_cache_ref
+            from chrootforge.build.remotecache import RemoteCache, parse_cache_ref
             from chrootforge.registry import policy
 
             registries_d = options.signing.registries_d if options.signing else None
@@ -97,7 +97,7 @@ class Distribution:
                 signing=signing,
             )
         if options.push:
-            from chrootforge.buildpush import check_registry, destination
+            from chrootforge.build.publish import check_registry, destination
 
             registry = check_registry(ns.registry, str(ns.spec_path))
             for name, image in project.images.items():
@@ -108,7 +108,7 @@ class Distribution:
         )
 
     def fetch(self, name: str, key: str, refs: list[str]):
-        """A buildcache.CachedImage when the remote cache had the image (now in the layout)."""
+        """A build.remotecache.CachedImage when the remote cache had the image (now in the layout)."""
         if self.cache is None:
             return None
         return self.cache.fetch(self.layout, name, key, refs)
@@ -135,7 +135,7 @@ class Distribution:
 
     def publish(self, report) -> None:
         if self.registry:
-            from chrootforge.buildpush import push_all
+            from chrootforge.build.publish import push_all
 
             push_all(report, self.project, self.registry, self.options.registry, self.signing)
 

@@ -75,7 +75,7 @@ def _spec_key(project, name: str, parent_key: str) -> str:
 def _keys(project, order: list[str], layout: Path, stage_override: Path | None):
     """({image: build key or None}, why some are None) of one platform's view, its images' states
     in `layout`."""
-    from chrootforge.build import _refs_present, image_key
+    from chrootforge.build.engine import _refs_present, image_key
 
     inputs, why = _offline_inputs(project, stage_override)
     keys: dict[str, str | None] = {}
@@ -103,8 +103,8 @@ def graph(
     stage3: str | None = None,
 ) -> dict:
     """The graph of `targets`, after every check a build makes (build.prepare)."""
-    from chrootforge.build import binhost_only, prepare, ref_name
-    from chrootforge.buildindex import platform_layout
+    from chrootforge.build.engine import binhost_only, prepare, ref_name
+    from chrootforge.build.platformindex import platform_layout
 
     project, requested, _order, layout_path, _dist = prepare(targets, layout, dist, shell, network=network)
     ns = project.namespace

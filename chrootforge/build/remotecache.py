@@ -12,7 +12,7 @@ runners with the same inputs meet on the same tag, and builds that differ in CHO
 -march never do.
 
 What a pull checks before anything reaches the layout (pull's `accept`): the image's config says
-it was built with this key (label org.chrootforge.build-key), and it carries exactly one build
+it was built with this key (label org.chrootforge.build.engine-key), and it carries exactly one build
 state, well formed, for this image and key. An entry is trusted as far as the registry's write
 access goes: whoever may push to REPO can give builds their images.
 
@@ -33,7 +33,7 @@ from chrootforge.gentoo import state as st
 from chrootforge.gentoo import state_referrer
 
 TAG_PREFIX = "cf-"
-KEY_LABEL = "org.chrootforge.build-key"
+KEY_LABEL = "org.chrootforge.build.engine-key"
 _MAX_CONFIG = 4 << 20
 
 

@@ -220,13 +220,13 @@ def _build(args) -> int:
     import json
     import sys
 
-    from chrootforge import build
-    from chrootforge.buildoptions import BuildOptions
+    from chrootforge.build import engine as build
+    from chrootforge.build.flags import BuildOptions
 
     shell, dist = _checked(args)
     if args.plan:
         if args.json:  # the stable graph for CI (docs/pipeline.md, "The build graph for CI")
-            from chrootforge import buildplan
+            from chrootforge.build import plangraph as buildplan
 
             graph = buildplan.graph(
                 args.targets, args.layout, dist=dist, shell=shell, network=args.network, stage3=args.stage3
@@ -263,7 +263,7 @@ def _checked(args):
     (What needs the namespace, build.prepare checks, for both as well.)"""
     from pathlib import Path
 
-    from chrootforge.build import check_jobs
+    from chrootforge.build.engine import check_jobs
     from chrootforge.errors import UsageError
     from chrootforge.registry.options import options_from_args
 
@@ -294,7 +294,7 @@ def _dist_options(args, registry):
     signing = sign_options_from_args(args)
     if not (args.push or args.remote_cache or args.binhost or signing.enabled):
         return None
-    from chrootforge.builddist import DistOptions
+    from chrootforge.build.distribution import DistOptions
 
     return DistOptions(
         push=args.push,

@@ -1,10 +1,9 @@
 """`chrootforge build`: resolve the image graph, skip what is up to date, build the rest in order.
 
-    build(targets, *, force=False, force_all=False, no_deps=False, layout=None, network=None,
-          single_id=False, stage3=None, dist=None) -> BuildReport
+    build(targets, options: BuildOptions = BuildOptions(), *, shell=None, dist=None) -> BuildReport
 
-`dist` (builddist.DistOptions): --push, --remote-cache and --binhost; builddist.py says where
-they hook in.
+`dist` (distribution.DistOptions): --push, --remote-cache and --binhost; build/distribution.py
+says where they hook in.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from chrootforge import __version__, log, untrusted
-from chrootforge.buildoptions import BuildOptions
+from chrootforge.build.flags import BuildOptions
 from chrootforge.errors import CfError, UsageError
 from chrootforge.gentoo import records as rec
 from chrootforge.gentoo import runtimelibs
@@ -177,13 +176,13 @@ def prepare(
     platform=None,
 ):
     """What a build and its --plan check and load alike: the targets, the specs and the image
-    graph, --shell's one image, and every registry reference (builddist) ->
+    graph, --shell's one image, and every registry reference (build.distribution) ->
     (project, requested, order, layout path, Distribution or None). `network` (--network)
     replaces [build] network, so the build key has the network the build runs with. `platform`:
     the namespace as that one of its platforms sees it (default its first)."""
     import dataclasses
 
-    from chrootforge.builddist import Distribution
+    from chrootforge.build.distribution import Distribution
     from chrootforge.oci.layout import check_layout_target
 
     folder, names = parse_targets(targets)
@@ -204,7 +203,7 @@ def plan(
 ) -> str:
     """The plan of every image of every platform, as text (no stage needed); refuses what build()
     refuses."""
-    from chrootforge.buildindex import platform_layout
+    from chrootforge.build.platformindex import platform_layout
     from chrootforge.gentoo.mountview import describe_mounts
 
     project, requested, _order, layout_path, _dist = prepare(targets, layout, dist, shell, network=network)
@@ -234,9 +233,9 @@ def plan(
 
 
 def binhost_only(dist):
-    """The part of the builddist options that every platform view of the namespace takes:
+    """The part of the build.distribution options that every platform view of the namespace takes:
     --binhost (pushing and the remote cache's references are checked once)."""
-    from chrootforge.builddist import DistOptions
+    from chrootforge.build.distribution import DistOptions
 
     return DistOptions(binhost=dist.binhost) if dist is not None and dist.binhost else None
 
@@ -257,11 +256,11 @@ _DEFAULTS = BuildOptions()
 
 
 def build(targets: list[str], options: BuildOptions = _DEFAULTS, *, shell=None, dist=None) -> BuildReport:
-    """options: buildoptions.BuildOptions (jobs: how many independent images build at the same
+    """options: build.flags.BuildOptions (jobs: how many independent images build at the same
     time). shell: an executor.ShellRequest
     (`--shell` opens it for the one named image instead of building it, once its parents are
     ready; `--shell-on-failure` for any image whose emerge or hook fails). dist: the
-    builddist options (--push, --remote-cache, --binhost). With several [build] platforms, each
+    build.distribution options (--push, --remote-cache, --binhost). With several [build] platforms, each
     builds into its own layout and every tag becomes an image index (_build_platforms).
 
     Every cache entry the build uses is held (chrootforge.holds) from before its first use until
@@ -296,7 +295,7 @@ class _Options:
     targets: list[str]
     asked: BuildOptions
     shell: object
-    dist: Any  # builddist.DistOptions | None
+    dist: Any  # build.distribution.DistOptions | None
 
 
 def _build_one(project, requested, order, layout_path: Path, options: _Options, distribution) -> BuildReport:
@@ -329,11 +328,11 @@ def _build_one(project, requested, order, layout_path: Path, options: _Options, 
 
 
 def _build_platforms(project, layout_path: Path, options: _Options, publish) -> BuildReport:
-    """Each platform into its own layout, then an image index per tag (buildindex.py). `publish`:
+    """Each platform into its own layout, then an image index per tag (build/platformindex.py). `publish`:
     the distribution of the whole build (its --push runs once, at the end, with the indexes)."""
     import dataclasses
 
-    from chrootforge.buildindex import OK, assemble, platform_layout
+    from chrootforge.build.platformindex import OK, assemble, platform_layout
 
     ns, dist = project.namespace, options.dist
     if options.shell is not None:
@@ -430,7 +429,7 @@ class _Scheduler:
     a failure skips the images below it, not its siblings. With jobs > 1 each image builds in a
     worker process of its own (spawned, so no fork of a threaded process; it dies with us), sharing
     the run's prepared context: the verified, extracted stage and the tree. With a distribution
-    (builddist), an image found in the remote cache by its key is pulled instead of built, and what
+    (build.distribution), an image found in the remote cache by its key is pulled instead of built, and what
     is built or up to date is stored there, both from this process.
     """
 
@@ -767,7 +766,7 @@ class _Run:
             "org.opencontainers.image.title": p.name,
             "org.chrootforge.version": __version__,
             "org.chrootforge.namespace": ns.name,
-            "org.chrootforge.build-key": key,
+            "org.chrootforge.build.engine-key": key,
             "org.chrootforge.tree": self.inputs.tree_id,
         }
         if image.description:
