@@ -20,6 +20,11 @@ from pathlib import Path
 
 from chrootforge import log
 from chrootforge.errors import UsageError
+from chrootforge.gentoo import state as st
+from chrootforge.gentoo import state_referrer
+from chrootforge.registry import RegistryOptions
+from chrootforge.registry.signing.sign import Signing
+from chrootforge.registry.signing.signoptions import SignOptions
 
 TYPE_CHECKING = False  # the registry modules load only when a build uses a registry
 if TYPE_CHECKING:
@@ -74,8 +79,6 @@ class Distribution:
                     hint="add --push (with [output] registry) or --remote-cache",
                 )
             return None
-        from chrootforge.registry import RegistryOptions
-        from chrootforge.registry.signing.sign import Signing
 
         signing = Signing.prepare(_sign_options(ns, options.signing))  # before anything is built
 
@@ -116,9 +119,6 @@ class Distribution:
     def after(self, name: str, key: str, refs: list[str], status: str) -> str:
         """Attach the build state to a built (or up-to-date) image, so that it travels with the
         image, and store it in the remote cache; a note for the report."""
-        from chrootforge.gentoo import state as st
-        from chrootforge.gentoo import state_referrer
-
         if status not in ("built", "up-to-date"):
             return ""
         state = st.load_state(self.layout, name)
@@ -142,8 +142,6 @@ class Distribution:
 
 def _sign_options(ns, given: SignOptions | None) -> SignOptions:
     """The --sign-* flags, each over its [output] key."""
-    from chrootforge.registry.signing.signoptions import SignOptions
-
     given = given or SignOptions()
     return SignOptions(
         sign_by=given.sign_by or ns.sign_by,

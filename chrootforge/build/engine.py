@@ -8,23 +8,51 @@ says where they hook in.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import dataclasses
 import hashlib
 import json
+import multiprocessing
 import os
+import shutil
+import signal
 import time
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from chrootforge import __version__, log, untrusted
+from chrootforge import __version__, holds, log, untrusted
+from chrootforge.build.distribution import DistOptions, Distribution
 from chrootforge.build.flags import BuildOptions
+from chrootforge.build.platformindex import OK, assemble, platform_layout
+from chrootforge.cache.kinds import confined, entry, kind_root
 from chrootforge.errors import CfError, UsageError
+from chrootforge.fsutil import atomic_write, file_lock
+from chrootforge.gentoo import inputs as inp
+from chrootforge.gentoo import provenance as pv
 from chrootforge.gentoo import records as rec
 from chrootforge.gentoo import runtimelibs
 from chrootforge.gentoo import state as st
+from chrootforge.gentoo.executor import BuildContext, ImageBuilder
+from chrootforge.gentoo.image_io import CommitRequest
+from chrootforge.gentoo.inputs import derived_epoch, epoch_override
+from chrootforge.gentoo.mountview import describe_mounts
+from chrootforge.gentoo.native_probe import resolve_for
 from chrootforge.gentoo.plan import ImagePlan, check_binaries_script, image_ref, plan_image, render_plan
+from chrootforge.gentoo.repro import build_umask
+from chrootforge.gentoo.sbom import MEDIA_TYPE, spdx_document
+from chrootforge.lockfile import FILENAME as LOCK
+from chrootforge.oci.imageconfig import timestamp
+from chrootforge.oci.layout import check_layout_target
+from chrootforge.oci.referrer import attach_referrer
+from chrootforge.oci.tree import source_date_epoch
+from chrootforge.platforms import runs_natively
+from chrootforge.sandbox import detect_idmap, owned_dir
+from chrootforge.sandbox.syscalls import set_pdeathsig
+from chrootforge.sources.stage_cache import newest_mtime, pristine_root
 from chrootforge.spec.graph import build_order, load_project, parse_targets
 from chrootforge.spec.model import PHASES, SCRATCH, Project
+from chrootforge.spec.schema import content_digest
 
 
 @dataclass
@@ -132,8 +160,6 @@ def image_key(project: Project, name: str, parent_digest: str, inputs) -> str:
     layout, tags, prefix, registry, binhost, mirrors or local paths), the image's name (hooks see
     it), its hooks in order with their contents, the parent's digest, the stage and the tree
     (with the extra repositories) by content."""
-    from chrootforge.spec.schema import content_digest
-
     ns, image = project.namespace, project.images[name]
     hooks = [[h.phase, h.name, st.file_digest(h.path)] for h in image.hooks]
     if image.check_binaries:  # the stock check that runs after the strip
@@ -150,7 +176,6 @@ def image_key(project: Project, name: str, parent_digest: str, inputs) -> str:
     }
     if inputs.native is not None:  # the spec says -march=native: what it means on this CPU
         parts["native"] = inputs.native.fingerprint()
-    from chrootforge.gentoo.inputs import epoch_override
 
     if epoch_override():  # the epoch is in the config, every mtime and what packages embed
         parts["source_date_epoch"] = epoch_override()
@@ -180,10 +205,6 @@ def prepare(
     (project, requested, order, layout path, Distribution or None). `network` (--network)
     replaces [build] network, so the build key has the network the build runs with. `platform`:
     the namespace as that one of its platforms sees it (default its first)."""
-    import dataclasses
-
-    from chrootforge.build.distribution import Distribution
-    from chrootforge.oci.layout import check_layout_target
 
     folder, names = parse_targets(targets)
     project, requested = load_project(folder, names, platform)
@@ -203,8 +224,6 @@ def plan(
 ) -> str:
     """The plan of every image of every platform, as text (no stage needed); refuses what build()
     refuses."""
-    from chrootforge.build.platformindex import platform_layout
-    from chrootforge.gentoo.mountview import describe_mounts
 
     project, requested, _order, layout_path, _dist = prepare(targets, layout, dist, shell, network=network)
     platforms = project.namespace.platforms
@@ -235,15 +254,11 @@ def plan(
 def binhost_only(dist):
     """The part of the build.distribution options that every platform view of the namespace takes:
     --binhost (pushing and the remote cache's references are checked once)."""
-    from chrootforge.build.distribution import DistOptions
-
     return DistOptions(binhost=dist.binhost) if dist is not None and dist.binhost else None
 
 
 def _platform_line(ns) -> str:
     """What --plan says about the platform every step of an image runs for."""
-    from chrootforge.platforms import runs_natively
-
     if runs_natively(ns.platform):
         return f"{ns.platform} (this machine's CPU), stage3 {ns.stage3.arch}, profile {ns.tree.profile}"
     return (
@@ -265,9 +280,6 @@ def build(targets: list[str], options: BuildOptions = _DEFAULTS, *, shell=None, 
 
     Every cache entry the build uses is held (chrootforge.holds) from before its first use until
     the build has ended, so that `cache prune` leaves it alone (docs/cache.md)."""
-    from chrootforge import holds
-    from chrootforge.gentoo.repro import build_umask
-
     # What a build makes (the stage cache, the builder's overlay, the image root, the scripts it
     # binds in, the layout) gets the same modes whatever the caller's umask: an overlay's root
     # takes its upper directory's mode, and a 0700 one would lock the builder's users out.
@@ -300,9 +312,6 @@ class _Options:
 
 def _build_one(project, requested, order, layout_path: Path, options: _Options, distribution) -> BuildReport:
     """One platform's build into one layout (the namespace's platform view in `project`)."""
-    from chrootforge.gentoo import inputs as inp
-    from chrootforge.gentoo.native_probe import resolve_for
-
     asked = options.asked
     force, force_all, single_id, stage3 = asked.force, asked.force_all, asked.single_id, asked.stage3
     jobs, shell, dist = asked.jobs, options.shell, options.dist
@@ -330,10 +339,6 @@ def _build_one(project, requested, order, layout_path: Path, options: _Options, 
 def _build_platforms(project, layout_path: Path, options: _Options, publish) -> BuildReport:
     """Each platform into its own layout, then an image index per tag (build/platformindex.py). `publish`:
     the distribution of the whole build (its --push runs once, at the end, with the indexes)."""
-    import dataclasses
-
-    from chrootforge.build.platformindex import OK, assemble, platform_layout
-
     ns, dist = project.namespace, options.dist
     if options.shell is not None:
         raise UsageError(
@@ -379,8 +384,6 @@ def _build_platforms(project, layout_path: Path, options: _Options, publish) -> 
 
 def _build_lock(layout_path: Path):
     """The layout's build lock (its build dir made first)."""
-    from chrootforge.fsutil import file_lock
-
     bdir = st.build_dir(layout_path)
     try:
         bdir.mkdir(parents=True, exist_ok=True)
@@ -529,9 +532,6 @@ class _Scheduler:
             self.digests[name] = result.digest
 
     def _parallel(self) -> None:
-        import concurrent.futures as cf
-        import multiprocessing
-
         pending = list(self.order)
         running: dict = {}
         with cf.ProcessPoolExecutor(
@@ -568,10 +568,6 @@ class _Scheduler:
 
 def _worker_init(parent: int, quiet: bool) -> None:
     """In a build worker: die with the build (and so take its sandboxes along), speak as it does."""
-    import signal
-
-    from chrootforge.sandbox.syscalls import set_pdeathsig
-
     set_pdeathsig(signal.SIGKILL)
     if os.getppid() != parent:
         os._exit(1)
@@ -592,8 +588,6 @@ def _refs_present(layout: Path, state: st.ImageState) -> bool:
 def work_root(layout: Path) -> Path:
     """Where a layout's builds keep their roots while they run: in the cache, which the sandbox's
     root can always reach (as real root, an unprivileged range that a 0700 home would stop)."""
-    from chrootforge.cache.kinds import entry
-
     return entry("work", hashlib.sha256(str(Path(layout).resolve()).encode()).hexdigest()[:16])
 
 
@@ -613,12 +607,6 @@ class _Run:
     def context(self):
         if self.ctx is not None:
             return self.ctx
-        from chrootforge import holds
-        from chrootforge.cache.kinds import entry, kind_root
-        from chrootforge.gentoo import inputs as inp
-        from chrootforge.gentoo.executor import BuildContext
-        from chrootforge.sandbox import detect_idmap, owned_dir
-        from chrootforge.sources.stage_cache import newest_mtime, pristine_root
 
         ns = self.project.namespace
         # Held (in the build's holds.session()) first, until the build ends: the sandboxes bind
@@ -674,8 +662,6 @@ class _Run:
     def _binpkgs_for(self, name: str) -> Path:
         """The namespace's binpkgs directory, or an image's own when it compiles packages with
         its own environment (those binaries must not be shared; held since context())."""
-        from chrootforge.sandbox import owned_dir
-
         path = self.image_binpkgs.get(name)
         if path is None:
             return self.ctx.binpkgs
@@ -691,8 +677,6 @@ class _Run:
         return out
 
     def build_image(self, name: str, key: str, parent_state, refs: list[str], shell=None) -> ImageResult:
-        from chrootforge.gentoo.executor import ImageBuilder
-
         started = time.monotonic()
         log.info(
             f"{name}: building" if shell is None or not shell.now else f"{name}: opening its build shell"
@@ -755,9 +739,6 @@ class _Run:
         path, URL or user, and no ref name, tag or prefix: those are the layout index's
         annotations, so a push under another name or a retag never changes the digest), and the
         build's one epoch everywhere (config created, history, labels, every mtime's clamp)."""
-        from chrootforge.gentoo.image_io import CommitRequest
-        from chrootforge.oci.imageconfig import timestamp
-
         ns = self.project.namespace
         image = self.project.images[p.name]
         created = timestamp(self.epoch)
@@ -789,9 +770,6 @@ class _Run:
         )
 
     def _write_sbom(self, p: ImagePlan, refs: list[str], digest: str, cumulative, builder_files) -> None:
-        from chrootforge.gentoo.sbom import MEDIA_TYPE, spdx_document
-        from chrootforge.oci.referrer import attach_referrer
-
         ns = self.project.namespace
         doc = spdx_document(
             f"{ns.name}/{p.name}",  # the image's name in its namespace: no prefix or tag (see above)
@@ -805,17 +783,12 @@ class _Run:
         data = json.dumps(doc, indent=1, sort_keys=True).encode()
         sbom_dir = st.build_dir(self.layout) / "sbom"
         sbom_dir.mkdir(parents=True, exist_ok=True)
-        from chrootforge.fsutil import atomic_write
 
         atomic_write(sbom_dir / f"{p.name}.spdx.json", data)
         attach_referrer(self.layout, refs[0], data, MEDIA_TYPE, artifact_type=MEDIA_TYPE)
 
     def _write_provenance(self, p: ImagePlan, refs: list[str], digest: str, key: str, parent_state) -> None:
         """The in-toto/SLSA provenance (gentoo/provenance.py), attached and kept beside the SBOM."""
-        from chrootforge.fsutil import atomic_write
-        from chrootforge.gentoo import provenance as pv
-        from chrootforge.lockfile import FILENAME as LOCK
-
         ns = self.project.namespace
         image = self.project.images[p.name]
         inputs = [
@@ -858,9 +831,6 @@ class _Run:
 def build_epoch(stage_record, stage_newest_mtime, tree: Path | None, tree_record) -> int:
     """The build's one timestamp: SOURCE_DATE_EPOCH when set, else derived from the inputs'
     content (gentoo.inputs.derived_epoch)."""
-    from chrootforge.gentoo.inputs import derived_epoch
-    from chrootforge.oci.tree import source_date_epoch
-
     if os.environ.get("SOURCE_DATE_EPOCH", "").strip():
         return source_date_epoch()
     return derived_epoch(stage_record, stage_newest_mtime, tree, tree_record)
@@ -868,18 +838,14 @@ def build_epoch(stage_record, stage_newest_mtime, tree: Path | None, tree_record
 
 def _sync_distfiles(src: Path, dest: Path) -> None:
     """Copy the namespace's distfiles into the (writable, ours) distfiles cache."""
-    import shutil
-
-    from chrootforge.cache.kinds import confined
-
     if not src.is_dir():
         raise UsageError(f"distfiles directory {src} does not exist")
-    for entry in src.iterdir():
-        if entry.is_file() and not entry.name.startswith("."):
-            target = confined(dest, entry.name, what="distfile")
-            if not target.exists() or target.stat().st_size != entry.stat().st_size:
-                tmp = target.with_name(f".{entry.name}.tmp")
-                shutil.copyfile(entry, tmp)
+    for item in src.iterdir():
+        if item.is_file() and not item.name.startswith("."):
+            target = confined(dest, item.name, what="distfile")
+            if not target.exists() or target.stat().st_size != item.stat().st_size:
+                tmp = target.with_name(f".{item.name}.tmp")
+                shutil.copyfile(item, tmp)
                 os.replace(tmp, target)
 
 

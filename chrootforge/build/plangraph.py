@@ -32,8 +32,12 @@ import json
 from pathlib import Path
 
 from chrootforge import __version__, lockfile
+from chrootforge.build.engine import _refs_present, binhost_only, image_key, prepare, ref_name
+from chrootforge.build.platformindex import platform_layout
 from chrootforge.errors import CfError
+from chrootforge.gentoo import inputs as inp
 from chrootforge.gentoo import state as st
+from chrootforge.gentoo.native_cpu import project_uses_native
 from chrootforge.spec.graph import ancestors, build_order
 from chrootforge.spec.model import SCRATCH
 
@@ -42,9 +46,6 @@ VERSION = 1
 
 def _offline_inputs(project, stage_override: Path | None):
     """(inputs, None) when the stage and tree are identified without the network, else (None, why)."""
-    from chrootforge.gentoo import inputs as inp
-    from chrootforge.gentoo.native_cpu import project_uses_native
-
     ns = project.namespace
     if project_uses_native(project):
         return None, "-march=native: the keys depend on the runner's CPU"
@@ -75,8 +76,6 @@ def _spec_key(project, name: str, parent_key: str) -> str:
 def _keys(project, order: list[str], layout: Path, stage_override: Path | None):
     """({image: build key or None}, why some are None) of one platform's view, its images' states
     in `layout`."""
-    from chrootforge.build.engine import _refs_present, image_key
-
     inputs, why = _offline_inputs(project, stage_override)
     keys: dict[str, str | None] = {}
     for name in order:
@@ -103,8 +102,6 @@ def graph(
     stage3: str | None = None,
 ) -> dict:
     """The graph of `targets`, after every check a build makes (build.prepare)."""
-    from chrootforge.build.engine import binhost_only, prepare, ref_name
-    from chrootforge.build.platformindex import platform_layout
 
     project, requested, _order, layout_path, _dist = prepare(targets, layout, dist, shell, network=network)
     ns = project.namespace

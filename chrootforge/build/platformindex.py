@@ -20,6 +20,7 @@ from chrootforge.oci import imageindex
 from chrootforge.oci import layout as lo
 from chrootforge.oci import mediatypes as mt
 from chrootforge.oci.referrer import SUBJECT_KEY, live_subjects, referrers
+from chrootforge.oci.writer import retag
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -74,8 +75,6 @@ def assemble(layout: Path, refs: list[str], images: list[tuple[Platform, Path, s
 
 
 def _tag_change(layout: Path, tags: list[str], digest: str, size: int, attached: list[dict]):
-    from chrootforge.oci.writer import retag
-
     def change(manifests: list[dict]) -> list[dict]:
         for tag in tags:
             manifests = retag(tag, digest, size, mt.INDEX)(manifests)

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from chrootforge import log
 from chrootforge.errors import CfError, UsageError
+from chrootforge.gentoo.plan import image_ref
+from chrootforge.registry import parse_ref
+from chrootforge.registry.signing.sign import push_signed
 
 PUBLISHED = ("built", "up-to-date", "pulled")
 
 
 def destination(registry: str, image: str, tag: str):
     """The RemoteRef of IMAGE:TAG under the registry base (checked)."""
-    from chrootforge.registry import parse_ref
-
     return parse_ref(f"{registry.rstrip('/')}/{image}:{tag}")
 
 
@@ -35,9 +36,6 @@ def push_all(report, project, registry: str, options, signing=None) -> None:
     """Push the report's images (parents first, as the report lists them), signed when `signing`
     (registry.signing.sign.Signing) is set; record each push on its result (`pushed`), or the first
     failure on the report."""
-    from chrootforge.gentoo.plan import image_ref
-    from chrootforge.registry.signing.sign import push_signed
-
     if not report.ok:
         log.notice("nothing pushed: the build failed")
         return

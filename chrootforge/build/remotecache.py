@@ -29,8 +29,13 @@ from pathlib import Path
 
 from chrootforge import log, untrusted
 from chrootforge.errors import CfError, UsageError
+from chrootforge.fsutil import atomic_write
 from chrootforge.gentoo import state as st
 from chrootforge.gentoo import state_referrer
+from chrootforge.gentoo.sbomread import read_sbom
+from chrootforge.oci.writer import tag as add_tag
+from chrootforge.registry import parse_ref, policy, pull, remote_digest
+from chrootforge.registry.signing.sign import push_signed
 
 TAG_PREFIX = "cf-"
 KEY_LABEL = "org.chrootforge.build.engine-key"
@@ -47,8 +52,6 @@ def cache_tag(key: str) -> str:
 
 def parse_cache_ref(text: str):
     """docker://HOST[:PORT]/REPO, without tag or digest (the tags are chrootforge's)."""
-    from chrootforge.registry import parse_ref
-
     ref = parse_ref(text, default_tag=None, repository_only=True)
     if ref.tag or ref.digest:
         raise UsageError(
@@ -124,9 +127,6 @@ class RemoteCache:
 
     def fetch(self, layout: Path, image: str, key: str, refs: list[str]) -> CachedImage | None:
         """Pull the entry of `key` into `layout` under `refs`, with its state; None: build it."""
-        from chrootforge.oci.writer import tag as add_tag
-        from chrootforge.registry import policy, pull, remote_digest
-
         started = time.monotonic()
         where = self.entry(key)
         try:
@@ -186,8 +186,6 @@ class RemoteCache:
     ) -> str:
         """Push the image (its build state attached) to the entry of `key`; what happened, in a
         few words."""
-        from chrootforge.registry import remote_digest
-        from chrootforge.registry.signing.sign import push_signed
 
         where = self.entry(key)
         try:
@@ -210,9 +208,6 @@ def _line(err: CfError) -> str:
 
 def _save_sbom(layout: Path, image: str, ref: str) -> None:
     """The SBOM beside the layout, as a build writes it (<layout>.build/sbom/IMAGE.spdx.json)."""
-    from chrootforge.fsutil import atomic_write
-    from chrootforge.gentoo.sbomread import read_sbom
-
     try:
         text = read_sbom(f"{layout}:{ref}")
     except CfError:

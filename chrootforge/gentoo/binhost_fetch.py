@@ -16,9 +16,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
+
+import requests
 
 from chrootforge import holds, log
 from chrootforge.cache.kinds import confined, entry
@@ -26,6 +29,8 @@ from chrootforge.errors import CfError
 from chrootforge.fsutil import atomic_write, file_lock
 from chrootforge.gentoo import binhost as bh
 from chrootforge.progress import ByteProgress
+from chrootforge.registry import RegistryOptions
+from chrootforge.registry.transport import backoff, describe_network_error
 
 MAX_INDEX = 256 << 20
 _BLOCK = 1 << 20
@@ -144,9 +149,6 @@ class Mirror:
         if urlsplit(url).scheme == "file":
             yield from self._read_file(urlsplit(url).path, limit, missing_ok)
             return
-        import requests
-
-        from chrootforge.registry.transport import backoff, describe_network_error
 
         options = self._registry_options()
         failures = 0
@@ -192,8 +194,6 @@ class Mirror:
             raise BinhostError(f"cannot read {path}: {err.strerror}") from err
 
     def _registry_options(self):
-        from chrootforge.registry import RegistryOptions
-
         return self.options or RegistryOptions()
 
     def _http(self):
@@ -210,8 +210,6 @@ class _Missing(Exception):
 
 def _link(src: Path, dest: Path) -> None:
     """`src` at `dest` (a hard link; a copy across file systems); parents readable by anyone."""
-    import shutil
-
     dest.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
     dest.unlink(missing_ok=True)
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 EMERGE_ROOT = "/emerge-root"
 CF_MOUNT = "/cf"  # the build's scripts, hooks and generated /etc/portage files, inside the builder
 # PORTAGE_LOGDIR: with --jobs above 1 portage writes a package's build output only to its log, and
@@ -42,8 +44,6 @@ def _common(jobs: int) -> list[str]:
 
 def command_line(argv, env: dict[str, str] | None = None) -> str:
     """The emerge command as a shell line, with its environment (--plan, emerge.log, the shell)."""
-    import shlex
-
     env = emerge_env() if env is None else env
     return " ".join([*(f"{k}={shlex.quote(v)}" for k, v in env.items()), *map(shlex.quote, argv)])
 

@@ -32,9 +32,12 @@ from chrootforge.gentoo import (
     slim,
     uninstall,
 )
+from chrootforge.gentoo.binhost_fetch import prepare
+from chrootforge.gentoo.mountview import sandbox_config
 from chrootforge.gentoo.plan import ImagePlan
 from chrootforge.gentoo.status import read_status
-from chrootforge.sandbox import owned_dir
+from chrootforge.sandbox import owned_dir, remove_tree, run_sandboxed
+from chrootforge.sources.stage_cache import fresh_builder
 from chrootforge.spec.model import PHASES
 
 TYPE_CHECKING = False
@@ -191,8 +194,6 @@ class ImageBuilder:
                 self._discard_work()
 
     def _fresh_work(self) -> None:
-        from chrootforge.sandbox import remove_tree
-
         if self.work.exists():
             remove_tree(self.work, self.ctx.idmap)
         if self.logs.exists():
@@ -201,8 +202,6 @@ class ImageBuilder:
         self.work.mkdir(parents=True)
 
     def _discard_work(self) -> None:
-        from chrootforge.sandbox import remove_tree
-
         try:
             remove_tree(self.work, self.ctx.idmap)
         except CfError as err:
@@ -212,8 +211,6 @@ class ImageBuilder:
         """A login shell in the build sandbox as the steps see it: the generated /etc/portage, the
         read-only tree, distfiles and binpkgs, /var/tmp/portage on tmpfs, /emerge-root with the
         parent's tree (its packages provided)."""
-        from chrootforge.sandbox import run_sandboxed
-
         emerge_line = emerge.command_line(self.plan.emerge_argv or ("emerge", "(no packages)"))
         where = f"image {self.ctx.namespace}/{self.plan.name} (parent: {self.plan.parent or 'scratch'})"
         banner = [f"chrootforge build shell: {where}"]
@@ -236,8 +233,6 @@ class ImageBuilder:
 
     # -- steps ----------------------------------------------------------------------------------
     def _prepare(self) -> None:
-        from chrootforge.sources.stage_cache import fresh_builder
-
         owned_dir(self.rootfs, self.ctx.idmap)
         portage_dir = self.cf / "portage"
         for rel, content in self.plan.portage.files.items():
@@ -400,8 +395,6 @@ class ImageBuilder:
 
     def _binhost(self, mirror: Mirror, argv: list[str]) -> list[str]:
         """Fetch what emerge will take from the binhost (gentoo/binhost.py); the emerge argv."""
-        from chrootforge.gentoo.binhost_fetch import prepare
-
         logfile = self.logs / "binhost.log"
 
         def pretend(pretend_argv):
@@ -490,8 +483,6 @@ class ImageBuilder:
         }
 
     def _run(self, argv: list[str], env: dict, logfile: Path) -> int:
-        from chrootforge.sandbox import run_sandboxed
-
         config = self._sandbox_config(
             argv,
             self._env(env),
@@ -506,8 +497,6 @@ class ImageBuilder:
     def _sandbox_config(self, argv: list[str], env: dict, **extra):
         """The image's build sandbox (builder root, tree, repos, /emerge-root, /cf, distfiles,
         binpkgs) running argv: one place for the steps and the build shell."""
-        from chrootforge.gentoo.mountview import sandbox_config
-
         return sandbox_config(
             root=self.builder,
             network=self.ctx.network,

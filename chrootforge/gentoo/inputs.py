@@ -17,12 +17,15 @@ namespace's inputs, so the hints of a failed fetch or check name its chrootforge
 
 from __future__ import annotations
 
+import calendar
 import email.utils
 import functools
 import hashlib
 import json
 import os
 import re
+import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,9 +36,10 @@ from chrootforge.fsutil import atomic_write, file_lock
 from chrootforge.gentoo import lockcheck, repro
 from chrootforge.gentoo.native_cpu import NativeCpu
 from chrootforge.gentoo.state import tree_id
-from chrootforge.sources import remedies
+from chrootforge.sources import fetch, remedies
+from chrootforge.sources.extract import extract_here
 from chrootforge.sources.fetched import FetchedFile
-from chrootforge.sources.mirrorlayout import StageRef
+from chrootforge.sources.mirrorlayout import StageRef, stage_arch
 from chrootforge.spec.model import Namespace
 
 _STAMP_RE = re.compile(r"(\d{8})T(\d{6})Z")
@@ -100,8 +104,6 @@ def _mismatch(what: str, got: str, locked: str, ns: Namespace) -> VerificationEr
 def _check_stage_arch(ns: Namespace, path: Path) -> None:
     """A local stage3 named the Gentoo way (stage3-<arch>-...) must be of the platform's arch: a
     ${VAR} that fell back from $VAR_<ARCH> to another platform's stage stops here."""
-    from chrootforge.sources.mirrorlayout import stage_arch
-
     arch = stage_arch(path.name)
     if arch is not None and arch != ns.stage3.arch:
         raise UsageError(
@@ -151,15 +153,11 @@ def identify(ns: Namespace, stage_override: Path | None = None) -> Inputs:
 
 def _latest_release(s):
     """The release that the mirrors' "latest" names now (the small signed latest file)."""
-    from chrootforge.sources import fetch
-
     return fetch.resolve_stage3(s.arch, s.variant, list(s.mirrors) or None, s.keyrings, s.insecure)
 
 
 def _fetch_mirror_stage(s, release=None, date: str | None = None):
     """The namespace's stage3 ([stage3] s) from its mirrors, or from the source cache."""
-    from chrootforge.sources import fetch
-
     return fetch.fetch_stage3(
         arch=s.arch,
         variant=s.variant,
@@ -202,7 +200,6 @@ def _main_tree_id(ns: Namespace, lock: lockfile.Lock | None) -> str:
         return f"snapshot:{snap.name}:{_memo_sha512(snap)}"
     if ns.tree.snapshot and ns.tree.snapshot != "latest":
         return f"snapshot:gentoo-{ns.tree.snapshot}.tar.xz"
-    from chrootforge.sources import fetch
 
     return "snapshot:latest:" + fetch.resolve_snapshot(None)
 
@@ -210,8 +207,6 @@ def _main_tree_id(ns: Namespace, lock: lockfile.Lock | None) -> str:
 @_namespace_hints
 def fetch_stage(ns: Namespace, inputs: Inputs, stage_override: Path | None = None):
     """Verify (and fetch) the stage3 -> FetchedFile; with a lock, it must be the locked one."""
-    from chrootforge.sources import fetch
-
     s = ns.stage3
     path = stage_path(ns, stage_override)
     if path is not None:
@@ -232,7 +227,6 @@ def resolve_tree(ns: Namespace, inputs: Inputs) -> tuple[Path, object | None]:
     """The main tree directory: the configured one, or a verified snapshot extracted once."""
     if ns.tree.path is not None:
         return ns.tree.path, None
-    from chrootforge.sources import fetch
 
     t = ns.tree
     locked = inputs.lock.tree if inputs.lock is not None else None
@@ -250,12 +244,9 @@ def resolve_tree(ns: Namespace, inputs: Inputs) -> tuple[Path, object | None]:
 def extracted_tree(record) -> Path:
     """A verified snapshot, extracted once into the tree cache (atomically, under a lock), held
     for the run (holds.current())."""
-    import shutil
-
     dest = holds.current().hold(entry("trees", record.sha512[:32]))  # before looking: prune waits
     if dest.is_dir():
         return dest
-    from chrootforge.sources.extract import extract_here
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(dest.parent / f".{dest.name}.lock"):
@@ -283,8 +274,6 @@ def resolve_lock(ns: Namespace, keep: lockfile.Lock | None = None) -> lockfile.L
     """Resolve every input of `ns` now, fetch and verify it, and pin it. "latest" is resolved
     again, unless `keep` (the lock as it is: `lock` without --update) pins a release or a dated
     snapshot that still fits the spec: that one stays, fetched and verified again."""
-    from chrootforge.sources import fetch
-
     s = ns.stage3
     kept = keep if keep is not None and lockcheck.stage_problem(ns, keep, s.path) is None else None
     if s.path is not None:
@@ -340,8 +329,6 @@ def derived_epoch(stage_record, stage_newest_mtime: int | None, tree_dir: Path |
     """SOURCE_DATE_EPOCH's stand-in, from content only: the stage3's release stamp (else the newest
     mtime inside the stage), and the snapshot's date; the later of the two. Never a file's mtime
     on this machine, never the clock."""
-    import calendar
-
     times = []
     match = _STAMP_RE.search(stage_record.name) if stage_record is not None else None
     if match:
@@ -360,14 +347,10 @@ def derived_epoch(stage_record, stage_newest_mtime: int | None, tree_dir: Path |
 
 
 def _parse_stamp(match):
-    import time
-
     return time.strptime(match.group(1) + match.group(2), "%Y%m%d%H%M%S")
 
 
 def _parse_day(day: str):
-    import time
-
     return time.strptime(day, "%Y%m%d")
 
 

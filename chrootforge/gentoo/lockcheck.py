@@ -14,6 +14,7 @@ from pathlib import Path
 from chrootforge import lockfile
 from chrootforge.errors import VerificationError
 from chrootforge.sources import grammar
+from chrootforge.sources.mirrorlayout import stage_name
 
 
 def _lock_path(ns) -> Path:
@@ -49,8 +50,6 @@ def fits(ns, lock: lockfile.Lock, stage_path: Path | None) -> None:
 
 def stage_problem(ns, lock: lockfile.Lock, stage_path: Path | None) -> str | VerificationError | None:
     """Why the lock's [stage3] is not what the spec (or --stage3) names, or None."""
-    from chrootforge.sources.mirrorlayout import stage_name
-
     s, locked = ns.stage3, lock.stage_for(ns.stage3.arch)
     if locked is None:
         return f"it pins no stage3 for {ns.platform} ({s.arch})"

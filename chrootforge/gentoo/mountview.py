@@ -8,6 +8,9 @@ from chrootforge.gentoo import repro
 from chrootforge.gentoo.binhost import MOUNT
 from chrootforge.gentoo.emerge import CF_MOUNT, EMERGE_ROOT
 from chrootforge.gentoo.plan import ImagePlan
+from chrootforge.sandbox import Bind, SandboxConfig
+from chrootforge.sandbox.config import OverlayRoot
+from chrootforge.sandbox.mountplan import plan_mounts
 from chrootforge.spec.model import Namespace
 
 
@@ -29,7 +32,6 @@ def sandbox_config(
     platform=None,
 ):
     """The one definition of an image build's sandbox (used by the executor and by --plan)."""
-    from chrootforge.sandbox import Bind, SandboxConfig
 
     binds = [Bind(rootfs, EMERGE_ROOT), Bind(cf, CF_MOUNT)]
     if binhost is not None:  # the build's binrepo directory (gentoo/binhost.py), file://
@@ -54,9 +56,6 @@ def sandbox_config(
 
 
 def describe_mounts(ns: Namespace, plan: ImagePlan) -> list[str]:
-    from chrootforge.sandbox.config import OverlayRoot
-    from chrootforge.sandbox.mountplan import plan_mounts
-
     work = Path("<work>") / plan.name
     tree = ns.tree.path or Path(f"<snapshot {ns.tree.snapshot or ns.tree.snapshot_path}>")
     config = sandbox_config(

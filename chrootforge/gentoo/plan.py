@@ -15,6 +15,7 @@ from chrootforge.gentoo.slim import SlimPlan, plan_slim
 from chrootforge.gentoo.uninstall import UninstallPlan, plan_uninstall
 from chrootforge.spec import source
 from chrootforge.spec.graph import ancestors
+from chrootforge.spec.image import stock_hooks_dir
 from chrootforge.spec.model import PHASES, SCRATCH, Image, Namespace, Project
 
 CHECK_BINARIES = "check-binaries.sh"
@@ -101,8 +102,6 @@ def plan_image(
 
 def check_binaries_script() -> Path:
     """The stock check-binaries hook, which every image runs after its strip unless turned off."""
-    from chrootforge.spec.image import stock_hooks_dir
-
     return stock_hooks_dir() / CHECK_BINARIES
 
 

@@ -20,6 +20,13 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+from chrootforge.oci import layout as lo
+from chrootforge.oci import shapes
+from chrootforge.oci.referrer import attach_referrer, detach_referrer, referrers
+from chrootforge.oci.resolved import resolve
+from chrootforge.registry.signing import dsse
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
@@ -91,7 +98,6 @@ def _public_url(url: str | None) -> str | None:
     """A URL without credentials (they never belong in a document that travels)."""
     if not url:
         return None
-    from urllib.parse import urlsplit, urlunsplit
 
     parts = urlsplit(url)
     host = parts.hostname or ""
@@ -132,9 +138,6 @@ def encode(doc: dict) -> bytes:
 def attach(layout, tag: str, data: bytes) -> str:
     """Attach the statement; an envelope left from an earlier build of the same image (pulled, or
     signed) that does not sign these bytes goes, so the two never disagree."""
-    from chrootforge.oci.referrer import attach_referrer, detach_referrer
-    from chrootforge.registry.signing import dsse
-
     digest = attach_referrer(layout, tag, data, MEDIA_TYPE, artifact_type=MEDIA_TYPE)
     old = read(layout, tag, ENVELOPE_TYPE)
     if old is not None:
@@ -149,11 +152,6 @@ def attach(layout, tag: str, data: bytes) -> str:
 
 def read(layout, tag: str, media_type: str = MEDIA_TYPE) -> bytes | None:
     """The attached statement (or envelope) of LAYOUT:TAG, None when there is none."""
-    from chrootforge.oci import layout as lo
-    from chrootforge.oci import shapes
-    from chrootforge.oci.referrer import referrers
-    from chrootforge.oci.resolved import resolve
-
     found = resolve(layout, tag)
     path = lo.open_layout(layout)
     for desc in referrers(lo.read_index(path), found.descriptor["digest"]):
@@ -172,9 +170,6 @@ def read(layout, tag: str, media_type: str = MEDIA_TYPE) -> bytes | None:
 def sign_in_layout(layout, tag: str, signers) -> str | None:
     """Attach the DSSE envelope of the image's statement, signed by `signers`, unless one signed
     by exactly these keys is there; what happened, or None when the image has no provenance."""
-    from chrootforge.oci.referrer import attach_referrer
-    from chrootforge.registry.signing import dsse
-
     data = read(layout, tag)
     if data is None:
         return None

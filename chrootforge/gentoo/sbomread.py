@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import json
 
-from chrootforge import untrusted
+from chrootforge import oci, untrusted
 from chrootforge.errors import CfError, UsageError
 from chrootforge.gentoo.sbom import MEDIA_TYPE
+from chrootforge.oci import layout as lo
+from chrootforge.oci import shapes
+from chrootforge.oci.referrer import referrers
+from chrootforge.oci.refs import split_layout_ref
 
 
 def read_sbom(ref: str) -> str:
-    from chrootforge import oci
-    from chrootforge.oci import layout as lo
-    from chrootforge.oci import shapes
-    from chrootforge.oci.referrer import referrers
-    from chrootforge.oci.refs import split_layout_ref
-
     layout, tag = split_layout_ref(ref)
     if not tag:
         raise UsageError(f"{ref}: give LAYOUT:TAG", hint="e.g. out/layout:localhost/ns/hello:latest")

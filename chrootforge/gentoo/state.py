@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from chrootforge import untrusted
+from chrootforge.cache.kinds import bookkeeping
 from chrootforge.fsutil import atomic_write, file_lock
 from chrootforge.gentoo import records as rec
 
@@ -76,7 +77,6 @@ def tree_id(path: Path) -> str:
     File digests are memoized by (size, mtime, inode) so a warm no-op build only stats the tree.
     """
     path = Path(path).resolve()
-    from chrootforge.cache.kinds import bookkeeping
 
     memo_dir = bookkeeping("treeids")
     memo_dir.mkdir(parents=True, exist_ok=True)

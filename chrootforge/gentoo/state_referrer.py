@@ -21,6 +21,7 @@ from chrootforge.atoms import split_cpv
 from chrootforge.gentoo import records as rec
 from chrootforge.gentoo import runtimelibs
 from chrootforge.gentoo.state import ImageState
+from chrootforge.oci.referrer import attach_referrer
 from chrootforge.spec import checks
 
 ARTIFACT_TYPE = "application/vnd.chrootforge.build.engine-state.v1+json"
@@ -69,8 +70,6 @@ def encode(state: ImageState) -> bytes:
 
 def attach(layout, tag: str, state: ImageState) -> str:
     """Attach the state to the image tagged `tag` (replacing an earlier one); the artifact's digest."""
-    from chrootforge.oci.referrer import attach_referrer
-
     return attach_referrer(layout, tag, encode(state), ARTIFACT_TYPE, artifact_type=ARTIFACT_TYPE)
 
 

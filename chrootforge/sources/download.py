@@ -13,8 +13,11 @@ import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+import requests
+
 from chrootforge import __version__, log
 from chrootforge.errors import CfError
+from chrootforge.neterror import cause, host
 from chrootforge.progress import ByteProgress
 
 TIMEOUT = (10, 60)  # connect, read (seconds between bytes)
@@ -66,7 +69,6 @@ def get_small(url: str, *, retries: int = RETRIES) -> bytes:
         if not path.is_file():
             raise NotFound(f"{url}: no such file")
         return path.read_bytes()
-    import requests
 
     last: Exception | None = None
     with _session() as session:
@@ -107,7 +109,6 @@ def get_file(
             raise NotFound(f"{url}: no such file")
         shutil.copyfile(src, partial)
         return
-    import requests
 
     last: Exception | None = None
     with _session() as session:
@@ -179,8 +180,6 @@ def _download_once(session, url: str, partial: Path, label: str, expected_size: 
 def summarize(failures: list[CfError]) -> str:
     """Several failed requests in one line: hosts that failed the same way share their cause
     ("openpgpkey.gentoo.org, gentoo.org: cannot resolve the host name (DNS)")."""
-    from chrootforge.neterror import host
-
     groups: dict[str, list[str]] = {}
     for err in failures:
         if isinstance(err, Unavailable):
@@ -195,6 +194,5 @@ def summarize(failures: list[CfError]) -> str:
 def _describe(err: Exception | None) -> str:
     if err is None:
         return "failed"
-    from chrootforge.neterror import cause
 
     return cause(err)

@@ -21,15 +21,22 @@ import dataclasses
 import errno
 import fcntl
 import os
+import queue
 import shutil
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 from typing import IO
 
-from chrootforge import errors, log
+import zstandard
+
+from chrootforge import errors, log, ownerxattr
 from chrootforge.errors import CfError, VerificationError
 from chrootforge.progress import ByteProgress
+from chrootforge.rootpath import PathRefused, RootDir
+from chrootforge.sandbox import call_mapped, check_reachable, owned_dir, remove_tree
+from chrootforge.sandbox.idmap import detect_idmap
 from chrootforge.sources import compression
 from chrootforge.sources.tarcheck import TarStreamChecker
 
@@ -117,9 +124,6 @@ class _ZstdPieces:
     """
 
     def __init__(self, tarball: Path, buffers: int = 4) -> None:
-        import queue
-        import threading
-
         self.tarball = tarball
         self._free: queue.SimpleQueue = queue.SimpleQueue()
         self._full: queue.SimpleQueue = queue.SimpleQueue()
@@ -129,8 +133,6 @@ class _ZstdPieces:
         self._thread.start()
 
     def _run(self) -> None:
-        import zstandard
-
         try:
             with open(self.tarball, "rb") as source:
                 reader = zstandard.ZstdDecompressor().stream_reader(
@@ -299,9 +301,6 @@ def extract_here(
 def _record_owners(tree: Path, owners: dict[tuple[str, ...], tuple[int, int]]) -> list[str]:
     """Record the archive's owners on the extracted files (through the root-confined resolver:
     the tree is the archive's, its symlinks are never followed); the names that cannot hold one."""
-    from chrootforge import ownerxattr
-    from chrootforge.rootpath import PathRefused, RootDir
-
     unrecorded = []
     with RootDir(tree) as root:
         for parts, (uid, gid) in owners.items():
@@ -324,9 +323,6 @@ def extract(tarball, dest: str | os.PathLike, idmap=None, *, skip_dev: bool = Tr
     beside `dest` that the namespace's root owns, and `dest` appears only once everything is in.
     Raises UnsafeArchive/VerificationError naming the offending member.
     """
-    from chrootforge.sandbox import call_mapped, check_reachable, owned_dir, remove_tree
-    from chrootforge.sandbox.idmap import detect_idmap
-
     tarball = Path(getattr(tarball, "path", tarball)).resolve()
     dest = Path(dest).absolute()
     if not tarball.is_file():

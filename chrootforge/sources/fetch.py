@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import shutil
 from pathlib import Path
 from urllib.parse import unquote
@@ -24,7 +25,7 @@ from urllib.parse import unquote
 from chrootforge import log
 from chrootforge.cache.kinds import source_area
 from chrootforge.errors import CfError, UsageError, VerificationError
-from chrootforge.sources import digests, download, remedies
+from chrootforge.sources import compression, digests, download, remedies
 from chrootforge.sources import mirrorlayout as layout
 from chrootforge.sources.cache import SourceCache
 from chrootforge.sources.fetched import FetchedFile
@@ -235,7 +236,6 @@ def _get_optional(url: str, insecure: bool) -> bytes:
 def _verify_stage_files(
     local: Path, asc: Path, dig: Path, verifier: Verifier | None, source: str
 ) -> FetchedFile:
-    from chrootforge.sources import compression
 
     compression.sniff(local)  # an HTML error page or an empty file: say so plainly
     fpr = None
@@ -254,8 +254,6 @@ def _local_key(kind: str, src: Path) -> str:
     ctime cannot be set by users and changes with any write, rename or chmod, so an unchanged
     (dev, inode, size, ctime) of the file and of what sits beside it means the verified copy stands.
     """
-    import hashlib
-
     parts = []
     for path in (src, *(Path(f"{src}{suffix}") for suffix in (".asc", ".DIGESTS", ".gpgsig"))):
         try:
@@ -315,8 +313,6 @@ def use_local_stage(path, keyrings=(), insecure: bool = False, cache_dir=None) -
 def resolve_snapshot(mirrors=None) -> str:
     """What "latest" names right now, as content: the sha256 of gentoo-latest's detached signature
     (small; a new publication carries a new signature). Used as the tree's identity in cache keys."""
-    import hashlib
-
     failures: list[CfError] = []
     for mirror in resolve_mirrors(mirrors):
         url = layout.join(mirror, f"snapshots/{layout.snapshot_filename(None)}.gpgsig")
@@ -403,8 +399,6 @@ def _download_snapshot(
 
 
 def _verify_snapshot_files(local: Path, sig: Path, verifier: Verifier | None, source: str) -> FetchedFile:
-    from chrootforge.sources import compression
-
     compression.sniff(local)
     fpr = verifier.verify_detached(local, sig, local.name) if verifier is not None else None
     sha512, blake2b = digests.hash_file(local)

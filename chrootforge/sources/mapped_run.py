@@ -8,23 +8,20 @@ from __future__ import annotations
 
 import hashlib
 
+from chrootforge.sandbox import detect_idmap, remove_tree, run_mapped
+
 
 def run_under_mapping(argv: list[str], idmap=None, env: dict | None = None) -> int:
-    from chrootforge.sandbox import run_mapped
-
     return run_mapped(argv, idmap=resolved_idmap(idmap), env=env)
 
 
 def remove_under_mapping(path, idmap=None) -> None:
-    from chrootforge.sandbox import remove_tree
-
     remove_tree(path, resolved_idmap(idmap))
 
 
 def resolved_idmap(idmap):
     if idmap is not None:
         return idmap
-    from chrootforge.sandbox import detect_idmap
 
     return detect_idmap()
 

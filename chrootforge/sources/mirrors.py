@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from chrootforge import log
 from chrootforge.errors import UsageError
@@ -30,8 +31,6 @@ def resolve_mirrors(
 def url_problem(mirror: str) -> str | None:
     """Why a mirror URL cannot be a base that release paths are appended to, or None. (A plain
     path, a local mirror copy, is not a URL: None.)"""
-    from urllib.parse import urlsplit
-
     if not mirror.startswith(("http://", "https://", "file://")):
         if "://" in mirror:
             return f"mirror {mirror!r} must be an http://, https:// or file:// URL, or a directory"

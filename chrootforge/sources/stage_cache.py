@@ -22,8 +22,10 @@ from chrootforge import log, untrusted
 from chrootforge.cache.kinds import confined, kind_root
 from chrootforge.errors import CfError
 from chrootforge.fsutil import atomic_write, file_lock
+from chrootforge.sandbox import OverlayRoot, overlay_supported, owned_dir
+from chrootforge.sources.digests import hash_file
 from chrootforge.sources.fetched import FetchedFile
-from chrootforge.sources.mapped_run import idmap_key, remove_under_mapping, run_under_mapping
+from chrootforge.sources.mapped_run import idmap_key, remove_under_mapping, resolved_idmap, run_under_mapping
 
 
 def default_root() -> Path:
@@ -60,8 +62,6 @@ def pristine_root(tarball: FetchedFile, idmap=None, cache_dir=None, holds=None) 
 def unverified_stage(path) -> FetchedFile:
     """A local stage taken as it is, marked insecure (what --insecure-skip-verify gives): for
     benchmarks and tests that build their own stages."""
-    from chrootforge.sources.digests import hash_file
-
     path = Path(path)
     return FetchedFile(path, *hash_file(path), None, path.absolute().as_uri(), "stage3", insecure=True)
 
@@ -83,9 +83,6 @@ def fresh_builder(pristine: Path, workdir: Path, idmap=None, *, allow_overlay: b
 
     workdir must be empty or missing; it holds the overlay's upper/ and work/ (or a copy in root/).
     """
-    from chrootforge.sandbox import OverlayRoot, overlay_supported, owned_dir
-    from chrootforge.sources.mapped_run import resolved_idmap
-
     idmap = resolved_idmap(idmap)
     workdir = Path(workdir)
     owned_dir(workdir, idmap)  # the namespace's root writes upper/ and work/ (or the copy)

@@ -24,9 +24,10 @@ from pathlib import Path
 from urllib.parse import quote, urlparse
 
 from chrootforge import log
+from chrootforge.cache.kinds import confined, kind_root, source_area
 from chrootforge.errors import CfError, UsageError, VerificationError
 from chrootforge.fsutil import atomic_write
-from chrootforge.sources import remedies
+from chrootforge.sources import download, remedies
 from chrootforge.sources.pinned import table_of
 
 # The pinned fingerprints of sources.verify -> the address Gentoo publishes each key under.
@@ -88,8 +89,6 @@ def configured_base() -> str | None:
 
 
 def key_file(fingerprint: str) -> Path:
-    from chrootforge.cache.kinds import confined, kind_root, source_area
-
     return confined(source_area(kind_root("sources"), "keys"), f"{fingerprint}.asc", what="key file")
 
 
@@ -143,8 +142,6 @@ def _expired(gpg, fingerprint: str) -> bool:
 
 
 def _fetch(gpg, fingerprint: str, address: str, base: str | None, cached: Path) -> None:
-    from chrootforge.sources import download
-
     failures: list[CfError] = []
     for url in urls(address, base):
         try:

@@ -9,9 +9,13 @@ matched whole (`fullmatch`): with `match` and `$`, a trailing newline would pass
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 from chrootforge.atoms import REPO_NAME, USE_FLAG, atom_cp, check_atom, ends_like_version, split_cpv
-from chrootforge.errors import shown
+from chrootforge.envvars import name_problem
+from chrootforge.errors import UsageError, shown
+from chrootforge.imageref import parse_ref
+from chrootforge.sources.mirrors import url_problem
 
 # A name (namespace, image, service) is one component of an image's repository path (what
 # docker, podman and the OCI distribution spec take), and at most 128 characters.
@@ -191,8 +195,6 @@ def user(value: str) -> str | None:
 
 def env_name(value: str) -> str | None:
     """The name of an environment variable (envvars.name_problem)."""
-    from chrootforge.envvars import name_problem
-
     return name_problem(value)
 
 
@@ -211,9 +213,6 @@ def make_value(value: str) -> str | None:
 
 def registry_base(value: str) -> str | None:
     """docker://HOST[:PORT][/NAMESPACE]: what `build --push` puts IMAGE:TAG under."""
-    from chrootforge.errors import UsageError
-    from chrootforge.imageref import parse_ref
-
     if not value.startswith("docker://"):
         return f"registry '{value}' must start with docker://"
     try:
@@ -225,8 +224,6 @@ def registry_base(value: str) -> str | None:
 
 def binhost(value: str) -> str | None:
     """An http(s):// or file:// URL: the directory holding binpkgs caches (gentoo/binhost.py)."""
-    from urllib.parse import urlsplit
-
     try:
         url = urlsplit(value)
         url.port  # noqa: B018 - raises on a malformed port
@@ -247,8 +244,6 @@ def binhost(value: str) -> str | None:
 
 def mirror(value: str) -> str | None:
     """A Gentoo mirror: an http(s):// or file:// base URL, or a directory (sources/mirrors.py)."""
-    from chrootforge.sources.mirrors import url_problem
-
     return url_problem(value)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from chrootforge.atoms import atom_cp, provided_cp
@@ -24,8 +25,6 @@ STOCK_HOOKS = Path(__file__).resolve().parents[2] / "hooks"
 
 
 def stock_hooks_dir() -> Path:
-    import os
-
     override = os.environ.get("CHROOTFORGE_HOOKS")
     return Path(override) if override else STOCK_HOOKS
 

@@ -7,9 +7,11 @@ latest stage3 and snapshot, an image builds its packages on its parent).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from chrootforge.errors import UsageError
+from chrootforge.fsutil import atomic_write
 from chrootforge.spec import checks, scaffold, source
 from chrootforge.spec.image import FILENAME as IMAGE_FILE
 from chrootforge.spec.image import image_names, load_image
@@ -22,8 +24,6 @@ def target_path(text: str) -> Path:
     """The folder NS or NS/IMAGE as the user wrote it; one whose last part is `.` or `..` is
     refused: it names the folder by where it is, not by the name the namespace or image takes
     (`new NS/..` would have made a namespace of NS's parent)."""
-    import os
-
     last = os.path.basename(text.rstrip("/"))
     if last in (".", ".."):
         raise UsageError(
@@ -36,8 +36,6 @@ def target_path(text: str) -> Path:
 def _as_written(target: Path) -> Path:
     """Absolute, with `..` folded, but symlinks kept: whether TARGET is NS/IMAGE is decided by the
     path the user wrote, not by where a symlink named IMAGE points."""
-    import os
-
     return Path(os.path.abspath(target))
 
 
@@ -146,8 +144,6 @@ def _refuse_existing(path: Path) -> None:
 
 def _write(path: Path, text: str) -> None:
     """Write a new file atomically; never replace one."""
-    from chrootforge.fsutil import atomic_write
-
     try:
         atomic_write(path, text, replace=False)
     except FileExistsError as err:

@@ -17,13 +17,16 @@ A field declared with `section(...)`, `tables(...)` or `table_map(...)` holds a 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from chrootforge.errors import UsageError, shown
+from chrootforge.platforms import parse_platform
 from chrootforge.spec import checks, source
 from chrootforge.spec.source import SpecFile
 
@@ -198,8 +201,6 @@ class Platforms(Kind):
     toml = 'list of strings ("os/arch[/variant]")'
 
     def convert(self, at, value):
-        from chrootforge.platforms import parse_platform
-
         out = []
         for text in StrList(single=True).convert(at, value):
             try:
@@ -232,8 +233,6 @@ class Locales(Kind):
 def expand_path(at: At, value: str) -> Path:
     """${VAR} from the environment (for one platform's view of a namespace, ${VAR_<ARCH>} first,
     e.g. $STAGE_ARM64 for ${STAGE}), ~ expanded, relative to the spec file's folder."""
-    import os
-
     suffix = at.spec.env_suffix
 
     def var(match):
@@ -482,8 +481,6 @@ def content_of(value) -> dict:
 
 def content_digest(value) -> str:
     """sha256 of the canonical JSON of content_of(value)."""
-    import hashlib
-
     blob = json.dumps(content_of(value), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 

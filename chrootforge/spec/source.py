@@ -16,6 +16,7 @@ from pathlib import Path
 
 from chrootforge import untrusted
 from chrootforge.errors import UsageError, shown
+from chrootforge.fsutil import read_regular
 
 _BARE = r"[A-Za-z0-9_-]+"
 _KEY_PART = rf'(?:{_BARE}|"(?:[^"\\]|\\.)*"|\'[^\']*\')'
@@ -102,7 +103,6 @@ class SpecFile:
 
 def load(path: str | Path) -> SpecFile:
     path = Path(path)
-    from chrootforge.fsutil import read_regular
 
     try:
         text = read_regular(path, untrusted.MAX_FILE).decode("utf-8")

@@ -22,7 +22,10 @@ from chrootforge import holds, log, untrusted
 from chrootforge.cache.kinds import confined, kind_root
 from chrootforge.errors import CfError
 from chrootforge.fsutil import atomic_write, file_lock
+from chrootforge.sandbox.blocked import probe_userns
 from chrootforge.vm import recipe as rcp
+from chrootforge.vm.kernel import build_kernel
+from chrootforge.vm.rootfs import build_rootfs
 
 FILES = ("vmlinux", "initramfs.cpio", "rootfs.sqfs")
 
@@ -63,8 +66,6 @@ def _load(entry: Path, key: str) -> Artifacts | None:
 
 def rootfs_mode() -> str:
     """mmdebstrap's mode: unshare where user namespaces work, else fakechroot."""
-    from chrootforge.sandbox.blocked import probe_userns
-
     return "unshare" if probe_userns() is None else "fakechroot"
 
 
@@ -105,9 +106,6 @@ def ensure(recipe: rcp.Recipe | None = None) -> Artifacts:
 
 
 def _build(recipe: rcp.Recipe, tmp: Path) -> dict:
-    from chrootforge.vm.kernel import build_kernel
-    from chrootforge.vm.rootfs import build_rootfs
-
     guest = rcp.guest_dir()
     work = tmp / "work"
     work.mkdir(parents=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from chrootforge.platforms import Platform, machine_platform, runs_natively
+from chrootforge.sandbox import binfmt, emulation
 from chrootforge.vm.shares import Share
 
 GUEST_EMULATORS = "/cf/emulators"
@@ -20,8 +21,6 @@ GUEST_MACHINE = "x86_64"  # the guest's CPU (qemu-system-x86_64)
 def guest_binfmt(platforms: list[Platform]) -> tuple[list[Share], list[str]]:
     """The shares and registration lines for the platforms the guest's CPU does not run itself;
     a CfError naming the package when an emulator is missing on the host."""
-    from chrootforge.sandbox import binfmt, emulation
-
     guest = machine_platform(GUEST_MACHINE)
     shares: list[Share] = []
     lines: list[str] = []

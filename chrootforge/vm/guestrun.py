@@ -30,7 +30,9 @@ from chrootforge import holds, log
 from chrootforge.cache.kinds import bookkeeping, kind_root
 from chrootforge.errors import CfError
 from chrootforge.fsutil import atomic_write
+from chrootforge.vm import accel as accel_mod
 from chrootforge.vm import qemu
+from chrootforge.vm.artifacts import ensure
 from chrootforge.vm.job import Job, job_script, parse_status
 
 CONSOLE_TAIL = 25
@@ -238,7 +240,6 @@ def run_job(
     accel: str | None = None,
 ) -> BootResult:
     """Boot a fresh guest for `job`; a result without a status raises a CfError."""
-    from chrootforge.vm.artifacts import ensure
 
     qemu_path = qemu.find_qemu()
     bios = qemu.find_bios()
@@ -288,8 +289,6 @@ def _machine(artifacts, rd: Path, job: Job, **settings) -> qemu.Machine:
 
 def choose_accel(artifacts) -> tuple[str, str]:
     """(accel, why): KVM if a probe boot of these artifacts under KVM works here (cached), else TCG."""
-    from chrootforge.vm import accel as accel_mod
-
     qemu_path, bios = qemu.find_qemu(), qemu.find_bios()
     return accel_mod.choose(artifacts.key, lambda t: _probe(artifacts, qemu_path, bios, t))
 

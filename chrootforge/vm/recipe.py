@@ -12,10 +12,13 @@ import hashlib
 import json
 import subprocess
 from dataclasses import asdict, dataclass
+from importlib import metadata
 from pathlib import Path
 
 from chrootforge import untrusted
+from chrootforge.cache.kinds import bookkeeping
 from chrootforge.errors import CfError
+from chrootforge.fsutil import atomic_write
 
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
 GUEST_DIR = SOURCE_ROOT / "vm"
@@ -69,7 +72,6 @@ def runtime_requirements(root: Path = SOURCE_ROOT) -> tuple[str, ...]:
     pyproject = root / "pyproject.toml"
     if pyproject.is_file():
         return tuple(untrusted.loads_toml(pyproject.read_text())["project"]["dependencies"])
-    from importlib import metadata
 
     return tuple(r for r in metadata.requires("chrootforge") or () if "extra ==" not in r)
 
@@ -132,9 +134,6 @@ def _apt_packages() -> dict[str, str]:
 def apt_packages() -> dict[str, str]:
     """The kernel and busybox package versions apt would download, memoized per state of the apt
     lists: apt-cache takes seconds on a loaded host, and every `vm run` needs the answer."""
-    from chrootforge.cache.kinds import bookkeeping
-    from chrootforge.fsutil import atomic_write
-
     stamp = apt_stamp()
     memo = bookkeeping("vm-apt.json")
     try:

@@ -16,9 +16,24 @@ import re
 import shutil
 from pathlib import Path
 
-from chrootforge import log, untrusted
+from chrootforge import holds, log, untrusted
+from chrootforge.build.engine import BuildReport
 from chrootforge.build.flags import BuildOptions
+from chrootforge.cache.kinds import entry
 from chrootforge.errors import CfError, UsageError
+from chrootforge.fsutil import file_lock
+from chrootforge.gentoo import state as st
+from chrootforge.gentoo.inputs import binpkg_key, identify
+from chrootforge.sandbox import blocked
+from chrootforge.spec.graph import load_project, parse_targets
+from chrootforge.vm import guestrun as runner
+from chrootforge.vm import merge
+from chrootforge.vm.emulators import guest_binfmt
+from chrootforge.vm.job import Job, guest_ids, pycache_env
+from chrootforge.vm.qemu import INSTALL_HINT, QEMU
+from chrootforge.vm.recipe import SOURCE_ROOT, guest_dir
+from chrootforge.vm.rootfs import SOURCE_MOUNT
+from chrootforge.vm.shares import Share, check_input_dir, minimal_dirs
 
 SCRATCH_BYTES = 64 << 30  # sparse: only what the build writes takes space
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -30,13 +45,11 @@ def want_vm(mode: str) -> bool:
     """--vm on|off|auto: auto builds in the guest only when this host refuses user namespaces."""
     if mode != "auto":
         return mode == "on"
-    from chrootforge.sandbox.blocked import diagnose, probe_userns
 
-    err = probe_userns()
+    err = blocked.probe_userns()
     if err is None:
         return False
-    cause, _remedy = diagnose(err)
-    from chrootforge.vm.qemu import INSTALL_HINT, QEMU
+    cause, _remedy = blocked.diagnose(err)
 
     if shutil.which(QEMU) is None:
         raise CfError(
@@ -107,27 +120,12 @@ def build_in_vm(
     """Build `targets` in a guest; merge the results into the host layout -> the BuildReport.
     What the run uses in the user cache (the binpkgs it shares, the guest's artifacts) is held
     until it ends."""
-    from chrootforge import holds
 
     with holds.session():
         return _build_in_vm(targets, options, memory_mb, timeout)
 
 
 def _build_in_vm(targets: list[str], options: BuildOptions, memory_mb: int, timeout: float | None):
-    from chrootforge import holds
-    from chrootforge.cache.kinds import entry
-    from chrootforge.fsutil import file_lock
-    from chrootforge.gentoo import state as st
-    from chrootforge.gentoo.inputs import binpkg_key, identify
-    from chrootforge.spec.graph import load_project, parse_targets
-    from chrootforge.vm import guestrun as runner
-    from chrootforge.vm import merge
-    from chrootforge.vm.emulators import guest_binfmt
-    from chrootforge.vm.job import Job, guest_ids, pycache_env
-    from chrootforge.vm.recipe import SOURCE_ROOT, guest_dir
-    from chrootforge.vm.rootfs import SOURCE_MOUNT
-    from chrootforge.vm.shares import Share, check_input_dir, minimal_dirs
-
     folder, names = parse_targets(targets)
     project, _requested = load_project(folder, names)
     ns = project.namespace
@@ -204,8 +202,6 @@ def _build_in_vm(targets: list[str], options: BuildOptions, memory_mb: int, time
 def _report(text: str, status: int, layout: Path):
     """The guest's build report, its layout path replaced by the host's. Exit 0 or 1 come with a
     report (1: an image failed); any other status means the build or the copy-out broke off."""
-    from chrootforge.build.engine import BuildReport
-
     if status in (0, 1):
         try:
             report = BuildReport.from_json(untrusted.loads_json(text, "the guest's build report"))

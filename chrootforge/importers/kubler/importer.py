@@ -14,12 +14,15 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from chrootforge import __version__
+from chrootforge.build import engine as build
 from chrootforge.errors import UsageError
 from chrootforge.importers.kubler import hookscript, probe, report, tomlout
 from chrootforge.importers.kubler import translate as mapping
 from chrootforge.importers.kubler.helpers import NAMES
 from chrootforge.importers.kubler.outcome import FileEntry, Folder, NamespaceResult
 from chrootforge.spec import checks
+from chrootforge.spec.graph import load_project
 from chrootforge.spec.model import Image, Namespace
 
 # What kubler itself writes into an image folder (not the user's files).
@@ -66,7 +69,6 @@ def import_kubler(source: Path, target: Path, kubler_name: str | None = None, co
     for unit in units:
         _check_probed(shown, unit, probes.get(unit))
     result = mapping.map_namespace(name, shown, probes, folders)
-    from chrootforge import __version__
 
     text = report.render(result, command or f"chrootforge import kubler {shown} {target}", __version__)
     _publish(result, text, target)
@@ -222,9 +224,6 @@ def _write_tree(result: NamespaceResult, import_md: str, work: Path) -> None:
 
 def _validate(work: Path) -> None:
     """Load the namespace and every image with chrootforge's spec loader, and plan them all."""
-    from chrootforge.build import engine as build
-    from chrootforge.spec.graph import load_project
-
     try:
         load_project(work)
         build.plan([str(work)])

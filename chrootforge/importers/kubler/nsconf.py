@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from chrootforge.importers.kubler.outcome import SCRIPT, Entry
 from chrootforge.importers.kubler.recorded import Var
+from chrootforge.sources.mirrorlayout import MICROARCH
 from chrootforge.spec import checks
 
 # kubler's build containers' portage defaults (engine/docker/bob-core/etc/portage/make.conf and the
@@ -160,8 +161,6 @@ def _is_stamp(text: str) -> bool:
 
 def _stage3_parts(base: str, arch: str) -> tuple[str, str]:
     """stage3-amd64-nomultilib-openrc -> ("amd64", "nomultilib-openrc"), with ARCH when set."""
-    from chrootforge.sources.mirrorlayout import MICROARCH
-
     rest = base.removeprefix("stage3-")
     if rest == base:
         return "", ""

@@ -23,6 +23,7 @@ from chrootforge.importers.kubler.recorded import (
     UnitProbe,
     Var,
 )
+from chrootforge.sandbox import Bind, SandboxConfig, Tmpfs, run_sandboxed
 
 RECORDER = Path(__file__).resolve().parent / "recorder.bash"
 # Host directories bash needs (bound read-only, or recreated as the same symlink).
@@ -34,8 +35,6 @@ TARGETS = ("proc", "dev", "run", "kubler", "cf", *SCRATCH)
 
 def run_probe(source: Path, units: list[str], namespace: str, helpers: list[str]) -> bytes:
     """The recorder's output for `units` (images/NAME, builder/NAME) of the namespace at `source`."""
-    from chrootforge.sandbox import Bind, SandboxConfig, Tmpfs, run_sandboxed
-
     work = Path(tempfile.mkdtemp(prefix="chrootforge-kubler."))
     try:
         os.chmod(work, 0o755)
@@ -94,8 +93,6 @@ def _stage(source: Path, units: list[str], stage: Path) -> None:
 
 
 def _host_tree(root: Path) -> list:
-    from chrootforge.sandbox import Bind
-
     root.mkdir(mode=0o755)
     binds = []
     for name in HOST_DIRS:
