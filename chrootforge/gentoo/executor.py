@@ -492,7 +492,10 @@ class ImageBuilder:
         try:
             return run_sandboxed(config)
         finally:
-            self._keep_package_logs()
+            try:
+                self._keep_package_logs()
+            except (CfError, OSError) as err:  # a log not kept must not hide how the step ended
+                log.warn(f"image {self.plan.name}: the packages' build logs were not kept: {err}")
 
     def _sandbox_config(self, argv: list[str], env: dict, **extra):
         """The image's build sandbox (builder root, tree, repos, /emerge-root, /cf, distfiles,
