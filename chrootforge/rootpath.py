@@ -202,28 +202,35 @@ class RootDir:
     @contextlib.contextmanager
     def open_dir(self, path: str, *, make: bool = False, what: str = "path") -> Iterator[int | None]:
         """An O_RDONLY fd of the directory at `path` (no symlink anywhere on the way, the last
-        component included), or None when it does not exist. make: create it (and its parents)."""
-        with self.locate(path, follow=False, make_parents=make, what=what) as loc:
-            if loc.name is None:
-                fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=loc.dirfd)
-            else:
-                if make:
-                    with contextlib.suppress(FileExistsError):
-                        os.mkdir(loc.name, 0o755, dir_fd=loc.dirfd)
-                try:
-                    fd = os.open(
-                        loc.name,
-                        os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                        dir_fd=loc.dirfd,
-                    )
-                except FileNotFoundError:
-                    fd = None
-                except (NotADirectoryError, OSError) as err:
-                    if isinstance(err, NotADirectoryError) or err.errno == 40:  # ELOOP: a symlink
-                        raise PathRefused(
-                            f"refusing {what} {path!r}: {loc.inside} is not a directory (or is a symlink)"
-                        ) from err
-                    raise
+        component included), or None when it (or a directory on the way) does not exist. make:
+        create it (and its parents)."""
+        fd: int | None = None
+        try:
+            with self.locate(path, follow=False, make_parents=make, what=what) as loc:
+                if loc.name is None:
+                    fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=loc.dirfd)
+                else:
+                    if make:
+                        with contextlib.suppress(FileExistsError):
+                            os.mkdir(loc.name, 0o755, dir_fd=loc.dirfd)
+                    try:
+                        fd = os.open(
+                            loc.name,
+                            os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                            dir_fd=loc.dirfd,
+                        )
+                    except (NotADirectoryError, OSError) as err:
+                        if isinstance(err, FileNotFoundError):
+                            raise
+                        if isinstance(err, NotADirectoryError) or err.errno == 40:  # ELOOP: a symlink
+                            raise PathRefused(
+                                f"refusing {what} {path!r}: {loc.inside} is not a directory (or is a symlink)"
+                            ) from err
+                        raise
+        except FileNotFoundError:
+            if make:
+                raise
+            fd = None
         try:
             yield fd
         finally:

@@ -72,6 +72,15 @@ def test_package_records_never_read_host_files(tmp_path, host_secret, field, how
     assert SECRET not in _everything(got)
 
 
+@pytest.mark.parametrize("made", ["", "var", "var/db"])
+def test_an_image_without_a_package_database_has_no_records(tmp_path, made):
+    """An image that emerged nothing (hooks only, from scratch) has no /var at all: no records,
+    never "No such file or directory" (the CI failure of the redteam merge)."""
+    root = tmp_path / "root"
+    (root / made).mkdir(parents=True, exist_ok=True)
+    assert records.vdb_entries(root) == []
+
+
 @pytest.mark.parametrize("link", ["var", "var/db", "var/db/pkg", "var/db/pkg/app-misc"])
 def test_package_database_through_a_symlink_is_not_followed(tmp_path, host_secret, link):
     """A database (or a category) that is a symlink to the host's: never read through."""
